@@ -1,0 +1,49 @@
+//! What a host's backend must do for the agent.
+
+use krrish_core::ha::BootReason;
+use krrish_core::{BondHealth, HostId, VmId, VmSpec};
+use std::future::Future;
+use thiserror::Error;
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum DriverError {
+    /// The operation was tried and failed (disk missing, no such domain…).
+    #[error("{0}")]
+    Failed(String),
+    /// The backend cannot be reached (storage network down, daemon gone).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// This machine lacks the capability (no bonding in the kernel, no KVM).
+    #[error("not supported here: {0}")]
+    NotSupported(String),
+}
+
+/// A host's compute, network and storage backend.
+///
+/// Status reads are synchronous snapshots; actions are async and take the
+/// time the real operation takes (in simulation, simulated time).
+pub trait Driver {
+    /// Changes every time the host powers on.
+    fn boot_id(&self) -> u64;
+    /// Link state of bond0, bond1, bond2.
+    fn bonds(&self) -> [BondHealth; 3];
+    /// VMs whose domains run on this host.
+    fn running_vms(&self) -> Vec<VmId>;
+
+    /// Boots `vm` from its DFS copy (the backing image may sync later).
+    fn boot_vm(
+        &self,
+        vm: &VmSpec,
+        reason: BootReason,
+    ) -> impl Future<Output = Result<(), DriverError>>;
+    fn stop_vm(&self, vm: &VmId) -> impl Future<Output = Result<(), DriverError>>;
+    /// Iterative pre-copy, then a short pause to switch over to `to`.
+    fn live_migrate(&self, vm: &VmId, to: &HostId)
+        -> impl Future<Output = Result<(), DriverError>>;
+    /// Renews this host's DFS lease over the storage network.
+    fn renew_lease(&self) -> impl Future<Output = Result<(), DriverError>>;
+    /// Incremental, file-level sync of local VM disks to the DFS.
+    fn sync_disks(&self) -> impl Future<Output = Result<(), DriverError>>;
+    /// The lease lapsed: stop every VM now (self-fencing).
+    fn stop_all_vms(&self) -> impl Future<Output = Result<(), DriverError>>;
+}

@@ -1,0 +1,232 @@
+//! The thin tokio shell around [`AgentMachine`]: one connection to the
+//! controller (re-dialled when it dies), timers, and driver calls run as
+//! local tasks. Must run inside a `tokio::task::LocalSet` (turmoil hosts do).
+
+use crate::driver::Driver;
+use crate::machine::{AgentConfig, AgentMachine, AgentOutput};
+use krrish_core::ha::HostReport;
+use krrish_wire::{read_frame, write_frame, AgentCommand, Clock, Connect, Frame, TraceSink};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::{spawn_local, JoinHandle};
+
+/// Bound on frames waiting to be written to the controller.
+const OUTBOX_MAX: usize = 1024;
+/// Bound on events waiting for the agent loop.
+const EVENTS_MAX: usize = 4096;
+
+enum Event<S> {
+    Connected(u64, S),
+    ConnectFailed(u64, String),
+    Frame(u64, Frame),
+    Closed(u64),
+    CommandDone(u64, Result<(), String>),
+    Lease {
+        asked_ms: u64,
+        result: Result<(), String>,
+    },
+    Note(String),
+}
+
+struct Link {
+    epoch: u64,
+    outbox: mpsc::Sender<Frame>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Runs the agent until the task is dropped (host crash) — it never returns
+/// on its own; operating failures become reconnects and trace lines.
+pub async fn run_agent<C, D, K, T>(
+    cfg: AgentConfig,
+    connect: Rc<C>,
+    driver: Rc<D>,
+    clock: Rc<K>,
+    trace: Rc<T>,
+) where
+    C: Connect + 'static,
+    D: Driver + 'static,
+    K: Clock + 'static,
+    T: TraceSink + 'static,
+{
+    let host = cfg.host.clone();
+    let source = format!("agent/{host}");
+    let (tx, mut rx) = mpsc::channel::<Event<C::Stream>>(EVENTS_MAX);
+    let mut m = AgentMachine::new(clock.now_ms(), cfg.clone());
+    let mut link: Option<Link> = None;
+    let mut connecting = false;
+    let mut epoch = 0u64;
+    let mut retry_at_ms = clock.now_ms();
+
+    loop {
+        let now = clock.now_ms();
+        if link.is_none() && !connecting && now >= retry_at_ms {
+            connecting = true;
+            epoch += 1;
+            let (c, tx, addr, this) = (
+                connect.clone(),
+                tx.clone(),
+                cfg.controller_addr.clone(),
+                epoch,
+            );
+            let limit = Duration::from_millis(cfg.connect_timeout_ms);
+            spawn_local(async move {
+                let ev = match tokio::time::timeout(limit, c.connect(&addr)).await {
+                    Ok(Ok(s)) => Event::Connected(this, s),
+                    Ok(Err(e)) => Event::ConnectFailed(this, e.to_string()),
+                    Err(_) => Event::ConnectFailed(this, "timed out".into()),
+                };
+                let _ = tx.send(ev).await;
+            });
+        }
+        m.handle_timeout(now);
+        while let Some(out) = m.poll_output() {
+            match out {
+                AgentOutput::SendHeartbeat => {
+                    let report = HostReport {
+                        boot_id: driver.boot_id(),
+                        bonds: driver.bonds(),
+                        running: driver.running_vms(),
+                    };
+                    send(&link, Frame::Heartbeat { report });
+                }
+                AgentOutput::Send(f) => send(&link, f),
+                AgentOutput::RunCommand { id, command } => {
+                    let (d, tx) = (driver.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = match &command {
+                            AgentCommand::BootVm { vm, reason } => d.boot_vm(vm, *reason).await,
+                            AgentCommand::StopVm { vm } => d.stop_vm(vm).await,
+                            AgentCommand::LiveMigrate { vm, to } => d.live_migrate(vm, to).await,
+                        };
+                        let _ = tx
+                            .send(Event::CommandDone(id, r.map_err(|e| e.to_string())))
+                            .await;
+                    });
+                }
+                AgentOutput::RenewLease => {
+                    let (d, tx) = (driver.clone(), tx.clone());
+                    spawn_local(async move {
+                        let result = d.renew_lease().await.map_err(|e| e.to_string());
+                        let _ = tx
+                            .send(Event::Lease {
+                                asked_ms: now,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+                AgentOutput::SyncDisks => {
+                    let (d, tx) = (driver.clone(), tx.clone());
+                    spawn_local(async move {
+                        if let Err(e) = d.sync_disks().await {
+                            let _ = tx.send(Event::Note(format!("DFS sync failed: {e}"))).await;
+                        }
+                    });
+                }
+                AgentOutput::SelfFence => {
+                    let (d, tx) = (driver.clone(), tx.clone());
+                    spawn_local(async move {
+                        if let Err(e) = d.stop_all_vms().await {
+                            let _ = tx
+                                .send(Event::Note(format!("self-fence failed: {e}")))
+                                .await;
+                        }
+                    });
+                }
+                AgentOutput::Disconnect => {
+                    link = None;
+                    retry_at_ms = now + cfg.reconnect_delay_ms;
+                }
+                AgentOutput::Trace(s) => trace.line(now, &source, &s),
+            }
+        }
+
+        let mut wake_ms = m.poll_timeout();
+        if link.is_none() && !connecting {
+            wake_ms = wake_ms.min(retry_at_ms);
+        }
+        let sleep = tokio::time::sleep(Duration::from_millis(wake_ms.saturating_sub(now)));
+        let ev = tokio::select! {
+            biased;
+            ev = rx.recv() => ev,
+            _ = sleep => None,
+        };
+        let Some(ev) = ev else { continue };
+        let now = clock.now_ms();
+        match ev {
+            Event::Connected(e, stream) if e == epoch => {
+                connecting = false;
+                let (mut rd, mut wr) = tokio::io::split(stream);
+                let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUTBOX_MAX);
+                let txr = tx.clone();
+                let reader = spawn_local(async move {
+                    while let Ok(Some(f)) = read_frame(&mut rd).await {
+                        if txr.send(Event::Frame(e, f)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = txr.send(Event::Closed(e)).await;
+                });
+                let txw = tx.clone();
+                let writer = spawn_local(async move {
+                    while let Some(f) = out_rx.recv().await {
+                        if write_frame(&mut wr, &f).await.is_err() {
+                            let _ = txw.send(Event::Closed(e)).await;
+                            return;
+                        }
+                    }
+                });
+                let hello = Frame::AgentHello {
+                    host: host.clone(),
+                    boot_id: driver.boot_id(),
+                };
+                let l = Link {
+                    epoch: e,
+                    outbox: out_tx,
+                    tasks: [reader, writer],
+                };
+                let _ = l.outbox.try_send(hello);
+                link = Some(l);
+                m.handle_connected(now);
+            }
+            Event::Connected(..) => {}
+            Event::ConnectFailed(e, why) if e == epoch => {
+                connecting = false;
+                retry_at_ms = now + cfg.reconnect_delay_ms;
+                trace.line(now, &source, &format!("cannot reach the controller: {why}"));
+            }
+            Event::ConnectFailed(..) => {}
+            Event::Frame(e, f) if link.as_ref().is_some_and(|l| l.epoch == e) => {
+                m.handle_frame(now, f)
+            }
+            Event::Frame(..) => {}
+            Event::Closed(e) if link.as_ref().is_some_and(|l| l.epoch == e) => {
+                link = None;
+                m.handle_disconnected(now);
+                retry_at_ms = now + cfg.reconnect_delay_ms;
+                trace.line(now, &source, "connection to the controller closed");
+            }
+            Event::Closed(_) => {}
+            Event::CommandDone(id, r) => m.handle_command_done(now, id, r),
+            Event::Lease { asked_ms, result } => m.handle_lease_result(now, asked_ms, result),
+            Event::Note(s) => trace.line(now, &source, &s),
+        }
+    }
+}
+
+fn send(link: &Option<Link>, f: Frame) {
+    if let Some(l) = link {
+        // A full outbox means the connection is stuck; the ack timeout will
+        // replace it. Dropping here keeps the agent loop bounded.
+        let _ = l.outbox.try_send(f);
+    }
+}

@@ -1,0 +1,19 @@
+//! krrish-controller: the control plane service.
+//!
+//! Map:
+//! - [`machine`] — [`ControllerMachine`]: the HA core plus connection and
+//!   command bookkeeping, fed with frames, fencing answers and timer expiries;
+//!   it returns [`ControllerOutput`]s. Every world drives this same machine.
+//! - [`status`] — [`ClusterStatus`], what operators (and scenario
+//!   expectations) read.
+//! - [`service`] — [`run_controller`], the tokio shell: listener,
+//!   per-connection reader/writer tasks, timers, and the [`Fencer`] (IPMI and
+//!   DFS lease) calls.
+
+pub mod machine;
+pub mod service;
+pub mod status;
+
+pub use machine::{ControllerMachine, ControllerOutput};
+pub use service::{run_controller, Fencer};
+pub use status::ClusterStatus;

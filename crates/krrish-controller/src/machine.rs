@@ -1,0 +1,315 @@
+//! The controller's logic, without I/O: the HA core plus who is connected and
+//! which command is which.
+
+use crate::status::ClusterStatus;
+use krrish_core::ha::{Command, HaManager};
+use krrish_core::{HostId, HostSpec, VmId};
+use krrish_wire::{AgentCommand, ApiRequest, Frame};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What the shell must do next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ControllerOutput {
+    SendTo {
+        conn: u64,
+        frame: Frame,
+    },
+    /// Drop a connection (a newer one replaced it).
+    Close {
+        conn: u64,
+    },
+    /// Power the host off through its BMC; answer with
+    /// [`ControllerMachine::handle_fence_result`].
+    FenceIpmi {
+        host: HostSpec,
+    },
+    /// Ask the DFS to revoke the host's lease; answer with
+    /// [`ControllerMachine::handle_lease_revoked`].
+    RevokeLease {
+        host: HostId,
+    },
+    Trace(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    Unknown,
+    Agent(HostId),
+    Operator,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Boot { vm: VmId, host: HostId },
+    Migrate { vm: VmId, from: HostId, to: HostId },
+    Stop,
+}
+
+const OUTPUT_QUEUE_MAX: usize = 1 << 20;
+/// Commands one input may cascade into (failed boots re-place, …).
+const CASCADE_MAX: usize = 100_000;
+
+pub struct ControllerMachine {
+    core: HaManager,
+    conns: BTreeMap<u64, Role>,
+    agents: BTreeMap<HostId, u64>,
+    /// Commands awaiting an answer, with the connection they went out on.
+    pending: BTreeMap<u64, (u64, Pending)>,
+    next_command_id: u64,
+    out: VecDeque<ControllerOutput>,
+}
+
+impl ControllerMachine {
+    pub fn new(core: HaManager) -> Self {
+        Self {
+            core,
+            conns: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_command_id: 1,
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn core(&self) -> &HaManager {
+        &self.core
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus::of(&self.core)
+    }
+
+    pub fn poll_output(&mut self) -> Option<ControllerOutput> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.core.poll_timeout()
+    }
+
+    fn push(&mut self, o: ControllerOutput) {
+        assert!(
+            self.out.len() < OUTPUT_QUEUE_MAX,
+            "controller output queue unbounded growth"
+        );
+        self.out.push_back(o);
+    }
+
+    pub fn handle_opened(&mut self, conn: u64) {
+        self.conns.insert(conn, Role::Unknown);
+    }
+
+    pub fn handle_closed(&mut self, now_ms: u64, conn: u64) {
+        // Answers cannot come back on a closed connection; heartbeats and
+        // the core's timeouts settle those commands instead.
+        self.pending.retain(|_, (c, _)| *c != conn);
+        if let Some(Role::Agent(host)) = self.conns.remove(&conn) {
+            if self.agents.get(&host) == Some(&conn) {
+                self.agents.remove(&host);
+                self.push(ControllerOutput::Trace(format!(
+                    "agent {host} disconnected"
+                )));
+            }
+        }
+        self.drain(now_ms);
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.core.handle_timeout(now_ms);
+        self.drain(now_ms);
+    }
+
+    pub fn handle_fence_result(&mut self, now_ms: u64, host: &HostId, result: Result<(), String>) {
+        self.core.handle_fence_result(now_ms, host, result);
+        self.drain(now_ms);
+    }
+
+    pub fn handle_lease_revoked(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<u64, String>,
+    ) {
+        self.core.handle_lease_revoked(now_ms, host, result);
+        self.drain(now_ms);
+    }
+
+    pub fn handle_frame(&mut self, now_ms: u64, conn: u64, frame: Frame) {
+        let role = self.conns.get(&conn).cloned().unwrap_or(Role::Unknown);
+        match (role, frame) {
+            (Role::Unknown, Frame::AgentHello { host, boot_id }) => {
+                if !self.core.hosts().contains_key(&host) {
+                    self.push(ControllerOutput::Trace(format!(
+                        "hello from unknown host {host}: closing"
+                    )));
+                    self.push(ControllerOutput::Close { conn });
+                    return;
+                }
+                if let Some(old) = self.agents.insert(host.clone(), conn) {
+                    self.conns.remove(&old);
+                    self.pending.retain(|_, (c, _)| *c != old);
+                    self.push(ControllerOutput::Close { conn: old });
+                }
+                self.conns.insert(conn, Role::Agent(host.clone()));
+                self.push(ControllerOutput::Trace(format!(
+                    "agent {host} connected (boot {boot_id})"
+                )));
+            }
+            (Role::Unknown, Frame::OperatorHello) => {
+                self.conns.insert(conn, Role::Operator);
+            }
+            (Role::Agent(host), Frame::Heartbeat { report }) => {
+                self.core.handle_heartbeat(now_ms, &host, &report);
+                self.push(ControllerOutput::SendTo {
+                    conn,
+                    frame: Frame::HeartbeatAck,
+                });
+            }
+            (Role::Agent(_), Frame::CommandDone { id, outcome }) => {
+                match self.pending.remove(&id).map(|(_, p)| p) {
+                    Some(Pending::Boot { vm, host }) => {
+                        self.core.handle_boot_result(now_ms, &vm, &host, outcome)
+                    }
+                    Some(Pending::Migrate { vm, from, to }) => self
+                        .core
+                        .handle_migration_result(now_ms, &vm, &from, &to, outcome),
+                    Some(Pending::Stop) | None => {}
+                }
+            }
+            (Role::Operator, Frame::Request { id, request }) => {
+                let result = self.api(now_ms, request);
+                self.push(ControllerOutput::SendTo {
+                    conn,
+                    frame: Frame::Response { id, result },
+                });
+            }
+            (role, frame) => {
+                self.push(ControllerOutput::Trace(format!(
+                    "unexpected frame from {role:?} connection {conn}: {frame:?}; closing"
+                )));
+                self.push(ControllerOutput::Close { conn });
+            }
+        }
+        self.drain(now_ms);
+    }
+
+    fn api(&mut self, now_ms: u64, request: ApiRequest) -> Result<String, String> {
+        let r = match request {
+            ApiRequest::RunInstance { vm, host } => {
+                let id = vm.id.clone();
+                self.core
+                    .create_vm(now_ms, vm, host)
+                    .map(|h| format!("vm {id} placed on {h}"))
+            }
+            ApiRequest::StopInstance { vm } => self
+                .core
+                .stop_vm(now_ms, &vm)
+                .map(|()| format!("vm {vm} stopping")),
+            ApiRequest::MigrateInstance { vm, to } => self
+                .core
+                .migrate_vm(now_ms, &vm, &to)
+                .map(|()| format!("vm {vm} migrating to {to}")),
+            ApiRequest::DescribeCluster => {
+                return serde_json::to_string(&self.status()).map_err(|e| e.to_string());
+            }
+        };
+        let r = r.map_err(|e| e.to_string());
+        let line = match &r {
+            Ok(s) => format!("api: {s}"),
+            Err(e) => format!("api: refused: {e}"),
+        };
+        self.push(ControllerOutput::Trace(line));
+        r
+    }
+
+    /// Moves the core's notices and commands out, routing commands.
+    fn drain(&mut self, now_ms: u64) {
+        for _ in 0..CASCADE_MAX {
+            let mut progressed = false;
+            while let Some((_, n)) = self.core.poll_notice() {
+                progressed = true;
+                self.push(ControllerOutput::Trace(n.to_string()));
+            }
+            while let Some(c) = self.core.poll_command() {
+                progressed = true;
+                self.dispatch(now_ms, c);
+            }
+            if !progressed {
+                return;
+            }
+        }
+        panic!("command cascade did not settle within {CASCADE_MAX} rounds");
+    }
+
+    fn dispatch(&mut self, now_ms: u64, c: Command) {
+        self.push(ControllerOutput::Trace(format!("-> {c}")));
+        match c {
+            Command::FenceIpmi { host } => {
+                let spec = self.core.hosts()[&host].spec.clone();
+                self.push(ControllerOutput::FenceIpmi { host: spec });
+            }
+            Command::RevokeLease { host } => self.push(ControllerOutput::RevokeLease { host }),
+            Command::BootVm { vm, host, reason } => {
+                let id = vm.id.clone();
+                let pending = Pending::Boot {
+                    vm: id.clone(),
+                    host: host.clone(),
+                };
+                if let Err(why) = self.to_agent(&host, AgentCommand::BootVm { vm, reason }, pending)
+                {
+                    self.core.handle_boot_result(now_ms, &id, &host, Err(why));
+                }
+            }
+            Command::LiveMigrate { vm, from, to } => {
+                let pending = Pending::Migrate {
+                    vm: vm.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                };
+                let cmd = AgentCommand::LiveMigrate {
+                    vm: vm.clone(),
+                    to: to.clone(),
+                };
+                if let Err(why) = self.to_agent(&from, cmd, pending) {
+                    self.core
+                        .handle_migration_result(now_ms, &vm, &from, &to, Err(why));
+                }
+            }
+            Command::StopVm { vm, host } => {
+                if let Err(why) = self.to_agent(
+                    &host,
+                    AgentCommand::StopVm { vm: vm.clone() },
+                    Pending::Stop,
+                ) {
+                    // Retried when the host heartbeats with the VM still running.
+                    self.push(ControllerOutput::Trace(format!(
+                        "cannot stop {vm} on {host} yet: {why}"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn to_agent(
+        &mut self,
+        host: &HostId,
+        command: AgentCommand,
+        pending: Pending,
+    ) -> Result<(), String> {
+        let Some(&conn) = self.agents.get(host) else {
+            return Err(format!("agent of {host} is not connected"));
+        };
+        let id = self.next_command_id;
+        self.next_command_id += 1;
+        assert!(
+            self.pending.len() < OUTPUT_QUEUE_MAX,
+            "pending commands unbounded growth"
+        );
+        self.pending.insert(id, (conn, pending));
+        self.push(ControllerOutput::SendTo {
+            conn,
+            frame: Frame::Command { id, command },
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The tokio shell around [`ControllerMachine`]. Runs inside a
+//! `tokio::task::LocalSet` (turmoil hosts do; the CLI sets one up).
+
+use crate::machine::{ControllerMachine, ControllerOutput};
+use krrish_core::{HostId, HostSpec};
+use krrish_wire::{read_frame, write_frame, Clock, Frame, Listen, TraceSink};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::{spawn_local, JoinHandle};
+
+/// Power and storage fencing, reached out of band.
+pub trait Fencer {
+    /// Powers `host` off through its BMC (IPMI over the OGW network). Err
+    /// when the BMC does not answer or refuses.
+    fn ipmi_power_off(&self, host: &HostSpec) -> impl Future<Output = Result<(), String>>;
+    /// Revokes `host`'s DFS lease; Ok(when the last lease it holds expires,
+    /// in the world's milliseconds).
+    fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, String>>;
+}
+
+const EVENTS_MAX: usize = 1 << 14;
+const OUTBOX_MAX: usize = 1024;
+/// Connections open at once; more are refused.
+const CONNECTIONS_MAX: usize = 4096;
+
+enum Event<S> {
+    Opened(S),
+    Frame(u64, Frame),
+    Closed(u64),
+    Fence(HostId, Result<(), String>),
+    Lease(HostId, Result<u64, String>),
+}
+
+struct Conn {
+    outbox: mpsc::Sender<Frame>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Runs the controller until the task is dropped.
+pub async fn run_controller<L, F, K, T>(
+    mut listener: L,
+    machine: Rc<RefCell<ControllerMachine>>,
+    fencer: Rc<F>,
+    clock: Rc<K>,
+    trace: Rc<T>,
+) where
+    L: Listen + 'static,
+    F: Fencer + 'static,
+    K: Clock + 'static,
+    T: TraceSink + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<Event<L::Stream>>(EVENTS_MAX);
+    let txa = tx.clone();
+    let _acceptor = spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(s) => {
+                    if txa.send(Event::Opened(s)).await.is_err() {
+                        return;
+                    }
+                }
+                // Transient accept errors (fd limits): back off, go on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let mut conns: BTreeMap<u64, Conn> = BTreeMap::new();
+    let mut next_conn = 1u64;
+
+    loop {
+        let now = clock.now_ms();
+        {
+            let mut m = machine.borrow_mut();
+            if m.poll_timeout().is_some_and(|t| t <= now) {
+                m.handle_timeout(now);
+            }
+        }
+        loop {
+            let out = machine.borrow_mut().poll_output();
+            let Some(out) = out else { break };
+            match out {
+                ControllerOutput::SendTo { conn, frame } => {
+                    if let Some(c) = conns.get(&conn) {
+                        let _ = c.outbox.try_send(frame);
+                    }
+                }
+                ControllerOutput::Close { conn } => {
+                    conns.remove(&conn);
+                }
+                ControllerOutput::FenceIpmi { host } => {
+                    let (f, tx) = (fencer.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.ipmi_power_off(&host).await;
+                        let _ = tx.send(Event::Fence(host.id, r)).await;
+                    });
+                }
+                ControllerOutput::RevokeLease { host } => {
+                    let (f, tx) = (fencer.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.revoke_lease(&host).await;
+                        let _ = tx.send(Event::Lease(host, r)).await;
+                    });
+                }
+                ControllerOutput::Trace(s) => trace.line(now, "controller", &s),
+            }
+        }
+
+        let wake = machine.borrow().poll_timeout();
+        let ev = match wake {
+            Some(t) => {
+                let sleep = tokio::time::sleep(Duration::from_millis(t.saturating_sub(now)));
+                tokio::select! {
+                    biased;
+                    ev = rx.recv() => ev,
+                    _ = sleep => None,
+                }
+            }
+            None => rx.recv().await,
+        };
+        let Some(ev) = ev else { continue };
+        let now = clock.now_ms();
+        match ev {
+            Event::Opened(stream) => {
+                if conns.len() >= CONNECTIONS_MAX {
+                    trace.line(now, "controller", "connection refused: too many open");
+                    continue;
+                }
+                let id = next_conn;
+                next_conn += 1;
+                let (mut rd, mut wr) = tokio::io::split(stream);
+                let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUTBOX_MAX);
+                let txr = tx.clone();
+                let reader = spawn_local(async move {
+                    while let Ok(Some(f)) = read_frame(&mut rd).await {
+                        if txr.send(Event::Frame(id, f)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = txr.send(Event::Closed(id)).await;
+                });
+                let writer = spawn_local(async move {
+                    while let Some(f) = out_rx.recv().await {
+                        if write_frame(&mut wr, &f).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                conns.insert(
+                    id,
+                    Conn {
+                        outbox: out_tx,
+                        tasks: [reader, writer],
+                    },
+                );
+                machine.borrow_mut().handle_opened(id);
+            }
+            Event::Frame(conn, f) => {
+                if conns.contains_key(&conn) {
+                    machine.borrow_mut().handle_frame(now, conn, f);
+                }
+            }
+            Event::Closed(conn) => {
+                conns.remove(&conn);
+                machine.borrow_mut().handle_closed(now, conn);
+            }
+            Event::Fence(host, r) => machine.borrow_mut().handle_fence_result(now, &host, r),
+            Event::Lease(host, r) => machine.borrow_mut().handle_lease_revoked(now, &host, r),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The cluster as the control plane sees it.
+
+use krrish_core::ha::{HaManager, VmState};
+use krrish_core::{BondHealth, HostId, VmId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostStatus {
+    /// up, suspect, fencing, fenced, fence-failed.
+    pub state: &'static str,
+    /// For spares: free, active, unavailable.
+    pub spare: Option<&'static str>,
+    pub bonds: [BondHealth; 3],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VmStatus {
+    /// running, booting, migrating, host-down, waiting-for-capacity, …
+    pub state: &'static str,
+    /// Where it runs (or boots, or migrates from).
+    pub host: Option<HostId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterStatus {
+    pub hosts: BTreeMap<HostId, HostStatus>,
+    pub vms: BTreeMap<VmId, VmStatus>,
+    pub spares_free: usize,
+    pub spares_active: usize,
+    pub spares_unavailable: usize,
+}
+
+impl ClusterStatus {
+    pub fn of(core: &HaManager) -> Self {
+        let hosts = core
+            .hosts()
+            .iter()
+            .map(|(id, h)| {
+                (
+                    id.clone(),
+                    HostStatus {
+                        state: h.liveness.name(),
+                        spare: h.spare.map(|s| s.name()),
+                        bonds: h.bonds,
+                    },
+                )
+            })
+            .collect();
+        let vms = core
+            .vms()
+            .iter()
+            .map(|(id, v)| {
+                let host = match &v.state {
+                    VmState::Running { host } | VmState::Booting { host, .. } => Some(host.clone()),
+                    VmState::Migrating { from, .. } => Some(from.clone()),
+                    _ => None,
+                };
+                (
+                    id.clone(),
+                    VmStatus {
+                        state: v.state.name(),
+                        host,
+                    },
+                )
+            })
+            .collect();
+        let (free, active, unavailable) = core.spare_counts();
+        Self {
+            hosts,
+            vms,
+            spares_free: free,
+            spares_active: active,
+            spares_unavailable: unavailable,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! krrish-core: the control plane's decisions, with no I/O.
+//!
+//! Nothing here touches a clock, a socket, a file or a global RNG. Time comes
+//! in as `now_ms` arguments; decisions go out as [`ha::Command`]s; events come
+//! in through `handle_*` methods. Every `if` about *whether* to act lives here,
+//! so the controller, the simulators and the capacity planner all share it.
+//!
+//! Map:
+//! - [`ids`] — newtype ids (`HostId`, `VmId`).
+//! - [`model`] — zones, hosts with their bonded networks, VMs, HA policies,
+//!   resources.
+//! - [`ipam`] — the IP policy per zone (OPS last octet < 149, others < 199,
+//!   gateway .247).
+//! - [`spares`] — the spare-pool sizing rule (≤10 → 1, 11–50 → 3, >50 → 5).
+//! - [`heartbeat`] — miss counting for one host.
+//! - [`lease`] — when an agent that lost its DFS lease stops its VMs.
+//! - [`placement`] — the one placement model: new VMs, failover onto spares,
+//!   admission; the planner calls the same functions.
+//! - [`migration`] — live-migration preconditions.
+//! - [`ha`] — the HA state machine: suspect → offline → fence (IPMI, then DFS
+//!   lease) → takeover spare → boot from DFS → failback by live migration.
+
+pub mod ha;
+pub mod heartbeat;
+pub mod ids;
+pub mod ipam;
+pub mod lease;
+pub mod migration;
+pub mod model;
+pub mod placement;
+pub mod spares;
+
+pub use ha::{Command, HaConfig, HaManager, Notice};
+pub use ids::{HostId, VmId};
+pub use model::{BondHealth, BondName, HaPolicy, HostSpec, Resources, VmSpec, Zone};

@@ -1,0 +1,192 @@
+//! Invariants, judged on ground truth after every simulation step. They read
+//! the world and the control plane's records; they share no code with the
+//! logic they judge.
+//!
+//! Safety:
+//! - `single-instance` — a VM never runs on two hosts at once.
+//! - `single-writer` — a VM's DFS disk never has two hosts writing it.
+//! - `spare-accounting` — every spare is free, active or unavailable (the
+//!   free count cannot go below zero), and a spare the control plane calls
+//!   free runs nothing.
+//! - `no-vm-lost` — every VM is known to the control plane, and one it
+//!   believes running on a reachable host really runs there (after a grace
+//!   for messages in flight).
+
+use crate::world::{DomainState, World};
+use krrish_core::ha::{secs, HaManager, VmState};
+use krrish_core::{HostId, VmId};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub at_ms: u64,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant {} broken at {}: {}",
+            self.invariant,
+            secs(self.at_ms),
+            self.detail
+        )
+    }
+}
+
+pub struct Checkers {
+    /// How long the control plane may believe something false about a VM
+    /// (messages in flight, heartbeats not yet sent).
+    pub belief_grace_ms: u64,
+    seen_generation: u64,
+    seen_trace_len: usize,
+    /// Disagreements being timed against the grace, keyed by a description.
+    pending: BTreeMap<String, u64>,
+    pub checks_run: u64,
+}
+
+impl Checkers {
+    pub fn new(belief_grace_ms: u64) -> Self {
+        Self {
+            belief_grace_ms,
+            seen_generation: u64::MAX,
+            seen_trace_len: usize::MAX,
+            pending: BTreeMap::new(),
+            checks_run: 0,
+        }
+    }
+
+    /// Checks everything if anything changed since the last call (or a
+    /// disagreement is being timed).
+    pub fn check(
+        &mut self,
+        now_ms: u64,
+        world: &World,
+        core: &HaManager,
+        trace_len: usize,
+    ) -> Result<(), Violation> {
+        if world.generation == self.seen_generation
+            && trace_len == self.seen_trace_len
+            && self.pending.is_empty()
+        {
+            return Ok(());
+        }
+        self.seen_generation = world.generation;
+        self.seen_trace_len = trace_len;
+        self.checks_run += 1;
+        let fail = |invariant, detail| {
+            Err(Violation {
+                invariant,
+                at_ms: now_ms,
+                detail,
+            })
+        };
+
+        // single-instance and single-writer
+        let mut running: BTreeMap<&VmId, Vec<&HostId>> = BTreeMap::new();
+        for h in world.hosts.values() {
+            for (vm, d) in &h.domains {
+                if d.state == DomainState::Running {
+                    running.entry(vm).or_default().push(&h.spec.id);
+                }
+            }
+        }
+        for (vm, hosts) in &running {
+            if hosts.len() > 1 {
+                return fail("single-instance", format!("{vm} runs on {}", join(hosts)));
+            }
+        }
+        for vm in running.keys() {
+            let writers = world.writers_of(vm, now_ms);
+            if writers.len() > 1 {
+                let w: Vec<&HostId> = writers.iter().collect();
+                return fail(
+                    "single-writer",
+                    format!("{vm}'s DFS disk written by {}", join(&w)),
+                );
+            }
+        }
+
+        // spare-accounting
+        let spares = core.hosts().values().filter(|h| h.spare.is_some()).count();
+        let (free, active, unavailable) = core.spare_counts();
+        if free + active + unavailable != spares {
+            return fail(
+                "spare-accounting",
+                format!(
+                    "{spares} spares but {free} free + {active} active + {unavailable} unavailable"
+                ),
+            );
+        }
+        let mut disagreements: Vec<(String, u64)> = Vec::new();
+        for h in core.hosts().values() {
+            if h.spare == Some(krrish_core::ha::SpareState::Free) {
+                if let Some(p) = world.hosts.get(&h.spec.id) {
+                    let n = p
+                        .domains
+                        .values()
+                        .filter(|d| d.state == DomainState::Running)
+                        .count();
+                    if n > 0 {
+                        disagreements.push((
+                            format!(
+                                "spare-accounting: spare {} counted free but runs {n} VMs",
+                                h.spec.id
+                            ),
+                            now_ms,
+                        ));
+                    }
+                }
+            }
+        }
+
+        // no-vm-lost
+        for vm in world.vms.keys() {
+            let Some(rec) = core.vms().get(vm) else {
+                return fail(
+                    "no-vm-lost",
+                    format!("{vm} is unknown to the control plane"),
+                );
+            };
+            if let VmState::Running { host } = &rec.state {
+                let reachable = world.hosts.get(host).is_some_and(|p| p.management_up());
+                let there = running.get(vm).is_some_and(|hs| hs.contains(&host));
+                if reachable && !there {
+                    disagreements.push((
+                        format!(
+                            "no-vm-lost: control plane says {vm} runs on {host}, but it does not"
+                        ),
+                        now_ms,
+                    ));
+                }
+            }
+        }
+
+        let mut still = BTreeMap::new();
+        for (key, at) in disagreements {
+            let since = self.pending.get(&key).copied().unwrap_or(at);
+            if now_ms - since > self.belief_grace_ms {
+                let invariant = if key.starts_with("spare") {
+                    "spare-accounting"
+                } else {
+                    "no-vm-lost"
+                };
+                return fail(invariant, format!("{key} (for {})", secs(now_ms - since)));
+            }
+            still.insert(key, since);
+        }
+        self.pending = still;
+        Ok(())
+    }
+}
+
+fn join(hosts: &[&HostId]) -> String {
+    hosts
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}

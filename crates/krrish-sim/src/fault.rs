@@ -1,0 +1,74 @@
+//! Faults injected into the simulated world.
+
+use krrish_core::{BondName, HostId};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The host dies (power, kernel panic); its BMC still answers.
+    Crash(HostId),
+    /// The host loses power together with its BMC: IPMI cannot confirm.
+    PowerLoss(HostId),
+    /// One member NIC of a bond fails (`nic` 0 or 1).
+    NicDown {
+        host: HostId,
+        bond: BondName,
+        nic: usize,
+    },
+    NicUp {
+        host: HostId,
+        bond: BondName,
+        nic: usize,
+    },
+    /// Both members of a bond fail.
+    BondDown {
+        host: HostId,
+        bond: BondName,
+    },
+    BondUp {
+        host: HostId,
+        bond: BondName,
+    },
+    /// The management path between controller and host is cut outside the
+    /// host (switch, cable); the host and its other networks keep working.
+    Partition(HostId),
+    Heal(HostId),
+    /// The host is repaired and powered on: new boot, all links up.
+    Repair(HostId),
+}
+
+impl Fault {
+    pub fn host(&self) -> &HostId {
+        match self {
+            Fault::Crash(h)
+            | Fault::PowerLoss(h)
+            | Fault::Partition(h)
+            | Fault::Heal(h)
+            | Fault::Repair(h)
+            | Fault::NicDown { host: h, .. }
+            | Fault::NicUp { host: h, .. }
+            | Fault::BondDown { host: h, .. }
+            | Fault::BondUp { host: h, .. } => h,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash(h) => write!(f, "crash {h} (BMC still up)"),
+            Fault::PowerLoss(h) => write!(f, "power loss on {h} and its BMC"),
+            Fault::NicDown { host, bond, nic } => {
+                write!(f, "{host} {bond} member {} down", bond.members()[*nic])
+            }
+            Fault::NicUp { host, bond, nic } => {
+                write!(f, "{host} {bond} member {} up", bond.members()[*nic])
+            }
+            Fault::BondDown { host, bond } => write!(f, "{host} {bond} ({}) down", bond.role()),
+            Fault::BondUp { host, bond } => write!(f, "{host} {bond} ({}) up", bond.role()),
+            Fault::Partition(h) => write!(f, "management network between controller and {h} cut"),
+            Fault::Heal(h) => write!(f, "management network between controller and {h} healed"),
+            Fault::Repair(h) => write!(f, "repair {h}"),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The turmoil world: a `controller` host, one host per hypervisor running
+//! the real agent over a [`SimDriver`], and an `operator` client that sends
+//! API calls. The outer loop steps turmoil, applies faults, keeps turmoil's
+//! view of power and links in line with the [`World`], and runs the checkers.
+
+use crate::checkers::{Checkers, Violation};
+use crate::driver::{SimDriver, SimFencer, TurmoilClock, TurmoilConnect, TurmoilListen};
+use crate::fault::Fault;
+use crate::trace::TraceBuf;
+use crate::world::{Timings, World};
+use krrish_agent::{run_agent, AgentConfig};
+use krrish_controller::{run_controller, ControllerMachine};
+use krrish_core::ha::HaManager;
+use krrish_core::{BondName, HaConfig, HostId, HostSpec, VmSpec};
+use krrish_wire::{read_frame, write_frame, ApiRequest, Frame, CONTROLLER_PORT};
+use std::cell::{Ref, RefCell};
+use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const CONTROLLER: &str = "controller";
+const OPERATOR: &str = "operator";
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// turmoil's step. Timers inside a host fire at their exact time; network
+    /// delivery is quantised to the tick.
+    pub tick_ms: u64,
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    pub ha: HaConfig,
+    pub timings: Timings,
+    /// How long the control plane may believe something false (checkers).
+    pub belief_grace_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            tick_ms: 100,
+            latency_min_ms: 1,
+            latency_max_ms: 5,
+            ha: HaConfig::default(),
+            timings: Timings::default(),
+            belief_grace_ms: 60_000,
+        }
+    }
+}
+
+pub struct SimWorld<'a> {
+    sim: turmoil::Sim<'a>,
+    world: Rc<RefCell<World>>,
+    controller: Rc<RefCell<ControllerMachine>>,
+    trace: TraceBuf,
+    api: mpsc::UnboundedSender<ApiRequest>,
+    checkers: Checkers,
+    /// Whether turmoil currently cuts controller <-> host.
+    cut: std::collections::BTreeSet<HostId>,
+    pub config: SimConfig,
+}
+
+impl<'a> SimWorld<'a> {
+    pub fn new(hosts: Vec<HostSpec>, vms: Vec<VmSpec>, config: SimConfig) -> Self {
+        let mut b = turmoil::Builder::new();
+        b.rng_seed(config.seed)
+            .tick_duration(Duration::from_millis(config.tick_ms))
+            .simulation_duration(Duration::from_secs(100 * 365 * 24 * 3600))
+            .min_message_latency(Duration::from_millis(config.latency_min_ms))
+            .max_message_latency(Duration::from_millis(config.latency_max_ms))
+            .tcp_capacity(4096);
+        let mut sim = b.build();
+        let trace = TraceBuf::default();
+        let mut timings = config.timings.clone();
+        timings.lease_duration_ms = config.ha.lease_duration_ms;
+        let world = Rc::new(RefCell::new(World::new(
+            hosts.clone(),
+            vms.clone(),
+            timings,
+            trace.clone(),
+        )));
+        let core = HaManager::new(0, config.ha.clone(), hosts.clone(), vms);
+        let controller = Rc::new(RefCell::new(ControllerMachine::new(core)));
+
+        {
+            let (m, w, t) = (controller.clone(), world.clone(), trace.clone());
+            sim.host(CONTROLLER, move || {
+                let (m, w, t) = (m.clone(), w.clone(), t.clone());
+                async move {
+                    let bind = (IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROLLER_PORT);
+                    let listener = TurmoilListen(turmoil::net::TcpListener::bind(bind).await?);
+                    run_controller(
+                        listener,
+                        m,
+                        Rc::new(SimFencer { world: w }),
+                        Rc::new(TurmoilClock),
+                        Rc::new(t),
+                    )
+                    .await;
+                    Ok(())
+                }
+            });
+        }
+        for h in &hosts {
+            let mut cfg = AgentConfig::new(h.id.clone(), format!("{CONTROLLER}:{CONTROLLER_PORT}"));
+            cfg.heartbeat_interval_ms = config.ha.heartbeat.interval_ms;
+            cfg.ack_timeout_ms = 2 * config.ha.heartbeat.interval_ms + config.ha.heartbeat.grace_ms;
+            cfg.lease_duration_ms = config.ha.lease_duration_ms;
+            cfg.lease_renew_every_ms = config.ha.lease_duration_ms / 3;
+            cfg.lease_lead_ms = config.ha.lease_duration_ms / 6;
+            let (w, t, id) = (world.clone(), trace.clone(), h.id.clone());
+            sim.host(h.id.as_str(), move || {
+                let (w, t, cfg) = (w.clone(), t.clone(), cfg.clone());
+                let driver = Rc::new(SimDriver {
+                    world: w,
+                    host: id.clone(),
+                });
+                async move {
+                    run_agent(
+                        cfg,
+                        Rc::new(TurmoilConnect),
+                        driver,
+                        Rc::new(TurmoilClock),
+                        Rc::new(t),
+                    )
+                    .await;
+                    Ok(())
+                }
+            });
+        }
+        let (api, mut api_rx) = mpsc::unbounded_channel::<ApiRequest>();
+        {
+            let t = trace.clone();
+            sim.client(OPERATOR, async move {
+                let addr = format!("{CONTROLLER}:{CONTROLLER_PORT}");
+                let mut s = turmoil::net::TcpStream::connect(addr).await?;
+                write_frame(&mut s, &Frame::OperatorHello).await?;
+                let mut id = 0;
+                while let Some(request) = api_rx.recv().await {
+                    id += 1;
+                    let now = krrish_wire::Clock::now_ms(&TurmoilClock);
+                    t.push(now, OPERATOR, &format!("request {request:?}"));
+                    write_frame(&mut s, &Frame::Request { id, request }).await?;
+                    let reply = read_frame(&mut s).await?;
+                    let now = krrish_wire::Clock::now_ms(&TurmoilClock);
+                    let text = match reply {
+                        Some(Frame::Response { result: Ok(r), .. }) => format!("ok: {r}"),
+                        Some(Frame::Response { result: Err(e), .. }) => format!("refused: {e}"),
+                        other => format!("unexpected reply {other:?}"),
+                    };
+                    t.push(now, OPERATOR, &text);
+                }
+                Ok(())
+            });
+        }
+        Self {
+            sim,
+            world,
+            controller,
+            trace,
+            api,
+            checkers: Checkers::new(config.belief_grace_ms),
+            cut: Default::default(),
+            config,
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.sim.elapsed().as_millis() as u64
+    }
+
+    pub fn trace(&self) -> &TraceBuf {
+        &self.trace
+    }
+
+    pub fn world(&self) -> Ref<'_, World> {
+        self.world.borrow()
+    }
+
+    pub fn controller(&self) -> Ref<'_, ControllerMachine> {
+        self.controller.borrow()
+    }
+
+    pub fn checks_run(&self) -> u64 {
+        self.checkers.checks_run
+    }
+
+    /// One turmoil tick, then power/link bookkeeping and the checkers.
+    pub fn step(&mut self) -> Result<(), Violation> {
+        if let Err(e) = self.sim.step() {
+            return Err(Violation {
+                invariant: "simulation",
+                at_ms: self.now_ms(),
+                detail: format!("a simulated host failed: {e}"),
+            });
+        }
+        self.sync_turmoil();
+        let now = self.now_ms();
+        if self.trace.is_full() {
+            return Err(Violation {
+                invariant: "bounded-trace",
+                at_ms: now,
+                detail: format!("more than {} trace lines", crate::trace::TRACE_LINES_MAX),
+            });
+        }
+        let world = self.world.borrow();
+        let controller = self.controller.borrow();
+        self.checkers
+            .check(now, &world, controller.core(), self.trace.len())
+    }
+
+    /// Steps until simulated time reaches `t_ms`.
+    pub fn run_until(&mut self, t_ms: u64) -> Result<(), Violation> {
+        while self.now_ms() < t_ms {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps turmoil's hosts and links in line with the world's power and
+    /// management-network state (IPMI power-offs happen inside the world).
+    fn sync_turmoil(&mut self) {
+        let world = self.world.borrow();
+        let mut crash = Vec::new();
+        let mut cut = Vec::new();
+        let mut heal = Vec::new();
+        for (id, h) in &world.hosts {
+            if !h.powered && self.sim.is_host_running(id.as_str()) {
+                crash.push(id.clone());
+            }
+            let should_cut = h.powered && !h.management_up();
+            if should_cut && !self.cut.contains(id) {
+                cut.push(id.clone());
+            } else if !should_cut && self.cut.contains(id) {
+                heal.push(id.clone());
+            }
+        }
+        drop(world);
+        for id in crash {
+            self.sim.crash(id.as_str());
+        }
+        for id in cut {
+            self.sim.partition(CONTROLLER, id.as_str());
+            self.cut.insert(id);
+        }
+        for id in heal {
+            self.sim.repair(CONTROLLER, id.as_str());
+            self.cut.remove(&id);
+        }
+    }
+
+    /// Sends an API call from the operator client.
+    pub fn api(&mut self, request: ApiRequest) {
+        let _ = self.api.send(request);
+    }
+
+    /// Applies a fault now. Errs on an unknown host or NIC.
+    pub fn inject(&mut self, fault: &Fault) -> Result<(), String> {
+        let now = self.now_ms();
+        let host = fault.host().clone();
+        if !self.world.borrow().hosts.contains_key(&host) {
+            return Err(format!("no host named {host}"));
+        }
+        self.trace.push(now, "fault", &fault.to_string());
+        {
+            let mut w = self.world.borrow_mut();
+            match fault {
+                Fault::Crash(h) => w.power_off(now, h, false, "crash"),
+                Fault::PowerLoss(h) => w.power_off(now, h, true, "power loss with its BMC"),
+                Fault::NicDown { host, bond, nic } | Fault::NicUp { host, bond, nic } => {
+                    if *nic > 1 {
+                        return Err(format!("nic must be 0 or 1, not {nic}"));
+                    }
+                    let up = matches!(fault, Fault::NicUp { .. });
+                    w.hosts.get_mut(host).expect("checked").nics[bond.index()][*nic] = up;
+                    w.generation += 1;
+                }
+                Fault::BondDown { host, bond } | Fault::BondUp { host, bond } => {
+                    let up = matches!(fault, Fault::BondUp { .. });
+                    w.hosts.get_mut(host).expect("checked").nics[bond.index()] = [up, up];
+                    w.generation += 1;
+                }
+                Fault::Partition(h) | Fault::Heal(h) => {
+                    w.hosts.get_mut(h).expect("checked").partitioned =
+                        matches!(fault, Fault::Partition(_));
+                    w.generation += 1;
+                }
+                Fault::Repair(h) => w.power_on(now, h),
+            }
+        }
+        if let Fault::Repair(h) = fault {
+            // A new boot: the agent starts afresh.
+            self.sim.bounce(h.as_str());
+        }
+        self.sync_turmoil();
+        Ok(())
+    }
+}
+
+/// For docs and traces: which bond a fault on `nic` of `bond` touches.
+pub fn nic_name(bond: BondName, nic: usize) -> &'static str {
+    bond.members()[nic.min(1)]
+}

@@ -1,0 +1,33 @@
+//! krrish-sim: the simulated world.
+//!
+//! The controller and one agent per host run as real tokio services on
+//! turmoil hosts and talk over turmoil TCP. Below the agents, the physics of
+//! the cluster — power, BMCs, bonded NICs, hypervisor domains, DFS leases and
+//! disk syncs — lives in one [`World`], behind the same `Driver` and
+//! `Fencer` traits the real backends implement. One seed drives it all.
+//!
+//! Map:
+//! - [`world`] — [`World`]: ground truth (what runs where, what is synced,
+//!   who holds a lease), with RTO/RPO measurement.
+//! - [`driver`] — [`SimDriver`] (an agent's hypervisor/network/storage) and
+//!   [`SimFencer`] (IPMI and DFS lease revocation).
+//! - [`fault`] — [`Fault`]s a scenario or a swarm injects.
+//! - [`checkers`] — invariants checked after every step, separate from the
+//!   code they check.
+//! - [`harness`] — [`SimWorld`]: builds the turmoil simulation and steps it.
+//! - [`trace`] — the one-line-per-event trace buffer.
+
+pub mod checkers;
+pub mod driver;
+pub mod fault;
+pub mod harness;
+pub mod trace;
+pub mod world;
+
+pub use checkers::{Checkers, Violation};
+pub use driver::{SimDriver, SimFencer};
+pub use fault::Fault;
+pub use harness::{SimConfig, SimWorld};
+pub use trace::TraceBuf;
+pub use world::{Timings, World};
+pub mod demo;

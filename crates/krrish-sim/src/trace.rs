@@ -1,0 +1,46 @@
+//! The trace: one line per event, `[seconds] source text`, in the order the
+//! simulation produced them. Deterministic for a seed.
+
+use krrish_core::ha::secs;
+use krrish_wire::TraceSink;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Lines kept at most; a run that produces more is cut short with a
+/// violation rather than eating memory.
+pub const TRACE_LINES_MAX: usize = 2_000_000;
+
+#[derive(Clone, Default)]
+pub struct TraceBuf(Rc<RefCell<Vec<String>>>);
+
+impl TraceBuf {
+    pub fn push(&self, at_ms: u64, source: &str, text: &str) {
+        let mut lines = self.0.borrow_mut();
+        if lines.len() < TRACE_LINES_MAX {
+            lines.push(format!("[{:>10}] {source:<16} {text}", secs(at_ms)));
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.len() >= TRACE_LINES_MAX
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+    pub fn text(&self) -> String {
+        let mut s = self.0.borrow().join("\n");
+        s.push('\n');
+        s
+    }
+}
+
+impl TraceSink for TraceBuf {
+    fn line(&self, at_ms: u64, source: &str, text: &str) {
+        self.push(at_ms, source, text);
+    }
+}

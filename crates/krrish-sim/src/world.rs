@@ -1,0 +1,451 @@
+//! Ground truth of the simulated cluster: power, BMCs, NICs, hypervisor
+//! domains, DFS leases and syncs. The control plane never reads this
+//! directly — only through its drivers — and the checkers judge it.
+
+use crate::trace::TraceBuf;
+use krrish_core::ha::secs;
+use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
+use std::collections::BTreeMap;
+
+/// How long physical operations take in the simulated world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timings {
+    /// From boot command to a running guest.
+    pub boot_ms: u64,
+    /// A BMC confirming a power-off.
+    pub ipmi_answer_ms: u64,
+    /// How long an IPMI call waits for a BMC that does not answer.
+    pub ipmi_timeout_ms: u64,
+    /// One round trip to the DFS (lease renewal, revocation, sync).
+    pub dfs_rtt_ms: u64,
+    /// Live-migration memory copy rate (pre-copy, dirty pages included).
+    pub migrate_mib_per_s: u64,
+    /// The final pause to switch over.
+    pub migrate_pause_ms: u64,
+    pub lease_duration_ms: u64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            boot_ms: 20_000,
+            ipmi_answer_ms: 1_000,
+            ipmi_timeout_ms: 5_000,
+            dfs_rtt_ms: 20,
+            migrate_mib_per_s: 1_000,
+            migrate_pause_ms: 300,
+            lease_duration_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    Running,
+    /// Receiving a live migration from `from`; not yet running here.
+    Incoming {
+        from: HostId,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub state: DomainState,
+    /// When this copy's writes last reached the DFS.
+    pub last_sync_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PhysHost {
+    pub spec: HostSpec,
+    pub powered: bool,
+    pub bmc_powered: bool,
+    pub boot_id: u64,
+    /// Link state of the two member NICs of bond0, bond1, bond2.
+    pub nics: [[bool; 2]; 3],
+    /// Management path to the controller cut (outside the host).
+    pub partitioned: bool,
+    pub domains: BTreeMap<VmId, Domain>,
+}
+
+impl PhysHost {
+    pub fn bond(&self, b: BondName) -> BondHealth {
+        let [a, c] = self.nics[b.index()];
+        BondHealth::from_members(a, c)
+    }
+    pub fn bonds(&self) -> [BondHealth; 3] {
+        BondName::ALL.map(|b| self.bond(b))
+    }
+    /// The storage network works from this host.
+    pub fn storage_up(&self) -> bool {
+        self.powered && self.bond(BondName::Bond2).carries_traffic()
+    }
+    /// The controller can talk to this host's agent.
+    pub fn management_up(&self) -> bool {
+        self.powered && self.bond(BondName::Bond0).carries_traffic() && !self.partitioned
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub expires_at_ms: u64,
+    pub revoked: bool,
+}
+
+/// A VM that stopped running because of a fault, not an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outage {
+    pub since_ms: u64,
+    /// Writes not yet on the DFS when the copy died: lost (the RPO).
+    pub unsynced_ms: u64,
+    pub cause: String,
+}
+
+/// A VM back up after an outage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    pub vm: VmId,
+    pub host: HostId,
+    pub at_ms: u64,
+    pub rto_ms: u64,
+    pub rpo_ms: u64,
+}
+
+pub struct World {
+    pub hosts: BTreeMap<HostId, PhysHost>,
+    pub vms: BTreeMap<VmId, VmSpec>,
+    pub leases: BTreeMap<HostId, Lease>,
+    pub outages: BTreeMap<VmId, Outage>,
+    pub recoveries: Vec<Recovery>,
+    pub timings: Timings,
+    trace: TraceBuf,
+    /// Bumped on every change that a checker cares about.
+    pub generation: u64,
+}
+
+impl World {
+    /// Every host powered with all links up; every VM running on its home,
+    /// fully synced; every host holding a fresh lease.
+    pub fn new(hosts: Vec<HostSpec>, vms: Vec<VmSpec>, timings: Timings, trace: TraceBuf) -> Self {
+        let mut phys: BTreeMap<HostId, PhysHost> = hosts
+            .into_iter()
+            .map(|spec| {
+                (
+                    spec.id.clone(),
+                    PhysHost {
+                        spec,
+                        powered: true,
+                        bmc_powered: true,
+                        boot_id: 1,
+                        nics: [[true; 2]; 3],
+                        partitioned: false,
+                        domains: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        for vm in &vms {
+            let h = phys
+                .get_mut(&vm.home)
+                .expect("cluster validated: home exists");
+            h.domains.insert(
+                vm.id.clone(),
+                Domain {
+                    state: DomainState::Running,
+                    last_sync_ms: 0,
+                },
+            );
+        }
+        let leases = phys
+            .keys()
+            .map(|h| {
+                (
+                    h.clone(),
+                    Lease {
+                        expires_at_ms: timings.lease_duration_ms,
+                        revoked: false,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            hosts: phys,
+            vms: vms.into_iter().map(|v| (v.id.clone(), v)).collect(),
+            leases,
+            outages: BTreeMap::new(),
+            recoveries: Vec::new(),
+            timings,
+            trace,
+            generation: 0,
+        }
+    }
+
+    fn say(&self, now_ms: u64, text: &str) {
+        self.trace.push(now_ms, "world", text);
+    }
+
+    pub fn host(&self, h: &HostId) -> Option<&PhysHost> {
+        self.hosts.get(h)
+    }
+
+    /// Hosts where `vm` runs now.
+    pub fn running_on(&self, vm: &VmId) -> Vec<HostId> {
+        self.hosts
+            .values()
+            .filter(|h| matches!(h.domains.get(vm), Some(d) if d.state == DomainState::Running))
+            .map(|h| h.spec.id.clone())
+            .collect()
+    }
+
+    pub fn lease_valid(&self, h: &HostId, now_ms: u64) -> bool {
+        self.leases.get(h).is_some_and(|l| now_ms < l.expires_at_ms)
+    }
+
+    /// Hosts that are writing `vm`'s disk now: a running copy that can reach
+    /// the DFS and holds a lease the DFS honours.
+    pub fn writers_of(&self, vm: &VmId, now_ms: u64) -> Vec<HostId> {
+        self.running_on(vm)
+            .into_iter()
+            .filter(|h| self.hosts[h].storage_up() && self.lease_valid(h, now_ms))
+            .collect()
+    }
+
+    /// Stops every domain on `h` because of a fault; records outages.
+    fn kill_domains(&mut self, now_ms: u64, h: &HostId, cause: &str) -> usize {
+        let host = self.hosts.get_mut(h).expect("caller checked");
+        let domains = std::mem::take(&mut host.domains);
+        let mut killed = 0;
+        for (vm, d) in domains {
+            if d.state == DomainState::Running {
+                killed += 1;
+                self.outages.insert(
+                    vm,
+                    Outage {
+                        since_ms: now_ms,
+                        unsynced_ms: now_ms.saturating_sub(d.last_sync_ms),
+                        cause: cause.to_string(),
+                    },
+                );
+            }
+        }
+        // Migrations that were copying from this host die with it.
+        for other in self.hosts.values_mut() {
+            other
+                .domains
+                .retain(|_, d| !matches!(&d.state, DomainState::Incoming { from } if from == h));
+        }
+        self.generation += 1;
+        killed
+    }
+
+    pub fn power_off(&mut self, now_ms: u64, h: &HostId, with_bmc: bool, cause: &str) {
+        let Some(host) = self.hosts.get_mut(h) else {
+            return;
+        };
+        if !host.powered && (!with_bmc || !host.bmc_powered) {
+            return;
+        }
+        host.powered = false;
+        if with_bmc {
+            host.bmc_powered = false;
+        }
+        let killed = self.kill_domains(now_ms, h, cause);
+        self.say(
+            now_ms,
+            &format!("{h} powered off ({cause}); {killed} VMs stopped"),
+        );
+    }
+
+    /// The host is repaired: power, BMC and every NIC back; a new boot; no
+    /// domains; its management path restored.
+    pub fn power_on(&mut self, now_ms: u64, h: &HostId) {
+        let Some(host) = self.hosts.get_mut(h) else {
+            return;
+        };
+        host.powered = true;
+        host.bmc_powered = true;
+        host.boot_id += 1;
+        host.nics = [[true; 2]; 3];
+        host.partitioned = false;
+        host.domains.clear();
+        self.leases.insert(
+            h.clone(),
+            Lease {
+                expires_at_ms: 0,
+                revoked: false,
+            },
+        );
+        self.generation += 1;
+        self.say(now_ms, &format!("{h} repaired and powered on"));
+    }
+
+    /// A guest starts on `h` from the DFS copy.
+    pub fn start_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
+        let host = self.hosts.get_mut(h).ok_or("no such host")?;
+        if !host.powered {
+            return Err("host is powered off".into());
+        }
+        if !host.storage_up() {
+            return Err("storage network (bond2) down: cannot open the DFS copy".into());
+        }
+        if host.domains.contains_key(vm) {
+            return Ok(());
+        }
+        host.domains.insert(
+            vm.clone(),
+            Domain {
+                state: DomainState::Running,
+                last_sync_ms: now_ms,
+            },
+        );
+        self.generation += 1;
+        match self.outages.remove(vm) {
+            Some(o) => {
+                let r = Recovery {
+                    vm: vm.clone(),
+                    host: h.clone(),
+                    at_ms: now_ms,
+                    rto_ms: now_ms - o.since_ms,
+                    rpo_ms: o.unsynced_ms,
+                };
+                self.say(
+                    now_ms,
+                    &format!(
+                        "{vm} running on {h} from its DFS copy: down {} (RTO), lost {} of writes (RPO)",
+                        secs(r.rto_ms),
+                        secs(r.rpo_ms)
+                    ),
+                );
+                self.recoveries.push(r);
+            }
+            None => self.say(now_ms, &format!("{vm} running on {h}")),
+        }
+        Ok(())
+    }
+
+    pub fn stop_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
+        let host = self.hosts.get_mut(h).ok_or("no such host")?;
+        if !host.powered {
+            return Err("host is powered off".into());
+        }
+        if host.domains.remove(vm).is_some() {
+            self.generation += 1;
+            self.say(now_ms, &format!("{vm} stopped on {h}"));
+        }
+        Ok(())
+    }
+
+    /// Self-fencing: the agent stops everything because its lease lapsed.
+    pub fn self_fence(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
+        if !self.hosts.get(h).is_some_and(|x| x.powered) {
+            return Err("host is powered off".into());
+        }
+        let killed = self.kill_domains(now_ms, h, "self-fenced: DFS lease lapsing");
+        self.say(now_ms, &format!("{h} self-fenced: {killed} VMs stopped"));
+        Ok(())
+    }
+
+    pub fn begin_migration(&mut self, h: &HostId, vm: &VmId, to: &HostId) -> Result<u64, String> {
+        let src = self.hosts.get(h).ok_or("no such host")?;
+        if !matches!(src.domains.get(vm), Some(d) if d.state == DomainState::Running) {
+            return Err(format!("{vm} is not running on {h}"));
+        }
+        if !src.bond(BondName::Bond1).carries_traffic() {
+            return Err(format!("{h} VM network (bond1) down"));
+        }
+        let dst = self.hosts.get_mut(to).ok_or("no such target host")?;
+        if !dst.powered || !dst.bond(BondName::Bond1).carries_traffic() {
+            return Err(format!("target {to} unreachable on the VM network"));
+        }
+        dst.domains.insert(
+            vm.clone(),
+            Domain {
+                state: DomainState::Incoming { from: h.clone() },
+                last_sync_ms: 0,
+            },
+        );
+        self.generation += 1;
+        let mib = self
+            .vms
+            .get(vm)
+            .map(|v| v.demand.memory_mib)
+            .unwrap_or(1024);
+        Ok(mib * 1000 / self.timings.migrate_mib_per_s.max(1) + self.timings.migrate_pause_ms)
+    }
+
+    /// Switch-over: the target runs the VM, the source stops it.
+    pub fn finish_migration(
+        &mut self,
+        now_ms: u64,
+        h: &HostId,
+        vm: &VmId,
+        to: &HostId,
+    ) -> Result<(), String> {
+        let src_running = matches!(self.hosts.get(h).and_then(|x| x.domains.get(vm)), Some(d) if d.state == DomainState::Running);
+        let dst_incoming = matches!(self.hosts.get(to).and_then(|x| x.domains.get(vm)), Some(d) if d.state != DomainState::Running);
+        if !src_running || !dst_incoming {
+            return Err("migration interrupted".into());
+        }
+        let last_sync = self.hosts[h].domains[vm].last_sync_ms;
+        self.hosts.get_mut(h).expect("checked").domains.remove(vm);
+        self.hosts.get_mut(to).expect("checked").domains.insert(
+            vm.clone(),
+            Domain {
+                state: DomainState::Running,
+                last_sync_ms: last_sync,
+            },
+        );
+        self.generation += 1;
+        self.say(now_ms, &format!("{vm} live-migrated {h} -> {to}"));
+        Ok(())
+    }
+
+    pub fn renew_lease(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
+        let host = self.hosts.get(h).ok_or("no such host")?;
+        if !host.storage_up() {
+            return Err("storage network (bond2) down".into());
+        }
+        let lease = self.leases.entry(h.clone()).or_insert(Lease {
+            expires_at_ms: 0,
+            revoked: false,
+        });
+        if lease.revoked {
+            return Err("lease revoked by the controller".into());
+        }
+        lease.expires_at_ms = now_ms + self.timings.lease_duration_ms;
+        Ok(())
+    }
+
+    /// Returns when the last lease `h` holds expires.
+    pub fn revoke_lease(&mut self, now_ms: u64, h: &HostId) -> u64 {
+        let lease = self.leases.entry(h.clone()).or_insert(Lease {
+            expires_at_ms: now_ms,
+            revoked: true,
+        });
+        lease.revoked = true;
+        self.generation += 1;
+        let at = lease.expires_at_ms;
+        self.say(
+            now_ms,
+            &format!("DFS revoked the lease of {h} (valid until {})", secs(at)),
+        );
+        at
+    }
+
+    pub fn sync_disks(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
+        let valid = self.lease_valid(h, now_ms);
+        let host = self.hosts.get_mut(h).ok_or("no such host")?;
+        if !host.storage_up() {
+            return Err("storage network (bond2) down".into());
+        }
+        if !valid {
+            return Err("no valid DFS lease".into());
+        }
+        for d in host.domains.values_mut() {
+            if d.state == DomainState::Running {
+                d.last_sync_ms = now_ms;
+            }
+        }
+        Ok(())
+    }
+}

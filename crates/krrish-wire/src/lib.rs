@@ -1,0 +1,216 @@
+//! krrish-wire: what crosses the network between the controller, the agents
+//! and operators, and the seams that let the same services run over tokio
+//! TCP in production and turmoil TCP in simulation.
+//!
+//! Map:
+//! - [`Frame`] and friends — the protocol (JSON, one frame per message).
+//! - [`read_frame`] / [`write_frame`] — length-prefixed framing, bounded.
+//! - [`Connect`] / [`Listen`] — transport seams; [`tokio_net`] implements them
+//!   for real sockets.
+//! - [`Clock`] — where services read "now" (turmoil's clock in simulation).
+//! - [`TraceSink`] — one-line-per-event trace output.
+
+use krrish_core::ha::{BootReason, HostReport};
+use krrish_core::{HostId, VmId, VmSpec};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame accepted; a peer sending more is cut off.
+pub const FRAME_BYTES_MAX: u32 = 16 << 20;
+
+/// The port the controller listens on for agents and operators.
+pub const CONTROLLER_PORT: u16 = 7400;
+
+/// Every message, in both directions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Agent → controller, first frame on a connection.
+    AgentHello { host: HostId, boot_id: u64 },
+    /// Agent → controller, every heartbeat interval.
+    Heartbeat { report: HostReport },
+    /// Controller → agent: heartbeat received (lets the agent notice a dead
+    /// connection and reconnect).
+    HeartbeatAck,
+    /// Agent → controller: a command finished.
+    CommandDone {
+        id: u64,
+        outcome: Result<(), String>,
+    },
+    /// Controller → agent.
+    Command { id: u64, command: AgentCommand },
+    /// Operator → controller, first frame on a connection.
+    OperatorHello,
+    /// Operator → controller.
+    Request { id: u64, request: ApiRequest },
+    /// Controller → operator.
+    Response {
+        id: u64,
+        result: Result<String, String>,
+    },
+}
+
+/// What an agent is told to do on its host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AgentCommand {
+    BootVm { vm: VmSpec, reason: BootReason },
+    StopVm { vm: VmId },
+    LiveMigrate { vm: VmId, to: HostId },
+}
+
+/// The operator API (QingCloud-style names in the docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ApiRequest {
+    /// RunInstances.
+    RunInstance { vm: VmSpec, host: Option<HostId> },
+    /// StopInstances.
+    StopInstance { vm: VmId },
+    /// MigrateInstance (live).
+    MigrateInstance { vm: VmId, to: HostId },
+    /// DescribeInstances + DescribeHosts: the cluster status as JSON.
+    DescribeCluster,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {FRAME_BYTES_MAX}-byte limit")]
+    TooLarge(u32),
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>, FrameError> {
+    let len = match r.read_u32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if len > FRAME_BYTES_MAX {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len as usize];
+    r.read_exact(&mut buf).await?;
+    Ok(Some(serde_json::from_slice(&buf)?))
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frame: &Frame,
+) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(frame)?;
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(u32::MAX))?;
+    if len > FRAME_BYTES_MAX {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    w.write_all(&out).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Opens connections (agent → controller).
+pub trait Connect {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// Accepts connections (the controller).
+pub trait Listen {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// Milliseconds since the world started: turmoil's clock in simulation, a
+/// monotonic clock in production.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+}
+
+/// Where services write their one-line events.
+pub trait TraceSink {
+    fn line(&self, at_ms: u64, source: &str, text: &str);
+}
+
+/// Real sockets and clocks.
+pub mod tokio_net {
+    use super::*;
+
+    pub struct TokioConnect;
+
+    impl Connect for TokioConnect {
+        type Stream = tokio::net::TcpStream;
+        async fn connect(&self, addr: &str) -> io::Result<Self::Stream> {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+    }
+
+    pub struct TokioListen(pub tokio::net::TcpListener);
+
+    impl Listen for TokioListen {
+        type Stream = tokio::net::TcpStream;
+        async fn accept(&mut self) -> io::Result<Self::Stream> {
+            let (s, _) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+    }
+
+    /// Monotonic milliseconds since the clock was made (tokio's clock, so a
+    /// paused test runtime controls it too).
+    pub struct MonotonicClock(tokio::time::Instant);
+
+    impl MonotonicClock {
+        pub fn start() -> Self {
+            Self(tokio::time::Instant::now())
+        }
+    }
+
+    impl Clock for MonotonicClock {
+        fn now_ms(&self) -> u64 {
+            self.0.elapsed().as_millis() as u64
+        }
+    }
+
+    /// Trace lines to standard error.
+    pub struct StderrTrace;
+
+    impl TraceSink for StderrTrace {
+        fn line(&self, at_ms: u64, source: &str, text: &str) {
+            eprintln!("[{}] {source:<12} {text}", krrish_core::ha::secs(at_ms));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversize_is_refused() {
+        let f = Frame::CommandDone {
+            id: 7,
+            outcome: Err("disk gone".into()),
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &f).await.unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(f));
+        assert_eq!(read_frame(&mut r).await.unwrap(), None);
+
+        let mut big = (FRAME_BYTES_MAX + 1).to_be_bytes().to_vec();
+        big.extend_from_slice(b"{}");
+        let mut r = &big[..];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(FrameError::TooLarge(_))
+        ));
+    }
+}
