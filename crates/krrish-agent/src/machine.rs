@@ -68,6 +68,8 @@ pub struct AgentMachine {
     next_heartbeat_ms: u64,
     next_renew_ms: u64,
     next_sync_ms: u64,
+    /// Lease renewals failed in a row (traced on the first and on recovery).
+    lease_failures: u64,
     out: VecDeque<AgentOutput>,
 }
 
@@ -85,6 +87,7 @@ impl AgentMachine {
             next_heartbeat_ms: now_ms,
             next_renew_ms: now_ms,
             next_sync_ms: now_ms + cfg.sync_every_ms,
+            lease_failures: 0,
             out: VecDeque::new(),
             cfg,
         }
@@ -158,10 +161,23 @@ impl AgentMachine {
     /// A lease renewal requested at `asked_ms` finished.
     pub fn handle_lease_result(&mut self, _now_ms: u64, asked_ms: u64, result: Result<(), String>) {
         match result {
-            Ok(()) => self.lease.renewed(asked_ms),
-            Err(why) => self.push(AgentOutput::Trace(format!(
-                "DFS lease renewal failed: {why}"
-            ))),
+            Ok(()) => {
+                self.lease.renewed(asked_ms);
+                if self.lease_failures > 0 {
+                    let n = std::mem::take(&mut self.lease_failures);
+                    self.push(AgentOutput::Trace(format!(
+                        "DFS lease renewed after {n} failed attempts"
+                    )));
+                }
+            }
+            Err(why) => {
+                if self.lease_failures == 0 {
+                    self.push(AgentOutput::Trace(format!(
+                        "DFS lease renewal failed: {why}"
+                    )));
+                }
+                self.lease_failures += 1;
+            }
         }
     }
 

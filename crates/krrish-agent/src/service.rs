@@ -26,6 +26,7 @@ enum Event<S> {
         asked_ms: u64,
         result: Result<(), String>,
     },
+    Synced(Result<(), String>),
     Note(String),
 }
 
@@ -65,6 +66,10 @@ pub async fn run_agent<C, D, K, T>(
     let mut connecting = false;
     let mut epoch = 0u64;
     let mut retry_at_ms = clock.now_ms();
+    // Failed connection attempts in a row (traced on the first and on success).
+    let mut failed_connects = 0u64;
+    // Failed disk syncs in a row (likewise).
+    let mut failed_syncs = 0u64;
 
     loop {
         let now = clock.now_ms();
@@ -127,9 +132,8 @@ pub async fn run_agent<C, D, K, T>(
                 AgentOutput::SyncDisks => {
                     let (d, tx) = (driver.clone(), tx.clone());
                     spawn_local(async move {
-                        if let Err(e) = d.sync_disks().await {
-                            let _ = tx.send(Event::Note(format!("DFS sync failed: {e}"))).await;
-                        }
+                        let r = d.sync_disks().await.map_err(|e| e.to_string());
+                        let _ = tx.send(Event::Synced(r)).await;
                     });
                 }
                 AgentOutput::SelfFence => {
@@ -189,6 +193,14 @@ pub async fn run_agent<C, D, K, T>(
                     host: host.clone(),
                     boot_id: driver.boot_id(),
                 };
+                if failed_connects > 0 {
+                    trace.line(
+                        now,
+                        &source,
+                        &format!("reconnected after {failed_connects} failed attempts"),
+                    );
+                    failed_connects = 0;
+                }
                 let l = Link {
                     epoch: e,
                     outbox: out_tx,
@@ -202,7 +214,17 @@ pub async fn run_agent<C, D, K, T>(
             Event::ConnectFailed(e, why) if e == epoch => {
                 connecting = false;
                 retry_at_ms = now + cfg.reconnect_delay_ms;
-                trace.line(now, &source, &format!("cannot reach the controller: {why}"));
+                if failed_connects == 0 {
+                    trace.line(
+                        now,
+                        &source,
+                        &format!(
+                            "cannot reach the controller ({why}); retrying every {} ms",
+                            cfg.reconnect_delay_ms
+                        ),
+                    );
+                }
+                failed_connects += 1;
             }
             Event::ConnectFailed(..) => {}
             Event::Frame(e, f) if link.as_ref().is_some_and(|l| l.epoch == e) => {
@@ -218,6 +240,22 @@ pub async fn run_agent<C, D, K, T>(
             Event::Closed(_) => {}
             Event::CommandDone(id, r) => m.handle_command_done(now, id, r),
             Event::Lease { asked_ms, result } => m.handle_lease_result(now, asked_ms, result),
+            Event::Synced(Ok(())) => {
+                if failed_syncs > 0 {
+                    trace.line(
+                        now,
+                        &source,
+                        &format!("DFS sync works again after {failed_syncs} failures"),
+                    );
+                    failed_syncs = 0;
+                }
+            }
+            Event::Synced(Err(e)) => {
+                if failed_syncs == 0 {
+                    trace.line(now, &source, &format!("DFS sync failed: {e}"));
+                }
+                failed_syncs += 1;
+            }
             Event::Note(s) => trace.line(now, &source, &s),
         }
     }

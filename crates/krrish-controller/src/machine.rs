@@ -28,6 +28,11 @@ pub enum ControllerOutput {
     RevokeLease {
         host: HostId,
     },
+    /// Ask the DFS to grant the host leases again; answer with
+    /// [`ControllerMachine::handle_lease_reinstated`].
+    ReinstateLease {
+        host: HostId,
+    },
     Trace(String),
 }
 
@@ -131,6 +136,16 @@ impl ControllerMachine {
         result: Result<u64, String>,
     ) {
         self.core.handle_lease_revoked(now_ms, host, result);
+        self.drain(now_ms);
+    }
+
+    pub fn handle_lease_reinstated(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<(), String>,
+    ) {
+        self.core.handle_lease_reinstated(now_ms, host, result);
         self.drain(now_ms);
     }
 
@@ -249,6 +264,9 @@ impl ControllerMachine {
                 self.push(ControllerOutput::FenceIpmi { host: spec });
             }
             Command::RevokeLease { host } => self.push(ControllerOutput::RevokeLease { host }),
+            Command::ReinstateLease { host } => {
+                self.push(ControllerOutput::ReinstateLease { host })
+            }
             Command::BootVm { vm, host, reason } => {
                 let id = vm.id.clone();
                 let pending = Pending::Boot {

@@ -20,6 +20,8 @@ pub trait Fencer {
     /// Revokes `host`'s DFS lease; Ok(when the last lease it holds expires,
     /// in the world's milliseconds).
     fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, String>>;
+    /// Lets the DFS grant `host` leases again (it was repaired).
+    fn reinstate_lease(&self, host: &HostId) -> impl Future<Output = Result<(), String>>;
 }
 
 const EVENTS_MAX: usize = 1 << 14;
@@ -33,6 +35,7 @@ enum Event<S> {
     Closed(u64),
     Fence(HostId, Result<(), String>),
     Lease(HostId, Result<u64, String>),
+    Reinstated(HostId, Result<(), String>),
 }
 
 struct Conn {
@@ -113,6 +116,13 @@ pub async fn run_controller<L, F, K, T>(
                         let _ = tx.send(Event::Lease(host, r)).await;
                     });
                 }
+                ControllerOutput::ReinstateLease { host } => {
+                    let (f, tx) = (fencer.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.reinstate_lease(&host).await;
+                        let _ = tx.send(Event::Reinstated(host, r)).await;
+                    });
+                }
                 ControllerOutput::Trace(s) => trace.line(now, "controller", &s),
             }
         }
@@ -177,6 +187,9 @@ pub async fn run_controller<L, F, K, T>(
             }
             Event::Fence(host, r) => machine.borrow_mut().handle_fence_result(now, &host, r),
             Event::Lease(host, r) => machine.borrow_mut().handle_lease_revoked(now, &host, r),
+            Event::Reinstated(host, r) => {
+                machine.borrow_mut().handle_lease_reinstated(now, &host, r)
+            }
         }
     }
 }

@@ -155,6 +155,8 @@ pub struct HostRecord {
     pub bonds: [BondHealth; 3],
     /// `Some` for hosts of the SPARE zone.
     pub spare: Option<SpareState>,
+    /// The DFS refuses this host's lease until the controller reinstates it.
+    pub lease_revoked: bool,
 }
 
 /// Why a VM is being booted.
@@ -280,6 +282,9 @@ pub enum Command {
     FenceIpmi { host: HostId },
     /// Revoke the host's DFS lease. Answer: [`HaManager::handle_lease_revoked`].
     RevokeLease { host: HostId },
+    /// Let the DFS grant the (returned) host leases again. Answer:
+    /// [`HaManager::handle_lease_reinstated`].
+    ReinstateLease { host: HostId },
     /// Boot `vm` on `host` from its DFS copy. Answer: [`HaManager::handle_boot_result`].
     BootVm {
         vm: VmSpec,
@@ -297,6 +302,7 @@ impl fmt::Display for Command {
         match self {
             Command::FenceIpmi { host } => write!(f, "fence {host} via IPMI power-off"),
             Command::RevokeLease { host } => write!(f, "revoke DFS lease of {host}"),
+            Command::ReinstateLease { host } => write!(f, "reinstate DFS lease of {host}"),
             Command::BootVm { vm, host, reason } => {
                 write!(f, "boot {} on {host} from DFS copy ({reason})", vm.id)
             }
@@ -348,6 +354,9 @@ pub enum Notice {
         host: HostId,
     },
     HostBack {
+        host: HostId,
+    },
+    LeaseReinstated {
         host: HostId,
     },
     SpareActivated {
@@ -446,6 +455,7 @@ impl fmt::Display for Notice {
                 "host {host} could not be fenced: its VMs stay down until an operator acts"
             ),
             HostBack { host } => write!(f, "host {host} is back"),
+            LeaseReinstated { host } => write!(f, "DFS lease of {host} reinstated"),
             SpareActivated { spare } => write!(f, "spare {spare} active"),
             SpareReturned { spare } => write!(f, "spare {spare} returned to the pool"),
             SpareUnavailable { spare } => write!(f, "spare {spare} unavailable"),
@@ -519,6 +529,7 @@ pub struct HaManager {
     vms: BTreeMap<VmId, VmRecord>,
     commands: VecDeque<Command>,
     notices: VecDeque<(u64, Notice)>,
+    failover_boots: u64,
 }
 
 impl HaManager {
@@ -535,6 +546,7 @@ impl HaManager {
                     boot_id: None,
                     bonds: [BondHealth::Ok; 3],
                     spare,
+                    lease_revoked: false,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -560,7 +572,13 @@ impl HaManager {
             vms,
             commands: VecDeque::new(),
             notices: VecDeque::new(),
+            failover_boots: 0,
         }
+    }
+
+    /// Boots ordered onto a takeover spare so far.
+    pub fn failover_boots(&self) -> u64 {
+        self.failover_boots
     }
 
     pub fn config(&self) -> &HaConfig {
@@ -666,6 +684,10 @@ impl HaManager {
                 h.last_heartbeat_ms = now_ms;
                 h.boot_id = Some(report.boot_id);
                 h.liveness = Liveness::Up;
+                if h.lease_revoked {
+                    // Still waiting for the DFS to take the host back.
+                    self.command(Command::ReinstateLease { host: host.clone() });
+                }
                 if matches!(liveness, Liveness::Suspect { .. }) {
                     self.notice(now_ms, Notice::HostRecovered { host: host.clone() });
                 }
@@ -674,9 +696,13 @@ impl HaManager {
             }
             // A fencing decision is final: heartbeats do not undo it.
             Liveness::Fencing(_) => {}
-            Liveness::Fenced { boot_id, .. } => {
+            Liveness::Fenced {
+                boot_id, method, ..
+            } => {
+                // A powered-off host returns only by booting again; one cut
+                // off by its lease may return as it is, once it runs nothing.
                 let rebooted = boot_id != Some(report.boot_id);
-                if rebooted || report.running.is_empty() {
+                if rebooted || (method == FenceMethod::DfsLease && report.running.is_empty()) {
                     let h = self.hosts.get_mut(host).expect("checked");
                     h.liveness = Liveness::Up;
                     h.last_heartbeat_ms = now_ms;
@@ -979,8 +1005,9 @@ impl HaManager {
         match result {
             Ok(expires_at_ms) => {
                 let safe_at_ms = expires_at_ms.max(now_ms) + self.config.lease_margin_ms;
-                self.hosts.get_mut(host).expect("checked").liveness =
-                    Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms });
+                let h = self.hosts.get_mut(host).expect("checked");
+                h.liveness = Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms });
+                h.lease_revoked = true;
                 self.notice(
                     now_ms,
                     Notice::LeaseRevoked {
@@ -1077,7 +1104,12 @@ impl HaManager {
         let spares: Vec<HostId> = self
             .hosts
             .values()
-            .filter(|h| h.spare.is_some() && h.liveness == Liveness::Up && !h.spec.maintenance)
+            .filter(|h| {
+                h.spare.is_some()
+                    && h.liveness == Liveness::Up
+                    && !h.spec.maintenance
+                    && !h.lease_revoked
+            })
             .map(|h| h.spec.id.clone())
             .collect();
         let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
@@ -1132,6 +1164,9 @@ impl HaManager {
         };
         vm.boot_attempts += 1;
         let spec = vm.spec.clone();
+        if reason == BootReason::Failover {
+            self.failover_boots += 1;
+        }
         self.notice(
             now_ms,
             Notice::VmBooting {
@@ -1214,8 +1249,49 @@ impl HaManager {
         }
     }
 
-    /// A repaired host heartbeats again: restore and fail back what is its.
+    /// The DFS answered a reinstatement.
+    pub fn handle_lease_reinstated(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
+        if !h.lease_revoked {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                h.lease_revoked = false;
+                self.notice(now_ms, Notice::LeaseReinstated { host: host.clone() });
+                if self.hosts[host].liveness.is_up() {
+                    self.on_host_back(now_ms, host);
+                }
+            }
+            Err(why) => {
+                // Asked again at the host's next heartbeat.
+                self.notice(
+                    now_ms,
+                    Notice::FenceAttemptFailed {
+                        host: host.clone(),
+                        method: FenceMethod::DfsLease,
+                        why: format!("reinstating the lease failed: {why}"),
+                    },
+                );
+            }
+        }
+        self.refresh_spares(now_ms);
+    }
+
+    /// A repaired host heartbeats again: restore and fail back what is its —
+    /// once the DFS lets it write again.
     fn on_host_back(&mut self, now_ms: u64, host: &HostId) {
+        if self.hosts[host].lease_revoked {
+            self.command(Command::ReinstateLease { host: host.clone() });
+            return;
+        }
         let ids: Vec<VmId> = self
             .vms
             .iter()
@@ -1344,7 +1420,7 @@ impl HaManager {
         for s in spares {
             let in_use = self.vms.values().any(|v| v.state.holds(&s));
             let h = &self.hosts[&s];
-            let next = if !h.liveness.is_up() {
+            let next = if !h.liveness.is_up() || h.lease_revoked {
                 SpareState::Unavailable
             } else if in_use {
                 SpareState::Active

@@ -8,6 +8,8 @@
 //! - `spare-accounting` — every spare is free, active or unavailable (the
 //!   free count cannot go below zero), and a spare the control plane calls
 //!   free runs nothing.
+//! - `no-overcommit` — the guests running (or arriving) on a host never need
+//!   more than it has.
 //! - `no-vm-lost` — every VM is known to the control plane, and one it
 //!   believes running on a reachable host really runs there (after a grace
 //!   for messages in flight).
@@ -106,6 +108,24 @@ impl Checkers {
                 return fail(
                     "single-writer",
                     format!("{vm}'s DFS disk written by {}", join(&w)),
+                );
+            }
+        }
+
+        // no-overcommit
+        for h in world.hosts.values() {
+            let need = h
+                .domains
+                .keys()
+                .filter_map(|vm| world.vms.get(vm))
+                .fold(krrish_core::Resources::ZERO, |acc, v| acc.add(&v.demand));
+            if !need.fits_in(&h.spec.capacity) {
+                return fail(
+                    "no-overcommit",
+                    format!(
+                        "{} holds guests needing {need}; it has {}",
+                        h.spec.id, h.spec.capacity
+                    ),
                 );
             }
         }

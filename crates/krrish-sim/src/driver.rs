@@ -183,4 +183,11 @@ impl Fencer for SimFencer {
         sleep_ms(rtt).await;
         Ok(self.world.borrow_mut().revoke_lease(now(), host))
     }
+
+    async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
+        let rtt = self.world.borrow().timings.dfs_rtt_ms;
+        sleep_ms(rtt).await;
+        self.world.borrow_mut().reinstate_lease(now(), host);
+        Ok(())
+    }
 }

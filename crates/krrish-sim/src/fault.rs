@@ -9,6 +9,10 @@ pub enum Fault {
     Crash(HostId),
     /// The host loses power together with its BMC: IPMI cannot confirm.
     PowerLoss(HostId),
+    /// The BMC alone loses power or its OGW link: IPMI cannot answer, the
+    /// host itself keeps running.
+    BmcDown(HostId),
+    BmcUp(HostId),
     /// One member NIC of a bond fails (`nic` 0 or 1).
     NicDown {
         host: HostId,
@@ -45,6 +49,8 @@ impl Fault {
             | Fault::Partition(h)
             | Fault::Heal(h)
             | Fault::Repair(h)
+            | Fault::BmcDown(h)
+            | Fault::BmcUp(h)
             | Fault::NicDown { host: h, .. }
             | Fault::NicUp { host: h, .. }
             | Fault::BondDown { host: h, .. }
@@ -58,6 +64,8 @@ impl fmt::Display for Fault {
         match self {
             Fault::Crash(h) => write!(f, "crash {h} (BMC still up)"),
             Fault::PowerLoss(h) => write!(f, "power loss on {h} and its BMC"),
+            Fault::BmcDown(h) => write!(f, "BMC of {h} unreachable (host keeps running)"),
+            Fault::BmcUp(h) => write!(f, "BMC of {h} reachable again"),
             Fault::NicDown { host, bond, nic } => {
                 write!(f, "{host} {bond} member {} down", bond.members()[*nic])
             }

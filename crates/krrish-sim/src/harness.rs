@@ -11,7 +11,7 @@ use crate::world::{Timings, World};
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine};
 use krrish_core::ha::HaManager;
-use krrish_core::{BondName, HaConfig, HostId, HostSpec, VmSpec};
+use krrish_core::{HaConfig, HostId, HostSpec, VmSpec};
 use krrish_wire::{read_frame, write_frame, ApiRequest, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
@@ -288,6 +288,11 @@ impl<'a> SimWorld<'a> {
                     w.generation += 1;
                 }
                 Fault::Repair(h) => w.power_on(now, h),
+                Fault::BmcDown(h) | Fault::BmcUp(h) => {
+                    w.hosts.get_mut(h).expect("checked").bmc_powered =
+                        matches!(fault, Fault::BmcUp(_));
+                    w.generation += 1;
+                }
             }
         }
         if let Fault::Repair(h) = fault {
@@ -297,9 +302,4 @@ impl<'a> SimWorld<'a> {
         self.sync_turmoil();
         Ok(())
     }
-}
-
-/// For docs and traces: which bond a fault on `nic` of `bond` touches.
-pub fn nic_name(bond: BondName, nic: usize) -> &'static str {
-    bond.members()[nic.min(1)]
 }

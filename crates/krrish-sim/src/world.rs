@@ -268,13 +268,10 @@ impl World {
         host.nics = [[true; 2]; 3];
         host.partitioned = false;
         host.domains.clear();
-        self.leases.insert(
-            h.clone(),
-            Lease {
-                expires_at_ms: 0,
-                revoked: false,
-            },
-        );
+        // A revocation outlives reboots: only the controller lifts it.
+        if let Some(l) = self.leases.get_mut(h) {
+            l.expires_at_ms = 0;
+        }
         self.generation += 1;
         self.say(now_ms, &format!("{h} repaired and powered on"));
     }
@@ -432,9 +429,22 @@ impl World {
         at
     }
 
+    pub fn reinstate_lease(&mut self, now_ms: u64, h: &HostId) {
+        if let Some(l) = self.leases.get_mut(h) {
+            if l.revoked {
+                l.revoked = false;
+                self.generation += 1;
+                self.say(now_ms, &format!("DFS reinstated the lease of {h}"));
+            }
+        }
+    }
+
     pub fn sync_disks(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
         let valid = self.lease_valid(h, now_ms);
         let host = self.hosts.get_mut(h).ok_or("no such host")?;
+        if host.domains.is_empty() {
+            return Ok(()); // nothing to sync
+        }
         if !host.storage_up() {
             return Err("storage network (bond2) down".into());
         }

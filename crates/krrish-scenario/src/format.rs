@@ -1,0 +1,356 @@
+//! The file formats, as serde sees them. Every struct rejects unknown fields,
+//! so a typo is an error that names the line, not a silently ignored key.
+//! Conversion to core types happens by hand in [`crate::cluster`] and
+//! [`crate::load`], where the semantic checks live.
+
+use crate::duration::Dur;
+use krrish_core::{BondHealth, BondName, HaPolicy, Zone};
+use serde::Deserialize;
+
+/// A scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Defaults to the file's path under `scenarios/`, without `.yaml`.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// The default seed; `--seed` overrides it.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// A cluster file, relative to the scenario file.
+    pub cluster_file: Option<String>,
+    /// Or the cluster inline.
+    pub cluster: Option<ClusterFile>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// Simulated time at which the run stops.
+    pub end: Dur,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Timing and protocol knobs; each has the design's default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// turmoil's step (network delivery resolution). Default 100ms.
+    pub tick: Option<Dur>,
+    /// Default 6s.
+    pub heartbeat_interval: Option<Dur>,
+    /// Misses before a host is declared offline. Default 3.
+    pub heartbeat_misses: Option<u32>,
+    /// Default 1s.
+    pub heartbeat_grace: Option<Dur>,
+    /// How long to wait for a BMC to confirm a power-off. Default 10s.
+    pub fence_timeout: Option<Dur>,
+    /// DFS lease length. Default 30s.
+    pub lease_duration: Option<Dur>,
+    /// Wait after a revoked lease's expiry. Default 2s.
+    pub lease_margin: Option<Dur>,
+    /// Guest boot time in the simulated hypervisor. Default 20s.
+    pub boot_time: Option<Dur>,
+    /// Default 120s.
+    pub boot_timeout: Option<Dur>,
+    /// BMC answer time. Default 1s.
+    pub ipmi_answer: Option<Dur>,
+    /// How long IPMI waits for a silent BMC. Default 5s.
+    pub ipmi_timeout: Option<Dur>,
+    /// Network latency upper bound. Default 5ms.
+    pub latency_max: Option<Dur>,
+    /// Live-migration copy rate. Default 1000.
+    pub migrate_mib_per_s: Option<u64>,
+    /// Grace for the control plane's beliefs in the checkers. Default 60s.
+    pub belief_grace: Option<Dur>,
+}
+
+/// One timeline entry: `at` and exactly one action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at: Dur,
+    pub crash: Option<String>,
+    pub power_loss: Option<String>,
+    pub bmc_down: Option<String>,
+    pub bmc_up: Option<String>,
+    pub nic_down: Option<NicRef>,
+    pub nic_up: Option<NicRef>,
+    pub bond_down: Option<BondRef>,
+    pub bond_up: Option<BondRef>,
+    pub partition: Option<String>,
+    pub heal: Option<String>,
+    pub repair: Option<String>,
+    pub run_instance: Option<VmEntry>,
+    pub stop_instance: Option<String>,
+    pub migrate: Option<MigrateRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicRef {
+    pub host: String,
+    pub bond: BondName,
+    /// 0 or 1: which member of the bond.
+    pub nic: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BondRef {
+    pub host: String,
+    pub bond: BondName,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRef {
+    pub vm: String,
+    pub to: String,
+}
+
+/// One expectation: optional `at` (default: the end) and exactly one check.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub at: Option<Dur>,
+    /// Where the VM runs (ground truth); `host: nowhere` for not running.
+    pub vm_runs_on: Option<VmOn>,
+    /// The control plane's state for the VM: running, booting, migrating,
+    /// host-down, waiting-for-capacity, waiting-for-repair, down, stopped.
+    pub vm_state: Option<VmStateRef>,
+    /// up, suspect, fencing, fenced, fence-failed.
+    pub host_state: Option<HostStateRef>,
+    /// The control plane's view of a bond: ok, degraded, down.
+    pub bond_state: Option<BondStateRef>,
+    pub spares: Option<SpareCounts>,
+    /// Every recovery of these VMs (all, if none listed) took at most `max`;
+    /// at least one recovery must have happened.
+    pub rto_max: Option<Bound>,
+    /// Every recovery lost at most `max` of writes.
+    pub rpo_max: Option<Bound>,
+    /// Exactly this many boots onto takeover spares.
+    pub failovers: Option<u64>,
+    pub trace_contains: Option<String>,
+    pub trace_lacks: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmOn {
+    pub vm: String,
+    pub host: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmStateRef {
+    pub vm: String,
+    pub state: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostStateRef {
+    pub host: String,
+    pub state: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BondStateRef {
+    pub host: String,
+    pub bond: BondName,
+    pub health: BondHealth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpareCounts {
+    pub total: Option<usize>,
+    pub free: Option<usize>,
+    pub active: Option<usize>,
+    pub unavailable: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    #[serde(default)]
+    pub vms: Vec<String>,
+    pub max: Dur,
+}
+
+/// A cluster file (also accepted inline in a scenario under `cluster:`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub defaults: HostDefaults,
+    #[serde(default)]
+    pub networks: Networks,
+    #[serde(default)]
+    pub hosts: Vec<HostEntry>,
+    #[serde(default)]
+    pub host_groups: Vec<HostGroup>,
+    /// `auto` (the sizing rule: ≤10 → 1, 11–50 → 3, >50 → 5) or a number.
+    /// Listed SPARE hosts count; `spare-N` hosts are added to make up the rest.
+    #[serde(default)]
+    pub spares: SparesRule,
+    #[serde(default)]
+    pub vms: Vec<VmEntry>,
+    #[serde(default)]
+    pub vm_groups: Vec<VmGroup>,
+    /// CPU-compatibility mode for live migration across CPU models.
+    #[serde(default)]
+    pub imc_mode: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SparesRule {
+    #[default]
+    Auto,
+    Count(usize),
+}
+
+impl<'de> Deserialize<'de> for SparesRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SparesRule;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`auto` or a number of spare hosts")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SparesRule, E> {
+                Ok(SparesRule::Count(v as usize))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SparesRule, E> {
+                usize::try_from(v)
+                    .map(SparesRule::Count)
+                    .map_err(|_| E::custom("the number of spares cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SparesRule, E> {
+                match v {
+                    "auto" => Ok(SparesRule::Auto),
+                    _ => Err(E::custom(format!(
+                        "expected `auto` or a number of spare hosts, found `{v}`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Host properties applied where a host or group does not say otherwise.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDefaults {
+    pub vcpus: Option<u32>,
+    pub memory_gib: Option<u64>,
+    pub disk_gib: Option<u64>,
+    pub cpu_model: Option<String>,
+    pub dvs: Option<String>,
+    pub memory_overcommit: Option<bool>,
+    pub rack: Option<String>,
+}
+
+/// The first address of each /24 segment (defaults 10.0/1/2/3.0.0).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Networks {
+    pub uplink: Option<std::net::Ipv4Addr>,
+    pub vm: Option<std::net::Ipv4Addr>,
+    pub storage: Option<std::net::Ipv4Addr>,
+    pub ipmi: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    pub name: String,
+    pub zone: Zone,
+    pub vcpus: Option<u32>,
+    pub memory_gib: Option<u64>,
+    pub disk_gib: Option<u64>,
+    pub cpu_model: Option<String>,
+    pub dvs: Option<String>,
+    pub memory_overcommit: Option<bool>,
+    pub rack: Option<String>,
+    #[serde(default)]
+    pub maintenance: bool,
+    pub uplink_ip: Option<std::net::Ipv4Addr>,
+    pub vm_ip: Option<std::net::Ipv4Addr>,
+    pub storage_ip: Option<std::net::Ipv4Addr>,
+    pub ipmi_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// `count` hosts named `{prefix}{NN}` (two digits, from `start`, default 1).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostGroup {
+    pub prefix: String,
+    pub count: usize,
+    pub zone: Zone,
+    #[serde(default = "one")]
+    pub start: usize,
+    pub vcpus: Option<u32>,
+    pub memory_gib: Option<u64>,
+    pub disk_gib: Option<u64>,
+    pub cpu_model: Option<String>,
+    /// Spread the group round-robin over this many racks `rack-1…`.
+    pub racks: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmEntry {
+    pub name: String,
+    /// Home host; for `run_instance`, optional (the scheduler picks).
+    pub host: Option<String>,
+    pub vcpus: u32,
+    pub memory_gib: u64,
+    #[serde(default = "default_disk")]
+    pub disk_gib: u64,
+    #[serde(default = "default_ha")]
+    pub ha: HaPolicy,
+    #[serde(default)]
+    pub priority: u32,
+    #[serde(default)]
+    pub passthrough: Vec<String>,
+}
+
+fn default_disk() -> u64 {
+    20
+}
+fn default_ha() -> HaPolicy {
+    HaPolicy::Restart
+}
+
+/// `per_host` VMs named `{prefix}{host}-{N}` on each listed host (default:
+/// every ECS/DFS/KS host).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmGroup {
+    pub prefix: String,
+    pub per_host: usize,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub vcpus: u32,
+    pub memory_gib: u64,
+    #[serde(default = "default_disk")]
+    pub disk_gib: u64,
+    #[serde(default = "default_ha")]
+    pub ha: HaPolicy,
+    #[serde(default)]
+    pub priority: u32,
+}

@@ -1,0 +1,22 @@
+//! krrish-scenario: scenario and cluster files, and running them.
+//!
+//! Map:
+//! - [`duration`] — `30s`, `2m`, `1h30m`, `500ms` in files.
+//! - [`format`] — the serde types of scenario and cluster files (unknown
+//!   fields are rejected).
+//! - [`cluster`] — cluster file → core `HostSpec`s and `VmSpec`s, by hand,
+//!   with the IP policy, spare sizing and capacity checked.
+//! - [`load`] — reading files; every error names file, line, column and what
+//!   was expected ([`LoadError`]).
+//! - [`run`] — the runner: timeline, faults, API calls, expectations and
+//!   invariants over the simulated world; [`RunReport`] with the trace.
+
+pub mod cluster;
+pub mod duration;
+pub mod format;
+pub mod load;
+pub mod run;
+
+pub use cluster::Cluster;
+pub use load::{load_cluster, load_scenario, LoadError, Scenario};
+pub use run::{run_scenario, RunOptions, RunReport};

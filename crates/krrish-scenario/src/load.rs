@@ -1,0 +1,689 @@
+//! Reading scenario and cluster files. Every error names the file, the line
+//! and column when they are known, and what was expected; nothing is run
+//! from a file that did not load whole.
+
+use crate::cluster::{build_cluster, Cluster};
+use crate::format::{ClusterFile, Expectation, ScenarioFile, Step};
+use krrish_core::{BondHealth, BondName, HostId, Resources, VmId, VmSpec};
+use krrish_sim::{Fault, SimConfig};
+use krrish_wire::ApiRequest;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Where an error points in a file's text.
+pub(crate) struct Source<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    pub fn error(&self, at: Option<(usize, usize)>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.file.to_path_buf(),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            message: message.into(),
+        }
+    }
+
+    /// The first `key: value` in the text (1-based line and column of the
+    /// value), for errors found after parsing.
+    pub fn find(&self, key: &str, value: &str) -> Option<(usize, usize)> {
+        for (i, line) in self.text.lines().enumerate() {
+            let mut rest = line;
+            let mut col = 0;
+            // `- key: v`, `key: v` and `{ key: v, … }` forms.
+            while let Some(p) = rest.find(key) {
+                let after = &rest[p + key.len()..];
+                let before_ok = p == 0
+                    || !rest.as_bytes()[p - 1].is_ascii_alphanumeric()
+                        && rest.as_bytes()[p - 1] != b'_';
+                if before_ok {
+                    if let Some(v) = after.strip_prefix(':') {
+                        let trimmed = v.trim_start();
+                        let unq = trimmed.trim_start_matches(['"', '\'']);
+                        if value.is_empty()
+                            || unq.starts_with(value)
+                                && unq[value.len()..].chars().next().is_none_or(|c| {
+                                    !c.is_ascii_alphanumeric() && c != '-' && c != '_'
+                                })
+                        {
+                            let vcol = col + p + key.len() + 1 + (v.len() - trimmed.len()) + 1;
+                            return Some((i + 1, vcol));
+                        }
+                    }
+                }
+                col += p + key.len();
+                rest = after;
+            }
+        }
+        None
+    }
+
+    /// The line of a top-level `key:`.
+    pub fn key_line(&self, key: &str) -> Option<(usize, usize)> {
+        self.text
+            .lines()
+            .position(|l| l.starts_with(&format!("{key}:")))
+            .map(|i| (i + 1, 1))
+    }
+
+    /// Lines (1-based) of the items of the top-level list `key`.
+    pub fn list_items(&self, key: &str) -> Vec<usize> {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let Some(start) = lines.iter().position(|l| l.starts_with(&format!("{key}:"))) else {
+            return Vec::new();
+        };
+        let mut indent = None;
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate().skip(start + 1) {
+            if !l.is_empty() && !l.starts_with([' ', '-', '#']) {
+                break;
+            }
+            let trimmed = l.trim_start();
+            if let Some(rest) = trimmed.strip_prefix('-') {
+                if !rest.is_empty() && !rest.starts_with(' ') {
+                    continue;
+                }
+                let ind = l.len() - trimmed.len();
+                if *indent.get_or_insert(ind) == ind {
+                    out.push(i + 1);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
+    let at = e.location().map(|l| (l.line(), l.column()));
+    // serde_yaml prefixes the path it was at ("timeline[2]: …"); keep it.
+    src.error(at, e.to_string())
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| LoadError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// Loads a cluster file.
+pub fn load_cluster(path: &Path) -> Result<Cluster, LoadError> {
+    let text = read(path)?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    if text.trim().is_empty() {
+        return Err(src.error(
+            None,
+            "the file is empty; expected a cluster (hosts, host_groups, vms, …)",
+        ));
+    }
+    let file: ClusterFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(&src, e))?;
+    build_cluster(&src, file)
+}
+
+/// What the runner does at a point in the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Fault(Fault),
+    Api(ApiRequest),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedAction {
+    pub at_ms: u64,
+    pub action: Action,
+    /// Line of the timeline item in the scenario file.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    VmRunsOn {
+        vm: VmId,
+        host: Option<HostId>,
+    },
+    VmState {
+        vm: VmId,
+        state: String,
+    },
+    HostState {
+        host: HostId,
+        state: String,
+    },
+    Bond {
+        host: HostId,
+        bond: BondName,
+        health: BondHealth,
+    },
+    Spares {
+        total: Option<usize>,
+        free: Option<usize>,
+        active: Option<usize>,
+        unavailable: Option<usize>,
+    },
+    RtoMax {
+        vms: Vec<VmId>,
+        max_ms: u64,
+    },
+    RpoMax {
+        vms: Vec<VmId>,
+        max_ms: u64,
+    },
+    Failovers(u64),
+    TraceContains(String),
+    TraceLacks(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    /// `None`: at the end of the run.
+    pub at_ms: Option<u64>,
+    pub check: Check,
+    pub line: usize,
+}
+
+/// A scenario, loaded whole and checked against its cluster.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub cluster: Cluster,
+    pub config: SimConfig,
+    pub timeline: Vec<TimedAction>,
+    pub expectations: Vec<Expect>,
+    pub end_ms: u64,
+}
+
+pub const VM_STATES: [&str; 8] = [
+    "running",
+    "booting",
+    "migrating",
+    "host-down",
+    "waiting-for-capacity",
+    "waiting-for-repair",
+    "down",
+    "stopped",
+];
+pub const HOST_STATES: [&str; 5] = ["up", "suspect", "fencing", "fenced", "fence-failed"];
+
+/// Name of a scenario from its path: relative to a `scenarios/` directory
+/// when it is under one, without the extension.
+fn default_name(path: &Path) -> String {
+    let comps: Vec<_> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let rel = match comps.iter().rposition(|c| c == "scenarios") {
+        Some(i) => comps[i + 1..].join("/"),
+        None => path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    rel.trim_end_matches(".yaml")
+        .trim_end_matches(".yml")
+        .to_string()
+}
+
+/// Loads and validates a scenario file (and its cluster file).
+pub fn load_scenario(path: &Path) -> Result<Scenario, LoadError> {
+    let text = read(path)?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    if text.trim().is_empty() {
+        return Err(src.error(
+            None,
+            "the file is empty; expected a scenario (cluster, timeline, expect, end)",
+        ));
+    }
+    let file: ScenarioFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(&src, e))?;
+
+    let cluster = match (&file.cluster_file, file.cluster) {
+        (Some(_), Some(_)) => {
+            return Err(src.error(
+                src.key_line("cluster"),
+                "give either `cluster_file` or an inline `cluster`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(src.error(
+                None,
+                "missing the cluster: add `cluster_file: <path>` or an inline `cluster:`",
+            ))
+        }
+        (Some(rel), None) => {
+            let p = path.parent().unwrap_or(Path::new(".")).join(rel);
+            if !p.exists() {
+                return Err(src.error(
+                    src.find("cluster_file", rel),
+                    format!("cluster_file `{rel}` not found (looked at {})", p.display()),
+                ));
+            }
+            load_cluster(&p)?
+        }
+        (None, Some(inline)) => build_cluster(&src, inline)?,
+    };
+
+    let config = settings(&src, &file.settings, &cluster)?;
+    let end_ms = file.end.ms();
+    if end_ms == 0 {
+        return Err(src.error(src.key_line("end"), "`end` must be after 0s"));
+    }
+    let step_lines = src.list_items("timeline");
+    let mut known_vms: BTreeSet<VmId> = cluster.vms.iter().map(|v| v.id.clone()).collect();
+    let mut timeline = Vec::new();
+    for (i, step) in file.timeline.into_iter().enumerate() {
+        let line = step_lines.get(i).copied().unwrap_or(0);
+        let at = Some((line, 1));
+        if step.at.ms() > end_ms {
+            return Err(src.error(
+                at,
+                format!(
+                    "timeline item at {}ms is after `end` ({end_ms}ms)",
+                    step.at.ms()
+                ),
+            ));
+        }
+        let action = step_action(&src, at, step.at.ms(), step, &cluster, &mut known_vms)?;
+        timeline.push(action);
+    }
+    // Stable: same-time items keep file order.
+    timeline.sort_by_key(|a: &TimedAction| a.at_ms);
+
+    let expect_lines = src.list_items("expect");
+    let mut expectations = Vec::new();
+    for (i, e) in file.expect.into_iter().enumerate() {
+        let line = expect_lines.get(i).copied().unwrap_or(0);
+        let at = Some((line, 1));
+        if let Some(t) = e.at {
+            if t.ms() > end_ms {
+                return Err(src.error(
+                    at,
+                    format!("expectation at {}ms is after `end` ({end_ms}ms)", t.ms()),
+                ));
+            }
+        }
+        expectations.push(Expect {
+            at_ms: e.at.map(|d| d.ms()),
+            check: check(&src, at, e, &cluster, &known_vms)?,
+            line,
+        });
+    }
+
+    Ok(Scenario {
+        name: file.name.unwrap_or_else(|| default_name(path)),
+        path: path.to_path_buf(),
+        description: file.description,
+        seed: file.seed,
+        cluster,
+        config,
+        timeline,
+        expectations,
+        end_ms,
+    })
+}
+
+fn settings(
+    src: &Source<'_>,
+    s: &crate::format::Settings,
+    cluster: &Cluster,
+) -> Result<SimConfig, LoadError> {
+    let mut c = SimConfig::default();
+    let bad = |key: &str, why: &str| {
+        src.error(
+            src.find(key, "").or(src.key_line("settings")),
+            format!("settings.{key}: {why}"),
+        )
+    };
+    if let Some(t) = s.tick {
+        if t.ms() == 0 || t.ms() > 5_000 {
+            return Err(bad("tick", "expected between 1ms and 5s"));
+        }
+        c.tick_ms = t.ms();
+    }
+    if let Some(d) = s.heartbeat_interval {
+        if d.ms() < 100 {
+            return Err(bad("heartbeat_interval", "expected at least 100ms"));
+        }
+        c.ha.heartbeat.interval_ms = d.ms();
+    }
+    if let Some(n) = s.heartbeat_misses {
+        if n == 0 || n > 100 {
+            return Err(bad("heartbeat_misses", "expected 1 to 100"));
+        }
+        c.ha.heartbeat.misses_max = n;
+    }
+    if let Some(d) = s.heartbeat_grace {
+        c.ha.heartbeat.grace_ms = d.ms();
+    }
+    if let Some(d) = s.fence_timeout {
+        c.ha.fence_timeout_ms = d.ms().max(1);
+    }
+    if let Some(d) = s.lease_duration {
+        if d.ms() < 3_000 {
+            return Err(bad("lease_duration", "expected at least 3s"));
+        }
+        c.ha.lease_duration_ms = d.ms();
+    }
+    if let Some(d) = s.lease_margin {
+        c.ha.lease_margin_ms = d.ms();
+    }
+    if let Some(d) = s.boot_time {
+        c.timings.boot_ms = d.ms();
+    }
+    if let Some(d) = s.boot_timeout {
+        c.ha.boot_timeout_ms = d.ms().max(1);
+    }
+    if let Some(d) = s.ipmi_answer {
+        c.timings.ipmi_answer_ms = d.ms();
+    }
+    if let Some(d) = s.ipmi_timeout {
+        c.timings.ipmi_timeout_ms = d.ms();
+    }
+    if let Some(d) = s.latency_max {
+        c.latency_max_ms = d.ms().max(c.latency_min_ms);
+    }
+    if let Some(r) = s.migrate_mib_per_s {
+        if r == 0 {
+            return Err(bad("migrate_mib_per_s", "expected more than 0"));
+        }
+        c.timings.migrate_mib_per_s = r;
+    }
+    if let Some(d) = s.belief_grace {
+        c.belief_grace_ms = d.ms();
+    }
+    if c.timings.boot_ms >= c.ha.boot_timeout_ms {
+        return Err(bad(
+            "boot_time",
+            "must be shorter than boot_timeout (120s unless set)",
+        ));
+    }
+    c.ha.imc_mode = cluster.imc_mode;
+    Ok(c)
+}
+
+fn host_ref(
+    src: &Source<'_>,
+    key: &str,
+    name: &str,
+    cluster: &Cluster,
+) -> Result<HostId, LoadError> {
+    let id = HostId::new(name);
+    if cluster.hosts.iter().any(|h| h.id == id) {
+        Ok(id)
+    } else {
+        Err(src.error(
+            src.find(key, name),
+            format!(
+                "{key}: no host named `{name}` in cluster `{}`",
+                cluster.name
+            ),
+        ))
+    }
+}
+
+fn vm_ref(
+    src: &Source<'_>,
+    key: &str,
+    name: &str,
+    known: &BTreeSet<VmId>,
+) -> Result<VmId, LoadError> {
+    let id = VmId::new(name);
+    if known.contains(&id) {
+        Ok(id)
+    } else {
+        Err(src.error(src.find(key, name), format!("{key}: no VM named `{name}`")))
+    }
+}
+
+fn nic(src: &Source<'_>, at: Option<(usize, usize)>, n: usize) -> Result<usize, LoadError> {
+    if n > 1 {
+        return Err(src.error(at, format!("nic: a bond has members 0 and 1, not {n}")));
+    }
+    Ok(n)
+}
+
+fn step_action(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    at_ms: u64,
+    s: Step,
+    cluster: &Cluster,
+    known_vms: &mut BTreeSet<VmId>,
+) -> Result<TimedAction, LoadError> {
+    let line = at.map(|a| a.0).unwrap_or(0);
+    let mut actions: Vec<Action> = Vec::new();
+    let h = |key: &str, name: &str| host_ref(src, key, name, cluster);
+    if let Some(x) = &s.crash {
+        actions.push(Action::Fault(Fault::Crash(h("crash", x)?)));
+    }
+    if let Some(x) = &s.power_loss {
+        actions.push(Action::Fault(Fault::PowerLoss(h("power_loss", x)?)));
+    }
+    if let Some(x) = &s.bmc_down {
+        actions.push(Action::Fault(Fault::BmcDown(h("bmc_down", x)?)));
+    }
+    if let Some(x) = &s.bmc_up {
+        actions.push(Action::Fault(Fault::BmcUp(h("bmc_up", x)?)));
+    }
+    if let Some(x) = &s.partition {
+        actions.push(Action::Fault(Fault::Partition(h("partition", x)?)));
+    }
+    if let Some(x) = &s.heal {
+        actions.push(Action::Fault(Fault::Heal(h("heal", x)?)));
+    }
+    if let Some(x) = &s.repair {
+        actions.push(Action::Fault(Fault::Repair(h("repair", x)?)));
+    }
+    if let Some(x) = &s.nic_down {
+        actions.push(Action::Fault(Fault::NicDown {
+            host: h("host", &x.host)?,
+            bond: x.bond,
+            nic: nic(src, at, x.nic)?,
+        }));
+    }
+    if let Some(x) = &s.nic_up {
+        actions.push(Action::Fault(Fault::NicUp {
+            host: h("host", &x.host)?,
+            bond: x.bond,
+            nic: nic(src, at, x.nic)?,
+        }));
+    }
+    if let Some(x) = &s.bond_down {
+        actions.push(Action::Fault(Fault::BondDown {
+            host: h("host", &x.host)?,
+            bond: x.bond,
+        }));
+    }
+    if let Some(x) = &s.bond_up {
+        actions.push(Action::Fault(Fault::BondUp {
+            host: h("host", &x.host)?,
+            bond: x.bond,
+        }));
+    }
+    if let Some(v) = &s.run_instance {
+        let host = match &v.host {
+            Some(n) => Some(h("host", n)?),
+            None => None,
+        };
+        let id = VmId::new(&v.name);
+        if !known_vms.insert(id.clone()) {
+            return Err(src.error(
+                src.find("name", &v.name).or(at),
+                format!("run_instance: VM `{}` already exists", v.name),
+            ));
+        }
+        actions.push(Action::Api(ApiRequest::RunInstance {
+            vm: VmSpec {
+                id,
+                home: host.clone().unwrap_or_else(|| HostId::new("")),
+                demand: Resources::new(v.vcpus, v.memory_gib * 1024, v.disk_gib),
+                ha: v.ha,
+                priority: v.priority,
+                passthrough_devices: v.passthrough.clone(),
+            },
+            host,
+        }));
+    }
+    if let Some(v) = &s.stop_instance {
+        actions.push(Action::Api(ApiRequest::StopInstance {
+            vm: vm_ref(src, "stop_instance", v, known_vms)?,
+        }));
+    }
+    if let Some(m) = &s.migrate {
+        actions.push(Action::Api(ApiRequest::MigrateInstance {
+            vm: vm_ref(src, "vm", &m.vm, known_vms)?,
+            to: h("to", &m.to)?,
+        }));
+    }
+    match actions.len() {
+        1 => Ok(TimedAction {
+            at_ms,
+            action: actions.pop().expect("one"),
+            line,
+        }),
+        0 => Err(src.error(
+            at,
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, repair, run_instance, stop_instance, migrate",
+        )),
+        n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
+    }
+}
+
+fn check(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    e: Expectation,
+    cluster: &Cluster,
+    known_vms: &BTreeSet<VmId>,
+) -> Result<Check, LoadError> {
+    let mut checks = Vec::new();
+    let h = |key: &str, name: &str| host_ref(src, key, name, cluster);
+    let v = |key: &str, name: &str| vm_ref(src, key, name, known_vms);
+    if let Some(x) = e.vm_runs_on {
+        let host = if x.host == "nowhere" {
+            None
+        } else {
+            Some(h("host", &x.host)?)
+        };
+        checks.push(Check::VmRunsOn {
+            vm: v("vm", &x.vm)?,
+            host,
+        });
+    }
+    if let Some(x) = e.vm_state {
+        if !VM_STATES.contains(&x.state.as_str()) {
+            return Err(src.error(
+                src.find("state", &x.state).or(at),
+                format!(
+                    "vm_state.state: `{}` is not a VM state; expected one of {}",
+                    x.state,
+                    VM_STATES.join(", ")
+                ),
+            ));
+        }
+        checks.push(Check::VmState {
+            vm: v("vm", &x.vm)?,
+            state: x.state,
+        });
+    }
+    if let Some(x) = e.host_state {
+        if !HOST_STATES.contains(&x.state.as_str()) {
+            return Err(src.error(
+                src.find("state", &x.state).or(at),
+                format!(
+                    "host_state.state: `{}` is not a host state; expected one of {}",
+                    x.state,
+                    HOST_STATES.join(", ")
+                ),
+            ));
+        }
+        checks.push(Check::HostState {
+            host: h("host", &x.host)?,
+            state: x.state,
+        });
+    }
+    if let Some(x) = e.bond_state {
+        checks.push(Check::Bond {
+            host: h("host", &x.host)?,
+            bond: x.bond,
+            health: x.health,
+        });
+    }
+    if let Some(x) = e.spares {
+        checks.push(Check::Spares {
+            total: x.total,
+            free: x.free,
+            active: x.active,
+            unavailable: x.unavailable,
+        });
+    }
+    if let Some(b) = e.rto_max {
+        let vms = b
+            .vms
+            .iter()
+            .map(|n| v("vms", n))
+            .collect::<Result<_, _>>()?;
+        checks.push(Check::RtoMax {
+            vms,
+            max_ms: b.max.ms(),
+        });
+    }
+    if let Some(b) = e.rpo_max {
+        let vms = b
+            .vms
+            .iter()
+            .map(|n| v("vms", n))
+            .collect::<Result<_, _>>()?;
+        checks.push(Check::RpoMax {
+            vms,
+            max_ms: b.max.ms(),
+        });
+    }
+    if let Some(n) = e.failovers {
+        checks.push(Check::Failovers(n));
+    }
+    if let Some(s) = e.trace_contains {
+        checks.push(Check::TraceContains(s));
+    }
+    if let Some(s) = e.trace_lacks {
+        checks.push(Check::TraceLacks(s));
+    }
+    match checks.len() {
+        1 => Ok(checks.pop().expect("one")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks")),
+        n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
+    }
+}

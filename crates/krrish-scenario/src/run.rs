@@ -1,0 +1,282 @@
+//! Running a scenario in the simulated world.
+//!
+//! At each time on the timeline the runner steps the world up to it, applies
+//! the actions due then (in file order), and then checks the expectations
+//! due then — so an expectation `at: T` sees what happened at T. The
+//! checkers run after every simulation step; the first broken invariant ends
+//! the run. Expectations without `at` are checked at `end`.
+
+use crate::load::{Action, Check, Expect, Scenario};
+use krrish_core::ha::secs;
+use krrish_sim::world::Recovery;
+use krrish_sim::SimWorld;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Called now and then with (simulated ms, end ms).
+    pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub name: String,
+    pub path: PathBuf,
+    pub seed: u64,
+    /// Broken expectations and invariants, each with time and seed.
+    pub failures: Vec<String>,
+    pub sim_ms: u64,
+    pub wall: Duration,
+    /// The whole trace, starting with a `#` header line.
+    pub trace: String,
+    pub recoveries: Vec<Recovery>,
+    pub checks_run: u64,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The command that replays this run exactly.
+    pub fn reproduce(&self) -> String {
+        format!(
+            "cargo xtask scenario {} --seed {}",
+            self.path.display(),
+            self.seed
+        )
+    }
+}
+
+/// Steps between progress callbacks.
+const PROGRESS_EVERY_STEPS: u64 = 2_000;
+
+pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
+    // Wall time is reported, never used by the simulation.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let seed = opts.seed.unwrap_or(s.seed);
+    let mut config = s.config.clone();
+    config.seed = seed;
+    let mut world = SimWorld::new(s.cluster.hosts.clone(), s.cluster.vms.clone(), config);
+    let mut failures = Vec::new();
+
+    // Points in time where something happens, in order.
+    let mut times: Vec<u64> = s.timeline.iter().map(|a| a.at_ms).collect();
+    times.extend(s.expectations.iter().filter_map(|e| e.at_ms));
+    times.push(s.end_ms);
+    times.sort_unstable();
+    times.dedup();
+
+    let mut steps = 0u64;
+    'run: for t in times {
+        while world.now_ms() < t {
+            if let Err(v) = world.step() {
+                failures.push(format!("{v} (seed {seed})"));
+                break 'run;
+            }
+            steps += 1;
+            if steps % PROGRESS_EVERY_STEPS == 0 {
+                if let Some(p) = opts.progress.as_mut() {
+                    p(world.now_ms(), s.end_ms);
+                }
+            }
+        }
+        for a in s.timeline.iter().filter(|a| a.at_ms == t) {
+            match &a.action {
+                Action::Fault(f) => {
+                    if let Err(e) = world.inject(f) {
+                        failures.push(format!("timeline line {}: {e}", a.line));
+                    }
+                }
+                Action::Api(r) => world.api(r.clone()),
+            }
+        }
+        let due: Vec<&Expect> = s
+            .expectations
+            .iter()
+            .filter(|e| e.at_ms == Some(t) || (e.at_ms.is_none() && t == s.end_ms))
+            .collect();
+        for e in due {
+            if let Err(why) = evaluate(&world, &e.check) {
+                failures.push(format!(
+                    "expectation at line {} ({}) failed at {}: {why} (seed {seed})",
+                    e.line,
+                    e.at_ms.map(secs).unwrap_or_else(|| "end".into()),
+                    secs(world.now_ms())
+                ));
+            }
+        }
+    }
+
+    let mut trace = format!("# krrish scenario {} seed {seed}\n", s.name);
+    trace.push_str(&world.trace().text());
+    let recoveries = world.world().recoveries.clone();
+    RunReport {
+        name: s.name.clone(),
+        path: s.path.clone(),
+        seed,
+        failures,
+        sim_ms: world.now_ms(),
+        #[allow(clippy::disallowed_methods)]
+        wall: started.elapsed(),
+        trace,
+        recoveries,
+        checks_run: world.checks_run(),
+    }
+}
+
+fn evaluate(world: &SimWorld<'_>, check: &Check) -> Result<(), String> {
+    let ctl = world.controller();
+    let core = ctl.core();
+    match check {
+        Check::VmRunsOn { vm, host } => {
+            let on = world.world().running_on(vm);
+            let want: Vec<_> = host.iter().cloned().collect();
+            if on == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "vm {vm} runs on [{}], expected {}",
+                    on.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", "),
+                    host.as_ref().map(|h| h.as_str()).unwrap_or("nowhere")
+                ))
+            }
+        }
+        Check::VmState { vm, state } => {
+            let got = core
+                .vms()
+                .get(vm)
+                .map(|v| v.state.name())
+                .unwrap_or("unknown");
+            if got == state {
+                Ok(())
+            } else {
+                Err(format!("vm {vm} is {got}, expected {state}"))
+            }
+        }
+        Check::HostState { host, state } => {
+            let got = core.hosts()[host].liveness.name();
+            if got == state {
+                Ok(())
+            } else {
+                Err(format!("host {host} is {got}, expected {state}"))
+            }
+        }
+        Check::Bond { host, bond, health } => {
+            let got = core.hosts()[host].bonds[bond.index()];
+            if got == *health {
+                Ok(())
+            } else {
+                Err(format!("host {host} {bond} is {got}, expected {health}"))
+            }
+        }
+        Check::Spares {
+            total,
+            free,
+            active,
+            unavailable,
+        } => {
+            let (f, a, u) = core.spare_counts();
+            let t = f + a + u;
+            let mut wrong = Vec::new();
+            for (name, want, got) in [
+                ("total", total, t),
+                ("free", free, f),
+                ("active", active, a),
+                ("unavailable", unavailable, u),
+            ] {
+                if let Some(w) = want {
+                    if *w != got {
+                        wrong.push(format!("{name} {got} (expected {w})"));
+                    }
+                }
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("spares: {}", wrong.join(", ")))
+            }
+        }
+        Check::RtoMax { vms, max_ms } => bound(world, vms, *max_ms, "RTO", |r| r.rto_ms),
+        Check::RpoMax { vms, max_ms } => bound(world, vms, *max_ms, "RPO", |r| r.rpo_ms),
+        Check::Failovers(n) => {
+            let got = core.failover_boots();
+            if got == *n {
+                Ok(())
+            } else {
+                Err(format!("{got} failover boots, expected {n}"))
+            }
+        }
+        Check::TraceContains(s) => {
+            if world.trace().lines().iter().any(|l| l.contains(s.as_str())) {
+                Ok(())
+            } else {
+                Err(format!("the trace has no line containing {s:?}"))
+            }
+        }
+        Check::TraceLacks(s) => match world
+            .trace()
+            .lines()
+            .iter()
+            .find(|l| l.contains(s.as_str()))
+        {
+            None => Ok(()),
+            Some(l) => Err(format!("the trace has {l:?}")),
+        },
+    }
+}
+
+fn bound(
+    world: &SimWorld<'_>,
+    vms: &[krrish_core::VmId],
+    max_ms: u64,
+    what: &str,
+    get: impl Fn(&Recovery) -> u64,
+) -> Result<(), String> {
+    let w = world.world();
+    let rs: Vec<&Recovery> = w
+        .recoveries
+        .iter()
+        .filter(|r| vms.is_empty() || vms.contains(&r.vm))
+        .collect();
+    if rs.is_empty() {
+        return Err(format!(
+            "no recovery happened{}",
+            if vms.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", join(vms))
+            }
+        ));
+    }
+    for vm in vms {
+        if !rs.iter().any(|r| &r.vm == vm) {
+            return Err(format!("{vm} never recovered"));
+        }
+    }
+    let over: Vec<String> = rs
+        .iter()
+        .filter(|r| get(r) > max_ms)
+        .map(|r| format!("{} {what} {}", r.vm, secs(get(r))))
+        .collect();
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "over the {what} bound of {}: {}",
+            secs(max_ms),
+            over.join(", ")
+        ))
+    }
+}
+
+fn join(vms: &[krrish_core::VmId]) -> String {
+    vms.iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,216 @@
+//! `krrish scenario run|check`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use krrish_core::ha::secs;
+use krrish_scenario::{load_scenario, run_scenario, RunOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum ScenarioCmd {
+    /// Run scenarios in the simulated world.
+    Run(RunArgs),
+    /// Load and validate scenarios (and their clusters) without running them.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (searched for *.yaml). Default: scenarios/
+    paths: Vec<PathBuf>,
+    /// Run with this seed instead of each scenario's own.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the trace of the (single) scenario to this file.
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
+    /// Write every scenario's trace into this directory.
+    #[arg(long, value_name = "DIR")]
+    trace_dir: Option<PathBuf>,
+    /// Where traces of failed runs go.
+    #[arg(long, value_name = "DIR", default_value = "target/scenario-traces")]
+    failed_trace_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Scenario files or directories. Default: scenarios/
+    paths: Vec<PathBuf>,
+}
+
+pub fn main(cmd: ScenarioCmd) -> Result<ExitCode> {
+    match cmd {
+        ScenarioCmd::Run(a) => run(a),
+        ScenarioCmd::Check(a) => check(a),
+    }
+}
+
+/// Scenario files under the given paths, sorted, each once.
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths.to_vec()
+    };
+    let mut out = Vec::new();
+    for p in &paths {
+        if p.is_dir() {
+            walk(p, &mut out, 0).with_context(|| format!("reading {}", p.display()))?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        bail!(
+            "no scenario files (*.yaml) under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    if depth > 16 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out, depth + 1)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn check(a: CheckArgs) -> Result<ExitCode> {
+    let files = collect(&a.paths)?;
+    let (mut ok, mut bad) = (0, 0);
+    for f in &files {
+        match load_scenario(f) {
+            Ok(s) => {
+                ok += 1;
+                println!(
+                    "ok    {:<36} {} hosts ({} spares), {} VMs, {} timeline items, {} expectations",
+                    s.name,
+                    s.cluster.hosts.len(),
+                    s.cluster.spare_hosts,
+                    s.cluster.vms.len(),
+                    s.timeline.len(),
+                    s.expectations.len()
+                );
+            }
+            Err(e) => {
+                bad += 1;
+                println!("error {e}");
+            }
+        }
+    }
+    println!("{ok} passed, {bad} failed");
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run(a: RunArgs) -> Result<ExitCode> {
+    let files = collect(&a.paths)?;
+    if a.trace_out.is_some() && files.len() != 1 {
+        bail!(
+            "--trace-out takes one scenario ({} given); use --trace-dir for many",
+            files.len()
+        );
+    }
+    if let Some(d) = &a.trace_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        let s = match load_scenario(f) {
+            Ok(s) => s,
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {:<36} cannot load", f.display());
+                println!("      {e}");
+                continue;
+            }
+        };
+        #[allow(clippy::disallowed_methods)] // progress pacing only
+        let mut last = std::time::Instant::now();
+        let name = s.name.clone();
+        let mut progress = |sim_ms: u64, end_ms: u64| {
+            if last.elapsed().as_secs_f64() >= 2.0 {
+                #[allow(clippy::disallowed_methods)]
+                {
+                    last = std::time::Instant::now();
+                }
+                eprintln!(
+                    "      {name}: {} of {} simulated",
+                    secs(sim_ms),
+                    secs(end_ms)
+                );
+            }
+        };
+        let report = run_scenario(
+            &s,
+            RunOptions {
+                seed: a.seed,
+                progress: Some(&mut progress),
+            },
+        );
+        let verdict = if report.passed() { "PASS" } else { "FAIL" };
+        println!(
+            "{verdict}  {:<36} seed={:<6} sim={:>9}  wall={:.2}s",
+            report.name,
+            report.seed,
+            secs(report.sim_ms),
+            report.wall.as_secs_f64()
+        );
+        if let Some(out) = &a.trace_out {
+            std::fs::write(out, &report.trace)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        if let Some(d) = &a.trace_dir {
+            let p = d.join(trace_file_name(&report.name, report.seed));
+            std::fs::write(&p, &report.trace)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if report.passed() {
+            passed += 1;
+        } else {
+            failed += 1;
+            for why in &report.failures {
+                println!("      {why}");
+            }
+            std::fs::create_dir_all(&a.failed_trace_dir).ok();
+            let p = a
+                .failed_trace_dir
+                .join(trace_file_name(&report.name, report.seed));
+            if std::fs::write(&p, &report.trace).is_ok() {
+                println!("      trace: {}", p.display());
+            }
+            println!("      reproduce: {}", report.reproduce());
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn trace_file_name(name: &str, seed: u64) -> String {
+    format!("{}.seed{seed}.log", name.replace('/', "-"))
+}
