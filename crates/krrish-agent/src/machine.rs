@@ -19,6 +19,9 @@ pub struct AgentConfig {
     pub sync_every_ms: u64,
     pub connect_timeout_ms: u64,
     pub reconnect_delay_ms: u64,
+    /// Wait after boot before dialling the controller (hosts do not come up
+    /// in lockstep; the simulator spreads them with its seed).
+    pub start_delay_ms: u64,
 }
 
 impl AgentConfig {
@@ -34,6 +37,7 @@ impl AgentConfig {
             sync_every_ms: 10_000,
             connect_timeout_ms: 3_000,
             reconnect_delay_ms: 2_000,
+            start_delay_ms: 0,
         }
     }
 }
@@ -86,7 +90,7 @@ impl AgentMachine {
             last_ack_ms: now_ms,
             next_heartbeat_ms: now_ms,
             next_renew_ms: now_ms,
-            next_sync_ms: now_ms + cfg.sync_every_ms,
+            next_sync_ms: now_ms + cfg.start_delay_ms + cfg.sync_every_ms,
             lease_failures: 0,
             out: VecDeque::new(),
             cfg,

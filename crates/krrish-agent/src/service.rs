@@ -65,7 +65,7 @@ pub async fn run_agent<C, D, K, T>(
     let mut link: Option<Link> = None;
     let mut connecting = false;
     let mut epoch = 0u64;
-    let mut retry_at_ms = clock.now_ms();
+    let mut retry_at_ms = clock.now_ms() + cfg.start_delay_ms;
     // Failed connection attempts in a row (traced on the first and on success).
     let mut failed_connects = 0u64;
     // Failed disk syncs in a row (likewise).

@@ -41,6 +41,8 @@ pub struct HaConfig {
     pub lease_revoke_attempts_max: u32,
     pub boot_timeout_ms: u64,
     pub boot_attempts_max: u32,
+    /// Wait before booting again after a failed boot.
+    pub boot_retry_backoff_ms: u64,
     pub migration_timeout_ms: u64,
     /// Cluster CPU-compatibility mode (allows migration across CPU models).
     pub imc_mode: bool,
@@ -57,6 +59,7 @@ impl Default for HaConfig {
             lease_revoke_attempts_max: 6,
             boot_timeout_ms: 120_000,
             boot_attempts_max: 3,
+            boot_retry_backoff_ms: 10_000,
             migration_timeout_ms: 600_000,
             imc_mode: false,
         }
@@ -227,9 +230,17 @@ pub enum VmState {
     HostDown {
         host: HostId,
     },
+    /// To be restarted on a spare when one has room (and not before
+    /// `retry_at_ms`, after a failed boot).
     WaitingForCapacity {
         failed_host: HostId,
         reported: bool,
+        retry_at_ms: u64,
+    },
+    /// A new VM whose first boot failed, to be placed again on a production
+    /// host (not before `retry_at_ms`).
+    Scheduling {
+        retry_at_ms: u64,
     },
     WaitingForRepair {
         host: HostId,
@@ -248,6 +259,7 @@ impl VmState {
             VmState::Migrating { .. } => "migrating",
             VmState::HostDown { .. } => "host-down",
             VmState::WaitingForCapacity { .. } => "waiting-for-capacity",
+            VmState::Scheduling { .. } => "scheduling",
             VmState::WaitingForRepair { .. } => "waiting-for-repair",
             VmState::Down { .. } => "down",
             VmState::Stopped => "stopped",
@@ -530,6 +542,8 @@ pub struct HaManager {
     commands: VecDeque<Command>,
     notices: VecDeque<(u64, Notice)>,
     failover_boots: u64,
+    /// The latest `now` seen by [`Self::handle_timeout`].
+    last_timeout_ms: u64,
 }
 
 impl HaManager {
@@ -573,6 +587,7 @@ impl HaManager {
             commands: VecDeque::new(),
             notices: VecDeque::new(),
             failover_boots: 0,
+            last_timeout_ms: now_ms,
         }
     }
 
@@ -649,9 +664,17 @@ impl HaManager {
             VmState::Booting { deadline_ms, .. } | VmState::Migrating { deadline_ms, .. } => {
                 Some(*deadline_ms)
             }
+            VmState::WaitingForCapacity { retry_at_ms, .. }
+            | VmState::Scheduling { retry_at_ms } => self.has_backoff(*retry_at_ms),
             _ => None,
         });
         hosts.chain(vms).min()
+    }
+
+    /// A back-off deadline still ahead (past ones need no wake-up: the VM
+    /// then waits for capacity to appear).
+    fn has_backoff(&self, retry_at_ms: u64) -> Option<u64> {
+        (retry_at_ms > self.last_timeout_ms).then_some(retry_at_ms)
     }
 
     fn command(&mut self, c: Command) {
@@ -811,6 +834,7 @@ impl HaManager {
 
     /// Time passed: count heartbeat misses, expire fencing and boot waits.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.last_timeout_ms = self.last_timeout_ms.max(now_ms);
         let hb = self.config.heartbeat;
         let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
         for id in &ids {
@@ -901,6 +925,7 @@ impl HaManager {
                 _ => {}
             }
         }
+        self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }
 
@@ -1075,6 +1100,7 @@ impl HaManager {
                     vm.state = VmState::WaitingForCapacity {
                         failed_host: host.clone(),
                         reported: false,
+                        retry_at_ms: now_ms,
                     };
                     vm.boot_attempts = 0;
                 }
@@ -1104,19 +1130,22 @@ impl HaManager {
         let spares: Vec<HostId> = self
             .hosts
             .values()
-            .filter(|h| {
-                h.spare.is_some()
-                    && h.liveness == Liveness::Up
-                    && !h.spec.maintenance
-                    && !h.lease_revoked
-            })
+            .filter(|h| h.spare.is_some() && self.can_take_vms(h))
             .map(|h| h.spec.id.clone())
             .collect();
         let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
         // Group by failed host (BTreeMap: deterministic), VMs by priority.
         let mut groups: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
         for (id, v) in &self.vms {
-            if let VmState::WaitingForCapacity { failed_host, .. } = &v.state {
+            if let VmState::WaitingForCapacity {
+                failed_host,
+                retry_at_ms,
+                ..
+            } = &v.state
+            {
+                if *retry_at_ms > now_ms {
+                    continue; // backing off after a failed boot
+                }
                 groups
                     .entry(failed_host.clone())
                     .or_default()
@@ -1152,7 +1181,48 @@ impl HaManager {
                 }
             }
         }
+        self.schedule_new(now_ms);
         self.refresh_spares(now_ms);
+    }
+
+    /// Whether a host may be given VMs now: up, reporting through its agent,
+    /// not in maintenance, allowed to write to the DFS.
+    fn can_take_vms(&self, h: &HostRecord) -> bool {
+        h.liveness == Liveness::Up && h.boot_id.is_some() && !h.spec.maintenance && !h.lease_revoked
+    }
+
+    /// Production hosts that may take a new VM, with their free capacity.
+    fn production_candidates(&self) -> (Vec<HostId>, Vec<Resources>) {
+        let ids: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && self.can_take_vms(h))
+            .map(|h| h.spec.id.clone())
+            .collect();
+        let free = ids.iter().map(|h| self.free_capacity(h)).collect();
+        (ids, free)
+    }
+
+    /// Places new VMs whose boot failed again, after their back-off.
+    fn schedule_new(&mut self, now_ms: u64) {
+        let due: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| matches!(v.state, VmState::Scheduling { retry_at_ms } if retry_at_ms <= now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let (ids, free) = self.production_candidates();
+            match placement::most_free(&free, &self.vms[&id].spec.demand) {
+                Some(i) => self.boot(now_ms, &id, &ids[i], BootReason::Create),
+                None => {
+                    // Try again after another back-off.
+                    self.vms.get_mut(&id).expect("listed").state = VmState::Scheduling {
+                        retry_at_ms: now_ms + self.config.boot_retry_backoff_ms,
+                    };
+                }
+            }
+        }
     }
 
     fn boot(&mut self, now_ms: u64, id: &VmId, host: &HostId, reason: BootReason) {
@@ -1224,6 +1294,11 @@ impl HaManager {
                 why: why.clone(),
             },
         );
+        let reason = match &self.vms[id].state {
+            VmState::Booting { reason, .. } => *reason,
+            _ => BootReason::Failover,
+        };
+        let retry_at_ms = now_ms + self.config.boot_retry_backoff_ms;
         let vm = self.vms.get_mut(id).expect("caller checked");
         if vm.boot_attempts >= self.config.boot_attempts_max {
             let reason = DownReason::BootFailed {
@@ -1241,11 +1316,16 @@ impl HaManager {
                 },
             );
         } else {
-            vm.state = VmState::WaitingForCapacity {
-                failed_host: host.clone(),
-                reported: false,
+            vm.state = match reason {
+                BootReason::Create => VmState::Scheduling { retry_at_ms },
+                // A spare, or the repaired home host, could not boot it: it
+                // waits for a spare, as after a failure.
+                BootReason::Failover | BootReason::Restore => VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms,
+                },
             };
-            self.place_waiting(now_ms);
         }
     }
 
@@ -1479,19 +1559,7 @@ impl HaManager {
                 h
             }
             None => {
-                let candidates: Vec<HostId> = self
-                    .hosts
-                    .values()
-                    .filter(|h| {
-                        h.spare.is_none()
-                            && h.liveness.is_up()
-                            && !h.spec.maintenance
-                            && h.spec.zone.runs_vms()
-                    })
-                    .map(|h| h.spec.id.clone())
-                    .collect();
-                let free: Vec<Resources> =
-                    candidates.iter().map(|h| self.free_capacity(h)).collect();
+                let (candidates, free) = self.production_candidates();
                 let i = placement::most_free(&free, &spec.demand)
                     .ok_or(ApiError::NoCapacity(spec.demand))?;
                 candidates[i].clone()

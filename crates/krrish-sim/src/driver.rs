@@ -89,7 +89,7 @@ impl Driver for SimDriver {
 
     async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
         self.powered()?;
-        let boot_ms = self.world.borrow().timings.boot_ms;
+        let boot_ms = self.world.borrow_mut().boot_time_ms();
         sleep_ms(boot_ms).await;
         self.world
             .borrow_mut()

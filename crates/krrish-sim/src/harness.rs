@@ -7,7 +7,7 @@ use crate::checkers::{Checkers, Violation};
 use crate::driver::{SimDriver, SimFencer, TurmoilClock, TurmoilConnect, TurmoilListen};
 use crate::fault::Fault;
 use crate::trace::TraceBuf;
-use crate::world::{Timings, World};
+use crate::world::{SeededRng, Timings, World};
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine};
 use krrish_core::ha::HaManager;
@@ -76,11 +76,14 @@ impl<'a> SimWorld<'a> {
         let mut timings = config.timings.clone();
         timings.lease_duration_ms = config.ha.lease_duration_ms;
         let world = Rc::new(RefCell::new(World::new(
+            config.seed,
             hosts.clone(),
             vms.clone(),
             timings,
             trace.clone(),
         )));
+        // Heartbeat phases differ per host, as on a real cluster.
+        let mut phases = SeededRng::new(config.seed.rotate_left(17));
         let core = HaManager::new(0, config.ha.clone(), hosts.clone(), vms);
         let controller = Rc::new(RefCell::new(ControllerMachine::new(core)));
 
@@ -110,6 +113,7 @@ impl<'a> SimWorld<'a> {
             cfg.lease_duration_ms = config.ha.lease_duration_ms;
             cfg.lease_renew_every_ms = config.ha.lease_duration_ms / 3;
             cfg.lease_lead_ms = config.ha.lease_duration_ms / 6;
+            cfg.start_delay_ms = phases.below(config.ha.heartbeat.interval_ms);
             let (w, t, id) = (world.clone(), trace.clone(), h.id.clone());
             sim.host(h.id.as_str(), move || {
                 let (w, t, cfg) = (w.clone(), t.clone(), cfg.clone());

@@ -111,6 +111,27 @@ pub struct Recovery {
     pub rpo_ms: u64,
 }
 
+/// A small seeded generator (SplitMix64): the world's only randomness.
+#[derive(Clone, Debug)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
 pub struct World {
     pub hosts: BTreeMap<HostId, PhysHost>,
     pub vms: BTreeMap<VmId, VmSpec>,
@@ -121,12 +142,19 @@ pub struct World {
     trace: TraceBuf,
     /// Bumped on every change that a checker cares about.
     pub generation: u64,
+    rng: SeededRng,
 }
 
 impl World {
     /// Every host powered with all links up; every VM running on its home,
     /// fully synced; every host holding a fresh lease.
-    pub fn new(hosts: Vec<HostSpec>, vms: Vec<VmSpec>, timings: Timings, trace: TraceBuf) -> Self {
+    pub fn new(
+        seed: u64,
+        hosts: Vec<HostSpec>,
+        vms: Vec<VmSpec>,
+        timings: Timings,
+        trace: TraceBuf,
+    ) -> Self {
         let mut phys: BTreeMap<HostId, PhysHost> = hosts
             .into_iter()
             .map(|spec| {
@@ -177,7 +205,15 @@ impl World {
             timings,
             trace,
             generation: 0,
+            rng: SeededRng::new(seed),
         }
+    }
+
+    /// One guest's boot time: the configured time ±15 %, seeded.
+    pub fn boot_time_ms(&mut self) -> u64 {
+        let base = self.timings.boot_ms;
+        let spread = base * 3 / 10;
+        base - spread / 2 + self.rng.below(spread + 1)
     }
 
     fn say(&self, now_ms: u64, text: &str) {
