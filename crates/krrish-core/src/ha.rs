@@ -188,9 +188,20 @@ impl fmt::Display for BootReason {
 /// Why a VM is down and not being acted on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {
-    HaOff { host: HostId },
-    BootFailed { attempts: u32, last_error: String },
-    FenceFailed { host: HostId },
+    HaOff {
+        host: HostId,
+    },
+    BootFailed {
+        attempts: u32,
+        last_error: String,
+    },
+    FenceFailed {
+        host: HostId,
+    },
+    /// It stopped running on a live host and HA is off.
+    Vanished {
+        host: HostId,
+    },
 }
 
 impl fmt::Display for DownReason {
@@ -201,6 +212,9 @@ impl fmt::Display for DownReason {
                 attempts,
                 last_error,
             } => write!(f, "boot failed {attempts} times (last: {last_error})"),
+            DownReason::Vanished { host } => {
+                write!(f, "stopped running on {host} and HA is off for this VM")
+            }
             DownReason::FenceFailed { host } => {
                 write!(
                     f,
@@ -283,6 +297,10 @@ pub struct VmRecord {
     pub boot_attempts: u32,
     /// When the control plane declared the VM's host offline.
     pub outage_since_ms: Option<u64>,
+    /// Reports in a row from its (live) host that did not list it.
+    pub missed_reports: u32,
+    /// Failback to its home is blocked (and was reported once).
+    pub failback_blocked: bool,
 }
 
 /// A decision for a driver to carry out. The controller routes each to the
@@ -368,6 +386,9 @@ pub enum Notice {
     HostBack {
         host: HostId,
     },
+    HostRebooted {
+        host: HostId,
+    },
     LeaseReinstated {
         host: HostId,
     },
@@ -424,6 +445,10 @@ pub enum Notice {
         vm: VmId,
         why: String,
     },
+    VmVanished {
+        vm: VmId,
+        host: HostId,
+    },
     StrayCopy {
         vm: VmId,
         host: HostId,
@@ -467,6 +492,7 @@ impl fmt::Display for Notice {
                 "host {host} could not be fenced: its VMs stay down until an operator acts"
             ),
             HostBack { host } => write!(f, "host {host} is back"),
+            HostRebooted { host } => write!(f, "host {host} rebooted: its guests died with it"),
             LeaseReinstated { host } => write!(f, "DFS lease of {host} reinstated"),
             SpareActivated { spare } => write!(f, "spare {spare} active"),
             SpareReturned { spare } => write!(f, "spare {spare} returned to the pool"),
@@ -490,6 +516,12 @@ impl fmt::Display for Notice {
                 write!(f, "vm {vm} cannot live-migrate to {to}: {why}")
             }
             MigrationFailed { vm, why } => write!(f, "vm {vm} migration failed: {why}"),
+            VmVanished { vm, host } => {
+                write!(
+                    f,
+                    "vm {vm} no longer runs on {host} (missing from its reports)"
+                )
+            }
             StrayCopy { vm, host } => write!(f, "vm {vm} has a stray copy on {host}: stopping it"),
             UnknownHost { host } => write!(f, "heartbeat from unknown host {host} ignored"),
         }
@@ -533,6 +565,9 @@ pub enum ApiError {
 /// low enough that a runaway loop is caught.
 const QUEUE_MAX: usize = 1 << 20;
 
+/// Reports in a row that must omit a running VM before it counts as dead.
+const VANISHED_AFTER_REPORTS: u32 = 2;
+
 /// The HA manager: hosts, VMs and the spare pool, driven by heartbeats,
 /// fencing answers, driver results and time.
 pub struct HaManager {
@@ -575,6 +610,8 @@ impl HaManager {
                     },
                     boot_attempts: 0,
                     outage_since_ms: None,
+                    missed_reports: 0,
+                    failback_blocked: false,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -704,6 +741,7 @@ impl HaManager {
         let liveness = h.liveness;
         match liveness {
             Liveness::Up | Liveness::Suspect { .. } => {
+                let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
                 h.last_heartbeat_ms = now_ms;
                 h.boot_id = Some(report.boot_id);
                 h.liveness = Liveness::Up;
@@ -715,6 +753,9 @@ impl HaManager {
                     self.notice(now_ms, Notice::HostRecovered { host: host.clone() });
                 }
                 self.update_bonds(now_ms, host, report.bonds);
+                if rebooted {
+                    self.on_quick_reboot(now_ms, host, &report.running);
+                }
                 self.reconcile_running(now_ms, host, &report.running);
             }
             // A fencing decision is final: heartbeats do not undo it.
@@ -814,6 +855,46 @@ impl HaManager {
             };
             if !expected {
                 self.stray(now_ms, vm, host);
+            }
+        }
+        // A VM its live host stopped listing has died (guest crash, a reboot
+        // the controller did not see). One report could be older than the
+        // switch-over of a migration, so it takes two in a row. Restarting on
+        // the same host can never make a second copy.
+        let mut vanished = Vec::new();
+        for (id, v) in self.vms.iter_mut() {
+            if matches!(&v.state, VmState::Running { host: h } if h == host) {
+                if running.contains(id) {
+                    v.missed_reports = 0;
+                } else {
+                    v.missed_reports += 1;
+                    if v.missed_reports >= VANISHED_AFTER_REPORTS {
+                        v.missed_reports = 0;
+                        vanished.push(id.clone());
+                    }
+                }
+            }
+        }
+        for id in vanished {
+            self.notice(
+                now_ms,
+                Notice::VmVanished {
+                    vm: id.clone(),
+                    host: host.clone(),
+                },
+            );
+            let vm = self.vms.get_mut(&id).expect("listed");
+            vm.outage_since_ms = Some(now_ms);
+            vm.boot_attempts = 0;
+            if vm.spec.ha == HaPolicy::Off {
+                let reason = DownReason::Vanished { host: host.clone() };
+                vm.state = VmState::Down {
+                    reason: reason.clone(),
+                };
+                self.notice(now_ms, Notice::VmDown { vm: id, reason });
+            } else {
+                vm.state = VmState::Stopped;
+                self.boot(now_ms, &id, host, BootReason::Restore);
             }
         }
     }
@@ -925,6 +1006,7 @@ impl HaManager {
                 _ => {}
             }
         }
+        self.fail_back_sweep(now_ms);
         self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }
@@ -1130,12 +1212,14 @@ impl HaManager {
         let spares: Vec<HostId> = self
             .hosts
             .values()
-            .filter(|h| h.spare.is_some() && self.can_take_vms(h))
+            .filter(|h| h.spare.is_some() && can_take_vms(h))
             .map(|h| h.spec.id.clone())
             .collect();
         let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
         // Group by failed host (BTreeMap: deterministic), VMs by priority.
         let mut groups: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
+        // VMs whose home is up again go there instead of to a spare.
+        let mut go_home: Vec<VmId> = Vec::new();
         for (id, v) in &self.vms {
             if let VmState::WaitingForCapacity {
                 failed_host,
@@ -1146,10 +1230,29 @@ impl HaManager {
                 if *retry_at_ms > now_ms {
                     continue; // backing off after a failed boot
                 }
+                if home_ready(&self.hosts, &v.spec.home) {
+                    go_home.push(id.clone());
+                    continue;
+                }
                 groups
                     .entry(failed_host.clone())
                     .or_default()
                     .push((v.spec.priority, id.clone()));
+            }
+        }
+        for id in go_home {
+            let home = self.vms[&id].spec.home.clone();
+            if self.vms[&id]
+                .spec
+                .demand
+                .fits_in(&self.free_capacity(&home))
+            {
+                self.boot(now_ms, &id, &home, BootReason::Restore);
+            } else {
+                groups
+                    .entry(home)
+                    .or_default()
+                    .push((self.vms[&id].spec.priority, id.clone()));
             }
         }
         for (_, mut members) in groups {
@@ -1185,10 +1288,26 @@ impl HaManager {
         self.refresh_spares(now_ms);
     }
 
-    /// Whether a host may be given VMs now: up, reporting through its agent,
-    /// not in maintenance, allowed to write to the DFS.
-    fn can_take_vms(&self, h: &HostRecord) -> bool {
-        h.liveness == Liveness::Up && h.boot_id.is_some() && !h.spec.maintenance && !h.lease_revoked
+    /// VMs running on a spare while their home is healthy go home (failback
+    /// does not depend on catching the moment the home returned).
+    fn fail_back_sweep(&mut self, now_ms: u64) {
+        let candidates: Vec<(VmId, HostId, HostId)> = self
+            .vms
+            .iter()
+            .filter_map(|(id, v)| match &v.state {
+                VmState::Running { host }
+                    if host != &v.spec.home
+                        && self.hosts.get(host).is_some_and(|h| h.spare.is_some())
+                        && home_ready(&self.hosts, &v.spec.home) =>
+                {
+                    Some((id.clone(), host.clone(), v.spec.home.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, from, home) in candidates {
+            self.fail_back(now_ms, &id, &from, &home);
+        }
     }
 
     /// Production hosts that may take a new VM, with their free capacity.
@@ -1196,7 +1315,7 @@ impl HaManager {
         let ids: Vec<HostId> = self
             .hosts
             .values()
-            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && self.can_take_vms(h))
+            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
             .map(|h| h.spec.id.clone())
             .collect();
         let free = ids.iter().map(|h| self.free_capacity(h)).collect();
@@ -1329,6 +1448,53 @@ impl HaManager {
         }
     }
 
+    /// The host rebooted before it was missed (a panic and a fast reboot):
+    /// the guests it ran before died with it. What it lists now was started
+    /// on the new boot and lives; boots and migrations in flight are left to
+    /// their answers or time-outs. The dead restart by policy, at home first.
+    fn on_quick_reboot(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
+        self.notice(now_ms, Notice::HostRebooted { host: host.clone() });
+        let dead: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(id, v)| {
+                matches!(&v.state, VmState::Running { host: h } if h == host)
+                    && !running.contains(id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            let vm = self.vms.get_mut(&id).expect("listed");
+            vm.outage_since_ms = Some(now_ms);
+            vm.boot_attempts = 0;
+            match vm.spec.ha {
+                HaPolicy::Off => {
+                    let reason = DownReason::HaOff { host: host.clone() };
+                    vm.state = VmState::Down {
+                        reason: reason.clone(),
+                    };
+                    self.notice(now_ms, Notice::VmDown { vm: id, reason });
+                }
+                HaPolicy::Restart | HaPolicy::RestoreOnRepair => {
+                    if &vm.spec.home == host {
+                        vm.state = VmState::Stopped;
+                        self.boot(now_ms, &id, host, BootReason::Restore);
+                    } else {
+                        // It ran on a spare that rebooted: queue for a spare
+                        // (or its home, if that is up).
+                        vm.state = VmState::WaitingForCapacity {
+                            failed_host: host.clone(),
+                            reported: false,
+                            retry_at_ms: now_ms,
+                        };
+                    }
+                }
+            }
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
     /// The DFS answered a reinstatement.
     pub fn handle_lease_reinstated(
         &mut self,
@@ -1413,16 +1579,24 @@ impl HaManager {
             migration_blockers(&ctx)
         };
         if !blockers.is_empty() {
-            self.notice(
-                now_ms,
-                Notice::MigrationBlocked {
-                    vm: id.clone(),
-                    to: to.clone(),
-                    why: join_blockers(&blockers),
-                },
-            );
+            let vm = self.vms.get_mut(id).expect("caller checked");
+            if !vm.failback_blocked {
+                vm.failback_blocked = true;
+                self.notice(
+                    now_ms,
+                    Notice::MigrationBlocked {
+                        vm: id.clone(),
+                        to: to.clone(),
+                        why: join_blockers(&blockers),
+                    },
+                );
+            }
             return;
         }
+        self.vms
+            .get_mut(id)
+            .expect("caller checked")
+            .failback_blocked = false;
         self.start_migration(now_ms, id, from, to);
     }
 
@@ -1574,6 +1748,8 @@ impl HaManager {
                 state: VmState::Stopped,
                 boot_attempts: 0,
                 outage_since_ms: None,
+                missed_reports: 0,
+                failback_blocked: false,
             },
         );
         self.boot(now_ms, &id, &target, BootReason::Create);
@@ -1642,6 +1818,17 @@ impl HaManager {
         self.place_waiting(now_ms);
         Ok(())
     }
+}
+
+/// Whether a host may be given VMs now: up, reporting through its agent,
+/// not in maintenance, allowed to write to the DFS.
+fn can_take_vms(h: &HostRecord) -> bool {
+    h.liveness == Liveness::Up && h.boot_id.is_some() && !h.spec.maintenance && !h.lease_revoked
+}
+
+/// The home host can take its VMs back.
+fn home_ready(hosts: &BTreeMap<HostId, HostRecord>, home: &HostId) -> bool {
+    hosts.get(home).is_some_and(can_take_vms)
 }
 
 fn join_blockers(all: &[MigrationBlocker]) -> String {

@@ -59,23 +59,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn r(v: u32, m: u64) -> Resources {
+    fn bin(v: u32, m: u64) -> Resources {
+        Resources::new(v, m, 1_000)
+    }
+    fn vm(v: u32, m: u64) -> Resources {
         Resources::new(v, m, 10)
     }
 
     #[test]
     fn whole_group_prefers_the_tightest_single_spare() {
-        let mut free = vec![r(32, 128_000), r(16, 40_000)];
-        let placed = place_group(&mut free, &[r(4, 16_000), r(4, 16_000)]);
+        let mut free = vec![bin(32, 128_000), bin(16, 40_000)];
+        let placed = place_group(&mut free, &[vm(4, 16_000), vm(4, 16_000)]);
         assert_eq!(placed, vec![Some(1), Some(1)]);
-        assert_eq!(free[1], Resources::new(8, 8_000, 0));
+        assert_eq!(free[1], Resources::new(8, 8_000, 980));
+        assert_eq!(free[0], bin(32, 128_000));
     }
 
     #[test]
     fn what_does_not_fit_waits() {
-        let mut free = vec![r(8, 32_000)];
-        let placed = place_group(&mut free, &[r(4, 16_000), r(4, 16_000), r(4, 16_000)]);
+        let mut free = vec![bin(8, 32_000)];
+        let placed = place_group(&mut free, &[vm(4, 16_000), vm(4, 16_000), vm(4, 16_000)]);
         assert_eq!(placed, vec![Some(0), Some(0), None]);
+    }
+
+    #[test]
+    fn a_group_too_big_for_one_spare_spreads_in_order() {
+        let mut free = vec![bin(8, 32_000), bin(8, 32_000)];
+        let placed = place_group(&mut free, &[vm(4, 16_000), vm(4, 16_000), vm(4, 16_000)]);
+        assert_eq!(placed, vec![Some(0), Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn new_vms_spread_to_the_emptiest_host() {
+        let free = vec![bin(8, 32_000), bin(8, 64_000), bin(8, 64_000)];
+        assert_eq!(most_free(&free, &vm(2, 4_000)), Some(1));
+        assert_eq!(most_free(&free, &vm(16, 4_000)), None);
     }
 
     fn arb_res() -> impl Strategy<Value = Resources> {

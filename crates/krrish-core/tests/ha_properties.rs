@@ -1,0 +1,387 @@
+//! Property tests of the HA state machine against a small model of hosts.
+//!
+//! The model answers the core's commands the way hardware would: IPMI powers
+//! a host off if its BMC is alive; a revoked lease stops being renewed and the
+//! host stops its VMs before it lapses; boots succeed on powered hosts that
+//! may write to the DFS. Random crashes, power losses, BMC losses and
+//! partitions are thrown at it. After every step: no VM runs twice. After
+//! healing everything: every HA VM runs again and every spare is accounted.
+
+use krrish_core::ha::{Command, HaConfig, HaManager, HostReport, VmState};
+use krrish_core::model::HostAddresses;
+use krrish_core::{BondHealth, HaPolicy, HostId, HostSpec, Resources, VmId, VmSpec, Zone};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+const LEASE_MS: u64 = 30_000;
+const RENEW_MS: u64 = 10_000;
+const LEAD_MS: u64 = 5_000;
+
+fn host(name: &str, zone: Zone) -> HostSpec {
+    HostSpec {
+        id: name.into(),
+        zone,
+        capacity: Resources::new(16, 64 * 1024, 1000),
+        cpu_model: "x".into(),
+        memory_overcommit: false,
+        dvs: "d".into(),
+        maintenance: false,
+        rack: "r".into(),
+        addresses: HostAddresses {
+            uplink: Ipv4Addr::LOCALHOST,
+            vm_network: Ipv4Addr::LOCALHOST,
+            storage: Ipv4Addr::LOCALHOST,
+            ipmi: Ipv4Addr::LOCALHOST,
+        },
+    }
+}
+
+#[derive(Debug)]
+struct PhysHost {
+    powered: bool,
+    bmc: bool,
+    partitioned: bool,
+    boot_id: u64,
+    lease_revoked: bool,
+    lease_until: u64,
+    running: BTreeSet<VmId>,
+}
+
+struct Model {
+    now: u64,
+    core: HaManager,
+    hosts: BTreeMap<HostId, PhysHost>,
+    ha: BTreeMap<VmId, HaPolicy>,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Advance(u64),
+    Crash(usize),
+    PowerLoss(usize),
+    BmcDown(usize),
+    Partition(usize),
+    Heal(usize),
+    Repair(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1_000u64..60_000).prop_map(Op::Advance),
+        1 => (0usize..5).prop_map(Op::Crash),
+        1 => (0usize..5).prop_map(Op::PowerLoss),
+        1 => (0usize..5).prop_map(Op::BmcDown),
+        1 => (0usize..5).prop_map(Op::Partition),
+        1 => (0usize..5).prop_map(Op::Heal),
+        2 => (0usize..5).prop_map(Op::Repair),
+    ]
+}
+
+impl Model {
+    fn new() -> Self {
+        let specs = vec![
+            host("hv-1", Zone::Ecs),
+            host("hv-2", Zone::Ecs),
+            host("hv-3", Zone::Ecs),
+            host("spare-1", Zone::Spare),
+            host("spare-2", Zone::Spare),
+        ];
+        let policies = [
+            HaPolicy::Restart,
+            HaPolicy::Restart,
+            HaPolicy::RestoreOnRepair,
+            HaPolicy::Off,
+        ];
+        let mut vms = Vec::new();
+        for h in 1..=3 {
+            for (i, p) in policies.iter().enumerate() {
+                vms.push(VmSpec {
+                    id: VmId::new(format!("vm-{h}-{i}")),
+                    home: HostId::new(format!("hv-{h}")),
+                    demand: Resources::new(4, 12 * 1024, 50),
+                    ha: *p,
+                    priority: 0,
+                    passthrough_devices: vec![],
+                });
+            }
+        }
+        let hosts = specs
+            .iter()
+            .map(|s| {
+                let running = vms
+                    .iter()
+                    .filter(|v| v.home == s.id)
+                    .map(|v| v.id.clone())
+                    .collect();
+                (
+                    s.id.clone(),
+                    PhysHost {
+                        powered: true,
+                        bmc: true,
+                        partitioned: false,
+                        boot_id: 1,
+                        lease_revoked: false,
+                        lease_until: LEASE_MS,
+                        running,
+                    },
+                )
+            })
+            .collect();
+        let ha = vms.iter().map(|v| (v.id.clone(), v.ha)).collect();
+        Self {
+            now: 0,
+            core: HaManager::new(0, HaConfig::default(), specs, vms),
+            hosts,
+            ha,
+        }
+    }
+
+    fn id(&self, i: usize) -> HostId {
+        self.hosts.keys().nth(i).unwrap().clone()
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Advance(ms) => self.advance(*ms),
+            Op::Crash(i) | Op::PowerLoss(i) => {
+                let id = self.id(*i);
+                let h = self.hosts.get_mut(&id).unwrap();
+                h.powered = false;
+                h.running.clear();
+                if matches!(op, Op::PowerLoss(_)) {
+                    h.bmc = false;
+                }
+            }
+            Op::BmcDown(i) => {
+                let id = self.id(*i);
+                self.hosts.get_mut(&id).unwrap().bmc = false;
+            }
+            Op::Partition(i) | Op::Heal(i) => {
+                let id = self.id(*i);
+                self.hosts.get_mut(&id).unwrap().partitioned = matches!(op, Op::Partition(_));
+            }
+            Op::Repair(i) => {
+                let id = self.id(*i);
+                let h = self.hosts.get_mut(&id).unwrap();
+                if !h.powered {
+                    h.powered = true;
+                    h.boot_id += 1;
+                    h.running.clear();
+                    h.lease_until = 0;
+                }
+                h.bmc = true;
+                h.partitioned = false;
+            }
+        }
+        self.drain();
+    }
+
+    /// Time passes in one-second steps: leases, self-fencing, heartbeats.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now += 1_000;
+            let now = self.now;
+            let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
+            for id in &ids {
+                let h = self.hosts.get_mut(id).unwrap();
+                if !h.powered {
+                    continue;
+                }
+                if now % RENEW_MS == 0 && !h.lease_revoked {
+                    h.lease_until = now + LEASE_MS;
+                }
+                if h.lease_revoked && now + LEAD_MS >= h.lease_until {
+                    h.running.clear(); // self-fence
+                }
+                if now % 6_000 == 0 && !h.partitioned {
+                    let report = HostReport {
+                        boot_id: h.boot_id,
+                        bonds: [BondHealth::Ok; 3],
+                        running: h.running.iter().cloned().collect(),
+                    };
+                    self.core.handle_heartbeat(now, id, &report);
+                }
+            }
+            self.core.handle_timeout(now);
+            self.drain();
+            self.check_safety();
+        }
+    }
+
+    /// Answers every command at once, as hardware would.
+    fn drain(&mut self) {
+        for _ in 0..10_000 {
+            let Some(c) = self.core.poll_command() else {
+                return;
+            };
+            let now = self.now;
+            match c {
+                Command::FenceIpmi { host } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    if h.bmc {
+                        h.powered = false;
+                        h.running.clear();
+                        self.core.handle_fence_result(now, &host, Ok(()));
+                    } else {
+                        self.core
+                            .handle_fence_result(now, &host, Err("BMC silent".into()));
+                    }
+                }
+                Command::RevokeLease { host } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    h.lease_revoked = true;
+                    let until = h.lease_until;
+                    self.core.handle_lease_revoked(now, &host, Ok(until));
+                }
+                Command::ReinstateLease { host } => {
+                    self.hosts.get_mut(&host).unwrap().lease_revoked = false;
+                    self.core.handle_lease_reinstated(now, &host, Ok(()));
+                }
+                Command::BootVm { vm, host, .. } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    let ok = h.powered && !h.lease_revoked;
+                    if ok {
+                        h.running.insert(vm.id.clone());
+                    }
+                    let r = if ok {
+                        Ok(())
+                    } else {
+                        Err("cannot boot".into())
+                    };
+                    self.core.handle_boot_result(now, &vm.id, &host, r);
+                }
+                Command::LiveMigrate { vm, from, to } => {
+                    let ok = self.hosts[&from].powered
+                        && self.hosts[&to].powered
+                        && self.hosts[&from].running.contains(&vm);
+                    if ok {
+                        self.hosts.get_mut(&from).unwrap().running.remove(&vm);
+                        self.hosts.get_mut(&to).unwrap().running.insert(vm.clone());
+                    }
+                    let r = if ok {
+                        Ok(())
+                    } else {
+                        Err("migration failed".into())
+                    };
+                    self.core.handle_migration_result(now, &vm, &from, &to, r);
+                }
+                Command::StopVm { vm, host } => {
+                    self.hosts.get_mut(&host).unwrap().running.remove(&vm);
+                }
+            }
+            self.check_safety();
+        }
+        panic!("command cascade did not settle");
+    }
+
+    fn check_safety(&self) {
+        let mut seen: BTreeMap<&VmId, &HostId> = BTreeMap::new();
+        for (id, h) in &self.hosts {
+            for vm in &h.running {
+                if let Some(other) = seen.insert(vm, id) {
+                    panic!("{vm} runs on {other} and {id} at {} ms", self.now);
+                }
+            }
+        }
+        let spares = self
+            .core
+            .hosts()
+            .values()
+            .filter(|h| h.spare.is_some())
+            .count();
+        let (f, a, u) = self.core.spare_counts();
+        assert_eq!(f + a + u, spares, "spare accounting");
+        for id in self.core.hosts().keys() {
+            let used = self
+                .hosts
+                .get(id)
+                .map(|h| h.running.len() as u32 * 4)
+                .unwrap_or(0);
+            assert!(used <= 16, "{id} over-committed with {used} vCPUs");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn never_two_copies_and_converges_after_healing(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut m = Model::new();
+        for op in &ops {
+            m.apply(op);
+        }
+        // Liveness: an operator repairs whatever is broken (a fence may
+        // power off a host just repaired), until things settle.
+        for _ in 0..10 {
+            for i in 0..5 {
+                m.apply(&Op::Repair(i));
+            }
+            m.advance(60_000);
+        }
+        m.advance(600_000);
+        for (vm, rec) in m.core.vms() {
+            let running_somewhere = m.hosts.values().filter(|h| h.running.contains(vm)).count();
+            match m.ha[vm] {
+                HaPolicy::Restart | HaPolicy::RestoreOnRepair => {
+                    prop_assert_eq!(running_somewhere, 1, "{} not running after healing: {:?}", vm, rec.state);
+                    prop_assert!(matches!(rec.state, VmState::Running { .. }), "{} is {:?}", vm, rec.state);
+                }
+                HaPolicy::Off => prop_assert!(running_somewhere <= 1),
+            }
+        }
+        // Every VM is home again and every spare back in the pool.
+        let (free, active, unavailable) = m.core.spare_counts();
+        prop_assert_eq!((free, active, unavailable), (2, 0, 0));
+    }
+}
+
+#[test]
+fn suspect_host_that_heartbeats_again_is_not_fenced() {
+    let mut m = Model::new();
+    m.advance(12_000);
+    m.apply(&Op::Partition(0));
+    m.advance(9_000); // one or two misses, not three
+    m.apply(&Op::Heal(0));
+    m.advance(60_000);
+    assert_eq!(m.core.failover_boots(), 0);
+    assert_eq!(m.core.hosts()[&HostId::new("hv-1")].liveness.name(), "up");
+}
+
+#[test]
+fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
+    let mut m = Model::new();
+    m.advance(12_000);
+    // BMC dead and the DFS never answers revocations: model that by making
+    // the host unreachable while leaving its lease alone.
+    m.apply(&Op::BmcDown(0));
+    m.apply(&Op::Partition(0));
+    // Intercept: answer revocations with errors.
+    let mut now = m.now;
+    for _ in 0..120 {
+        now += 1_000;
+        m.core.handle_timeout(now);
+        while let Some(c) = m.core.poll_command() {
+            match c {
+                Command::FenceIpmi { host } => {
+                    m.core
+                        .handle_fence_result(now, &host, Err("BMC silent".into()))
+                }
+                Command::RevokeLease { host } => {
+                    m.core
+                        .handle_lease_revoked(now, &host, Err("DFS unreachable".into()))
+                }
+                Command::BootVm { .. } => panic!("booted a VM of an unfenced host: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        m.core.hosts()[&HostId::new("hv-1")].liveness.name(),
+        "fence-failed"
+    );
+    assert_eq!(m.core.vms()[&VmId::new("vm-1-0")].state.name(), "down");
+    assert_eq!(m.core.failover_boots(), 0);
+}
