@@ -119,8 +119,13 @@ impl Source<'_> {
 
 fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
     let at = e.location().map(|l| (l.line(), l.column()));
-    // serde_yaml prefixes the path it was at ("timeline[2]: …"); keep it.
-    src.error(at, e.to_string())
+    // serde_yaml prefixes the path it was at ("timeline[2]: …"), which is
+    // worth keeping, and appends the location, which we already lead with.
+    let mut message = e.to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    src.error(at, message)
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {

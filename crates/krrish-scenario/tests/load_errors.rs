@@ -1,0 +1,165 @@
+//! Broken files get errors that name file, line (and column where known) and
+//! what was expected. One table, one `check` helper.
+
+use krrish_scenario::load_scenario;
+use std::path::PathBuf;
+
+const CLUSTER: &str = "cluster:\n  host_groups:\n    - { prefix: hv-, count: 2, zone: ECS }\n";
+
+/// Writes `text` as a scenario file and asserts the error names
+/// `file:line` (and `:column` if given) and contains `message`.
+fn check(name: &str, text: &str, line: usize, column: Option<usize>, message: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    let err = load_scenario(&path).expect_err("the file is broken");
+    let shown = err.to_string();
+    let mut at = format!("{}:{line}", path.display());
+    if let Some(c) = column {
+        at.push_str(&format!(":{c}"));
+    }
+    assert!(
+        shown.starts_with(&at),
+        "{name}: expected the error at {at}, got: {shown}"
+    );
+    assert!(
+        shown.contains(message),
+        "{name}: expected {message:?} in: {shown}"
+    );
+}
+
+#[test]
+fn broken_files_are_located() {
+    let end = "end: 60s\n";
+    let cases: Vec<(&str, String, usize, Option<usize>, &str)> = vec![
+        ("unknown-top-field", format!("seeed: 3\n{CLUSTER}{end}"), 1, Some(1), "unknown field `seeed`"),
+        ("missing-end", CLUSTER.to_string(), 1, None, "missing field `end`"),
+        (
+            "unknown-host",
+            format!("{CLUSTER}timeline:\n  - at: 10s\n    crash: hv-99\n{end}"),
+            6,
+            Some(12),
+            "no host named `hv-99`",
+        ),
+        (
+            "bad-duration",
+            format!("{CLUSTER}timeline:\n  - at: 10x\n    crash: hv-01\n{end}"),
+            5,
+            None,
+            "unknown unit 'x'",
+        ),
+        (
+            "two-actions",
+            format!("{CLUSTER}timeline:\n  - at: 10s\n    crash: hv-01\n    repair: hv-01\n{end}"),
+            5,
+            Some(1),
+            "2 actions",
+        ),
+        (
+            "no-action",
+            format!("{CLUSTER}timeline:\n  - at: 10s\n{end}"),
+            5,
+            Some(1),
+            "no action",
+        ),
+        (
+            "bad-host-state",
+            format!("{CLUSTER}expect:\n  - host_state: {{ host: hv-01, state: sleepy }}\n{end}"),
+            5,
+            None,
+            "`sleepy` is not a host state",
+        ),
+        (
+            "after-end",
+            format!("{CLUSTER}expect:\n  - at: 90s\n    failovers: 0\n{end}"),
+            5,
+            Some(1),
+            "after `end`",
+        ),
+        (
+            "nic-index",
+            format!("{CLUSTER}timeline:\n  - at: 1s\n    nic_down: {{ host: hv-01, bond: bond0, nic: 2 }}\n{end}"),
+            5,
+            Some(1),
+            "members 0 and 1",
+        ),
+        (
+            "bad-bond",
+            format!("{CLUSTER}timeline:\n  - at: 1s\n    bond_down: {{ host: hv-01, bond: bond7 }}\n{end}"),
+            6,
+            None,
+            "unknown variant `bond7`",
+        ),
+        (
+            "bad-zone",
+            "cluster:\n  hosts:\n    - { name: a, zone: GPU }\nend: 1s\n".to_string(),
+            3,
+            None,
+            "unknown variant `GPU`",
+        ),
+        (
+            "negative-spares",
+            "cluster:\n  spares: -1\nend: 1s\n".to_string(),
+            2,
+            None,
+            "cannot be negative",
+        ),
+        (
+            "overcommitted-home",
+            "cluster:\n  hosts:\n    - { name: hv-01, zone: ECS, vcpus: 4 }\n  vms:\n    - { name: a, host: hv-01, vcpus: 8, memory_gib: 1 }\nend: 1s\n".to_string(),
+            5,
+            None,
+            "host hv-01 is over-committed",
+        ),
+        (
+            "ip-policy",
+            "cluster:\n  hosts:\n    - name: ops-1\n      zone: OPS\n      uplink_ip: 10.0.0.160\nend: 1s\n".to_string(),
+            5,
+            Some(18),
+            "not allowed for zone OPS (must be 1..149)",
+        ),
+        (
+            "vm-on-spare",
+            "cluster:\n  hosts:\n    - { name: s-1, zone: SPARE }\n  spares: 1\n  vms:\n    - { name: a, host: s-1, vcpus: 1, memory_gib: 1 }\nend: 1s\n".to_string(),
+            6,
+            None,
+            "VMs are homed on ECS, DFS or KS hosts",
+        ),
+        (
+            "missing-cluster-file",
+            "cluster_file: nowhere.yaml\nend: 1s\n".to_string(),
+            1,
+            Some(15),
+            "cluster_file `nowhere.yaml` not found",
+        ),
+        ("empty", "\n".to_string(), 0, None, "the file is empty"),
+    ];
+    for (name, text, line, col, msg) in cases {
+        if line == 0 {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-errors");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{name}.yaml"));
+            std::fs::write(&path, &text).unwrap();
+            let e = load_scenario(&path).unwrap_err();
+            assert!(e.to_string().contains(msg), "{name}: {e}");
+            assert_eq!(e.line, None);
+            continue;
+        }
+        check(name, &text, line, col, msg);
+    }
+}
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut n = 0;
+    for dir in std::fs::read_dir(&root).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            load_scenario(&p).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 12, "only {n} scenarios found");
+}
