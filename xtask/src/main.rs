@@ -1,1 +1,185 @@
-fn main() {}
+//! `cargo xtask …`: the project's own commands.
+//!
+//! - `scenario [ARGS…]` — run scenarios in the simulated world (the main job);
+//!   arguments go to `krrish scenario run` (paths, `--seed`, `--seeds`,
+//!   `--trace-out`, …). Default: every file under `scenarios/`.
+//! - `ci` — the whole suite, as CI runs it: system packages, fmt, clippy,
+//!   tests, every scenario, a fixed budget of seed exploration, planner
+//!   checks. Prints `N passed, M failed` over its steps.
+//! - `nightly` — the same with large exploration budgets.
+//! - `bench` — the benchmarks, written to `BENCHMARKS.md`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the suite needs, by the command that proves them present.
+/// The simulated world needs none; the real backends (libvirt, netlink) will
+/// add theirs here.
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    if let Err(e) = std::env::set_current_dir(&root) {
+        eprintln!("xtask: cannot enter {}: {e}", root.display());
+        return ExitCode::from(2);
+    }
+    let result = match args.first().map(String::as_str) {
+        Some("scenario") => scenario(&args[1..]),
+        Some("ci") => suite(&Budget::CI),
+        Some("nightly") => suite(&Budget::NIGHTLY),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <scenario [ARGS…] | ci | nightly | bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<bool> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd.status().with_context(|| format!("starting {}", show(cmd)))?;
+    Ok(status.success())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn krrish(args: &[&str]) -> Command {
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--release", "--package", "krrish", "--"]);
+    c.args(args);
+    c
+}
+
+fn scenario(args: &[String]) -> Result<bool> {
+    let mut c = krrish(&["scenario", "run"]);
+    c.args(args);
+    run(&mut c)
+}
+
+struct Budget {
+    name: &'static str,
+    /// Seeds every scenario runs with, beyond its own.
+    seeds: &'static str,
+    /// proptest cases for the property tests.
+    proptest_cases: &'static str,
+}
+
+impl Budget {
+    const CI: Budget = Budget {
+        name: "ci",
+        seeds: "1..16",
+        proptest_cases: "256",
+    };
+    const NIGHTLY: Budget = Budget {
+        name: "nightly",
+        seeds: "1..500",
+        proptest_cases: "20000",
+    };
+}
+
+/// Installs missing Debian packages (CI machines start bare).
+fn system_packages() -> Result<bool> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(_, probe)| Command::new("sh").args(["-c", &format!("command -v {probe}")]).output().map(|o| !o.status.success()).unwrap_or(true))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if SYSTEM_PACKAGES.is_empty() {
+        eprintln!("xtask: system packages: none needed (the simulated world is pure Rust)");
+        return Ok(true);
+    }
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    if !run(Command::new("apt-get").arg("update").arg("-qq"))? {
+        bail!("apt-get update failed; cannot install {}", missing.join(" "));
+    }
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing);
+    c.env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut c)
+}
+
+fn suite(budget: &Budget) -> Result<bool> {
+    type Step<'a> = (&'a str, Box<dyn Fn() -> Result<bool> + 'a>);
+    let steps: Vec<Step> = vec![
+        ("system packages", Box::new(system_packages)),
+        ("format", Box::new(|| run(cargo().args(["fmt", "--all", "--", "--check"])))),
+        (
+            "clippy",
+            Box::new(|| run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))),
+        ),
+        (
+            "tests",
+            Box::new(|| run(cargo().args(["test", "--workspace"]).env("PROPTEST_CASES", budget.proptest_cases))),
+        ),
+        ("scenarios", Box::new(|| scenario(&[]))),
+        (
+            "seed exploration",
+            Box::new(|| {
+                scenario(&[
+                    "--seeds".into(),
+                    budget.seeds.into(),
+                    "--trace-dir".into(),
+                    "target/scenario-traces/explore".into(),
+                ])
+            }),
+        ),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    let mut failures = Vec::new();
+    for (name, step) in &steps {
+        eprintln!("xtask: == {} step: {name}", budget.name);
+        match step() {
+            Ok(true) => passed += 1,
+            Ok(false) => {
+                failed += 1;
+                failures.push(name.to_string());
+            }
+            Err(e) => {
+                failed += 1;
+                failures.push(format!("{name} ({e:#})"));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        eprintln!("xtask: failed steps: {}", failures.join(", "));
+    }
+    println!("{}: {passed} passed, {failed} failed", budget.name);
+    Ok(failed == 0)
+}
+
+fn bench(args: &[String]) -> Result<bool> {
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--release", "--package", "krrish-bench", "--"]);
+    c.args(args);
+    run(&mut c)
+}

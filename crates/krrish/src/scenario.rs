@@ -20,8 +20,12 @@ pub struct RunArgs {
     /// Scenario files or directories (searched for *.yaml). Default: scenarios/
     paths: Vec<PathBuf>,
     /// Run with this seed instead of each scenario's own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
+    /// Run every scenario once per seed in this range (`1..20`, inclusive),
+    /// to explore timings the scenario's own seed does not hit.
+    #[arg(long, value_name = "FIRST..LAST", value_parser = parse_seed_range)]
+    seeds: Option<(u64, u64)>,
     /// Write the trace of the (single) scenario to this file.
     #[arg(long, value_name = "FILE")]
     trace_out: Option<PathBuf>,
@@ -135,72 +139,81 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     if let Some(d) = &a.trace_dir {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    let seeds: Vec<Option<u64>> = match a.seeds {
+        Some((lo, hi)) => (lo..=hi).map(Some).collect(),
+        None => vec![a.seed],
+    };
+    if a.trace_out.is_some() && seeds.len() != 1 {
+        bail!("--trace-out takes one run; use --trace-dir with --seeds");
+    }
     let (mut passed, mut failed) = (0, 0);
     for f in &files {
-        let s = match load_scenario(f) {
-            Ok(s) => s,
-            Err(e) => {
-                failed += 1;
-                println!("FAIL  {:<36} cannot load", f.display());
-                println!("      {e}");
-                continue;
-            }
-        };
-        #[allow(clippy::disallowed_methods)] // progress pacing only
-        let mut last = std::time::Instant::now();
-        let name = s.name.clone();
-        let mut progress = |sim_ms: u64, end_ms: u64| {
-            if last.elapsed().as_secs_f64() >= 2.0 {
-                #[allow(clippy::disallowed_methods)]
-                {
-                    last = std::time::Instant::now();
+        for seed in &seeds {
+            let s = match load_scenario(f) {
+                Ok(s) => s,
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL  {:<36} cannot load", f.display());
+                    println!("      {e}");
+                    continue;
                 }
-                eprintln!(
-                    "      {name}: {} of {} simulated",
-                    secs(sim_ms),
-                    secs(end_ms)
-                );
+            };
+            #[allow(clippy::disallowed_methods)] // progress pacing only
+            let mut last = std::time::Instant::now();
+            let name = s.name.clone();
+            let mut progress = |sim_ms: u64, end_ms: u64| {
+                if last.elapsed().as_secs_f64() >= 2.0 {
+                    #[allow(clippy::disallowed_methods)]
+                    {
+                        last = std::time::Instant::now();
+                    }
+                    eprintln!(
+                        "      {name}: {} of {} simulated",
+                        secs(sim_ms),
+                        secs(end_ms)
+                    );
+                }
+            };
+            let report = run_scenario(
+                &s,
+                RunOptions {
+                    seed: *seed,
+                    progress: Some(&mut progress),
+                },
+            );
+            let verdict = if report.passed() { "PASS" } else { "FAIL" };
+            println!(
+                "{verdict}  {:<36} seed={:<6} sim={:>9}  wall={:.2}s",
+                report.name,
+                report.seed,
+                secs(report.sim_ms),
+                report.wall.as_secs_f64()
+            );
+            if let Some(out) = &a.trace_out {
+                std::fs::write(out, &report.trace)
+                    .with_context(|| format!("writing {}", out.display()))?;
             }
-        };
-        let report = run_scenario(
-            &s,
-            RunOptions {
-                seed: a.seed,
-                progress: Some(&mut progress),
-            },
-        );
-        let verdict = if report.passed() { "PASS" } else { "FAIL" };
-        println!(
-            "{verdict}  {:<36} seed={:<6} sim={:>9}  wall={:.2}s",
-            report.name,
-            report.seed,
-            secs(report.sim_ms),
-            report.wall.as_secs_f64()
-        );
-        if let Some(out) = &a.trace_out {
-            std::fs::write(out, &report.trace)
-                .with_context(|| format!("writing {}", out.display()))?;
-        }
-        if let Some(d) = &a.trace_dir {
-            let p = d.join(trace_file_name(&report.name, report.seed));
-            std::fs::write(&p, &report.trace)
-                .with_context(|| format!("writing {}", p.display()))?;
-        }
-        if report.passed() {
-            passed += 1;
-        } else {
-            failed += 1;
-            for why in &report.failures {
-                println!("      {why}");
+            if let Some(d) = &a.trace_dir {
+                let p = d.join(trace_file_name(&report.name, report.seed));
+                std::fs::write(&p, &report.trace)
+                    .with_context(|| format!("writing {}", p.display()))?;
             }
-            std::fs::create_dir_all(&a.failed_trace_dir).ok();
-            let p = a
-                .failed_trace_dir
-                .join(trace_file_name(&report.name, report.seed));
-            if std::fs::write(&p, &report.trace).is_ok() {
-                println!("      trace: {}", p.display());
+            if report.passed() {
+                passed += 1;
+            } else {
+                failed += 1;
+                for why in &report.failures {
+                    println!("      {why}");
+                }
+                std::fs::create_dir_all(&a.failed_trace_dir).ok();
+                let p = a
+                    .failed_trace_dir
+                    .join(trace_file_name(&report.name, report.seed));
+                if std::fs::write(&p, &report.trace).is_ok() {
+                    println!("      trace: {}", p.display());
+                }
+                println!("      reproduce: {}", report.reproduce());
             }
-            println!("      reproduce: {}", report.reproduce());
         }
     }
     println!("{passed} passed, {failed} failed");
@@ -209,6 +222,27 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn parse_seed_range(s: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected FIRST..LAST, such as 1..20, not `{s}`"))?;
+    let lo: u64 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{lo}` is not a seed"))?;
+    let hi: u64 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{hi}` is not a seed"))?;
+    if hi < lo {
+        return Err(format!("the range {lo}..{hi} is empty"));
+    }
+    if hi - lo >= 1_000_000 {
+        return Err("at most a million seeds at once".into());
+    }
+    Ok((lo, hi))
 }
 
 fn trace_file_name(name: &str, seed: u64) -> String {
