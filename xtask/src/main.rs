@@ -58,7 +58,9 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Result<bool> {
     eprintln!("xtask: $ {}", show(cmd));
-    let status = cmd.status().with_context(|| format!("starting {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", show(cmd)))?;
     Ok(status.success())
 }
 
@@ -109,7 +111,13 @@ impl Budget {
 fn system_packages() -> Result<bool> {
     let missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()
-        .filter(|(_, probe)| Command::new("sh").args(["-c", &format!("command -v {probe}")]).output().map(|o| !o.status.success()).unwrap_or(true))
+        .filter(|(_, probe)| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {probe}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
         .map(|(pkg, _)| *pkg)
         .collect();
     if SYSTEM_PACKAGES.is_empty() {
@@ -120,10 +128,14 @@ fn system_packages() -> Result<bool> {
         return Ok(true);
     }
     if !run(Command::new("apt-get").arg("update").arg("-qq"))? {
-        bail!("apt-get update failed; cannot install {}", missing.join(" "));
+        bail!(
+            "apt-get update failed; cannot install {}",
+            missing.join(" ")
+        );
     }
     let mut c = Command::new("apt-get");
-    c.args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing);
+    c.args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing);
     c.env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut c)
 }
@@ -132,14 +144,30 @@ fn suite(budget: &Budget) -> Result<bool> {
     type Step<'a> = (&'a str, Box<dyn Fn() -> Result<bool> + 'a>);
     let steps: Vec<Step> = vec![
         ("system packages", Box::new(system_packages)),
-        ("format", Box::new(|| run(cargo().args(["fmt", "--all", "--", "--check"])))),
+        (
+            "format",
+            Box::new(|| run(cargo().args(["fmt", "--all", "--", "--check"]))),
+        ),
         (
             "clippy",
-            Box::new(|| run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))),
+            Box::new(|| {
+                run(cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            }),
         ),
         (
             "tests",
-            Box::new(|| run(cargo().args(["test", "--workspace"]).env("PROPTEST_CASES", budget.proptest_cases))),
+            Box::new(|| {
+                run(cargo()
+                    .args(["test", "--workspace"])
+                    .env("PROPTEST_CASES", budget.proptest_cases))
+            }),
         ),
         ("scenarios", Box::new(|| scenario(&[]))),
         (
@@ -179,7 +207,14 @@ fn suite(budget: &Budget) -> Result<bool> {
 
 fn bench(args: &[String]) -> Result<bool> {
     let mut c = cargo();
-    c.args(["run", "--quiet", "--release", "--package", "krrish-bench", "--"]);
+    c.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "krrish-bench",
+        "--",
+    ]);
     c.args(args);
     run(&mut c)
 }

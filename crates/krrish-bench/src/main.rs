@@ -29,12 +29,21 @@ fn world_hour(tick_ms: u64, seed: u64) -> Result<WorldRun> {
     let started = Instant::now();
     let mut w = SimWorld::new(hosts, vms, config);
     w.run_until(600_000).map_err(|v| anyhow::anyhow!("{v}"))?;
-    w.inject(&Fault::Crash("hv-07".into())).map_err(|e| anyhow::anyhow!(e))?;
+    w.inject(&Fault::Crash("hv-07".into()))
+        .map_err(|e| anyhow::anyhow!(e))?;
     w.run_until(3_600_000).map_err(|v| anyhow::anyhow!("{v}"))?;
     let wall_s = started.elapsed().as_secs_f64();
     let world = w.world();
-    anyhow::ensure!(world.recoveries.len() == 10, "expected 10 recoveries, got {}", world.recoveries.len());
-    let rtos: Vec<f64> = world.recoveries.iter().map(|r| r.rto_ms as f64 / 1000.0).collect();
+    anyhow::ensure!(
+        world.recoveries.len() == 10,
+        "expected 10 recoveries, got {}",
+        world.recoveries.len()
+    );
+    let rtos: Vec<f64> = world
+        .recoveries
+        .iter()
+        .map(|r| r.rto_ms as f64 / 1000.0)
+        .collect();
     Ok(WorldRun {
         tick_ms,
         sim_s: w.now_ms() as f64 / 1000.0,
@@ -47,7 +56,11 @@ fn world_hour(tick_ms: u64, seed: u64) -> Result<WorldRun> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned();
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let quick = args.iter().any(|a| a == "--quick");
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
@@ -57,7 +70,11 @@ fn main() -> Result<()> {
     writeln!(md, "50 production hosts × 10 VMs (500 VMs) + 5 spares; the real controller and 55 real agents over turmoil TCP; heartbeats every 6 s, DFS lease renewals and disk syncs every 10 s; checkers after every step; hv-07 crashes at 10 min and its 10 VMs fail over; one simulated hour.\n")?;
     writeln!(md, "| tick | simulated | wall | speed (sim s / wall s) | failover RTO mean / max | checker passes |")?;
     writeln!(md, "|---:|---:|---:|---:|---:|---:|")?;
-    let ticks: &[u64] = if quick { &[1000] } else { &[100, 250, 500, 750, 1000] };
+    let ticks: &[u64] = if quick {
+        &[1000]
+    } else {
+        &[100, 250, 500, 750, 1000]
+    };
     for &t in ticks {
         let r = world_hour(t, 1)?;
         let line = format!(

@@ -16,19 +16,32 @@ use crate::model::Resources;
 /// in order, to the best-fitting candidate that still has room; what fits
 /// nowhere gets `None` (waiting for capacity).
 pub fn place_group(free: &mut [Resources], demands: &[Resources]) -> Vec<Option<usize>> {
+    let mut out = Vec::with_capacity(demands.len());
+    place_group_into(free, demands, &mut out);
+    out
+}
+
+/// [`place_group`] writing into `out` (cleared first), for callers that
+/// place millions of groups (the capacity planner).
+pub fn place_group_into(
+    free: &mut [Resources],
+    demands: &[Resources],
+    out: &mut Vec<Option<usize>>,
+) {
+    out.clear();
     let total = demands.iter().fold(Resources::ZERO, |acc, d| acc.add(d));
     if let Some(bin) = best_fit(free, &total) {
         free[bin] = free[bin].saturating_sub(&total);
-        return vec![Some(bin); demands.len()];
+        out.resize(demands.len(), Some(bin));
+        return;
     }
-    demands
-        .iter()
-        .map(|d| {
-            let bin = best_fit(free, d)?;
-            free[bin] = free[bin].saturating_sub(d);
-            Some(bin)
-        })
-        .collect()
+    for d in demands {
+        let bin = best_fit(free, d);
+        if let Some(b) = bin {
+            free[b] = free[b].saturating_sub(d);
+        }
+        out.push(bin);
+    }
 }
 
 /// The candidate where `demand` fits leaving the least free memory (then

@@ -4,8 +4,9 @@
 //!   them) in the simulated world; one line per scenario, then
 //!   `N passed, M failed`.
 //! - `krrish scenario check [PATH…]` — load and validate only.
-//! - `krrish plan spares …` — size the spare pool (see `plan.rs`).
+//! - `krrish plan spares …` — what each spare-pool size buys ([`plan`]).
 
+mod plan;
 mod scenario;
 
 use clap::{Parser, Subcommand};
@@ -27,12 +28,16 @@ enum Top {
     /// Run or check scenario files.
     #[command(subcommand)]
     Scenario(scenario::ScenarioCmd),
+    /// Capacity planning.
+    #[command(subcommand)]
+    Plan(plan::PlanCmd),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Top::Scenario(cmd) => scenario::main(cmd),
+        Top::Plan(cmd) => plan::main(cmd),
     };
     match result {
         Ok(code) => code,

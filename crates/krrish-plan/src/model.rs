@@ -1,0 +1,178 @@
+//! Planner inputs and their validation.
+
+use krrish_core::{HaPolicy, Resources};
+use thiserror::Error;
+
+/// Time to failure of a host (hours).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lifetime {
+    /// Memoryless, mean `mtbf_hours`.
+    Exponential { mtbf_hours: f64 },
+    /// Weibull with mean `mtbf_hours` and `shape` (> 1: ageing, < 1: infant
+    /// mortality). A repaired host is as good as new.
+    Weibull { mtbf_hours: f64, shape: f64 },
+}
+
+impl Lifetime {
+    pub fn mean_hours(&self) -> f64 {
+        match *self {
+            Lifetime::Exponential { mtbf_hours } | Lifetime::Weibull { mtbf_hours, .. } => {
+                mtbf_hours
+            }
+        }
+    }
+}
+
+/// Time to repair a failed host (hours).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Repair {
+    Exponential {
+        mttr_hours: f64,
+    },
+    /// Lognormal with mean `mttr_hours` and log-space deviation `sigma`.
+    Lognormal {
+        mttr_hours: f64,
+        sigma: f64,
+    },
+}
+
+impl Repair {
+    pub fn mean_hours(&self) -> f64 {
+        match *self {
+            Repair::Exponential { mttr_hours } | Repair::Lognormal { mttr_hours, .. } => mttr_hours,
+        }
+    }
+}
+
+/// One production host: its rack and the VMs it carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanHost {
+    pub rack: u32,
+    /// Demands and HA policies of its VMs, in restart order.
+    pub vms: Vec<(Resources, HaPolicy)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanInput {
+    pub hosts: Vec<PlanHost>,
+    /// Capacity of each spare host.
+    pub spare_capacity: Resources,
+    /// Racks the spares sit in, round-robin (empty: a rack of their own).
+    pub spare_racks: Vec<u32>,
+    /// Spare counts to evaluate: 0..=spares_max.
+    pub spares_max: usize,
+    pub lifetime: Lifetime,
+    pub repair: Repair,
+    /// Whole-rack failures (power, top-of-rack switch), if any: mean hours
+    /// between events per rack. Each takes every host in the rack down.
+    pub rack_mtbf_hours: Option<f64>,
+    /// Spares fail and get repaired like any host.
+    pub spares_fail: bool,
+    /// Detection + fencing + boot: how long a VM is down when a spare takes
+    /// it at once.
+    pub failover_s: f64,
+    /// Boot time alone (a VM restored at home, or placed after waiting).
+    pub boot_s: f64,
+    pub years: f64,
+    pub trials: u32,
+    pub seed: u64,
+    /// Worker threads (results do not depend on it).
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum PlanError {
+    #[error("{what} must be a positive number, not {value}")]
+    NotPositive { what: &'static str, value: f64 },
+    #[error("{what} must be at most {max}, not {value}")]
+    TooLarge {
+        what: &'static str,
+        value: f64,
+        max: f64,
+    },
+    #[error("the cluster has no production hosts to protect")]
+    NoHosts,
+    #[error("{spares} spares for {hosts} production hosts: at most as many spares as hosts")]
+    TooManySpares { spares: usize, hosts: usize },
+    #[error("host {host} carries VMs that need {need}, more than a spare ({spare}) can ever hold")]
+    NeverFits {
+        host: usize,
+        need: String,
+        spare: String,
+    },
+}
+
+pub(crate) fn positive(what: &'static str, value: f64) -> Result<(), PlanError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(PlanError::NotPositive { what, value })
+    }
+}
+
+impl PlanInput {
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.hosts.is_empty() {
+            return Err(PlanError::NoHosts);
+        }
+        if self.spares_max > self.hosts.len() {
+            return Err(PlanError::TooManySpares {
+                spares: self.spares_max,
+                hosts: self.hosts.len(),
+            });
+        }
+        positive(
+            "the mean time between failures (hours)",
+            self.lifetime.mean_hours(),
+        )?;
+        positive("the mean time to repair (hours)", self.repair.mean_hours())?;
+        if let Lifetime::Weibull { shape, .. } = self.lifetime {
+            positive("the Weibull shape", shape)?;
+        }
+        if let Repair::Lognormal { sigma, .. } = self.repair {
+            positive("the lognormal sigma", sigma)?;
+        }
+        if let Some(r) = self.rack_mtbf_hours {
+            positive("the rack mean time between failures (hours)", r)?;
+        }
+        positive("years", self.years)?;
+        positive("trials", f64::from(self.trials))?;
+        if self.years > 1_000.0 {
+            return Err(PlanError::TooLarge {
+                what: "years",
+                value: self.years,
+                max: 1_000.0,
+            });
+        }
+        if self.trials > 1_000_000 {
+            return Err(PlanError::TooLarge {
+                what: "trials",
+                value: f64::from(self.trials),
+                max: 1e6,
+            });
+        }
+        if self.hosts.len() > 100_000 {
+            return Err(PlanError::TooLarge {
+                what: "hosts",
+                value: self.hosts.len() as f64,
+                max: 1e5,
+            });
+        }
+        positive("the failover time (s)", self.failover_s)?;
+        if !(self.boot_s.is_finite() && self.boot_s >= 0.0) {
+            return Err(PlanError::NotPositive {
+                what: "the boot time (s)",
+                value: self.boot_s,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn production_hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn vm_count(&self) -> usize {
+        self.hosts.iter().map(|h| h.vms.len()).sum()
+    }
+}

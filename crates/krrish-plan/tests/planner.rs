@@ -1,0 +1,217 @@
+//! The Monte Carlo against the closed forms, determinism, and bad input.
+
+use krrish_core::{HaPolicy, Resources};
+use krrish_plan::{plan, Lifetime, PlanError, PlanHost, PlanInput, Repair};
+
+/// Hosts filled to 30 of 32 vCPUs: a spare takes one host's VMs and has no
+/// room for a single VM of another (the closed form's assumption).
+fn input(hosts: usize, spares_max: usize) -> PlanInput {
+    let vm = (Resources::new(3, 12 * 1024, 40), HaPolicy::Restart);
+    PlanInput {
+        hosts: (0..hosts)
+            .map(|i| PlanHost {
+                rack: (i / 10) as u32,
+                vms: vec![vm; 10],
+            })
+            .collect(),
+        spare_capacity: Resources::new(32, 128 * 1024, 2_000),
+        spare_racks: vec![],
+        spares_max,
+        lifetime: Lifetime::Exponential { mtbf_hours: 500.0 },
+        repair: Repair::Exponential { mttr_hours: 50.0 },
+        rack_mtbf_hours: None,
+        spares_fail: false,
+        failover_s: 40.0,
+        boot_s: 20.0,
+        years: 5.0,
+        trials: 300,
+        seed: 11,
+        threads: 2,
+    }
+}
+
+#[test]
+fn monte_carlo_agrees_with_the_binomial_model() {
+    // p = 50/550 ≈ 0.091: with 20 hosts about 1.8 are down at any time, so
+    // every spare count from 0 to 4 matters.
+    let r = plan(&input(20, 5)).unwrap();
+    for row in &r.rows {
+        let a = row.analytic.expect("independent exponential case");
+        for (what, mc, exact) in [
+            (
+                "uncovered_host_fraction",
+                row.uncovered_host_fraction,
+                a.uncovered_host_fraction,
+            ),
+            (
+                "failures_without_spare",
+                row.failures_without_spare,
+                a.failures_without_spare,
+            ),
+        ] {
+            // Within twice the 95 % half-width (about four standard errors).
+            let tolerance = 2.0 * mc.ci95 + 1e-9;
+            assert!(
+                (mc.mean - exact).abs() <= tolerance,
+                "{what} with {} spares: Monte Carlo {:.3e} ±{:.1e}, exact {:.3e}",
+                row.spares,
+                mc.mean,
+                mc.ci95,
+                exact
+            );
+        }
+    }
+    // The check has teeth: the figures are far from zero where it matters.
+    assert!(r.rows[1].uncovered_host_fraction.mean > 1e-2);
+    assert!(r.rows[3].failures_without_spare.mean > 1e-3);
+}
+
+#[test]
+fn more_spares_never_cover_less() {
+    let mut i = input(30, 6);
+    i.spares_fail = true;
+    i.rack_mtbf_hours = Some(20_000.0);
+    let r = plan(&i).unwrap();
+    for w in r.rows.windows(2) {
+        // Common random numbers: the same history for every row.
+        assert!(w[1].uncovered_host_fraction.mean <= w[0].uncovered_host_fraction.mean + 1e-15);
+        assert!(w[1].vm_availability.mean >= w[0].vm_availability.mean - 1e-15);
+    }
+    assert!(
+        r.rows.iter().all(|x| x.analytic.is_none()),
+        "racks and failing spares: no closed form"
+    );
+}
+
+#[test]
+fn one_seed_one_table_whatever_the_threads() {
+    let mut a = input(25, 4);
+    a.trials = 64;
+    let mut b = a.clone();
+    b.threads = 1;
+    let mut c = a.clone();
+    c.threads = 7;
+    let (ra, rb, rc) = (plan(&a).unwrap(), plan(&b).unwrap(), plan(&c).unwrap());
+    assert_eq!(ra, rb);
+    assert_eq!(ra, rc);
+    let mut d = a.clone();
+    d.seed = 12;
+    assert_ne!(plan(&d).unwrap().rows, ra.rows, "the seed is used");
+}
+
+#[test]
+fn ageing_and_lognormal_repairs_run_and_hurt_when_heavier() {
+    let mut i = input(20, 3);
+    i.lifetime = Lifetime::Weibull {
+        mtbf_hours: 500.0,
+        shape: 1.5,
+    };
+    i.repair = Repair::Lognormal {
+        mttr_hours: 50.0,
+        sigma: 1.0,
+    };
+    let light = plan(&i).unwrap();
+    i.repair = Repair::Lognormal {
+        mttr_hours: 100.0,
+        sigma: 1.0,
+    };
+    let heavy = plan(&i).unwrap();
+    assert!(
+        heavy.rows[1].uncovered_host_fraction.mean > light.rows[1].uncovered_host_fraction.mean
+    );
+}
+
+#[test]
+fn a_spare_too_small_for_a_host_leaves_some_vms_waiting() {
+    let mut i = input(10, 2);
+    // 4 × 40 GiB per host; a spare holds 128 GiB: one spare takes 3 of a
+    // failed host's VMs, two spares take all 4 (spread, as the core does).
+    i.hosts
+        .iter_mut()
+        .for_each(|h| h.vms = vec![(Resources::new(8, 40 * 1024, 40), HaPolicy::Restart); 4]);
+    let r = plan(&i).unwrap();
+    assert!(r.rows.iter().all(|x| x.analytic.is_none()));
+    assert!(
+        r.rows[1].failures_without_spare.mean > 0.99,
+        "{:?}",
+        r.rows[1].failures_without_spare
+    );
+    // Two spares take a whole host, but then leave little for the next one.
+    assert!(
+        r.rows[2].failures_without_spare.high() < r.rows[1].failures_without_spare.low(),
+        "{:?} vs {:?}",
+        r.rows[2].failures_without_spare,
+        r.rows[1].failures_without_spare
+    );
+    assert!(
+        r.rows[1].rto_p99_s.unwrap() > 3600.0,
+        "the fourth VM waits for a repair"
+    );
+}
+
+#[test]
+fn half_full_hosts_share_spares_beyond_the_binomial_model() {
+    // 10 × 2 vCPU / 8 GiB: a spare has room for more than one failed host's
+    // VMs, so coverage beats one-host-per-spare.
+    let mut i = input(20, 3);
+    i.hosts
+        .iter_mut()
+        .for_each(|h| h.vms = vec![(Resources::new(2, 8 * 1024, 40), HaPolicy::Restart); 10]);
+    let packed = plan(&i).unwrap();
+    let strict = plan(&input(20, 3)).unwrap();
+    assert!(
+        packed.rows[2].uncovered_host_fraction.mean
+            < 0.5 * strict.rows[2].uncovered_host_fraction.mean
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let cases: Vec<(PlanInput, &str)> = vec![
+        (
+            {
+                let mut i = input(5, 2);
+                i.lifetime = Lifetime::Exponential { mtbf_hours: 0.0 };
+                i
+            },
+            "mean time between failures",
+        ),
+        (
+            {
+                let mut i = input(5, 2);
+                i.repair = Repair::Exponential { mttr_hours: -3.0 };
+                i
+            },
+            "mean time to repair",
+        ),
+        (input(5, 6), "6 spares for 5 production hosts"),
+        (
+            {
+                let mut i = input(5, 2);
+                i.hosts.clear();
+                i
+            },
+            "no production hosts",
+        ),
+        (
+            {
+                let mut i = input(5, 2);
+                i.years = 0.0;
+                i
+            },
+            "years",
+        ),
+        (
+            {
+                let mut i = input(5, 2);
+                i.rack_mtbf_hours = Some(f64::NAN);
+                i
+            },
+            "rack",
+        ),
+    ];
+    for (i, want) in cases {
+        let e: PlanError = plan(&i).unwrap_err();
+        assert!(e.to_string().contains(want), "{e} (wanted {want:?})");
+    }
+}

@@ -1,0 +1,270 @@
+//! `krrish plan spares`: what each spare-pool size buys.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use krrish_core::heartbeat::HeartbeatConfig;
+use krrish_core::spares::spare_pool_size;
+use krrish_core::{HaConfig, HaPolicy, Resources, Zone};
+use krrish_plan::{analytic, plan, report, Lifetime, PlanHost, PlanInput, Repair};
+use krrish_scenario::load_cluster;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum PlanCmd {
+    /// Size the spare pool: availability bought by each spare count.
+    Spares(SparesArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct SparesArgs {
+    /// Production (hypervisor) hosts, each with --vms-per-host VMs.
+    #[arg(long, required_unless_present = "cluster", conflicts_with = "cluster")]
+    hosts: Option<usize>,
+    /// A cluster file (as in scenarios): its hypervisor hosts, VMs, racks and
+    /// spare size.
+    #[arg(long, value_name = "FILE")]
+    cluster: Option<PathBuf>,
+    /// Mean time between failures of one host, hours.
+    #[arg(long, default_value_t = 8760.0)]
+    mtbf_hours: f64,
+    /// Mean time to repair a host, hours.
+    #[arg(long, default_value_t = 24.0)]
+    mttr_hours: f64,
+    /// Weibull shape for host lifetimes (default: exponential). >1 = ageing.
+    #[arg(long)]
+    weibull_shape: Option<f64>,
+    /// Lognormal sigma for repair times (default: exponential).
+    #[arg(long)]
+    repair_sigma: Option<f64>,
+    /// Correlated failures: mean hours between whole-rack outages.
+    #[arg(long)]
+    rack_mtbf_hours: Option<f64>,
+    /// Hosts per rack when --hosts is used.
+    #[arg(long, default_value_t = 10)]
+    rack_size: usize,
+    /// Spares never fail (the analytic model's assumption).
+    #[arg(long)]
+    spares_dont_fail: bool,
+    #[arg(long, default_value_t = 10.0)]
+    years: f64,
+    #[arg(long, default_value_t = 2000)]
+    trials: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Evaluate 0..=N spares (default: until more would not matter).
+    #[arg(long)]
+    max_spares: Option<usize>,
+    /// With --hosts: VMs per host, each --vm-vcpus × --vm-memory-gib.
+    #[arg(long, default_value_t = 10)]
+    vms_per_host: usize,
+    #[arg(long, default_value_t = 2)]
+    vm_vcpus: u32,
+    #[arg(long, default_value_t = 8)]
+    vm_memory_gib: u64,
+    /// Detection + fencing + boot, seconds (default from the HA settings).
+    #[arg(long)]
+    failover_seconds: Option<f64>,
+    /// Guest boot time, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    boot_seconds: f64,
+    /// Report the fewest spares that reach this VM availability.
+    #[arg(long)]
+    target_availability: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write an SVG of availability against spare count.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Worker threads (the result does not depend on it).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn main(cmd: PlanCmd) -> Result<ExitCode> {
+    match cmd {
+        PlanCmd::Spares(a) => spares(a),
+    }
+}
+
+fn spares(a: SparesArgs) -> Result<ExitCode> {
+    for (name, v) in [
+        ("--mtbf-hours", a.mtbf_hours),
+        ("--mttr-hours", a.mttr_hours),
+        ("--years", a.years),
+        ("--boot-seconds", a.boot_seconds),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name} must be a positive number of hours or seconds, not {v}");
+        }
+    }
+    if a.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if let Some(t) = a.target_availability {
+        if !(t > 0.0 && t < 1.0) {
+            bail!("--target-availability must be between 0 and 1 (such as 0.9999), not {t}");
+        }
+    }
+    if a.rack_size == 0 {
+        bail!("--rack-size must be at least 1");
+    }
+    let (hosts, spare_capacity) = match (&a.cluster, a.hosts) {
+        (Some(path), _) => from_cluster(path)?,
+        (None, Some(0)) => bail!("--hosts must be at least 1"),
+        (None, Some(n)) => {
+            let vm = Resources::new(a.vm_vcpus, a.vm_memory_gib * 1024, 40);
+            let host = PlanHost {
+                rack: 0,
+                vms: vec![(vm, HaPolicy::Restart); a.vms_per_host],
+            };
+            let hosts = (0..n)
+                .map(|i| PlanHost {
+                    rack: (i / a.rack_size) as u32,
+                    ..host.clone()
+                })
+                .collect();
+            (hosts, Resources::new(32, 128 * 1024, 2_000))
+        }
+        (None, None) => bail!("give --hosts N or --cluster FILE"),
+    };
+    let n = hosts.len();
+    let failover_s = a.failover_seconds.unwrap_or_else(|| {
+        let ha = HaConfig::default();
+        let hb: HeartbeatConfig = ha.heartbeat;
+        (hb.detection_ms() as f64 + 1_000.0) / 1000.0 + a.boot_seconds
+    });
+    let lifetime = match a.weibull_shape {
+        Some(shape) => Lifetime::Weibull {
+            mtbf_hours: a.mtbf_hours,
+            shape,
+        },
+        None => Lifetime::Exponential {
+            mtbf_hours: a.mtbf_hours,
+        },
+    };
+    let repair = match a.repair_sigma {
+        Some(sigma) => Repair::Lognormal {
+            mttr_hours: a.mttr_hours,
+            sigma,
+        },
+        None => Repair::Exponential {
+            mttr_hours: a.mttr_hours,
+        },
+    };
+    let spares_max = match a.max_spares {
+        Some(m) if m > n => bail!("--max-spares {m} is more than the {n} production hosts"),
+        Some(m) => m,
+        None => sensible_max(n, a.mtbf_hours, a.mttr_hours),
+    };
+    let racks = hosts.iter().map(|h| h.rack).max().unwrap_or(0) + 1;
+    let input = PlanInput {
+        hosts,
+        spare_capacity,
+        spare_racks: (0..racks).collect(),
+        spares_max,
+        lifetime,
+        repair,
+        rack_mtbf_hours: a.rack_mtbf_hours,
+        spares_fail: !a.spares_dont_fail,
+        failover_s,
+        boot_s: a.boot_seconds,
+        years: a.years,
+        trials: a.trials,
+        seed: a.seed,
+        threads: a.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+    };
+    eprintln!(
+        "seed {} ({} trials × {} years, {} hosts, 0..={} spares)",
+        a.seed, a.trials, a.years, n, spares_max
+    );
+    #[allow(clippy::disallowed_methods)] // reporting speed only
+    let started = std::time::Instant::now();
+    let result = plan(&input)?;
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!(
+        "simulated {:.2e} host-years per row in {:.2}s ({:.2e} host-years/s over {} rows)",
+        result.host_years,
+        wall,
+        result.host_years * result.rows.len() as f64 / wall,
+        result.rows.len()
+    );
+    match a.format {
+        Format::Table => print!("{}", report::table(&result, a.target_availability)),
+        Format::Json => println!("{}", report::json(&result, a.target_availability)),
+    }
+    if let Some(p) = &a.plot {
+        std::fs::write(p, report::svg(&result, a.target_availability))
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Enough rows that one more spare would change nothing visible: beyond the
+/// point where more than that many hosts are down with probability < 1e-7,
+/// and at least two past the step table.
+fn sensible_max(n: usize, mtbf: f64, mttr: f64) -> usize {
+    let p = analytic::unavailability(mtbf, mttr);
+    let pmf = analytic::binomial_pmf(n, p.min(0.999_999));
+    let mut tail = 1.0;
+    let mut s = 0;
+    for (k, pk) in pmf.iter().enumerate() {
+        tail -= pk;
+        s = k;
+        if tail < 1e-7 {
+            break;
+        }
+    }
+    (s + 2).max(spare_pool_size(n) + 2).min(n).min(64)
+}
+
+fn from_cluster(path: &PathBuf) -> Result<(Vec<PlanHost>, Resources)> {
+    let c = load_cluster(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut racks: BTreeMap<&str, u32> = BTreeMap::new();
+    let production: Vec<_> = c.hosts.iter().filter(|h| h.zone.runs_vms()).collect();
+    if production.is_empty() {
+        bail!(
+            "{}: no hypervisor (ECS, DFS or KS) hosts to protect",
+            path.display()
+        );
+    }
+    let hosts = production
+        .iter()
+        .map(|h| {
+            let next = racks.len() as u32;
+            let rack = *racks.entry(h.rack.as_str()).or_insert(next);
+            let vms = c
+                .vms
+                .iter()
+                .filter(|v| v.home == h.id)
+                .map(|v| (v.demand, v.ha))
+                .collect();
+            PlanHost { rack, vms }
+        })
+        .collect();
+    let spare = c
+        .hosts
+        .iter()
+        .find(|h| h.zone == Zone::Spare)
+        .map(|h| h.capacity)
+        .unwrap_or_else(|| {
+            production
+                .iter()
+                .map(|h| h.capacity)
+                .max()
+                .expect("non-empty")
+        });
+    Ok((hosts, spare))
+}
