@@ -273,7 +273,8 @@ impl ControllerMachine {
                     vm: id.clone(),
                     host: host.clone(),
                 };
-                if let Err(why) = self.to_agent(&host, AgentCommand::BootVm { vm, reason }, pending)
+                if let Err(why) =
+                    self.send_to_agent(&host, AgentCommand::BootVm { vm, reason }, pending)
                 {
                     self.core.handle_boot_result(now_ms, &id, &host, Err(why));
                 }
@@ -288,13 +289,13 @@ impl ControllerMachine {
                     vm: vm.clone(),
                     to: to.clone(),
                 };
-                if let Err(why) = self.to_agent(&from, cmd, pending) {
+                if let Err(why) = self.send_to_agent(&from, cmd, pending) {
                     self.core
                         .handle_migration_result(now_ms, &vm, &from, &to, Err(why));
                 }
             }
             Command::StopVm { vm, host } => {
-                if let Err(why) = self.to_agent(
+                if let Err(why) = self.send_to_agent(
                     &host,
                     AgentCommand::StopVm { vm: vm.clone() },
                     Pending::Stop,
@@ -308,7 +309,7 @@ impl ControllerMachine {
         }
     }
 
-    fn to_agent(
+    fn send_to_agent(
         &mut self,
         host: &HostId,
         command: AgentCommand,

@@ -189,13 +189,13 @@ impl Model {
                 if !h.powered {
                     continue;
                 }
-                if now % RENEW_MS == 0 && !h.lease_revoked {
+                if now.is_multiple_of(RENEW_MS) && !h.lease_revoked {
                     h.lease_until = now + LEASE_MS;
                 }
                 if h.lease_revoked && now + LEAD_MS >= h.lease_until {
                     h.running.clear(); // self-fence
                 }
-                if now % 6_000 == 0 && !h.partitioned {
+                if now.is_multiple_of(6_000) && !h.partitioned {
                     let report = HostReport {
                         boot_id: h.boot_id,
                         bonds: [BondHealth::Ok; 3],

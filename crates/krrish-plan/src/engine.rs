@@ -150,7 +150,6 @@ impl<'a> Draw<'a> {
     /// Every host's history over `horizon` hours, sorted by time.
     fn history(&self, rng: &mut ChaCha8Rng, horizon: f64) -> Vec<Event> {
         let input = self.input;
-        let n = input.hosts.len();
         let spares = if input.spares_fail {
             input.spares_max
         } else {
@@ -193,8 +192,8 @@ impl<'a> Draw<'a> {
             _ => None,
         };
         let mut events = Vec::new();
-        for h in 0..n + spares {
-            let rack = &rack_events.get(racks[h] as usize);
+        for (h, &host_rack) in racks.iter().enumerate() {
+            let rack = &rack_events.get(host_rack as usize);
             let mut next_rack = 0usize;
             let mut t = 0.0;
             if stationary.is_some_and(|p| rng.random::<f64>() < p) {

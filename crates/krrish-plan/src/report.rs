@@ -125,7 +125,7 @@ pub fn json(r: &PlanResult, target: Option<f64>) -> String {
 /// Availability (in nines) against spare count, with 95 % bars, the target
 /// and the step table's choice marked.
 pub fn svg(r: &PlanResult, target: Option<f64>) -> String {
-    let (w, h, left, right, top, bottom) = (720.0, 420.0, 70.0, 20.0, 40.0, 60.0);
+    let (w, h, left, right, top, bottom) = (740.0, 420.0, 100.0, 20.0, 40.0, 60.0);
     let rows: &[Row] = &r.rows;
     let ys: Vec<(f64, f64, f64)> = rows
         .iter()

@@ -79,7 +79,7 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
                 break 'run;
             }
             steps += 1;
-            if steps % PROGRESS_EVERY_STEPS == 0 {
+            if steps.is_multiple_of(PROGRESS_EVERY_STEPS) {
                 if let Some(p) = opts.progress.as_mut() {
                     p(world.now_ms(), s.end_ms);
                 }

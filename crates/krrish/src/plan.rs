@@ -33,19 +33,19 @@ pub struct SparesArgs {
     #[arg(long, value_name = "FILE")]
     cluster: Option<PathBuf>,
     /// Mean time between failures of one host, hours.
-    #[arg(long, default_value_t = 8760.0)]
+    #[arg(long, default_value_t = 8760.0, allow_negative_numbers = true)]
     mtbf_hours: f64,
     /// Mean time to repair a host, hours.
-    #[arg(long, default_value_t = 24.0)]
+    #[arg(long, default_value_t = 24.0, allow_negative_numbers = true)]
     mttr_hours: f64,
     /// Weibull shape for host lifetimes (default: exponential). >1 = ageing.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weibull_shape: Option<f64>,
     /// Lognormal sigma for repair times (default: exponential).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     repair_sigma: Option<f64>,
     /// Correlated failures: mean hours between whole-rack outages.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rack_mtbf_hours: Option<f64>,
     /// Hosts per rack when --hosts is used.
     #[arg(long, default_value_t = 10)]
@@ -53,7 +53,7 @@ pub struct SparesArgs {
     /// Spares never fail (the analytic model's assumption).
     #[arg(long)]
     spares_dont_fail: bool,
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     years: f64,
     #[arg(long, default_value_t = 2000)]
     trials: u32,
@@ -70,13 +70,13 @@ pub struct SparesArgs {
     #[arg(long, default_value_t = 8)]
     vm_memory_gib: u64,
     /// Detection + fencing + boot, seconds (default from the HA settings).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     failover_seconds: Option<f64>,
     /// Guest boot time, seconds.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     boot_seconds: f64,
     /// Report the fewest spares that reach this VM availability.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     target_availability: Option<f64>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -103,6 +103,18 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
     ] {
         if !(v.is_finite() && v > 0.0) {
             bail!("{name} must be a positive number of hours or seconds, not {v}");
+        }
+    }
+    for (name, v) in [
+        ("--weibull-shape", a.weibull_shape),
+        ("--repair-sigma", a.repair_sigma),
+        ("--rack-mtbf-hours", a.rack_mtbf_hours),
+        ("--failover-seconds", a.failover_seconds),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("{name} must be a positive number, not {v}");
+            }
         }
     }
     if a.trials == 0 {
@@ -230,7 +242,7 @@ fn sensible_max(n: usize, mtbf: f64, mttr: f64) -> usize {
     (s + 2).max(spare_pool_size(n) + 2).min(n).min(64)
 }
 
-fn from_cluster(path: &PathBuf) -> Result<(Vec<PlanHost>, Resources)> {
+fn from_cluster(path: &std::path::Path) -> Result<(Vec<PlanHost>, Resources)> {
     let c = load_cluster(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut racks: BTreeMap<&str, u32> = BTreeMap::new();
     let production: Vec<_> = c.hosts.iter().filter(|h| h.zone.runs_vms()).collect();
