@@ -72,8 +72,9 @@ pub struct AgentMachine {
     next_heartbeat_ms: u64,
     next_renew_ms: u64,
     next_sync_ms: u64,
-    /// Lease renewals failed in a row (traced on the first and on recovery).
-    lease_failures: u64,
+    lease_failures: FailureStreak,
+    sync_failures: FailureStreak,
+    connect_failures: FailureStreak,
     out: VecDeque<AgentOutput>,
 }
 
@@ -91,7 +92,9 @@ impl AgentMachine {
             next_heartbeat_ms: now_ms,
             next_renew_ms: now_ms,
             next_sync_ms: now_ms + cfg.start_delay_ms + cfg.sync_every_ms,
-            lease_failures: 0,
+            lease_failures: FailureStreak::default(),
+            sync_failures: FailureStreak::default(),
+            connect_failures: FailureStreak::default(),
             out: VecDeque::new(),
             cfg,
         }
@@ -164,24 +167,34 @@ impl AgentMachine {
 
     /// A lease renewal requested at `asked_ms` finished.
     pub fn handle_lease_result(&mut self, _now_ms: u64, asked_ms: u64, result: Result<(), String>) {
-        match result {
-            Ok(()) => {
-                self.lease.renewed(asked_ms);
-                if self.lease_failures > 0 {
-                    let n = std::mem::take(&mut self.lease_failures);
-                    self.push(AgentOutput::Trace(format!(
-                        "DFS lease renewed after {n} failed attempts"
-                    )));
-                }
-            }
-            Err(why) => {
-                if self.lease_failures == 0 {
-                    self.push(AgentOutput::Trace(format!(
-                        "DFS lease renewal failed: {why}"
-                    )));
-                }
-                self.lease_failures += 1;
-            }
+        if result.is_ok() {
+            self.lease.renewed(asked_ms);
+        }
+        self.streak_trace(|m| &mut m.lease_failures, "DFS lease renewal", &result);
+    }
+
+    /// A disk sync finished.
+    pub fn handle_sync_result(&mut self, _now_ms: u64, result: Result<(), String>) {
+        self.streak_trace(|m| &mut m.sync_failures, "DFS sync", &result);
+    }
+
+    /// A connection attempt to the controller finished.
+    pub fn handle_connect_result(&mut self, _now_ms: u64, result: Result<(), String>) {
+        self.streak_trace(
+            |m| &mut m.connect_failures,
+            "connecting to the controller",
+            &result,
+        );
+    }
+
+    fn streak_trace(
+        &mut self,
+        streak: fn(&mut Self) -> &mut FailureStreak,
+        what: &str,
+        result: &Result<(), String>,
+    ) {
+        if let Some(line) = streak(self).record(what, result) {
+            self.push(AgentOutput::Trace(line));
         }
     }
 
@@ -217,6 +230,27 @@ impl AgentMachine {
             self.push(AgentOutput::Trace(
                 "DFS lease about to lapse: stopping every VM (self-fence)".to_string(),
             ));
+        }
+    }
+}
+
+/// Failures in a row of one duty: the first failure and the recovery are
+/// worth a trace line; the retries between them are not.
+#[derive(Debug, Default)]
+struct FailureStreak(u64);
+
+impl FailureStreak {
+    fn record(&mut self, what: &str, result: &Result<(), String>) -> Option<String> {
+        match result {
+            Ok(()) if self.0 > 0 => {
+                let n = std::mem::take(&mut self.0);
+                Some(format!("{what} works again after {n} failed attempts"))
+            }
+            Ok(()) => None,
+            Err(why) => {
+                self.0 += 1;
+                (self.0 == 1).then(|| format!("{what} failed: {why} (retrying)"))
+            }
         }
     }
 }

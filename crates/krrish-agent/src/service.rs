@@ -66,10 +66,6 @@ pub async fn run_agent<C, D, K, T>(
     let mut connecting = false;
     let mut epoch = 0u64;
     let mut retry_at_ms = clock.now_ms() + cfg.start_delay_ms;
-    // Failed connection attempts in a row (traced on the first and on success).
-    let mut failed_connects = 0u64;
-    // Failed disk syncs in a row (likewise).
-    let mut failed_syncs = 0u64;
 
     loop {
         let now = clock.now_ms();
@@ -193,14 +189,7 @@ pub async fn run_agent<C, D, K, T>(
                     host: host.clone(),
                     boot_id: driver.boot_id(),
                 };
-                if failed_connects > 0 {
-                    trace.line(
-                        now,
-                        &source,
-                        &format!("reconnected after {failed_connects} failed attempts"),
-                    );
-                    failed_connects = 0;
-                }
+                m.handle_connect_result(now, Ok(()));
                 let l = Link {
                     epoch: e,
                     outbox: out_tx,
@@ -214,17 +203,7 @@ pub async fn run_agent<C, D, K, T>(
             Event::ConnectFailed(e, why) if e == epoch => {
                 connecting = false;
                 retry_at_ms = now + cfg.reconnect_delay_ms;
-                if failed_connects == 0 {
-                    trace.line(
-                        now,
-                        &source,
-                        &format!(
-                            "cannot reach the controller ({why}); retrying every {} ms",
-                            cfg.reconnect_delay_ms
-                        ),
-                    );
-                }
-                failed_connects += 1;
+                m.handle_connect_result(now, Err(why));
             }
             Event::ConnectFailed(..) => {}
             Event::Frame(e, f) if link.as_ref().is_some_and(|l| l.epoch == e) => {
@@ -240,22 +219,7 @@ pub async fn run_agent<C, D, K, T>(
             Event::Closed(_) => {}
             Event::CommandDone(id, r) => m.handle_command_done(now, id, r),
             Event::Lease { asked_ms, result } => m.handle_lease_result(now, asked_ms, result),
-            Event::Synced(Ok(())) => {
-                if failed_syncs > 0 {
-                    trace.line(
-                        now,
-                        &source,
-                        &format!("DFS sync works again after {failed_syncs} failures"),
-                    );
-                    failed_syncs = 0;
-                }
-            }
-            Event::Synced(Err(e)) => {
-                if failed_syncs == 0 {
-                    trace.line(now, &source, &format!("DFS sync failed: {e}"));
-                }
-                failed_syncs += 1;
-            }
+            Event::Synced(r) => m.handle_sync_result(now, r),
             Event::Note(s) => trace.line(now, &source, &s),
         }
     }

@@ -60,13 +60,21 @@ fn planner(md: &mut String, quick: bool) -> Result<()> {
     use krrish_plan::{plan, Lifetime, PlanHost, PlanInput, Repair};
     writeln!(md, "## Spare-pool planner (Monte Carlo)\n")?;
     writeln!(md, "200 production hosts × 10 VMs, exponential failures (MTBF 8760 h) and repairs (MTTR 24 h), spares failing too, 10 years, 2,000 trials (4 million production host-years per spare count); both cores.\n")?;
-    writeln!(md, "| spare counts evaluated | host-years simulated | wall | host-years / s |")?;
+    writeln!(
+        md,
+        "| spare counts evaluated | host-years simulated | wall | host-years / s |"
+    )?;
     writeln!(md, "|---|---:|---:|---:|")?;
     let trials = if quick { 200 } else { 2000 };
     for spares_max in [0usize, 10] {
         let vm = (Resources::new(2, 8 * 1024, 40), HaPolicy::Restart);
         let input = PlanInput {
-            hosts: (0..200).map(|i| PlanHost { rack: i / 10, vms: vec![vm; 10] }).collect(),
+            hosts: (0..200)
+                .map(|i| PlanHost {
+                    rack: i / 10,
+                    vms: vec![vm; 10],
+                })
+                .collect(),
             spare_capacity: Resources::new(32, 128 * 1024, 2_000),
             spare_racks: (0..20).collect(),
             spares_max,
@@ -79,14 +87,23 @@ fn planner(md: &mut String, quick: bool) -> Result<()> {
             years: 10.0,
             trials,
             seed: 1,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
         let started = Instant::now();
         let r = plan(&input)?;
         let wall = started.elapsed().as_secs_f64();
         let hy = r.host_years * r.rows.len() as f64;
-        let label = if spares_max == 0 { "1 (0 spares)".to_string() } else { format!("{} (0..={spares_max})", spares_max + 1) };
-        let line = format!("| {label} | {hy:.2e} | {wall:.2} s | **{:.2e}** |", hy / wall);
+        let label = if spares_max == 0 {
+            "1 (0 spares)".to_string()
+        } else {
+            format!("{} (0..={spares_max})", spares_max + 1)
+        };
+        let line = format!(
+            "| {label} | {hy:.2e} | {wall:.2} s | **{:.2e}** |",
+            hy / wall
+        );
         eprintln!("{line}");
         writeln!(md, "{line}")?;
     }

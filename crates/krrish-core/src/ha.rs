@@ -44,6 +44,8 @@ pub struct HaConfig {
     /// Wait before booting again after a failed boot.
     pub boot_retry_backoff_ms: u64,
     pub migration_timeout_ms: u64,
+    /// Wait before trying a failed failback migration again.
+    pub migration_retry_backoff_ms: u64,
     /// Cluster CPU-compatibility mode (allows migration across CPU models).
     pub imc_mode: bool,
 }
@@ -61,6 +63,7 @@ impl Default for HaConfig {
             boot_attempts_max: 3,
             boot_retry_backoff_ms: 10_000,
             migration_timeout_ms: 600_000,
+            migration_retry_backoff_ms: 60_000,
             imc_mode: false,
         }
     }
@@ -301,6 +304,9 @@ pub struct VmRecord {
     pub missed_reports: u32,
     /// Failback to its home is blocked (and was reported once).
     pub failback_blocked: bool,
+    /// No failback before this (after a failed migration), so a VM that died
+    /// on its spare is seen missing before it is moved again.
+    pub failback_not_before_ms: u64,
 }
 
 /// A decision for a driver to carry out. The controller routes each to the
@@ -612,6 +618,7 @@ impl HaManager {
                     outage_since_ms: None,
                     missed_reports: 0,
                     failback_blocked: false,
+                    failback_not_before_ms: 0,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -757,6 +764,10 @@ impl HaManager {
                     self.on_quick_reboot(now_ms, host, &report.running);
                 }
                 self.reconcile_running(now_ms, host, &report.running);
+                // Its VMs may be waiting on a spare for it to be fit again.
+                if home_ready(&self.hosts, host) {
+                    self.fail_back_sweep_for(now_ms, Some(host));
+                }
             }
             // A fencing decision is final: heartbeats do not undo it.
             Liveness::Fencing(_) => {}
@@ -892,11 +903,27 @@ impl HaManager {
                     reason: reason.clone(),
                 };
                 self.notice(now_ms, Notice::VmDown { vm: id, reason });
-            } else {
+            } else if can_take_vms(&self.hosts[host]) {
                 vm.state = VmState::Stopped;
                 self.boot(now_ms, &id, host, BootReason::Restore);
+            } else {
+                // The host cannot run it (storage or VM network down): its
+                // agent stopped it, two reports say so; a spare takes it.
+                vm.state = VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms: now_ms,
+                };
             }
         }
+        if !self
+            .vms
+            .values()
+            .any(|v| matches!(v.state, VmState::WaitingForCapacity { .. }))
+        {
+            return;
+        }
+        self.place_waiting(now_ms);
     }
 
     fn stray(&mut self, now_ms: u64, vm: &VmId, host: &HostId) {
@@ -1291,12 +1318,19 @@ impl HaManager {
     /// VMs running on a spare while their home is healthy go home (failback
     /// does not depend on catching the moment the home returned).
     fn fail_back_sweep(&mut self, now_ms: u64) {
+        self.fail_back_sweep_for(now_ms, None);
+    }
+
+    /// The sweep, for the VMs of one home host or of all.
+    fn fail_back_sweep_for(&mut self, now_ms: u64, home: Option<&HostId>) {
         let candidates: Vec<(VmId, HostId, HostId)> = self
             .vms
             .iter()
             .filter_map(|(id, v)| match &v.state {
                 VmState::Running { host }
                     if host != &v.spec.home
+                        && home.is_none_or(|h| h == &v.spec.home)
+                        && v.failback_not_before_ms <= now_ms
                         && self.hosts.get(host).is_some_and(|h| h.spare.is_some())
                         && home_ready(&self.hosts, &v.spec.home) =>
                 {
@@ -1650,6 +1684,7 @@ impl HaManager {
             }
             Err(why) => {
                 rec.state = VmState::Running { host: from.clone() };
+                rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
                 self.notice(
                     now_ms,
                     Notice::MigrationFailed {
@@ -1750,6 +1785,7 @@ impl HaManager {
                 outage_since_ms: None,
                 missed_reports: 0,
                 failback_blocked: false,
+                failback_not_before_ms: 0,
             },
         );
         self.boot(now_ms, &id, &target, BootReason::Create);
@@ -1821,9 +1857,15 @@ impl HaManager {
 }
 
 /// Whether a host may be given VMs now: up, reporting through its agent,
-/// not in maintenance, allowed to write to the DFS.
+/// not in maintenance, allowed to write to the DFS, and with its storage and
+/// VM networks working (a guest there could neither open its disk nor serve).
 fn can_take_vms(h: &HostRecord) -> bool {
-    h.liveness == Liveness::Up && h.boot_id.is_some() && !h.spec.maintenance && !h.lease_revoked
+    h.liveness == Liveness::Up
+        && h.boot_id.is_some()
+        && !h.spec.maintenance
+        && !h.lease_revoked
+        && h.bonds[BondName::Bond1.index()].carries_traffic()
+        && h.bonds[BondName::Bond2.index()].carries_traffic()
 }
 
 /// The home host can take its VMs back.

@@ -204,7 +204,10 @@ impl Model {
                     self.core.handle_heartbeat(now, id, &report);
                 }
             }
-            self.core.handle_timeout(now);
+            // As the real shell does: only when a deadline is due.
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
             self.drain();
             self.check_safety();
         }

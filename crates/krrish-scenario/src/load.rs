@@ -609,32 +609,28 @@ fn check(
         });
     }
     if let Some(x) = e.vm_state {
-        if !VM_STATES.contains(&x.state.as_str()) {
-            return Err(src.error(
-                src.find("state", &x.state).or(at),
-                format!(
-                    "vm_state.state: `{}` is not a VM state; expected one of {}",
-                    x.state,
-                    VM_STATES.join(", ")
-                ),
-            ));
-        }
+        one_of(
+            src,
+            at,
+            "vm_state.state",
+            "a VM state",
+            &x.state,
+            &VM_STATES,
+        )?;
         checks.push(Check::VmState {
             vm: v("vm", &x.vm)?,
             state: x.state,
         });
     }
     if let Some(x) = e.host_state {
-        if !HOST_STATES.contains(&x.state.as_str()) {
-            return Err(src.error(
-                src.find("state", &x.state).or(at),
-                format!(
-                    "host_state.state: `{}` is not a host state; expected one of {}",
-                    x.state,
-                    HOST_STATES.join(", ")
-                ),
-            ));
-        }
+        one_of(
+            src,
+            at,
+            "host_state.state",
+            "a host state",
+            &x.state,
+            &HOST_STATES,
+        )?;
         checks.push(Check::HostState {
             host: h("host", &x.host)?,
             state: x.state,
@@ -691,4 +687,25 @@ fn check(
         0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
+}
+
+/// `value` must be one of `allowed`; the error names the field and lists them.
+fn one_of(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    field: &str,
+    what: &str,
+    value: &str,
+    allowed: &[&str],
+) -> Result<(), LoadError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(src.error(
+        src.find("state", value).or(at),
+        format!(
+            "{field}: `{value}` is not {what}; expected one of {}",
+            allowed.join(", ")
+        ),
+    ))
 }

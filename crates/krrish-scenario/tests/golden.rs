@@ -24,7 +24,7 @@ fn run(name: &str, seed: Option<u64>) -> RunReport {
     r
 }
 
-const CORE: [&str; 8] = [
+const CORE: [&str; 9] = [
     "ha/host-crash",
     "ha/nic-degraded",
     "ha/isolation",
@@ -33,6 +33,7 @@ const CORE: [&str; 8] = [
     "ha/repair-failback",
     "ha/two-failures-one-spare",
     "ha/non-ha-vm",
+    "ha/storage-loss",
 ];
 
 #[test]

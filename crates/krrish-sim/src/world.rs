@@ -478,11 +478,11 @@ impl World {
     pub fn sync_disks(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
         let valid = self.lease_valid(h, now_ms);
         let host = self.hosts.get_mut(h).ok_or("no such host")?;
-        if host.domains.is_empty() {
-            return Ok(()); // nothing to sync
-        }
         if !host.storage_up() {
             return Err("storage network (bond2) down".into());
+        }
+        if host.domains.is_empty() {
+            return Ok(()); // nothing to sync
         }
         if !valid {
             return Err("no valid DFS lease".into());
