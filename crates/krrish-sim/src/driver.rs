@@ -45,14 +45,13 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-fn now() -> u64 {
-    TurmoilClock.now_ms()
-}
-
 /// One host's hypervisor, bonds and DFS client.
 pub struct SimDriver {
     pub world: Rc<RefCell<World>>,
     pub host: HostId,
+    /// The world's clock: turmoil's in the turmoil world, a monotonic one
+    /// when the simulated hosts sit behind real sockets.
+    pub clock: Rc<dyn Clock>,
 }
 
 impl SimDriver {
@@ -93,14 +92,14 @@ impl Driver for SimDriver {
         sleep_ms(boot_ms).await;
         self.world
             .borrow_mut()
-            .start_domain(now(), &self.host, &vm.id)
+            .start_domain(self.clock.now_ms(), &self.host, &vm.id)
             .map_err(DriverError::Failed)
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {
         self.world
             .borrow_mut()
-            .stop_domain(now(), &self.host, vm)
+            .stop_domain(self.clock.now_ms(), &self.host, vm)
             .map_err(DriverError::Failed)
     }
 
@@ -114,7 +113,7 @@ impl Driver for SimDriver {
         sleep_ms(copy_ms).await;
         self.world
             .borrow_mut()
-            .finish_migration(now(), &self.host, vm, to)
+            .finish_migration(self.clock.now_ms(), &self.host, vm, to)
             .map_err(DriverError::Failed)
     }
 
@@ -123,7 +122,7 @@ impl Driver for SimDriver {
         sleep_ms(rtt).await;
         self.world
             .borrow_mut()
-            .renew_lease(now(), &self.host)
+            .renew_lease(self.clock.now_ms(), &self.host)
             .map_err(DriverError::Unavailable)
     }
 
@@ -132,14 +131,14 @@ impl Driver for SimDriver {
         sleep_ms(rtt).await;
         self.world
             .borrow_mut()
-            .sync_disks(now(), &self.host)
+            .sync_disks(self.clock.now_ms(), &self.host)
             .map_err(DriverError::Unavailable)
     }
 
     async fn stop_all_vms(&self) -> Result<(), DriverError> {
         self.world
             .borrow_mut()
-            .self_fence(now(), &self.host)
+            .self_fence(self.clock.now_ms(), &self.host)
             .map_err(DriverError::Failed)
     }
 }
@@ -147,6 +146,7 @@ impl Driver for SimDriver {
 /// IPMI (over the OGW network) and the DFS's lease authority.
 pub struct SimFencer {
     pub world: Rc<RefCell<World>>,
+    pub clock: Rc<dyn Clock>,
 }
 
 impl Fencer for SimFencer {
@@ -174,20 +174,25 @@ impl Fencer for SimFencer {
         }
         self.world
             .borrow_mut()
-            .power_off(now(), &host.id, false, "IPMI power-off");
+            .power_off(self.clock.now_ms(), &host.id, false, "IPMI power-off");
         Ok(())
     }
 
     async fn revoke_lease(&self, host: &HostId) -> Result<u64, String> {
         let rtt = self.world.borrow().timings.dfs_rtt_ms;
         sleep_ms(rtt).await;
-        Ok(self.world.borrow_mut().revoke_lease(now(), host))
+        Ok(self
+            .world
+            .borrow_mut()
+            .revoke_lease(self.clock.now_ms(), host))
     }
 
     async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
         let rtt = self.world.borrow().timings.dfs_rtt_ms;
         sleep_ms(rtt).await;
-        self.world.borrow_mut().reinstate_lease(now(), host);
+        self.world
+            .borrow_mut()
+            .reinstate_lease(self.clock.now_ms(), host);
         Ok(())
     }
 }

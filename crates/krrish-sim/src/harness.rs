@@ -97,7 +97,10 @@ impl<'a> SimWorld<'a> {
                     run_controller(
                         listener,
                         m,
-                        Rc::new(SimFencer { world: w }),
+                        Rc::new(SimFencer {
+                            world: w,
+                            clock: Rc::new(TurmoilClock),
+                        }),
                         Rc::new(TurmoilClock),
                         Rc::new(t),
                     )
@@ -120,6 +123,7 @@ impl<'a> SimWorld<'a> {
                 let driver = Rc::new(SimDriver {
                     world: w,
                     host: id.clone(),
+                    clock: Rc::new(TurmoilClock),
                 });
                 async move {
                     run_agent(
