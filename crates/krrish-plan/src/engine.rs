@@ -46,9 +46,10 @@ pub struct Row {
     pub vm_hours_down_per_year: Estimate,
     /// Time-average fraction of VMs running (all downtime counted).
     pub vm_availability: Estimate,
-    /// RTO of VMs that failed over to a spare, median and 99th percentile.
-    pub rto_p50_s: Option<f64>,
-    pub rto_p99_s: Option<f64>,
+    /// RTO of VMs that failed over to a spare, median and 99th percentile
+    /// (pooled over all trials; the interval from batches of trials).
+    pub rto_p50_s: Option<Estimate>,
+    pub rto_p99_s: Option<Estimate>,
     /// Failovers behind the RTO figures.
     pub failovers: u64,
     pub analytic: Option<Analytic>,
@@ -534,6 +535,35 @@ impl<'a> Replay<'a> {
     }
 }
 
+/// What one planner thread returns: per trial (in its share), per row, the
+/// sums; per row, per batch of trials, the RTO histogram.
+type ThreadOutput = (Vec<Vec<TrialSums>>, Vec<Vec<RtoHistogram>>);
+
+/// Batches of trials behind the RTO quantiles' intervals.
+const RTO_BATCHES: usize = 20;
+
+/// `pooled` with a t-interval from the spread of per-batch values.
+fn batch_ci(pooled: f64, each: &[f64]) -> Estimate {
+    // t(0.975, df) for df = 1..=19; batches are at most 20.
+    const T975: [f64; 19] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093,
+    ];
+    let n = each.len();
+    if n < 2 || each.iter().any(|x| !x.is_finite()) {
+        return Estimate {
+            mean: pooled,
+            ci95: f64::INFINITY,
+        };
+    }
+    let m = each.iter().sum::<f64>() / n as f64;
+    let var = each.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Estimate {
+        mean: pooled,
+        ci95: T975[(n - 2).min(18)] * (var / n as f64).sqrt(),
+    }
+}
+
 /// Gamma function (Lanczos), for the Weibull scale from its mean.
 pub fn gamma(x: f64) -> f64 {
     if x < 0.5 {
@@ -602,14 +632,20 @@ pub fn plan(input: &PlanInput) -> Result<PlanResult, crate::PlanError> {
     let replay = Replay::new(input);
     let draw = Draw::new(input);
     let threads = input.threads.clamp(1, 64);
-    // Per trial, per row: the sums; and per thread, per row: RTO histograms.
-    let chunks: Vec<(Vec<Vec<TrialSums>>, Vec<RtoHistogram>)> = std::thread::scope(|scope| {
+    // Per trial, per row: the sums; and per thread, per row, per batch of
+    // trials (trial % batches, so independent of threads): RTO histograms.
+    let batches = (input.trials as usize).min(RTO_BATCHES);
+    let chunks: Vec<ThreadOutput> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 let (replay, draw) = (&replay, &draw);
                 scope.spawn(move || {
-                    let mut hist: Vec<RtoHistogram> = (0..rows_n)
-                        .map(|_| RtoHistogram::new(input.failover_s))
+                    let mut hist: Vec<Vec<RtoHistogram>> = (0..rows_n)
+                        .map(|_| {
+                            (0..batches)
+                                .map(|_| RtoHistogram::new(input.failover_s))
+                                .collect()
+                        })
                         .collect();
                     let mut out = Vec::new();
                     let mut scratch = Scratch::default();
@@ -619,7 +655,10 @@ pub fn plan(input: &PlanInput) -> Result<PlanResult, crate::PlanError> {
                         let mut rng = trial_rng(input.seed, trial);
                         let events = draw.history(&mut rng, horizon);
                         let per_row = (0..rows_n)
-                            .map(|s| replay.run(&events, s, horizon, &mut hist[s], &mut scratch))
+                            .map(|s| {
+                                let h = &mut hist[s][trial as usize % batches];
+                                replay.run(&events, s, horizon, h, &mut scratch)
+                            })
                             .collect();
                         out.push(per_row);
                         trial += threads as u32;
@@ -652,10 +691,24 @@ pub fn plan(input: &PlanInput) -> Result<PlanResult, crate::PlanError> {
             let col = |f: &dyn Fn(&TrialSums) -> f64| {
                 by_trial.iter().map(|t| f(&t[s])).collect::<Vec<f64>>()
             };
-            let mut hist = RtoHistogram::new(input.failover_s);
+            let mut per_batch: Vec<RtoHistogram> = (0..batches)
+                .map(|_| RtoHistogram::new(input.failover_s))
+                .collect();
             for (_, h) in &chunks {
-                hist.merge(&h[s]);
+                for (b, hb) in h[s].iter().enumerate() {
+                    per_batch[b].merge(hb);
+                }
             }
+            let mut hist = RtoHistogram::new(input.failover_s);
+            for hb in &per_batch {
+                hist.merge(hb);
+            }
+            let quantile = |q: f64| {
+                hist.quantile(q).map(|pooled| {
+                    let each: Vec<f64> = per_batch.iter().filter_map(|h| h.quantile(q)).collect();
+                    batch_ci(pooled, &each)
+                })
+            };
             Row {
                 spares: s,
                 uncovered_host_fraction: mean_ci(&col(&|t| t.uncovered_host_hours / (n * horizon))),
@@ -671,8 +724,8 @@ pub fn plan(input: &PlanInput) -> Result<PlanResult, crate::PlanError> {
                         1.0 - t.vm_down_hours / (vms * horizon)
                     }
                 })),
-                rto_p50_s: hist.quantile(0.5),
-                rto_p99_s: hist.quantile(0.99),
+                rto_p50_s: quantile(0.5),
+                rto_p99_s: quantile(0.99),
                 failovers: hist.count(),
                 analytic: analytic.map(|(mtbf, mttr)| {
                     let p = analytic::unavailability(mtbf, mttr);

@@ -13,9 +13,13 @@ fn frac(e: &Estimate) -> String {
     format!("{:.2e} ±{:.1e}", e.mean, e.ci95)
 }
 
-fn secs(v: Option<f64>) -> String {
+/// Seconds with their interval; `-` where nothing failed over.
+fn secs(v: Option<Estimate>) -> String {
     match v {
-        Some(s) if s.is_finite() => format!("{s:.0}s"),
+        Some(e) if e.mean.is_finite() && e.ci95.is_finite() => {
+            format!("{:.0}s ±{:.0}", e.mean, e.ci95)
+        }
+        Some(e) if e.mean.is_finite() => format!("{:.0}s ±?", e.mean),
         Some(_) => "∞".into(),
         None => "-".into(),
     }
@@ -37,7 +41,7 @@ pub fn table(r: &PlanResult, target: Option<f64>) -> String {
     let analytic = r.rows.iter().any(|x| x.analytic.is_some());
     let _ = write!(
         s,
-        "{:>6}  {:>24}  {:>24}  {:>20}  {:>8}  {:>8}  {:>18}",
+        "{:>6}  {:>24}  {:>24}  {:>20}  {:>13}  {:>13}  {:>20}",
         "spares",
         "uncovered_host_fraction",
         "failures_without_spare",
@@ -58,7 +62,7 @@ pub fn table(r: &PlanResult, target: Option<f64>) -> String {
         };
         let _ = write!(
             s,
-            "{:>5}{mark}  {:>24}  {:>24}  {:>20}  {:>8}  {:>8}  {:>18}",
+            "{:>5}{mark}  {:>24}  {:>24}  {:>20}  {:>13}  {:>13}  {:>20}",
             row.spares,
             frac(&row.uncovered_host_fraction),
             frac(&row.failures_without_spare),
@@ -68,7 +72,10 @@ pub fn table(r: &PlanResult, target: Option<f64>) -> String {
             ),
             secs(row.rto_p50_s),
             secs(row.rto_p99_s),
-            format!("{:.7}", row.vm_availability.mean),
+            format!(
+                "{:.7} ±{:.1e}",
+                row.vm_availability.mean, row.vm_availability.ci95
+            ),
         );
         if let Some(a) = row.analytic {
             let _ = write!(
