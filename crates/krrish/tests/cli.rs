@@ -188,3 +188,24 @@ fn planner_json_rows_carry_the_documented_fields_and_a_plot_is_written() {
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg") && picture.contains("step table"));
 }
+
+#[test]
+fn planner_reads_a_cluster_file() {
+    let o = krrish(&[
+        "plan",
+        "spares",
+        "--cluster",
+        "fixtures/clusters/prod-60.yaml",
+        "--trials",
+        "40",
+        "--years",
+        "2",
+        "--target-availability",
+        "0.9999",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("60 production hosts, 480 VMs"), "{out}");
+    assert!(out.contains("gives 5 spare(s) for 60 hosts"), "{out}");
+    assert!(out.contains("target availability 0.9999"), "{out}");
+}
