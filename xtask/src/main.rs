@@ -205,6 +205,8 @@ fn suite(budget: &Budget) -> Result<bool> {
     Ok(failed == 0)
 }
 
+/// Runs the benchmarks; writes BENCHMARKS.md unless told `--out` elsewhere
+/// (`--quick`, a short smoke run, writes nothing unless told).
 fn bench(args: &[String]) -> Result<bool> {
     let mut c = cargo();
     c.args([
@@ -216,5 +218,8 @@ fn bench(args: &[String]) -> Result<bool> {
         "--",
     ]);
     c.args(args);
+    if !args.iter().any(|a| a == "--out" || a == "--quick") {
+        c.args(["--out", "BENCHMARKS.md"]);
+    }
     run(&mut c)
 }

@@ -6,6 +6,8 @@
 //!   it returns [`ControllerOutput`]s. Every world drives this same machine.
 //! - [`status`] — [`ClusterStatus`], what operators (and scenario
 //!   expectations) read.
+//! - [`store`] — [`Store`], the core's state in a redb database, written
+//!   after every decision and read back on restart.
 //! - [`service`] — [`run_controller`], the tokio shell: listener,
 //!   per-connection reader/writer tasks, timers, and the [`Fencer`] (IPMI and
 //!   DFS lease) calls.
@@ -13,7 +15,9 @@
 pub mod machine;
 pub mod service;
 pub mod status;
+pub mod store;
 
 pub use machine::{ControllerMachine, ControllerOutput};
 pub use service::{run_controller, Fencer};
 pub use status::ClusterStatus;
+pub use store::{Store, StoreError};

@@ -2,10 +2,12 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
+use crate::store::Store;
 use krrish_core::ha::{Command, HaManager};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 /// What the shell must do next.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +64,9 @@ pub struct ControllerMachine {
     pending: BTreeMap<u64, (u64, Pending)>,
     next_command_id: u64,
     out: VecDeque<ControllerOutput>,
+    store: Option<Rc<Store>>,
+    /// The core generation last written to the store.
+    saved_generation: Option<u64>,
 }
 
 impl ControllerMachine {
@@ -73,6 +78,33 @@ impl ControllerMachine {
             pending: BTreeMap::new(),
             next_command_id: 1,
             out: VecDeque::new(),
+            store: None,
+            saved_generation: None,
+        }
+    }
+
+    /// A controller that writes its state to `store` after every decision;
+    /// what the core decided while being built or restored goes out now.
+    pub fn with_store(now_ms: u64, core: HaManager, store: Rc<Store>) -> Self {
+        let mut m = Self::new(core);
+        m.store = Some(store);
+        m.drain(now_ms);
+        m
+    }
+
+    /// Writes the core's state if it changed since the last write. A failed
+    /// write is reported and retried at the next decision.
+    fn persist(&mut self) {
+        let Some(store) = &self.store else { return };
+        let generation = self.core.generation();
+        if self.saved_generation == Some(generation) {
+            return;
+        }
+        match store.save(&self.core.snapshot()) {
+            Ok(()) => self.saved_generation = Some(generation),
+            Err(e) => self
+                .out
+                .push_back(ControllerOutput::Trace(format!("cannot save state: {e}"))),
         }
     }
 
@@ -250,6 +282,7 @@ impl ControllerMachine {
                 self.dispatch(now_ms, c);
             }
             if !progressed {
+                self.persist();
                 return;
             }
         }

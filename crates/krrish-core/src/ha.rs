@@ -70,7 +70,9 @@ impl Default for HaConfig {
 }
 
 /// How a host was (or is being) fenced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum FenceMethod {
     /// Power-off through the BMC (IPMI over the OGW network).
     Ipmi,
@@ -88,7 +90,7 @@ impl fmt::Display for FenceMethod {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FenceStage {
     Ipmi { deadline_ms: u64 },
     LeaseRevoking { attempt: u32, deadline_ms: u64 },
@@ -96,7 +98,7 @@ pub enum FenceStage {
 }
 
 /// What the control plane believes about a host being alive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Liveness {
     Up,
     Suspect {
@@ -132,7 +134,9 @@ impl Liveness {
 }
 
 /// A spare host's pool state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SpareState {
     /// In the pool, empty, ready to take over.
     Free,
@@ -152,7 +156,7 @@ impl SpareState {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostRecord {
     pub spec: HostSpec,
     pub liveness: Liveness,
@@ -189,7 +193,7 @@ impl fmt::Display for BootReason {
 }
 
 /// Why a VM is down and not being acted on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DownReason {
     HaOff {
         host: HostId,
@@ -228,7 +232,7 @@ impl fmt::Display for DownReason {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VmState {
     Running {
         host: HostId,
@@ -293,7 +297,7 @@ impl VmState {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmRecord {
     pub spec: VmSpec,
     pub state: VmState,
@@ -462,6 +466,12 @@ pub enum Notice {
     UnknownHost {
         host: HostId,
     },
+    /// The controller restarted from its store.
+    Restored {
+        hosts: usize,
+        vms: usize,
+        refencing: usize,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -529,6 +539,10 @@ impl fmt::Display for Notice {
                 )
             }
             StrayCopy { vm, host } => write!(f, "vm {vm} has a stray copy on {host}: stopping it"),
+            Restored { hosts, vms, refencing } => write!(
+                f,
+                "state restored: {hosts} hosts, {vms} VMs; fencing {refencing} host(s) again from the start"
+            ),
             UnknownHost { host } => write!(f, "heartbeat from unknown host {host} ignored"),
         }
     }
@@ -585,6 +599,17 @@ pub struct HaManager {
     failover_boots: u64,
     /// The latest `now` seen by [`Self::handle_timeout`].
     last_timeout_ms: u64,
+    /// Bumped by every decision (notice or command): what a store watches.
+    generation: u64,
+}
+
+/// What the controller persists: the records, without timers' meaning
+/// (deadlines are re-based on restore).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CoreSnapshot {
+    pub hosts: Vec<HostRecord>,
+    pub vms: Vec<VmRecord>,
+    pub failover_boots: u64,
 }
 
 impl HaManager {
@@ -632,7 +657,119 @@ impl HaManager {
             notices: VecDeque::new(),
             failover_boots: 0,
             last_timeout_ms: now_ms,
+            generation: 0,
         }
+    }
+
+    /// Changes with every decision; equal generations, equal state worth
+    /// persisting.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The state to persist.
+    pub fn snapshot(&self) -> CoreSnapshot {
+        CoreSnapshot {
+            hosts: self.hosts.values().cloned().collect(),
+            vms: self.vms.values().cloned().collect(),
+            failover_boots: self.failover_boots,
+        }
+    }
+
+    /// A controller restarting from `snap`. Host specs come from the cluster
+    /// definition (`hosts`); states from the snapshot. Every deadline is
+    /// re-based on `now_ms` (the new process's clock may start anywhere);
+    /// every host counts as just heard from; a host that was being fenced is
+    /// fenced again from the start — never skipped; VMs booting or migrating
+    /// keep waiting for their answers or time-outs.
+    pub fn restore(
+        now_ms: u64,
+        config: HaConfig,
+        hosts: Vec<HostSpec>,
+        snap: CoreSnapshot,
+    ) -> Self {
+        let mut m = Self::new(now_ms, config, hosts, Vec::new());
+        let known: BTreeMap<HostId, HostRecord> = snap
+            .hosts
+            .into_iter()
+            .map(|h| (h.spec.id.clone(), h))
+            .collect();
+        let mut refence = Vec::new();
+        for (id, rec) in m.hosts.iter_mut() {
+            let Some(old) = known.get(id) else { continue };
+            rec.boot_id = old.boot_id;
+            rec.bonds = old.bonds;
+            rec.spare = old.spare;
+            rec.lease_revoked = old.lease_revoked;
+            rec.liveness = match old.liveness {
+                Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
+                Liveness::Fencing(_) => {
+                    refence.push(id.clone());
+                    Liveness::Fencing(FenceStage::Ipmi {
+                        deadline_ms: now_ms + m.config.fence_timeout_ms,
+                    })
+                }
+                Liveness::Fenced {
+                    method, boot_id, ..
+                } => Liveness::Fenced {
+                    method,
+                    at_ms: now_ms,
+                    boot_id,
+                },
+                Liveness::FenceFailed { .. } => Liveness::FenceFailed { at_ms: now_ms },
+            };
+        }
+        for mut vm in snap.vms {
+            vm.state = match vm.state {
+                VmState::Booting { host, reason, .. } => VmState::Booting {
+                    host,
+                    reason,
+                    deadline_ms: now_ms + m.config.boot_timeout_ms,
+                },
+                VmState::Migrating { from, to, .. } => VmState::Migrating {
+                    from,
+                    to,
+                    deadline_ms: now_ms + m.config.migration_timeout_ms,
+                },
+                VmState::WaitingForCapacity {
+                    failed_host,
+                    reported,
+                    ..
+                } => VmState::WaitingForCapacity {
+                    failed_host,
+                    reported,
+                    retry_at_ms: now_ms,
+                },
+                VmState::Scheduling { .. } => VmState::Scheduling {
+                    retry_at_ms: now_ms,
+                },
+                other => other,
+            };
+            vm.outage_since_ms = vm.outage_since_ms.map(|_| now_ms);
+            vm.failback_not_before_ms = 0;
+            vm.missed_reports = 0;
+            m.vms.insert(vm.spec.id.clone(), vm);
+        }
+        m.failover_boots = snap.failover_boots;
+        m.notice(
+            now_ms,
+            Notice::Restored {
+                hosts: m.hosts.len(),
+                vms: m.vms.len(),
+                refencing: refence.len(),
+            },
+        );
+        for id in refence {
+            m.notice(
+                now_ms,
+                Notice::FenceStarted {
+                    host: id.clone(),
+                    method: FenceMethod::Ipmi,
+                },
+            );
+            m.command(Command::FenceIpmi { host: id });
+        }
+        m
     }
 
     /// Boots ordered onto a takeover spare so far.
@@ -722,6 +859,7 @@ impl HaManager {
     }
 
     fn command(&mut self, c: Command) {
+        self.generation += 1;
         assert!(
             self.commands.len() < QUEUE_MAX,
             "command queue unbounded growth"
@@ -730,6 +868,7 @@ impl HaManager {
     }
 
     fn notice(&mut self, now_ms: u64, n: Notice) {
+        self.generation += 1;
         assert!(
             self.notices.len() < QUEUE_MAX,
             "notice queue unbounded growth"

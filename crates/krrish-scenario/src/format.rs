@@ -88,6 +88,15 @@ pub struct Step {
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
     pub migrate: Option<MigrateRef>,
+    /// The controller process: `crash` (its store survives) or `restart`.
+    pub controller: Option<ControllerAction>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControllerAction {
+    Crash,
+    Restart,
 }
 
 #[derive(Debug, Deserialize)]

@@ -562,6 +562,12 @@ fn step_action(
             host,
         }));
     }
+    if let Some(c) = s.controller {
+        actions.push(Action::Fault(match c {
+            crate::format::ControllerAction::Crash => Fault::ControllerCrash,
+            crate::format::ControllerAction::Restart => Fault::ControllerRestart,
+        }));
+    }
     if let Some(v) = &s.stop_instance {
         actions.push(Action::Api(ApiRequest::StopInstance {
             vm: vm_ref(src, "stop_instance", v, known_vms)?,
@@ -581,7 +587,7 @@ fn step_action(
         }),
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, repair, run_instance, stop_instance, migrate",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, repair, controller, run_instance, stop_instance, migrate",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

@@ -24,7 +24,7 @@ fn run(name: &str, seed: Option<u64>) -> RunReport {
     r
 }
 
-const CORE: [&str; 9] = [
+const CORE: [&str; 11] = [
     "ha/host-crash",
     "ha/nic-degraded",
     "ha/isolation",
@@ -34,6 +34,8 @@ const CORE: [&str; 9] = [
     "ha/two-failures-one-spare",
     "ha/non-ha-vm",
     "ha/storage-loss",
+    "ha/controller-restart",
+    "ha/controller-restart-quiet",
 ];
 
 #[test]

@@ -39,11 +39,17 @@ pub enum Fault {
     Heal(HostId),
     /// The host is repaired and powered on: new boot, all links up.
     Repair(HostId),
+    /// The controller process dies (its store survives).
+    ControllerCrash,
+    /// The controller starts again and restores from its store.
+    ControllerRestart,
 }
 
 impl Fault {
-    pub fn host(&self) -> &HostId {
-        match self {
+    /// The hypervisor host the fault is about (none for controller faults).
+    pub fn host(&self) -> Option<&HostId> {
+        Some(match self {
+            Fault::ControllerCrash | Fault::ControllerRestart => return None,
             Fault::Crash(h)
             | Fault::PowerLoss(h)
             | Fault::Partition(h)
@@ -55,7 +61,7 @@ impl Fault {
             | Fault::NicUp { host: h, .. }
             | Fault::BondDown { host: h, .. }
             | Fault::BondUp { host: h, .. } => h,
-        }
+        })
     }
 }
 
@@ -77,6 +83,8 @@ impl fmt::Display for Fault {
             Fault::Partition(h) => write!(f, "management network between controller and {h} cut"),
             Fault::Heal(h) => write!(f, "management network between controller and {h} healed"),
             Fault::Repair(h) => write!(f, "repair {h}"),
+            Fault::ControllerCrash => write!(f, "controller crashes"),
+            Fault::ControllerRestart => write!(f, "controller restarts"),
         }
     }
 }

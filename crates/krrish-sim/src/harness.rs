@@ -9,10 +9,10 @@ use crate::fault::Fault;
 use crate::trace::TraceBuf;
 use crate::world::{SeededRng, Timings, World};
 use krrish_agent::{run_agent, AgentConfig};
-use krrish_controller::{run_controller, ControllerMachine};
+use krrish_controller::{run_controller, ControllerMachine, Store};
 use krrish_core::ha::HaManager;
 use krrish_core::{HaConfig, HostId, HostSpec, VmSpec};
-use krrish_wire::{read_frame, write_frame, ApiRequest, Frame, CONTROLLER_PORT};
+use krrish_wire::{read_frame, write_frame, ApiRequest, Clock, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
@@ -84,13 +84,24 @@ impl<'a> SimWorld<'a> {
         )));
         // Heartbeat phases differ per host, as on a real cluster.
         let mut phases = SeededRng::new(config.seed.rotate_left(17));
-        let core = HaManager::new(0, config.ha.clone(), hosts.clone(), vms);
-        let controller = Rc::new(RefCell::new(ControllerMachine::new(core)));
+        // The controller's disk: survives its crashes, as a file would.
+        let store = Rc::new(Store::in_memory().expect("an in-memory redb opens"));
+        let first = HaManager::new(0, config.ha.clone(), hosts.clone(), vms.clone());
+        let controller = Rc::new(RefCell::new(ControllerMachine::new(first)));
 
         {
             let (m, w, t) = (controller.clone(), world.clone(), trace.clone());
+            let (ha, specs, initial_vms) = (config.ha.clone(), hosts.clone(), vms);
             sim.host(CONTROLLER, move || {
                 let (m, w, t) = (m.clone(), w.clone(), t.clone());
+                // Every (re)start reads the store: empty the first time.
+                let now = TurmoilClock.now_ms();
+                let core = match store.load() {
+                    Ok(Some(snap)) => HaManager::restore(now, ha.clone(), specs.clone(), snap),
+                    Ok(None) => HaManager::new(now, ha.clone(), specs.clone(), initial_vms.clone()),
+                    Err(e) => panic!("the simulated controller store is unreadable: {e}"),
+                };
+                *m.borrow_mut() = ControllerMachine::with_store(now, core, store.clone());
                 async move {
                     let bind = (IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROLLER_PORT);
                     let listener = TurmoilListen(turmoil::net::TcpListener::bind(bind).await?);
@@ -148,11 +159,11 @@ impl<'a> SimWorld<'a> {
                 let mut id = 0;
                 while let Some(request) = api_rx.recv().await {
                     id += 1;
-                    let now = krrish_wire::Clock::now_ms(&TurmoilClock);
+                    let now = TurmoilClock.now_ms();
                     t.push(now, OPERATOR, &format!("request {request:?}"));
                     write_frame(&mut s, &Frame::Request { id, request }).await?;
                     let reply = read_frame(&mut s).await?;
-                    let now = krrish_wire::Clock::now_ms(&TurmoilClock);
+                    let now = TurmoilClock.now_ms();
                     let text = match reply {
                         Some(Frame::Response { result: Ok(r), .. }) => format!("ok: {r}"),
                         Some(Frame::Response { result: Err(e), .. }) => format!("refused: {e}"),
@@ -267,11 +278,17 @@ impl<'a> SimWorld<'a> {
     /// Applies a fault now. Errs on an unknown host or NIC.
     pub fn inject(&mut self, fault: &Fault) -> Result<(), String> {
         let now = self.now_ms();
-        let host = fault.host().clone();
-        if !self.world.borrow().hosts.contains_key(&host) {
-            return Err(format!("no host named {host}"));
+        if let Some(host) = fault.host() {
+            if !self.world.borrow().hosts.contains_key(host) {
+                return Err(format!("no host named {host}"));
+            }
         }
         self.trace.push(now, "fault", &fault.to_string());
+        match fault {
+            Fault::ControllerCrash => self.sim.crash(CONTROLLER),
+            Fault::ControllerRestart => self.sim.bounce(CONTROLLER),
+            _ => {}
+        }
         {
             let mut w = self.world.borrow_mut();
             match fault {
@@ -301,6 +318,7 @@ impl<'a> SimWorld<'a> {
                         matches!(fault, Fault::BmcUp(_));
                     w.generation += 1;
                 }
+                Fault::ControllerCrash | Fault::ControllerRestart => {}
             }
         }
         if let Fault::Repair(h) = fault {

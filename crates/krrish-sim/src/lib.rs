@@ -16,8 +16,10 @@
 //!   code they check.
 //! - [`harness`] — [`SimWorld`]: builds the turmoil simulation and steps it.
 //! - [`trace`] — the one-line-per-event trace buffer.
+//! - [`demo`] — generated clusters for tests and benchmarks.
 
 pub mod checkers;
+pub mod demo;
 pub mod driver;
 pub mod fault;
 pub mod harness;
@@ -30,4 +32,3 @@ pub use fault::Fault;
 pub use harness::{SimConfig, SimWorld};
 pub use trace::TraceBuf;
 pub use world::{Timings, World};
-pub mod demo;

@@ -1,0 +1,99 @@
+//! The controller's store: a real redb file survives a reopen, and a core
+//! restored from it re-fences what was being fenced and re-bases deadlines.
+
+use krrish_controller::{ControllerMachine, ControllerOutput, Store};
+use krrish_core::ha::{FenceStage, HaConfig, HaManager, HostReport, Liveness, VmState};
+use krrish_core::{BondHealth, HostId};
+use krrish_sim::demo;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+fn a_core_mid_fence() -> HaManager {
+    let (hosts, vms) = demo::cluster(3, 1, 2);
+    let mut core = HaManager::new(0, HaConfig::default(), hosts, vms);
+    // Only the spare reports: after 19 s the others are offline and being fenced.
+    let report = HostReport {
+        boot_id: 1,
+        bonds: [BondHealth::Ok; 3],
+        running: vec![],
+    };
+    core.handle_heartbeat(18_000, &HostId::new("spare-1"), &report);
+    core.handle_timeout(19_000);
+    while core.poll_command().is_some() {}
+    while core.poll_notice().is_some() {}
+    // hv-01's BMC answered: fenced, its VMs boot on the spare.
+    core.handle_fence_result(19_500, &HostId::new("hv-01"), Ok(()));
+    core
+}
+
+#[test]
+fn a_snapshot_survives_closing_and_reopening_the_file() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controller-store.redb");
+    let _ = std::fs::remove_file(&path);
+    let core = a_core_mid_fence();
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), None, "a new store is empty");
+        store.save(&core.snapshot()).unwrap();
+    }
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.load().unwrap(), Some(core.snapshot()));
+}
+
+#[test]
+fn restoring_fences_again_from_the_start_and_rebases_deadlines() {
+    let core = a_core_mid_fence();
+    let (hosts, _) = demo::cluster(3, 1, 2);
+    // A new process whose clock starts at 0 again.
+    let mut restored = HaManager::restore(0, HaConfig::default(), hosts, core.snapshot());
+    let hv2 = &restored.hosts()[&HostId::new("hv-02")];
+    assert_eq!(
+        hv2.liveness,
+        Liveness::Fencing(FenceStage::Ipmi {
+            deadline_ms: 10_000
+        })
+    );
+    assert!(matches!(
+        restored.hosts()[&HostId::new("hv-01")].liveness,
+        Liveness::Fenced { .. }
+    ));
+    // A VM that was booting keeps waiting for its answer, with a fresh deadline.
+    let booting = restored
+        .vms()
+        .values()
+        .find(|v| matches!(v.state, VmState::Booting { .. }))
+        .expect("hv-01's VMs were booting on the spare");
+    assert!(matches!(
+        booting.state,
+        VmState::Booting {
+            deadline_ms: 120_000,
+            ..
+        }
+    ));
+    let mut fenced_again = Vec::new();
+    while let Some(c) = restored.poll_command() {
+        fenced_again.push(c.to_string());
+    }
+    assert!(
+        fenced_again.contains(&"fence hv-02 via IPMI power-off".to_string()),
+        "{fenced_again:?}"
+    );
+    assert!(
+        !fenced_again.iter().any(|c| c.starts_with("boot")),
+        "nothing boots before fencing: {fenced_again:?}"
+    );
+}
+
+#[test]
+fn the_machine_writes_after_decisions_and_not_otherwise() {
+    let store = Rc::new(Store::in_memory().unwrap());
+    let (hosts, vms) = demo::cluster(2, 1, 1);
+    let core = HaManager::new(0, HaConfig::default(), hosts, vms);
+    let mut m = ControllerMachine::with_store(0, core, store.clone());
+    let first = store.load().unwrap().expect("written at start");
+    m.handle_timeout(19_000); // hosts offline, fencing starts
+    let after = store.load().unwrap().unwrap();
+    assert_ne!(first, after);
+    assert!(std::iter::from_fn(|| m.poll_output())
+        .any(|o| matches!(o, ControllerOutput::FenceIpmi { .. })));
+}
