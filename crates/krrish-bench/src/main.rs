@@ -124,7 +124,7 @@ fn main() -> Result<()> {
     writeln!(md, "Produced by `cargo xtask bench` (release build) on the project's standard machine: 2 cores, Debian 12. Figures move a little from run to run; the command is the reference.\n")?;
 
     writeln!(md, "## Simulated world (turmoil), full stack\n")?;
-    writeln!(md, "50 production hosts × 10 VMs (500 VMs) + 5 spares; the real controller and 55 real agents over turmoil TCP; heartbeats every 6 s, DFS lease renewals and disk syncs every 10 s; checkers after every step; hv-07 crashes at 10 min and its 10 VMs fail over; one simulated hour.\n")?;
+    writeln!(md, "50 production hosts × 10 VMs (500 VMs) + 5 spares; the real controller and 55 real agents over turmoil TCP; heartbeats every 6 s, DFS lease renewals and disk syncs every 10 s; the controller writing its redb store after every decision; checkers after every step; hv-07 crashes at 10 min and its 10 VMs fail over; one simulated hour.\n")?;
     writeln!(md, "| tick | simulated | wall | speed (sim s / wall s) | failover RTO mean / max | checker passes |")?;
     writeln!(md, "|---:|---:|---:|---:|---:|---:|")?;
     let ticks: &[u64] = if quick {
@@ -148,7 +148,7 @@ fn main() -> Result<()> {
         writeln!(md, "{line}")?;
     }
     writeln!(md)?;
-    writeln!(md, "How: turmoil steps every host every tick, so a run costs hosts × ticks whatever happens; profiling (perf) puts about 60 % of the time inside turmoil itself (its per-step walk over every link for every host, and hashing), and little in the controller, agents or checkers, which wake only on their timers and messages. The tick is therefore the lever. Timers inside a host fire at their exact time whatever the tick; what the tick quantises is network delivery: every message waits for the next step, so each hop costs up to one tick. At a 1 s tick a failover's detection, fence answer and boot report each arrive up to a second late (RTO about 2 s longer than at 100 ms, as the table shows). Scenarios run at 100 ms (their expectations are tight); speed runs of large clusters take the 750 ms–1 s tick for ≥ 1000×. The checkers run only when the world or the control plane changed since the last step (the pass counts above), which keeps them off the profile.\n")?;
+    writeln!(md, "How: turmoil steps every host every tick, so a run costs hosts × ticks whatever happens; profiling (perf) puts about 60 % of the time inside turmoil itself (its per-step walk over every link for every host, and hashing), and little in the controller, agents or checkers, which wake only on their timers and messages. The tick is therefore the lever. Timers inside a host fire at their exact time whatever the tick; what the tick quantises is network delivery: every message waits for the next step, so each hop costs up to one tick. At a 1 s tick a failover's detection, fence answer and boot report each arrive up to a second late (RTO about 2 s longer than at 100 ms, as the table shows). Scenarios run at 100 ms (their expectations are tight); runs that need ≥ 1000× at this size take the smallest tick the table shows reaching it. Two consecutive runs on a quiet machine agree within about 10 %; a concurrent build slows them by a quarter. The checkers run only when the world or the control plane changed since the last step (the pass counts above), which keeps them off the profile.\n")?;
     planner(&mut md, quick)?;
     print!("{md}");
     if let Some(path) = out {
