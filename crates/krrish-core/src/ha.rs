@@ -1033,27 +1033,12 @@ impl HaManager {
                     host: host.clone(),
                 },
             );
-            let vm = self.vms.get_mut(&id).expect("listed");
-            vm.outage_since_ms = Some(now_ms);
-            vm.boot_attempts = 0;
-            if vm.spec.ha == HaPolicy::Off {
-                let reason = DownReason::Vanished { host: host.clone() };
-                vm.state = VmState::Down {
-                    reason: reason.clone(),
-                };
-                self.notice(now_ms, Notice::VmDown { vm: id, reason });
-            } else if can_take_vms(&self.hosts[host]) {
-                vm.state = VmState::Stopped;
-                self.boot(now_ms, &id, host, BootReason::Restore);
-            } else {
-                // The host cannot run it (storage or VM network down): its
-                // agent stopped it, two reports say so; a spare takes it.
-                vm.state = VmState::WaitingForCapacity {
-                    failed_host: host.clone(),
-                    reported: false,
-                    retry_at_ms: now_ms,
-                };
-            }
+            self.restart_dead(
+                now_ms,
+                &id,
+                host,
+                DownReason::Vanished { host: host.clone() },
+            );
         }
         if !self
             .vms
@@ -1637,35 +1622,45 @@ impl HaManager {
             .map(|(id, _)| id.clone())
             .collect();
         for id in dead {
-            let vm = self.vms.get_mut(&id).expect("listed");
-            vm.outage_since_ms = Some(now_ms);
-            vm.boot_attempts = 0;
-            match vm.spec.ha {
-                HaPolicy::Off => {
-                    let reason = DownReason::HaOff { host: host.clone() };
-                    vm.state = VmState::Down {
-                        reason: reason.clone(),
-                    };
-                    self.notice(now_ms, Notice::VmDown { vm: id, reason });
-                }
-                HaPolicy::Restart | HaPolicy::RestoreOnRepair => {
-                    if &vm.spec.home == host {
-                        vm.state = VmState::Stopped;
-                        self.boot(now_ms, &id, host, BootReason::Restore);
-                    } else {
-                        // It ran on a spare that rebooted: queue for a spare
-                        // (or its home, if that is up).
-                        vm.state = VmState::WaitingForCapacity {
-                            failed_host: host.clone(),
-                            reported: false,
-                            retry_at_ms: now_ms,
-                        };
-                    }
-                }
-            }
+            self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);
+    }
+
+    /// A VM that died on a live `host` (reboot, guest crash) restarts by
+    /// policy: in place when the host can run it — which can never make a
+    /// second copy — else queued for its home or a spare. HA off: down.
+    fn restart_dead(&mut self, now_ms: u64, id: &VmId, host: &HostId, if_off: DownReason) {
+        let in_place = can_take_vms(&self.hosts[host]);
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        vm.outage_since_ms = Some(now_ms);
+        vm.boot_attempts = 0;
+        match vm.spec.ha {
+            HaPolicy::Off => {
+                vm.state = VmState::Down {
+                    reason: if_off.clone(),
+                };
+                self.notice(
+                    now_ms,
+                    Notice::VmDown {
+                        vm: id.clone(),
+                        reason: if_off,
+                    },
+                );
+            }
+            HaPolicy::Restart | HaPolicy::RestoreOnRepair if in_place => {
+                vm.state = VmState::Stopped;
+                self.boot(now_ms, id, host, BootReason::Restore);
+            }
+            HaPolicy::Restart | HaPolicy::RestoreOnRepair => {
+                vm.state = VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms: now_ms,
+                };
+            }
+        }
     }
 
     /// The DFS answered a reinstatement.

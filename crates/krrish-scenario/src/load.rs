@@ -137,19 +137,27 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
+/// A file's text, refused if empty (`expected` says what should be there).
+fn read_nonempty(path: &Path, expected: &str) -> Result<String, LoadError> {
+    let text = read(path)?;
+    if text.trim().is_empty() {
+        return Err(LoadError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!("the file is empty; expected {expected}"),
+        });
+    }
+    Ok(text)
+}
+
 /// Loads a cluster file.
 pub fn load_cluster(path: &Path) -> Result<Cluster, LoadError> {
-    let text = read(path)?;
+    let text = read_nonempty(path, "a cluster (hosts, host_groups, vms, …)")?;
     let src = Source {
         file: path,
         text: &text,
     };
-    if text.trim().is_empty() {
-        return Err(src.error(
-            None,
-            "the file is empty; expected a cluster (hosts, host_groups, vms, …)",
-        ));
-    }
     let file: ClusterFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(&src, e))?;
     build_cluster(&src, file)
 }
@@ -262,17 +270,11 @@ fn default_name(path: &Path) -> String {
 
 /// Loads and validates a scenario file (and its cluster file).
 pub fn load_scenario(path: &Path) -> Result<Scenario, LoadError> {
-    let text = read(path)?;
+    let text = read_nonempty(path, "a scenario (cluster, timeline, expect, end)")?;
     let src = Source {
         file: path,
         text: &text,
     };
-    if text.trim().is_empty() {
-        return Err(src.error(
-            None,
-            "the file is empty; expected a scenario (cluster, timeline, expect, end)",
-        ));
-    }
     let file: ScenarioFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(&src, e))?;
 
     let cluster = match (&file.cluster_file, file.cluster) {
