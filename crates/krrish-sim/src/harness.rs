@@ -160,7 +160,7 @@ impl<'a> SimWorld<'a> {
                 while let Some(request) = api_rx.recv().await {
                     id += 1;
                     let now = TurmoilClock.now_ms();
-                    t.push(now, OPERATOR, &format!("request {request:?}"));
+                    t.push(now, OPERATOR, &format!("request {request}"));
                     write_frame(&mut s, &Frame::Request { id, request }).await?;
                     let reply = read_frame(&mut s).await?;
                     let now = TurmoilClock.now_ms();

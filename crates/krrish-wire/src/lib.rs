@@ -72,6 +72,24 @@ pub enum ApiRequest {
     DescribeCluster,
 }
 
+impl std::fmt::Display for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiRequest::RunInstance { vm, host } => write!(
+                f,
+                "RunInstances {} ({}, HA {}) on {}",
+                vm.id,
+                vm.demand,
+                vm.ha,
+                host.as_ref().map(|h| h.as_str()).unwrap_or("any host")
+            ),
+            ApiRequest::StopInstance { vm } => write!(f, "StopInstances {vm}"),
+            ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),
+            ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame of {0} bytes exceeds the {FRAME_BYTES_MAX}-byte limit")]
