@@ -57,7 +57,7 @@ fn world_hour(tick_ms: u64, seed: u64) -> Result<WorldRun> {
 /// The target: 2,000 trials of 200 hosts over 10 years in < 10 s.
 fn planner(md: &mut String, quick: bool) -> Result<()> {
     use krrish_core::{HaPolicy, Resources};
-    use krrish_plan::{plan, Lifetime, PlanHost, PlanInput, Repair};
+    use krrish_plan::{plan, PlanInput};
     writeln!(md, "## Spare-pool planner (Monte Carlo)\n")?;
     writeln!(md, "200 production hosts × 10 VMs, exponential failures (MTBF 8760 h) and repairs (MTTR 24 h), spares failing too, 10 years, 2,000 trials (4 million production host-years per spare count); both cores.\n")?;
     writeln!(
@@ -69,27 +69,12 @@ fn planner(md: &mut String, quick: bool) -> Result<()> {
     for spares_max in [0usize, 10] {
         let vm = (Resources::new(2, 8 * 1024, 40), HaPolicy::Restart);
         let input = PlanInput {
-            hosts: (0..200)
-                .map(|i| PlanHost {
-                    rack: i / 10,
-                    vms: vec![vm; 10],
-                })
-                .collect(),
-            spare_capacity: Resources::new(32, 128 * 1024, 2_000),
-            spare_racks: (0..20).collect(),
             spares_max,
-            lifetime: Lifetime::Exponential { mtbf_hours: 8760.0 },
-            repair: Repair::Exponential { mttr_hours: 24.0 },
-            rack_mtbf_hours: None,
-            spares_fail: true,
-            failover_s: 40.0,
-            boot_s: 20.0,
-            years: 10.0,
             trials,
-            seed: 1,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            ..PlanInput::uniform(200, 10, 10, vm, Resources::new(32, 128 * 1024, 2_000))
         };
         let started = Instant::now();
         let r = plan(&input)?;

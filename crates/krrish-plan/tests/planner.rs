@@ -1,32 +1,23 @@
 //! The Monte Carlo against the closed forms, determinism, and bad input.
 
 use krrish_core::{HaPolicy, Resources};
-use krrish_plan::{plan, Lifetime, PlanError, PlanHost, PlanInput, Repair};
+use krrish_plan::{plan, Lifetime, PlanError, PlanInput, Repair};
 
 /// Hosts filled to 30 of 32 vCPUs: a spare takes one host's VMs and has no
 /// room for a single VM of another (the closed form's assumption).
 fn input(hosts: usize, spares_max: usize) -> PlanInput {
     let vm = (Resources::new(3, 12 * 1024, 40), HaPolicy::Restart);
     PlanInput {
-        hosts: (0..hosts)
-            .map(|i| PlanHost {
-                rack: (i / 10) as u32,
-                vms: vec![vm; 10],
-            })
-            .collect(),
-        spare_capacity: Resources::new(32, 128 * 1024, 2_000),
         spare_racks: vec![],
         spares_max,
         lifetime: Lifetime::Exponential { mtbf_hours: 500.0 },
         repair: Repair::Exponential { mttr_hours: 50.0 },
-        rack_mtbf_hours: None,
         spares_fail: false,
-        failover_s: 40.0,
-        boot_s: 20.0,
         years: 5.0,
         trials: 300,
         seed: 11,
         threads: 2,
+        ..PlanInput::uniform(hosts, 10, 10, vm, Resources::new(32, 128 * 1024, 2_000))
     }
 }
 

@@ -279,6 +279,9 @@ pub struct Networks {
     pub ipmi: Option<std::net::Ipv4Addr>,
 }
 
+// The host properties repeat in HostDefaults, HostEntry and HostGroup on
+// purpose: serde's `flatten` would switch `deny_unknown_fields` off, and a
+// typo in a cluster file must stay an error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostEntry {

@@ -133,17 +133,14 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
         (None, Some(0)) => bail!("--hosts must be at least 1"),
         (None, Some(n)) => {
             let vm = Resources::new(a.vm_vcpus, a.vm_memory_gib * 1024, 40);
-            let host = PlanHost {
-                rack: 0,
-                vms: vec![(vm, HaPolicy::Restart); a.vms_per_host],
-            };
-            let hosts = (0..n)
-                .map(|i| PlanHost {
-                    rack: (i / a.rack_size) as u32,
-                    ..host.clone()
-                })
-                .collect();
-            (hosts, Resources::new(32, 128 * 1024, 2_000))
+            let u = PlanInput::uniform(
+                n,
+                a.rack_size,
+                a.vms_per_host,
+                (vm, HaPolicy::Restart),
+                Resources::new(32, 128 * 1024, 2_000),
+            );
+            (u.hosts, u.spare_capacity)
         }
         (None, None) => bail!("give --hosts N or --cluster FILE"),
     };
