@@ -42,7 +42,8 @@ fn a_crash_fails_over_over_real_sockets() {
             heartbeat: HeartbeatConfig {
                 interval_ms: 200,
                 misses_max: 3,
-                grace_ms: 100,
+                // Generous: a loaded machine may stall a real-time loop.
+                grace_ms: 1_000,
             },
             fence_timeout_ms: 1_000,
             lease_duration_ms: 3_000,
@@ -85,7 +86,7 @@ fn a_crash_fails_over_over_real_sockets() {
         for h in &hosts {
             let mut cfg = AgentConfig::new(h.id.clone(), addr.clone());
             cfg.heartbeat_interval_ms = 200;
-            cfg.ack_timeout_ms = 500;
+            cfg.ack_timeout_ms = 1_500;
             cfg.lease_duration_ms = 3_000;
             cfg.lease_renew_every_ms = 1_000;
             cfg.lease_lead_ms = 500;
