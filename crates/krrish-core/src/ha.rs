@@ -760,14 +760,7 @@ impl HaManager {
             },
         );
         for id in refence {
-            m.notice(
-                now_ms,
-                Notice::FenceStarted {
-                    host: id.clone(),
-                    method: FenceMethod::Ipmi,
-                },
-            );
-            m.command(Command::FenceIpmi { host: id });
+            m.start_ipmi_fence(now_ms, &id);
         }
         m
     }
@@ -917,12 +910,7 @@ impl HaManager {
                 // off by its lease may return as it is, once it runs nothing.
                 let rebooted = boot_id != Some(report.boot_id);
                 if rebooted || (method == FenceMethod::DfsLease && report.running.is_empty()) {
-                    let h = self.hosts.get_mut(host).expect("checked");
-                    h.liveness = Liveness::Up;
-                    h.last_heartbeat_ms = now_ms;
-                    h.boot_id = Some(report.boot_id);
-                    self.notice(now_ms, Notice::HostBack { host: host.clone() });
-                    self.update_bonds(now_ms, host, report.bonds);
+                    self.rejoin(now_ms, host, report);
                     self.reconcile_running(now_ms, host, &report.running);
                     self.on_host_back(now_ms, host);
                 } else {
@@ -936,12 +924,7 @@ impl HaManager {
             Liveness::FenceFailed { .. } => {
                 // Reachable again without having been fenced: nothing was
                 // started elsewhere, so its VMs simply run where they are.
-                let h = self.hosts.get_mut(host).expect("checked");
-                h.liveness = Liveness::Up;
-                h.last_heartbeat_ms = now_ms;
-                h.boot_id = Some(report.boot_id);
-                self.notice(now_ms, Notice::HostBack { host: host.clone() });
-                self.update_bonds(now_ms, host, report.bonds);
+                self.rejoin(now_ms, host, report);
                 for vm in self.vms.values_mut() {
                     let on_host = match &vm.state {
                         VmState::HostDown { host: h } => h == host,
@@ -959,6 +942,32 @@ impl HaManager {
             }
         }
         self.refresh_spares(now_ms);
+    }
+
+    /// A fenced (or unfenceable) host heartbeats again: it is up.
+    fn rejoin(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        let h = self.hosts.get_mut(host).expect("caller checked");
+        h.liveness = Liveness::Up;
+        h.last_heartbeat_ms = now_ms;
+        h.boot_id = Some(report.boot_id);
+        self.notice(now_ms, Notice::HostBack { host: host.clone() });
+        self.update_bonds(now_ms, host, report.bonds);
+    }
+
+    /// Fencing starts (or starts over) with an IPMI power-off.
+    fn start_ipmi_fence(&mut self, now_ms: u64, host: &HostId) {
+        self.hosts.get_mut(host).expect("caller checked").liveness =
+            Liveness::Fencing(FenceStage::Ipmi {
+                deadline_ms: now_ms + self.config.fence_timeout_ms,
+            });
+        self.notice(
+            now_ms,
+            Notice::FenceStarted {
+                host: host.clone(),
+                method: FenceMethod::Ipmi,
+            },
+        );
+        self.command(Command::FenceIpmi { host: host.clone() });
     }
 
     fn update_bonds(&mut self, now_ms: u64, host: &HostId, bonds: [BondHealth; 3]) {
@@ -1191,18 +1200,7 @@ impl HaManager {
                 vm.state = s;
             }
         }
-        self.hosts.get_mut(host).expect("caller checked").liveness =
-            Liveness::Fencing(FenceStage::Ipmi {
-                deadline_ms: now_ms + self.config.fence_timeout_ms,
-            });
-        self.notice(
-            now_ms,
-            Notice::FenceStarted {
-                host: host.clone(),
-                method: FenceMethod::Ipmi,
-            },
-        );
-        self.command(Command::FenceIpmi { host: host.clone() });
+        self.start_ipmi_fence(now_ms, host);
     }
 
     /// The BMC answered (or the IPMI call failed).

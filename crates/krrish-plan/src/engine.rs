@@ -331,123 +331,92 @@ impl<'a> Replay<'a> {
         x: &mut Scratch,
     ) -> TrialSums {
         let n = self.input.hosts.len();
-        let mut sums = TrialSums::default();
-        let mut loc = vec![Loc::Home; self.demands.len()];
-        let mut spare_up = vec![true; spares];
-        let mut spare_free = vec![self.input.spare_capacity; spares];
-        // Production hosts with restart VMs waiting (= uncovered), in id order.
-        let mut waiting: BTreeSet<u32> = BTreeSet::new();
-        let mut waiting_count = vec![0u32; n];
+        let mut st = ReplayState {
+            loc: vec![Loc::Home; self.demands.len()],
+            spare_up: vec![true; spares],
+            spare_free: vec![self.input.spare_capacity; spares],
+            waiting: BTreeSet::new(),
+            waiting_count: vec![0; n],
+            sums: TrialSums::default(),
+        };
         let mut last_t = 0.0;
-
         for e in events {
             let h = e.host as usize;
             if h >= n && h - n >= spares {
                 continue; // a spare this row does not have
             }
-            sums.uncovered_host_hours += waiting.len() as f64 * (e.t - last_t);
+            st.sums.uncovered_host_hours += st.waiting.len() as f64 * (e.t - last_t);
             last_t = e.t;
             let t = e.t;
-            if h < n {
-                let vms = self.offsets[h]..self.offsets[h + 1];
-                if !e.up {
-                    sums.failures += 1.0;
+            match (h < n, e.up) {
+                (true, false) => {
+                    st.sums.failures += 1.0;
+                    let vms = self.offsets[h]..self.offsets[h + 1];
                     for v in vms.clone() {
-                        loc[v] = Loc::Waiting { since: t };
+                        st.loc[v] = Loc::Waiting { since: t };
                     }
-                    self.place(
-                        h,
-                        t,
-                        &mut loc,
-                        &spare_up,
-                        &mut spare_free,
-                        rto,
-                        &mut sums,
-                        x,
-                    );
+                    self.place(&mut st, h, t, rto, x);
                     let left = vms
-                        .clone()
-                        .filter(|&v| self.restart[v] && matches!(loc[v], Loc::Waiting { .. }))
+                        .filter(|&v| self.restart[v] && matches!(st.loc[v], Loc::Waiting { .. }))
                         .count();
+                    st.waiting_count[h] = left as u32;
                     if left > 0 {
-                        sums.failures_without_spare += 1.0;
+                        st.sums.failures_without_spare += 1.0;
+                        st.waiting.insert(h as u32);
                     }
-                    waiting_count[h] = left as u32;
-                    if left > 0 {
-                        waiting.insert(h as u32);
-                    }
-                } else {
-                    for v in vms {
-                        match loc[v] {
+                }
+                (true, true) => {
+                    for v in self.offsets[h]..self.offsets[h + 1] {
+                        match st.loc[v] {
                             Loc::Spare(s) => {
                                 // Live migration home: no downtime.
-                                let f = &mut spare_free[s as usize];
+                                let f = &mut st.spare_free[s as usize];
                                 *f = f.add(&self.demands[v]);
                             }
                             Loc::Waiting { since } => {
-                                self.close(&mut sums, t - since + self.boot_h)
+                                self.close(&mut st.sums, t - since + self.boot_h)
                             }
                             Loc::Home => {}
                         }
-                        loc[v] = Loc::Home;
+                        st.loc[v] = Loc::Home;
                     }
-                    waiting_count[h] = 0;
-                    waiting.remove(&(h as u32));
-                    self.place_waiting(
-                        t,
-                        &mut waiting,
-                        &mut waiting_count,
-                        &mut loc,
-                        &spare_up,
-                        &mut spare_free,
-                        rto,
-                        &mut sums,
-                        x,
-                    );
+                    st.waiting_count[h] = 0;
+                    st.waiting.remove(&(h as u32));
+                    self.place_waiting(&mut st, t, rto, x);
                 }
-            } else {
-                let s = h - n;
-                if !e.up {
-                    spare_up[s] = false;
-                    spare_free[s] = Resources::ZERO;
+                (false, false) => {
+                    let s = h - n;
+                    st.spare_up[s] = false;
+                    st.spare_free[s] = Resources::ZERO;
                     // Its guests die with it and wait again.
-                    for (v, l) in loc.iter_mut().enumerate() {
-                        if *l == Loc::Spare(s as u32) {
-                            *l = Loc::Waiting { since: t };
+                    for v in 0..st.loc.len() {
+                        if st.loc[v] == Loc::Spare(s as u32) {
+                            st.loc[v] = Loc::Waiting { since: t };
                             let home = self.offsets.partition_point(|&o| o <= v) - 1;
-                            if waiting_count[home] == 0 {
-                                waiting.insert(home as u32);
+                            if st.waiting_count[home] == 0 {
+                                st.waiting.insert(home as u32);
                             }
-                            waiting_count[home] += 1;
+                            st.waiting_count[home] += 1;
                         }
                     }
-                } else {
-                    spare_up[s] = true;
-                    spare_free[s] = self.input.spare_capacity;
+                    self.place_waiting(&mut st, t, rto, x);
                 }
-                self.place_waiting(
-                    t,
-                    &mut waiting,
-                    &mut waiting_count,
-                    &mut loc,
-                    &spare_up,
-                    &mut spare_free,
-                    rto,
-                    &mut sums,
-                    x,
-                );
+                (false, true) => {
+                    let s = h - n;
+                    st.spare_up[s] = true;
+                    st.spare_free[s] = self.input.spare_capacity;
+                    self.place_waiting(&mut st, t, rto, x);
+                }
             }
         }
-        sums.uncovered_host_hours += waiting.len() as f64 * (horizon - last_t);
+        st.sums.uncovered_host_hours += st.waiting.len() as f64 * (horizon - last_t);
         // Outages still open at the horizon count up to it.
-        for l in &loc {
+        for l in &st.loc {
             if let Loc::Waiting { since } = l {
-                let d = horizon - since;
-                sums.vm_down_hours += d;
-                sums.vm_excess_hours += (d - self.failover_h).max(0.0);
+                self.close(&mut st.sums, horizon - since);
             }
         }
-        sums
+        st.sums
     }
 
     fn close(&self, sums: &mut TrialSums, downtime_h: f64) {
@@ -457,82 +426,79 @@ impl<'a> Replay<'a> {
 
     /// Places host `h`'s waiting restart VMs onto healthy spares; returns how
     /// many were placed.
-    #[allow(clippy::too_many_arguments)]
     fn place(
         &self,
+        st: &mut ReplayState,
         h: usize,
         t: f64,
-        loc: &mut [Loc],
-        spare_up: &[bool],
-        spare_free: &mut [Resources],
         rto: &mut RtoHistogram,
-        sums: &mut TrialSums,
         x: &mut Scratch,
     ) -> usize {
         x.vms.clear();
         x.vms.extend(
             (self.offsets[h]..self.offsets[h + 1])
-                .filter(|&v| self.restart[v] && matches!(loc[v], Loc::Waiting { .. })),
+                .filter(|&v| self.restart[v] && matches!(st.loc[v], Loc::Waiting { .. })),
         );
         if x.vms.is_empty() {
             return 0;
         }
         x.up.clear();
-        x.up.extend((0..spare_up.len()).filter(|&s| spare_up[s]));
+        x.up.extend((0..st.spare_up.len()).filter(|&s| st.spare_up[s]));
         if x.up.is_empty() {
             return 0;
         }
         x.free.clear();
-        x.free.extend(x.up.iter().map(|&s| spare_free[s]));
+        x.free.extend(x.up.iter().map(|&s| st.spare_free[s]));
         x.demands.clear();
         x.demands.extend(x.vms.iter().map(|&v| self.demands[v]));
         place_group_into(&mut x.free, &x.demands, &mut x.spots);
         let mut placed = 0;
         for (&v, spot) in x.vms.iter().zip(&x.spots) {
-            if let (Some(i), Loc::Waiting { since }) = (*spot, loc[v]) {
+            if let (Some(i), Loc::Waiting { since }) = (*spot, st.loc[v]) {
                 // Detection and fencing run from the outage's start; the boot
                 // follows whichever ends later, that or the wait for room.
                 let down = (t - since).max(self.detect_h) + self.boot_h;
-                self.close(sums, down);
+                self.close(&mut st.sums, down);
                 rto.add(down * 3600.0);
-                loc[v] = Loc::Spare(x.up[i] as u32);
+                st.loc[v] = Loc::Spare(x.up[i] as u32);
                 placed += 1;
             }
         }
         for (i, &s) in x.up.iter().enumerate() {
-            spare_free[s] = x.free[i];
+            st.spare_free[s] = x.free[i];
         }
         placed
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn place_waiting(
-        &self,
-        t: f64,
-        waiting: &mut BTreeSet<u32>,
-        waiting_count: &mut [u32],
-        loc: &mut [Loc],
-        spare_up: &[bool],
-        spare_free: &mut [Resources],
-        rto: &mut RtoHistogram,
-        sums: &mut TrialSums,
-        x: &mut Scratch,
-    ) {
-        if waiting.is_empty() || !spare_up.iter().any(|&u| u) {
+    /// Places what waits, host by host in id order (as the core does).
+    fn place_waiting(&self, st: &mut ReplayState, t: f64, rto: &mut RtoHistogram, x: &mut Scratch) {
+        if st.waiting.is_empty() || !st.spare_up.iter().any(|&u| u) {
             return;
         }
         let mut hosts = std::mem::take(&mut x.hosts);
         hosts.clear();
-        hosts.extend(waiting.iter().copied());
+        hosts.extend(st.waiting.iter().copied());
         for &h in &hosts {
-            let placed = self.place(h as usize, t, loc, spare_up, spare_free, rto, sums, x) as u32;
-            waiting_count[h as usize] -= placed.min(waiting_count[h as usize]);
-            if waiting_count[h as usize] == 0 {
-                waiting.remove(&h);
+            let placed = self.place(st, h as usize, t, rto, x) as u32;
+            let left = &mut st.waiting_count[h as usize];
+            *left -= placed.min(*left);
+            if *left == 0 {
+                st.waiting.remove(&h);
             }
         }
         x.hosts = hosts;
     }
+}
+
+/// The mutable state of one replay (one trial, one spare count).
+struct ReplayState {
+    loc: Vec<Loc>,
+    spare_up: Vec<bool>,
+    spare_free: Vec<Resources>,
+    /// Production hosts with restart VMs waiting (= uncovered), in id order.
+    waiting: BTreeSet<u32>,
+    waiting_count: Vec<u32>,
+    sums: TrialSums,
 }
 
 /// What one planner thread returns: per trial (in its share), per row, the

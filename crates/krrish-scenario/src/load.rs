@@ -482,6 +482,9 @@ fn nic(src: &Source<'_>, at: Option<(usize, usize)>, n: usize) -> Result<usize, 
     Ok(n)
 }
 
+/// A fault that names only a host (crash, repair, …).
+type HostFault = fn(HostId) -> Fault;
+
 fn step_action(
     src: &Source<'_>,
     at: Option<(usize, usize)>,
@@ -493,26 +496,20 @@ fn step_action(
     let line = at.map(|a| a.0).unwrap_or(0);
     let mut actions: Vec<Action> = Vec::new();
     let h = |key: &str, name: &str| host_ref(src, key, name, cluster);
-    if let Some(x) = &s.crash {
-        actions.push(Action::Fault(Fault::Crash(h("crash", x)?)));
-    }
-    if let Some(x) = &s.power_loss {
-        actions.push(Action::Fault(Fault::PowerLoss(h("power_loss", x)?)));
-    }
-    if let Some(x) = &s.bmc_down {
-        actions.push(Action::Fault(Fault::BmcDown(h("bmc_down", x)?)));
-    }
-    if let Some(x) = &s.bmc_up {
-        actions.push(Action::Fault(Fault::BmcUp(h("bmc_up", x)?)));
-    }
-    if let Some(x) = &s.partition {
-        actions.push(Action::Fault(Fault::Partition(h("partition", x)?)));
-    }
-    if let Some(x) = &s.heal {
-        actions.push(Action::Fault(Fault::Heal(h("heal", x)?)));
-    }
-    if let Some(x) = &s.repair {
-        actions.push(Action::Fault(Fault::Repair(h("repair", x)?)));
+    // Faults named by a host alone.
+    let by_host: [(&str, &Option<String>, HostFault); 7] = [
+        ("crash", &s.crash, Fault::Crash),
+        ("power_loss", &s.power_loss, Fault::PowerLoss),
+        ("bmc_down", &s.bmc_down, Fault::BmcDown),
+        ("bmc_up", &s.bmc_up, Fault::BmcUp),
+        ("partition", &s.partition, Fault::Partition),
+        ("heal", &s.heal, Fault::Heal),
+        ("repair", &s.repair, Fault::Repair),
+    ];
+    for (key, name, fault) in by_host {
+        if let Some(x) = name {
+            actions.push(Action::Fault(fault(h(key, x)?)));
+        }
     }
     if let Some(x) = &s.nic_down {
         actions.push(Action::Fault(Fault::NicDown {

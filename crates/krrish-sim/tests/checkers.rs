@@ -18,6 +18,13 @@ fn setup() -> (World, HaManager) {
     (world, core)
 }
 
+/// A second, running copy of `vm` on `host`: what the control plane must
+/// never cause.
+fn start_copy(world: &mut World, host: &str, vm: &str) {
+    let h = world.hosts.get_mut(&host.into()).unwrap();
+    h.domains.insert(vm.into(), running(0));
+}
+
 fn running(since: u64) -> Domain {
     Domain {
         state: DomainState::Running,
@@ -35,12 +42,7 @@ fn a_clean_world_passes() {
 #[test]
 fn a_vm_on_two_hosts_breaks_single_instance() {
     let (mut world, core) = setup();
-    world
-        .hosts
-        .get_mut(&"spare-1".into())
-        .unwrap()
-        .domains
-        .insert("vm-01-01".into(), running(0));
+    start_copy(&mut world, "spare-1", "vm-01-01");
     let v = Checkers::new(10_000)
         .check(1_000, &world, &core, 0)
         .unwrap_err();
@@ -56,12 +58,7 @@ fn a_vm_on_two_hosts_breaks_single_instance() {
 #[test]
 fn a_writer_without_a_valid_lease_does_not_count() {
     let (mut world, core) = setup();
-    world
-        .hosts
-        .get_mut(&"spare-1".into())
-        .unwrap()
-        .domains
-        .insert("vm-01-01".into(), running(0));
+    start_copy(&mut world, "spare-1", "vm-01-01");
     // hv-01 is cut off from the DFS: only one host writes, but the VM still
     // runs twice, which single-instance reports first.
     world.hosts.get_mut(&"hv-01".into()).unwrap().nics[2] = [false, false];
