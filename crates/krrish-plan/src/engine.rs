@@ -389,14 +389,20 @@ impl<'a> Replay<'a> {
                     st.spare_up[s] = false;
                     st.spare_free[s] = Resources::ZERO;
                     // Its guests die with it and wait again.
-                    for v in 0..st.loc.len() {
-                        if st.loc[v] == Loc::Spare(s as u32) {
-                            st.loc[v] = Loc::Waiting { since: t };
+                    let ReplayState {
+                        loc,
+                        waiting,
+                        waiting_count,
+                        ..
+                    } = &mut st;
+                    for (v, l) in loc.iter_mut().enumerate() {
+                        if *l == Loc::Spare(s as u32) {
+                            *l = Loc::Waiting { since: t };
                             let home = self.offsets.partition_point(|&o| o <= v) - 1;
-                            if st.waiting_count[home] == 0 {
-                                st.waiting.insert(home as u32);
+                            if waiting_count[home] == 0 {
+                                waiting.insert(home as u32);
                             }
-                            st.waiting_count[home] += 1;
+                            waiting_count[home] += 1;
                         }
                     }
                     self.place_waiting(&mut st, t, rto, x);
@@ -434,38 +440,44 @@ impl<'a> Replay<'a> {
         rto: &mut RtoHistogram,
         x: &mut Scratch,
     ) -> usize {
+        // Plain slices for the hot loop: borrowing through the struct kept
+        // the compiler from inlining and from dropping bounds checks.
+        let loc: &mut [Loc] = &mut st.loc;
+        let spare_up: &[bool] = &st.spare_up;
+        let spare_free: &mut [Resources] = &mut st.spare_free;
+        let sums = &mut st.sums;
         x.vms.clear();
         x.vms.extend(
             (self.offsets[h]..self.offsets[h + 1])
-                .filter(|&v| self.restart[v] && matches!(st.loc[v], Loc::Waiting { .. })),
+                .filter(|&v| self.restart[v] && matches!(loc[v], Loc::Waiting { .. })),
         );
         if x.vms.is_empty() {
             return 0;
         }
         x.up.clear();
-        x.up.extend((0..st.spare_up.len()).filter(|&s| st.spare_up[s]));
+        x.up.extend((0..spare_up.len()).filter(|&s| spare_up[s]));
         if x.up.is_empty() {
             return 0;
         }
         x.free.clear();
-        x.free.extend(x.up.iter().map(|&s| st.spare_free[s]));
+        x.free.extend(x.up.iter().map(|&s| spare_free[s]));
         x.demands.clear();
         x.demands.extend(x.vms.iter().map(|&v| self.demands[v]));
         place_group_into(&mut x.free, &x.demands, &mut x.spots);
         let mut placed = 0;
         for (&v, spot) in x.vms.iter().zip(&x.spots) {
-            if let (Some(i), Loc::Waiting { since }) = (*spot, st.loc[v]) {
+            if let (Some(i), Loc::Waiting { since }) = (*spot, loc[v]) {
                 // Detection and fencing run from the outage's start; the boot
                 // follows whichever ends later, that or the wait for room.
                 let down = (t - since).max(self.detect_h) + self.boot_h;
-                self.close(&mut st.sums, down);
+                self.close(sums, down);
                 rto.add(down * 3600.0);
-                st.loc[v] = Loc::Spare(x.up[i] as u32);
+                loc[v] = Loc::Spare(x.up[i] as u32);
                 placed += 1;
             }
         }
         for (i, &s) in x.up.iter().enumerate() {
-            st.spare_free[s] = x.free[i];
+            spare_free[s] = x.free[i];
         }
         placed
     }
