@@ -1,6 +1,17 @@
-//! The agent's logic, without I/O.
+//! The agent's logic, without I/O: the link to the controller (dial, notice a
+//! dead link, redial with back-off), heartbeats, DFS lease renewals, disk
+//! syncs and self-fencing. Every world drives this same machine; the shells
+//! only move bytes, timers and driver calls.
+//!
+//! ```text
+//!  Waiting(at) ──at──► Dialing(epoch, deadline) ──ok──► Connected(epoch)
+//!     ▲                      │ failed / deadline            │ heartbeat not acked within
+//!     │                      ▼                              │ ack_timeout, or closed
+//!     └──── back-off (min, doubling, max) ◄─────────────────┘  (redial at once)
+//! ```
 
 use krrish_core::lease::LeaseKeeper;
+use krrish_core::timings::AgentTimings;
 use krrish_core::HostId;
 use krrish_wire::{AgentCommand, Frame};
 use std::collections::VecDeque;
@@ -9,16 +20,7 @@ use std::collections::VecDeque;
 pub struct AgentConfig {
     pub host: HostId,
     pub controller_addr: String,
-    pub heartbeat_interval_ms: u64,
-    /// No ack from the controller for this long: drop the connection.
-    pub ack_timeout_ms: u64,
-    pub lease_duration_ms: u64,
-    pub lease_renew_every_ms: u64,
-    /// Stop VMs this long before the lease could lapse.
-    pub lease_lead_ms: u64,
-    pub sync_every_ms: u64,
-    pub connect_timeout_ms: u64,
-    pub reconnect_delay_ms: u64,
+    pub timings: AgentTimings,
     /// Wait after boot before dialling the controller (hosts do not come up
     /// in lockstep; the simulator spreads them with its seed).
     pub start_delay_ms: u64,
@@ -29,14 +31,7 @@ impl AgentConfig {
         Self {
             host,
             controller_addr,
-            heartbeat_interval_ms: 6_000,
-            ack_timeout_ms: 13_000,
-            lease_duration_ms: 30_000,
-            lease_renew_every_ms: 10_000,
-            lease_lead_ms: 5_000,
-            sync_every_ms: 10_000,
-            connect_timeout_ms: 3_000,
-            reconnect_delay_ms: 2_000,
+            timings: AgentTimings::default(),
             start_delay_ms: 0,
         }
     }
@@ -45,6 +40,15 @@ impl AgentConfig {
 /// What the shell must do next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AgentOutput {
+    /// Open a connection to the controller; answer with
+    /// [`AgentMachine::handle_dial_result`] carrying the same epoch.
+    Dial {
+        epoch: u64,
+    },
+    /// Drop the connection of this epoch (dead or abandoned).
+    Disconnect {
+        epoch: u64,
+    },
     /// Build a report from the driver and send a heartbeat.
     SendHeartbeat,
     Send(Frame),
@@ -57,44 +61,66 @@ pub enum AgentOutput {
     SyncDisks,
     /// The lease lapsed: stop every VM.
     SelfFence,
-    /// The connection is dead (no acks): drop it and reconnect.
-    Disconnect,
     Trace(String),
+}
+
+/// The link to the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// Not connected; dial at `at_ms`.
+    Waiting {
+        at_ms: u64,
+    },
+    Dialing {
+        epoch: u64,
+        deadline_ms: u64,
+    },
+    Connected {
+        epoch: u64,
+        /// The oldest heartbeat sent since the last ack.
+        unacked_since_ms: Option<u64>,
+    },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 16;
 
 pub struct AgentMachine {
     cfg: AgentConfig,
+    boot_id: u64,
     lease: LeaseKeeper,
-    connected: bool,
-    last_ack_ms: u64,
+    link: Link,
+    epoch: u64,
+    /// Failed dials in a row (for the back-off).
+    dial_failures: u32,
+    /// When the link last went down (for the trace line on reconnect).
+    down_since_ms: Option<u64>,
     next_heartbeat_ms: u64,
     next_renew_ms: u64,
     next_sync_ms: u64,
     lease_failures: FailureStreak,
     sync_failures: FailureStreak,
-    connect_failures: FailureStreak,
     out: VecDeque<AgentOutput>,
 }
 
 impl AgentMachine {
-    pub fn new(now_ms: u64, cfg: AgentConfig) -> Self {
-        let lease = LeaseKeeper::new(
-            cfg.lease_duration_ms,
-            cfg.lease_renew_every_ms,
-            cfg.lease_lead_ms,
-        );
+    /// An agent on a host that booted with `boot_id`.
+    pub fn new(now_ms: u64, cfg: AgentConfig, boot_id: u64) -> Self {
+        let t = cfg.timings;
+        let lease = LeaseKeeper::new(t.lease_duration_ms, t.lease_renew_every_ms, t.lease_lead_ms);
         Self {
             lease,
-            connected: false,
-            last_ack_ms: now_ms,
+            boot_id,
+            link: Link::Waiting {
+                at_ms: now_ms + cfg.start_delay_ms,
+            },
+            epoch: 0,
+            dial_failures: 0,
+            down_since_ms: None,
             next_heartbeat_ms: now_ms,
             next_renew_ms: now_ms,
-            next_sync_ms: now_ms + cfg.start_delay_ms + cfg.sync_every_ms,
+            next_sync_ms: now_ms + cfg.start_delay_ms + t.sync_every_ms,
             lease_failures: FailureStreak::default(),
             sync_failures: FailureStreak::default(),
-            connect_failures: FailureStreak::default(),
             out: VecDeque::new(),
             cfg,
         }
@@ -105,7 +131,15 @@ impl AgentMachine {
     }
 
     pub fn is_connected(&self) -> bool {
-        self.connected
+        matches!(self.link, Link::Connected { .. })
+    }
+
+    /// The epoch of the connection in use, if any.
+    pub fn connected_epoch(&self) -> Option<u64> {
+        match self.link {
+            Link::Connected { epoch, .. } => Some(epoch),
+            _ => None,
+        }
     }
 
     fn push(&mut self, o: AgentOutput) {
@@ -116,51 +150,131 @@ impl AgentMachine {
         self.out.push_back(o);
     }
 
+    fn trace(&mut self, s: String) {
+        self.push(AgentOutput::Trace(s));
+    }
+
     pub fn poll_output(&mut self) -> Option<AgentOutput> {
         self.out.pop_front()
     }
 
     /// The next instant at which [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> u64 {
-        let mut t = self.next_renew_ms.min(self.next_sync_ms);
-        if self.connected {
-            t = t.min(self.next_heartbeat_ms);
+        let t = &self.cfg.timings;
+        let mut at = self.next_renew_ms.min(self.next_sync_ms);
+        match self.link {
+            Link::Waiting { at_ms } => at = at.min(at_ms),
+            Link::Dialing { deadline_ms, .. } => at = at.min(deadline_ms),
+            Link::Connected {
+                unacked_since_ms, ..
+            } => {
+                at = at.min(self.next_heartbeat_ms);
+                if let Some(s) = unacked_since_ms {
+                    at = at.min(s + t.ack_timeout_ms);
+                }
+            }
         }
         if let Some(f) = self.lease.self_fence_at() {
-            t = t.min(f);
+            at = at.min(f);
         }
-        t
+        at
     }
 
-    /// A connection to the controller is up (hello already sent).
-    pub fn handle_connected(&mut self, now_ms: u64) {
-        self.connected = true;
-        self.last_ack_ms = now_ms;
-        self.next_heartbeat_ms = now_ms + self.cfg.heartbeat_interval_ms;
-        self.push(AgentOutput::SendHeartbeat);
-    }
-
-    pub fn handle_disconnected(&mut self, _now_ms: u64) {
-        self.connected = false;
-    }
-
-    pub fn handle_frame(&mut self, now_ms: u64, frame: Frame) {
-        match frame {
-            Frame::HeartbeatAck => self.last_ack_ms = now_ms,
-            Frame::Command { id, command } => {
-                self.last_ack_ms = now_ms;
-                self.push(AgentOutput::RunCommand { id, command });
+    /// A dial of `epoch` finished. Returns whether the shell should keep the
+    /// connection (false: stale or abandoned, drop it).
+    pub fn handle_dial_result(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        result: Result<(), String>,
+    ) -> bool {
+        if !matches!(self.link, Link::Dialing { epoch: e, .. } if e == epoch) {
+            return false;
+        }
+        match result {
+            Ok(()) => {
+                self.dial_failures = 0;
+                self.link = Link::Connected {
+                    epoch,
+                    unacked_since_ms: None,
+                };
+                if let Some(since) = self.down_since_ms.take() {
+                    self.trace(format!(
+                        "connected to the controller again after {} ms",
+                        now_ms.saturating_sub(since)
+                    ));
+                }
+                self.push(AgentOutput::Send(Frame::AgentHello {
+                    host: self.cfg.host.clone(),
+                    boot_id: self.boot_id,
+                }));
+                self.send_heartbeat(now_ms);
+                true
             }
-            other => self.push(AgentOutput::Trace(format!(
-                "unexpected frame ignored: {other:?}"
-            ))),
+            Err(why) => {
+                self.dial_failed(now_ms, &why);
+                false
+            }
+        }
+    }
+
+    fn dial_failed(&mut self, now_ms: u64, why: &str) {
+        let t = self.cfg.timings;
+        self.dial_failures = self.dial_failures.saturating_add(1);
+        if self.dial_failures == 1 {
+            self.trace(format!(
+                "cannot reach the controller ({}): {why}; retrying every {}–{} ms",
+                self.cfg.controller_addr, t.reconnect_backoff_min_ms, t.reconnect_backoff_max_ms
+            ));
+        }
+        let shift = (self.dial_failures - 1).min(16);
+        let backoff = (t.reconnect_backoff_min_ms << shift).min(t.reconnect_backoff_max_ms);
+        self.link = Link::Waiting {
+            at_ms: now_ms + backoff,
+        };
+    }
+
+    /// The shell saw the connection of `epoch` close (reset, end of stream).
+    pub fn handle_closed(&mut self, now_ms: u64, epoch: u64) {
+        if self.connected_epoch() != Some(epoch) {
+            return;
+        }
+        self.trace("connection to the controller closed".to_string());
+        self.link_down(now_ms);
+    }
+
+    /// The link is gone: redial at once (the first retry is not delayed, so
+    /// a short cut costs one dial after it heals).
+    fn link_down(&mut self, now_ms: u64) {
+        if let Some(epoch) = self.connected_epoch() {
+            self.push(AgentOutput::Disconnect { epoch });
+        }
+        self.down_since_ms.get_or_insert(now_ms);
+        self.link = Link::Waiting { at_ms: now_ms };
+    }
+
+    pub fn handle_frame(&mut self, _now_ms: u64, epoch: u64, frame: Frame) {
+        if self.connected_epoch() != Some(epoch) {
+            return; // from a connection already given up
+        }
+        match frame {
+            Frame::HeartbeatAck => {
+                if let Link::Connected {
+                    unacked_since_ms, ..
+                } = &mut self.link
+                {
+                    *unacked_since_ms = None;
+                }
+            }
+            Frame::Command { id, command } => self.push(AgentOutput::RunCommand { id, command }),
+            other => self.trace(format!("unexpected frame ignored: {other:?}")),
         }
     }
 
     pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), String>) {
         // When disconnected the result is dropped: the controller learns the
         // outcome from the next heartbeat's list of running VMs.
-        if self.connected {
+        if self.is_connected() {
             self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
         }
     }
@@ -170,66 +284,69 @@ impl AgentMachine {
         if result.is_ok() {
             self.lease.renewed(asked_ms);
         }
-        self.streak_trace(|m| &mut m.lease_failures, "DFS lease renewal", &result);
+        if let Some(line) = self.lease_failures.record("DFS lease renewal", &result) {
+            self.trace(line);
+        }
     }
 
     /// A disk sync finished.
     pub fn handle_sync_result(&mut self, _now_ms: u64, result: Result<(), String>) {
-        self.streak_trace(|m| &mut m.sync_failures, "DFS sync", &result);
-    }
-
-    /// A connection attempt to the controller finished.
-    pub fn handle_connect_result(&mut self, _now_ms: u64, result: Result<(), String>) {
-        self.streak_trace(
-            |m| &mut m.connect_failures,
-            "connecting to the controller",
-            &result,
-        );
-    }
-
-    fn streak_trace(
-        &mut self,
-        streak: fn(&mut Self) -> &mut FailureStreak,
-        what: &str,
-        result: &Result<(), String>,
-    ) {
-        if let Some(line) = streak(self).record(what, result) {
-            self.push(AgentOutput::Trace(line));
+        if let Some(line) = self.sync_failures.record("DFS sync", &result) {
+            self.trace(line);
         }
+    }
+
+    fn send_heartbeat(&mut self, now_ms: u64) {
+        if let Link::Connected {
+            unacked_since_ms, ..
+        } = &mut self.link
+        {
+            unacked_since_ms.get_or_insert(now_ms);
+        }
+        self.push(AgentOutput::SendHeartbeat);
+        self.next_heartbeat_ms = now_ms + self.cfg.timings.heartbeat_interval_ms;
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        if self.connected && now_ms >= self.next_heartbeat_ms {
-            if now_ms.saturating_sub(self.last_ack_ms) > self.cfg.ack_timeout_ms {
-                self.connected = false;
-                self.push(AgentOutput::Disconnect);
-                self.push(AgentOutput::Trace(format!(
-                    "no word from the controller for {} ms: reconnecting",
-                    now_ms - self.last_ack_ms
-                )));
-            } else {
-                self.push(AgentOutput::SendHeartbeat);
-                self.next_heartbeat_ms = next_after(
-                    self.next_heartbeat_ms,
-                    self.cfg.heartbeat_interval_ms,
-                    now_ms,
-                );
+        let t = self.cfg.timings;
+        match self.link {
+            Link::Waiting { at_ms } if now_ms >= at_ms => {
+                self.epoch += 1;
+                self.link = Link::Dialing {
+                    epoch: self.epoch,
+                    deadline_ms: now_ms + t.connect_timeout_ms,
+                };
+                self.push(AgentOutput::Dial { epoch: self.epoch });
             }
+            Link::Dialing { deadline_ms, .. } if now_ms >= deadline_ms => {
+                self.dial_failed(now_ms, "timed out");
+            }
+            Link::Connected {
+                unacked_since_ms: Some(since),
+                ..
+            } if now_ms >= since + t.ack_timeout_ms => {
+                self.trace(format!(
+                    "heartbeat not acknowledged within {} ms: the link is dead, reconnecting",
+                    now_ms - since
+                ));
+                self.link_down(now_ms);
+            }
+            Link::Connected { .. } if now_ms >= self.next_heartbeat_ms => {
+                self.send_heartbeat(now_ms);
+            }
+            _ => {}
         }
         if now_ms >= self.next_renew_ms {
             self.push(AgentOutput::RenewLease);
-            self.next_renew_ms =
-                next_after(self.next_renew_ms, self.cfg.lease_renew_every_ms, now_ms);
+            self.next_renew_ms = next_after(self.next_renew_ms, t.lease_renew_every_ms, now_ms);
         }
         if now_ms >= self.next_sync_ms {
             self.push(AgentOutput::SyncDisks);
-            self.next_sync_ms = next_after(self.next_sync_ms, self.cfg.sync_every_ms, now_ms);
+            self.next_sync_ms = next_after(self.next_sync_ms, t.sync_every_ms, now_ms);
         }
         if self.lease.must_self_fence(now_ms) {
             self.push(AgentOutput::SelfFence);
-            self.push(AgentOutput::Trace(
-                "DFS lease about to lapse: stopping every VM (self-fence)".to_string(),
-            ));
+            self.trace("DFS lease about to lapse: stopping every VM (self-fence)".to_string());
         }
     }
 }
@@ -273,37 +390,103 @@ mod tests {
         std::iter::from_fn(|| m.poll_output()).collect()
     }
 
-    #[test]
-    fn heartbeats_then_reconnects_without_acks() {
-        let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()));
-        m.handle_connected(0);
-        assert_eq!(drain(&mut m), vec![AgentOutput::SendHeartbeat]);
-        m.handle_timeout(6_000);
+    fn dial_epoch(out: &[AgentOutput]) -> Option<u64> {
+        out.iter().find_map(|o| match o {
+            AgentOutput::Dial { epoch } => Some(*epoch),
+            _ => None,
+        })
+    }
+
+    /// Runs the machine's own timers from `from` to `to`, returning outputs.
+    fn run(m: &mut AgentMachine, to: u64) -> Vec<AgentOutput> {
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            let at = m.poll_timeout();
+            if at > to {
+                break;
+            }
+            m.handle_timeout(at);
+            out.extend(drain(m));
+        }
+        out
+    }
+
+    fn connected(at: u64) -> AgentMachine {
+        let mut m = AgentMachine::new(at, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+        m.handle_timeout(at);
+        let e = dial_epoch(&drain(&mut m)).expect("dials at start");
+        assert!(m.handle_dial_result(at, e, Ok(())));
         let out = drain(&mut m);
-        assert!(out.contains(&AgentOutput::SendHeartbeat), "{out:?}");
-        m.handle_timeout(12_000);
-        m.handle_frame(12_000, Frame::HeartbeatAck);
-        drain(&mut m);
-        m.handle_timeout(18_000);
-        m.handle_timeout(24_000);
-        assert!(!drain(&mut m).contains(&AgentOutput::Disconnect));
-        m.handle_timeout(30_000);
-        assert!(drain(&mut m).contains(&AgentOutput::Disconnect));
+        assert!(matches!(
+            out[0],
+            AgentOutput::Send(Frame::AgentHello { .. })
+        ));
+        assert!(out.contains(&AgentOutput::SendHeartbeat));
+        m
+    }
+
+    #[test]
+    fn acked_heartbeats_keep_the_link() {
+        let mut m = connected(0);
+        for t in [6_000, 12_000, 18_000, 24_000] {
+            m.handle_frame(t - 5_900, 1, Frame::HeartbeatAck);
+            let out = run(&mut m, t);
+            assert!(out.contains(&AgentOutput::SendHeartbeat), "{out:?}");
+            assert!(m.is_connected());
+        }
+    }
+
+    #[test]
+    fn an_unacked_heartbeat_drops_the_link_within_the_ack_timeout_and_redials_at_once() {
+        let mut m = connected(0);
+        let out = run(&mut m, 1_999);
+        assert!(m.is_connected(), "{out:?}");
+        let out = run(&mut m, 2_000);
+        assert!(
+            out.contains(&AgentOutput::Disconnect { epoch: 1 }),
+            "{out:?}"
+        );
+        assert_eq!(dial_epoch(&out), Some(2), "{out:?}");
+        assert!(!m.is_connected());
+        // A stale frame from the old connection is ignored.
+        m.handle_frame(2_100, 1, Frame::HeartbeatAck);
         assert!(!m.is_connected());
     }
 
     #[test]
+    fn failed_dials_back_off_doubling_to_the_cap_and_a_late_success_is_dropped() {
+        let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+        let mut dials: Vec<(u64, u64)> = Vec::new();
+        let mut t = 0;
+        while dials.len() < 6 {
+            t = m.poll_timeout();
+            m.handle_timeout(t);
+            if let Some(e) = dial_epoch(&drain(&mut m)) {
+                dials.push((t, e));
+            }
+        }
+        // Every dial hung until its 1 s deadline; back-off 250 ms doubling to 1 s.
+        let gaps: Vec<u64> = dials.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert_eq!(gaps, vec![1_250, 1_500, 2_000, 2_000, 2_000]);
+        // An answer to an abandoned dial is dropped.
+        assert!(!m.handle_dial_result(t + 1, dials[0].1, Ok(())));
+        assert!(!m.is_connected());
+        // The current one is taken.
+        assert!(m.handle_dial_result(t + 1, dials[5].1, Ok(())));
+        assert!(m.is_connected());
+    }
+
+    #[test]
     fn self_fences_when_renewals_keep_failing() {
-        let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()));
+        let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
         m.handle_timeout(0);
         m.handle_lease_result(0, 0, Ok(()));
-        for t in [10_000, 20_000] {
+        for t in [5_000, 10_000, 15_000, 20_000] {
             m.handle_timeout(t);
             m.handle_lease_result(t, t, Err("storage down".into()));
         }
         drain(&mut m);
-        assert_eq!(m.poll_timeout(), 25_000);
-        m.handle_timeout(25_000);
-        assert!(drain(&mut m).contains(&AgentOutput::SelfFence));
+        let out = run(&mut m, 25_000);
+        assert!(out.contains(&AgentOutput::SelfFence), "{out:?}");
     }
 }

@@ -1,6 +1,7 @@
-//! The thin tokio shell around [`AgentMachine`]: one connection to the
-//! controller (re-dialled when it dies), timers, and driver calls run as
-//! local tasks. Must run inside a `tokio::task::LocalSet` (turmoil hosts do).
+//! The thin tokio shell around [`AgentMachine`]: it dials when the machine
+//! says so, moves frames, runs timers and driver calls as local tasks. Every
+//! decision — when to dial, when a link is dead, when to give up — is the
+//! machine's. Must run inside a `tokio::task::LocalSet` (turmoil hosts do).
 
 use crate::driver::Driver;
 use crate::machine::{AgentConfig, AgentMachine, AgentOutput};
@@ -17,8 +18,7 @@ const OUTBOX_MAX: usize = 1024;
 const EVENTS_MAX: usize = 4096;
 
 enum Event<S> {
-    Connected(u64, S),
-    ConnectFailed(u64, String),
+    Dialled(u64, Result<S, String>),
     Frame(u64, Frame),
     Closed(u64),
     CommandDone(u64, Result<(), String>),
@@ -58,39 +58,34 @@ pub async fn run_agent<C, D, K, T>(
     K: Clock + 'static,
     T: TraceSink + 'static,
 {
-    let host = cfg.host.clone();
-    let source = format!("agent/{host}");
+    let source = format!("agent/{}", cfg.host);
     let (tx, mut rx) = mpsc::channel::<Event<C::Stream>>(EVENTS_MAX);
-    let mut m = AgentMachine::new(clock.now_ms(), cfg.clone());
+    let mut m = AgentMachine::new(clock.now_ms(), cfg.clone(), driver.boot_id());
     let mut link: Option<Link> = None;
-    let mut connecting = false;
-    let mut epoch = 0u64;
-    let mut retry_at_ms = clock.now_ms() + cfg.start_delay_ms;
 
     loop {
         let now = clock.now_ms();
-        if link.is_none() && !connecting && now >= retry_at_ms {
-            connecting = true;
-            epoch += 1;
-            let (c, tx, addr, this) = (
-                connect.clone(),
-                tx.clone(),
-                cfg.controller_addr.clone(),
-                epoch,
-            );
-            let limit = Duration::from_millis(cfg.connect_timeout_ms);
-            spawn_local(async move {
-                let ev = match tokio::time::timeout(limit, c.connect(&addr)).await {
-                    Ok(Ok(s)) => Event::Connected(this, s),
-                    Ok(Err(e)) => Event::ConnectFailed(this, e.to_string()),
-                    Err(_) => Event::ConnectFailed(this, "timed out".into()),
-                };
-                let _ = tx.send(ev).await;
-            });
-        }
         m.handle_timeout(now);
         while let Some(out) = m.poll_output() {
             match out {
+                AgentOutput::Dial { epoch } => {
+                    let (c, tx, addr) = (connect.clone(), tx.clone(), cfg.controller_addr.clone());
+                    // The machine gives up at its own deadline; this bound
+                    // only keeps hung dials from piling up.
+                    let limit = Duration::from_millis(2 * cfg.timings.connect_timeout_ms);
+                    spawn_local(async move {
+                        let r = match tokio::time::timeout(limit, c.connect(&addr)).await {
+                            Ok(r) => r.map_err(|e| e.to_string()),
+                            Err(_) => Err("timed out".to_string()),
+                        };
+                        let _ = tx.send(Event::Dialled(epoch, r)).await;
+                    });
+                }
+                AgentOutput::Disconnect { epoch } => {
+                    if link.as_ref().is_some_and(|l| l.epoch == epoch) {
+                        link = None;
+                    }
+                }
                 AgentOutput::SendHeartbeat => {
                     let report = HostReport {
                         boot_id: driver.boot_id(),
@@ -142,18 +137,11 @@ pub async fn run_agent<C, D, K, T>(
                         }
                     });
                 }
-                AgentOutput::Disconnect => {
-                    link = None;
-                    retry_at_ms = now + cfg.reconnect_delay_ms;
-                }
                 AgentOutput::Trace(s) => trace.line(now, &source, &s),
             }
         }
 
-        let mut wake_ms = m.poll_timeout();
-        if link.is_none() && !connecting {
-            wake_ms = wake_ms.min(retry_at_ms);
-        }
+        let wake_ms = m.poll_timeout();
         let sleep = tokio::time::sleep(Duration::from_millis(wake_ms.saturating_sub(now)));
         let ev = tokio::select! {
             biased;
@@ -163,8 +151,8 @@ pub async fn run_agent<C, D, K, T>(
         let Some(ev) = ev else { continue };
         let now = clock.now_ms();
         match ev {
-            Event::Connected(e, stream) if e == epoch => {
-                connecting = false;
+            Event::Dialled(e, Ok(stream)) => {
+                // Open the link before the machine queues its hello.
                 let (mut rd, mut wr) = tokio::io::split(stream);
                 let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUTBOX_MAX);
                 let txr = tx.clone();
@@ -185,38 +173,20 @@ pub async fn run_agent<C, D, K, T>(
                         }
                     }
                 });
-                let hello = Frame::AgentHello {
-                    host: host.clone(),
-                    boot_id: driver.boot_id(),
-                };
-                m.handle_connect_result(now, Ok(()));
-                let l = Link {
+                let candidate = Link {
                     epoch: e,
                     outbox: out_tx,
                     tasks: [reader, writer],
                 };
-                let _ = l.outbox.try_send(hello);
-                link = Some(l);
-                m.handle_connected(now);
+                if m.handle_dial_result(now, e, Ok(())) {
+                    link = Some(candidate);
+                }
             }
-            Event::Connected(..) => {}
-            Event::ConnectFailed(e, why) if e == epoch => {
-                connecting = false;
-                retry_at_ms = now + cfg.reconnect_delay_ms;
-                m.handle_connect_result(now, Err(why));
+            Event::Dialled(e, Err(why)) => {
+                m.handle_dial_result(now, e, Err(why));
             }
-            Event::ConnectFailed(..) => {}
-            Event::Frame(e, f) if link.as_ref().is_some_and(|l| l.epoch == e) => {
-                m.handle_frame(now, f)
-            }
-            Event::Frame(..) => {}
-            Event::Closed(e) if link.as_ref().is_some_and(|l| l.epoch == e) => {
-                link = None;
-                m.handle_disconnected(now);
-                retry_at_ms = now + cfg.reconnect_delay_ms;
-                trace.line(now, &source, "connection to the controller closed");
-            }
-            Event::Closed(_) => {}
+            Event::Frame(e, f) => m.handle_frame(now, e, f),
+            Event::Closed(e) => m.handle_closed(now, e),
             Event::CommandDone(id, r) => m.handle_command_done(now, id, r),
             Event::Lease { asked_ms, result } => m.handle_lease_result(now, asked_ms, result),
             Event::Synced(r) => m.handle_sync_result(now, r),

@@ -13,6 +13,8 @@
 //!   gateway .247).
 //! - [`spares`] — the spare-pool sizing rule (≤10 → 1, 11–50 → 3, >50 → 5).
 //! - [`heartbeat`] — miss counting for one host.
+//! - [`timings`] — the agent's timings, derived from the heartbeat interval
+//!   and the lease length.
 //! - [`lease`] — when an agent that lost its DFS lease stops its VMs.
 //! - [`placement`] — the one placement model: new VMs, failover onto spares,
 //!   admission; the planner calls the same functions.
@@ -29,6 +31,7 @@ pub mod migration;
 pub mod model;
 pub mod placement;
 pub mod spares;
+pub mod timings;
 
 pub use ha::{Command, HaConfig, HaManager, Notice};
 pub use ids::{HostId, VmId};

@@ -84,6 +84,10 @@ pub struct Step {
     pub bond_up: Option<BondRef>,
     pub partition: Option<String>,
     pub heal: Option<String>,
+    /// A management cut for a while: packets dropped, connections broken.
+    pub cut: Option<LinkFault>,
+    /// A management stall for a while: packets held, then delivered.
+    pub stall: Option<LinkFault>,
     pub repair: Option<String>,
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
@@ -106,6 +110,9 @@ pub struct NicRef {
     pub bond: BondName,
     /// 0 or 1: which member of the bond.
     pub nic: usize,
+    /// With `nic_down`: comes back up after this long.
+    #[serde(rename = "for")]
+    pub duration: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +120,21 @@ pub struct NicRef {
 pub struct BondRef {
     pub host: String,
     pub bond: BondName,
+    /// With `bond_down`: comes back up after this long.
+    #[serde(rename = "for")]
+    pub duration: Option<Dur>,
+}
+
+/// Where a management cut or stall happens, and for how long: the path to
+/// one host (`host: H`), or the controller's own switch (`controller: true`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFault {
+    pub host: Option<String>,
+    #[serde(default)]
+    pub controller: bool,
+    #[serde(rename = "for")]
+    pub duration: Dur,
 }
 
 #[derive(Debug, Deserialize)]

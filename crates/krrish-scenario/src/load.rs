@@ -5,6 +5,7 @@
 use crate::cluster::{build_cluster, Cluster};
 use crate::format::{ClusterFile, Expectation, ScenarioFile, Step};
 use krrish_core::{BondHealth, BondName, HostId, Resources, VmId, VmSpec};
+use krrish_sim::world::PathState;
 use krrish_sim::{Fault, SimConfig};
 use krrish_wire::ApiRequest;
 use std::collections::BTreeSet;
@@ -323,8 +324,9 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, LoadError> {
                 ),
             ));
         }
-        let action = step_action(&src, at, step.at.ms(), step, &cluster, &mut known_vms)?;
-        timeline.push(action);
+        let actions = step_action(&src, at, step.at.ms(), step, &cluster, &mut known_vms)?;
+        // The end of a fault with `for` past `end` never comes in this run.
+        timeline.extend(actions.into_iter().filter(|a| a.at_ms <= end_ms));
     }
     // Stable: same-time items keep file order.
     timeline.sort_by_key(|a: &TimedAction| a.at_ms);
@@ -482,6 +484,22 @@ fn nic(src: &Source<'_>, at: Option<(usize, usize)>, n: usize) -> Result<usize, 
     Ok(n)
 }
 
+/// `for` makes sense only on the fault that starts something.
+fn no_duration(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    key: &str,
+    given: bool,
+) -> Result<(), LoadError> {
+    if given {
+        return Err(src.error(
+            src.find("for", "").or(at),
+            format!("{key}: `for` belongs on the fault that starts the outage (nic_down, bond_down, cut, stall), not on {key}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A fault that names only a host (crash, repair, …).
 type HostFault = fn(HostId) -> Fault;
 
@@ -492,9 +510,18 @@ fn step_action(
     s: Step,
     cluster: &Cluster,
     known_vms: &mut BTreeSet<VmId>,
-) -> Result<TimedAction, LoadError> {
+) -> Result<Vec<TimedAction>, LoadError> {
     let line = at.map(|a| a.0).unwrap_or(0);
     let mut actions: Vec<Action> = Vec::new();
+    // A fault given `for: D` is undone D later by this one.
+    let mut undo: Option<(u64, Fault)> = None;
+    let dur = |key: &str, d: crate::duration::Dur| {
+        if d.ms() == 0 {
+            Err(src.error(at, format!("{key}.for: expected a duration after 0s")))
+        } else {
+            Ok(d.ms())
+        }
+    };
     let h = |key: &str, name: &str| host_ref(src, key, name, cluster);
     // Faults named by a host alone.
     let by_host: [(&str, &Option<String>, HostFault); 7] = [
@@ -512,13 +539,19 @@ fn step_action(
         }
     }
     if let Some(x) = &s.nic_down {
-        actions.push(Action::Fault(Fault::NicDown {
-            host: h("host", &x.host)?,
-            bond: x.bond,
-            nic: nic(src, at, x.nic)?,
-        }));
+        let (host, bond, nic) = (h("host", &x.host)?, x.bond, nic(src, at, x.nic)?);
+        if let Some(d) = x.duration {
+            let up = Fault::NicUp {
+                host: host.clone(),
+                bond,
+                nic,
+            };
+            undo = Some((dur("nic_down", d)?, up));
+        }
+        actions.push(Action::Fault(Fault::NicDown { host, bond, nic }));
     }
     if let Some(x) = &s.nic_up {
+        no_duration(src, at, "nic_up", x.duration.is_some())?;
         actions.push(Action::Fault(Fault::NicUp {
             host: h("host", &x.host)?,
             bond: x.bond,
@@ -526,16 +559,50 @@ fn step_action(
         }));
     }
     if let Some(x) = &s.bond_down {
-        actions.push(Action::Fault(Fault::BondDown {
-            host: h("host", &x.host)?,
-            bond: x.bond,
-        }));
+        let (host, bond) = (h("host", &x.host)?, x.bond);
+        if let Some(d) = x.duration {
+            let up = Fault::BondUp {
+                host: host.clone(),
+                bond,
+            };
+            undo = Some((dur("bond_down", d)?, up));
+        }
+        actions.push(Action::Fault(Fault::BondDown { host, bond }));
     }
     if let Some(x) = &s.bond_up {
+        no_duration(src, at, "bond_up", x.duration.is_some())?;
         actions.push(Action::Fault(Fault::BondUp {
             host: h("host", &x.host)?,
             bond: x.bond,
         }));
+    }
+    for (key, link, state) in [
+        ("cut", &s.cut, PathState::Cut),
+        ("stall", &s.stall, PathState::Stalled),
+    ] {
+        let Some(x) = link else { continue };
+        let (start, end) = match (&x.host, x.controller) {
+            (Some(name), false) => {
+                let host = h("host", name)?;
+                let start = match state {
+                    PathState::Cut => Fault::Partition(host.clone()),
+                    _ => Fault::Stall(host.clone()),
+                };
+                (start, Fault::Heal(host))
+            }
+            (None, true) => (
+                Fault::ControllerPath(state),
+                Fault::ControllerPath(PathState::Ok),
+            ),
+            _ => {
+                return Err(src.error(
+                    src.find(key, "").or(at),
+                    format!("{key}: give `host: <name>` (the path to one host) or `controller: true` (the controller's own switch), not both or neither"),
+                ))
+            }
+        };
+        undo = Some((dur(key, x.duration)?, end));
+        actions.push(Action::Fault(start));
     }
     if let Some(v) = &s.run_instance {
         let host = match &v.host {
@@ -579,14 +646,24 @@ fn step_action(
         }));
     }
     match actions.len() {
-        1 => Ok(TimedAction {
-            at_ms,
-            action: actions.pop().expect("one"),
-            line,
-        }),
+        1 => {
+            let mut out = vec![TimedAction {
+                at_ms,
+                action: actions.pop().expect("one"),
+                line,
+            }];
+            if let Some((d, fault)) = undo {
+                out.push(TimedAction {
+                    at_ms: at_ms + d,
+                    action: Action::Fault(fault),
+                    line,
+                });
+            }
+            Ok(out)
+        }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, repair, controller, run_instance, stop_instance, migrate",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, run_instance, stop_instance, migrate",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

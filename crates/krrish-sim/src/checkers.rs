@@ -172,7 +172,7 @@ impl Checkers {
                 );
             };
             if let VmState::Running { host } = &rec.state {
-                let reachable = world.hosts.get(host).is_some_and(|p| p.management_up());
+                let reachable = world.management_up(host);
                 let there = running.get(vm).is_some_and(|hs| hs.contains(&host));
                 if reachable && !there {
                     disagreements.push((

@@ -1,5 +1,6 @@
 //! Faults injected into the simulated world.
 
+use crate::world::PathState;
 use krrish_core::{BondName, HostId};
 use std::fmt;
 
@@ -34,9 +35,17 @@ pub enum Fault {
         bond: BondName,
     },
     /// The management path between controller and host is cut outside the
-    /// host (switch, cable); the host and its other networks keep working.
+    /// host (switch, cable): packets dropped, connections broken. The host
+    /// and its other networks keep working.
     Partition(HostId),
+    /// The same path stalls: packets are held and delivered when it heals
+    /// (TCP retransmitting across a short outage).
+    Stall(HostId),
+    /// The path works again (after a cut or a stall).
     Heal(HostId),
+    /// The controller's own management link (its switch) cuts, stalls or
+    /// heals: every host at once.
+    ControllerPath(PathState),
     /// The host is repaired and powered on: new boot, all links up.
     Repair(HostId),
     /// The controller process dies (its store survives).
@@ -49,10 +58,13 @@ impl Fault {
     /// The hypervisor host the fault is about (none for controller faults).
     pub fn host(&self) -> Option<&HostId> {
         Some(match self {
-            Fault::ControllerCrash | Fault::ControllerRestart => return None,
+            Fault::ControllerCrash | Fault::ControllerRestart | Fault::ControllerPath(_) => {
+                return None
+            }
             Fault::Crash(h)
             | Fault::PowerLoss(h)
             | Fault::Partition(h)
+            | Fault::Stall(h)
             | Fault::Heal(h)
             | Fault::Repair(h)
             | Fault::BmcDown(h)
@@ -81,7 +93,24 @@ impl fmt::Display for Fault {
             Fault::BondDown { host, bond } => write!(f, "{host} {bond} ({}) down", bond.role()),
             Fault::BondUp { host, bond } => write!(f, "{host} {bond} ({}) up", bond.role()),
             Fault::Partition(h) => write!(f, "management network between controller and {h} cut"),
+            Fault::Stall(h) => write!(
+                f,
+                "management network between controller and {h} stalled (packets held)"
+            ),
             Fault::Heal(h) => write!(f, "management network between controller and {h} healed"),
+            Fault::ControllerPath(PathState::Cut) => {
+                write!(
+                    f,
+                    "the controller's management switch fails: every host cut off"
+                )
+            }
+            Fault::ControllerPath(PathState::Stalled) => write!(
+                f,
+                "the controller's management switch stalls: every host's packets held"
+            ),
+            Fault::ControllerPath(PathState::Ok) => {
+                write!(f, "the controller's management switch works again")
+            }
             Fault::Repair(h) => write!(f, "repair {h}"),
             Fault::ControllerCrash => write!(f, "controller crashes"),
             Fault::ControllerRestart => write!(f, "controller restarts"),

@@ -7,10 +7,11 @@ use crate::checkers::{Checkers, Violation};
 use crate::driver::{SimDriver, SimFencer, TurmoilClock, TurmoilConnect, TurmoilListen};
 use crate::fault::Fault;
 use crate::trace::TraceBuf;
-use crate::world::{SeededRng, Timings, World};
+use crate::world::{PathState, SeededRng, Timings, World};
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine, Store};
 use krrish_core::ha::HaManager;
+use krrish_core::timings::AgentTimings;
 use krrish_core::{HaConfig, HostId, HostSpec, VmSpec};
 use krrish_wire::{read_frame, write_frame, ApiRequest, Clock, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
@@ -57,8 +58,8 @@ pub struct SimWorld<'a> {
     trace: TraceBuf,
     api: mpsc::UnboundedSender<ApiRequest>,
     checkers: Checkers,
-    /// Whether turmoil currently cuts controller <-> host.
-    cut: std::collections::BTreeSet<HostId>,
+    /// How turmoil currently treats controller <-> host (absent: ok).
+    links: std::collections::BTreeMap<HostId, PathState>,
     pub config: SimConfig,
 }
 
@@ -122,11 +123,8 @@ impl<'a> SimWorld<'a> {
         }
         for h in &hosts {
             let mut cfg = AgentConfig::new(h.id.clone(), format!("{CONTROLLER}:{CONTROLLER_PORT}"));
-            cfg.heartbeat_interval_ms = config.ha.heartbeat.interval_ms;
-            cfg.ack_timeout_ms = 2 * config.ha.heartbeat.interval_ms + config.ha.heartbeat.grace_ms;
-            cfg.lease_duration_ms = config.ha.lease_duration_ms;
-            cfg.lease_renew_every_ms = config.ha.lease_duration_ms / 3;
-            cfg.lease_lead_ms = config.ha.lease_duration_ms / 6;
+            cfg.timings =
+                AgentTimings::derive(config.ha.heartbeat.interval_ms, config.ha.lease_duration_ms);
             cfg.start_delay_ms = phases.below(config.ha.heartbeat.interval_ms);
             let (w, t, id) = (world.clone(), trace.clone(), h.id.clone());
             sim.host(h.id.as_str(), move || {
@@ -181,7 +179,7 @@ impl<'a> SimWorld<'a> {
             trace,
             api,
             checkers: Checkers::new(config.belief_grace_ms),
-            cut: Default::default(),
+            links: Default::default(),
             config,
         }
     }
@@ -239,34 +237,49 @@ impl<'a> SimWorld<'a> {
     }
 
     /// Keeps turmoil's hosts and links in line with the world's power and
-    /// management-network state (IPMI power-offs happen inside the world).
+    /// management paths (IPMI power-offs happen inside the world): a cut
+    /// drops packets (turmoil partition), a stall holds them (turmoil hold)
+    /// until it heals (turmoil release delivers them).
     fn sync_turmoil(&mut self) {
         let world = self.world.borrow();
         let mut crash = Vec::new();
-        let mut cut = Vec::new();
-        let mut heal = Vec::new();
+        let mut changes = Vec::new();
         for (id, h) in &world.hosts {
             if !h.powered && self.sim.is_host_running(id.as_str()) {
                 crash.push(id.clone());
             }
-            let should_cut = h.powered && !h.management_up();
-            if should_cut && !self.cut.contains(id) {
-                cut.push(id.clone());
-            } else if !should_cut && self.cut.contains(id) {
-                heal.push(id.clone());
+            let want = if h.powered {
+                world.management_path(id)
+            } else {
+                PathState::Ok
+            };
+            let have = self.links.get(id).copied().unwrap_or_default();
+            if want != have {
+                changes.push((id.clone(), have, want));
             }
         }
         drop(world);
         for id in crash {
             self.sim.crash(id.as_str());
         }
-        for id in cut {
-            self.sim.partition(CONTROLLER, id.as_str());
-            self.cut.insert(id);
-        }
-        for id in heal {
-            self.sim.repair(CONTROLLER, id.as_str());
-            self.cut.remove(&id);
+        for (id, have, want) in changes {
+            let h = id.as_str();
+            match (have, want) {
+                (PathState::Stalled, PathState::Ok) => self.sim.release(CONTROLLER, h),
+                (PathState::Cut, PathState::Ok) => self.sim.repair(CONTROLLER, h),
+                (_, PathState::Cut) => self.sim.partition(CONTROLLER, h),
+                (PathState::Ok, PathState::Stalled) => self.sim.hold(CONTROLLER, h),
+                (PathState::Cut, PathState::Stalled) => {
+                    self.sim.repair(CONTROLLER, h);
+                    self.sim.hold(CONTROLLER, h);
+                }
+                (same, _) => unreachable!("{same:?} is not a change"),
+            }
+            if want == PathState::Ok {
+                self.links.remove(&id);
+            } else {
+                self.links.insert(id, want);
+            }
         }
     }
 
@@ -307,9 +320,16 @@ impl<'a> SimWorld<'a> {
                     w.hosts.get_mut(host).expect("checked").nics[bond.index()] = [up, up];
                     w.generation += 1;
                 }
-                Fault::Partition(h) | Fault::Heal(h) => {
-                    w.hosts.get_mut(h).expect("checked").partitioned =
-                        matches!(fault, Fault::Partition(_));
+                Fault::Partition(h) | Fault::Stall(h) | Fault::Heal(h) => {
+                    w.hosts.get_mut(h).expect("checked").path = match fault {
+                        Fault::Partition(_) => PathState::Cut,
+                        Fault::Stall(_) => PathState::Stalled,
+                        _ => PathState::Ok,
+                    };
+                    w.generation += 1;
+                }
+                Fault::ControllerPath(state) => {
+                    w.controller_path = *state;
                     w.generation += 1;
                 }
                 Fault::Repair(h) => w.power_on(now, h),

@@ -63,8 +63,9 @@ pub struct PhysHost {
     pub boot_id: u64,
     /// Link state of the two member NICs of bond0, bond1, bond2.
     pub nics: [[bool; 2]; 3],
-    /// Management path to the controller cut (outside the host).
-    pub partitioned: bool,
+    /// The management path between the controller and this host, outside
+    /// the host (switch, cable).
+    pub path: PathState,
     pub domains: BTreeMap<VmId, Domain>,
 }
 
@@ -80,9 +81,34 @@ impl PhysHost {
     pub fn storage_up(&self) -> bool {
         self.powered && self.bond(BondName::Bond2).carries_traffic()
     }
-    /// The controller can talk to this host's agent.
-    pub fn management_up(&self) -> bool {
-        self.powered && self.bond(BondName::Bond0).carries_traffic() && !self.partitioned
+    /// What the network does to management traffic between the controller
+    /// and this host on its side: bond0 down cuts it like a cut cable.
+    pub fn path_state(&self) -> PathState {
+        if !self.bond(BondName::Bond0).carries_traffic() {
+            PathState::Cut
+        } else {
+            self.path
+        }
+    }
+}
+
+/// A management path's condition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PathState {
+    #[default]
+    Ok,
+    /// Packets held and delivered later, in order (TCP retransmitting across
+    /// a short outage: a congested or flapping switch port).
+    Stalled,
+    /// Packets dropped and connections broken (a switch rebooting, a cable
+    /// pulled).
+    Cut,
+}
+
+impl PathState {
+    /// The worse of two conditions along one path.
+    pub fn worst(self, other: PathState) -> PathState {
+        self.max(other)
     }
 }
 
@@ -134,6 +160,9 @@ impl SeededRng {
 
 pub struct World {
     pub hosts: BTreeMap<HostId, PhysHost>,
+    /// The controller's own management link (its switch): a fault here
+    /// reaches every host at once.
+    pub controller_path: PathState,
     pub vms: BTreeMap<VmId, VmSpec>,
     pub leases: BTreeMap<HostId, Lease>,
     pub outages: BTreeMap<VmId, Outage>,
@@ -166,7 +195,7 @@ impl World {
                         bmc_powered: true,
                         boot_id: 1,
                         nics: [[true; 2]; 3],
-                        partitioned: false,
+                        path: PathState::Ok,
                         domains: BTreeMap::new(),
                     },
                 )
@@ -198,6 +227,7 @@ impl World {
             .collect();
         Self {
             hosts: phys,
+            controller_path: PathState::Ok,
             vms: vms.into_iter().map(|v| (v.id.clone(), v)).collect(),
             leases,
             outages: BTreeMap::new(),
@@ -218,6 +248,18 @@ impl World {
 
     fn say(&self, now_ms: u64, text: &str) {
         self.trace.push(now_ms, "world", text);
+    }
+
+    /// How management traffic between the controller and `h` fares now.
+    pub fn management_path(&self, h: &HostId) -> PathState {
+        self.hosts.get(h).map_or(PathState::Cut, |p| {
+            p.path_state().worst(self.controller_path)
+        })
+    }
+
+    /// The controller can talk to `h`'s agent now.
+    pub fn management_up(&self, h: &HostId) -> bool {
+        self.hosts.get(h).is_some_and(|p| p.powered) && self.management_path(h) == PathState::Ok
     }
 
     pub fn host(&self, h: &HostId) -> Option<&PhysHost> {
@@ -302,7 +344,7 @@ impl World {
         host.bmc_powered = true;
         host.boot_id += 1;
         host.nics = [[true; 2]; 3];
-        host.partitioned = false;
+        host.path = PathState::Ok;
         host.domains.clear();
         // A revocation outlives reboots: only the controller lifts it.
         if let Some(l) = self.leases.get_mut(h) {

@@ -7,6 +7,7 @@ use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine};
 use krrish_core::ha::{HaConfig, HaManager};
 use krrish_core::heartbeat::HeartbeatConfig;
+use krrish_core::timings::AgentTimings;
 use krrish_core::HostId;
 use krrish_sim::world::{Timings, World};
 use krrish_sim::{demo, SimDriver, SimFencer, TraceBuf};
@@ -85,14 +86,12 @@ fn a_crash_fails_over_over_real_sockets() {
         let mut agents = BTreeMap::new();
         for h in &hosts {
             let mut cfg = AgentConfig::new(h.id.clone(), addr.clone());
-            cfg.heartbeat_interval_ms = 200;
-            cfg.ack_timeout_ms = 1_500;
-            cfg.lease_duration_ms = 3_000;
-            cfg.lease_renew_every_ms = 1_000;
-            cfg.lease_lead_ms = 500;
-            cfg.sync_every_ms = 1_000;
-            cfg.connect_timeout_ms = 500;
-            cfg.reconnect_delay_ms = 100;
+            cfg.timings = AgentTimings {
+                // Generous: a loaded machine may stall a real-time loop.
+                ack_timeout_ms: 800,
+                connect_timeout_ms: 500,
+                ..AgentTimings::derive(200, 3_000)
+            };
             let driver = SimDriver {
                 world: world.clone(),
                 host: h.id.clone(),

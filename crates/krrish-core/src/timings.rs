@@ -1,0 +1,78 @@
+//! The agent's timings, derived from the two numbers the HA design fixes
+//! (the heartbeat interval and the DFS lease length), so that no default is
+//! written twice: the controller judges silence with the same numbers the
+//! agents keep.
+
+/// How often an agent heartbeats, renews, syncs and redials, and how soon it
+/// gives up on a silent link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentTimings {
+    pub heartbeat_interval_ms: u64,
+    /// A heartbeat not acknowledged within this long means the link is dead:
+    /// drop it and dial again (well inside one detection window).
+    pub ack_timeout_ms: u64,
+    /// A dial that has not connected within this long has failed.
+    pub connect_timeout_ms: u64,
+    /// Back-off between failed dials: from min, doubling, capped at max.
+    pub reconnect_backoff_min_ms: u64,
+    pub reconnect_backoff_max_ms: u64,
+    pub lease_duration_ms: u64,
+    /// DFS renewals: the storage network's heartbeat, which the controller
+    /// reads back from the DFS as a second channel.
+    pub lease_renew_every_ms: u64,
+    /// Stop VMs this long before the lease could lapse.
+    pub lease_lead_ms: u64,
+    pub sync_every_ms: u64,
+}
+
+impl AgentTimings {
+    /// The design's derivation: with a 6 s heartbeat and a 30 s lease, a
+    /// 2 s ack timeout, 1 s dial timeout, 250 ms–1 s back-off, a renewal
+    /// every 5 s, self-fencing 5 s before expiry, a disk sync every 10 s.
+    pub fn derive(heartbeat_interval_ms: u64, lease_duration_ms: u64) -> Self {
+        let hb = heartbeat_interval_ms.max(1);
+        Self {
+            heartbeat_interval_ms: hb,
+            ack_timeout_ms: (hb / 3).max(1),
+            connect_timeout_ms: (hb / 6).max(1),
+            reconnect_backoff_min_ms: (hb / 24).max(1),
+            reconnect_backoff_max_ms: (hb / 6).max(1),
+            lease_duration_ms,
+            lease_renew_every_ms: (lease_duration_ms / 6).max(1),
+            lease_lead_ms: (lease_duration_ms / 6).max(1),
+            sync_every_ms: (lease_duration_ms / 3).max(1),
+        }
+    }
+
+    /// A host whose DFS renewals stopped this long ago is no longer writing:
+    /// two renewals missed.
+    pub fn dfs_silent_after_ms(&self) -> u64 {
+        2 * self.lease_renew_every_ms
+    }
+}
+
+impl Default for AgentTimings {
+    fn default() -> Self {
+        Self::derive(6_000, 30_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_defaults() {
+        let t = AgentTimings::default();
+        assert_eq!(t.ack_timeout_ms, 2_000);
+        assert_eq!(t.connect_timeout_ms, 1_000);
+        assert_eq!(t.reconnect_backoff_min_ms, 250);
+        assert_eq!(t.reconnect_backoff_max_ms, 1_000);
+        assert_eq!(t.lease_renew_every_ms, 5_000);
+        assert_eq!(t.dfs_silent_after_ms(), 10_000);
+        // The lease keeper's precondition holds.
+        assert!(t.lease_renew_every_ms + t.lease_lead_ms < t.lease_duration_ms);
+        // Reconnecting takes a small part of one 19 s detection window.
+        assert!(t.ack_timeout_ms + t.connect_timeout_ms + t.reconnect_backoff_max_ms < 6_000);
+    }
+}
