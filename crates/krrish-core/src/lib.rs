@@ -21,6 +21,16 @@
 //! - [`migration`] — live-migration preconditions.
 //! - [`ha`] — the HA state machine: suspect → offline → fence (IPMI, then DFS
 //!   lease) → takeover spare → boot from DFS → failback by live migration.
+//!   One file per kind of decision:
+//!   - `ha/mod.rs` — `HaConfig`, the `HaManager` itself, its views and output queues.
+//!   - `ha/types.rs` — host and VM records: liveness, fence stage, spare and VM states.
+//!   - `ha/command.rs` — `Command`s for drivers, `Notice`s for traces, as they print.
+//!   - `ha/liveness.rs` — heartbeats, what hosts run, misses → offline, every deadline.
+//!   - `ha/fencing.rs` — IPMI, else DFS lease, else give up; then release VMs by policy.
+//!   - `ha/recovery.rs` — boots: failover onto spares, retries, results, spare states.
+//!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
+//!   - `ha/api.rs` — create, migrate and stop VMs on an operator's request.
+//!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 
 pub mod ha;
 pub mod heartbeat;

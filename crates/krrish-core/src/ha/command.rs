@@ -1,0 +1,252 @@
+//! What the HA manager says: the [`Command`]s a driver must carry out (fence,
+//! revoke or reinstate a lease, boot, migrate, stop) and the [`Notice`]s that
+//! make up traces and status, with the wording they print as. No decisions
+//! live here, only their vocabulary.
+
+use super::{BootReason, DownReason, FenceMethod};
+use crate::ids::{HostId, VmId};
+use crate::model::{BondHealth, BondName, Resources, VmSpec};
+use std::fmt;
+
+#[cfg(doc)] // for the answer links below
+use super::HaManager;
+
+/// A decision for a driver to carry out. The controller routes each to the
+/// right agent (or to the fencing devices) and reports the result back
+/// through the matching `handle_*` method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Power the host off through its BMC. Answer: [`HaManager::handle_fence_result`].
+    FenceIpmi { host: HostId },
+    /// Revoke the host's DFS lease. Answer: [`HaManager::handle_lease_revoked`].
+    RevokeLease { host: HostId },
+    /// Let the DFS grant the (returned) host leases again. Answer:
+    /// [`HaManager::handle_lease_reinstated`].
+    ReinstateLease { host: HostId },
+    /// Boot `vm` on `host` from its DFS copy. Answer: [`HaManager::handle_boot_result`].
+    BootVm {
+        vm: VmSpec,
+        host: HostId,
+        reason: BootReason,
+    },
+    /// Live-migrate. Answer: [`HaManager::handle_migration_result`].
+    LiveMigrate { vm: VmId, from: HostId, to: HostId },
+    /// Stop a copy that must not run. No answer needed.
+    StopVm { vm: VmId, host: HostId },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::FenceIpmi { host } => write!(f, "fence {host} via IPMI power-off"),
+            Command::RevokeLease { host } => write!(f, "revoke DFS lease of {host}"),
+            Command::ReinstateLease { host } => write!(f, "reinstate DFS lease of {host}"),
+            Command::BootVm { vm, host, reason } => {
+                write!(f, "boot {} on {host} from DFS copy ({reason})", vm.id)
+            }
+            Command::LiveMigrate { vm, from, to } => write!(f, "live-migrate {vm} {from} -> {to}"),
+            Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
+        }
+    }
+}
+
+/// Something the HA manager decided or observed, for traces and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    HostSuspect {
+        host: HostId,
+        misses: u32,
+        of: u32,
+    },
+    HostRecovered {
+        host: HostId,
+    },
+    HostOffline {
+        host: HostId,
+        silent_ms: u64,
+    },
+    BondChanged {
+        host: HostId,
+        bond: BondName,
+        health: BondHealth,
+    },
+    FenceStarted {
+        host: HostId,
+        method: FenceMethod,
+    },
+    FenceAttemptFailed {
+        host: HostId,
+        method: FenceMethod,
+        why: String,
+    },
+    LeaseRevoked {
+        host: HostId,
+        expires_at_ms: u64,
+        safe_at_ms: u64,
+    },
+    HostFenced {
+        host: HostId,
+        method: FenceMethod,
+    },
+    FenceGaveUp {
+        host: HostId,
+    },
+    HostBack {
+        host: HostId,
+    },
+    HostRebooted {
+        host: HostId,
+    },
+    LeaseReinstated {
+        host: HostId,
+    },
+    SpareActivated {
+        spare: HostId,
+    },
+    SpareReturned {
+        spare: HostId,
+    },
+    SpareUnavailable {
+        spare: HostId,
+    },
+    VmBooting {
+        vm: VmId,
+        host: HostId,
+        reason: BootReason,
+    },
+    VmRunning {
+        vm: VmId,
+        host: HostId,
+    },
+    VmBootFailed {
+        vm: VmId,
+        host: HostId,
+        why: String,
+    },
+    VmWaitingForCapacity {
+        vm: VmId,
+        needs: Resources,
+    },
+    VmWaitingForRepair {
+        vm: VmId,
+        host: HostId,
+    },
+    VmDown {
+        vm: VmId,
+        reason: DownReason,
+    },
+    VmMigrating {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+    },
+    VmMigrated {
+        vm: VmId,
+        to: HostId,
+    },
+    MigrationBlocked {
+        vm: VmId,
+        to: HostId,
+        why: String,
+    },
+    MigrationFailed {
+        vm: VmId,
+        why: String,
+    },
+    VmVanished {
+        vm: VmId,
+        host: HostId,
+    },
+    StrayCopy {
+        vm: VmId,
+        host: HostId,
+    },
+    UnknownHost {
+        host: HostId,
+    },
+    /// The controller restarted from its store.
+    Restored {
+        hosts: usize,
+        vms: usize,
+        refencing: usize,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Notice::*;
+        match self {
+            HostSuspect { host, misses, of } => {
+                write!(f, "host {host} suspect: {misses} of {of} heartbeats missed")
+            }
+            HostRecovered { host } => write!(f, "host {host} heartbeats resumed"),
+            HostOffline { host, silent_ms } => {
+                write!(f, "host {host} offline: silent for {}", secs(*silent_ms))
+            }
+            BondChanged { host, bond, health } => {
+                write!(f, "host {host} {bond} ({}) {health}", bond.role())
+            }
+            FenceStarted { host, method } => write!(f, "fencing {host} by {method}"),
+            FenceAttemptFailed { host, method, why } => {
+                write!(f, "fencing {host} by {method} failed: {why}")
+            }
+            LeaseRevoked {
+                host,
+                expires_at_ms,
+                safe_at_ms,
+            } => write!(
+                f,
+                "DFS lease of {host} revoked: expires at {}, safe at {}",
+                secs(*expires_at_ms),
+                secs(*safe_at_ms)
+            ),
+            HostFenced { host, method } => write!(f, "host {host} fenced by {method}"),
+            FenceGaveUp { host } => write!(
+                f,
+                "host {host} could not be fenced: its VMs stay down until an operator acts"
+            ),
+            HostBack { host } => write!(f, "host {host} is back"),
+            HostRebooted { host } => write!(f, "host {host} rebooted: its guests died with it"),
+            LeaseReinstated { host } => write!(f, "DFS lease of {host} reinstated"),
+            SpareActivated { spare } => write!(f, "spare {spare} active"),
+            SpareReturned { spare } => write!(f, "spare {spare} returned to the pool"),
+            SpareUnavailable { spare } => write!(f, "spare {spare} unavailable"),
+            VmBooting { vm, host, reason } => write!(f, "vm {vm} booting on {host} ({reason})"),
+            VmRunning { vm, host } => write!(f, "vm {vm} running on {host}"),
+            VmBootFailed { vm, host, why } => write!(f, "vm {vm} failed to boot on {host}: {why}"),
+            VmWaitingForCapacity { vm, needs } => {
+                write!(f, "vm {vm} waiting for capacity (needs {needs})")
+            }
+            VmWaitingForRepair { vm, host } => {
+                write!(
+                    f,
+                    "vm {vm} waits for {host} to be repaired (restore-on-repair)"
+                )
+            }
+            VmDown { vm, reason } => write!(f, "vm {vm} down: {reason}"),
+            VmMigrating { vm, from, to } => write!(f, "vm {vm} live-migrating {from} -> {to}"),
+            VmMigrated { vm, to } => write!(f, "vm {vm} migrated to {to}"),
+            MigrationBlocked { vm, to, why } => {
+                write!(f, "vm {vm} cannot live-migrate to {to}: {why}")
+            }
+            MigrationFailed { vm, why } => write!(f, "vm {vm} migration failed: {why}"),
+            VmVanished { vm, host } => {
+                write!(
+                    f,
+                    "vm {vm} no longer runs on {host} (missing from its reports)"
+                )
+            }
+            StrayCopy { vm, host } => write!(f, "vm {vm} has a stray copy on {host}: stopping it"),
+            Restored { hosts, vms, refencing } => write!(
+                f,
+                "state restored: {hosts} hosts, {vms} VMs; fencing {refencing} host(s) again from the start"
+            ),
+            UnknownHost { host } => write!(f, "heartbeat from unknown host {host} ignored"),
+        }
+    }
+}
+
+/// Seconds with millisecond precision, as traces print times.
+pub fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}

@@ -1,0 +1,172 @@
+//! Bringing VMs home: when a repaired host is back (and may write to the
+//! DFS again), its VMs on spares live-migrate back — unless a migration
+//! blocker says no — and those still waiting boot there; migration results,
+//! with a back-off after a failure.
+
+use super::{home_ready, join_blockers, BootReason, Command, HaManager, Notice, VmState};
+use crate::ids::{HostId, VmId};
+use crate::migration::{migration_blockers, MigrationContext};
+
+impl HaManager {
+    /// VMs running on a spare while their home is healthy go home (failback
+    /// does not depend on catching the moment the home returned).
+    pub(super) fn fail_back_sweep(&mut self, now_ms: u64) {
+        self.fail_back_sweep_for(now_ms, None);
+    }
+
+    /// The sweep, for the VMs of one home host or of all.
+    pub(super) fn fail_back_sweep_for(&mut self, now_ms: u64, home: Option<&HostId>) {
+        let candidates: Vec<(VmId, HostId, HostId)> = self
+            .vms
+            .iter()
+            .filter_map(|(id, v)| match &v.state {
+                VmState::Running { host }
+                    if host != &v.spec.home
+                        && home.is_none_or(|h| h == &v.spec.home)
+                        && v.failback_not_before_ms <= now_ms
+                        && self.hosts.get(host).is_some_and(|h| h.spare.is_some())
+                        && home_ready(&self.hosts, &v.spec.home) =>
+                {
+                    Some((id.clone(), host.clone(), v.spec.home.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, from, home) in candidates {
+            self.fail_back(now_ms, &id, &from, &home);
+        }
+    }
+
+    /// A repaired host heartbeats again: restore and fail back what is its —
+    /// once the DFS lets it write again.
+    pub(super) fn on_host_back(&mut self, now_ms: u64, host: &HostId) {
+        if self.hosts[host].lease_revoked {
+            self.command(Command::ReinstateLease { host: host.clone() });
+            return;
+        }
+        let ids: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| &v.spec.home == host)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let state = self.vms[&id].state.clone();
+            match state {
+                VmState::Running { host: on } if &on != host => {
+                    self.fail_back(now_ms, &id, &on, host)
+                }
+                VmState::WaitingForCapacity { .. } | VmState::WaitingForRepair { .. } => {
+                    let free = self.free_capacity(host);
+                    if self.vms[&id].spec.demand.fits_in(&free) {
+                        self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
+                        self.boot(now_ms, &id, host, BootReason::Restore);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    fn fail_back(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
+        let blockers = {
+            let vm = &self.vms[id];
+            let ctx = MigrationContext {
+                vm: &vm.spec,
+                vm_running: true,
+                source: &self.hosts[from].spec,
+                target: &self.hosts[to].spec,
+                target_up: self.hosts[to].liveness.is_up(),
+                target_free: self.free_capacity(to),
+                imc_mode: self.config.imc_mode,
+            };
+            migration_blockers(&ctx)
+        };
+        if !blockers.is_empty() {
+            let vm = self.vms.get_mut(id).expect("caller checked");
+            if !vm.failback_blocked {
+                vm.failback_blocked = true;
+                self.notice(
+                    now_ms,
+                    Notice::MigrationBlocked {
+                        vm: id.clone(),
+                        to: to.clone(),
+                        why: join_blockers(&blockers),
+                    },
+                );
+            }
+            return;
+        }
+        self.vms
+            .get_mut(id)
+            .expect("caller checked")
+            .failback_blocked = false;
+        self.start_migration(now_ms, id, from, to);
+    }
+
+    pub(super) fn start_migration(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
+        self.vms.get_mut(id).expect("caller checked").state = VmState::Migrating {
+            from: from.clone(),
+            to: to.clone(),
+            deadline_ms: now_ms + self.config.migration_timeout_ms,
+        };
+        self.notice(
+            now_ms,
+            Notice::VmMigrating {
+                vm: id.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            },
+        );
+        self.command(Command::LiveMigrate {
+            vm: id.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
+
+    /// The source agent finished (or failed) a live migration.
+    pub fn handle_migration_result(
+        &mut self,
+        now_ms: u64,
+        vm: &VmId,
+        from: &HostId,
+        to: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(rec) = self.vms.get_mut(vm) else {
+            return;
+        };
+        match &rec.state {
+            VmState::Migrating { from: f, to: t, .. } if f == from && t == to => {}
+            _ => return,
+        }
+        match result {
+            Ok(()) => {
+                rec.state = VmState::Running { host: to.clone() };
+                self.notice(
+                    now_ms,
+                    Notice::VmMigrated {
+                        vm: vm.clone(),
+                        to: to.clone(),
+                    },
+                );
+            }
+            Err(why) => {
+                rec.state = VmState::Running { host: from.clone() };
+                rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+                self.notice(
+                    now_ms,
+                    Notice::MigrationFailed {
+                        vm: vm.clone(),
+                        why,
+                    },
+                );
+            }
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+}

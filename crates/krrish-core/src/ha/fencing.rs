@@ -1,0 +1,215 @@
+//! Making sure an offline host can no longer run anything before its VMs
+//! start elsewhere: IPMI power-off first, else a revoked DFS lease that has
+//! provably expired, else giving up (its VMs stay down). Once a host is
+//! fenced its VMs are released by their HA policy; a returned host's lease
+//! is reinstated here too.
+
+use super::{Command, DownReason, FenceMethod, FenceStage, HaManager, Liveness, Notice, VmState};
+use crate::ids::{HostId, VmId};
+use crate::model::HaPolicy;
+
+impl HaManager {
+    /// Fencing starts (or starts over) with an IPMI power-off.
+    pub(super) fn start_ipmi_fence(&mut self, now_ms: u64, host: &HostId) {
+        self.hosts.get_mut(host).expect("caller checked").liveness =
+            Liveness::Fencing(FenceStage::Ipmi {
+                deadline_ms: now_ms + self.config.fence_timeout_ms,
+            });
+        self.notice(
+            now_ms,
+            Notice::FenceStarted {
+                host: host.clone(),
+                method: FenceMethod::Ipmi,
+            },
+        );
+        self.command(Command::FenceIpmi { host: host.clone() });
+    }
+
+    /// The BMC answered (or the IPMI call failed).
+    pub fn handle_fence_result(&mut self, now_ms: u64, host: &HostId, result: Result<(), String>) {
+        let Some(h) = self.hosts.get(host) else {
+            return;
+        };
+        if !matches!(h.liveness, Liveness::Fencing(FenceStage::Ipmi { .. })) {
+            return; // late answer after the timeout already moved on
+        }
+        match result {
+            Ok(()) => self.fenced(now_ms, host, FenceMethod::Ipmi),
+            Err(why) => self.ipmi_failed(now_ms, host, why),
+        }
+        self.refresh_spares(now_ms);
+    }
+
+    pub(super) fn ipmi_failed(&mut self, now_ms: u64, host: &HostId, why: String) {
+        self.notice(
+            now_ms,
+            Notice::FenceAttemptFailed {
+                host: host.clone(),
+                method: FenceMethod::Ipmi,
+                why,
+            },
+        );
+        self.notice(
+            now_ms,
+            Notice::FenceStarted {
+                host: host.clone(),
+                method: FenceMethod::DfsLease,
+            },
+        );
+        self.hosts.get_mut(host).expect("caller checked").liveness =
+            Liveness::Fencing(FenceStage::LeaseRevoking {
+                attempt: 1,
+                deadline_ms: now_ms + self.config.lease_revoke_retry_ms,
+            });
+        self.command(Command::RevokeLease { host: host.clone() });
+    }
+
+    /// The DFS answered a revocation: the lease ends at `expires_at_ms`.
+    pub fn handle_lease_revoked(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<u64, String>,
+    ) {
+        let Some(h) = self.hosts.get(host) else {
+            return;
+        };
+        if !matches!(
+            h.liveness,
+            Liveness::Fencing(FenceStage::LeaseRevoking { .. })
+        ) {
+            return;
+        }
+        match result {
+            Ok(expires_at_ms) => {
+                let safe_at_ms = expires_at_ms.max(now_ms) + self.config.lease_margin_ms;
+                let h = self.hosts.get_mut(host).expect("checked");
+                h.liveness = Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms });
+                h.lease_revoked = true;
+                self.notice(
+                    now_ms,
+                    Notice::LeaseRevoked {
+                        host: host.clone(),
+                        expires_at_ms,
+                        safe_at_ms,
+                    },
+                );
+            }
+            Err(why) => self.notice(
+                now_ms,
+                Notice::FenceAttemptFailed {
+                    host: host.clone(),
+                    method: FenceMethod::DfsLease,
+                    why,
+                },
+            ),
+        }
+    }
+
+    pub(super) fn fence_gave_up(&mut self, now_ms: u64, host: &HostId) {
+        self.hosts.get_mut(host).expect("caller checked").liveness =
+            Liveness::FenceFailed { at_ms: now_ms };
+        self.notice(now_ms, Notice::FenceGaveUp { host: host.clone() });
+        let ids: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| v.state == VmState::HostDown { host: host.clone() })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let reason = DownReason::FenceFailed { host: host.clone() };
+            self.vms.get_mut(&id).expect("listed").state = VmState::Down {
+                reason: reason.clone(),
+            };
+            self.notice(now_ms, Notice::VmDown { vm: id, reason });
+        }
+    }
+
+    pub(super) fn fenced(&mut self, now_ms: u64, host: &HostId, method: FenceMethod) {
+        let h = self.hosts.get_mut(host).expect("caller checked");
+        h.liveness = Liveness::Fenced {
+            method,
+            at_ms: now_ms,
+            boot_id: h.boot_id,
+        };
+        self.notice(
+            now_ms,
+            Notice::HostFenced {
+                host: host.clone(),
+                method,
+            },
+        );
+        // Only now may its VMs start anywhere else.
+        let ids: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| v.state == VmState::HostDown { host: host.clone() })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let vm = self.vms.get_mut(&id).expect("listed");
+            match vm.spec.ha {
+                HaPolicy::Restart => {
+                    vm.state = VmState::WaitingForCapacity {
+                        failed_host: host.clone(),
+                        reported: false,
+                        retry_at_ms: now_ms,
+                    };
+                    vm.boot_attempts = 0;
+                }
+                HaPolicy::RestoreOnRepair => {
+                    vm.state = VmState::WaitingForRepair {
+                        host: vm.spec.home.clone(),
+                    };
+                    let home = vm.spec.home.clone();
+                    self.notice(now_ms, Notice::VmWaitingForRepair { vm: id, host: home });
+                }
+                HaPolicy::Off => {
+                    let reason = DownReason::HaOff { host: host.clone() };
+                    vm.state = VmState::Down {
+                        reason: reason.clone(),
+                    };
+                    self.notice(now_ms, Notice::VmDown { vm: id, reason });
+                }
+            }
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    /// The DFS answered a reinstatement.
+    pub fn handle_lease_reinstated(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
+        if !h.lease_revoked {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                h.lease_revoked = false;
+                self.notice(now_ms, Notice::LeaseReinstated { host: host.clone() });
+                if self.hosts[host].liveness.is_up() {
+                    self.on_host_back(now_ms, host);
+                }
+            }
+            Err(why) => {
+                // Asked again at the host's next heartbeat.
+                self.notice(
+                    now_ms,
+                    Notice::FenceAttemptFailed {
+                        host: host.clone(),
+                        method: FenceMethod::DfsLease,
+                        why: format!("reinstating the lease failed: {why}"),
+                    },
+                );
+            }
+        }
+        self.refresh_spares(now_ms);
+    }
+}

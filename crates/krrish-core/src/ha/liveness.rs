@@ -1,0 +1,353 @@
+//! Whether a host is alive, and what it runs: heartbeats (recovery from
+//! suspect, a quick reboot, a fenced host coming back, bond changes), the
+//! reconciliation of a live host's report with what the control plane
+//! expects (stray copies, vanished VMs), and the clock — heartbeat misses
+//! that make a host suspect and then offline, and every deadline that
+//! expires (fencing stages, boots, migrations) in `handle_timeout`.
+
+use super::{
+    home_ready, secs, Command, DownReason, FenceMethod, FenceStage, HaManager, HostReport,
+    Liveness, Notice, VmState, VANISHED_AFTER_REPORTS,
+};
+use crate::ids::{HostId, VmId};
+use crate::model::{BondHealth, BondName};
+
+impl HaManager {
+    /// A heartbeat arrived from `host`.
+    pub fn handle_heartbeat(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        let Some(h) = self.hosts.get_mut(host) else {
+            self.notice(now_ms, Notice::UnknownHost { host: host.clone() });
+            return;
+        };
+        let liveness = h.liveness;
+        match liveness {
+            Liveness::Up | Liveness::Suspect { .. } => {
+                let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
+                h.last_heartbeat_ms = now_ms;
+                h.boot_id = Some(report.boot_id);
+                h.liveness = Liveness::Up;
+                if h.lease_revoked {
+                    // Still waiting for the DFS to take the host back.
+                    self.command(Command::ReinstateLease { host: host.clone() });
+                }
+                if matches!(liveness, Liveness::Suspect { .. }) {
+                    self.notice(now_ms, Notice::HostRecovered { host: host.clone() });
+                }
+                self.update_bonds(now_ms, host, report.bonds);
+                if rebooted {
+                    self.on_quick_reboot(now_ms, host, &report.running);
+                }
+                self.reconcile_running(now_ms, host, &report.running);
+                // Its VMs may be waiting on a spare for it to be fit again.
+                if home_ready(&self.hosts, host) {
+                    self.fail_back_sweep_for(now_ms, Some(host));
+                }
+            }
+            // A fencing decision is final: heartbeats do not undo it.
+            Liveness::Fencing(_) => {}
+            Liveness::Fenced {
+                boot_id, method, ..
+            } => {
+                // A powered-off host returns only by booting again; one cut
+                // off by its lease may return as it is, once it runs nothing.
+                let rebooted = boot_id != Some(report.boot_id);
+                if rebooted || (method == FenceMethod::DfsLease && report.running.is_empty()) {
+                    self.rejoin(now_ms, host, report);
+                    self.reconcile_running(now_ms, host, &report.running);
+                    self.on_host_back(now_ms, host);
+                } else {
+                    // Fenced yet still running domains: stop them, do not
+                    // take the host back until it is empty.
+                    for vm in &report.running {
+                        self.stray(now_ms, vm, host);
+                    }
+                }
+            }
+            Liveness::FenceFailed { .. } => {
+                // Reachable again without having been fenced: nothing was
+                // started elsewhere, so its VMs simply run where they are.
+                self.rejoin(now_ms, host, report);
+                for vm in self.vms.values_mut() {
+                    let on_host = match &vm.state {
+                        VmState::HostDown { host: h } => h == host,
+                        VmState::Down {
+                            reason: DownReason::FenceFailed { host: h },
+                        } => h == host,
+                        _ => false,
+                    };
+                    if on_host && report.running.contains(&vm.spec.id) {
+                        vm.state = VmState::Running { host: host.clone() };
+                        vm.outage_since_ms = None;
+                    }
+                }
+                self.on_host_back(now_ms, host);
+            }
+        }
+        self.refresh_spares(now_ms);
+    }
+
+    /// A fenced (or unfenceable) host heartbeats again: it is up.
+    fn rejoin(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        let h = self.hosts.get_mut(host).expect("caller checked");
+        h.liveness = Liveness::Up;
+        h.last_heartbeat_ms = now_ms;
+        h.boot_id = Some(report.boot_id);
+        self.notice(now_ms, Notice::HostBack { host: host.clone() });
+        self.update_bonds(now_ms, host, report.bonds);
+    }
+
+    fn update_bonds(&mut self, now_ms: u64, host: &HostId, bonds: [BondHealth; 3]) {
+        let h = self.hosts.get_mut(host).expect("caller checked");
+        let old = h.bonds;
+        h.bonds = bonds;
+        for bond in BondName::ALL {
+            let (was, is) = (old[bond.index()], bonds[bond.index()]);
+            if was != is {
+                self.notice(
+                    now_ms,
+                    Notice::BondChanged {
+                        host: host.clone(),
+                        bond,
+                        health: is,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Compares what a live host runs with what the control plane expects.
+    fn reconcile_running(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
+        // A boot whose answer was lost (connection replaced) shows up here.
+        let booted: Vec<VmId> = running
+            .iter()
+            .filter(|vm| {
+                matches!(self.vms.get(*vm).map(|v| &v.state),
+                    Some(VmState::Booting { host: h, .. }) if h == host)
+            })
+            .cloned()
+            .collect();
+        for vm in booted {
+            self.handle_boot_result(now_ms, &vm, host, Ok(()));
+        }
+        for vm in running {
+            let expected = match self.vms.get(vm).map(|v| &v.state) {
+                None => false,
+                Some(VmState::Running { host: h }) | Some(VmState::Booting { host: h, .. }) => {
+                    h == host
+                }
+                Some(VmState::Migrating { from, to, .. }) => from == host || to == host,
+                Some(_) => false,
+            };
+            if !expected {
+                self.stray(now_ms, vm, host);
+            }
+        }
+        // A VM its live host stopped listing has died (guest crash, a reboot
+        // the controller did not see). One report could be older than the
+        // switch-over of a migration, so it takes two in a row. Restarting on
+        // the same host can never make a second copy.
+        let mut vanished = Vec::new();
+        for (id, v) in self.vms.iter_mut() {
+            if matches!(&v.state, VmState::Running { host: h } if h == host) {
+                if running.contains(id) {
+                    v.missed_reports = 0;
+                } else {
+                    v.missed_reports += 1;
+                    if v.missed_reports >= VANISHED_AFTER_REPORTS {
+                        v.missed_reports = 0;
+                        vanished.push(id.clone());
+                    }
+                }
+            }
+        }
+        for id in vanished {
+            self.notice(
+                now_ms,
+                Notice::VmVanished {
+                    vm: id.clone(),
+                    host: host.clone(),
+                },
+            );
+            self.restart_dead(
+                now_ms,
+                &id,
+                host,
+                DownReason::Vanished { host: host.clone() },
+            );
+        }
+        if !self
+            .vms
+            .values()
+            .any(|v| matches!(v.state, VmState::WaitingForCapacity { .. }))
+        {
+            return;
+        }
+        self.place_waiting(now_ms);
+    }
+
+    fn stray(&mut self, now_ms: u64, vm: &VmId, host: &HostId) {
+        self.notice(
+            now_ms,
+            Notice::StrayCopy {
+                vm: vm.clone(),
+                host: host.clone(),
+            },
+        );
+        self.command(Command::StopVm {
+            vm: vm.clone(),
+            host: host.clone(),
+        });
+    }
+
+    /// Time passed: count heartbeat misses, expire fencing and boot waits.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.last_timeout_ms = self.last_timeout_ms.max(now_ms);
+        let hb = self.config.heartbeat;
+        let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
+        for id in &ids {
+            let h = &self.hosts[id];
+            match h.liveness {
+                Liveness::Up | Liveness::Suspect { .. } => {
+                    let misses = hb.misses(h.last_heartbeat_ms, now_ms);
+                    let before = match h.liveness {
+                        Liveness::Suspect { misses } => misses,
+                        _ => 0,
+                    };
+                    if misses >= hb.misses_max {
+                        let silent_ms = now_ms - h.last_heartbeat_ms;
+                        self.declare_offline(now_ms, id, silent_ms);
+                    } else if misses > before {
+                        self.hosts.get_mut(id).expect("listed").liveness =
+                            Liveness::Suspect { misses };
+                        self.notice(
+                            now_ms,
+                            Notice::HostSuspect {
+                                host: id.clone(),
+                                misses,
+                                of: hb.misses_max,
+                            },
+                        );
+                    }
+                }
+                Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) if now_ms >= deadline_ms => {
+                    let why = format!(
+                        "BMC did not confirm power-off within {}",
+                        secs(self.config.fence_timeout_ms)
+                    );
+                    self.ipmi_failed(now_ms, id, why);
+                }
+                Liveness::Fencing(FenceStage::LeaseRevoking {
+                    attempt,
+                    deadline_ms,
+                }) if now_ms >= deadline_ms => {
+                    if attempt >= self.config.lease_revoke_attempts_max {
+                        self.fence_gave_up(now_ms, id);
+                    } else {
+                        self.hosts.get_mut(id).expect("listed").liveness =
+                            Liveness::Fencing(FenceStage::LeaseRevoking {
+                                attempt: attempt + 1,
+                                deadline_ms: now_ms + self.config.lease_revoke_retry_ms,
+                            });
+                        self.command(Command::RevokeLease { host: id.clone() });
+                    }
+                }
+                Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms })
+                    if now_ms >= safe_at_ms =>
+                {
+                    self.fenced(now_ms, id, FenceMethod::DfsLease);
+                }
+                _ => {}
+            }
+        }
+        let vm_ids: Vec<VmId> = self.vms.keys().cloned().collect();
+        for id in vm_ids {
+            match self.vms[&id].state.clone() {
+                VmState::Booting {
+                    host, deadline_ms, ..
+                } if now_ms >= deadline_ms => {
+                    self.command(Command::StopVm {
+                        vm: id.clone(),
+                        host: host.clone(),
+                    });
+                    self.boot_failed(
+                        now_ms,
+                        &id,
+                        &host,
+                        "no answer before the boot timeout".into(),
+                    );
+                }
+                VmState::Migrating {
+                    from, deadline_ms, ..
+                } if now_ms >= deadline_ms => {
+                    // The source keeps the VM until switchover completes.
+                    self.vms.get_mut(&id).expect("listed").state = VmState::Running { host: from };
+                    self.notice(
+                        now_ms,
+                        Notice::MigrationFailed {
+                            vm: id.clone(),
+                            why: "timed out".into(),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.fail_back_sweep(now_ms);
+        self.place_waiting(now_ms);
+        self.refresh_spares(now_ms);
+    }
+
+    fn declare_offline(&mut self, now_ms: u64, host: &HostId, silent_ms: u64) {
+        self.notice(
+            now_ms,
+            Notice::HostOffline {
+                host: host.clone(),
+                silent_ms,
+            },
+        );
+        for vm in self.vms.values_mut() {
+            let next = match &vm.state {
+                VmState::Running { host: h } | VmState::Booting { host: h, .. } if h == host => {
+                    Some(VmState::HostDown { host: host.clone() })
+                }
+                VmState::Migrating { from, .. } if from == host => {
+                    Some(VmState::HostDown { host: host.clone() })
+                }
+                // The source still runs it; the half-arrived copy is discarded.
+                VmState::Migrating { from, to, .. } if to == host => {
+                    Some(VmState::Running { host: from.clone() })
+                }
+                _ => None,
+            };
+            if let Some(s) = next {
+                if matches!(s, VmState::HostDown { .. }) {
+                    vm.outage_since_ms = Some(now_ms);
+                }
+                vm.state = s;
+            }
+        }
+        self.start_ipmi_fence(now_ms, host);
+    }
+
+    /// The host rebooted before it was missed (a panic and a fast reboot):
+    /// the guests it ran before died with it. What it lists now was started
+    /// on the new boot and lives; boots and migrations in flight are left to
+    /// their answers or time-outs. The dead restart by policy, at home first.
+    fn on_quick_reboot(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
+        self.notice(now_ms, Notice::HostRebooted { host: host.clone() });
+        let dead: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(id, v)| {
+                matches!(&v.state, VmState::Running { host: h } if h == host)
+                    && !running.contains(id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+}

@@ -1,0 +1,296 @@
+//! The HA state machine.
+//!
+//! ```text
+//!  Up ──miss──► Suspect ──misses_max──► Offline ─► Fencing(IPMI power-off over OGW)
+//!   ▲              │ heartbeat                        │ BMC silent / refused
+//!   │◄─────────────┘                                  ▼
+//!   │                                   Fencing(revoke DFS lease, wait until it expires)
+//!   │                                                 │
+//!   │  new boot, or no VMs left            Fenced ◄───┘   (retries exhausted → FenceFailed:
+//!   └────────────── heartbeat ◄──────────  │               VMs stay down, never started twice)
+//!                                          ▼
+//!                 each VM by policy: restart on a spare (capacity-aware) | wait for repair | stay down
+//!                 on the host's return: live-migrate back, spare returns to the pool
+//! ```
+//!
+//! The invariant this module exists for: **no VM is booted elsewhere until its
+//! old host is fenced** — powered off through its BMC, or cut off from the DFS
+//! by a revoked lease that has provably expired.
+//!
+//! One `impl HaManager` per kind of decision; see the crate's map for which
+//! file holds which. This file holds the manager itself: its configuration,
+//! construction, read-only views, output queues and the host checks the
+//! others share.
+
+mod api;
+mod command;
+mod failback;
+mod fencing;
+mod liveness;
+mod persist;
+mod recovery;
+mod types;
+
+pub use command::{secs, Command, Notice};
+pub use persist::CoreSnapshot;
+pub use types::{
+    ApiError, BootReason, DownReason, FenceMethod, FenceStage, HostRecord, HostReport, Liveness,
+    SpareState, VmRecord, VmState,
+};
+
+use crate::heartbeat::HeartbeatConfig;
+use crate::ids::{HostId, VmId};
+use crate::migration::MigrationBlocker;
+use crate::model::{BondHealth, BondName, HostSpec, Resources, VmSpec};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Timings and switches of the HA manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaConfig {
+    pub heartbeat: HeartbeatConfig,
+    /// How long to wait for the BMC to confirm a power-off.
+    pub fence_timeout_ms: u64,
+    /// DFS lease length; a host that cannot renew stops its VMs before then.
+    pub lease_duration_ms: u64,
+    /// Extra wait after a revoked lease expires (clock drift between hosts).
+    pub lease_margin_ms: u64,
+    /// How often to ask the DFS again when revocation gets no answer.
+    pub lease_revoke_retry_ms: u64,
+    pub lease_revoke_attempts_max: u32,
+    pub boot_timeout_ms: u64,
+    pub boot_attempts_max: u32,
+    /// Wait before booting again after a failed boot.
+    pub boot_retry_backoff_ms: u64,
+    pub migration_timeout_ms: u64,
+    /// Wait before trying a failed failback migration again.
+    pub migration_retry_backoff_ms: u64,
+    /// Cluster CPU-compatibility mode (allows migration across CPU models).
+    pub imc_mode: bool,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: HeartbeatConfig::default(),
+            fence_timeout_ms: 10_000,
+            lease_duration_ms: 30_000,
+            lease_margin_ms: 2_000,
+            lease_revoke_retry_ms: 5_000,
+            lease_revoke_attempts_max: 6,
+            boot_timeout_ms: 120_000,
+            boot_attempts_max: 3,
+            boot_retry_backoff_ms: 10_000,
+            migration_timeout_ms: 600_000,
+            migration_retry_backoff_ms: 60_000,
+            imc_mode: false,
+        }
+    }
+}
+
+/// Bound on queued commands and notices: far above any cluster we model,
+/// low enough that a runaway loop is caught.
+const QUEUE_MAX: usize = 1 << 20;
+
+/// Reports in a row that must omit a running VM before it counts as dead.
+const VANISHED_AFTER_REPORTS: u32 = 2;
+
+/// The HA manager: hosts, VMs and the spare pool, driven by heartbeats,
+/// fencing answers, driver results and time.
+pub struct HaManager {
+    config: HaConfig,
+    hosts: BTreeMap<HostId, HostRecord>,
+    vms: BTreeMap<VmId, VmRecord>,
+    commands: VecDeque<Command>,
+    notices: VecDeque<(u64, Notice)>,
+    failover_boots: u64,
+    /// The latest `now` seen by [`Self::handle_timeout`].
+    last_timeout_ms: u64,
+    /// Bumped by every decision (notice or command): what a store watches.
+    generation: u64,
+}
+
+impl HaManager {
+    /// Adopts a running cluster: every VM runs on its home host, every host
+    /// counts as heard from at `now_ms`.
+    pub fn new(now_ms: u64, config: HaConfig, hosts: Vec<HostSpec>, vms: Vec<VmSpec>) -> Self {
+        let hosts: BTreeMap<_, _> = hosts
+            .into_iter()
+            .map(|spec| {
+                let spare = spec.is_spare().then_some(SpareState::Free);
+                let rec = HostRecord {
+                    liveness: Liveness::Up,
+                    last_heartbeat_ms: now_ms,
+                    boot_id: None,
+                    bonds: [BondHealth::Ok; 3],
+                    spare,
+                    lease_revoked: false,
+                    spec,
+                };
+                (rec.spec.id.clone(), rec)
+            })
+            .collect();
+        let vms = vms
+            .into_iter()
+            .map(|spec| {
+                let rec = VmRecord {
+                    state: VmState::Running {
+                        host: spec.home.clone(),
+                    },
+                    boot_attempts: 0,
+                    outage_since_ms: None,
+                    missed_reports: 0,
+                    failback_blocked: false,
+                    failback_not_before_ms: 0,
+                    spec,
+                };
+                (rec.spec.id.clone(), rec)
+            })
+            .collect();
+        Self {
+            config,
+            hosts,
+            vms,
+            commands: VecDeque::new(),
+            notices: VecDeque::new(),
+            failover_boots: 0,
+            last_timeout_ms: now_ms,
+            generation: 0,
+        }
+    }
+
+    /// Changes with every decision; equal generations, equal state worth
+    /// persisting.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Boots ordered onto a takeover spare so far.
+    pub fn failover_boots(&self) -> u64 {
+        self.failover_boots
+    }
+
+    pub fn config(&self) -> &HaConfig {
+        &self.config
+    }
+
+    pub fn hosts(&self) -> &BTreeMap<HostId, HostRecord> {
+        &self.hosts
+    }
+
+    pub fn vms(&self) -> &BTreeMap<VmId, VmRecord> {
+        &self.vms
+    }
+
+    /// Free capacity of `host`: its capacity less every VM that holds it.
+    pub fn free_capacity(&self, host: &HostId) -> Resources {
+        let Some(h) = self.hosts.get(host) else {
+            return Resources::ZERO;
+        };
+        let used = self
+            .vms
+            .values()
+            .filter(|v| v.state.holds(host))
+            .fold(Resources::ZERO, |acc, v| acc.add(&v.spec.demand));
+        h.spec.capacity.saturating_sub(&used)
+    }
+
+    /// Counts of spares by state: (free, active, unavailable).
+    pub fn spare_counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for s in self.hosts.values().filter_map(|h| h.spare) {
+            match s {
+                SpareState::Free => c.0 += 1,
+                SpareState::Active => c.1 += 1,
+                SpareState::Unavailable => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    pub fn poll_notice(&mut self) -> Option<(u64, Notice)> {
+        self.notices.pop_front()
+    }
+
+    /// The next instant at which [`Self::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let hb = &self.config.heartbeat;
+        let hosts = self.hosts.values().filter_map(|h| match h.liveness {
+            Liveness::Up | Liveness::Suspect { .. } => {
+                let last = h.last_heartbeat_ms;
+                // Wake at the next miss boundary after the last heartbeat.
+                let misses = match h.liveness {
+                    Liveness::Suspect { misses } => misses,
+                    _ => 0,
+                };
+                Some(last + hb.grace_ms + u64::from(misses + 1) * hb.interval_ms)
+            }
+            Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
+            | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
+            Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
+            Liveness::Fenced { .. } | Liveness::FenceFailed { .. } => None,
+        });
+        let vms = self.vms.values().filter_map(|v| match &v.state {
+            VmState::Booting { deadline_ms, .. } | VmState::Migrating { deadline_ms, .. } => {
+                Some(*deadline_ms)
+            }
+            VmState::WaitingForCapacity { retry_at_ms, .. }
+            | VmState::Scheduling { retry_at_ms } => self.has_backoff(*retry_at_ms),
+            _ => None,
+        });
+        hosts.chain(vms).min()
+    }
+
+    /// A back-off deadline still ahead (past ones need no wake-up: the VM
+    /// then waits for capacity to appear).
+    fn has_backoff(&self, retry_at_ms: u64) -> Option<u64> {
+        (retry_at_ms > self.last_timeout_ms).then_some(retry_at_ms)
+    }
+
+    fn command(&mut self, c: Command) {
+        self.generation += 1;
+        assert!(
+            self.commands.len() < QUEUE_MAX,
+            "command queue unbounded growth"
+        );
+        self.commands.push_back(c);
+    }
+
+    fn notice(&mut self, now_ms: u64, n: Notice) {
+        self.generation += 1;
+        assert!(
+            self.notices.len() < QUEUE_MAX,
+            "notice queue unbounded growth"
+        );
+        self.notices.push_back((now_ms, n));
+    }
+}
+
+/// Whether a host may be given VMs now: up, reporting through its agent,
+/// not in maintenance, allowed to write to the DFS, and with its storage and
+/// VM networks working (a guest there could neither open its disk nor serve).
+fn can_take_vms(h: &HostRecord) -> bool {
+    h.liveness == Liveness::Up
+        && h.boot_id.is_some()
+        && !h.spec.maintenance
+        && !h.lease_revoked
+        && h.bonds[BondName::Bond1.index()].carries_traffic()
+        && h.bonds[BondName::Bond2.index()].carries_traffic()
+}
+
+/// The home host can take its VMs back.
+fn home_ready(hosts: &BTreeMap<HostId, HostRecord>, home: &HostId) -> bool {
+    hosts.get(home).is_some_and(can_take_vms)
+}
+
+fn join_blockers(all: &[MigrationBlocker]) -> String {
+    all.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,118 @@
+//! What survives a controller restart: the [`CoreSnapshot`] to store, and how
+//! a restarted controller resumes from it — deadlines re-based on the new
+//! clock, every host just heard from, a host caught mid-fence fenced again
+//! from the start.
+
+use super::{FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
+use crate::ids::HostId;
+use crate::model::HostSpec;
+use std::collections::BTreeMap;
+
+/// What the controller persists: the records, without timers' meaning
+/// (deadlines are re-based on restore).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CoreSnapshot {
+    pub hosts: Vec<HostRecord>,
+    pub vms: Vec<VmRecord>,
+    pub failover_boots: u64,
+}
+
+impl HaManager {
+    /// The state to persist.
+    pub fn snapshot(&self) -> CoreSnapshot {
+        CoreSnapshot {
+            hosts: self.hosts.values().cloned().collect(),
+            vms: self.vms.values().cloned().collect(),
+            failover_boots: self.failover_boots,
+        }
+    }
+
+    /// A controller restarting from `snap`. Host specs come from the cluster
+    /// definition (`hosts`); states from the snapshot. Every deadline is
+    /// re-based on `now_ms` (the new process's clock may start anywhere);
+    /// every host counts as just heard from; a host that was being fenced is
+    /// fenced again from the start — never skipped; VMs booting or migrating
+    /// keep waiting for their answers or time-outs.
+    pub fn restore(
+        now_ms: u64,
+        config: HaConfig,
+        hosts: Vec<HostSpec>,
+        snap: CoreSnapshot,
+    ) -> Self {
+        let mut m = Self::new(now_ms, config, hosts, Vec::new());
+        let known: BTreeMap<HostId, HostRecord> = snap
+            .hosts
+            .into_iter()
+            .map(|h| (h.spec.id.clone(), h))
+            .collect();
+        let mut refence = Vec::new();
+        for (id, rec) in m.hosts.iter_mut() {
+            let Some(old) = known.get(id) else { continue };
+            rec.boot_id = old.boot_id;
+            rec.bonds = old.bonds;
+            rec.spare = old.spare;
+            rec.lease_revoked = old.lease_revoked;
+            rec.liveness = match old.liveness {
+                Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
+                Liveness::Fencing(_) => {
+                    refence.push(id.clone());
+                    Liveness::Fencing(FenceStage::Ipmi {
+                        deadline_ms: now_ms + m.config.fence_timeout_ms,
+                    })
+                }
+                Liveness::Fenced {
+                    method, boot_id, ..
+                } => Liveness::Fenced {
+                    method,
+                    at_ms: now_ms,
+                    boot_id,
+                },
+                Liveness::FenceFailed { .. } => Liveness::FenceFailed { at_ms: now_ms },
+            };
+        }
+        for mut vm in snap.vms {
+            vm.state = match vm.state {
+                VmState::Booting { host, reason, .. } => VmState::Booting {
+                    host,
+                    reason,
+                    deadline_ms: now_ms + m.config.boot_timeout_ms,
+                },
+                VmState::Migrating { from, to, .. } => VmState::Migrating {
+                    from,
+                    to,
+                    deadline_ms: now_ms + m.config.migration_timeout_ms,
+                },
+                VmState::WaitingForCapacity {
+                    failed_host,
+                    reported,
+                    ..
+                } => VmState::WaitingForCapacity {
+                    failed_host,
+                    reported,
+                    retry_at_ms: now_ms,
+                },
+                VmState::Scheduling { .. } => VmState::Scheduling {
+                    retry_at_ms: now_ms,
+                },
+                other => other,
+            };
+            vm.outage_since_ms = vm.outage_since_ms.map(|_| now_ms);
+            vm.failback_not_before_ms = 0;
+            vm.missed_reports = 0;
+            m.vms.insert(vm.spec.id.clone(), vm);
+        }
+        m.failover_boots = snap.failover_boots;
+        m.notice(
+            now_ms,
+            Notice::Restored {
+                hosts: m.hosts.len(),
+                vms: m.vms.len(),
+                refencing: refence.len(),
+            },
+        );
+        for id in refence {
+            m.start_ipmi_fence(now_ms, &id);
+        }
+        m
+    }
+}

@@ -1,0 +1,308 @@
+//! Where and when VMs boot: restarting a failed host's VMs on spares with
+//! room (as a group where one spare can take them all), placing new VMs
+//! again after a failed boot, boot results, retries and giving up, VMs that
+//! died on a live host, and each spare's pool state.
+
+use super::{
+    can_take_vms, home_ready, BootReason, Command, DownReason, HaManager, Notice, SpareState,
+    VmState,
+};
+use crate::ids::{HostId, VmId};
+use crate::model::{HaPolicy, Resources};
+use crate::placement;
+use std::collections::BTreeMap;
+
+impl HaManager {
+    /// Restarts what waits for capacity onto healthy spares, a failed host's
+    /// VMs as one group where one spare can take them all.
+    pub(super) fn place_waiting(&mut self, now_ms: u64) {
+        let spares: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spare.is_some() && can_take_vms(h))
+            .map(|h| h.spec.id.clone())
+            .collect();
+        let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
+        // Group by failed host (BTreeMap: deterministic), VMs by priority.
+        let mut groups: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
+        // VMs whose home is up again go there instead of to a spare.
+        let mut go_home: Vec<VmId> = Vec::new();
+        for (id, v) in &self.vms {
+            if let VmState::WaitingForCapacity {
+                failed_host,
+                retry_at_ms,
+                ..
+            } = &v.state
+            {
+                if *retry_at_ms > now_ms {
+                    continue; // backing off after a failed boot
+                }
+                if home_ready(&self.hosts, &v.spec.home) {
+                    go_home.push(id.clone());
+                    continue;
+                }
+                groups
+                    .entry(failed_host.clone())
+                    .or_default()
+                    .push((v.spec.priority, id.clone()));
+            }
+        }
+        for id in go_home {
+            let home = self.vms[&id].spec.home.clone();
+            if self.vms[&id]
+                .spec
+                .demand
+                .fits_in(&self.free_capacity(&home))
+            {
+                self.boot(now_ms, &id, &home, BootReason::Restore);
+            } else {
+                groups
+                    .entry(home)
+                    .or_default()
+                    .push((self.vms[&id].spec.priority, id.clone()));
+            }
+        }
+        for (_, mut members) in groups {
+            members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            let demands: Vec<Resources> = members
+                .iter()
+                .map(|(_, id)| self.vms[id].spec.demand)
+                .collect();
+            let placed = placement::place_group(&mut free, &demands);
+            for ((_, id), spot) in members.iter().zip(placed) {
+                match spot {
+                    Some(i) => self.boot(now_ms, id, &spares[i], BootReason::Failover),
+                    None => {
+                        let vm = self.vms.get_mut(id).expect("listed");
+                        if let VmState::WaitingForCapacity { reported, .. } = &mut vm.state {
+                            if !*reported {
+                                *reported = true;
+                                let needs = vm.spec.demand;
+                                self.notice(
+                                    now_ms,
+                                    Notice::VmWaitingForCapacity {
+                                        vm: id.clone(),
+                                        needs,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.schedule_new(now_ms);
+        self.refresh_spares(now_ms);
+    }
+
+    /// Production hosts that may take a new VM, with their free capacity.
+    pub(super) fn production_candidates(&self) -> (Vec<HostId>, Vec<Resources>) {
+        let ids: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
+            .map(|h| h.spec.id.clone())
+            .collect();
+        let free = ids.iter().map(|h| self.free_capacity(h)).collect();
+        (ids, free)
+    }
+
+    /// Places new VMs whose boot failed again, after their back-off.
+    fn schedule_new(&mut self, now_ms: u64) {
+        let due: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| matches!(v.state, VmState::Scheduling { retry_at_ms } if retry_at_ms <= now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let (ids, free) = self.production_candidates();
+            match placement::most_free(&free, &self.vms[&id].spec.demand) {
+                Some(i) => self.boot(now_ms, &id, &ids[i], BootReason::Create),
+                None => {
+                    // Try again after another back-off.
+                    self.vms.get_mut(&id).expect("listed").state = VmState::Scheduling {
+                        retry_at_ms: now_ms + self.config.boot_retry_backoff_ms,
+                    };
+                }
+            }
+        }
+    }
+
+    pub(super) fn boot(&mut self, now_ms: u64, id: &VmId, host: &HostId, reason: BootReason) {
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        vm.state = VmState::Booting {
+            host: host.clone(),
+            deadline_ms: now_ms + self.config.boot_timeout_ms,
+            reason,
+        };
+        vm.boot_attempts += 1;
+        let spec = vm.spec.clone();
+        if reason == BootReason::Failover {
+            self.failover_boots += 1;
+        }
+        self.notice(
+            now_ms,
+            Notice::VmBooting {
+                vm: id.clone(),
+                host: host.clone(),
+                reason,
+            },
+        );
+        self.command(Command::BootVm {
+            vm: spec,
+            host: host.clone(),
+            reason,
+        });
+    }
+
+    /// An agent finished (or failed) a boot.
+    pub fn handle_boot_result(
+        &mut self,
+        now_ms: u64,
+        vm: &VmId,
+        host: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(rec) = self.vms.get_mut(vm) else {
+            return;
+        };
+        match &rec.state {
+            VmState::Booting { host: h, .. } if h == host => {}
+            _ => return, // stale answer
+        }
+        match result {
+            Ok(()) => {
+                rec.state = VmState::Running { host: host.clone() };
+                rec.outage_since_ms = None;
+                rec.boot_attempts = 0;
+                self.notice(
+                    now_ms,
+                    Notice::VmRunning {
+                        vm: vm.clone(),
+                        host: host.clone(),
+                    },
+                );
+            }
+            Err(why) => self.boot_failed(now_ms, vm, host, why),
+        }
+        self.refresh_spares(now_ms);
+    }
+
+    pub(super) fn boot_failed(&mut self, now_ms: u64, id: &VmId, host: &HostId, why: String) {
+        self.notice(
+            now_ms,
+            Notice::VmBootFailed {
+                vm: id.clone(),
+                host: host.clone(),
+                why: why.clone(),
+            },
+        );
+        let reason = match &self.vms[id].state {
+            VmState::Booting { reason, .. } => *reason,
+            _ => BootReason::Failover,
+        };
+        let retry_at_ms = now_ms + self.config.boot_retry_backoff_ms;
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        if vm.boot_attempts >= self.config.boot_attempts_max {
+            let reason = DownReason::BootFailed {
+                attempts: vm.boot_attempts,
+                last_error: why,
+            };
+            vm.state = VmState::Down {
+                reason: reason.clone(),
+            };
+            self.notice(
+                now_ms,
+                Notice::VmDown {
+                    vm: id.clone(),
+                    reason,
+                },
+            );
+        } else {
+            vm.state = match reason {
+                BootReason::Create => VmState::Scheduling { retry_at_ms },
+                // A spare, or the repaired home host, could not boot it: it
+                // waits for a spare, as after a failure.
+                BootReason::Failover | BootReason::Restore => VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms,
+                },
+            };
+        }
+    }
+
+    /// A VM that died on a live `host` (reboot, guest crash) restarts by
+    /// policy: in place when the host can run it — which can never make a
+    /// second copy — else queued for its home or a spare. HA off: down.
+    pub(super) fn restart_dead(
+        &mut self,
+        now_ms: u64,
+        id: &VmId,
+        host: &HostId,
+        if_off: DownReason,
+    ) {
+        let in_place = can_take_vms(&self.hosts[host]);
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        vm.outage_since_ms = Some(now_ms);
+        vm.boot_attempts = 0;
+        match vm.spec.ha {
+            HaPolicy::Off => {
+                vm.state = VmState::Down {
+                    reason: if_off.clone(),
+                };
+                self.notice(
+                    now_ms,
+                    Notice::VmDown {
+                        vm: id.clone(),
+                        reason: if_off,
+                    },
+                );
+            }
+            HaPolicy::Restart | HaPolicy::RestoreOnRepair if in_place => {
+                vm.state = VmState::Stopped;
+                self.boot(now_ms, id, host, BootReason::Restore);
+            }
+            HaPolicy::Restart | HaPolicy::RestoreOnRepair => {
+                vm.state = VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms: now_ms,
+                };
+            }
+        }
+    }
+
+    /// Recomputes each spare's pool state from where VMs are.
+    pub(super) fn refresh_spares(&mut self, now_ms: u64) {
+        let spares: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spare.is_some())
+            .map(|h| h.spec.id.clone())
+            .collect();
+        for s in spares {
+            let in_use = self.vms.values().any(|v| v.state.holds(&s));
+            let h = &self.hosts[&s];
+            let next = if !h.liveness.is_up() || h.lease_revoked {
+                SpareState::Unavailable
+            } else if in_use {
+                SpareState::Active
+            } else {
+                SpareState::Free
+            };
+            let prev = h.spare.expect("filtered");
+            if prev == next {
+                continue;
+            }
+            self.hosts.get_mut(&s).expect("listed").spare = Some(next);
+            let n = match (prev, next) {
+                (_, SpareState::Active) => Notice::SpareActivated { spare: s },
+                (_, SpareState::Free) => Notice::SpareReturned { spare: s },
+                (_, SpareState::Unavailable) => Notice::SpareUnavailable { spare: s },
+            };
+            self.notice(now_ms, n);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The records the HA manager keeps and answers with: what it believes about
+//! each host (liveness, fencing stage, spare-pool state) and each VM (state,
+//! why it is being booted or why it is down), what an agent reports, and the
+//! API's errors. Plain data with names for display; no decisions live here.
+
+use crate::ids::{HostId, VmId};
+use crate::model::{BondHealth, HostSpec, Resources, VmSpec};
+use std::fmt;
+use thiserror::Error;
+
+/// How a host was (or is being) fenced.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum FenceMethod {
+    /// Power-off through the BMC (IPMI over the OGW network).
+    Ipmi,
+    /// DFS lease revoked and expired: the host can no longer write, and its
+    /// agent has stopped its VMs.
+    DfsLease,
+}
+
+impl fmt::Display for FenceMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FenceMethod::Ipmi => "IPMI power-off",
+            FenceMethod::DfsLease => "DFS lease expiry",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FenceStage {
+    Ipmi { deadline_ms: u64 },
+    LeaseRevoking { attempt: u32, deadline_ms: u64 },
+    LeaseExpiring { safe_at_ms: u64 },
+}
+
+/// What the control plane believes about a host being alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Liveness {
+    Up,
+    Suspect {
+        misses: u32,
+    },
+    Fencing(FenceStage),
+    Fenced {
+        method: FenceMethod,
+        at_ms: u64,
+        boot_id: Option<u64>,
+    },
+    /// Neither IPMI nor the DFS lease could fence the host. Its VMs stay down
+    /// until an operator acts; starting them elsewhere could run them twice.
+    FenceFailed {
+        at_ms: u64,
+    },
+}
+
+impl Liveness {
+    /// The short name used in status output and scenario expectations.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Liveness::Up => "up",
+            Liveness::Suspect { .. } => "suspect",
+            Liveness::Fencing(_) => "fencing",
+            Liveness::Fenced { .. } => "fenced",
+            Liveness::FenceFailed { .. } => "fence-failed",
+        }
+    }
+    pub fn is_up(&self) -> bool {
+        matches!(self, Liveness::Up | Liveness::Suspect { .. })
+    }
+}
+
+/// A spare host's pool state.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum SpareState {
+    /// In the pool, empty, ready to take over.
+    Free,
+    /// Running (or receiving) VMs of failed hosts.
+    Active,
+    /// Itself failed or being fenced.
+    Unavailable,
+}
+
+impl SpareState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SpareState::Free => "free",
+            SpareState::Active => "active",
+            SpareState::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostRecord {
+    pub spec: HostSpec,
+    pub liveness: Liveness,
+    pub last_heartbeat_ms: u64,
+    pub boot_id: Option<u64>,
+    pub bonds: [BondHealth; 3],
+    /// `Some` for hosts of the SPARE zone.
+    pub spare: Option<SpareState>,
+    /// The DFS refuses this host's lease until the controller reinstates it.
+    pub lease_revoked: bool,
+}
+
+/// Why a VM is being booted.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum BootReason {
+    /// New VM from the API.
+    Create,
+    /// HA restart on a takeover spare, from the DFS copy.
+    Failover,
+    /// Back on its repaired home host, from the DFS copy.
+    Restore,
+}
+
+impl fmt::Display for BootReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BootReason::Create => "create",
+            BootReason::Failover => "failover",
+            BootReason::Restore => "restore",
+        })
+    }
+}
+
+/// Why a VM is down and not being acted on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DownReason {
+    HaOff {
+        host: HostId,
+    },
+    BootFailed {
+        attempts: u32,
+        last_error: String,
+    },
+    FenceFailed {
+        host: HostId,
+    },
+    /// It stopped running on a live host and HA is off.
+    Vanished {
+        host: HostId,
+    },
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::HaOff { host } => write!(f, "host {host} failed and HA is off for this VM"),
+            DownReason::BootFailed {
+                attempts,
+                last_error,
+            } => write!(f, "boot failed {attempts} times (last: {last_error})"),
+            DownReason::Vanished { host } => {
+                write!(f, "stopped running on {host} and HA is off for this VM")
+            }
+            DownReason::FenceFailed { host } => {
+                write!(
+                    f,
+                    "host {host} could not be fenced; starting the VM elsewhere could run it twice"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VmState {
+    Running {
+        host: HostId,
+    },
+    Booting {
+        host: HostId,
+        deadline_ms: u64,
+        reason: BootReason,
+    },
+    Migrating {
+        from: HostId,
+        to: HostId,
+        deadline_ms: u64,
+    },
+    /// Its host was declared offline and is being fenced.
+    HostDown {
+        host: HostId,
+    },
+    /// To be restarted on a spare when one has room (and not before
+    /// `retry_at_ms`, after a failed boot).
+    WaitingForCapacity {
+        failed_host: HostId,
+        reported: bool,
+        retry_at_ms: u64,
+    },
+    /// A new VM whose first boot failed, to be placed again on a production
+    /// host (not before `retry_at_ms`).
+    Scheduling {
+        retry_at_ms: u64,
+    },
+    WaitingForRepair {
+        host: HostId,
+    },
+    Down {
+        reason: DownReason,
+    },
+    Stopped,
+}
+
+impl VmState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            VmState::Running { .. } => "running",
+            VmState::Booting { .. } => "booting",
+            VmState::Migrating { .. } => "migrating",
+            VmState::HostDown { .. } => "host-down",
+            VmState::WaitingForCapacity { .. } => "waiting-for-capacity",
+            VmState::Scheduling { .. } => "scheduling",
+            VmState::WaitingForRepair { .. } => "waiting-for-repair",
+            VmState::Down { .. } => "down",
+            VmState::Stopped => "stopped",
+        }
+    }
+
+    /// Hosts whose capacity this VM holds now.
+    pub(super) fn holds(&self, host: &HostId) -> bool {
+        match self {
+            VmState::Running { host: h } | VmState::Booting { host: h, .. } => h == host,
+            VmState::Migrating { from, to, .. } => from == host || to == host,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VmRecord {
+    pub spec: VmSpec,
+    pub state: VmState,
+    pub boot_attempts: u32,
+    /// When the control plane declared the VM's host offline.
+    pub outage_since_ms: Option<u64>,
+    /// Reports in a row from its (live) host that did not list it.
+    pub missed_reports: u32,
+    /// Failback to its home is blocked (and was reported once).
+    pub failback_blocked: bool,
+    /// No failback before this (after a failed migration), so a VM that died
+    /// on its spare is seen missing before it is moved again.
+    pub failback_not_before_ms: u64,
+}
+
+/// What an agent reports with each heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostReport {
+    /// Changes every time the host powers on.
+    pub boot_id: u64,
+    pub bonds: [BondHealth; 3],
+    /// VMs whose domains run on the host now.
+    pub running: Vec<VmId>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ApiError {
+    #[error("vm {0} already exists")]
+    VmExists(VmId),
+    #[error("no vm named {0}")]
+    NoSuchVm(VmId),
+    #[error("no host named {0}")]
+    NoSuchHost(HostId),
+    #[error("host {host} cannot take the vm: {why}")]
+    HostUnusable { host: HostId, why: String },
+    #[error("no production host has room for {0}")]
+    NoCapacity(Resources),
+    #[error("vm {vm} cannot live-migrate to {to}: {why}")]
+    MigrationBlocked { vm: VmId, to: HostId, why: String },
+    #[error("vm {vm} is {state}, not running")]
+    NotRunning { vm: VmId, state: &'static str },
+}
