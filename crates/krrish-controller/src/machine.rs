@@ -35,6 +35,9 @@ pub enum ControllerOutput {
     ReinstateLease {
         host: HostId,
     },
+    /// Ask the DFS when each host last renewed its lease; answer with
+    /// [`ControllerMachine::handle_lease_renewals`].
+    ReadLeaseRenewals,
     Trace(String),
 }
 
@@ -49,7 +52,7 @@ enum Role {
 enum Pending {
     Boot { vm: VmId, host: HostId },
     Migrate { vm: VmId, from: HostId, to: HostId },
-    Stop,
+    Stop { vm: VmId, host: HostId },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
@@ -181,6 +184,15 @@ impl ControllerMachine {
         self.drain(now_ms);
     }
 
+    pub fn handle_lease_renewals(
+        &mut self,
+        now_ms: u64,
+        result: Result<Vec<(HostId, u64)>, String>,
+    ) {
+        self.core.handle_lease_renewals(now_ms, result);
+        self.drain(now_ms);
+    }
+
     pub fn handle_frame(&mut self, now_ms: u64, conn: u64, frame: Frame) {
         let role = self.conns.get(&conn).cloned().unwrap_or(Role::Unknown);
         match (role, frame) {
@@ -220,7 +232,10 @@ impl ControllerMachine {
                     Some(Pending::Migrate { vm, from, to }) => self
                         .core
                         .handle_migration_result(now_ms, &vm, &from, &to, outcome),
-                    Some(Pending::Stop) | None => {}
+                    Some(Pending::Stop { vm, host }) => {
+                        self.core.handle_stop_result(now_ms, &vm, &host, outcome)
+                    }
+                    None => {}
                 }
             }
             (Role::Operator, Frame::Request { id, request }) => {
@@ -290,7 +305,10 @@ impl ControllerMachine {
     }
 
     fn dispatch(&mut self, now_ms: u64, c: Command) {
-        self.push(ControllerOutput::Trace(format!("-> {c}")));
+        // Reading the DFS's renewals is routine polling, not a decision.
+        if c != Command::ReadLeaseRenewals {
+            self.push(ControllerOutput::Trace(format!("-> {c}")));
+        }
         match c {
             Command::FenceIpmi { host } => {
                 let spec = self.core.hosts()[&host].spec.clone();
@@ -300,6 +318,7 @@ impl ControllerMachine {
             Command::ReinstateLease { host } => {
                 self.push(ControllerOutput::ReinstateLease { host })
             }
+            Command::ReadLeaseRenewals => self.push(ControllerOutput::ReadLeaseRenewals),
             Command::BootVm { vm, host, reason } => {
                 let id = vm.id.clone();
                 let pending = Pending::Boot {
@@ -328,11 +347,13 @@ impl ControllerMachine {
                 }
             }
             Command::StopVm { vm, host } => {
-                if let Err(why) = self.send_to_agent(
-                    &host,
-                    AgentCommand::StopVm { vm: vm.clone() },
-                    Pending::Stop,
-                ) {
+                let pending = Pending::Stop {
+                    vm: vm.clone(),
+                    host: host.clone(),
+                };
+                if let Err(why) =
+                    self.send_to_agent(&host, AgentCommand::StopVm { vm: vm.clone() }, pending)
+                {
                     // Retried when the host heartbeats with the VM still running.
                     self.push(ControllerOutput::Trace(format!(
                         "cannot stop {vm} on {host} yet: {why}"

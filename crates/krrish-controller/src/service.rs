@@ -22,6 +22,10 @@ pub trait Fencer {
     fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, String>>;
     /// Lets the DFS grant `host` leases again (it was repaired).
     fn reinstate_lease(&self, host: &HostId) -> impl Future<Output = Result<(), String>>;
+    /// The DFS's record of lease renewals: for each host that ever renewed,
+    /// how many milliseconds ago it last did (the storage network's
+    /// heartbeat, a second channel beside the management network's).
+    fn lease_renewals(&self) -> impl Future<Output = Result<Vec<(HostId, u64)>, String>>;
 }
 
 const EVENTS_MAX: usize = 1 << 14;
@@ -36,6 +40,7 @@ enum Event<S> {
     Fence(HostId, Result<(), String>),
     Lease(HostId, Result<u64, String>),
     Reinstated(HostId, Result<(), String>),
+    Renewals(Result<Vec<(HostId, u64)>, String>),
 }
 
 struct Conn {
@@ -123,6 +128,13 @@ pub async fn run_controller<L, F, K, T>(
                         let _ = tx.send(Event::Reinstated(host, r)).await;
                     });
                 }
+                ControllerOutput::ReadLeaseRenewals => {
+                    let (f, tx) = (fencer.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.lease_renewals().await;
+                        let _ = tx.send(Event::Renewals(r)).await;
+                    });
+                }
                 ControllerOutput::Trace(s) => trace.line(now, "controller", &s),
             }
         }
@@ -190,6 +202,7 @@ pub async fn run_controller<L, F, K, T>(
             Event::Reinstated(host, r) => {
                 machine.borrow_mut().handle_lease_reinstated(now, &host, r)
             }
+            Event::Renewals(r) => machine.borrow_mut().handle_lease_renewals(now, r),
         }
     }
 }

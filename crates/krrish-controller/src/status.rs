@@ -40,7 +40,7 @@ impl ClusterStatus {
                 (
                     id.clone(),
                     HostStatus {
-                        state: h.liveness.name(),
+                        state: h.verdict().name(),
                         spare: h.spare.map(|s| s.name()),
                         bonds: h.bonds,
                     },

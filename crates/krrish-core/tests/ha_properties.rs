@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 const LEASE_MS: u64 = 30_000;
-const RENEW_MS: u64 = 10_000;
+const RENEW_MS: u64 = 5_000;
 const LEAD_MS: u64 = 5_000;
 
 fn host(name: &str, zone: Zone) -> HostSpec {
@@ -45,6 +45,8 @@ struct PhysHost {
     boot_id: u64,
     lease_revoked: bool,
     lease_until: u64,
+    /// The DFS's record of the last renewal (the second heartbeat channel).
+    renewed_at: Option<u64>,
     running: BTreeSet<VmId>,
 }
 
@@ -123,6 +125,7 @@ impl Model {
                         boot_id: 1,
                         lease_revoked: false,
                         lease_until: LEASE_MS,
+                        renewed_at: Some(0),
                         running,
                     },
                 )
@@ -191,6 +194,7 @@ impl Model {
                 }
                 if now.is_multiple_of(RENEW_MS) && !h.lease_revoked {
                     h.lease_until = now + LEASE_MS;
+                    h.renewed_at = Some(now);
                 }
                 if h.lease_revoked && now + LEAD_MS >= h.lease_until {
                     h.running.clear(); // self-fence
@@ -271,7 +275,19 @@ impl Model {
                     self.core.handle_migration_result(now, &vm, &from, &to, r);
                 }
                 Command::StopVm { vm, host } => {
-                    self.hosts.get_mut(&host).unwrap().running.remove(&vm);
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    if h.powered {
+                        h.running.remove(&vm);
+                        self.core.handle_stop_result(now, &vm, &host, Ok(()));
+                    }
+                }
+                Command::ReadLeaseRenewals => {
+                    let ages = self
+                        .hosts
+                        .iter()
+                        .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), now - at)))
+                        .collect();
+                    self.core.handle_lease_renewals(now, Ok(ages));
                 }
             }
             self.check_safety();
@@ -365,6 +381,18 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
     let mut now = m.now;
     for _ in 0..120 {
         now += 1_000;
+        // The other hosts go on heartbeating (else every host is silent and
+        // the controller rightly suspects itself).
+        if now.is_multiple_of(6_000) {
+            for (id, h) in m.hosts.iter().filter(|(id, _)| id.as_str() != "hv-1") {
+                let report = HostReport {
+                    boot_id: h.boot_id,
+                    bonds: [BondHealth::Ok; 3],
+                    running: h.running.iter().cloned().collect(),
+                };
+                m.core.handle_heartbeat(now, id, &report);
+            }
+        }
         m.core.handle_timeout(now);
         while let Some(c) = m.core.poll_command() {
             match c {

@@ -18,6 +18,7 @@ pub struct Cluster {
     pub hosts: Vec<HostSpec>,
     pub vms: Vec<VmSpec>,
     pub imc_mode: bool,
+    pub isolation_response: krrish_core::ha::IsolationResponse,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
     pub production_hosts: usize,
     pub spare_hosts: usize,
@@ -354,5 +355,6 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         hosts,
         vms,
         imc_mode: f.imc_mode,
+        isolation_response: f.isolation_response,
     })
 }

@@ -4,6 +4,7 @@
 //! [`crate::load`], where the semantic checks live.
 
 use crate::duration::Dur;
+use krrish_core::ha::IsolationResponse;
 use krrish_core::{BondHealth, BondName, HaPolicy, Zone};
 use serde::Deserialize;
 
@@ -67,6 +68,11 @@ pub struct Settings {
     pub migrate_mib_per_s: Option<u64>,
     /// Grace for the control plane's beliefs in the checkers. Default 60s.
     pub belief_grace: Option<Dur>,
+    /// How long a live host's VM network may be down before its VMs move.
+    /// Default 60s.
+    pub vm_network_grace: Option<Dur>,
+    /// Overrides the cluster's isolation response for this scenario.
+    pub isolation_response: Option<IsolationResponse>,
 }
 
 /// One timeline entry: `at` and exactly one action.
@@ -151,10 +157,9 @@ pub struct Expectation {
     pub at: Option<Dur>,
     /// Where the VM runs (ground truth); `host: nowhere` for not running.
     pub vm_runs_on: Option<VmOn>,
-    /// The control plane's state for the VM: running, booting, migrating,
-    /// host-down, waiting-for-capacity, waiting-for-repair, down, stopped.
+    /// The control plane's state for the VM (the core's names).
     pub vm_state: Option<VmStateRef>,
-    /// up, suspect, fencing, fenced, fence-failed.
+    /// The control plane's verdict on the host (the core's names).
     pub host_state: Option<HostStateRef>,
     /// The control plane's view of a bond: ok, degraded, down.
     pub bond_state: Option<BondStateRef>,
@@ -240,6 +245,10 @@ pub struct ClusterFile {
     /// CPU-compatibility mode for live migration across CPU models.
     #[serde(default)]
     pub imc_mode: bool,
+    /// A host cut off from management but alive on the DFS: `leave-running`
+    /// (default) or `power-off-and-restart`.
+    #[serde(default)]
+    pub isolation_response: IsolationResponse,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

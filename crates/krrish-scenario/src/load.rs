@@ -4,6 +4,7 @@
 
 use crate::cluster::{build_cluster, Cluster};
 use crate::format::{ClusterFile, Expectation, ScenarioFile, Step};
+use krrish_core::ha::{HostVerdict, VmState};
 use krrish_core::{BondHealth, BondName, HostId, Resources, VmId, VmSpec};
 use krrish_sim::world::PathState;
 use krrish_sim::{Fault, SimConfig};
@@ -186,11 +187,11 @@ pub enum Check {
     },
     VmState {
         vm: VmId,
-        state: String,
+        state: &'static str,
     },
     HostState {
         host: HostId,
-        state: String,
+        state: HostVerdict,
     },
     Bond {
         host: HostId,
@@ -237,18 +238,6 @@ pub struct Scenario {
     pub expectations: Vec<Expect>,
     pub end_ms: u64,
 }
-
-pub const VM_STATES: [&str; 8] = [
-    "running",
-    "booting",
-    "migrating",
-    "host-down",
-    "waiting-for-capacity",
-    "waiting-for-repair",
-    "down",
-    "stopped",
-];
-pub const HOST_STATES: [&str; 5] = ["up", "suspect", "fencing", "fenced", "fence-failed"];
 
 /// Name of a scenario from its path: relative to a `scenarios/` directory
 /// when it is under one, without the extension.
@@ -430,6 +419,9 @@ fn settings(
         }
         c.timings.migrate_mib_per_s = r;
     }
+    if let Some(d) = s.vm_network_grace {
+        c.ha.vm_network_grace_ms = d.ms();
+    }
     if let Some(d) = s.belief_grace {
         c.belief_grace_ms = d.ms();
     }
@@ -440,6 +432,7 @@ fn settings(
         ));
     }
     c.ha.imc_mode = cluster.imc_mode;
+    c.ha.isolation_response = s.isolation_response.unwrap_or(cluster.isolation_response);
     Ok(c)
 }
 
@@ -691,31 +684,32 @@ fn check(
         });
     }
     if let Some(x) = e.vm_state {
-        one_of(
+        let state = one_of(
             src,
             at,
             "vm_state.state",
             "a VM state",
             &x.state,
-            &VM_STATES,
+            &VmState::NAMES,
         )?;
         checks.push(Check::VmState {
             vm: v("vm", &x.vm)?,
-            state: x.state,
+            state,
         });
     }
     if let Some(x) = e.host_state {
-        one_of(
+        let names = HostVerdict::ALL.map(HostVerdict::name);
+        let name = one_of(
             src,
             at,
             "host_state.state",
             "a host state",
             &x.state,
-            &HOST_STATES,
+            &names,
         )?;
         checks.push(Check::HostState {
             host: h("host", &x.host)?,
-            state: x.state,
+            state: HostVerdict::from_name(name).expect("listed"),
         });
     }
     if let Some(x) = e.bond_state {
@@ -771,17 +765,18 @@ fn check(
     }
 }
 
-/// `value` must be one of `allowed`; the error names the field and lists them.
+/// `value` must be one of `allowed` (the core's own names); the error names
+/// the field and lists them.
 fn one_of(
     src: &Source<'_>,
     at: Option<(usize, usize)>,
     field: &str,
     what: &str,
     value: &str,
-    allowed: &[&str],
-) -> Result<(), LoadError> {
-    if allowed.contains(&value) {
-        return Ok(());
+    allowed: &[&'static str],
+) -> Result<&'static str, LoadError> {
+    if let Some(name) = allowed.iter().find(|a| **a == value) {
+        return Ok(name);
     }
     Err(src.error(
         src.find("state", value).or(at),

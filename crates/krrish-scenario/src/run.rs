@@ -152,15 +152,15 @@ fn evaluate(world: &SimWorld<'_>, check: &Check) -> Result<(), String> {
                 .get(vm)
                 .map(|v| v.state.name())
                 .unwrap_or("unknown");
-            if got == state {
+            if got == *state {
                 Ok(())
             } else {
                 Err(format!("vm {vm} is {got}, expected {state}"))
             }
         }
         Check::HostState { host, state } => {
-            let got = core.hosts()[host].liveness.name();
-            if got == state {
+            let got = core.hosts()[host].verdict();
+            if got == *state {
                 Ok(())
             } else {
                 Err(format!("host {host} is {got}, expected {state}"))

@@ -187,6 +187,13 @@ impl Fencer for SimFencer {
             .revoke_lease(self.clock.now_ms(), host))
     }
 
+    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, String> {
+        let rtt = self.world.borrow().timings.dfs_rtt_ms;
+        sleep_ms(rtt).await;
+        let now = self.clock.now_ms();
+        Ok(self.world.borrow().renewal_ages(now))
+    }
+
     async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
         let rtt = self.world.borrow().timings.dfs_rtt_ms;
         sleep_ms(rtt).await;

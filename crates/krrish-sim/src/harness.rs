@@ -11,7 +11,6 @@ use crate::world::{PathState, SeededRng, Timings, World};
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine, Store};
 use krrish_core::ha::HaManager;
-use krrish_core::timings::AgentTimings;
 use krrish_core::{HaConfig, HostId, HostSpec, VmSpec};
 use krrish_wire::{read_frame, write_frame, ApiRequest, Clock, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
@@ -123,8 +122,7 @@ impl<'a> SimWorld<'a> {
         }
         for h in &hosts {
             let mut cfg = AgentConfig::new(h.id.clone(), format!("{CONTROLLER}:{CONTROLLER_PORT}"));
-            cfg.timings =
-                AgentTimings::derive(config.ha.heartbeat.interval_ms, config.ha.lease_duration_ms);
+            cfg.timings = config.ha.agent_timings();
             cfg.start_delay_ms = phases.below(config.ha.heartbeat.interval_ms);
             let (w, t, id) = (world.clone(), trace.clone(), h.id.clone());
             sim.host(h.id.as_str(), move || {

@@ -116,6 +116,9 @@ impl PathState {
 pub struct Lease {
     pub expires_at_ms: u64,
     pub revoked: bool,
+    /// When the host last renewed it (what the DFS reports to the
+    /// controller as the storage network's heartbeat).
+    pub renewed_at_ms: Option<u64>,
 }
 
 /// A VM that stopped running because of a fault, not an operator.
@@ -221,6 +224,7 @@ impl World {
                     Lease {
                         expires_at_ms: timings.lease_duration_ms,
                         revoked: false,
+                        renewed_at_ms: Some(0),
                     },
                 )
             })
@@ -403,9 +407,21 @@ impl World {
         if !host.powered {
             return Err("host is powered off".into());
         }
-        if host.domains.remove(vm).is_some() {
+        if let Some(d) = host.domains.remove(vm) {
             self.generation += 1;
             self.say(now_ms, &format!("{vm} stopped on {h}"));
+            // A stop the control plane orders is an outage too, unless
+            // another copy runs on: it counts until the VM runs again.
+            if d.state == DomainState::Running && self.running_on(vm).is_empty() {
+                self.outages.insert(
+                    vm.clone(),
+                    Outage {
+                        since_ms: now_ms,
+                        unsynced_ms: now_ms.saturating_sub(d.last_sync_ms),
+                        cause: format!("stopped on {h} by the control plane"),
+                    },
+                );
+            }
         }
         Ok(())
     }
@@ -483,12 +499,26 @@ impl World {
         let lease = self.leases.entry(h.clone()).or_insert(Lease {
             expires_at_ms: 0,
             revoked: false,
+            renewed_at_ms: None,
         });
         if lease.revoked {
             return Err("lease revoked by the controller".into());
         }
         lease.expires_at_ms = now_ms + self.timings.lease_duration_ms;
+        lease.renewed_at_ms = Some(now_ms);
         Ok(())
+    }
+
+    /// What the DFS tells the controller: for each host that ever renewed,
+    /// how long ago its last renewal was.
+    pub fn renewal_ages(&self, now_ms: u64) -> Vec<(HostId, u64)> {
+        self.leases
+            .iter()
+            .filter_map(|(h, l)| {
+                l.renewed_at_ms
+                    .map(|at| (h.clone(), now_ms.saturating_sub(at)))
+            })
+            .collect()
     }
 
     /// Returns when the last lease `h` holds expires.
@@ -496,6 +526,7 @@ impl World {
         let lease = self.leases.entry(h.clone()).or_insert(Lease {
             expires_at_ms: now_ms,
             revoked: true,
+            renewed_at_ms: None,
         });
         lease.revoked = true;
         self.generation += 1;

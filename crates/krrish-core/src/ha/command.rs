@@ -3,7 +3,7 @@
 //! make up traces and status, with the wording they print as. No decisions
 //! live here, only their vocabulary.
 
-use super::{BootReason, DownReason, FenceMethod};
+use super::{BootReason, DfsEvidence, DownReason, FenceMethod, IsolationResponse};
 use crate::ids::{HostId, VmId};
 use crate::model::{BondHealth, BondName, Resources, VmSpec};
 use std::fmt;
@@ -33,6 +33,9 @@ pub enum Command {
     LiveMigrate { vm: VmId, from: HostId, to: HostId },
     /// Stop a copy that must not run. No answer needed.
     StopVm { vm: VmId, host: HostId },
+    /// Ask the DFS when each host last renewed its lease. Answer:
+    /// [`HaManager::handle_lease_renewals`].
+    ReadLeaseRenewals,
 }
 
 impl fmt::Display for Command {
@@ -46,6 +49,7 @@ impl fmt::Display for Command {
             }
             Command::LiveMigrate { vm, from, to } => write!(f, "live-migrate {vm} {from} -> {to}"),
             Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
+            Command::ReadLeaseRenewals => write!(f, "read the DFS's lease renewals"),
         }
     }
 }
@@ -61,9 +65,49 @@ pub enum Notice {
     HostRecovered {
         host: HostId,
     },
+    /// Dead: silent on management, and the DFS shows it silent too (or
+    /// cannot say, or the isolation response is to power it off).
     HostOffline {
         host: HostId,
         silent_ms: u64,
+        evidence: DfsEvidence,
+    },
+    /// Silent on management for the detection window, alive on the DFS
+    /// (or the DFS unreadable and fencing held): its VMs are left running.
+    HostIsolated {
+        host: HostId,
+        silent_ms: u64,
+        evidence: DfsEvidence,
+        response: IsolationResponse,
+    },
+    /// An isolated host heartbeats again: nothing was moved, nothing to do.
+    HostRejoined {
+        host: HostId,
+        isolated_ms: u64,
+    },
+    /// Many hosts silent at once, or too many fenced without evidence
+    /// lately: the controller suspects the fault is at its own end.
+    FencingHeld {
+        silent: usize,
+        of: usize,
+        why: String,
+    },
+    DfsUnreadable {
+        why: String,
+    },
+    /// A live host's VM network has been down for the grace: its VMs move.
+    VmNetworkLost {
+        host: HostId,
+        for_ms: u64,
+    },
+    VmEvacuating {
+        vm: VmId,
+        host: HostId,
+    },
+    VmStopFailed {
+        vm: VmId,
+        host: HostId,
+        why: String,
     },
     BondChanged {
         host: HostId,
@@ -180,8 +224,54 @@ impl fmt::Display for Notice {
                 write!(f, "host {host} suspect: {misses} of {of} heartbeats missed")
             }
             HostRecovered { host } => write!(f, "host {host} heartbeats resumed"),
-            HostOffline { host, silent_ms } => {
-                write!(f, "host {host} offline: silent for {}", secs(*silent_ms))
+            HostOffline {
+                host,
+                silent_ms,
+                evidence: evidence @ DfsEvidence::Renewing { .. },
+            } => write!(
+                f,
+                "host {host} offline: silent for {}, isolated ({evidence}) and the isolation response is power-off-and-restart",
+                secs(*silent_ms)
+            ),
+            HostOffline {
+                host,
+                silent_ms,
+                evidence,
+            } => write!(
+                f,
+                "host {host} offline: silent for {} ({evidence})",
+                secs(*silent_ms)
+            ),
+            HostIsolated {
+                host,
+                silent_ms,
+                evidence,
+                response,
+            } => write!(
+                f,
+                "host {host} isolated: silent on management for {} ({evidence}); response {response}",
+                secs(*silent_ms)
+            ),
+            HostRejoined { host, isolated_ms } => write!(
+                f,
+                "host {host} rejoined after {} isolated: nothing was moved",
+                secs(*isolated_ms)
+            ),
+            FencingHeld { silent, of, why } => write!(
+                f,
+                "not fencing without independent evidence: {silent} of {of} hosts silent at once; {why}"
+            ),
+            DfsUnreadable { why } => write!(f, "cannot read the DFS's lease renewals: {why}"),
+            VmNetworkLost { host, for_ms } => write!(
+                f,
+                "host {host} VM network (bond1) down for {}: moving its VMs",
+                secs(*for_ms)
+            ),
+            VmEvacuating { vm, host } => {
+                write!(f, "vm {vm} stopping on {host} to restart where the VM network works")
+            }
+            VmStopFailed { vm, host, why } => {
+                write!(f, "vm {vm} could not be stopped on {host}: {why}")
             }
             BondChanged { host, bond, health } => {
                 write!(f, "host {host} {bond} ({}) {health}", bond.role())

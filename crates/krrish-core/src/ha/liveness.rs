@@ -6,8 +6,8 @@
 //! expires (fencing stages, boots, migrations) in `handle_timeout`.
 
 use super::{
-    home_ready, secs, Command, DownReason, FenceMethod, FenceStage, HaManager, HostReport,
-    Liveness, Notice, VmState, VANISHED_AFTER_REPORTS,
+    home_ready, secs, Command, DfsEvidence, DownReason, FenceMethod, FenceStage, HaManager,
+    HostReport, Liveness, Notice, VmState, VANISHED_AFTER_REPORTS,
 };
 use crate::ids::{HostId, VmId};
 use crate::model::{BondHealth, BondName};
@@ -21,7 +21,7 @@ impl HaManager {
         };
         let liveness = h.liveness;
         match liveness {
-            Liveness::Up | Liveness::Suspect { .. } => {
+            Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => {
                 let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
                 h.last_heartbeat_ms = now_ms;
                 h.boot_id = Some(report.boot_id);
@@ -30,8 +30,18 @@ impl HaManager {
                     // Still waiting for the DFS to take the host back.
                     self.command(Command::ReinstateLease { host: host.clone() });
                 }
-                if matches!(liveness, Liveness::Suspect { .. }) {
-                    self.notice(now_ms, Notice::HostRecovered { host: host.clone() });
+                match liveness {
+                    Liveness::Suspect { .. } => {
+                        self.notice(now_ms, Notice::HostRecovered { host: host.clone() })
+                    }
+                    Liveness::Isolated { since_ms, .. } => self.notice(
+                        now_ms,
+                        Notice::HostRejoined {
+                            host: host.clone(),
+                            isolated_ms: now_ms.saturating_sub(since_ms),
+                        },
+                    ),
+                    _ => {}
                 }
                 self.update_bonds(now_ms, host, report.bonds);
                 if rebooted {
@@ -100,6 +110,11 @@ impl HaManager {
         let h = self.hosts.get_mut(host).expect("caller checked");
         let old = h.bonds;
         h.bonds = bonds;
+        if bonds[BondName::Bond1.index()] == BondHealth::Down {
+            h.vm_network_lost_since_ms.get_or_insert(now_ms);
+        } else {
+            h.vm_network_lost_since_ms = None;
+        }
         for bond in BondName::ALL {
             let (was, is) = (old[bond.index()], bonds[bond.index()]);
             if was != is {
@@ -129,11 +144,32 @@ impl HaManager {
         for vm in booted {
             self.handle_boot_result(now_ms, &vm, host, Ok(()));
         }
+        // A stop whose answer was lost shows up here too.
+        let stopped: Vec<VmId> = self
+            .vms
+            .iter()
+            .filter(|(id, v)| {
+                matches!(&v.state, VmState::Evacuating { host: h } if h == host)
+                    && !running.contains(id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for vm in stopped {
+            self.handle_stop_result(now_ms, &vm, host, Ok(()));
+        }
         for vm in running {
             let expected = match self.vms.get(vm).map(|v| &v.state) {
                 None => false,
                 Some(VmState::Running { host: h }) | Some(VmState::Booting { host: h, .. }) => {
                     h == host
+                }
+                Some(VmState::Evacuating { host: h }) if h == host => {
+                    // Still there: ask again (the first stop may have failed).
+                    self.command(Command::StopVm {
+                        vm: vm.clone(),
+                        host: host.clone(),
+                    });
+                    true
                 }
                 Some(VmState::Migrating { from, to, .. }) => from == host || to == host,
                 Some(_) => false,
@@ -202,6 +238,7 @@ impl HaManager {
     /// Time passed: count heartbeat misses, expire fencing and boot waits.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.last_timeout_ms = self.last_timeout_ms.max(now_ms);
+        self.read_dfs_if_due(now_ms);
         let hb = self.config.heartbeat;
         let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
         for id in &ids {
@@ -215,7 +252,7 @@ impl HaManager {
                     };
                     if misses >= hb.misses_max {
                         let silent_ms = now_ms - h.last_heartbeat_ms;
-                        self.declare_offline(now_ms, id, silent_ms);
+                        self.judge_silent(now_ms, id, silent_ms);
                     } else if misses > before {
                         self.hosts.get_mut(id).expect("listed").liveness =
                             Liveness::Suspect { misses };
@@ -228,6 +265,10 @@ impl HaManager {
                             },
                         );
                     }
+                }
+                Liveness::Isolated { .. } => {
+                    let silent_ms = now_ms.saturating_sub(h.last_heartbeat_ms);
+                    self.judge_silent(now_ms, id, silent_ms);
                 }
                 Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) if now_ms >= deadline_ms => {
                     let why = format!(
@@ -292,22 +333,35 @@ impl HaManager {
                 _ => {}
             }
         }
+        self.evacuate_if_due(now_ms);
+        self.storm_over_check();
         self.fail_back_sweep(now_ms);
         self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }
 
-    fn declare_offline(&mut self, now_ms: u64, host: &HostId, silent_ms: u64) {
+    pub(super) fn declare_offline(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        silent_ms: u64,
+        evidence: DfsEvidence,
+    ) {
         self.notice(
             now_ms,
             Notice::HostOffline {
                 host: host.clone(),
                 silent_ms,
+                evidence,
             },
         );
         for vm in self.vms.values_mut() {
             let next = match &vm.state {
-                VmState::Running { host: h } | VmState::Booting { host: h, .. } if h == host => {
+                VmState::Running { host: h }
+                | VmState::Booting { host: h, .. }
+                | VmState::Evacuating { host: h }
+                    if h == host =>
+                {
                     Some(VmState::HostDown { host: host.clone() })
                 }
                 VmState::Migrating { from, .. } if from == host => {

@@ -24,6 +24,8 @@
 
 mod api;
 mod command;
+mod detection;
+mod evacuation;
 mod failback;
 mod fencing;
 mod liveness;
@@ -32,16 +34,18 @@ mod recovery;
 mod types;
 
 pub use command::{secs, Command, Notice};
+pub use detection::{DfsEvidence, IsolationResponse};
 pub use persist::CoreSnapshot;
 pub use types::{
-    ApiError, BootReason, DownReason, FenceMethod, FenceStage, HostRecord, HostReport, Liveness,
-    SpareState, VmRecord, VmState,
+    ApiError, BootReason, DownReason, FenceMethod, FenceStage, HostRecord, HostReport, HostVerdict,
+    Liveness, SpareState, VmRecord, VmState,
 };
 
 use crate::heartbeat::HeartbeatConfig;
 use crate::ids::{HostId, VmId};
 use crate::migration::MigrationBlocker;
 use crate::model::{BondHealth, BondName, HostSpec, Resources, VmSpec};
+use crate::timings::AgentTimings;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Timings and switches of the HA manager.
@@ -66,6 +70,28 @@ pub struct HaConfig {
     pub migration_retry_backoff_ms: u64,
     /// Cluster CPU-compatibility mode (allows migration across CPU models).
     pub imc_mode: bool,
+    /// What to do with a host cut off from management but alive on the DFS.
+    pub isolation_response: IsolationResponse,
+    /// How long a live host's VM network (bond1) may be down before its VMs
+    /// are stopped there and restarted where the VM network works.
+    pub vm_network_grace_ms: u64,
+    /// Hosts that may be fenced without independent evidence of death
+    /// (isolated, or the DFS unreadable) within `fence_storm_window_ms`.
+    pub fence_storm_max: u32,
+    pub fence_storm_window_ms: u64,
+}
+
+impl HaConfig {
+    /// The agents' timings: the controller judges silence with the same
+    /// numbers the agents keep.
+    pub fn agent_timings(&self) -> AgentTimings {
+        AgentTimings::derive(self.heartbeat.interval_ms, self.lease_duration_ms)
+    }
+
+    /// How often the DFS's renewals are read while a host is silent.
+    pub fn dfs_read_every_ms(&self) -> u64 {
+        (self.heartbeat.interval_ms / 3).max(1)
+    }
 }
 
 impl Default for HaConfig {
@@ -83,6 +109,10 @@ impl Default for HaConfig {
             migration_timeout_ms: 600_000,
             migration_retry_backoff_ms: 60_000,
             imc_mode: false,
+            isolation_response: IsolationResponse::LeaveRunning,
+            vm_network_grace_ms: 60_000,
+            fence_storm_max: 2,
+            fence_storm_window_ms: 600_000,
         }
     }
 }
@@ -107,6 +137,13 @@ pub struct HaManager {
     last_timeout_ms: u64,
     /// Bumped by every decision (notice or command): what a store watches.
     generation: u64,
+    /// Reading the DFS's renewals (the second heartbeat channel).
+    dfs: detection::DfsReads,
+    /// When hosts were fenced without independent evidence (bounded by
+    /// `fence_storm_max` within the window).
+    evidenceless_fences: VecDeque<u64>,
+    /// The controller said it suspects itself cut off (once per episode).
+    storm_reported: bool,
 }
 
 impl HaManager {
@@ -124,6 +161,8 @@ impl HaManager {
                     bonds: [BondHealth::Ok; 3],
                     spare,
                     lease_revoked: false,
+                    dfs_renewed_at_ms: None,
+                    vm_network_lost_since_ms: None,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -155,6 +194,9 @@ impl HaManager {
             failover_boots: 0,
             last_timeout_ms: now_ms,
             generation: 0,
+            dfs: detection::DfsReads::default(),
+            evidenceless_fences: VecDeque::new(),
+            storm_reported: false,
         }
     }
 
@@ -233,8 +275,12 @@ impl HaManager {
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
             | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
             Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
+            Liveness::Isolated { since_ms, .. } => self.isolation_wake(since_ms),
             Liveness::Fenced { .. } | Liveness::FenceFailed { .. } => None,
         });
+        let hosts = hosts
+            .chain(self.dfs_read_wake())
+            .chain(self.evacuation_wake());
         let vms = self.vms.values().filter_map(|v| match &v.state {
             VmState::Booting { deadline_ms, .. } | VmState::Migrating { deadline_ms, .. } => {
                 Some(*deadline_ms)

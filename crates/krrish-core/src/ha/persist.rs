@@ -53,7 +53,7 @@ impl HaManager {
             rec.spare = old.spare;
             rec.lease_revoked = old.lease_revoked;
             rec.liveness = match old.liveness {
-                Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
+                Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => Liveness::Up,
                 Liveness::Fencing(_) => {
                     refence.push(id.clone());
                     Liveness::Fencing(FenceStage::Ipmi {

@@ -4,7 +4,7 @@
 //! API's errors. Plain data with names for display; no decisions live here.
 
 use crate::ids::{HostId, VmId};
-use crate::model::{BondHealth, HostSpec, Resources, VmSpec};
+use crate::model::{BondHealth, BondName, HostSpec, Resources, VmSpec};
 use std::fmt;
 use thiserror::Error;
 
@@ -54,6 +54,14 @@ pub enum Liveness {
     FenceFailed {
         at_ms: u64,
     },
+    /// Silent on the management network for the whole detection window, but
+    /// not (yet) shown dead: its DFS renewals go on (`dfs_alive`), or the
+    /// DFS could not be read and fencing is held back. Its VMs are left
+    /// where they are; it rejoins with no action when heartbeats resume.
+    Isolated {
+        since_ms: u64,
+        dfs_alive: bool,
+    },
 }
 
 impl Liveness {
@@ -65,8 +73,10 @@ impl Liveness {
             Liveness::Fencing(_) => "fencing",
             Liveness::Fenced { .. } => "fenced",
             Liveness::FenceFailed { .. } => "fence-failed",
+            Liveness::Isolated { .. } => "isolated",
         }
     }
+    /// Reachable through its agent (heartbeats arrive, or only just stopped).
     pub fn is_up(&self) -> bool {
         matches!(self, Liveness::Up | Liveness::Suspect { .. })
     }
@@ -106,6 +116,94 @@ pub struct HostRecord {
     pub spare: Option<SpareState>,
     /// The DFS refuses this host's lease until the controller reinstates it.
     pub lease_revoked: bool,
+    /// When the host last renewed its DFS lease, as the DFS last told us
+    /// (the storage network's heartbeat). Not persisted: read afresh.
+    #[serde(skip)]
+    pub dfs_renewed_at_ms: Option<u64>,
+    /// Since when its agent reports the VM network (bond1) down.
+    #[serde(default)]
+    pub vm_network_lost_since_ms: Option<u64>,
+}
+
+/// The controller's one verdict on a host, from its management heartbeats,
+/// DFS renewals, bond reports and fencing state (the README's matrix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostVerdict {
+    /// Heartbeats arrive, every bond works on both NICs.
+    Up,
+    /// Heartbeats arrive; a bond runs on one NIC. Reported, no action.
+    Degraded,
+    /// Heartbeats missed, inside the detection window.
+    Suspect,
+    /// Silent on management for the window but alive on the DFS (or the DFS
+    /// unreadable and fencing held): VMs left running.
+    Isolated,
+    /// Heartbeats arrive; both NICs of bond1 down: its VMs are unreachable
+    /// and are moved after a grace.
+    VmNetworkLost,
+    /// Heartbeats arrive; both NICs of bond2 down: no DFS, the agent stops
+    /// its VMs before its lease lapses and they restart elsewhere.
+    StorageLost,
+    /// Dead (silent on management and on the DFS), being fenced.
+    Fencing,
+    Fenced,
+    FenceFailed,
+}
+
+impl HostVerdict {
+    pub const ALL: [HostVerdict; 9] = [
+        HostVerdict::Up,
+        HostVerdict::Degraded,
+        HostVerdict::Suspect,
+        HostVerdict::Isolated,
+        HostVerdict::VmNetworkLost,
+        HostVerdict::StorageLost,
+        HostVerdict::Fencing,
+        HostVerdict::Fenced,
+        HostVerdict::FenceFailed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HostVerdict::Up => "up",
+            HostVerdict::Degraded => "degraded",
+            HostVerdict::Suspect => "suspect",
+            HostVerdict::Isolated => "isolated",
+            HostVerdict::VmNetworkLost => "vm-network-lost",
+            HostVerdict::StorageLost => "storage-lost",
+            HostVerdict::Fencing => "fencing",
+            HostVerdict::Fenced => "fenced",
+            HostVerdict::FenceFailed => "fence-failed",
+        }
+    }
+
+    /// The verdict named `name`, as scenario files and status output spell it.
+    pub fn from_name(name: &str) -> Option<HostVerdict> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+impl fmt::Display for HostVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl HostRecord {
+    pub fn verdict(&self) -> HostVerdict {
+        let bond = |b: BondName| self.bonds[b.index()];
+        match self.liveness {
+            Liveness::Up if bond(BondName::Bond2) == BondHealth::Down => HostVerdict::StorageLost,
+            Liveness::Up if bond(BondName::Bond1) == BondHealth::Down => HostVerdict::VmNetworkLost,
+            Liveness::Up if self.bonds.contains(&BondHealth::Degraded) => HostVerdict::Degraded,
+            Liveness::Up => HostVerdict::Up,
+            Liveness::Suspect { .. } => HostVerdict::Suspect,
+            Liveness::Isolated { .. } => HostVerdict::Isolated,
+            Liveness::Fencing(_) => HostVerdict::Fencing,
+            Liveness::Fenced { .. } => HostVerdict::Fenced,
+            Liveness::FenceFailed { .. } => HostVerdict::FenceFailed,
+        }
+    }
 }
 
 /// Why a VM is being booted.
@@ -209,6 +307,11 @@ pub enum VmState {
         reason: DownReason,
     },
     Stopped,
+    /// Being stopped on a live host that cannot serve it (its VM network is
+    /// lost), to restart elsewhere once the stop is confirmed.
+    Evacuating {
+        host: HostId,
+    },
 }
 
 impl VmState {
@@ -223,13 +326,30 @@ impl VmState {
             VmState::WaitingForRepair { .. } => "waiting-for-repair",
             VmState::Down { .. } => "down",
             VmState::Stopped => "stopped",
+            VmState::Evacuating { .. } => "evacuating",
         }
     }
+
+    /// Every state's name, as scenario files and status output spell them.
+    pub const NAMES: [&'static str; 10] = [
+        "running",
+        "booting",
+        "migrating",
+        "evacuating",
+        "host-down",
+        "waiting-for-capacity",
+        "scheduling",
+        "waiting-for-repair",
+        "down",
+        "stopped",
+    ];
 
     /// Hosts whose capacity this VM holds now.
     pub(super) fn holds(&self, host: &HostId) -> bool {
         match self {
-            VmState::Running { host: h } | VmState::Booting { host: h, .. } => h == host,
+            VmState::Running { host: h }
+            | VmState::Booting { host: h, .. }
+            | VmState::Evacuating { host: h } => h == host,
             VmState::Migrating { from, to, .. } => from == host || to == host,
             _ => false,
         }

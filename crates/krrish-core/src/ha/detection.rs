@@ -1,0 +1,316 @@
+//! Dead or cut off: what a silent host is. A host silent on the management
+//! network for the whole detection window is judged with a second,
+//! independent channel — its DFS lease renewals over the storage network,
+//! which the DFS reports — before anything is done to it:
+//!
+//! - renewals stopped too → **dead**: fence, then fail over;
+//! - renewals go on → **isolated**: alive, its VMs left running (the default
+//!   isolation response), or fenced after one more heartbeat interval under
+//!   `power-off-and-restart`;
+//! - the DFS cannot be read → fenced as before, unless that would be a
+//!   fencing storm.
+//!
+//! Fencing without independent evidence of death is bounded: none while more
+//! than a third of the hosts are silent at once (the fault is then most
+//! likely at the controller's own end), and at most `fence_storm_max` within
+//! `fence_storm_window_ms`. Held hosts stay isolated, VMs running, until the
+//! evidence changes.
+
+use super::{HaManager, Liveness, Notice};
+use crate::ids::HostId;
+use std::fmt;
+
+/// What to do with a host that is cut off from management but alive on the
+/// DFS (vSphere's host isolation response), per cluster.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationResponse {
+    /// No fence, VMs stay; the host rejoins with no action.
+    #[default]
+    LeaveRunning,
+    /// Fence (once isolated for one more heartbeat interval), then fail over.
+    PowerOffAndRestart,
+}
+
+impl IsolationResponse {
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationResponse::LeaveRunning => "leave-running",
+            IsolationResponse::PowerOffAndRestart => "power-off-and-restart",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Self::LeaveRunning, Self::PowerOffAndRestart]
+            .into_iter()
+            .find(|r| r.name() == s)
+    }
+}
+
+impl fmt::Display for IsolationResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the DFS says about a silent host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DfsEvidence {
+    /// It renewed its lease within two renewal intervals: alive.
+    Renewing { ago_ms: u64 },
+    /// No renewal for longer (or never): it cannot be writing.
+    Silent { ago_ms: Option<u64> },
+    /// No fresh reading of the DFS.
+    Unknown,
+}
+
+impl fmt::Display for DfsEvidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |ms: u64| super::secs(ms);
+        match self {
+            DfsEvidence::Renewing { ago_ms } => {
+                write!(f, "DFS lease renewed {} ago: alive", s(*ago_ms))
+            }
+            DfsEvidence::Silent { ago_ms: Some(ms) } => {
+                write!(f, "no DFS lease renewal for {}", s(*ms))
+            }
+            DfsEvidence::Silent { ago_ms: None } => write!(f, "no DFS lease renewal seen"),
+            DfsEvidence::Unknown => write!(f, "DFS renewals unknown"),
+        }
+    }
+}
+
+/// Reading the DFS's renewal records: only while some host is silent.
+#[derive(Clone, Debug, Default)]
+pub(super) struct DfsReads {
+    /// When the last answer arrived.
+    last_read_ms: Option<u64>,
+    /// A read asked and not yet answered, since then.
+    in_flight_since_ms: Option<u64>,
+    next_read_ms: u64,
+    /// The last read failed (reported once per streak).
+    failing: bool,
+}
+
+impl HaManager {
+    /// The DFS answered a read of its renewal records: `(host, ms since its
+    /// last renewal)` for every host that ever renewed.
+    pub fn handle_lease_renewals(
+        &mut self,
+        now_ms: u64,
+        result: Result<Vec<(HostId, u64)>, String>,
+    ) {
+        self.dfs.in_flight_since_ms = None;
+        match result {
+            Ok(ages) => {
+                self.dfs.last_read_ms = Some(now_ms);
+                self.dfs.failing = false;
+                for h in self.hosts.values_mut() {
+                    h.dfs_renewed_at_ms = None;
+                }
+                for (host, ago) in ages {
+                    if let Some(h) = self.hosts.get_mut(&host) {
+                        h.dfs_renewed_at_ms = Some(now_ms.saturating_sub(ago));
+                    }
+                }
+            }
+            Err(why) => {
+                if !self.dfs.failing {
+                    self.dfs.failing = true;
+                    self.notice(now_ms, Notice::DfsUnreadable { why });
+                }
+            }
+        }
+        // A silent host may now be judged.
+        self.handle_timeout(now_ms);
+    }
+
+    /// What the DFS says about `host` now.
+    pub fn dfs_evidence(&self, now_ms: u64, host: &HostId) -> DfsEvidence {
+        let fresh_ms = 2 * self.config.dfs_read_every_ms();
+        match self.dfs.last_read_ms {
+            Some(at) if now_ms.saturating_sub(at) <= fresh_ms => {}
+            _ => return DfsEvidence::Unknown,
+        }
+        let silent_after = self.config.agent_timings().dfs_silent_after_ms();
+        match self.hosts.get(host).and_then(|h| h.dfs_renewed_at_ms) {
+            Some(at) if now_ms.saturating_sub(at) <= silent_after => DfsEvidence::Renewing {
+                ago_ms: now_ms.saturating_sub(at),
+            },
+            Some(at) => DfsEvidence::Silent {
+                ago_ms: Some(now_ms.saturating_sub(at)),
+            },
+            None => DfsEvidence::Silent { ago_ms: None },
+        }
+    }
+
+    /// Some host is silent: the DFS is worth reading.
+    fn wants_dfs_reads(&self) -> bool {
+        self.hosts.values().any(|h| {
+            matches!(
+                h.liveness,
+                Liveness::Suspect { .. } | Liveness::Isolated { .. }
+            )
+        })
+    }
+
+    /// Asks the DFS for its renewals when a read is due (one at a time; an
+    /// unanswered read is given up after one read interval).
+    pub(super) fn read_dfs_if_due(&mut self, now_ms: u64) {
+        if !self.wants_dfs_reads() || now_ms < self.dfs.next_read_ms {
+            return;
+        }
+        let every = self.config.dfs_read_every_ms();
+        if self
+            .dfs
+            .in_flight_since_ms
+            .is_some_and(|since| now_ms < since + every)
+        {
+            return;
+        }
+        self.dfs.in_flight_since_ms = Some(now_ms);
+        self.dfs.next_read_ms = now_ms + every;
+        self.command(super::Command::ReadLeaseRenewals);
+    }
+
+    /// When a DFS read will be due, if one is wanted.
+    pub(super) fn dfs_read_wake(&self) -> Option<u64> {
+        self.wants_dfs_reads().then_some(self.dfs.next_read_ms)
+    }
+
+    /// When an isolated host (since `since_ms`) is next worth judging.
+    pub(super) fn isolation_wake(&self, since_ms: u64) -> Option<u64> {
+        let confirm = since_ms + self.config.heartbeat.interval_ms;
+        (confirm > self.last_timeout_ms).then_some(confirm)
+    }
+
+    /// `host` has been silent on management for the whole detection window
+    /// (or is isolated and being judged again): dead, isolated, or held.
+    pub(super) fn judge_silent(&mut self, now_ms: u64, host: &HostId, silent_ms: u64) {
+        let evidence = self.dfs_evidence(now_ms, host);
+        if matches!(evidence, DfsEvidence::Silent { .. }) {
+            self.declare_offline(now_ms, host, silent_ms, evidence);
+            return;
+        }
+        let alive = matches!(evidence, DfsEvidence::Renewing { .. });
+        let h = &self.hosts[host];
+        let isolated_since = match h.liveness {
+            Liveness::Isolated { since_ms, .. } => Some(since_ms),
+            _ => None,
+        };
+        let response = self.config.isolation_response;
+        let wants_fence = !alive
+            || (response == IsolationResponse::PowerOffAndRestart
+                && isolated_since.is_some_and(|s| now_ms >= s + self.config.heartbeat.interval_ms));
+        if wants_fence && self.may_fence_without_evidence(now_ms, host) {
+            self.declare_offline(now_ms, host, silent_ms, evidence);
+            return;
+        }
+        match isolated_since {
+            None => {
+                self.hosts.get_mut(host).expect("caller checked").liveness = Liveness::Isolated {
+                    since_ms: now_ms,
+                    dfs_alive: alive,
+                };
+                self.notice(
+                    now_ms,
+                    Notice::HostIsolated {
+                        host: host.clone(),
+                        silent_ms,
+                        evidence,
+                        response,
+                    },
+                );
+            }
+            Some(since_ms) => {
+                self.hosts.get_mut(host).expect("caller checked").liveness = Liveness::Isolated {
+                    since_ms,
+                    dfs_alive: alive,
+                };
+            }
+        }
+    }
+
+    /// Whether one more host may be fenced with no proof that it is dead;
+    /// records the fence if so. Says why not, once per episode.
+    fn may_fence_without_evidence(&mut self, now_ms: u64, host: &HostId) -> bool {
+        let silent = self
+            .hosts
+            .values()
+            .filter(|h| {
+                matches!(
+                    h.liveness,
+                    Liveness::Suspect { .. } | Liveness::Isolated { .. }
+                ) || &h.spec.id == host
+            })
+            .count();
+        let of = self
+            .hosts
+            .values()
+            .filter(|h| {
+                matches!(
+                    h.liveness,
+                    Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. }
+                )
+            })
+            .count();
+        let window = self.config.fence_storm_window_ms;
+        while self
+            .evidenceless_fences
+            .front()
+            .is_some_and(|&t| t + window <= now_ms)
+        {
+            self.evidenceless_fences.pop_front();
+        }
+        let why = if silent >= 2 && silent * 3 > of {
+            Some(
+                "more than a third of the hosts: the controller or its switch is the likely fault"
+                    .to_string(),
+            )
+        } else if self.evidenceless_fences.len() >= self.config.fence_storm_max as usize {
+            Some(format!(
+                "{} hosts already fenced without evidence within {}",
+                self.evidenceless_fences.len(),
+                super::secs(window)
+            ))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                if !self.storm_reported {
+                    self.storm_reported = true;
+                    self.notice(now_ms, Notice::FencingHeld { silent, of, why });
+                }
+                false
+            }
+            None => {
+                assert!(
+                    self.evidenceless_fences.len() < 1 << 16,
+                    "fence history unbounded"
+                );
+                self.evidenceless_fences.push_back(now_ms);
+                true
+            }
+        }
+    }
+
+    /// Forget a held storm once no host is silent any more.
+    pub(super) fn storm_over_check(&mut self) {
+        if self.storm_reported && !self.wants_dfs_reads() {
+            self.storm_reported = false;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! A live host that cannot serve its VMs: both NICs of its VM network
+//! (bond1) are down while management works. Its VMs are unreachable to
+//! customers, so after `vm_network_grace_ms` the controller stops them there
+//! through the agent — no power-off needed — and once each stop is
+//! confirmed (by the agent's answer or a report that no longer lists the
+//! VM), restarts them on a spare like a failover. When bond1 returns, the
+//! failback sweep live-migrates them home.
+//!
+//! Only `restart` VMs move: `restore-on-repair` VMs wait at home for the
+//! network to come back, and HA-off VMs are left alone.
+
+use super::{HaManager, Liveness, Notice, VmState};
+use crate::ids::{HostId, VmId};
+use crate::model::HaPolicy;
+
+impl HaManager {
+    /// When some host's VM-network grace runs out.
+    pub(super) fn evacuation_wake(&self) -> Option<u64> {
+        let grace = self.config.vm_network_grace_ms;
+        self.hosts
+            .values()
+            .filter(|h| h.liveness == Liveness::Up)
+            .filter_map(|h| h.vm_network_lost_since_ms.map(|s| s + grace))
+            .filter(|&at| at > self.last_timeout_ms)
+            .min()
+    }
+
+    /// Stops the `restart` VMs of every live host whose VM network has been
+    /// down for the grace.
+    pub(super) fn evacuate_if_due(&mut self, now_ms: u64) {
+        let grace = self.config.vm_network_grace_ms;
+        let due: Vec<(HostId, u64)> = self
+            .hosts
+            .values()
+            .filter(|h| h.liveness == Liveness::Up)
+            .filter_map(|h| {
+                let since = h.vm_network_lost_since_ms?;
+                (now_ms >= since + grace).then(|| (h.spec.id.clone(), now_ms - since))
+            })
+            .collect();
+        for (host, for_ms) in due {
+            let vms: Vec<VmId> = self
+                .vms
+                .iter()
+                .filter(|(_, v)| {
+                    v.spec.ha == HaPolicy::Restart
+                        && matches!(&v.state, VmState::Running { host: h } if h == &host)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if vms.is_empty() {
+                continue;
+            }
+            self.notice(
+                now_ms,
+                Notice::VmNetworkLost {
+                    host: host.clone(),
+                    for_ms,
+                },
+            );
+            for vm in vms {
+                let rec = self.vms.get_mut(&vm).expect("listed");
+                rec.state = VmState::Evacuating { host: host.clone() };
+                rec.outage_since_ms = Some(now_ms);
+                self.notice(
+                    now_ms,
+                    Notice::VmEvacuating {
+                        vm: vm.clone(),
+                        host: host.clone(),
+                    },
+                );
+                self.command(super::Command::StopVm {
+                    vm,
+                    host: host.clone(),
+                });
+            }
+        }
+    }
+
+    /// An agent answered a stop. Only a VM being evacuated waits for it:
+    /// once stopped, it may start elsewhere (its old copy is gone).
+    pub fn handle_stop_result(
+        &mut self,
+        now_ms: u64,
+        vm: &VmId,
+        host: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(rec) = self.vms.get_mut(vm) else {
+            return;
+        };
+        if !matches!(&rec.state, VmState::Evacuating { host: h } if h == host) {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                rec.state = VmState::WaitingForCapacity {
+                    failed_host: host.clone(),
+                    reported: false,
+                    retry_at_ms: now_ms,
+                };
+                rec.boot_attempts = 0;
+                self.refresh_spares(now_ms);
+                self.place_waiting(now_ms);
+            }
+            Err(why) => self.notice(
+                now_ms,
+                Notice::VmStopFailed {
+                    vm: vm.clone(),
+                    host: host.clone(),
+                    why,
+                },
+            ),
+        }
+    }
+}
