@@ -100,6 +100,16 @@ pub struct Step {
     pub migrate: Option<MigrateRef>,
     /// The controller process: `crash` (its store survives) or `restart`.
     pub controller: Option<ControllerAction>,
+    /// The DFS's metadata service as the controller sees it: `unreachable`
+    /// (revocations and renewal reads fail) or `reachable`.
+    pub dfs: Option<DfsAction>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DfsAction {
+    Unreachable,
+    Reachable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -627,6 +627,11 @@ fn step_action(
             crate::format::ControllerAction::Restart => Fault::ControllerRestart,
         }));
     }
+    if let Some(d) = s.dfs {
+        actions.push(Action::Fault(Fault::DfsUnreachable(
+            d == crate::format::DfsAction::Unreachable,
+        )));
+    }
     if let Some(v) = &s.stop_instance {
         actions.push(Action::Api(ApiRequest::StopInstance {
             vm: vm_ref(src, "stop_instance", v, known_vms)?,
@@ -656,7 +661,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, run_instance, stop_instance, migrate",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, run_instance, stop_instance, migrate",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

@@ -149,6 +149,30 @@ pub struct SimFencer {
     pub clock: Rc<dyn Clock>,
 }
 
+impl SimFencer {
+    /// One request to the DFS's metadata service: a round trip, or a
+    /// time-out when the controller cannot reach it.
+    async fn dfs_round_trip(&self) -> Result<(), String> {
+        let (rtt, unreachable, timeout) = {
+            let w = self.world.borrow();
+            (
+                w.timings.dfs_rtt_ms,
+                w.dfs_unreachable_from_controller,
+                w.timings.ipmi_timeout_ms,
+            )
+        };
+        if unreachable {
+            sleep_ms(timeout).await;
+            return Err("DFS metadata service unreachable from the controller".into());
+        }
+        sleep_ms(rtt).await;
+        if self.world.borrow().dfs_unreachable_from_controller {
+            return Err("DFS metadata service stopped answering".into());
+        }
+        Ok(())
+    }
+}
+
 impl Fencer for SimFencer {
     async fn ipmi_power_off(&self, host: &HostSpec) -> Result<(), String> {
         let (bmc_up, answer_ms, timeout_ms) = {
@@ -179,8 +203,7 @@ impl Fencer for SimFencer {
     }
 
     async fn revoke_lease(&self, host: &HostId) -> Result<u64, String> {
-        let rtt = self.world.borrow().timings.dfs_rtt_ms;
-        sleep_ms(rtt).await;
+        self.dfs_round_trip().await?;
         Ok(self
             .world
             .borrow_mut()
@@ -188,15 +211,13 @@ impl Fencer for SimFencer {
     }
 
     async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, String> {
-        let rtt = self.world.borrow().timings.dfs_rtt_ms;
-        sleep_ms(rtt).await;
+        self.dfs_round_trip().await?;
         let now = self.clock.now_ms();
         Ok(self.world.borrow().renewal_ages(now))
     }
 
     async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
-        let rtt = self.world.borrow().timings.dfs_rtt_ms;
-        sleep_ms(rtt).await;
+        self.dfs_round_trip().await?;
         self.world
             .borrow_mut()
             .reinstate_lease(self.clock.now_ms(), host);

@@ -48,6 +48,9 @@ pub enum Fault {
     ControllerPath(PathState),
     /// The host is repaired and powered on: new boot, all links up.
     Repair(HostId),
+    /// The DFS's metadata service becomes unreachable from the controller
+    /// (`true`) or reachable again: revocations and renewal reads fail.
+    DfsUnreachable(bool),
     /// The controller process dies (its store survives).
     ControllerCrash,
     /// The controller starts again and restores from its store.
@@ -58,9 +61,10 @@ impl Fault {
     /// The hypervisor host the fault is about (none for controller faults).
     pub fn host(&self) -> Option<&HostId> {
         Some(match self {
-            Fault::ControllerCrash | Fault::ControllerRestart | Fault::ControllerPath(_) => {
-                return None
-            }
+            Fault::ControllerCrash
+            | Fault::ControllerRestart
+            | Fault::ControllerPath(_)
+            | Fault::DfsUnreachable(_) => return None,
             Fault::Crash(h)
             | Fault::PowerLoss(h)
             | Fault::Partition(h)
@@ -112,6 +116,18 @@ impl fmt::Display for Fault {
                 write!(f, "the controller's management switch works again")
             }
             Fault::Repair(h) => write!(f, "repair {h}"),
+            Fault::DfsUnreachable(true) => {
+                write!(
+                    f,
+                    "the DFS metadata service is unreachable from the controller"
+                )
+            }
+            Fault::DfsUnreachable(false) => {
+                write!(
+                    f,
+                    "the DFS metadata service is reachable from the controller again"
+                )
+            }
             Fault::ControllerCrash => write!(f, "controller crashes"),
             Fault::ControllerRestart => write!(f, "controller restarts"),
         }

@@ -326,6 +326,10 @@ impl<'a> SimWorld<'a> {
                     };
                     w.generation += 1;
                 }
+                Fault::DfsUnreachable(down) => {
+                    w.dfs_unreachable_from_controller = *down;
+                    w.generation += 1;
+                }
                 Fault::ControllerPath(state) => {
                     w.controller_path = *state;
                     w.generation += 1;

@@ -166,6 +166,10 @@ pub struct World {
     /// The controller's own management link (its switch): a fault here
     /// reaches every host at once.
     pub controller_path: PathState,
+    /// The controller cannot reach the DFS's metadata service: lease
+    /// revocations, reinstatements and renewal reads fail (the hosts' own
+    /// storage paths are unaffected).
+    pub dfs_unreachable_from_controller: bool,
     pub vms: BTreeMap<VmId, VmSpec>,
     pub leases: BTreeMap<HostId, Lease>,
     pub outages: BTreeMap<VmId, Outage>,
@@ -232,6 +236,7 @@ impl World {
         Self {
             hosts: phys,
             controller_path: PathState::Ok,
+            dfs_unreachable_from_controller: false,
             vms: vms.into_iter().map(|v| (v.id.clone(), v)).collect(),
             leases,
             outages: BTreeMap::new(),

@@ -211,9 +211,15 @@ impl HaManager {
             _ => None,
         };
         let response = self.config.isolation_response;
-        let wants_fence = !alive
-            || (response == IsolationResponse::PowerOffAndRestart
-                && isolated_since.is_some_and(|s| now_ms >= s + self.config.heartbeat.interval_ms));
+        let confirmed =
+            isolated_since.is_some_and(|s| now_ms >= s + self.config.heartbeat.interval_ms);
+        let wants_fence = if alive {
+            response == IsolationResponse::PowerOffAndRestart && confirmed
+        } else {
+            // No evidence either way: fence as before, at once — or, once
+            // held back, after one more silent interval.
+            isolated_since.is_none() || confirmed
+        };
         if wants_fence && self.may_fence_without_evidence(now_ms, host) {
             self.declare_offline(now_ms, host, silent_ms, evidence);
             return;
@@ -235,6 +241,11 @@ impl HaManager {
                 );
             }
             Some(since_ms) => {
+                // A fence held back is re-armed: once the storm is over the
+                // host must stay silent one more interval to be fenced (the
+                // last hosts to reconnect after a switch heals are not
+                // fenced for being last).
+                let since_ms = if wants_fence { now_ms } else { since_ms };
                 self.hosts.get_mut(host).expect("caller checked").liveness = Liveness::Isolated {
                     since_ms,
                     dfs_alive: alive,

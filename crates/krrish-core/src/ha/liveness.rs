@@ -144,6 +144,20 @@ impl HaManager {
         for vm in booted {
             self.handle_boot_result(now_ms, &vm, host, Ok(()));
         }
+        // So does a migration whose answer was lost: the target runs it
+        // (a target lists a VM only after the switch-over).
+        let arrived: Vec<(VmId, HostId)> = running
+            .iter()
+            .filter_map(|vm| match self.vms.get(vm).map(|v| &v.state) {
+                Some(VmState::Migrating { from, to, .. }) if to == host => {
+                    Some((vm.clone(), from.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (vm, from) in arrived {
+            self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
+        }
         // A stop whose answer was lost shows up here too.
         let stopped: Vec<VmId> = self
             .vms
