@@ -44,6 +44,14 @@ impl HaManager {
             self.command(Command::ReinstateLease { host: host.clone() });
             return;
         }
+        if !super::home_ready(&self.hosts, host) {
+            // Back, but not fit to run VMs (no storage or VM network, in
+            // maintenance): its VMs stay where they are; the failback sweep
+            // moves them once it is.
+            self.refresh_spares(now_ms);
+            self.place_waiting(now_ms);
+            return;
+        }
         let ids: Vec<VmId> = self
             .vms
             .iter()
