@@ -158,12 +158,7 @@ impl HaManager {
 
     /// Some host is silent: the DFS is worth reading.
     fn wants_dfs_reads(&self) -> bool {
-        self.hosts.values().any(|h| {
-            matches!(
-                h.liveness,
-                Liveness::Suspect { .. } | Liveness::Isolated { .. }
-            )
-        })
+        self.hosts.values().any(|h| h.liveness.is_silent())
     }
 
     /// Asks the DFS for its renewals when a read is due (one at a time; an
@@ -260,22 +255,12 @@ impl HaManager {
         let silent = self
             .hosts
             .values()
-            .filter(|h| {
-                matches!(
-                    h.liveness,
-                    Liveness::Suspect { .. } | Liveness::Isolated { .. }
-                ) || &h.spec.id == host
-            })
+            .filter(|h| h.liveness.is_silent() || &h.spec.id == host)
             .count();
         let of = self
             .hosts
             .values()
-            .filter(|h| {
-                matches!(
-                    h.liveness,
-                    Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. }
-                )
-            })
+            .filter(|h| h.liveness == Liveness::Up || h.liveness.is_silent())
             .count();
         let window = self.config.fence_storm_window_ms;
         while self

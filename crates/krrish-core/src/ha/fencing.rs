@@ -5,7 +5,7 @@
 //! is reinstated here too.
 
 use super::{Command, DownReason, FenceMethod, FenceStage, HaManager, Liveness, Notice, VmState};
-use crate::ids::{HostId, VmId};
+use crate::ids::HostId;
 use crate::model::HaPolicy;
 
 impl HaManager {
@@ -110,12 +110,7 @@ impl HaManager {
         self.hosts.get_mut(host).expect("caller checked").liveness =
             Liveness::FenceFailed { at_ms: now_ms };
         self.notice(now_ms, Notice::FenceGaveUp { host: host.clone() });
-        let ids: Vec<VmId> = self
-            .vms
-            .iter()
-            .filter(|(_, v)| v.state == VmState::HostDown { host: host.clone() })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids = self.vms_where(|_, s| matches!(s, VmState::HostDown { host: h } if h == host));
         for id in ids {
             let reason = DownReason::FenceFailed { host: host.clone() };
             self.vms.get_mut(&id).expect("listed").state = VmState::Down {
@@ -140,12 +135,7 @@ impl HaManager {
             },
         );
         // Only now may its VMs start anywhere else.
-        let ids: Vec<VmId> = self
-            .vms
-            .iter()
-            .filter(|(_, v)| v.state == VmState::HostDown { host: host.clone() })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids = self.vms_where(|_, s| matches!(s, VmState::HostDown { host: h } if h == host));
         for id in ids {
             let vm = self.vms.get_mut(&id).expect("listed");
             match vm.spec.ha {

@@ -159,32 +159,25 @@ impl HaManager {
             self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
         }
         // A stop whose answer was lost shows up here too.
-        let stopped: Vec<VmId> = self
-            .vms
-            .iter()
-            .filter(|(id, v)| {
-                matches!(&v.state, VmState::Evacuating { host: h } if h == host)
-                    && !running.contains(id)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for vm in stopped {
-            self.handle_stop_result(now_ms, &vm, host, Ok(()));
+        let evacuating =
+            self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
+        for vm in evacuating {
+            if running.contains(&vm) {
+                // Still there: ask again (the first stop may have failed).
+                self.command(Command::StopVm {
+                    vm,
+                    host: host.clone(),
+                });
+            } else {
+                self.handle_stop_result(now_ms, &vm, host, Ok(()));
+            }
         }
         for vm in running {
             let expected = match self.vms.get(vm).map(|v| &v.state) {
                 None => false,
-                Some(VmState::Running { host: h }) | Some(VmState::Booting { host: h, .. }) => {
-                    h == host
-                }
-                Some(VmState::Evacuating { host: h }) if h == host => {
-                    // Still there: ask again (the first stop may have failed).
-                    self.command(Command::StopVm {
-                        vm: vm.clone(),
-                        host: host.clone(),
-                    });
-                    true
-                }
+                Some(VmState::Running { host: h })
+                | Some(VmState::Booting { host: h, .. })
+                | Some(VmState::Evacuating { host: h }) => h == host,
                 Some(VmState::Migrating { from, to, .. }) => from == host || to == host,
                 Some(_) => false,
             };
@@ -403,15 +396,9 @@ impl HaManager {
     /// their answers or time-outs. The dead restart by policy, at home first.
     fn on_quick_reboot(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
         self.notice(now_ms, Notice::HostRebooted { host: host.clone() });
-        let dead: Vec<VmId> = self
-            .vms
-            .iter()
-            .filter(|(id, v)| {
-                matches!(&v.state, VmState::Running { host: h } if h == host)
-                    && !running.contains(id)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let dead = self.vms_where(|id, s| {
+            matches!(s, VmState::Running { host: h } if h == host) && !running.contains(id)
+        });
         for id in dead {
             self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
         }

@@ -298,6 +298,16 @@ impl HaManager {
         (retry_at_ms > self.last_timeout_ms).then_some(retry_at_ms)
     }
 
+    /// The VMs whose state satisfies `pred`, in id order (a snapshot, so
+    /// the caller may change them while walking it).
+    fn vms_where(&self, pred: impl Fn(&VmId, &VmState) -> bool) -> Vec<VmId> {
+        self.vms
+            .iter()
+            .filter(|(id, v)| pred(id, &v.state))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn command(&mut self, c: Command) {
         self.generation += 1;
         assert!(

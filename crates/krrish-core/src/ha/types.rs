@@ -76,6 +76,10 @@ impl Liveness {
             Liveness::Isolated { .. } => "isolated",
         }
     }
+    /// Heartbeats stopped, and the host is not (yet) being fenced.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, Liveness::Suspect { .. } | Liveness::Isolated { .. })
+    }
     /// Reachable through its agent (heartbeats arrive, or only just stopped).
     pub fn is_up(&self) -> bool {
         matches!(self, Liveness::Up | Liveness::Suspect { .. })
@@ -398,4 +402,45 @@ pub enum ApiError {
     MigrationBlocked { vm: VmId, to: HostId, why: String },
     #[error("vm {vm} is {state}, not running")]
     NotRunning { vm: VmId, state: &'static str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vm_state_name_is_listed_once() {
+        let h = HostId::new("h");
+        let all = [
+            VmState::Running { host: h.clone() },
+            VmState::Booting {
+                host: h.clone(),
+                deadline_ms: 0,
+                reason: BootReason::Create,
+            },
+            VmState::Migrating {
+                from: h.clone(),
+                to: h.clone(),
+                deadline_ms: 0,
+            },
+            VmState::Evacuating { host: h.clone() },
+            VmState::HostDown { host: h.clone() },
+            VmState::WaitingForCapacity {
+                failed_host: h.clone(),
+                reported: false,
+                retry_at_ms: 0,
+            },
+            VmState::Scheduling { retry_at_ms: 0 },
+            VmState::WaitingForRepair { host: h.clone() },
+            VmState::Down {
+                reason: DownReason::HaOff { host: h },
+            },
+            VmState::Stopped,
+        ];
+        let names: Vec<&str> = all.iter().map(|s| s.name()).collect();
+        assert_eq!(names, VmState::NAMES);
+        for v in HostVerdict::ALL {
+            assert_eq!(HostVerdict::from_name(v.name()), Some(v));
+        }
+    }
 }
