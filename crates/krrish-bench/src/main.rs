@@ -109,7 +109,7 @@ fn main() -> Result<()> {
     writeln!(md, "Produced by `cargo xtask bench` (release build) on the project's standard machine: 2 cores, Debian 12. Figures move a little from run to run; the command is the reference.\n")?;
 
     writeln!(md, "## Simulated world (turmoil), full stack\n")?;
-    writeln!(md, "50 production hosts × 10 VMs (500 VMs) + 5 spares; the real controller and 55 real agents over turmoil TCP; heartbeats every 6 s, DFS lease renewals and disk syncs every 10 s; the controller writing its redb store after every decision; checkers after every step; hv-07 crashes at 10 min and its 10 VMs fail over; one simulated hour.\n")?;
+    writeln!(md, "50 production hosts × 10 VMs (500 VMs) + 5 spares; the real controller and 55 real agents over turmoil TCP; heartbeats every 6 s, DFS lease renewals every 5 s (read back by the controller while a host is silent) and disk syncs every 10 s; the controller writing its redb store after every decision; checkers after every step; hv-07 crashes at 10 min and its 10 VMs fail over; one simulated hour.\n")?;
     writeln!(md, "| tick | simulated | wall | speed (sim s / wall s) | failover RTO mean / max | checker passes |")?;
     writeln!(md, "|---:|---:|---:|---:|---:|---:|")?;
     let ticks: &[u64] = if quick {

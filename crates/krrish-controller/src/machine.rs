@@ -213,6 +213,7 @@ impl ControllerMachine {
                 self.push(ControllerOutput::Trace(format!(
                     "agent {host} connected (boot {boot_id})"
                 )));
+                self.core.handle_agent_connected(now_ms, &host);
             }
             (Role::Unknown, Frame::OperatorHello) => {
                 self.conns.insert(conn, Role::Operator);
@@ -328,7 +329,11 @@ impl ControllerMachine {
                 if let Err(why) =
                     self.send_to_agent(&host, AgentCommand::BootVm { vm, reason }, pending)
                 {
-                    self.core.handle_boot_result(now_ms, &id, &host, Err(why));
+                    // Not a failed boot: the core sends it again when the
+                    // agent connects, or gives up at the boot deadline.
+                    self.push(ControllerOutput::Trace(format!(
+                        "boot of {id} on {host} waits for its agent: {why}"
+                    )));
                 }
             }
             Command::LiveMigrate { vm, from, to } => {

@@ -44,6 +44,18 @@ impl AgentTimings {
         }
     }
 
+    /// The same timings on a network whose round trip can take up to
+    /// `round_trip_max_ms`: an ack or a dial is never given up on before an
+    /// answer could have come back (with a margin of half a round trip).
+    pub fn for_round_trip(self, round_trip_max_ms: u64) -> Self {
+        let floor = round_trip_max_ms + round_trip_max_ms / 2;
+        Self {
+            ack_timeout_ms: self.ack_timeout_ms.max(floor),
+            connect_timeout_ms: self.connect_timeout_ms.max(floor),
+            ..self
+        }
+    }
+
     /// A host whose DFS renewals stopped this long ago is no longer writing:
     /// two renewals missed.
     pub fn dfs_silent_after_ms(&self) -> u64 {

@@ -122,7 +122,12 @@ impl<'a> SimWorld<'a> {
         }
         for h in &hosts {
             let mut cfg = AgentConfig::new(h.id.clone(), format!("{CONTROLLER}:{CONTROLLER_PORT}"));
-            cfg.timings = config.ha.agent_timings();
+            // turmoil delivers a message at the next step: a round trip
+            // takes up to two ticks plus latency.
+            cfg.timings = config
+                .ha
+                .agent_timings()
+                .for_round_trip(2 * (config.tick_ms + config.latency_max_ms));
             cfg.start_delay_ms = phases.below(config.ha.heartbeat.interval_ms);
             let (w, t, id) = (world.clone(), trace.clone(), h.id.clone());
             sim.host(h.id.as_str(), move || {

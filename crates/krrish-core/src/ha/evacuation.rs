@@ -1,7 +1,7 @@
 //! A live host that cannot serve its VMs: both NICs of its VM network
 //! (bond1) are down while management works. Its VMs are unreachable to
-//! customers, so after `vm_network_grace_ms` the controller stops them there
-//! through the agent — no power-off needed — and once each stop is
+//! customers, so at the first report after `vm_network_grace_ms` that still
+//! shows bond1 down the controller stops them there through the agent — no power-off needed — and once each stop is
 //! confirmed (by the agent's answer or a report that no longer lists the
 //! VM), restarts them on a spare like a failover. When bond1 returns, the
 //! failback sweep live-migrates them home.
@@ -9,71 +9,53 @@
 //! Only `restart` VMs move: `restore-on-repair` VMs wait at home for the
 //! network to come back, and HA-off VMs are left alone.
 
-use super::{HaManager, Liveness, Notice, VmState};
+use super::{HaManager, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
 
 impl HaManager {
-    /// When some host's VM-network grace runs out.
-    pub(super) fn evacuation_wake(&self) -> Option<u64> {
+    /// A fresh report from `host` (a live host): if it still shows bond1
+    /// down once the grace has run out, its `restart` VMs are stopped.
+    /// Acting only on a report received after the grace — never on a timer
+    /// over the last one — means a VM network that came back while reports
+    /// were late (a management blip) moves nothing.
+    pub(super) fn evacuate_if_due(&mut self, now_ms: u64, host: &HostId) {
         let grace = self.config.vm_network_grace_ms;
-        self.hosts
-            .values()
-            .filter(|h| h.liveness == Liveness::Up)
-            .filter_map(|h| h.vm_network_lost_since_ms.map(|s| s + grace))
-            .filter(|&at| at > self.last_timeout_ms)
-            .min()
-    }
-
-    /// Stops the `restart` VMs of every live host whose VM network has been
-    /// down for the grace.
-    pub(super) fn evacuate_if_due(&mut self, now_ms: u64) {
-        let grace = self.config.vm_network_grace_ms;
-        let due: Vec<(HostId, u64)> = self
-            .hosts
-            .values()
-            .filter(|h| h.liveness == Liveness::Up)
-            .filter_map(|h| {
-                let since = h.vm_network_lost_since_ms?;
-                (now_ms >= since + grace).then(|| (h.spec.id.clone(), now_ms - since))
-            })
-            .collect();
-        for (host, for_ms) in due {
-            let vms: Vec<VmId> = self
-                .vms
-                .iter()
-                .filter(|(_, v)| {
-                    v.spec.ha == HaPolicy::Restart
-                        && matches!(&v.state, VmState::Running { host: h } if h == &host)
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            if vms.is_empty() {
-                continue;
-            }
+        let Some(since) = self.hosts[host].vm_network_lost_since_ms else {
+            return;
+        };
+        if now_ms < since + grace {
+            return;
+        }
+        let vms = self.vms_where(|id, s| {
+            self.vms[id].spec.ha == HaPolicy::Restart
+                && matches!(s, VmState::Running { host: h } if h == host)
+        });
+        if vms.is_empty() {
+            return;
+        }
+        self.notice(
+            now_ms,
+            Notice::VmNetworkLost {
+                host: host.clone(),
+                for_ms: now_ms - since,
+            },
+        );
+        for vm in vms {
+            let rec = self.vms.get_mut(&vm).expect("listed");
+            rec.state = VmState::Evacuating { host: host.clone() };
+            rec.outage_since_ms = Some(now_ms);
             self.notice(
                 now_ms,
-                Notice::VmNetworkLost {
+                Notice::VmEvacuating {
+                    vm: vm.clone(),
                     host: host.clone(),
-                    for_ms,
                 },
             );
-            for vm in vms {
-                let rec = self.vms.get_mut(&vm).expect("listed");
-                rec.state = VmState::Evacuating { host: host.clone() };
-                rec.outage_since_ms = Some(now_ms);
-                self.notice(
-                    now_ms,
-                    Notice::VmEvacuating {
-                        vm: vm.clone(),
-                        host: host.clone(),
-                    },
-                );
-                self.command(super::Command::StopVm {
-                    vm,
-                    host: host.clone(),
-                });
-            }
+            self.command(super::Command::StopVm {
+                vm,
+                host: host.clone(),
+            });
         }
     }
 

@@ -48,6 +48,7 @@ impl HaManager {
                     self.on_quick_reboot(now_ms, host, &report.running);
                 }
                 self.reconcile_running(now_ms, host, &report.running);
+                self.evacuate_if_due(now_ms, host);
                 // Its VMs may be waiting on a spare for it to be fit again.
                 if home_ready(&self.hosts, host) {
                     self.fail_back_sweep_for(now_ms, Some(host));
@@ -340,7 +341,6 @@ impl HaManager {
                 _ => {}
             }
         }
-        self.evacuate_if_due(now_ms);
         self.storm_over_check();
         self.fail_back_sweep(now_ms);
         self.place_waiting(now_ms);

@@ -278,9 +278,7 @@ impl HaManager {
             Liveness::Isolated { since_ms, .. } => self.isolation_wake(since_ms),
             Liveness::Fenced { .. } | Liveness::FenceFailed { .. } => None,
         });
-        let hosts = hosts
-            .chain(self.dfs_read_wake())
-            .chain(self.evacuation_wake());
+        let hosts = hosts.chain(self.dfs_read_wake());
         let vms = self.vms.values().filter_map(|v| match &v.state {
             VmState::Booting { deadline_ms, .. } | VmState::Migrating { deadline_ms, .. } => {
                 Some(*deadline_ms)

@@ -129,6 +129,46 @@ impl HaManager {
         }
     }
 
+    /// `host`'s agent (re)connected: commands sent on its old connection —
+    /// or held while it had none — may never have arrived. Boots and stops
+    /// in flight there are sent again with a fresh deadline; both are
+    /// idempotent on one host (a second boot of a running guest does
+    /// nothing, and neither can make a copy elsewhere), and neither counts
+    /// as another attempt. Migrations are not resent: their outcome is read
+    /// from the hosts' reports.
+    pub fn handle_agent_connected(&mut self, now_ms: u64, host: &HostId) {
+        let booting =
+            self.vms_where(|_, s| matches!(s, VmState::Booting { host: h, .. } if h == host));
+        for id in booting {
+            let timeout = self.config.boot_timeout_ms;
+            let vm = self.vms.get_mut(&id).expect("listed");
+            let VmState::Booting {
+                reason,
+                deadline_ms,
+                ..
+            } = &mut vm.state
+            else {
+                unreachable!("listed as booting")
+            };
+            *deadline_ms = now_ms + timeout;
+            let reason = *reason;
+            let spec = vm.spec.clone();
+            self.command(Command::BootVm {
+                vm: spec,
+                host: host.clone(),
+                reason,
+            });
+        }
+        let stopping =
+            self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
+        for vm in stopping {
+            self.command(Command::StopVm {
+                vm,
+                host: host.clone(),
+            });
+        }
+    }
+
     pub(super) fn boot(&mut self, now_ms: u64, id: &VmId, host: &HostId, reason: BootReason) {
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.state = VmState::Booting {
