@@ -63,6 +63,7 @@ impl HaManager {
                 missed_reports: 0,
                 failback_blocked: false,
                 failback_not_before_ms: 0,
+                settle_after_ms: None,
             },
         );
         self.boot(now_ms, &id, &target, BootReason::Create);

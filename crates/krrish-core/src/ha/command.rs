@@ -100,6 +100,13 @@ pub enum Notice {
         host: HostId,
         for_ms: u64,
     },
+    /// One side of a VM's migration is fenced: where it runs is read from
+    /// the other side's next report.
+    MigrationInDoubt {
+        vm: VmId,
+        fenced: HostId,
+        other: HostId,
+    },
     VmEvacuating {
         vm: VmId,
         host: HostId,
@@ -266,6 +273,10 @@ impl fmt::Display for Notice {
                 f,
                 "host {host} VM network (bond1) down for {}: moving its VMs",
                 secs(*for_ms)
+            ),
+            MigrationInDoubt { vm, fenced, other } => write!(
+                f,
+                "vm {vm} was migrating between {fenced} and {other}; {fenced} is fenced: {other}'s next report tells where it runs"
             ),
             VmEvacuating { vm, host } => {
                 write!(f, "vm {vm} stopping on {host} to restart where the VM network works")

@@ -3,7 +3,7 @@
 //! blocker says no — and those still waiting boot there; migration results,
 //! with a back-off after a failure.
 
-use super::{home_ready, join_blockers, BootReason, Command, HaManager, Notice, VmState};
+use super::{home_ready, join_blockers, BootReason, Command, HaManager, Liveness, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 
@@ -151,9 +151,21 @@ impl HaManager {
             VmState::Migrating { from: f, to: t, .. } if f == from && t == to => {}
             _ => return,
         }
+        rec.settle_after_ms = None;
+        // The side the answer puts the VM on may be fenced by now: then it
+        // runs nowhere.
+        let lands_on = if result.is_ok() { to } else { from };
+        if matches!(self.hosts[lands_on].liveness, Liveness::Fenced { .. }) {
+            self.release_by_policy(now_ms, vm, lands_on);
+            self.refresh_spares(now_ms);
+            self.place_waiting(now_ms);
+            return;
+        }
+        let rec = self.vms.get_mut(vm).expect("checked");
         match result {
             Ok(()) => {
                 rec.state = VmState::Running { host: to.clone() };
+                rec.outage_since_ms = None;
                 self.notice(
                     now_ms,
                     Notice::VmMigrated {
@@ -176,5 +188,72 @@ impl HaManager {
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);
+    }
+
+    /// Migrations in doubt. A VM migrating between two hosts may run on
+    /// either until the outcome is known, so when one side is fenced it is
+    /// not failed over: the other side's next report decides (it lists the
+    /// VM: it runs there; it does not: it died with the fenced side). Only
+    /// when both sides are fenced is it surely nowhere.
+    pub(super) fn migration_side_fenced(&mut self, now_ms: u64, fenced: &HostId) {
+        let in_doubt = self.vms_where(|_, s| {
+            matches!(s, VmState::Migrating { from, to, .. } if from == fenced || to == fenced)
+        });
+        for id in in_doubt {
+            let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
+                unreachable!("listed as migrating")
+            };
+            let other = if &from == fenced { &to } else { &from };
+            let other_fenced = matches!(self.hosts[other].liveness, Liveness::Fenced { .. });
+            if other_fenced {
+                self.release_by_policy(now_ms, &id, fenced);
+            } else {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.settle_after_ms = Some(now_ms);
+                vm.outage_since_ms.get_or_insert(now_ms);
+                self.notice(
+                    now_ms,
+                    Notice::MigrationInDoubt {
+                        vm: id,
+                        fenced: fenced.clone(),
+                        other: other.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A report from `host`, the surviving side of migrations in doubt.
+    pub(super) fn settle_migrations_in_doubt(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        running: &[VmId],
+    ) {
+        let due = self.vms_where(|id, s| {
+            matches!(s, VmState::Migrating { from, to, .. } if from == host || to == host)
+                && self.vms[id].settle_after_ms.is_some_and(|t| t <= now_ms)
+        });
+        for id in due {
+            let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
+                unreachable!("listed as migrating")
+            };
+            let fenced = if &from == host { to } else { from };
+            if running.contains(&id) {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.state = VmState::Running { host: host.clone() };
+                vm.settle_after_ms = None;
+                vm.outage_since_ms = None;
+                self.notice(
+                    now_ms,
+                    Notice::VmRunning {
+                        vm: id,
+                        host: host.clone(),
+                    },
+                );
+            } else {
+                self.release_by_policy(now_ms, &id, &fenced);
+            }
+        }
     }
 }

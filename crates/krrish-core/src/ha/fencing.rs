@@ -5,7 +5,7 @@
 //! is reinstated here too.
 
 use super::{Command, DownReason, FenceMethod, FenceStage, HaManager, Liveness, Notice, VmState};
-use crate::ids::HostId;
+use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
 
 impl HaManager {
@@ -137,7 +137,21 @@ impl HaManager {
         // Only now may its VMs start anywhere else.
         let ids = self.vms_where(|_, s| matches!(s, VmState::HostDown { host: h } if h == host));
         for id in ids {
-            let vm = self.vms.get_mut(&id).expect("listed");
+            self.release_by_policy(now_ms, &id, host);
+        }
+        self.migration_side_fenced(now_ms, host);
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    /// A VM whose host is fenced (it runs nowhere) goes where its HA
+    /// policy says: waiting for a spare, for its home's repair, or down.
+    pub(super) fn release_by_policy(&mut self, now_ms: u64, id: &VmId, host: &HostId) {
+        let id = id.clone();
+        let vm = self.vms.get_mut(&id).expect("caller checked");
+        vm.outage_since_ms.get_or_insert(now_ms);
+        vm.settle_after_ms = None;
+        {
             match vm.spec.ha {
                 HaPolicy::Restart => {
                     vm.state = VmState::WaitingForCapacity {
@@ -163,8 +177,6 @@ impl HaManager {
                 }
             }
         }
-        self.refresh_spares(now_ms);
-        self.place_waiting(now_ms);
     }
 
     /// The DFS answered a reinstatement.

@@ -159,6 +159,7 @@ impl HaManager {
         for (vm, from) in arrived {
             self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
         }
+        self.settle_migrations_in_doubt(now_ms, host, running);
         // A stop whose answer was lost shows up here too.
         let evacuating =
             self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
@@ -327,7 +328,7 @@ impl HaManager {
                 }
                 VmState::Migrating {
                     from, deadline_ms, ..
-                } if now_ms >= deadline_ms => {
+                } if now_ms >= deadline_ms && self.vms[&id].settle_after_ms.is_none() => {
                     // The source keeps the VM until switchover completes.
                     self.vms.get_mut(&id).expect("listed").state = VmState::Running { host: from };
                     self.notice(
@@ -371,13 +372,9 @@ impl HaManager {
                 {
                     Some(VmState::HostDown { host: host.clone() })
                 }
-                VmState::Migrating { from, .. } if from == host => {
-                    Some(VmState::HostDown { host: host.clone() })
-                }
-                // The source still runs it; the half-arrived copy is discarded.
-                VmState::Migrating { from, to, .. } if to == host => {
-                    Some(VmState::Running { host: from.clone() })
-                }
+                // A VM migrating to or from the host stays `migrating`: it
+                // may run on either side until the outcome is known (see
+                // failback.rs, migrations in doubt).
                 _ => None,
             };
             if let Some(s) = next {

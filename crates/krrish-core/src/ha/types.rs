@@ -374,6 +374,10 @@ pub struct VmRecord {
     /// No failback before this (after a failed migration), so a VM that died
     /// on its spare is seen missing before it is moved again.
     pub failback_not_before_ms: u64,
+    /// Migrating, and one side of the migration is fenced: the surviving
+    /// side's first report from this instant on says where the VM runs.
+    #[serde(default)]
+    pub settle_after_ms: Option<u64>,
 }
 
 /// What an agent reports with each heartbeat.
