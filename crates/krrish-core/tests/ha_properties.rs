@@ -4,10 +4,13 @@
 //! a host off if its BMC is alive; a revoked lease stops being renewed and the
 //! host stops its VMs before it lapses; boots succeed on powered hosts that
 //! may write to the DFS. Random crashes, power losses, BMC losses and
-//! partitions are thrown at it. After every step: no VM runs twice. After
-//! healing everything: every HA VM runs again and every spare is accounted.
+//! partitions are thrown at it, with operator migrations that take time (and
+//! whose answers are lost when the source is cut off) and controller
+//! restarts from the persisted snapshot. After every step: no VM runs twice.
+//! After healing everything: every HA VM runs again and every spare is
+//! accounted.
 
-use krrish_core::ha::{Command, HaConfig, HaManager, HostReport, VmState};
+use krrish_core::ha::{Command, HaConfig, HaManager, HostReport, IsolationResponse, VmState};
 use krrish_core::model::HostAddresses;
 use krrish_core::{BondHealth, HaPolicy, HostId, HostSpec, Resources, VmId, VmSpec, Zone};
 use proptest::prelude::*;
@@ -50,9 +53,21 @@ struct PhysHost {
     running: BTreeSet<VmId>,
 }
 
+/// A live migration the model's hypervisors are carrying out.
+#[derive(Debug)]
+struct Copying {
+    vm: VmId,
+    from: HostId,
+    to: HostId,
+    switch_at: u64,
+}
+
 struct Model {
     now: u64,
     core: HaManager,
+    specs: Vec<HostSpec>,
+    config: HaConfig,
+    copying: Vec<Copying>,
     hosts: BTreeMap<HostId, PhysHost>,
     ha: BTreeMap<VmId, HaPolicy>,
 }
@@ -66,6 +81,10 @@ enum Op {
     Partition(usize),
     Heal(usize),
     Repair(usize),
+    /// An operator live-migrates VM `.0` (of 12) to host `.1`.
+    Migrate(usize, usize),
+    /// The controller restarts from its persisted snapshot.
+    ControllerRestart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -77,11 +96,17 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..5).prop_map(Op::Partition),
         1 => (0usize..5).prop_map(Op::Heal),
         2 => (0usize..5).prop_map(Op::Repair),
+        2 => (0usize..12, 0usize..5).prop_map(|(v, h)| Op::Migrate(v, h)),
+        1 => Just(Op::ControllerRestart),
     ]
 }
 
 impl Model {
     fn new() -> Self {
+        Self::with_config(HaConfig::default())
+    }
+
+    fn with_config(config: HaConfig) -> Self {
         let specs = vec![
             host("hv-1", Zone::Ecs),
             host("hv-2", Zone::Ecs),
@@ -134,7 +159,10 @@ impl Model {
         let ha = vms.iter().map(|v| (v.id.clone(), v.ha)).collect();
         Self {
             now: 0,
-            core: HaManager::new(0, HaConfig::default(), specs, vms),
+            core: HaManager::new(0, config.clone(), specs.clone(), vms),
+            specs,
+            config,
+            copying: Vec::new(),
             hosts,
             ha,
         }
@@ -147,8 +175,21 @@ impl Model {
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Advance(ms) => self.advance(*ms),
+            Op::Migrate(v, h) => {
+                let vm = self.core.vms().keys().nth(*v).unwrap().clone();
+                let to = self.id(*h);
+                // Refusals are fine: the API checks its preconditions.
+                let _ = self.core.migrate_vm(self.now, &vm, &to);
+            }
+            Op::ControllerRestart => {
+                let snap = self.core.snapshot();
+                self.core =
+                    HaManager::restore(self.now, self.config.clone(), self.specs.clone(), snap);
+            }
             Op::Crash(i) | Op::PowerLoss(i) => {
                 let id = self.id(*i);
+                // Copies from or to it die with it.
+                self.copying.retain(|c| c.from != id && c.to != id);
                 let h = self.hosts.get_mut(&id).unwrap();
                 h.powered = false;
                 h.running.clear();
@@ -166,6 +207,9 @@ impl Model {
             }
             Op::Repair(i) => {
                 let id = self.id(*i);
+                if !self.hosts[&id].powered {
+                    self.copying.retain(|c| c.from != id && c.to != id);
+                }
                 let h = self.hosts.get_mut(&id).unwrap();
                 if !h.powered {
                     h.powered = true;
@@ -186,6 +230,7 @@ impl Model {
         while self.now < end {
             self.now += 1_000;
             let now = self.now;
+            self.switch_over_due();
             let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
             for id in &ids {
                 let h = self.hosts.get_mut(id).unwrap();
@@ -248,6 +293,11 @@ impl Model {
                 }
                 Command::BootVm { vm, host, .. } => {
                     let h = self.hosts.get_mut(&host).unwrap();
+                    // A cut-off host gets no command and sends no answer.
+                    let h_partitioned = h.partitioned;
+                    if h_partitioned {
+                        continue;
+                    }
                     let ok = h.powered && !h.lease_revoked;
                     if ok {
                         h.running.insert(vm.id.clone());
@@ -257,22 +307,33 @@ impl Model {
                     } else {
                         Err("cannot boot".into())
                     };
-                    self.core.handle_boot_result(now, &vm.id, &host, r);
+                    if !h_partitioned {
+                        self.core.handle_boot_result(now, &vm.id, &host, r);
+                    }
                 }
                 Command::LiveMigrate { vm, from, to } => {
                     let ok = self.hosts[&from].powered
+                        && !self.hosts[&from].partitioned
                         && self.hosts[&to].powered
                         && self.hosts[&from].running.contains(&vm);
                     if ok {
-                        self.hosts.get_mut(&from).unwrap().running.remove(&vm);
-                        self.hosts.get_mut(&to).unwrap().running.insert(vm.clone());
+                        // The copy takes 2-20 s, depending on the VM.
+                        let copy_ms = 2_000 + (vm.as_str().len() as u64 * 7_919 + now) % 18_000;
+                        self.copying.push(Copying {
+                            vm,
+                            from,
+                            to,
+                            switch_at: now + copy_ms,
+                        });
+                    } else if !self.hosts[&from].partitioned {
+                        self.core.handle_migration_result(
+                            now,
+                            &vm,
+                            &from,
+                            &to,
+                            Err("migration failed".into()),
+                        );
                     }
-                    let r = if ok {
-                        Ok(())
-                    } else {
-                        Err("migration failed".into())
-                    };
-                    self.core.handle_migration_result(now, &vm, &from, &to, r);
                 }
                 Command::StopVm { vm, host } => {
                     let h = self.hosts.get_mut(&host).unwrap();
@@ -293,6 +354,40 @@ impl Model {
             self.check_safety();
         }
         panic!("command cascade did not settle");
+    }
+
+    /// Copies whose time has come switch over (or fail); the answer goes
+    /// back only if the source can still reach the controller.
+    fn switch_over_due(&mut self) {
+        let now = self.now;
+        let (due, rest): (Vec<Copying>, Vec<Copying>) = std::mem::take(&mut self.copying)
+            .into_iter()
+            .partition(|c| c.switch_at <= now);
+        self.copying = rest;
+        for c in due {
+            let ok = self.hosts[&c.from].powered
+                && self.hosts[&c.to].powered
+                && self.hosts[&c.from].running.contains(&c.vm)
+                && !self.hosts[&c.to].lease_revoked;
+            if ok {
+                self.hosts.get_mut(&c.from).unwrap().running.remove(&c.vm);
+                self.hosts
+                    .get_mut(&c.to)
+                    .unwrap()
+                    .running
+                    .insert(c.vm.clone());
+            }
+            if self.hosts[&c.from].powered && !self.hosts[&c.from].partitioned {
+                let r = if ok {
+                    Ok(())
+                } else {
+                    Err("copy failed".into())
+                };
+                self.core
+                    .handle_migration_result(now, &c.vm, &c.from, &c.to, r);
+            }
+            self.check_safety();
+        }
     }
 
     fn check_safety(&self) {
@@ -324,11 +419,22 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // PROPTEST_CASES (CI, nightly) sets the budget; 256 cases otherwise.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+    ))]
 
     #[test]
-    fn never_two_copies_and_converges_after_healing(ops in proptest::collection::vec(op(), 1..40)) {
-        let mut m = Model::new();
+    fn never_two_copies_and_converges_after_healing(
+        ops in proptest::collection::vec(op(), 1..40),
+        power_off in any::<bool>(),
+    ) {
+        let response = if power_off {
+            IsolationResponse::PowerOffAndRestart
+        } else {
+            IsolationResponse::LeaveRunning
+        };
+        let mut m = Model::with_config(HaConfig { isolation_response: response, ..HaConfig::default() });
         for op in &ops {
             m.apply(op);
         }

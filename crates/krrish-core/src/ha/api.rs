@@ -22,14 +22,11 @@ impl HaManager {
         }
         let target = match host {
             Some(h) => {
-                let rec = self
-                    .hosts
-                    .get(&h)
-                    .ok_or_else(|| ApiError::NoSuchHost(h.clone()))?;
-                let why = if !rec.liveness.is_up() {
-                    Some(format!("host is {}", rec.liveness.name()))
-                } else if rec.spec.maintenance {
-                    Some("host is in maintenance".to_string())
+                if !self.hosts.contains_key(&h) {
+                    return Err(ApiError::NoSuchHost(h));
+                }
+                let why = if let Some(why) = self.unfit_for_tenants(&h) {
+                    Some(why)
                 } else if !spec.demand.fits_in(&self.free_capacity(&h)) {
                     Some(format!(
                         "free {} < needed {}",
@@ -63,7 +60,7 @@ impl HaManager {
                 missed_reports: 0,
                 failback_blocked: false,
                 failback_not_before_ms: 0,
-                settle_after_ms: None,
+                settled_by: None,
             },
         );
         self.boot(now_ms, &id, &target, BootReason::Create);
@@ -88,6 +85,13 @@ impl HaManager {
             });
         };
         let from = from.clone();
+        if let Some(why) = self.unfit_for_tenants(to) {
+            return Err(ApiError::MigrationBlocked {
+                vm: vm.clone(),
+                to: to.clone(),
+                why,
+            });
+        }
         let ctx = MigrationContext {
             vm: &rec.spec,
             vm_running: true,
@@ -108,6 +112,34 @@ impl HaManager {
         self.start_migration(now_ms, vm, &from, to);
         self.refresh_spares(now_ms);
         Ok(())
+    }
+
+    /// Why an operator may not put a VM on `host` now, if so: the same
+    /// rules the loader and the scheduler apply. Spares are for failed
+    /// hosts' VMs only (else the next failover finds half the room, and the
+    /// failback sweep would undo the placement at once).
+    fn unfit_for_tenants(&self, host: &HostId) -> Option<String> {
+        let h = &self.hosts[host];
+        Some(if h.spare.is_some() {
+            "it is a spare: spares take only the VMs of failed hosts".to_string()
+        } else if !h.spec.zone.runs_vms() {
+            format!("zone {} runs no tenant VMs", h.spec.zone)
+        } else if h.liveness != super::Liveness::Up {
+            format!("host is {}", h.verdict())
+        } else if h.spec.maintenance {
+            "host is in maintenance".to_string()
+        } else if h.boot_id.is_none() {
+            "its agent has not reported yet".to_string()
+        } else if h.lease_revoked {
+            "its DFS lease is revoked".to_string()
+        } else if !super::can_take_vms(h) {
+            format!(
+                "host is {}: a guest there could not open its disk or serve",
+                h.verdict()
+            )
+        } else {
+            return None;
+        })
     }
 
     /// Stops a running VM at an operator's request.

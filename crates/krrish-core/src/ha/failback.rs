@@ -151,7 +151,7 @@ impl HaManager {
             VmState::Migrating { from: f, to: t, .. } if f == from && t == to => {}
             _ => return,
         }
-        rec.settle_after_ms = None;
+        rec.settled_by = None;
         // The side the answer puts the VM on may be fenced by now: then it
         // runs nowhere.
         let lands_on = if result.is_ok() { to } else { from };
@@ -209,7 +209,7 @@ impl HaManager {
                 self.release_by_policy(now_ms, &id, fenced);
             } else {
                 let vm = self.vms.get_mut(&id).expect("listed");
-                vm.settle_after_ms = Some(now_ms);
+                vm.settled_by = Some((other.clone(), now_ms));
                 vm.outage_since_ms.get_or_insert(now_ms);
                 self.notice(
                     now_ms,
@@ -232,7 +232,10 @@ impl HaManager {
     ) {
         let due = self.vms_where(|id, s| {
             matches!(s, VmState::Migrating { from, to, .. } if from == host || to == host)
-                && self.vms[id].settle_after_ms.is_some_and(|t| t <= now_ms)
+                && self.vms[id]
+                    .settled_by
+                    .as_ref()
+                    .is_some_and(|(by, t)| by == host && *t <= now_ms)
         });
         for id in due {
             let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
@@ -242,7 +245,7 @@ impl HaManager {
             if running.contains(&id) {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 vm.state = VmState::Running { host: host.clone() };
-                vm.settle_after_ms = None;
+                vm.settled_by = None;
                 vm.outage_since_ms = None;
                 self.notice(
                     now_ms,

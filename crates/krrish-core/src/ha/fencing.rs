@@ -150,7 +150,7 @@ impl HaManager {
         let id = id.clone();
         let vm = self.vms.get_mut(&id).expect("caller checked");
         vm.outage_since_ms.get_or_insert(now_ms);
-        vm.settle_after_ms = None;
+        vm.settled_by = None;
         {
             match vm.spec.ha {
                 HaPolicy::Restart => {

@@ -328,7 +328,7 @@ impl HaManager {
                 }
                 VmState::Migrating {
                     from, deadline_ms, ..
-                } if now_ms >= deadline_ms && self.vms[&id].settle_after_ms.is_none() => {
+                } if now_ms >= deadline_ms && self.vms[&id].settled_by.is_none() => {
                     // The source keeps the VM until switchover completes.
                     self.vms.get_mut(&id).expect("listed").state = VmState::Running { host: from };
                     self.notice(

@@ -180,7 +180,7 @@ impl HaManager {
                     missed_reports: 0,
                     failback_blocked: false,
                     failback_not_before_ms: 0,
-                    settle_after_ms: None,
+                    settled_by: None,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)

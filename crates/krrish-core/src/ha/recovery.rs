@@ -16,6 +16,27 @@ impl HaManager {
     /// Restarts what waits for capacity onto healthy spares, a failed host's
     /// VMs as one group where one spare can take them all.
     pub(super) fn place_waiting(&mut self, now_ms: u64) {
+        // VMs waiting for their home's repair whose home is fit again (it
+        // may have come back before the VM was released to wait for it).
+        let restorable = self.vms_where(|id, s| {
+            matches!(s, VmState::WaitingForRepair { host } if home_ready(&self.hosts, host))
+                && self.vms[id]
+                    .spec
+                    .demand
+                    .fits_in(&self.free_capacity(&self.vms[id].spec.home))
+        });
+        for id in restorable {
+            let home = self.vms[&id].spec.home.clone();
+            // Boots in this loop take room: check again.
+            if self.vms[&id]
+                .spec
+                .demand
+                .fits_in(&self.free_capacity(&home))
+            {
+                self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
+                self.boot(now_ms, &id, &home, BootReason::Restore);
+            }
+        }
         let spares: Vec<HostId> = self
             .hosts
             .values()

@@ -375,9 +375,10 @@ pub struct VmRecord {
     /// on its spare is seen missing before it is moved again.
     pub failback_not_before_ms: u64,
     /// Migrating, and one side of the migration is fenced: the surviving
-    /// side's first report from this instant on says where the VM runs.
+    /// side's (this host's) first report from this instant on says where
+    /// the VM runs.
     #[serde(default)]
-    pub settle_after_ms: Option<u64>,
+    pub settled_by: Option<(HostId, u64)>,
 }
 
 /// What an agent reports with each heartbeat.
