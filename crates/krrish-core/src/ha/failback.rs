@@ -3,9 +3,13 @@
 //! blocker says no — and those still waiting boot there; migration results,
 //! with a back-off after a failure.
 
-use super::{home_ready, join_blockers, BootReason, Command, HaManager, Liveness, Notice, VmState};
+use super::{
+    home_ready, join_blockers, BootReason, Command, DownReason, HaManager, Liveness, Notice,
+    VmState,
+};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
+use crate::model::HaPolicy;
 
 impl HaManager {
     /// VMs running on a spare while their home is healthy go home (failback
@@ -61,6 +65,23 @@ impl HaManager {
         for id in ids {
             let state = self.vms[&id].state.clone();
             match state {
+                // Given up after failed boots: the world changed (its home
+                // is back), so try again — at home first, else on a spare.
+                VmState::Down {
+                    reason: DownReason::BootFailed { .. },
+                } if self.vms[&id].spec.ha != HaPolicy::Off => {
+                    let vm = self.vms.get_mut(&id).expect("listed");
+                    vm.boot_attempts = 0;
+                    vm.state = VmState::WaitingForCapacity {
+                        failed_host: host.clone(),
+                        reported: false,
+                        retry_at_ms: now_ms,
+                    };
+                    let demand = vm.spec.demand;
+                    if demand.fits_in(&self.free_capacity(host)) {
+                        self.boot(now_ms, &id, host, BootReason::Restore);
+                    }
+                }
                 VmState::Running { host: on } if &on != host => {
                     self.fail_back(now_ms, &id, &on, host)
                 }

@@ -399,6 +399,36 @@ impl HaManager {
         for id in dead {
             self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
         }
+        // Migrations the old incarnation took part in died with it: a VM
+        // copied away from it died there (the new boot does not list it);
+        // one copied to it stays with its source, whose reports settle the
+        // rest (a VM the source no longer lists is restarted in place).
+        let migrating = self.vms_where(
+            |_, s| matches!(s, VmState::Migrating { from, to, .. } if from == host || to == host),
+        );
+        for id in migrating {
+            let VmState::Migrating { from, .. } = self.vms[&id].state.clone() else {
+                unreachable!("listed as migrating")
+            };
+            if running.contains(&id) {
+                continue; // listed by the new boot: the report path settles it
+            }
+            self.notice(
+                now_ms,
+                Notice::MigrationFailed {
+                    vm: id.clone(),
+                    why: format!("{host} rebooted during the migration"),
+                },
+            );
+            if &from == host {
+                self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
+            } else {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.state = VmState::Running { host: from };
+                vm.settled_by = None;
+                vm.missed_reports = 0;
+            }
+        }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);
     }
