@@ -40,6 +40,14 @@ pub trait Driver {
     /// Iterative pre-copy, then a short pause to switch over to `to`.
     fn live_migrate(&self, vm: &VmId, to: &HostId)
         -> impl Future<Output = Result<(), DriverError>>;
+    /// Cancels a live migration of `vm` to `to` that is still copying; Ok
+    /// when no copy is left on the target (also when none was in flight),
+    /// Err when the switch-over already happened.
+    fn abort_migration(
+        &self,
+        vm: &VmId,
+        to: &HostId,
+    ) -> impl Future<Output = Result<(), DriverError>>;
     /// Renews this host's DFS lease over the storage network.
     fn renew_lease(&self) -> impl Future<Output = Result<(), DriverError>>;
     /// Incremental, file-level sync of local VM disks to the DFS.

@@ -102,6 +102,9 @@ pub async fn run_agent<C, D, K, T>(
                             AgentCommand::BootVm { vm, reason } => d.boot_vm(vm, *reason).await,
                             AgentCommand::StopVm { vm } => d.stop_vm(vm).await,
                             AgentCommand::LiveMigrate { vm, to } => d.live_migrate(vm, to).await,
+                            AgentCommand::AbortMigration { vm, to } => {
+                                d.abort_migration(vm, to).await
+                            }
                         };
                         let _ = tx
                             .send(Event::CommandDone(id, r.map_err(|e| e.to_string())))

@@ -53,6 +53,7 @@ enum Pending {
     Boot { vm: VmId, host: HostId },
     Migrate { vm: VmId, from: HostId, to: HostId },
     Stop { vm: VmId, host: HostId },
+    Abort { vm: VmId, from: HostId, to: HostId },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
@@ -236,6 +237,9 @@ impl ControllerMachine {
                     Some(Pending::Stop { vm, host }) => {
                         self.core.handle_stop_result(now_ms, &vm, &host, outcome)
                     }
+                    Some(Pending::Abort { vm, from, to }) => self
+                        .core
+                        .handle_migration_aborted(now_ms, &vm, &from, &to, outcome),
                     None => {}
                 }
             }
@@ -349,6 +353,20 @@ impl ControllerMachine {
                 if let Err(why) = self.send_to_agent(&from, cmd, pending) {
                     self.core
                         .handle_migration_result(now_ms, &vm, &from, &to, Err(why));
+                }
+            }
+            Command::AbortMigration { vm, from, to } => {
+                let pending = Pending::Abort {
+                    vm: vm.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                };
+                let cmd = AgentCommand::AbortMigration { vm: vm.clone(), to };
+                if let Err(why) = self.send_to_agent(&from, cmd, pending) {
+                    // Asked again at the source's next report.
+                    self.push(ControllerOutput::Trace(format!(
+                        "cannot cancel the migration of {vm} yet: {why}"
+                    )));
                 }
             }
             Command::StopVm { vm, host } => {

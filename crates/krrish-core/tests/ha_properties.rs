@@ -68,6 +68,7 @@ struct Model {
     specs: Vec<HostSpec>,
     config: HaConfig,
     copying: Vec<Copying>,
+    slow_copies: bool,
     hosts: BTreeMap<HostId, PhysHost>,
     ha: BTreeMap<VmId, HaPolicy>,
 }
@@ -163,6 +164,7 @@ impl Model {
             specs,
             config,
             copying: Vec::new(),
+            slow_copies: true,
             hosts,
             ha,
         }
@@ -317,8 +319,11 @@ impl Model {
                         && self.hosts[&to].powered
                         && self.hosts[&from].running.contains(&vm);
                     if ok {
-                        // The copy takes 2-20 s, depending on the VM.
-                        let copy_ms = 2_000 + (vm.as_str().len() as u64 * 7_919 + now) % 18_000;
+                        // The copy takes 2-20 s while copies are slow
+                        // (some outlast the 12 s migration timeout), 2-10 s
+                        // once the faults heal.
+                        let spread = if self.slow_copies { 18_000 } else { 8_000 };
+                        let copy_ms = 2_000 + (vm.as_str().len() as u64 * 7_919 + now) % spread;
                         self.copying.push(Copying {
                             vm,
                             from,
@@ -340,6 +345,20 @@ impl Model {
                     if h.powered {
                         h.running.remove(&vm);
                         self.core.handle_stop_result(now, &vm, &host, Ok(()));
+                    }
+                }
+                Command::AbortMigration { vm, from, to } => {
+                    let before = self.copying.len();
+                    self.copying
+                        .retain(|c| !(c.vm == vm && c.from == from && c.to == to));
+                    let r = if before == self.copying.len() && self.hosts[&to].running.contains(&vm)
+                    {
+                        Err("already switched over".into())
+                    } else {
+                        Ok(())
+                    };
+                    if self.hosts[&from].powered && !self.hosts[&from].partitioned {
+                        self.core.handle_migration_aborted(now, &vm, &from, &to, r);
                     }
                 }
                 Command::ReadLeaseRenewals => {
@@ -434,12 +453,19 @@ proptest! {
         } else {
             IsolationResponse::LeaveRunning
         };
-        let mut m = Model::with_config(HaConfig { isolation_response: response, ..HaConfig::default() });
+        // Copies take 2-20 s: a 12 s migration timeout makes some time out
+        // and be cancelled.
+        let mut m = Model::with_config(HaConfig {
+            isolation_response: response,
+            migration_timeout_ms: 12_000,
+            ..HaConfig::default()
+        });
         for op in &ops {
             m.apply(op);
         }
         // Liveness: an operator repairs whatever is broken (a fence may
         // power off a host just repaired), until things settle.
+        m.slow_copies = false;
         for _ in 0..10 {
             for i in 0..5 {
                 m.apply(&Op::Repair(i));

@@ -71,6 +71,8 @@ pub struct Settings {
     /// How long a live host's VM network may be down before its VMs move.
     /// Default 60s.
     pub vm_network_grace: Option<Dur>,
+    /// A live migration not answered by then is cancelled. Default 600s.
+    pub migration_timeout: Option<Dur>,
     /// Overrides the cluster's isolation response for this scenario.
     pub isolation_response: Option<IsolationResponse>,
 }

@@ -419,6 +419,9 @@ fn settings(
         }
         c.timings.migrate_mib_per_s = r;
     }
+    if let Some(d) = s.migration_timeout {
+        c.ha.migration_timeout_ms = d.ms().max(1);
+    }
     if let Some(d) = s.vm_network_grace {
         c.ha.vm_network_grace_ms = d.ms();
     }

@@ -117,6 +117,14 @@ impl Driver for SimDriver {
             .map_err(DriverError::Failed)
     }
 
+    async fn abort_migration(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
+        self.powered()?;
+        self.world
+            .borrow_mut()
+            .abort_migration(self.clock.now_ms(), &self.host, vm, to)
+            .map_err(DriverError::Failed)
+    }
+
     async fn renew_lease(&self) -> Result<(), DriverError> {
         let rtt = self.world.borrow().timings.dfs_rtt_ms;
         sleep_ms(rtt).await;

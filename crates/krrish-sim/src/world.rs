@@ -469,6 +469,30 @@ impl World {
         Ok(mib * 1000 / self.timings.migrate_mib_per_s.max(1) + self.timings.migrate_pause_ms)
     }
 
+    /// Cancels a copy of `vm` from `h` to `to` still in flight: the half
+    /// arrived copy is discarded (the copy's own task then fails).
+    pub fn abort_migration(
+        &mut self,
+        now_ms: u64,
+        h: &HostId,
+        vm: &VmId,
+        to: &HostId,
+    ) -> Result<(), String> {
+        let Some(dst) = self.hosts.get_mut(to) else {
+            return Err("no such target host".into());
+        };
+        match dst.domains.get(vm).map(|d| &d.state) {
+            Some(DomainState::Incoming { from }) if from == h => {
+                dst.domains.remove(vm);
+                self.generation += 1;
+                self.say(now_ms, &format!("migration of {vm} {h} -> {to} cancelled"));
+                Ok(())
+            }
+            Some(DomainState::Running) => Err(format!("{vm} already switched over to {to}")),
+            _ => Ok(()),
+        }
+    }
+
     /// Switch-over: the target runs the VM, the source stops it.
     pub fn finish_migration(
         &mut self,

@@ -54,9 +54,22 @@ pub enum Frame {
 /// What an agent is told to do on its host.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AgentCommand {
-    BootVm { vm: VmSpec, reason: BootReason },
-    StopVm { vm: VmId },
-    LiveMigrate { vm: VmId, to: HostId },
+    BootVm {
+        vm: VmSpec,
+        reason: BootReason,
+    },
+    StopVm {
+        vm: VmId,
+    },
+    LiveMigrate {
+        vm: VmId,
+        to: HostId,
+    },
+    /// Cancel a live migration of `vm` to `to` still copying.
+    AbortMigration {
+        vm: VmId,
+        to: HostId,
+    },
 }
 
 /// The operator API (QingCloud-style names in the docs).

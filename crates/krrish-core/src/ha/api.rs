@@ -61,6 +61,7 @@ impl HaManager {
                 failback_blocked: false,
                 failback_not_before_ms: 0,
                 settled_by: None,
+                migration_aborting: false,
             },
         );
         self.boot(now_ms, &id, &target, BootReason::Create);

@@ -31,6 +31,9 @@ pub enum Command {
     },
     /// Live-migrate. Answer: [`HaManager::handle_migration_result`].
     LiveMigrate { vm: VmId, from: HostId, to: HostId },
+    /// Cancel a live migration in the source's hypervisor (it timed out).
+    /// Answer: [`HaManager::handle_migration_aborted`].
+    AbortMigration { vm: VmId, from: HostId, to: HostId },
     /// Stop a copy that must not run. No answer needed.
     StopVm { vm: VmId, host: HostId },
     /// Ask the DFS when each host last renewed its lease. Answer:
@@ -48,6 +51,9 @@ impl fmt::Display for Command {
                 write!(f, "boot {} on {host} from DFS copy ({reason})", vm.id)
             }
             Command::LiveMigrate { vm, from, to } => write!(f, "live-migrate {vm} {from} -> {to}"),
+            Command::AbortMigration { vm, from, to } => {
+                write!(f, "abort the migration of {vm} {from} -> {to}")
+            }
             Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
             Command::ReadLeaseRenewals => write!(f, "read the DFS's lease renewals"),
         }

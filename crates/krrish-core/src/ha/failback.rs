@@ -173,6 +173,7 @@ impl HaManager {
             _ => return,
         }
         rec.settled_by = None;
+        rec.migration_aborting = false;
         // The side the answer puts the VM on may be fenced by now: then it
         // runs nowhere.
         let lands_on = if result.is_ok() { to } else { from };
@@ -267,6 +268,7 @@ impl HaManager {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 vm.state = VmState::Running { host: host.clone() };
                 vm.settled_by = None;
+                vm.migration_aborting = false;
                 vm.outage_since_ms = None;
                 self.notice(
                     now_ms,
@@ -278,6 +280,63 @@ impl HaManager {
             } else {
                 self.release_by_policy(now_ms, &id, &fenced);
             }
+        }
+    }
+
+    /// The source's hypervisor answered a cancellation: `Ok` — no copy is
+    /// left on the target, the VM runs on its source, the target's room is
+    /// free; `Err` — it could not cancel (most likely the switch-over had
+    /// happened): the hosts' reports say where the VM is.
+    pub fn handle_migration_aborted(
+        &mut self,
+        now_ms: u64,
+        vm: &VmId,
+        from: &HostId,
+        to: &HostId,
+        result: Result<(), String>,
+    ) {
+        let Some(rec) = self.vms.get_mut(vm) else {
+            return;
+        };
+        let in_flight = matches!(&rec.state,
+            VmState::Migrating { from: f, to: t, .. } if f == from && t == to);
+        if !in_flight || !rec.migration_aborting {
+            return;
+        }
+        if let Err(why) = result {
+            self.notice(
+                now_ms,
+                Notice::MigrationFailed {
+                    vm: vm.clone(),
+                    why: format!("cancelling failed ({why}): the reports will tell"),
+                },
+            );
+            return;
+        }
+        rec.migration_aborting = false;
+        if matches!(self.hosts[from].liveness, Liveness::Fenced { .. }) {
+            self.release_by_policy(now_ms, vm, from);
+        } else {
+            let rec = self.vms.get_mut(vm).expect("checked");
+            rec.state = VmState::Running { host: from.clone() };
+            rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    /// Cancellations whose answer may have been lost are asked again at
+    /// each report of the source.
+    pub(super) fn abort_again(&mut self, host: &HostId) {
+        let aborting = self.vms_where(|id, s| {
+            self.vms[id].migration_aborting
+                && matches!(s, VmState::Migrating { from, .. } if from == host)
+        });
+        for vm in aborting {
+            let VmState::Migrating { from, to, .. } = self.vms[&vm].state.clone() else {
+                unreachable!("listed as migrating")
+            };
+            self.command(Command::AbortMigration { vm, from, to });
         }
     }
 }

@@ -151,6 +151,7 @@ impl HaManager {
         let vm = self.vms.get_mut(&id).expect("caller checked");
         vm.outage_since_ms.get_or_insert(now_ms);
         vm.settled_by = None;
+        vm.migration_aborting = false;
         {
             match vm.spec.ha {
                 HaPolicy::Restart => {

@@ -160,6 +160,7 @@ impl HaManager {
             self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
         }
         self.settle_migrations_in_doubt(now_ms, host, running);
+        self.abort_again(host);
         // A stop whose answer was lost shows up here too.
         let evacuating =
             self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
@@ -327,17 +328,29 @@ impl HaManager {
                     );
                 }
                 VmState::Migrating {
-                    from, deadline_ms, ..
-                } if now_ms >= deadline_ms && self.vms[&id].settled_by.is_none() => {
-                    // The source keeps the VM until switchover completes.
-                    self.vms.get_mut(&id).expect("listed").state = VmState::Running { host: from };
+                    from,
+                    to,
+                    deadline_ms,
+                } if now_ms >= deadline_ms
+                    && self.vms[&id].settled_by.is_none()
+                    && !self.vms[&id].migration_aborting =>
+                {
+                    // Not assumed back on its source: a copy still running
+                    // could complete into room given away. Cancel it and
+                    // hold both hosts' room until the answer (or a report).
+                    self.vms.get_mut(&id).expect("listed").migration_aborting = true;
                     self.notice(
                         now_ms,
                         Notice::MigrationFailed {
                             vm: id.clone(),
-                            why: "timed out".into(),
+                            why: "timed out: cancelling it in the hypervisor".into(),
                         },
                     );
+                    self.command(Command::AbortMigration {
+                        vm: id.clone(),
+                        from,
+                        to,
+                    });
                 }
                 _ => {}
             }
@@ -426,6 +439,7 @@ impl HaManager {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 vm.state = VmState::Running { host: from };
                 vm.settled_by = None;
+                vm.migration_aborting = false;
                 vm.missed_reports = 0;
             }
         }

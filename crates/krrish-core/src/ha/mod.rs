@@ -181,6 +181,7 @@ impl HaManager {
                     failback_blocked: false,
                     failback_not_before_ms: 0,
                     settled_by: None,
+                    migration_aborting: false,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -281,7 +282,12 @@ impl HaManager {
         });
         let hosts = hosts.chain(self.dfs_read_wake());
         let vms = self.vms.values().filter_map(|v| match &v.state {
-            VmState::Booting { deadline_ms, .. } | VmState::Migrating { deadline_ms, .. } => {
+            VmState::Booting { deadline_ms, .. } => Some(*deadline_ms),
+            // A migration in doubt or being cancelled waits for reports and
+            // answers, not for its deadline again.
+            VmState::Migrating { deadline_ms, .. }
+                if v.settled_by.is_none() && !v.migration_aborting =>
+            {
                 Some(*deadline_ms)
             }
             VmState::WaitingForCapacity { retry_at_ms, .. }

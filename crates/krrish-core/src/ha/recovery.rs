@@ -308,6 +308,8 @@ impl HaManager {
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.outage_since_ms = Some(now_ms);
         vm.boot_attempts = 0;
+        vm.settled_by = None;
+        vm.migration_aborting = false;
         match vm.spec.ha {
             HaPolicy::Off => {
                 vm.state = VmState::Down {

@@ -379,6 +379,10 @@ pub struct VmRecord {
     /// the VM runs.
     #[serde(default)]
     pub settled_by: Option<(HostId, u64)>,
+    /// Migrating past its deadline: the copy is being cancelled in the
+    /// source's hypervisor; the target's room is held until that is known.
+    #[serde(default)]
+    pub migration_aborting: bool,
 }
 
 /// What an agent reports with each heartbeat.
