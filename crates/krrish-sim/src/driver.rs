@@ -88,6 +88,9 @@ impl Driver for SimDriver {
 
     async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
         self.powered()?;
+        // The world learns VMs created through the API here, so the checkers
+        // judge them too (their size, whether the control plane knows them).
+        self.world.borrow_mut().learn_vm(vm);
         let boot_ms = self.world.borrow_mut().boot_time_ms();
         sleep_ms(boot_ms).await;
         self.world

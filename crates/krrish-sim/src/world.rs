@@ -248,6 +248,14 @@ impl World {
         }
     }
 
+    /// A VM the hypervisors are asked to run: known from then on.
+    pub fn learn_vm(&mut self, vm: &VmSpec) {
+        if !self.vms.contains_key(&vm.id) {
+            self.vms.insert(vm.id.clone(), vm.clone());
+            self.generation += 1;
+        }
+    }
+
     /// One guest's boot time: the configured time ±15 %, seeded.
     pub fn boot_time_ms(&mut self) -> u64 {
         let base = self.timings.boot_ms;

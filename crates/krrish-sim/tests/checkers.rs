@@ -136,3 +136,21 @@ fn a_free_spare_running_guests_breaks_spare_accounting() {
     let v = c.check(6_000, &world, &core, 0).unwrap_err();
     assert_eq!(v.invariant, "spare-accounting", "{v}");
 }
+
+#[test]
+fn a_vm_the_world_learns_through_a_boot_is_judged_too() {
+    // A VM created through the API reaches the world only through its boot.
+    let (mut world, core) = setup();
+    let mut big = world.vms.values().next().unwrap().clone();
+    big.id = "api-1".into();
+    big.demand = krrish_core::Resources::new(1_000, 1, 1);
+    start_copy(&mut world, "hv-02", "api-1");
+    // Unknown to the world, it is not weighed...
+    assert_eq!(Checkers::new(10_000).check(1_000, &world, &core, 0), Ok(()));
+    // ...once learned, it is: too big for hv-02, and unknown to the core.
+    world.learn_vm(&big);
+    let v = Checkers::new(10_000)
+        .check(1_000, &world, &core, 0)
+        .unwrap_err();
+    assert_eq!(v.invariant, "no-overcommit", "{v}");
+}
