@@ -3,7 +3,7 @@
 
 use crate::status::ClusterStatus;
 use crate::store::Store;
-use krrish_core::ha::{Command, HaManager};
+use krrish_core::ha::{Command, FenceAction, HaManager};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -24,6 +24,7 @@ pub enum ControllerOutput {
     /// [`ControllerMachine::handle_fence_result`].
     FenceIpmi {
         host: HostSpec,
+        action: FenceAction,
     },
     /// Ask the DFS to revoke the host's lease; answer with
     /// [`ControllerMachine::handle_lease_revoked`].
@@ -315,9 +316,9 @@ impl ControllerMachine {
             self.push(ControllerOutput::Trace(format!("-> {c}")));
         }
         match c {
-            Command::FenceIpmi { host } => {
+            Command::FenceIpmi { host, action } => {
                 let spec = self.core.hosts()[&host].spec.clone();
-                self.push(ControllerOutput::FenceIpmi { host: spec });
+                self.push(ControllerOutput::FenceIpmi { host: spec, action });
             }
             Command::RevokeLease { host } => self.push(ControllerOutput::RevokeLease { host }),
             Command::ReinstateLease { host } => {

@@ -2,6 +2,7 @@
 //! `tokio::task::LocalSet` (turmoil hosts do; the CLI sets one up).
 
 use crate::machine::{ControllerMachine, ControllerOutput};
+use krrish_core::ha::FenceAction;
 use krrish_core::{HostId, HostSpec};
 use krrish_wire::{read_frame, write_frame, Clock, Frame, Listen, TraceSink};
 use std::cell::RefCell;
@@ -14,9 +15,14 @@ use tokio::task::{spawn_local, JoinHandle};
 
 /// Power and storage fencing, reached out of band.
 pub trait Fencer {
-    /// Powers `host` off through its BMC (IPMI over the OGW network). Err
-    /// when the BMC does not answer or refuses.
-    fn ipmi_power_off(&self, host: &HostSpec) -> impl Future<Output = Result<(), String>>;
+    /// Powers `host` off through its BMC (IPMI over the OGW network) — and,
+    /// with [`FenceAction::Reboot`], on again. Ok once it is confirmed off;
+    /// Err when the BMC does not answer or refuses.
+    fn ipmi_fence(
+        &self,
+        host: &HostSpec,
+        action: FenceAction,
+    ) -> impl Future<Output = Result<(), String>>;
     /// Revokes `host`'s DFS lease; Ok(when the last lease it holds expires,
     /// in the world's milliseconds).
     fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, String>>;
@@ -107,10 +113,10 @@ pub async fn run_controller<L, F, K, T>(
                 ControllerOutput::Close { conn } => {
                     conns.remove(&conn);
                 }
-                ControllerOutput::FenceIpmi { host } => {
+                ControllerOutput::FenceIpmi { host, action } => {
                     let (f, tx) = (fencer.clone(), tx.clone());
                     spawn_local(async move {
-                        let r = f.ipmi_power_off(&host).await;
+                        let r = f.ipmi_fence(&host, action).await;
                         let _ = tx.send(Event::Fence(host.id, r)).await;
                     });
                 }

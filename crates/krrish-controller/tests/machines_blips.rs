@@ -298,7 +298,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     };
                     ctl.handle_lease_renewals(now, r);
                 }
-                ControllerOutput::FenceIpmi { host } => {
+                ControllerOutput::FenceIpmi { host, .. } => {
                     trace.push(format!("{now}: FENCE {}", host.id));
                     ctl.handle_fence_result(now, &host.id, Ok(()));
                 }

@@ -10,7 +10,9 @@
 //! After healing everything: every HA VM runs again and every spare is
 //! accounted.
 
-use krrish_core::ha::{Command, HaConfig, HaManager, HostReport, IsolationResponse, VmState};
+use krrish_core::ha::{
+    Command, FenceAction, HaConfig, HaManager, HostReport, IsolationResponse, VmState,
+};
 use krrish_core::model::HostAddresses;
 use krrish_core::{BondHealth, HaPolicy, HostId, HostSpec, Resources, VmId, VmSpec, Zone};
 use proptest::prelude::*;
@@ -50,6 +52,8 @@ struct PhysHost {
     lease_until: u64,
     /// The DFS's record of the last renewal (the second heartbeat channel).
     renewed_at: Option<u64>,
+    /// A BMC power cycle brings the host up again then.
+    power_on_at: Option<u64>,
     running: BTreeSet<VmId>,
 }
 
@@ -152,6 +156,7 @@ impl Model {
                         lease_revoked: false,
                         lease_until: LEASE_MS,
                         renewed_at: Some(0),
+                        power_on_at: None,
                         running,
                     },
                 )
@@ -236,6 +241,15 @@ impl Model {
             let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
             for id in &ids {
                 let h = self.hosts.get_mut(id).unwrap();
+                if h.power_on_at.is_some_and(|t| t <= now) {
+                    h.power_on_at = None;
+                    if !h.powered && h.bmc {
+                        h.powered = true;
+                        h.boot_id += 1;
+                        h.running.clear();
+                        h.lease_until = 0;
+                    }
+                }
                 if !h.powered {
                     continue;
                 }
@@ -272,11 +286,15 @@ impl Model {
             };
             let now = self.now;
             match c {
-                Command::FenceIpmi { host } => {
+                Command::FenceIpmi { host, action } => {
+                    self.copying.retain(|c| c.from != host && c.to != host);
                     let h = self.hosts.get_mut(&host).unwrap();
                     if h.bmc {
                         h.powered = false;
                         h.running.clear();
+                        if action == FenceAction::Reboot {
+                            h.power_on_at = Some(now + 60_000);
+                        }
                         self.core.handle_fence_result(now, &host, Ok(()));
                     } else {
                         self.core
@@ -447,6 +465,7 @@ proptest! {
     fn never_two_copies_and_converges_after_healing(
         ops in proptest::collection::vec(op(), 1..40),
         power_off in any::<bool>(),
+        reboot in any::<bool>(),
     ) {
         let response = if power_off {
             IsolationResponse::PowerOffAndRestart
@@ -458,6 +477,7 @@ proptest! {
         let mut m = Model::with_config(HaConfig {
             isolation_response: response,
             migration_timeout_ms: 12_000,
+            fence_action: if reboot { FenceAction::Reboot } else { FenceAction::Off },
             ..HaConfig::default()
         });
         for op in &ops {
@@ -528,7 +548,7 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
         m.core.handle_timeout(now);
         while let Some(c) = m.core.poll_command() {
             match c {
-                Command::FenceIpmi { host } => {
+                Command::FenceIpmi { host, .. } => {
                     m.core
                         .handle_fence_result(now, &host, Err("BMC silent".into()))
                 }

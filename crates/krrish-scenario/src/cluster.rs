@@ -19,6 +19,7 @@ pub struct Cluster {
     pub vms: Vec<VmSpec>,
     pub imc_mode: bool,
     pub isolation_response: krrish_core::ha::IsolationResponse,
+    pub fence_action: krrish_core::ha::FenceAction,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
     pub production_hosts: usize,
     pub spare_hosts: usize,
@@ -356,5 +357,6 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         vms,
         imc_mode: f.imc_mode,
         isolation_response: f.isolation_response,
+        fence_action: f.fence_action,
     })
 }

@@ -4,7 +4,7 @@
 //! [`crate::load`], where the semantic checks live.
 
 use crate::duration::Dur;
-use krrish_core::ha::IsolationResponse;
+use krrish_core::ha::{FenceAction, IsolationResponse};
 use krrish_core::{BondHealth, BondName, HaPolicy, Zone};
 use serde::Deserialize;
 
@@ -75,6 +75,10 @@ pub struct Settings {
     pub migration_timeout: Option<Dur>,
     /// Overrides the cluster's isolation response for this scenario.
     pub isolation_response: Option<IsolationResponse>,
+    /// Overrides the cluster's fence action for this scenario.
+    pub fence_action: Option<FenceAction>,
+    /// A VM that cannot live-migrate home moves cold (default true).
+    pub cold_failback: Option<bool>,
 }
 
 /// One timeline entry: `at` and exactly one action.
@@ -261,6 +265,9 @@ pub struct ClusterFile {
     /// (default) or `power-off-and-restart`.
     #[serde(default)]
     pub isolation_response: IsolationResponse,
+    /// What an IPMI fence does: `off` (default) or `reboot`.
+    #[serde(default)]
+    pub fence_action: FenceAction,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

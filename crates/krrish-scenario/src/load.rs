@@ -436,6 +436,10 @@ fn settings(
     }
     c.ha.imc_mode = cluster.imc_mode;
     c.ha.isolation_response = s.isolation_response.unwrap_or(cluster.isolation_response);
+    c.ha.fence_action = s.fence_action.unwrap_or(cluster.fence_action);
+    if let Some(cold) = s.cold_failback {
+        c.ha.cold_failback = cold;
+    }
     Ok(c)
 }
 

@@ -4,7 +4,7 @@
 use crate::world::World;
 use krrish_agent::{Driver, DriverError};
 use krrish_controller::Fencer;
-use krrish_core::ha::BootReason;
+use krrish_core::ha::{BootReason, FenceAction};
 use krrish_core::{BondHealth, HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::{Clock, Connect, Listen};
 use std::cell::RefCell;
@@ -185,7 +185,7 @@ impl SimFencer {
 }
 
 impl Fencer for SimFencer {
-    async fn ipmi_power_off(&self, host: &HostSpec) -> Result<(), String> {
+    async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), String> {
         let (bmc_up, answer_ms, timeout_ms) = {
             let w = self.world.borrow();
             let h = w
@@ -207,9 +207,12 @@ impl Fencer for SimFencer {
         if !self.world.borrow().hosts[&host.id].bmc_powered {
             return Err(format!("BMC {} stopped answering", host.addresses.ipmi));
         }
-        self.world
-            .borrow_mut()
-            .power_off(self.clock.now_ms(), &host.id, false, "IPMI power-off");
+        let now = self.clock.now_ms();
+        let mut w = self.world.borrow_mut();
+        w.power_off(now, &host.id, false, "IPMI power-off");
+        if action == FenceAction::Reboot {
+            w.schedule_power_on(now, &host.id);
+        }
         Ok(())
     }
 

@@ -216,8 +216,9 @@ impl<'a> SimWorld<'a> {
                 detail: format!("a simulated host failed: {e}"),
             });
         }
-        self.sync_turmoil();
         let now = self.now_ms();
+        self.world.borrow_mut().power_on_due(now);
+        self.sync_turmoil();
         if self.trace.is_full() {
             return Err(Violation {
                 invariant: "bounded-trace",
@@ -246,10 +247,16 @@ impl<'a> SimWorld<'a> {
     fn sync_turmoil(&mut self) {
         let world = self.world.borrow();
         let mut crash = Vec::new();
+        // Powered on again by something other than a repair (a BMC power
+        // cycle): the host boots, its agent starts afresh.
+        let mut boot = Vec::new();
         let mut changes = Vec::new();
         for (id, h) in &world.hosts {
             if !h.powered && self.sim.is_host_running(id.as_str()) {
                 crash.push(id.clone());
+            }
+            if h.powered && !self.sim.is_host_running(id.as_str()) {
+                boot.push(id.clone());
             }
             let want = if h.powered {
                 world.management_path(id)
@@ -264,6 +271,9 @@ impl<'a> SimWorld<'a> {
         drop(world);
         for id in crash {
             self.sim.crash(id.as_str());
+        }
+        for id in boot {
+            self.sim.bounce(id.as_str());
         }
         for (id, have, want) in changes {
             let h = id.as_str();

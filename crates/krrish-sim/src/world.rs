@@ -23,6 +23,8 @@ pub struct Timings {
     /// The final pause to switch over.
     pub migrate_pause_ms: u64,
     pub lease_duration_ms: u64,
+    /// A host's own boot after a power cycle (IPMI reboot fence).
+    pub host_boot_ms: u64,
 }
 
 impl Default for Timings {
@@ -35,6 +37,7 @@ impl Default for Timings {
             migrate_mib_per_s: 1_000,
             migrate_pause_ms: 300,
             lease_duration_ms: 30_000,
+            host_boot_ms: 60_000,
         }
     }
 }
@@ -170,6 +173,8 @@ pub struct World {
     /// revocations, reinstatements and renewal reads fail (the hosts' own
     /// storage paths are unaffected).
     pub dfs_unreachable_from_controller: bool,
+    /// Hosts a BMC power-cycled, and when they come up again.
+    pub power_on_at: BTreeMap<HostId, u64>,
     pub vms: BTreeMap<VmId, VmSpec>,
     pub leases: BTreeMap<HostId, Lease>,
     pub outages: BTreeMap<VmId, Outage>,
@@ -237,6 +242,7 @@ impl World {
             hosts: phys,
             controller_path: PathState::Ok,
             dfs_unreachable_from_controller: false,
+            power_on_at: BTreeMap::new(),
             vms: vms.into_iter().map(|v| (v.id.clone(), v)).collect(),
             leases,
             outages: BTreeMap::new(),
@@ -369,6 +375,43 @@ impl World {
         }
         self.generation += 1;
         self.say(now_ms, &format!("{h} repaired and powered on"));
+    }
+
+    /// The BMC powers `h` on again after its boot time (a reboot fence).
+    pub fn schedule_power_on(&mut self, now_ms: u64, h: &HostId) {
+        let at = now_ms + self.timings.host_boot_ms;
+        self.power_on_at.insert(h.clone(), at);
+    }
+
+    /// Hosts whose scheduled power-on is due come up: a new boot, no guests,
+    /// their links as they were (a reboot mends no cable).
+    pub fn power_on_due(&mut self, now_ms: u64) {
+        let due: Vec<HostId> = self
+            .power_on_at
+            .iter()
+            .filter(|(_, &at)| at <= now_ms)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in due {
+            self.power_on_at.remove(&h);
+            let Some(host) = self.hosts.get_mut(&h) else {
+                continue;
+            };
+            if host.powered || !host.bmc_powered {
+                continue; // repaired meanwhile, or lost its power for good
+            }
+            host.powered = true;
+            host.boot_id += 1;
+            host.domains.clear();
+            if let Some(l) = self.leases.get_mut(&h) {
+                l.expires_at_ms = 0;
+            }
+            self.generation += 1;
+            self.say(
+                now_ms,
+                &format!("{h} powered on again by its BMC (reboot fence)"),
+            );
+        }
     }
 
     /// A guest starts on `h` from the DFS copy.

@@ -3,7 +3,7 @@
 //! make up traces and status, with the wording they print as. No decisions
 //! live here, only their vocabulary.
 
-use super::{BootReason, DfsEvidence, DownReason, FenceMethod, IsolationResponse};
+use super::{BootReason, DfsEvidence, DownReason, FenceAction, FenceMethod, IsolationResponse};
 use crate::ids::{HostId, VmId};
 use crate::model::{BondHealth, BondName, Resources, VmSpec};
 use std::fmt;
@@ -17,7 +17,7 @@ use super::HaManager;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Power the host off through its BMC. Answer: [`HaManager::handle_fence_result`].
-    FenceIpmi { host: HostId },
+    FenceIpmi { host: HostId, action: FenceAction },
     /// Revoke the host's DFS lease. Answer: [`HaManager::handle_lease_revoked`].
     RevokeLease { host: HostId },
     /// Let the DFS grant the (returned) host leases again. Answer:
@@ -44,7 +44,7 @@ pub enum Command {
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::FenceIpmi { host } => write!(f, "fence {host} via IPMI power-off"),
+            Command::FenceIpmi { host, action } => write!(f, "fence {host} via IPMI {action}"),
             Command::RevokeLease { host } => write!(f, "revoke DFS lease of {host}"),
             Command::ReinstateLease { host } => write!(f, "reinstate DFS lease of {host}"),
             Command::BootVm { vm, host, reason } => {
@@ -105,6 +105,13 @@ pub enum Notice {
     VmNetworkLost {
         host: HostId,
         for_ms: u64,
+    },
+    /// A VM that cannot live-migrate home moves cold.
+    VmColdFailback {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+        why: String,
     },
     /// One side of a VM's migration is fenced: where it runs is read from
     /// the other side's next report.
@@ -279,6 +286,10 @@ impl fmt::Display for Notice {
                 f,
                 "host {host} VM network (bond1) down for {}: moving its VMs",
                 secs(*for_ms)
+            ),
+            VmColdFailback { vm, from, to, why } => write!(
+                f,
+                "vm {vm} cannot live-migrate home ({why}): stopping it on {from} to boot it on {to} from its DFS copy"
             ),
             MigrationInDoubt { vm, fenced, other } => write!(
                 f,

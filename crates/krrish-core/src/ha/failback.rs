@@ -8,7 +8,7 @@ use super::{
     VmState,
 };
 use crate::ids::{HostId, VmId};
-use crate::migration::{migration_blockers, MigrationContext};
+use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};
 use crate::model::HaPolicy;
 
 impl HaManager {
@@ -113,6 +113,28 @@ impl HaManager {
             };
             migration_blockers(&ctx)
         };
+        if self.config.cold_failback && only_live_blockers(&blockers) {
+            // It cannot go home live, but home can run it: stop it on the
+            // spare and boot it at home from its DFS copy.
+            self.notice(
+                now_ms,
+                Notice::VmColdFailback {
+                    vm: id.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    why: join_blockers(&blockers),
+                },
+            );
+            let vm = self.vms.get_mut(id).expect("caller checked");
+            vm.state = VmState::Evacuating { host: from.clone() };
+            vm.outage_since_ms = Some(now_ms);
+            vm.failback_blocked = false;
+            self.command(Command::StopVm {
+                vm: id.clone(),
+                host: from.clone(),
+            });
+            return;
+        }
         if !blockers.is_empty() {
             let vm = self.vms.get_mut(id).expect("caller checked");
             if !vm.failback_blocked {
@@ -339,4 +361,20 @@ impl HaManager {
             self.command(Command::AbortMigration { vm, from, to });
         }
     }
+}
+
+/// Blockers that stop a live migration but not a cold move (stop, then
+/// boot from the DFS copy): the VM's devices and the hosts' CPU, memory
+/// and switch settings. Room, health and maintenance stop both.
+fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
+    !blockers.is_empty()
+        && blockers.iter().all(|b| {
+            matches!(
+                b,
+                MigrationBlocker::PassthroughDevices(_)
+                    | MigrationBlocker::CpuIncompatible { .. }
+                    | MigrationBlocker::OvercommitMismatch
+                    | MigrationBlocker::DifferentDvs { .. }
+            )
+        })
 }

@@ -22,7 +22,10 @@ impl HaManager {
                 method: FenceMethod::Ipmi,
             },
         );
-        self.command(Command::FenceIpmi { host: host.clone() });
+        self.command(Command::FenceIpmi {
+            host: host.clone(),
+            action: self.config.fence_action,
+        });
     }
 
     /// The BMC answered (or the IPMI call failed).

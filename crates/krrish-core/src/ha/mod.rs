@@ -37,8 +37,8 @@ pub use command::{secs, Command, Notice};
 pub use detection::{DfsEvidence, IsolationResponse};
 pub use persist::CoreSnapshot;
 pub use types::{
-    ApiError, BootReason, DownReason, FenceMethod, FenceStage, HostRecord, HostReport, HostVerdict,
-    Liveness, SpareState, VmRecord, VmState,
+    ApiError, BootReason, DownReason, FenceAction, FenceMethod, FenceStage, HostRecord, HostReport,
+    HostVerdict, Liveness, SpareState, VmRecord, VmState,
 };
 
 use crate::heartbeat::HeartbeatConfig;
@@ -72,6 +72,12 @@ pub struct HaConfig {
     pub imc_mode: bool,
     /// What to do with a host cut off from management but alive on the DFS.
     pub isolation_response: IsolationResponse,
+    /// What an IPMI fence does: power off, or power cycle.
+    pub fence_action: FenceAction,
+    /// A VM on a spare that cannot live-migrate home (passthrough devices,
+    /// CPU models without IMC mode, …) is moved cold: stopped on the spare,
+    /// booted at home from its DFS copy.
+    pub cold_failback: bool,
     /// How long a live host's VM network (bond1) may be down before its VMs
     /// are stopped there and restarted where the VM network works.
     pub vm_network_grace_ms: u64,
@@ -110,6 +116,8 @@ impl Default for HaConfig {
             migration_retry_backoff_ms: 60_000,
             imc_mode: false,
             isolation_response: IsolationResponse::LeaveRunning,
+            fence_action: FenceAction::Off,
+            cold_failback: true,
             vm_network_grace_ms: 60_000,
             fence_storm_max: 2,
             fence_storm_window_ms: 600_000,

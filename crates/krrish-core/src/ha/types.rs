@@ -36,6 +36,39 @@ pub enum FenceStage {
     LeaseExpiring { safe_at_ms: u64 },
 }
 
+/// What an IPMI fence does to the host (Pacemaker's `off` and `reboot`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FenceAction {
+    /// Power off and leave off: the host returns only when repaired.
+    #[default]
+    Off,
+    /// Power off, then on again: a host that comes back healthy rejoins
+    /// with a new boot and gets its VMs back.
+    Reboot,
+}
+
+impl fmt::Display for FenceAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FenceAction::Off => "power-off",
+            FenceAction::Reboot => "power cycle",
+        })
+    }
+}
+
 /// What the control plane believes about a host being alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Liveness {
