@@ -21,8 +21,12 @@ fn a_core_mid_fence() -> HaManager {
     core.handle_timeout(19_000);
     while core.poll_command().is_some() {}
     while core.poll_notice().is_some() {}
-    // hv-01's BMC answered: fenced, its VMs boot on the spare.
+    // hv-01's BMC answered: fenced. With hv-02 failing too its VMs wait one
+    // heartbeat interval (failovers decided together compete by priority),
+    // then boot on the spare.
     core.handle_fence_result(19_500, &HostId::new("hv-01"), Ok(()));
+    core.handle_heartbeat(24_000, &HostId::new("spare-1"), &report);
+    core.handle_timeout(25_500);
     core
 }
 

@@ -142,6 +142,7 @@ impl HaManager {
         for id in ids {
             self.release_by_policy(now_ms, &id, host);
         }
+        self.wait_for_other_failures(now_ms, host);
         self.migration_side_fenced(now_ms, host);
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);

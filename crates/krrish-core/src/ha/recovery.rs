@@ -4,8 +4,8 @@
 //! died on a live host, and each spare's pool state.
 
 use super::{
-    can_take_vms, home_ready, BootReason, Command, DownReason, HaManager, Notice, SpareState,
-    VmState,
+    can_take_vms, home_ready, BootReason, Command, DownReason, HaManager, Liveness, Notice,
+    SpareState, VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};
@@ -48,6 +48,9 @@ impl HaManager {
         let mut groups: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
         // VMs whose home is up again go there instead of to a spare.
         let mut go_home: Vec<VmId> = Vec::new();
+        // VMs not due yet (backing off after a failed boot, or waiting for
+        // other hosts failing with theirs) still hold their rank.
+        let mut not_yet: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
         for (id, v) in &self.vms {
             if let VmState::WaitingForCapacity {
                 failed_host,
@@ -56,7 +59,11 @@ impl HaManager {
             } = &v.state
             {
                 if *retry_at_ms > now_ms {
-                    continue; // backing off after a failed boot
+                    not_yet
+                        .entry(failed_host.clone())
+                        .or_default()
+                        .push((v.spec.priority, id.clone()));
+                    continue;
                 }
                 if home_ready(&self.hosts, &v.spec.home) {
                     go_home.push(id.clone());
@@ -83,13 +90,57 @@ impl HaManager {
                     .push((self.vms[&id].spec.priority, id.clone()));
             }
         }
-        for (_, mut members) in groups {
+        // Failovers compete by priority across failed hosts: a group's
+        // rank is its highest priority. Hosts being fenced right now, and
+        // VMs not due yet, reserve room first if they outrank (ties: those
+        // due now win), so a priority-100 database is not starved by
+        // whichever host happened to be fenced first.
+        let mut ranked: Vec<RankedGroup> = groups
+            .into_iter()
+            .map(|(host, members)| RankedGroup::new(false, host, members))
+            .collect();
+        for (host, members) in not_yet {
+            ranked.push(RankedGroup::new(true, host, members));
+        }
+        for h in self.hosts.values() {
+            if !matches!(h.liveness, Liveness::Fencing(_)) {
+                continue;
+            }
+            let host = h.spec.id.clone();
+            let members: Vec<(u32, VmId)> = self
+                .vms
+                .iter()
+                .filter(|(_, v)| {
+                    v.spec.ha == HaPolicy::Restart
+                        && matches!(&v.state, VmState::HostDown { host: d } if d == &host)
+                })
+                .map(|(id, v)| (v.spec.priority, id.clone()))
+                .collect();
+            if !members.is_empty() {
+                ranked.push(RankedGroup::new(true, host, members));
+            }
+        }
+        ranked.sort_by(|a, b| {
+            b.rank
+                .cmp(&a.rank)
+                .then(a.reservation.cmp(&b.reservation))
+                .then(a.host.cmp(&b.host))
+        });
+        for RankedGroup {
+            reservation,
+            mut members,
+            ..
+        } in ranked
+        {
             members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             let demands: Vec<Resources> = members
                 .iter()
                 .map(|(_, id)| self.vms[id].spec.demand)
                 .collect();
             let placed = placement::place_group(&mut free, &demands);
+            if reservation {
+                continue; // room held for them; they boot once fenced
+            }
             for ((_, id), spot) in members.iter().zip(placed) {
                 match spot {
                     Some(i) => self.boot(now_ms, id, &spares[i], BootReason::Failover),
@@ -145,6 +196,33 @@ impl HaManager {
                     self.vms.get_mut(&id).expect("listed").state = VmState::Scheduling {
                         retry_at_ms: now_ms + self.config.boot_retry_backoff_ms,
                     };
+                }
+            }
+        }
+    }
+
+    /// `host` was fenced while other hosts are going silent too (a
+    /// correlated failure: a rack, a switch): its VMs wait one heartbeat
+    /// interval for those to be declared, so that failovers decided
+    /// together compete by priority. A lone failure waits for nothing.
+    pub(super) fn wait_for_other_failures(&mut self, now_ms: u64, host: &HostId) {
+        let others_failing = self.hosts.values().any(|h| {
+            &h.spec.id != host
+                && matches!(h.liveness, Liveness::Suspect { .. } | Liveness::Fencing(_))
+        });
+        if !others_failing {
+            return;
+        }
+        let until = now_ms + self.config.heartbeat.interval_ms;
+        for v in self.vms.values_mut() {
+            if let VmState::WaitingForCapacity {
+                failed_host,
+                retry_at_ms,
+                ..
+            } = &mut v.state
+            {
+                if failed_host == host {
+                    *retry_at_ms = (*retry_at_ms).max(until);
                 }
             }
         }
@@ -366,6 +444,28 @@ impl HaManager {
                 (_, SpareState::Unavailable) => Notice::SpareUnavailable { spare: s },
             };
             self.notice(now_ms, n);
+        }
+    }
+}
+
+/// A failed host's VMs competing for spare room: ranked by their highest
+/// priority; a reservation holds room without booting.
+struct RankedGroup {
+    rank: u32,
+    reservation: bool,
+    host: HostId,
+    /// (priority, VM).
+    members: Vec<(u32, VmId)>,
+}
+
+impl RankedGroup {
+    fn new(reservation: bool, host: HostId, members: Vec<(u32, VmId)>) -> Self {
+        let rank = members.iter().map(|m| m.0).max().unwrap_or(0);
+        Self {
+            rank,
+            reservation,
+            host,
+            members,
         }
     }
 }
