@@ -29,6 +29,8 @@ pub trait Driver {
     fn bonds(&self) -> [BondHealth; 3];
     /// VMs whose domains run on this host.
     fn running_vms(&self) -> Vec<VmId>;
+    /// VMs this host is live-migrating away now (copy in flight).
+    fn migrating_out(&self) -> Vec<VmId>;
 
     /// Boots `vm` from its DFS copy (the backing image may sync later).
     fn boot_vm(

@@ -91,6 +91,7 @@ pub async fn run_agent<C, D, K, T>(
                         boot_id: driver.boot_id(),
                         bonds: driver.bonds(),
                         running: driver.running_vms(),
+                        migrating_out: driver.migrating_out(),
                     };
                     send(&link, Frame::Heartbeat { report });
                 }

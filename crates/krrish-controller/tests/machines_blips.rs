@@ -239,6 +239,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     }
                     AgentOutput::SendHeartbeat => {
                         let report = HostReport {
+                            migrating_out: vec![],
                             boot_id: 1,
                             bonds: [BondHealth::Ok; 3],
                             running: running[&ids[i]].clone(),

@@ -13,6 +13,7 @@ fn a_core_mid_fence() -> HaManager {
     let mut core = HaManager::new(0, HaConfig::default(), hosts, vms);
     // Only the spare reports: after 19 s the others are offline and being fenced.
     let report = HostReport {
+        migrating_out: vec![],
         boot_id: 1,
         bonds: [BondHealth::Ok; 3],
         running: vec![],

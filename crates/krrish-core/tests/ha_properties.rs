@@ -57,6 +57,15 @@ struct PhysHost {
     running: BTreeSet<VmId>,
 }
 
+/// The VMs `host` is copying away now, as its agent reports them.
+fn copying_from(copying: &[Copying], host: &HostId) -> Vec<VmId> {
+    copying
+        .iter()
+        .filter(|c| &c.from == host)
+        .map(|c| c.vm.clone())
+        .collect()
+}
+
 /// A live migration the model's hypervisors are carrying out.
 #[derive(Debug)]
 struct Copying {
@@ -262,6 +271,7 @@ impl Model {
                 }
                 if now.is_multiple_of(6_000) && !h.partitioned {
                     let report = HostReport {
+                        migrating_out: copying_from(&self.copying, id),
                         boot_id: h.boot_id,
                         bonds: [BondHealth::Ok; 3],
                         running: h.running.iter().cloned().collect(),
@@ -531,13 +541,15 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
     m.apply(&Op::Partition(0));
     // Intercept: answer revocations with errors.
     let mut now = m.now;
-    for _ in 0..120 {
+    let (mut gave_up, mut retried) = (false, false);
+    for _ in 0..300 {
         now += 1_000;
         // The other hosts go on heartbeating (else every host is silent and
         // the controller rightly suspects itself).
         if now.is_multiple_of(6_000) {
             for (id, h) in m.hosts.iter().filter(|(id, _)| id.as_str() != "hv-1") {
                 let report = HostReport {
+                    migrating_out: vec![],
                     boot_id: h.boot_id,
                     bonds: [BondHealth::Ok; 3],
                     running: h.running.iter().cloned().collect(),
@@ -549,6 +561,7 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
         while let Some(c) = m.core.poll_command() {
             match c {
                 Command::FenceIpmi { host, .. } => {
+                    retried |= gave_up;
                     m.core
                         .handle_fence_result(now, &host, Err("BMC silent".into()))
                 }
@@ -560,11 +573,13 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
                 _ => {}
             }
         }
+        gave_up |= m.core.hosts()[&HostId::new("hv-1")].liveness.name() == "fence-failed";
+        if gave_up {
+            let state = m.core.vms()[&VmId::new("vm-1-0")].state.name();
+            assert!(["down", "host-down"].contains(&state), "{state}");
+        }
     }
-    assert_eq!(
-        m.core.hosts()[&HostId::new("hv-1")].liveness.name(),
-        "fence-failed"
-    );
-    assert_eq!(m.core.vms()[&VmId::new("vm-1-0")].state.name(), "down");
+    assert!(gave_up, "the fence never failed for good");
+    assert!(retried, "a failed fence is tried again later");
     assert_eq!(m.core.failover_boots(), 0);
 }

@@ -1,7 +1,7 @@
 //! The simulated backends, behind the same traits the real ones implement,
 //! plus turmoil's transport and clock.
 
-use crate::world::World;
+use crate::world::{DomainState, World};
 use krrish_agent::{Driver, DriverError};
 use krrish_controller::Fencer;
 use krrish_core::ha::{BootReason, FenceAction};
@@ -83,6 +83,21 @@ impl Driver for SimDriver {
             .iter()
             .filter(|(_, d)| d.state == crate::world::DomainState::Running)
             .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn migrating_out(&self) -> Vec<VmId> {
+        let w = self.world.borrow();
+        if !w.hosts[&self.host].powered {
+            return Vec::new();
+        }
+        w.hosts
+            .values()
+            .flat_map(|h| h.domains.iter())
+            .filter(
+                |(_, d)| matches!(&d.state, DomainState::Incoming { from } if from == &self.host),
+            )
+            .map(|(vm, _)| vm.clone())
             .collect()
     }
 

@@ -27,10 +27,10 @@ impl HaManager {
                 }
                 let why = if let Some(why) = self.unfit_for_tenants(&h) {
                     Some(why)
-                } else if !spec.demand.fits_in(&self.free_capacity(&h)) {
+                } else if !spec.demand.fits_in(&self.room_for_tenants(&h)) {
                     Some(format!(
-                        "free {} < needed {}",
-                        self.free_capacity(&h),
+                        "free {} (after the room kept for its own VMs coming home) < needed {}",
+                        self.room_for_tenants(&h),
                         spec.demand
                     ))
                 } else {
@@ -99,7 +99,7 @@ impl HaManager {
             source: &self.hosts[&from].spec,
             target: &target.spec,
             target_up: target.liveness.is_up(),
-            target_free: self.free_capacity(to),
+            target_free: self.room_for_tenants(to),
             imc_mode: self.config.imc_mode,
         };
         let blockers = migration_blockers(&ctx);

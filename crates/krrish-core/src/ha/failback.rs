@@ -158,6 +158,7 @@ impl HaManager {
     }
 
     pub(super) fn start_migration(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
+        self.vms.get_mut(id).expect("caller checked").missed_reports = 0;
         self.vms.get_mut(id).expect("caller checked").state = VmState::Migrating {
             from: from.clone(),
             to: to.clone(),
@@ -196,6 +197,7 @@ impl HaManager {
         }
         rec.settled_by = None;
         rec.migration_aborting = false;
+        rec.missed_reports = 0;
         // The side the answer puts the VM on may be fenced by now: then it
         // runs nowhere.
         let lands_on = if result.is_ok() { to } else { from };
@@ -205,11 +207,18 @@ impl HaManager {
             self.place_waiting(now_ms);
             return;
         }
+        let to_is_production = self.hosts[to].spare.is_none();
         let rec = self.vms.get_mut(vm).expect("checked");
         match result {
             Ok(()) => {
                 rec.state = VmState::Running { host: to.clone() };
                 rec.outage_since_ms = None;
+                // A VM moved to a production host lives there now (an
+                // operator's migration): failback brings home only VMs that
+                // failed over to a spare.
+                if to_is_production {
+                    rec.spec.home = to.clone();
+                }
                 self.notice(
                     now_ms,
                     Notice::VmMigrated {
@@ -377,4 +386,52 @@ fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
                     | MigrationBlocker::DifferentDvs { .. }
             )
         })
+}
+
+impl HaManager {
+    /// A migration whose command never reached the source (lost on a dead
+    /// connection): the source still runs the VM but reports no copy in
+    /// flight, twice in a row (one report may have been built before the
+    /// command arrived). The command is sent again with a fresh deadline —
+    /// safe, as no copy is under way.
+    pub(super) fn resend_lost_migrations(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        running: &[VmId],
+        migrating_out: &[VmId],
+    ) {
+        let candidates = self.vms_where(|id, s| {
+            matches!(s, VmState::Migrating { from, .. } if from == host)
+                && !self.vms[id].migration_aborting
+                && self.vms[id].settled_by.is_none()
+        });
+        for id in candidates {
+            let copying = migrating_out.contains(&id) || !running.contains(&id);
+            let timeout = self.config.migration_timeout_ms;
+            let vm = self.vms.get_mut(&id).expect("listed");
+            if copying {
+                vm.missed_reports = 0;
+                continue;
+            }
+            vm.missed_reports += 1;
+            if vm.missed_reports < super::VANISHED_AFTER_REPORTS {
+                continue;
+            }
+            vm.missed_reports = 0;
+            let VmState::Migrating {
+                to, deadline_ms, ..
+            } = &mut vm.state
+            else {
+                unreachable!("listed as migrating")
+            };
+            *deadline_ms = now_ms + timeout;
+            let to = to.clone();
+            self.command(Command::LiveMigrate {
+                vm: id,
+                from: host.clone(),
+                to,
+            });
+        }
+    }
 }

@@ -47,7 +47,7 @@ impl HaManager {
                 if rebooted {
                     self.on_quick_reboot(now_ms, host, &report.running);
                 }
-                self.reconcile_running(now_ms, host, &report.running);
+                self.reconcile_running(now_ms, host, &report.running, &report.migrating_out);
                 self.evacuate_if_due(now_ms, host);
                 // Its VMs may be waiting on a spare for it to be fit again.
                 if home_ready(&self.hosts, host) {
@@ -64,7 +64,7 @@ impl HaManager {
                 let rebooted = boot_id != Some(report.boot_id);
                 if rebooted || (method == FenceMethod::DfsLease && report.running.is_empty()) {
                     self.rejoin(now_ms, host, report);
-                    self.reconcile_running(now_ms, host, &report.running);
+                    self.reconcile_running(now_ms, host, &report.running, &report.migrating_out);
                     self.on_host_back(now_ms, host);
                 } else {
                     // Fenced yet still running domains: stop them, do not
@@ -77,18 +77,24 @@ impl HaManager {
             Liveness::FenceFailed { .. } => {
                 // Reachable again without having been fenced: nothing was
                 // started elsewhere, so its VMs simply run where they are.
+                // What it does not list provably runs nowhere (a live
+                // host's report is authoritative; after a new boot its old
+                // guests died): those go by policy, at home first.
                 self.rejoin(now_ms, host, report);
-                for vm in self.vms.values_mut() {
-                    let on_host = match &vm.state {
-                        VmState::HostDown { host: h } => h == host,
-                        VmState::Down {
-                            reason: DownReason::FenceFailed { host: h },
-                        } => h == host,
-                        _ => false,
-                    };
-                    if on_host && report.running.contains(&vm.spec.id) {
+                let held = self.vms_where(|_, s| match s {
+                    VmState::HostDown { host: h } => h == host,
+                    VmState::Down {
+                        reason: DownReason::FenceFailed { host: h },
+                    } => h == host,
+                    _ => false,
+                });
+                for id in held {
+                    if report.running.contains(&id) {
+                        let vm = self.vms.get_mut(&id).expect("listed");
                         vm.state = VmState::Running { host: host.clone() };
                         vm.outage_since_ms = None;
+                    } else {
+                        self.release_by_policy(now_ms, &id, host);
                     }
                 }
                 self.on_host_back(now_ms, host);
@@ -132,7 +138,13 @@ impl HaManager {
     }
 
     /// Compares what a live host runs with what the control plane expects.
-    fn reconcile_running(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
+    fn reconcile_running(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        running: &[VmId],
+        migrating_out: &[VmId],
+    ) {
         // A boot whose answer was lost (connection replaced) shows up here.
         let booted: Vec<VmId> = running
             .iter()
@@ -161,6 +173,7 @@ impl HaManager {
         }
         self.settle_migrations_in_doubt(now_ms, host, running);
         self.abort_again(host);
+        self.resend_lost_migrations(now_ms, host, running, migrating_out);
         // A stop whose answer was lost shows up here too.
         let evacuating =
             self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
@@ -306,6 +319,9 @@ impl HaManager {
                     if now_ms >= safe_at_ms =>
                 {
                     self.fenced(now_ms, id, FenceMethod::DfsLease);
+                }
+                Liveness::FenceFailed { at_ms } if now_ms >= at_ms + self.config.fence_retry_ms => {
+                    self.retry_fence(now_ms, id);
                 }
                 _ => {}
             }

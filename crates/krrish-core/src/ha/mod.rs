@@ -72,6 +72,9 @@ pub struct HaConfig {
     pub imc_mode: bool,
     /// What to do with a host cut off from management but alive on the DFS.
     pub isolation_response: IsolationResponse,
+    /// A host that could not be fenced is tried again after this long (the
+    /// BMC or the DFS may answer by then).
+    pub fence_retry_ms: u64,
     /// What an IPMI fence does: power off, or power cycle.
     pub fence_action: FenceAction,
     /// A VM on a spare that cannot live-migrate home (passthrough devices,
@@ -116,6 +119,7 @@ impl Default for HaConfig {
             migration_retry_backoff_ms: 60_000,
             imc_mode: false,
             isolation_response: IsolationResponse::LeaveRunning,
+            fence_retry_ms: 60_000,
             fence_action: FenceAction::Off,
             cold_failback: true,
             vm_network_grace_ms: 60_000,
@@ -246,6 +250,26 @@ impl HaManager {
         h.spec.capacity.saturating_sub(&used)
     }
 
+    /// What an operator may still place on `host`: its free capacity less
+    /// what its own VMs need to come home (running on a spare, or waiting
+    /// for capacity or for its repair) — failback and restores keep their
+    /// room, so spares go back to the pool.
+    pub fn room_for_tenants(&self, host: &HostId) -> Resources {
+        let coming_home = self
+            .vms
+            .values()
+            .filter(|v| &v.spec.home == host && !v.state.holds(host))
+            .filter(|v| match &v.state {
+                VmState::Running { host: on } => {
+                    self.hosts.get(on).is_some_and(|h| h.spare.is_some())
+                }
+                VmState::WaitingForCapacity { .. } | VmState::WaitingForRepair { .. } => true,
+                _ => false,
+            })
+            .fold(Resources::ZERO, |acc, v| acc.add(&v.spec.demand));
+        self.free_capacity(host).saturating_sub(&coming_home)
+    }
+
     /// Counts of spares by state: (free, active, unavailable).
     pub fn spare_counts(&self) -> (usize, usize, usize) {
         let mut c = (0, 0, 0);
@@ -286,7 +310,8 @@ impl HaManager {
             | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
             Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
             Liveness::Isolated { since_ms, .. } => self.isolation_wake(since_ms),
-            Liveness::Fenced { .. } | Liveness::FenceFailed { .. } => None,
+            Liveness::FenceFailed { at_ms } => Some(at_ms + self.config.fence_retry_ms),
+            Liveness::Fenced { .. } => None,
         });
         let hosts = hosts.chain(self.dfs_read_wake());
         let vms = self.vms.values().filter_map(|v| match &v.state {

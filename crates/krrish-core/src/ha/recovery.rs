@@ -167,7 +167,7 @@ impl HaManager {
         self.refresh_spares(now_ms);
     }
 
-    /// Production hosts that may take a new VM, with their free capacity.
+    /// Production hosts that may take a new VM, with the room they have for it.
     pub(super) fn production_candidates(&self) -> (Vec<HostId>, Vec<Resources>) {
         let ids: Vec<HostId> = self
             .hosts
@@ -175,7 +175,7 @@ impl HaManager {
             .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
             .map(|h| h.spec.id.clone())
             .collect();
-        let free = ids.iter().map(|h| self.free_capacity(h)).collect();
+        let free = ids.iter().map(|h| self.room_for_tenants(h)).collect();
         (ids, free)
     }
 

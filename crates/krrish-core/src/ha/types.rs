@@ -426,6 +426,11 @@ pub struct HostReport {
     pub bonds: [BondHealth; 3],
     /// VMs whose domains run on the host now.
     pub running: Vec<VmId>,
+    /// VMs this host is live-migrating away now (copy in flight): how the
+    /// controller tells a migration under way from one whose command never
+    /// arrived.
+    #[serde(default)]
+    pub migrating_out: Vec<VmId>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
