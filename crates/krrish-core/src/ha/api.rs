@@ -50,20 +50,8 @@ impl HaManager {
         };
         spec.home = target.clone();
         let id = spec.id.clone();
-        self.vms.insert(
-            id.clone(),
-            VmRecord {
-                spec,
-                state: VmState::Stopped,
-                boot_attempts: 0,
-                outage_since_ms: None,
-                missed_reports: 0,
-                failback_blocked: false,
-                failback_not_before_ms: 0,
-                settled_by: None,
-                migration_aborting: false,
-            },
-        );
+        self.vms
+            .insert(id.clone(), VmRecord::new(spec, VmState::Stopped));
         self.boot(now_ms, &id, &target, BootReason::Create);
         self.refresh_spares(now_ms);
         Ok(target)

@@ -183,20 +183,11 @@ impl HaManager {
         let vms = vms
             .into_iter()
             .map(|spec| {
-                let rec = VmRecord {
-                    state: VmState::Running {
-                        host: spec.home.clone(),
-                    },
-                    boot_attempts: 0,
-                    outage_since_ms: None,
-                    missed_reports: 0,
-                    failback_blocked: false,
-                    failback_not_before_ms: 0,
-                    settled_by: None,
-                    migration_aborting: false,
-                    spec,
-                };
-                (rec.spec.id.clone(), rec)
+                let home = spec.home.clone();
+                (
+                    spec.id.clone(),
+                    VmRecord::new(spec, VmState::Running { host: home }),
+                )
             })
             .collect();
         Self {

@@ -418,6 +418,24 @@ pub struct VmRecord {
     pub migration_aborting: bool,
 }
 
+impl VmRecord {
+    /// A VM in `state` with nothing pending: no attempts, no outage, no
+    /// migration in doubt.
+    pub fn new(spec: VmSpec, state: VmState) -> Self {
+        Self {
+            spec,
+            state,
+            boot_attempts: 0,
+            outage_since_ms: None,
+            missed_reports: 0,
+            failback_blocked: false,
+            failback_not_before_ms: 0,
+            settled_by: None,
+            migration_aborting: false,
+        }
+    }
+}
+
 /// What an agent reports with each heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostReport {
