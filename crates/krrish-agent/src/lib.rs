@@ -16,5 +16,5 @@ pub mod machine;
 pub mod service;
 
 pub use driver::{Driver, DriverError};
-pub use machine::{AgentConfig, AgentMachine, AgentOutput};
+pub use machine::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
 pub use service::run_agent;

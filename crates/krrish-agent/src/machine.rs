@@ -10,9 +10,10 @@
 //!     └──── back-off (min, doubling, max) ◄─────────────────┘  (redial at once)
 //! ```
 
+use krrish_core::ha::HostReport;
 use krrish_core::lease::LeaseKeeper;
 use krrish_core::timings::AgentTimings;
-use krrish_core::HostId;
+use krrish_core::{BondHealth, HostId, VmId};
 use krrish_wire::{AgentCommand, Frame};
 use std::collections::VecDeque;
 
@@ -49,8 +50,9 @@ pub enum AgentOutput {
     Disconnect {
         epoch: u64,
     },
-    /// Build a report from the driver and send a heartbeat.
-    SendHeartbeat,
+    /// Read the host's status from the driver for a heartbeat; answer with
+    /// [`AgentMachine::handle_status`].
+    ReadStatus,
     Send(Frame),
     RunCommand {
         id: u64,
@@ -62,6 +64,17 @@ pub enum AgentOutput {
     /// The lease lapsed: stop every VM.
     SelfFence,
     Trace(String),
+}
+
+/// What the driver reads of the host for a heartbeat (a snapshot; the
+/// machine turns it into the report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostStatus {
+    pub bonds: [BondHealth; 3],
+    /// VMs whose domains run here now.
+    pub running: Vec<VmId>,
+    /// VMs this host is live-migrating away now.
+    pub migrating_out: Vec<VmId>,
 }
 
 /// The link to the controller.
@@ -303,8 +316,24 @@ impl AgentMachine {
         {
             unacked_since_ms.get_or_insert(now_ms);
         }
-        self.push(AgentOutput::SendHeartbeat);
+        self.push(AgentOutput::ReadStatus);
         self.next_heartbeat_ms = now_ms + self.cfg.timings.heartbeat_interval_ms;
+    }
+
+    /// The host's status, read for a heartbeat: sent as this boot's report
+    /// if the link is still up (otherwise the next connection sends a fresh
+    /// one).
+    pub fn handle_status(&mut self, _now_ms: u64, status: HostStatus) {
+        if !self.is_connected() {
+            return;
+        }
+        let report = HostReport {
+            boot_id: self.boot_id,
+            bonds: status.bonds,
+            running: status.running,
+            migrating_out: status.migrating_out,
+        };
+        self.push(AgentOutput::Send(Frame::Heartbeat { report }));
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
@@ -421,7 +450,7 @@ mod tests {
             out[0],
             AgentOutput::Send(Frame::AgentHello { .. })
         ));
-        assert!(out.contains(&AgentOutput::SendHeartbeat));
+        assert!(out.contains(&AgentOutput::ReadStatus));
         m
     }
 
@@ -431,7 +460,7 @@ mod tests {
         for t in [6_000, 12_000, 18_000, 24_000] {
             m.handle_frame(t - 5_900, 1, Frame::HeartbeatAck);
             let out = run(&mut m, t);
-            assert!(out.contains(&AgentOutput::SendHeartbeat), "{out:?}");
+            assert!(out.contains(&AgentOutput::ReadStatus), "{out:?}");
             assert!(m.is_connected());
         }
     }

@@ -4,8 +4,7 @@
 //! machine's. Must run inside a `tokio::task::LocalSet` (turmoil hosts do).
 
 use crate::driver::Driver;
-use crate::machine::{AgentConfig, AgentMachine, AgentOutput};
-use krrish_core::ha::HostReport;
+use crate::machine::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
 use krrish_wire::{read_frame, write_frame, AgentCommand, Clock, Connect, Frame, TraceSink};
 use std::rc::Rc;
 use std::time::Duration;
@@ -86,15 +85,14 @@ pub async fn run_agent<C, D, K, T>(
                         link = None;
                     }
                 }
-                AgentOutput::SendHeartbeat => {
-                    let report = HostReport {
-                        boot_id: driver.boot_id(),
+                AgentOutput::ReadStatus => m.handle_status(
+                    now,
+                    HostStatus {
                         bonds: driver.bonds(),
                         running: driver.running_vms(),
                         migrating_out: driver.migrating_out(),
-                    };
-                    send(&link, Frame::Heartbeat { report });
-                }
+                    },
+                ),
                 AgentOutput::Send(f) => send(&link, f),
                 AgentOutput::RunCommand { id, command } => {
                     let (d, tx) = (driver.clone(), tx.clone());

@@ -2,12 +2,10 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
-use crate::store::Store;
-use krrish_core::ha::{Command, FenceAction, HaManager};
+use krrish_core::ha::{Command, CoreSnapshot, FenceAction, HaManager};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
-use std::rc::Rc;
 
 /// What the shell must do next.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +37,13 @@ pub enum ControllerOutput {
     /// Ask the DFS when each host last renewed its lease; answer with
     /// [`ControllerMachine::handle_lease_renewals`].
     ReadLeaseRenewals,
+    /// Write the core's state to durable storage (the controller's own disk)
+    /// before acting on what follows; answer with
+    /// [`ControllerMachine::handle_saved`].
+    Save {
+        generation: u64,
+        snapshot: Box<CoreSnapshot>,
+    },
     Trace(String),
 }
 
@@ -69,8 +74,9 @@ pub struct ControllerMachine {
     pending: BTreeMap<u64, (u64, Pending)>,
     next_command_id: u64,
     out: VecDeque<ControllerOutput>,
-    store: Option<Rc<Store>>,
-    /// The core generation last written to the store.
+    /// Whether the shell keeps the state on a disk (it executes `Save`).
+    durable: bool,
+    /// The core generation last handed to the shell to save.
     saved_generation: Option<u64>,
 }
 
@@ -83,33 +89,55 @@ impl ControllerMachine {
             pending: BTreeMap::new(),
             next_command_id: 1,
             out: VecDeque::new(),
-            store: None,
+            durable: false,
             saved_generation: None,
         }
     }
 
-    /// A controller that writes its state to `store` after every decision;
-    /// what the core decided while being built or restored goes out now.
-    pub fn with_store(now_ms: u64, core: HaManager, store: Rc<Store>) -> Self {
+    /// A controller whose shell keeps its state on disk: after every
+    /// decision it emits [`ControllerOutput::Save`]; what the core decided
+    /// while being built or restored goes out now.
+    pub fn durable(now_ms: u64, core: HaManager) -> Self {
         let mut m = Self::new(core);
-        m.store = Some(store);
+        m.durable = true;
         m.drain(now_ms);
         m
     }
 
-    /// Writes the core's state if it changed since the last write. A failed
-    /// write is reported and retried at the next decision.
-    fn persist(&mut self) {
-        let Some(store) = &self.store else { return };
+    /// Asks the shell to save the core's state if it changed since the last
+    /// request — ahead of the outputs from index `first` on, the decisions
+    /// that state records (write-ahead: a restarted controller never forgets
+    /// a fence or a boot it already sent).
+    fn persist(&mut self, first: usize) {
+        if !self.durable {
+            return;
+        }
         let generation = self.core.generation();
         if self.saved_generation == Some(generation) {
             return;
         }
-        match store.save(&self.core.snapshot()) {
-            Ok(()) => self.saved_generation = Some(generation),
-            Err(e) => self
-                .out
-                .push_back(ControllerOutput::Trace(format!("cannot save state: {e}"))),
+        self.saved_generation = Some(generation);
+        assert!(
+            self.out.len() < OUTPUT_QUEUE_MAX,
+            "controller output queue unbounded growth"
+        );
+        let save = ControllerOutput::Save {
+            generation,
+            snapshot: Box::new(self.core.snapshot()),
+        };
+        self.out.insert(first.min(self.out.len()), save);
+    }
+
+    /// The shell's answer to [`ControllerOutput::Save`]. A failed write is
+    /// reported and retried at the next decision.
+    pub fn handle_saved(&mut self, generation: u64, result: Result<(), String>) {
+        if let Err(e) = result {
+            self.push(ControllerOutput::Trace(format!(
+                "cannot save state (generation {generation}): {e}"
+            )));
+            if self.saved_generation == Some(generation) {
+                self.saved_generation = None;
+            }
         }
     }
 
@@ -292,6 +320,7 @@ impl ControllerMachine {
 
     /// Moves the core's notices and commands out, routing commands.
     fn drain(&mut self, now_ms: u64) {
+        let first = self.out.len();
         for _ in 0..CASCADE_MAX {
             let mut progressed = false;
             while let Some((_, n)) = self.core.poll_notice() {
@@ -303,7 +332,7 @@ impl ControllerMachine {
                 self.dispatch(now_ms, c);
             }
             if !progressed {
-                self.persist();
+                self.persist(first);
                 return;
             }
         }

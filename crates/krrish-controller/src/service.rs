@@ -2,6 +2,7 @@
 //! `tokio::task::LocalSet` (turmoil hosts do; the CLI sets one up).
 
 use crate::machine::{ControllerMachine, ControllerOutput};
+use crate::store::Store;
 use krrish_core::ha::FenceAction;
 use krrish_core::{HostId, HostSpec};
 use krrish_wire::{read_frame, write_frame, Clock, Frame, Listen, TraceSink};
@@ -62,10 +63,12 @@ impl Drop for Conn {
     }
 }
 
-/// Runs the controller until the task is dropped.
+/// Runs the controller until the task is dropped. With a `store`, the
+/// machine's `Save` outputs are written to it before anything else happens.
 pub async fn run_controller<L, F, K, T>(
     mut listener: L,
     machine: Rc<RefCell<ControllerMachine>>,
+    store: Option<Rc<Store>>,
     fencer: Rc<F>,
     clock: Rc<K>,
     trace: Rc<T>,
@@ -140,6 +143,16 @@ pub async fn run_controller<L, F, K, T>(
                         let r = f.lease_renewals().await;
                         let _ = tx.send(Event::Renewals(r)).await;
                     });
+                }
+                ControllerOutput::Save {
+                    generation,
+                    snapshot,
+                } => {
+                    let r = match &store {
+                        Some(st) => st.save(&snapshot).map_err(|e| e.to_string()),
+                        None => Err("no store configured".to_string()),
+                    };
+                    machine.borrow_mut().handle_saved(generation, r);
                 }
                 ControllerOutput::Trace(s) => trace.line(now, "controller", &s),
             }

@@ -5,9 +5,9 @@
 //! the detection window minus one heartbeat, with the stricter isolation
 //! response — no host is fenced and no VM fails over.
 
-use krrish_agent::{AgentConfig, AgentMachine, AgentOutput};
+use krrish_agent::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
 use krrish_controller::{ControllerMachine, ControllerOutput};
-use krrish_core::ha::{HaConfig, HaManager, HostReport, IsolationResponse};
+use krrish_core::ha::{HaConfig, HaManager, IsolationResponse};
 use krrish_core::{BondHealth, HostId, VmId};
 use krrish_sim::demo;
 use krrish_wire::Frame;
@@ -237,14 +237,15 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     AgentOutput::Disconnect { epoch } => {
                         ctl.handle_closed(now, conn_of(i, epoch));
                     }
-                    AgentOutput::SendHeartbeat => {
-                        let report = HostReport {
-                            migrating_out: vec![],
-                            boot_id: 1,
-                            bonds: [BondHealth::Ok; 3],
-                            running: running[&ids[i]].clone(),
-                        };
-                        send(&mut net, &Frame::Heartbeat { report });
+                    AgentOutput::ReadStatus => {
+                        agents[i].handle_status(
+                            now,
+                            HostStatus {
+                                migrating_out: vec![],
+                                bonds: [BondHealth::Ok; 3],
+                                running: running[&ids[i]].clone(),
+                            },
+                        );
                     }
                     AgentOutput::Send(f) => send(&mut net, &f),
                     AgentOutput::RunCommand { id, .. } => {
@@ -307,6 +308,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                 | ControllerOutput::ReinstateLease { host } => {
                     trace.push(format!("{now}: lease command for {host}"));
                 }
+                ControllerOutput::Save { .. } => {} // a controller without a disk here
                 ControllerOutput::Trace(s) => trace.push(format!("{now}: {s}")),
             }
         }

@@ -94,11 +94,41 @@ fn the_machine_writes_after_decisions_and_not_otherwise() {
     let store = Rc::new(Store::in_memory().unwrap());
     let (hosts, vms) = demo::cluster(2, 1, 1);
     let core = HaManager::new(0, HaConfig::default(), hosts, vms);
-    let mut m = ControllerMachine::with_store(0, core, store.clone());
+    let mut m = ControllerMachine::durable(0, core);
+    // The shell's part: execute saves, collect the rest.
+    let run = |m: &mut ControllerMachine| {
+        let mut outputs = Vec::new();
+        while let Some(o) = m.poll_output() {
+            if let ControllerOutput::Save {
+                generation,
+                snapshot,
+            } = &o
+            {
+                store.save(snapshot).unwrap();
+                m.handle_saved(*generation, Ok(()));
+            }
+            outputs.push(o);
+        }
+        outputs
+    };
+    run(&mut m);
     let first = store.load().unwrap().expect("written at start");
+    m.handle_timeout(100); // nothing decided: nothing written
+    let idle = run(&mut m);
+    assert!(!idle
+        .iter()
+        .any(|o| matches!(o, ControllerOutput::Save { .. })));
     m.handle_timeout(19_000); // hosts offline, fencing starts
+    let out = run(&mut m);
     let after = store.load().unwrap().unwrap();
     assert_ne!(first, after);
-    assert!(std::iter::from_fn(|| m.poll_output())
-        .any(|o| matches!(o, ControllerOutput::FenceIpmi { .. })));
+    // The save comes before the fence it records goes out.
+    let save = out
+        .iter()
+        .position(|o| matches!(o, ControllerOutput::Save { .. }));
+    let fence = out
+        .iter()
+        .position(|o| matches!(o, ControllerOutput::FenceIpmi { .. }));
+    assert!(save.is_some() && fence.is_some(), "{out:?}");
+    assert!(save < fence, "write-ahead: {out:?}");
 }

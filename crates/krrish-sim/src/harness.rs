@@ -101,13 +101,15 @@ impl<'a> SimWorld<'a> {
                     Ok(None) => HaManager::new(now, ha.clone(), specs.clone(), initial_vms.clone()),
                     Err(e) => panic!("the simulated controller store is unreadable: {e}"),
                 };
-                *m.borrow_mut() = ControllerMachine::with_store(now, core, store.clone());
+                *m.borrow_mut() = ControllerMachine::durable(now, core);
+                let store = store.clone();
                 async move {
                     let bind = (IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROLLER_PORT);
                     let listener = TurmoilListen(turmoil::net::TcpListener::bind(bind).await?);
                     run_controller(
                         listener,
                         m,
+                        Some(store),
                         Rc::new(SimFencer {
                             world: w,
                             clock: Rc::new(TurmoilClock),

@@ -79,6 +79,7 @@ fn a_crash_fails_over_over_real_sockets() {
         let _controller = tokio::task::spawn_local(run_controller(
             TokioListen(listener),
             machine.clone(),
+            None,
             Rc::new(fencer),
             clock.clone(),
             Rc::new(trace.clone()),
