@@ -1,7 +1,8 @@
 //! What a host's backend must do for the agent.
 
+use crate::machine::HostStatus;
 use krrish_core::ha::BootReason;
-use krrish_core::{BondHealth, HostId, VmId, VmSpec};
+use krrish_core::{HostId, VmId, VmSpec};
 use std::future::Future;
 use thiserror::Error;
 
@@ -25,12 +26,9 @@ pub enum DriverError {
 pub trait Driver {
     /// Changes every time the host powers on.
     fn boot_id(&self) -> u64;
-    /// Link state of bond0, bond1, bond2.
-    fn bonds(&self) -> [BondHealth; 3];
-    /// VMs whose domains run on this host.
-    fn running_vms(&self) -> Vec<VmId>;
-    /// VMs this host is live-migrating away now (copy in flight).
-    fn migrating_out(&self) -> Vec<VmId>;
+    /// Link state of the bonds, the VMs whose domains run here and those
+    /// being live-migrated away now: what a heartbeat reports.
+    fn status(&self) -> HostStatus;
 
     /// Boots `vm` from its DFS copy (the backing image may sync later).
     fn boot_vm(

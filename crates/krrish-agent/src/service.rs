@@ -4,7 +4,7 @@
 //! machine's. Must run inside a `tokio::task::LocalSet` (turmoil hosts do).
 
 use crate::driver::Driver;
-use crate::machine::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
+use crate::machine::{AgentConfig, AgentMachine, AgentOutput};
 use krrish_wire::{read_frame, write_frame, AgentCommand, Clock, Connect, Frame, TraceSink};
 use std::rc::Rc;
 use std::time::Duration;
@@ -85,14 +85,7 @@ pub async fn run_agent<C, D, K, T>(
                         link = None;
                     }
                 }
-                AgentOutput::ReadStatus => m.handle_status(
-                    now,
-                    HostStatus {
-                        bonds: driver.bonds(),
-                        running: driver.running_vms(),
-                        migrating_out: driver.migrating_out(),
-                    },
-                ),
+                AgentOutput::ReadStatus => m.handle_status(now, driver.status()),
                 AgentOutput::Send(f) => send(&link, f),
                 AgentOutput::RunCommand { id, command } => {
                     let (d, tx) = (driver.clone(), tx.clone());

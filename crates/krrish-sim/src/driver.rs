@@ -1,11 +1,12 @@
 //! The simulated backends, behind the same traits the real ones implement,
 //! plus turmoil's transport and clock.
 
-use crate::world::{DomainState, World};
-use krrish_agent::{Driver, DriverError};
+use crate::ops::{FencerAnswer, FencerOp, HostOp};
+use crate::world::World;
+use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_controller::Fencer;
 use krrish_core::ha::{BootReason, FenceAction};
-use krrish_core::{BondHealth, HostId, HostSpec, VmId, VmSpec};
+use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::{Clock, Connect, Listen};
 use std::cell::RefCell;
 use std::io;
@@ -45,7 +46,8 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// One host's hypervisor, bonds and DFS client.
+/// One host's hypervisor, bonds and DFS client: the world's operations
+/// ([`crate::ops`]), with tokio sleeping between their start and finish.
 pub struct SimDriver {
     pub world: Rc<RefCell<World>>,
     pub host: HostId,
@@ -55,12 +57,15 @@ pub struct SimDriver {
 }
 
 impl SimDriver {
-    fn powered(&self) -> Result<(), DriverError> {
-        if self.world.borrow().hosts[&self.host].powered {
-            Ok(())
-        } else {
-            Err(DriverError::Unavailable("host is powered off".into()))
+    async fn run(&self, op: HostOp) -> Result<(), DriverError> {
+        let now = self.clock.now_ms();
+        let pending = self.world.borrow_mut().start_host_op(now, &self.host, op)?;
+        if pending.done_at_ms > now {
+            sleep_ms(pending.done_at_ms - now).await;
         }
+        self.world
+            .borrow_mut()
+            .finish_host_op(self.clock.now_ms(), &self.host, pending)
     }
 }
 
@@ -69,187 +74,97 @@ impl Driver for SimDriver {
         self.world.borrow().hosts[&self.host].boot_id
     }
 
-    fn bonds(&self) -> [BondHealth; 3] {
-        self.world.borrow().hosts[&self.host].bonds()
-    }
-
-    fn running_vms(&self) -> Vec<VmId> {
-        let w = self.world.borrow();
-        let h = &w.hosts[&self.host];
-        if !h.powered {
-            return Vec::new();
-        }
-        h.domains
-            .iter()
-            .filter(|(_, d)| d.state == crate::world::DomainState::Running)
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
-    fn migrating_out(&self) -> Vec<VmId> {
-        let w = self.world.borrow();
-        if !w.hosts[&self.host].powered {
-            return Vec::new();
-        }
-        w.hosts
-            .values()
-            .flat_map(|h| h.domains.iter())
-            .filter(
-                |(_, d)| matches!(&d.state, DomainState::Incoming { from } if from == &self.host),
-            )
-            .map(|(vm, _)| vm.clone())
-            .collect()
+    fn status(&self) -> HostStatus {
+        self.world.borrow().host_status(&self.host)
     }
 
     async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
-        self.powered()?;
-        // The world learns VMs created through the API here, so the checkers
-        // judge them too (their size, whether the control plane knows them).
-        self.world.borrow_mut().learn_vm(vm);
-        let boot_ms = self.world.borrow_mut().boot_time_ms();
-        sleep_ms(boot_ms).await;
-        self.world
-            .borrow_mut()
-            .start_domain(self.clock.now_ms(), &self.host, &vm.id)
-            .map_err(DriverError::Failed)
+        self.run(HostOp::Boot(vm.clone())).await
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {
-        self.world
-            .borrow_mut()
-            .stop_domain(self.clock.now_ms(), &self.host, vm)
-            .map_err(DriverError::Failed)
+        self.run(HostOp::Stop(vm.clone())).await
     }
 
     async fn live_migrate(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
-        self.powered()?;
-        let copy_ms = self
-            .world
-            .borrow_mut()
-            .begin_migration(&self.host, vm, to)
-            .map_err(DriverError::Failed)?;
-        sleep_ms(copy_ms).await;
-        self.world
-            .borrow_mut()
-            .finish_migration(self.clock.now_ms(), &self.host, vm, to)
-            .map_err(DriverError::Failed)
+        self.run(HostOp::LiveMigrate {
+            vm: vm.clone(),
+            to: to.clone(),
+        })
+        .await
     }
 
     async fn abort_migration(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
-        self.powered()?;
-        self.world
-            .borrow_mut()
-            .abort_migration(self.clock.now_ms(), &self.host, vm, to)
-            .map_err(DriverError::Failed)
+        self.run(HostOp::AbortMigration {
+            vm: vm.clone(),
+            to: to.clone(),
+        })
+        .await
     }
 
     async fn renew_lease(&self) -> Result<(), DriverError> {
-        let rtt = self.world.borrow().timings.dfs_rtt_ms;
-        sleep_ms(rtt).await;
-        self.world
-            .borrow_mut()
-            .renew_lease(self.clock.now_ms(), &self.host)
-            .map_err(DriverError::Unavailable)
+        self.run(HostOp::RenewLease).await
     }
 
     async fn sync_disks(&self) -> Result<(), DriverError> {
-        let rtt = self.world.borrow().timings.dfs_rtt_ms;
-        sleep_ms(rtt).await;
-        self.world
-            .borrow_mut()
-            .sync_disks(self.clock.now_ms(), &self.host)
-            .map_err(DriverError::Unavailable)
+        self.run(HostOp::SyncDisks).await
     }
 
     async fn stop_all_vms(&self) -> Result<(), DriverError> {
-        self.world
-            .borrow_mut()
-            .self_fence(self.clock.now_ms(), &self.host)
-            .map_err(DriverError::Failed)
+        self.run(HostOp::StopAll).await
     }
 }
 
-/// IPMI (over the OGW network) and the DFS's lease authority.
+/// IPMI (over the OGW network) and the DFS's lease authority: the world's
+/// fencer operations with tokio sleeping in between.
 pub struct SimFencer {
     pub world: Rc<RefCell<World>>,
     pub clock: Rc<dyn Clock>,
 }
 
 impl SimFencer {
-    /// One request to the DFS's metadata service: a round trip, or a
-    /// time-out when the controller cannot reach it.
-    async fn dfs_round_trip(&self) -> Result<(), String> {
-        let (rtt, unreachable, timeout) = {
-            let w = self.world.borrow();
-            (
-                w.timings.dfs_rtt_ms,
-                w.dfs_unreachable_from_controller,
-                w.timings.ipmi_timeout_ms,
-            )
-        };
-        if unreachable {
-            sleep_ms(timeout).await;
-            return Err("DFS metadata service unreachable from the controller".into());
+    async fn run(&self, op: FencerOp) -> FencerAnswer {
+        let now = self.clock.now_ms();
+        let pending = self.world.borrow_mut().start_fencer_op(now, op);
+        if pending.done_at_ms > now {
+            sleep_ms(pending.done_at_ms - now).await;
         }
-        sleep_ms(rtt).await;
-        if self.world.borrow().dfs_unreachable_from_controller {
-            return Err("DFS metadata service stopped answering".into());
-        }
-        Ok(())
+        self.world
+            .borrow_mut()
+            .finish_fencer_op(self.clock.now_ms(), pending)
     }
 }
 
 impl Fencer for SimFencer {
     async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), String> {
-        let (bmc_up, answer_ms, timeout_ms) = {
-            let w = self.world.borrow();
-            let h = w
-                .hosts
-                .get(&host.id)
-                .ok_or_else(|| format!("no BMC known for {}", host.id))?;
-            (
-                h.bmc_powered,
-                w.timings.ipmi_answer_ms,
-                w.timings.ipmi_timeout_ms,
-            )
+        let op = FencerOp::Ipmi {
+            host: host.clone(),
+            action,
         };
-        if !bmc_up {
-            sleep_ms(timeout_ms).await;
-            return Err(format!("BMC {} does not answer", host.addresses.ipmi));
+        match self.run(op).await {
+            FencerAnswer::Fenced(r) => r,
+            other => unreachable!("IPMI answered {other:?}"),
         }
-        sleep_ms(answer_ms).await;
-        // The BMC may have lost power while we waited.
-        if !self.world.borrow().hosts[&host.id].bmc_powered {
-            return Err(format!("BMC {} stopped answering", host.addresses.ipmi));
-        }
-        let now = self.clock.now_ms();
-        let mut w = self.world.borrow_mut();
-        w.power_off(now, &host.id, false, "IPMI power-off");
-        if action == FenceAction::Reboot {
-            w.schedule_power_on(now, &host.id);
-        }
-        Ok(())
     }
 
     async fn revoke_lease(&self, host: &HostId) -> Result<u64, String> {
-        self.dfs_round_trip().await?;
-        Ok(self
-            .world
-            .borrow_mut()
-            .revoke_lease(self.clock.now_ms(), host))
+        match self.run(FencerOp::RevokeLease(host.clone())).await {
+            FencerAnswer::Revoked(r) => r,
+            other => unreachable!("revocation answered {other:?}"),
+        }
     }
 
     async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, String> {
-        self.dfs_round_trip().await?;
-        let now = self.clock.now_ms();
-        Ok(self.world.borrow().renewal_ages(now))
+        match self.run(FencerOp::ReadRenewals).await {
+            FencerAnswer::Renewals(r) => r,
+            other => unreachable!("renewal read answered {other:?}"),
+        }
     }
 
     async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
-        self.dfs_round_trip().await?;
-        self.world
-            .borrow_mut()
-            .reinstate_lease(self.clock.now_ms(), host);
-        Ok(())
+        match self.run(FencerOp::ReinstateLease(host.clone())).await {
+            FencerAnswer::Reinstated(r) => r,
+            other => unreachable!("reinstatement answered {other:?}"),
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! Map:
 //! - [`world`] — [`World`]: ground truth (what runs where, what is synced,
 //!   who holds a lease), with RTO/RPO measurement.
+//! - [`ops`] — the hosts' and fencer's operations in "starts now, completes
+//!   at t" form, shared by every simulated world.
 //! - [`driver`] — [`SimDriver`] (an agent's hypervisor/network/storage) and
 //!   [`SimFencer`] (IPMI and DFS lease revocation).
 //! - [`fault`] — [`Fault`]s a scenario or a swarm injects.
@@ -23,6 +25,7 @@ pub mod demo;
 pub mod driver;
 pub mod fault;
 pub mod harness;
+pub mod ops;
 pub mod trace;
 pub mod world;
 

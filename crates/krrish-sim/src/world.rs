@@ -184,6 +184,9 @@ pub struct World {
     /// Bumped on every change that a checker cares about.
     pub generation: u64,
     rng: SeededRng,
+    /// Live migrations in flight by source host, as of a generation (read
+    /// for every heartbeat; rebuilt only when the world changed).
+    outgoing: std::cell::RefCell<(u64, BTreeMap<HostId, Vec<VmId>>)>,
 }
 
 impl World {
@@ -251,7 +254,28 @@ impl World {
             trace,
             generation: 0,
             rng: SeededRng::new(seed),
+            outgoing: std::cell::RefCell::new((u64::MAX, BTreeMap::new())),
         }
+    }
+
+    /// VMs `h` is live-migrating away now (a copy in flight to another host).
+    pub fn migrating_out_of(&self, h: &HostId) -> Vec<VmId> {
+        let mut cache = self.outgoing.borrow_mut();
+        if cache.0 != self.generation {
+            let mut by_source: BTreeMap<HostId, Vec<VmId>> = BTreeMap::new();
+            for host in self.hosts.values() {
+                for (vm, d) in &host.domains {
+                    if let DomainState::Incoming { from } = &d.state {
+                        by_source.entry(from.clone()).or_default().push(vm.clone());
+                    }
+                }
+            }
+            for vms in by_source.values_mut() {
+                vms.sort();
+            }
+            *cache = (self.generation, by_source);
+        }
+        cache.1.get(h).cloned().unwrap_or_default()
     }
 
     /// A VM the hypervisors are asked to run: known from then on.

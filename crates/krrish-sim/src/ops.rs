@@ -1,0 +1,270 @@
+//! The simulated hosts' and fencer's operations in "starts now, completes
+//! at t" form: [`World::start_host_op`] does what happens at once and says
+//! when the rest is due; [`World::finish_host_op`] does the rest at that
+//! time. A tokio driver sleeps in between ([`crate::driver`]); the event
+//! world schedules an event. Both worlds share this one model of how long
+//! things take and what they change.
+
+use crate::world::{DomainState, World};
+use krrish_agent::{DriverError, HostStatus};
+use krrish_core::ha::FenceAction;
+use krrish_core::{HostId, HostSpec, VmId, VmSpec};
+
+/// What an agent asks its host's backend to do.
+#[derive(Clone, Debug)]
+pub enum HostOp {
+    Boot(VmSpec),
+    Stop(VmId),
+    LiveMigrate {
+        vm: VmId,
+        to: HostId,
+    },
+    AbortMigration {
+        vm: VmId,
+        to: HostId,
+    },
+    RenewLease,
+    SyncDisks,
+    /// Self-fencing: every guest stops.
+    StopAll,
+}
+
+/// A host operation under way.
+#[derive(Clone, Debug)]
+pub struct PendingHostOp {
+    pub done_at_ms: u64,
+    step: HostStep,
+}
+
+#[derive(Clone, Debug)]
+enum HostStep {
+    Boot(VmId),
+    Stop(VmId),
+    Migrate { vm: VmId, to: HostId },
+    Abort { vm: VmId, to: HostId },
+    Renew,
+    Sync,
+    StopAll,
+}
+
+/// What the controller asks of the BMCs and the DFS.
+#[derive(Clone, Debug)]
+pub enum FencerOp {
+    Ipmi { host: HostSpec, action: FenceAction },
+    RevokeLease(HostId),
+    ReinstateLease(HostId),
+    ReadRenewals,
+}
+
+/// A fencer operation under way.
+#[derive(Clone, Debug)]
+pub struct PendingFencerOp {
+    pub done_at_ms: u64,
+    step: FencerStep,
+}
+
+#[derive(Clone, Debug)]
+enum FencerStep {
+    Ipmi {
+        host: HostSpec,
+        action: FenceAction,
+    },
+    Revoke(HostId),
+    Reinstate(HostId),
+    Renewals,
+    /// Fails when due (a BMC or the DFS that never answers: the caller
+    /// waits out its time-out).
+    Fail(FencerOp, String),
+}
+
+/// A fencer operation's answer, by kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FencerAnswer {
+    Fenced(Result<(), String>),
+    Revoked(Result<u64, String>),
+    Reinstated(Result<(), String>),
+    Renewals(Result<Vec<(HostId, u64)>, String>),
+}
+
+impl FencerAnswer {
+    fn failed(op: &FencerOp, why: String) -> Self {
+        match op {
+            FencerOp::Ipmi { .. } => Self::Fenced(Err(why)),
+            FencerOp::RevokeLease(_) => Self::Revoked(Err(why)),
+            FencerOp::ReinstateLease(_) => Self::Reinstated(Err(why)),
+            FencerOp::ReadRenewals => Self::Renewals(Err(why)),
+        }
+    }
+}
+
+impl World {
+    /// What `h`'s agent reads for a heartbeat (nothing runs on a host that
+    /// is off).
+    pub fn host_status(&self, h: &HostId) -> HostStatus {
+        let host = &self.hosts[h];
+        if !host.powered {
+            return HostStatus {
+                bonds: host.bonds(),
+                running: Vec::new(),
+                migrating_out: Vec::new(),
+            };
+        }
+        HostStatus {
+            bonds: host.bonds(),
+            running: host
+                .domains
+                .iter()
+                .filter(|(_, d)| d.state == DomainState::Running)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            migrating_out: self.migrating_out_of(h),
+        }
+    }
+
+    fn powered_or_unavailable(&self, h: &HostId) -> Result<(), DriverError> {
+        if self.hosts.get(h).is_some_and(|x| x.powered) {
+            Ok(())
+        } else {
+            Err(DriverError::Unavailable("host is powered off".into()))
+        }
+    }
+
+    /// Starts `op` on `h`'s backend now. Err: it failed at once.
+    pub fn start_host_op(
+        &mut self,
+        now_ms: u64,
+        h: &HostId,
+        op: HostOp,
+    ) -> Result<PendingHostOp, DriverError> {
+        let rtt = self.timings.dfs_rtt_ms;
+        let (after_ms, step) = match op {
+            HostOp::Boot(vm) => {
+                self.powered_or_unavailable(h)?;
+                // The world learns VMs created through the API here, so the
+                // checkers judge them too.
+                self.learn_vm(&vm);
+                (self.boot_time_ms(), HostStep::Boot(vm.id))
+            }
+            HostOp::Stop(vm) => (0, HostStep::Stop(vm)),
+            HostOp::LiveMigrate { vm, to } => {
+                self.powered_or_unavailable(h)?;
+                let copy_ms = self
+                    .begin_migration(h, &vm, &to)
+                    .map_err(DriverError::Failed)?;
+                (copy_ms, HostStep::Migrate { vm, to })
+            }
+            HostOp::AbortMigration { vm, to } => {
+                self.powered_or_unavailable(h)?;
+                (0, HostStep::Abort { vm, to })
+            }
+            HostOp::RenewLease => (rtt, HostStep::Renew),
+            HostOp::SyncDisks => (rtt, HostStep::Sync),
+            HostOp::StopAll => (0, HostStep::StopAll),
+        };
+        Ok(PendingHostOp {
+            done_at_ms: now_ms + after_ms,
+            step,
+        })
+    }
+
+    /// Completes an operation started by [`Self::start_host_op`], at its
+    /// `done_at_ms`.
+    pub fn finish_host_op(
+        &mut self,
+        now_ms: u64,
+        h: &HostId,
+        op: PendingHostOp,
+    ) -> Result<(), DriverError> {
+        match op.step {
+            HostStep::Boot(vm) => self
+                .start_domain(now_ms, h, &vm)
+                .map_err(DriverError::Failed),
+            HostStep::Stop(vm) => self
+                .stop_domain(now_ms, h, &vm)
+                .map_err(DriverError::Failed),
+            HostStep::Migrate { vm, to } => self
+                .finish_migration(now_ms, h, &vm, &to)
+                .map_err(DriverError::Failed),
+            HostStep::Abort { vm, to } => self
+                .abort_migration(now_ms, h, &vm, &to)
+                .map_err(DriverError::Failed),
+            HostStep::Renew => self
+                .renew_lease(now_ms, h)
+                .map_err(DriverError::Unavailable),
+            HostStep::Sync => self.sync_disks(now_ms, h).map_err(DriverError::Unavailable),
+            HostStep::StopAll => self.self_fence(now_ms, h).map_err(DriverError::Failed),
+        }
+    }
+
+    /// Starts a fencer operation now (IPMI over the OGW network, or one
+    /// request to the DFS's metadata service).
+    pub fn start_fencer_op(&mut self, now_ms: u64, op: FencerOp) -> PendingFencerOp {
+        let t = &self.timings;
+        let (after_ms, step) = match op {
+            FencerOp::Ipmi { host, action } => match self.hosts.get(&host.id) {
+                None => {
+                    let why = format!("no BMC known for {}", host.id);
+                    (0, FencerStep::Fail(FencerOp::Ipmi { host, action }, why))
+                }
+                Some(h) if !h.bmc_powered => {
+                    let why = format!("BMC {} does not answer", host.addresses.ipmi);
+                    (
+                        t.ipmi_timeout_ms,
+                        FencerStep::Fail(FencerOp::Ipmi { host, action }, why),
+                    )
+                }
+                Some(_) => (t.ipmi_answer_ms, FencerStep::Ipmi { host, action }),
+            },
+            op if self.dfs_unreachable_from_controller => (
+                t.ipmi_timeout_ms,
+                FencerStep::Fail(
+                    op,
+                    "DFS metadata service unreachable from the controller".into(),
+                ),
+            ),
+            FencerOp::RevokeLease(h) => (t.dfs_rtt_ms, FencerStep::Revoke(h)),
+            FencerOp::ReinstateLease(h) => (t.dfs_rtt_ms, FencerStep::Reinstate(h)),
+            FencerOp::ReadRenewals => (t.dfs_rtt_ms, FencerStep::Renewals),
+        };
+        PendingFencerOp {
+            done_at_ms: now_ms + after_ms,
+            step,
+        }
+    }
+
+    /// Completes a fencer operation at its `done_at_ms`.
+    pub fn finish_fencer_op(&mut self, now_ms: u64, op: PendingFencerOp) -> FencerAnswer {
+        let dfs_gone = || "DFS metadata service stopped answering".to_string();
+        match op.step {
+            FencerStep::Fail(op, why) => FencerAnswer::failed(&op, why),
+            FencerStep::Ipmi { host, action } => {
+                // The BMC may have lost power while we waited.
+                if !self.hosts[&host.id].bmc_powered {
+                    let why = format!("BMC {} stopped answering", host.addresses.ipmi);
+                    return FencerAnswer::Fenced(Err(why));
+                }
+                self.power_off(now_ms, &host.id, false, "IPMI power-off");
+                if action == FenceAction::Reboot {
+                    self.schedule_power_on(now_ms, &host.id);
+                }
+                FencerAnswer::Fenced(Ok(()))
+            }
+            FencerStep::Revoke(_) | FencerStep::Reinstate(_) | FencerStep::Renewals
+                if self.dfs_unreachable_from_controller =>
+            {
+                let op = match op.step {
+                    FencerStep::Revoke(h) => FencerOp::RevokeLease(h),
+                    FencerStep::Reinstate(h) => FencerOp::ReinstateLease(h),
+                    _ => FencerOp::ReadRenewals,
+                };
+                FencerAnswer::failed(&op, dfs_gone())
+            }
+            FencerStep::Revoke(h) => FencerAnswer::Revoked(Ok(self.revoke_lease(now_ms, &h))),
+            FencerStep::Reinstate(h) => {
+                self.reinstate_lease(now_ms, &h);
+                FencerAnswer::Reinstated(Ok(()))
+            }
+            FencerStep::Renewals => FencerAnswer::Renewals(Ok(self.renewal_ages(now_ms))),
+        }
+    }
+}
