@@ -19,4 +19,4 @@ pub mod run;
 
 pub use cluster::Cluster;
 pub use load::{load_cluster, load_scenario, LoadError, Scenario};
-pub use run::{run_scenario, RunOptions, RunReport};
+pub use run::{run_scenario, RunOptions, RunReport, WorldKind};

@@ -8,15 +8,47 @@
 
 use crate::load::{Action, Check, Expect, Scenario};
 use krrish_core::ha::secs;
+use krrish_event::EventWorld;
 use krrish_sim::world::Recovery;
-use krrish_sim::SimWorld;
+use krrish_sim::{SimWorld, SimulatedWorld};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Which world drives the control plane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorldKind {
+    /// turmoil: real tokio services over simulated TCP, stepped per tick.
+    #[default]
+    Turmoil,
+    /// The event queue: the same machines with no sockets or runtime.
+    Event,
+}
+
+impl WorldKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorldKind::Turmoil => "turmoil",
+            WorldKind::Event => "event",
+        }
+    }
+}
+
+impl std::str::FromStr for WorldKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "turmoil" => Ok(WorldKind::Turmoil),
+            "event" => Ok(WorldKind::Event),
+            other => Err(format!("unknown world {other:?} (expected turmoil or event)")),
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct RunOptions<'a> {
     /// Overrides the scenario's seed.
     pub seed: Option<u64>,
+    pub world: WorldKind,
     /// Called now and then with (simulated ms, end ms).
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
 }
@@ -26,6 +58,7 @@ pub struct RunReport {
     pub name: String,
     pub path: PathBuf,
     pub seed: u64,
+    pub world: WorldKind,
     /// Broken expectations and invariants, each with time and seed.
     pub failures: Vec<String>,
     pub sim_ms: u64,
@@ -43,16 +76,20 @@ impl RunReport {
 
     /// The command that replays this run exactly.
     pub fn reproduce(&self) -> String {
+        let world = match self.world {
+            WorldKind::Turmoil => String::new(),
+            w => format!(" --world {}", w.name()),
+        };
         format!(
-            "cargo xtask scenario {} --seed {}",
+            "cargo xtask scenario {} --seed {}{world}",
             self.path.display(),
             self.seed
         )
     }
 }
 
-/// Steps between progress callbacks.
-const PROGRESS_EVERY_STEPS: u64 = 2_000;
+/// Simulated time between progress callbacks.
+const PROGRESS_EVERY_MS: u64 = 200_000;
 
 pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     // Wall time is reported, never used by the simulation.
@@ -61,7 +98,12 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     let seed = opts.seed.unwrap_or(s.seed);
     let mut config = s.config.clone();
     config.seed = seed;
-    let mut world = SimWorld::new(s.cluster.hosts.clone(), s.cluster.vms.clone(), config);
+    let (hosts, vms) = (s.cluster.hosts.clone(), s.cluster.vms.clone());
+    let mut world: Box<dyn SimulatedWorld> = match opts.world {
+        WorldKind::Turmoil => Box::new(SimWorld::new(hosts, vms, config)),
+        WorldKind::Event => Box::new(EventWorld::new(hosts, vms, config)),
+    };
+    let world = world.as_mut();
     let mut failures = Vec::new();
 
     // Points in time where something happens, in order.
@@ -71,18 +113,15 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     times.sort_unstable();
     times.dedup();
 
-    let mut steps = 0u64;
     'run: for t in times {
         while world.now_ms() < t {
-            if let Err(v) = world.step() {
+            let next = t.min(world.now_ms() + PROGRESS_EVERY_MS);
+            if let Err(v) = world.run_until(next) {
                 failures.push(format!("{v} (seed {seed})"));
                 break 'run;
             }
-            steps += 1;
-            if steps.is_multiple_of(PROGRESS_EVERY_STEPS) {
-                if let Some(p) = opts.progress.as_mut() {
-                    p(world.now_ms(), s.end_ms);
-                }
+            if let Some(p) = opts.progress.as_mut() {
+                p(world.now_ms(), s.end_ms);
             }
         }
         for a in s.timeline.iter().filter(|a| a.at_ms == t) {
@@ -101,7 +140,7 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
             .filter(|e| e.at_ms == Some(t) || (e.at_ms.is_none() && t == s.end_ms))
             .collect();
         for e in due {
-            if let Err(why) = evaluate(&world, &e.check) {
+            if let Err(why) = evaluate(world, &e.check) {
                 failures.push(format!(
                     "expectation at line {} ({}) failed at {}: {why} (seed {seed})",
                     e.line,
@@ -119,6 +158,7 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
         name: s.name.clone(),
         path: s.path.clone(),
         seed,
+        world: opts.world,
         failures,
         sim_ms: world.now_ms(),
         #[allow(clippy::disallowed_methods)]
@@ -129,9 +169,8 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     }
 }
 
-fn evaluate(world: &SimWorld<'_>, check: &Check) -> Result<(), String> {
-    let ctl = world.controller();
-    let core = ctl.core();
+fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
+    let core = world.core();
     match check {
         Check::VmRunsOn { vm, host } => {
             let on = world.world().running_on(vm);
@@ -231,7 +270,7 @@ fn evaluate(world: &SimWorld<'_>, check: &Check) -> Result<(), String> {
 }
 
 fn bound(
-    world: &SimWorld<'_>,
+    world: &dyn SimulatedWorld,
     vms: &[krrish_core::VmId],
     max_ms: u64,
     what: &str,

@@ -133,3 +133,57 @@ impl fmt::Display for Fault {
         }
     }
 }
+
+impl crate::world::World {
+    /// What `fault` does to ground truth (controller crashes and restarts
+    /// are the world's runner's business: they change no hardware). Errs on
+    /// an unknown host or NIC, changing nothing.
+    pub fn apply_fault(&mut self, now_ms: u64, fault: &Fault) -> Result<(), String> {
+        if let Some(host) = fault.host() {
+            if !self.hosts.contains_key(host) {
+                return Err(format!("no host named {host}"));
+            }
+        }
+        match fault {
+            Fault::Crash(h) => self.power_off(now_ms, h, false, "crash"),
+            Fault::PowerLoss(h) => self.power_off(now_ms, h, true, "power loss with its BMC"),
+            Fault::NicDown { host, bond, nic } | Fault::NicUp { host, bond, nic } => {
+                if *nic > 1 {
+                    return Err(format!("nic must be 0 or 1, not {nic}"));
+                }
+                let up = matches!(fault, Fault::NicUp { .. });
+                self.hosts.get_mut(host).expect("checked").nics[bond.index()][*nic] = up;
+                self.generation += 1;
+            }
+            Fault::BondDown { host, bond } | Fault::BondUp { host, bond } => {
+                let up = matches!(fault, Fault::BondUp { .. });
+                self.hosts.get_mut(host).expect("checked").nics[bond.index()] = [up, up];
+                self.generation += 1;
+            }
+            Fault::Partition(h) | Fault::Stall(h) | Fault::Heal(h) => {
+                self.hosts.get_mut(h).expect("checked").path = match fault {
+                    Fault::Partition(_) => PathState::Cut,
+                    Fault::Stall(_) => PathState::Stalled,
+                    _ => PathState::Ok,
+                };
+                self.generation += 1;
+            }
+            Fault::DfsUnreachable(down) => {
+                self.dfs_unreachable_from_controller = *down;
+                self.generation += 1;
+            }
+            Fault::ControllerPath(state) => {
+                self.controller_path = *state;
+                self.generation += 1;
+            }
+            Fault::Repair(h) => self.power_on(now_ms, h),
+            Fault::BmcDown(h) | Fault::BmcUp(h) => {
+                self.hosts.get_mut(h).expect("checked").bmc_powered =
+                    matches!(fault, Fault::BmcUp(_));
+                self.generation += 1;
+            }
+            Fault::ControllerCrash | Fault::ControllerRestart => {}
+        }
+        Ok(())
+    }
+}

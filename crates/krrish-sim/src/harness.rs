@@ -317,54 +317,39 @@ impl<'a> SimWorld<'a> {
             Fault::ControllerRestart => self.sim.bounce(CONTROLLER),
             _ => {}
         }
-        {
-            let mut w = self.world.borrow_mut();
-            match fault {
-                Fault::Crash(h) => w.power_off(now, h, false, "crash"),
-                Fault::PowerLoss(h) => w.power_off(now, h, true, "power loss with its BMC"),
-                Fault::NicDown { host, bond, nic } | Fault::NicUp { host, bond, nic } => {
-                    if *nic > 1 {
-                        return Err(format!("nic must be 0 or 1, not {nic}"));
-                    }
-                    let up = matches!(fault, Fault::NicUp { .. });
-                    w.hosts.get_mut(host).expect("checked").nics[bond.index()][*nic] = up;
-                    w.generation += 1;
-                }
-                Fault::BondDown { host, bond } | Fault::BondUp { host, bond } => {
-                    let up = matches!(fault, Fault::BondUp { .. });
-                    w.hosts.get_mut(host).expect("checked").nics[bond.index()] = [up, up];
-                    w.generation += 1;
-                }
-                Fault::Partition(h) | Fault::Stall(h) | Fault::Heal(h) => {
-                    w.hosts.get_mut(h).expect("checked").path = match fault {
-                        Fault::Partition(_) => PathState::Cut,
-                        Fault::Stall(_) => PathState::Stalled,
-                        _ => PathState::Ok,
-                    };
-                    w.generation += 1;
-                }
-                Fault::DfsUnreachable(down) => {
-                    w.dfs_unreachable_from_controller = *down;
-                    w.generation += 1;
-                }
-                Fault::ControllerPath(state) => {
-                    w.controller_path = *state;
-                    w.generation += 1;
-                }
-                Fault::Repair(h) => w.power_on(now, h),
-                Fault::BmcDown(h) | Fault::BmcUp(h) => {
-                    w.hosts.get_mut(h).expect("checked").bmc_powered =
-                        matches!(fault, Fault::BmcUp(_));
-                    w.generation += 1;
-                }
-                Fault::ControllerCrash | Fault::ControllerRestart => {}
-            }
-        }
+        self.world.borrow_mut().apply_fault(now, fault)?;
         if let Fault::Repair(h) = fault {
             // A new boot: the agent starts afresh.
             self.sim.bounce(h.as_str());
         }
         self.sync_turmoil();
         Ok(())
+    }
+}
+
+impl crate::simulated::SimulatedWorld for SimWorld<'_> {
+    fn now_ms(&self) -> u64 {
+        SimWorld::now_ms(self)
+    }
+    fn run_until(&mut self, t_ms: u64) -> Result<(), Violation> {
+        SimWorld::run_until(self, t_ms)
+    }
+    fn inject(&mut self, fault: &Fault) -> Result<(), String> {
+        SimWorld::inject(self, fault)
+    }
+    fn api(&mut self, request: ApiRequest) {
+        SimWorld::api(self, request)
+    }
+    fn trace(&self) -> &TraceBuf {
+        &self.trace
+    }
+    fn world(&self) -> Ref<'_, World> {
+        self.world.borrow()
+    }
+    fn core(&self) -> Ref<'_, HaManager> {
+        Ref::map(self.controller.borrow(), |c| c.core())
+    }
+    fn checks_run(&self) -> u64 {
+        self.checkers.checks_run
     }
 }

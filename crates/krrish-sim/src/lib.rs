@@ -16,6 +16,8 @@
 //! - [`fault`] — [`Fault`]s a scenario or a swarm injects.
 //! - [`checkers`] — invariants checked after every step, separate from the
 //!   code they check.
+//! - [`simulated`] — [`SimulatedWorld`], the trait every world implements
+//!   for the scenario runner.
 //! - [`harness`] — [`SimWorld`]: builds the turmoil simulation and steps it.
 //! - [`trace`] — the one-line-per-event trace buffer.
 //! - [`demo`] — generated clusters for tests and benchmarks.
@@ -26,6 +28,7 @@ pub mod driver;
 pub mod fault;
 pub mod harness;
 pub mod ops;
+pub mod simulated;
 pub mod trace;
 pub mod world;
 
@@ -33,5 +36,6 @@ pub use checkers::{Checkers, Violation};
 pub use driver::{SimDriver, SimFencer};
 pub use fault::Fault;
 pub use harness::{SimConfig, SimWorld};
+pub use simulated::SimulatedWorld;
 pub use trace::TraceBuf;
 pub use world::{Timings, World};

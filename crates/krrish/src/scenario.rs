@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use krrish_core::ha::secs;
-use krrish_scenario::{load_scenario, run_scenario, RunOptions};
+use krrish_scenario::{load_scenario, run_scenario, RunOptions, WorldKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Where traces of failed runs go.
     #[arg(long, value_name = "DIR", default_value = "target/scenario-traces")]
     failed_trace_dir: PathBuf,
+    /// Which world drives the control plane: `turmoil` (sockets, stepped
+    /// per tick) or `event` (the event queue, fast).
+    #[arg(long, value_name = "turmoil|event", default_value = "turmoil")]
+    world: WorldKind,
 }
 
 #[derive(Args)]
@@ -178,6 +182,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 &s,
                 RunOptions {
                     seed: *seed,
+                    world: a.world,
                     progress: Some(&mut progress),
                 },
             );

@@ -1,0 +1,776 @@
+//! [`EventWorld`]: the shipped controller and agent machines, the simulated
+//! hosts' operations ([`krrish_sim::ops`]) and the message-level network
+//! ([`crate::net`]), driven by one queue of timed events. No sockets, no
+//! async runtime, no shell: every decision is the machines'; this file only
+//! moves their outputs to where and when they arrive.
+
+use crate::net::{Dir, Msg, Net};
+use crate::queue::EventQueue;
+use krrish_agent::{AgentConfig, AgentMachine, AgentOutput};
+use krrish_controller::{ControllerMachine, ControllerOutput};
+use krrish_core::ha::{CoreSnapshot, HaManager};
+use krrish_core::{HostId, HostSpec, VmSpec};
+use krrish_sim::checkers::{Checkers, Violation};
+use krrish_sim::ops::{FencerAnswer, FencerOp, HostOp, PendingFencerOp, PendingHostOp};
+use krrish_sim::world::{PathState, SeededRng, World};
+use krrish_sim::{Fault, SimConfig, SimulatedWorld, TraceBuf};
+use krrish_wire::{AgentCommand, ApiRequest, Frame};
+use std::cell::{Ref, RefCell};
+use std::collections::BTreeMap;
+
+/// Why a host operation was started, so its answer goes to the right place.
+#[derive(Clone, Debug)]
+enum OpFor {
+    Command(u64),
+    Lease { asked_ms: u64 },
+    Sync,
+    SelfFence,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    AgentTimer {
+        host: HostId,
+        incarnation: u64,
+    },
+    ControllerTimer {
+        incarnation: u64,
+    },
+    /// A message arrives at one end of a connection.
+    Deliver {
+        conn: u64,
+        dir: Dir,
+        msg: Msg,
+    },
+    /// The controller accepts a connection an agent dialled.
+    Accepted {
+        conn: u64,
+    },
+    /// An agent learns how its dial went.
+    Dialled {
+        host: HostId,
+        incarnation: u64,
+        epoch: u64,
+        result: Result<u64, String>,
+    },
+    HostOpDone {
+        host: HostId,
+        incarnation: u64,
+        why: OpFor,
+        op: PendingHostOp,
+    },
+    FencerOpDone {
+        incarnation: u64,
+        host: Option<HostId>,
+        op: PendingFencerOp,
+    },
+    /// A BMC powers a host on again (reboot fence).
+    PowerOnDue,
+    /// The operator's request reaches the controller.
+    Request {
+        incarnation: u64,
+        id: u64,
+        request: ApiRequest,
+    },
+    /// The controller's answer reaches the operator.
+    Reply {
+        text: String,
+    },
+}
+
+struct Agent {
+    machine: AgentMachine,
+    incarnation: u64,
+    /// The timer event in the queue (an event for another time is stale).
+    wake_ms: Option<u64>,
+    /// Connection ids by dial epoch.
+    conns: BTreeMap<u64, u64>,
+}
+
+/// Events handled in one run, at most per simulated hour of a 10,000-host
+/// cluster; a run beyond is a feedback loop, not a simulation.
+const EVENTS_PER_RUN_MAX: u64 = 1 << 40;
+
+pub struct EventWorld {
+    now_ms: u64,
+    queue: EventQueue<Ev>,
+    world: RefCell<World>,
+    controller: RefCell<ControllerMachine>,
+    controller_up: bool,
+    controller_incarnation: u64,
+    controller_wake_ms: Option<u64>,
+    /// The controller's disk: the last state it saved.
+    disk: Option<CoreSnapshot>,
+    /// The operator's connection to the current controller (one per
+    /// controller incarnation, opened at the first request).
+    operator_conn: Option<(u64, u64)>,
+    next_request_id: u64,
+    hosts: Vec<HostSpec>,
+    initial_vms: Vec<VmSpec>,
+    agents: BTreeMap<HostId, Agent>,
+    agent_configs: BTreeMap<HostId, AgentConfig>,
+    next_incarnation: u64,
+    net: Net,
+    trace: TraceBuf,
+    checkers: Checkers,
+    next_check_ms: u64,
+    events_run: u64,
+    pub config: SimConfig,
+}
+
+impl EventWorld {
+    pub fn new(hosts: Vec<HostSpec>, vms: Vec<VmSpec>, config: SimConfig) -> Self {
+        let trace = TraceBuf::default();
+        let mut timings = config.timings.clone();
+        timings.lease_duration_ms = config.ha.lease_duration_ms;
+        let world = World::new(config.seed, hosts.clone(), vms.clone(), timings, trace.clone());
+        // Heartbeat phases differ per host, as on a real cluster (the same
+        // draw as the turmoil world's).
+        let mut phases = SeededRng::new(config.seed.rotate_left(17));
+        let agent_timings = config
+            .ha
+            .agent_timings()
+            .for_round_trip(2 * config.latency_max_ms);
+        let agent_configs = hosts
+            .iter()
+            .map(|h| {
+                let mut cfg = AgentConfig::new(h.id.clone(), "controller".into());
+                cfg.timings = agent_timings;
+                cfg.start_delay_ms = phases.below(config.ha.heartbeat.interval_ms);
+                (h.id.clone(), cfg)
+            })
+            .collect();
+        let first = HaManager::new(0, config.ha.clone(), hosts.clone(), vms.clone());
+        let mut w = Self {
+            now_ms: 0,
+            queue: EventQueue::default(),
+            world: RefCell::new(world),
+            controller: RefCell::new(ControllerMachine::new(first)),
+            controller_up: false,
+            controller_incarnation: 0,
+            controller_wake_ms: None,
+            disk: None,
+            operator_conn: None,
+            next_request_id: 0,
+            hosts: hosts.clone(),
+            initial_vms: vms,
+            agents: BTreeMap::new(),
+            agent_configs,
+            next_incarnation: 0,
+            net: Net::new(config.seed, config.latency_min_ms, config.latency_max_ms),
+            trace,
+            checkers: Checkers::new(config.belief_grace_ms),
+            next_check_ms: config.tick_ms,
+            events_run: 0,
+            config,
+        };
+        w.start_controller();
+        for h in &hosts {
+            w.start_agent(&h.id);
+        }
+        w
+    }
+
+    pub fn events_run(&self) -> u64 {
+        self.events_run
+    }
+
+    pub fn controller(&self) -> Ref<'_, ControllerMachine> {
+        self.controller.borrow()
+    }
+
+    // ---- the controller ------------------------------------------------
+
+    /// (Re)starts the controller from its disk (empty the first time).
+    fn start_controller(&mut self) {
+        let now = self.now_ms;
+        let ha = self.config.ha.clone();
+        let core = match self.disk.clone() {
+            Some(snap) => HaManager::restore(now, ha, self.hosts.clone(), snap),
+            None => HaManager::new(now, ha, self.hosts.clone(), self.initial_vms.clone()),
+        };
+        self.controller_incarnation += 1;
+        self.controller_up = true;
+        self.controller_wake_ms = None;
+        self.operator_conn = None;
+        *self.controller.borrow_mut() = ControllerMachine::durable(now, core);
+        self.after_controller();
+    }
+
+    fn crash_controller(&mut self) {
+        self.controller_up = false;
+        self.controller_wake_ms = None;
+        self.operator_conn = None;
+    }
+
+    /// Moves the controller's outputs and re-arms its timer.
+    fn after_controller(&mut self) {
+        if !self.controller_up {
+            return;
+        }
+        let now = self.now_ms;
+        loop {
+            let out = self.controller.borrow_mut().poll_output();
+            let Some(out) = out else { break };
+            match out {
+                ControllerOutput::SendTo { conn, frame } => {
+                    if self.operator_conn.is_some_and(|(_, c)| c == conn) {
+                        let text = match frame {
+                            Frame::Response { result: Ok(r), .. } => format!("ok: {r}"),
+                            Frame::Response { result: Err(e), .. } => format!("refused: {e}"),
+                            other => format!("unexpected reply {other:?}"),
+                        };
+                        let at = now + self.net.latency_ms();
+                        self.queue.push(at, Ev::Reply { text });
+                    } else {
+                        self.send(conn, Dir::ToAgent, Msg::Frame(frame));
+                    }
+                }
+                ControllerOutput::Close { conn } => {
+                    self.send(conn, Dir::ToAgent, Msg::Closed);
+                    self.net.break_conn(conn);
+                }
+                ControllerOutput::FenceIpmi { host, action } => {
+                    let id = host.id.clone();
+                    self.fencer_op(Some(id), FencerOp::Ipmi { host, action });
+                }
+                ControllerOutput::RevokeLease { host } => {
+                    self.fencer_op(Some(host.clone()), FencerOp::RevokeLease(host))
+                }
+                ControllerOutput::ReinstateLease { host } => {
+                    self.fencer_op(Some(host.clone()), FencerOp::ReinstateLease(host))
+                }
+                ControllerOutput::ReadLeaseRenewals => self.fencer_op(None, FencerOp::ReadRenewals),
+                ControllerOutput::Save {
+                    generation,
+                    snapshot,
+                } => {
+                    self.disk = Some(*snapshot);
+                    self.controller
+                        .borrow_mut()
+                        .handle_saved(generation, Ok(()));
+                }
+                ControllerOutput::Trace(s) => self.trace.push(now, "controller", &s),
+            }
+        }
+        if let Some(t) = self.controller.borrow().poll_timeout() {
+            let t = t.max(now);
+            if self.controller_wake_ms != Some(t) {
+                self.controller_wake_ms = Some(t);
+                let incarnation = self.controller_incarnation;
+                self.queue.push(t, Ev::ControllerTimer { incarnation });
+            }
+        }
+    }
+
+    fn fencer_op(&mut self, host: Option<HostId>, op: FencerOp) {
+        let op = self.world.borrow_mut().start_fencer_op(self.now_ms, op);
+        let incarnation = self.controller_incarnation;
+        self.queue.push(
+            op.done_at_ms,
+            Ev::FencerOpDone {
+                incarnation,
+                host,
+                op,
+            },
+        );
+    }
+
+    // ---- the agents ----------------------------------------------------
+
+    fn start_agent(&mut self, host: &HostId) {
+        let boot_id = self.world.borrow().hosts[host].boot_id;
+        self.next_incarnation += 1;
+        let cfg = self.agent_configs[host].clone();
+        let machine = AgentMachine::new(self.now_ms, cfg, boot_id);
+        self.agents.insert(
+            host.clone(),
+            Agent {
+                machine,
+                incarnation: self.next_incarnation,
+                wake_ms: None,
+                conns: BTreeMap::new(),
+            },
+        );
+        self.after_agent(host);
+    }
+
+    /// Moves an agent's outputs and re-arms its timer.
+    fn after_agent(&mut self, host: &HostId) {
+        let now = self.now_ms;
+        loop {
+            let Some(a) = self.agents.get_mut(host) else {
+                return;
+            };
+            let Some(out) = a.machine.poll_output() else {
+                break;
+            };
+            let incarnation = a.incarnation;
+            match out {
+                AgentOutput::Dial { epoch } => self.dial(host, incarnation, epoch),
+                AgentOutput::Disconnect { epoch } => {
+                    if let Some(conn) = a.conns.remove(&epoch) {
+                        self.send(conn, Dir::ToController, Msg::Closed);
+                        self.net.break_conn(conn);
+                    }
+                }
+                AgentOutput::ReadStatus => {
+                    let status = self.world.borrow().host_status(host);
+                    a.machine.handle_status(now, status);
+                }
+                AgentOutput::Send(frame) => {
+                    let conn = a.machine.connected_epoch().and_then(|e| a.conns.get(&e));
+                    if let Some(&conn) = conn {
+                        self.send(conn, Dir::ToController, Msg::Frame(frame));
+                    }
+                }
+                AgentOutput::RunCommand { id, command } => {
+                    let op = match command {
+                        AgentCommand::BootVm { vm, .. } => HostOp::Boot(vm),
+                        AgentCommand::StopVm { vm } => HostOp::Stop(vm),
+                        AgentCommand::LiveMigrate { vm, to } => HostOp::LiveMigrate { vm, to },
+                        AgentCommand::AbortMigration { vm, to } => {
+                            HostOp::AbortMigration { vm, to }
+                        }
+                    };
+                    self.host_op(host, incarnation, OpFor::Command(id), op);
+                }
+                AgentOutput::RenewLease => {
+                    let why = OpFor::Lease { asked_ms: now };
+                    self.host_op(host, incarnation, why, HostOp::RenewLease);
+                }
+                AgentOutput::SyncDisks => {
+                    self.host_op(host, incarnation, OpFor::Sync, HostOp::SyncDisks)
+                }
+                AgentOutput::SelfFence => {
+                    self.host_op(host, incarnation, OpFor::SelfFence, HostOp::StopAll)
+                }
+                AgentOutput::Trace(s) => self.trace.push(now, &format!("agent/{host}"), &s),
+            }
+        }
+        let a = self.agents.get_mut(host).expect("checked in the loop");
+        let t = a.machine.poll_timeout().max(now);
+        if a.wake_ms != Some(t) {
+            a.wake_ms = Some(t);
+            let incarnation = a.incarnation;
+            self.queue.push(
+                t,
+                Ev::AgentTimer {
+                    host: host.clone(),
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn host_op(&mut self, host: &HostId, incarnation: u64, why: OpFor, op: HostOp) {
+        let now = self.now_ms;
+        let started = self.world.borrow_mut().start_host_op(now, host, op);
+        match started {
+            Ok(op) => self.queue.push(
+                op.done_at_ms,
+                Ev::HostOpDone {
+                    host: host.clone(),
+                    incarnation,
+                    why,
+                    op,
+                },
+            ),
+            Err(e) => self.host_op_answer(host, why, Err(e.to_string())),
+        }
+    }
+
+    fn host_op_answer(&mut self, host: &HostId, why: OpFor, result: Result<(), String>) {
+        let now = self.now_ms;
+        let Some(a) = self.agents.get_mut(host) else {
+            return;
+        };
+        match why {
+            OpFor::Command(id) => a.machine.handle_command_done(now, id, result),
+            OpFor::Lease { asked_ms } => a.machine.handle_lease_result(now, asked_ms, result),
+            OpFor::Sync => a.machine.handle_sync_result(now, result),
+            OpFor::SelfFence => {
+                if let Err(e) = result {
+                    self.trace
+                        .push(now, &format!("agent/{host}"), &format!("self-fence failed: {e}"));
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, host: &HostId, incarnation: u64, epoch: u64) {
+        let now = self.now_ms;
+        let path = self.world.borrow().management_path(host);
+        if path != PathState::Ok {
+            return; // no answer: the agent's own dial deadline decides
+        }
+        let rtt = self.net.latency_ms() + self.net.latency_ms();
+        let result = if self.controller_up {
+            let conn = self
+                .net
+                .open(host.clone(), incarnation, epoch, self.controller_incarnation);
+            self.queue.push(now + rtt / 2, Ev::Accepted { conn });
+            Ok(conn)
+        } else {
+            Err("connection refused".to_string())
+        };
+        self.queue.push(
+            now + rtt,
+            Ev::Dialled {
+                host: host.clone(),
+                incarnation,
+                epoch,
+                result,
+            },
+        );
+    }
+
+    fn send(&mut self, conn: u64, dir: Dir, msg: Msg) {
+        let Some(c) = self.net.conn(conn) else { return };
+        let path = self.world.borrow().management_path(&c.host);
+        if let Some(at) = self.net.route(self.now_ms, path, conn, dir, msg.clone()) {
+            self.queue.push(at, Ev::Deliver { conn, dir, msg });
+        }
+    }
+
+    // ---- ground truth follows -------------------------------------------
+
+    /// Agents start on hosts that came up and vanish from hosts that went
+    /// down; held messages move on (or are lost) as paths heal (or are cut).
+    fn sync_hosts(&mut self) {
+        let (up, down): (Vec<HostId>, Vec<HostId>) = {
+            let w = self.world.borrow();
+            let up = w
+                .hosts
+                .iter()
+                .filter(|(id, h)| h.powered && !self.agents.contains_key(*id))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let down = self
+                .agents
+                .keys()
+                .filter(|id| !w.hosts[*id].powered)
+                .cloned()
+                .collect();
+            (up, down)
+        };
+        for h in down {
+            // Power gone: no FIN, no RST; its connections just go quiet.
+            if let Some(a) = self.agents.remove(&h) {
+                for conn in a.conns.values() {
+                    self.net.break_conn(*conn);
+                }
+            }
+        }
+        for h in up {
+            self.start_agent(&h);
+        }
+        for h in self.net.stalled_hosts() {
+            let path = self.world.borrow().management_path(&h);
+            match path {
+                PathState::Stalled => {}
+                PathState::Cut => {
+                    for (conn, _, _) in self.net.take_held(&h) {
+                        self.net.break_conn(conn);
+                    }
+                }
+                PathState::Ok => {
+                    for (conn, dir, msg) in self.net.take_held(&h) {
+                        self.send(conn, dir, msg);
+                    }
+                }
+            }
+        }
+        if let Some(&at) = self.world.borrow().power_on_at.values().min() {
+            self.queue.push(at.max(self.now_ms), Ev::PowerOnDue);
+        }
+    }
+
+    // ---- the loop --------------------------------------------------------
+
+    fn handle(&mut self, ev: Ev) {
+        let now = self.now_ms;
+        match ev {
+            Ev::AgentTimer { host, incarnation } => {
+                let Some(a) = self.agents.get_mut(&host) else {
+                    return;
+                };
+                if a.incarnation != incarnation || a.wake_ms != Some(now) {
+                    return; // stale
+                }
+                a.wake_ms = None;
+                a.machine.handle_timeout(now);
+                self.after_agent(&host);
+            }
+            Ev::ControllerTimer { incarnation } => {
+                if !self.controller_up
+                    || incarnation != self.controller_incarnation
+                    || self.controller_wake_ms != Some(now)
+                {
+                    return;
+                }
+                self.controller_wake_ms = None;
+                self.controller.borrow_mut().handle_timeout(now);
+                self.after_controller();
+            }
+            Ev::Accepted { conn } => {
+                let Some(c) = self.net.conn(conn) else { return };
+                if self.controller_up && c.controller_incarnation == self.controller_incarnation {
+                    self.controller.borrow_mut().handle_opened(conn);
+                    self.after_controller();
+                }
+            }
+            Ev::Dialled {
+                host,
+                incarnation,
+                epoch,
+                result,
+            } => {
+                let Some(a) = self.agents.get_mut(&host) else {
+                    return;
+                };
+                if a.incarnation != incarnation {
+                    return;
+                }
+                match result {
+                    Ok(conn) => {
+                        a.conns.insert(epoch, conn);
+                        if !a.machine.handle_dial_result(now, epoch, Ok(())) {
+                            a.conns.remove(&epoch);
+                            self.send(conn, Dir::ToController, Msg::Closed);
+                            self.net.break_conn(conn);
+                        }
+                    }
+                    Err(why) => {
+                        a.machine.handle_dial_result(now, epoch, Err(why));
+                    }
+                }
+                self.after_agent(&host);
+            }
+            Ev::Deliver { conn, dir, msg } => self.deliver(conn, dir, msg),
+            Ev::HostOpDone {
+                host,
+                incarnation,
+                why,
+                op,
+            } => {
+                // A host that lost power since never finishes what it began.
+                if self
+                    .agents
+                    .get(&host)
+                    .is_none_or(|a| a.incarnation != incarnation)
+                {
+                    return;
+                }
+                let r = self.world.borrow_mut().finish_host_op(now, &host, op);
+                self.host_op_answer(&host, why, r.map_err(|e| e.to_string()));
+                self.sync_hosts(); // a self-fence or a migration changes hosts' state
+                self.after_agent(&host);
+            }
+            Ev::FencerOpDone {
+                incarnation,
+                host,
+                op,
+            } => {
+                // A controller that died meanwhile never got to the BMC.
+                if !self.controller_up || incarnation != self.controller_incarnation {
+                    return;
+                }
+                let answer = self.world.borrow_mut().finish_fencer_op(now, op);
+                self.sync_hosts();
+                {
+                    let mut c = self.controller.borrow_mut();
+                    match (answer, host) {
+                        (FencerAnswer::Fenced(r), Some(h)) => c.handle_fence_result(now, &h, r),
+                        (FencerAnswer::Revoked(r), Some(h)) => c.handle_lease_revoked(now, &h, r),
+                        (FencerAnswer::Reinstated(r), Some(h)) => {
+                            c.handle_lease_reinstated(now, &h, r)
+                        }
+                        (FencerAnswer::Renewals(r), _) => c.handle_lease_renewals(now, r),
+                        (answer, None) => unreachable!("{answer:?} names a host"),
+                    }
+                }
+                self.after_controller();
+            }
+            Ev::PowerOnDue => {
+                self.world.borrow_mut().power_on_due(now);
+                self.sync_hosts();
+            }
+            Ev::Request {
+                incarnation,
+                id,
+                request,
+            } => {
+                if !self.controller_up || incarnation != self.controller_incarnation {
+                    self.trace.push(now, "operator", "refused: controller unreachable");
+                    return;
+                }
+                let conn = match self.operator_conn {
+                    Some((inc, conn)) if inc == incarnation => conn,
+                    _ => {
+                        let conn = self.net.open("operator".into(), 0, 0, incarnation);
+                        self.operator_conn = Some((incarnation, conn));
+                        let mut c = self.controller.borrow_mut();
+                        c.handle_opened(conn);
+                        c.handle_frame(now, conn, Frame::OperatorHello);
+                        conn
+                    }
+                };
+                self.controller
+                    .borrow_mut()
+                    .handle_frame(now, conn, Frame::Request { id, request });
+                self.after_controller();
+            }
+            Ev::Reply { text } => self.trace.push(now, "operator", &text),
+        }
+    }
+
+    fn deliver(&mut self, conn: u64, dir: Dir, msg: Msg) {
+        let now = self.now_ms;
+        let Some(c) = self.net.conn(conn).cloned() else {
+            return;
+        };
+        let path = self.world.borrow().management_path(&c.host);
+        if !self.net.arrives(path, conn) {
+            return;
+        }
+        match dir {
+            Dir::ToController => {
+                if !self.controller_up || c.controller_incarnation != self.controller_incarnation {
+                    return;
+                }
+                {
+                    let mut m = self.controller.borrow_mut();
+                    match msg {
+                        Msg::Frame(f) => m.handle_frame(now, conn, f),
+                        Msg::Closed => m.handle_closed(now, conn),
+                    }
+                }
+                self.after_controller();
+            }
+            Dir::ToAgent => {
+                let Some(a) = self.agents.get_mut(&c.host) else {
+                    return;
+                };
+                if a.incarnation != c.agent_incarnation {
+                    return;
+                }
+                match msg {
+                    Msg::Frame(f) => a.machine.handle_frame(now, c.epoch, f),
+                    Msg::Closed => a.machine.handle_closed(now, c.epoch),
+                }
+                self.after_agent(&c.host);
+            }
+        }
+    }
+
+    fn check(&mut self) -> Result<(), Violation> {
+        if self.trace.is_full() {
+            return Err(Violation {
+                invariant: "bounded-trace",
+                at_ms: self.now_ms,
+                detail: format!(
+                    "more than {} trace lines",
+                    krrish_sim::trace::TRACE_LINES_MAX
+                ),
+            });
+        }
+        let world = self.world.borrow();
+        let controller = self.controller.borrow();
+        self.checkers
+            .check(self.now_ms, &world, controller.core(), self.trace.len())
+    }
+}
+
+impl SimulatedWorld for EventWorld {
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn run_until(&mut self, t_ms: u64) -> Result<(), Violation> {
+        loop {
+            let next_event = self.queue.peek_at().unwrap_or(u64::MAX);
+            if next_event <= t_ms && next_event <= self.next_check_ms {
+                let (at, ev) = self.queue.pop().expect("peeked");
+                self.now_ms = self.now_ms.max(at);
+                self.events_run += 1;
+                assert!(
+                    self.events_run < EVENTS_PER_RUN_MAX,
+                    "event loop runaway"
+                );
+                self.handle(ev);
+            } else if self.next_check_ms <= t_ms {
+                // The checkers look at the world as often as the turmoil
+                // world steps (`tick`).
+                self.now_ms = self.now_ms.max(self.next_check_ms);
+                self.next_check_ms += self.config.tick_ms.max(1);
+                self.check()?;
+            } else {
+                self.now_ms = self.now_ms.max(t_ms);
+                return Ok(());
+            }
+        }
+    }
+
+    fn inject(&mut self, fault: &Fault) -> Result<(), String> {
+        let now = self.now_ms;
+        if let Some(host) = fault.host() {
+            if !self.world.borrow().hosts.contains_key(host) {
+                return Err(format!("no host named {host}"));
+            }
+        }
+        self.trace.push(now, "fault", &fault.to_string());
+        self.world.borrow_mut().apply_fault(now, fault)?;
+        match fault {
+            Fault::ControllerCrash => self.crash_controller(),
+            Fault::ControllerRestart => {
+                self.crash_controller();
+                self.start_controller();
+            }
+            Fault::Repair(h) => {
+                // A new boot: the agent starts afresh.
+                if let Some(a) = self.agents.remove(h) {
+                    for conn in a.conns.values() {
+                        self.net.break_conn(*conn);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.sync_hosts();
+        Ok(())
+    }
+
+    fn api(&mut self, request: ApiRequest) {
+        self.next_request_id += 1;
+        self.trace
+            .push(self.now_ms, "operator", &format!("request {request}"));
+        let at = self.now_ms + self.net.latency_ms();
+        let incarnation = self.controller_incarnation;
+        let id = self.next_request_id;
+        self.queue.push(
+            at,
+            Ev::Request {
+                incarnation,
+                id,
+                request,
+            },
+        );
+    }
+
+    fn trace(&self) -> &TraceBuf {
+        &self.trace
+    }
+
+    fn world(&self) -> Ref<'_, World> {
+        self.world.borrow()
+    }
+
+    fn core(&self) -> Ref<'_, HaManager> {
+        Ref::map(self.controller.borrow(), |c| c.core())
+    }
+
+    fn checks_run(&self) -> u64 {
+        self.checkers.checks_run
+    }
+}
