@@ -64,7 +64,10 @@ impl Net {
     }
 
     pub fn latency_ms(&mut self) -> u64 {
-        self.latency_min_ms + self.rng.below(self.latency_max_ms - self.latency_min_ms + 1)
+        self.latency_min_ms
+            + self
+                .rng
+                .below(self.latency_max_ms - self.latency_min_ms + 1)
     }
 
     pub fn open(&mut self, host: HostId, agent_incarnation: u64, epoch: u64, ctl: u64) -> u64 {

@@ -123,7 +123,13 @@ impl EventWorld {
         let trace = TraceBuf::default();
         let mut timings = config.timings.clone();
         timings.lease_duration_ms = config.ha.lease_duration_ms;
-        let world = World::new(config.seed, hosts.clone(), vms.clone(), timings, trace.clone());
+        let world = World::new(
+            config.seed,
+            hosts.clone(),
+            vms.clone(),
+            timings,
+            trace.clone(),
+        );
         // Heartbeat phases differ per host, as on a real cluster (the same
         // draw as the turmoil world's).
         let mut phases = SeededRng::new(config.seed.rotate_left(17));
@@ -391,8 +397,11 @@ impl EventWorld {
             OpFor::Sync => a.machine.handle_sync_result(now, result),
             OpFor::SelfFence => {
                 if let Err(e) = result {
-                    self.trace
-                        .push(now, &format!("agent/{host}"), &format!("self-fence failed: {e}"));
+                    self.trace.push(
+                        now,
+                        &format!("agent/{host}"),
+                        &format!("self-fence failed: {e}"),
+                    );
                 }
             }
         }
@@ -406,9 +415,12 @@ impl EventWorld {
         }
         let rtt = self.net.latency_ms() + self.net.latency_ms();
         let result = if self.controller_up {
-            let conn = self
-                .net
-                .open(host.clone(), incarnation, epoch, self.controller_incarnation);
+            let conn = self.net.open(
+                host.clone(),
+                incarnation,
+                epoch,
+                self.controller_incarnation,
+            );
             self.queue.push(now + rtt / 2, Ev::Accepted { conn });
             Ok(conn)
         } else {
@@ -602,7 +614,8 @@ impl EventWorld {
                 request,
             } => {
                 if !self.controller_up || incarnation != self.controller_incarnation {
-                    self.trace.push(now, "operator", "refused: controller unreachable");
+                    self.trace
+                        .push(now, "operator", "refused: controller unreachable");
                     return;
                 }
                 let conn = match self.operator_conn {
@@ -616,9 +629,11 @@ impl EventWorld {
                         conn
                     }
                 };
-                self.controller
-                    .borrow_mut()
-                    .handle_frame(now, conn, Frame::Request { id, request });
+                self.controller.borrow_mut().handle_frame(
+                    now,
+                    conn,
+                    Frame::Request { id, request },
+                );
                 self.after_controller();
             }
             Ev::Reply { text } => self.trace.push(now, "operator", &text),
@@ -694,10 +709,7 @@ impl SimulatedWorld for EventWorld {
                 let (at, ev) = self.queue.pop().expect("peeked");
                 self.now_ms = self.now_ms.max(at);
                 self.events_run += 1;
-                assert!(
-                    self.events_run < EVENTS_PER_RUN_MAX,
-                    "event loop runaway"
-                );
+                assert!(self.events_run < EVENTS_PER_RUN_MAX, "event loop runaway");
                 self.handle(ev);
             } else if self.next_check_ms <= t_ms {
                 // The checkers look at the world as often as the turmoil

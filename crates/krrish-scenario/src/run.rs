@@ -39,7 +39,9 @@ impl std::str::FromStr for WorldKind {
         match s {
             "turmoil" => Ok(WorldKind::Turmoil),
             "event" => Ok(WorldKind::Event),
-            other => Err(format!("unknown world {other:?} (expected turmoil or event)")),
+            other => Err(format!(
+                "unknown world {other:?} (expected turmoil or event)"
+            )),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! expected log), and the determinism meta-test: one seed, one trace, byte
 //! for byte.
 
-use krrish_scenario::{load_scenario, run_scenario, RunOptions, RunReport};
+use krrish_scenario::{load_scenario, run_scenario, RunOptions, RunReport, WorldKind};
 use std::path::PathBuf;
 
 fn scenario(name: &str) -> PathBuf {
@@ -12,15 +12,24 @@ fn scenario(name: &str) -> PathBuf {
 }
 
 fn run(name: &str, seed: Option<u64>) -> RunReport {
+    run_in(WorldKind::Turmoil, name, seed)
+}
+
+fn run_in(world: WorldKind, name: &str, seed: Option<u64>) -> RunReport {
     let s = load_scenario(&scenario(name)).unwrap_or_else(|e| panic!("{e}"));
     let r = run_scenario(
         &s,
         RunOptions {
             seed,
+            world,
             progress: None,
         },
     );
-    assert!(r.passed(), "{name} failed: {:?}", r.failures);
+    assert!(
+        r.passed(),
+        "{name} failed in the {world:?} world: {:?}",
+        r.failures
+    );
     r
 }
 
@@ -53,9 +62,14 @@ fn the_same_seed_gives_a_byte_identical_trace() {
         .iter()
         .chain(&["ops/run-and-migrate", "sizing/spares-30"])
     {
-        let a = run(name, Some(42));
-        let b = run(name, Some(42));
-        assert!(a.trace == b.trace, "{name}: two runs with seed 42 differ");
+        for world in [WorldKind::Turmoil, WorldKind::Event] {
+            let a = run_in(world, name, Some(42));
+            let b = run_in(world, name, Some(42));
+            assert!(
+                a.trace == b.trace,
+                "{name}: two {world:?} runs with seed 42 differ"
+            );
+        }
     }
 }
 
