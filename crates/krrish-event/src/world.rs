@@ -576,7 +576,7 @@ impl EventWorld {
                 }
                 let r = self.world.borrow_mut().finish_host_op(now, &host, op);
                 self.host_op_answer(&host, why, r.map_err(|e| e.to_string()));
-                self.sync_hosts(); // a self-fence or a migration changes hosts' state
+                // (No host powers on or off by its own operations.)
                 self.after_agent(&host);
             }
             Ev::FencerOpDone {
@@ -739,6 +739,7 @@ impl SimulatedWorld for EventWorld {
                 self.crash_controller();
                 self.start_controller();
             }
+            Fault::HealAll if !self.controller_up => self.start_controller(),
             Fault::Repair(h) => {
                 // A new boot: the agent starts afresh.
                 if let Some(a) = self.agents.remove(h) {

@@ -109,6 +109,11 @@ pub struct Step {
     /// The DFS's metadata service as the controller sees it: `unreachable`
     /// (revocations and renewal reads fail) or `reachable`.
     pub dfs: Option<DfsAction>,
+    /// `heal_all: true` — every fault ends at once: hosts that are off are
+    /// repaired, every NIC, bond, BMC and management path is back, the DFS
+    /// is reachable and a crashed controller restarts (a swarm's second
+    /// phase).
+    pub heal_all: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -189,6 +194,10 @@ pub struct Expectation {
     pub failovers: Option<u64>,
     pub trace_contains: Option<String>,
     pub trace_lacks: Option<String>,
+    /// `converged: true` — the cluster is whole again: every VM with an HA
+    /// policy runs exactly once, on its home host, and the control plane
+    /// says so; every host is up; every spare is free.
+    pub converged: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,8 @@
 //!   with the IP policy, spare sizing and capacity checked.
 //! - [`load`] — reading files; every error names file, line, column and what
 //!   was expected ([`LoadError`]).
+//! - [`swarm`] — random clusters and fault schedules per seed, as scenario
+//!   text; shrinking a failing one.
 //! - [`run`] — the runner: timeline, faults, API calls, expectations and
 //!   invariants over the simulated world; [`RunReport`] with the trace.
 
@@ -16,7 +18,8 @@ pub mod duration;
 pub mod format;
 pub mod load;
 pub mod run;
+pub mod swarm;
 
 pub use cluster::Cluster;
-pub use load::{load_cluster, load_scenario, LoadError, Scenario};
+pub use load::{load_cluster, load_scenario, parse_scenario, LoadError, Scenario};
 pub use run::{run_scenario, RunOptions, RunReport, WorldKind};

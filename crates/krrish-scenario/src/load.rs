@@ -215,6 +215,8 @@ pub enum Check {
     Failovers(u64),
     TraceContains(String),
     TraceLacks(String),
+    /// The cluster is whole again (see the format's `converged`).
+    Converged,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -261,11 +263,15 @@ fn default_name(path: &Path) -> String {
 /// Loads and validates a scenario file (and its cluster file).
 pub fn load_scenario(path: &Path) -> Result<Scenario, LoadError> {
     let text = read_nonempty(path, "a scenario (cluster, timeline, expect, end)")?;
-    let src = Source {
-        file: path,
-        text: &text,
-    };
-    let file: ScenarioFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(&src, e))?;
+    parse_scenario(path, &text)
+}
+
+/// Validates a scenario given as text; `path` names it in errors and
+/// anchors a relative `cluster_file` (a generated swarm case is checked by
+/// the same rules as a file).
+pub fn parse_scenario(path: &Path, text: &str) -> Result<Scenario, LoadError> {
+    let src = Source { file: path, text };
+    let file: ScenarioFile = serde_yaml::from_str(text).map_err(|e| yaml_error(&src, e))?;
 
     let cluster = match (&file.cluster_file, file.cluster) {
         (Some(_), Some(_)) => {
@@ -639,6 +645,11 @@ fn step_action(
             d == crate::format::DfsAction::Unreachable,
         )));
     }
+    match s.heal_all {
+        Some(true) => actions.push(Action::Fault(Fault::HealAll)),
+        Some(false) => return Err(src.error(at, "heal_all: only `true` means something here")),
+        None => {}
+    }
     if let Some(v) = &s.stop_instance {
         actions.push(Action::Api(ApiRequest::StopInstance {
             vm: vm_ref(src, "stop_instance", v, known_vms)?,
@@ -668,7 +679,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, run_instance, stop_instance, migrate",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, migrate",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }
@@ -770,9 +781,14 @@ fn check(
     if let Some(s) = e.trace_lacks {
         checks.push(Check::TraceLacks(s));
     }
+    match e.converged {
+        Some(true) => checks.push(Check::Converged),
+        Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
+        None => {}
+    }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

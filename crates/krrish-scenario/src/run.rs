@@ -252,6 +252,7 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 Err(format!("{got} failover boots, expected {n}"))
             }
         }
+        Check::Converged => krrish_sim::checkers::converged(&world.world(), &world.core()),
         Check::TraceContains(s) => {
             if world.trace().lines().iter().any(|l| l.contains(s.as_str())) {
                 Ok(())

@@ -13,6 +13,9 @@
 //! - `no-vm-lost` — every VM is known to the control plane, and one it
 //!   believes running on a reachable host really runs there (after a grace
 //!   for messages in flight).
+//!
+//! Liveness, judged once every fault has healed ([`converged`]): every host
+//! up, every protected VM running once at home, every spare free.
 
 use crate::world::{DomainState, World};
 use krrish_core::ha::{secs, HaManager, VmState};
@@ -209,4 +212,59 @@ fn join(hosts: &[&HostId]) -> String {
         .map(|h| h.as_str())
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// Liveness after healing: the cluster is whole again. Every host is up;
+/// every VM with an HA policy (and not stopped by an operator) runs exactly
+/// once, on its home host, and the control plane says so; every spare is
+/// free. Errs with what is not (the first few, and how many).
+pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
+    use krrish_core::ha::HostVerdict;
+    use krrish_core::HaPolicy;
+    let mut wrong = Vec::new();
+    for (id, h) in core.hosts() {
+        let verdict = h.verdict();
+        if verdict != HostVerdict::Up {
+            wrong.push(format!("host {id} is {verdict}"));
+        }
+    }
+    for (id, v) in core.vms() {
+        if v.spec.ha == HaPolicy::Off || v.state == VmState::Stopped {
+            continue;
+        }
+        let home = &v.spec.home;
+        let on = world.running_on(id);
+        if on.len() != 1 || &on[0] != home {
+            let on: Vec<&HostId> = on.iter().collect();
+            wrong.push(format!(
+                "{id} runs on [{}], expected its home {home}",
+                join(&on)
+            ));
+        } else if !matches!(&v.state, VmState::Running { host } if host == home) {
+            wrong.push(format!(
+                "{id} runs at home on {home} but the control plane says {}",
+                v.state.name()
+            ));
+        }
+    }
+    let (free, active, unavailable) = core.spare_counts();
+    if active + unavailable > 0 {
+        wrong.push(format!(
+            "spares: {free} free, {active} active, {unavailable} unavailable"
+        ));
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let n = wrong.len();
+    wrong.truncate(5);
+    Err(format!(
+        "not converged: {}{}",
+        wrong.join("; "),
+        if n > 5 {
+            format!(" (and {} more)", n - 5)
+        } else {
+            String::new()
+        }
+    ))
 }

@@ -51,6 +51,9 @@ pub enum Fault {
     /// The DFS's metadata service becomes unreachable from the controller
     /// (`true`) or reachable again: revocations and renewal reads fail.
     DfsUnreachable(bool),
+    /// Every fault ends: hosts that are off are repaired, NICs, bonds, BMCs
+    /// and paths are back, the DFS is reachable, the controller runs.
+    HealAll,
     /// The controller process dies (its store survives).
     ControllerCrash,
     /// The controller starts again and restores from its store.
@@ -63,6 +66,7 @@ impl Fault {
         Some(match self {
             Fault::ControllerCrash
             | Fault::ControllerRestart
+            | Fault::HealAll
             | Fault::ControllerPath(_)
             | Fault::DfsUnreachable(_) => return None,
             Fault::Crash(h)
@@ -128,6 +132,10 @@ impl fmt::Display for Fault {
                     "the DFS metadata service is reachable from the controller again"
                 )
             }
+            Fault::HealAll => write!(
+                f,
+                "every fault heals: hosts repaired, links, BMCs, paths and the DFS back"
+            ),
             Fault::ControllerCrash => write!(f, "controller crashes"),
             Fault::ControllerRestart => write!(f, "controller restarts"),
         }
@@ -180,6 +188,26 @@ impl crate::world::World {
             Fault::BmcDown(h) | Fault::BmcUp(h) => {
                 self.hosts.get_mut(h).expect("checked").bmc_powered =
                     matches!(fault, Fault::BmcUp(_));
+                self.generation += 1;
+            }
+            Fault::HealAll => {
+                let off: Vec<HostId> = self
+                    .hosts
+                    .iter()
+                    .filter(|(_, h)| !h.powered)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for h in &off {
+                    self.power_on(now_ms, h);
+                }
+                for h in self.hosts.values_mut() {
+                    h.nics = [[true; 2]; 3];
+                    h.path = PathState::Ok;
+                    h.bmc_powered = true;
+                }
+                self.power_on_at.clear();
+                self.controller_path = PathState::Ok;
+                self.dfs_unreachable_from_controller = false;
                 self.generation += 1;
             }
             Fault::ControllerCrash | Fault::ControllerRestart => {}

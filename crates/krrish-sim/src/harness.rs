@@ -315,6 +315,7 @@ impl<'a> SimWorld<'a> {
         match fault {
             Fault::ControllerCrash => self.sim.crash(CONTROLLER),
             Fault::ControllerRestart => self.sim.bounce(CONTROLLER),
+            Fault::HealAll if !self.sim.is_host_running(CONTROLLER) => self.sim.bounce(CONTROLLER),
             _ => {}
         }
         self.world.borrow_mut().apply_fault(now, fault)?;

@@ -8,6 +8,7 @@
 
 mod plan;
 mod scenario;
+mod swarm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -36,9 +36,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "target/scenario-traces")]
     failed_trace_dir: PathBuf,
     /// Which world drives the control plane: `turmoil` (sockets, stepped
-    /// per tick) or `event` (the event queue, fast).
-    #[arg(long, value_name = "turmoil|event", default_value = "turmoil")]
-    world: WorldKind,
+    /// per tick) or `event` (the event queue, fast). Default: turmoil for
+    /// files, event for swarms.
+    #[arg(long, value_name = "turmoil|event")]
+    world: Option<WorldKind>,
+    /// Random clusters and fault schedules, one per seed (`--seeds`, default
+    /// 1..100, or one `--seed`), instead of files.
+    #[arg(long, conflicts_with_all = ["paths", "trace_dir"])]
+    swarm: bool,
+    /// With --swarm: reduce each failing seed to a minimal scenario file
+    /// under scenarios/regressions/ that fails the same way.
+    #[arg(long, requires = "swarm")]
+    shrink: bool,
+    /// With --swarm: run only slice i of n of the seed range (e.g. 3/64).
+    #[arg(long, value_name = "i/n", requires = "swarm", value_parser = crate::swarm::parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// With --swarm: write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE", requires = "swarm")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -133,6 +148,29 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
 }
 
 fn run(a: RunArgs) -> Result<ExitCode> {
+    if a.swarm {
+        let mut seeds: Vec<u64> = match (a.seed, a.seeds) {
+            (Some(s), _) => vec![s],
+            (None, Some((lo, hi))) => (lo..=hi).collect(),
+            (None, None) => (1..=100).collect(),
+        };
+        if let Some((i, n)) = a.shard {
+            seeds = crate::swarm::shard(&seeds, i, n).to_vec();
+        }
+        if a.trace_out.is_some() && seeds.len() != 1 {
+            bail!("--trace-out takes one run; give one --seed");
+        }
+        return crate::swarm::run(crate::swarm::SwarmArgs {
+            seeds,
+            world: a.world.unwrap_or(WorldKind::Event),
+            shrink: a.shrink,
+            junit: a.junit,
+            trace_out: a.trace_out,
+            failed_trace_dir: a.failed_trace_dir,
+            regressions_dir: PathBuf::from("scenarios/regressions"),
+        });
+    }
+    let world = a.world.unwrap_or_default();
     let files = collect(&a.paths)?;
     if a.trace_out.is_some() && files.len() != 1 {
         bail!(
@@ -182,7 +220,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 &s,
                 RunOptions {
                     seed: *seed,
-                    world: a.world,
+                    world,
                     progress: Some(&mut progress),
                 },
             );

@@ -27,9 +27,9 @@ impl HaManager {
         if now_ms < since + grace {
             return;
         }
-        let vms = self.vms_where(|id, s| {
-            self.vms[id].spec.ha == HaPolicy::Restart
-                && matches!(s, VmState::Running { host: h } if h == host)
+        let vms = self.vms_with(|_, v| {
+            v.spec.ha == HaPolicy::Restart
+                && matches!(&v.state, VmState::Running { host: h } if h == host)
         });
         if vms.is_empty() {
             return;

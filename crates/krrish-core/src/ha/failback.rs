@@ -283,10 +283,9 @@ impl HaManager {
         host: &HostId,
         running: &[VmId],
     ) {
-        let due = self.vms_where(|id, s| {
-            matches!(s, VmState::Migrating { from, to, .. } if from == host || to == host)
-                && self.vms[id]
-                    .settled_by
+        let due = self.vms_with(|_, v| {
+            matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host)
+                && v.settled_by
                     .as_ref()
                     .is_some_and(|(by, t)| by == host && *t <= now_ms)
         });
@@ -359,9 +358,9 @@ impl HaManager {
     /// Cancellations whose answer may have been lost are asked again at
     /// each report of the source.
     pub(super) fn abort_again(&mut self, host: &HostId) {
-        let aborting = self.vms_where(|id, s| {
-            self.vms[id].migration_aborting
-                && matches!(s, VmState::Migrating { from, .. } if from == host)
+        let aborting = self.vms_with(|_, v| {
+            v.migration_aborting
+                && matches!(&v.state, VmState::Migrating { from, .. } if from == host)
         });
         for vm in aborting {
             let VmState::Migrating { from, to, .. } = self.vms[&vm].state.clone() else {
@@ -401,10 +400,10 @@ impl HaManager {
         running: &[VmId],
         migrating_out: &[VmId],
     ) {
-        let candidates = self.vms_where(|id, s| {
-            matches!(s, VmState::Migrating { from, .. } if from == host)
-                && !self.vms[id].migration_aborting
-                && self.vms[id].settled_by.is_none()
+        let candidates = self.vms_with(|_, v| {
+            matches!(&v.state, VmState::Migrating { from, .. } if from == host)
+                && !v.migration_aborting
+                && v.settled_by.is_none()
         });
         for id in candidates {
             let copying = migrating_out.contains(&id) || !running.contains(&id);

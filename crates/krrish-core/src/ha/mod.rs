@@ -337,6 +337,16 @@ impl HaManager {
             .collect()
     }
 
+    /// Like [`Self::vms_where`], for predicates that need the whole record
+    /// (no second lookup per VM).
+    fn vms_with(&self, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
+        self.vms
+            .iter()
+            .filter(|(id, v)| pred(id, v))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn command(&mut self, c: Command) {
         self.generation += 1;
         assert!(

@@ -11,6 +11,7 @@ use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};
 use crate::placement;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 impl HaManager {
     /// Restarts what waits for capacity onto healthy spares, a failed host's
@@ -423,8 +424,21 @@ impl HaManager {
             .filter(|h| h.spare.is_some())
             .map(|h| h.spec.id.clone())
             .collect();
+        if spares.is_empty() {
+            return;
+        }
+        // One pass over the VMs for every spare at once.
+        let mut in_use_set: BTreeSet<&HostId> = BTreeSet::new();
+        for v in self.vms.values() {
+            for s in &spares {
+                if v.state.holds(s) {
+                    in_use_set.insert(s);
+                }
+            }
+        }
+        let in_use_set: BTreeSet<HostId> = in_use_set.into_iter().cloned().collect();
         for s in spares {
-            let in_use = self.vms.values().any(|v| v.state.holds(&s));
+            let in_use = in_use_set.contains(&s);
             let h = &self.hosts[&s];
             let next = if !h.liveness.is_up() || h.lease_revoked {
                 SpareState::Unavailable

@@ -1,0 +1,485 @@
+//! Swarms: for each seed, a random cluster and a random fault schedule,
+//! written as the text of an ordinary scenario file and loaded by the same
+//! loader — so a failing seed *is* a scenario file, and shrinking it leaves
+//! a file ready to commit under `scenarios/regressions/`.
+//!
+//! Two phases (VOPR-style): faults from [`FAULTS_FROM_MS`] to
+//! [`FAULTS_UNTIL_MS`], then `heal_all` at [`HEAL_AT_MS`], and the cluster
+//! must have converged [`CONVERGE_WITHIN_MS`] later (every protected VM runs
+//! once at home, every host up, every spare free). The checkers judge
+//! safety all along.
+//!
+//! The fault vocabulary: host crash; power loss with the BMC; a dead BMC;
+//! one NIC or a whole bond on each network, for a while or until healed;
+//! management cuts and stalls of every length (100 ms to 5 min, log-uniform)
+//! to one host or at the controller's switch; flapping links; a spare
+//! failing while it hosts VMs; the DFS unreachable from the controller; more
+//! host failures than spares; the controller crashing mid-failover; operator
+//! live migrations.
+
+use crate::load::{parse_scenario, LoadError, Scenario};
+use krrish_core::{HostId, VmId, Zone};
+use krrish_sim::world::SeededRng;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub const FAULTS_FROM_MS: u64 = 60_000;
+pub const FAULTS_UNTIL_MS: u64 = 30 * 60_000;
+pub const HEAL_AT_MS: u64 = 40 * 60_000;
+/// The convergence bound after healing.
+pub const CONVERGE_WITHIN_MS: u64 = 20 * 60_000;
+pub const END_MS: u64 = HEAL_AT_MS + CONVERGE_WITHIN_MS;
+
+/// One seed's cluster and schedule.
+#[derive(Clone, Debug)]
+pub struct SwarmCase {
+    pub seed: u64,
+    pub hosts: usize,
+    /// `None`: the sizing rule.
+    pub spares: Option<usize>,
+    pub vms_per_host: usize,
+    pub vm_vcpus: u32,
+    pub vm_memory_gib: u64,
+    /// One more VM per host with HA policy `restore-on-repair`.
+    pub restore_on_repair: bool,
+    /// One more VM per host with HA off.
+    pub ha_off: bool,
+    pub isolation_response: &'static str,
+    pub fence_action: &'static str,
+    /// Timeline items, each `(at, yaml lines of the action)`.
+    pub items: Vec<(u64, String)>,
+}
+
+fn fmt_ms(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+impl SwarmCase {
+    /// One line of parameters, printed for every seed.
+    pub fn summary(&self) -> String {
+        format!(
+            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{} isolation={} fence={} faults={}",
+            self.hosts,
+            self.spares
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "auto".into()),
+            self.hosts,
+            self.vms_per_host,
+            self.vm_vcpus,
+            self.vm_memory_gib,
+            if self.restore_on_repair {
+                " +restore-on-repair"
+            } else {
+                ""
+            },
+            if self.ha_off { " +ha-off" } else { "" },
+            self.isolation_response,
+            self.fence_action,
+            self.items.len()
+        )
+    }
+
+    fn cluster_yaml(&self) -> String {
+        let mut y = String::new();
+        let _ = writeln!(y, "cluster:");
+        let _ = writeln!(y, "  name: swarm-{}", self.seed);
+        let _ = writeln!(
+            y,
+            "  defaults: {{ vcpus: 32, memory_gib: 128, disk_gib: 2000 }}"
+        );
+        let _ = writeln!(y, "  host_groups:");
+        let racks = self.hosts.div_ceil(20).max(1);
+        let _ = writeln!(
+            y,
+            "    - {{ prefix: hv-, count: {}, zone: ECS, racks: {racks} }}",
+            self.hosts
+        );
+        match self.spares {
+            Some(n) => {
+                let _ = writeln!(y, "  spares: {n}");
+            }
+            None => {
+                let _ = writeln!(y, "  spares: auto");
+            }
+        }
+        let _ = writeln!(y, "  isolation_response: {}", self.isolation_response);
+        let _ = writeln!(y, "  fence_action: {}", self.fence_action);
+        let _ = writeln!(y, "  vm_groups:");
+        let _ = writeln!(
+            y,
+            "    - {{ prefix: vm-, per_host: {}, vcpus: {}, memory_gib: {}, disk_gib: 40, ha: restart }}",
+            self.vms_per_host, self.vm_vcpus, self.vm_memory_gib
+        );
+        if self.restore_on_repair {
+            let _ = writeln!(
+                y,
+                "    - {{ prefix: ro-, per_host: 1, vcpus: 2, memory_gib: 4, disk_gib: 20, ha: restore-on-repair }}"
+            );
+        }
+        if self.ha_off {
+            let _ = writeln!(
+                y,
+                "    - {{ prefix: off-, per_host: 1, vcpus: 2, memory_gib: 4, disk_gib: 20, ha: off }}"
+            );
+        }
+        y
+    }
+
+    /// The scenario file's text.
+    pub fn to_yaml(&self, failure: Option<&str>) -> String {
+        let mut y = String::new();
+        let _ = writeln!(y, "description: >");
+        let _ = writeln!(
+            y,
+            "  Swarm seed {}: {}. Replay: cargo xtask scenario --swarm --seed {}",
+            self.seed,
+            self.summary(),
+            self.seed
+        );
+        if let Some(f) = failure {
+            let _ = writeln!(y, "  Failed: {}", f.replace('\n', " "));
+        }
+        let _ = writeln!(y, "seed: {}", self.seed);
+        y.push_str(&self.cluster_yaml());
+        let _ = writeln!(y, "timeline:");
+        let mut items = self.items.clone();
+        items.sort_by_key(|(at, _)| *at);
+        for (at, action) in &items {
+            let _ = writeln!(y, "  - at: {}", fmt_ms(*at));
+            for line in action.lines() {
+                let _ = writeln!(y, "    {line}");
+            }
+        }
+        let _ = writeln!(y, "  - at: {}", fmt_ms(HEAL_AT_MS));
+        let _ = writeln!(y, "    heal_all: true");
+        let _ = writeln!(y, "expect:");
+        let _ = writeln!(y, "  - converged: true");
+        let _ = writeln!(y, "end: {}", fmt_ms(END_MS));
+        y
+    }
+
+    /// Loads the case with the scenario loader (`path` names it in errors).
+    pub fn scenario(&self, path: &Path) -> Result<Scenario, LoadError> {
+        parse_scenario(path, &self.to_yaml(None))
+    }
+
+    /// The path the case's file gets under `scenarios/regressions/`.
+    pub fn regression_path(&self) -> PathBuf {
+        PathBuf::from(format!("scenarios/regressions/swarm-{}.yaml", self.seed))
+    }
+}
+
+/// Draws from the seed.
+struct Draw(SeededRng);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.below(n)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.0.below(hi - lo + 1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.0.below(100) < percent
+    }
+    /// Log-uniform in [lo, hi]: short and long equally likely per decade.
+    fn log_ms(&mut self, lo: u64, hi: u64) -> u64 {
+        let (a, b) = ((lo as f64).ln(), (hi as f64).ln());
+        let u = self.0.below(1_000_000) as f64 / 1_000_000.0;
+        let v = (a + (b - a) * u).exp() as u64;
+        // Whole milliseconds, rounded to 100 ms above a second.
+        if v >= 1000 {
+            v / 100 * 100
+        } else {
+            v.max(lo)
+        }
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// Names in a generated cluster, read back from the loaded cluster.
+struct Names {
+    production: Vec<HostId>,
+    spares: Vec<HostId>,
+    vms: Vec<VmId>,
+}
+
+/// The case for `seed`: cluster size 8–190 hosts (most small, a few large),
+/// 1–8 faults.
+pub fn generate(seed: u64) -> SwarmCase {
+    let mut d = Draw(SeededRng::new(seed ^ 0x5357_4152_4d00));
+    let hosts = match d.below(10) {
+        0..=5 => d.range(8, 24),
+        6..=8 => d.range(25, 80),
+        _ => d.range(81, 190),
+    } as usize;
+    let (vm_vcpus, vm_memory_gib) = *d.pick(&[(2u32, 8u64), (4, 16), (4, 8), (8, 16)]);
+    let (restore_on_repair, ha_off) = (d.chance(30), d.chance(30));
+    // What fits a 32-vCPU, 128-GiB host beside the small extra VMs.
+    let extras = restore_on_repair as u64 + ha_off as u64;
+    let fit = ((32 - 2 * extras) / vm_vcpus as u64).min((128 - 4 * extras) / vm_memory_gib);
+    let vms_per_host = d.range(1, fit.min(6)) as usize;
+    let spares = if d.chance(70) {
+        None
+    } else {
+        Some(d.range(1, 5) as usize)
+    };
+    let mut case = SwarmCase {
+        seed,
+        hosts,
+        spares,
+        vms_per_host,
+        vm_vcpus,
+        vm_memory_gib,
+        restore_on_repair,
+        ha_off,
+        isolation_response: *d.pick(&["leave-running", "power-off-and-restart"]),
+        fence_action: *d.pick(&["off", "off", "reboot"]),
+        items: Vec::new(),
+    };
+    let names = names(&case);
+    let faults = d.range(1, 8);
+    for _ in 0..faults {
+        fault(&mut d, &names, &mut case.items);
+    }
+    case
+}
+
+fn names(case: &SwarmCase) -> Names {
+    let s = parse_scenario(Path::new("<swarm>"), &case.to_yaml(None))
+        .unwrap_or_else(|e| panic!("swarm seed {}: generated cluster invalid: {e}", case.seed));
+    let mut n = Names {
+        production: Vec::new(),
+        spares: Vec::new(),
+        vms: s.cluster.vms.iter().map(|v| v.id.clone()).collect(),
+    };
+    for h in &s.cluster.hosts {
+        if h.zone == Zone::Spare {
+            n.spares.push(h.id.clone());
+        } else {
+            n.production.push(h.id.clone());
+        }
+    }
+    n
+}
+
+fn fault(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
+    let at = d.range(FAULTS_FROM_MS / 100, FAULTS_UNTIL_MS / 100) * 100;
+    let all: Vec<&HostId> = n.production.iter().chain(&n.spares).collect();
+    let host = |d: &mut Draw| (*d.pick(&all)).clone();
+    let prod = |d: &mut Draw| d.pick(&n.production).clone();
+    let bond = |d: &mut Draw| *d.pick(&["bond0", "bond1", "bond2"]);
+    let mut push = |at: u64, s: String| items.push((at, s));
+    match d.below(16) {
+        0 | 1 => push(at, format!("crash: {}", prod(d))),
+        2 => push(at, format!("power_loss: {}", host(d))),
+        3 => {
+            let h = host(d);
+            push(at, format!("bmc_down: {h}"));
+            if d.chance(50) {
+                let back = at + d.log_ms(1_000, 600_000);
+                push(back, format!("bmc_up: {h}"));
+            }
+        }
+        4 => {
+            let (h, b, nic) = (host(d), bond(d), d.below(2));
+            let dur = if d.chance(70) {
+                format!(", for: {}", fmt_ms(d.log_ms(100, 600_000)))
+            } else {
+                String::new()
+            };
+            push(
+                at,
+                format!("nic_down: {{ host: {h}, bond: {b}, nic: {nic}{dur} }}"),
+            );
+        }
+        5 => {
+            let (h, b) = (host(d), bond(d));
+            let dur = if d.chance(80) {
+                format!(", for: {}", fmt_ms(d.log_ms(100, 600_000)))
+            } else {
+                String::new()
+            };
+            push(at, format!("bond_down: {{ host: {h}, bond: {b}{dur} }}"));
+        }
+        6 | 7 => {
+            let dur = fmt_ms(d.log_ms(100, 300_000));
+            push(at, format!("cut: {{ host: {}, for: {dur} }}", host(d)));
+        }
+        8 => {
+            let dur = fmt_ms(d.log_ms(100, 60_000));
+            push(at, format!("stall: {{ host: {}, for: {dur} }}", host(d)));
+        }
+        9 => {
+            let kind = *d.pick(&["cut", "stall"]);
+            let dur = fmt_ms(d.log_ms(100, 120_000));
+            push(at, format!("{kind}: {{ controller: true, for: {dur} }}"));
+        }
+        10 => {
+            // A flapping link: short cuts in a row.
+            let h = host(d);
+            let mut t = at;
+            for _ in 0..d.range(3, 6) {
+                let dur = d.log_ms(300, 5_000);
+                push(t, format!("cut: {{ host: {h}, for: {} }}", fmt_ms(dur)));
+                t += dur + d.range(2, 30) * 1000;
+            }
+        }
+        11 => {
+            // A spare fails while it hosts the VMs it took over.
+            push(at, format!("crash: {}", prod(d)));
+            if !n.spares.is_empty() {
+                let s = d.pick(&n.spares).clone();
+                push(at + d.range(90, 240) * 1000, format!("crash: {s}"));
+            }
+        }
+        12 => {
+            let dur = d.log_ms(5_000, 300_000);
+            push(at, "dfs: unreachable".into());
+            push(at + dur, "dfs: reachable".into());
+        }
+        13 => {
+            // More failures than spares, within half a minute.
+            let k = (n.spares.len() + 1).min(n.production.len());
+            let mut hosts = n.production.clone();
+            for i in 0..k {
+                let j = i + d.below((hosts.len() - i) as u64) as usize;
+                hosts.swap(i, j);
+                push(at + d.below(30_000), format!("crash: {}", hosts[i]));
+            }
+        }
+        14 => {
+            // The controller dies in the middle of a failover.
+            push(at, format!("crash: {}", prod(d)));
+            let c = at + d.range(10, 60) * 1000;
+            push(c, "controller: crash".into());
+            push(c + d.range(5, 60) * 1000, "controller: restart".into());
+        }
+        _ => {
+            let vm = d.pick(&n.vms).clone();
+            push(
+                at,
+                format!("migrate: {{ vm: {vm}, to: {} }}", d.pick(&n.production)),
+            );
+        }
+    }
+}
+
+/// What kind of failure a run ended in, for "fails the same way": the
+/// broken invariant's name, `converged`, or `expectation`.
+pub fn failure_kind(failures: &[String]) -> Option<String> {
+    let f = failures.first()?;
+    if f.starts_with("cannot load") {
+        return Some("cannot-load".into());
+    }
+    if let Some(rest) = f.strip_prefix("invariant ") {
+        return rest.split_whitespace().next().map(str::to_string);
+    }
+    Some(if f.contains("not converged") {
+        "converged".into()
+    } else {
+        "expectation".into()
+    })
+}
+
+/// Runs a case; `Err` with its failures, or `Err(["cannot load: …"])`.
+pub fn run_case(case: &SwarmCase, world: crate::WorldKind) -> Result<(), Vec<String>> {
+    let path = PathBuf::from(format!("swarm/seed-{}.yaml", case.seed));
+    let s = case
+        .scenario(&path)
+        .map_err(|e| vec![format!("cannot load: {e}")])?;
+    let r = crate::run_scenario(
+        &s,
+        crate::RunOptions {
+            world,
+            ..Default::default()
+        },
+    );
+    if r.passed() {
+        Ok(())
+    } else {
+        Err(r.failures)
+    }
+}
+
+/// Runs a shrink may spend at most.
+pub const SHRINK_RUNS_MAX: usize = 400;
+
+/// Reduces a failing case to a smaller one that fails the same way
+/// (`kind`): drops faults one at a time, then shrinks the cluster. Greedy
+/// and bounded by [`SHRINK_RUNS_MAX`] runs; `on_try` sees every attempt.
+pub fn shrink(
+    case: &SwarmCase,
+    world: crate::WorldKind,
+    kind: &str,
+    mut on_try: impl FnMut(&SwarmCase, bool),
+) -> SwarmCase {
+    let mut best = case.clone();
+    let mut runs = 0;
+    let mut still_fails = |c: &SwarmCase, runs: &mut usize| -> bool {
+        *runs += 1;
+        let same = match run_case(c, world) {
+            Ok(()) => false,
+            Err(f) => failure_kind(&f).as_deref() == Some(kind),
+        };
+        on_try(c, same);
+        same
+    };
+    // Faults, one at a time, until none can go.
+    loop {
+        let mut progressed = false;
+        let mut i = best.items.len();
+        while i > 0 && runs < SHRINK_RUNS_MAX {
+            i -= 1;
+            let mut c = best.clone();
+            c.items.remove(i);
+            if still_fails(&c, &mut runs) {
+                best = c;
+                progressed = true;
+            }
+        }
+        if !progressed || runs >= SHRINK_RUNS_MAX {
+            break;
+        }
+    }
+    // The cluster: fewer hosts, fewer and plainer VMs, the sizing rule.
+    let mut tries: Vec<Box<dyn Fn(&mut SwarmCase)>> = Vec::new();
+    for hosts in [8usize, 12, 16, 24, 32, 48, 64, 96, 128] {
+        tries.push(Box::new(move |c: &mut SwarmCase| {
+            c.hosts = c.hosts.min(hosts)
+        }));
+    }
+    tries.push(Box::new(|c| c.restore_on_repair = false));
+    tries.push(Box::new(|c| c.ha_off = false));
+    for k in 1..=5 {
+        tries.push(Box::new(move |c: &mut SwarmCase| {
+            c.vms_per_host = c.vms_per_host.min(k)
+        }));
+    }
+    tries.push(Box::new(|c| c.spares = None));
+    for t in &tries {
+        if runs >= SHRINK_RUNS_MAX {
+            break;
+        }
+        let mut c = best.clone();
+        t(&mut c);
+        if c.hosts == best.hosts
+            && c.vms_per_host == best.vms_per_host
+            && c.restore_on_repair == best.restore_on_repair
+            && c.ha_off == best.ha_off
+            && c.spares == best.spares
+        {
+            continue; // no change
+        }
+        if still_fails(&c, &mut runs) {
+            best = c;
+        }
+    }
+    best
+}
