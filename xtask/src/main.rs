@@ -4,8 +4,10 @@
 //!   arguments go to `krrish scenario run` (paths, `--seed`, `--seeds`,
 //!   `--trace-out`, …). Default: every file under `scenarios/`.
 //! - `ci` — the whole suite, as CI runs it: system packages, fmt, clippy,
-//!   tests, every scenario, a fixed budget of seed exploration, planner
-//!   checks. Prints `N passed, M failed` over its steps.
+//!   tests, every scenario in the turmoil world and in the event world, a
+//!   fixed budget of seed exploration, a fixed number of swarm seeds (JUnit
+//!   XML in `target/swarm-ci.xml`). Prints `N passed, M failed` over its
+//!   steps.
 //! - `nightly` — the same with large exploration budgets.
 //! - `bench` — the benchmarks, written to `BENCHMARKS.md`.
 
@@ -92,6 +94,10 @@ struct Budget {
     seeds: &'static str,
     /// proptest cases for the property tests.
     proptest_cases: &'static str,
+    /// Seeds every scenario runs with in the event world (fast).
+    event_seeds: &'static str,
+    /// Swarm seeds (random clusters and fault schedules).
+    swarm_seeds: &'static str,
 }
 
 impl Budget {
@@ -99,11 +105,15 @@ impl Budget {
         name: "ci",
         seeds: "1..16",
         proptest_cases: "256",
+        event_seeds: "1..50",
+        swarm_seeds: "1..300",
     };
     const NIGHTLY: Budget = Budget {
         name: "nightly",
         seeds: "1..500",
         proptest_cases: "20000",
+        event_seeds: "1..2000",
+        swarm_seeds: "1..20000",
     };
 }
 
@@ -170,6 +180,31 @@ fn suite(budget: &Budget) -> Result<bool> {
             }),
         ),
         ("scenarios", Box::new(|| scenario(&[]))),
+        (
+            "scenarios in the event world",
+            Box::new(|| {
+                let own = scenario(&["--world".into(), "event".into()])?;
+                let explored = scenario(&[
+                    "--world".into(),
+                    "event".into(),
+                    "--seeds".into(),
+                    budget.event_seeds.into(),
+                ])?;
+                Ok(own && explored)
+            }),
+        ),
+        (
+            "swarm",
+            Box::new(|| {
+                scenario(&[
+                    "--swarm".into(),
+                    "--seeds".into(),
+                    budget.swarm_seeds.into(),
+                    "--junit".into(),
+                    format!("target/swarm-{}.xml", budget.name),
+                ])
+            }),
+        ),
         (
             "seed exploration",
             Box::new(|| {

@@ -30,7 +30,8 @@ pub trait Driver {
     /// being live-migrated away now: what a heartbeat reports.
     fn status(&self) -> HostStatus;
 
-    /// Boots `vm` from its DFS copy (the backing image may sync later).
+    /// Boots `vm` from its DFS copy (the backing image may sync later). A
+    /// guest already running here is a success at once, not a second boot.
     fn boot_vm(
         &self,
         vm: &VmSpec,

@@ -15,7 +15,7 @@ use krrish_core::lease::LeaseKeeper;
 use krrish_core::timings::AgentTimings;
 use krrish_core::{BondHealth, HostId, VmId};
 use krrish_wire::{AgentCommand, Frame};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -112,8 +112,17 @@ pub struct AgentMachine {
     next_sync_ms: u64,
     lease_failures: FailureStreak,
     sync_failures: FailureStreak,
+    /// Boots under way, by VM: the command running it and the commands that
+    /// asked for the same boot meanwhile (a controller resending after a
+    /// restart). One boot per VM at a time: a second would finish after the
+    /// first and could start a copy the VM had already moved away from.
+    boots: BTreeMap<VmId, (u64, Vec<u64>)>,
     out: VecDeque<AgentOutput>,
 }
+
+/// Boots under way on one host, at most (beyond, the controller is
+/// misbehaving: refuse rather than grow).
+const BOOTS_IN_FLIGHT_MAX: usize = 4_096;
 
 impl AgentMachine {
     /// An agent on a host that booted with `boot_id`.
@@ -134,6 +143,7 @@ impl AgentMachine {
             next_sync_ms: now_ms + cfg.start_delay_ms + t.sync_every_ms,
             lease_failures: FailureStreak::default(),
             sync_failures: FailureStreak::default(),
+            boots: BTreeMap::new(),
             out: VecDeque::new(),
             cfg,
         }
@@ -279,16 +289,48 @@ impl AgentMachine {
                     *unacked_since_ms = None;
                 }
             }
-            Frame::Command { id, command } => self.push(AgentOutput::RunCommand { id, command }),
+            Frame::Command { id, command } => self.run_command(id, command),
             other => self.trace(format!("unexpected frame ignored: {other:?}")),
         }
     }
 
+    fn run_command(&mut self, id: u64, command: AgentCommand) {
+        if let AgentCommand::BootVm { vm, .. } = &command {
+            if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
+                // The same boot again: answered when the one under way ends.
+                joined.push(id);
+                return;
+            }
+            if self.boots.len() >= BOOTS_IN_FLIGHT_MAX {
+                let outcome = Err(format!(
+                    "more than {BOOTS_IN_FLIGHT_MAX} boots under way on this host"
+                ));
+                self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
+                return;
+            }
+            self.boots.insert(vm.id.clone(), (id, Vec::new()));
+        }
+        self.push(AgentOutput::RunCommand { id, command });
+    }
+
     pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), String>) {
+        let mut ids = vec![id];
+        let vm = self
+            .boots
+            .iter()
+            .find(|(_, (running, _))| *running == id)
+            .map(|(vm, _)| vm.clone());
+        if let Some(vm) = vm {
+            let (_, joined) = self.boots.remove(&vm).expect("found");
+            ids.extend(joined);
+        }
         // When disconnected the result is dropped: the controller learns the
         // outcome from the next heartbeat's list of running VMs.
         if self.is_connected() {
-            self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
+            for id in ids {
+                let outcome = outcome.clone();
+                self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
+            }
         }
     }
 
@@ -503,6 +545,63 @@ mod tests {
         // The current one is taken.
         assert!(m.handle_dial_result(t + 1, dials[5].1, Ok(())));
         assert!(m.is_connected());
+    }
+
+    #[test]
+    fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
+        use krrish_core::ha::BootReason;
+        let mut m = connected(0);
+        drain(&mut m);
+        let (hosts, vms) = (
+            "hv-01",
+            krrish_core::VmSpec {
+                id: "vm-1".into(),
+                home: "hv-01".into(),
+                demand: krrish_core::Resources::new(1, 1024, 10),
+                ha: krrish_core::HaPolicy::Restart,
+                priority: 0,
+                passthrough_devices: vec![],
+            },
+        );
+        let _ = hosts;
+        let boot = |id| Frame::Command {
+            id,
+            command: AgentCommand::BootVm {
+                vm: vms.clone(),
+                reason: BootReason::Failover,
+            },
+        };
+        m.handle_frame(10, 1, boot(7));
+        m.handle_frame(20, 1, boot(8));
+        let runs: Vec<u64> = drain(&mut m)
+            .into_iter()
+            .filter_map(|o| match o {
+                AgentOutput::RunCommand { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(runs, vec![7], "one boot runs");
+        m.handle_command_done(30, 7, Ok(()));
+        let done: Vec<u64> = drain(&mut m)
+            .into_iter()
+            .filter_map(|o| match o {
+                AgentOutput::Send(Frame::CommandDone {
+                    id,
+                    outcome: Ok(()),
+                }) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(done, vec![7, 8], "both asks answered by the one boot");
+        // Once it ended, a new boot of the VM runs again.
+        m.handle_frame(40, 1, boot(9));
+        assert!(drain(&mut m).contains(&AgentOutput::RunCommand {
+            id: 9,
+            command: AgentCommand::BootVm {
+                vm: vms.clone(),
+                reason: BootReason::Failover
+            }
+        }));
     }
 
     #[test]

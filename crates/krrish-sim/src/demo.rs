@@ -10,18 +10,18 @@ use std::net::Ipv4Addr;
 /// `spare-1…` of the same size, and `vms_per_host` VMs (2 vCPU, 8 GiB,
 /// HA restart) on each ECS host.
 pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpec>, Vec<VmSpec>) {
-    let mut nets = [
-        Segment::new(Ipv4Addr::new(10, 0, 0, 0)),
-        Segment::new(Ipv4Addr::new(10, 1, 0, 0)),
-        Segment::new(Ipv4Addr::new(10, 2, 0, 0)),
-        Segment::new(Ipv4Addr::new(10, 3, 0, 0)),
-    ];
-    let mut make = |name: String, zone: Zone| {
-        let mut ip = || {
-            nets.each_mut()
-                .map(|s| s.allocate(zone).expect("demo cluster fits a /24"))
-        };
-        let [uplink, vm_network, storage, ipmi] = ip();
+    // One segment per network per rack of HOSTS_PER_RACK hosts (the IP
+    // policy gives a /24 fewer than 200 hosts), the spares a rack of their own.
+    const HOSTS_PER_RACK: usize = 100;
+    let mut racks: std::collections::BTreeMap<usize, [Segment; 4]> = Default::default();
+    let mut make = |name: String, zone: Zone, rack: usize| {
+        let nets = racks.entry(rack).or_insert_with(|| {
+            let r = u8::try_from(rack).expect("at most 255 racks in a demo cluster");
+            [0u8, 1, 2, 3].map(|net| Segment::new(Ipv4Addr::new(10, net, r, 0)))
+        });
+        let [uplink, vm_network, storage, ipmi] = nets
+            .each_mut()
+            .map(|s| s.allocate(zone).expect("a demo rack fits a /24"));
         HostSpec {
             id: HostId::new(name),
             zone,
@@ -30,7 +30,7 @@ pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpe
             memory_overcommit: false,
             dvs: "dvs0".into(),
             maintenance: false,
-            rack: "rack-1".into(),
+            rack: format!("rack-{}", rack + 1),
             addresses: HostAddresses {
                 uplink,
                 vm_network,
@@ -40,9 +40,10 @@ pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpe
         }
     };
     let mut out: Vec<HostSpec> = (1..=hosts)
-        .map(|i| make(format!("hv-{i:02}"), Zone::Ecs))
+        .map(|i| make(format!("hv-{i:02}"), Zone::Ecs, (i - 1) / HOSTS_PER_RACK))
         .collect();
-    out.extend((1..=spares).map(|i| make(format!("spare-{i}"), Zone::Spare)));
+    let spare_rack = hosts.div_ceil(HOSTS_PER_RACK);
+    out.extend((1..=spares).map(|i| make(format!("spare-{i}"), Zone::Spare, spare_rack)));
     let vms = (1..=hosts)
         .flat_map(|h| {
             (1..=vms_per_host).map(move |v| VmSpec {

@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// With --swarm: run only slice i of n of the seed range (e.g. 3/64).
     #[arg(long, value_name = "i/n", requires = "swarm", value_parser = crate::swarm::parse_shard)]
     shard: Option<(u64, u64)>,
+    /// With --swarm: seeds run at once (default: the machine's cores).
+    #[arg(long, value_name = "N", requires = "swarm")]
+    jobs: Option<usize>,
     /// With --swarm: write the results as JUnit XML to this file.
     #[arg(long, value_name = "FILE", requires = "swarm")]
     junit: Option<PathBuf>,
@@ -162,6 +165,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         }
         return crate::swarm::run(crate::swarm::SwarmArgs {
             seeds,
+            jobs: a
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             world: a.world.unwrap_or(WorldKind::Event),
             shrink: a.shrink,
             junit: a.junit,

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 pub struct SwarmArgs {
     pub seeds: Vec<u64>,
+    /// Seeds run at once (threads); results print in seed order.
+    pub jobs: usize,
     pub world: WorldKind,
     pub shrink: bool,
     pub junit: Option<PathBuf>,
@@ -73,65 +75,95 @@ pub fn run(a: SwarmArgs) -> Result<ExitCode> {
     let total = a.seeds.len();
     let mut outcomes = Vec::with_capacity(total);
     let (mut passed, mut failed) = (0usize, 0usize);
-    for (done, &seed) in a.seeds.iter().enumerate() {
-        let case = generate(seed);
-        let path = PathBuf::from(format!("swarm/seed-{seed}.yaml"));
-        let s = case
-            .scenario(&path)
-            .with_context(|| format!("swarm seed {seed}: generated an invalid scenario"))?;
-        let r = run_scenario(
-            &s,
-            RunOptions {
-                world: a.world,
-                ..Default::default()
-            },
-        );
-        let verdict = if r.passed() { "PASS" } else { "FAIL" };
-        println!(
-            "{verdict}  swarm seed={seed:<8} {}  sim={}  wall={:.2}s",
-            case.summary(),
-            secs(r.sim_ms),
-            r.wall.as_secs_f64()
-        );
-        if let Some(out) = &a.trace_out {
-            std::fs::write(out, &r.trace).with_context(|| format!("writing {}", out.display()))?;
+    // Workers take seeds in order and send back (index, case, report); the
+    // main thread prints them in seed order. Every run is a pure function
+    // of its seed, whichever thread runs it.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let world = a.world;
+    let seeds = &a.seeds;
+    let jobs = a.jobs.clamp(1, 64);
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..jobs {
+            let (tx, next) = (tx.clone(), &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { return };
+                let case = generate(seed);
+                let path = PathBuf::from(format!("swarm/seed-{seed}.yaml"));
+                let report = case.scenario(&path).map(|s| {
+                    run_scenario(
+                        &s,
+                        RunOptions {
+                            world,
+                            ..Default::default()
+                        },
+                    )
+                });
+                if tx.send((i, case, report)).is_err() {
+                    return;
+                }
+            });
         }
-        if r.passed() {
-            passed += 1;
-        } else {
-            failed += 1;
-            for why in &r.failures {
-                println!("      {why}");
-            }
-            std::fs::create_dir_all(&a.failed_trace_dir).ok();
-            let p = a.failed_trace_dir.join(format!("swarm.seed{seed}.log"));
-            if std::fs::write(&p, &r.trace).is_ok() {
-                println!("      trace: {}", p.display());
-            }
-            println!("      reproduce: {}", replay(seed, a.world));
-            if a.shrink {
-                shrink_and_write(&case, a.world, &r.failures, &a.regressions_dir)?;
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut done = 0usize;
+        for (i, case, report) in rx {
+            pending.insert(i, (case, report));
+            while let Some((case, report)) = pending.remove(&done) {
+                let seed = case.seed;
+                let r = report
+                    .with_context(|| format!("swarm seed {seed}: generated an invalid scenario"))?;
+                let verdict = if r.passed() { "PASS" } else { "FAIL" };
+                println!(
+                    "{verdict}  swarm seed={seed:<8} {}  sim={}  wall={:.2}s",
+                    case.summary(),
+                    secs(r.sim_ms),
+                    r.wall.as_secs_f64()
+                );
+                if let Some(out) = &a.trace_out {
+                    std::fs::write(out, &r.trace)
+                        .with_context(|| format!("writing {}", out.display()))?;
+                }
+                if r.passed() {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                    for why in &r.failures {
+                        println!("      {why}");
+                    }
+                    std::fs::create_dir_all(&a.failed_trace_dir).ok();
+                    let p = a.failed_trace_dir.join(format!("swarm.seed{seed}.log"));
+                    if std::fs::write(&p, &r.trace).is_ok() {
+                        println!("      trace: {}", p.display());
+                    }
+                    println!("      reproduce: {}", replay(seed, world));
+                    if a.shrink {
+                        shrink_and_write(&case, world, &r.failures, &a.regressions_dir)?;
+                    }
+                }
+                outcomes.push(Outcome {
+                    seed,
+                    summary: case.summary(),
+                    wall_s: r.wall.as_secs_f64(),
+                    failures: r.failures,
+                });
+                done += 1;
+                if last_progress.elapsed().as_secs_f64() >= 5.0 && done < total {
+                    #[allow(clippy::disallowed_methods)]
+                    {
+                        last_progress = std::time::Instant::now();
+                    }
+                    let per_min = done as f64 / started.elapsed().as_secs_f64() * 60.0;
+                    eprintln!(
+                        "[{done:>8}/{total}] {:>3}%  {passed} passed, {failed} failed  ({per_min:.0} seeds/min)",
+                        done * 100 / total.max(1)
+                    );
+                }
             }
         }
-        outcomes.push(Outcome {
-            seed,
-            summary: case.summary(),
-            wall_s: r.wall.as_secs_f64(),
-            failures: r.failures,
-        });
-        if last_progress.elapsed().as_secs_f64() >= 5.0 && done + 1 < total {
-            #[allow(clippy::disallowed_methods)]
-            {
-                last_progress = std::time::Instant::now();
-            }
-            let per_min = (done + 1) as f64 / started.elapsed().as_secs_f64() * 60.0;
-            eprintln!(
-                "[{:>8}/{total}] {:>3}%  {passed} passed, {failed} failed  ({per_min:.0} seeds/min)",
-                done + 1,
-                (done + 1) * 100 / total.max(1)
-            );
-        }
-    }
+        Ok(())
+    })?;
     let wall = started.elapsed().as_secs_f64();
     println!(
         "{passed} passed, {failed} failed  ({total} swarm seeds in {wall:.1}s, {:.0} seeds/min)",
