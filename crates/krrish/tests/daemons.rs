@@ -244,18 +244,20 @@ driver:
     )
 }
 
-#[test]
-fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
-    let started = now();
-    let mut c = Cluster::new("failover");
+/// A controller and the three agents, every agent connected, with
+/// `fence_script` as the fence agent.
+fn start_cluster(name: &str, fence_script: &str) -> Cluster {
+    let mut c = Cluster::new(name);
     let port = free_port();
     c.write("cluster.yaml", CLUSTER);
-    let fence = c.write("fence.sh", FENCE_SCRIPT);
-    Command::new("chmod")
+    let fence = c.write("fence.sh", fence_script);
+    let ok = Command::new("chmod")
         .arg("+x")
         .arg(&fence)
         .status()
-        .unwrap();
+        .unwrap()
+        .success();
+    assert!(ok, "chmod +x {}", fence.display());
     c.write("controller.yaml", &controller_config(port));
     for h in ["hv-01", "hv-02", "spare-1"] {
         c.write(&format!("agent-{h}.yaml"), &agent_config(h, port));
@@ -271,23 +273,19 @@ fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
         c.start(h, &["agent", "--config", &format!("agent-{h}.yaml")]);
     }
     c.wait_for("hv-01", &["1 VMs running: vm-1"]);
-    // Every agent is heard: a heartbeat acknowledged means its hello
-    // reached the controller. Wait for the pid files the fence script needs.
     for h in ["hv-01", "hv-02", "spare-1"] {
-        let pid_file = c.dir.join(format!("agent-{h}.pid"));
-        let deadline = now() + WAIT;
-        while !pid_file.exists() {
-            assert!(
-                now() < deadline,
-                "no {}\n{}",
-                pid_file.display(),
-                c.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        c.wait_for("controller", &[&format!("agent {h} connected")]);
+        // The pid file the fence script reads is written before the agent
+        // dials, so it exists once the agent is connected.
+        assert!(c.dir.join(format!("agent-{h}.pid")).exists(), "{h}");
     }
-    // Let the agents join (several heartbeats) before the crash.
-    std::thread::sleep(Duration::from_secs(1));
+    c
+}
+
+#[test]
+fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
+    let started = now();
+    let mut c = start_cluster("failover", FENCE_SCRIPT);
 
     // hv-01 crashes: SIGKILL, no goodbye. The child is not reaped until the
     // fence ran, so its pid cannot be reused by another process meanwhile.
@@ -440,4 +438,48 @@ fn the_example_configs_check() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+#[test]
+fn a_failing_fence_agent_leaves_the_vm_down_never_assumed_off() {
+    let mut c = start_cluster(
+        "fence-fails",
+        "#!/bin/sh\necho 'BMC 10.3.0.1 unreachable' >&2\nexit 1\n",
+    );
+    c.daemon("hv-01").child.kill().unwrap();
+    let _ = c.daemon("hv-01").child.wait();
+
+    c.wait_for(
+        "controller",
+        &[
+            "fencing hv-01 by IPMI power-off failed",
+            "exit status: 1",
+            "BMC 10.3.0.1 unreachable",
+        ],
+    );
+    // No DFS to revoke a lease on: the second fence fails too.
+    c.wait_for(
+        "controller",
+        &[
+            "fencing hv-01 by DFS lease expiry failed",
+            "no DFS lease service configured",
+        ],
+    );
+    // Were a failed fence taken for "off", vm-1 would boot on the spare
+    // within the lease margin (200 ms); give it well past the whole lease.
+    std::thread::sleep(Duration::from_secs(4));
+    c.signal("controller", "TERM");
+    assert_eq!(c.wait_exit("controller"), Some(0), "{}", c.logs());
+    let log = c.logs();
+    assert!(!log.contains("hv-01 fenced by"), "{log}");
+    assert!(!log.contains("booting on"), "{log}");
+    assert!(!log.contains("vm-1 running on spare-1"), "{log}");
+
+    // The store says the same: hv-01 still being fenced, vm-1 down with
+    // it; a restarted controller fences it again from the start.
+    c.start("controller", &["controller", "--config", "controller.yaml"]);
+    let restored = c.wait_for("controller", &["restored state from"]);
+    assert!(restored.contains("hv-01 fencing"), "{restored}");
+    assert!(restored.contains("vm-1 host-down"), "{restored}");
+    c.wait_for("controller", &["fencing 1 host(s) again from the start"]);
 }

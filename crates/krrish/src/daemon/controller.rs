@@ -271,3 +271,102 @@ fn cfg_fencer_name(f: &FencerConfig) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use krrish_sim::TraceBuf;
+    use std::path::PathBuf;
+
+    /// A scratch directory with `script` as an executable `fence.sh`.
+    fn scratch(name: &str, script: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("krrish-fence-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("fence.sh");
+        std::fs::write(&p, format!("#!/bin/sh\ncd {}\n{script}", dir.display())).unwrap();
+        let ok = std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        dir
+    }
+
+    fn fence(dir: &Path, timeout_ms: u64, action: FenceAction) -> Result<(), String> {
+        let rt = crate::daemon::runtime().unwrap();
+        let host = krrish_sim::demo::cluster(2, 1, 1).0.remove(0);
+        rt.block_on(async {
+            let f = CommandFencer {
+                argv: vec![dir.join("fence.sh").display().to_string(), "--flag".into()],
+                timeout: Duration::from_millis(timeout_ms),
+                clock: Rc::new(MonotonicClock::start()),
+                trace: Rc::new(TraceBuf::default()),
+            };
+            f.ipmi_fence(&host, action).await
+        })
+    }
+
+    #[test]
+    fn exit_0_is_confirmed_off_and_the_agent_is_told_host_bmc_and_action() {
+        let dir = scratch(
+            "ok",
+            "echo \"$1 $KRRISH_FENCE_HOST $KRRISH_FENCE_IPMI $KRRISH_FENCE_ACTION\" > asked\nexit 0\n",
+        );
+        let host = krrish_sim::demo::cluster(2, 1, 1).0.remove(0);
+        assert_eq!(fence(&dir, 5_000, FenceAction::Reboot), Ok(()));
+        let asked = std::fs::read_to_string(dir.join("asked")).unwrap();
+        assert_eq!(
+            asked.trim(),
+            format!("--flag {} {} reboot", host.id, host.addresses.ipmi)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failing_agent_is_a_failed_fence_with_its_stderr() {
+        let dir = scratch("fail", "echo 'BMC refused the login' >&2\nexit 3\n");
+        let err = fence(&dir, 5_000, FenceAction::Off).unwrap_err();
+        assert!(err.contains("exit status: 3"), "{err}");
+        assert!(err.contains("BMC refused the login"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_agent_that_does_not_answer_in_time_fails_and_is_killed() {
+        // Killed, the shell never gets to `touch late`.
+        let dir = scratch("hang", "sleep 1\ntouch late\nexit 0\n");
+        let err = fence(&dir, 100, FenceAction::Off).unwrap_err();
+        assert!(
+            err.contains("did not finish within 100 ms: killed"),
+            "{err}"
+        );
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert!(!dir.join("late").exists(), "the fence agent ran on");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_agent_fails_and_without_a_dfs_nothing_is_assumed() {
+        let dir = std::env::temp_dir().join("krrish-fence-no-such-dir");
+        let err = fence(&dir, 1_000, FenceAction::Off).unwrap_err();
+        assert!(err.contains("cannot start"), "{err}");
+        // No DFS: revocation fails (the core then retries and ends
+        // fence-failed instead of waiting out a lease that does not exist).
+        let rt = crate::daemon::runtime().unwrap();
+        rt.block_on(async {
+            let f = CommandFencer {
+                argv: vec!["/bin/true".into()],
+                timeout: Duration::from_secs(1),
+                clock: Rc::new(MonotonicClock::start()),
+                trace: Rc::new(TraceBuf::default()),
+            };
+            let h = HostId::new("hv-01");
+            assert!(f.revoke_lease(&h).await.is_err());
+            assert!(f.lease_renewals().await.is_err());
+            assert_eq!(f.reinstate_lease(&h).await, Ok(()));
+        });
+    }
+}
