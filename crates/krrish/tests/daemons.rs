@@ -390,6 +390,11 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         ),
         (
             "agent",
+            agent_config("hv-01", port).replace("pid_file: agent-", "pid_file: run/agent-"),
+            "agent.yaml:3:11: pid_file: directory run does not exist",
+        ),
+        (
+            "agent",
             agent_config("hv-01", port).replace("kind: sim", "kind: libvirt"),
             "agent.yaml:10:9: driver.kind: the libvirt driver is not available yet",
         ),

@@ -3,7 +3,7 @@
 //! through its driver — today the simulated one.
 
 use super::config::{load_agent, DriverConfig};
-use super::{install_signals, print_line, runtime, shutdown_signal, PidFile, StdoutTrace};
+use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
 use anyhow::Result;
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_core::HostId;
@@ -23,6 +23,7 @@ const WORLD_LINES_EVERY: Duration = Duration::from_millis(100);
 /// The agent's lines, preceded by whatever the simulated world said since
 /// (the world writes into a [`TraceBuf`]), so stdout stays in time order.
 struct AgentTrace {
+    out: Stdout,
     world: Option<TraceBuf>,
 }
 
@@ -30,7 +31,7 @@ impl AgentTrace {
     fn flush_world(&self) {
         if let Some(w) = &self.world {
             for l in w.take() {
-                print_line(&l);
+                self.out.print(l);
             }
         }
     }
@@ -39,7 +40,7 @@ impl AgentTrace {
 impl TraceSink for AgentTrace {
     fn line(&self, at_ms: u64, source: &str, text: &str) {
         self.flush_world();
-        StdoutTrace.line(at_ms, source, text);
+        self.out.line(at_ms, source, text);
     }
 }
 
@@ -88,6 +89,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                     world_lines.clone(),
                 )));
                 let trace = Rc::new(AgentTrace {
+                    out: Stdout::start(),
                     world: Some(world_lines),
                 });
                 let driver = SimDriver {
@@ -131,6 +133,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             }
         }
         trace.flush_world();
+        trace.out.finish(STDOUT_FINISH_WAIT);
         Ok(())
     })?;
     drop(local);

@@ -190,20 +190,20 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
     })?;
 
     let store = beside(path, &f.store);
-    let dir = store.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    if !dir.is_dir() {
-        return Err(src.error(
-            at(&src, "store", "store"),
-            format!(
-                "store: directory {} does not exist; create it (the store file itself is created on first start)",
-                dir.display()
-            ),
-        ));
+    check_dir(
+        &src,
+        "store",
+        &store,
+        "the store file itself is created on first start",
+    )?;
+    let pid_file = f.pid_file.map(|p| beside(path, &p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
     }
 
     let cluster_file = beside(path, &f.cluster_file);
@@ -309,8 +309,27 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         cluster,
         ha,
         fencer,
-        pid_file: f.pid_file.map(|p| beside(path, &p)),
+        pid_file,
     })
+}
+
+/// `file`'s directory exists (checked before start, so a typo is a config
+/// error rather than a daemon that started half way).
+fn check_dir(src: &Source<'_>, key: &str, file: &Path, note: &str) -> Result<(), LoadError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(src.error(
+        at(src, key, key),
+        format!(
+            "{key}: directory {} does not exist; create it ({note})",
+            dir.display()
+        ),
+    ))
 }
 
 /// `host:port` with a numeric port; the host part may be a name (resolved
@@ -335,6 +354,15 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
         text: &text,
     };
     let f: AgentFile = parse(&src)?;
+    let pid_file = f.pid_file.as_ref().map(|p| beside(path, p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
 
     check_address(&f.controller).map_err(|why| {
         src.error(
@@ -434,6 +462,6 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
         controller: f.controller,
         timings,
         driver,
-        pid_file: f.pid_file.map(|p| beside(path, &p)),
+        pid_file,
     })
 }

@@ -2,7 +2,7 @@
 //! TCP, its state in a redb file, hosts fenced by an external fence agent.
 
 use super::config::{load_controller, ControllerConfig, FencerConfig};
-use super::{install_signals, runtime, shutdown_signal, PidFile, StdoutTrace};
+use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
 use anyhow::{Context, Result};
 use krrish_controller::{run_controller, ClusterStatus, ControllerMachine, Fencer, Store};
 use krrish_core::ha::{FenceAction, HaManager};
@@ -214,7 +214,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(std_listener)
             .context("cannot register the listening socket")?;
         let clock = Rc::new(MonotonicClock::start());
-        let trace = Rc::new(StdoutTrace);
+        let trace = Rc::new(Stdout::start());
         let (core, line) = start_core(clock.now_ms(), &cfg, &store)?;
         let _pid = cfg.pid_file.as_deref().map(PidFile::write).transpose()?;
         let fencer = match &cfg.fencer {
@@ -230,7 +230,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
         say(&line);
         say(&format!(
             "fencing with {} (no DFS lease service: hosts are fenced by the fence agent alone)",
-            cfg_fencer_name(&cfg.fencer)
+            fencer_name(&cfg.fencer)
         ));
         let machine = Rc::new(RefCell::new(ControllerMachine::durable(
             clock.now_ms(),
@@ -255,6 +255,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                 say(&format!("{signal}: shutting down"));
             }
         }
+        trace.finish(STDOUT_FINISH_WAIT);
         Ok(())
     })?;
     // Spawned tasks (the acceptor holding the listener, connection tasks)
@@ -264,7 +265,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn cfg_fencer_name(f: &FencerConfig) -> String {
+fn fencer_name(f: &FencerConfig) -> String {
     match f {
         FencerConfig::Command { argv, timeout_ms } => {
             format!("fence agent {} (timeout {timeout_ms} ms)", argv.join(" "))

@@ -20,27 +20,88 @@ pub mod controller;
 use anyhow::{Context, Result};
 use krrish_core::ha::secs;
 use krrish_wire::TraceSink;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
-/// Trace lines to stdout, each flushed at once: a daemon's log is read live
-/// (by journald, a pipe, a test), and a crash must not lose buffered lines.
-pub struct StdoutTrace;
+/// How long a stopping daemon waits for its last log lines to be written.
+pub const STDOUT_FINISH_WAIT: Duration = Duration::from_secs(2);
 
-impl TraceSink for StdoutTrace {
-    fn line(&self, at_ms: u64, source: &str, text: &str) {
-        print_line(&format!("[{:>10}] {source:<16} {text}", secs(at_ms)));
+/// Lines waiting for the stdout writer; past this, lines are dropped and
+/// counted rather than letting a stalled reader stall the daemon.
+const STDOUT_LINES_QUEUED_MAX: usize = 8192;
+
+/// The daemon's log: trace lines to stdout, written and flushed one by one
+/// by a thread of its own. A daemon's log is read live (journald, a pipe, a
+/// test); a reader that stops reading must not stop heartbeats and fencing,
+/// so the daemon's loop only queues (bounded) and never blocks on stdout.
+pub struct Stdout {
+    tx: RefCell<Option<SyncSender<String>>>,
+    dropped: Cell<u64>,
+    done: Receiver<()>,
+}
+
+impl Stdout {
+    pub fn start() -> Self {
+        let (tx, rx) = sync_channel::<String>(STDOUT_LINES_QUEUED_MAX);
+        let (done_tx, done) = channel();
+        std::thread::spawn(move || {
+            for line in rx {
+                let mut out = std::io::stdout().lock();
+                // With stdout gone there is nowhere left to report a write
+                // error; the daemon's job goes on.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            let _ = done_tx.send(());
+        });
+        Self {
+            tx: RefCell::new(Some(tx)),
+            dropped: Cell::new(0),
+            done,
+        }
+    }
+
+    /// Queues one preformatted line (dropped, and counted, when the queue
+    /// is full).
+    pub fn print(&self, line: String) {
+        let tx = self.tx.borrow();
+        let Some(tx) = tx.as_ref() else { return };
+        match tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped.set(self.dropped.get() + 1),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Writes what is queued, waiting at most `limit` (stdout may be stuck),
+    /// and stops the log.
+    pub fn finish(&self, limit: Duration) {
+        drop(self.tx.borrow_mut().take());
+        let _ = self.done.recv_timeout(limit);
     }
 }
 
-/// One preformatted line to stdout. Write errors are dropped on purpose:
-/// with stdout gone there is nowhere left to report them, and the daemon's
-/// job (heartbeats, fencing) must go on.
-pub fn print_line(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+impl TraceSink for Stdout {
+    fn line(&self, at_ms: u64, source: &str, text: &str) {
+        let dropped = self.dropped.replace(0);
+        if dropped > 0 {
+            self.print(trace_line(
+                at_ms,
+                "log",
+                &format!("{dropped} lines dropped: stdout was not read fast enough"),
+            ));
+        }
+        self.print(trace_line(at_ms, source, text));
+    }
+}
+
+/// The simulator's trace format: `[   12.345s] source           text`.
+pub fn trace_line(at_ms: u64, source: &str, text: &str) -> String {
+    format!("[{:>10}] {source:<16} {text}", secs(at_ms))
 }
 
 /// A pid file that is removed again on a clean exit (fence scripts read it
@@ -72,8 +133,8 @@ pub async fn shutdown_signal(
     }
 }
 
-/// Both signals, installed before anything starts so that a stop request
-/// during start-up is not lost to the default action.
+/// Both signals, installed before the services start so that a stop
+/// request from then on is handled, not left to the default action.
 pub fn install_signals() -> Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
