@@ -250,8 +250,9 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             _ = service => anyhow::bail!("the controller loop ended unexpectedly"),
             signal = shutdown_signal(&mut term, &mut int) => {
                 // State is saved write-ahead (before each decision goes
-                // out), so there is nothing left to flush: dropping the
-                // service closes the listener and the agents' connections.
+                // out), so there is nothing left to flush. Nothing runs
+                // once this future ends: the listener and the agents'
+                // connections close when the local set is dropped below.
                 say(&format!("{signal}: shutting down"));
             }
         }
@@ -286,13 +287,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("fence.sh");
         std::fs::write(&p, format!("#!/bin/sh\ncd {}\n{script}", dir.display())).unwrap();
-        let ok = std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&p)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         dir
     }
 
