@@ -34,8 +34,9 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Where an error points in a file's text.
-pub(crate) struct Source<'a> {
+/// Where an error points in a file's text. Public so that other files read
+/// by krrish (the daemons' configs) point at their errors the same way.
+pub struct Source<'a> {
     pub file: &'a Path,
     pub text: &'a str,
 }
@@ -119,7 +120,8 @@ impl Source<'_> {
     }
 }
 
-fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
+/// A serde_yaml error as a located [`LoadError`].
+pub fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
     let at = e.location().map(|l| (l.line(), l.column()));
     // serde_yaml prefixes the path it was at ("timeline[2]: …"), which is
     // worth keeping, and appends the location, which we already lead with.
@@ -140,7 +142,7 @@ fn read(path: &Path) -> Result<String, LoadError> {
 }
 
 /// A file's text, refused if empty (`expected` says what should be there).
-fn read_nonempty(path: &Path, expected: &str) -> Result<String, LoadError> {
+pub fn read_nonempty(path: &Path, expected: &str) -> Result<String, LoadError> {
     let text = read(path)?;
     if text.trim().is_empty() {
         return Err(LoadError {

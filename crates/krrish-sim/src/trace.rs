@@ -32,6 +32,12 @@ impl TraceBuf {
     pub fn lines(&self) -> Vec<String> {
         self.0.borrow().clone()
     }
+    /// Takes the lines written so far, leaving the buffer empty: a
+    /// long-running process (the daemons' simulated driver) prints them as
+    /// they come instead of keeping them all.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
     pub fn text(&self) -> String {
         let mut s = self.0.borrow().join("\n");
         s.push('\n');

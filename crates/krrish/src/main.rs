@@ -5,12 +5,16 @@
 //!   `N passed, M failed`.
 //! - `krrish scenario check [PATH…]` — load and validate only.
 //! - `krrish plan spares …` — what each spare-pool size buys ([`plan`]).
+//! - `krrish controller --config FILE` / `krrish agent --config FILE` — the
+//!   daemons ([`daemon`]); `--check` loads and validates the config only.
 
+mod daemon;
 mod plan;
 mod scenario;
 mod swarm;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -32,6 +36,20 @@ enum Top {
     /// Capacity planning.
     #[command(subcommand)]
     Plan(plan::PlanCmd),
+    /// Run the controller daemon (stops on SIGTERM/SIGINT).
+    Controller(DaemonArgs),
+    /// Run a host's agent daemon (stops on SIGTERM/SIGINT; guests keep running).
+    Agent(DaemonArgs),
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// The daemon's YAML config (see fixtures/daemons/).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Load and validate the config (and the files it names), then exit.
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +57,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Top::Scenario(cmd) => scenario::main(cmd),
         Top::Plan(cmd) => plan::main(cmd),
+        Top::Controller(a) => {
+            return daemon::exit(
+                daemon::controller::main(&a.config, a.check),
+                "krrish controller",
+            )
+        }
+        Top::Agent(a) => {
+            return daemon::exit(daemon::agent::main(&a.config, a.check), "krrish agent")
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,142 @@
+//! `krrish agent --config agent.yaml`: one per hypervisor host. It dials the
+//! controller, heartbeats, and carries out boots, stops and migrations
+//! through its driver — today the simulated one.
+
+use super::config::{load_agent, DriverConfig};
+use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
+use anyhow::Result;
+use krrish_agent::{run_agent, AgentConfig};
+use krrish_core::HostId;
+use krrish_sim::world::{Timings, World};
+use krrish_sim::{SimDriver, TraceBuf};
+use krrish_wire::tokio_net::{MonotonicClock, TokioConnect};
+use krrish_wire::{Clock, TraceSink};
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How often the simulated world's own lines (`world  vm-1 running on …`)
+/// are printed when no agent line comes along to carry them out first.
+const WORLD_LINES_EVERY: Duration = Duration::from_millis(100);
+
+/// The agent's lines, preceded by whatever the simulated world said since
+/// (the world writes into a [`TraceBuf`]), so stdout stays in time order.
+struct AgentTrace {
+    out: Stdout,
+    world: Option<TraceBuf>,
+}
+
+impl AgentTrace {
+    fn flush_world(&self) {
+        if let Some(w) = &self.world {
+            for l in w.take() {
+                self.out.print(l);
+            }
+        }
+    }
+}
+
+impl TraceSink for AgentTrace {
+    fn line(&self, at_ms: u64, source: &str, text: &str) {
+        self.flush_world();
+        self.out.line(at_ms, source, text);
+    }
+}
+
+/// Loads and checks everything, then runs until SIGTERM or SIGINT. Guests
+/// are left running on the way out: an agent restart must never kill them.
+pub fn main(config: &Path, check_only: bool) -> Result<()> {
+    let cfg = load_agent(config)?;
+    if check_only {
+        println!("{}: ok", config.display());
+        return Ok(());
+    }
+    let rt = runtime()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let (mut term, mut int) = install_signals()?;
+        let clock = Rc::new(MonotonicClock::start());
+        let host = HostId::new(cfg.host.clone());
+        let mut agent_cfg = AgentConfig::new(host.clone(), cfg.controller.clone());
+        agent_cfg.timings = cfg.timings;
+
+        let _pid = cfg.pid_file.as_deref().map(PidFile::write).transpose()?;
+        // One arm per driver kind; libvirt is refused by the config loader
+        // until it exists.
+        let (service, trace, started) = match cfg.driver {
+            DriverConfig::Sim {
+                spec,
+                home_vms,
+                boot_ms,
+                seed,
+            } => {
+                let world_lines = TraceBuf::default();
+                let timings = Timings {
+                    boot_ms,
+                    lease_duration_ms: cfg.timings.lease_duration_ms,
+                    ..Timings::default()
+                };
+                let names: Vec<String> = home_vms.iter().map(|v| v.id.to_string()).collect();
+                // This process's world is this one host: its guests, its
+                // bonds, its own DFS lease. Other hosts live in their own
+                // agents' processes.
+                let world = Rc::new(RefCell::new(World::new(
+                    seed,
+                    vec![spec],
+                    home_vms,
+                    timings,
+                    world_lines.clone(),
+                )));
+                let trace = Rc::new(AgentTrace {
+                    out: Stdout::start(),
+                    world: Some(world_lines),
+                });
+                let driver = SimDriver {
+                    world,
+                    host: host.clone(),
+                    clock: clock.clone(),
+                };
+                let started = format!(
+                    "started with the simulated driver (guest boot {boot_ms} ms): {} VMs running{}{}",
+                    names.len(),
+                    if names.is_empty() { "" } else { ": " },
+                    names.join(", ")
+                );
+                let service = run_agent(
+                    agent_cfg,
+                    Rc::new(TokioConnect),
+                    Rc::new(driver),
+                    clock.clone(),
+                    trace.clone(),
+                );
+                (service, trace, started)
+            }
+        };
+        let source = format!("agent/{host}");
+        let say = |text: &str| trace.line(clock.now_ms(), &source, text);
+        say(&started);
+        say(&format!("controller at {}", cfg.controller));
+
+        let t = trace.clone();
+        let _world_printer = tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(WORLD_LINES_EVERY).await;
+                t.flush_world();
+            }
+        });
+        tokio::select! {
+            // `run_agent` never returns on its own.
+            _ = service => anyhow::bail!("the agent loop ended unexpectedly"),
+            signal = shutdown_signal(&mut term, &mut int) => {
+                say(&format!("{signal}: shutting down, leaving guests running"));
+            }
+        }
+        trace.flush_world();
+        trace.out.finish(STDOUT_FINISH_WAIT);
+        Ok(())
+    })?;
+    drop(local);
+    drop(rt);
+    Ok(())
+}

@@ -1,0 +1,467 @@
+//! The daemons' config files: serde types (unknown fields are errors), then
+//! checked by hand into [`ControllerConfig`] / [`AgentDaemonConfig`]. Every
+//! error names file, line, column and what was expected, like the scenario
+//! loader's (whose helpers this reuses). Relative paths in a config are
+//! relative to the config file's directory, so a config and the files it
+//! names move together.
+
+use krrish_core::ha::HaConfig;
+use krrish_core::timings::AgentTimings;
+use krrish_core::{HostSpec, VmSpec};
+use krrish_scenario::duration::Dur;
+use krrish_scenario::load::{read_nonempty, yaml_error, Source};
+use krrish_scenario::{load_cluster, Cluster, LoadError};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+// ---------------------------------------------------------------- file types
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControllerTimingsFile {
+    heartbeat_interval: Option<Dur>,
+    heartbeat_misses: Option<u32>,
+    heartbeat_grace: Option<Dur>,
+    fence_timeout: Option<Dur>,
+    lease_duration: Option<Dur>,
+    lease_margin: Option<Dur>,
+    boot_timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FencerKind {
+    Command,
+    Ipmi,
+}
+
+/// One map for every kind, checked by hand after parsing: serde's tagged
+/// enums buffer their content and lose the line numbers of errors inside.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FencerFile {
+    kind: FencerKind,
+    command: Option<Vec<String>>,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControllerFile {
+    listen: String,
+    store: PathBuf,
+    cluster_file: PathBuf,
+    #[serde(default)]
+    timings: ControllerTimingsFile,
+    fencer: FencerFile,
+    pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentTimingsFile {
+    heartbeat_interval: Option<Dur>,
+    lease_duration: Option<Dur>,
+    ack_timeout: Option<Dur>,
+    connect_timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DriverKind {
+    Sim,
+    Libvirt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DriverFile {
+    kind: DriverKind,
+    cluster_file: Option<PathBuf>,
+    boot_time: Option<Dur>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentFile {
+    host: String,
+    controller: String,
+    #[serde(default)]
+    timings: AgentTimingsFile,
+    driver: DriverFile,
+    pid_file: Option<PathBuf>,
+}
+
+// ------------------------------------------------------------- checked types
+
+/// How the controller powers a host off.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FencerConfig {
+    /// A Pacemaker-style fence agent: `argv` run with `KRRISH_FENCE_*` in
+    /// its environment; exit 0 = confirmed off. Killed after `timeout_ms`.
+    Command { argv: Vec<String>, timeout_ms: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    pub listen: SocketAddr,
+    pub store: PathBuf,
+    pub cluster_file: PathBuf,
+    pub cluster: Cluster,
+    pub ha: HaConfig,
+    pub fencer: FencerConfig,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// The agent's hypervisor backend. Later issues add libvirt here.
+#[derive(Clone, Debug)]
+pub enum DriverConfig {
+    /// The simulated hypervisor standing for this one host: its home VMs
+    /// from the cluster file run at start.
+    Sim {
+        spec: HostSpec,
+        home_vms: Vec<VmSpec>,
+        boot_ms: u64,
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentDaemonConfig {
+    pub host: String,
+    pub controller: String,
+    pub timings: AgentTimings,
+    pub driver: DriverConfig,
+    pub pid_file: Option<PathBuf>,
+}
+
+// ------------------------------------------------------------------- loading
+
+/// Simulated guest boot time unless the agent config says otherwise.
+const SIM_BOOT_MS_DEFAULT: u64 = 20_000;
+/// Shortest heartbeat interval accepted (as in scenario settings).
+const HEARTBEAT_INTERVAL_MIN_MS: u64 = 100;
+/// Shortest DFS lease accepted (as in scenario settings).
+const LEASE_DURATION_MIN_MS: u64 = 3_000;
+
+fn parse<T: for<'de> Deserialize<'de>>(src: &Source<'_>) -> Result<T, LoadError> {
+    serde_yaml::from_str(src.text).map_err(|e| yaml_error(src, e))
+}
+
+/// `key`'s value in the file (first occurrence), else the top-level key
+/// `section`, for errors found after parsing.
+fn at(src: &Source<'_>, key: &str, section: &str) -> Option<(usize, usize)> {
+    src.find(key, "").or_else(|| src.key_line(section))
+}
+
+/// `p` relative to the config file's directory unless absolute.
+fn beside(config: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    config.parent().unwrap_or(Path::new(".")).join(p)
+}
+
+fn cluster(src: &Source<'_>, key: &str, path: &Path) -> Result<Cluster, LoadError> {
+    load_cluster(path).map_err(|e| src.error(src.find(key, ""), format!("{key}: {e}")))
+}
+
+pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
+    let text = read_nonempty(
+        path,
+        "a controller config (listen, store, cluster_file, fencer)",
+    )?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    let f: ControllerFile = parse(&src)?;
+
+    let listen: SocketAddr = f.listen.parse().map_err(|e| {
+        src.error(
+            at(&src, "listen", "listen"),
+            format!(
+                "listen: '{}': {e}; expected an address and port such as 0.0.0.0:7400",
+                f.listen
+            ),
+        )
+    })?;
+
+    let store = beside(path, &f.store);
+    check_dir(
+        &src,
+        "store",
+        &store,
+        "the store file itself is created on first start",
+    )?;
+    let pid_file = f.pid_file.map(|p| beside(path, &p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
+
+    let cluster_file = beside(path, &f.cluster_file);
+    let cluster = cluster(&src, "cluster_file", &cluster_file)?;
+
+    let mut ha = HaConfig {
+        imc_mode: cluster.imc_mode,
+        isolation_response: cluster.isolation_response,
+        fence_action: cluster.fence_action,
+        ..HaConfig::default()
+    };
+    let t = &f.timings;
+    let bad = |key: &str, why: &str| {
+        src.error(
+            at(&src, key, "timings"),
+            format!("timings.{key}: expected {why}"),
+        )
+    };
+    if let Some(d) = t.heartbeat_interval {
+        if d.ms() < HEARTBEAT_INTERVAL_MIN_MS {
+            return Err(bad("heartbeat_interval", "at least 100ms"));
+        }
+        ha.heartbeat.interval_ms = d.ms();
+    }
+    if let Some(n) = t.heartbeat_misses {
+        if n == 0 || n > 100 {
+            return Err(bad("heartbeat_misses", "1 to 100"));
+        }
+        ha.heartbeat.misses_max = n;
+    }
+    if let Some(d) = t.heartbeat_grace {
+        ha.heartbeat.grace_ms = d.ms();
+    }
+    if let Some(d) = t.fence_timeout {
+        if d.ms() == 0 {
+            return Err(bad("fence_timeout", "more than 0"));
+        }
+        ha.fence_timeout_ms = d.ms();
+    }
+    if let Some(d) = t.lease_duration {
+        if d.ms() < LEASE_DURATION_MIN_MS {
+            return Err(bad("lease_duration", "at least 3s"));
+        }
+        ha.lease_duration_ms = d.ms();
+    }
+    if let Some(d) = t.lease_margin {
+        ha.lease_margin_ms = d.ms();
+    }
+    if let Some(d) = t.boot_timeout {
+        if d.ms() == 0 {
+            return Err(bad("boot_timeout", "more than 0"));
+        }
+        ha.boot_timeout_ms = d.ms();
+    }
+
+    let fencer = match f.fencer.kind {
+        FencerKind::Ipmi => {
+            return Err(src.error(
+                src.find("kind", "ipmi").or_else(|| src.key_line("fencer")),
+                "fencer.kind: the built-in IPMI fencer is not available yet; \
+                 use `kind: command` with a fence agent (e.g. a script around ipmitool)",
+            ))
+        }
+        FencerKind::Command => {
+            let argv = match &f.fencer.command {
+                Some(a) if !a.is_empty() && !a[0].is_empty() => a.clone(),
+                _ => {
+                    return Err(src.error(
+                        src.find("command", "").or_else(|| src.key_line("fencer")),
+                        "fencer.command: expected the fence agent and its arguments, \
+                         such as [/usr/local/sbin/fence-host, --verbose]",
+                    ))
+                }
+            };
+            // A program named by a relative path lives beside the config;
+            // a bare name is looked up in PATH as a shell would.
+            let mut argv = argv;
+            if argv[0].contains('/') {
+                argv[0] = beside(path, Path::new(&argv[0])).display().to_string();
+            }
+            let timeout_ms = match f.fencer.timeout {
+                None => ha.fence_timeout_ms,
+                Some(d) if d.ms() > 0 && d.ms() <= ha.fence_timeout_ms => d.ms(),
+                Some(_) => {
+                    return Err(src.error(
+                        src.find("timeout", ""),
+                        format!(
+                            "fencer.timeout: expected more than 0 and at most timings.fence_timeout ({} ms): \
+                             the controller stops waiting for the agent then",
+                            ha.fence_timeout_ms
+                        ),
+                    ))
+                }
+            };
+            FencerConfig::Command { argv, timeout_ms }
+        }
+    };
+
+    Ok(ControllerConfig {
+        listen,
+        store,
+        cluster_file,
+        cluster,
+        ha,
+        fencer,
+        pid_file,
+    })
+}
+
+/// `file`'s directory exists (checked before start, so a typo is a config
+/// error rather than a daemon that started half way).
+fn check_dir(src: &Source<'_>, key: &str, file: &Path, note: &str) -> Result<(), LoadError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(src.error(
+        at(src, key, key),
+        format!(
+            "{key}: directory {} does not exist; create it ({note})",
+            dir.display()
+        ),
+    ))
+}
+
+/// `host:port` with a numeric port; the host part may be a name (resolved
+/// at each dial, so a controller that moves is found again).
+fn check_address(s: &str) -> Result<(), String> {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err("no port".into());
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("'{port}' is not a port number")),
+    }
+}
+
+pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
+    let text = read_nonempty(path, "an agent config (host, controller, driver)")?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    let f: AgentFile = parse(&src)?;
+    let pid_file = f.pid_file.as_ref().map(|p| beside(path, p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
+
+    check_address(&f.controller).map_err(|why| {
+        src.error(
+            at(&src, "controller", "controller"),
+            format!(
+                "controller: '{}': {why}; expected the controller's address and port such as 10.0.0.5:7400",
+                f.controller
+            ),
+        )
+    })?;
+
+    let t = &f.timings;
+    let bad = |key: &str, why: &str| {
+        src.error(
+            at(&src, key, "timings"),
+            format!("timings.{key}: expected {why}"),
+        )
+    };
+    let defaults = HaConfig::default();
+    let hb = t
+        .heartbeat_interval
+        .map_or(defaults.heartbeat.interval_ms, Dur::ms);
+    if hb < HEARTBEAT_INTERVAL_MIN_MS {
+        return Err(bad("heartbeat_interval", "at least 100ms"));
+    }
+    let lease = t.lease_duration.map_or(defaults.lease_duration_ms, Dur::ms);
+    if lease < LEASE_DURATION_MIN_MS {
+        return Err(bad("lease_duration", "at least 3s"));
+    }
+    let mut timings = AgentTimings::derive(hb, lease);
+    if let Some(d) = t.ack_timeout {
+        // Past the lease, a dead link would be noticed after the host had
+        // already stopped its guests: no use.
+        if d.ms() == 0 || d.ms() >= lease {
+            return Err(bad(
+                "ack_timeout",
+                "more than 0 and less than lease_duration",
+            ));
+        }
+        timings.ack_timeout_ms = d.ms();
+    }
+    if let Some(d) = t.connect_timeout {
+        // Past the lease, a dead link would be noticed after the host had
+        // already stopped its guests: no use.
+        if d.ms() == 0 || d.ms() >= lease {
+            return Err(bad(
+                "connect_timeout",
+                "more than 0 and less than lease_duration",
+            ));
+        }
+        timings.connect_timeout_ms = d.ms();
+    }
+
+    let driver = match f.driver.kind {
+        DriverKind::Libvirt => {
+            return Err(src.error(
+                src.find("kind", "libvirt")
+                    .or_else(|| src.key_line("driver")),
+                "driver.kind: the libvirt driver is not available yet; use `kind: sim`",
+            ))
+        }
+        DriverKind::Sim => {
+            let Some(cf) = &f.driver.cluster_file else {
+                return Err(src.error(
+                    src.find("kind", "sim").or_else(|| src.key_line("driver")),
+                    "driver.cluster_file: expected the cluster file (the sim driver takes this host's spec and home VMs from it)",
+                ));
+            };
+            let cluster = cluster(&src, "cluster_file", &beside(path, cf))?;
+            let Some(spec) = cluster.hosts.iter().find(|h| h.id.as_str() == f.host) else {
+                return Err(src.error(
+                    at(&src, "host", "host"),
+                    format!(
+                        "host: no host named `{}` in cluster `{}`",
+                        f.host, cluster.name
+                    ),
+                ));
+            };
+            let home_vms = cluster
+                .vms
+                .iter()
+                .filter(|v| v.home == spec.id)
+                .cloned()
+                .collect();
+            let boot_ms = f.driver.boot_time.map_or(SIM_BOOT_MS_DEFAULT, Dur::ms);
+            DriverConfig::Sim {
+                spec: spec.clone(),
+                home_vms,
+                boot_ms,
+                seed: f.driver.seed.unwrap_or(1),
+            }
+        }
+    };
+
+    Ok(AgentDaemonConfig {
+        host: f.host,
+        controller: f.controller,
+        timings,
+        driver,
+        pid_file,
+    })
+}

@@ -1,0 +1,486 @@
+//! The daemons as an operator runs them: the real `krrish` binary as a
+//! controller and three agents on loopback, a host crash (SIGKILL of its
+//! agent), fencing through a real fence script, failover to the spare, a
+//! clean stop and a restart from the store. Plus start-up errors.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every wait for a log line is bounded by this (real time, generous for a
+/// loaded 2-core machine; the run takes a few seconds when healthy).
+const WAIT: Duration = Duration::from_secs(30);
+/// Lines kept per daemon; a runaway log fails the test instead of eating
+/// memory.
+const LINES_MAX: usize = 100_000;
+
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// Wall time: these are real processes on real sockets, nothing here is
+/// replayed from a seed.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+struct Daemon {
+    name: String,
+    child: Child,
+    lines: Lines,
+}
+
+/// Reads a pipe line by line into `lines` on its own thread, so the child
+/// never blocks on a full pipe.
+fn collect(pipe: impl Read + Send + 'static, lines: Lines, prefix: &'static str) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            let mut l = lines.lock().unwrap();
+            if l.len() < LINES_MAX {
+                l.push(format!("{prefix}{line}"));
+            }
+        }
+    });
+}
+
+/// The test's processes and scratch directory; on drop (a failed assertion
+/// included) every child is killed and reaped.
+struct Cluster {
+    dir: PathBuf,
+    daemons: Vec<Daemon>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for d in &mut self.daemons {
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Cluster {
+    fn new(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("daemons-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            dir,
+            daemons: Vec::new(),
+        }
+    }
+
+    fn write(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn start(&mut self, name: &str, args: &[&str]) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_krrish"))
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let lines: Lines = Arc::default();
+        collect(child.stdout.take().unwrap(), lines.clone(), "");
+        collect(child.stderr.take().unwrap(), lines.clone(), "stderr: ");
+        self.daemons.push(Daemon {
+            name: name.to_string(),
+            child,
+            lines,
+        });
+    }
+
+    /// The most recent daemon started under `name`.
+    fn daemon(&mut self, name: &str) -> &mut Daemon {
+        self.daemons
+            .iter_mut()
+            .rev()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("no daemon {name}"))
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for d in &self.daemons {
+            s.push_str(&format!("===== {} =====\n", d.name));
+            for l in d.lines.lock().unwrap().iter() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Waits until `name`'s log has a line containing every one of
+    /// `needles`; returns that line.
+    fn wait_for(&mut self, name: &str, needles: &[&str]) -> String {
+        let deadline = now() + WAIT;
+        loop {
+            let found = {
+                let d = self.daemon(name);
+                let lines = d.lines.lock().unwrap();
+                lines
+                    .iter()
+                    .find(|l| needles.iter().all(|n| l.contains(n)))
+                    .cloned()
+            };
+            if let Some(l) = found {
+                return l;
+            }
+            if now() > deadline {
+                panic!(
+                    "{name}: no line with {needles:?} within {WAIT:?}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (a `kill` name such as TERM) to `name`, through the
+    /// shell's built-in `kill` (no procps needed, no unsafe libc call).
+    fn signal(&mut self, name: &str, signal: &str) {
+        let pid = self.daemon(name).child.id();
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .expect("sh runs")
+            .success();
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
+    /// Waits (bounded) for `name` to exit; its exit code.
+    fn wait_exit(&mut self, name: &str) -> Option<i32> {
+        let deadline = now() + WAIT;
+        loop {
+            if let Some(status) = self.daemon(name).child.try_wait().unwrap() {
+                return status.code();
+            }
+            if now() > deadline {
+                panic!("{name} did not exit within {WAIT:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A loopback port free a moment ago (the OS picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const CLUSTER: &str = "\
+name: daemons-test
+defaults: { vcpus: 16, memory_gib: 64, disk_gib: 500 }
+hosts:
+  - { name: hv-01, zone: ECS }
+  - { name: hv-02, zone: ECS }
+spares: 1
+vms:
+  - { name: vm-1, host: hv-01, vcpus: 2, memory_gib: 4, disk_gib: 20, ha: restart }
+";
+
+/// Kills the fenced host's agent through its pid file (the test's stand-in
+/// for a BMC power-off) and records what it was asked.
+const FENCE_SCRIPT: &str = "#!/bin/sh
+echo \"$KRRISH_FENCE_HOST $KRRISH_FENCE_IPMI $KRRISH_FENCE_ACTION\" >> fenced.log
+if [ -f \"agent-$KRRISH_FENCE_HOST.pid\" ]; then
+    kill -KILL \"$(cat \"agent-$KRRISH_FENCE_HOST.pid\")\" 2>/dev/null || true
+fi
+exit 0
+";
+
+fn controller_config(port: u16) -> String {
+    // Scaled down from the design's 6 s / 30 s, with generous grace and
+    // ack time-outs: a loaded machine may stall a real-time loop.
+    format!(
+        "listen: 127.0.0.1:{port}
+store: controller.redb
+cluster_file: cluster.yaml
+pid_file: controller.pid
+timings:
+  heartbeat_interval: 200ms
+  heartbeat_misses: 3
+  heartbeat_grace: 2s
+  fence_timeout: 5s
+  lease_duration: 3s
+  lease_margin: 200ms
+  boot_timeout: 5s
+fencer:
+  kind: command
+  command: [./fence.sh]
+  timeout: 4s
+"
+    )
+}
+
+fn agent_config(host: &str, port: u16) -> String {
+    format!(
+        "host: {host}
+controller: 127.0.0.1:{port}
+pid_file: agent-{host}.pid
+timings:
+  heartbeat_interval: 200ms
+  lease_duration: 3s
+  ack_timeout: 800ms
+  connect_timeout: 500ms
+driver:
+  kind: sim
+  cluster_file: cluster.yaml
+  boot_time: 300ms
+"
+    )
+}
+
+/// A controller and the three agents, every agent connected, with
+/// `fence_script` as the fence agent.
+fn start_cluster(name: &str, fence_script: &str) -> Cluster {
+    let mut c = Cluster::new(name);
+    let port = free_port();
+    c.write("cluster.yaml", CLUSTER);
+    let fence = c.write("fence.sh", fence_script);
+    std::fs::set_permissions(&fence, std::fs::Permissions::from_mode(0o755)).unwrap();
+    c.write("controller.yaml", &controller_config(port));
+    for h in ["hv-01", "hv-02", "spare-1"] {
+        c.write(&format!("agent-{h}.yaml"), &agent_config(h, port));
+    }
+
+    c.start("controller", &["controller", "--config", "controller.yaml"]);
+    c.wait_for("controller", &["listening on"]);
+    c.wait_for(
+        "controller",
+        &["new state for cluster daemons-test", "3 hosts, 1 VMs"],
+    );
+    for h in ["hv-01", "hv-02", "spare-1"] {
+        c.start(h, &["agent", "--config", &format!("agent-{h}.yaml")]);
+    }
+    c.wait_for("hv-01", &["1 VMs running: vm-1"]);
+    for h in ["hv-01", "hv-02", "spare-1"] {
+        c.wait_for("controller", &[&format!("agent {h} connected")]);
+        // The pid file the fence script reads is written before the agent
+        // dials, so it exists once the agent is connected.
+        assert!(c.dir.join(format!("agent-{h}.pid")).exists(), "{h}");
+    }
+    c
+}
+
+#[test]
+fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
+    let started = now();
+    let mut c = start_cluster("failover", FENCE_SCRIPT);
+
+    // hv-01 crashes: SIGKILL, no goodbye. The child is not reaped until the
+    // fence ran, so its pid cannot be reused by another process meanwhile.
+    c.daemon("hv-01").child.kill().unwrap();
+
+    c.wait_for("controller", &["host hv-01 fenced by IPMI power-off"]);
+    c.wait_for("controller", &["vm vm-1 running on spare-1"]);
+    c.wait_for("spare-1", &["world", "vm-1 running on spare-1"]);
+    let fenced = std::fs::read_to_string(c.dir.join("fenced.log")).unwrap();
+    assert!(fenced.starts_with("hv-01 10.3.0."), "{fenced}");
+    assert!(fenced.trim_end().ends_with(" off"), "{fenced}");
+    assert_eq!(fenced.lines().count(), 1, "fenced once: {fenced}");
+    let _ = c.daemon("hv-01").child.wait();
+    // Nothing else moved.
+    let log = c.logs();
+    assert!(!log.contains("hv-02 fenced"), "{log}");
+
+    // A clean stop: exit 0, the pid file removed.
+    c.signal("controller", "TERM");
+    assert_eq!(c.wait_exit("controller"), Some(0), "{}", c.logs());
+    c.wait_for("controller", &["SIGTERM: shutting down"]);
+    assert!(!c.dir.join("controller.pid").exists());
+
+    // The restarted controller remembers the fence and the failover.
+    c.start("controller", &["controller", "--config", "controller.yaml"]);
+    let restored = c.wait_for("controller", &["restored state from", "controller.redb"]);
+    assert!(restored.contains("3 hosts, 1 VMs"), "{restored}");
+    assert!(restored.contains("hv-01 fenced"), "{restored}");
+    assert!(restored.contains("vm-1 running on spare-1"), "{restored}");
+    // The surviving agents find it again; the VM stays where it is.
+    c.wait_for("spare-1", &["connected to the controller again"]);
+    c.wait_for("hv-02", &["connected to the controller again"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = c.logs();
+    let second_run = log.rsplit("===== controller =====").next().unwrap();
+    assert!(!second_run.contains("booting"), "{log}");
+
+    // Agents stop cleanly too, leaving guests running.
+    c.signal("spare-1", "INT");
+    assert_eq!(c.wait_exit("spare-1"), Some(0), "{}", c.logs());
+    c.wait_for(
+        "spare-1",
+        &["SIGINT: shutting down, leaving guests running"],
+    );
+    let fence_count = std::fs::read_to_string(c.dir.join("fenced.log"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(fence_count, 1, "{}", c.logs());
+    eprintln!("daemons test took {:?}", started.elapsed());
+}
+
+fn run_bad(c: &Cluster, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
+        .args(args)
+        .current_dir(&c.dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
+    let c = Cluster::new("bad");
+    c.write("cluster.yaml", CLUSTER);
+    let port = free_port();
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "controller",
+            controller_config(port).replace("heartbeat_misses: 3", "heartbeat_mises: 3"),
+            "controller.yaml:7:3: timings: unknown field `heartbeat_mises`",
+        ),
+        (
+            "controller",
+            controller_config(port).replace("listen: 127.0.0.1:", "listen: 127.0.0.1:9"),
+            "controller.yaml:1:9: listen: '127.0.0.1:9",
+        ),
+        (
+            "controller",
+            controller_config(port).replace("store: controller.redb", "store: nowhere/c.redb"),
+            "controller.yaml:2:8: store: directory",
+        ),
+        (
+            "controller",
+            controller_config(port).replace("cluster.yaml", "missing.yaml"),
+            "controller.yaml:3:15: cluster_file: ",
+        ),
+        (
+            "controller",
+            controller_config(port).replace("kind: command", "kind: ipmi"),
+            "controller.yaml:14:9: fencer.kind: the built-in IPMI fencer is not available yet",
+        ),
+        (
+            "agent",
+            agent_config("hv-07", port),
+            "agent.yaml:1:7: host: no host named `hv-07` in cluster `daemons-test`",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port).replace("pid_file: agent-", "pid_file: run/agent-"),
+            "agent.yaml:3:11: pid_file: directory run does not exist",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port).replace("kind: sim", "kind: libvirt"),
+            "agent.yaml:10:9: driver.kind: the libvirt driver is not available yet",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port).replace("boot_time: 300ms", "boot_time: soon"),
+            "agent.yaml:12:14: driver.boot_time: 'soon'",
+        ),
+    ];
+    for (daemon, body, want) in cases {
+        let file = format!("{daemon}.yaml");
+        c.write(&file, &body);
+        let (code, out, err) = run_bad(&c, &[daemon, "--config", &file]);
+        assert_eq!(code, Some(2), "{daemon} with {want}: {out}{err}");
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+        // Nothing was started: no log lines, no pid file, no store.
+        assert!(out.is_empty(), "{out}");
+        assert!(!c.dir.join("controller.pid").exists());
+        assert!(!c.dir.join("agent-hv-01.pid").exists());
+        assert!(!c.dir.join("controller.redb").exists());
+    }
+    let (code, _, err) = run_bad(&c, &["controller", "--config", "absent.yaml"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("absent.yaml: cannot read"), "{err}");
+}
+
+/// The example configs under fixtures/daemons/ stay valid.
+#[test]
+fn the_example_configs_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/daemons");
+    for (daemon, file) in [
+        ("controller", "controller.yaml"),
+        ("agent", "agent-hv-01.yaml"),
+        ("agent", "agent-hv-02.yaml"),
+        ("agent", "agent-spare-1.yaml"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
+            .args([daemon, "--config", file, "--check"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_failing_fence_agent_leaves_the_vm_down_never_assumed_off() {
+    let mut c = start_cluster(
+        "fence-fails",
+        "#!/bin/sh\necho 'BMC 10.3.0.1 unreachable' >&2\nexit 1\n",
+    );
+    c.daemon("hv-01").child.kill().unwrap();
+    let _ = c.daemon("hv-01").child.wait();
+
+    c.wait_for(
+        "controller",
+        &[
+            "fencing hv-01 by IPMI power-off failed",
+            "exit status: 1",
+            "BMC 10.3.0.1 unreachable",
+        ],
+    );
+    // No DFS to revoke a lease on: the second fence fails too.
+    c.wait_for(
+        "controller",
+        &[
+            "fencing hv-01 by DFS lease expiry failed",
+            "no DFS lease service configured",
+        ],
+    );
+    // Were a failed fence taken for "off", vm-1 would boot on the spare
+    // within the lease margin (200 ms); give it well past the whole lease.
+    std::thread::sleep(Duration::from_secs(4));
+    c.signal("controller", "TERM");
+    assert_eq!(c.wait_exit("controller"), Some(0), "{}", c.logs());
+    let log = c.logs();
+    assert!(!log.contains("hv-01 fenced by"), "{log}");
+    assert!(!log.contains("booting on"), "{log}");
+    assert!(!log.contains("vm-1 running on spare-1"), "{log}");
+
+    // The store says the same: hv-01 still being fenced, vm-1 down with
+    // it; a restarted controller fences it again from the start.
+    c.start("controller", &["controller", "--config", "controller.yaml"]);
+    let restored = c.wait_for("controller", &["restored state from"]);
+    assert!(restored.contains("hv-01 fencing"), "{restored}");
+    assert!(restored.contains("vm-1 host-down"), "{restored}");
+    c.wait_for("controller", &["fencing 1 host(s) again from the start"]);
+}
