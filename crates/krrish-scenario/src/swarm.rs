@@ -133,15 +133,26 @@ impl SwarmCase {
     pub fn to_yaml(&self, failure: Option<&str>) -> String {
         let mut y = String::new();
         let _ = writeln!(y, "description: >");
-        let _ = writeln!(
-            y,
-            "  Swarm seed {}: {}. Replay: cargo xtask scenario --swarm --seed {}",
-            self.seed,
-            self.summary(),
-            self.seed
-        );
-        if let Some(f) = failure {
-            let _ = writeln!(y, "  Failed: {}", f.replace('\n', " "));
+        match failure {
+            None => {
+                let _ = writeln!(
+                    y,
+                    "  Swarm seed {}: {}. Replay: cargo xtask scenario --swarm --seed {}",
+                    self.seed,
+                    self.summary(),
+                    self.seed
+                );
+            }
+            Some(f) => {
+                let _ = writeln!(
+                    y,
+                    "  Shrunk from swarm seed {} (cargo xtask scenario --swarm --seed {}) to {}.",
+                    self.seed,
+                    self.seed,
+                    self.summary()
+                );
+                let _ = writeln!(y, "  It failed with: {}", f.replace('\n', " "));
+            }
         }
         let _ = writeln!(y, "seed: {}", self.seed);
         y.push_str(&self.cluster_yaml());
