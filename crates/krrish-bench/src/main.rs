@@ -62,6 +62,7 @@ struct EventRun {
     wall_s: f64,
     events: u64,
     recoveries: usize,
+    checks: u64,
 }
 
 /// `hosts` production hosts × `vms_per_host` VMs and 5 spares in the event
@@ -92,10 +93,11 @@ fn event_hour(hosts: usize, vms_per_host: usize, seed: u64) -> Result<EventRun> 
         wall_s,
         events: w.events_run(),
         recoveries,
+        checks: w.checks_run(),
     })
 }
 
-fn event_world(md: &mut String, quick: bool) -> Result<()> {
+fn event_world(md: &mut String, quick: bool, sizes_arg: Option<&str>) -> Result<()> {
     writeln!(
         md,
         "## Event-driven world, full control plane
@@ -108,23 +110,33 @@ fn event_world(md: &mut String, quick: bool) -> Result<()> {
         "| hosts × VMs | VMs | events | wall | events / s | **host-hours / s** | recoveries |"
     )?;
     writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|")?;
-    let sizes: &[(usize, usize)] = if quick {
-        &[(50, 10)]
-    } else {
-        &[(50, 10), (200, 10), (1000, 10)]
+    // `--sizes 200x10,1000x10` overrides (profiling one size).
+    let parsed: Option<Vec<(usize, usize)>> = sizes_arg.map(|a| {
+        a.split(',')
+            .filter_map(|p| {
+                let (h, v) = p.split_once('x')?;
+                Some((h.parse().ok()?, v.parse().ok()?))
+            })
+            .collect()
+    });
+    let sizes: &[(usize, usize)] = match &parsed {
+        Some(p) => p,
+        None if quick => &[(50, 10)],
+        None => &[(50, 10), (200, 10), (1000, 10)],
     };
     for &(h, v) in sizes {
         let r = event_hour(h, v, 1)?;
         let host_hours = (r.hosts + 5) as f64 * r.sim_s / 3600.0;
         let line = format!(
-            "| {} × {v} | {} | {} | {:.2} s | {:.2e} | **{:.0}** | {} |",
+            "| {} × {v} | {} | {} | {:.2} s | {:.2e} | **{:.0}** | {} | {} |",
             r.hosts,
             r.vms,
             r.events,
             r.wall_s,
             r.events as f64 / r.wall_s,
             host_hours / r.wall_s,
-            r.recoveries
+            r.recoveries,
+            r.checks
         );
         eprintln!("{line}");
         writeln!(md, "{line}")?;
@@ -195,7 +207,12 @@ fn main() -> Result<()> {
     writeln!(md, "Produced by `cargo xtask bench` (release build) on the project's standard machine: 2 cores, Debian 12. Figures move a little from run to run; the command is the reference.\n")?;
 
     if want("event") {
-        event_world(&mut md, quick)?;
+        let sizes = args
+            .iter()
+            .position(|a| a == "--sizes")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        event_world(&mut md, quick, sizes)?;
     }
     if want("turmoil") {
         writeln!(md, "## Simulated world (turmoil), full stack\n")?;

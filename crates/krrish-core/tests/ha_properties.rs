@@ -438,6 +438,11 @@ impl Model {
     }
 
     fn check_safety(&self) {
+        assert!(
+            self.core.vm_index_is_exact(),
+            "the per-host VM index drifted from the records at {} ms",
+            self.now
+        );
         let mut seen: BTreeMap<&VmId, &HostId> = BTreeMap::new();
         for (id, h) in &self.hosts {
             for vm in &h.running {

@@ -57,7 +57,7 @@ impl Net {
             conns: BTreeMap::new(),
             next_conn: 1,
             held: BTreeMap::new(),
-            rng: SeededRng::new(seed.rotate_left(29) ^ 0x6e65_74),
+            rng: SeededRng::new(seed.rotate_left(29) ^ 0x006e_6574),
             latency_min_ms,
             latency_max_ms: latency_max_ms.max(latency_min_ms),
         }

@@ -250,8 +250,8 @@ pub fn generate(seed: u64) -> SwarmCase {
         vm_memory_gib,
         restore_on_repair,
         ha_off,
-        isolation_response: *d.pick(&["leave-running", "power-off-and-restart"]),
-        fence_action: *d.pick(&["off", "off", "reboot"]),
+        isolation_response: ["leave-running", "power-off-and-restart"][d.below(2) as usize],
+        fence_action: ["off", "off", "reboot"][d.below(3) as usize],
         items: Vec::new(),
     };
     let names = names(&case);
@@ -419,6 +419,9 @@ pub fn run_case(case: &SwarmCase, world: crate::WorldKind) -> Result<(), Vec<Str
     }
 }
 
+/// One way to make a case smaller.
+type Reduction = dyn Fn(&mut SwarmCase);
+
 /// Runs a shrink may spend at most.
 pub const SHRINK_RUNS_MAX: usize = 400;
 
@@ -460,7 +463,7 @@ pub fn shrink(
         }
     }
     // The cluster: fewer hosts, fewer and plainer VMs, the sizing rule.
-    let mut tries: Vec<Box<dyn Fn(&mut SwarmCase)>> = Vec::new();
+    let mut tries: Vec<Box<Reduction>> = Vec::new();
     for hosts in [8usize, 12, 16, 24, 32, 48, 64, 96, 128] {
         tries.push(Box::new(move |c: &mut SwarmCase| {
             c.hosts = c.hosts.min(hosts)

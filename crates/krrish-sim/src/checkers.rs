@@ -104,13 +104,18 @@ impl Checkers {
                 return fail("single-instance", format!("{vm} runs on {}", join(hosts)));
             }
         }
-        for vm in running.keys() {
-            let writers = world.writers_of(vm, now_ms);
+        for (vm, hosts) in &running {
+            // The hosts running it that can reach the DFS with a lease it
+            // honours (World::writers_of, from the map already built).
+            let writers: Vec<&HostId> = hosts
+                .iter()
+                .copied()
+                .filter(|h| world.hosts[*h].storage_up() && world.lease_valid(h, now_ms))
+                .collect();
             if writers.len() > 1 {
-                let w: Vec<&HostId> = writers.iter().collect();
                 return fail(
                     "single-writer",
-                    format!("{vm}'s DFS disk written by {}", join(&w)),
+                    format!("{vm}'s DFS disk written by {}", join(&writers)),
                 );
             }
         }

@@ -50,8 +50,7 @@ impl HaManager {
         };
         spec.home = target.clone();
         let id = spec.id.clone();
-        self.vms
-            .insert(id.clone(), VmRecord::new(spec, VmState::Stopped));
+        self.vms.insert(VmRecord::new(spec, VmState::Stopped));
         self.boot(now_ms, &id, &target, BootReason::Create);
         self.refresh_spares(now_ms);
         Ok(target)

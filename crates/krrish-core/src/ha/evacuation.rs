@@ -27,7 +27,7 @@ impl HaManager {
         if now_ms < since + grace {
             return;
         }
-        let vms = self.vms_with(|_, v| {
+        let vms = self.vms_on(host, |_, v| {
             v.spec.ha == HaPolicy::Restart
                 && matches!(&v.state, VmState::Running { host: h } if h == host)
         });

@@ -20,9 +20,23 @@ impl HaManager {
 
     /// The sweep, for the VMs of one home host or of all.
     pub(super) fn fail_back_sweep_for(&mut self, now_ms: u64, home: Option<&HostId>) {
-        let candidates: Vec<(VmId, HostId, HostId)> = self
-            .vms
-            .iter()
+        // Only VMs on spares qualify: with a home given, the VMs that name
+        // it; otherwise the VMs that name a spare (the index either way).
+        let vms: Vec<(&VmId, &super::VmRecord)> = match home {
+            Some(h) => self.vms.on_host(h),
+            None => {
+                let mut v: Vec<_> = self
+                    .spare_ids
+                    .iter()
+                    .flat_map(|s| self.vms.on_host(s))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(b.0));
+                v.dedup_by(|a, b| a.0 == b.0);
+                v
+            }
+        };
+        let candidates: Vec<(VmId, HostId, HostId)> = vms
+            .into_iter()
             .filter_map(|(id, v)| match &v.state {
                 VmState::Running { host }
                     if host != &v.spec.home
@@ -249,8 +263,8 @@ impl HaManager {
     /// VM: it runs there; it does not: it died with the fenced side). Only
     /// when both sides are fenced is it surely nowhere.
     pub(super) fn migration_side_fenced(&mut self, now_ms: u64, fenced: &HostId) {
-        let in_doubt = self.vms_where(|_, s| {
-            matches!(s, VmState::Migrating { from, to, .. } if from == fenced || to == fenced)
+        let in_doubt = self.vms_on(fenced, |_, v| {
+            matches!(&v.state, VmState::Migrating { from, to, .. } if from == fenced || to == fenced)
         });
         for id in in_doubt {
             let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
@@ -283,7 +297,7 @@ impl HaManager {
         host: &HostId,
         running: &[VmId],
     ) {
-        let due = self.vms_with(|_, v| {
+        let due = self.vms_on(host, |_, v| {
             matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host)
                 && v.settled_by
                     .as_ref()
@@ -358,7 +372,7 @@ impl HaManager {
     /// Cancellations whose answer may have been lost are asked again at
     /// each report of the source.
     pub(super) fn abort_again(&mut self, host: &HostId) {
-        let aborting = self.vms_with(|_, v| {
+        let aborting = self.vms_on(host, |_, v| {
             v.migration_aborting
                 && matches!(&v.state, VmState::Migrating { from, .. } if from == host)
         });
@@ -400,7 +414,7 @@ impl HaManager {
         running: &[VmId],
         migrating_out: &[VmId],
     ) {
-        let candidates = self.vms_with(|_, v| {
+        let candidates = self.vms_on(host, |_, v| {
             matches!(&v.state, VmState::Migrating { from, .. } if from == host)
                 && !v.migration_aborting
                 && v.settled_by.is_none()

@@ -125,7 +125,10 @@ impl HaManager {
         self.hosts.get_mut(host).expect("caller checked").liveness =
             Liveness::FenceFailed { at_ms: now_ms };
         self.notice(now_ms, Notice::FenceGaveUp { host: host.clone() });
-        let ids = self.vms_where(|_, s| matches!(s, VmState::HostDown { host: h } if h == host));
+        let ids = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::HostDown { host: h } if h == host),
+        );
         for id in ids {
             let reason = DownReason::FenceFailed { host: host.clone() };
             self.vms.get_mut(&id).expect("listed").state = VmState::Down {
@@ -150,7 +153,10 @@ impl HaManager {
             },
         );
         // Only now may its VMs start anywhere else.
-        let ids = self.vms_where(|_, s| matches!(s, VmState::HostDown { host: h } if h == host));
+        let ids = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::HostDown { host: h } if h == host),
+        );
         for id in ids {
             self.release_by_policy(now_ms, &id, host);
         }

@@ -175,8 +175,10 @@ impl HaManager {
         self.abort_again(host);
         self.resend_lost_migrations(now_ms, host, running, migrating_out);
         // A stop whose answer was lost shows up here too.
-        let evacuating =
-            self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
+        let evacuating = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
+        );
         for vm in evacuating {
             if running.contains(&vm) {
                 // Still there: ask again (the first stop may have failed).
@@ -206,16 +208,20 @@ impl HaManager {
         // switch-over of a migration, so it takes two in a row. Restarting on
         // the same host can never make a second copy.
         let mut vanished = Vec::new();
-        for (id, v) in self.vms.iter_mut() {
-            if matches!(&v.state, VmState::Running { host: h } if h == host) {
-                if running.contains(id) {
+        // Only records that change are touched (each touch re-indexes).
+        let changing = self.vms_on(host, |id, v| {
+            matches!(&v.state, VmState::Running { host: h } if h == host)
+                && (v.missed_reports > 0 || !running.contains(id))
+        });
+        for id in changing {
+            let v = self.vms.get_mut(&id).expect("listed");
+            if running.contains(&id) {
+                v.missed_reports = 0;
+            } else {
+                v.missed_reports += 1;
+                if v.missed_reports >= VANISHED_AFTER_REPORTS {
                     v.missed_reports = 0;
-                } else {
-                    v.missed_reports += 1;
-                    if v.missed_reports >= VANISHED_AFTER_REPORTS {
-                        v.missed_reports = 0;
-                        vanished.push(id.clone());
-                    }
+                    vanished.push(id.clone());
                 }
             }
         }
@@ -234,10 +240,12 @@ impl HaManager {
                 DownReason::Vanished { host: host.clone() },
             );
         }
+        // (Waiting VMs are among the unsettled: the index, not the cloud.)
         if !self
             .vms
-            .values()
-            .any(|v| matches!(v.state, VmState::WaitingForCapacity { .. }))
+            .unsettled()
+            .iter()
+            .any(|(_, v)| matches!(v.state, VmState::WaitingForCapacity { .. }))
         {
             return;
         }
@@ -326,7 +334,10 @@ impl HaManager {
                 _ => {}
             }
         }
-        let vm_ids: Vec<VmId> = self.vms.keys().cloned().collect();
+        // Deadlines belong to booting and migrating VMs: the unsettled ones.
+        let vm_ids = self.unsettled_where(|_, v| {
+            matches!(v.state, VmState::Booting { .. } | VmState::Migrating { .. })
+        });
         for id in vm_ids {
             match self.vms[&id].state.clone() {
                 VmState::Booting {
@@ -422,8 +433,8 @@ impl HaManager {
     /// their answers or time-outs. The dead restart by policy, at home first.
     fn on_quick_reboot(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
         self.notice(now_ms, Notice::HostRebooted { host: host.clone() });
-        let dead = self.vms_where(|id, s| {
-            matches!(s, VmState::Running { host: h } if h == host) && !running.contains(id)
+        let dead = self.vms_on(host, |id, v| {
+            matches!(&v.state, VmState::Running { host: h } if h == host) && !running.contains(id)
         });
         for id in dead {
             self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
@@ -432,8 +443,8 @@ impl HaManager {
         // copied away from it died there (the new boot does not list it);
         // one copied to it stays with its source, whose reports settle the
         // rest (a VM the source no longer lists is restarted in place).
-        let migrating = self.vms_where(
-            |_, s| matches!(s, VmState::Migrating { from, to, .. } if from == host || to == host),
+        let migrating = self.vms_on(host,
+            |_, v| matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host),
         );
         for id in migrating {
             let VmState::Migrating { from, .. } = self.vms[&id].state.clone() else {

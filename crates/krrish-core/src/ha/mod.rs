@@ -32,6 +32,7 @@ mod liveness;
 mod persist;
 mod recovery;
 mod types;
+mod vm_table;
 
 pub use command::{secs, Command, Notice};
 pub use detection::{DfsEvidence, IsolationResponse};
@@ -141,7 +142,7 @@ const VANISHED_AFTER_REPORTS: u32 = 2;
 pub struct HaManager {
     config: HaConfig,
     hosts: BTreeMap<HostId, HostRecord>,
-    vms: BTreeMap<VmId, VmRecord>,
+    vms: vm_table::VmTable,
     commands: VecDeque<Command>,
     notices: VecDeque<(u64, Notice)>,
     failover_boots: u64,
@@ -156,6 +157,8 @@ pub struct HaManager {
     evidenceless_fences: VecDeque<u64>,
     /// The controller said it suspects itself cut off (once per episode).
     storm_reported: bool,
+    /// The spare pool's hosts (fixed by the cluster), in id order.
+    spare_ids: Vec<HostId>,
 }
 
 impl HaManager {
@@ -180,16 +183,17 @@ impl HaManager {
                 (rec.spec.id.clone(), rec)
             })
             .collect();
-        let vms = vms
-            .into_iter()
-            .map(|spec| {
-                let home = spec.home.clone();
-                (
-                    spec.id.clone(),
-                    VmRecord::new(spec, VmState::Running { host: home }),
-                )
-            })
+        let spare_ids: Vec<HostId> = hosts
+            .values()
+            .filter(|h| h.spare.is_some())
+            .map(|h| h.spec.id.clone())
             .collect();
+        let mut table = vm_table::VmTable::default();
+        for spec in vms {
+            let home = spec.home.clone();
+            table.insert(VmRecord::new(spec, VmState::Running { host: home }));
+        }
+        let vms = table;
         Self {
             config,
             hosts,
@@ -202,6 +206,7 @@ impl HaManager {
             dfs: detection::DfsReads::default(),
             evidenceless_fences: VecDeque::new(),
             storm_reported: false,
+            spare_ids,
         }
     }
 
@@ -228,16 +233,24 @@ impl HaManager {
         &self.vms
     }
 
+    /// Whether the per-host VM index agrees with the records (property
+    /// tests call this after every step).
+    pub fn vm_index_is_exact(&self) -> bool {
+        self.vms.index_is_exact()
+    }
+
     /// Free capacity of `host`: its capacity less every VM that holds it.
     pub fn free_capacity(&self, host: &HostId) -> Resources {
         let Some(h) = self.hosts.get(host) else {
             return Resources::ZERO;
         };
+        // A VM that holds the host names it: the index, not the cloud.
         let used = self
             .vms
-            .values()
-            .filter(|v| v.state.holds(host))
-            .fold(Resources::ZERO, |acc, v| acc.add(&v.spec.demand));
+            .on_host(host)
+            .into_iter()
+            .filter(|(_, v)| v.state.holds(host))
+            .fold(Resources::ZERO, |acc, (_, v)| acc.add(&v.spec.demand));
         h.spec.capacity.saturating_sub(&used)
     }
 
@@ -246,9 +259,12 @@ impl HaManager {
     /// for capacity or for its repair) — failback and restores keep their
     /// room, so spares go back to the pool.
     pub fn room_for_tenants(&self, host: &HostId) -> Resources {
+        // Its tenants name it as home: the index, not the cloud.
         let coming_home = self
             .vms
-            .values()
+            .on_host(host)
+            .into_iter()
+            .map(|(_, v)| v)
             .filter(|v| &v.spec.home == host && !v.state.holds(host))
             .filter(|v| match &v.state {
                 VmState::Running { host: on } => {
@@ -305,7 +321,8 @@ impl HaManager {
             Liveness::Fenced { .. } => None,
         });
         let hosts = hosts.chain(self.dfs_read_wake());
-        let vms = self.vms.values().filter_map(|v| match &v.state {
+        let unsettled = self.vms.unsettled();
+        let vms = unsettled.into_iter().filter_map(|(_, v)| match &v.state {
             VmState::Booting { deadline_ms, .. } => Some(*deadline_ms),
             // A migration in doubt or being cancelled waits for reports and
             // answers, not for its deadline again.
@@ -337,11 +354,24 @@ impl HaManager {
             .collect()
     }
 
-    /// Like [`Self::vms_where`], for predicates that need the whole record
-    /// (no second lookup per VM).
-    fn vms_with(&self, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
+    /// Like [`Self::vms_where`], among the VMs not running or stopped (the
+    /// only ones a predicate about waits, deadlines or moves can match).
+    fn unsettled_where(&self, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
         self.vms
-            .iter()
+            .unsettled()
+            .into_iter()
+            .filter(|(id, v)| pred(id, v))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Like [`Self::vms_where`], among the VMs whose record names `host`
+    /// (home, placement or migration): the cost of that host's VMs, not
+    /// the cloud's. Only for predicates that require `host` in the record.
+    fn vms_on(&self, host: &HostId, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
+        self.vms
+            .on_host(host)
+            .into_iter()
             .filter(|(id, v)| pred(id, v))
             .map(|(id, _)| id.clone())
             .collect()

@@ -99,7 +99,7 @@ impl HaManager {
             vm.outage_since_ms = vm.outage_since_ms.map(|_| now_ms);
             vm.failback_not_before_ms = 0;
             vm.missed_reports = 0;
-            m.vms.insert(vm.spec.id.clone(), vm);
+            m.vms.insert(vm);
         }
         m.failover_boots = snap.failover_boots;
         m.notice(

@@ -19,12 +19,9 @@ impl HaManager {
     pub(super) fn place_waiting(&mut self, now_ms: u64) {
         // VMs waiting for their home's repair whose home is fit again (it
         // may have come back before the VM was released to wait for it).
-        let restorable = self.vms_where(|id, s| {
-            matches!(s, VmState::WaitingForRepair { host } if home_ready(&self.hosts, host))
-                && self.vms[id]
-                    .spec
-                    .demand
-                    .fits_in(&self.free_capacity(&self.vms[id].spec.home))
+        let restorable = self.unsettled_where(|_, v| {
+            matches!(&v.state, VmState::WaitingForRepair { host } if home_ready(&self.hosts, host))
+                && v.spec.demand.fits_in(&self.free_capacity(&v.spec.home))
         });
         for id in restorable {
             let home = self.vms[&id].spec.home.clone();
@@ -52,7 +49,7 @@ impl HaManager {
         // VMs not due yet (backing off after a failed boot, or waiting for
         // other hosts failing with theirs) still hold their rank.
         let mut not_yet: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
-        for (id, v) in &self.vms {
+        for (id, v) in self.vms.unsettled() {
             if let VmState::WaitingForCapacity {
                 failed_host,
                 retry_at_ms,
@@ -237,8 +234,10 @@ impl HaManager {
     /// as another attempt. Migrations are not resent: their outcome is read
     /// from the hosts' reports.
     pub fn handle_agent_connected(&mut self, now_ms: u64, host: &HostId) {
-        let booting =
-            self.vms_where(|_, s| matches!(s, VmState::Booting { host: h, .. } if h == host));
+        let booting = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::Booting { host: h, .. } if h == host),
+        );
         for id in booting {
             let timeout = self.config.boot_timeout_ms;
             let vm = self.vms.get_mut(&id).expect("listed");
@@ -259,8 +258,10 @@ impl HaManager {
                 reason,
             });
         }
-        let stopping =
-            self.vms_where(|_, s| matches!(s, VmState::Evacuating { host: h } if h == host));
+        let stopping = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
+        );
         for vm in stopping {
             self.command(Command::StopVm {
                 vm,
@@ -418,25 +419,16 @@ impl HaManager {
 
     /// Recomputes each spare's pool state from where VMs are.
     pub(super) fn refresh_spares(&mut self, now_ms: u64) {
-        let spares: Vec<HostId> = self
-            .hosts
-            .values()
-            .filter(|h| h.spare.is_some())
-            .map(|h| h.spec.id.clone())
-            .collect();
+        let spares = self.spare_ids.clone();
         if spares.is_empty() {
             return;
         }
-        // One pass over the VMs for every spare at once.
-        let mut in_use_set: BTreeSet<&HostId> = BTreeSet::new();
-        for v in self.vms.values() {
-            for s in &spares {
-                if v.state.holds(s) {
-                    in_use_set.insert(s);
-                }
-            }
-        }
-        let in_use_set: BTreeSet<HostId> = in_use_set.into_iter().cloned().collect();
+        // Each spare's own VMs (the index), not the cloud's.
+        let in_use_set: BTreeSet<HostId> = spares
+            .iter()
+            .filter(|s| self.vms.on_host(s).iter().any(|(_, v)| v.state.holds(s)))
+            .cloned()
+            .collect();
         for s in spares {
             let in_use = in_use_set.contains(&s);
             let h = &self.hosts[&s];
