@@ -2,7 +2,7 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
-use krrish_core::ha::{Command, CoreSnapshot, FenceAction, HaManager};
+use krrish_core::ha::{Command, CoreSnapshot, FenceAction, HaManager, Notice};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -37,6 +37,9 @@ pub enum ControllerOutput {
     /// Ask the DFS when each host last renewed its lease; answer with
     /// [`ControllerMachine::handle_lease_renewals`].
     ReadLeaseRenewals,
+    /// Something the control plane decided or observed (typed: scenario
+    /// expectations match these; shells write them as trace lines).
+    Event(Notice),
     /// Write the core's state to durable storage (the controller's own disk)
     /// before acting on what follows; answer with
     /// [`ControllerMachine::handle_saved`].
@@ -325,7 +328,7 @@ impl ControllerMachine {
             let mut progressed = false;
             while let Some((_, n)) = self.core.poll_notice() {
                 progressed = true;
-                self.push(ControllerOutput::Trace(n.to_string()));
+                self.push(ControllerOutput::Event(n));
             }
             while let Some(c) = self.core.poll_command() {
                 progressed = true;

@@ -155,6 +155,7 @@ pub async fn run_controller<L, F, K, T>(
                     machine.borrow_mut().handle_saved(generation, r);
                 }
                 ControllerOutput::Trace(s) => trace.line(now, "controller", &s),
+                ControllerOutput::Event(n) => trace.event(now, "controller", &n),
             }
         }
 

@@ -310,6 +310,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                 }
                 ControllerOutput::Save { .. } => {} // a controller without a disk here
                 ControllerOutput::Trace(s) => trace.push(format!("{now}: {s}")),
+                ControllerOutput::Event(n) => trace.push(format!("{now}: {n}")),
             }
         }
         if let Some(t) = ctl.poll_timeout().map(|t| t.max(now + 1)) {

@@ -257,6 +257,7 @@ impl EventWorld {
                         .handle_saved(generation, Ok(()));
                 }
                 ControllerOutput::Trace(s) => self.trace.push(now, "controller", &s),
+                ControllerOutput::Event(n) => self.trace.push_event(now, "controller", &n),
             }
         }
         if let Some(t) = self.controller.borrow().poll_timeout() {

@@ -198,6 +198,19 @@ pub struct Expectation {
     /// policy runs exactly once, on its home host, and the control plane
     /// says so; every host is up; every spare is free.
     pub converged: Option<bool>,
+    /// The control plane raised this event by then (`kind` as in the
+    /// README's list; `host` and `vm` narrow it).
+    pub event: Option<EventRef>,
+    /// The control plane never raised such an event up to then.
+    pub no_event: Option<EventRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRef {
+    pub kind: String,
+    pub host: Option<String>,
+    pub vm: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -219,6 +219,13 @@ pub enum Check {
     TraceLacks(String),
     /// The cluster is whole again (see the format's `converged`).
     Converged,
+    /// An event of this kind (about this host / VM) was raised, or never.
+    Event {
+        kind: &'static str,
+        host: Option<HostId>,
+        vm: Option<VmId>,
+        present: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -783,6 +790,24 @@ fn check(
     if let Some(s) = e.trace_lacks {
         checks.push(Check::TraceLacks(s));
     }
+    for (key, present, r) in [("event", true, e.event), ("no_event", false, e.no_event)] {
+        if let Some(r) = r {
+            let kind = one_of(
+                src,
+                at,
+                &format!("{key}.kind"),
+                "an event kind",
+                &r.kind,
+                krrish_core::ha::Notice::KINDS,
+            )?;
+            checks.push(Check::Event {
+                kind,
+                host: r.host.as_deref().map(|x| h("host", x)).transpose()?,
+                vm: r.vm.as_deref().map(|x| v("vm", x)).transpose()?,
+                present,
+            });
+        }
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -790,7 +815,7 @@ fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }
@@ -808,8 +833,9 @@ fn one_of(
     if let Some(name) = allowed.iter().find(|a| **a == value) {
         return Ok(name);
     }
+    let key = field.rsplit('.').next().unwrap_or(field);
     Err(src.error(
-        src.find("state", value).or(at),
+        src.find(key, value).or(at),
         format!(
             "{field}: `{value}` is not {what}; expected one of {}",
             allowed.join(", ")

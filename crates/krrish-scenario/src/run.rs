@@ -253,6 +253,33 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
             }
         }
         Check::Converged => krrish_sim::checkers::converged(&world.world(), &world.core()),
+        Check::Event {
+            kind,
+            host,
+            vm,
+            present,
+        } => {
+            let events = world.trace().events();
+            let found = events.iter().find(|(_, n)| {
+                n.kind() == *kind
+                    && host.as_ref().is_none_or(|h| n.host() == Some(h))
+                    && vm.as_ref().is_none_or(|v| n.vm() == Some(v))
+            });
+            let what = format!(
+                "{kind}{}{}",
+                host.as_ref()
+                    .map(|h| format!(" on {h}"))
+                    .unwrap_or_default(),
+                vm.as_ref().map(|v| format!(" for {v}")).unwrap_or_default()
+            );
+            match (found, present) {
+                (Some(_), true) | (None, false) => Ok(()),
+                (None, true) => Err(format!("no {what} event was raised")),
+                (Some((at, n)), false) => {
+                    Err(format!("a {what} event was raised at {}: {n}", secs(*at)))
+                }
+            }
+        }
         Check::TraceContains(s) => {
             if world.trace().lines().iter().any(|l| l.contains(s.as_str())) {
                 Ok(())

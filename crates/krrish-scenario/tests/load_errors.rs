@@ -36,6 +36,13 @@ fn broken_files_are_located() {
         ("unknown-top-field", format!("seeed: 3\n{CLUSTER}{end}"), 1, Some(1), "unknown field `seeed`"),
         ("missing-end", CLUSTER.to_string(), 1, None, "missing field `end`"),
         (
+            "unknown-event-kind",
+            format!("{CLUSTER}expect:\n  - event: {{ kind: fenced, host: hv-01 }}\n{end}"),
+            5,
+            Some(20),
+            "event.kind: `fenced` is not an event kind; expected one of host-suspect",
+        ),
+        (
             "unknown-host",
             format!("{CLUSTER}timeline:\n  - at: 10s\n    crash: hv-99\n{end}"),
             6,

@@ -1,7 +1,7 @@
 //! The trace: one line per event, `[seconds] source text`, in the order the
 //! simulation produced them. Deterministic for a seed.
 
-use krrish_core::ha::secs;
+use krrish_core::ha::{secs, Notice};
 use krrish_wire::TraceSink;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,7 +11,7 @@ use std::rc::Rc;
 pub const TRACE_LINES_MAX: usize = 2_000_000;
 
 #[derive(Clone, Default)]
-pub struct TraceBuf(Rc<RefCell<Vec<String>>>);
+pub struct TraceBuf(Rc<RefCell<Vec<String>>>, Rc<RefCell<Vec<(u64, Notice)>>>);
 
 impl TraceBuf {
     pub fn push(&self, at_ms: u64, source: &str, text: &str) {
@@ -20,6 +20,20 @@ impl TraceBuf {
             lines.push(format!("[{:>10}] {source:<16} {text}", secs(at_ms)));
         }
     }
+    /// A typed control-plane event: kept, and written as its line.
+    pub fn push_event(&self, at_ms: u64, source: &str, notice: &Notice) {
+        self.push(at_ms, source, &notice.to_string());
+        let mut ev = self.1.borrow_mut();
+        if ev.len() < TRACE_LINES_MAX {
+            ev.push((at_ms, notice.clone()));
+        }
+    }
+
+    /// The typed events so far, with their times.
+    pub fn events(&self) -> std::cell::Ref<'_, Vec<(u64, Notice)>> {
+        self.1.borrow()
+    }
+
     pub fn len(&self) -> usize {
         self.0.borrow().len()
     }
@@ -48,5 +62,8 @@ impl TraceBuf {
 impl TraceSink for TraceBuf {
     fn line(&self, at_ms: u64, source: &str, text: &str) {
         self.push(at_ms, source, text);
+    }
+    fn event(&self, at_ms: u64, source: &str, notice: &Notice) {
+        self.push_event(at_ms, source, notice);
     }
 }

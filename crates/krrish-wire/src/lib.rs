@@ -166,6 +166,10 @@ pub trait Clock {
 /// Where services write their one-line events.
 pub trait TraceSink {
     fn line(&self, at_ms: u64, source: &str, text: &str);
+    /// A typed control-plane event; by default, its line.
+    fn event(&self, at_ms: u64, source: &str, notice: &krrish_core::ha::Notice) {
+        self.line(at_ms, source, &notice.to_string());
+    }
 }
 
 /// Real sockets and clocks.

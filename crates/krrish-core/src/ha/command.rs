@@ -236,6 +236,165 @@ pub enum Notice {
     },
 }
 
+impl Notice {
+    /// Every kind's name, as scenario expectations write it.
+    pub const KINDS: &'static [&'static str] = &[
+        "host-suspect",
+        "host-recovered",
+        "host-offline",
+        "host-isolated",
+        "host-rejoined",
+        "fencing-held",
+        "dfs-unreadable",
+        "vm-network-lost",
+        "vm-cold-failback",
+        "migration-in-doubt",
+        "vm-evacuating",
+        "vm-stop-failed",
+        "bond-changed",
+        "fence-started",
+        "fence-attempt-failed",
+        "lease-revoked",
+        "host-fenced",
+        "fence-gave-up",
+        "host-back",
+        "host-rebooted",
+        "lease-reinstated",
+        "spare-activated",
+        "spare-returned",
+        "spare-unavailable",
+        "vm-booting",
+        "vm-running",
+        "vm-boot-failed",
+        "vm-waiting-for-capacity",
+        "vm-waiting-for-repair",
+        "vm-down",
+        "vm-migrating",
+        "vm-migrated",
+        "migration-blocked",
+        "migration-failed",
+        "vm-vanished",
+        "stray-copy",
+        "unknown-host",
+        "restored",
+    ];
+
+    /// The kind's name (one of [`Self::KINDS`]).
+    pub fn kind(&self) -> &'static str {
+        use Notice::*;
+        match self {
+            HostSuspect { .. } => "host-suspect",
+            HostRecovered { .. } => "host-recovered",
+            HostOffline { .. } => "host-offline",
+            HostIsolated { .. } => "host-isolated",
+            HostRejoined { .. } => "host-rejoined",
+            FencingHeld { .. } => "fencing-held",
+            DfsUnreadable { .. } => "dfs-unreadable",
+            VmNetworkLost { .. } => "vm-network-lost",
+            VmColdFailback { .. } => "vm-cold-failback",
+            MigrationInDoubt { .. } => "migration-in-doubt",
+            VmEvacuating { .. } => "vm-evacuating",
+            VmStopFailed { .. } => "vm-stop-failed",
+            BondChanged { .. } => "bond-changed",
+            FenceStarted { .. } => "fence-started",
+            FenceAttemptFailed { .. } => "fence-attempt-failed",
+            LeaseRevoked { .. } => "lease-revoked",
+            HostFenced { .. } => "host-fenced",
+            FenceGaveUp { .. } => "fence-gave-up",
+            HostBack { .. } => "host-back",
+            HostRebooted { .. } => "host-rebooted",
+            LeaseReinstated { .. } => "lease-reinstated",
+            SpareActivated { .. } => "spare-activated",
+            SpareReturned { .. } => "spare-returned",
+            SpareUnavailable { .. } => "spare-unavailable",
+            VmBooting { .. } => "vm-booting",
+            VmRunning { .. } => "vm-running",
+            VmBootFailed { .. } => "vm-boot-failed",
+            VmWaitingForCapacity { .. } => "vm-waiting-for-capacity",
+            VmWaitingForRepair { .. } => "vm-waiting-for-repair",
+            VmDown { .. } => "vm-down",
+            VmMigrating { .. } => "vm-migrating",
+            VmMigrated { .. } => "vm-migrated",
+            MigrationBlocked { .. } => "migration-blocked",
+            MigrationFailed { .. } => "migration-failed",
+            VmVanished { .. } => "vm-vanished",
+            StrayCopy { .. } => "stray-copy",
+            UnknownHost { .. } => "unknown-host",
+            Restored { .. } => "restored",
+        }
+    }
+
+    /// The host the event is about, if one (for a VM event: where it is,
+    /// goes or went; for a spare event: the spare).
+    pub fn host(&self) -> Option<&HostId> {
+        use Notice::*;
+        match self {
+            HostSuspect { host, .. }
+            | HostRecovered { host }
+            | HostOffline { host, .. }
+            | HostIsolated { host, .. }
+            | HostRejoined { host, .. }
+            | VmNetworkLost { host, .. }
+            | VmEvacuating { host, .. }
+            | VmStopFailed { host, .. }
+            | BondChanged { host, .. }
+            | FenceStarted { host, .. }
+            | FenceAttemptFailed { host, .. }
+            | LeaseRevoked { host, .. }
+            | HostFenced { host, .. }
+            | FenceGaveUp { host }
+            | HostBack { host }
+            | HostRebooted { host }
+            | LeaseReinstated { host }
+            | VmBooting { host, .. }
+            | VmRunning { host, .. }
+            | VmBootFailed { host, .. }
+            | VmWaitingForRepair { host, .. }
+            | VmVanished { host, .. }
+            | StrayCopy { host, .. }
+            | UnknownHost { host } => Some(host),
+            SpareActivated { spare } | SpareReturned { spare } | SpareUnavailable { spare } => {
+                Some(spare)
+            }
+            VmColdFailback { to, .. }
+            | VmMigrating { to, .. }
+            | VmMigrated { to, .. }
+            | MigrationBlocked { to, .. } => Some(to),
+            MigrationInDoubt { fenced, .. } => Some(fenced),
+            FencingHeld { .. }
+            | DfsUnreadable { .. }
+            | VmWaitingForCapacity { .. }
+            | VmDown { .. }
+            | MigrationFailed { .. }
+            | Restored { .. } => None,
+        }
+    }
+
+    /// The VM the event is about, if one.
+    pub fn vm(&self) -> Option<&VmId> {
+        use Notice::*;
+        match self {
+            VmColdFailback { vm, .. }
+            | MigrationInDoubt { vm, .. }
+            | VmEvacuating { vm, .. }
+            | VmStopFailed { vm, .. }
+            | VmBooting { vm, .. }
+            | VmRunning { vm, .. }
+            | VmBootFailed { vm, .. }
+            | VmWaitingForCapacity { vm, .. }
+            | VmWaitingForRepair { vm, .. }
+            | VmDown { vm, .. }
+            | VmMigrating { vm, .. }
+            | VmMigrated { vm, .. }
+            | MigrationBlocked { vm, .. }
+            | MigrationFailed { vm, .. }
+            | VmVanished { vm, .. }
+            | StrayCopy { vm, .. } => Some(vm),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Notice::*;
@@ -367,4 +526,24 @@ impl fmt::Display for Notice {
 /// Seconds with millisecond precision, as traces print times.
 pub fn secs(ms: u64) -> String {
     format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_lists_every_kind_once_and_events_name_their_host() {
+        let mut k = Notice::KINDS.to_vec();
+        k.sort_unstable();
+        k.dedup();
+        assert_eq!(k.len(), Notice::KINDS.len());
+        let n = Notice::HostFenced {
+            host: "hv-01".into(),
+            method: FenceMethod::Ipmi,
+        };
+        assert!(Notice::KINDS.contains(&n.kind()));
+        assert_eq!(n.host().map(|h| h.as_str()), Some("hv-01"));
+        assert_eq!(n.vm(), None);
+    }
 }
