@@ -4,20 +4,9 @@ use crate::machine::HostStatus;
 use krrish_core::ha::BootReason;
 use krrish_core::{HostId, VmId, VmSpec};
 use std::future::Future;
-use thiserror::Error;
 
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum DriverError {
-    /// The operation was tried and failed (disk missing, no such domain…).
-    #[error("{0}")]
-    Failed(String),
-    /// The backend cannot be reached (storage network down, daemon gone).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// This machine lacks the capability (no bonding in the kernel, no KVM).
-    #[error("not supported here: {0}")]
-    NotSupported(String),
-}
+/// Typed, and carried over the wire as such (the core's own enum).
+pub use krrish_core::ha::DriverError;
 
 /// A host's compute, network and storage backend.
 ///

@@ -10,7 +10,7 @@
 //!     └──── back-off (min, doubling, max) ◄─────────────────┘  (redial at once)
 //! ```
 
-use krrish_core::ha::HostReport;
+use krrish_core::ha::{DriverError, HostReport};
 use krrish_core::lease::LeaseKeeper;
 use krrish_core::timings::AgentTimings;
 use krrish_core::{BondHealth, HostId, VmId};
@@ -302,9 +302,9 @@ impl AgentMachine {
                 return;
             }
             if self.boots.len() >= BOOTS_IN_FLIGHT_MAX {
-                let outcome = Err(format!(
+                let outcome = Err(DriverError::Unavailable(format!(
                     "more than {BOOTS_IN_FLIGHT_MAX} boots under way on this host"
-                ));
+                )));
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
                 return;
             }
@@ -313,7 +313,12 @@ impl AgentMachine {
         self.push(AgentOutput::RunCommand { id, command });
     }
 
-    pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), String>) {
+    pub fn handle_command_done(
+        &mut self,
+        _now_ms: u64,
+        id: u64,
+        outcome: Result<(), DriverError>,
+    ) {
         let mut ids = vec![id];
         let vm = self
             .boots

@@ -20,7 +20,7 @@ enum Event<S> {
     Dialled(u64, Result<S, String>),
     Frame(u64, Frame),
     Closed(u64),
-    CommandDone(u64, Result<(), String>),
+    CommandDone(u64, Result<(), crate::DriverError>),
     Lease {
         asked_ms: u64,
         result: Result<(), String>,
@@ -98,9 +98,7 @@ pub async fn run_agent<C, D, K, T>(
                                 d.abort_migration(vm, to).await
                             }
                         };
-                        let _ = tx
-                            .send(Event::CommandDone(id, r.map_err(|e| e.to_string())))
-                            .await;
+                        let _ = tx.send(Event::CommandDone(id, r)).await;
                     });
                 }
                 AgentOutput::RenewLease => {

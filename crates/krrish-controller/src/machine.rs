@@ -2,7 +2,7 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
-use krrish_core::ha::{Command, CoreSnapshot, FenceAction, HaManager, Notice};
+use krrish_core::ha::{Command, CoreSnapshot, DriverError, FenceAction, HaManager, Notice};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -385,7 +385,13 @@ impl ControllerMachine {
                 };
                 if let Err(why) = self.send_to_agent(&from, cmd, pending) {
                     self.core
-                        .handle_migration_result(now_ms, &vm, &from, &to, Err(why));
+                        .handle_migration_result(
+                            now_ms,
+                            &vm,
+                            &from,
+                            &to,
+                            Err(DriverError::Unavailable(why)),
+                        );
                 }
             }
             Command::AbortMigration { vm, from, to } => {

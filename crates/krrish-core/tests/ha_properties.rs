@@ -10,7 +10,7 @@
 //! After healing everything: every HA VM runs again and every spare is
 //! accounted.
 
-use krrish_core::ha::{
+use krrish_core::ha::{DriverError, 
     Command, FenceAction, HaConfig, HaManager, HostReport, IsolationResponse, VmState,
 };
 use krrish_core::model::HostAddresses;
@@ -335,7 +335,7 @@ impl Model {
                     let r = if ok {
                         Ok(())
                     } else {
-                        Err("cannot boot".into())
+                        Err(DriverError::Failed("cannot boot".into()))
                     };
                     if !h_partitioned {
                         self.core.handle_boot_result(now, &vm.id, &host, r);
@@ -364,7 +364,7 @@ impl Model {
                             &vm,
                             &from,
                             &to,
-                            Err("migration failed".into()),
+                            Err(DriverError::Failed("migration failed".into())),
                         );
                     }
                 }
@@ -381,7 +381,7 @@ impl Model {
                         .retain(|c| !(c.vm == vm && c.from == from && c.to == to));
                     let r = if before == self.copying.len() && self.hosts[&to].running.contains(&vm)
                     {
-                        Err("already switched over".into())
+                        Err(DriverError::Failed("already switched over".into()))
                     } else {
                         Ok(())
                     };
@@ -428,7 +428,7 @@ impl Model {
                 let r = if ok {
                     Ok(())
                 } else {
-                    Err("copy failed".into())
+                    Err(DriverError::Failed("copy failed".into()))
                 };
                 self.core
                     .handle_migration_result(now, &c.vm, &c.from, &c.to, r);

@@ -8,7 +8,7 @@ use crate::net::{Dir, Msg, Net};
 use crate::queue::EventQueue;
 use krrish_agent::{AgentConfig, AgentMachine, AgentOutput};
 use krrish_controller::{ControllerMachine, ControllerOutput};
-use krrish_core::ha::{CoreSnapshot, HaManager};
+use krrish_core::ha::{CoreSnapshot, DriverError, HaManager};
 use krrish_core::{HostId, HostSpec, VmSpec};
 use krrish_sim::checkers::{Checkers, Violation};
 use krrish_sim::ops::{FencerAnswer, FencerOp, HostOp, PendingFencerOp, PendingHostOp};
@@ -383,19 +383,22 @@ impl EventWorld {
                     op,
                 },
             ),
-            Err(e) => self.host_op_answer(host, why, Err(e.to_string())),
+            Err(e) => self.host_op_answer(host, why, Err(e)),
         }
     }
 
-    fn host_op_answer(&mut self, host: &HostId, why: OpFor, result: Result<(), String>) {
+    fn host_op_answer(&mut self, host: &HostId, why: OpFor, result: Result<(), DriverError>) {
         let now = self.now_ms;
         let Some(a) = self.agents.get_mut(host) else {
             return;
         };
         match why {
             OpFor::Command(id) => a.machine.handle_command_done(now, id, result),
-            OpFor::Lease { asked_ms } => a.machine.handle_lease_result(now, asked_ms, result),
-            OpFor::Sync => a.machine.handle_sync_result(now, result),
+            OpFor::Lease { asked_ms } => {
+                a.machine
+                    .handle_lease_result(now, asked_ms, result.map_err(|e| e.to_string()))
+            }
+            OpFor::Sync => a.machine.handle_sync_result(now, result.map_err(|e| e.to_string())),
             OpFor::SelfFence => {
                 if let Err(e) = result {
                     self.trace.push(
@@ -576,7 +579,7 @@ impl EventWorld {
                     return;
                 }
                 let r = self.world.borrow_mut().finish_host_op(now, &host, op);
-                self.host_op_answer(&host, why, r.map_err(|e| e.to_string()));
+                self.host_op_answer(&host, why, r);
                 // (No host powers on or off by its own operations.)
                 self.after_agent(&host);
             }

@@ -10,7 +10,7 @@
 //! - [`Clock`] — where services read "now" (turmoil's clock in simulation).
 //! - [`TraceSink`] — one-line-per-event trace output.
 
-use krrish_core::ha::{BootReason, HostReport};
+use krrish_core::ha::{BootReason, DriverError, HostReport};
 use krrish_core::{HostId, VmId, VmSpec};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -36,7 +36,7 @@ pub enum Frame {
     /// Agent → controller: a command finished.
     CommandDone {
         id: u64,
-        outcome: Result<(), String>,
+        outcome: Result<(), DriverError>,
     },
     /// Controller → agent.
     Command { id: u64, command: AgentCommand },
@@ -232,7 +232,7 @@ mod tests {
     async fn frames_round_trip_and_oversize_is_refused() {
         let f = Frame::CommandDone {
             id: 7,
-            outcome: Err("disk gone".into()),
+            outcome: Err(krrish_core::ha::DriverError::Unavailable("disk gone".into())),
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &f).await.unwrap();

@@ -9,7 +9,8 @@
 //! Only `restart` VMs move: `restore-on-repair` VMs wait at home for the
 //! network to come back, and HA-off VMs are left alone.
 
-use super::{HaManager, Notice, VmState};
+use super::{
+    DriverError,HaManager, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
 
@@ -66,7 +67,7 @@ impl HaManager {
         now_ms: u64,
         vm: &VmId,
         host: &HostId,
-        result: Result<(), String>,
+        result: Result<(), DriverError>,
     ) {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
@@ -90,7 +91,7 @@ impl HaManager {
                 Notice::VmStopFailed {
                     vm: vm.clone(),
                     host: host.clone(),
-                    why,
+                    why: why.to_string(),
                 },
             ),
         }

@@ -4,6 +4,7 @@
 //! with a back-off after a failure.
 
 use super::{
+    DriverError,
     home_ready, join_blockers, BootReason, Command, DownReason, HaManager, Liveness, Notice,
     VmState,
 };
@@ -200,7 +201,7 @@ impl HaManager {
         vm: &VmId,
         from: &HostId,
         to: &HostId,
-        result: Result<(), String>,
+        result: Result<(), DriverError>,
     ) {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
@@ -248,7 +249,7 @@ impl HaManager {
                     now_ms,
                     Notice::MigrationFailed {
                         vm: vm.clone(),
-                        why,
+                        why: why.to_string(),
                     },
                 );
             }
@@ -337,7 +338,7 @@ impl HaManager {
         vm: &VmId,
         from: &HostId,
         to: &HostId,
-        result: Result<(), String>,
+        result: Result<(), DriverError>,
     ) {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;

@@ -4,6 +4,7 @@
 //! died on a live host, and each spare's pool state.
 
 use super::{
+    DriverError,
     can_take_vms, home_ready, BootReason, Command, DownReason, HaManager, Liveness, Notice,
     SpareState, VmState,
 };
@@ -303,7 +304,7 @@ impl HaManager {
         now_ms: u64,
         vm: &VmId,
         host: &HostId,
-        result: Result<(), String>,
+        result: Result<(), DriverError>,
     ) {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
@@ -325,7 +326,7 @@ impl HaManager {
                     },
                 );
             }
-            Err(why) => self.boot_failed(now_ms, vm, host, why),
+            Err(why) => self.boot_failed(now_ms, vm, host, why.to_string()),
         }
         self.refresh_spares(now_ms);
     }

@@ -509,3 +509,28 @@ mod tests {
         }
     }
 }
+
+/// Why a host's backend could not do what it was asked. Crosses the wire
+/// as this enum, so the controller can tell a host that cannot be reached
+/// from a guest that failed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum DriverError {
+    /// The operation was tried and failed (disk missing, no such domain, the
+    /// guest did not come up).
+    #[error("{0}")]
+    Failed(String),
+    /// The backend cannot be reached (host powered off, storage network
+    /// down, hypervisor daemon gone).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// This machine lacks the capability (no bonding in the kernel, no KVM).
+    #[error("not supported here: {0}")]
+    NotSupported(String),
+}
+
+impl DriverError {
+    /// The host, not the guest, is the problem.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DriverError::Unavailable(_))
+    }
+}
