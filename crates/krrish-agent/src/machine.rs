@@ -313,12 +313,7 @@ impl AgentMachine {
         self.push(AgentOutput::RunCommand { id, command });
     }
 
-    pub fn handle_command_done(
-        &mut self,
-        _now_ms: u64,
-        id: u64,
-        outcome: Result<(), DriverError>,
-    ) {
+    pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), DriverError>) {
         let mut ids = vec![id];
         let vm = self
             .boots

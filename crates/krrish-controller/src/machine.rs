@@ -2,7 +2,9 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
-use krrish_core::ha::{Command, CoreSnapshot, DriverError, FenceAction, HaManager, Notice};
+use krrish_core::ha::{
+    Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaManager, Notice,
+};
 use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{AgentCommand, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -192,7 +194,12 @@ impl ControllerMachine {
         self.drain(now_ms);
     }
 
-    pub fn handle_fence_result(&mut self, now_ms: u64, host: &HostId, result: Result<(), String>) {
+    pub fn handle_fence_result(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<(), FenceError>,
+    ) {
         self.core.handle_fence_result(now_ms, host, result);
         self.drain(now_ms);
     }
@@ -201,7 +208,7 @@ impl ControllerMachine {
         &mut self,
         now_ms: u64,
         host: &HostId,
-        result: Result<u64, String>,
+        result: Result<u64, FenceError>,
     ) {
         self.core.handle_lease_revoked(now_ms, host, result);
         self.drain(now_ms);
@@ -211,7 +218,7 @@ impl ControllerMachine {
         &mut self,
         now_ms: u64,
         host: &HostId,
-        result: Result<(), String>,
+        result: Result<(), FenceError>,
     ) {
         self.core.handle_lease_reinstated(now_ms, host, result);
         self.drain(now_ms);
@@ -220,7 +227,7 @@ impl ControllerMachine {
     pub fn handle_lease_renewals(
         &mut self,
         now_ms: u64,
-        result: Result<Vec<(HostId, u64)>, String>,
+        result: Result<Vec<(HostId, u64)>, FenceError>,
     ) {
         self.core.handle_lease_renewals(now_ms, result);
         self.drain(now_ms);
@@ -384,14 +391,13 @@ impl ControllerMachine {
                     to: to.clone(),
                 };
                 if let Err(why) = self.send_to_agent(&from, cmd, pending) {
-                    self.core
-                        .handle_migration_result(
-                            now_ms,
-                            &vm,
-                            &from,
-                            &to,
-                            Err(DriverError::Unavailable(why)),
-                        );
+                    self.core.handle_migration_result(
+                        now_ms,
+                        &vm,
+                        &from,
+                        &to,
+                        Err(DriverError::Unavailable(why)),
+                    );
                 }
             }
             Command::AbortMigration { vm, from, to } => {

@@ -3,7 +3,7 @@
 
 use crate::machine::{ControllerMachine, ControllerOutput};
 use crate::store::Store;
-use krrish_core::ha::FenceAction;
+use krrish_core::ha::{FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec};
 use krrish_wire::{read_frame, write_frame, Clock, Frame, Listen, TraceSink};
 use std::cell::RefCell;
@@ -23,16 +23,16 @@ pub trait Fencer {
         &self,
         host: &HostSpec,
         action: FenceAction,
-    ) -> impl Future<Output = Result<(), String>>;
+    ) -> impl Future<Output = Result<(), FenceError>>;
     /// Revokes `host`'s DFS lease; Ok(when the last lease it holds expires,
     /// in the world's milliseconds).
-    fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, String>>;
+    fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, FenceError>>;
     /// Lets the DFS grant `host` leases again (it was repaired).
-    fn reinstate_lease(&self, host: &HostId) -> impl Future<Output = Result<(), String>>;
+    fn reinstate_lease(&self, host: &HostId) -> impl Future<Output = Result<(), FenceError>>;
     /// The DFS's record of lease renewals: for each host that ever renewed,
     /// how many milliseconds ago it last did (the storage network's
     /// heartbeat, a second channel beside the management network's).
-    fn lease_renewals(&self) -> impl Future<Output = Result<Vec<(HostId, u64)>, String>>;
+    fn lease_renewals(&self) -> impl Future<Output = Result<Vec<(HostId, u64)>, FenceError>>;
 }
 
 const EVENTS_MAX: usize = 1 << 14;
@@ -44,10 +44,10 @@ enum Event<S> {
     Opened(S),
     Frame(u64, Frame),
     Closed(u64),
-    Fence(HostId, Result<(), String>),
-    Lease(HostId, Result<u64, String>),
-    Reinstated(HostId, Result<(), String>),
-    Renewals(Result<Vec<(HostId, u64)>, String>),
+    Fence(HostId, Result<(), FenceError>),
+    Lease(HostId, Result<u64, FenceError>),
+    Reinstated(HostId, Result<(), FenceError>),
+    Renewals(Result<Vec<(HostId, u64)>, FenceError>),
 }
 
 struct Conn {

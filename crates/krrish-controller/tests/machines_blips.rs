@@ -296,7 +296,9 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     let r = if dfs_readable {
                         Ok(ages)
                     } else {
-                        Err("DFS unreachable".to_string())
+                        Err(krrish_core::ha::FenceError::Unreachable(
+                            "DFS unreachable".to_string(),
+                        ))
                     };
                     ctl.handle_lease_renewals(now, r);
                 }

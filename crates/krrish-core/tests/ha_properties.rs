@@ -10,8 +10,9 @@
 //! After healing everything: every HA VM runs again and every spare is
 //! accounted.
 
-use krrish_core::ha::{DriverError, 
-    Command, FenceAction, HaConfig, HaManager, HostReport, IsolationResponse, VmState,
+use krrish_core::ha::{
+    Command, DriverError, FenceAction, FenceError, HaConfig, HaManager, HostReport,
+    IsolationResponse, VmState,
 };
 use krrish_core::model::HostAddresses;
 use krrish_core::{BondHealth, HaPolicy, HostId, HostSpec, Resources, VmId, VmSpec, Zone};
@@ -307,8 +308,11 @@ impl Model {
                         }
                         self.core.handle_fence_result(now, &host, Ok(()));
                     } else {
-                        self.core
-                            .handle_fence_result(now, &host, Err("BMC silent".into()));
+                        self.core.handle_fence_result(
+                            now,
+                            &host,
+                            Err(FenceError::Unreachable("BMC silent".into())),
+                        );
                     }
                 }
                 Command::RevokeLease { host } => {
@@ -567,13 +571,17 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
             match c {
                 Command::FenceIpmi { host, .. } => {
                     retried |= gave_up;
-                    m.core
-                        .handle_fence_result(now, &host, Err("BMC silent".into()))
+                    m.core.handle_fence_result(
+                        now,
+                        &host,
+                        Err(FenceError::Unreachable("BMC silent".into())),
+                    )
                 }
-                Command::RevokeLease { host } => {
-                    m.core
-                        .handle_lease_revoked(now, &host, Err("DFS unreachable".into()))
-                }
+                Command::RevokeLease { host } => m.core.handle_lease_revoked(
+                    now,
+                    &host,
+                    Err(FenceError::Unreachable("DFS unreachable".into())),
+                ),
                 Command::BootVm { .. } => panic!("booted a VM of an unfenced host: {c:?}"),
                 _ => {}
             }

@@ -398,7 +398,9 @@ impl EventWorld {
                 a.machine
                     .handle_lease_result(now, asked_ms, result.map_err(|e| e.to_string()))
             }
-            OpFor::Sync => a.machine.handle_sync_result(now, result.map_err(|e| e.to_string())),
+            OpFor::Sync => a
+                .machine
+                .handle_sync_result(now, result.map_err(|e| e.to_string())),
             OpFor::SelfFence => {
                 if let Err(e) = result {
                     self.trace.push(

@@ -5,7 +5,7 @@ use crate::ops::{FencerAnswer, FencerOp, HostOp};
 use crate::world::World;
 use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_controller::Fencer;
-use krrish_core::ha::{BootReason, FenceAction};
+use krrish_core::ha::{BootReason, FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::{Clock, Connect, Listen};
 use std::cell::RefCell;
@@ -136,7 +136,7 @@ impl SimFencer {
 }
 
 impl Fencer for SimFencer {
-    async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), String> {
+    async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), FenceError> {
         let op = FencerOp::Ipmi {
             host: host.clone(),
             action,
@@ -147,21 +147,21 @@ impl Fencer for SimFencer {
         }
     }
 
-    async fn revoke_lease(&self, host: &HostId) -> Result<u64, String> {
+    async fn revoke_lease(&self, host: &HostId) -> Result<u64, FenceError> {
         match self.run(FencerOp::RevokeLease(host.clone())).await {
             FencerAnswer::Revoked(r) => r,
             other => unreachable!("revocation answered {other:?}"),
         }
     }
 
-    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, String> {
+    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
         match self.run(FencerOp::ReadRenewals).await {
             FencerAnswer::Renewals(r) => r,
             other => unreachable!("renewal read answered {other:?}"),
         }
     }
 
-    async fn reinstate_lease(&self, host: &HostId) -> Result<(), String> {
+    async fn reinstate_lease(&self, host: &HostId) -> Result<(), FenceError> {
         match self.run(FencerOp::ReinstateLease(host.clone())).await {
             FencerAnswer::Reinstated(r) => r,
             other => unreachable!("reinstatement answered {other:?}"),

@@ -7,7 +7,7 @@
 
 use crate::world::{DomainState, World};
 use krrish_agent::{DriverError, HostStatus};
-use krrish_core::ha::FenceAction;
+use krrish_core::ha::{FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 
 /// What an agent asks its host's backend to do.
@@ -74,20 +74,20 @@ enum FencerStep {
     Renewals,
     /// Fails when due (a BMC or the DFS that never answers: the caller
     /// waits out its time-out).
-    Fail(FencerOp, String),
+    Fail(FencerOp, FenceError),
 }
 
 /// A fencer operation's answer, by kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FencerAnswer {
-    Fenced(Result<(), String>),
-    Revoked(Result<u64, String>),
-    Reinstated(Result<(), String>),
-    Renewals(Result<Vec<(HostId, u64)>, String>),
+    Fenced(Result<(), FenceError>),
+    Revoked(Result<u64, FenceError>),
+    Reinstated(Result<(), FenceError>),
+    Renewals(Result<Vec<(HostId, u64)>, FenceError>),
 }
 
 impl FencerAnswer {
-    fn failed(op: &FencerOp, why: String) -> Self {
+    fn failed(op: &FencerOp, why: FenceError) -> Self {
         match op {
             FencerOp::Ipmi { .. } => Self::Fenced(Err(why)),
             FencerOp::RevokeLease(_) => Self::Revoked(Err(why)),
@@ -211,11 +211,14 @@ impl World {
         let (after_ms, step) = match op {
             FencerOp::Ipmi { host, action } => match self.hosts.get(&host.id) {
                 None => {
-                    let why = format!("no BMC known for {}", host.id);
+                    let why = FenceError::NotConfigured(format!("no BMC known for {}", host.id));
                     (0, FencerStep::Fail(FencerOp::Ipmi { host, action }, why))
                 }
                 Some(h) if !h.bmc_powered => {
-                    let why = format!("BMC {} does not answer", host.addresses.ipmi);
+                    let why = FenceError::Unreachable(format!(
+                        "BMC {} does not answer",
+                        host.addresses.ipmi
+                    ));
                     (
                         t.ipmi_timeout_ms,
                         FencerStep::Fail(FencerOp::Ipmi { host, action }, why),
@@ -227,7 +230,9 @@ impl World {
                 t.ipmi_timeout_ms,
                 FencerStep::Fail(
                     op,
-                    "DFS metadata service unreachable from the controller".into(),
+                    FenceError::Unreachable(
+                        "DFS metadata service unreachable from the controller".into(),
+                    ),
                 ),
             ),
             FencerOp::RevokeLease(h) => (t.dfs_rtt_ms, FencerStep::Revoke(h)),
@@ -242,13 +247,16 @@ impl World {
 
     /// Completes a fencer operation at its `done_at_ms`.
     pub fn finish_fencer_op(&mut self, now_ms: u64, op: PendingFencerOp) -> FencerAnswer {
-        let dfs_gone = || "DFS metadata service stopped answering".to_string();
+        let dfs_gone = || FenceError::Unreachable("DFS metadata service stopped answering".into());
         match op.step {
             FencerStep::Fail(op, why) => FencerAnswer::failed(&op, why),
             FencerStep::Ipmi { host, action } => {
                 // The BMC may have lost power while we waited.
                 if !self.hosts[&host.id].bmc_powered {
-                    let why = format!("BMC {} stopped answering", host.addresses.ipmi);
+                    let why = FenceError::Unreachable(format!(
+                        "BMC {} stopped answering",
+                        host.addresses.ipmi
+                    ));
                     return FencerAnswer::Fenced(Err(why));
                 }
                 self.power_off(now_ms, &host.id, false, "IPMI power-off");

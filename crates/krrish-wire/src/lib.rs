@@ -232,7 +232,9 @@ mod tests {
     async fn frames_round_trip_and_oversize_is_refused() {
         let f = Frame::CommandDone {
             id: 7,
-            outcome: Err(krrish_core::ha::DriverError::Unavailable("disk gone".into())),
+            outcome: Err(krrish_core::ha::DriverError::Unavailable(
+                "disk gone".into(),
+            )),
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &f).await.unwrap();

@@ -16,7 +16,7 @@
 //! `fence_storm_window_ms`. Held hosts stay isolated, VMs running, until the
 //! evidence changes.
 
-use super::{HaManager, Liveness, Notice};
+use super::{FenceError, HaManager, Liveness, Notice};
 use crate::ids::HostId;
 use std::fmt;
 
@@ -110,7 +110,7 @@ impl HaManager {
     pub fn handle_lease_renewals(
         &mut self,
         now_ms: u64,
-        result: Result<Vec<(HostId, u64)>, String>,
+        result: Result<Vec<(HostId, u64)>, FenceError>,
     ) {
         self.dfs.in_flight_since_ms = None;
         match result {
@@ -129,7 +129,12 @@ impl HaManager {
             Err(why) => {
                 if !self.dfs.failing {
                     self.dfs.failing = true;
-                    self.notice(now_ms, Notice::DfsUnreadable { why });
+                    self.notice(
+                        now_ms,
+                        Notice::DfsUnreadable {
+                            why: why.to_string(),
+                        },
+                    );
                 }
             }
         }

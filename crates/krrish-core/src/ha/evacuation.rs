@@ -9,8 +9,7 @@
 //! Only `restart` VMs move: `restore-on-repair` VMs wait at home for the
 //! network to come back, and HA-off VMs are left alone.
 
-use super::{
-    DriverError,HaManager, Notice, VmState};
+use super::{DriverError, HaManager, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
 

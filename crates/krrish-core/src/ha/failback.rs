@@ -4,9 +4,8 @@
 //! with a back-off after a failure.
 
 use super::{
-    DriverError,
-    home_ready, join_blockers, BootReason, Command, DownReason, HaManager, Liveness, Notice,
-    VmState,
+    home_ready, join_blockers, BootReason, Command, DownReason, DriverError, HaManager, Liveness,
+    Notice, VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};

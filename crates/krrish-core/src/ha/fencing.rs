@@ -4,7 +4,9 @@
 //! fenced its VMs are released by their HA policy; a returned host's lease
 //! is reinstated here too.
 
-use super::{Command, DownReason, FenceMethod, FenceStage, HaManager, Liveness, Notice, VmState};
+use super::{
+    Command, DownReason, FenceError, FenceMethod, FenceStage, HaManager, Liveness, Notice, VmState,
+};
 use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
 
@@ -29,7 +31,12 @@ impl HaManager {
     }
 
     /// The BMC answered (or the IPMI call failed).
-    pub fn handle_fence_result(&mut self, now_ms: u64, host: &HostId, result: Result<(), String>) {
+    pub fn handle_fence_result(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        result: Result<(), FenceError>,
+    ) {
         let Some(h) = self.hosts.get(host) else {
             return;
         };
@@ -38,7 +45,7 @@ impl HaManager {
         }
         match result {
             Ok(()) => self.fenced(now_ms, host, FenceMethod::Ipmi),
-            Err(why) => self.ipmi_failed(now_ms, host, why),
+            Err(why) => self.ipmi_failed(now_ms, host, why.to_string()),
         }
         self.refresh_spares(now_ms);
     }
@@ -72,7 +79,7 @@ impl HaManager {
         &mut self,
         now_ms: u64,
         host: &HostId,
-        result: Result<u64, String>,
+        result: Result<u64, FenceError>,
     ) {
         let Some(h) = self.hosts.get(host) else {
             return;
@@ -103,7 +110,7 @@ impl HaManager {
                 Notice::FenceAttemptFailed {
                     host: host.clone(),
                     method: FenceMethod::DfsLease,
-                    why,
+                    why: why.to_string(),
                 },
             ),
         }
@@ -207,7 +214,7 @@ impl HaManager {
         &mut self,
         now_ms: u64,
         host: &HostId,
-        result: Result<(), String>,
+        result: Result<(), FenceError>,
     ) {
         let Some(h) = self.hosts.get_mut(host) else {
             return;

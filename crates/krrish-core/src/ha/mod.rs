@@ -38,9 +38,8 @@ pub use command::{secs, Command, Notice};
 pub use detection::{DfsEvidence, IsolationResponse};
 pub use persist::CoreSnapshot;
 pub use types::{
-    DriverError,
-    ApiError, BootReason, DownReason, FenceAction, FenceMethod, FenceStage, HostRecord, HostReport,
-    HostVerdict, Liveness, SpareState, VmRecord, VmState,
+    ApiError, BootReason, DownReason, DriverError, FenceAction, FenceError, FenceMethod,
+    FenceStage, HostRecord, HostReport, HostVerdict, Liveness, SpareState, VmRecord, VmState,
 };
 
 use crate::heartbeat::HeartbeatConfig;

@@ -4,9 +4,8 @@
 //! died on a live host, and each spare's pool state.
 
 use super::{
-    DriverError,
-    can_take_vms, home_ready, BootReason, Command, DownReason, HaManager, Liveness, Notice,
-    SpareState, VmState,
+    can_take_vms, home_ready, BootReason, Command, DownReason, DriverError, HaManager, Liveness,
+    Notice, SpareState, VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};

@@ -534,3 +534,20 @@ impl DriverError {
         matches!(self, DriverError::Unavailable(_))
     }
 }
+
+/// Why fencing, or the DFS's lease service, did not do what the controller
+/// asked. Typed so the core can tell a BMC that never answered from one
+/// that refused, and both from fencing that is not set up at all.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum FenceError {
+    /// No answer: the BMC or the DFS's metadata service is unreachable (no
+    /// power, network down, timed out).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// It answered and refused or failed.
+    #[error("{0}")]
+    Failed(String),
+    /// This controller has no such fencing or lease service configured.
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+}

@@ -5,7 +5,7 @@ use super::config::{load_controller, ControllerConfig, FencerConfig};
 use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
 use anyhow::{Context, Result};
 use krrish_controller::{run_controller, ClusterStatus, ControllerMachine, Fencer, Store};
-use krrish_core::ha::{FenceAction, HaManager};
+use krrish_core::ha::{FenceAction, FenceError, HaManager};
 use krrish_core::{HostId, HostSpec};
 use krrish_wire::tokio_net::{MonotonicClock, TokioListen};
 use krrish_wire::{Clock, TraceSink};
@@ -49,7 +49,7 @@ impl<T: TraceSink> CommandFencer<T> {
 const NO_DFS: &str = "no DFS lease service configured";
 
 impl<T: TraceSink> Fencer for CommandFencer<T> {
-    async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), String> {
+    async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), FenceError> {
         let action = match action {
             FenceAction::Off => "off",
             FenceAction::Reboot => "reboot",
@@ -71,7 +71,9 @@ impl<T: TraceSink> Fencer for CommandFencer<T> {
             // to power hosts off after the controller stopped waiting.
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("fence agent {program}: cannot start: {e}"))?;
+            .map_err(|e| {
+                FenceError::NotConfigured(format!("fence agent {program}: cannot start: {e}"))
+            })?;
         let mut stderr = child.stderr.take();
         let run = async {
             let mut kept = Vec::new();
@@ -87,36 +89,39 @@ impl<T: TraceSink> Fencer for CommandFencer<T> {
         let (status, stderr) = match tokio::time::timeout(self.timeout, run).await {
             Ok(r) => r,
             Err(_) => {
-                return Err(format!(
+                return Err(FenceError::Unreachable(format!(
                     "fence agent {program} did not finish within {} ms: killed",
                     self.timeout.as_millis()
-                ))
+                )))
             }
         };
-        let status = status.map_err(|e| format!("fence agent {program}: {e}"))?;
+        let status =
+            status.map_err(|e| FenceError::Failed(format!("fence agent {program}: {e}")))?;
         if status.success() {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&stderr);
         let stderr = stderr.trim();
-        Err(if stderr.is_empty() {
+        Err(FenceError::Failed(if stderr.is_empty() {
             format!("fence agent {program} failed ({status})")
         } else {
             format!("fence agent {program} failed ({status}): {stderr}")
-        })
+        }))
     }
 
-    async fn revoke_lease(&self, _host: &HostId) -> Result<u64, String> {
-        Err(format!("{NO_DFS}: no lease to revoke"))
+    async fn revoke_lease(&self, _host: &HostId) -> Result<u64, FenceError> {
+        Err(FenceError::NotConfigured(format!(
+            "{NO_DFS}: no lease to revoke"
+        )))
     }
 
-    async fn reinstate_lease(&self, _host: &HostId) -> Result<(), String> {
+    async fn reinstate_lease(&self, _host: &HostId) -> Result<(), FenceError> {
         // Nothing was revoked (see `revoke_lease`), so nothing to undo.
         Ok(())
     }
 
-    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, String> {
-        Err(NO_DFS.to_string())
+    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
+        Err(FenceError::NotConfigured(NO_DFS.to_string()))
     }
 }
 
@@ -292,7 +297,7 @@ mod tests {
         dir
     }
 
-    fn fence(dir: &Path, timeout_ms: u64, action: FenceAction) -> Result<(), String> {
+    fn fence(dir: &Path, timeout_ms: u64, action: FenceAction) -> Result<(), FenceError> {
         let rt = crate::daemon::runtime().unwrap();
         let host = krrish_sim::demo::cluster(2, 1, 1).0.remove(0);
         rt.block_on(async {
@@ -326,6 +331,8 @@ mod tests {
     fn a_failing_agent_is_a_failed_fence_with_its_stderr() {
         let dir = scratch("fail", "echo 'BMC refused the login' >&2\nexit 3\n");
         let err = fence(&dir, 5_000, FenceAction::Off).unwrap_err();
+        assert!(matches!(err, FenceError::Failed(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(err.contains("BMC refused the login"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -336,6 +343,8 @@ mod tests {
         // Killed, the shell never gets to `touch late`.
         let dir = scratch("hang", "sleep 1\ntouch late\nexit 0\n");
         let err = fence(&dir, 100, FenceAction::Off).unwrap_err();
+        assert!(matches!(err, FenceError::Unreachable(_)), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.contains("did not finish within 100 ms: killed"),
             "{err}"
@@ -349,6 +358,8 @@ mod tests {
     fn a_missing_agent_fails_and_without_a_dfs_nothing_is_assumed() {
         let dir = std::env::temp_dir().join("krrish-fence-no-such-dir");
         let err = fence(&dir, 1_000, FenceAction::Off).unwrap_err();
+        assert!(matches!(err, FenceError::NotConfigured(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("cannot start"), "{err}");
         // No DFS: revocation fails (the core then retries and ends
         // fence-failed instead of waiting out a lease that does not exist).
