@@ -5,7 +5,8 @@
 
 use anyhow::Result;
 use krrish_event::EventWorld;
-use krrish_sim::{demo, Fault, SimConfig, SimWorld, SimulatedWorld};
+use krrish_sim::{demo, Fault, SimConfig, SimulatedWorld};
+use krrish_turmoil::SimWorld;
 use std::fmt::Write as _;
 use std::time::Instant;
 

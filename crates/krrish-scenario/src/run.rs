@@ -10,7 +10,8 @@ use crate::load::{Action, Check, Expect, Scenario};
 use krrish_core::ha::secs;
 use krrish_event::EventWorld;
 use krrish_sim::world::Recovery;
-use krrish_sim::{SimWorld, SimulatedWorld};
+use krrish_sim::SimulatedWorld;
+use krrish_turmoil::SimWorld;
 use std::path::PathBuf;
 use std::time::Duration;
 

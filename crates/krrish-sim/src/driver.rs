@@ -1,5 +1,6 @@
 //! The simulated backends, behind the same traits the real ones implement,
-//! plus turmoil's transport and clock.
+//! for worlds with an async runtime (turmoil's, or tokio's over real
+//! sockets).
 
 use crate::ops::{FencerAnswer, FencerOp, HostOp};
 use crate::world::World;
@@ -7,40 +8,10 @@ use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_controller::Fencer;
 use krrish_core::ha::{BootReason, FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
-use krrish_wire::{Clock, Connect, Listen};
+use krrish_wire::Clock;
 use std::cell::RefCell;
-use std::io;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// Simulated time, shared by every host.
-pub struct TurmoilClock;
-
-impl Clock for TurmoilClock {
-    fn now_ms(&self) -> u64 {
-        turmoil::sim_elapsed()
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    }
-}
-
-pub struct TurmoilConnect;
-
-impl Connect for TurmoilConnect {
-    type Stream = turmoil::net::TcpStream;
-    async fn connect(&self, addr: &str) -> io::Result<Self::Stream> {
-        turmoil::net::TcpStream::connect(addr).await
-    }
-}
-
-pub struct TurmoilListen(pub turmoil::net::TcpListener);
-
-impl Listen for TurmoilListen {
-    type Stream = turmoil::net::TcpStream;
-    async fn accept(&mut self) -> io::Result<Self::Stream> {
-        Ok(self.0.accept().await?.0)
-    }
-}
 
 async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;

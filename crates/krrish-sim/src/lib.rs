@@ -1,10 +1,10 @@
-//! krrish-sim: the simulated world.
-//!
-//! The controller and one agent per host run as real tokio services on
-//! turmoil hosts and talk over turmoil TCP. Below the agents, the physics of
-//! the cluster — power, BMCs, bonded NICs, hypervisor domains, DFS leases and
-//! disk syncs — lives in one [`World`], behind the same `Driver` and
-//! `Fencer` traits the real backends implement. One seed drives it all.
+//! krrish-sim: the simulated cluster, whichever world drives the control
+//! plane over it (turmoil's sockets in `krrish-turmoil`, the event queue in
+//! `krrish-event`). The physics of the cluster — power, BMCs, bonded NICs,
+//! hypervisor domains, DFS leases and disk syncs — lives in one [`World`];
+//! faults, checkers and the trace are here too. No turmoil in this crate:
+//! what differs between worlds is only how messages and timers move. One
+//! seed drives it all.
 //!
 //! Map:
 //! - [`world`] — [`World`]: ground truth (what runs where, what is synced,
@@ -18,24 +18,24 @@
 //!   code they check.
 //! - [`simulated`] — [`SimulatedWorld`], the trait every world implements
 //!   for the scenario runner.
-//! - [`harness`] — [`SimWorld`]: builds the turmoil simulation and steps it.
+//! - [`config`] — [`SimConfig`], what every world is configured with.
 //! - [`trace`] — the one-line-per-event trace buffer.
 //! - [`demo`] — generated clusters for tests and benchmarks.
 
 pub mod checkers;
+pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod fault;
-pub mod harness;
 pub mod ops;
 pub mod simulated;
 pub mod trace;
 pub mod world;
 
 pub use checkers::{Checkers, Violation};
+pub use config::SimConfig;
 pub use driver::{SimDriver, SimFencer};
 pub use fault::Fault;
-pub use harness::{SimConfig, SimWorld};
 pub use simulated::SimulatedWorld;
 pub use trace::TraceBuf;
 pub use world::{Timings, World};

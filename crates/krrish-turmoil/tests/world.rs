@@ -1,7 +1,8 @@
 //! The simulated world end to end: a crash fails over, and the RPO is what
 //! the sync cadence allows.
 
-use krrish_sim::{demo, Fault, SimConfig, SimWorld};
+use krrish_sim::{demo, Fault, SimConfig};
+use krrish_turmoil::SimWorld;
 
 #[test]
 fn a_crash_fails_over_to_the_spare_and_measures_rto_and_rpo() {

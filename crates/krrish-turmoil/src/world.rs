@@ -3,15 +3,14 @@
 //! API calls. The outer loop steps turmoil, applies faults, keeps turmoil's
 //! view of power and links in line with the [`World`], and runs the checkers.
 
-use crate::checkers::{Checkers, Violation};
-use crate::driver::{SimDriver, SimFencer, TurmoilClock, TurmoilConnect, TurmoilListen};
-use crate::fault::Fault;
-use crate::trace::TraceBuf;
-use crate::world::{PathState, SeededRng, Timings, World};
+use crate::transport::{TurmoilClock, TurmoilConnect, TurmoilListen};
 use krrish_agent::{run_agent, AgentConfig};
 use krrish_controller::{run_controller, ControllerMachine, Store};
 use krrish_core::ha::HaManager;
-use krrish_core::{HaConfig, HostId, HostSpec, VmSpec};
+use krrish_core::{HostId, HostSpec, VmSpec};
+use krrish_sim::checkers::{Checkers, Violation};
+use krrish_sim::world::{PathState, SeededRng, World};
+use krrish_sim::{Fault, SimConfig, SimDriver, SimFencer, TraceBuf};
 use krrish_wire::{read_frame, write_frame, ApiRequest, Clock, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,34 +20,6 @@ use tokio::sync::mpsc;
 
 const CONTROLLER: &str = "controller";
 const OPERATOR: &str = "operator";
-
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub seed: u64,
-    /// turmoil's step. Timers inside a host fire at their exact time; network
-    /// delivery is quantised to the tick.
-    pub tick_ms: u64,
-    pub latency_min_ms: u64,
-    pub latency_max_ms: u64,
-    pub ha: HaConfig,
-    pub timings: Timings,
-    /// How long the control plane may believe something false (checkers).
-    pub belief_grace_ms: u64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            tick_ms: 100,
-            latency_min_ms: 1,
-            latency_max_ms: 5,
-            ha: HaConfig::default(),
-            timings: Timings::default(),
-            belief_grace_ms: 60_000,
-        }
-    }
-}
 
 pub struct SimWorld<'a> {
     sim: turmoil::Sim<'a>,
@@ -225,7 +196,10 @@ impl<'a> SimWorld<'a> {
             return Err(Violation {
                 invariant: "bounded-trace",
                 at_ms: now,
-                detail: format!("more than {} trace lines", crate::trace::TRACE_LINES_MAX),
+                detail: format!(
+                    "more than {} trace lines",
+                    krrish_sim::trace::TRACE_LINES_MAX
+                ),
             });
         }
         let world = self.world.borrow();
@@ -328,7 +302,7 @@ impl<'a> SimWorld<'a> {
     }
 }
 
-impl crate::simulated::SimulatedWorld for SimWorld<'_> {
+impl krrish_sim::SimulatedWorld for SimWorld<'_> {
     fn now_ms(&self) -> u64 {
         SimWorld::now_ms(self)
     }
