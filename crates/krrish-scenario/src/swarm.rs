@@ -224,12 +224,19 @@ struct Names {
 /// The case for `seed`: cluster size 8–190 hosts (most small, a few large),
 /// 1–8 faults.
 pub fn generate(seed: u64) -> SwarmCase {
+    generate_sized(seed, None)
+}
+
+/// The case for `seed` with `hosts` production hosts if given (benchmarks
+/// hold the size fixed; the rest is drawn as usual).
+pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
     let mut d = Draw(SeededRng::new(seed ^ 0x5357_4152_4d00));
-    let hosts = match d.below(10) {
+    let drawn = match d.below(10) {
         0..=5 => d.range(8, 24),
         6..=8 => d.range(25, 80),
         _ => d.range(81, 190),
     } as usize;
+    let hosts = hosts.unwrap_or(drawn);
     let (vm_vcpus, vm_memory_gib) = *d.pick(&[(2u32, 8u64), (4, 16), (4, 8), (8, 16)]);
     let (restore_on_repair, ha_off) = (d.chance(30), d.chance(30));
     // What fits a 32-vCPU, 128-GiB host beside the small extra VMs.
