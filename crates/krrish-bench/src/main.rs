@@ -185,7 +185,10 @@ fn swarm(md: &mut String, quick: bool) -> Result<()> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a worker")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker"))
+            .sum()
     });
     let wall = started.elapsed().as_secs_f64();
     let line = format!(

@@ -10,6 +10,7 @@
 
 mod daemon;
 mod plan;
+mod plan_validate;
 mod scenario;
 mod swarm;
 

@@ -75,6 +75,15 @@ pub struct SparesArgs {
     /// Guest boot time, seconds.
     #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     boot_seconds: f64,
+    /// Check the model's failover time against the real HA manager: run N
+    /// single-host failures in the event world, print the measured RTOs,
+    /// then the table again with the measured mean.
+    #[arg(long, value_name = "N")]
+    validate: Option<usize>,
+    /// With --validate: the share of failures that are power losses taking
+    /// the BMC too (fenced by DFS lease expiry, not IPMI).
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    power_loss_fraction: f64,
     /// Report the fewest spares that reach this VM availability.
     #[arg(long, allow_negative_numbers = true)]
     target_availability: Option<f64>,
@@ -145,6 +154,7 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
         (None, None) => bail!("give --hosts N or --cluster FILE"),
     };
     let n = hosts.len();
+    let n_hosts = n;
     let failover_s = a.failover_seconds.unwrap_or_else(|| {
         let ha = HaConfig::default();
         let hb: HeartbeatConfig = ha.heartbeat;
@@ -212,6 +222,30 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
     match a.format {
         Format::Table => print!("{}", report::table(&result, a.target_availability)),
         Format::Json => println!("{}", report::json(&result, a.target_availability)),
+    }
+    if let Some(n) = a.validate {
+        let (hosts, vms) = match &a.cluster {
+            Some(p) => {
+                let c = load_cluster(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+                (c.hosts, c.vms)
+            }
+            None => {
+                if a.vm_vcpus != 2 || a.vm_memory_gib != 8 {
+                    bail!("--validate with --hosts simulates 2 vCPU / 8 GiB VMs; give a --cluster file for other sizes");
+                }
+                krrish_sim::demo::cluster(n_hosts, spare_pool_size(n_hosts), a.vms_per_host)
+            }
+        };
+        eprintln!("validating: {n} failures in the event world…");
+        let episodes = crate::plan_validate::run(&hosts, &vms, n, a.power_loss_fraction, a.seed)?;
+        let (text, measured) = crate::plan_validate::report(&episodes, input.failover_s);
+        println!("\n{text}");
+        let again = plan(&PlanInput {
+            failover_s: measured,
+            ..input.clone()
+        })?;
+        println!("the table again with the measured mean failover time:");
+        print!("{}", report::table(&again, a.target_availability));
     }
     if let Some(p) = &a.plot {
         std::fs::write(p, report::svg(&result, a.target_availability))

@@ -209,3 +209,52 @@ fn planner_reads_a_cluster_file() {
     assert!(out.contains("gives 5 spare(s) for 60 hosts"), "{out}");
     assert!(out.contains("target availability 0.9999"), "{out}");
 }
+
+#[test]
+fn plan_validate_measures_failover_with_the_real_ha_manager() {
+    let o = krrish(&[
+        "plan",
+        "spares",
+        "--hosts",
+        "12",
+        "--years",
+        "1",
+        "--trials",
+        "50",
+        "--validate",
+        "6",
+        "--power-loss-fraction",
+        "0.5",
+        "--seed",
+        "3",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("validation: 6 single-host failures"), "{out}");
+    // Both failure modes ran and every HA VM came back.
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("crash (BMC answers)") || l.starts_with("power loss (BMC dead)"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in &rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        assert_eq!(cols.last(), Some(&"0"), "unrecovered VMs: {r}");
+    }
+    let failures: usize = rows
+        .iter()
+        .map(|r| {
+            r.split_whitespace()
+                .rev()
+                .nth(5)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(failures, 6, "{out}");
+    assert!(
+        out.contains("the table again with the measured mean failover time"),
+        "{out}"
+    );
+}
