@@ -46,7 +46,7 @@ pub fn run(
     if !(0.0..=1.0).contains(&power_loss_fraction) {
         bail!("--power-loss-fraction must be within 0..=1, not {power_loss_fraction}");
     }
-    let mut rng = SeededRng::new(seed ^ 0x7661_6c69_64);
+    let mut rng = SeededRng::new(seed ^ 0x0076_616c_6964);
     let mut out = Vec::with_capacity(episodes);
     for i in 0..episodes {
         let victim = production[rng.below(production.len() as u64) as usize]
