@@ -31,6 +31,9 @@
 //!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
 //!   - `ha/api.rs` — create, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
+//!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.
+//! - [`testkit`] — `TwoParty`: the HA manager against a model of hosts, a
+//!   step harness for directed HA cases in microseconds (no world).
 
 pub mod ha;
 pub mod heartbeat;
@@ -41,6 +44,7 @@ pub mod migration;
 pub mod model;
 pub mod placement;
 pub mod spares;
+pub mod testkit;
 pub mod timings;
 
 pub use ha::{Command, HaConfig, HaManager, Notice};

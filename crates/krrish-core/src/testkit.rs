@@ -1,0 +1,559 @@
+//! A two-party step harness for directed HA cases: the [`HaManager`] on one
+//! side, a small model of hosts on the other that answers its commands the
+//! way hardware would (IPMI powers a host off if its BMC is alive; a revoked
+//! lease stops being renewed and the host stops its VMs before it lapses;
+//! boots succeed on powered hosts that may write to the DFS; live migrations
+//! take time and their answers are lost when the source is cut off). No
+//! world, no network, no runtime: a directed case runs in microseconds. The
+//! property test `tests/ha_properties.rs` throws random [`Step`]s at it.
+//!
+//! Five hosts (`hv-1`..`hv-3`, `spare-1`, `spare-2`); on each production
+//! host four VMs (`vm-H-0`, `vm-H-1` restart, `vm-H-2` restore-on-repair,
+//! `vm-H-3` HA off). [`TwoParty::check_safety`] panics if a VM ever runs on
+//! two hosts or a spare's accounting breaks; `advance` calls it every
+//! simulated second.
+
+use crate::ha::{Command, DriverError, FenceAction, FenceError, HaConfig, HaManager, HostReport};
+use crate::model::HostAddresses;
+use crate::{BondHealth, HaPolicy, HostId, HostSpec, Resources, VmId, VmSpec, Zone};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+const LEASE_MS: u64 = 30_000;
+const RENEW_MS: u64 = 5_000;
+const LEAD_MS: u64 = 5_000;
+
+fn host(name: &str, zone: Zone) -> HostSpec {
+    HostSpec {
+        id: name.into(),
+        zone,
+        capacity: Resources::new(16, 64 * 1024, 1000),
+        cpu_model: "x".into(),
+        memory_overcommit: false,
+        dvs: "d".into(),
+        maintenance: false,
+        rack: "r".into(),
+        addresses: HostAddresses {
+            uplink: Ipv4Addr::LOCALHOST,
+            vm_network: Ipv4Addr::LOCALHOST,
+            storage: Ipv4Addr::LOCALHOST,
+            ipmi: Ipv4Addr::LOCALHOST,
+        },
+    }
+}
+
+#[derive(Debug)]
+pub struct PhysHost {
+    pub powered: bool,
+    pub bmc: bool,
+    pub partitioned: bool,
+    pub boot_id: u64,
+    pub lease_revoked: bool,
+    pub lease_until: u64,
+    /// The DFS's record of the last renewal (the second heartbeat channel).
+    pub renewed_at: Option<u64>,
+    /// A BMC power cycle brings the host up again then.
+    pub power_on_at: Option<u64>,
+    pub running: BTreeSet<VmId>,
+}
+
+/// The VMs `host` is copying away now, as its agent reports them.
+fn copying_from(copying: &[Copying], host: &HostId) -> Vec<VmId> {
+    copying
+        .iter()
+        .filter(|c| &c.from == host)
+        .map(|c| c.vm.clone())
+        .collect()
+}
+
+/// A live migration the model's hypervisors are carrying out.
+#[derive(Debug)]
+pub struct Copying {
+    pub vm: VmId,
+    pub from: HostId,
+    pub to: HostId,
+    pub switch_at: u64,
+}
+
+pub struct TwoParty {
+    pub now: u64,
+    pub core: HaManager,
+    pub specs: Vec<HostSpec>,
+    pub config: HaConfig,
+    pub copying: Vec<Copying>,
+    pub slow_copies: bool,
+    pub hosts: BTreeMap<HostId, PhysHost>,
+    pub ha: BTreeMap<VmId, HaPolicy>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    Advance(u64),
+    Crash(usize),
+    PowerLoss(usize),
+    BmcDown(usize),
+    Partition(usize),
+    Heal(usize),
+    Repair(usize),
+    /// An operator live-migrates VM `.0` (of 12) to host `.1`.
+    Migrate(usize, usize),
+    /// The controller restarts from its persisted snapshot.
+    ControllerRestart,
+}
+
+impl TwoParty {
+    pub fn new() -> Self {
+        Self::with_config(HaConfig::default())
+    }
+
+    pub fn with_config(config: HaConfig) -> Self {
+        let specs = vec![
+            host("hv-1", Zone::Ecs),
+            host("hv-2", Zone::Ecs),
+            host("hv-3", Zone::Ecs),
+            host("spare-1", Zone::Spare),
+            host("spare-2", Zone::Spare),
+        ];
+        let policies = [
+            HaPolicy::Restart,
+            HaPolicy::Restart,
+            HaPolicy::RestoreOnRepair,
+            HaPolicy::Off,
+        ];
+        let mut vms = Vec::new();
+        for h in 1..=3 {
+            for (i, p) in policies.iter().enumerate() {
+                vms.push(VmSpec {
+                    id: VmId::new(format!("vm-{h}-{i}")),
+                    home: HostId::new(format!("hv-{h}")),
+                    demand: Resources::new(4, 12 * 1024, 50),
+                    ha: *p,
+                    priority: 0,
+                    passthrough_devices: vec![],
+                });
+            }
+        }
+        let hosts = specs
+            .iter()
+            .map(|s| {
+                let running = vms
+                    .iter()
+                    .filter(|v| v.home == s.id)
+                    .map(|v| v.id.clone())
+                    .collect();
+                (
+                    s.id.clone(),
+                    PhysHost {
+                        powered: true,
+                        bmc: true,
+                        partitioned: false,
+                        boot_id: 1,
+                        lease_revoked: false,
+                        lease_until: LEASE_MS,
+                        renewed_at: Some(0),
+                        power_on_at: None,
+                        running,
+                    },
+                )
+            })
+            .collect();
+        let ha = vms.iter().map(|v| (v.id.clone(), v.ha)).collect();
+        Self {
+            now: 0,
+            core: HaManager::new(0, config.clone(), specs.clone(), vms),
+            specs,
+            config,
+            copying: Vec::new(),
+            slow_copies: true,
+            hosts,
+            ha,
+        }
+    }
+
+    pub fn id(&self, i: usize) -> HostId {
+        self.hosts.keys().nth(i).unwrap().clone()
+    }
+
+    pub fn apply(&mut self, op: &Step) {
+        match op {
+            Step::Advance(ms) => self.advance(*ms),
+            Step::Migrate(v, h) => {
+                let vm = self.core.vms().keys().nth(*v).unwrap().clone();
+                let to = self.id(*h);
+                // Refusals are fine: the API checks its preconditions.
+                let _ = self.core.migrate_vm(self.now, &vm, &to);
+            }
+            Step::ControllerRestart => {
+                let snap = self.core.snapshot();
+                self.core =
+                    HaManager::restore(self.now, self.config.clone(), self.specs.clone(), snap);
+            }
+            Step::Crash(i) | Step::PowerLoss(i) => {
+                let id = self.id(*i);
+                // Copies from or to it die with it.
+                self.copying.retain(|c| c.from != id && c.to != id);
+                let h = self.hosts.get_mut(&id).unwrap();
+                h.powered = false;
+                h.running.clear();
+                if matches!(op, Step::PowerLoss(_)) {
+                    h.bmc = false;
+                }
+            }
+            Step::BmcDown(i) => {
+                let id = self.id(*i);
+                self.hosts.get_mut(&id).unwrap().bmc = false;
+            }
+            Step::Partition(i) | Step::Heal(i) => {
+                let id = self.id(*i);
+                self.hosts.get_mut(&id).unwrap().partitioned = matches!(op, Step::Partition(_));
+            }
+            Step::Repair(i) => {
+                let id = self.id(*i);
+                if !self.hosts[&id].powered {
+                    self.copying.retain(|c| c.from != id && c.to != id);
+                }
+                let h = self.hosts.get_mut(&id).unwrap();
+                if !h.powered {
+                    h.powered = true;
+                    h.boot_id += 1;
+                    h.running.clear();
+                    h.lease_until = 0;
+                }
+                h.bmc = true;
+                h.partitioned = false;
+            }
+        }
+        self.drain();
+    }
+
+    /// Time passes in one-second steps: leases, self-fencing, heartbeats.
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now += 1_000;
+            let now = self.now;
+            self.switch_over_due();
+            let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
+            for id in &ids {
+                let h = self.hosts.get_mut(id).unwrap();
+                if h.power_on_at.is_some_and(|t| t <= now) {
+                    h.power_on_at = None;
+                    if !h.powered && h.bmc {
+                        h.powered = true;
+                        h.boot_id += 1;
+                        h.running.clear();
+                        h.lease_until = 0;
+                    }
+                }
+                if !h.powered {
+                    continue;
+                }
+                if now.is_multiple_of(RENEW_MS) && !h.lease_revoked {
+                    h.lease_until = now + LEASE_MS;
+                    h.renewed_at = Some(now);
+                }
+                if h.lease_revoked && now + LEAD_MS >= h.lease_until {
+                    h.running.clear(); // self-fence
+                }
+                if now.is_multiple_of(6_000) && !h.partitioned {
+                    let report = HostReport {
+                        migrating_out: copying_from(&self.copying, id),
+                        boot_id: h.boot_id,
+                        bonds: [BondHealth::Ok; 3],
+                        running: h.running.iter().cloned().collect(),
+                    };
+                    self.core.handle_heartbeat(now, id, &report);
+                }
+            }
+            // As the real shell does: only when a deadline is due.
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
+            self.drain();
+            self.check_safety();
+        }
+    }
+
+    /// Answers every command at once, as hardware would.
+    pub fn drain(&mut self) {
+        for _ in 0..10_000 {
+            let Some(c) = self.core.poll_command() else {
+                return;
+            };
+            let now = self.now;
+            match c {
+                Command::FenceIpmi { host, action } => {
+                    self.copying.retain(|c| c.from != host && c.to != host);
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    if h.bmc {
+                        h.powered = false;
+                        h.running.clear();
+                        if action == FenceAction::Reboot {
+                            h.power_on_at = Some(now + 60_000);
+                        }
+                        self.core.handle_fence_result(now, &host, Ok(()));
+                    } else {
+                        self.core.handle_fence_result(
+                            now,
+                            &host,
+                            Err(FenceError::Unreachable("BMC silent".into())),
+                        );
+                    }
+                }
+                Command::RevokeLease { host } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    h.lease_revoked = true;
+                    let until = h.lease_until;
+                    self.core.handle_lease_revoked(now, &host, Ok(until));
+                }
+                Command::ReinstateLease { host } => {
+                    self.hosts.get_mut(&host).unwrap().lease_revoked = false;
+                    self.core.handle_lease_reinstated(now, &host, Ok(()));
+                }
+                Command::BootVm { vm, host, .. } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    // A cut-off host gets no command and sends no answer.
+                    let h_partitioned = h.partitioned;
+                    if h_partitioned {
+                        continue;
+                    }
+                    let ok = h.powered && !h.lease_revoked;
+                    if ok {
+                        h.running.insert(vm.id.clone());
+                    }
+                    let r = if ok {
+                        Ok(())
+                    } else {
+                        Err(DriverError::Failed("cannot boot".into()))
+                    };
+                    if !h_partitioned {
+                        self.core.handle_boot_result(now, &vm.id, &host, r);
+                    }
+                }
+                Command::LiveMigrate { vm, from, to } => {
+                    let ok = self.hosts[&from].powered
+                        && !self.hosts[&from].partitioned
+                        && self.hosts[&to].powered
+                        && self.hosts[&from].running.contains(&vm);
+                    if ok {
+                        // The copy takes 2-20 s while copies are slow
+                        // (some outlast the 12 s migration timeout), 2-10 s
+                        // once the faults heal.
+                        let spread = if self.slow_copies { 18_000 } else { 8_000 };
+                        let copy_ms = 2_000 + (vm.as_str().len() as u64 * 7_919 + now) % spread;
+                        self.copying.push(Copying {
+                            vm,
+                            from,
+                            to,
+                            switch_at: now + copy_ms,
+                        });
+                    } else if !self.hosts[&from].partitioned {
+                        self.core.handle_migration_result(
+                            now,
+                            &vm,
+                            &from,
+                            &to,
+                            Err(DriverError::Failed("migration failed".into())),
+                        );
+                    }
+                }
+                Command::StopVm { vm, host } => {
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    if h.powered {
+                        h.running.remove(&vm);
+                        self.core.handle_stop_result(now, &vm, &host, Ok(()));
+                    }
+                }
+                Command::AbortMigration { vm, from, to } => {
+                    let before = self.copying.len();
+                    self.copying
+                        .retain(|c| !(c.vm == vm && c.from == from && c.to == to));
+                    let r = if before == self.copying.len() && self.hosts[&to].running.contains(&vm)
+                    {
+                        Err(DriverError::Failed("already switched over".into()))
+                    } else {
+                        Ok(())
+                    };
+                    if self.hosts[&from].powered && !self.hosts[&from].partitioned {
+                        self.core.handle_migration_aborted(now, &vm, &from, &to, r);
+                    }
+                }
+                Command::ReadLeaseRenewals => {
+                    let ages = self
+                        .hosts
+                        .iter()
+                        .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), now - at)))
+                        .collect();
+                    self.core.handle_lease_renewals(now, Ok(ages));
+                }
+            }
+            self.check_safety();
+        }
+        panic!("command cascade did not settle");
+    }
+
+    /// Copies whose time has come switch over (or fail); the answer goes
+    /// back only if the source can still reach the controller.
+    fn switch_over_due(&mut self) {
+        let now = self.now;
+        let (due, rest): (Vec<Copying>, Vec<Copying>) = std::mem::take(&mut self.copying)
+            .into_iter()
+            .partition(|c| c.switch_at <= now);
+        self.copying = rest;
+        for c in due {
+            let ok = self.hosts[&c.from].powered
+                && self.hosts[&c.to].powered
+                && self.hosts[&c.from].running.contains(&c.vm)
+                && !self.hosts[&c.to].lease_revoked;
+            if ok {
+                self.hosts.get_mut(&c.from).unwrap().running.remove(&c.vm);
+                self.hosts
+                    .get_mut(&c.to)
+                    .unwrap()
+                    .running
+                    .insert(c.vm.clone());
+            }
+            if self.hosts[&c.from].powered && !self.hosts[&c.from].partitioned {
+                let r = if ok {
+                    Ok(())
+                } else {
+                    Err(DriverError::Failed("copy failed".into()))
+                };
+                self.core
+                    .handle_migration_result(now, &c.vm, &c.from, &c.to, r);
+            }
+            self.check_safety();
+        }
+    }
+
+    pub fn check_safety(&self) {
+        assert!(
+            self.core.vm_index_is_exact(),
+            "the per-host VM index drifted from the records at {} ms",
+            self.now
+        );
+        let mut seen: BTreeMap<&VmId, &HostId> = BTreeMap::new();
+        for (id, h) in &self.hosts {
+            for vm in &h.running {
+                if let Some(other) = seen.insert(vm, id) {
+                    panic!("{vm} runs on {other} and {id} at {} ms", self.now);
+                }
+            }
+        }
+        let spares = self
+            .core
+            .hosts()
+            .values()
+            .filter(|h| h.spare.is_some())
+            .count();
+        let (f, a, u) = self.core.spare_counts();
+        assert_eq!(f + a + u, spares, "spare accounting");
+        for id in self.core.hosts().keys() {
+            let used = self
+                .hosts
+                .get(id)
+                .map(|h| h.running.len() as u32 * 4)
+                .unwrap_or(0);
+            assert!(used <= 16, "{id} over-committed with {used} vCPUs");
+        }
+    }
+}
+
+impl Default for TwoParty {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TwoParty {
+    /// Where `vm` really runs (the model's hypervisors, not the core's view).
+    pub fn runs_on(&self, vm: &str) -> Vec<HostId> {
+        let vm = VmId::new(vm);
+        self.hosts
+            .iter()
+            .filter(|(_, h)| h.running.contains(&vm))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The index [`Step`]s use for the host named `name`.
+    pub fn index_of(&self, name: &str) -> usize {
+        self.hosts
+            .keys()
+            .position(|h| h.as_str() == name)
+            .unwrap_or_else(|| panic!("no host {name} in the harness"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spares() -> Vec<HostId> {
+        vec!["spare-1".into(), "spare-2".into()]
+    }
+
+    #[test]
+    fn a_crash_fails_restart_vms_over_by_policy_within_a_minute() {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        let hv1 = m.index_of("hv-1");
+        m.apply(&Step::Crash(hv1));
+        m.advance(60_000);
+        for vm in ["vm-1-0", "vm-1-1"] {
+            let on = m.runs_on(vm);
+            assert!(on.len() == 1 && spares().contains(&on[0]), "{vm} on {on:?}");
+        }
+        // restore-on-repair waits for its home; HA off stays down.
+        assert!(m.runs_on("vm-1-2").is_empty());
+        assert!(m.runs_on("vm-1-3").is_empty());
+        assert_eq!(
+            m.core.vms()[&VmId::new("vm-1-2")].state.name(),
+            "waiting-for-repair"
+        );
+        // Repaired: everything comes home (failback, restore).
+        m.apply(&Step::Repair(hv1));
+        m.advance(120_000);
+        for vm in ["vm-1-0", "vm-1-1", "vm-1-2"] {
+            assert_eq!(m.runs_on(vm), vec![HostId::new("hv-1")], "{vm}");
+        }
+    }
+
+    #[test]
+    fn an_isolated_host_is_left_running_by_default() {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        let hv2 = m.index_of("hv-2");
+        m.apply(&Step::Partition(hv2));
+        // Silent on management but renewing its DFS lease: alive.
+        m.advance(180_000);
+        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+    }
+
+    #[test]
+    fn a_partitioned_host_with_a_dead_bmc_is_fenced_by_lease_expiry_before_any_boot() {
+        let mut m = TwoParty::with_config(HaConfig {
+            isolation_response: crate::ha::IsolationResponse::PowerOffAndRestart,
+            ..HaConfig::default()
+        });
+        m.advance(12_000);
+        let hv2 = m.index_of("hv-2");
+        m.apply(&Step::BmcDown(hv2));
+        m.apply(&Step::Partition(hv2));
+        // The host is alive (and cut off): until its revoked lease runs out
+        // it keeps its VMs, and no copy starts elsewhere (check_safety runs
+        // every second).
+        m.advance(30_000);
+        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
+        m.advance(90_000);
+        let on = m.runs_on("vm-2-0");
+        assert!(
+            on.len() == 1 && spares().contains(&on[0]),
+            "vm-2-0 on {on:?}"
+        );
+    }
+}
