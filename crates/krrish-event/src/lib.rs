@@ -8,9 +8,13 @@
 //! - [`queue`] — [`EventQueue`], bounded, earliest first, ties in order.
 //! - [`net`] — the management network message by message: latency, FIFO,
 //!   cuts that break connections, stalls that hold messages.
-//! - [`world`] — [`EventWorld`], which moves machine outputs to where and
-//!   when they arrive and implements `krrish_sim::SimulatedWorld`.
+//! - [`world`] — [`EventWorld`]: the queue's loop, deliveries, ground truth
+//!   followed (power, paths), faults; implements `krrish_sim::SimulatedWorld`.
+//! - `controller_side` / `agent_side` — moving each machine's outputs to
+//!   where and when they take effect.
 
+mod agent_side;
+mod controller_side;
 pub mod net;
 pub mod queue;
 pub mod world;

@@ -6,21 +6,21 @@
 
 use crate::net::{Dir, Msg, Net};
 use crate::queue::EventQueue;
-use krrish_agent::{AgentConfig, AgentMachine, AgentOutput};
-use krrish_controller::{ControllerMachine, ControllerOutput};
-use krrish_core::ha::{CoreSnapshot, DriverError, HaManager};
+use krrish_agent::{AgentConfig, AgentMachine};
+use krrish_controller::ControllerMachine;
+use krrish_core::ha::{CoreSnapshot, HaManager};
 use krrish_core::{HostId, HostSpec, VmSpec};
 use krrish_sim::checkers::{Checkers, Violation};
-use krrish_sim::ops::{FencerAnswer, FencerOp, HostOp, PendingFencerOp, PendingHostOp};
+use krrish_sim::ops::{FencerAnswer, PendingFencerOp, PendingHostOp};
 use krrish_sim::world::{PathState, SeededRng, World};
 use krrish_sim::{Fault, SimConfig, SimulatedWorld, TraceBuf};
-use krrish_wire::{AgentCommand, ApiRequest, Frame};
+use krrish_wire::{ApiRequest, Frame};
 use std::cell::{Ref, RefCell};
 use std::collections::BTreeMap;
 
 /// Why a host operation was started, so its answer goes to the right place.
 #[derive(Clone, Debug)]
-enum OpFor {
+pub(crate) enum OpFor {
     Command(u64),
     Lease { asked_ms: u64 },
     Sync,
@@ -28,7 +28,7 @@ enum OpFor {
 }
 
 #[derive(Clone, Debug)]
-enum Ev {
+pub(crate) enum Ev {
     AgentTimer {
         host: HostId,
         incarnation: u64,
@@ -78,13 +78,13 @@ enum Ev {
     },
 }
 
-struct Agent {
-    machine: AgentMachine,
-    incarnation: u64,
+pub(crate) struct Agent {
+    pub(crate) machine: AgentMachine,
+    pub(crate) incarnation: u64,
     /// The timer event in the queue (an event for another time is stale).
-    wake_ms: Option<u64>,
+    pub(crate) wake_ms: Option<u64>,
     /// Connection ids by dial epoch.
-    conns: BTreeMap<u64, u64>,
+    pub(crate) conns: BTreeMap<u64, u64>,
 }
 
 /// Events handled in one run, at most per simulated hour of a 10,000-host
@@ -92,29 +92,29 @@ struct Agent {
 const EVENTS_PER_RUN_MAX: u64 = 1 << 40;
 
 pub struct EventWorld {
-    now_ms: u64,
-    queue: EventQueue<Ev>,
-    world: RefCell<World>,
-    controller: RefCell<ControllerMachine>,
-    controller_up: bool,
-    controller_incarnation: u64,
-    controller_wake_ms: Option<u64>,
+    pub(crate) now_ms: u64,
+    pub(crate) queue: EventQueue<Ev>,
+    pub(crate) world: RefCell<World>,
+    pub(crate) controller: RefCell<ControllerMachine>,
+    pub(crate) controller_up: bool,
+    pub(crate) controller_incarnation: u64,
+    pub(crate) controller_wake_ms: Option<u64>,
     /// The controller's disk: the last state it saved.
-    disk: Option<CoreSnapshot>,
+    pub(crate) disk: Option<CoreSnapshot>,
     /// The operator's connection to the current controller (one per
     /// controller incarnation, opened at the first request).
-    operator_conn: Option<(u64, u64)>,
-    next_request_id: u64,
-    hosts: Vec<HostSpec>,
-    initial_vms: Vec<VmSpec>,
-    agents: BTreeMap<HostId, Agent>,
-    agent_configs: BTreeMap<HostId, AgentConfig>,
-    next_incarnation: u64,
-    net: Net,
-    trace: TraceBuf,
-    checkers: Checkers,
-    next_check_ms: u64,
-    events_run: u64,
+    pub(crate) operator_conn: Option<(u64, u64)>,
+    pub(crate) next_request_id: u64,
+    pub(crate) hosts: Vec<HostSpec>,
+    pub(crate) initial_vms: Vec<VmSpec>,
+    pub(crate) agents: BTreeMap<HostId, Agent>,
+    pub(crate) agent_configs: BTreeMap<HostId, AgentConfig>,
+    pub(crate) next_incarnation: u64,
+    pub(crate) net: Net,
+    pub(crate) trace: TraceBuf,
+    pub(crate) checkers: Checkers,
+    pub(crate) next_check_ms: u64,
+    pub(crate) events_run: u64,
     pub config: SimConfig,
 }
 
@@ -185,277 +185,11 @@ impl EventWorld {
         self.controller.borrow()
     }
 
-    // ---- the controller ------------------------------------------------
-
-    /// (Re)starts the controller from its disk (empty the first time).
-    fn start_controller(&mut self) {
-        let now = self.now_ms;
-        let ha = self.config.ha.clone();
-        let core = match self.disk.clone() {
-            Some(snap) => HaManager::restore(now, ha, self.hosts.clone(), snap),
-            None => HaManager::new(now, ha, self.hosts.clone(), self.initial_vms.clone()),
-        };
-        self.controller_incarnation += 1;
-        self.controller_up = true;
-        self.controller_wake_ms = None;
-        self.operator_conn = None;
-        *self.controller.borrow_mut() = ControllerMachine::durable(now, core);
-        self.after_controller();
-    }
-
-    fn crash_controller(&mut self) {
-        self.controller_up = false;
-        self.controller_wake_ms = None;
-        self.operator_conn = None;
-    }
-
-    /// Moves the controller's outputs and re-arms its timer.
-    fn after_controller(&mut self) {
-        if !self.controller_up {
-            return;
-        }
-        let now = self.now_ms;
-        loop {
-            let out = self.controller.borrow_mut().poll_output();
-            let Some(out) = out else { break };
-            match out {
-                ControllerOutput::SendTo { conn, frame } => {
-                    if self.operator_conn.is_some_and(|(_, c)| c == conn) {
-                        let text = match frame {
-                            Frame::Response { result: Ok(r), .. } => format!("ok: {r}"),
-                            Frame::Response { result: Err(e), .. } => format!("refused: {e}"),
-                            other => format!("unexpected reply {other:?}"),
-                        };
-                        let at = now + self.net.latency_ms();
-                        self.queue.push(at, Ev::Reply { text });
-                    } else {
-                        self.send(conn, Dir::ToAgent, Msg::Frame(frame));
-                    }
-                }
-                ControllerOutput::Close { conn } => {
-                    self.send(conn, Dir::ToAgent, Msg::Closed);
-                    self.net.break_conn(conn);
-                }
-                ControllerOutput::FenceIpmi { host, action } => {
-                    let id = host.id.clone();
-                    self.fencer_op(Some(id), FencerOp::Ipmi { host, action });
-                }
-                ControllerOutput::RevokeLease { host } => {
-                    self.fencer_op(Some(host.clone()), FencerOp::RevokeLease(host))
-                }
-                ControllerOutput::ReinstateLease { host } => {
-                    self.fencer_op(Some(host.clone()), FencerOp::ReinstateLease(host))
-                }
-                ControllerOutput::ReadLeaseRenewals => self.fencer_op(None, FencerOp::ReadRenewals),
-                ControllerOutput::Save {
-                    generation,
-                    snapshot,
-                } => {
-                    self.disk = Some(*snapshot);
-                    self.controller
-                        .borrow_mut()
-                        .handle_saved(generation, Ok(()));
-                }
-                ControllerOutput::Trace(s) => self.trace.push(now, "controller", &s),
-                ControllerOutput::Event(n) => self.trace.push_event(now, "controller", &n),
-            }
-        }
-        if let Some(t) = self.controller.borrow().poll_timeout() {
-            let t = t.max(now);
-            if self.controller_wake_ms != Some(t) {
-                self.controller_wake_ms = Some(t);
-                let incarnation = self.controller_incarnation;
-                self.queue.push(t, Ev::ControllerTimer { incarnation });
-            }
-        }
-    }
-
-    fn fencer_op(&mut self, host: Option<HostId>, op: FencerOp) {
-        let op = self.world.borrow_mut().start_fencer_op(self.now_ms, op);
-        let incarnation = self.controller_incarnation;
-        self.queue.push(
-            op.done_at_ms,
-            Ev::FencerOpDone {
-                incarnation,
-                host,
-                op,
-            },
-        );
-    }
-
-    // ---- the agents ----------------------------------------------------
-
-    fn start_agent(&mut self, host: &HostId) {
-        let boot_id = self.world.borrow().hosts[host].boot_id;
-        self.next_incarnation += 1;
-        let cfg = self.agent_configs[host].clone();
-        let machine = AgentMachine::new(self.now_ms, cfg, boot_id);
-        self.agents.insert(
-            host.clone(),
-            Agent {
-                machine,
-                incarnation: self.next_incarnation,
-                wake_ms: None,
-                conns: BTreeMap::new(),
-            },
-        );
-        self.after_agent(host);
-    }
-
-    /// Moves an agent's outputs and re-arms its timer.
-    fn after_agent(&mut self, host: &HostId) {
-        let now = self.now_ms;
-        loop {
-            let Some(a) = self.agents.get_mut(host) else {
-                return;
-            };
-            let Some(out) = a.machine.poll_output() else {
-                break;
-            };
-            let incarnation = a.incarnation;
-            match out {
-                AgentOutput::Dial { epoch } => self.dial(host, incarnation, epoch),
-                AgentOutput::Disconnect { epoch } => {
-                    if let Some(conn) = a.conns.remove(&epoch) {
-                        self.send(conn, Dir::ToController, Msg::Closed);
-                        self.net.break_conn(conn);
-                    }
-                }
-                AgentOutput::ReadStatus => {
-                    let status = self.world.borrow().host_status(host);
-                    a.machine.handle_status(now, status);
-                }
-                AgentOutput::Send(frame) => {
-                    let conn = a.machine.connected_epoch().and_then(|e| a.conns.get(&e));
-                    if let Some(&conn) = conn {
-                        self.send(conn, Dir::ToController, Msg::Frame(frame));
-                    }
-                }
-                AgentOutput::RunCommand { id, command } => {
-                    let op = match command {
-                        AgentCommand::BootVm { vm, .. } => HostOp::Boot(vm),
-                        AgentCommand::StopVm { vm } => HostOp::Stop(vm),
-                        AgentCommand::LiveMigrate { vm, to } => HostOp::LiveMigrate { vm, to },
-                        AgentCommand::AbortMigration { vm, to } => {
-                            HostOp::AbortMigration { vm, to }
-                        }
-                    };
-                    self.host_op(host, incarnation, OpFor::Command(id), op);
-                }
-                AgentOutput::RenewLease => {
-                    let why = OpFor::Lease { asked_ms: now };
-                    self.host_op(host, incarnation, why, HostOp::RenewLease);
-                }
-                AgentOutput::SyncDisks => {
-                    self.host_op(host, incarnation, OpFor::Sync, HostOp::SyncDisks)
-                }
-                AgentOutput::SelfFence => {
-                    self.host_op(host, incarnation, OpFor::SelfFence, HostOp::StopAll)
-                }
-                AgentOutput::Trace(s) => self.trace.push(now, &format!("agent/{host}"), &s),
-            }
-        }
-        let a = self.agents.get_mut(host).expect("checked in the loop");
-        let t = a.machine.poll_timeout().max(now);
-        if a.wake_ms != Some(t) {
-            a.wake_ms = Some(t);
-            let incarnation = a.incarnation;
-            self.queue.push(
-                t,
-                Ev::AgentTimer {
-                    host: host.clone(),
-                    incarnation,
-                },
-            );
-        }
-    }
-
-    fn host_op(&mut self, host: &HostId, incarnation: u64, why: OpFor, op: HostOp) {
-        let now = self.now_ms;
-        let started = self.world.borrow_mut().start_host_op(now, host, op);
-        match started {
-            Ok(op) => self.queue.push(
-                op.done_at_ms,
-                Ev::HostOpDone {
-                    host: host.clone(),
-                    incarnation,
-                    why,
-                    op,
-                },
-            ),
-            Err(e) => self.host_op_answer(host, why, Err(e)),
-        }
-    }
-
-    fn host_op_answer(&mut self, host: &HostId, why: OpFor, result: Result<(), DriverError>) {
-        let now = self.now_ms;
-        let Some(a) = self.agents.get_mut(host) else {
-            return;
-        };
-        match why {
-            OpFor::Command(id) => a.machine.handle_command_done(now, id, result),
-            OpFor::Lease { asked_ms } => {
-                a.machine
-                    .handle_lease_result(now, asked_ms, result.map_err(|e| e.to_string()))
-            }
-            OpFor::Sync => a
-                .machine
-                .handle_sync_result(now, result.map_err(|e| e.to_string())),
-            OpFor::SelfFence => {
-                if let Err(e) = result {
-                    self.trace.push(
-                        now,
-                        &format!("agent/{host}"),
-                        &format!("self-fence failed: {e}"),
-                    );
-                }
-            }
-        }
-    }
-
-    fn dial(&mut self, host: &HostId, incarnation: u64, epoch: u64) {
-        let now = self.now_ms;
-        let path = self.world.borrow().management_path(host);
-        if path != PathState::Ok {
-            return; // no answer: the agent's own dial deadline decides
-        }
-        let rtt = self.net.latency_ms() + self.net.latency_ms();
-        let result = if self.controller_up {
-            let conn = self.net.open(
-                host.clone(),
-                incarnation,
-                epoch,
-                self.controller_incarnation,
-            );
-            self.queue.push(now + rtt / 2, Ev::Accepted { conn });
-            Ok(conn)
-        } else {
-            Err("connection refused".to_string())
-        };
-        self.queue.push(
-            now + rtt,
-            Ev::Dialled {
-                host: host.clone(),
-                incarnation,
-                epoch,
-                result,
-            },
-        );
-    }
-
-    fn send(&mut self, conn: u64, dir: Dir, msg: Msg) {
-        let Some(c) = self.net.conn(conn) else { return };
-        let path = self.world.borrow().management_path(&c.host);
-        if let Some(at) = self.net.route(self.now_ms, path, conn, dir, msg.clone()) {
-            self.queue.push(at, Ev::Deliver { conn, dir, msg });
-        }
-    }
-
     // ---- ground truth follows -------------------------------------------
 
     /// Agents start on hosts that came up and vanish from hosts that went
     /// down; held messages move on (or are lost) as paths heal (or are cut).
-    fn sync_hosts(&mut self) {
+    pub(crate) fn sync_hosts(&mut self) {
         let (up, down): (Vec<HostId>, Vec<HostId>) = {
             let w = self.world.borrow();
             let up = w
