@@ -83,6 +83,11 @@ pub struct ControllerMachine {
     durable: bool,
     /// The core generation last handed to the shell to save.
     saved_generation: Option<u64>,
+    /// The core's next wake-up as last computed, and the generation then.
+    /// A heartbeat that decides nothing only moves its own host's deadline
+    /// later, so the cached wake stays valid (at worst early, never late);
+    /// every other input drops the cache.
+    wake_cache: std::cell::Cell<Option<(u64, Option<u64>)>>,
 }
 
 impl ControllerMachine {
@@ -96,6 +101,7 @@ impl ControllerMachine {
             out: VecDeque::new(),
             durable: false,
             saved_generation: None,
+            wake_cache: std::cell::Cell::new(None),
         }
     }
 
@@ -159,7 +165,15 @@ impl ControllerMachine {
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.core.poll_timeout()
+        let generation = self.core.generation();
+        if let Some((g, wake)) = self.wake_cache.get() {
+            if g == generation {
+                return wake;
+            }
+        }
+        let wake = self.core.poll_timeout();
+        self.wake_cache.set(Some((generation, wake)));
+        wake
     }
 
     fn push(&mut self, o: ControllerOutput) {
@@ -175,6 +189,7 @@ impl ControllerMachine {
     }
 
     pub fn handle_closed(&mut self, now_ms: u64, conn: u64) {
+        self.wake_cache.set(None);
         // Answers cannot come back on a closed connection; heartbeats and
         // the core's timeouts settle those commands instead.
         self.pending.retain(|_, (c, _)| *c != conn);
@@ -190,6 +205,7 @@ impl ControllerMachine {
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.wake_cache.set(None);
         self.core.handle_timeout(now_ms);
         self.drain(now_ms);
     }
@@ -200,6 +216,7 @@ impl ControllerMachine {
         host: &HostId,
         result: Result<(), FenceError>,
     ) {
+        self.wake_cache.set(None);
         self.core.handle_fence_result(now_ms, host, result);
         self.drain(now_ms);
     }
@@ -210,6 +227,7 @@ impl ControllerMachine {
         host: &HostId,
         result: Result<u64, FenceError>,
     ) {
+        self.wake_cache.set(None);
         self.core.handle_lease_revoked(now_ms, host, result);
         self.drain(now_ms);
     }
@@ -220,6 +238,7 @@ impl ControllerMachine {
         host: &HostId,
         result: Result<(), FenceError>,
     ) {
+        self.wake_cache.set(None);
         self.core.handle_lease_reinstated(now_ms, host, result);
         self.drain(now_ms);
     }
@@ -229,11 +248,15 @@ impl ControllerMachine {
         now_ms: u64,
         result: Result<Vec<(HostId, u64)>, FenceError>,
     ) {
+        self.wake_cache.set(None);
         self.core.handle_lease_renewals(now_ms, result);
         self.drain(now_ms);
     }
 
     pub fn handle_frame(&mut self, now_ms: u64, conn: u64, frame: Frame) {
+        if !matches!(frame, Frame::Heartbeat { .. }) {
+            self.wake_cache.set(None);
+        }
         let role = self.conns.get(&conn).cloned().unwrap_or(Role::Unknown);
         match (role, frame) {
             (Role::Unknown, Frame::AgentHello { host, boot_id }) => {
