@@ -145,50 +145,11 @@ impl HaManager {
         running: &[VmId],
         migrating_out: &[VmId],
     ) {
-        // A boot whose answer was lost (connection replaced) shows up here.
-        let booted: Vec<VmId> = running
-            .iter()
-            .filter(|vm| {
-                matches!(self.vms.get(*vm).map(|v| &v.state),
-                    Some(VmState::Booting { host: h, .. }) if h == host)
-            })
-            .cloned()
-            .collect();
-        for vm in booted {
-            self.handle_boot_result(now_ms, &vm, host, Ok(()));
-        }
-        // So does a migration whose answer was lost: the target runs it
-        // (a target lists a VM only after the switch-over).
-        let arrived: Vec<(VmId, HostId)> = running
-            .iter()
-            .filter_map(|vm| match self.vms.get(vm).map(|v| &v.state) {
-                Some(VmState::Migrating { from, to, .. }) if to == host => {
-                    Some((vm.clone(), from.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        for (vm, from) in arrived {
-            self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
-        }
-        self.settle_migrations_in_doubt(now_ms, host, running);
-        self.abort_again(host);
-        self.resend_lost_migrations(now_ms, host, running, migrating_out);
-        // A stop whose answer was lost shows up here too.
-        let evacuating = self.vms_on(
-            host,
-            |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
-        );
-        for vm in evacuating {
-            if running.contains(&vm) {
-                // Still there: ask again (the first stop may have failed).
-                self.command(Command::StopVm {
-                    vm,
-                    host: host.clone(),
-                });
-            } else {
-                self.handle_stop_result(now_ms, &vm, host, Ok(()));
-            }
+        // Boots, migrations and stops whose answers were lost, migrations in
+        // doubt or being cancelled: all about VMs in unsettled states that
+        // name this host. A quiet host has none (the index says so at once).
+        if self.vms.any_unsettled_on(host) {
+            self.reconcile_unsettled(now_ms, host, running, migrating_out);
         }
         for vm in running {
             let expected = match self.vms.get(vm).map(|v| &v.state) {
@@ -250,6 +211,62 @@ impl HaManager {
             return;
         }
         self.place_waiting(now_ms);
+    }
+
+    /// The part of [`Self::reconcile_running`] about VMs in flight on
+    /// `host`: lost answers and migrations in doubt.
+    fn reconcile_unsettled(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        running: &[VmId],
+        migrating_out: &[VmId],
+    ) {
+        // A boot whose answer was lost (connection replaced) shows up here.
+        let booted: Vec<VmId> = running
+            .iter()
+            .filter(|vm| {
+                matches!(self.vms.get(*vm).map(|v| &v.state),
+                    Some(VmState::Booting { host: h, .. }) if h == host)
+            })
+            .cloned()
+            .collect();
+        for vm in booted {
+            self.handle_boot_result(now_ms, &vm, host, Ok(()));
+        }
+        // So does a migration whose answer was lost: the target runs it
+        // (a target lists a VM only after the switch-over).
+        let arrived: Vec<(VmId, HostId)> = running
+            .iter()
+            .filter_map(|vm| match self.vms.get(vm).map(|v| &v.state) {
+                Some(VmState::Migrating { from, to, .. }) if to == host => {
+                    Some((vm.clone(), from.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (vm, from) in arrived {
+            self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
+        }
+        self.settle_migrations_in_doubt(now_ms, host, running);
+        self.abort_again(host);
+        self.resend_lost_migrations(now_ms, host, running, migrating_out);
+        // A stop whose answer was lost shows up here too.
+        let evacuating = self.vms_on(
+            host,
+            |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
+        );
+        for vm in evacuating {
+            if running.contains(&vm) {
+                // Still there: ask again (the first stop may have failed).
+                self.command(Command::StopVm {
+                    vm,
+                    host: host.clone(),
+                });
+            } else {
+                self.handle_stop_result(now_ms, &vm, host, Ok(()));
+            }
+        }
     }
 
     fn stray(&mut self, now_ms: u64, vm: &VmId, host: &HostId) {

@@ -130,6 +130,20 @@ impl VmTable {
             .collect()
     }
 
+    /// Whether any VM whose record names `host` is unsettled (booting,
+    /// migrating, evacuating, waiting…): in a quiet cloud, never — and the
+    /// heartbeat's reconciliation of those states can be skipped.
+    pub fn any_unsettled_on(&self, host: &HostId) -> bool {
+        self.refresh();
+        let ix = self.index.borrow();
+        if ix.unsettled.is_empty() {
+            return false;
+        }
+        ix.by_host
+            .get(host)
+            .is_some_and(|vms| vms.iter().any(|id| ix.unsettled.contains(id)))
+    }
+
     /// The VMs in any state but running or stopped, in id order, with
     /// their records.
     pub fn unsettled(&self) -> Vec<(&VmId, &VmRecord)> {
