@@ -108,9 +108,9 @@ fn event_world(md: &mut String, quick: bool, sizes_arg: Option<&str>) -> Result<
 ")?;
     writeln!(
         md,
-        "| hosts × VMs | VMs | events | wall | events / s | **host-hours / s** | recoveries |"
+        "| hosts × VMs | VMs | events | wall | events / s | **host-hours / s** | recoveries | checker passes |"
     )?;
-    writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     // `--sizes 200x10,1000x10` overrides (profiling one size).
     let parsed: Option<Vec<(usize, usize)>> = sizes_arg.map(|a| {
         a.split(',')
@@ -143,6 +143,7 @@ fn event_world(md: &mut String, quick: bool, sizes_arg: Option<&str>) -> Result<
         writeln!(md, "{line}")?;
     }
     writeln!(md)?;
+    writeln!(md, "Where the time goes (perf, 1,000 hosts): the controller's heartbeat handling is about a quarter, the agents' outputs a tenth, the queue a few per cent; string comparisons of host and VM ids in ordered maps (`memcmp`) about a quarter of all samples, spread over every lookup. Done so far: a per-host VM index in the HA core (a heartbeat costs its host's VMs, not the cloud's: 15 → 42 host-hours/s at 1,000 hosts), the next wake-up cached across heartbeats that decide nothing (→ 48), reconciliation of VMs in flight skipped for quiet hosts (→ 69). The target (≥ 300) is not met; the next steps are ids interned to integers (hosts and VMs indexed by number inside the core, the world and the event queue) and per-host deadlines kept in an ordered set rather than recomputed.\n")?;
     Ok(())
 }
 
