@@ -181,7 +181,7 @@ impl EventWorld {
     pub(crate) fn send(&mut self, conn: u64, dir: Dir, msg: Msg) {
         let Some(c) = self.net.conn(conn) else { return };
         let path = self.world.borrow().management_path(&c.host);
-        if let Some(at) = self.net.route(self.now_ms, path, conn, dir, msg.clone()) {
+        if let Some((at, msg)) = self.net.route(self.now_ms, path, conn, dir, msg) {
             self.queue.push(at, Ev::Deliver { conn, dir, msg });
         }
     }

@@ -104,7 +104,8 @@ impl Net {
     }
 
     /// Sends `msg` on `conn` now over a path in state `path`: Some(when it
-    /// arrives), or None (dropped, or held until the path heals).
+    /// arrives, with the message back), or None when it was dropped or is
+    /// held until the path heals (the message then stays here).
     pub fn route(
         &mut self,
         now_ms: u64,
@@ -112,7 +113,7 @@ impl Net {
         conn: u64,
         dir: Dir,
         msg: Msg,
-    ) -> Option<u64> {
+    ) -> Option<(u64, Msg)> {
         let lat = self.latency_ms();
         let c = self.conns.get_mut(&conn)?;
         if c.broken {
@@ -136,7 +137,7 @@ impl Net {
                 let i = dir as usize;
                 let at = (now_ms + lat).max(c.last_at_ms[i]);
                 c.last_at_ms[i] = at;
-                Some(at)
+                Some((at, msg))
             }
         }
     }
