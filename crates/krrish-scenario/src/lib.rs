@@ -6,6 +6,7 @@
 //!   fields are rejected).
 //! - [`cluster`] — cluster file → core `HostSpec`s and `VmSpec`s, by hand,
 //!   with the IP policy, spare sizing and capacity checked.
+//! - [`expect`] — expectations (`Check`) and their loading.
 //! - [`load`] — reading files; every error names file, line, column and what
 //!   was expected ([`LoadError`]).
 //! - [`swarm`] — random clusters and fault schedules per seed, as scenario
@@ -15,6 +16,7 @@
 
 pub mod cluster;
 pub mod duration;
+pub mod expect;
 pub mod format;
 pub mod load;
 pub mod run;

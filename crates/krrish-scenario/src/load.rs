@@ -3,9 +3,10 @@
 //! from a file that did not load whole.
 
 use crate::cluster::{build_cluster, Cluster};
-use crate::format::{ClusterFile, Expectation, ScenarioFile, Step};
-use krrish_core::ha::{HostVerdict, VmState};
-use krrish_core::{BondHealth, BondName, HostId, Resources, VmId, VmSpec};
+use crate::expect::check;
+pub use crate::expect::{Check, Expect};
+use crate::format::{ClusterFile, ScenarioFile, Step};
+use krrish_core::{HostId, Resources, VmId, VmSpec};
 use krrish_sim::world::PathState;
 use krrish_sim::{Fault, SimConfig};
 use krrish_wire::ApiRequest;
@@ -178,61 +179,6 @@ pub struct TimedAction {
     pub at_ms: u64,
     pub action: Action,
     /// Line of the timeline item in the scenario file.
-    pub line: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Check {
-    VmRunsOn {
-        vm: VmId,
-        host: Option<HostId>,
-    },
-    VmState {
-        vm: VmId,
-        state: &'static str,
-    },
-    HostState {
-        host: HostId,
-        state: HostVerdict,
-    },
-    Bond {
-        host: HostId,
-        bond: BondName,
-        health: BondHealth,
-    },
-    Spares {
-        total: Option<usize>,
-        free: Option<usize>,
-        active: Option<usize>,
-        unavailable: Option<usize>,
-    },
-    RtoMax {
-        vms: Vec<VmId>,
-        max_ms: u64,
-    },
-    RpoMax {
-        vms: Vec<VmId>,
-        max_ms: u64,
-    },
-    Failovers(u64),
-    TraceContains(String),
-    TraceLacks(String),
-    /// The cluster is whole again (see the format's `converged`).
-    Converged,
-    /// An event of this kind (about this host / VM) was raised, or never.
-    Event {
-        kind: &'static str,
-        host: Option<HostId>,
-        vm: Option<VmId>,
-        present: bool,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Expect {
-    /// `None`: at the end of the run.
-    pub at_ms: Option<u64>,
-    pub check: Check,
     pub line: usize,
 }
 
@@ -458,7 +404,7 @@ fn settings(
     Ok(c)
 }
 
-fn host_ref(
+pub(crate) fn host_ref(
     src: &Source<'_>,
     key: &str,
     name: &str,
@@ -478,7 +424,7 @@ fn host_ref(
     }
 }
 
-fn vm_ref(
+pub(crate) fn vm_ref(
     src: &Source<'_>,
     key: &str,
     name: &str,
@@ -692,153 +638,4 @@ fn step_action(
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }
-}
-
-fn check(
-    src: &Source<'_>,
-    at: Option<(usize, usize)>,
-    e: Expectation,
-    cluster: &Cluster,
-    known_vms: &BTreeSet<VmId>,
-) -> Result<Check, LoadError> {
-    let mut checks = Vec::new();
-    let h = |key: &str, name: &str| host_ref(src, key, name, cluster);
-    let v = |key: &str, name: &str| vm_ref(src, key, name, known_vms);
-    if let Some(x) = e.vm_runs_on {
-        let host = if x.host == "nowhere" {
-            None
-        } else {
-            Some(h("host", &x.host)?)
-        };
-        checks.push(Check::VmRunsOn {
-            vm: v("vm", &x.vm)?,
-            host,
-        });
-    }
-    if let Some(x) = e.vm_state {
-        let state = one_of(
-            src,
-            at,
-            "vm_state.state",
-            "a VM state",
-            &x.state,
-            &VmState::NAMES,
-        )?;
-        checks.push(Check::VmState {
-            vm: v("vm", &x.vm)?,
-            state,
-        });
-    }
-    if let Some(x) = e.host_state {
-        let names = HostVerdict::ALL.map(HostVerdict::name);
-        let name = one_of(
-            src,
-            at,
-            "host_state.state",
-            "a host state",
-            &x.state,
-            &names,
-        )?;
-        checks.push(Check::HostState {
-            host: h("host", &x.host)?,
-            state: HostVerdict::from_name(name).expect("listed"),
-        });
-    }
-    if let Some(x) = e.bond_state {
-        checks.push(Check::Bond {
-            host: h("host", &x.host)?,
-            bond: x.bond,
-            health: x.health,
-        });
-    }
-    if let Some(x) = e.spares {
-        checks.push(Check::Spares {
-            total: x.total,
-            free: x.free,
-            active: x.active,
-            unavailable: x.unavailable,
-        });
-    }
-    if let Some(b) = e.rto_max {
-        let vms = b
-            .vms
-            .iter()
-            .map(|n| v("vms", n))
-            .collect::<Result<_, _>>()?;
-        checks.push(Check::RtoMax {
-            vms,
-            max_ms: b.max.ms(),
-        });
-    }
-    if let Some(b) = e.rpo_max {
-        let vms = b
-            .vms
-            .iter()
-            .map(|n| v("vms", n))
-            .collect::<Result<_, _>>()?;
-        checks.push(Check::RpoMax {
-            vms,
-            max_ms: b.max.ms(),
-        });
-    }
-    if let Some(n) = e.failovers {
-        checks.push(Check::Failovers(n));
-    }
-    if let Some(s) = e.trace_contains {
-        checks.push(Check::TraceContains(s));
-    }
-    if let Some(s) = e.trace_lacks {
-        checks.push(Check::TraceLacks(s));
-    }
-    for (key, present, r) in [("event", true, e.event), ("no_event", false, e.no_event)] {
-        if let Some(r) = r {
-            let kind = one_of(
-                src,
-                at,
-                &format!("{key}.kind"),
-                "an event kind",
-                &r.kind,
-                krrish_core::ha::Notice::KINDS,
-            )?;
-            checks.push(Check::Event {
-                kind,
-                host: r.host.as_deref().map(|x| h("host", x)).transpose()?,
-                vm: r.vm.as_deref().map(|x| v("vm", x)).transpose()?,
-                present,
-            });
-        }
-    }
-    match e.converged {
-        Some(true) => checks.push(Check::Converged),
-        Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
-        None => {}
-    }
-    match checks.len() {
-        1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event")),
-        n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
-    }
-}
-
-/// `value` must be one of `allowed` (the core's own names); the error names
-/// the field and lists them.
-fn one_of(
-    src: &Source<'_>,
-    at: Option<(usize, usize)>,
-    field: &str,
-    what: &str,
-    value: &str,
-    allowed: &[&'static str],
-) -> Result<&'static str, LoadError> {
-    if let Some(name) = allowed.iter().find(|a| **a == value) {
-        return Ok(name);
-    }
-    let key = field.rsplit('.').next().unwrap_or(field);
-    Err(src.error(
-        src.find(key, value).or(at),
-        format!(
-            "{field}: `{value}` is not {what}; expected one of {}",
-            allowed.join(", ")
-        ),
-    ))
 }
