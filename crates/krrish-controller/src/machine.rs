@@ -37,8 +37,10 @@ pub enum ControllerOutput {
         host: HostId,
     },
     /// Ask the DFS when each host last renewed its lease; answer with
-    /// [`ControllerMachine::handle_lease_renewals`].
-    ReadLeaseRenewals,
+    /// [`ControllerMachine::handle_lease_renewals`] with the same `read`.
+    ReadLeaseRenewals {
+        read: u64,
+    },
     /// Something the control plane decided or observed (typed: scenario
     /// expectations match these; shells write them as trace lines).
     Event(Notice),
@@ -246,10 +248,11 @@ impl ControllerMachine {
     pub fn handle_lease_renewals(
         &mut self,
         now_ms: u64,
+        read: u64,
         result: Result<Vec<(HostId, u64)>, FenceError>,
     ) {
         self.wake_cache.set(None);
-        self.core.handle_lease_renewals(now_ms, result);
+        self.core.handle_lease_renewals(now_ms, read, result);
         self.drain(now_ms);
     }
 
@@ -374,7 +377,7 @@ impl ControllerMachine {
 
     fn dispatch(&mut self, now_ms: u64, c: Command) {
         // Reading the DFS's renewals is routine polling, not a decision.
-        if c != Command::ReadLeaseRenewals {
+        if !matches!(c, Command::ReadLeaseRenewals { .. }) {
             self.push(ControllerOutput::Trace(format!("-> {c}")));
         }
         match c {
@@ -386,7 +389,9 @@ impl ControllerMachine {
             Command::ReinstateLease { host } => {
                 self.push(ControllerOutput::ReinstateLease { host })
             }
-            Command::ReadLeaseRenewals => self.push(ControllerOutput::ReadLeaseRenewals),
+            Command::ReadLeaseRenewals { read } => {
+                self.push(ControllerOutput::ReadLeaseRenewals { read })
+            }
             Command::BootVm { vm, host, reason } => {
                 let id = vm.id.clone();
                 let pending = Pending::Boot {

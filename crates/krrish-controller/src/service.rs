@@ -47,7 +47,7 @@ enum Event<S> {
     Fence(HostId, Result<(), FenceError>),
     Lease(HostId, Result<u64, FenceError>),
     Reinstated(HostId, Result<(), FenceError>),
-    Renewals(Result<Vec<(HostId, u64)>, FenceError>),
+    Renewals(u64, Result<Vec<(HostId, u64)>, FenceError>),
 }
 
 struct Conn {
@@ -137,11 +137,11 @@ pub async fn run_controller<L, F, K, T>(
                         let _ = tx.send(Event::Reinstated(host, r)).await;
                     });
                 }
-                ControllerOutput::ReadLeaseRenewals => {
+                ControllerOutput::ReadLeaseRenewals { read } => {
                     let (f, tx) = (fencer.clone(), tx.clone());
                     spawn_local(async move {
                         let r = f.lease_renewals().await;
-                        let _ = tx.send(Event::Renewals(r)).await;
+                        let _ = tx.send(Event::Renewals(read, r)).await;
                     });
                 }
                 ControllerOutput::Save {
@@ -222,7 +222,7 @@ pub async fn run_controller<L, F, K, T>(
             Event::Reinstated(host, r) => {
                 machine.borrow_mut().handle_lease_reinstated(now, &host, r)
             }
-            Event::Renewals(r) => machine.borrow_mut().handle_lease_renewals(now, r),
+            Event::Renewals(read, r) => machine.borrow_mut().handle_lease_renewals(now, read, r),
         }
     }
 }

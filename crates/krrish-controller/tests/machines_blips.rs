@@ -287,7 +287,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                         },
                     );
                 }
-                ControllerOutput::ReadLeaseRenewals => {
+                ControllerOutput::ReadLeaseRenewals { read } => {
                     let ages = ids
                         .iter()
                         .enumerate()
@@ -300,7 +300,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                             "DFS unreachable".to_string(),
                         ))
                     };
-                    ctl.handle_lease_renewals(now, r);
+                    ctl.handle_lease_renewals(now, read, r);
                 }
                 ControllerOutput::FenceIpmi { host, .. } => {
                     trace.push(format!("{now}: FENCE {}", host.id));

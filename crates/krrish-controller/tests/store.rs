@@ -2,7 +2,7 @@
 //! restored from it re-fences what was being fenced and re-bases deadlines.
 
 use krrish_controller::{ControllerMachine, ControllerOutput, Store};
-use krrish_core::ha::{FenceStage, HaConfig, HaManager, HostReport, Liveness, VmState};
+use krrish_core::ha::{Command, FenceStage, HaConfig, HaManager, HostReport, Liveness, VmState};
 use krrish_core::{BondHealth, HostId};
 use krrish_sim::demo;
 use std::path::PathBuf;
@@ -20,6 +20,15 @@ fn a_core_mid_fence() -> HaManager {
     };
     core.handle_heartbeat(18_000, &HostId::new("spare-1"), &report);
     core.handle_timeout(19_000);
+    // No host renews its DFS lease: the silent ones are dead.
+    let reads: Vec<u64> = std::iter::from_fn(|| core.poll_command())
+        .filter_map(|c| match c {
+            Command::ReadLeaseRenewals { read } => Some(read),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reads.len(), 1, "one read before an evidence-less fence");
+    core.handle_lease_renewals(19_000, reads[0], Ok(vec![]));
     while core.poll_command().is_some() {}
     while core.poll_notice().is_some() {}
     // hv-01's BMC answered: fenced. With hv-02 failing too its VMs wait one
@@ -118,8 +127,17 @@ fn the_machine_writes_after_decisions_and_not_otherwise() {
     assert!(!idle
         .iter()
         .any(|o| matches!(o, ControllerOutput::Save { .. })));
-    m.handle_timeout(19_000); // hosts offline, fencing starts
-    let out = run(&mut m);
+    m.handle_timeout(19_000); // hosts silent: the DFS is asked
+    let mut out = run(&mut m);
+    let read = out
+        .iter()
+        .find_map(|o| match o {
+            ControllerOutput::ReadLeaseRenewals { read } => Some(*read),
+            _ => None,
+        })
+        .expect("the DFS is read before a verdict");
+    m.handle_lease_renewals(19_000, read, Ok(vec![])); // none renews: fencing starts
+    out.extend(run(&mut m));
     let after = store.load().unwrap().unwrap();
     assert_ne!(first, after);
     // The save comes before the fence it records goes out.

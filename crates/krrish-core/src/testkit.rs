@@ -3,7 +3,9 @@
 //! way hardware would (IPMI powers a host off if its BMC is alive; a revoked
 //! lease stops being renewed and the host stops its VMs before it lapses;
 //! boots succeed on powered hosts that may write to the DFS; live migrations
-//! take time and their answers are lost when the source is cut off). No
+//! take time and their answers are lost when the source is cut off; while
+//! the DFS is unreachable from the controller, its reads fail only
+//! [`DFS_FAIL_MS`] after they are asked, as a client's timeout would). No
 //! world, no network, no runtime: a directed case runs in microseconds. The
 //! property test `tests/ha_properties.rs` throws random [`Step`]s at it.
 //!
@@ -22,6 +24,8 @@ use std::net::Ipv4Addr;
 const LEASE_MS: u64 = 30_000;
 const RENEW_MS: u64 = 5_000;
 const LEAD_MS: u64 = 5_000;
+/// How long a DFS request takes to fail while the DFS is unreachable.
+pub const DFS_FAIL_MS: u64 = 5_000;
 
 fn host(name: &str, zone: Zone) -> HostSpec {
     HostSpec {
@@ -84,6 +88,10 @@ pub struct TwoParty {
     pub slow_copies: bool,
     pub hosts: BTreeMap<HostId, PhysHost>,
     pub ha: BTreeMap<VmId, HaPolicy>,
+    /// The DFS is unreachable from the controller (the hosts still reach it).
+    pub dfs_down: bool,
+    /// Renewal reads that will fail: `(answer at, read tag)`.
+    pub failing_reads: Vec<(u64, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +107,10 @@ pub enum Step {
     Migrate(usize, usize),
     /// The controller restarts from its persisted snapshot.
     ControllerRestart,
+    /// The DFS becomes unreachable from the controller.
+    DfsDown,
+    /// The DFS is reachable from the controller again.
+    DfsUp,
 }
 
 impl TwoParty {
@@ -167,6 +179,8 @@ impl TwoParty {
             slow_copies: true,
             hosts,
             ha,
+            dfs_down: false,
+            failing_reads: Vec::new(),
         }
     }
 
@@ -183,7 +197,10 @@ impl TwoParty {
                 // Refusals are fine: the API checks its preconditions.
                 let _ = self.core.migrate_vm(self.now, &vm, &to);
             }
+            Step::DfsDown | Step::DfsUp => self.dfs_down = matches!(op, Step::DfsDown),
             Step::ControllerRestart => {
+                // Its reads in flight die with it.
+                self.failing_reads.clear();
                 let snap = self.core.snapshot();
                 self.core =
                     HaManager::restore(self.now, self.config.clone(), self.specs.clone(), snap);
@@ -233,6 +250,13 @@ impl TwoParty {
             self.now += 1_000;
             let now = self.now;
             self.switch_over_due();
+            let (due, later): (Vec<_>, Vec<_>) =
+                self.failing_reads.iter().partition(|(at, _)| *at <= now);
+            self.failing_reads = later;
+            for (_, read) in due {
+                let why = FenceError::Unreachable("DFS unreachable".into());
+                self.core.handle_lease_renewals(now, read, Err(why));
+            }
             let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
             for id in &ids {
                 let h = self.hosts.get_mut(id).unwrap();
@@ -299,6 +323,14 @@ impl TwoParty {
                             Err(FenceError::Unreachable("BMC silent".into())),
                         );
                     }
+                }
+                Command::RevokeLease { host } if self.dfs_down => {
+                    let why = FenceError::Unreachable("DFS unreachable".into());
+                    self.core.handle_lease_revoked(now, &host, Err(why));
+                }
+                Command::ReinstateLease { host } if self.dfs_down => {
+                    let why = FenceError::Unreachable("DFS unreachable".into());
+                    self.core.handle_lease_reinstated(now, &host, Err(why));
                 }
                 Command::RevokeLease { host } => {
                     let h = self.hosts.get_mut(&host).unwrap();
@@ -378,13 +410,17 @@ impl TwoParty {
                         self.core.handle_migration_aborted(now, &vm, &from, &to, r);
                     }
                 }
-                Command::ReadLeaseRenewals => {
+                Command::ReadLeaseRenewals { read } if self.dfs_down => {
+                    assert!(self.failing_reads.len() < 1_000, "reads unbounded");
+                    self.failing_reads.push((now + DFS_FAIL_MS, read));
+                }
+                Command::ReadLeaseRenewals { read } => {
                     let ages = self
                         .hosts
                         .iter()
                         .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), now - at)))
                         .collect();
-                    self.core.handle_lease_renewals(now, Ok(ages));
+                    self.core.handle_lease_renewals(now, read, Ok(ages));
                 }
             }
             self.check_safety();
@@ -554,6 +590,48 @@ mod tests {
         assert!(
             on.len() == 1 && spares().contains(&on[0]),
             "vm-2-0 on {on:?}"
+        );
+    }
+
+    /// DFS unreachable from 12 s, hv-2 cut off at 12 s (verdict due at
+    /// 31 s), the DFS back at 30 s: every answer so far is a failure, but
+    /// the read asked at the verdict finds hv-2 renewing.
+    fn dfs_back_at(back_ms: Option<u64>) -> TwoParty {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        let hv2 = m.index_of("hv-2");
+        m.apply(&Step::DfsDown);
+        m.apply(&Step::Partition(hv2));
+        if let Some(back) = back_ms {
+            m.advance(back - 12_000);
+            m.apply(&Step::DfsUp);
+        }
+        m.advance(60_000);
+        m
+    }
+
+    #[test]
+    fn the_dfs_back_just_before_the_verdict_saves_a_live_host_from_the_fence() {
+        let m = dfs_back_at(Some(30_000));
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
+        assert_eq!(m.core.failover_boots(), 0);
+    }
+
+    #[test]
+    fn the_dfs_still_unreadable_after_the_verdict_fences_as_before() {
+        let m = dfs_back_at(None);
+        let on = m.runs_on("vm-2-0");
+        assert!(
+            on.len() == 1 && spares().contains(&on[0]),
+            "vm-2-0 on {on:?}"
+        );
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "fenced"
         );
     }
 }

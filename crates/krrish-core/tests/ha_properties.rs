@@ -29,6 +29,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..5).prop_map(Op::Repair),
         2 => (0usize..12, 0usize..5).prop_map(|(v, h)| Op::Migrate(v, h)),
         1 => Just(Op::ControllerRestart),
+        1 => Just(Op::DfsDown),
+        1 => Just(Op::DfsUp),
     ]
 }
 
@@ -63,6 +65,7 @@ proptest! {
         // Liveness: an operator repairs whatever is broken (a fence may
         // power off a host just repaired), until things settle.
         m.slow_copies = false;
+        m.apply(&Op::DfsUp);
         for _ in 0..10 {
             for i in 0..5 {
                 m.apply(&Op::Repair(i));

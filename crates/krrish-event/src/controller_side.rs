@@ -3,10 +3,9 @@
 //! operations into the queue, saves onto the disk, events into the trace.
 
 use crate::net::{Dir, Msg};
-use crate::world::{Ev, EventWorld};
+use crate::world::{Ev, EventWorld, FencerAsk};
 use krrish_controller::{ControllerMachine, ControllerOutput};
 use krrish_core::ha::HaManager;
-use krrish_core::HostId;
 use krrish_sim::ops::FencerOp;
 use krrish_wire::Frame;
 
@@ -64,15 +63,18 @@ impl EventWorld {
                 }
                 ControllerOutput::FenceIpmi { host, action } => {
                     let id = host.id.clone();
-                    self.fencer_op(Some(id), FencerOp::Ipmi { host, action });
+                    self.fencer_op(FencerAsk::Host(id), FencerOp::Ipmi { host, action });
                 }
                 ControllerOutput::RevokeLease { host } => {
-                    self.fencer_op(Some(host.clone()), FencerOp::RevokeLease(host))
+                    self.fencer_op(FencerAsk::Host(host.clone()), FencerOp::RevokeLease(host))
                 }
-                ControllerOutput::ReinstateLease { host } => {
-                    self.fencer_op(Some(host.clone()), FencerOp::ReinstateLease(host))
+                ControllerOutput::ReinstateLease { host } => self.fencer_op(
+                    FencerAsk::Host(host.clone()),
+                    FencerOp::ReinstateLease(host),
+                ),
+                ControllerOutput::ReadLeaseRenewals { read } => {
+                    self.fencer_op(FencerAsk::Renewals { read }, FencerOp::ReadRenewals)
                 }
-                ControllerOutput::ReadLeaseRenewals => self.fencer_op(None, FencerOp::ReadRenewals),
                 ControllerOutput::Save {
                     generation,
                     snapshot,
@@ -96,14 +98,14 @@ impl EventWorld {
         }
     }
 
-    pub(crate) fn fencer_op(&mut self, host: Option<HostId>, op: FencerOp) {
+    pub(crate) fn fencer_op(&mut self, asked: FencerAsk, op: FencerOp) {
         let op = self.world.borrow_mut().start_fencer_op(self.now_ms, op);
         let incarnation = self.controller_incarnation;
         self.queue.push(
             op.done_at_ms,
             Ev::FencerOpDone {
                 incarnation,
-                host,
+                asked,
                 op,
             },
         );

@@ -27,6 +27,16 @@ pub(crate) enum OpFor {
     SelfFence,
 }
 
+/// Who asked the fencer (the BMCs and the DFS) for what: its answer goes back
+/// to the controller under this.
+#[derive(Clone, Debug)]
+pub(crate) enum FencerAsk {
+    /// An operation on one host (fence, revoke or reinstate its lease).
+    Host(HostId),
+    /// The DFS's renewal records, read tagged `read`.
+    Renewals { read: u64 },
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Ev {
     AgentTimer {
@@ -61,7 +71,7 @@ pub(crate) enum Ev {
     },
     FencerOpDone {
         incarnation: u64,
-        host: Option<HostId>,
+        asked: FencerAsk,
         op: PendingFencerOp,
     },
     /// A BMC powers a host on again (reboot fence).
@@ -321,7 +331,7 @@ impl EventWorld {
             }
             Ev::FencerOpDone {
                 incarnation,
-                host,
+                asked,
                 op,
             } => {
                 // A controller that died meanwhile never got to the BMC.
@@ -332,14 +342,20 @@ impl EventWorld {
                 self.sync_hosts();
                 {
                     let mut c = self.controller.borrow_mut();
-                    match (answer, host) {
-                        (FencerAnswer::Fenced(r), Some(h)) => c.handle_fence_result(now, &h, r),
-                        (FencerAnswer::Revoked(r), Some(h)) => c.handle_lease_revoked(now, &h, r),
-                        (FencerAnswer::Reinstated(r), Some(h)) => {
+                    match (answer, asked) {
+                        (FencerAnswer::Fenced(r), FencerAsk::Host(h)) => {
+                            c.handle_fence_result(now, &h, r)
+                        }
+                        (FencerAnswer::Revoked(r), FencerAsk::Host(h)) => {
+                            c.handle_lease_revoked(now, &h, r)
+                        }
+                        (FencerAnswer::Reinstated(r), FencerAsk::Host(h)) => {
                             c.handle_lease_reinstated(now, &h, r)
                         }
-                        (FencerAnswer::Renewals(r), _) => c.handle_lease_renewals(now, r),
-                        (answer, None) => unreachable!("{answer:?} names a host"),
+                        (FencerAnswer::Renewals(r), FencerAsk::Renewals { read }) => {
+                            c.handle_lease_renewals(now, read, r)
+                        }
+                        (answer, asked) => unreachable!("{answer:?} does not answer {asked:?}"),
                     }
                 }
                 self.after_controller();

@@ -37,8 +37,8 @@ pub enum Command {
     /// Stop a copy that must not run. No answer needed.
     StopVm { vm: VmId, host: HostId },
     /// Ask the DFS when each host last renewed its lease. Answer:
-    /// [`HaManager::handle_lease_renewals`].
-    ReadLeaseRenewals,
+    /// [`HaManager::handle_lease_renewals`] with the same `read` tag.
+    ReadLeaseRenewals { read: u64 },
 }
 
 impl fmt::Display for Command {
@@ -55,7 +55,7 @@ impl fmt::Display for Command {
                 write!(f, "abort the migration of {vm} {from} -> {to}")
             }
             Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
-            Command::ReadLeaseRenewals => write!(f, "read the DFS's lease renewals"),
+            Command::ReadLeaseRenewals { .. } => write!(f, "read the DFS's lease renewals"),
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   isolation response), or fenced after one more heartbeat interval under
 //!   `power-off-and-restart`;
 //! - the DFS cannot be read → fenced as before, unless that would be a
-//!   fencing storm.
+//!   fencing storm — but only once a read *asked after the verdict came due*
+//!   has failed. A read that failed earlier says nothing about now: the DFS
+//!   may have come back a moment before the verdict, and the host with it.
 //!
 //! Fencing without independent evidence of death is bounded: none while more
 //! than a third of the hosts are silent at once (the fault is then most
@@ -92,12 +94,18 @@ impl fmt::Display for DfsEvidence {
     }
 }
 
-/// Reading the DFS's renewal records: only while some host is silent.
+/// Reading the DFS's renewal records: only while some host is silent. Each
+/// read is tagged with the time it was asked (reads are at least one read
+/// interval apart, so the tag is unique), because answers can overtake each
+/// other: a read asked during an outage fails seconds after one asked once
+/// the DFS is back has succeeded.
 #[derive(Clone, Debug, Default)]
 pub(super) struct DfsReads {
-    /// When the last answer arrived.
+    /// When the newest successful read was asked.
     last_read_ms: Option<u64>,
-    /// A read asked and not yet answered, since then.
+    /// When the newest read that failed (or was given up) was asked.
+    last_failed_ms: Option<u64>,
+    /// The read asked and not yet answered, by its tag.
     in_flight_since_ms: Option<u64>,
     next_read_ms: u64,
     /// The last read failed (reported once per streak).
@@ -105,17 +113,23 @@ pub(super) struct DfsReads {
 }
 
 impl HaManager {
-    /// The DFS answered a read of its renewal records: `(host, ms since its
-    /// last renewal)` for every host that ever renewed.
+    /// The DFS answered the read tagged `read` (see
+    /// [`super::Command::ReadLeaseRenewals`]): `(host, ms since its last
+    /// renewal)` for every host that ever renewed.
     pub fn handle_lease_renewals(
         &mut self,
         now_ms: u64,
+        read: u64,
         result: Result<Vec<(HostId, u64)>, FenceError>,
     ) {
-        self.dfs.in_flight_since_ms = None;
+        if self.dfs.in_flight_since_ms == Some(read) {
+            self.dfs.in_flight_since_ms = None;
+        }
         match result {
+            // An older answer than one already taken is no news.
+            Ok(_) if self.dfs.last_read_ms.is_some_and(|at| at > read) => {}
             Ok(ages) => {
-                self.dfs.last_read_ms = Some(now_ms);
+                self.dfs.last_read_ms = Some(read);
                 self.dfs.failing = false;
                 for h in self.hosts.values_mut() {
                     h.dfs_renewed_at_ms = None;
@@ -127,6 +141,7 @@ impl HaManager {
                 }
             }
             Err(why) => {
+                self.dfs_read_failed(read);
                 if !self.dfs.failing {
                     self.dfs.failing = true;
                     self.notice(
@@ -140,6 +155,18 @@ impl HaManager {
         }
         // A silent host may now be judged.
         self.handle_timeout(now_ms);
+    }
+
+    fn dfs_read_failed(&mut self, read: u64) {
+        self.dfs.last_failed_ms = Some(self.dfs.last_failed_ms.map_or(read, |t| t.max(read)));
+    }
+
+    /// Whether a read asked at or after `since_ms` has failed, and none
+    /// asked later has succeeded: the DFS is known unreadable since then.
+    fn dfs_unreadable_since(&self, since_ms: u64) -> bool {
+        self.dfs
+            .last_failed_ms
+            .is_some_and(|failed| failed >= since_ms && self.dfs.last_read_ms < Some(failed))
     }
 
     /// What the DFS says about `host` now.
@@ -167,22 +194,28 @@ impl HaManager {
     }
 
     /// Asks the DFS for its renewals when a read is due (one at a time; an
-    /// unanswered read is given up after one read interval).
+    /// unanswered read is given up after one read interval, and counts as
+    /// failed).
     pub(super) fn read_dfs_if_due(&mut self, now_ms: u64) {
         if !self.wants_dfs_reads() || now_ms < self.dfs.next_read_ms {
             return;
         }
+        self.read_dfs_now(now_ms);
+    }
+
+    /// Asks the DFS now unless a read asked less than one read interval ago
+    /// is still unanswered.
+    fn read_dfs_now(&mut self, now_ms: u64) {
         let every = self.config.dfs_read_every_ms();
-        if self
-            .dfs
-            .in_flight_since_ms
-            .is_some_and(|since| now_ms < since + every)
-        {
-            return;
+        if let Some(since) = self.dfs.in_flight_since_ms {
+            if now_ms < since + every {
+                return;
+            }
+            self.dfs_read_failed(since);
         }
         self.dfs.in_flight_since_ms = Some(now_ms);
         self.dfs.next_read_ms = now_ms + every;
-        self.command(super::Command::ReadLeaseRenewals);
+        self.command(super::Command::ReadLeaseRenewals { read: now_ms });
     }
 
     /// When a DFS read will be due, if one is wanted.
@@ -220,6 +253,26 @@ impl HaManager {
             // held back, after one more silent interval.
             isolated_since.is_none() || confirmed
         };
+        if wants_fence && !alive {
+            // Fencing without evidence needs a read asked since the verdict
+            // came due to have failed; until then the host is judged again
+            // on each answer.
+            let due_ms = match isolated_since {
+                Some(since_ms) => since_ms + self.config.heartbeat.interval_ms,
+                None => h.last_heartbeat_ms + self.config.heartbeat.detection_ms(),
+            };
+            if !self.dfs_unreadable_since(due_ms.min(now_ms)) {
+                if isolated_since.is_none() {
+                    // Counted out; the read's answer (or its giving up)
+                    // wakes the judgement, not the next miss.
+                    let misses = self.config.heartbeat.misses_max;
+                    self.hosts.get_mut(host).expect("caller checked").liveness =
+                        Liveness::Suspect { misses };
+                }
+                self.read_dfs_now(now_ms);
+                return;
+            }
+        }
         if wants_fence && self.may_fence_without_evidence(now_ms, host) {
             self.declare_offline(now_ms, host, silent_ms, evidence);
             return;
