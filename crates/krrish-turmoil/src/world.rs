@@ -127,23 +127,47 @@ impl<'a> SimWorld<'a> {
         {
             let t = trace.clone();
             sim.client(OPERATOR, async move {
-                let addr = format!("{CONTROLLER}:{CONTROLLER_PORT}");
-                let mut s = turmoil::net::TcpStream::connect(addr).await?;
-                write_frame(&mut s, &Frame::OperatorHello).await?;
+                // As a real API client: one connection, redialled (once per
+                // request) when the controller restarted under it.
+                let mut conn: Option<turmoil::net::TcpStream> = None;
                 let mut id = 0;
                 while let Some(request) = api_rx.recv().await {
                     id += 1;
-                    let now = TurmoilClock.now_ms();
-                    t.push(now, OPERATOR, &format!("request {request}"));
-                    write_frame(&mut s, &Frame::Request { id, request }).await?;
-                    let reply = read_frame(&mut s).await?;
-                    let now = TurmoilClock.now_ms();
+                    t.push(
+                        TurmoilClock.now_ms(),
+                        OPERATOR,
+                        &format!("request {request}"),
+                    );
+                    let mut reply = None;
+                    for _attempt in 0..2 {
+                        if conn.is_none() {
+                            conn = dial_controller().await;
+                        }
+                        let Some(s) = conn.as_mut() else { break };
+                        let request = Frame::Request {
+                            id,
+                            request: request.clone(),
+                        };
+                        let answer = match write_frame(s, &request).await {
+                            Ok(()) => read_frame(s).await.ok().flatten(),
+                            Err(_) => None,
+                        };
+                        match answer {
+                            Some(frame) => {
+                                reply = Some(frame);
+                                break;
+                            }
+                            // Closed under us: the controller restarted.
+                            None => conn = None,
+                        }
+                    }
                     let text = match reply {
                         Some(Frame::Response { result: Ok(r), .. }) => format!("ok: {r}"),
                         Some(Frame::Response { result: Err(e), .. }) => format!("refused: {e}"),
-                        other => format!("unexpected reply {other:?}"),
+                        None => "refused: controller unreachable".to_string(),
+                        Some(other) => format!("unexpected reply {other:?}"),
                     };
-                    t.push(now, OPERATOR, &text);
+                    t.push(TurmoilClock.now_ms(), OPERATOR, &text);
                 }
                 Ok(())
             });
@@ -327,4 +351,12 @@ impl krrish_sim::SimulatedWorld for SimWorld<'_> {
     fn checks_run(&self) -> u64 {
         self.checkers.checks_run
     }
+}
+
+/// The operator's connection to the controller's API, if it is up.
+async fn dial_controller() -> Option<turmoil::net::TcpStream> {
+    let addr = format!("{CONTROLLER}:{CONTROLLER_PORT}");
+    let mut s = turmoil::net::TcpStream::connect(addr).await.ok()?;
+    write_frame(&mut s, &Frame::OperatorHello).await.ok()?;
+    Some(s)
 }

@@ -8,6 +8,19 @@
 //! - `krrish controller --config FILE` / `krrish agent --config FILE` — the
 //!   daemons ([`daemon`]); `--check` loads and validates the config only.
 
+/// `println!` for the CLI's reports: a reader that went away (`krrish
+/// scenario run | head`) ends the process quietly with the shell's SIGPIPE
+/// status, 141, instead of a panic.
+macro_rules! out {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// Like [`out!`] without the newline.
+macro_rules! out_raw {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };
+}
+
 mod daemon;
 mod plan;
 mod plan_validate;
@@ -74,5 +87,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        panic!("cannot write to stdout: {e}");
     }
 }

@@ -220,8 +220,8 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
         result.rows.len()
     );
     match a.format {
-        Format::Table => print!("{}", report::table(&result, a.target_availability)),
-        Format::Json => println!("{}", report::json(&result, a.target_availability)),
+        Format::Table => out_raw!("{}", report::table(&result, a.target_availability)),
+        Format::Json => out!("{}", report::json(&result, a.target_availability)),
     }
     if let Some(n) = a.validate {
         let (hosts, vms) = match &a.cluster {
@@ -239,13 +239,13 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
         eprintln!("validating: {n} failures in the event world…");
         let episodes = crate::plan_validate::run(&hosts, &vms, n, a.power_loss_fraction, a.seed)?;
         let (text, measured) = crate::plan_validate::report(&episodes, input.failover_s);
-        println!("\n{text}");
+        out!("\n{text}");
         let again = plan(&PlanInput {
             failover_s: measured,
             ..input.clone()
         })?;
-        println!("the table again with the measured mean failover time:");
-        print!("{}", report::table(&again, a.target_availability));
+        out!("the table again with the measured mean failover time:");
+        out_raw!("{}", report::table(&again, a.target_availability));
     }
     if let Some(p) = &a.plot {
         std::fs::write(p, report::svg(&result, a.target_availability))

@@ -126,7 +126,7 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
         match load_scenario(f) {
             Ok(s) => {
                 ok += 1;
-                println!(
+                out!(
                     "ok    {:<36} {} hosts ({} spares), {} VMs, {} timeline items, {} expectations",
                     s.name,
                     s.cluster.hosts.len(),
@@ -138,11 +138,11 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
             }
             Err(e) => {
                 bad += 1;
-                println!("error {e}");
+                out!("error {e}");
             }
         }
     }
-    println!("{ok} passed, {bad} failed");
+    out!("{ok} passed, {bad} failed");
     Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {
@@ -201,8 +201,8 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 Ok(s) => s,
                 Err(e) => {
                     failed += 1;
-                    println!("FAIL  {:<36} cannot load", f.display());
-                    println!("      {e}");
+                    out!("FAIL  {:<36} cannot load", f.display());
+                    out!("      {e}");
                     continue;
                 }
             };
@@ -231,7 +231,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 },
             );
             let verdict = if report.passed() { "PASS" } else { "FAIL" };
-            println!(
+            out!(
                 "{verdict}  {:<36} seed={:<6} sim={:>9}  wall={:.2}s",
                 report.name,
                 report.seed,
@@ -252,20 +252,20 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             } else {
                 failed += 1;
                 for why in &report.failures {
-                    println!("      {why}");
+                    out!("      {why}");
                 }
                 std::fs::create_dir_all(&a.failed_trace_dir).ok();
                 let p = a
                     .failed_trace_dir
                     .join(trace_file_name(&report.name, report.seed));
                 if std::fs::write(&p, &report.trace).is_ok() {
-                    println!("      trace: {}", p.display());
+                    out!("      trace: {}", p.display());
                 }
-                println!("      reproduce: {}", report.reproduce());
+                out!("      reproduce: {}", report.reproduce());
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    out!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

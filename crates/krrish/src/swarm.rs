@@ -115,7 +115,7 @@ pub fn run(a: SwarmArgs) -> Result<ExitCode> {
                 let r = report
                     .with_context(|| format!("swarm seed {seed}: generated an invalid scenario"))?;
                 let verdict = if r.passed() { "PASS" } else { "FAIL" };
-                println!(
+                out!(
                     "{verdict}  swarm seed={seed:<8} {}  sim={}  wall={:.2}s",
                     case.summary(),
                     secs(r.sim_ms),
@@ -130,14 +130,14 @@ pub fn run(a: SwarmArgs) -> Result<ExitCode> {
                 } else {
                     failed += 1;
                     for why in &r.failures {
-                        println!("      {why}");
+                        out!("      {why}");
                     }
                     std::fs::create_dir_all(&a.failed_trace_dir).ok();
                     let p = a.failed_trace_dir.join(format!("swarm.seed{seed}.log"));
                     if std::fs::write(&p, &r.trace).is_ok() {
-                        println!("      trace: {}", p.display());
+                        out!("      trace: {}", p.display());
                     }
-                    println!("      reproduce: {}", replay(seed, world));
+                    out!("      reproduce: {}", replay(seed, world));
                     if a.shrink {
                         shrink_and_write(&case, world, &r.failures, &a.regressions_dir)?;
                     }
@@ -165,7 +165,7 @@ pub fn run(a: SwarmArgs) -> Result<ExitCode> {
         Ok(())
     })?;
     let wall = started.elapsed().as_secs_f64();
-    println!(
+    out!(
         "{passed} passed, {failed} failed  ({total} swarm seeds in {wall:.1}s, {:.0} seeds/min)",
         total as f64 / wall.max(1e-9) * 60.0
     );
@@ -189,7 +189,7 @@ fn shrink_and_write(
     let Some(kind) = failure_kind(failures) else {
         return Ok(());
     };
-    println!(
+    out!(
         "      shrinking (fails with: {kind}; at most {} runs)…",
         swarm::SHRINK_RUNS_MAX
     );
@@ -203,7 +203,7 @@ fn shrink_and_write(
     let p = dir.join(format!("swarm-{}.yaml", case.seed));
     std::fs::write(&p, small.to_yaml(Some(&failure)))
         .with_context(|| format!("writing {}", p.display()))?;
-    println!(
+    out!(
         "      shrunk in {tries} runs: {} faults (from {}), {} hosts (from {}) -> {}",
         small.items.len(),
         case.items.len(),
