@@ -20,21 +20,8 @@ impl HaManager {
 
     /// The sweep, for the VMs of one home host or of all.
     pub(super) fn fail_back_sweep_for(&mut self, now_ms: u64, home: Option<&HostId>) {
-        // Only VMs on spares qualify: with a home given, the VMs that name
-        // it; otherwise the VMs that name a spare (the index either way).
-        let vms: Vec<(&VmId, &super::VmRecord)> = match home {
-            Some(h) => self.vms.on_host(h),
-            None => {
-                let mut v: Vec<_> = self
-                    .spare_ids
-                    .iter()
-                    .flat_map(|s| self.vms.on_host(s))
-                    .collect();
-                v.sort_by(|a, b| a.0.cmp(b.0));
-                v.dedup_by(|a, b| a.0 == b.0);
-                v
-            }
-        };
+        // Only VMs running away from home qualify (the index keeps them).
+        let vms = self.vms.away_from_home();
         let candidates: Vec<(VmId, HostId, HostId)> = vms
             .into_iter()
             .filter_map(|(id, v)| match &v.state {

@@ -150,6 +150,11 @@ impl HaManager {
         // name this host. A quiet host has none (the index says so at once).
         if self.vms.any_unsettled_on(host) {
             self.reconcile_unsettled(now_ms, host, running, migrating_out);
+        } else if self.vms.runs_exactly(host, running) {
+            // Every listed VM is expected here and every expected one is
+            // listed: no stray, nothing vanished (the common heartbeat).
+            self.place_waiting_if_any(now_ms);
+            return;
         }
         for vm in running {
             let expected = match self.vms.get(vm).map(|v| &v.state) {
@@ -201,16 +206,20 @@ impl HaManager {
                 DownReason::Vanished { host: host.clone() },
             );
         }
+        self.place_waiting_if_any(now_ms);
+    }
+
+    /// A heartbeat may bring capacity: place VMs waiting for it, if any.
+    fn place_waiting_if_any(&mut self, now_ms: u64) {
         // (Waiting VMs are among the unsettled: the index, not the cloud.)
-        if !self
+        if self
             .vms
             .unsettled()
             .iter()
             .any(|(_, v)| matches!(v.state, VmState::WaitingForCapacity { .. }))
         {
-            return;
+            self.place_waiting(now_ms);
         }
-        self.place_waiting(now_ms);
     }
 
     /// The part of [`Self::reconcile_running`] about VMs in flight on

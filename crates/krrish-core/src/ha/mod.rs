@@ -159,6 +159,9 @@ pub struct HaManager {
     storm_reported: bool,
     /// The spare pool's hosts (fixed by the cluster), in id order.
     spare_ids: Vec<HostId>,
+    /// What the spares' states were last computed from (the VM table's
+    /// version and each spare's fitness): unchanged, nothing to recompute.
+    spares_computed_from: Option<(u64, Vec<bool>)>,
 }
 
 impl HaManager {
@@ -207,6 +210,7 @@ impl HaManager {
             evidenceless_fences: VecDeque::new(),
             storm_reported: false,
             spare_ids,
+            spares_computed_from: None,
         }
     }
 

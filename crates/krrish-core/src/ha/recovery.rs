@@ -36,10 +36,10 @@ impl HaManager {
             }
         }
         let spares: Vec<HostId> = self
-            .hosts
-            .values()
-            .filter(|h| h.spare.is_some() && can_take_vms(h))
-            .map(|h| h.spec.id.clone())
+            .spare_ids
+            .iter()
+            .filter(|s| can_take_vms(&self.hosts[*s]))
+            .cloned()
             .collect();
         let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
         // Group by failed host (BTreeMap: deterministic), VMs by priority.
@@ -179,12 +179,9 @@ impl HaManager {
 
     /// Places new VMs whose boot failed again, after their back-off.
     fn schedule_new(&mut self, now_ms: u64) {
-        let due: Vec<VmId> = self
-            .vms
-            .iter()
-            .filter(|(_, v)| matches!(v.state, VmState::Scheduling { retry_at_ms } if retry_at_ms <= now_ms))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let due = self.unsettled_where(
+            |_, v| matches!(v.state, VmState::Scheduling { retry_at_ms } if retry_at_ms <= now_ms),
+        );
         for id in due {
             let (ids, free) = self.production_candidates();
             match placement::most_free(&free, &self.vms[&id].spec.demand) {
@@ -419,10 +416,22 @@ impl HaManager {
 
     /// Recomputes each spare's pool state from where VMs are.
     pub(super) fn refresh_spares(&mut self, now_ms: u64) {
-        let spares = self.spare_ids.clone();
-        if spares.is_empty() {
+        if self.spare_ids.is_empty() {
             return;
         }
+        // Recomputed only when a VM record or a spare's fitness changed
+        // (after most heartbeats, neither did).
+        let fit: Vec<bool> = self
+            .spare_ids
+            .iter()
+            .map(|s| self.hosts[s].liveness.is_up() && !self.hosts[s].lease_revoked)
+            .collect();
+        let from = Some((self.vms.version(), fit));
+        if self.spares_computed_from == from {
+            return;
+        }
+        self.spares_computed_from = from;
+        let spares = self.spare_ids.clone();
         // Each spare's own VMs (the index), not the cloud's.
         let in_use_set: BTreeSet<HostId> = spares
             .iter()

@@ -16,14 +16,24 @@ struct Index {
     /// Every host a VM's record names (its home, where its state places it,
     /// who settles a migration in doubt) → the VMs.
     by_host: BTreeMap<HostId, BTreeSet<VmId>>,
+    /// Where each VM is recorded running → the VMs (what a quiet host's
+    /// heartbeat must list, no more, no less).
+    running_on: BTreeMap<HostId, BTreeSet<VmId>>,
+    /// VMs running away from home (on a spare, or anywhere else): the only
+    /// candidates for failback.
+    away: BTreeSet<VmId>,
+    /// VMs a live host's report has lately not listed (`missed_reports`).
+    missed: BTreeSet<VmId>,
     /// What each VM was indexed under, to undo it.
-    of_vm: BTreeMap<VmId, Vec<HostId>>,
+    of_vm: BTreeMap<VmId, Indexed>,
     /// VMs in any state but running or stopped: everything with a deadline,
     /// a back-off or a wait (what the timers and the placement sweeps look
     /// at; in a quiet cloud, nothing).
     unsettled: BTreeSet<VmId>,
     /// Changed since the index was last brought up to date.
     dirty: BTreeSet<VmId>,
+    /// Bumped whenever changed records are re-indexed.
+    version: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -58,6 +68,40 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
     v
 }
 
+/// What one VM was indexed under.
+#[derive(Clone, Debug, Default)]
+struct Indexed {
+    hosts: Vec<HostId>,
+    running_on: Option<HostId>,
+}
+
+fn running_on(r: &VmRecord) -> Option<HostId> {
+    match &r.state {
+        VmState::Running { host } => Some(host.clone()),
+        _ => None,
+    }
+}
+
+/// Adds or removes `id` in the set under `key`, dropping empty sets.
+fn set_member(map: &mut BTreeMap<HostId, BTreeSet<VmId>>, key: &HostId, id: &VmId, on: bool) {
+    if on {
+        map.entry(key.clone()).or_default().insert(id.clone());
+    } else if let Some(set) = map.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+fn flag(set: &mut BTreeSet<VmId>, id: &VmId, on: bool) {
+    if on {
+        set.insert(id.clone());
+    } else {
+        set.remove(id);
+    }
+}
+
 fn is_unsettled(r: &VmRecord) -> bool {
     !matches!(r.state, VmState::Running { .. } | VmState::Stopped)
 }
@@ -90,32 +134,48 @@ impl VmTable {
             return;
         }
         let dirty = std::mem::take(&mut ix.dirty);
+        ix.version += 1;
         for id in dirty {
             let old = ix.of_vm.remove(&id).unwrap_or_default();
-            let (new, unsettled) = match self.records.get(&id) {
-                Some(r) => (hosts_of(r), is_unsettled(r)),
-                None => (Vec::new(), false),
+            let rec = self.records.get(&id);
+            let new = Indexed {
+                hosts: rec.map(hosts_of).unwrap_or_default(),
+                running_on: rec.and_then(running_on),
             };
-            for h in old.iter().filter(|h| !new.contains(h)) {
-                if let Some(set) = ix.by_host.get_mut(h) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        ix.by_host.remove(h);
-                    }
+            for h in old.hosts.iter().filter(|h| !new.hosts.contains(h)) {
+                set_member(&mut ix.by_host, h, &id, false);
+            }
+            for h in new.hosts.iter().filter(|h| !old.hosts.contains(h)) {
+                set_member(&mut ix.by_host, h, &id, true);
+            }
+            if old.running_on != new.running_on {
+                if let Some(h) = &old.running_on {
+                    set_member(&mut ix.running_on, h, &id, false);
+                }
+                if let Some(h) = &new.running_on {
+                    set_member(&mut ix.running_on, h, &id, true);
                 }
             }
-            for h in new.iter().filter(|h| !old.contains(h)) {
-                ix.by_host.entry(h.clone()).or_default().insert(id.clone());
-            }
-            if unsettled {
-                ix.unsettled.insert(id.clone());
-            } else {
-                ix.unsettled.remove(&id);
-            }
-            if !new.is_empty() {
+            let away =
+                rec.is_some_and(|r| new.running_on.as_ref().is_some_and(|h| h != &r.spec.home));
+            flag(&mut ix.away, &id, away);
+            flag(&mut ix.unsettled, &id, rec.is_some_and(is_unsettled));
+            flag(
+                &mut ix.missed,
+                &id,
+                rec.is_some_and(|r| r.missed_reports > 0),
+            );
+            if !new.hosts.is_empty() {
                 ix.of_vm.insert(id, new);
             }
         }
+    }
+
+    /// Changes whenever any record may have changed: equal versions, equal
+    /// records.
+    pub fn version(&self) -> u64 {
+        self.refresh();
+        self.index.borrow().version
     }
 
     /// The VMs whose record names `host`, in id order, with their records.
@@ -144,6 +204,30 @@ impl VmTable {
             .is_some_and(|vms| vms.iter().any(|id| ix.unsettled.contains(id)))
     }
 
+    /// Whether the VMs recorded running on `host` are exactly `running`
+    /// (its report), with none of them missing from a recent report: a
+    /// quiet host whose heartbeat needs no reconciliation.
+    pub fn runs_exactly(&self, host: &HostId, running: &[VmId]) -> bool {
+        self.refresh();
+        let ix = self.index.borrow();
+        let empty = BTreeSet::new();
+        let here = ix.running_on.get(host).unwrap_or(&empty);
+        here.len() == running.len()
+            && running.iter().all(|vm| here.contains(vm))
+            && (ix.missed.is_empty() || here.iter().all(|vm| !ix.missed.contains(vm)))
+    }
+
+    /// The VMs running away from their home, in id order, with their
+    /// records.
+    pub fn away_from_home(&self) -> Vec<(&VmId, &VmRecord)> {
+        self.refresh();
+        let ix = self.index.borrow();
+        ix.away
+            .iter()
+            .filter_map(|id| self.records.get_key_value(id))
+            .collect()
+    }
+
     /// The VMs in any state but running or stopped, in id order, with
     /// their records.
     pub fn unsettled(&self) -> Vec<(&VmId, &VmRecord)> {
@@ -165,7 +249,11 @@ impl VmTable {
         }
         fresh.refresh();
         let (a, b) = (self.index.borrow(), fresh.index.borrow());
-        a.by_host == b.by_host && a.unsettled == b.unsettled
+        a.by_host == b.by_host
+            && a.unsettled == b.unsettled
+            && a.running_on == b.running_on
+            && a.away == b.away
+            && a.missed == b.missed
     }
 }
 
