@@ -348,16 +348,6 @@ impl HaManager {
         (retry_at_ms > self.last_timeout_ms).then_some(retry_at_ms)
     }
 
-    /// The VMs whose state satisfies `pred`, in id order (a snapshot, so
-    /// the caller may change them while walking it).
-    fn vms_where(&self, pred: impl Fn(&VmId, &VmState) -> bool) -> Vec<VmId> {
-        self.vms
-            .iter()
-            .filter(|(id, v)| pred(id, &v.state))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
     /// Like [`Self::vms_where`], among the VMs not running or stopped (the
     /// only ones a predicate about waits, deadlines or moves can match).
     fn unsettled_where(&self, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
@@ -369,9 +359,11 @@ impl HaManager {
             .collect()
     }
 
-    /// Like [`Self::vms_where`], among the VMs whose record names `host`
-    /// (home, placement or migration): the cost of that host's VMs, not
-    /// the cloud's. Only for predicates that require `host` in the record.
+    /// The VMs whose record names `host` (home, placement, migration, a
+    /// failed fence) and satisfies `pred`, in id order (a snapshot, so the
+    /// caller may change them while walking it): the cost of that host's
+    /// VMs, not the cloud's. Only for predicates that require `host` in the
+    /// record.
     fn vms_on(&self, host: &HostId, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
         self.vms
             .on_host(host)
