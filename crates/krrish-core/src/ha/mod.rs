@@ -146,6 +146,10 @@ pub struct HaManager {
     commands: VecDeque<Command>,
     notices: VecDeque<(u64, Notice)>,
     failover_boots: u64,
+    /// How many times this controller's state was restored from its store:
+    /// 0 for a cluster started fresh. Persisted, so every incarnation has
+    /// its own number (command ids are drawn from it).
+    incarnation: u64,
     /// The latest `now` seen by [`Self::handle_timeout`].
     last_timeout_ms: u64,
     /// Bumped by every decision (notice or command): what a store watches.
@@ -204,6 +208,7 @@ impl HaManager {
             commands: VecDeque::new(),
             notices: VecDeque::new(),
             failover_boots: 0,
+            incarnation: 0,
             last_timeout_ms: now_ms,
             generation: 0,
             dfs: detection::DfsReads::default(),
@@ -218,6 +223,12 @@ impl HaManager {
     /// persisting.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Which restart of the controller this is (0: never restarted). Saved
+    /// with the state, so no two incarnations share a number.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     /// Boots ordered onto a takeover spare so far.
