@@ -237,8 +237,22 @@ impl HaManager {
             self.declare_offline(now_ms, host, silent_ms, evidence);
             return;
         }
-        let alive = matches!(evidence, DfsEvidence::Renewing { .. });
         let h = &self.hosts[host];
+        // Alive: renewing now, or isolated because it was renewing and not
+        // seen to stop since. A controller that lost its own view of the DFS
+        // has learned nothing about the host: it keeps what it knew, and
+        // fences only once the DFS answers that the renewals stopped.
+        let alive = match evidence {
+            DfsEvidence::Renewing { .. } => true,
+            DfsEvidence::Silent { .. } => false,
+            DfsEvidence::Unknown => matches!(
+                h.liveness,
+                Liveness::Isolated {
+                    dfs_alive: true,
+                    ..
+                }
+            ),
+        };
         let isolated_since = match h.liveness {
             Liveness::Isolated { since_ms, .. } => Some(since_ms),
             _ => None,
