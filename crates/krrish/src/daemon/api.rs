@@ -626,8 +626,9 @@ mod tests {
             ),
         ];
         for (e, want) in cases {
-            let f = ApiFault::from(e.clone());
-            assert_eq!(f.message, e.to_string());
+            let message = e.to_string();
+            let f = ApiFault::from(e);
+            assert_eq!(f.message, message);
             assert_eq!(status_of(&f.code).as_u16(), want, "{}", f.code);
         }
         assert_eq!(status_of("invalid-request"), StatusCode::BAD_REQUEST);
