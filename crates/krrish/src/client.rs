@@ -296,8 +296,11 @@ pub fn main(opts: &ApiOpts, cmd: Cmd) -> ExitCode {
     }
 }
 
+/// How an answer is shown as text.
+type Render = Box<dyn Fn(&Value) -> String>;
+
 fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
-    let (v, show): (Value, Box<dyn Fn(&Value) -> String>) = match cmd {
+    let (v, show): (Value, Render) = match cmd {
         Cmd::Hosts(HostsCmd::List) => (
             ep.call("/v1/hosts", &[], None)?,
             Box::new(|v| {
