@@ -49,6 +49,8 @@ pub const BODY_BYTES_MAX: usize = 64 << 10;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Log lines from the API's tasks waiting for the daemon's log.
 pub const LOG_LINES_QUEUED_MAX: usize = 1024;
+/// Characters of a refused call's path written to the log.
+const LOGGED_PATH_CHARS_MAX: usize = 200;
 /// Buffer of one in-process pipe, each way.
 const PIPE_BYTES: usize = 64 << 10;
 
@@ -313,10 +315,16 @@ async fn auth(
         Some(t) if same(t, api.token.as_bytes()) => return next.run(req).await,
         Some(_) => "wrong bearer token",
     };
+    // The path is the caller's: cut short so it cannot flood the log.
+    let path: String = req
+        .uri()
+        .path()
+        .chars()
+        .take(LOGGED_PATH_CHARS_MAX)
+        .collect();
     api.log(format!(
-        "api: refused {} {} from {peer}: {why}",
-        req.method(),
-        req.uri().path()
+        "api: refused {} {path} from {peer}: {why}",
+        req.method()
     ));
     Fault::new(
         "unauthorized",
