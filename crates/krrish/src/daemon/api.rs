@@ -13,7 +13,7 @@
 //!
 //! Bounds: pipes waiting for the controller ([`PIPES_QUEUED_MAX`], then
 //! 503), HTTP connections open at once ([`CONNECTIONS_MAX`], then the
-//! kernel's backlog), request bodies ([`BODY_BYTES_MAX`]), the controller's
+//! kernel's backlog) and idle ([`IDLE_TIMEOUT`], then closed), request bodies ([`BODY_BYTES_MAX`]), the controller's
 //! answer ([`CALL_TIMEOUT`], then 503) and refusal log lines queued
 //! ([`LOG_LINES_QUEUED_MAX`], then dropped).
 
@@ -30,6 +30,7 @@ use krrish_wire::tokio_net::TokioListen;
 use krrish_wire::{read_frame, write_frame, ApiFault, ApiReply, ApiRequest, Frame, Listen};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -47,6 +48,8 @@ pub const CONNECTIONS_MAX: usize = 256;
 pub const BODY_BYTES_MAX: usize = 64 << 10;
 /// How long a call waits for the controller's answer before a 503.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Log lines from the API's tasks waiting for the daemon's log.
 pub const LOG_LINES_QUEUED_MAX: usize = 1024;
 /// Characters of a refused call's path written to the log.
@@ -529,6 +532,9 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
 /// A connection holding its slot until dropped.
 struct Slotted {
     s: tokio::net::TcpStream,
+    /// Reset by every byte read; when it fires before the next one, the
+    /// connection is closed (a caller that sends nothing frees its slot).
+    idle: Pin<Box<tokio::time::Sleep>>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -543,7 +549,15 @@ impl axum::serve::Listener for Limited {
             .await
             .expect("the semaphore is never closed");
         let (s, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (Slotted { s, _slot: slot }, addr)
+        let idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
+        (
+            Slotted {
+                s,
+                idle,
+                _slot: slot,
+            },
+            addr,
+        )
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
@@ -556,7 +570,24 @@ impl AsyncRead for Slotted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().s).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.s).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let at = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    this.idle.as_mut().reset(at);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.idle.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the caller sent nothing for too long",
+                )))
+            }
+            other => other,
+        }
     }
 }
 
