@@ -70,6 +70,9 @@ enum Pending {
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
+/// Command ids are `incarnation << 40 | n`: 2^40 commands per incarnation,
+/// 2^24 restarts.
+const COMMAND_ID_INCARNATION_SHIFT: u32 = 40;
 /// Commands one input may cascade into (failed boots re-place, …).
 const CASCADE_MAX: usize = 100_000;
 
@@ -94,12 +97,17 @@ pub struct ControllerMachine {
 
 impl ControllerMachine {
     pub fn new(core: HaManager) -> Self {
+        // An agent answers a command whenever it ends, on whatever
+        // connection is then open — possibly to a later incarnation of this
+        // controller. Ids carry the incarnation in their high bits, so an
+        // answer to an earlier incarnation's command matches nothing here.
+        let next_command_id = (core.incarnation() << COMMAND_ID_INCARNATION_SHIFT) + 1;
         Self {
             core,
             conns: BTreeMap::new(),
             agents: BTreeMap::new(),
             pending: BTreeMap::new(),
-            next_command_id: 1,
+            next_command_id,
             out: VecDeque::new(),
             durable: false,
             saved_generation: None,

@@ -150,3 +150,106 @@ fn the_machine_writes_after_decisions_and_not_otherwise() {
     assert!(save.is_some() && fence.is_some(), "{out:?}");
     assert!(save < fence, "write-ahead: {out:?}");
 }
+
+/// An agent answers a command when it ends, on whatever connection is then
+/// open. After a restart the controller must not take an answer to its
+/// previous incarnation's command for one of its own.
+#[test]
+fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
+    use krrish_core::VmId;
+    use krrish_wire::{ApiRequest, Frame};
+    let store = Rc::new(Store::in_memory().unwrap());
+    let (hosts, vms) = demo::cluster(3, 1, 2);
+    let (vm1, vm2) = (VmId::new("vm-01-01"), VmId::new("vm-01-02"));
+    // Executes saves; returns the ids of commands sent to the agent on conn 1.
+    let run = |m: &mut ControllerMachine| {
+        let mut ids = Vec::new();
+        while let Some(o) = m.poll_output() {
+            match o {
+                ControllerOutput::Save {
+                    generation,
+                    snapshot,
+                } => {
+                    store.save(&snapshot).unwrap();
+                    m.handle_saved(generation, Ok(()));
+                }
+                ControllerOutput::SendTo {
+                    conn: 1,
+                    frame: Frame::Command { id, .. },
+                } => ids.push(id),
+                _ => {}
+            }
+        }
+        ids
+    };
+    // Every agent connects (hv-01 on conn 1) and reports; the operator asks
+    // for a live migration of `vm` off hv-01.
+    let migrate = |m: &mut ControllerMachine, now: u64, vm: &VmId, to: &str| {
+        let homes = ["hv-01", "hv-02", "hv-03", "spare-1"];
+        for (conn, host) in (1u64..).zip(homes) {
+            let host = HostId::new(host);
+            m.handle_opened(conn);
+            let hello = Frame::AgentHello {
+                host: host.clone(),
+                boot_id: 1,
+            };
+            m.handle_frame(now, conn, hello);
+            let running = m
+                .core()
+                .vms()
+                .values()
+                .filter(|v| v.spec.home == host)
+                .map(|v| v.spec.id.clone())
+                .collect();
+            let report = HostReport {
+                boot_id: 1,
+                bonds: [BondHealth::Ok; 3],
+                running,
+                migrating_out: vec![],
+            };
+            m.handle_frame(now, conn, Frame::Heartbeat { report });
+        }
+        m.handle_opened(9);
+        m.handle_frame(now, 9, Frame::OperatorHello);
+        let request = ApiRequest::MigrateInstance {
+            vm: vm.clone(),
+            to: HostId::new(to),
+        };
+        m.handle_frame(now, 9, Frame::Request { id: 1, request });
+    };
+
+    let core = HaManager::new(0, HaConfig::default(), hosts.clone(), vms);
+    assert_eq!(core.incarnation(), 0);
+    let mut first = ControllerMachine::durable(0, core);
+    migrate(&mut first, 1_000, &vm1, "hv-02");
+    let old_ids = run(&mut first);
+    assert_eq!(old_ids.len(), 1, "one migration command: {old_ids:?}");
+
+    // The controller dies; the next one restores from the store.
+    let snap = store.load().unwrap().expect("saved before the command");
+    let restored = HaManager::restore(0, HaConfig::default(), hosts.clone(), snap);
+    assert_eq!(restored.incarnation(), 1);
+    let mut second = ControllerMachine::durable(0, restored);
+    migrate(&mut second, 500, &vm2, "hv-03");
+    let new_ids = run(&mut second);
+    assert_eq!(new_ids.len(), 1, "one migration command: {new_ids:?}");
+    assert_ne!(old_ids, new_ids, "an incarnation's command ids are its own");
+
+    // The first migration's answer reaches the second incarnation.
+    let done = Frame::CommandDone {
+        id: old_ids[0],
+        outcome: Ok(()),
+    };
+    second.handle_frame(2_000, 1, done);
+    run(&mut second);
+    let state = |vm: &VmId| second.core().vms()[vm].state.clone();
+    assert!(
+        matches!(state(&vm2), VmState::Migrating { ref to, .. } if to.as_str() == "hv-03"),
+        "vm-01-02 still migrating, not taken as moved: {:?}",
+        state(&vm2)
+    );
+    // A third incarnation again draws from its own range.
+    let snap = store.load().unwrap().expect("saved");
+    let third = HaManager::restore(0, HaConfig::default(), hosts, snap);
+    assert_eq!(third.incarnation(), 2);
+}

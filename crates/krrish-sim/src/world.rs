@@ -447,8 +447,16 @@ impl World {
         if !host.storage_up() {
             return Err("storage network (bond2) down: cannot open the DFS copy".into());
         }
-        if host.domains.contains_key(vm) {
-            return Ok(());
+        match host.domains.get(vm).map(|d| &d.state) {
+            Some(DomainState::Running) => return Ok(()),
+            // As libvirt: the name is taken by a migration's target domain,
+            // which is not a running guest until the switch-over.
+            Some(DomainState::Incoming { from }) => {
+                return Err(format!(
+                    "{vm} is the target of a live migration from {from} still under way"
+                ))
+            }
+            None => {}
         }
         host.domains.insert(
             vm.clone(),

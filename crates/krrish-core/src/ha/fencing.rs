@@ -119,8 +119,8 @@ impl HaManager {
     /// A host that could not be fenced is tried again from the start; its
     /// VMs are again waiting for the fence rather than given up.
     pub(super) fn retry_fence(&mut self, now_ms: u64, host: &HostId) {
-        let held = self.vms_where(|_, s| {
-            matches!(s, VmState::Down { reason: DownReason::FenceFailed { host: h } } if h == host)
+        let held = self.vms_on(host, |_, v| {
+            matches!(&v.state, VmState::Down { reason: DownReason::FenceFailed { host: h } } if h == host)
         });
         for id in held {
             self.vms.get_mut(&id).expect("listed").state = VmState::HostDown { host: host.clone() };

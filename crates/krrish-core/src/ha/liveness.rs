@@ -81,7 +81,7 @@ impl HaManager {
                 // host's report is authoritative; after a new boot its old
                 // guests died): those go by policy, at home first.
                 self.rejoin(now_ms, host, report);
-                let held = self.vms_where(|_, s| match s {
+                let held = self.vms_on(host, |_, v| match &v.state {
                     VmState::HostDown { host: h } => h == host,
                     VmState::Down {
                         reason: DownReason::FenceFailed { host: h },

@@ -146,6 +146,10 @@ pub struct HaManager {
     commands: VecDeque<Command>,
     notices: VecDeque<(u64, Notice)>,
     failover_boots: u64,
+    /// How many times this controller's state was restored from its store:
+    /// 0 for a cluster started fresh. Persisted, so every incarnation has
+    /// its own number (command ids are drawn from it).
+    incarnation: u64,
     /// The latest `now` seen by [`Self::handle_timeout`].
     last_timeout_ms: u64,
     /// Bumped by every decision (notice or command): what a store watches.
@@ -204,6 +208,7 @@ impl HaManager {
             commands: VecDeque::new(),
             notices: VecDeque::new(),
             failover_boots: 0,
+            incarnation: 0,
             last_timeout_ms: now_ms,
             generation: 0,
             dfs: detection::DfsReads::default(),
@@ -218,6 +223,12 @@ impl HaManager {
     /// persisting.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Which restart of the controller this is (0: never restarted). Saved
+    /// with the state, so no two incarnations share a number.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     /// Boots ordered onto a takeover spare so far.
@@ -348,16 +359,6 @@ impl HaManager {
         (retry_at_ms > self.last_timeout_ms).then_some(retry_at_ms)
     }
 
-    /// The VMs whose state satisfies `pred`, in id order (a snapshot, so
-    /// the caller may change them while walking it).
-    fn vms_where(&self, pred: impl Fn(&VmId, &VmState) -> bool) -> Vec<VmId> {
-        self.vms
-            .iter()
-            .filter(|(id, v)| pred(id, &v.state))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
     /// Like [`Self::vms_where`], among the VMs not running or stopped (the
     /// only ones a predicate about waits, deadlines or moves can match).
     fn unsettled_where(&self, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
@@ -369,9 +370,11 @@ impl HaManager {
             .collect()
     }
 
-    /// Like [`Self::vms_where`], among the VMs whose record names `host`
-    /// (home, placement or migration): the cost of that host's VMs, not
-    /// the cloud's. Only for predicates that require `host` in the record.
+    /// The VMs whose record names `host` (home, placement, migration, a
+    /// failed fence) and satisfies `pred`, in id order (a snapshot, so the
+    /// caller may change them while walking it): the cost of that host's
+    /// VMs, not the cloud's. Only for predicates that require `host` in the
+    /// record.
     fn vms_on(&self, host: &HostId, pred: impl Fn(&VmId, &VmRecord) -> bool) -> Vec<VmId> {
         self.vms
             .on_host(host)

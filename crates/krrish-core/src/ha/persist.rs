@@ -15,6 +15,9 @@ pub struct CoreSnapshot {
     pub hosts: Vec<HostRecord>,
     pub vms: Vec<VmRecord>,
     pub failover_boots: u64,
+    /// Restores so far (stores written before it existed read as 0).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 impl HaManager {
@@ -24,6 +27,7 @@ impl HaManager {
             hosts: self.hosts.values().cloned().collect(),
             vms: self.vms.values().cloned().collect(),
             failover_boots: self.failover_boots,
+            incarnation: self.incarnation,
         }
     }
 
@@ -102,6 +106,7 @@ impl HaManager {
             m.vms.insert(vm);
         }
         m.failover_boots = snap.failover_boots;
+        m.incarnation = snap.incarnation + 1;
         m.notice(
             now_ms,
             Notice::Restored {

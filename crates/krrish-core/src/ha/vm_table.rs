@@ -5,7 +5,7 @@
 //! brought up to date from the dirty records before it is read — so it
 //! cannot drift from the records, whatever the code between does.
 
-use super::types::{VmRecord, VmState};
+use super::types::{DownReason, VmRecord, VmState};
 use crate::ids::{HostId, VmId};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +14,8 @@ use std::ops::Deref;
 #[derive(Clone, Debug, Default)]
 struct Index {
     /// Every host a VM's record names (its home, where its state places it,
-    /// who settles a migration in doubt) → the VMs.
+    /// the host whose failed fence holds it down, who settles a migration in
+    /// doubt) → the VMs.
     by_host: BTreeMap<HostId, BTreeSet<VmId>>,
     /// Where each VM is recorded running → the VMs (what a quiet host's
     /// heartbeat must list, no more, no less).
@@ -58,6 +59,9 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
             v.push(to.clone());
         }
         VmState::WaitingForCapacity { failed_host, .. } => v.push(failed_host.clone()),
+        VmState::Down {
+            reason: DownReason::FenceFailed { host },
+        } => v.push(host.clone()),
         VmState::Scheduling { .. } | VmState::Down { .. } | VmState::Stopped => {}
     }
     if let Some((h, _)) = &r.settled_by {
