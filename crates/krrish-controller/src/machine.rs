@@ -6,7 +6,7 @@ use krrish_core::ha::{
     Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaManager, Notice,
 };
 use krrish_core::{HostId, HostSpec, VmId};
-use krrish_wire::{AgentCommand, ApiRequest, Frame};
+use krrish_wire::{AgentCommand, ApiFault, ApiReply, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
 
 /// What the shell must do next.
@@ -333,27 +333,42 @@ impl ControllerMachine {
         self.drain(now_ms);
     }
 
-    fn api(&mut self, now_ms: u64, request: ApiRequest) -> Result<String, String> {
+    fn api(&mut self, now_ms: u64, request: ApiRequest) -> Result<ApiReply, ApiFault> {
+        let reply = |message: String, data: serde_json::Value| ApiReply { message, data };
         let r = match request {
             ApiRequest::RunInstance { vm, host } => {
                 let id = vm.id.clone();
-                self.core
-                    .create_vm(now_ms, vm, host)
-                    .map(|h| format!("vm {id} placed on {h}"))
+                self.core.create_vm(now_ms, vm, host).map(|h| {
+                    reply(
+                        format!("vm {id} placed on {h}"),
+                        serde_json::json!({ "vm": id, "host": h }),
+                    )
+                })
             }
             ApiRequest::StopInstance { vm } => self
                 .core
                 .stop_vm(now_ms, &vm)
-                .map(|()| format!("vm {vm} stopping")),
-            ApiRequest::MigrateInstance { vm, to } => self
-                .core
-                .migrate_vm(now_ms, &vm, &to)
-                .map(|()| format!("vm {vm} migrating to {to}")),
+                .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm }))),
+            ApiRequest::MigrateInstance { vm, to } => {
+                self.core.migrate_vm(now_ms, &vm, &to).map(|()| {
+                    reply(
+                        format!("vm {vm} migrating to {to}"),
+                        serde_json::json!({ "vm": vm, "to": to }),
+                    )
+                })
+            }
             ApiRequest::DescribeCluster => {
-                return serde_json::to_string(&self.status()).map_err(|e| e.to_string());
+                let status = self.status();
+                let message = format!("{} hosts, {} VMs", status.hosts.len(), status.vms.len());
+                return serde_json::to_value(&status)
+                    .map(|data| reply(message, data))
+                    .map_err(|e| ApiFault {
+                        code: "internal".into(),
+                        message: format!("cannot encode the cluster status: {e}"),
+                    });
             }
         };
-        let r = r.map_err(|e| e.to_string());
+        let r = r.map_err(ApiFault::from);
         let line = match &r {
             Ok(s) => format!("api: {s}"),
             Err(e) => format!("api: refused: {e}"),

@@ -3,7 +3,8 @@
 //! TCP in production and turmoil TCP in simulation.
 //!
 //! Map:
-//! - [`Frame`] and friends — the protocol (JSON, one frame per message).
+//! - [`Frame`] and friends — the protocol (JSON, one frame per message);
+//!   operator requests are answered with [`ApiReply`] or a typed [`ApiFault`].
 //! - [`read_frame`] / [`write_frame`] — length-prefixed framing, bounded.
 //! - [`Connect`] / [`Listen`] — transport seams; [`tokio_net`] implements them
 //!   for real sockets.
@@ -47,8 +48,41 @@ pub enum Frame {
     /// Controller → operator.
     Response {
         id: u64,
-        result: Result<String, String>,
+        result: Result<ApiReply, ApiFault>,
     },
+}
+
+/// What an accepted operator request did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiReply {
+    /// For people (and the simulated worlds' traces): `vm X placed on h`.
+    pub message: String,
+    /// For programs: `{"vm": .., "host": ..}`, the cluster status, …
+    pub data: serde_json::Value,
+}
+
+/// Why an operator request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiFault {
+    /// Stable kebab-case kind (`no-such-vm`, …): what clients match on.
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<krrish_core::ha::ApiError> for ApiFault {
+    fn from(e: krrish_core::ha::ApiError) -> Self {
+        Self {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// What an agent is told to do on its host.
@@ -81,7 +115,8 @@ pub enum ApiRequest {
     StopInstance { vm: VmId },
     /// MigrateInstance (live).
     MigrateInstance { vm: VmId, to: HostId },
-    /// DescribeInstances + DescribeHosts: the cluster status as JSON.
+    /// DescribeInstances + DescribeHosts: the cluster status (as the
+    /// reply's `data`).
     DescribeCluster,
 }
 

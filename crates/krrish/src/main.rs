@@ -7,6 +7,8 @@
 //! - `krrish plan spares …` — what each spare-pool size buys ([`plan`]).
 //! - `krrish controller --config FILE` / `krrish agent --config FILE` — the
 //!   daemons ([`daemon`]); `--check` loads and validates the config only.
+//! - `krrish [--endpoint URL] [--token-file F] hosts …|instances …` — the
+//!   controller's HTTP API from the command line ([`client`]).
 
 /// `println!` for the CLI's reports: a reader that went away (`krrish
 /// scenario run | head`) ends the process quietly with the shell's SIGPIPE
@@ -21,6 +23,7 @@ macro_rules! out_raw {
     ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };
 }
 
+mod client;
 mod daemon;
 mod plan;
 mod plan_validate;
@@ -38,6 +41,8 @@ use std::process::ExitCode;
     about = "krrish: IaaS control plane, simulator and HA test harness"
 )]
 struct Cli {
+    #[command(flatten)]
+    api: client::ApiOpts,
     #[command(subcommand)]
     command: Top,
 }
@@ -54,6 +59,12 @@ enum Top {
     Controller(DaemonArgs),
     /// Run a host's agent daemon (stops on SIGTERM/SIGINT; guests keep running).
     Agent(DaemonArgs),
+    /// Hosts, through the controller's API.
+    #[command(subcommand)]
+    Hosts(client::HostsCmd),
+    /// VMs, through the controller's API.
+    #[command(subcommand)]
+    Instances(client::InstancesCmd),
 }
 
 #[derive(Args)]
@@ -80,6 +91,8 @@ fn main() -> ExitCode {
         Top::Agent(a) => {
             return daemon::exit(daemon::agent::main(&a.config, a.check), "krrish agent")
         }
+        Top::Hosts(c) => return client::main(&cli.api, client::Cmd::Hosts(c)),
+        Top::Instances(c) => return client::main(&cli.api, client::Cmd::Instances(c)),
     };
     match result {
         Ok(code) => code,

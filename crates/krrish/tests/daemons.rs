@@ -249,12 +249,22 @@ driver:
 /// A controller and the three agents, every agent connected, with
 /// `fence_script` as the fence agent.
 fn start_cluster(name: &str, fence_script: &str) -> Cluster {
+    start_cluster_with(name, fence_script, "")
+}
+
+/// As [`start_cluster`], with `extra` appended to the controller's config.
+fn start_cluster_with(name: &str, fence_script: &str, extra: &str) -> Cluster {
     let mut c = Cluster::new(name);
     let port = free_port();
     c.write("cluster.yaml", CLUSTER);
     let fence = c.write("fence.sh", fence_script);
     std::fs::set_permissions(&fence, std::fs::Permissions::from_mode(0o755)).unwrap();
-    c.write("controller.yaml", &controller_config(port));
+    // For an `api` section in `extra`.
+    c.write("api-token", &format!("{API_TOKEN}\n"));
+    c.write(
+        "controller.yaml",
+        &format!("{}{extra}", controller_config(port)),
+    );
     for h in ["hv-01", "hv-02", "spare-1"] {
         c.write(&format!("agent-{h}.yaml"), &agent_config(h, port));
     }
@@ -412,6 +422,42 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         assert!(!c.dir.join("agent-hv-01.pid").exists());
         assert!(!c.dir.join("controller.redb").exists());
     }
+    // The API section: its token file must exist and hold a token.
+    c.write("empty-token", "\n");
+    let api = |listen: &str, token_file: &str| {
+        format!(
+            "{}api:\n  listen: {listen}\n  token_file: {token_file}\n",
+            controller_config(port)
+        )
+    };
+    for (body, want) in [
+        (
+            api("127.0.0.1:7480", "empty-token"),
+            "controller.yaml:19:15: api.token_file: ",
+        ),
+        (
+            api("127.0.0.1:7480", "no-such-token"),
+            "controller.yaml:19:15: api.token_file: ",
+        ),
+        (
+            api("localhost", "empty-token"),
+            "controller.yaml:18:11: api.listen: 'localhost'",
+        ),
+        (
+            format!(
+                "{}api:\n  listen: 127.0.0.1:7480\n",
+                controller_config(port)
+            ),
+            "controller.yaml:18:3: api: missing field `token_file`",
+        ),
+    ] {
+        c.write("controller.yaml", &body);
+        let (code, out, err) = run_bad(&c, &["controller", "--config", "controller.yaml"]);
+        assert_eq!(code, Some(2), "{want}: {out}{err}");
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(!c.dir.join("controller.redb").exists());
+    }
     let (code, _, err) = run_bad(&c, &["controller", "--config", "absent.yaml"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("absent.yaml: cannot read"), "{err}");
@@ -483,4 +529,197 @@ fn a_failing_fence_agent_leaves_the_vm_down_never_assumed_off() {
     assert!(restored.contains("hv-01 fencing"), "{restored}");
     assert!(restored.contains("vm-1 host-down"), "{restored}");
     c.wait_for("controller", &["fencing 1 host(s) again from the start"]);
+}
+
+const API_TOKEN: &str = "test-token-4f7c1d9e";
+
+/// Runs the `krrish` CLI against the cluster's API with `token`; exit
+/// code, stdout, stderr.
+fn api_cli(c: &Cluster, api: u16, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let endpoint = format!("http://127.0.0.1:{api}");
+    let mut all = vec!["--endpoint", &endpoint];
+    all.extend_from_slice(args);
+    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
+        .args(&all)
+        .env("KRRISH_API_TOKEN", token)
+        .current_dir(&c.dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn operators_use_the_http_api_through_the_cli() {
+    let api = free_port();
+    let mut c = start_cluster_with(
+        "api",
+        FENCE_SCRIPT,
+        &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
+    );
+    c.wait_for("controller", &["API on http://127.0.0.1:"]);
+
+    // Every host is up, with its spare state and bonds.
+    let (code, out, err) = api_cli(&c, api, API_TOKEN, &["hosts", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["HOST", "STATE", "SPARE", "BONDS"]
+    );
+    for (h, spare) in [("hv-01", "-"), ("hv-02", "-"), ("spare-1", "free")] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [h, "up", spare, "ok,ok,ok"]),
+            "{h}: {out}"
+        );
+    }
+
+    // A VM is created and reaches running.
+    let (code, out, err) = api_cli(
+        &c,
+        api,
+        API_TOKEN,
+        &[
+            "instances",
+            "run",
+            "--id",
+            "web-1",
+            "--cpu",
+            "2",
+            "--memory",
+            "4G",
+            "--disk",
+            "20G",
+            "--ha",
+            "restart",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}\n{}", c.logs());
+    assert!(out.starts_with("vm web-1 placed on hv-"), "{out}");
+    c.wait_for("controller", &["api: vm web-1 placed on hv-"]);
+    let deadline = now() + WAIT;
+    loop {
+        let (code, out, err) = api_cli(
+            &c,
+            api,
+            API_TOKEN,
+            &["instances", "list", "--state", "running"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        if out.lines().any(|l| l.starts_with("web-1 ")) {
+            assert!(out.lines().any(|l| l.starts_with("vm-1 ")), "{out}");
+            break;
+        }
+        assert!(
+            now() < deadline,
+            "web-1 not running within {WAIT:?}: {out}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, _) = api_cli(
+        &c,
+        api,
+        API_TOKEN,
+        &["--output", "json", "instances", "show", "web-1"],
+    );
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "running", "{out}");
+    assert!(v["host"].as_str().unwrap().starts_with("hv-"), "{out}");
+    // A second VM of the same name is refused, typed.
+    let (code, _, err) = api_cli(
+        &c,
+        api,
+        API_TOKEN,
+        &[
+            "instances",
+            "run",
+            "--id",
+            "web-1",
+            "--cpu",
+            "1",
+            "--memory",
+            "512M",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: vm-exists: vm web-1 already exists"),
+        "{err}"
+    );
+
+    // Unknown ids, bad ids.
+    let (code, _, err) = api_cli(&c, api, API_TOKEN, &["instances", "show", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: no-such-vm: no vm named nope"),
+        "{err}"
+    );
+    let (code, _, err) = api_cli(&c, api, API_TOKEN, &["instances", "show", "x;rm -rf"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("error: invalid-request: id: "), "{err}");
+    let (code, _, err) = api_cli(
+        &c,
+        api,
+        API_TOKEN,
+        &[
+            "instances",
+            "run",
+            "--id",
+            "<b>x</b>",
+            "--cpu",
+            "1",
+            "--memory",
+            "1G",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("error: invalid-request: id: "), "{err}");
+
+    // A wrong token is refused and logged, the token never.
+    let (code, _, err) = api_cli(&c, api, "not-the-token", &["hosts", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("error: unauthorized: "), "{err}");
+    c.wait_for(
+        "controller",
+        &[
+            "api: refused GET /v1/hosts from 127.0.0.1:",
+            "wrong bearer token",
+        ],
+    );
+    // From a token file too.
+    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
+        .args([
+            "--endpoint",
+            &format!("http://127.0.0.1:{api}"),
+            "--token-file",
+            "api-token",
+            "hosts",
+            "list",
+        ])
+        .env_remove("KRRISH_API_TOKEN")
+        .current_dir(&c.dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let log = c.logs();
+    assert!(!log.contains(API_TOKEN), "{log}");
+    assert!(!log.contains("not-the-token"), "{log}");
+
+    // No API there: exit 2, naming the endpoint.
+    let dead = free_port();
+    let (code, _, err) = api_cli(&c, dead, API_TOKEN, &["hosts", "list"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("http://127.0.0.1:{dead}")), "{err}");
 }

@@ -469,6 +469,22 @@ pub enum ApiError {
     NotRunning { vm: VmId, state: &'static str },
 }
 
+impl ApiError {
+    /// A stable, kebab-case name for the kind of refusal: what API clients
+    /// match on (the message is for people and may change).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::VmExists(_) => "vm-exists",
+            ApiError::NoSuchVm(_) => "no-such-vm",
+            ApiError::NoSuchHost(_) => "no-such-host",
+            ApiError::HostUnusable { .. } => "host-unusable",
+            ApiError::NoCapacity(_) => "no-capacity",
+            ApiError::MigrationBlocked { .. } => "migration-blocked",
+            ApiError::NotRunning { .. } => "not-running",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,14 @@ struct ControllerFile {
     timings: ControllerTimingsFile,
     fencer: FencerFile,
     pid_file: Option<PathBuf>,
+    api: Option<ApiFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    listen: String,
+    token_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +121,27 @@ pub struct ControllerConfig {
     pub ha: HaConfig,
     pub fencer: FencerConfig,
     pub pid_file: Option<PathBuf>,
+    /// The HTTP API, when the config has an `api` section.
+    pub api: Option<ApiConfig>,
+}
+
+/// The controller's HTTP API: where it listens and the bearer token every
+/// call must carry (read from `token_file` at start; never logged).
+#[derive(Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
+    pub token: String,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("token_file", &self.token_file)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The agent's hypervisor backend. Later issues add libvirt here.
@@ -302,6 +331,12 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         }
     };
 
+    let api = f
+        .api
+        .as_ref()
+        .map(|a| api_config(&src, path, a))
+        .transpose()?;
+
     Ok(ControllerConfig {
         listen,
         store,
@@ -310,6 +345,52 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         ha,
         fencer,
         pid_file,
+        api,
+    })
+}
+
+/// Longest API token accepted (it travels in a header).
+const API_TOKEN_BYTES_MAX: usize = 4096;
+
+fn api_config(src: &Source<'_>, path: &Path, a: &ApiFile) -> Result<ApiConfig, LoadError> {
+    let listen: SocketAddr = a.listen.parse().map_err(|e| {
+        src.error(
+            src.find("listen", &a.listen)
+                .or_else(|| src.key_line("api")),
+            format!(
+                "api.listen: '{}': {e}; expected an address and port such as 127.0.0.1:7480",
+                a.listen
+            ),
+        )
+    })?;
+    let token_file = beside(path, &a.token_file);
+    let bad = |why: String| {
+        src.error(
+            src.find("token_file", "").or_else(|| src.key_line("api")),
+            format!("api.token_file: {}: {why}", token_file.display()),
+        )
+    };
+    let text =
+        std::fs::read_to_string(&token_file).map_err(|e| bad(format!("cannot read: {e}")))?;
+    // What goes wrong is said; the token itself is never repeated.
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(bad(
+            "empty; expected the API token (one line, such as the output of \
+             `openssl rand -hex 32`)"
+                .into(),
+        ));
+    }
+    if token.len() > API_TOKEN_BYTES_MAX || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(format!(
+            "expected one line of at most {API_TOKEN_BYTES_MAX} printable ASCII characters \
+             without spaces"
+        )));
+    }
+    Ok(ApiConfig {
+        listen,
+        token_file,
+        token: token.to_string(),
     })
 }
 

@@ -1,6 +1,8 @@
 //! `krrish controller --config controller.yaml`: the control plane over real
-//! TCP, its state in a redb file, hosts fenced by an external fence agent.
+//! TCP, its state in a redb file, hosts fenced by an external fence agent,
+//! and (with an `api` section) the HTTP API of [`super::api`].
 
+use super::api;
 use super::config::{load_controller, ControllerConfig, FencerConfig};
 use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
 use anyhow::{Context, Result};
@@ -15,6 +17,7 @@ use std::process::Stdio;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
 /// Bytes of a fence agent's stderr kept for the error; the rest is read and
 /// dropped so the agent never blocks on a full pipe.
@@ -210,6 +213,16 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
     std_listener
         .set_nonblocking(true)
         .context("cannot make the listening socket non-blocking")?;
+    let api_listener = match &cfg.api {
+        None => None,
+        Some(a) => {
+            let l = std::net::TcpListener::bind(a.listen)
+                .with_context(|| format!("cannot listen on {} for the API", a.listen))?;
+            l.set_nonblocking(true)
+                .context("cannot make the API socket non-blocking")?;
+            Some(l)
+        }
+    };
     let store = Store::open(&cfg.store)?;
 
     let rt = runtime()?;
@@ -242,8 +255,40 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             core,
         )));
         let store = Rc::new(store);
+        let (listener, pipes) = api::Bridged::new(TokioListen(listener));
+        let http = match (&cfg.api, api_listener) {
+            (Some(a), Some(l)) => {
+                let l = tokio::net::TcpListener::from_std(l)
+                    .context("cannot register the API socket")?;
+                // The API's tasks are Send (axum spawns them); their log
+                // lines reach the (single-threaded) log through a queue.
+                let (log_tx, mut log_rx) = mpsc::channel::<String>(api::LOG_LINES_QUEUED_MAX);
+                let (t, k) = (trace.clone(), clock.clone());
+                tokio::task::spawn_local(async move {
+                    while let Some(line) = log_rx.recv().await {
+                        t.line(k.now_ms(), "controller", &line);
+                    }
+                });
+                say(&format!(
+                    "API on http://{} (token from {})",
+                    a.listen,
+                    a.token_file.display()
+                ));
+                Some(api::serve(l, pipes, a.token.clone(), log_tx))
+            }
+            _ => {
+                drop(pipes);
+                None
+            }
+        };
+        let http = async move {
+            match http {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        };
         let service = run_controller(
-            TokioListen(listener),
+            listener,
             machine,
             Some(store),
             Rc::new(fencer),
@@ -253,6 +298,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
         tokio::select! {
             // `run_controller` never returns on its own.
             _ = service => anyhow::bail!("the controller loop ended unexpectedly"),
+            r = http => anyhow::bail!("the API server ended unexpectedly: {r:?}"),
             signal = shutdown_signal(&mut term, &mut int) => {
                 // State is saved write-ahead (before each decision goes
                 // out), so there is nothing left to flush. Nothing runs

@@ -4,6 +4,8 @@
 //! - [`config`] — their YAML configs, loaded with located errors.
 //! - [`controller`] — the control plane over real TCP, its redb store and
 //!   an external fence agent ([`controller::CommandFencer`]).
+//! - [`api`] — the controller's HTTP/JSON API (`/v1/…`, bearer token),
+//!   bridged into its event loop as operator connections.
 //! - [`agent`] — one per hypervisor host, with the simulated driver until
 //!   the libvirt one lands.
 //!
@@ -14,6 +16,7 @@
 //! exit code 2 with `file:line:column: field: what was expected`.
 
 pub mod agent;
+pub mod api;
 pub mod config;
 pub mod controller;
 
