@@ -1,0 +1,20 @@
+//! The cloud's resources, as the controller keeps them: what an operator
+//! creates through the API beside the VMs the HA core places. Sans-IO like
+//! `krrish-core`: no clock, no sockets; every call checks first and changes
+//! nothing when it refuses (a typed [`CloudError`] says why).
+//!
+//! - [`name`] — resource names: `[a-z0-9][a-z0-9-]{0,62}`, so no markup or
+//!   shell syntax ever reaches a log, a UI or a script.
+//! - [`network`] — vxnets (private networks, IPs allocated by the policy),
+//!   routers, EIPs (internet and external), DNS aliases, and the data plane
+//!   that says whether a packet gets through given where VMs run and the
+//!   state of hosts and bonds.
+//! - [`storage`] — volumes (thin, thick, thick lazy-zeroed), disks as
+//!   snapshot chains of differencing layers holding per-block content, and
+//!   the DFS image repository.
+
+pub mod name;
+pub mod network;
+pub mod storage;
+
+pub use name::{Name, NameError};
