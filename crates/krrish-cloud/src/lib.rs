@@ -12,9 +12,13 @@
 //! - [`storage`] — volumes (thin, thick, thick lazy-zeroed), disks as
 //!   snapshot chains of differencing layers holding per-block content, and
 //!   the DFS image repository.
+//! - [`CloudRequest`] — the API calls on these resources as they cross the
+//!   wire; [`Cloud::apply`] answers them.
 
 pub mod name;
 pub mod network;
+mod request;
 pub mod storage;
 
 pub use name::{Name, NameError};
+pub use request::{Cloud, CloudError, CloudReply, CloudRequest};

@@ -17,7 +17,7 @@ pub fn last_octet_limit(zone: Zone) -> u8 {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum IpPolicyError {
     #[error("{ip} is not in segment {segment}/24")]
     OutsideSegment { ip: Ipv4Addr, segment: Ipv4Addr },

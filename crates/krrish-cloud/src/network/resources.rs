@@ -1,0 +1,667 @@
+//! The network's records and the calls that change them.
+
+use crate::name::Name;
+use krrish_core::ipam::{IpPolicyError, Segment};
+use krrish_core::{VmId, Zone};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use thiserror::Error;
+
+/// Bounds on what one cloud holds (every collection is bounded).
+#[derive(Clone, Copy, Debug)]
+pub struct NetworkLimits {
+    pub vxnets: usize,
+    pub routers: usize,
+    pub eips: usize,
+    pub aliases: usize,
+}
+
+pub const NETWORK_LIMITS: NetworkLimits = NetworkLimits {
+    vxnets: 250,
+    routers: 64,
+    eips: 500,
+    aliases: 1_000,
+};
+
+/// VMs take addresses as the notes' "other zones" do: last octet 1–198.
+const VM_ZONE: Zone = Zone::Ecs;
+/// The first VXLAN network id handed out; vxnet `n` (0-based) gets
+/// `VNI_BASE + n` and the /24 `192.168.n.0` unless given one.
+const VNI_BASE: u32 = 1_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EipKind {
+    /// Reached from the internet.
+    Internet,
+    /// Reached from the operator's external network.
+    External,
+}
+
+impl EipKind {
+    /// The pool's /24 (documentation ranges: never a real address).
+    fn pool(self) -> [u8; 3] {
+        match self {
+            EipKind::Internet => [203, 0, 113],
+            EipKind::External => [198, 51, 100],
+        }
+    }
+}
+
+impl std::fmt::Display for EipKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EipKind::Internet => "internet",
+            EipKind::External => "external",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vxnet {
+    pub name: Name,
+    pub vni: u32,
+    /// The /24's network address.
+    pub network: Ipv4Addr,
+    pub router: Option<Name>,
+}
+
+impl Vxnet {
+    pub fn gateway(&self) -> Ipv4Addr {
+        Segment::new(self.network).gateway()
+    }
+}
+
+/// A VM's interface on a vxnet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    pub vm: VmId,
+    pub vxnet: Name,
+    pub ip: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    pub name: Name,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eip {
+    pub name: Name,
+    pub kind: EipKind,
+    pub address: Ipv4Addr,
+    pub vm: Option<VmId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub name: Name,
+    pub vm: Option<VmId>,
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum NetworkError {
+    #[error("no {kind} named {name}")]
+    NotFound { kind: &'static str, name: String },
+    #[error("a {kind} named {name} already exists")]
+    Exists { kind: &'static str, name: String },
+    #[error("{what} is in use: {by}")]
+    InUse { what: String, by: String },
+    #[error("{what} is already associated with {with}")]
+    AlreadyAssociated { what: String, with: String },
+    #[error("{what} is not associated with {with}")]
+    NotAssociated { what: String, with: String },
+    #[error("{0}")]
+    Policy(#[from] IpPolicyError),
+    #[error("{what}: expected {expected}")]
+    Invalid { what: String, expected: String },
+    #[error("at most {max} {kind}s")]
+    Limit { kind: &'static str, max: usize },
+    #[error("the {kind} EIP pool is exhausted")]
+    PoolExhausted { kind: EipKind },
+}
+
+impl NetworkError {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NetworkError::NotFound { .. } => "not-found",
+            NetworkError::Exists { .. } => "exists",
+            NetworkError::InUse { .. } => "in-use",
+            NetworkError::AlreadyAssociated { .. } => "already-associated",
+            NetworkError::NotAssociated { .. } => "not-associated",
+            NetworkError::Policy(IpPolicyError::Exhausted { .. }) => "exhausted",
+            NetworkError::Policy(IpPolicyError::Duplicate { .. }) => "in-use",
+            NetworkError::Policy(_) | NetworkError::Invalid { .. } => "invalid-request",
+            NetworkError::Limit { .. } => "limit",
+            NetworkError::PoolExhausted { .. } => "exhausted",
+        }
+    }
+}
+
+fn not_found(kind: &'static str, name: &impl ToString) -> NetworkError {
+    NetworkError::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+/// The tenant network of one cloud.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    vxnets: BTreeMap<Name, Vxnet>,
+    routers: BTreeMap<Name, Router>,
+    /// Each VM's interfaces, by vxnet.
+    nics: BTreeMap<VmId, BTreeMap<Name, Ipv4Addr>>,
+    eips: BTreeMap<Name, Eip>,
+    aliases: BTreeMap<Name, Alias>,
+    /// Bumped by every change (persistence skips unchanged states).
+    generation: u64,
+}
+
+impl Network {
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn vxnets(&self) -> impl Iterator<Item = &Vxnet> {
+        self.vxnets.values()
+    }
+
+    pub fn vxnet(&self, name: &Name) -> Result<&Vxnet, NetworkError> {
+        self.vxnets
+            .get(name)
+            .ok_or_else(|| not_found("vxnet", name))
+    }
+
+    pub fn routers(&self) -> impl Iterator<Item = &Router> {
+        self.routers.values()
+    }
+
+    pub fn eips(&self) -> impl Iterator<Item = &Eip> {
+        self.eips.values()
+    }
+
+    pub fn eip(&self, name: &Name) -> Result<&Eip, NetworkError> {
+        self.eips.get(name).ok_or_else(|| not_found("eip", name))
+    }
+
+    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
+        self.aliases.values()
+    }
+
+    pub fn alias(&self, name: &Name) -> Result<&Alias, NetworkError> {
+        self.aliases
+            .get(name)
+            .ok_or_else(|| not_found("dns alias", name))
+    }
+
+    /// A VM's interfaces, in vxnet order.
+    pub fn nics_of(&self, vm: &VmId) -> Vec<Nic> {
+        self.nics
+            .get(vm)
+            .into_iter()
+            .flatten()
+            .map(|(vxnet, ip)| Nic {
+                vm: vm.clone(),
+                vxnet: vxnet.clone(),
+                ip: *ip,
+            })
+            .collect()
+    }
+
+    /// Every interface on `vxnet`.
+    pub fn nics_on(&self, vxnet: &Name) -> Vec<Nic> {
+        self.nics
+            .iter()
+            .filter_map(|(vm, nics)| {
+                nics.get(vxnet).map(|ip| Nic {
+                    vm: vm.clone(),
+                    vxnet: vxnet.clone(),
+                    ip: *ip,
+                })
+            })
+            .collect()
+    }
+
+    /// The interface holding `ip`, on any vxnet.
+    pub fn nic_with(&self, ip: Ipv4Addr) -> Option<Nic> {
+        self.nics.iter().find_map(|(vm, nics)| {
+            nics.iter().find(|(_, a)| **a == ip).map(|(vxnet, _)| Nic {
+                vm: vm.clone(),
+                vxnet: vxnet.clone(),
+                ip,
+            })
+        })
+    }
+
+    /// The EIP associated with `vm`, if any.
+    pub fn eip_of(&self, vm: &VmId) -> Option<&Eip> {
+        self.eips.values().find(|e| e.vm.as_ref() == Some(vm))
+    }
+
+    fn changed(&mut self) {
+        self.generation += 1;
+    }
+
+    // ------------------------------------------------------------ vxnets
+
+    /// `network`: the /24 to use (any address in it); by default
+    /// `192.168.<n>.0` for the first free `n`.
+    pub fn create_vxnet(
+        &mut self,
+        name: Name,
+        network: Option<Ipv4Addr>,
+    ) -> Result<&Vxnet, NetworkError> {
+        if self.vxnets.contains_key(&name) {
+            return Err(NetworkError::Exists {
+                kind: "vxnet",
+                name: name.to_string(),
+            });
+        }
+        if self.vxnets.len() >= NETWORK_LIMITS.vxnets {
+            return Err(NetworkError::Limit {
+                kind: "vxnet",
+                max: NETWORK_LIMITS.vxnets,
+            });
+        }
+        let taken: BTreeSet<Ipv4Addr> = self.vxnets.values().map(|v| v.network).collect();
+        let network = match network {
+            Some(ip) => {
+                let o = ip.octets();
+                let net = Ipv4Addr::new(o[0], o[1], o[2], 0);
+                if !net.is_private() {
+                    return Err(NetworkError::Invalid {
+                        what: format!("network {ip}"),
+                        expected: "a private /24 (10/8, 172.16/12, 192.168/16)".into(),
+                    });
+                }
+                if taken.contains(&net) {
+                    return Err(NetworkError::InUse {
+                        what: format!("network {net}/24"),
+                        by: "another vxnet".into(),
+                    });
+                }
+                net
+            }
+            None => (0..=255u8)
+                .map(|n| Ipv4Addr::new(192, 168, n, 0))
+                .find(|n| !taken.contains(n))
+                .ok_or(NetworkError::Limit {
+                    kind: "default /24 under 192.168",
+                    max: 256,
+                })?,
+        };
+        let used_vnis: BTreeSet<u32> = self.vxnets.values().map(|v| v.vni).collect();
+        let vni = (VNI_BASE..)
+            .find(|v| !used_vnis.contains(v))
+            .expect("fewer vxnets than VNIs");
+        self.changed();
+        Ok(self.vxnets.entry(name.clone()).or_insert(Vxnet {
+            name,
+            vni,
+            network,
+            router: None,
+        }))
+    }
+
+    /// Refused while a VM is on it.
+    pub fn delete_vxnet(&mut self, name: &Name) -> Result<(), NetworkError> {
+        self.vxnet(name)?;
+        let on = self.nics_on(name);
+        if !on.is_empty() {
+            let vms: Vec<String> = on.iter().map(|n| n.vm.to_string()).collect();
+            return Err(NetworkError::InUse {
+                what: format!("vxnet {name}"),
+                by: format!("VMs on it: {}", vms.join(", ")),
+            });
+        }
+        self.vxnets.remove(name);
+        self.changed();
+        Ok(())
+    }
+
+    /// A VM joins `vxnet`, at `ip` (checked against the policy) or at the
+    /// lowest free address. `vm_exists` says whether the HA core knows it.
+    pub fn join_vxnet(
+        &mut self,
+        vxnet: &Name,
+        vm: &VmId,
+        vm_exists: bool,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, NetworkError> {
+        let net = self.vxnet(vxnet)?.network;
+        if !vm_exists {
+            return Err(not_found("vm", vm));
+        }
+        if let Some(ip) = self.nics.get(vm).and_then(|n| n.get(vxnet)) {
+            return Err(NetworkError::AlreadyAssociated {
+                what: format!("vm {vm}"),
+                with: format!("vxnet {vxnet} (address {ip})"),
+            });
+        }
+        let mut segment = Segment::new(net);
+        for nic in self.nics_on(vxnet) {
+            segment
+                .claim(VM_ZONE, nic.ip)
+                .expect("addresses on a vxnet were checked when given");
+        }
+        let ip = match ip {
+            Some(ip) => {
+                segment.claim(VM_ZONE, ip)?;
+                ip
+            }
+            None => segment.allocate(VM_ZONE)?,
+        };
+        self.nics
+            .entry(vm.clone())
+            .or_default()
+            .insert(vxnet.clone(), ip);
+        self.changed();
+        Ok(ip)
+    }
+
+    pub fn leave_vxnet(&mut self, vxnet: &Name, vm: &VmId) -> Result<Ipv4Addr, NetworkError> {
+        self.vxnet(vxnet)?;
+        let Some(ip) = self.nics.get(vm).and_then(|n| n.get(vxnet)).copied() else {
+            return Err(NetworkError::NotAssociated {
+                what: format!("vm {vm}"),
+                with: format!("vxnet {vxnet}"),
+            });
+        };
+        let nics = self.nics.get_mut(vm).expect("checked");
+        nics.remove(vxnet);
+        if nics.is_empty() {
+            self.nics.remove(vm);
+        }
+        self.changed();
+        Ok(ip)
+    }
+
+    /// A VM is gone: its interfaces, EIP and aliases let go.
+    pub fn forget_vm(&mut self, vm: &VmId) {
+        let had = self.nics.remove(vm).is_some();
+        let mut released = false;
+        for e in self.eips.values_mut().filter(|e| e.vm.as_ref() == Some(vm)) {
+            e.vm = None;
+            released = true;
+        }
+        for a in self
+            .aliases
+            .values_mut()
+            .filter(|a| a.vm.as_ref() == Some(vm))
+        {
+            a.vm = None;
+            released = true;
+        }
+        if had || released {
+            self.changed();
+        }
+    }
+
+    // ----------------------------------------------------------- routers
+
+    pub fn create_router(&mut self, name: Name) -> Result<&Router, NetworkError> {
+        if self.routers.contains_key(&name) {
+            return Err(NetworkError::Exists {
+                kind: "router",
+                name: name.to_string(),
+            });
+        }
+        if self.routers.len() >= NETWORK_LIMITS.routers {
+            return Err(NetworkError::Limit {
+                kind: "router",
+                max: NETWORK_LIMITS.routers,
+            });
+        }
+        self.changed();
+        Ok(self.routers.entry(name.clone()).or_insert(Router { name }))
+    }
+
+    /// Refused while a vxnet is joined to it.
+    pub fn delete_router(&mut self, name: &Name) -> Result<(), NetworkError> {
+        if !self.routers.contains_key(name) {
+            return Err(not_found("router", name));
+        }
+        let joined: Vec<String> = self
+            .vxnets
+            .values()
+            .filter(|v| v.router.as_ref() == Some(name))
+            .map(|v| v.name.to_string())
+            .collect();
+        if !joined.is_empty() {
+            return Err(NetworkError::InUse {
+                what: format!("router {name}"),
+                by: format!("vxnets joined: {}", joined.join(", ")),
+            });
+        }
+        self.routers.remove(name);
+        self.changed();
+        Ok(())
+    }
+
+    pub fn join_router(&mut self, router: &Name, vxnet: &Name) -> Result<(), NetworkError> {
+        if !self.routers.contains_key(router) {
+            return Err(not_found("router", router));
+        }
+        match &self.vxnet(vxnet)?.router {
+            Some(r) => Err(NetworkError::AlreadyAssociated {
+                what: format!("vxnet {vxnet}"),
+                with: format!("router {r}"),
+            }),
+            None => {
+                self.vxnets.get_mut(vxnet).expect("checked").router = Some(router.clone());
+                self.changed();
+                Ok(())
+            }
+        }
+    }
+
+    pub fn leave_router(&mut self, router: &Name, vxnet: &Name) -> Result<(), NetworkError> {
+        if !self.routers.contains_key(router) {
+            return Err(not_found("router", router));
+        }
+        if self.vxnet(vxnet)?.router.as_ref() != Some(router) {
+            return Err(NetworkError::NotAssociated {
+                what: format!("vxnet {vxnet}"),
+                with: format!("router {router}"),
+            });
+        }
+        self.vxnets.get_mut(vxnet).expect("checked").router = None;
+        self.changed();
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- EIPs
+
+    /// The lowest free address of the kind's pool (last octet 1–254).
+    pub fn allocate_eip(&mut self, name: Name, kind: EipKind) -> Result<&Eip, NetworkError> {
+        if self.eips.contains_key(&name) {
+            return Err(NetworkError::Exists {
+                kind: "eip",
+                name: name.to_string(),
+            });
+        }
+        if self.eips.len() >= NETWORK_LIMITS.eips {
+            return Err(NetworkError::Limit {
+                kind: "eip",
+                max: NETWORK_LIMITS.eips,
+            });
+        }
+        let used: BTreeSet<Ipv4Addr> = self.eips.values().map(|e| e.address).collect();
+        let [a, b, c] = kind.pool();
+        let address = (1..=254u8)
+            .map(|d| Ipv4Addr::new(a, b, c, d))
+            .find(|ip| !used.contains(ip))
+            .ok_or(NetworkError::PoolExhausted { kind })?;
+        self.changed();
+        Ok(self.eips.entry(name.clone()).or_insert(Eip {
+            name,
+            kind,
+            address,
+            vm: None,
+        }))
+    }
+
+    /// Refused while associated.
+    pub fn release_eip(&mut self, name: &Name) -> Result<(), NetworkError> {
+        if let Some(vm) = &self.eip(name)?.vm {
+            return Err(NetworkError::InUse {
+                what: format!("eip {name}"),
+                by: format!("associated with vm {vm}; dissociate it first"),
+            });
+        }
+        self.eips.remove(name);
+        self.changed();
+        Ok(())
+    }
+
+    /// One EIP per VM, one VM per EIP; the VM needs an interface on a
+    /// vxnet joined to a router (the router does the NAT).
+    pub fn associate_eip(
+        &mut self,
+        name: &Name,
+        vm: &VmId,
+        vm_exists: bool,
+    ) -> Result<(), NetworkError> {
+        let eip = self.eip(name)?;
+        if !vm_exists {
+            return Err(not_found("vm", vm));
+        }
+        if let Some(other) = &eip.vm {
+            return Err(NetworkError::AlreadyAssociated {
+                what: format!("eip {name}"),
+                with: format!("vm {other}"),
+            });
+        }
+        if let Some(e) = self.eip_of(vm) {
+            return Err(NetworkError::AlreadyAssociated {
+                what: format!("vm {vm}"),
+                with: format!("eip {}", e.name),
+            });
+        }
+        if self.routed_nic(vm).is_none() {
+            return Err(NetworkError::Invalid {
+                what: format!("vm {vm}"),
+                expected:
+                    "an interface on a vxnet joined to a router (the router does the EIP's NAT)"
+                        .into(),
+            });
+        }
+        self.eips.get_mut(name).expect("checked").vm = Some(vm.clone());
+        self.changed();
+        Ok(())
+    }
+
+    pub fn dissociate_eip(&mut self, name: &Name) -> Result<VmId, NetworkError> {
+        let Some(vm) = self.eip(name)?.vm.clone() else {
+            return Err(NetworkError::NotAssociated {
+                what: format!("eip {name}"),
+                with: "any vm".into(),
+            });
+        };
+        self.eips.get_mut(name).expect("checked").vm = None;
+        self.changed();
+        Ok(vm)
+    }
+
+    /// The interface an EIP of `vm` is NATed to: its first on a routed vxnet.
+    pub fn routed_nic(&self, vm: &VmId) -> Option<Nic> {
+        self.nics_of(vm).into_iter().find(|n| {
+            self.vxnets
+                .get(&n.vxnet)
+                .is_some_and(|v| v.router.is_some())
+        })
+    }
+
+    // ------------------------------------------------------- DNS aliases
+
+    pub fn create_alias(&mut self, name: Name) -> Result<&Alias, NetworkError> {
+        if self.aliases.contains_key(&name) {
+            return Err(NetworkError::Exists {
+                kind: "dns alias",
+                name: name.to_string(),
+            });
+        }
+        if self.aliases.len() >= NETWORK_LIMITS.aliases {
+            return Err(NetworkError::Limit {
+                kind: "dns alias",
+                max: NETWORK_LIMITS.aliases,
+            });
+        }
+        self.changed();
+        Ok(self
+            .aliases
+            .entry(name.clone())
+            .or_insert(Alias { name, vm: None }))
+    }
+
+    pub fn delete_alias(&mut self, name: &Name) -> Result<(), NetworkError> {
+        self.alias(name)?;
+        self.aliases.remove(name);
+        self.changed();
+        Ok(())
+    }
+
+    /// The VM needs an interface (the alias resolves to its address).
+    pub fn associate_alias(
+        &mut self,
+        name: &Name,
+        vm: &VmId,
+        vm_exists: bool,
+    ) -> Result<(), NetworkError> {
+        let alias = self.alias(name)?;
+        if !vm_exists {
+            return Err(not_found("vm", vm));
+        }
+        if let Some(other) = &alias.vm {
+            return Err(NetworkError::AlreadyAssociated {
+                what: format!("dns alias {name}"),
+                with: format!("vm {other}"),
+            });
+        }
+        if self.nics_of(vm).is_empty() {
+            return Err(NetworkError::Invalid {
+                what: format!("vm {vm}"),
+                expected: "an interface on a vxnet (the alias resolves to its address)".into(),
+            });
+        }
+        self.aliases.get_mut(name).expect("checked").vm = Some(vm.clone());
+        self.changed();
+        Ok(())
+    }
+
+    pub fn dissociate_alias(&mut self, name: &Name) -> Result<VmId, NetworkError> {
+        let Some(vm) = self.alias(name)?.vm.clone() else {
+            return Err(NetworkError::NotAssociated {
+                what: format!("dns alias {name}"),
+                with: "any vm".into(),
+            });
+        };
+        self.aliases.get_mut(name).expect("checked").vm = None;
+        self.changed();
+        Ok(vm)
+    }
+
+    /// What the alias resolves to: its VM's first address.
+    pub fn resolve(&self, name: &Name) -> Result<(VmId, Ipv4Addr), NetworkError> {
+        let alias = self.alias(name)?;
+        let vm = alias
+            .vm
+            .clone()
+            .ok_or_else(|| NetworkError::NotAssociated {
+                what: format!("dns alias {name}"),
+                with: "any vm".into(),
+            })?;
+        let nic = self
+            .nics_of(&vm)
+            .into_iter()
+            .next()
+            .ok_or_else(|| NetworkError::Invalid {
+                what: format!("dns alias {name}"),
+                expected: format!("vm {vm} to have an interface"),
+            })?;
+        Ok((vm, nic.ip))
+    }
+}
