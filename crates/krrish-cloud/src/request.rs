@@ -78,34 +78,53 @@ pub enum CloudRequest {
     DescribeDnsAliases,
 }
 
+/// A name as a log shows it: as given when it follows the rule, quoted and
+/// escaped when not (so markup or control characters never reach a log raw).
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if crate::name::is_valid(self.0) {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
+}
+
 impl std::fmt::Display for CloudRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use CloudRequest as R;
+        let s = Shown;
         match self {
             R::CreateVxnet { name, network } => match network {
-                Some(n) => write!(f, "CreateVxnets {name} {n}/24"),
-                None => write!(f, "CreateVxnets {name}"),
+                Some(n) => write!(f, "CreateVxnets {} {}/24", s(name), n),
+                None => write!(f, "CreateVxnets {}", s(name)),
             },
-            R::DeleteVxnet { name } => write!(f, "DeleteVxnets {name}"),
+            R::DeleteVxnet { name } => write!(f, "DeleteVxnets {}", s(name)),
             R::JoinVxnet { vxnet, vm, ip } => match ip {
-                Some(ip) => write!(f, "JoinVxnet {vm} to {vxnet} at {ip}"),
-                None => write!(f, "JoinVxnet {vm} to {vxnet}"),
+                Some(ip) => write!(f, "JoinVxnet {} to {} at {}", s(vm), s(vxnet), ip),
+                None => write!(f, "JoinVxnet {} to {}", s(vm), s(vxnet)),
             },
-            R::LeaveVxnet { vxnet, vm } => write!(f, "LeaveVxnet {vm} from {vxnet}"),
-            R::CreateRouter { name } => write!(f, "CreateRouters {name}"),
-            R::DeleteRouter { name } => write!(f, "DeleteRouters {name}"),
-            R::JoinRouter { router, vxnet } => write!(f, "JoinRouter {vxnet} to {router}"),
-            R::LeaveRouter { router, vxnet } => write!(f, "LeaveRouter {vxnet} from {router}"),
-            R::AllocateEip { name, kind } => write!(f, "AllocateEips {name} ({kind})"),
-            R::ReleaseEip { name } => write!(f, "ReleaseEips {name}"),
-            R::AssociateEip { eip, vm } => write!(f, "AssociateEip {eip} with {vm}"),
-            R::DissociateEip { eip } => write!(f, "DissociateEips {eip}"),
-            R::CreateDnsAlias { name } => write!(f, "CreateDNSAliases {name}"),
-            R::DeleteDnsAlias { name } => write!(f, "DeleteDNSAliases {name}"),
-            R::AssociateDnsAlias { alias, vm } => {
-                write!(f, "AssociateDNSAlias {alias} with {vm}")
+            R::LeaveVxnet { vxnet, vm } => write!(f, "LeaveVxnet {} from {}", s(vm), s(vxnet)),
+            R::CreateRouter { name } => write!(f, "CreateRouters {}", s(name)),
+            R::DeleteRouter { name } => write!(f, "DeleteRouters {}", s(name)),
+            R::JoinRouter { router, vxnet } => {
+                write!(f, "JoinRouter {} to {}", s(vxnet), s(router))
             }
-            R::DissociateDnsAlias { alias } => write!(f, "DissociateDNSAliases {alias}"),
+            R::LeaveRouter { router, vxnet } => {
+                write!(f, "LeaveRouter {} from {}", s(vxnet), s(router))
+            }
+            R::AllocateEip { name, kind } => write!(f, "AllocateEips {} ({})", s(name), kind),
+            R::ReleaseEip { name } => write!(f, "ReleaseEips {}", s(name)),
+            R::AssociateEip { eip, vm } => write!(f, "AssociateEip {} with {}", s(eip), s(vm)),
+            R::DissociateEip { eip } => write!(f, "DissociateEips {}", s(eip)),
+            R::CreateDnsAlias { name } => write!(f, "CreateDNSAliases {}", s(name)),
+            R::DeleteDnsAlias { name } => write!(f, "DeleteDNSAliases {}", s(name)),
+            R::AssociateDnsAlias { alias, vm } => {
+                write!(f, "AssociateDNSAlias {} with {}", s(alias), s(vm))
+            }
+            R::DissociateDnsAlias { alias } => write!(f, "DissociateDNSAliases {}", s(alias)),
             R::DescribeVxnets => f.write_str("DescribeVxnets"),
             R::DescribeRouters => f.write_str("DescribeRouters"),
             R::DescribeEips => f.write_str("DescribeEips"),

@@ -1,12 +1,13 @@
 //! krrish-controller: the control plane service.
 //!
 //! Map:
-//! - [`machine`] — [`ControllerMachine`]: the HA core plus connection and
-//!   command bookkeeping, fed with frames, fencing answers and timer expiries;
+//! - [`machine`] — [`ControllerMachine`]: the HA core, the cloud's other
+//!   resources (`krrish-cloud`), connection and command bookkeeping, fed with frames, fencing answers and timer expiries;
 //!   it returns [`ControllerOutput`]s. Every world drives this same machine.
 //! - [`status`] — [`ClusterStatus`], what operators (and scenario
 //!   expectations) read.
-//! - [`store`] — [`Store`], the core's state in a redb database, written
+//! - [`store`] — [`Store`], the [`ControllerSnapshot`] (core and cloud) in a
+//!   redb database, written
 //!   after every decision and read back on restart.
 //! - [`service`] — [`run_controller`], the tokio shell: listener,
 //!   per-connection reader/writer tasks, timers, and the [`Fencer`] (IPMI and
@@ -17,7 +18,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 
-pub use machine::{ControllerMachine, ControllerOutput};
+pub use machine::{ControllerMachine, ControllerOutput, ControllerSnapshot};
 pub use service::{run_controller, Fencer};
 pub use status::ClusterStatus;
 pub use store::{Store, StoreError};

@@ -2,12 +2,23 @@
 //! which command is which.
 
 use crate::status::ClusterStatus;
+use krrish_cloud::Cloud;
 use krrish_core::ha::{
-    Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaManager, Notice,
+    Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaConfig, HaManager, Notice,
 };
-use krrish_core::{HostId, HostSpec, VmId};
+use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::{AgentCommand, ApiFault, ApiReply, ApiRequest, Frame};
 use std::collections::{BTreeMap, VecDeque};
+
+/// What the controller keeps on disk: the HA core's records and the
+/// cloud's resources, written together.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ControllerSnapshot {
+    pub core: CoreSnapshot,
+    /// Stores written before the cloud's resources existed read as empty.
+    #[serde(default)]
+    pub cloud: Cloud,
+}
 
 /// What the shell must do next.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +60,7 @@ pub enum ControllerOutput {
     /// [`ControllerMachine::handle_saved`].
     Save {
         generation: u64,
-        snapshot: Box<CoreSnapshot>,
+        snapshot: Box<ControllerSnapshot>,
     },
     Trace(String),
 }
@@ -78,6 +89,8 @@ const CASCADE_MAX: usize = 100_000;
 
 pub struct ControllerMachine {
     core: HaManager,
+    /// The cloud's other resources (vxnets, EIPs, …).
+    cloud: Cloud,
     conns: BTreeMap<u64, Role>,
     agents: BTreeMap<HostId, u64>,
     /// Commands awaiting an answer, with the connection they went out on.
@@ -104,6 +117,7 @@ impl ControllerMachine {
         let next_command_id = (core.incarnation() << COMMAND_ID_INCARNATION_SHIFT) + 1;
         Self {
             core,
+            cloud: Cloud::default(),
             conns: BTreeMap::new(),
             agents: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -112,6 +126,29 @@ impl ControllerMachine {
             durable: false,
             saved_generation: None,
             wake_cache: std::cell::Cell::new(None),
+        }
+    }
+
+    /// A durable controller starting from what its store holds: restored
+    /// from `saved`, or new from the cluster definition when the store is
+    /// empty.
+    pub fn start(
+        now_ms: u64,
+        config: HaConfig,
+        hosts: Vec<HostSpec>,
+        initial_vms: Vec<VmSpec>,
+        saved: Option<ControllerSnapshot>,
+    ) -> Self {
+        match saved {
+            Some(snap) => {
+                let core = HaManager::restore(now_ms, config, hosts, snap.core);
+                let mut m = Self::new(core);
+                m.cloud = snap.cloud;
+                m.durable = true;
+                m.drain(now_ms);
+                m
+            }
+            None => Self::durable(now_ms, HaManager::new(now_ms, config, hosts, initial_vms)),
         }
     }
 
@@ -133,7 +170,7 @@ impl ControllerMachine {
         if !self.durable {
             return;
         }
-        let generation = self.core.generation();
+        let generation = self.generation();
         if self.saved_generation == Some(generation) {
             return;
         }
@@ -144,7 +181,10 @@ impl ControllerMachine {
         );
         let save = ControllerOutput::Save {
             generation,
-            snapshot: Box::new(self.core.snapshot()),
+            snapshot: Box::new(ControllerSnapshot {
+                core: self.core.snapshot(),
+                cloud: self.cloud.clone(),
+            }),
         };
         self.out.insert(first.min(self.out.len()), save);
     }
@@ -164,6 +204,15 @@ impl ControllerMachine {
 
     pub fn core(&self) -> &HaManager {
         &self.core
+    }
+
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// Changes with every change worth saving (the core's or the cloud's).
+    fn generation(&self) -> u64 {
+        self.core.generation() + self.cloud.generation()
     }
 
     pub fn status(&self) -> ClusterStatus {
@@ -345,17 +394,28 @@ impl ControllerMachine {
                     )
                 })
             }
+            .map_err(ApiFault::from),
             ApiRequest::StopInstance { vm } => self
                 .core
                 .stop_vm(now_ms, &vm)
-                .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm }))),
-            ApiRequest::MigrateInstance { vm, to } => {
-                self.core.migrate_vm(now_ms, &vm, &to).map(|()| {
+                .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm })))
+                .map_err(ApiFault::from),
+            ApiRequest::MigrateInstance { vm, to } => self
+                .core
+                .migrate_vm(now_ms, &vm, &to)
+                .map(|()| {
                     reply(
                         format!("vm {vm} migrating to {to}"),
                         serde_json::json!({ "vm": vm, "to": to }),
                     )
                 })
+                .map_err(ApiFault::from),
+            ApiRequest::Cloud(request) => {
+                let core = &self.core;
+                self.cloud
+                    .apply(request, &|vm: &VmId| core.vms().contains_key(vm))
+                    .map(|r| reply(r.message, r.data))
+                    .map_err(ApiFault::from)
             }
             ApiRequest::DescribeCluster => {
                 let status = self.status();
@@ -368,7 +428,6 @@ impl ControllerMachine {
                     });
             }
         };
-        let r = r.map_err(ApiFault::from);
         let line = match &r {
             Ok(s) => format!("api: {s}"),
             Err(e) => format!("api: refused: {e}"),

@@ -1,7 +1,7 @@
 //! The controller's store: a real redb file survives a reopen, and a core
 //! restored from it re-fences what was being fenced and re-bases deadlines.
 
-use krrish_controller::{ControllerMachine, ControllerOutput, Store};
+use krrish_controller::{ControllerMachine, ControllerOutput, ControllerSnapshot, Store};
 use krrish_core::ha::{Command, FenceStage, HaConfig, HaManager, HostReport, Liveness, VmState};
 use krrish_core::{BondHealth, HostId};
 use krrish_sim::demo;
@@ -45,13 +45,23 @@ fn a_snapshot_survives_closing_and_reopening_the_file() {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controller-store.redb");
     let _ = std::fs::remove_file(&path);
     let core = a_core_mid_fence();
+    let mut cloud = krrish_cloud::Cloud::default();
+    let vxnet = krrish_cloud::CloudRequest::CreateVxnet {
+        name: "vxnet-1".into(),
+        network: None,
+    };
+    cloud.apply(vxnet, &|_| true).unwrap();
+    let snap = ControllerSnapshot {
+        core: core.snapshot(),
+        cloud,
+    };
     {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.load().unwrap(), None, "a new store is empty");
-        store.save(&core.snapshot()).unwrap();
+        store.save(&snap).unwrap();
     }
     let reopened = Store::open(&path).unwrap();
-    assert_eq!(reopened.load().unwrap(), Some(core.snapshot()));
+    assert_eq!(reopened.load().unwrap(), Some(snap));
 }
 
 #[test]
@@ -227,9 +237,9 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
 
     // The controller dies; the next one restores from the store.
     let snap = store.load().unwrap().expect("saved before the command");
-    let restored = HaManager::restore(0, HaConfig::default(), hosts.clone(), snap);
-    assert_eq!(restored.incarnation(), 1);
-    let mut second = ControllerMachine::durable(0, restored);
+    let mut second =
+        ControllerMachine::start(0, HaConfig::default(), hosts.clone(), vec![], Some(snap));
+    assert_eq!(second.core().incarnation(), 1);
     migrate(&mut second, 500, &vm2, "hv-03");
     let new_ids = run(&mut second);
     assert_eq!(new_ids.len(), 1, "one migration command: {new_ids:?}");
@@ -250,6 +260,6 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
     );
     // A third incarnation again draws from its own range.
     let snap = store.load().unwrap().expect("saved");
-    let third = HaManager::restore(0, HaConfig::default(), hosts, snap);
-    assert_eq!(third.incarnation(), 2);
+    let third = ControllerMachine::start(0, HaConfig::default(), hosts, vec![], Some(snap));
+    assert_eq!(third.core().incarnation(), 2);
 }

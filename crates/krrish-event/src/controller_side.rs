@@ -5,7 +5,6 @@
 use crate::net::{Dir, Msg};
 use crate::world::{Ev, EventWorld, FencerAsk};
 use krrish_controller::{ControllerMachine, ControllerOutput};
-use krrish_core::ha::HaManager;
 use krrish_sim::ops::FencerOp;
 use krrish_wire::Frame;
 
@@ -16,15 +15,17 @@ impl EventWorld {
     pub(crate) fn start_controller(&mut self) {
         let now = self.now_ms;
         let ha = self.config.ha.clone();
-        let core = match self.disk.clone() {
-            Some(snap) => HaManager::restore(now, ha, self.hosts.clone(), snap),
-            None => HaManager::new(now, ha, self.hosts.clone(), self.initial_vms.clone()),
-        };
         self.controller_incarnation += 1;
         self.controller_up = true;
         self.controller_wake_ms = None;
         self.operator_conn = None;
-        *self.controller.borrow_mut() = ControllerMachine::durable(now, core);
+        *self.controller.borrow_mut() = ControllerMachine::start(
+            now,
+            ha,
+            self.hosts.clone(),
+            self.initial_vms.clone(),
+            self.disk.clone(),
+        );
         self.after_controller();
     }
 

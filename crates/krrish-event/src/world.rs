@@ -7,8 +7,8 @@
 use crate::net::{Dir, Msg, Net};
 use crate::queue::EventQueue;
 use krrish_agent::{AgentConfig, AgentMachine};
-use krrish_controller::ControllerMachine;
-use krrish_core::ha::{CoreSnapshot, HaManager};
+use krrish_controller::{ControllerMachine, ControllerSnapshot};
+use krrish_core::ha::HaManager;
 use krrish_core::{HostId, HostSpec, VmSpec};
 use krrish_sim::checkers::{Checkers, Violation};
 use krrish_sim::ops::{FencerAnswer, PendingFencerOp, PendingHostOp};
@@ -110,7 +110,7 @@ pub struct EventWorld {
     pub(crate) controller_incarnation: u64,
     pub(crate) controller_wake_ms: Option<u64>,
     /// The controller's disk: the last state it saved.
-    pub(crate) disk: Option<CoreSnapshot>,
+    pub(crate) disk: Option<ControllerSnapshot>,
     /// The operator's connection to the current controller (one per
     /// controller incarnation, opened at the first request).
     pub(crate) operator_conn: Option<(u64, u64)>,
@@ -537,6 +537,10 @@ impl SimulatedWorld for EventWorld {
 
     fn core(&self) -> Ref<'_, HaManager> {
         Ref::map(self.controller.borrow(), |c| c.core())
+    }
+
+    fn cloud(&self) -> Ref<'_, krrish_cloud::Cloud> {
+        Ref::map(self.controller.borrow(), |c| c.cloud())
     }
 
     fn checks_run(&self) -> u64 {

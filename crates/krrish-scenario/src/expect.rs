@@ -5,9 +5,12 @@
 use crate::cluster::Cluster;
 use crate::format::Expectation;
 use crate::load::{host_ref, vm_ref, LoadError, Source};
+use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
+use krrish_cloud::Name;
 use krrish_core::ha::{HostVerdict, VmState};
 use krrish_core::{BondHealth, BondName, HostId, VmId};
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Check {
@@ -47,6 +50,23 @@ pub enum Check {
     TraceLacks(String),
     /// The cluster is whole again (see the format's `converged`).
     Converged,
+    /// A ping through the simulated data plane gets through, or not.
+    Ping {
+        from: PingFrom,
+        to: Target,
+        reachable: bool,
+    },
+    /// The VM's address on a vxnet (`None`: not on it).
+    Nic {
+        vm: VmId,
+        vxnet: Name,
+        ip: Option<Ipv4Addr>,
+    },
+    /// The VM an EIP is associated with (`None`: none).
+    Eip {
+        eip: Name,
+        vm: Option<VmId>,
+    },
     /// An event of this kind (about this host / VM) was raised, or never.
     Event {
         kind: &'static str,
@@ -178,6 +198,66 @@ pub(crate) fn check(
             });
         }
     }
+    let name = |key: &str, value: &str| {
+        Name::parse(key, value).map_err(|e| src.error(src.find(key, value).or(at), e.to_string()))
+    };
+    if let Some(p) = e.ping {
+        let from = match p.from.as_str() {
+            "internet" => PingFrom::Internet,
+            "external" => PingFrom::External,
+            vm => PingFrom::Vm(v("from", vm)?),
+        };
+        let mut to = Vec::new();
+        if let Some(x) = &p.to_vm {
+            to.push(Target::Vm(v("to_vm", x)?));
+        }
+        if let Some(x) = &p.to_alias {
+            to.push(Target::Alias(name("to_alias", x)?));
+        }
+        if let Some(x) = &p.to_eip {
+            to.push(Target::Eip(name("to_eip", x)?));
+        }
+        if let Some(x) = p.to_ip {
+            to.push(Target::Ip(x));
+        }
+        let [to] = <[Target; 1]>::try_from(to).map_err(|_| {
+            src.error(
+                at,
+                "ping: give exactly one of to_vm, to_alias, to_eip, to_ip",
+            )
+        })?;
+        checks.push(Check::Ping {
+            from,
+            to,
+            reachable: p.reachable,
+        });
+    }
+    if let Some(n) = e.nic {
+        let ip = match n.ip.as_str() {
+            "none" => None,
+            x => Some(x.parse::<Ipv4Addr>().map_err(|_| {
+                src.error(
+                    src.find("ip", x).or(at),
+                    format!("nic.ip: `{x}` is not an IPv4 address; expected one, or `none`"),
+                )
+            })?),
+        };
+        checks.push(Check::Nic {
+            vm: v("vm", &n.vm)?,
+            vxnet: name("vxnet", &n.vxnet)?,
+            ip,
+        });
+    }
+    if let Some(x) = e.eip {
+        let vm = match x.vm.as_str() {
+            "none" => None,
+            vm => Some(v("vm", vm)?),
+        };
+        checks.push(Check::Eip {
+            eip: name("name", &x.name)?,
+            vm,
+        });
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -185,7 +265,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

@@ -104,6 +104,10 @@ pub struct Step {
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
     pub migrate: Option<MigrateRef>,
+    /// An API call on the cloud's resources, as the wire carries it:
+    /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
+    /// README's cloud API table).
+    pub cloud: Option<krrish_cloud::CloudRequest>,
     /// The controller process: `crash` (its store survives) or `restart`.
     pub controller: Option<ControllerAction>,
     /// The DFS's metadata service as the controller sees it: `unreachable`
@@ -203,6 +207,40 @@ pub struct Expectation {
     pub event: Option<EventRef>,
     /// The control plane never raised such an event up to then.
     pub no_event: Option<EventRef>,
+    /// A ping through the simulated data plane gets through (or not).
+    pub ping: Option<PingRef>,
+    /// The VM's address on a vxnet, as the control plane records it
+    /// (`ip: none` for not on it).
+    pub nic: Option<VmNicRef>,
+    /// Which VM an EIP is associated with (`vm: none` for none).
+    pub eip: Option<EipRef>,
+}
+
+/// `from`: `internet`, `external` or a VM; exactly one `to_*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingRef {
+    pub from: String,
+    pub to_vm: Option<String>,
+    pub to_alias: Option<String>,
+    pub to_eip: Option<String>,
+    pub to_ip: Option<std::net::Ipv4Addr>,
+    pub reachable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmNicRef {
+    pub vm: String,
+    pub vxnet: String,
+    pub ip: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EipRef {
+    pub name: String,
+    pub vm: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -616,6 +616,9 @@ fn step_action(
             to: h("to", &m.to)?,
         }));
     }
+    if let Some(r) = &s.cloud {
+        actions.push(Action::Api(ApiRequest::Cloud(r.clone())));
+    }
     match actions.len() {
         1 => {
             let mut out = vec![TimedAction {
@@ -634,7 +637,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, migrate",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, migrate, cloud",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

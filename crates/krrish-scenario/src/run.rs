@@ -12,6 +12,7 @@ use krrish_event::EventWorld;
 use krrish_sim::world::Recovery;
 use krrish_sim::SimulatedWorld;
 use krrish_turmoil::SimWorld;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -254,6 +255,62 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
             }
         }
         Check::Converged => krrish_sim::checkers::converged(&world.world(), &world.core()),
+        Check::Ping {
+            from,
+            to,
+            reachable,
+        } => {
+            let cloud = world.cloud();
+            let ground = world.world();
+            match (
+                krrish_cloud::network::dataplane::ping(&cloud.network, &*ground, from, to),
+                reachable,
+            ) {
+                (Ok(_), true) | (Err(_), false) => Ok(()),
+                (Ok(route), false) => Err(format!(
+                    "ping from {from} to {to} got through ({}), expected it lost",
+                    route.join("; ")
+                )),
+                (Err(why), true) => Err(format!("ping from {from} to {to} lost: {why}")),
+            }
+        }
+        Check::Nic { vm, vxnet, ip } => {
+            let cloud = world.cloud();
+            let got = cloud
+                .network
+                .nics_of(vm)
+                .into_iter()
+                .find(|n| &n.vxnet == vxnet)
+                .map(|n| n.ip);
+            if got == *ip {
+                Ok(())
+            } else {
+                let show = |x: Option<Ipv4Addr>| x.map(|i| i.to_string()).unwrap_or("none".into());
+                Err(format!(
+                    "vm {vm} on vxnet {vxnet}: address {}, expected {}",
+                    show(got),
+                    show(*ip)
+                ))
+            }
+        }
+        Check::Eip { eip, vm } => {
+            let cloud = world.cloud();
+            let got = cloud.network.eip(eip).map(|e| e.vm.clone());
+            match got {
+                Ok(got) if got == *vm => Ok(()),
+                Ok(got) => {
+                    let show = |x: &Option<krrish_core::VmId>| {
+                        x.as_ref().map(|v| v.to_string()).unwrap_or("none".into())
+                    };
+                    Err(format!(
+                        "eip {eip} is associated with {}, expected {}",
+                        show(&got),
+                        show(vm)
+                    ))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Check::Event {
             kind,
             host,

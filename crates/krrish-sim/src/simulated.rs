@@ -27,6 +27,9 @@ pub trait SimulatedWorld {
     /// The control plane's records (the last controller's, while it is
     /// down).
     fn core(&self) -> Ref<'_, HaManager>;
+    /// The cloud's resources as the control plane records them (the last
+    /// controller's, while it is down).
+    fn cloud(&self) -> Ref<'_, krrish_cloud::Cloud>;
     /// How many times the checkers judged a changed world.
     fn checks_run(&self) -> u64;
 }

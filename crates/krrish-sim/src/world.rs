@@ -680,3 +680,23 @@ impl World {
         Ok(())
     }
 }
+
+/// The data plane reads ground truth: where guests run, which hosts are
+/// powered and which bonds carry traffic.
+impl krrish_cloud::network::dataplane::Fabric for World {
+    fn running_on(&self, vm: &VmId) -> Vec<HostId> {
+        World::running_on(self, vm)
+    }
+
+    fn vm_network_up(&self, host: &HostId) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| h.powered && h.bond(BondName::Bond1).carries_traffic())
+    }
+
+    fn uplink_up(&self, host: &HostId) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| h.powered && h.bond(BondName::Bond0).carries_traffic())
+    }
+}

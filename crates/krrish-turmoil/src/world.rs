@@ -67,12 +67,16 @@ impl<'a> SimWorld<'a> {
                 let (m, w, t) = (m.clone(), w.clone(), t.clone());
                 // Every (re)start reads the store: empty the first time.
                 let now = TurmoilClock.now_ms();
-                let core = match store.load() {
-                    Ok(Some(snap)) => HaManager::restore(now, ha.clone(), specs.clone(), snap),
-                    Ok(None) => HaManager::new(now, ha.clone(), specs.clone(), initial_vms.clone()),
-                    Err(e) => panic!("the simulated controller store is unreadable: {e}"),
-                };
-                *m.borrow_mut() = ControllerMachine::durable(now, core);
+                let saved = store.load().unwrap_or_else(|e| {
+                    panic!("the simulated controller store is unreadable: {e}")
+                });
+                *m.borrow_mut() = ControllerMachine::start(
+                    now,
+                    ha.clone(),
+                    specs.clone(),
+                    initial_vms.clone(),
+                    saved,
+                );
                 let store = store.clone();
                 async move {
                     let bind = (IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROLLER_PORT);
@@ -347,6 +351,10 @@ impl krrish_sim::SimulatedWorld for SimWorld<'_> {
     }
     fn core(&self) -> Ref<'_, HaManager> {
         Ref::map(self.controller.borrow(), |c| c.core())
+    }
+
+    fn cloud(&self) -> Ref<'_, krrish_cloud::Cloud> {
+        Ref::map(self.controller.borrow(), |c| c.cloud())
     }
     fn checks_run(&self) -> u64 {
         self.checkers.checks_run

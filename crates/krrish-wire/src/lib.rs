@@ -76,6 +76,15 @@ impl std::fmt::Display for ApiReply {
     }
 }
 
+impl From<krrish_cloud::CloudError> for ApiFault {
+    fn from(e: krrish_cloud::CloudError) -> Self {
+        ApiFault {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<krrish_core::ha::ApiError> for ApiFault {
     fn from(e: krrish_core::ha::ApiError) -> Self {
         Self {
@@ -118,6 +127,8 @@ pub enum ApiRequest {
     /// DescribeInstances + DescribeHosts: the cluster status (as the
     /// reply's `data`).
     DescribeCluster,
+    /// A call on the cloud's other resources (vxnets, EIPs, …).
+    Cloud(krrish_cloud::CloudRequest),
 }
 
 impl std::fmt::Display for ApiRequest {
@@ -134,6 +145,7 @@ impl std::fmt::Display for ApiRequest {
             ApiRequest::StopInstance { vm } => write!(f, "StopInstances {vm}"),
             ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),
             ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
+            ApiRequest::Cloud(r) => write!(f, "{r}"),
         }
     }
 }

@@ -129,33 +129,40 @@ impl<T: TraceSink> Fencer for CommandFencer<T> {
 }
 
 /// The state the controller starts from, and the log line that says which.
-fn start_core(now_ms: u64, cfg: &ControllerConfig, store: &Store) -> Result<(HaManager, String)> {
-    let hosts = cfg.cluster.hosts.clone();
-    match store
+/// The controller machine from its store (restored) or its cluster file
+/// (new), and a line saying which.
+fn start_machine(
+    now_ms: u64,
+    cfg: &ControllerConfig,
+    store: &Store,
+) -> Result<(ControllerMachine, String)> {
+    let saved = store
         .load()
-        .with_context(|| format!("cannot read the store {}", cfg.store.display()))?
-    {
-        Some(snap) => {
-            let core = HaManager::restore(now_ms, cfg.ha.clone(), hosts, snap);
-            let line = format!(
-                "restored state from {}: {}",
-                cfg.store.display(),
-                summary(&core)
-            );
-            Ok((core, line))
-        }
-        None => {
-            let core = HaManager::new(now_ms, cfg.ha.clone(), hosts, cfg.cluster.vms.clone());
-            let line = format!(
-                "new state for cluster {} from {}: {} (store {})",
-                cfg.cluster.name,
-                cfg.cluster_file.display(),
-                summary(&core),
-                cfg.store.display()
-            );
-            Ok((core, line))
-        }
-    }
+        .with_context(|| format!("cannot read the store {}", cfg.store.display()))?;
+    let restored = saved.is_some();
+    let m = ControllerMachine::start(
+        now_ms,
+        cfg.ha.clone(),
+        cfg.cluster.hosts.clone(),
+        cfg.cluster.vms.clone(),
+        saved,
+    );
+    let line = if restored {
+        format!(
+            "restored state from {}: {}",
+            cfg.store.display(),
+            summary(m.core())
+        )
+    } else {
+        format!(
+            "new state for cluster {} from {}: {} (store {})",
+            cfg.cluster.name,
+            cfg.cluster_file.display(),
+            summary(m.core()),
+            cfg.store.display()
+        )
+    };
+    Ok((m, line))
 }
 
 /// `N hosts, M VMs`, then hosts not up and VMs away from home by name, so
@@ -233,7 +240,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             .context("cannot register the listening socket")?;
         let clock = Rc::new(MonotonicClock::start());
         let trace = Rc::new(Stdout::start());
-        let (core, line) = start_core(clock.now_ms(), &cfg, &store)?;
+        let (machine, line) = start_machine(clock.now_ms(), &cfg, &store)?;
         let _pid = cfg.pid_file.as_deref().map(PidFile::write).transpose()?;
         let fencer = match &cfg.fencer {
             FencerConfig::Command { argv, timeout_ms } => CommandFencer {
@@ -250,10 +257,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             "fencing with {} (no DFS lease service: hosts are fenced by the fence agent alone)",
             fencer_name(&cfg.fencer)
         ));
-        let machine = Rc::new(RefCell::new(ControllerMachine::durable(
-            clock.now_ms(),
-            core,
-        )));
+        let machine = Rc::new(RefCell::new(machine));
         let store = Rc::new(store);
         let (listener, pipes) = api::Bridged::new(TokioListen(listener));
         let http = match (&cfg.api, api_listener) {
