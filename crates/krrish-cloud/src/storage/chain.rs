@@ -116,7 +116,7 @@ impl Chain {
         let mut at = Some(layer);
         // Bounded: a path is at most as long as the chain has layers.
         for _ in 0..=self.layers.len() {
-            let Some(id) = at else { return None };
+            let id = at?;
             let l = &self.layers[&id];
             if let Some(&d) = l.blocks.get(&block) {
                 return Some(d);

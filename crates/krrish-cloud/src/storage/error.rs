@@ -41,7 +41,8 @@ pub enum StorageError {
     #[error("vm {vm}: the cloud already holds the maximum of {max} root disks")]
     TooManyRootDisks { vm: VmId, max: usize },
     #[error(
-        "vm {vm}: volumes {volumes:?} are attached; detach them before deleting the root disk"
+        "vm {vm}: volumes {} are attached; detach them before deleting the root disk",
+        join(volumes)
     )]
     RootDiskHasVolumes { vm: VmId, volumes: Vec<Name> },
 
@@ -85,4 +86,9 @@ pub enum StorageError {
     NotSyncing { host: HostId, image: Name },
     #[error("host {host}: the image caches already cover the maximum of {max} hosts")]
     TooManyHosts { host: HostId, max: usize },
+}
+
+fn join(names: &[Name]) -> String {
+    let names: Vec<&str> = names.iter().map(Name::as_str).collect();
+    names.join(", ")
 }

@@ -225,3 +225,6 @@ impl Storage {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
