@@ -205,15 +205,38 @@ impl Storage {
                 vm,
             });
         }
-        if !self.host_caches.contains_key(&host) && self.host_caches.len() >= self.limits.hosts_max
-        {
-            return Err(StorageError::TooManyHosts {
+        self.check_host_room(&host)?;
+        let (backing, plan) = self.boot_on(&host, image, now_ms);
+        self.root_disks.insert(
+            vm.clone(),
+            RootDisk {
+                vm,
+                image: image.clone(),
                 host,
-                max: self.limits.hosts_max,
+                backing,
+                chain: Chain::new(blocks),
+                snapshots: BTreeMap::new(),
+            },
+        );
+        Ok(plan)
+    }
+
+    fn check_host_room(&self, host: &HostId) -> Result<(), StorageError> {
+        let max = self.limits.hosts_max;
+        if !self.host_caches.contains_key(host) && self.host_caches.len() >= max {
+            return Err(StorageError::TooManyHosts {
+                host: host.clone(),
+                max,
             });
         }
+        Ok(())
+    }
+
+    /// How a disk over `image` boots on `host`, starting the image's sync
+    /// there if the host neither holds nor is syncing it.
+    fn boot_on(&mut self, host: &HostId, image: &Name, now_ms: u64) -> (BackingState, BootPlan) {
         let cache = self.host_caches.entry(host.clone()).or_default();
-        let (backing, plan) = match cache.get(image).map(|c| c.state) {
+        match cache.get(image).map(|c| c.state) {
             Some(CacheState::Ready) => (BackingState::Local, BootPlan::Local),
             Some(CacheState::Syncing) => (
                 BackingState::BootsFromDfs,
@@ -235,18 +258,34 @@ impl Storage {
                     BootPlan::FromDfs { sync_started: true },
                 )
             }
-        };
-        self.root_disks.insert(
-            vm.clone(),
-            RootDisk {
-                vm,
-                image: image.clone(),
-                host,
-                backing,
-                chain: Chain::new(blocks),
-                snapshots: BTreeMap::new(),
-            },
-        );
+        }
+    }
+
+    /// `vm` now runs on `host` (failover to a spare, migration): its chain
+    /// stays (the DFS holds the VM's files), its base is re-evaluated as at
+    /// boot — the local copy if `host` has the image, else the DFS copy
+    /// while a sync runs. Moving to the host it is on changes nothing.
+    pub fn move_root_disk(
+        &mut self,
+        vm: &VmId,
+        host: HostId,
+        now_ms: u64,
+    ) -> Result<BootPlan, StorageError> {
+        let d = self.root_disk(vm)?;
+        if d.host == host {
+            return Ok(match d.backing {
+                BackingState::BootsFromDfs => BootPlan::FromDfs {
+                    sync_started: false,
+                },
+                BackingState::Local | BackingState::Relinked => BootPlan::Local,
+            });
+        }
+        let image = d.image.clone();
+        self.check_host_room(&host)?;
+        let (backing, plan) = self.boot_on(&host, &image, now_ms);
+        let d = self.root_disks.get_mut(vm).expect("checked");
+        d.host = host;
+        d.backing = backing;
         Ok(plan)
     }
 

@@ -19,7 +19,8 @@
 //!   [`Storage::detach_volume`], [`Storage::delete_volume`],
 //!   [`Storage::describe_volume`], [`Storage::describe_volumes`];
 //! - images: [`Storage::register_image`], [`Storage::create_root_disk`]
-//!   (→ [`BootPlan`]), [`Storage::image_synced`], [`Storage::capture`],
+//!   (→ [`BootPlan`]), [`Storage::image_synced`], [`Storage::move_root_disk`],
+//!   [`Storage::capture`],
 //!   [`Storage::delete_root_disk`], [`Storage::describe_images`],
 //!   [`Storage::describe_root_disk`], [`Storage::describe_host_cache`];
 //! - blocks and snapshots: [`Storage::write`], [`Storage::read`],

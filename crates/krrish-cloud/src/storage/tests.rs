@@ -426,3 +426,44 @@ fn the_state_round_trips_through_json() {
     let back: Storage = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn a_moved_disk_keeps_its_content_and_boots_from_what_the_new_host_has() {
+    let mut s = world(StorageLimits::default());
+    let a = root("vm-a");
+    s.write(&a, 2, 22).unwrap();
+    s.snapshot(&vm("vm-a"), n("s1"), 1).unwrap();
+    s.image_synced(&host("h1"), &n("img")).unwrap();
+    let content = disk_content(&s, &a, IMAGE_BLOCKS);
+
+    let plan = s.move_root_disk(&vm("vm-a"), host("h2"), 5).unwrap();
+    assert_eq!(plan, BootPlan::FromDfs { sync_started: true });
+    let view = s.describe_root_disk(&vm("vm-a")).unwrap();
+    assert_eq!(
+        (view.host, view.backing),
+        (host("h2"), BackingState::BootsFromDfs)
+    );
+    assert_eq!(disk_content(&s, &a, IMAGE_BLOCKS), content);
+    assert_eq!(
+        s.image_synced(&host("h2"), &n("img")).unwrap(),
+        vec![vm("vm-a")]
+    );
+    assert_eq!(disk_content(&s, &a, IMAGE_BLOCKS), content);
+
+    // Back to h1, which holds the image: local at once.
+    let plan = s.move_root_disk(&vm("vm-a"), host("h1"), 6).unwrap();
+    assert_eq!(plan, BootPlan::Local);
+    assert_eq!(disk_content(&s, &a, IMAGE_BLOCKS), content);
+    let same = s.clone();
+    assert_eq!(
+        s.move_root_disk(&vm("vm-a"), host("h1"), 7).unwrap(),
+        BootPlan::Local
+    );
+    assert_eq!(s, same);
+    assert_eq!(
+        s.read_at_snapshot(&vm("vm-a"), &n("s1"), &a, 2).unwrap(),
+        22
+    );
+    refused(&mut s, |s| s.move_root_disk(&vm("vm-x"), host("h1"), 8));
+    s.check().unwrap();
+}

@@ -11,6 +11,11 @@
 //! high-water mark, as a thin disk grows and does not shrink without a
 //! trim (reverting or deleting a snapshot frees nothing here).
 //! [`WriteCost`] reports what a write cost, [`VolumeView`] the totals.
+//!
+//! Lazy zeroing is per block, as vSphere's lazy-zeroed thick disks do; the
+//! notes read as if the first write zeroed the whole disk (首次写磁盘的时候
+//! 全盘置零). Either way thick pays the zeroing at create and lazy pays it
+//! on writes; per block keeps the cost proportional to what is written.
 
 use super::{Chain, Storage, StorageError, BLOCKS_PER_GIB, BLOCK_BYTES};
 use crate::name::Name;
