@@ -1,0 +1,94 @@
+//! Why a storage call was refused. A refused call changed nothing.
+
+use super::DiskRef;
+use crate::name::Name;
+use krrish_core::{HostId, VmId};
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    #[error("volume {0}: no such volume")]
+    UnknownVolume(Name),
+    #[error("volume {0}: the name is taken")]
+    VolumeNameTaken(Name),
+    #[error("volume {volume}: expected a size of 1 to {max_gib} GiB, got {size_gib}")]
+    VolumeSize {
+        volume: Name,
+        size_gib: u64,
+        max_gib: u64,
+    },
+    #[error("volume {volume}: the cloud already holds the maximum of {max} volumes")]
+    TooManyVolumes { volume: Name, max: usize },
+    #[error("volume {volume}: already attached to {attached_to}; detach it first")]
+    AlreadyAttached { volume: Name, attached_to: VmId },
+    #[error("volume {volume}: attached to {attached_to}, not {vm}")]
+    AttachedElsewhere {
+        volume: Name,
+        vm: VmId,
+        attached_to: VmId,
+    },
+    #[error("volume {volume}: not attached to any VM, so not to {vm}")]
+    NotAttached { volume: Name, vm: VmId },
+    #[error("volume {volume}: attached to {vm}; expected a detached volume to delete")]
+    DeleteAttached { volume: Name, vm: VmId },
+    #[error("vm {vm}: already has the maximum of {max} volumes attached")]
+    TooManyAttached { vm: VmId, max: usize },
+
+    #[error("vm {0}: no root disk (create it from an image first)")]
+    UnknownVm(VmId),
+    #[error("vm {0}: already has a root disk")]
+    RootDiskExists(VmId),
+    #[error("vm {vm}: the cloud already holds the maximum of {max} root disks")]
+    TooManyRootDisks { vm: VmId, max: usize },
+    #[error(
+        "vm {vm}: volumes {} are attached; detach them before deleting the root disk",
+        join(volumes)
+    )]
+    RootDiskHasVolumes { vm: VmId, volumes: Vec<Name> },
+
+    #[error("{disk}: block {block} is out of range (the disk has {blocks} blocks)")]
+    BlockOutOfRange {
+        disk: DiskRef,
+        block: u64,
+        blocks: u64,
+    },
+
+    #[error("vm {vm}: no snapshot {snapshot}")]
+    UnknownSnapshot { vm: VmId, snapshot: Name },
+    #[error("vm {vm}: snapshot {snapshot} exists")]
+    SnapshotNameTaken { vm: VmId, snapshot: Name },
+    #[error("{disk}: already holds the maximum of {max} snapshots; delete one first")]
+    TooManySnapshots { disk: DiskRef, max: usize },
+    #[error("vm {vm}: snapshot {snapshot} covers volume {volume}, which is {state}; expected it attached to {vm} to revert")]
+    SnapshotVolumeNotHere {
+        vm: VmId,
+        snapshot: Name,
+        volume: Name,
+        /// "detached" or "attached to vm-b".
+        state: String,
+    },
+    #[error("vm {vm}: snapshot {snapshot} does not cover {disk}")]
+    SnapshotDoesNotCover {
+        vm: VmId,
+        snapshot: Name,
+        disk: DiskRef,
+    },
+
+    #[error("image {0}: no such image")]
+    UnknownImage(Name),
+    #[error("image {0}: the name is taken")]
+    ImageNameTaken(Name),
+    #[error("image {image}: expected a size of 1 to {max} blocks, got {blocks}")]
+    ImageSize { image: Name, blocks: u64, max: u64 },
+    #[error("image {image}: the repository already holds the maximum of {max} images")]
+    TooManyImages { image: Name, max: usize },
+    #[error("host {host}: image {image} is not syncing to it")]
+    NotSyncing { host: HostId, image: Name },
+    #[error("host {host}: the image caches already cover the maximum of {max} hosts")]
+    TooManyHosts { host: HostId, max: usize },
+}
+
+fn join(names: &[Name]) -> String {
+    let names: Vec<&str> = names.iter().map(Name::as_str).collect();
+    names.join(", ")
+}

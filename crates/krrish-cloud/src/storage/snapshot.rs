@@ -1,0 +1,223 @@
+//! Block reads and writes through any disk, and VM snapshots.
+//!
+//! A VM snapshot covers the VM's root disk and every volume attached when
+//! it is taken; each covered disk's chain locks its top for it
+//! ([`super::chain`]). Taking, deleting and reverting act on all covered
+//! disks or on none: every check runs before the first change.
+
+use super::{DiskRef, Storage, StorageError, WriteCost};
+use crate::name::Name;
+use krrish_core::VmId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// What a VM snapshot covers beside the root disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSnapshot {
+    pub taken_at_ms: u64,
+    /// Volumes attached when it was taken (minus any deleted since).
+    pub volumes: BTreeSet<Name>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    pub vm: VmId,
+    pub name: Name,
+    pub taken_at_ms: u64,
+    pub volumes: BTreeSet<Name>,
+}
+
+impl Storage {
+    fn check_block(&self, disk: &DiskRef, block: u64) -> Result<(), StorageError> {
+        let blocks = self.chain(disk)?.blocks();
+        if block >= blocks {
+            return Err(StorageError::BlockOutOfRange {
+                disk: disk.clone(),
+                block,
+                blocks,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes `data` (the block's new content fingerprint) to the top layer
+    /// of `disk`. Returns the allocation and zeroing the write caused (a
+    /// volume's first write to a block, by its provisioning; root disks
+    /// cost nothing here, their overlay shows in `stored_bytes`).
+    pub fn write(
+        &mut self,
+        disk: &DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<WriteCost, StorageError> {
+        self.check_block(disk, block)?;
+        match disk {
+            DiskRef::Root(vm) => {
+                let d = self.root_disks.get_mut(vm).expect("checked");
+                d.chain.write(block, data);
+                Ok(WriteCost::default())
+            }
+            DiskRef::Volume(v) => {
+                let vol = self.volumes.get_mut(v).expect("checked");
+                vol.chain.write(block, data);
+                Ok(vol.on_write(block))
+            }
+        }
+    }
+
+    /// The current content of `block` of `disk`: the nearest layer's write,
+    /// else the base (zero on a volume, the image on a root disk).
+    pub fn read(&self, disk: &DiskRef, block: u64) -> Result<u64, StorageError> {
+        self.check_block(disk, block)?;
+        Ok(match disk {
+            DiskRef::Root(vm) => {
+                let d = &self.root_disks[vm];
+                d.chain
+                    .read(block)
+                    .unwrap_or_else(|| self.base_read(d, block))
+            }
+            DiskRef::Volume(v) => self.volumes[v].chain.read(block).unwrap_or(0),
+        })
+    }
+
+    /// `block` of `disk` as it read when `vm`'s snapshot `snapshot` was
+    /// taken. `disk` must be one the snapshot covers.
+    pub fn read_at_snapshot(
+        &self,
+        vm: &VmId,
+        snapshot: &Name,
+        disk: &DiskRef,
+        block: u64,
+    ) -> Result<u64, StorageError> {
+        let rec = self.snapshot_record(vm, snapshot)?;
+        let covered = match disk {
+            DiskRef::Root(v) => v == vm,
+            DiskRef::Volume(v) => rec.volumes.contains(v),
+        };
+        if !covered {
+            return Err(StorageError::SnapshotDoesNotCover {
+                vm: vm.clone(),
+                snapshot: snapshot.clone(),
+                disk: disk.clone(),
+            });
+        }
+        self.check_block(disk, block)?;
+        let chain = self.chain(disk)?;
+        let layer = chain
+            .snapshot_layer(vm, snapshot)
+            .expect("a covered disk holds the snapshot's layer");
+        Ok(match chain.read_from(layer, block) {
+            Some(d) => d,
+            None => match disk {
+                DiskRef::Root(vm) => self.base_read(&self.root_disks[vm], block),
+                DiskRef::Volume(_) => 0,
+            },
+        })
+    }
+
+    fn snapshot_record(&self, vm: &VmId, snapshot: &Name) -> Result<&VmSnapshot, StorageError> {
+        self.root_disk(vm)?
+            .snapshots
+            .get(snapshot)
+            .ok_or_else(|| StorageError::UnknownSnapshot {
+                vm: vm.clone(),
+                snapshot: snapshot.clone(),
+            })
+    }
+
+    /// Snapshots `vm`'s root disk and attached volumes together as `name`.
+    pub fn snapshot(&mut self, vm: &VmId, name: Name, now_ms: u64) -> Result<(), StorageError> {
+        let d = self.root_disk(vm)?;
+        if d.snapshots.contains_key(&name) {
+            return Err(StorageError::SnapshotNameTaken {
+                vm: vm.clone(),
+                snapshot: name,
+            });
+        }
+        let volumes = self.attached_to(vm);
+        let max = self.limits.snapshots_per_disk_max;
+        let disks = std::iter::once(DiskRef::Root(vm.clone()))
+            .chain(volumes.iter().map(|v| DiskRef::Volume(v.clone())));
+        for disk in disks {
+            if self.chain(&disk)?.snapshot_count() >= max {
+                return Err(StorageError::TooManySnapshots { disk, max });
+            }
+        }
+        for v in &volumes {
+            let chain = &mut self.volumes.get_mut(v).expect("attached").chain;
+            chain.snapshot(vm, &name);
+        }
+        let d = self.root_disks.get_mut(vm).expect("checked");
+        d.chain.snapshot(vm, &name);
+        d.snapshots.insert(
+            name,
+            VmSnapshot {
+                taken_at_ms: now_ms,
+                volumes: volumes.into_iter().collect(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Deletes `vm`'s snapshot `name`: each covered disk merges the
+    /// snapshot's layer forward. No disk or other snapshot reads differently.
+    pub fn delete_snapshot(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
+        self.snapshot_record(vm, name)?;
+        let d = self.root_disks.get_mut(vm).expect("checked");
+        let rec = d.snapshots.remove(name).expect("checked");
+        d.chain.delete_snapshot(vm, name);
+        for v in &rec.volumes {
+            let vol = self.volumes.get_mut(v).expect("snapshot volumes exist");
+            vol.chain.delete_snapshot(vm, name);
+        }
+        Ok(())
+    }
+
+    /// Reverts `vm`'s root disk and the volumes its snapshot `name` covers
+    /// to it: each chain's top becomes a new empty layer on the snapshot's
+    /// layer. Writes since the last snapshot are discarded; no snapshot is.
+    /// Refused unless every covered volume is attached to `vm`.
+    pub fn revert(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
+        let rec = self.snapshot_record(vm, name)?;
+        for v in &rec.volumes {
+            let attached = &self.volume(v)?.attached_to;
+            if attached.as_ref() != Some(vm) {
+                return Err(StorageError::SnapshotVolumeNotHere {
+                    vm: vm.clone(),
+                    snapshot: name.clone(),
+                    volume: v.clone(),
+                    state: match attached {
+                        None => "detached".to_string(),
+                        Some(other) => format!("attached to {other}"),
+                    },
+                });
+            }
+        }
+        let volumes = rec.volumes.clone();
+        for v in &volumes {
+            self.volumes
+                .get_mut(v)
+                .expect("checked")
+                .chain
+                .revert(vm, name);
+        }
+        let d = self.root_disks.get_mut(vm).expect("checked");
+        d.chain.revert(vm, name);
+        Ok(())
+    }
+
+    /// `vm`'s snapshots, in name order.
+    pub fn describe_snapshots(&self, vm: &VmId) -> Result<Vec<SnapshotView>, StorageError> {
+        Ok(self
+            .root_disk(vm)?
+            .snapshots
+            .iter()
+            .map(|(name, s)| SnapshotView {
+                vm: vm.clone(),
+                name: name.clone(),
+                taken_at_ms: s.taken_at_ms,
+                volumes: s.volumes.clone(),
+            })
+            .collect())
+    }
+}
