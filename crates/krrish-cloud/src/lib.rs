@@ -13,12 +13,17 @@
 //!   snapshot chains of differencing layers holding per-block content, and
 //!   the DFS image repository.
 //! - [`CloudRequest`] — the API calls on these resources as they cross the
-//!   wire; [`Cloud::apply`] answers them.
+//!   wire; [`Cloud`] holds the resources, answers the calls
+//!   ([`Cloud::apply`]), follows the HA core's placements
+//!   ([`Cloud::vm_placed`]), completes image syncs on its timer, and takes
+//!   the simulated guests' writes.
 
+mod cloud;
 pub mod name;
 pub mod network;
 mod request;
 pub mod storage;
 
+pub use cloud::{Cloud, IMAGE_SYNC_MIB_PER_S};
 pub use name::{Name, NameError};
-pub use request::{Cloud, CloudError, CloudReply, CloudRequest};
+pub use request::{CloudError, CloudReply, CloudRequest, Family};

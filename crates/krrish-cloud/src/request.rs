@@ -3,7 +3,8 @@
 //! a refusal names the field that was wrong.
 
 use crate::name::{Name, NameError};
-use crate::network::{EipKind, Network, NetworkError};
+use crate::network::{EipKind, NetworkError};
+use crate::storage::{Provisioning, StorageError};
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -76,6 +77,108 @@ pub enum CloudRequest {
     DescribeRouters,
     DescribeEips,
     DescribeDnsAliases,
+
+    /// Uploads an image to the DFS repository (its content is derived from
+    /// its name).
+    CreateImage {
+        name: String,
+        size_gib: u64,
+    },
+    DescribeImages,
+    CreateVolume {
+        name: String,
+        size_gib: u64,
+        #[serde(default = "thin")]
+        provisioning: Provisioning,
+    },
+    DeleteVolume {
+        name: String,
+    },
+    AttachVolume {
+        volume: String,
+        vm: String,
+    },
+    DetachVolume {
+        volume: String,
+        vm: String,
+    },
+    DescribeVolumes,
+    /// Snapshots the VM's root disk and attached volumes together.
+    CreateSnapshot {
+        vm: String,
+        name: String,
+    },
+    /// Merges the snapshot's layer forward; no disk reads differently.
+    DeleteSnapshot {
+        vm: String,
+        name: String,
+    },
+    /// Resets the VM's disks to the snapshot (ResetInstances); deletes no
+    /// snapshot.
+    RevertSnapshot {
+        vm: String,
+        name: String,
+    },
+    DescribeSnapshots {
+        vm: String,
+    },
+    /// A new image from the VM's current disk content (CaptureInstance).
+    CaptureInstance {
+        vm: String,
+        image: String,
+    },
+}
+
+fn thin() -> Provisioning {
+    Provisioning::Thin
+}
+
+/// Which part of the cloud answers a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Network,
+    Storage,
+}
+
+impl CloudRequest {
+    pub fn family(&self) -> Family {
+        use CloudRequest as R;
+        match self {
+            R::CreateImage { .. }
+            | R::DescribeImages
+            | R::CreateVolume { .. }
+            | R::DeleteVolume { .. }
+            | R::AttachVolume { .. }
+            | R::DetachVolume { .. }
+            | R::DescribeVolumes
+            | R::CreateSnapshot { .. }
+            | R::DeleteSnapshot { .. }
+            | R::RevertSnapshot { .. }
+            | R::DescribeSnapshots { .. }
+            | R::CaptureInstance { .. } => Family::Storage,
+            _ => Family::Network,
+        }
+    }
+
+    /// Whether the call only reads.
+    pub fn is_describe(&self) -> bool {
+        use CloudRequest as R;
+        matches!(
+            self,
+            R::DescribeVxnets
+                | R::DescribeRouters
+                | R::DescribeEips
+                | R::DescribeDnsAliases
+                | R::DescribeImages
+                | R::DescribeVolumes
+                | R::DescribeSnapshots { .. }
+        )
+    }
+}
+
+/// A VM named in a request, checked by the naming rule.
+pub(crate) fn vm_name(s: &str) -> Result<VmId, CloudError> {
+    Ok(VmId::new(Name::parse("vm", s)?.as_str()))
 }
 
 /// A name as a log shows it: as given when it follows the rule, quoted and
@@ -129,6 +232,41 @@ impl std::fmt::Display for CloudRequest {
             R::DescribeRouters => f.write_str("DescribeRouters"),
             R::DescribeEips => f.write_str("DescribeEips"),
             R::DescribeDnsAliases => f.write_str("DescribeDNSAliases"),
+            R::CreateImage { name, size_gib } => {
+                write!(f, "CreateImage {} ({size_gib} GiB)", s(name))
+            }
+            R::DescribeImages => f.write_str("DescribeImages"),
+            R::CreateVolume {
+                name,
+                size_gib,
+                provisioning,
+            } => write!(
+                f,
+                "CreateVolumes {} ({size_gib} GiB, {})",
+                s(name),
+                provisioning.as_str()
+            ),
+            R::DeleteVolume { name } => write!(f, "DeleteVolumes {}", s(name)),
+            R::AttachVolume { volume, vm } => {
+                write!(f, "AttachVolumes {} to {}", s(volume), s(vm))
+            }
+            R::DetachVolume { volume, vm } => {
+                write!(f, "DetachVolumes {} from {}", s(volume), s(vm))
+            }
+            R::DescribeVolumes => f.write_str("DescribeVolumes"),
+            R::CreateSnapshot { vm, name } => {
+                write!(f, "CreateSnapshots {} of {}", s(name), s(vm))
+            }
+            R::DeleteSnapshot { vm, name } => {
+                write!(f, "DeleteSnapshots {} of {}", s(name), s(vm))
+            }
+            R::RevertSnapshot { vm, name } => {
+                write!(f, "ResetInstances {} to snapshot {}", s(vm), s(name))
+            }
+            R::DescribeSnapshots { vm } => write!(f, "DescribeSnapshots of {}", s(vm)),
+            R::CaptureInstance { vm, image } => {
+                write!(f, "CaptureInstance {} as image {}", s(vm), s(image))
+            }
         }
     }
 }
@@ -139,6 +277,8 @@ pub enum CloudError {
     Name(#[from] NameError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl CloudError {
@@ -147,6 +287,7 @@ impl CloudError {
         match self {
             CloudError::Name(_) => "invalid-request",
             CloudError::Network(e) => e.code(),
+            CloudError::Storage(e) => e.code(),
         }
     }
 }
@@ -156,183 +297,4 @@ impl CloudError {
 pub struct CloudReply {
     pub message: String,
     pub data: serde_json::Value,
-}
-
-/// Everything the cloud holds beside the HA core's hosts and VMs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cloud {
-    pub network: Network,
-}
-
-impl Cloud {
-    /// Changes with every change; equal generations, equal state.
-    pub fn generation(&self) -> u64 {
-        self.network.generation()
-    }
-
-    /// Answers one call. `vm_exists` says whether the HA core knows a VM.
-    /// A refused call changes nothing.
-    pub fn apply(
-        &mut self,
-        request: CloudRequest,
-        vm_exists: &dyn Fn(&VmId) -> bool,
-    ) -> Result<CloudReply, CloudError> {
-        use serde_json::json;
-        use CloudRequest as R;
-        let name = |field: &str, s: &str| Name::parse(field, s);
-        let vm =
-            |s: &str| -> Result<VmId, CloudError> { Ok(VmId::new(Name::parse("vm", s)?.as_str())) };
-        let reply = |message: String, data: serde_json::Value| CloudReply { message, data };
-        let net = &mut self.network;
-        Ok(match request {
-            R::CreateVxnet { name: n, network } => {
-                let v = net.create_vxnet(name("name", &n)?, network)?;
-                reply(
-                    format!("vxnet {} created: {}/24, VNI {}", v.name, v.network, v.vni),
-                    json!(v),
-                )
-            }
-            R::DeleteVxnet { name: n } => {
-                let n = name("name", &n)?;
-                net.delete_vxnet(&n)?;
-                reply(format!("vxnet {n} deleted"), json!({ "vxnet": n }))
-            }
-            R::JoinVxnet { vxnet, vm: v, ip } => {
-                let (x, v) = (name("vxnet", &vxnet)?, vm(&v)?);
-                let ip = net.join_vxnet(&x, &v, vm_exists(&v), ip)?;
-                reply(
-                    format!("vm {v} joined vxnet {x} at {ip}"),
-                    json!({ "vm": v, "vxnet": x, "ip": ip }),
-                )
-            }
-            R::LeaveVxnet { vxnet, vm: v } => {
-                let (x, v) = (name("vxnet", &vxnet)?, vm(&v)?);
-                let ip = net.leave_vxnet(&x, &v)?;
-                reply(
-                    format!("vm {v} left vxnet {x} ({ip} freed)"),
-                    json!({ "vm": v, "vxnet": x, "ip": ip }),
-                )
-            }
-            R::CreateRouter { name: n } => {
-                let r = net.create_router(name("name", &n)?)?;
-                reply(format!("router {} created", r.name), json!(r))
-            }
-            R::DeleteRouter { name: n } => {
-                let n = name("name", &n)?;
-                net.delete_router(&n)?;
-                reply(format!("router {n} deleted"), json!({ "router": n }))
-            }
-            R::JoinRouter { router, vxnet } => {
-                let (r, x) = (name("router", &router)?, name("vxnet", &vxnet)?);
-                net.join_router(&r, &x)?;
-                reply(
-                    format!("vxnet {x} joined router {r}"),
-                    json!({ "router": r, "vxnet": x }),
-                )
-            }
-            R::LeaveRouter { router, vxnet } => {
-                let (r, x) = (name("router", &router)?, name("vxnet", &vxnet)?);
-                net.leave_router(&r, &x)?;
-                reply(
-                    format!("vxnet {x} left router {r}"),
-                    json!({ "router": r, "vxnet": x }),
-                )
-            }
-            R::AllocateEip { name: n, kind } => {
-                let e = net.allocate_eip(name("name", &n)?, kind)?;
-                reply(
-                    format!("eip {} allocated: {} ({})", e.name, e.address, e.kind),
-                    json!(e),
-                )
-            }
-            R::ReleaseEip { name: n } => {
-                let n = name("name", &n)?;
-                net.release_eip(&n)?;
-                reply(format!("eip {n} released"), json!({ "eip": n }))
-            }
-            R::AssociateEip { eip, vm: v } => {
-                let (e, v) = (name("eip", &eip)?, vm(&v)?);
-                net.associate_eip(&e, &v, vm_exists(&v))?;
-                reply(
-                    format!("eip {e} associated with vm {v}"),
-                    json!({ "eip": e, "vm": v }),
-                )
-            }
-            R::DissociateEip { eip } => {
-                let e = name("eip", &eip)?;
-                let v = net.dissociate_eip(&e)?;
-                reply(
-                    format!("eip {e} dissociated from vm {v}"),
-                    json!({ "eip": e, "vm": v }),
-                )
-            }
-            R::CreateDnsAlias { name: n } => {
-                let a = net.create_alias(name("name", &n)?)?;
-                reply(format!("dns alias {} created", a.name), json!(a))
-            }
-            R::DeleteDnsAlias { name: n } => {
-                let n = name("name", &n)?;
-                net.delete_alias(&n)?;
-                reply(format!("dns alias {n} deleted"), json!({ "alias": n }))
-            }
-            R::AssociateDnsAlias { alias, vm: v } => {
-                let (a, v) = (name("alias", &alias)?, vm(&v)?);
-                net.associate_alias(&a, &v, vm_exists(&v))?;
-                reply(
-                    format!("dns alias {a} associated with vm {v}"),
-                    json!({ "alias": a, "vm": v }),
-                )
-            }
-            R::DissociateDnsAlias { alias } => {
-                let a = name("alias", &alias)?;
-                let v = net.dissociate_alias(&a)?;
-                reply(
-                    format!("dns alias {a} dissociated from vm {v}"),
-                    json!({ "alias": a, "vm": v }),
-                )
-            }
-            R::DescribeVxnets => {
-                let list: Vec<serde_json::Value> = net
-                    .vxnets()
-                    .map(|v| {
-                        let nics = net.nics_on(&v.name);
-                        json!({
-                            "name": v.name, "vni": v.vni, "network": v.network,
-                            "gateway": v.gateway(), "router": v.router,
-                            "vms": nics.iter().map(|n| json!({"vm": n.vm, "ip": n.ip})).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
-                reply(format!("{} vxnets", list.len()), json!(list))
-            }
-            R::DescribeRouters => {
-                let list: Vec<serde_json::Value> = net
-                    .routers()
-                    .map(|r| {
-                        let vxnets: Vec<&Name> = net
-                            .vxnets()
-                            .filter(|v| v.router.as_ref() == Some(&r.name))
-                            .map(|v| &v.name)
-                            .collect();
-                        json!({ "name": r.name, "vxnets": vxnets })
-                    })
-                    .collect();
-                reply(format!("{} routers", list.len()), json!(list))
-            }
-            R::DescribeEips => {
-                let list: Vec<_> = net.eips().collect();
-                reply(format!("{} eips", list.len()), json!(list))
-            }
-            R::DescribeDnsAliases => {
-                let list: Vec<serde_json::Value> = net
-                    .aliases()
-                    .map(|a| {
-                        let ip = net.resolve(&a.name).ok().map(|(_, ip)| ip);
-                        json!({ "name": a.name, "vm": a.vm, "resolves_to": ip })
-                    })
-                    .collect();
-                reply(format!("{} dns aliases", list.len()), json!(list))
-            }
-        })
-    }
 }

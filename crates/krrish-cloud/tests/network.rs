@@ -67,7 +67,8 @@ fn cloud() -> Cloud {
         },
     ] {
         let what = r.to_string();
-        c.apply(r, &known).unwrap_or_else(|e| panic!("{what}: {e}"));
+        c.apply(r, 0, &known)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
     c
 }
@@ -229,7 +230,7 @@ fn refusals_name_the_problem_and_change_nothing() {
     ];
     for (r, code, says) in cases {
         let what = r.to_string();
-        let e = c.apply(r, &known).expect_err(&what);
+        let e = c.apply(r, 0, &known).expect_err(&what);
         assert_eq!(e.code(), code, "{what}: {e}");
         assert!(e.to_string().contains(says), "{what}: {e}");
         assert_eq!(c, before, "{what} changed the state");
@@ -250,7 +251,7 @@ fn refusals_name_the_problem_and_change_nothing() {
             kind: EipKind::External,
         },
     ] {
-        c.apply(r, &known).unwrap();
+        c.apply(r, 0, &known).unwrap();
     }
     let before = c.clone();
     let e = c
@@ -259,6 +260,7 @@ fn refusals_name_the_problem_and_change_nothing() {
                 eip: s("eip-2"),
                 vm: s("solo"),
             },
+            0,
             &known,
         )
         .unwrap_err();
@@ -277,6 +279,7 @@ fn addresses_follow_the_policy_until_exhausted() {
                 vm,
                 ip: None,
             },
+            0,
             &known,
         )
     };
@@ -285,6 +288,7 @@ fn addresses_follow_the_policy_until_exhausted() {
             name: s("big"),
             network: None,
         },
+        0,
         &known,
     )
     .unwrap();
@@ -306,6 +310,7 @@ fn addresses_follow_the_policy_until_exhausted() {
             vxnet: s("big"),
             vm: s("vm-7"),
         },
+        0,
         &known,
     )
     .unwrap();

@@ -5,6 +5,7 @@ use crate::status::ClusterStatus;
 use krrish_cloud::Cloud;
 use krrish_core::ha::{
     Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaConfig, HaManager, Notice,
+    VmState,
 };
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::{AgentCommand, ApiFault, ApiReply, ApiRequest, Frame};
@@ -227,12 +228,18 @@ impl ControllerMachine {
         let generation = self.core.generation();
         if let Some((g, wake)) = self.wake_cache.get() {
             if g == generation {
-                return wake;
+                return match (wake, self.cloud.poll_timeout()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
         }
         let wake = self.core.poll_timeout();
         self.wake_cache.set(Some((generation, wake)));
-        wake
+        match (wake, self.cloud.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn push(&mut self, o: ControllerOutput) {
@@ -266,7 +273,24 @@ impl ControllerMachine {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.wake_cache.set(None);
         self.core.handle_timeout(now_ms);
+        for line in self.cloud.handle_timeout(now_ms) {
+            self.push(ControllerOutput::Trace(line));
+        }
         self.drain(now_ms);
+    }
+
+    /// The simulated data plane: a guest wrote `data` to `block` of one of
+    /// its disks (see [`krrish_cloud::Cloud::guest_write`]).
+    pub fn guest_write(
+        &mut self,
+        now_ms: u64,
+        disk: &krrish_cloud::storage::DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<(), krrish_cloud::CloudError> {
+        self.cloud.guest_write(disk, block, data)?;
+        self.drain(now_ms);
+        Ok(())
     }
 
     pub fn handle_fence_result(
@@ -385,16 +409,12 @@ impl ControllerMachine {
     fn api(&mut self, now_ms: u64, request: ApiRequest) -> Result<ApiReply, ApiFault> {
         let reply = |message: String, data: serde_json::Value| ApiReply { message, data };
         let r = match request {
-            ApiRequest::RunInstance { vm, host } => {
-                let id = vm.id.clone();
-                self.core.create_vm(now_ms, vm, host).map(|h| {
-                    reply(
-                        format!("vm {id} placed on {h}"),
-                        serde_json::json!({ "vm": id, "host": h }),
-                    )
-                })
-            }
-            .map_err(ApiFault::from),
+            ApiRequest::RunInstance {
+                vm,
+                host,
+                image,
+                vxnet,
+            } => self.run_instance(now_ms, vm, host, image, vxnet),
             ApiRequest::StopInstance { vm } => self
                 .core
                 .stop_vm(now_ms, &vm)
@@ -413,7 +433,7 @@ impl ControllerMachine {
             ApiRequest::Cloud(request) => {
                 let core = &self.core;
                 self.cloud
-                    .apply(request, &|vm: &VmId| core.vms().contains_key(vm))
+                    .apply(request, now_ms, &|vm: &VmId| core.vms().contains_key(vm))
                     .map(|r| reply(r.message, r.data))
                     .map_err(ApiFault::from)
             }
@@ -436,6 +456,89 @@ impl ControllerMachine {
         r
     }
 
+    /// RunInstances, whole or not at all: the image and the vxnet are
+    /// checked (on a copy of the cloud) before the core places the VM, so a
+    /// refusal anywhere leaves nothing behind.
+    fn run_instance(
+        &mut self,
+        now_ms: u64,
+        vm: VmSpec,
+        host: Option<HostId>,
+        image: Option<String>,
+        vxnet: Option<String>,
+    ) -> Result<ApiReply, ApiFault> {
+        let id = vm.id.clone();
+        let extras = image.is_some() || vxnet.is_some();
+        let mut probe = if extras {
+            Some(self.cloud.clone())
+        } else {
+            None
+        };
+        let image = match (&image, &mut probe) {
+            (Some(i), Some(_)) => Some(self.cloud.check_image(i)?),
+            _ => None,
+        };
+        let vxnet = match (vxnet, &mut probe) {
+            (Some(x), Some(p)) => {
+                let x = krrish_cloud::Name::parse("vxnet", &x)
+                    .map_err(krrish_cloud::CloudError::from)?;
+                p.network
+                    .join_vxnet(&x, &id, true, None)
+                    .map_err(krrish_cloud::CloudError::from)?;
+                Some(x)
+            }
+            _ => None,
+        };
+        if let (Some(i), Some(p)) = (&image, &mut probe) {
+            // Limits on root disks and image caches, on the copy.
+            p.create_root_disk(&id, i, &HostId::new("probe"), now_ms)?;
+        }
+        let on = self.core.create_vm(now_ms, vm, host)?;
+        let mut said = format!("vm {id} placed on {on}");
+        let mut data = serde_json::json!({ "vm": id, "host": on });
+        if let Some(i) = &image {
+            let plan = self
+                .cloud
+                .create_root_disk(&id, i, &on, now_ms)
+                .expect("checked on a copy of the cloud");
+            let from = match plan {
+                krrish_cloud::storage::BootPlan::Local => "its local copy",
+                krrish_cloud::storage::BootPlan::FromDfs { .. } => "the DFS copy while it syncs",
+            };
+            said.push_str(&format!(", booting image {i} from {from}"));
+            data["image"] = serde_json::json!(i);
+        }
+        if let Some(x) = &vxnet {
+            let ip = self
+                .cloud
+                .network
+                .join_vxnet(x, &id, true, None)
+                .expect("checked on a copy of the cloud");
+            said.push_str(&format!(", {ip} on vxnet {x}"));
+            data["vxnet"] = serde_json::json!(x);
+            data["ip"] = serde_json::json!(ip);
+        }
+        Ok(ApiReply {
+            message: said,
+            data,
+        })
+    }
+
+    /// The cloud's root disks follow the core's placements.
+    fn follow_placements(&mut self, now_ms: u64) {
+        if self.cloud.storage.root_disk_hosts().next().is_none() {
+            return;
+        }
+        let core = &self.core;
+        let where_is = |vm: &VmId| match &core.vms().get(vm)?.state {
+            VmState::Running { host } | VmState::Booting { host, .. } => Some(host.clone()),
+            _ => None,
+        };
+        for line in self.cloud.follow_placements(now_ms, &where_is) {
+            self.push(ControllerOutput::Trace(line));
+        }
+    }
+
     /// Moves the core's notices and commands out, routing commands.
     fn drain(&mut self, now_ms: u64) {
         let first = self.out.len();
@@ -450,6 +553,7 @@ impl ControllerMachine {
                 self.dispatch(now_ms, c);
             }
             if !progressed {
+                self.follow_placements(now_ms);
                 self.persist(first);
                 return;
             }

@@ -50,7 +50,7 @@ fn a_snapshot_survives_closing_and_reopening_the_file() {
         name: "vxnet-1".into(),
         network: None,
     };
-    cloud.apply(vxnet, &|_| true).unwrap();
+    cloud.apply(vxnet, 0, &|_| true).unwrap();
     let snap = ControllerSnapshot {
         core: core.snapshot(),
         cloud,

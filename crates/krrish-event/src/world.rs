@@ -535,6 +535,32 @@ impl SimulatedWorld for EventWorld {
         self.world.borrow()
     }
 
+    fn guest_write(
+        &mut self,
+        disk: &krrish_cloud::storage::DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<(), String> {
+        if !self.controller_up {
+            return Err(
+                "the controller is down: guest writes are kept in its storage records".into(),
+            );
+        }
+        let now = self.now_ms;
+        self.trace.push(
+            now,
+            "guest",
+            &format!("writes {data} to block {block} of {disk}"),
+        );
+        let r = self
+            .controller
+            .borrow_mut()
+            .guest_write(now, disk, block, data)
+            .map_err(|e| e.to_string());
+        self.after_controller();
+        r
+    }
+
     fn core(&self) -> Ref<'_, HaManager> {
         Ref::map(self.controller.borrow(), |c| c.core())
     }

@@ -273,6 +273,17 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                 format!("vm {}: `host` is required in a cluster file", v.name),
             ));
         };
+        for (key, set) in [("image", v.image.is_some()), ("vxnet", v.vxnet.is_some())] {
+            if set {
+                return Err(src.error(
+                    src.find(key, "").or(src.find("name", &v.name)),
+                    format!(
+                        "vm {}: `{key}` belongs to a scenario's run_instance, not a cluster file (cluster VMs have no image or vxnet)",
+                        v.name
+                    ),
+                ));
+            }
+        }
         add(
             VmSpec {
                 id: VmId::new(&v.name),

@@ -6,6 +6,7 @@ use crate::cluster::Cluster;
 use crate::format::Expectation;
 use crate::load::{host_ref, vm_ref, LoadError, Source};
 use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
+use krrish_cloud::storage::{BackingState, DiskRef};
 use krrish_cloud::Name;
 use krrish_core::ha::{HostVerdict, VmState};
 use krrish_core::{BondHealth, BondName, HostId, VmId};
@@ -66,6 +67,24 @@ pub enum Check {
     Eip {
         eip: Name,
         vm: Option<VmId>,
+    },
+    /// A block of a disk reads `data` (as of a VM's snapshot if given).
+    DiskReads {
+        disk: DiskRef,
+        snapshot: Option<(VmId, Name)>,
+        block: u64,
+        data: u64,
+    },
+    /// The VM a volume is attached to (`None`: detached).
+    Volume {
+        volume: Name,
+        attached_to: Option<VmId>,
+    },
+    /// Where a VM's root disk is based.
+    RootDisk {
+        vm: VmId,
+        host: Option<HostId>,
+        backing: Option<BackingState>,
     },
     /// An event of this kind (about this host / VM) was raised, or never.
     Event {
@@ -258,6 +277,46 @@ pub(crate) fn check(
             vm,
         });
     }
+    if let Some(d) = e.disk {
+        let vm = d.vm.as_deref().map(|x| v("vm", x)).transpose()?;
+        let disk = match (&d.volume, &vm) {
+            (Some(x), _) => DiskRef::Volume(name("volume", x)?),
+            (None, Some(vm)) => DiskRef::Root(vm.clone()),
+            (None, None) => {
+                return Err(src.error(at, "disk: give `vm` (its root disk) or `volume`"))
+            }
+        };
+        let snapshot = match (&d.snapshot, vm) {
+            (Some(s), Some(vm)) => Some((vm, name("snapshot", s)?)),
+            (Some(_), None) => {
+                return Err(src.error(at, "disk.snapshot: give the `vm` whose snapshot it is"))
+            }
+            (None, _) => None,
+        };
+        checks.push(Check::DiskReads {
+            disk,
+            snapshot,
+            block: d.block,
+            data: d.data,
+        });
+    }
+    if let Some(x) = e.volume {
+        let attached_to = match x.attached_to.as_str() {
+            "none" => None,
+            vm => Some(v("attached_to", vm)?),
+        };
+        checks.push(Check::Volume {
+            volume: name("name", &x.name)?,
+            attached_to,
+        });
+    }
+    if let Some(r) = e.root_disk {
+        checks.push(Check::RootDisk {
+            vm: v("vm", &r.vm)?,
+            host: r.host.as_deref().map(|x| h("host", x)).transpose()?,
+            backing: r.backing,
+        });
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -265,7 +324,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

@@ -108,6 +108,9 @@ pub struct Step {
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
     /// README's cloud API table).
     pub cloud: Option<krrish_cloud::CloudRequest>,
+    /// The simulated data plane: a guest writes a block of its root disk
+    /// (or of an attached `volume`).
+    pub guest_write: Option<GuestWriteRef>,
     /// The controller process: `crash` (its store survives) or `restart`.
     pub controller: Option<ControllerAction>,
     /// The DFS's metadata service as the controller sees it: `unreachable`
@@ -214,6 +217,48 @@ pub struct Expectation {
     pub nic: Option<VmNicRef>,
     /// Which VM an EIP is associated with (`vm: none` for none).
     pub eip: Option<EipRef>,
+    /// What a block of a disk reads — now, or as of a VM's snapshot.
+    pub disk: Option<DiskReadRef>,
+    /// Which VM a volume is attached to (`attached_to: none` for none).
+    pub volume: Option<VolumeRef>,
+    /// Where a VM's root disk is based: its host and which image copy.
+    pub root_disk: Option<RootDiskRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestWriteRef {
+    pub vm: String,
+    pub volume: Option<String>,
+    pub block: u64,
+    pub data: u64,
+}
+
+/// The root disk of `vm`, or `volume`; with `snapshot`, as of `vm`'s
+/// snapshot of that name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskReadRef {
+    pub vm: Option<String>,
+    pub volume: Option<String>,
+    pub snapshot: Option<String>,
+    pub block: u64,
+    pub data: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRef {
+    pub name: String,
+    pub attached_to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootDiskRef {
+    pub vm: String,
+    pub host: Option<String>,
+    pub backing: Option<krrish_cloud::storage::BackingState>,
 }
 
 /// `from`: `internet`, `external` or a VM; exactly one `to_*`.
@@ -449,6 +494,10 @@ pub struct VmEntry {
     pub priority: u32,
     #[serde(default)]
     pub passthrough: Vec<String>,
+    /// `run_instance` only: launch from this image of the DFS repository.
+    pub image: Option<String>,
+    /// `run_instance` only: join this vxnet at launch.
+    pub vxnet: Option<String>,
 }
 
 fn default_disk() -> u64 {

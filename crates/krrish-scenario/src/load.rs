@@ -172,6 +172,12 @@ pub fn load_cluster(path: &Path) -> Result<Cluster, LoadError> {
 pub enum Action {
     Fault(Fault),
     Api(ApiRequest),
+    /// A guest writes a block of one of its disks.
+    GuestWrite {
+        disk: krrish_cloud::storage::DiskRef,
+        block: u64,
+        data: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -587,6 +593,8 @@ fn step_action(
                 passthrough_devices: v.passthrough.clone(),
             },
             host,
+            image: v.image.clone(),
+            vxnet: v.vxnet.clone(),
         }));
     }
     if let Some(c) = s.controller {
@@ -619,6 +627,21 @@ fn step_action(
     if let Some(r) = &s.cloud {
         actions.push(Action::Api(ApiRequest::Cloud(r.clone())));
     }
+    if let Some(w) = &s.guest_write {
+        let vm = vm_ref(src, "vm", &w.vm, known_vms)?;
+        let disk = match &w.volume {
+            Some(v) => krrish_cloud::storage::DiskRef::Volume(
+                krrish_cloud::Name::parse("volume", v)
+                    .map_err(|e| src.error(src.find("volume", v).or(at), e.to_string()))?,
+            ),
+            None => krrish_cloud::storage::DiskRef::Root(vm),
+        };
+        actions.push(Action::GuestWrite {
+            disk,
+            block: w.block,
+            data: w.data,
+        });
+    }
     match actions.len() {
         1 => {
             let mut out = vec![TimedAction {
@@ -637,7 +660,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, migrate, cloud",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, migrate, cloud, guest_write",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

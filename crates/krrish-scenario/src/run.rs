@@ -136,6 +136,11 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
                     }
                 }
                 Action::Api(r) => world.api(r.clone()),
+                Action::GuestWrite { disk, block, data } => {
+                    if let Err(e) = world.guest_write(disk, *block, *data) {
+                        failures.push(format!("timeline line {}: guest write: {e}", a.line));
+                    }
+                }
             }
         }
         let due: Vec<&Expect> = s
@@ -291,6 +296,76 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                     show(got),
                     show(*ip)
                 ))
+            }
+        }
+        Check::DiskReads {
+            disk,
+            snapshot,
+            block,
+            data,
+        } => {
+            let cloud = world.cloud();
+            let got = match snapshot {
+                Some((vm, s)) => cloud.storage.read_at_snapshot(vm, s, disk, *block),
+                None => cloud.storage.read(disk, *block),
+            }
+            .map_err(|e| e.to_string())?;
+            let when = snapshot
+                .as_ref()
+                .map(|(vm, s)| format!(" as of snapshot {s} of {vm}"))
+                .unwrap_or_default();
+            if got == *data {
+                Ok(())
+            } else {
+                Err(format!(
+                    "block {block} of {disk}{when} reads {got}, expected {data}"
+                ))
+            }
+        }
+        Check::Volume {
+            volume,
+            attached_to,
+        } => {
+            let cloud = world.cloud();
+            let got = cloud
+                .storage
+                .describe_volume(volume)
+                .map_err(|e| e.to_string())?
+                .attached_to;
+            if got == *attached_to {
+                Ok(())
+            } else {
+                let show = |x: &Option<krrish_core::VmId>| {
+                    x.as_ref().map(|v| v.to_string()).unwrap_or("none".into())
+                };
+                Err(format!(
+                    "volume {volume} is attached to {}, expected {}",
+                    show(&got),
+                    show(attached_to)
+                ))
+            }
+        }
+        Check::RootDisk { vm, host, backing } => {
+            let cloud = world.cloud();
+            let d = cloud
+                .storage
+                .describe_root_disk(vm)
+                .map_err(|e| e.to_string())?;
+            let mut wrong = Vec::new();
+            if let Some(h) = host {
+                if &d.host != h {
+                    wrong.push(format!("on {}, expected {h}", d.host));
+                }
+            }
+            if let Some(b) = backing {
+                if &d.backing != b {
+                    wrong.push(format!("based {:?}, expected {b:?}", d.backing));
+                }
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("root disk of {vm}: {}", wrong.join("; ")))
             }
         }
         Check::Eip { eip, vm } => {

@@ -21,6 +21,16 @@ pub trait SimulatedWorld {
     fn inject(&mut self, fault: &Fault) -> Result<(), String>;
     /// Sends an API call from the operator.
     fn api(&mut self, request: ApiRequest);
+    /// The simulated data plane: a guest writes `data` to `block` of one of
+    /// its disks. The model keeps disk content in the controller's storage
+    /// records (saved with its next save), so a write while the controller
+    /// is down is refused.
+    fn guest_write(
+        &mut self,
+        disk: &krrish_cloud::storage::DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<(), String>;
     fn trace(&self) -> &TraceBuf;
     /// Ground truth.
     fn world(&self) -> Ref<'_, World>;

@@ -343,6 +343,28 @@ impl krrish_sim::SimulatedWorld for SimWorld<'_> {
     fn api(&mut self, request: ApiRequest) {
         SimWorld::api(self, request)
     }
+    fn guest_write(
+        &mut self,
+        disk: &krrish_cloud::storage::DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<(), String> {
+        if !self.sim.is_host_running(CONTROLLER) {
+            return Err(
+                "the controller is down: guest writes are kept in its storage records".into(),
+            );
+        }
+        let now = self.now_ms();
+        self.trace.push(
+            now,
+            "guest",
+            &format!("writes {data} to block {block} of {disk}"),
+        );
+        self.controller
+            .borrow_mut()
+            .guest_write(now, disk, block, data)
+            .map_err(|e| e.to_string())
+    }
     fn trace(&self) -> &TraceBuf {
         &self.trace
     }

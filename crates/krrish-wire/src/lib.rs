@@ -118,8 +118,16 @@ pub enum AgentCommand {
 /// The operator API (QingCloud-style names in the docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ApiRequest {
-    /// RunInstances.
-    RunInstance { vm: VmSpec, host: Option<HostId> },
+    /// RunInstances: optionally from an image of the DFS repository (the
+    /// VM gets a root disk over it) and into a vxnet (it gets an address).
+    RunInstance {
+        vm: VmSpec,
+        host: Option<HostId>,
+        #[serde(default)]
+        image: Option<String>,
+        #[serde(default)]
+        vxnet: Option<String>,
+    },
     /// StopInstances.
     StopInstance { vm: VmId },
     /// MigrateInstance (live).
@@ -134,7 +142,7 @@ pub enum ApiRequest {
 impl std::fmt::Display for ApiRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiRequest::RunInstance { vm, host } => write!(
+            ApiRequest::RunInstance { vm, host, .. } => write!(
                 f,
                 "RunInstances {} ({}, HA {}) on {}",
                 vm.id,

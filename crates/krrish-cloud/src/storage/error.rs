@@ -92,3 +92,36 @@ fn join(names: &[Name]) -> String {
     let names: Vec<&str> = names.iter().map(Name::as_str).collect();
     names.join(", ")
 }
+
+impl StorageError {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        use StorageError as E;
+        match self {
+            E::UnknownVolume(_)
+            | E::UnknownVm(_)
+            | E::UnknownSnapshot { .. }
+            | E::UnknownImage(_) => "not-found",
+            E::VolumeNameTaken(_)
+            | E::RootDiskExists(_)
+            | E::SnapshotNameTaken { .. }
+            | E::ImageNameTaken(_) => "exists",
+            E::AlreadyAttached { .. } => "already-associated",
+            E::AttachedElsewhere { .. } | E::NotAttached { .. } => "not-associated",
+            E::DeleteAttached { .. }
+            | E::RootDiskHasVolumes { .. }
+            | E::SnapshotVolumeNotHere { .. } => "in-use",
+            E::TooManyVolumes { .. }
+            | E::TooManyAttached { .. }
+            | E::TooManyRootDisks { .. }
+            | E::TooManySnapshots { .. }
+            | E::TooManyImages { .. }
+            | E::TooManyHosts { .. } => "limit",
+            E::VolumeSize { .. }
+            | E::ImageSize { .. }
+            | E::BlockOutOfRange { .. }
+            | E::SnapshotDoesNotCover { .. } => "invalid-request",
+            E::NotSyncing { .. } => "not-associated",
+        }
+    }
+}

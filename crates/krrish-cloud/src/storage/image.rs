@@ -289,6 +289,11 @@ impl Storage {
         Ok(plan)
     }
 
+    /// Each root disk's VM and the host its disk is based on now.
+    pub fn root_disk_hosts(&self) -> impl Iterator<Item = (&VmId, &HostId)> {
+        self.root_disks.iter().map(|(vm, d)| (vm, &d.host))
+    }
+
     /// The background sync of `image` to `host` completed: the host's copy
     /// is ready and the disks booted from the DFS copy are re-linked to it.
     /// Returns the VMs whose disks were re-linked.

@@ -41,6 +41,7 @@
 //!   current top layer), as every hypervisor does; snapshots are never
 //!   deleted by it.
 
+pub(crate) mod calls;
 pub mod chain;
 pub mod error;
 pub mod image;
@@ -134,6 +135,12 @@ pub struct Storage {
     host_caches: BTreeMap<HostId, BTreeMap<Name, CachedImage>>,
 }
 
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new(StorageLimits::default())
+    }
+}
+
 impl Storage {
     pub fn new(limits: StorageLimits) -> Self {
         Self {
@@ -211,7 +218,7 @@ impl Storage {
             .ok_or_else(|| StorageError::UnknownVm(vm.clone()))
     }
 
-    fn image(&self, i: &Name) -> Result<&Image, StorageError> {
+    pub fn image(&self, i: &Name) -> Result<&Image, StorageError> {
         self.images
             .get(i)
             .ok_or_else(|| StorageError::UnknownImage(i.clone()))

@@ -472,7 +472,14 @@ async fn run(
         priority: b.priority,
         passthrough_devices: Vec::new(),
     };
-    let r = api.call(ApiRequest::RunInstance { vm, host }).await?;
+    let r = api
+        .call(ApiRequest::RunInstance {
+            vm,
+            host,
+            image: None,
+            vxnet: None,
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(r.data)))
 }
 

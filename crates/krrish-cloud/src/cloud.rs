@@ -1,0 +1,180 @@
+//! [`Cloud`]: everything the controller holds beside the HA core's hosts and
+//! VMs, the one place API calls on it are answered, and the hooks by which
+//! the HA core's placements and the (simulated) guests reach it.
+
+use crate::name::Name;
+use crate::network::Network;
+use crate::request::{CloudError, CloudReply, CloudRequest, Family};
+use crate::storage::{BootPlan, DiskRef, Storage, BLOCK_BYTES};
+use krrish_core::{HostId, VmId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How fast a host copies an image from the DFS repository in the
+/// background (MiB/s): a 20 GiB image takes 205 s.
+pub const IMAGE_SYNC_MIB_PER_S: u64 = 100;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cloud {
+    pub network: Network,
+    #[serde(default)]
+    pub storage: Storage,
+    /// Bumped by every change to `storage` or the syncs.
+    #[serde(default)]
+    storage_generation: u64,
+    /// Images copying to hosts, and when each copy completes.
+    #[serde(default)]
+    syncs: BTreeMap<(HostId, Name), u64>,
+}
+
+impl Cloud {
+    /// Changes with every change; equal generations, equal state.
+    pub fn generation(&self) -> u64 {
+        self.network.generation() + self.storage_generation
+    }
+
+    /// Answers one call at `now_ms`. `vm_exists` says whether the HA core
+    /// knows a VM. A refused call changes nothing.
+    pub fn apply(
+        &mut self,
+        request: CloudRequest,
+        now_ms: u64,
+        vm_exists: &dyn Fn(&VmId) -> bool,
+    ) -> Result<CloudReply, CloudError> {
+        match request.family() {
+            Family::Network => crate::network::calls::apply(&mut self.network, request, vm_exists),
+            Family::Storage => {
+                let changes = !request.is_describe();
+                let r = crate::storage::calls::apply(&mut self.storage, request, now_ms)?;
+                if changes {
+                    self.storage_generation += 1;
+                }
+                Ok(r)
+            }
+        }
+    }
+
+    /// Whether a VM may be launched from `image` (checked before the HA
+    /// core places it, so a refused launch leaves nothing behind).
+    pub fn check_image(&self, image: &str) -> Result<Name, CloudError> {
+        let image = Name::parse("image", image)?;
+        self.storage.image(&image)?;
+        Ok(image)
+    }
+
+    /// A launched VM's root disk over `image`, on the host the core chose.
+    /// The host boots it at once — from the DFS copy while the image syncs
+    /// there if it lacks the image.
+    pub fn create_root_disk(
+        &mut self,
+        vm: &VmId,
+        image: &Name,
+        host: &HostId,
+        now_ms: u64,
+    ) -> Result<BootPlan, CloudError> {
+        let plan = self
+            .storage
+            .create_root_disk(vm.clone(), image, host.clone(), now_ms)?;
+        self.after_boot_plan(plan, image, host, now_ms);
+        Ok(plan)
+    }
+
+    /// Root disks whose VM the HA core now has on another host (`where_is`
+    /// answers from the core's records), moved there: failovers, migrations
+    /// and failbacks all end here, whichever path told the core.
+    pub fn follow_placements(
+        &mut self,
+        now_ms: u64,
+        where_is: &dyn Fn(&VmId) -> Option<HostId>,
+    ) -> Vec<String> {
+        let moved: Vec<(VmId, HostId)> = self
+            .storage
+            .root_disk_hosts()
+            .filter_map(|(vm, on)| match where_is(vm) {
+                Some(h) if &h != on => Some((vm.clone(), h)),
+                _ => None,
+            })
+            .collect();
+        let mut lines = Vec::new();
+        for (vm, host) in moved {
+            match self.vm_placed(&vm, &host, now_ms) {
+                Some(BootPlan::FromDfs { .. }) => lines.push(format!(
+                    "root disk of {vm} now on {host}: based on the DFS copy of its image until it syncs there"
+                )),
+                Some(BootPlan::Local) => lines.push(format!(
+                    "root disk of {vm} now on {host}: based on its local image copy"
+                )),
+                None => {}
+            }
+        }
+        lines
+    }
+
+    /// The HA core put `vm` on `host` (a failover boot, a migration, a
+    /// failback): its root disk follows, re-based on that host's image copy
+    /// or, lacking one, on the DFS copy while it syncs. VMs without a root
+    /// disk (not launched from an image) have nothing to follow.
+    pub fn vm_placed(&mut self, vm: &VmId, host: &HostId, now_ms: u64) -> Option<BootPlan> {
+        let image = self.storage.describe_root_disk(vm).ok()?.image;
+        let plan = self.storage.move_root_disk(vm, host.clone(), now_ms).ok()?;
+        self.storage_generation += 1;
+        self.after_boot_plan(plan, &image, host, now_ms);
+        Some(plan)
+    }
+
+    fn after_boot_plan(&mut self, plan: BootPlan, image: &Name, host: &HostId, now_ms: u64) {
+        self.storage_generation += 1;
+        if plan == (BootPlan::FromDfs { sync_started: true }) {
+            let bytes = self
+                .storage
+                .image(image)
+                .map(|i| i.blocks * BLOCK_BYTES)
+                .unwrap_or(0);
+            let ms = bytes / (1 << 20) * 1000 / IMAGE_SYNC_MIB_PER_S;
+            self.syncs
+                .insert((host.clone(), image.clone()), now_ms + ms);
+        }
+    }
+
+    /// When the next image sync completes.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.syncs.values().min().copied()
+    }
+
+    /// Completes the syncs due by `now_ms`, re-linking the disks booted
+    /// from the DFS copy; one line per sync, for the trace.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<String> {
+        let due: Vec<(HostId, Name)> = self
+            .syncs
+            .iter()
+            .filter(|(_, &t)| t <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut lines = Vec::new();
+        for (host, image) in due {
+            self.syncs.remove(&(host.clone(), image.clone()));
+            self.storage_generation += 1;
+            match self.storage.image_synced(&host, &image) {
+                Ok(vms) if vms.is_empty() => lines.push(format!("image {image} synced to {host}")),
+                Ok(vms) => {
+                    let vms: Vec<&str> = vms.iter().map(|v| v.as_str()).collect();
+                    lines.push(format!(
+                        "image {image} synced to {host}; re-linked the disks of {}",
+                        vms.join(", ")
+                    ))
+                }
+                Err(e) => lines.push(format!("image {image} sync to {host}: {e}")),
+            }
+        }
+        lines
+    }
+
+    /// The simulated data plane: a guest wrote `data` to `block` of `disk`.
+    /// (Real guests write their qcow2 files; the model keeps per-block
+    /// content so snapshot, revert and capture semantics are checked.)
+    pub fn guest_write(&mut self, disk: &DiskRef, block: u64, data: u64) -> Result<(), CloudError> {
+        self.storage.write(disk, block, data)?;
+        self.storage_generation += 1;
+        Ok(())
+    }
+}
