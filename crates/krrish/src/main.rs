@@ -65,6 +65,18 @@ enum Top {
     /// VMs, through the controller's API.
     #[command(subcommand)]
     Instances(client::InstancesCmd),
+    /// Private networks (vxnets), through the controller's API.
+    #[command(subcommand)]
+    Vxnets(client::VxnetsCmd),
+    /// Routers joining vxnets, through the controller's API.
+    #[command(subcommand)]
+    Routers(client::RoutersCmd),
+    /// Elastic IPs, through the controller's API.
+    #[command(subcommand)]
+    Eips(client::EipsCmd),
+    /// DNS aliases, through the controller's API.
+    #[command(subcommand)]
+    DnsAliases(client::DnsAliasesCmd),
 }
 
 #[derive(Args)]
@@ -93,6 +105,10 @@ fn main() -> ExitCode {
         }
         Top::Hosts(c) => return client::main(&cli.api, client::Cmd::Hosts(c)),
         Top::Instances(c) => return client::main(&cli.api, client::Cmd::Instances(c)),
+        Top::Vxnets(c) => return client::main(&cli.api, client::Cmd::Vxnets(c)),
+        Top::Routers(c) => return client::main(&cli.api, client::Cmd::Routers(c)),
+        Top::Eips(c) => return client::main(&cli.api, client::Cmd::Eips(c)),
+        Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
     };
     match result {
         Ok(code) => code,

@@ -723,3 +723,406 @@ fn operators_use_the_http_api_through_the_cli() {
     assert_eq!(code, Some(2));
     assert!(err.contains(&format!("http://127.0.0.1:{dead}")), "{err}");
 }
+
+/// `args` through the CLI must succeed; its stdout.
+fn api_ok(c: &Cluster, api: u16, args: &[&str]) -> String {
+    let (code, out, err) = api_cli(c, api, API_TOKEN, args);
+    assert_eq!(code, Some(0), "{args:?}: {err}\n{}", c.logs());
+    out
+}
+
+/// `args` through the CLI must be refused (exit 1) with `code`; its stderr.
+fn api_refused(c: &Cluster, api: u16, args: &[&str], code: &str) -> String {
+    let (exit, out, err) = api_cli(c, api, API_TOKEN, args);
+    assert_eq!(exit, Some(1), "{args:?}: {out}{err}");
+    assert!(
+        err.starts_with(&format!("error: {code}: ")),
+        "{args:?}: want {code}, got {err}"
+    );
+    assert!(out.is_empty(), "{args:?}: {out}");
+    err
+}
+
+/// Each row of a table, split into its cells.
+fn cells(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// One raw HTTP call (no CLI in between): status and JSON body.
+fn http(api: u16, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let req = ureq::request(method, &format!("http://127.0.0.1:{api}{path}"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json");
+    let r = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    (status, resp.into_json().unwrap())
+}
+
+use serde_json::Value;
+
+/// Every network list, as JSON, to compare before and after refusals.
+fn network_state(c: &Cluster, api: u16) -> Vec<Value> {
+    ["vxnets", "routers", "eips", "dns-aliases"]
+        .iter()
+        .map(|r| serde_json::from_str(&api_ok(c, api, &["--output", "json", r, "list"])).unwrap())
+        .collect()
+}
+
+#[test]
+fn operators_manage_the_network_through_the_cli() {
+    let api = free_port();
+    let mut c = start_cluster_with(
+        "network",
+        FENCE_SCRIPT,
+        &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
+    );
+    c.wait_for("controller", &["API on http://127.0.0.1:"]);
+
+    // A router, a vxnet on it, vm-1 on the vxnet.
+    assert_eq!(
+        api_ok(&c, api, &["routers", "create", "r1"]),
+        "router r1 created\n"
+    );
+    let out = api_ok(
+        &c,
+        api,
+        &["vxnets", "create", "net-1", "--network", "10.1.2.0"],
+    );
+    assert!(
+        out.starts_with("vxnet net-1 created: 10.1.2.0/24, VNI "),
+        "{out}"
+    );
+    let vni = out.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert_eq!(
+        api_ok(&c, api, &["routers", "join", "r1", "--vxnet", "net-1"]),
+        "vxnet net-1 joined router r1\n"
+    );
+    let out = api_ok(&c, api, &["vxnets", "join", "net-1", "--instance", "vm-1"]);
+    let ip = out
+        .strip_prefix("vm vm-1 joined vxnet net-1 at ")
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim_end()
+        .to_string();
+    assert!(ip.starts_with("10.1.2."), "{out}");
+    c.wait_for(
+        "controller",
+        &["api: vm vm-1 joined vxnet net-1 at 10.1.2."],
+    );
+
+    // An internet EIP and a DNS alias, both on vm-1.
+    let out = api_ok(
+        &c,
+        api,
+        &["eips", "allocate", "eip-1", "--kind", "internet"],
+    );
+    let address = out
+        .strip_prefix("eip eip-1 allocated: ")
+        .and_then(|s| s.strip_suffix(" (internet)\n"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(address.starts_with("203.0.113."), "{out}");
+    assert_eq!(
+        api_ok(
+            &c,
+            api,
+            &["eips", "associate", "--eip", "eip-1", "--instance", "vm-1"]
+        ),
+        "eip eip-1 associated with vm vm-1\n"
+    );
+    assert_eq!(
+        api_ok(&c, api, &["dns-aliases", "create", "db"]),
+        "dns alias db created\n"
+    );
+    assert_eq!(
+        api_ok(
+            &c,
+            api,
+            &[
+                "dns-aliases",
+                "associate",
+                "--alias",
+                "db",
+                "--instance",
+                "vm-1"
+            ]
+        ),
+        "dns alias db associated with vm vm-1\n"
+    );
+
+    // One vxnet by name (its gateway comes from the IP policy).
+    let (status, v) = http(api, API_TOKEN, "GET", "/v1/vxnets/net-1", None);
+    assert_eq!(status, 200, "{v}");
+    let gateway = v["gateway"].as_str().unwrap().to_string();
+    assert!(gateway.starts_with("10.1.2.") && gateway != ip, "{v}");
+
+    // The lists, as tables.
+    let t = cells(&api_ok(&c, api, &["vxnets", "list"]));
+    assert_eq!(
+        t,
+        [
+            vec!["NAME", "NETWORK", "GATEWAY", "VNI", "ROUTER", "INSTANCES"],
+            vec![
+                "net-1",
+                "10.1.2.0/24",
+                &gateway,
+                &vni,
+                "r1",
+                &format!("vm-1:{ip}")
+            ],
+        ]
+    );
+    assert_eq!(
+        cells(&api_ok(&c, api, &["routers", "list"])),
+        [vec!["NAME", "VXNETS"], vec!["r1", "net-1"]]
+    );
+    assert_eq!(
+        cells(&api_ok(&c, api, &["eips", "list"])),
+        [
+            vec!["NAME", "ADDRESS", "KIND", "INSTANCE"],
+            vec!["eip-1", &address, "internet", "vm-1"]
+        ]
+    );
+    assert_eq!(
+        cells(&api_ok(&c, api, &["dns-aliases", "list"])),
+        [
+            vec!["NAME", "INSTANCE", "RESOLVES-TO"],
+            vec!["db", "vm-1", &ip]
+        ]
+    );
+    // As JSON, and filtered.
+    let v: Value = serde_json::from_str(&api_ok(
+        &c,
+        api,
+        &["--output", "json", "vxnets", "list", "--instance", "vm-1"],
+    ))
+    .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["name"], "net-1");
+    assert_eq!(v[0]["network"], "10.1.2.0");
+    assert_eq!(v[0]["router"], "r1");
+    assert_eq!(v[0]["vms"][0]["vm"], "vm-1");
+    assert_eq!(v[0]["vms"][0]["ip"], ip.as_str());
+    let v: Value = serde_json::from_str(&api_ok(
+        &c,
+        api,
+        &["--output", "json", "eips", "list", "--instance", "vm-1"],
+    ))
+    .unwrap();
+    assert_eq!(v[0]["address"], address.as_str(), "{v}");
+    assert_eq!(v[0]["kind"], "internet", "{v}");
+    for (list, filter) in [
+        ("eips", ["--kind", "external"]),
+        ("vxnets", ["--router", "r2"]),
+        ("dns-aliases", ["--instance", "web-9"]),
+        ("routers", ["--vxnet", "net-9"]),
+    ] {
+        let mut args = vec!["--output", "json", list, "list"];
+        args.extend(filter);
+        assert_eq!(api_ok(&c, api, &args).trim(), "[]", "{args:?}");
+    }
+
+    // Refusals through the CLI, each changing nothing.
+    let before = network_state(&c, api);
+    let err = api_refused(
+        &c,
+        api,
+        &["eips", "associate", "--eip", "eip-1", "--instance", "vm-1"],
+        "already-associated",
+    );
+    assert!(err.contains("eip eip-1"), "{err}");
+    api_refused(
+        &c,
+        api,
+        &[
+            "dns-aliases",
+            "associate",
+            "--alias",
+            "db",
+            "--instance",
+            "vm-1",
+        ],
+        "already-associated",
+    );
+    let err = api_refused(&c, api, &["vxnets", "delete", "net-1"], "in-use");
+    assert!(err.contains("vxnet net-1"), "{err}");
+    api_refused(&c, api, &["routers", "delete", "r1"], "in-use");
+    api_refused(&c, api, &["vxnets", "create", "net-1"], "exists");
+    let err = api_refused(&c, api, &["vxnets", "delete", "nope"], "not-found");
+    assert!(err.contains("no vxnet named nope"), "{err}");
+    for (args, field) in [
+        (&["vxnets", "create", "<b>x</b>"][..], "name"),
+        (&["routers", "create", "r;rm -rf"][..], "name"),
+        (
+            &["eips", "allocate", "Evil", "--kind", "internet"][..],
+            "name",
+        ),
+        (&["dns-aliases", "create", "a$(id)"][..], "name"),
+        (
+            &["vxnets", "join", "net-1", "--instance", "<i>"][..],
+            "instance",
+        ),
+        (
+            &["eips", "associate", "--eip", "eip-1", "--instance", "x y"][..],
+            "instance",
+        ),
+        (&["routers", "join", "r1", "--vxnet", "<net>"][..], "vxnet"),
+        (&["vxnets", "delete", "../hosts"][..], "name"),
+    ] {
+        let err = api_refused(&c, api, args, "invalid-request");
+        assert!(
+            err.starts_with(&format!("error: invalid-request: {field}: expected a name")),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains('<') && !err.contains('$'), "echoed: {err}");
+    }
+    let err = api_refused(
+        &c,
+        api,
+        &["vxnets", "create", "net-2", "--network", "10.1.2.999"],
+        "invalid-request",
+    );
+    assert!(err.contains("network: "), "{err}");
+    let err = api_refused(
+        &c,
+        api,
+        &["eips", "allocate", "eip-2", "--kind", "moon"],
+        "invalid-request",
+    );
+    assert!(err.contains("kind: "), "{err}");
+    let err = api_refused(
+        &c,
+        api,
+        &["eips", "list", "--kind", "moon"],
+        "invalid-request",
+    );
+    assert!(err.contains("kind: expected internet or external"), "{err}");
+    // A wrong token: 401, logged without the token, nothing created.
+    let (code, _, err) = api_cli(&c, api, "not-the-token", &["vxnets", "create", "evil"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("error: unauthorized: "), "{err}");
+    c.wait_for(
+        "controller",
+        &[
+            "api: refused POST /v1/vxnets from 127.0.0.1:",
+            "wrong bearer token",
+        ],
+    );
+    // The controller logged its own refusals.
+    c.wait_for(
+        "controller",
+        &["api: refused: eip eip-1 is already associated"],
+    );
+
+    // The same through raw HTTP: statuses and the named field.
+    for (method, path, body, status, code, names) in [
+        (
+            "POST",
+            "/v1/eips/eip-1/associate",
+            Some(r#"{"instance":"vm-1"}"#),
+            409,
+            "already-associated",
+            "eip-1",
+        ),
+        ("DELETE", "/v1/vxnets/net-1", None, 409, "in-use", "net-1"),
+        ("DELETE", "/v1/eips/nope", None, 404, "not-found", "nope"),
+        ("GET", "/v1/routers/nope", None, 404, "not-found", "nope"),
+        ("POST", "/v1/vxnets", Some("{"), 400, "invalid-request", ""),
+        (
+            "POST",
+            "/v1/vxnets",
+            Some(r#"{"name":"n","colour":"red"}"#),
+            400,
+            "invalid-request",
+            "colour",
+        ),
+        (
+            "POST",
+            "/v1/vxnets/net-1/join",
+            Some(r#"{"instance":"vm-1","ip":"10.1.2"}"#),
+            400,
+            "invalid-request",
+            "ip",
+        ),
+        (
+            "POST",
+            "/v1/eips",
+            Some(r#"{"name":"eip-2"}"#),
+            400,
+            "invalid-request",
+            "kind",
+        ),
+        (
+            "GET",
+            "/v1/eips?colour=red",
+            None,
+            400,
+            "invalid-request",
+            "colour",
+        ),
+        ("PUT", "/v1/vxnets", None, 405, "method-not-allowed", "PUT"),
+    ] {
+        let (s, v) = http(api, API_TOKEN, method, path, body);
+        assert_eq!(
+            (s, v["code"].as_str().unwrap()),
+            (status, code),
+            "{method} {path}: {v}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains(names),
+            "{method} {path}: {v}"
+        );
+    }
+    let (s, v) = http(api, "not-the-token", "DELETE", "/v1/eips/eip-1", None);
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        network_state(&c, api),
+        before,
+        "a refusal changed the network"
+    );
+
+    // Taken apart again, in order, through the CLI.
+    for (args, said) in [
+        (
+            &["eips", "dissociate", "eip-1"][..],
+            "eip eip-1 dissociated from vm vm-1",
+        ),
+        (&["eips", "release", "eip-1"][..], "eip eip-1 released"),
+        (
+            &["dns-aliases", "dissociate", "db"][..],
+            "dns alias db dissociated from vm vm-1",
+        ),
+        (&["dns-aliases", "delete", "db"][..], "dns alias db deleted"),
+        (
+            &["vxnets", "leave", "net-1", "--instance", "vm-1"][..],
+            &format!("vm vm-1 left vxnet net-1 ({ip} freed)"),
+        ),
+        (
+            &["routers", "leave", "r1", "--vxnet", "net-1"][..],
+            "vxnet net-1 left router r1",
+        ),
+        (&["vxnets", "delete", "net-1"][..], "vxnet net-1 deleted"),
+        (&["routers", "delete", "r1"][..], "router r1 deleted"),
+    ] {
+        assert_eq!(api_ok(&c, api, args), format!("{said}\n"), "{args:?}");
+    }
+    assert_eq!(
+        network_state(&c, api),
+        vec![Value::Array(vec![]); 4],
+        "everything deleted"
+    );
+    api_refused(&c, api, &["eips", "dissociate", "eip-1"], "not-found");
+    let log = c.logs();
+    assert!(!log.contains(API_TOKEN), "{log}");
+    assert!(!log.contains("not-the-token"), "{log}");
+}

@@ -5,11 +5,14 @@
 //! controller machine and the simulated worlds do not know HTTP exists.
 //!
 //! Map:
+//! - [`instances`] — `/v1/hosts`, `/v1/instances…` (the HA core's calls).
+//! - [`network`] — `/v1/vxnets…`, `/v1/routers…`, `/v1/eips…`,
+//!   `/v1/dns-aliases…` (the cloud's network resources).
 //! - [`Bridged`] — the controller's `Listen`: real TCP connections (agents,
 //!   operators) or the API's pipes ([`Conn`]), from one bounded channel.
 //! - [`serve`] — the axum server: bearer-token check, routes, error mapping.
 //! - [`Fault`] / [`status_of`] — `{"code","message"}` and its HTTP status.
-//! - [`valid_id`] — the names accepted in ids (no markup, no shell syntax).
+//! - [`check_id`] — the names accepted in ids (no markup, no shell syntax).
 //!
 //! Bounds: pipes waiting for the controller ([`PIPES_QUEUED_MAX`], then
 //! 503), HTTP connections open at once ([`CONNECTIONS_MAX`], then the
@@ -17,18 +20,17 @@
 //! answer ([`CALL_TIMEOUT`], then 503) and refusal log lines queued
 //! ([`LOG_LINES_QUEUED_MAX`], then dropped).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+mod instances;
+mod network;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use krrish_core::ha::VmState;
-use krrish_core::{HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_wire::tokio_net::TokioListen;
 use krrish_wire::{read_frame, write_frame, ApiFault, ApiReply, ApiRequest, Frame, Listen};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::io;
@@ -168,7 +170,9 @@ impl Fault {
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "no-such-vm" | "no-such-host" | "not-found" => StatusCode::NOT_FOUND,
-        "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running" => {
+        // The HA core's refusals, then the cloud's (vxnets, EIPs, …).
+        "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
+        | "exists" | "in-use" | "already-associated" | "not-associated" | "exhausted" | "limit" => {
             StatusCode::CONFLICT
         }
         "invalid-request" => StatusCode::BAD_REQUEST,
@@ -197,25 +201,14 @@ impl IntoResponse for Fault {
     }
 }
 
-/// Ids the API accepts for VMs and hosts: `[a-z0-9][a-z0-9-]{0,62}`, so a
-/// name never carries markup or shell syntax into logs, UIs or scripts.
-pub fn valid_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
+/// Ids the API accepts for VMs, hosts and the cloud's resources:
+/// `[a-z0-9][a-z0-9-]{0,62}` (the cloud's one naming rule), so a name never
+/// carries markup or shell syntax into logs, UIs or scripts.
 fn check_id(field: &str, s: &str) -> Result<(), Fault> {
-    if valid_id(s) {
-        return Ok(());
-    }
     // The refused name is not echoed: it may be the markup we refuse.
-    Err(Fault::invalid(format!(
-        "{field}: expected a name of 1 to 63 characters a-z, 0-9 and '-', starting with a letter or digit"
-    )))
+    krrish_cloud::Name::parse(field, s)
+        .map(drop)
+        .map_err(|e| Fault::invalid(e.to_string()))
 }
 
 // ---------------------------------------------------------------- the server
@@ -285,11 +278,8 @@ pub async fn serve(
         log,
     };
     let app = Router::new()
-        .route("/v1/hosts", get(hosts))
-        .route("/v1/instances", get(instances).post(run))
-        .route("/v1/instances/{id}", get(instance))
-        .route("/v1/instances/{id}/stop", post(stop))
-        .route("/v1/instances/{id}/migrate", post(migrate))
+        .merge(instances::routes())
+        .merge(network::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
@@ -354,167 +344,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Fault {
 
 fn json_error(e: JsonRejection) -> Fault {
     Fault::invalid(e.body_text())
-}
-
-async fn hosts(State(api): State<Api>) -> Result<Json<Value>, Fault> {
-    let c = api.cluster().await?;
-    let hosts = object(&c, "hosts")
-        .map(|(id, h)| {
-            json!({ "id": id, "state": h["state"], "spare": h["spare"], "bonds": h["bonds"] })
-        })
-        .collect();
-    Ok(Json(Value::Array(hosts)))
-}
-
-fn object<'a>(c: &'a Value, key: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
-    c.get(key).and_then(Value::as_object).into_iter().flatten()
-}
-
-fn instance_json(id: &str, v: &Value) -> Value {
-    json!({ "id": id, "state": v["state"], "host": v["host"] })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InstanceFilter {
-    state: Option<String>,
-    host: Option<String>,
-}
-
-async fn instances(
-    State(api): State<Api>,
-    q: Result<Query<InstanceFilter>, QueryRejection>,
-) -> Result<Json<Value>, Fault> {
-    let Query(q) = q.map_err(|e| Fault::invalid(e.body_text()))?;
-    if let Some(s) = &q.state {
-        if !VmState::NAMES.contains(&s.as_str()) {
-            return Err(Fault::invalid(format!(
-                "state: expected one of {}",
-                VmState::NAMES.join(", ")
-            )));
-        }
-    }
-    if let Some(h) = &q.host {
-        check_id("host", h)?;
-    }
-    let c = api.cluster().await?;
-    let list = object(&c, "vms")
-        .filter(|(_, v)| q.state.as_deref().is_none_or(|s| v["state"] == s))
-        .filter(|(_, v)| q.host.as_deref().is_none_or(|h| v["host"] == h))
-        .map(|(id, v)| instance_json(id, v))
-        .collect();
-    Ok(Json(Value::Array(list)))
-}
-
-async fn instance(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, Fault> {
-    check_id("id", &id)?;
-    let c = api.cluster().await?;
-    match c.get("vms").and_then(|v| v.get(&id)) {
-        Some(v) => Ok(Json(instance_json(&id, v))),
-        None => Err(Fault(
-            krrish_core::ha::ApiError::NoSuchVm(VmId::new(id)).into(),
-        )),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunBody {
-    id: String,
-    cpu: u32,
-    memory_mib: u64,
-    #[serde(default)]
-    disk_gib: u64,
-    ha: Option<HaPolicy>,
-    #[serde(default)]
-    priority: u32,
-    host: Option<String>,
-}
-
-/// Largest VM the API accepts, per resource (far past any real host).
-const VCPUS_MAX: u32 = 4096;
-const MEMORY_MIB_MAX: u64 = 64 << 20;
-const DISK_GIB_MAX: u64 = 1 << 20;
-
-async fn run(
-    State(api): State<Api>,
-    body: Result<Json<RunBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), Fault> {
-    let Json(b) = body.map_err(json_error)?;
-    check_id("id", &b.id)?;
-    if let Some(h) = &b.host {
-        check_id("host", h)?;
-    }
-    if b.cpu == 0 || b.cpu > VCPUS_MAX {
-        return Err(Fault::invalid(format!("cpu: expected 1 to {VCPUS_MAX}")));
-    }
-    if b.memory_mib == 0 || b.memory_mib > MEMORY_MIB_MAX {
-        return Err(Fault::invalid(format!(
-            "memory_mib: expected 1 to {MEMORY_MIB_MAX}"
-        )));
-    }
-    if b.disk_gib > DISK_GIB_MAX {
-        return Err(Fault::invalid(format!(
-            "disk_gib: expected at most {DISK_GIB_MAX}"
-        )));
-    }
-    let host = b.host.map(HostId::new);
-    let vm = VmSpec {
-        id: VmId::new(b.id),
-        // The core sets home to the host it places the VM on.
-        home: host.clone().unwrap_or_else(|| HostId::new("")),
-        demand: Resources {
-            vcpus: b.cpu,
-            memory_mib: b.memory_mib,
-            disk_gib: b.disk_gib,
-        },
-        ha: b.ha.unwrap_or(HaPolicy::Restart),
-        priority: b.priority,
-        passthrough_devices: Vec::new(),
-    };
-    let r = api
-        .call(ApiRequest::RunInstance {
-            vm,
-            host,
-            image: None,
-            vxnet: None,
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(r.data)))
-}
-
-async fn stop(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), Fault> {
-    check_id("id", &id)?;
-    let r = api
-        .call(ApiRequest::StopInstance { vm: VmId::new(id) })
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(r.data)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MigrateBody {
-    to: String,
-}
-
-async fn migrate(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-    body: Result<Json<MigrateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), Fault> {
-    check_id("id", &id)?;
-    let Json(b) = body.map_err(json_error)?;
-    check_id("to", &b.to)?;
-    let r = api
-        .call(ApiRequest::MigrateInstance {
-            vm: VmId::new(id),
-            to: HostId::new(b.to),
-        })
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(r.data)))
 }
 
 // ------------------------------------------------- bounded HTTP connections
@@ -617,11 +446,12 @@ impl AsyncWrite for Slotted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use krrish_core::{HostId, Resources, VmId};
 
     #[test]
     fn ids_refuse_markup_and_shell_syntax() {
         for ok in ["web-1", "a", "0vm", &"a".repeat(63)] {
-            assert!(valid_id(ok), "{ok}");
+            assert!(check_id("id", ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -635,7 +465,7 @@ mod tests {
             "é",
             &"a".repeat(64),
         ] {
-            assert!(!valid_id(bad), "{bad}");
+            assert!(check_id("id", bad).is_err(), "{bad}");
         }
     }
 

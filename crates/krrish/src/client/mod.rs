@@ -1,14 +1,20 @@
-//! `krrish [--endpoint URL] [--token-file F] hosts …|instances …`: the
+//! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
+//! routers …|eips …|dns-aliases …`: the
 //! operator's client of the controller's HTTP API ([`crate::daemon::api`]).
 //!
 //! Map:
 //! - [`Endpoint`] — where and with which token; [`Endpoint::call`] is the
 //!   one HTTP exchange, its failures typed as [`CallError`].
-//! - [`main`] — the subcommands, table or JSON output.
+//! - [`main`] — the subcommands, table or JSON output; the network ones
+//!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
 //!
 //! Exit codes: 0 done; 1 the controller refused (`error: <code>: <message>`
 //! on stderr); 2 it could not be asked (no token, no connection, bad input).
+
+mod network;
+
+pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -83,6 +89,12 @@ pub enum InstancesCmd {
         /// Place it on this host (else the one with most room).
         #[arg(long)]
         host: Option<String>,
+        /// Boot from this image of the DFS repository.
+        #[arg(long)]
+        image: Option<String>,
+        /// Join this vxnet at launch.
+        #[arg(long)]
+        vxnet: Option<String>,
     },
     /// Stop a VM.
     Stop { id: String },
@@ -144,11 +156,24 @@ impl Endpoint {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, CallError> {
+        let method = if body.is_some() { "POST" } else { "GET" };
+        self.exchange(method, path, query, body)
+    }
+
+    /// A DELETE of `path`.
+    pub fn delete(&self, path: &str) -> Result<Value, CallError> {
+        self.exchange("DELETE", path, &[], None)
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
         let url = format!("{}{path}", self.base);
-        let req = match body {
-            None => self.agent.get(&url),
-            Some(_) => self.agent.post(&url),
-        };
+        let req = self.agent.request(method, &url);
         let mut req = req.set("Authorization", &format!("Bearer {}", self.token));
         for (k, v) in query {
             req = req.query(k, v);
@@ -272,6 +297,10 @@ fn rows(v: &Value, keys: &[&str]) -> Vec<Vec<String>> {
 pub enum Cmd {
     Hosts(HostsCmd),
     Instances(InstancesCmd),
+    Vxnets(VxnetsCmd),
+    Routers(RoutersCmd),
+    Eips(EipsCmd),
+    DnsAliases(DnsAliasesCmd),
 }
 
 /// Runs one client command; the exit code as documented above.
@@ -301,6 +330,10 @@ type Render = Box<dyn Fn(&Value) -> String>;
 
 fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
     let (v, show): (Value, Render) = match cmd {
+        Cmd::Vxnets(c) => network::vxnets(ep, c)?,
+        Cmd::Routers(c) => network::routers(ep, c)?,
+        Cmd::Eips(c) => network::eips(ep, c)?,
+        Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
         Cmd::Hosts(HostsCmd::List) => (
             ep.call("/v1/hosts", &[], None)?,
             Box::new(|v| {
@@ -340,8 +373,16 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
             ha,
             priority,
             host,
+            image,
+            vxnet,
         }) => {
             let mut body = json!({ "id": id, "cpu": cpu, "memory_mib": memory });
+            if let Some(i) = image {
+                body["image"] = json!(i);
+            }
+            if let Some(x) = vxnet {
+                body["vxnet"] = json!(x);
+            }
             if let Some(d) = disk {
                 body["disk_gib"] = json!(d);
             }
@@ -356,7 +397,20 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
             }
             (
                 ep.call("/v1/instances", &[], Some(body))?,
-                Box::new(|v| format!("vm {} placed on {}\n", text(&v["vm"]), text(&v["host"]))),
+                Box::new(|v| {
+                    let mut line = format!("vm {} placed on {}", text(&v["vm"]), text(&v["host"]));
+                    if v["image"].is_string() {
+                        line.push_str(&format!(", image {}", text(&v["image"])));
+                    }
+                    if v["ip"].is_string() {
+                        line.push_str(&format!(
+                            ", {} on vxnet {}",
+                            text(&v["ip"]),
+                            text(&v["vxnet"])
+                        ));
+                    }
+                    line + "\n"
+                }),
             )
         }
         Cmd::Instances(InstancesCmd::Stop { id }) => (
