@@ -117,12 +117,17 @@ pub struct AgentMachine {
     /// restart). One boot per VM at a time: a second would finish after the
     /// first and could start a copy the VM had already moved away from.
     boots: BTreeMap<VmId, (u64, Vec<u64>)>,
+    /// Stops ordered while the VM's boot was under way: run when it ends,
+    /// so an answered stop means no copy is running and none is coming.
+    stops_after_boot: BTreeMap<VmId, Vec<u64>>,
     out: VecDeque<AgentOutput>,
 }
 
 /// Boots under way on one host, at most (beyond, the controller is
 /// misbehaving: refuse rather than grow).
 const BOOTS_IN_FLIGHT_MAX: usize = 4_096;
+/// Stops waiting on one VM's boot, at most.
+const STOPS_WAITING_MAX: usize = 16;
 
 impl AgentMachine {
     /// An agent on a host that booted with `boot_id`.
@@ -144,6 +149,7 @@ impl AgentMachine {
             lease_failures: FailureStreak::default(),
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
+            stops_after_boot: BTreeMap::new(),
             out: VecDeque::new(),
             cfg,
         }
@@ -295,6 +301,20 @@ impl AgentMachine {
     }
 
     fn run_command(&mut self, id: u64, command: AgentCommand) {
+        if let AgentCommand::StopVm { vm } = &command {
+            if self.boots.contains_key(vm) {
+                let waiting = self.stops_after_boot.entry(vm.clone()).or_default();
+                if waiting.len() >= STOPS_WAITING_MAX {
+                    let outcome = Err(DriverError::Unavailable(format!(
+                        "{STOPS_WAITING_MAX} stops of {vm} already wait for its boot"
+                    )));
+                    self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
+                } else {
+                    waiting.push(id);
+                }
+                return;
+            }
+        }
         if let AgentCommand::BootVm { vm, .. } = &command {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
                 // The same boot again: answered when the one under way ends.
@@ -320,9 +340,13 @@ impl AgentMachine {
             .iter()
             .find(|(_, (running, _))| *running == id)
             .map(|(vm, _)| vm.clone());
+        let mut stops = Vec::new();
         if let Some(vm) = vm {
             let (_, joined) = self.boots.remove(&vm).expect("found");
             ids.extend(joined);
+            for id in self.stops_after_boot.remove(&vm).unwrap_or_default() {
+                stops.push((id, vm.clone()));
+            }
         }
         // When disconnected the result is dropped: the controller learns the
         // outcome from the next heartbeat's list of running VMs.
@@ -331,6 +355,12 @@ impl AgentMachine {
                 let outcome = outcome.clone();
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
             }
+        }
+        for (id, vm) in stops {
+            self.push(AgentOutput::RunCommand {
+                id,
+                command: AgentCommand::StopVm { vm },
+            });
         }
     }
 
@@ -369,11 +399,18 @@ impl AgentMachine {
         if !self.is_connected() {
             return;
         }
+        let booting = self
+            .boots
+            .keys()
+            .filter(|vm| !status.running.contains(vm))
+            .cloned()
+            .collect();
         let report = HostReport {
             boot_id: self.boot_id,
             bonds: status.bonds,
             running: status.running,
             migrating_out: status.migrating_out,
+            booting,
         };
         self.push(AgentOutput::Send(Frame::Heartbeat { report }));
     }

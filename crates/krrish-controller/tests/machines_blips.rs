@@ -365,7 +365,7 @@ fn assert_quiet(trace: &[String], blips: &[Blip]) {
         .filter(|l| {
             l.contains("FENCE")
                 || l.contains("offline")
-                || l.contains("booting")
+                || l.contains(" booting on ")
                 || l.contains("self-fenced")
         })
         .collect();

@@ -14,6 +14,7 @@ fn a_core_mid_fence() -> HaManager {
     // Only the spare reports: after 19 s the others are offline and being fenced.
     let report = HostReport {
         migrating_out: vec![],
+        booting: vec![],
         boot_id: 1,
         bonds: [BondHealth::Ok; 3],
         running: vec![],
@@ -216,6 +217,7 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
                 bonds: [BondHealth::Ok; 3],
                 running,
                 migrating_out: vec![],
+                booting: vec![],
             };
             m.handle_frame(now, conn, Frame::Heartbeat { report });
         }

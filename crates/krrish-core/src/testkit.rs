@@ -282,6 +282,7 @@ impl TwoParty {
                 if now.is_multiple_of(6_000) && !h.partitioned {
                     let report = HostReport {
                         migrating_out: copying_from(&self.copying, id),
+                        booting: vec![],
                         boot_id: h.boot_id,
                         bonds: [BondHealth::Ok; 3],
                         running: h.running.iter().cloned().collect(),

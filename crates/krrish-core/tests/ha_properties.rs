@@ -120,6 +120,7 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
             for (id, h) in m.hosts.iter().filter(|(id, _)| id.as_str() != "hv-1") {
                 let report = HostReport {
                     migrating_out: vec![],
+                    booting: vec![],
                     boot_id: h.boot_id,
                     bonds: [BondHealth::Ok; 3],
                     running: h.running.iter().cloned().collect(),

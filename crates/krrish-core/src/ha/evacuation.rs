@@ -44,6 +44,7 @@ impl HaManager {
         for vm in vms {
             let rec = self.vms.get_mut(&vm).expect("listed");
             rec.state = VmState::Evacuating { host: host.clone() };
+            rec.boot_unanswered = None;
             rec.outage_since_ms = Some(now_ms);
             self.notice(
                 now_ms,
@@ -75,6 +76,18 @@ impl HaManager {
             return;
         }
         match result {
+            Ok(()) if rec.boot_unanswered.is_some() => {
+                let reason = rec.boot_unanswered.take().expect("checked");
+                self.boot_failed_as(
+                    now_ms,
+                    vm,
+                    host,
+                    "no answer before the boot timeout; stopped there".into(),
+                    reason,
+                );
+                self.refresh_spares(now_ms);
+                self.place_waiting(now_ms);
+            }
             Ok(()) => {
                 rec.state = VmState::WaitingForCapacity {
                     failed_host: host.clone(),

@@ -128,6 +128,7 @@ impl HaManager {
             );
             let vm = self.vms.get_mut(id).expect("caller checked");
             vm.state = VmState::Evacuating { host: from.clone() };
+            vm.boot_unanswered = None;
             vm.outage_since_ms = Some(now_ms);
             vm.failback_blocked = false;
             self.command(Command::StopVm {

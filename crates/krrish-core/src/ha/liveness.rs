@@ -47,7 +47,7 @@ impl HaManager {
                 if rebooted {
                     self.on_quick_reboot(now_ms, host, &report.running);
                 }
-                self.reconcile_running(now_ms, host, &report.running, &report.migrating_out);
+                self.reconcile_running(now_ms, host, report);
                 self.evacuate_if_due(now_ms, host);
                 // Its VMs may be waiting on a spare for it to be fit again.
                 if home_ready(&self.hosts, host) {
@@ -64,7 +64,7 @@ impl HaManager {
                 let rebooted = boot_id != Some(report.boot_id);
                 if rebooted || (method == FenceMethod::DfsLease && report.running.is_empty()) {
                     self.rejoin(now_ms, host, report);
-                    self.reconcile_running(now_ms, host, &report.running, &report.migrating_out);
+                    self.reconcile_running(now_ms, host, report);
                     self.on_host_back(now_ms, host);
                 } else {
                     // Fenced yet still running domains: stop them, do not
@@ -138,18 +138,13 @@ impl HaManager {
     }
 
     /// Compares what a live host runs with what the control plane expects.
-    fn reconcile_running(
-        &mut self,
-        now_ms: u64,
-        host: &HostId,
-        running: &[VmId],
-        migrating_out: &[VmId],
-    ) {
+    fn reconcile_running(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        let running = &report.running[..];
         // Boots, migrations and stops whose answers were lost, migrations in
         // doubt or being cancelled: all about VMs in unsettled states that
         // name this host. A quiet host has none (the index says so at once).
         if self.vms.any_unsettled_on(host) {
-            self.reconcile_unsettled(now_ms, host, running, migrating_out);
+            self.reconcile_unsettled(now_ms, host, report);
         } else if self.vms.runs_exactly(host, running) {
             // Every listed VM is expected here and every expected one is
             // listed: no stray, nothing vanished (the common heartbeat).
@@ -224,13 +219,12 @@ impl HaManager {
 
     /// The part of [`Self::reconcile_running`] about VMs in flight on
     /// `host`: lost answers and migrations in doubt.
-    fn reconcile_unsettled(
-        &mut self,
-        now_ms: u64,
-        host: &HostId,
-        running: &[VmId],
-        migrating_out: &[VmId],
-    ) {
+    fn reconcile_unsettled(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        let (running, migrating_out, booting) = (
+            &report.running[..],
+            &report.migrating_out[..],
+            &report.booting[..],
+        );
         // A boot whose answer was lost (connection replaced) shows up here.
         let booted: Vec<VmId> = running
             .iter()
@@ -266,6 +260,24 @@ impl HaManager {
             |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
         );
         for vm in evacuating {
+            if booting.contains(&vm) {
+                // The agent stops it when its boot ends.
+                continue;
+            }
+            if running.contains(&vm) && self.vms[&vm].boot_unanswered.is_some() {
+                // Its unanswered boot worked after all, and nothing else
+                // runs it: keep it here (a stop still in flight would only
+                // make it vanish, and it would restart here).
+                let rec = self.vms.get_mut(&vm).expect("listed");
+                let reason = rec.boot_unanswered.take().expect("checked");
+                rec.state = VmState::Booting {
+                    host: host.clone(),
+                    deadline_ms: now_ms,
+                    reason,
+                };
+                self.handle_boot_result(now_ms, &vm, host, Ok(()));
+                continue;
+            }
             if running.contains(&vm) {
                 // Still there: ask again (the first stop may have failed).
                 self.command(Command::StopVm {
@@ -367,18 +379,31 @@ impl HaManager {
         for id in vm_ids {
             match self.vms[&id].state.clone() {
                 VmState::Booting {
-                    host, deadline_ms, ..
+                    host,
+                    deadline_ms,
+                    reason,
                 } if now_ms >= deadline_ms => {
+                    // The boot may have worked on a host that cannot tell us
+                    // (cut off, stalled): booting it elsewhere now could run
+                    // it twice. Stop it there first, as an evacuation; it
+                    // counts as a failed boot once the stop is confirmed (by
+                    // the answer, or a report without it), or the host is
+                    // fenced.
+                    self.notice(
+                        now_ms,
+                        Notice::VmBootFailed {
+                            vm: id.clone(),
+                            host: host.clone(),
+                            why: "no answer before the boot timeout: stopping it there before booting it anywhere else".into(),
+                        },
+                    );
+                    let rec = self.vms.get_mut(&id).expect("listed");
+                    rec.state = VmState::Evacuating { host: host.clone() };
+                    rec.boot_unanswered = Some(reason);
                     self.command(Command::StopVm {
                         vm: id.clone(),
                         host: host.clone(),
                     });
-                    self.boot_failed(
-                        now_ms,
-                        &id,
-                        &host,
-                        "no answer before the boot timeout".into(),
-                    );
                 }
                 VmState::Migrating {
                     from,

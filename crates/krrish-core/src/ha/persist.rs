@@ -1,7 +1,9 @@
 //! What survives a controller restart: the [`CoreSnapshot`] to store, and how
 //! a restarted controller resumes from it — deadlines re-based on the new
-//! clock, every host just heard from, a host caught mid-fence fenced again
-//! from the start.
+//! clock, every host just heard from (an isolated one still isolated, with
+//! what the DFS said of it), a host caught mid-fence fenced again from the
+//! start, the recent fences without evidence still counting against the
+//! storm bound.
 
 use super::{FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
 use crate::ids::HostId;
@@ -18,6 +20,10 @@ pub struct CoreSnapshot {
     /// Restores so far (stores written before it existed read as 0).
     #[serde(default)]
     pub incarnation: u64,
+    /// How long ago (as of the last timer) each recent fence without
+    /// evidence of death happened: the storm bound outlives a restart.
+    #[serde(default)]
+    pub evidenceless_fence_ages_ms: Vec<u64>,
 }
 
 impl HaManager {
@@ -28,6 +34,11 @@ impl HaManager {
             vms: self.vms.values().cloned().collect(),
             failover_boots: self.failover_boots,
             incarnation: self.incarnation,
+            evidenceless_fence_ages_ms: self
+                .evidenceless_fences
+                .iter()
+                .map(|&t| self.last_timeout_ms.saturating_sub(t))
+                .collect(),
         }
     }
 
@@ -57,7 +68,14 @@ impl HaManager {
             rec.spare = old.spare;
             rec.lease_revoked = old.lease_revoked;
             rec.liveness = match old.liveness {
-                Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => Liveness::Up,
+                Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
+                // What was known stays known: an isolated host seen alive on
+                // the DFS is not fenced for the new controller's lack of a
+                // DFS reading; it is judged again at once.
+                Liveness::Isolated { dfs_alive, .. } => Liveness::Isolated {
+                    since_ms: now_ms,
+                    dfs_alive,
+                },
                 Liveness::Fencing(_) => {
                     refence.push(id.clone());
                     Liveness::Fencing(FenceStage::Ipmi {
@@ -107,6 +125,15 @@ impl HaManager {
         }
         m.failover_boots = snap.failover_boots;
         m.incarnation = snap.incarnation + 1;
+        // Oldest first, as recorded; ages re-based on the new clock (a
+        // controller's downtime is not counted: conservative).
+        let mut fences: Vec<u64> = snap
+            .evidenceless_fence_ages_ms
+            .iter()
+            .map(|&age| now_ms.saturating_sub(age))
+            .collect();
+        fences.sort_unstable();
+        m.evidenceless_fences = fences.into_iter().collect();
         m.notice(
             now_ms,
             Notice::Restored {

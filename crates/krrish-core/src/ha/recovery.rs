@@ -255,10 +255,12 @@ impl HaManager {
                 reason,
             });
         }
-        let stopping = self.vms_on(
-            host,
-            |_, v| matches!(&v.state, VmState::Evacuating { host: h } if h == host),
-        );
+        // A VM whose boot went unanswered waits for the first report: it
+        // may be running here after all, and then it stays.
+        let stopping = self.vms_on(host, |_, v| {
+            matches!(&v.state, VmState::Evacuating { host: h } if h == host)
+                && v.boot_unanswered.is_none()
+        });
         for vm in stopping {
             self.command(Command::StopVm {
                 vm,
@@ -275,6 +277,11 @@ impl HaManager {
             reason,
         };
         vm.boot_attempts += 1;
+        if reason == BootReason::Create {
+            // A new VM's home is where it first runs: a re-placed create
+            // (its first host failed it) moves its home along.
+            vm.spec.home = host.clone();
+        }
         let spec = vm.spec.clone();
         if reason == BootReason::Failover {
             self.failover_boots += 1;
@@ -340,6 +347,19 @@ impl HaManager {
             VmState::Booting { reason, .. } => *reason,
             _ => BootReason::Failover,
         };
+        self.boot_failed_as(now_ms, id, host, why, reason);
+    }
+
+    /// A failed boot (already reported) of a VM booted for `reason`: retried
+    /// after a back-off, or down after too many attempts.
+    pub(super) fn boot_failed_as(
+        &mut self,
+        now_ms: u64,
+        id: &VmId,
+        host: &HostId,
+        why: String,
+        reason: BootReason,
+    ) {
         let retry_at_ms = now_ms + self.config.boot_retry_backoff_ms;
         let vm = self.vms.get_mut(id).expect("caller checked");
         if vm.boot_attempts >= self.config.boot_attempts_max {

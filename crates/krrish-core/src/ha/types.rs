@@ -416,6 +416,10 @@ pub struct VmRecord {
     /// source's hypervisor; the target's room is held until that is known.
     #[serde(default)]
     pub migration_aborting: bool,
+    /// Evacuating because its boot got no answer in time (the boot's
+    /// reason): once the stop is confirmed it counts as a failed boot.
+    #[serde(default)]
+    pub boot_unanswered: Option<BootReason>,
 }
 
 impl VmRecord {
@@ -432,6 +436,7 @@ impl VmRecord {
             failback_not_before_ms: 0,
             settled_by: None,
             migration_aborting: false,
+            boot_unanswered: None,
         }
     }
 }
@@ -444,6 +449,10 @@ pub struct HostReport {
     pub bonds: [BondHealth; 3],
     /// VMs whose domains run on the host now.
     pub running: Vec<VmId>,
+    /// VMs whose boot the agent has under way (not yet running): a stop
+    /// ordered meanwhile runs when the boot ends.
+    #[serde(default)]
+    pub booting: Vec<VmId>,
     /// VMs this host is live-migrating away now (copy in flight): how the
     /// controller tells a migration under way from one whose command never
     /// arrived.
