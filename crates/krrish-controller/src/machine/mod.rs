@@ -1,5 +1,8 @@
-//! The controller's logic, without I/O: the HA core plus who is connected and
-//! which command is which.
+//! The controller's logic, without I/O: the HA core and the cloud's
+//! resources, who is connected and which command is which. The operator
+//! API's answers are in [`api`].
+
+mod api;
 
 use crate::status::ClusterStatus;
 use krrish_cloud::Cloud;
@@ -8,7 +11,7 @@ use krrish_core::ha::{
     VmState,
 };
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
-use krrish_wire::{AgentCommand, ApiFault, ApiReply, ApiRequest, Frame};
+use krrish_wire::{AgentCommand, Frame};
 use std::collections::{BTreeMap, VecDeque};
 
 /// What the controller keeps on disk: the HA core's records and the
@@ -404,124 +407,6 @@ impl ControllerMachine {
             }
         }
         self.drain(now_ms);
-    }
-
-    fn api(&mut self, now_ms: u64, request: ApiRequest) -> Result<ApiReply, ApiFault> {
-        let reply = |message: String, data: serde_json::Value| ApiReply { message, data };
-        let r = match request {
-            ApiRequest::RunInstance {
-                vm,
-                host,
-                image,
-                vxnet,
-            } => self.run_instance(now_ms, vm, host, image, vxnet),
-            ApiRequest::StopInstance { vm } => self
-                .core
-                .stop_vm(now_ms, &vm)
-                .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm })))
-                .map_err(ApiFault::from),
-            ApiRequest::MigrateInstance { vm, to } => self
-                .core
-                .migrate_vm(now_ms, &vm, &to)
-                .map(|()| {
-                    reply(
-                        format!("vm {vm} migrating to {to}"),
-                        serde_json::json!({ "vm": vm, "to": to }),
-                    )
-                })
-                .map_err(ApiFault::from),
-            ApiRequest::Cloud(request) => {
-                let core = &self.core;
-                self.cloud
-                    .apply(request, now_ms, &|vm: &VmId| core.vms().contains_key(vm))
-                    .map(|r| reply(r.message, r.data))
-                    .map_err(ApiFault::from)
-            }
-            ApiRequest::DescribeCluster => {
-                let status = self.status();
-                let message = format!("{} hosts, {} VMs", status.hosts.len(), status.vms.len());
-                return serde_json::to_value(&status)
-                    .map(|data| reply(message, data))
-                    .map_err(|e| ApiFault {
-                        code: "internal".into(),
-                        message: format!("cannot encode the cluster status: {e}"),
-                    });
-            }
-        };
-        let line = match &r {
-            Ok(s) => format!("api: {s}"),
-            Err(e) => format!("api: refused: {e}"),
-        };
-        self.push(ControllerOutput::Trace(line));
-        r
-    }
-
-    /// RunInstances, whole or not at all: the image and the vxnet are
-    /// checked (on a copy of the cloud) before the core places the VM, so a
-    /// refusal anywhere leaves nothing behind.
-    fn run_instance(
-        &mut self,
-        now_ms: u64,
-        vm: VmSpec,
-        host: Option<HostId>,
-        image: Option<String>,
-        vxnet: Option<String>,
-    ) -> Result<ApiReply, ApiFault> {
-        let id = vm.id.clone();
-        let extras = image.is_some() || vxnet.is_some();
-        let mut probe = if extras {
-            Some(self.cloud.clone())
-        } else {
-            None
-        };
-        let image = match (&image, &mut probe) {
-            (Some(i), Some(_)) => Some(self.cloud.check_image(i)?),
-            _ => None,
-        };
-        let vxnet = match (vxnet, &mut probe) {
-            (Some(x), Some(p)) => {
-                let x = krrish_cloud::Name::parse("vxnet", &x)
-                    .map_err(krrish_cloud::CloudError::from)?;
-                p.network
-                    .join_vxnet(&x, &id, true, None)
-                    .map_err(krrish_cloud::CloudError::from)?;
-                Some(x)
-            }
-            _ => None,
-        };
-        if let (Some(i), Some(p)) = (&image, &mut probe) {
-            // Limits on root disks and image caches, on the copy.
-            p.create_root_disk(&id, i, &HostId::new("probe"), now_ms)?;
-        }
-        let on = self.core.create_vm(now_ms, vm, host)?;
-        let mut said = format!("vm {id} placed on {on}");
-        let mut data = serde_json::json!({ "vm": id, "host": on });
-        if let Some(i) = &image {
-            let plan = self
-                .cloud
-                .create_root_disk(&id, i, &on, now_ms)
-                .expect("checked on a copy of the cloud");
-            let from = match plan {
-                krrish_cloud::storage::BootPlan::Local => "its local copy",
-                krrish_cloud::storage::BootPlan::FromDfs { .. } => "the DFS copy while it syncs",
-            };
-            said.push_str(&format!(", booting image {i} from {from}"));
-            data["image"] = serde_json::json!(i);
-        }
-        if let Some(x) = &vxnet {
-            let ip = self
-                .cloud
-                .network
-                .join_vxnet(x, &id, true, None)
-                .expect("checked on a copy of the cloud");
-            said.push_str(&format!(", {ip} on vxnet {x}"));
-            data["vxnet"] = serde_json::json!(x);
-            data["ip"] = serde_json::json!(ip);
-        }
-        Ok(ApiReply {
-            message: said,
-            data,
-        })
     }
 
     /// The cloud's root disks follow the core's placements.
