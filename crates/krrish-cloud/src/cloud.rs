@@ -169,6 +169,35 @@ impl Cloud {
         lines
     }
 
+    /// A terminated VM lets go of everything: addresses, EIP and alias
+    /// associations, attached volumes (kept, detached), its root disk and
+    /// snapshots. Returns what it let go of, for the reply.
+    pub fn forget_vm(&mut self, vm: &VmId) -> Vec<String> {
+        let mut gone = Vec::new();
+        for nic in self.network.nics_of(vm) {
+            gone.push(format!("{} on vxnet {}", nic.ip, nic.vxnet));
+        }
+        if let Some(e) = self.network.eip_of(vm) {
+            gone.push(format!("eip {}", e.name));
+        }
+        self.network.forget_vm(vm);
+        for v in self.storage.describe_volumes() {
+            if v.attached_to.as_ref() == Some(vm) && self.storage.detach_volume(&v.name, vm).is_ok()
+            {
+                gone.push(format!("volume {} (detached, kept)", v.name));
+            }
+        }
+        if self.storage.delete_root_disk(vm).is_ok() {
+            gone.push("its root disk".into());
+            self.syncs_changed();
+        }
+        gone
+    }
+
+    fn syncs_changed(&mut self) {
+        self.storage_generation += 1;
+    }
+
     /// The simulated data plane: a guest wrote `data` to `block` of `disk`.
     /// (Real guests write their qcow2 files; the model keeps per-block
     /// content so snapshot, revert and capture semantics are checked.)

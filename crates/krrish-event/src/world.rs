@@ -511,6 +511,9 @@ impl SimulatedWorld for EventWorld {
     }
 
     fn api(&mut self, request: ApiRequest) {
+        if let ApiRequest::TerminateInstance { vm } = &request {
+            self.world.borrow_mut().retire_vm(vm);
+        }
         self.next_request_id += 1;
         self.trace
             .push(self.now_ms, "operator", &format!("request {request}"));

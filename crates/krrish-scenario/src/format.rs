@@ -103,6 +103,8 @@ pub struct Step {
     pub repair: Option<String>,
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
+    /// TerminateInstances: the VM and its addresses and root disk go.
+    pub terminate_instance: Option<String>,
     pub migrate: Option<MigrateRef>,
     /// An API call on the cloud's resources, as the wire carries it:
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the

@@ -172,7 +172,7 @@ impl Checkers {
         }
 
         // no-vm-lost
-        for vm in world.vms.keys() {
+        for vm in world.vms.keys().filter(|vm| !world.retired.contains(*vm)) {
             let Some(rec) = core.vms().get(vm) else {
                 return fail(
                     "no-vm-lost",

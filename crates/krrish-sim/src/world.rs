@@ -176,6 +176,9 @@ pub struct World {
     /// Hosts a BMC power-cycled, and when they come up again.
     pub power_on_at: BTreeMap<HostId, u64>,
     pub vms: BTreeMap<VmId, VmSpec>,
+    /// VMs the operator asked to terminate: the control plane may forget
+    /// them (the checkers do not count them lost).
+    pub retired: std::collections::BTreeSet<VmId>,
     pub leases: BTreeMap<HostId, Lease>,
     pub outages: BTreeMap<VmId, Outage>,
     pub recoveries: Vec<Recovery>,
@@ -242,6 +245,7 @@ impl World {
             })
             .collect();
         Self {
+            retired: Default::default(),
             hosts: phys,
             controller_path: PathState::Ok,
             dfs_unreachable_from_controller: false,
@@ -276,6 +280,13 @@ impl World {
             *cache = (self.generation, by_source);
         }
         cache.1.get(h).cloned().unwrap_or_default()
+    }
+
+    /// The operator asked to terminate `vm`.
+    pub fn retire_vm(&mut self, vm: &VmId) {
+        if self.retired.insert(vm.clone()) {
+            self.generation += 1;
+        }
     }
 
     /// A VM the hypervisors are asked to run: known from then on.

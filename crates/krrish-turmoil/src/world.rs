@@ -302,6 +302,9 @@ impl<'a> SimWorld<'a> {
 
     /// Sends an API call from the operator client.
     pub fn api(&mut self, request: ApiRequest) {
+        if let ApiRequest::TerminateInstance { vm } = &request {
+            self.world.borrow_mut().retire_vm(vm);
+        }
         let _ = self.api.send(request);
     }
 

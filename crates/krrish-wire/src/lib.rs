@@ -130,6 +130,9 @@ pub enum ApiRequest {
     },
     /// StopInstances.
     StopInstance { vm: VmId },
+    /// TerminateInstances: the VM, its addresses, its root disk and
+    /// snapshots go; its volumes are detached and kept.
+    TerminateInstance { vm: VmId },
     /// MigrateInstance (live).
     MigrateInstance { vm: VmId, to: HostId },
     /// DescribeInstances + DescribeHosts: the cluster status (as the
@@ -151,6 +154,7 @@ impl std::fmt::Display for ApiRequest {
                 host.as_ref().map(|h| h.as_str()).unwrap_or("any host")
             ),
             ApiRequest::StopInstance { vm } => write!(f, "StopInstances {vm}"),
+            ApiRequest::TerminateInstance { vm } => write!(f, "TerminateInstances {vm}"),
             ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),
             ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
             ApiRequest::Cloud(r) => write!(f, "{r}"),

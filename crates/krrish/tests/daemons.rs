@@ -682,6 +682,23 @@ fn operators_use_the_http_api_through_the_cli() {
     assert_eq!(code, Some(1));
     assert!(err.starts_with("error: invalid-request: id: "), "{err}");
 
+    // Terminate: the VM goes; a second terminate names it unknown.
+    let (code, out, err) = api_cli(&c, api, API_TOKEN, &["instances", "terminate", "web-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("vm web-1 terminated"), "{out}");
+    let (code, _, err) = api_cli(&c, api, API_TOKEN, &["instances", "show", "web-1"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: no-such-vm: no vm named web-1"),
+        "{err}"
+    );
+    let (code, _, err) = api_cli(&c, api, API_TOKEN, &["instances", "terminate", "web-1"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: no-such-vm: no vm named web-1"),
+        "{err}"
+    );
+
     // A wrong token is refused and logged, the token never.
     let (code, _, err) = api_cli(&c, api, "not-the-token", &["hosts", "list"]);
     assert_eq!(code, Some(1));

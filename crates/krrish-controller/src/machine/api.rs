@@ -20,6 +20,22 @@ impl ControllerMachine {
                 .stop_vm(now_ms, &vm)
                 .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm })))
                 .map_err(ApiFault::from),
+            ApiRequest::TerminateInstance { vm } => self
+                .core
+                .terminate_vm(now_ms, &vm)
+                .map(|hosts| {
+                    let gone = self.cloud.forget_vm(&vm);
+                    let mut said = format!("vm {vm} terminated");
+                    if !hosts.is_empty() {
+                        let on: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+                        said.push_str(&format!(", stopping on {}", on.join(", ")));
+                    }
+                    if !gone.is_empty() {
+                        said.push_str(&format!("; released {}", gone.join(", ")));
+                    }
+                    reply(said, serde_json::json!({ "vm": vm, "released": gone }))
+                })
+                .map_err(ApiFault::from),
             ApiRequest::MigrateInstance { vm, to } => self
                 .core
                 .migrate_vm(now_ms, &vm, &to)

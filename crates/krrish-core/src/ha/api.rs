@@ -130,6 +130,34 @@ impl HaManager {
         })
     }
 
+    /// Terminates a VM (TerminateInstances), whatever its state: its record
+    /// goes, and every host where a copy may run or be starting is told to
+    /// stop it. A copy whose stop is lost shows up in that host's next
+    /// report as a stray and is stopped then; no copy of it is ever started
+    /// again. Returns the hosts told.
+    pub fn terminate_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<Vec<HostId>, ApiError> {
+        let rec = self
+            .vms
+            .remove(vm)
+            .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
+        let hosts: Vec<HostId> = match rec.state {
+            VmState::Running { host }
+            | VmState::Booting { host, .. }
+            | VmState::Evacuating { host } => vec![host],
+            VmState::Migrating { from, to, .. } => vec![from, to],
+            _ => Vec::new(),
+        };
+        for host in &hosts {
+            self.command(Command::StopVm {
+                vm: vm.clone(),
+                host: host.clone(),
+            });
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+        Ok(hosts)
+    }
+
     /// Stops a running VM at an operator's request.
     pub fn stop_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<(), ApiError> {
         let rec = self

@@ -117,6 +117,13 @@ impl VmTable {
         self.records.insert(id, rec);
     }
 
+    /// Drops a record (the index forgets it before the next read).
+    pub fn remove(&mut self, id: &VmId) -> Option<VmRecord> {
+        let rec = self.records.remove(id)?;
+        self.index.get_mut().dirty.insert(id.clone());
+        Some(rec)
+    }
+
     /// The record to change (marked dirty: re-indexed before the next read).
     pub fn get_mut(&mut self, id: &VmId) -> Option<&mut VmRecord> {
         let rec = self.records.get_mut(id)?;

@@ -98,6 +98,9 @@ pub enum InstancesCmd {
     },
     /// Stop a VM.
     Stop { id: String },
+    /// Terminate a VM: its addresses, EIP and alias associations and root
+    /// disk go; attached volumes are detached and kept.
+    Terminate { id: String },
     /// Live-migrate a VM.
     Migrate {
         id: String,
@@ -420,6 +423,26 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                 Some(json!({})),
             )?,
             Box::new(|v| format!("vm {} stopping\n", text(&v["vm"]))),
+        ),
+        Cmd::Instances(InstancesCmd::Terminate { id }) => (
+            ep.delete(&format!("/v1/instances/{}", path_part(&id)))?,
+            Box::new(|v| {
+                let released: Vec<String> = v["released"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                if released.is_empty() {
+                    format!("vm {} terminated\n", text(&v["vm"]))
+                } else {
+                    format!(
+                        "vm {} terminated; released {}\n",
+                        text(&v["vm"]),
+                        released.join(", ")
+                    )
+                }
+            }),
         ),
         Cmd::Instances(InstancesCmd::Migrate { id, to }) => (
             ep.call(

@@ -16,7 +16,7 @@ pub(super) fn routes() -> Router<Api> {
     Router::new()
         .route("/v1/hosts", get(hosts))
         .route("/v1/instances", get(instances).post(run))
-        .route("/v1/instances/{id}", get(instance))
+        .route("/v1/instances/{id}", get(instance).delete(terminate))
         .route("/v1/instances/{id}/stop", post(stop))
         .route("/v1/instances/{id}/migrate", post(migrate))
 }
@@ -156,6 +156,15 @@ async fn run(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(r.data)))
+}
+
+/// TerminateInstances: answered with what the VM let go of.
+async fn terminate(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, Fault> {
+    check_id("id", &id)?;
+    let r = api
+        .call(ApiRequest::TerminateInstance { vm: VmId::new(id) })
+        .await?;
+    Ok(Json(r.data))
 }
 
 async fn stop(
