@@ -14,6 +14,11 @@ use std::collections::BTreeMap;
 /// background (MiB/s): a 20 GiB image takes 205 s.
 pub const IMAGE_SYNC_MIB_PER_S: u64 = 100;
 
+/// How long copying `bytes` of image takes.
+fn sync_ms(bytes: u64) -> u64 {
+    bytes / (1 << 20) * 1000 / IMAGE_SYNC_MIB_PER_S
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cloud {
     pub network: Network,
@@ -22,9 +27,10 @@ pub struct Cloud {
     /// Bumped by every change to `storage` or the syncs.
     #[serde(default)]
     storage_generation: u64,
-    /// Images copying to hosts, and when each copy completes.
+    /// Images copying to hosts, and when each copy completes (by host,
+    /// then image: JSON object keys must be strings).
     #[serde(default)]
-    syncs: BTreeMap<(HostId, Name), u64>,
+    syncs: BTreeMap<HostId, BTreeMap<Name, u64>>,
 }
 
 impl Cloud {
@@ -130,15 +136,33 @@ impl Cloud {
                 .image(image)
                 .map(|i| i.blocks * BLOCK_BYTES)
                 .unwrap_or(0);
-            let ms = bytes / (1 << 20) * 1000 / IMAGE_SYNC_MIB_PER_S;
             self.syncs
-                .insert((host.clone(), image.clone()), now_ms + ms);
+                .entry(host.clone())
+                .or_default()
+                .insert(image.clone(), now_ms + sync_ms(bytes));
         }
+    }
+
+    /// A controller restored from its store: its clock may start anywhere,
+    /// so every sync in flight completes its full copy time from now (at
+    /// worst late, never early).
+    pub fn restored(mut self, now_ms: u64) -> Self {
+        let storage = &self.storage;
+        for images in self.syncs.values_mut() {
+            for (image, due) in images.iter_mut() {
+                let bytes = storage
+                    .image(image)
+                    .map(|i| i.blocks * BLOCK_BYTES)
+                    .unwrap_or(0);
+                *due = now_ms + sync_ms(bytes);
+            }
+        }
+        self
     }
 
     /// When the next image sync completes.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.syncs.values().min().copied()
+        self.syncs.values().flat_map(|m| m.values()).min().copied()
     }
 
     /// Completes the syncs due by `now_ms`, re-linking the disks booted
@@ -147,12 +171,20 @@ impl Cloud {
         let due: Vec<(HostId, Name)> = self
             .syncs
             .iter()
-            .filter(|(_, &t)| t <= now_ms)
-            .map(|(k, _)| k.clone())
+            .flat_map(|(h, m)| {
+                m.iter()
+                    .filter(|(_, &t)| t <= now_ms)
+                    .map(move |(i, _)| (h.clone(), i.clone()))
+            })
             .collect();
         let mut lines = Vec::new();
         for (host, image) in due {
-            self.syncs.remove(&(host.clone(), image.clone()));
+            if let Some(m) = self.syncs.get_mut(&host) {
+                m.remove(&image);
+                if m.is_empty() {
+                    self.syncs.remove(&host);
+                }
+            }
             self.storage_generation += 1;
             match self.storage.image_synced(&host, &image) {
                 Ok(vms) if vms.is_empty() => lines.push(format!("image {image} synced to {host}")),

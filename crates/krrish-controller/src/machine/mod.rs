@@ -147,7 +147,7 @@ impl ControllerMachine {
             Some(snap) => {
                 let core = HaManager::restore(now_ms, config, hosts, snap.core);
                 let mut m = Self::new(core);
-                m.cloud = snap.cloud;
+                m.cloud = snap.cloud.restored(now_ms);
                 m.durable = true;
                 m.drain(now_ms);
                 m

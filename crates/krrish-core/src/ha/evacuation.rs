@@ -78,6 +78,10 @@ impl HaManager {
         match result {
             Ok(()) if rec.boot_unanswered.is_some() => {
                 let reason = rec.boot_unanswered.take().expect("checked");
+                // Its agent may never have seen the boot (a cut, a stall):
+                // not counted as an attempt, as a boot for an agent that is
+                // not connected is not.
+                rec.boot_attempts = rec.boot_attempts.saturating_sub(1);
                 self.boot_failed_as(
                     now_ms,
                     vm,
