@@ -27,6 +27,9 @@ pub trait Driver {
         reason: BootReason,
     ) -> impl Future<Output = Result<(), DriverError>>;
     fn stop_vm(&self, vm: &VmId) -> impl Future<Output = Result<(), DriverError>>;
+    /// Restarts a running guest in place (the domain stays defined and
+    /// active, as `virsh reboot` keeps it); done when the guest is back.
+    fn reboot_vm(&self, vm: &VmId) -> impl Future<Output = Result<(), DriverError>>;
     /// Iterative pre-copy, then a short pause to switch over to `to`.
     fn live_migrate(&self, vm: &VmId, to: &HostId)
         -> impl Future<Output = Result<(), DriverError>>;

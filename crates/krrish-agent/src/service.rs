@@ -93,6 +93,7 @@ pub async fn run_agent<C, D, K, T>(
                         let r = match &command {
                             AgentCommand::BootVm { vm, reason } => d.boot_vm(vm, *reason).await,
                             AgentCommand::StopVm { vm } => d.stop_vm(vm).await,
+                            AgentCommand::RebootVm { vm } => d.reboot_vm(vm).await,
                             AgentCommand::LiveMigrate { vm, to } => d.live_migrate(vm, to).await,
                             AgentCommand::AbortMigration { vm, to } => {
                                 d.abort_migration(vm, to).await

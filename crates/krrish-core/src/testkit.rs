@@ -390,6 +390,7 @@ impl TwoParty {
                         );
                     }
                 }
+                Command::RebootVm { .. } => {}
                 Command::StopVm { vm, host } => {
                     let h = self.hosts.get_mut(&host).unwrap();
                     if h.powered {

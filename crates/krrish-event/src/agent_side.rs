@@ -65,6 +65,7 @@ impl EventWorld {
                     let op = match command {
                         AgentCommand::BootVm { vm, .. } => HostOp::Boot(vm),
                         AgentCommand::StopVm { vm } => HostOp::Stop(vm),
+                        AgentCommand::RebootVm { vm } => HostOp::Reboot(vm),
                         AgentCommand::LiveMigrate { vm, to } => HostOp::LiveMigrate { vm, to },
                         AgentCommand::AbortMigration { vm, to } => {
                             HostOp::AbortMigration { vm, to }

@@ -80,6 +80,11 @@ pub enum Check {
         volume: Name,
         attached_to: Option<VmId>,
     },
+    /// Guest reboots of a VM completed (ground truth).
+    Reboots {
+        vm: VmId,
+        count: u32,
+    },
     /// Where a VM's root disk is based.
     RootDisk {
         vm: VmId,
@@ -310,6 +315,12 @@ pub(crate) fn check(
             attached_to,
         });
     }
+    if let Some(r) = e.reboots {
+        checks.push(Check::Reboots {
+            vm: v("vm", &r.vm)?,
+            count: r.count,
+        });
+    }
     if let Some(r) = e.root_disk {
         checks.push(Check::RootDisk {
             vm: v("vm", &r.vm)?,
@@ -324,7 +335,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

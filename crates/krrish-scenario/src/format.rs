@@ -105,6 +105,8 @@ pub struct Step {
     pub stop_instance: Option<String>,
     /// TerminateInstances: the VM and its addresses and root disk go.
     pub terminate_instance: Option<String>,
+    /// RebootInstances: the guest restarts in place.
+    pub reboot_instance: Option<String>,
     pub migrate: Option<MigrateRef>,
     /// An API call on the cloud's resources, as the wire carries it:
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
@@ -225,6 +227,15 @@ pub struct Expectation {
     pub volume: Option<VolumeRef>,
     /// Where a VM's root disk is based: its host and which image copy.
     pub root_disk: Option<RootDiskRef>,
+    /// How many guest reboots of a VM completed (ground truth).
+    pub reboots: Option<RebootsRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootsRef {
+    pub vm: String,
+    pub count: u32,
 }
 
 #[derive(Debug, Deserialize)]

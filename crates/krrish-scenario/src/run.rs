@@ -345,6 +345,14 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 ))
             }
         }
+        Check::Reboots { vm, count } => {
+            let got = world.world().reboots.get(vm).copied().unwrap_or(0);
+            if got == *count {
+                Ok(())
+            } else {
+                Err(format!("vm {vm} rebooted {got} times, expected {count}"))
+            }
+        }
         Check::RootDisk { vm, host, backing } => {
             let cloud = world.cloud();
             let d = cloud

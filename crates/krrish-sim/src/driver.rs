@@ -57,6 +57,10 @@ impl Driver for SimDriver {
         self.run(HostOp::Stop(vm.clone())).await
     }
 
+    async fn reboot_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+        self.run(HostOp::Reboot(vm.clone())).await
+    }
+
     async fn live_migrate(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
         self.run(HostOp::LiveMigrate {
             vm: vm.clone(),

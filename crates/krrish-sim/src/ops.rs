@@ -15,6 +15,8 @@ use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 pub enum HostOp {
     Boot(VmSpec),
     Stop(VmId),
+    /// The guest restarts in place; done when it is back.
+    Reboot(VmId),
     LiveMigrate {
         vm: VmId,
         to: HostId,
@@ -40,6 +42,7 @@ pub struct PendingHostOp {
 enum HostStep {
     Boot(VmId),
     Stop(VmId),
+    Reboot(VmId),
     Migrate { vm: VmId, to: HostId },
     Abort { vm: VmId, to: HostId },
     Renew,
@@ -154,6 +157,17 @@ impl World {
                 (boot_ms, HostStep::Boot(vm.id))
             }
             HostOp::Stop(vm) => (0, HostStep::Stop(vm)),
+            HostOp::Reboot(vm) => {
+                self.powered_or_unavailable(h)?;
+                if !self.hosts[h]
+                    .domains
+                    .get(&vm)
+                    .is_some_and(|d| d.state == DomainState::Running)
+                {
+                    return Err(DriverError::Failed(format!("{vm} is not running on {h}")));
+                }
+                (self.boot_time_ms(), HostStep::Reboot(vm))
+            }
             HostOp::LiveMigrate { vm, to } => {
                 self.powered_or_unavailable(h)?;
                 let copy_ms = self
@@ -189,6 +203,9 @@ impl World {
                 .map_err(DriverError::Failed),
             HostStep::Stop(vm) => self
                 .stop_domain(now_ms, h, &vm)
+                .map_err(DriverError::Failed),
+            HostStep::Reboot(vm) => self
+                .reboot_domain(now_ms, h, &vm)
                 .map_err(DriverError::Failed),
             HostStep::Migrate { vm, to } => self
                 .finish_migration(now_ms, h, &vm, &to)

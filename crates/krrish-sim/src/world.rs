@@ -179,6 +179,8 @@ pub struct World {
     /// VMs the operator asked to terminate: the control plane may forget
     /// them (the checkers do not count them lost).
     pub retired: std::collections::BTreeSet<VmId>,
+    /// Guest reboots completed, by VM.
+    pub reboots: BTreeMap<VmId, u32>,
     pub leases: BTreeMap<HostId, Lease>,
     pub outages: BTreeMap<VmId, Outage>,
     pub recoveries: Vec<Recovery>,
@@ -246,6 +248,7 @@ impl World {
             .collect();
         Self {
             retired: Default::default(),
+            reboots: BTreeMap::new(),
             hosts: phys,
             controller_path: PathState::Ok,
             dfs_unreachable_from_controller: false,
@@ -522,6 +525,27 @@ impl World {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// A guest reboot completes: the domain stayed active throughout (as
+    /// libvirt keeps it); the guest is back. Fails if the domain went away
+    /// meanwhile (stopped, host powered off).
+    pub fn reboot_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
+        let host = self.hosts.get(h).ok_or("no such host")?;
+        if !host.powered {
+            return Err("host is powered off".into());
+        }
+        if !host
+            .domains
+            .get(vm)
+            .is_some_and(|d| d.state == DomainState::Running)
+        {
+            return Err(format!("{vm} went away during its reboot"));
+        }
+        *self.reboots.entry(vm.clone()).or_default() += 1;
+        self.generation += 1;
+        self.say(now_ms, &format!("{vm} rebooted on {h}"));
         Ok(())
     }
 

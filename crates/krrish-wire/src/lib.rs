@@ -104,6 +104,10 @@ pub enum AgentCommand {
     StopVm {
         vm: VmId,
     },
+    /// Restart the guest in place.
+    RebootVm {
+        vm: VmId,
+    },
     LiveMigrate {
         vm: VmId,
         to: HostId,
@@ -130,6 +134,8 @@ pub enum ApiRequest {
     },
     /// StopInstances.
     StopInstance { vm: VmId },
+    /// RebootInstances: the guest restarts in place.
+    RebootInstance { vm: VmId },
     /// TerminateInstances: the VM, its addresses, its root disk and
     /// snapshots go; its volumes are detached and kept.
     TerminateInstance { vm: VmId },
@@ -155,6 +161,7 @@ impl std::fmt::Display for ApiRequest {
             ),
             ApiRequest::StopInstance { vm } => write!(f, "StopInstances {vm}"),
             ApiRequest::TerminateInstance { vm } => write!(f, "TerminateInstances {vm}"),
+            ApiRequest::RebootInstance { vm } => write!(f, "RebootInstances {vm}"),
             ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),
             ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
             ApiRequest::Cloud(r) => write!(f, "{r}"),

@@ -81,6 +81,7 @@ enum Pending {
     Boot { vm: VmId, host: HostId },
     Migrate { vm: VmId, from: HostId, to: HostId },
     Stop { vm: VmId, host: HostId },
+    Reboot { vm: VmId, host: HostId },
     Abort { vm: VmId, from: HostId, to: HostId },
 }
 
@@ -383,6 +384,12 @@ impl ControllerMachine {
                     Some(Pending::Migrate { vm, from, to }) => self
                         .core
                         .handle_migration_result(now_ms, &vm, &from, &to, outcome),
+                    Some(Pending::Reboot { vm, host }) => {
+                        self.push(ControllerOutput::Trace(match outcome {
+                            Ok(()) => format!("vm {vm} rebooted on {host}"),
+                            Err(why) => format!("reboot of {vm} on {host} failed: {why}"),
+                        }))
+                    }
                     Some(Pending::Stop { vm, host }) => {
                         self.core.handle_stop_result(now_ms, &vm, &host, outcome)
                     }
@@ -510,6 +517,19 @@ impl ControllerMachine {
                     // Asked again at the source's next report.
                     self.push(ControllerOutput::Trace(format!(
                         "cannot cancel the migration of {vm} yet: {why}"
+                    )));
+                }
+            }
+            Command::RebootVm { vm, host } => {
+                let pending = Pending::Reboot {
+                    vm: vm.clone(),
+                    host: host.clone(),
+                };
+                if let Err(why) =
+                    self.send_to_agent(&host, AgentCommand::RebootVm { vm: vm.clone() }, pending)
+                {
+                    self.push(ControllerOutput::Trace(format!(
+                        "cannot reboot {vm} on {host}: {why}"
                     )));
                 }
             }

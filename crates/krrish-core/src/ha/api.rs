@@ -158,6 +158,26 @@ impl HaManager {
         Ok(hosts)
     }
 
+    /// Reboots a running VM in place (RebootInstances).
+    pub fn reboot_vm(&mut self, vm: &VmId) -> Result<HostId, ApiError> {
+        let rec = self
+            .vms
+            .get(vm)
+            .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
+        let VmState::Running { host } = &rec.state else {
+            return Err(ApiError::NotRunning {
+                vm: vm.clone(),
+                state: rec.state.name(),
+            });
+        };
+        let host = host.clone();
+        self.command(Command::RebootVm {
+            vm: vm.clone(),
+            host: host.clone(),
+        });
+        Ok(host)
+    }
+
     /// Stops a running VM at an operator's request.
     pub fn stop_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<(), ApiError> {
         let rec = self

@@ -36,6 +36,10 @@ pub enum Command {
     AbortMigration { vm: VmId, from: HostId, to: HostId },
     /// Stop a copy that must not run. No answer needed.
     StopVm { vm: VmId, host: HostId },
+    /// Restart the guest in place (RebootInstances); the domain stays on
+    /// `host`. No answer needed: a guest that does not come back shows as
+    /// missing from the host's reports and is restarted there.
+    RebootVm { vm: VmId, host: HostId },
     /// Ask the DFS when each host last renewed its lease. Answer:
     /// [`HaManager::handle_lease_renewals`] with the same `read` tag.
     ReadLeaseRenewals { read: u64 },
@@ -55,6 +59,7 @@ impl fmt::Display for Command {
                 write!(f, "abort the migration of {vm} {from} -> {to}")
             }
             Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
+            Command::RebootVm { vm, host } => write!(f, "reboot {vm} on {host}"),
             Command::ReadLeaseRenewals { .. } => write!(f, "read the DFS's lease renewals"),
         }
     }
