@@ -77,6 +77,16 @@ enum Top {
     /// DNS aliases, through the controller's API.
     #[command(subcommand)]
     DnsAliases(client::DnsAliasesCmd),
+    /// Images of the DFS repository, through the controller's API.
+    #[command(subcommand)]
+    Images(client::ImagesCmd),
+    /// Volumes, through the controller's API.
+    #[command(subcommand)]
+    Volumes(client::VolumesCmd),
+    /// VM snapshots (root disk and attached volumes), through the
+    /// controller's API.
+    #[command(subcommand)]
+    Snapshots(client::SnapshotsCmd),
 }
 
 #[derive(Args)]
@@ -109,6 +119,9 @@ fn main() -> ExitCode {
         Top::Routers(c) => return client::main(&cli.api, client::Cmd::Routers(c)),
         Top::Eips(c) => return client::main(&cli.api, client::Cmd::Eips(c)),
         Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
+        Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),
+        Top::Volumes(c) => return client::main(&cli.api, client::Cmd::Volumes(c)),
+        Top::Snapshots(c) => return client::main(&cli.api, client::Cmd::Snapshots(c)),
     };
     match result {
         Ok(code) => code,

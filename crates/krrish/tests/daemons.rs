@@ -1143,3 +1143,6 @@ fn operators_manage_the_network_through_the_cli() {
     assert!(!log.contains(API_TOKEN), "{log}");
     assert!(!log.contains("not-the-token"), "{log}");
 }
+
+#[path = "daemons/storage.rs"]
+mod storage;

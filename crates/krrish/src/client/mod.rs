@@ -1,20 +1,24 @@
 //! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
-//! routers …|eips …|dns-aliases …`: the
+//! routers …|eips …|dns-aliases …|images …|volumes …|snapshots …`: the
 //! operator's client of the controller's HTTP API ([`crate::daemon::api`]).
 //!
 //! Map:
 //! - [`Endpoint`] — where and with which token; [`Endpoint::call`] is the
 //!   one HTTP exchange, its failures typed as [`CallError`].
 //! - [`main`] — the subcommands, table or JSON output; the network ones
-//!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`].
+//!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`], the
+//!   storage ones (`images`, `volumes`, `snapshots`, `instances capture`)
+//!   in [`storage`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
 //!
 //! Exit codes: 0 done; 1 the controller refused (`error: <code>: <message>`
 //! on stderr); 2 it could not be asked (no token, no connection, bad input).
 
 mod network;
+mod storage;
 
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
+pub use storage::{ImagesCmd, SnapshotsCmd, VolumesCmd};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -106,6 +110,13 @@ pub enum InstancesCmd {
         id: String,
         #[arg(long)]
         to: String,
+    },
+    /// A new image from a VM's current disk content (CaptureInstance).
+    Capture {
+        id: String,
+        /// The new image's name.
+        #[arg(long)]
+        image: String,
     },
 }
 
@@ -304,6 +315,9 @@ pub enum Cmd {
     Routers(RoutersCmd),
     Eips(EipsCmd),
     DnsAliases(DnsAliasesCmd),
+    Images(ImagesCmd),
+    Volumes(VolumesCmd),
+    Snapshots(SnapshotsCmd),
 }
 
 /// Runs one client command; the exit code as documented above.
@@ -337,6 +351,10 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::Routers(c) => network::routers(ep, c)?,
         Cmd::Eips(c) => network::eips(ep, c)?,
         Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
+        Cmd::Images(c) => storage::images(ep, c)?,
+        Cmd::Volumes(c) => storage::volumes(ep, c)?,
+        Cmd::Snapshots(c) => storage::snapshots(ep, c)?,
+        Cmd::Instances(InstancesCmd::Capture { id, image }) => storage::capture(ep, &id, image)?,
         Cmd::Hosts(HostsCmd::List) => (
             ep.call("/v1/hosts", &[], None)?,
             Box::new(|v| {

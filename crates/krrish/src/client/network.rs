@@ -120,17 +120,17 @@ pub enum DnsAliasesCmd {
     Dissociate { alias: String },
 }
 
-type Shown = Result<(Value, Render), CallError>;
+pub(super) type Shown = Result<(Value, Render), CallError>;
 
 /// A query of the filters given.
-fn filters<'a>(f: &[(&'a str, &'a Option<String>)]) -> Vec<(&'a str, &'a str)> {
+pub(super) fn filters<'a>(f: &[(&'a str, &'a Option<String>)]) -> Vec<(&'a str, &'a str)> {
     f.iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
         .collect()
 }
 
 /// One line from the answer's fields: `line(&v)`.
-fn say(line: impl Fn(&Value) -> String + 'static) -> Render {
+pub(super) fn say(line: impl Fn(&Value) -> String + 'static) -> Render {
     Box::new(move |v| line(v) + "\n")
 }
 

@@ -8,6 +8,9 @@
 //! - [`instances`] — `/v1/hosts`, `/v1/instances…` (the HA core's calls).
 //! - [`network`] — `/v1/vxnets…`, `/v1/routers…`, `/v1/eips…`,
 //!   `/v1/dns-aliases…` (the cloud's network resources).
+//! - [`storage`] — `/v1/images`, `/v1/volumes…`,
+//!   `/v1/instances/{id}/snapshots…`, `/v1/instances/{id}/capture` (the
+//!   cloud's storage).
 //! - [`Bridged`] — the controller's `Listen`: real TCP connections (agents,
 //!   operators) or the API's pipes ([`Conn`]), from one bounded channel.
 //! - [`serve`] — the axum server: bearer-token check, routes, error mapping.
@@ -22,6 +25,7 @@
 
 mod instances;
 mod network;
+mod storage;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -170,7 +174,7 @@ impl Fault {
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "no-such-vm" | "no-such-host" | "not-found" => StatusCode::NOT_FOUND,
-        // The HA core's refusals, then the cloud's (vxnets, EIPs, …).
+        // The HA core's refusals, then the cloud's (vxnets, EIPs, volumes, …).
         "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
         | "exists" | "in-use" | "already-associated" | "not-associated" | "exhausted" | "limit" => {
             StatusCode::CONFLICT
@@ -280,6 +284,7 @@ pub async fn serve(
     let app = Router::new()
         .merge(instances::routes())
         .merge(network::routes())
+        .merge(storage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))

@@ -2,7 +2,8 @@
 //! call is one [`CloudRequest`] over the operator protocol; the answer's
 //! `data` is the body. Names are checked here first, so a refusal names the
 //! HTTP field (`instance`, not the protocol's `vm`); the controller checks
-//! them again. A VM is `instance` in every body and filter.
+//! them again. A VM is `instance` in every body and filter. The helpers
+//! here ([`cloud`], [`body`], [`keep`], …) serve the storage routes too.
 //!
 //! | route | request |
 //! |---|---|
@@ -53,34 +54,34 @@ pub(super) fn routes() -> Router<Api> {
         .route("/v1/dns-aliases/{name}/dissociate", post(dissociate_alias))
 }
 
-type Created = (StatusCode, Json<Value>);
+pub(super) type Created = (StatusCode, Json<Value>);
 
 /// One cloud call; its answer's data.
-async fn cloud(api: &Api, request: CloudRequest) -> Result<Json<Value>, Fault> {
+pub(super) async fn cloud(api: &Api, request: CloudRequest) -> Result<Json<Value>, Fault> {
     Ok(Json(api.call(ApiRequest::Cloud(request)).await?.data))
 }
 
-async fn created(api: &Api, request: CloudRequest) -> Result<Created, Fault> {
+pub(super) async fn created(api: &Api, request: CloudRequest) -> Result<Created, Fault> {
     Ok((StatusCode::CREATED, cloud(api, request).await?))
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Fault> {
+pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Fault> {
     b.map(|Json(b)| b).map_err(json_error)
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Fault> {
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Fault> {
     q.map(|Query(q)| q)
         .map_err(|e| Fault::invalid(e.body_text()))
 }
 
 /// `{name}` from the path, checked.
-fn named(Path(name): Path<String>) -> Result<String, Fault> {
+pub(super) fn named(Path(name): Path<String>) -> Result<String, Fault> {
     check_id("name", &name)?;
     Ok(name)
 }
 
 /// An optional filter's value, checked as a name.
-fn check_filter(field: &str, v: &Option<String>) -> Result<(), Fault> {
+pub(super) fn check_filter(field: &str, v: &Option<String>) -> Result<(), Fault> {
     v.as_deref().map_or(Ok(()), |v| check_id(field, v))
 }
 
@@ -97,7 +98,7 @@ fn one(list: Value, kind: &str, name: &str) -> Result<Json<Value>, Fault> {
 }
 
 /// The elements of a describe list that `keep` accepts.
-fn keep(list: Value, keep: impl Fn(&Value) -> bool) -> Value {
+pub(super) fn keep(list: Value, keep: impl Fn(&Value) -> bool) -> Value {
     match list {
         Value::Array(a) => Value::Array(a.into_iter().filter(keep).collect()),
         other => other,
@@ -249,11 +250,11 @@ async fn router(State(api): State<Api>, name: Path<String>) -> Result<Json<Value
     one(list, "router", &name)
 }
 
-/// `{name}`: what creating a router or a DNS alias takes.
+/// `{name}`: what creating a router, a DNS alias or a snapshot takes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NameBody {
-    name: String,
+pub(super) struct NameBody {
+    pub(super) name: String,
 }
 
 async fn create_router(
@@ -373,11 +374,11 @@ async fn release_eip(State(api): State<Api>, name: Path<String>) -> Result<Json<
     cloud(&api, CloudRequest::ReleaseEip { name }).await
 }
 
-/// `{instance}`: the VM an EIP or a DNS alias is associated with.
+/// `{instance}`: the VM an EIP, a DNS alias or a volume is associated with.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InstanceBody {
-    instance: String,
+pub(super) struct InstanceBody {
+    pub(super) instance: String,
 }
 
 async fn associate_eip(
