@@ -682,6 +682,18 @@ fn operators_use_the_http_api_through_the_cli() {
     assert_eq!(code, Some(1));
     assert!(err.starts_with("error: invalid-request: id: "), "{err}");
 
+    // Reboot in place; refused for an unknown VM.
+    let (code, out, err) = api_cli(&c, api, API_TOKEN, &["instances", "reboot", "web-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("vm web-1 rebooting on "), "{out}");
+    c.wait_for("controller", &["vm web-1 rebooted on "]);
+    let (code, _, err) = api_cli(&c, api, API_TOKEN, &["instances", "reboot", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: no-such-vm: no vm named nope"),
+        "{err}"
+    );
+
     // Terminate: the VM goes; a second terminate names it unknown.
     let (code, out, err) = api_cli(&c, api, API_TOKEN, &["instances", "terminate", "web-1"]);
     assert_eq!(code, Some(0), "{err}");

@@ -102,6 +102,8 @@ pub enum InstancesCmd {
     },
     /// Stop a VM.
     Stop { id: String },
+    /// Reboot a VM in place (the guest restarts on its host).
+    Reboot { id: String },
     /// Terminate a VM: its addresses, EIP and alias associations and root
     /// disk go; attached volumes are detached and kept.
     Terminate { id: String },
@@ -441,6 +443,14 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                 Some(json!({})),
             )?,
             Box::new(|v| format!("vm {} stopping\n", text(&v["vm"]))),
+        ),
+        Cmd::Instances(InstancesCmd::Reboot { id }) => (
+            ep.call(
+                &format!("/v1/instances/{}/reboot", path_part(&id)),
+                &[],
+                Some(json!({})),
+            )?,
+            Box::new(|v| format!("vm {} rebooting on {}\n", text(&v["vm"]), text(&v["host"]))),
         ),
         Cmd::Instances(InstancesCmd::Terminate { id }) => (
             ep.delete(&format!("/v1/instances/{}", path_part(&id)))?,

@@ -18,6 +18,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/v1/instances", get(instances).post(run))
         .route("/v1/instances/{id}", get(instance).delete(terminate))
         .route("/v1/instances/{id}/stop", post(stop))
+        .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/migrate", post(migrate))
 }
 
@@ -165,6 +166,18 @@ async fn terminate(State(api): State<Api>, Path(id): Path<String>) -> Result<Jso
         .call(ApiRequest::TerminateInstance { vm: VmId::new(id) })
         .await?;
     Ok(Json(r.data))
+}
+
+/// RebootInstances: the guest restarts in place.
+async fn reboot(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Fault> {
+    check_id("id", &id)?;
+    let r = api
+        .call(ApiRequest::RebootInstance { vm: VmId::new(id) })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(r.data)))
 }
 
 async fn stop(
