@@ -158,19 +158,24 @@ impl HaManager {
         Ok(hosts)
     }
 
-    /// Reboots a running VM in place (RebootInstances).
-    pub fn reboot_vm(&mut self, vm: &VmId) -> Result<HostId, ApiError> {
+    /// Where a VM an operator names runs; refused if unknown or not running.
+    fn running_host(&self, vm: &VmId) -> Result<HostId, ApiError> {
         let rec = self
             .vms
             .get(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        let VmState::Running { host } = &rec.state else {
-            return Err(ApiError::NotRunning {
+        match &rec.state {
+            VmState::Running { host } => Ok(host.clone()),
+            other => Err(ApiError::NotRunning {
                 vm: vm.clone(),
-                state: rec.state.name(),
-            });
-        };
-        let host = host.clone();
+                state: other.name(),
+            }),
+        }
+    }
+
+    /// Reboots a running VM in place (RebootInstances).
+    pub fn reboot_vm(&mut self, vm: &VmId) -> Result<HostId, ApiError> {
+        let host = self.running_host(vm)?;
         self.command(Command::RebootVm {
             vm: vm.clone(),
             host: host.clone(),
@@ -180,18 +185,8 @@ impl HaManager {
 
     /// Stops a running VM at an operator's request.
     pub fn stop_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<(), ApiError> {
-        let rec = self
-            .vms
-            .get_mut(vm)
-            .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        let VmState::Running { host } = &rec.state else {
-            return Err(ApiError::NotRunning {
-                vm: vm.clone(),
-                state: rec.state.name(),
-            });
-        };
-        let host = host.clone();
-        rec.state = VmState::Stopped;
+        let host = self.running_host(vm)?;
+        self.vms.get_mut(vm).expect("checked").state = VmState::Stopped;
         self.command(Command::StopVm {
             vm: vm.clone(),
             host,
