@@ -21,7 +21,7 @@ impl EventWorld {
         let cfg = self.agent_configs[host].clone();
         let machine = AgentMachine::new(self.now_ms, cfg, boot_id);
         self.agents.insert(
-            host.clone(),
+            host,
             Agent {
                 machine,
                 incarnation: self.next_incarnation,
@@ -34,9 +34,16 @@ impl EventWorld {
 
     /// Moves an agent's outputs and re-arms its timer.
     pub(crate) fn after_agent(&mut self, host: &HostId) {
+        if let Some(slot) = self.agents.slot(host) {
+            self.after_agent_at(slot, host);
+        }
+    }
+
+    /// [`Self::after_agent`] for the host in `slot` (looked up already).
+    pub(crate) fn after_agent_at(&mut self, slot: usize, host: &HostId) {
         let now = self.now_ms;
         loop {
-            let Some(a) = self.agents.get_mut(host) else {
+            let Some(a) = self.agents.at_mut(slot) else {
                 return;
             };
             let Some(out) = a.machine.poll_output() else {
@@ -86,7 +93,7 @@ impl EventWorld {
                 AgentOutput::Trace(s) => self.trace.push(now, &format!("agent/{host}"), &s),
             }
         }
-        let a = self.agents.get_mut(host).expect("checked in the loop");
+        let a = self.agents.at_mut(slot).expect("checked in the loop");
         let t = a.machine.poll_timeout().max(now);
         if a.wake_ms != Some(t) {
             a.wake_ms = Some(t);
@@ -124,8 +131,21 @@ impl EventWorld {
         why: OpFor,
         result: Result<(), DriverError>,
     ) {
+        if let Some(slot) = self.agents.slot(host) {
+            self.host_op_answer_at(slot, host, why, result);
+        }
+    }
+
+    /// [`Self::host_op_answer`] for the host in `slot`.
+    pub(crate) fn host_op_answer_at(
+        &mut self,
+        slot: usize,
+        host: &HostId,
+        why: OpFor,
+        result: Result<(), DriverError>,
+    ) {
         let now = self.now_ms;
-        let Some(a) = self.agents.get_mut(host) else {
+        let Some(a) = self.agents.at_mut(slot) else {
             return;
         };
         match why {

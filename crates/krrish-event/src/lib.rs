@@ -14,6 +14,7 @@
 //!   where and when they take effect.
 
 mod agent_side;
+mod agents;
 mod controller_side;
 pub mod net;
 pub mod queue;

@@ -22,6 +22,9 @@ pub enum Dir {
     ToAgent,
 }
 
+/// Unboxed on purpose: a message waits in an event-queue slot that never
+/// moves, and a box would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Msg {
     Frame(Frame),

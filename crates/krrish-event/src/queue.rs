@@ -8,31 +8,12 @@ use std::collections::BinaryHeap;
 /// Events pending at once, at most; more is a runaway feedback loop.
 pub const EVENTS_MAX: usize = 1 << 24;
 
-struct Entry<E> {
-    at_ms: u64,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.seq) == (other.at_ms, other.seq)
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at_ms, self.seq).cmp(&(other.at_ms, other.seq))
-    }
-}
-
+/// The heap orders small keys; the events themselves (a few hundred bytes
+/// with a frame inside) stay put in slots, so sifting moves 24 bytes.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Reverse<Entry<E>>>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    slots: Vec<Option<E>>,
+    free: Vec<u32>,
     seq: u64,
 }
 
@@ -40,6 +21,8 @@ impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         Self {
             heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             seq: 0,
         }
     }
@@ -49,20 +32,29 @@ impl<E> EventQueue<E> {
     pub fn push(&mut self, at_ms: u64, event: E) {
         assert!(self.heap.len() < EVENTS_MAX, "event queue unbounded growth");
         self.seq += 1;
-        self.heap.push(Reverse(Entry {
-            at_ms,
-            seq: self.seq,
-            event,
-        }));
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(event);
+                i
+            }
+            None => {
+                self.slots.push(Some(event));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((at_ms, self.seq, slot)));
     }
 
     /// When the next event is due.
     pub fn peek_at(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse(e)| e.at_ms)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        self.heap.pop().map(|Reverse(e)| (e.at_ms, e.event))
+        let Reverse((at_ms, _, slot)) = self.heap.pop()?;
+        let event = self.slots[slot as usize].take().expect("a queued slot");
+        self.free.push(slot);
+        Some((at_ms, event))
     }
 
     pub fn len(&self) -> usize {
@@ -85,7 +77,15 @@ mod tests {
         q.push(10, "a");
         q.push(20, "d");
         q.push(10, "b");
+        assert_eq!(q.pop(), Some((10, "a")));
+        // A slot freed and reused keeps the order by time and scheduling.
+        q.push(10, "b2");
+        q.push(5, "z");
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        assert_eq!(order, vec![(10, "a"), (10, "b"), (20, "c"), (20, "d")]);
+        assert_eq!(
+            order,
+            vec![(5, "z"), (10, "b"), (10, "b2"), (20, "c"), (20, "d")]
+        );
+        assert!(q.is_empty());
     }
 }

@@ -117,7 +117,7 @@ pub struct EventWorld {
     pub(crate) next_request_id: u64,
     pub(crate) hosts: Vec<HostSpec>,
     pub(crate) initial_vms: Vec<VmSpec>,
-    pub(crate) agents: BTreeMap<HostId, Agent>,
+    pub(crate) agents: crate::agents::Agents,
     pub(crate) agent_configs: BTreeMap<HostId, AgentConfig>,
     pub(crate) next_incarnation: u64,
     pub(crate) net: Net,
@@ -170,7 +170,7 @@ impl EventWorld {
             next_request_id: 0,
             hosts: hosts.clone(),
             initial_vms: vms,
-            agents: BTreeMap::new(),
+            agents: crate::agents::Agents::for_hosts(hosts.iter().map(|h| &h.id)),
             agent_configs,
             next_incarnation: 0,
             net: Net::new(config.seed, config.latency_min_ms, config.latency_max_ms),
@@ -205,7 +205,7 @@ impl EventWorld {
             let up = w
                 .hosts
                 .iter()
-                .filter(|(id, h)| h.powered && !self.agents.contains_key(*id))
+                .filter(|(id, h)| h.powered && !self.agents.contains_key(id))
                 .map(|(id, _)| id.clone())
                 .collect();
             let down = self
@@ -254,7 +254,10 @@ impl EventWorld {
         let now = self.now_ms;
         match ev {
             Ev::AgentTimer { host, incarnation } => {
-                let Some(a) = self.agents.get_mut(&host) else {
+                let Some(slot) = self.agents.slot(&host) else {
+                    return;
+                };
+                let Some(a) = self.agents.at_mut(slot) else {
                     return;
                 };
                 if a.incarnation != incarnation || a.wake_ms != Some(now) {
@@ -262,7 +265,7 @@ impl EventWorld {
                 }
                 a.wake_ms = None;
                 a.machine.handle_timeout(now);
-                self.after_agent(&host);
+                self.after_agent_at(slot, &host);
             }
             Ev::ControllerTimer { incarnation } => {
                 if !self.controller_up
@@ -288,7 +291,10 @@ impl EventWorld {
                 epoch,
                 result,
             } => {
-                let Some(a) = self.agents.get_mut(&host) else {
+                let Some(slot) = self.agents.slot(&host) else {
+                    return;
+                };
+                let Some(a) = self.agents.at_mut(slot) else {
                     return;
                 };
                 if a.incarnation != incarnation {
@@ -307,7 +313,7 @@ impl EventWorld {
                         a.machine.handle_dial_result(now, epoch, Err(why));
                     }
                 }
-                self.after_agent(&host);
+                self.after_agent_at(slot, &host);
             }
             Ev::Deliver { conn, dir, msg } => self.deliver(conn, dir, msg),
             Ev::HostOpDone {
@@ -317,17 +323,20 @@ impl EventWorld {
                 op,
             } => {
                 // A host that lost power since never finishes what it began.
+                let Some(slot) = self.agents.slot(&host) else {
+                    return;
+                };
                 if self
                     .agents
-                    .get(&host)
+                    .at_mut(slot)
                     .is_none_or(|a| a.incarnation != incarnation)
                 {
                     return;
                 }
                 let r = self.world.borrow_mut().finish_host_op(now, &host, op);
-                self.host_op_answer(&host, why, r);
+                self.host_op_answer_at(slot, &host, why, r);
                 // (No host powers on or off by its own operations.)
-                self.after_agent(&host);
+                self.after_agent_at(slot, &host);
             }
             Ev::FencerOpDone {
                 incarnation,
@@ -420,7 +429,10 @@ impl EventWorld {
                 self.after_controller();
             }
             Dir::ToAgent => {
-                let Some(a) = self.agents.get_mut(&c.host) else {
+                let Some(slot) = self.agents.slot(&c.host) else {
+                    return;
+                };
+                let Some(a) = self.agents.at_mut(slot) else {
                     return;
                 };
                 if a.incarnation != c.agent_incarnation {
@@ -430,7 +442,7 @@ impl EventWorld {
                     Msg::Frame(f) => a.machine.handle_frame(now, c.epoch, f),
                     Msg::Closed => a.machine.handle_closed(now, c.epoch),
                 }
-                self.after_agent(&c.host);
+                self.after_agent_at(slot, &c.host);
             }
         }
     }

@@ -302,7 +302,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
             hosts
                 .iter()
                 .filter(|h| h.zone.runs_vms())
-                .map(|h| h.id.0.clone())
+                .map(|h| h.id.as_str().to_string())
                 .collect()
         } else {
             g.hosts.clone()

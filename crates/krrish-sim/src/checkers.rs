@@ -90,26 +90,33 @@ impl Checkers {
             })
         };
 
-        // single-instance and single-writer
-        let mut running: BTreeMap<&VmId, Vec<&HostId>> = BTreeMap::new();
+        // single-instance and single-writer: every running domain as
+        // (vm, host), sorted — one allocation for the whole cloud.
+        let mut running: Vec<(&VmId, &HostId)> = Vec::new();
         for h in world.hosts.values() {
             for (vm, d) in &h.domains {
                 if d.state == DomainState::Running {
-                    running.entry(vm).or_default().push(&h.spec.id);
+                    running.push((vm, &h.spec.id));
                 }
             }
         }
-        for (vm, hosts) in &running {
-            if hosts.len() > 1 {
-                return fail("single-instance", format!("{vm} runs on {}", join(hosts)));
+        running.sort_unstable();
+        for group in running.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() > 1 {
+                let hosts: Vec<&HostId> = group.iter().map(|(_, h)| *h).collect();
+                let vm = group[0].0;
+                return fail("single-instance", format!("{vm} runs on {}", join(&hosts)));
             }
         }
-        for (vm, hosts) in &running {
+        // (Unreached while single-instance holds; kept as its own check so
+        // a change to the one above cannot silently drop it.)
+        for group in running.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
             // The hosts running it that can reach the DFS with a lease it
-            // honours (World::writers_of, from the map already built).
-            let writers: Vec<&HostId> = hosts
+            // honours (World::writers_of, from the list already built).
+            let vm = group[0].0;
+            let writers: Vec<&HostId> = group
                 .iter()
-                .copied()
+                .map(|(_, h)| *h)
                 .filter(|h| world.hosts[*h].storage_up() && world.lease_valid(h, now_ms))
                 .collect();
             if writers.len() > 1 {
@@ -181,7 +188,7 @@ impl Checkers {
             };
             if let VmState::Running { host } = &rec.state {
                 let reachable = world.management_up(host);
-                let there = running.get(vm).is_some_and(|hs| hs.contains(&host));
+                let there = running.binary_search(&(vm, host)).is_ok();
                 if reachable && !there {
                     disagreements.push((
                         format!(

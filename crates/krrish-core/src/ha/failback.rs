@@ -21,7 +21,10 @@ impl HaManager {
     /// The sweep, for the VMs of one home host or of all.
     pub(super) fn fail_back_sweep_for(&mut self, now_ms: u64, home: Option<&HostId>) {
         // Only VMs running away from home qualify (the index keeps them).
-        let vms = self.vms.away_from_home();
+        let vms = match home {
+            Some(h) => self.vms.away_from(h),
+            None => self.vms.away_from_home(),
+        };
         let candidates: Vec<(VmId, HostId, HostId)> = vms
             .into_iter()
             .filter_map(|(id, v)| match &v.state {

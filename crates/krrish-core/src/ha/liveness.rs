@@ -20,6 +20,11 @@ impl HaManager {
             return;
         };
         let liveness = h.liveness;
+        // A spare's state depends on the spares' fitness and the VM table:
+        // a production host that was and stays up changing no VM leaves
+        // both as they were (most heartbeats), so the refresh is skipped.
+        let quiet_production = h.spare.is_none() && liveness == Liveness::Up;
+        let vms_before = self.vms.version();
         match liveness {
             Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => {
                 let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
@@ -100,7 +105,9 @@ impl HaManager {
                 self.on_host_back(now_ms, host);
             }
         }
-        self.refresh_spares(now_ms);
+        if !(quiet_production && self.vms.version() == vms_before) {
+            self.refresh_spares(now_ms);
+        }
     }
 
     /// A fenced (or unfenceable) host heartbeats again: it is up.
@@ -309,7 +316,32 @@ impl HaManager {
         self.last_timeout_ms = self.last_timeout_ms.max(now_ms);
         self.read_dfs_if_due(now_ms);
         let hb = self.config.heartbeat;
-        let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
+        // Only hosts whose own record is due for something (a new miss, a
+        // stage deadline, an isolation to judge): a quiet cloud's timer
+        // does not look a thousand hosts up by name.
+        let ids: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| match h.liveness {
+                Liveness::Up | Liveness::Suspect { .. } => {
+                    let before = match h.liveness {
+                        Liveness::Suspect { misses } => misses,
+                        _ => 0,
+                    };
+                    let misses = hb.misses(h.last_heartbeat_ms, now_ms);
+                    misses > before || misses >= hb.misses_max
+                }
+                Liveness::Isolated { .. } => true,
+                Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
+                | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => {
+                    now_ms >= deadline_ms
+                }
+                Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => now_ms >= safe_at_ms,
+                Liveness::FenceFailed { at_ms } => now_ms >= at_ms + self.config.fence_retry_ms,
+                _ => false,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in &ids {
             let h = &self.hosts[id];
             match h.liveness {

@@ -23,6 +23,8 @@ struct Index {
     /// VMs running away from home (on a spare, or anywhere else): the only
     /// candidates for failback.
     away: BTreeSet<VmId>,
+    /// The same, under their home (what a returning home can take back).
+    away_by_home: BTreeMap<HostId, BTreeSet<VmId>>,
     /// VMs a live host's report has lately not listed (`missed_reports`).
     missed: BTreeSet<VmId>,
     /// What each VM was indexed under, to undo it.
@@ -77,6 +79,8 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
 struct Indexed {
     hosts: Vec<HostId>,
     running_on: Option<HostId>,
+    /// Its home, when it runs away from it.
+    away_from: Option<HostId>,
 }
 
 fn running_on(r: &VmRecord) -> Option<HostId> {
@@ -149,9 +153,13 @@ impl VmTable {
         for id in dirty {
             let old = ix.of_vm.remove(&id).unwrap_or_default();
             let rec = self.records.get(&id);
+            let running = rec.and_then(running_on);
             let new = Indexed {
                 hosts: rec.map(hosts_of).unwrap_or_default(),
-                running_on: rec.and_then(running_on),
+                away_from: rec
+                    .filter(|r| running.as_ref().is_some_and(|h| h != &r.spec.home))
+                    .map(|r| r.spec.home.clone()),
+                running_on: running,
             };
             for h in old.hosts.iter().filter(|h| !new.hosts.contains(h)) {
                 set_member(&mut ix.by_host, h, &id, false);
@@ -167,9 +175,15 @@ impl VmTable {
                     set_member(&mut ix.running_on, h, &id, true);
                 }
             }
-            let away =
-                rec.is_some_and(|r| new.running_on.as_ref().is_some_and(|h| h != &r.spec.home));
-            flag(&mut ix.away, &id, away);
+            flag(&mut ix.away, &id, new.away_from.is_some());
+            if old.away_from != new.away_from {
+                if let Some(h) = &old.away_from {
+                    set_member(&mut ix.away_by_home, h, &id, false);
+                }
+                if let Some(h) = &new.away_from {
+                    set_member(&mut ix.away_by_home, h, &id, true);
+                }
+            }
             flag(&mut ix.unsettled, &id, rec.is_some_and(is_unsettled));
             flag(
                 &mut ix.missed,
@@ -223,8 +237,15 @@ impl VmTable {
         let ix = self.index.borrow();
         let empty = BTreeSet::new();
         let here = ix.running_on.get(host).unwrap_or(&empty);
+        // A report lists its VMs in id order (agents build it from ordered
+        // maps): then one walk of both compares them; an unsorted report
+        // is compared by lookups.
+        let same = || {
+            here.iter().eq(running.iter())
+                || (!running.is_sorted() && running.iter().all(|vm| here.contains(vm)))
+        };
         here.len() == running.len()
-            && running.iter().all(|vm| here.contains(vm))
+            && same()
             && (ix.missed.is_empty() || here.iter().all(|vm| !ix.missed.contains(vm)))
     }
 
@@ -235,6 +256,19 @@ impl VmTable {
         let ix = self.index.borrow();
         ix.away
             .iter()
+            .filter_map(|id| self.records.get_key_value(id))
+            .collect()
+    }
+
+    /// The VMs whose home is `home` running elsewhere, in id order, with
+    /// their records.
+    pub fn away_from(&self, home: &HostId) -> Vec<(&VmId, &VmRecord)> {
+        self.refresh();
+        let ix = self.index.borrow();
+        ix.away_by_home
+            .get(home)
+            .into_iter()
+            .flatten()
             .filter_map(|id| self.records.get_key_value(id))
             .collect()
     }
@@ -264,6 +298,7 @@ impl VmTable {
             && a.unsettled == b.unsettled
             && a.running_on == b.running_on
             && a.away == b.away
+            && a.away_by_home == b.away_by_home
             && a.missed == b.missed
     }
 }
