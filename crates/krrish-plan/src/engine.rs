@@ -21,7 +21,7 @@ use rand_distr::{Distribution, Exp, LogNormal, Weibull};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-const HOURS_PER_YEAR: f64 = 8_766.0;
+pub const HOURS_PER_YEAR: f64 = 8_766.0;
 /// Events one trial may draw: far above any realistic history, low enough to
 /// stop a mistyped MTBF of seconds from eating the machine.
 const EVENTS_PER_TRIAL_MAX: usize = 50_000_000;
@@ -574,6 +574,35 @@ fn trial_rng(seed: u64, trial: u32) -> ChaCha8Rng {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ChaCha8Rng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// A host going down or coming back in one trial's history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HostChange {
+    pub t_hours: f64,
+    /// `0..hosts.len()`: the production host at that index of
+    /// [`PlanInput::hosts`]; from `hosts.len()` on, the spares in order
+    /// (only when spares fail).
+    pub host: usize,
+    pub up: bool,
+}
+
+/// Trial `trial`'s failure and repair history, exactly as [`plan`] draws
+/// and replays it (so a validation can replay the same histories elsewhere
+/// and compare with the fast model's figures for those trials).
+pub fn trial_history(input: &PlanInput, trial: u32) -> Result<Vec<HostChange>, crate::PlanError> {
+    input.validate()?;
+    let draw = Draw::new(input);
+    let mut rng = trial_rng(input.seed, trial);
+    Ok(draw
+        .history(&mut rng, input.years * HOURS_PER_YEAR)
+        .into_iter()
+        .map(|e| HostChange {
+            t_hours: e.t,
+            host: e.host as usize,
+            up: e.up,
+        })
+        .collect())
 }
 
 /// Whether the closed forms apply to `input`.

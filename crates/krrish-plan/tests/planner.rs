@@ -214,3 +214,45 @@ fn bad_input_is_refused_with_a_reason() {
         assert!(e.to_string().contains(want), "{e} (wanted {want:?})");
     }
 }
+
+/// `trial_history` hands out the very histories `plan` replays: with no
+/// spares every down production host is uncovered, so the down-time summed
+/// from the published histories is the fast model's uncovered fraction.
+#[test]
+fn published_histories_are_the_ones_the_planner_replays() {
+    use krrish_plan::engine::{trial_history, HOURS_PER_YEAR};
+    let mut i = input(8, 0);
+    i.trials = 20;
+    let horizon = i.years * HOURS_PER_YEAR;
+    let r = plan(&i).unwrap();
+    let mut fractions = Vec::new();
+    for trial in 0..i.trials {
+        let h = trial_history(&i, trial).unwrap();
+        assert!(h.windows(2).all(|w| w[0].t_hours <= w[1].t_hours));
+        let mut down_since: Vec<Option<f64>> = vec![None; 8];
+        let mut down_hours = 0.0;
+        for c in &h {
+            assert!(c.host < 8, "spares do not fail in this input");
+            if c.up {
+                down_hours += c.t_hours - down_since[c.host].take().expect("down before up");
+            } else {
+                assert!(down_since[c.host].is_none(), "down twice");
+                down_since[c.host] = Some(c.t_hours);
+            }
+        }
+        down_hours += down_since
+            .iter()
+            .flatten()
+            .map(|t| horizon - t)
+            .sum::<f64>();
+        fractions.push(down_hours / (8.0 * horizon));
+    }
+    let mean = fractions.iter().sum::<f64>() / fractions.len() as f64;
+    let model = r.rows[0].uncovered_host_fraction.mean;
+    assert!(
+        (mean - model).abs() <= 1e-9 * model.max(1e-12),
+        "histories give {mean:e}, the planner {model:e}"
+    );
+    assert!(model > 1e-2, "the check has teeth");
+    assert_ne!(trial_history(&i, 0).unwrap(), trial_history(&i, 1).unwrap());
+}

@@ -75,11 +75,13 @@ pub struct SparesArgs {
     /// Guest boot time, seconds.
     #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     boot_seconds: f64,
-    /// Check the model's failover time against the real HA manager: run N
-    /// single-host failures in the event world, print the measured RTOs,
-    /// then the table again with the measured mean.
+    /// Check the model against the real HA manager: replay the first N
+    /// trials' failure histories in the event world, print the measured
+    /// uncovered fraction, failures without a spare and RTOs beside the
+    /// model's for those trials, then the table again with the measured
+    /// mean failover time.
     #[arg(long, value_name = "N")]
-    validate: Option<usize>,
+    validate: Option<u32>,
     /// With --validate: the share of failures that are power losses taking
     /// the BMC too (fenced by DFS lease expiry, not IPMI).
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
@@ -236,12 +238,29 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
                 krrish_sim::demo::cluster(n_hosts, spare_pool_size(n_hosts), a.vms_per_host)
             }
         };
-        eprintln!("validating: {n} failures in the event world…");
-        let episodes = crate::plan_validate::run(&hosts, &vms, n, a.power_loss_fraction, a.seed)?;
-        let (text, measured) = crate::plan_validate::report(&episodes, input.failover_s);
+        let spares = hosts.iter().filter(|h| h.zone == Zone::Spare).count();
+        eprintln!("validating: {n} trials' histories through the event world…");
+        let progress = |trial: u32, m: &crate::plan_validate::Measured| {
+            eprintln!(
+                "  trial {}/{n}: {} failures so far, {} without a spare",
+                trial + 1,
+                m.failures,
+                m.failures_without_spare
+            )
+        };
+        let measured = crate::plan_validate::run(
+            &hosts,
+            &vms,
+            &input,
+            n,
+            a.power_loss_fraction,
+            a.seed,
+            &progress,
+        )?;
+        let (text, mean) = crate::plan_validate::report(&measured, &input, spares)?;
         out!("\n{text}");
         let again = plan(&PlanInput {
-            failover_s: measured,
+            failover_s: mean,
             ..input.clone()
         })?;
         out!("the table again with the measured mean failover time:");

@@ -210,8 +210,20 @@ fn planner_reads_a_cluster_file() {
     assert!(out.contains("target availability 0.9999"), "{out}");
 }
 
+/// The measured column of a validation row: (model, HA manager).
+fn validation_row<'a>(out: &'a str, name: &str) -> (&'a str, &'a str) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} row in {out}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    (cols[cols.len() - 2], cols[cols.len() - 1])
+}
+
 #[test]
-fn plan_validate_measures_failover_with_the_real_ha_manager() {
+fn plan_validate_replays_the_planners_histories_with_the_real_ha_manager() {
+    // 12 hosts with the step table's 3 spares, a year each: every failure
+    // finds a spare, in the model and in the event world.
     let o = krrish(&[
         "plan",
         "spares",
@@ -222,39 +234,60 @@ fn plan_validate_measures_failover_with_the_real_ha_manager() {
         "--trials",
         "50",
         "--validate",
-        "6",
-        "--power-loss-fraction",
-        "0.5",
+        "2",
         "--seed",
         "3",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
-    assert!(out.contains("validation: 6 single-host failures"), "{out}");
-    // Both failure modes ran and every HA VM came back.
-    let rows: Vec<&str> = out
+    assert!(
+        out.contains("validation: 2 trials × 1 years replayed"),
+        "{out}"
+    );
+    assert_eq!(
+        validation_row(&out, "uncovered_host_fraction"),
+        ("0.00e0", "0.00e0")
+    );
+    let crash = out
         .lines()
-        .filter(|l| l.starts_with("crash (BMC answers)") || l.starts_with("power loss (BMC dead)"))
-        .collect();
-    assert_eq!(rows.len(), 2, "{out}");
-    for r in &rows {
-        let cols: Vec<&str> = r.split_whitespace().collect();
-        assert_eq!(cols.last(), Some(&"0"), "unrecovered VMs: {r}");
-    }
-    let failures: usize = rows
-        .iter()
-        .map(|r| {
-            r.split_whitespace()
-                .rev()
-                .nth(5)
-                .unwrap()
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(failures, 6, "{out}");
+        .find(|l| l.starts_with("crash (BMC answers)"))
+        .unwrap();
+    let vms: usize = crash.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(vms > 0, "some crash was failed over: {out}");
     assert!(
         out.contains("the table again with the measured mean failover time"),
         "{out}"
+    );
+}
+
+#[test]
+fn plan_validate_measures_coverage_when_spares_run_short() {
+    // Eight hosts, one spare, a failure every 300 h repaired in 60 h: hosts
+    // often wait. The HA manager's uncovered time must be the model's
+    // within a fifth (they share the histories, not the code).
+    let o = krrish(&[
+        "plan",
+        "spares",
+        "--cluster",
+        "fixtures/clusters/small-8.yaml",
+        "--mtbf-hours",
+        "300",
+        "--mttr-hours",
+        "60",
+        "--years",
+        "1",
+        "--validate",
+        "2",
+        "--seed",
+        "2",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let (model, measured) = validation_row(&out, "uncovered_host_fraction");
+    let (model, measured): (f64, f64) = (model.parse().unwrap(), measured.parse().unwrap());
+    assert!(model > 1e-2, "the case has teeth: {out}");
+    assert!(
+        (measured - model).abs() <= model / 5.0,
+        "model {model:e}, HA manager {measured:e}: {out}"
     );
 }
