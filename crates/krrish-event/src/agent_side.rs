@@ -171,11 +171,17 @@ impl EventWorld {
 
     pub(crate) fn dial(&mut self, host: &HostId, incarnation: u64, epoch: u64) {
         let now = self.now_ms;
-        let path = self.world.borrow().management_path(host);
+        let (path, loss) = {
+            let w = self.world.borrow();
+            (w.management_path(host), w.management_loss_pct(host))
+        };
         if path != PathState::Ok {
             return; // no answer: the agent's own dial deadline decides
         }
-        let rtt = self.net.latency_ms() + self.net.latency_ms();
+        let Some(handshake) = self.net.handshake_delay_ms(loss) else {
+            return; // every SYN lost: the dial's deadline decides
+        };
+        let rtt = self.net.latency_ms() + self.net.latency_ms() + handshake;
         let result = if self.controller_up {
             let conn = self.net.open(
                 host.clone(),
@@ -201,7 +207,10 @@ impl EventWorld {
 
     pub(crate) fn send(&mut self, conn: u64, dir: Dir, msg: Msg) {
         let Some(c) = self.net.conn(conn) else { return };
-        let path = self.world.borrow().management_path(&c.host);
+        let path = {
+            let w = self.world.borrow();
+            (w.management_path(&c.host), w.management_loss_pct(&c.host))
+        };
         if let Some((at, msg)) = self.net.route(self.now_ms, path, conn, dir, msg) {
             self.queue.push(at, Ev::Deliver { conn, dir, msg });
         }

@@ -100,6 +100,9 @@ pub struct Step {
     pub cut: Option<LinkFault>,
     /// A management stall for a while: packets held, then delivered.
     pub stall: Option<LinkFault>,
+    /// A lossy management path for a while: `percent` of the packets lost
+    /// (1–99), each resent by TCP after its retransmission timeout.
+    pub lossy: Option<LossyLink>,
     pub repair: Option<String>,
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
@@ -171,6 +174,15 @@ pub struct LinkFault {
     pub host: Option<String>,
     #[serde(default)]
     pub controller: bool,
+    #[serde(rename = "for")]
+    pub duration: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossyLink {
+    pub host: String,
+    pub percent: u8,
     #[serde(rename = "for")]
     pub duration: Dur,
 }

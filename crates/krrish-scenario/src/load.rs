@@ -461,7 +461,7 @@ fn no_duration(
     if given {
         return Err(src.error(
             src.find("for", "").or(at),
-            format!("{key}: `for` belongs on the fault that starts the outage (nic_down, bond_down, cut, stall), not on {key}"),
+            format!("{key}: `for` belongs on the fault that starts the outage (nic_down, bond_down, cut, stall, lossy), not on {key}"),
         ));
     }
     Ok(())
@@ -571,6 +571,23 @@ fn step_action(
         undo = Some((dur(key, x.duration)?, end));
         actions.push(Action::Fault(start));
     }
+    if let Some(x) = &s.lossy {
+        let host = h("host", &x.host)?;
+        if !(1..=99).contains(&x.percent) {
+            return Err(src.error(
+                src.find("percent", "").or(at),
+                format!(
+                    "lossy.percent: expected 1–99 (packets lost per hundred), not {} — a total loss is a `cut`",
+                    x.percent
+                ),
+            ));
+        }
+        undo = Some((dur("lossy", x.duration)?, Fault::Heal(host.clone())));
+        actions.push(Action::Fault(Fault::Lossy {
+            host,
+            percent: x.percent,
+        }));
+    }
     if let Some(v) = &s.run_instance {
         let host = match &v.host {
             Some(n) => Some(h("host", n)?),
@@ -670,7 +687,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, repair, controller, dfs, heal_all, run_instance, stop_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

@@ -294,7 +294,7 @@ fn fault(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
     let prod = |d: &mut Draw| d.pick(&n.production).clone();
     let bond = |d: &mut Draw| *d.pick(&["bond0", "bond1", "bond2"]);
     let mut push = |at: u64, s: String| items.push((at, s));
-    match d.below(16) {
+    match d.below(17) {
         0 | 1 => push(at, format!("crash: {}", prod(d))),
         2 => push(at, format!("power_loss: {}", host(d))),
         3 => {
@@ -378,6 +378,16 @@ fn fault(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
             let c = at + d.range(10, 60) * 1000;
             push(c, "controller: crash".into());
             push(c + d.range(5, 60) * 1000, "controller: restart".into());
+        }
+        15 => {
+            // A lossy path: light loss (retransmission jitter) to heavy
+            // (connections giving up), for seconds to minutes.
+            let pct = *d.pick(&[2u8, 10, 30, 50, 80]);
+            let dur = fmt_ms(d.log_ms(1_000, 300_000));
+            push(
+                at,
+                format!("lossy: {{ host: {}, percent: {pct}, for: {dur} }}", host(d)),
+            );
         }
         _ => {
             let vm = d.pick(&n.vms).clone();

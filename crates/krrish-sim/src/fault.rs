@@ -41,7 +41,15 @@ pub enum Fault {
     /// The same path stalls: packets are held and delivered when it heals
     /// (TCP retransmitting across a short outage).
     Stall(HostId),
-    /// The path works again (after a cut or a stall).
+    /// The same path loses `percent` of its packets (1–99): TCP resends
+    /// each lost one after its retransmission timeout (200 ms, doubling), so
+    /// messages arrive late and in order; fifteen losses in a row break the
+    /// connection.
+    Lossy {
+        host: HostId,
+        percent: u8,
+    },
+    /// The path works again (after a cut, a stall or loss).
     Heal(HostId),
     /// The controller's own management link (its switch) cuts, stalls or
     /// heals: every host at once.
@@ -74,6 +82,7 @@ impl Fault {
             | Fault::Partition(h)
             | Fault::Stall(h)
             | Fault::Heal(h)
+            | Fault::Lossy { host: h, .. }
             | Fault::Repair(h)
             | Fault::BmcDown(h)
             | Fault::BmcUp(h)
@@ -104,6 +113,10 @@ impl fmt::Display for Fault {
             Fault::Stall(h) => write!(
                 f,
                 "management network between controller and {h} stalled (packets held)"
+            ),
+            Fault::Lossy { host, percent } => write!(
+                f,
+                "management network between controller and {host} loses {percent}% of packets (TCP retransmits)"
             ),
             Fault::Heal(h) => write!(f, "management network between controller and {h} healed"),
             Fault::ControllerPath(PathState::Cut) => {
@@ -169,11 +182,24 @@ impl crate::world::World {
                 self.generation += 1;
             }
             Fault::Partition(h) | Fault::Stall(h) | Fault::Heal(h) => {
-                self.hosts.get_mut(h).expect("checked").path = match fault {
+                let host = self.hosts.get_mut(h).expect("checked");
+                host.path = match fault {
                     Fault::Partition(_) => PathState::Cut,
                     Fault::Stall(_) => PathState::Stalled,
                     _ => PathState::Ok,
                 };
+                if matches!(fault, Fault::Heal(_)) {
+                    host.path_loss_pct = 0;
+                }
+                self.generation += 1;
+            }
+            Fault::Lossy { host, percent } => {
+                if !(1..=99).contains(percent) {
+                    return Err(format!(
+                        "loss must be 1–99 per cent, not {percent} (a cut is 100)"
+                    ));
+                }
+                self.hosts.get_mut(host).expect("checked").path_loss_pct = *percent;
                 self.generation += 1;
             }
             Fault::DfsUnreachable(down) => {
@@ -203,6 +229,7 @@ impl crate::world::World {
                 for h in self.hosts.values_mut() {
                     h.nics = [[true; 2]; 3];
                     h.path = PathState::Ok;
+                    h.path_loss_pct = 0;
                     h.bmc_powered = true;
                 }
                 self.power_on_at.clear();

@@ -69,6 +69,9 @@ pub struct PhysHost {
     /// The management path between the controller and this host, outside
     /// the host (switch, cable).
     pub path: PathState,
+    /// Packets on that path lost, per hundred (TCP retransmits them: they
+    /// arrive late, in order); 0 on a clean path.
+    pub path_loss_pct: u8,
     pub domains: BTreeMap<VmId, Domain>,
 }
 
@@ -216,6 +219,7 @@ impl World {
                         boot_id: 1,
                         nics: [[true; 2]; 3],
                         path: PathState::Ok,
+                        path_loss_pct: 0,
                         domains: BTreeMap::new(),
                     },
                 )
@@ -318,6 +322,11 @@ impl World {
         })
     }
 
+    /// Packets lost per hundred on the management path to `h` (0: none).
+    pub fn management_loss_pct(&self, h: &HostId) -> u8 {
+        self.hosts.get(h).map_or(0, |p| p.path_loss_pct)
+    }
+
     /// The controller can talk to `h`'s agent now.
     pub fn management_up(&self, h: &HostId) -> bool {
         self.hosts.get(h).is_some_and(|p| p.powered) && self.management_path(h) == PathState::Ok
@@ -406,6 +415,7 @@ impl World {
         host.boot_id += 1;
         host.nics = [[true; 2]; 3];
         host.path = PathState::Ok;
+        host.path_loss_pct = 0;
         host.domains.clear();
         // A revocation outlives reboots: only the controller lifts it.
         if let Some(l) = self.leases.get_mut(h) {

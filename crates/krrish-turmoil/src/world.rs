@@ -30,7 +30,20 @@ pub struct SimWorld<'a> {
     checkers: Checkers,
     /// How turmoil currently treats controller <-> host (absent: ok).
     links: std::collections::BTreeMap<HostId, PathState>,
+    /// Hosts whose path loses packets, and how many per hundred.
+    lossy: std::collections::BTreeMap<HostId, u8>,
     pub config: SimConfig,
+}
+
+/// Turmoil's TCP does not retransmit, so a lossy path is modelled by what
+/// loss does to a TCP stream — a latency tail: up to the retransmission
+/// delay that 99 % of messages stay under (200 ms doubling per loss in a
+/// row), capped at TCP's 120 s. The event world draws each loss instead.
+fn lossy_latency_max(loss_pct: u8, clean_max_ms: u64) -> Duration {
+    let p = f64::from(loss_pct) / 100.0;
+    let losses_in_a_row = (0.01f64.ln() / p.ln()).ceil().clamp(1.0, 15.0) as u32;
+    let tail_ms = 200u64.saturating_mul((1u64 << losses_in_a_row) - 1);
+    Duration::from_millis(clean_max_ms + tail_ms.min(120_000))
 }
 
 impl<'a> SimWorld<'a> {
@@ -184,6 +197,7 @@ impl<'a> SimWorld<'a> {
             api,
             checkers: Checkers::new(config.belief_grace_ms),
             links: Default::default(),
+            lossy: Default::default(),
             config,
         }
     }
@@ -255,6 +269,7 @@ impl<'a> SimWorld<'a> {
         // cycle): the host boots, its agent starts afresh.
         let mut boot = Vec::new();
         let mut changes = Vec::new();
+        let mut loss_changes = Vec::new();
         for (id, h) in &world.hosts {
             if !h.powered && self.sim.is_host_running(id.as_str()) {
                 crash.push(id.clone());
@@ -267,6 +282,10 @@ impl<'a> SimWorld<'a> {
             } else {
                 PathState::Ok
             };
+            let loss = if h.powered { h.path_loss_pct } else { 0 };
+            if self.lossy.get(id).copied().unwrap_or(0) != loss {
+                loss_changes.push((id.clone(), loss));
+            }
             let have = self.links.get(id).copied().unwrap_or_default();
             if want != have {
                 changes.push((id.clone(), have, want));
@@ -278,6 +297,20 @@ impl<'a> SimWorld<'a> {
         }
         for id in boot {
             self.sim.bounce(id.as_str());
+        }
+        for (id, loss) in loss_changes {
+            let clean = self.config.latency_max_ms;
+            let max = match loss {
+                0 => Duration::from_millis(clean),
+                p => lossy_latency_max(p, clean),
+            };
+            self.sim
+                .set_link_max_message_latency(CONTROLLER, id.as_str(), max);
+            if loss == 0 {
+                self.lossy.remove(&id);
+            } else {
+                self.lossy.insert(id, loss);
+            }
         }
         for (id, have, want) in changes {
             let h = id.as_str();
