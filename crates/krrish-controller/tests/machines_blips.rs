@@ -410,13 +410,14 @@ proptest! {
 
 #[test]
 fn the_harness_sees_a_real_outage() {
-    // A 40 s cut is longer than the window: under power-off-and-restart the
-    // host is isolated, then fenced. The harness must see that, or the
-    // properties above prove nothing.
+    // A 70 s cut is longer than the window plus the isolation response's
+    // 30 s delay: under power-off-and-restart the host is isolated, then
+    // fenced. The harness must see that, or the properties above prove
+    // nothing.
     let blips = vec![Blip {
         host: 1,
         start_ms: 60_000,
-        len_ms: 40_000,
+        len_ms: 70_000,
         stall: false,
     }];
     let trace = run(blips, 0, true);

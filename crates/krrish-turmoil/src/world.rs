@@ -36,14 +36,21 @@ pub struct SimWorld<'a> {
 }
 
 /// Turmoil's TCP does not retransmit, so a lossy path is modelled by what
-/// loss does to a TCP stream — a latency tail: up to the retransmission
-/// delay that 99 % of messages stay under (200 ms doubling per loss in a
-/// row), capped at TCP's 120 s. The event world draws each loss instead.
+/// loss does to a TCP stream on average: the link's latency tail is set so
+/// that its mean delay (turmoil draws `max × Exp(5)`, mean a fifth of the
+/// range) is the mean resend delay of the event world's TCP model — 200 ms
+/// doubling per loss in a row, fifteen tries — capped at TCP's 120 s.
 fn lossy_latency_max(loss_pct: u8, clean_max_ms: u64) -> Duration {
     let p = f64::from(loss_pct) / 100.0;
-    let losses_in_a_row = (0.01f64.ln() / p.ln()).ceil().clamp(1.0, 15.0) as u32;
-    let tail_ms = 200u64.saturating_mul((1u64 << losses_in_a_row) - 1);
-    Duration::from_millis(clean_max_ms + tail_ms.min(120_000))
+    let (mut mean_ms, mut delay_ms, mut rto_ms, mut p_k) = (0.0, 0.0, 200.0, 1.0);
+    for _ in 0..=15 {
+        mean_ms += p_k * (1.0 - p) * delay_ms;
+        delay_ms += rto_ms;
+        rto_ms = f64::min(rto_ms * 2.0, 120_000.0);
+        p_k *= p;
+    }
+    let tail_ms = (5.0 * mean_ms).min(120_000.0) as u64;
+    Duration::from_millis(clean_max_ms + tail_ms)
 }
 
 impl<'a> SimWorld<'a> {

@@ -224,9 +224,20 @@ impl HaManager {
     }
 
     /// When an isolated host (since `since_ms`) is next worth judging.
-    pub(super) fn isolation_wake(&self, since_ms: u64) -> Option<u64> {
-        let confirm = since_ms + self.config.heartbeat.interval_ms;
+    pub(super) fn isolation_wake(&self, since_ms: u64, dfs_alive: bool) -> Option<u64> {
+        let confirm = since_ms + self.isolation_wait_ms(dfs_alive);
         (confirm > self.last_timeout_ms).then_some(confirm)
+    }
+
+    /// How long an isolated host stays so before it is fenced: alive on the
+    /// DFS, the isolation response's delay; without evidence (held back),
+    /// one more heartbeat interval.
+    fn isolation_wait_ms(&self, dfs_alive: bool) -> u64 {
+        if dfs_alive {
+            self.config.isolation_response_delay_ms
+        } else {
+            self.config.heartbeat.interval_ms
+        }
     }
 
     /// `host` has been silent on management for the whole detection window
@@ -258,8 +269,7 @@ impl HaManager {
             _ => None,
         };
         let response = self.config.isolation_response;
-        let confirmed =
-            isolated_since.is_some_and(|s| now_ms >= s + self.config.heartbeat.interval_ms);
+        let confirmed = isolated_since.is_some_and(|s| now_ms >= s + self.isolation_wait_ms(alive));
         let wants_fence = if alive {
             response == IsolationResponse::PowerOffAndRestart && confirmed
         } else {

@@ -73,6 +73,11 @@ pub struct HaConfig {
     pub imc_mode: bool,
     /// What to do with a host cut off from management but alive on the DFS.
     pub isolation_response: IsolationResponse,
+    /// How long a host alive on the DFS must stay isolated before
+    /// `power-off-and-restart` acts (vSphere HA's isolation policy delay,
+    /// 30 s): a lossy or flapping management link that lets a heartbeat
+    /// through now and then is not worth a host's VMs.
+    pub isolation_response_delay_ms: u64,
     /// A host that could not be fenced is tried again after this long (the
     /// BMC or the DFS may answer by then).
     pub fence_retry_ms: u64,
@@ -120,6 +125,7 @@ impl Default for HaConfig {
             migration_retry_backoff_ms: 60_000,
             imc_mode: false,
             isolation_response: IsolationResponse::LeaveRunning,
+            isolation_response_delay_ms: 30_000,
             fence_retry_ms: 60_000,
             fence_action: FenceAction::Off,
             cold_failback: true,
@@ -331,7 +337,10 @@ impl HaManager {
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
             | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
             Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
-            Liveness::Isolated { since_ms, .. } => self.isolation_wake(since_ms),
+            Liveness::Isolated {
+                since_ms,
+                dfs_alive,
+            } => self.isolation_wake(since_ms, dfs_alive),
             Liveness::FenceFailed { at_ms } => Some(at_ms + self.config.fence_retry_ms),
             Liveness::Fenced { .. } => None,
         });
