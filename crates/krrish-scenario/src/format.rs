@@ -106,6 +106,8 @@ pub struct Step {
     pub repair: Option<String>,
     pub run_instance: Option<VmEntry>,
     pub stop_instance: Option<String>,
+    /// StartInstances: a stopped VM boots again.
+    pub start_instance: Option<String>,
     /// TerminateInstances: the VM and its addresses and root disk go.
     pub terminate_instance: Option<String>,
     /// RebootInstances: the guest restarts in place.

@@ -635,6 +635,11 @@ fn step_action(
             vm: vm_ref(src, "stop_instance", v, known_vms)?,
         }));
     }
+    if let Some(v) = &s.start_instance {
+        actions.push(Action::Api(ApiRequest::StartInstance {
+            vm: vm_ref(src, "start_instance", v, known_vms)?,
+        }));
+    }
     if let Some(v) = &s.reboot_instance {
         actions.push(Action::Api(ApiRequest::RebootInstance {
             vm: vm_ref(src, "reboot_instance", v, known_vms)?,
@@ -687,7 +692,7 @@ fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

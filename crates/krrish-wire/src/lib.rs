@@ -134,6 +134,8 @@ pub enum ApiRequest {
     },
     /// StopInstances.
     StopInstance { vm: VmId },
+    /// StartInstances: a stopped VM boots again (at home if it has room).
+    StartInstance { vm: VmId },
     /// RebootInstances: the guest restarts in place.
     RebootInstance { vm: VmId },
     /// TerminateInstances: the VM, its addresses, its root disk and
@@ -160,6 +162,7 @@ impl std::fmt::Display for ApiRequest {
                 host.as_ref().map(|h| h.as_str()).unwrap_or("any host")
             ),
             ApiRequest::StopInstance { vm } => write!(f, "StopInstances {vm}"),
+            ApiRequest::StartInstance { vm } => write!(f, "StartInstances {vm}"),
             ApiRequest::TerminateInstance { vm } => write!(f, "TerminateInstances {vm}"),
             ApiRequest::RebootInstance { vm } => write!(f, "RebootInstances {vm}"),
             ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),

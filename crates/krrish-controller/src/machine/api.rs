@@ -20,6 +20,16 @@ impl ControllerMachine {
                 .stop_vm(now_ms, &vm)
                 .map(|()| reply(format!("vm {vm} stopping"), serde_json::json!({ "vm": vm })))
                 .map_err(ApiFault::from),
+            ApiRequest::StartInstance { vm } => self
+                .core
+                .start_vm(now_ms, &vm)
+                .map(|host| {
+                    reply(
+                        format!("vm {vm} starting on {host}"),
+                        serde_json::json!({ "vm": vm, "host": host }),
+                    )
+                })
+                .map_err(ApiFault::from),
             ApiRequest::RebootInstance { vm } => self
                 .core
                 .reboot_vm(&vm)

@@ -56,6 +56,45 @@ impl HaManager {
         Ok(target)
     }
 
+    /// Starts a stopped VM (StartInstances): on its home host when that
+    /// has room, else on the production host with the most free room (which
+    /// becomes its home). Refused while its stop is unconfirmed.
+    pub fn start_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<HostId, ApiError> {
+        let rec = self
+            .vms
+            .get(vm)
+            .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
+        if rec.state != VmState::Stopped {
+            return Err(ApiError::NotStopped {
+                vm: vm.clone(),
+                state: rec.state.name(),
+            });
+        }
+        if let Some(host) = &rec.stop_unconfirmed_on {
+            return Err(ApiError::StopUnconfirmed {
+                vm: vm.clone(),
+                host: host.clone(),
+            });
+        }
+        let (home, demand) = (rec.spec.home.clone(), rec.spec.demand);
+        let home_fits = self.hosts.contains_key(&home)
+            && self.unfit_for_tenants(&home).is_none()
+            && demand.fits_in(&self.room_for_tenants(&home));
+        let target = if home_fits {
+            home
+        } else {
+            let (candidates, free) = self.production_candidates();
+            let i = placement::most_free(&free, &demand).ok_or(ApiError::NoCapacity(demand))?;
+            candidates[i].clone()
+        };
+        let rec = self.vms.get_mut(vm).expect("checked");
+        rec.spec.home = target.clone();
+        rec.boot_attempts = 0;
+        self.boot(now_ms, vm, &target, BootReason::Create);
+        self.refresh_spares(now_ms);
+        Ok(target)
+    }
+
     /// Live-migrates a running VM at an operator's request.
     pub fn migrate_vm(&mut self, now_ms: u64, vm: &VmId, to: &HostId) -> Result<(), ApiError> {
         let rec = self
@@ -186,7 +225,9 @@ impl HaManager {
     /// Stops a running VM at an operator's request.
     pub fn stop_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<(), ApiError> {
         let host = self.running_host(vm)?;
-        self.vms.get_mut(vm).expect("checked").state = VmState::Stopped;
+        let rec = self.vms.get_mut(vm).expect("checked");
+        rec.state = VmState::Stopped;
+        rec.stop_unconfirmed_on = Some(host.clone());
         self.command(Command::StopVm {
             vm: vm.clone(),
             host,

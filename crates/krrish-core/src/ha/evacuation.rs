@@ -72,6 +72,11 @@ impl HaManager {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
         };
+        if rec.stop_unconfirmed_on.as_ref() == Some(host) && result.is_ok() {
+            // An operator's stop, done: it may start again anywhere.
+            rec.stop_unconfirmed_on = None;
+            return;
+        }
         if !matches!(&rec.state, VmState::Evacuating { host: h } if h == host) {
             return;
         }

@@ -159,6 +159,11 @@ impl HaManager {
                 method,
             },
         );
+        // Its guests are off: operators' stops there are done.
+        let stopped = self.vms_on(host, |_, v| v.stop_unconfirmed_on.as_ref() == Some(host));
+        for id in stopped {
+            self.vms.get_mut(&id).expect("listed").stop_unconfirmed_on = None;
+        }
         // Only now may its VMs start anywhere else.
         let ids = self.vms_on(
             host,

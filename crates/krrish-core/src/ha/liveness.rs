@@ -232,6 +232,16 @@ impl HaManager {
             &report.migrating_out[..],
             &report.booting[..],
         );
+        // An operator's stop is confirmed by a live report without the VM
+        // (neither running nor booting there): it runs nowhere now.
+        let stopped_here = self.vms_on(host, |id, v| {
+            v.stop_unconfirmed_on.as_ref() == Some(host)
+                && !running.contains(id)
+                && !booting.contains(id)
+        });
+        for id in stopped_here {
+            self.vms.get_mut(&id).expect("listed").stop_unconfirmed_on = None;
+        }
         // A boot whose answer was lost (connection replaced) shows up here.
         let booted: Vec<VmId> = running
             .iter()

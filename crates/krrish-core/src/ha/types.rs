@@ -420,6 +420,11 @@ pub struct VmRecord {
     /// reason): once the stop is confirmed it counts as a failed boot.
     #[serde(default)]
     pub boot_unanswered: Option<BootReason>,
+    /// Stopped by an operator on this host, and not yet known to be off
+    /// there (no answer, no report without it, no fence): it may not start
+    /// anywhere until it is — a start elsewhere could make a second copy.
+    #[serde(default)]
+    pub stop_unconfirmed_on: Option<HostId>,
 }
 
 impl VmRecord {
@@ -437,6 +442,7 @@ impl VmRecord {
             settled_by: None,
             migration_aborting: false,
             boot_unanswered: None,
+            stop_unconfirmed_on: None,
         }
     }
 }
@@ -476,6 +482,10 @@ pub enum ApiError {
     MigrationBlocked { vm: VmId, to: HostId, why: String },
     #[error("vm {vm} is {state}, not running")]
     NotRunning { vm: VmId, state: &'static str },
+    #[error("vm {vm} is {state}, not stopped")]
+    NotStopped { vm: VmId, state: &'static str },
+    #[error("vm {vm} was stopped on {host}, which has not confirmed it is off yet (no answer, no report, no fence); start it once {host} answers")]
+    StopUnconfirmed { vm: VmId, host: HostId },
 }
 
 impl ApiError {
@@ -490,6 +500,8 @@ impl ApiError {
             ApiError::NoCapacity(_) => "no-capacity",
             ApiError::MigrationBlocked { .. } => "migration-blocked",
             ApiError::NotRunning { .. } => "not-running",
+            ApiError::NotStopped { .. } => "not-stopped",
+            ApiError::StopUnconfirmed { .. } => "stop-unconfirmed",
         }
     }
 }

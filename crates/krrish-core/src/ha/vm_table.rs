@@ -69,6 +69,9 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
     if let Some((h, _)) = &r.settled_by {
         v.push(h.clone());
     }
+    if let Some(h) = &r.stop_unconfirmed_on {
+        v.push(h.clone());
+    }
     v.sort();
     v.dedup();
     v
@@ -112,6 +115,7 @@ fn flag(set: &mut BTreeSet<VmId>, id: &VmId, on: bool) {
 
 fn is_unsettled(r: &VmRecord) -> bool {
     !matches!(r.state, VmState::Running { .. } | VmState::Stopped)
+        || r.stop_unconfirmed_on.is_some()
 }
 
 impl VmTable {

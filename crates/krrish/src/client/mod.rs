@@ -102,6 +102,8 @@ pub enum InstancesCmd {
     },
     /// Stop a VM.
     Stop { id: String },
+    /// Start a stopped VM (at home if it has room, else where most room is).
+    Start { id: String },
     /// Reboot a VM in place (the guest restarts on its host).
     Reboot { id: String },
     /// Terminate a VM: its addresses, EIP and alias associations and root
@@ -443,6 +445,14 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                 Some(json!({})),
             )?,
             Box::new(|v| format!("vm {} stopping\n", text(&v["vm"]))),
+        ),
+        Cmd::Instances(InstancesCmd::Start { id }) => (
+            ep.call(
+                &format!("/v1/instances/{}/start", path_part(&id)),
+                &[],
+                Some(json!({})),
+            )?,
+            Box::new(|v| format!("vm {} starting on {}\n", text(&v["vm"]), text(&v["host"]))),
         ),
         Cmd::Instances(InstancesCmd::Reboot { id }) => (
             ep.call(

@@ -18,6 +18,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/v1/instances", get(instances).post(run))
         .route("/v1/instances/{id}", get(instance).delete(terminate))
         .route("/v1/instances/{id}/stop", post(stop))
+        .route("/v1/instances/{id}/start", post(start))
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/migrate", post(migrate))
 }
@@ -187,6 +188,17 @@ async fn stop(
     check_id("id", &id)?;
     let r = api
         .call(ApiRequest::StopInstance { vm: VmId::new(id) })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(r.data)))
+}
+
+async fn start(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Fault> {
+    check_id("id", &id)?;
+    let r = api
+        .call(ApiRequest::StartInstance { vm: VmId::new(id) })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(r.data)))
 }
