@@ -17,6 +17,7 @@
 //!
 //! Every call checks everything first and changes nothing when it refuses.
 
+mod addresses;
 pub(crate) mod calls;
 pub mod dataplane;
 mod resources;
