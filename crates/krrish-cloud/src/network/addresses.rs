@@ -48,6 +48,12 @@ impl Network {
                 by: format!("associated with vm {vm}; dissociate it first"),
             });
         }
+        if let Some(lb) = self.lb_on_eip(name) {
+            return Err(NetworkError::InUse {
+                what: format!("eip {name}"),
+                by: format!("the address of load balancer {}; delete it first", lb.name),
+            });
+        }
         self.eips.remove(name);
         self.changed();
         Ok(())
@@ -69,6 +75,12 @@ impl Network {
             return Err(NetworkError::AlreadyAssociated {
                 what: format!("eip {name}"),
                 with: format!("vm {other}"),
+            });
+        }
+        if let Some(lb) = self.lb_on_eip(name) {
+            return Err(NetworkError::AlreadyAssociated {
+                what: format!("eip {name}"),
+                with: format!("load balancer {}", lb.name),
             });
         }
         if let Some(e) = self.eip_of(vm) {

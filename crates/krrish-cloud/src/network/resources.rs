@@ -1,5 +1,6 @@
 //! The network's records and the calls that change them.
 
+use super::lb::{LbError, LoadBalancer};
 use crate::name::Name;
 use krrish_core::ipam::{IpPolicyError, Segment};
 use krrish_core::{VmId, Zone};
@@ -25,7 +26,7 @@ pub const NETWORK_LIMITS: NetworkLimits = NetworkLimits {
 };
 
 /// VMs take addresses as the notes' "other zones" do: last octet 1–198.
-const VM_ZONE: Zone = Zone::Ecs;
+pub(super) const VM_ZONE: Zone = Zone::Ecs;
 /// The first VXLAN network id handed out; vxnet `n` (0-based) gets
 /// `VNI_BASE + n` and the /24 `192.168.n.0` unless given one.
 const VNI_BASE: u32 = 1_000;
@@ -120,6 +121,8 @@ pub enum NetworkError {
     Limit { kind: &'static str, max: usize },
     #[error("the {kind} EIP pool is exhausted")]
     PoolExhausted { kind: EipKind },
+    #[error(transparent)]
+    Lb(#[from] LbError),
 }
 
 impl NetworkError {
@@ -136,6 +139,7 @@ impl NetworkError {
             NetworkError::Policy(_) | NetworkError::Invalid { .. } => "invalid-request",
             NetworkError::Limit { .. } => "limit",
             NetworkError::PoolExhausted { .. } => "exhausted",
+            NetworkError::Lb(e) => e.code(),
         }
     }
 }
@@ -156,7 +160,12 @@ pub struct Network {
     pub(super) nics: BTreeMap<VmId, BTreeMap<Name, Ipv4Addr>>,
     pub(super) eips: BTreeMap<Name, Eip>,
     pub(super) aliases: BTreeMap<Name, Alias>,
-    /// Bumped by every change (persistence skips unchanged states).
+    /// Load balancers ([`super::lb`]).
+    #[serde(default)]
+    pub(super) lbs: BTreeMap<Name, LoadBalancer>,
+    /// Bumped by every change (persistence skips unchanged states) — not
+    /// by a health check that only counts towards a threshold: a restored
+    /// controller starts counting again.
     generation: u64,
 }
 
@@ -317,9 +326,28 @@ impl Network {
                 by: format!("VMs on it: {}", vms.join(", ")),
             });
         }
+        if let Some((_, lb)) = self.lb_addresses_on(name).first() {
+            return Err(NetworkError::InUse {
+                what: format!("vxnet {name}"),
+                by: format!("internal load balancer {lb} on it; delete it first"),
+            });
+        }
         self.vxnets.remove(name);
         self.changed();
         Ok(())
+    }
+
+    /// The addresses taken on `vxnet`: its VMs' and internal load
+    /// balancers'.
+    pub(super) fn segment(&self, vxnet: &Name) -> Result<Segment, NetworkError> {
+        let mut segment = Segment::new(self.vxnet(vxnet)?.network);
+        let taken = self.nics_on(vxnet).into_iter().map(|n| n.ip);
+        for ip in taken.chain(self.lb_addresses_on(vxnet).into_iter().map(|(ip, _)| ip)) {
+            segment
+                .claim(VM_ZONE, ip)
+                .expect("addresses on a vxnet were checked when given");
+        }
+        Ok(segment)
     }
 
     /// A VM joins `vxnet`, at `ip` (checked against the policy) or at the
@@ -331,7 +359,7 @@ impl Network {
         vm_exists: bool,
         ip: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, NetworkError> {
-        let net = self.vxnet(vxnet)?.network;
+        self.vxnet(vxnet)?;
         if !vm_exists {
             return Err(not_found("vm", vm));
         }
@@ -341,12 +369,7 @@ impl Network {
                 with: format!("vxnet {vxnet} (address {ip})"),
             });
         }
-        let mut segment = Segment::new(net);
-        for nic in self.nics_on(vxnet) {
-            segment
-                .claim(VM_ZONE, nic.ip)
-                .expect("addresses on a vxnet were checked when given");
-        }
+        let mut segment = self.segment(vxnet)?;
         let ip = match ip {
             Some(ip) => {
                 segment.claim(VM_ZONE, ip)?;
@@ -379,9 +402,10 @@ impl Network {
         Ok(ip)
     }
 
-    /// A VM is gone: its interfaces, EIP and aliases let go.
+    /// A VM is gone: its interfaces, EIP, aliases and load-balancer
+    /// backends let go.
     pub fn forget_vm(&mut self, vm: &VmId) {
-        let had = self.nics.remove(vm).is_some();
+        let had = self.nics.remove(vm).is_some() | self.forget_backend(vm);
         let mut released = false;
         for e in self.eips.values_mut().filter(|e| e.vm.as_ref() == Some(vm)) {
             e.vm = None;
