@@ -132,6 +132,23 @@ fn a_backend_leaving_its_vxnet_fails_its_checks_and_a_late_round_reschedules() {
 }
 
 #[test]
+fn a_listener_due_after_the_read_was_asked_stays_due() {
+    let mut c = cloud();
+    let f = all_up();
+    // A read asked for ext's backends alone (int's listener became due
+    // after it was asked): int is not checked, and not put off either.
+    let report = FabricReport::read(&f, &[vm("web-a"), vm("web-b")]);
+    c.network.run_health_checks(1_000, 1_000, &report);
+    let due = |c: &Cloud, lb: &str, port: u16| {
+        c.network.load_balancer(&name(lb)).unwrap().listeners[&port].next_check_ms
+    };
+    assert_eq!(due(&c, "ext", 80), Some(3_000));
+    assert_eq!(due(&c, "int", 5432), Some(1_000));
+    assert_eq!(c.network.health_checks_due(), Some(1_000));
+    assert_eq!(health(&c, "int", 5432, "db"), (Health::New, 0, 0));
+}
+
+#[test]
 fn a_report_judges_only_the_vms_it_was_read_for() {
     let mut c = cloud();
     let f = all_up();

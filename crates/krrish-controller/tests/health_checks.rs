@@ -165,6 +165,10 @@ fn checks_run_on_the_timer_one_read_at_a_time() {
         ["health checks: cannot read the data plane: probe service down"]
     );
     assert_eq!(health(&m), Health::InService);
+    // ... and puts the checks off an interval, rather than asking again at
+    // once.
+    m.handle_timeout(15_000);
+    assert!(reads(&drain(&mut m)).is_empty());
 
     // Three reads finding it nowhere take it out.
     for t in [17_000, 19_000, 21_000] {

@@ -79,18 +79,24 @@ impl ControllerMachine {
             return;
         };
         self.fabric_read = None;
-        let report = result.unwrap_or_else(|why| {
-            self.push(ControllerOutput::Trace(format!(
-                "health checks: cannot read the data plane: {why}"
-            )));
-            FabricReport::default()
-        });
-        let lines = self
-            .cloud
-            .network
-            .run_health_checks(asked.asked_at_ms, now_ms, &report);
-        for line in lines {
-            self.push(ControllerOutput::Trace(line));
+        match result {
+            Ok(report) => {
+                let lines =
+                    self.cloud
+                        .network
+                        .run_health_checks(asked.asked_at_ms, now_ms, &report);
+                for line in lines {
+                    self.push(ControllerOutput::Trace(line));
+                }
+            }
+            Err(why) => {
+                self.push(ControllerOutput::Trace(format!(
+                    "health checks: cannot read the data plane: {why}"
+                )));
+                self.cloud
+                    .network
+                    .skip_health_checks(asked.asked_at_ms, now_ms);
+            }
         }
         self.drain(now_ms);
     }

@@ -121,12 +121,15 @@ pub(crate) fn apply(
             let lb = name("lb", &lb)?;
             let p = port("listener", listener)?;
             let x = net.remove_listener(&lb, p)?;
+            let gone: Vec<&str> = x.backends.keys().map(|v| v.as_str()).collect();
+            let said = if gone.is_empty() {
+                "it had no backends".to_string()
+            } else {
+                format!("backends removed: {}", gone.join(", "))
+            };
             reply(
-                format!(
-                    "load balancer {lb} no longer listens on port {p} ({} backends removed)",
-                    x.backends.len()
-                ),
-                json!({ "load_balancer": lb, "port": p }),
+                format!("load balancer {lb} no longer listens on port {p} ({said})"),
+                json!({ "load_balancer": lb, "port": p, "backends_removed": gone }),
             )
         }
         R::AddBackend {

@@ -61,6 +61,19 @@ impl Fabric for FabricReport {
     }
 }
 
+/// A listener's check ran (or was given up) at `now_ms`: the next is one
+/// interval after the one due, or after `now_ms` if that is already past.
+fn put_off(x: &mut super::Listener, now_ms: u64) {
+    if let Some(t) = x.next_check_ms {
+        let next = t + x.health_check.interval_ms;
+        x.next_check_ms = Some(if next > now_ms {
+            next
+        } else {
+            now_ms + x.health_check.interval_ms
+        });
+    }
+}
+
 /// One check's verdict on a backend, counted; `Some(line)` when it moved
 /// the backend in or out of service.
 fn count(
@@ -131,9 +144,11 @@ impl Network {
 
     /// Runs the checks of every listener due by `due_by` against `fabric`
     /// (read at `now_ms`, at or after `due_by`): each backend the fabric
-    /// knows passes or fails one check. Each listener's next check is one
-    /// interval after the one run (or after `now_ms`, if that is already
-    /// past). One line per backend moved in or out of service.
+    /// knows passes or fails one check. A listener checked is next due one
+    /// interval after the check (or after `now_ms`, if that is already
+    /// past); one the fabric knows none of the backends of (it became due
+    /// after the read was asked) stays due. One line per backend moved in
+    /// or out of service.
     pub fn run_health_checks(
         &mut self,
         due_by: u64,
@@ -141,6 +156,7 @@ impl Network {
         fabric: &dyn Fabric,
     ) -> Vec<String> {
         let mut verdicts: Vec<(Name, u16, VmId, Result<(), String>)> = Vec::new();
+        let mut checked: BTreeSet<(Name, u16)> = BTreeSet::new();
         for l in self.lbs.values() {
             for x in l.listeners.values() {
                 if x.next_check_ms.is_none_or(|t| t > due_by) {
@@ -149,6 +165,7 @@ impl Network {
                 for vm in x.backends.keys().filter(|vm| fabric.knows(vm)) {
                     let r = reach_backend(self, fabric, l, vm).map(drop);
                     verdicts.push((l.name.clone(), x.port, vm.clone(), r));
+                    checked.insert((l.name.clone(), x.port));
                 }
             }
         }
@@ -167,20 +184,28 @@ impl Network {
                 lines.push(format!("load balancer {lb} listener {port}: {line}"));
             }
         }
-        for x in self.lbs.values_mut().flat_map(|l| l.listeners.values_mut()) {
-            if let Some(t) = x.next_check_ms.filter(|t| *t <= due_by) {
-                let next = t + x.health_check.interval_ms;
-                x.next_check_ms = Some(if next > now_ms {
-                    next
-                } else {
-                    now_ms + x.health_check.interval_ms
-                });
-            }
+        for (lb, port) in checked {
+            let x = self
+                .lbs
+                .get_mut(&lb)
+                .and_then(|l| l.listeners.get_mut(&port))
+                .expect("listed above");
+            put_off(x, now_ms);
         }
         if moved {
             self.changed();
         }
         lines
+    }
+
+    /// The data plane could not be read for the checks due by `due_by`:
+    /// none is judged, each is due again an interval later.
+    pub fn skip_health_checks(&mut self, due_by: u64, now_ms: u64) {
+        for x in self.lbs.values_mut().flat_map(|l| l.listeners.values_mut()) {
+            if x.next_check_ms.is_some_and(|t| t <= due_by) {
+                put_off(x, now_ms);
+            }
+        }
     }
 
     /// A controller restored from its store: its clock may start anywhere,
