@@ -279,6 +279,15 @@ impl Network {
         weight: Option<u32>,
         now_ms: u64,
     ) -> Result<&Backend, NetworkError> {
+        let weight = weight.unwrap_or(1);
+        if !WEIGHT.contains(&weight) {
+            return Err(LbError::OutOfRange {
+                field: "weight",
+                value: weight.into(),
+                expected: format!("{} to {}", WEIGHT.start(), WEIGHT.end()),
+            }
+            .into());
+        }
         let l = self.load_balancer(lb)?;
         let x = l.listener(listener)?;
         if !vm_exists {
@@ -297,15 +306,6 @@ impl Network {
                 kind: "backend",
                 max: LB_LIMITS.backends,
             });
-        }
-        let weight = weight.unwrap_or(1);
-        if !WEIGHT.contains(&weight) {
-            return Err(LbError::OutOfRange {
-                field: "weight",
-                value: weight.into(),
-                expected: format!("{} to {}", WEIGHT.start(), WEIGHT.end()),
-            }
-            .into());
         }
         if self.backend_nic(l, vm).is_none() {
             return Err(LbError::Unreachable {
