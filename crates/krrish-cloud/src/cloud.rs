@@ -34,7 +34,9 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// Changes with every change; equal generations, equal state.
+    /// Changes with every change worth saving; equal generations, equal
+    /// state but for load-balancer health checks counting towards a
+    /// threshold and their clock (see [`crate::network::Network`]).
     pub fn generation(&self) -> u64 {
         self.network.generation() + self.storage_generation
     }
