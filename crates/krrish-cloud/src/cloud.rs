@@ -34,7 +34,9 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// Changes with every change; equal generations, equal state.
+    /// Changes with every change worth saving; equal generations, equal
+    /// state but for load-balancer health checks counting towards a
+    /// threshold and their clock (see [`crate::network::Network`]).
     pub fn generation(&self) -> u64 {
         self.network.generation() + self.storage_generation
     }
@@ -48,7 +50,9 @@ impl Cloud {
         vm_exists: &dyn Fn(&VmId) -> bool,
     ) -> Result<CloudReply, CloudError> {
         match request.family() {
-            Family::Network => crate::network::calls::apply(&mut self.network, request, vm_exists),
+            Family::Network => {
+                crate::network::calls::apply(&mut self.network, request, now_ms, vm_exists)
+            }
             Family::Storage => {
                 let changes = !request.is_describe();
                 let r = crate::storage::calls::apply(&mut self.storage, request, now_ms)?;
@@ -147,6 +151,7 @@ impl Cloud {
     /// so every sync in flight completes its full copy time from now (at
     /// worst late, never early).
     pub fn restored(mut self, now_ms: u64) -> Self {
+        self.network.restart_health_checks(now_ms);
         let storage = &self.storage;
         for images in self.syncs.values_mut() {
             for (image, due) in images.iter_mut() {
@@ -211,6 +216,9 @@ impl Cloud {
         }
         if let Some(e) = self.network.eip_of(vm) {
             gone.push(format!("eip {}", e.name));
+        }
+        for (lb, port) in self.network.lb_backends_of(vm) {
+            gone.push(format!("backend of load balancer {lb} listener {port}"));
         }
         self.network.forget_vm(vm);
         for v in self.storage.describe_volumes() {

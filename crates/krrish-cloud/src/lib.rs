@@ -6,9 +6,11 @@
 //! - [`name`] — resource names: `[a-z0-9][a-z0-9-]{0,62}`, so no markup or
 //!   shell syntax ever reaches a log, a UI or a script.
 //! - [`network`] — vxnets (private networks, IPs allocated by the policy),
-//!   routers, EIPs (internet and external), DNS aliases, and the data plane
-//!   that says whether a packet gets through given where VMs run and the
-//!   state of hosts and bonds.
+//!   routers, EIPs (internet and external), DNS aliases, load balancers
+//!   ([`network::lb`]: external on an EIP or internal on a vxnet, listeners,
+//!   backends, health checks with hysteresis), and the data plane that says
+//!   whether a packet gets through — or a request is served — given where
+//!   VMs run and the state of hosts and bonds.
 //! - [`storage`] — volumes (thin, thick, thick lazy-zeroed), disks as
 //!   snapshot chains of differencing layers holding per-block content, and
 //!   the DFS image repository.
@@ -16,7 +18,9 @@
 //!   wire; [`Cloud`] holds the resources, answers the calls
 //!   ([`Cloud::apply`]), follows the HA core's placements
 //!   ([`Cloud::vm_placed`]), completes image syncs on its timer, and takes
-//!   the simulated guests' writes.
+//!   the simulated guests' writes. Load-balancer health checks keep their
+//!   clock in the network's records; the controller runs them on its timer
+//!   against a [`network::lb::FabricReport`] its shell reads.
 
 mod cloud;
 pub mod name;

@@ -3,6 +3,7 @@
 //! a refusal names the field that was wrong.
 
 use crate::name::{Name, NameError};
+use crate::network::lb::{Balance, HealthCheckSpec, LbKind, Protocol};
 use crate::network::{EipKind, NetworkError};
 use crate::storage::{Provisioning, StorageError};
 use krrish_core::VmId;
@@ -77,6 +78,57 @@ pub enum CloudRequest {
     DescribeRouters,
     DescribeEips,
     DescribeDnsAliases,
+
+    /// CreateLoadBalancers: `external` on an `eip`, or `internal` with an
+    /// address on a `vxnet` (`ip`, or the first free one by the policy).
+    CreateLoadBalancer {
+        name: String,
+        kind: LbKind,
+        #[serde(default)]
+        eip: Option<String>,
+        #[serde(default)]
+        vxnet: Option<String>,
+        #[serde(default)]
+        ip: Option<Ipv4Addr>,
+    },
+    /// DeleteLoadBalancers: listeners and backends go; the EIP stays.
+    DeleteLoadBalancer {
+        name: String,
+    },
+    /// AddLoadBalancerListeners: a port (1–65535, one listener each),
+    /// `tcp` or `http`, `round-robin`, `least-conn` or `source`, and the
+    /// health check (defaults: 2 s, time-out = interval, 2 in, 3 out).
+    AddListener {
+        lb: String,
+        port: u32,
+        #[serde(default)]
+        protocol: Protocol,
+        #[serde(default)]
+        balance: Balance,
+        #[serde(default)]
+        health_check: HealthCheckSpec,
+    },
+    RemoveListener {
+        lb: String,
+        listener: u32,
+    },
+    /// AddLoadBalancerBackends: a VM the LB reaches, on `port` (default:
+    /// the listener's), with `weight` (1–100, default 1).
+    AddBackend {
+        lb: String,
+        listener: u32,
+        vm: String,
+        #[serde(default)]
+        port: Option<u32>,
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+    RemoveBackend {
+        lb: String,
+        listener: u32,
+        vm: String,
+    },
+    DescribeLoadBalancers,
 
     /// Uploads an image to the DFS repository (its content is derived from
     /// its name).
@@ -160,6 +212,21 @@ impl CloudRequest {
         }
     }
 
+    /// Whether the call is on load balancers (a network call).
+    pub fn is_load_balancer(&self) -> bool {
+        use CloudRequest as R;
+        matches!(
+            self,
+            R::CreateLoadBalancer { .. }
+                | R::DeleteLoadBalancer { .. }
+                | R::AddListener { .. }
+                | R::RemoveListener { .. }
+                | R::AddBackend { .. }
+                | R::RemoveBackend { .. }
+                | R::DescribeLoadBalancers
+        )
+    }
+
     /// Whether the call only reads.
     pub fn is_describe(&self) -> bool {
         use CloudRequest as R;
@@ -169,6 +236,7 @@ impl CloudRequest {
                 | R::DescribeRouters
                 | R::DescribeEips
                 | R::DescribeDnsAliases
+                | R::DescribeLoadBalancers
                 | R::DescribeImages
                 | R::DescribeVolumes
                 | R::DescribeSnapshots { .. }
@@ -232,6 +300,55 @@ impl std::fmt::Display for CloudRequest {
             R::DescribeRouters => f.write_str("DescribeRouters"),
             R::DescribeEips => f.write_str("DescribeEips"),
             R::DescribeDnsAliases => f.write_str("DescribeDNSAliases"),
+            R::CreateLoadBalancer {
+                name,
+                kind,
+                eip,
+                vxnet,
+                ip,
+            } => {
+                write!(f, "CreateLoadBalancers {} ({kind}", s(name))?;
+                if let Some(e) = eip {
+                    write!(f, ", eip {}", s(e))?;
+                }
+                if let Some(x) = vxnet {
+                    write!(f, ", vxnet {}", s(x))?;
+                }
+                if let Some(ip) = ip {
+                    write!(f, ", {ip}")?;
+                }
+                f.write_str(")")
+            }
+            R::DeleteLoadBalancer { name } => write!(f, "DeleteLoadBalancers {}", s(name)),
+            R::AddListener {
+                lb,
+                port,
+                protocol,
+                balance,
+                ..
+            } => write!(
+                f,
+                "AddLoadBalancerListeners {} port {port} ({protocol}, {balance})",
+                s(lb)
+            ),
+            R::RemoveListener { lb, listener } => {
+                write!(f, "DeleteLoadBalancerListeners {} port {listener}", s(lb))
+            }
+            R::AddBackend {
+                lb, listener, vm, ..
+            } => write!(
+                f,
+                "AddLoadBalancerBackends {} to {} listener {listener}",
+                s(vm),
+                s(lb)
+            ),
+            R::RemoveBackend { lb, listener, vm } => write!(
+                f,
+                "DeleteLoadBalancerBackends {} from {} listener {listener}",
+                s(vm),
+                s(lb)
+            ),
+            R::DescribeLoadBalancers => f.write_str("DescribeLoadBalancers"),
             R::CreateImage { name, size_gib } => {
                 write!(f, "CreateImage {} ({size_gib} GiB)", s(name))
             }
@@ -279,6 +396,12 @@ pub enum CloudError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<crate::network::lb::LbError> for CloudError {
+    fn from(e: crate::network::lb::LbError) -> Self {
+        CloudError::Network(e.into())
+    }
 }
 
 impl CloudError {

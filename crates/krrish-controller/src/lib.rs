@@ -10,15 +10,18 @@
 //!   redb database, written
 //!   after every decision and read back on restart.
 //! - [`service`] — [`run_controller`], the tokio shell: listener,
-//!   per-connection reader/writer tasks, timers, and the [`Fencer`] (IPMI and
-//!   DFS lease) calls.
+//!   per-connection reader/writer tasks, timers, the [`Fencer`] (IPMI and
+//!   DFS lease) calls and the [`FabricReader`] (the data plane, for the load
+//!   balancers' health checks).
 
 pub mod machine;
 pub mod service;
 pub mod status;
 pub mod store;
 
-pub use machine::{ControllerMachine, ControllerOutput, ControllerSnapshot};
-pub use service::{run_controller, Fencer};
+pub use machine::{
+    ControllerMachine, ControllerOutput, ControllerSnapshot, FABRIC_READ_TIMEOUT_MS,
+};
+pub use service::{run_controller, FabricReader, Fencer};
 pub use status::ClusterStatus;
 pub use store::{Store, StoreError};

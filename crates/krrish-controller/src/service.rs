@@ -3,8 +3,9 @@
 
 use crate::machine::{ControllerMachine, ControllerOutput};
 use crate::store::Store;
+use krrish_cloud::network::lb::FabricReport;
 use krrish_core::ha::{FenceAction, FenceError};
-use krrish_core::{HostId, HostSpec};
+use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::{read_frame, write_frame, Clock, Frame, Listen, TraceSink};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -35,6 +36,12 @@ pub trait Fencer {
     fn lease_renewals(&self) -> impl Future<Output = Result<Vec<(HostId, u64)>, FenceError>>;
 }
 
+/// The data plane as the load balancers' health checks see it: where the
+/// asked VMs' guests run and whether those hosts' bonds carry traffic.
+pub trait FabricReader {
+    fn read_fabric(&self, vms: Vec<VmId>) -> impl Future<Output = Result<FabricReport, String>>;
+}
+
 const EVENTS_MAX: usize = 1 << 14;
 const OUTBOX_MAX: usize = 1024;
 /// Connections open at once; more are refused.
@@ -48,6 +55,7 @@ enum Event<S> {
     Lease(HostId, Result<u64, FenceError>),
     Reinstated(HostId, Result<(), FenceError>),
     Renewals(u64, Result<Vec<(HostId, u64)>, FenceError>),
+    Fabric(u64, Result<FabricReport, String>),
 }
 
 struct Conn {
@@ -65,16 +73,18 @@ impl Drop for Conn {
 
 /// Runs the controller until the task is dropped. With a `store`, the
 /// machine's `Save` outputs are written to it before anything else happens.
-pub async fn run_controller<L, F, K, T>(
+pub async fn run_controller<L, F, R, K, T>(
     mut listener: L,
     machine: Rc<RefCell<ControllerMachine>>,
     store: Option<Rc<Store>>,
     fencer: Rc<F>,
+    fabric: Rc<R>,
     clock: Rc<K>,
     trace: Rc<T>,
 ) where
     L: Listen + 'static,
     F: Fencer + 'static,
+    R: FabricReader + 'static,
     K: Clock + 'static,
     T: TraceSink + 'static,
 {
@@ -142,6 +152,13 @@ pub async fn run_controller<L, F, K, T>(
                     spawn_local(async move {
                         let r = f.lease_renewals().await;
                         let _ = tx.send(Event::Renewals(read, r)).await;
+                    });
+                }
+                ControllerOutput::ReadFabric { read, vms } => {
+                    let (f, tx) = (fabric.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.read_fabric(vms).await;
+                        let _ = tx.send(Event::Fabric(read, r)).await;
                     });
                 }
                 ControllerOutput::Save {
@@ -223,6 +240,7 @@ pub async fn run_controller<L, F, K, T>(
                 machine.borrow_mut().handle_lease_reinstated(now, &host, r)
             }
             Event::Renewals(read, r) => machine.borrow_mut().handle_lease_renewals(now, read, r),
+            Event::Fabric(read, r) => machine.borrow_mut().handle_fabric_report(now, read, r),
         }
     }
 }

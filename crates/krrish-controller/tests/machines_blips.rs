@@ -310,6 +310,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                 | ControllerOutput::ReinstateLease { host } => {
                     trace.push(format!("{now}: lease command for {host}"));
                 }
+                ControllerOutput::ReadFabric { .. } => unreachable!("no load balancers here"),
                 ControllerOutput::Save { .. } => {} // a controller without a disk here
                 ControllerOutput::Trace(s) => trace.push(format!("{now}: {s}")),
                 ControllerOutput::Event(n) => trace.push(format!("{now}: {n}")),

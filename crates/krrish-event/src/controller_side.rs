@@ -4,6 +4,7 @@
 
 use crate::net::{Dir, Msg};
 use crate::world::{Ev, EventWorld, FencerAsk};
+use krrish_cloud::network::lb::FabricReport;
 use krrish_controller::{ControllerMachine, ControllerOutput};
 use krrish_sim::ops::FencerOp;
 use krrish_wire::Frame;
@@ -75,6 +76,14 @@ impl EventWorld {
                 ),
                 ControllerOutput::ReadLeaseRenewals { read } => {
                     self.fencer_op(FencerAsk::Renewals { read }, FencerOp::ReadRenewals)
+                }
+                ControllerOutput::ReadFabric { read, vms } => {
+                    // A probe's round trip is far inside a check interval:
+                    // ground truth now, answered at once.
+                    let report = FabricReport::read(&*self.world.borrow(), &vms);
+                    self.controller
+                        .borrow_mut()
+                        .handle_fabric_report(now, read, Ok(report));
                 }
                 ControllerOutput::Save {
                     generation,

@@ -91,6 +91,16 @@ pub enum Check {
         host: Option<HostId>,
         backing: Option<BackingState>,
     },
+    /// Requests from `from` to a load balancer's listener: served or not;
+    /// exactly these backends in service; exactly these answering.
+    Lb {
+        lb: Name,
+        listener: u16,
+        from: PingFrom,
+        served: Option<bool>,
+        in_service: Option<Vec<VmId>>,
+        answered_by: Option<Vec<VmId>>,
+    },
     /// An event of this kind (about this host / VM) was raised, or never.
     Event {
         kind: &'static str,
@@ -328,6 +338,9 @@ pub(crate) fn check(
             backing: r.backing,
         });
     }
+    if let Some(x) = e.lb {
+        checks.push(lb_check(src, at, x, known_vms)?);
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -335,9 +348,73 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
+}
+
+/// An `lb:` expectation: the listener a port, the VMs known, something to
+/// check.
+fn lb_check(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    x: crate::format::LbCheckRef,
+    known_vms: &BTreeSet<VmId>,
+) -> Result<Check, LoadError> {
+    // The first line from the item's on that has both `key` and `value`.
+    let near = |key: &str, value: &str| {
+        at.and_then(|(line, _)| {
+            src.text
+                .lines()
+                .enumerate()
+                .skip(line.saturating_sub(1))
+                .find_map(|(i, l)| {
+                    let k = l.find(key)?;
+                    let v = l[k..].find(value)? + k;
+                    Some((i + 1, v + 1))
+                })
+        })
+        .or(at)
+    };
+    let lb = Name::parse("lb.name", &x.name)
+        .map_err(|e| src.error(near("name", &x.name), e.to_string()))?;
+    let listener = krrish_cloud::network::lb::port("lb.listener", x.listener)
+        .map_err(|e| src.error(near("listener", &x.listener.to_string()), e.to_string()))?;
+    let from = match x.from.as_str() {
+        "internet" => PingFrom::Internet,
+        "external" => PingFrom::External,
+        vm => PingFrom::Vm(vm_ref(src, "from", vm, known_vms)?),
+    };
+    let vms = |key: &str, list: Option<Vec<String>>| -> Result<Option<Vec<VmId>>, LoadError> {
+        let Some(list) = list else { return Ok(None) };
+        let mut out = BTreeSet::new();
+        for v in &list {
+            let id = VmId::new(v.as_str());
+            if !known_vms.contains(&id) {
+                return Err(src.error(near(key, v), format!("lb.{key}: no VM named `{v}`")));
+            }
+            if !out.insert(id) {
+                return Err(src.error(near(key, v), format!("lb.{key}: `{v}` is listed twice")));
+            }
+        }
+        Ok(Some(out.into_iter().collect()))
+    };
+    let in_service = vms("backends_in_service", x.backends_in_service)?;
+    let answered_by = vms("answered_by", x.answered_by)?;
+    if x.served.is_none() && in_service.is_none() && answered_by.is_none() {
+        return Err(src.error(
+            at,
+            "lb: give at least one of served, backends_in_service, answered_by",
+        ));
+    }
+    Ok(Check::Lb {
+        lb,
+        listener,
+        from,
+        served: x.served,
+        in_service,
+        answered_by,
+    })
 }
 
 /// `value` must be one of `allowed` (the core's own names); the error names

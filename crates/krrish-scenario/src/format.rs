@@ -243,6 +243,23 @@ pub struct Expectation {
     pub root_disk: Option<RootDiskRef>,
     /// How many guest reboots of a VM completed (ground truth).
     pub reboots: Option<RebootsRef>,
+    /// Requests to a load balancer's listener: served or not, the backends
+    /// in service (the control plane's health checks) and the ones that
+    /// answer (the data plane).
+    pub lb: Option<LbCheckRef>,
+}
+
+/// `from`: `internet`, `external` or a VM; at least one of `served`,
+/// `backends_in_service`, `answered_by`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbCheckRef {
+    pub name: String,
+    pub listener: u32,
+    pub from: String,
+    pub served: Option<bool>,
+    pub backends_in_service: Option<Vec<String>>,
+    pub answered_by: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -279,6 +279,22 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 (Err(why), true) => Err(format!("ping from {from} to {to} lost: {why}")),
             }
         }
+        Check::Lb {
+            lb,
+            listener,
+            from,
+            served,
+            in_service,
+            answered_by,
+        } => lb_check(
+            world,
+            lb,
+            *listener,
+            from,
+            *served,
+            in_service.as_deref(),
+            answered_by.as_deref(),
+        ),
         Check::Nic { vm, vxnet, ip } => {
             let cloud = world.cloud();
             let got = cloud
@@ -437,6 +453,82 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
             None => Ok(()),
             Some(l) => Err(format!("the trace has {l:?}")),
         },
+    }
+}
+
+/// Requests from `from` to `lb`'s listener, as expected.
+fn lb_check(
+    world: &dyn SimulatedWorld,
+    lb: &krrish_cloud::Name,
+    listener: u16,
+    from: &krrish_cloud::network::dataplane::Source,
+    served: Option<bool>,
+    in_service: Option<&[krrish_core::VmId]>,
+    answered_by: Option<&[krrish_core::VmId]>,
+) -> Result<(), String> {
+    let cloud = world.cloud();
+    let ground = world.world();
+    let what = format!("load balancer {lb} listener {listener} from {from}");
+    let mut wrong = Vec::new();
+    if let Some(want) = in_service {
+        let got = cloud
+            .network
+            .load_balancer(lb)
+            .map_err(|e| e.to_string())?
+            .listener(listener)
+            .map_err(|e| e.to_string())?
+            .in_service();
+        if got != want {
+            wrong.push(format!(
+                "backends in service [{}], expected [{}]",
+                join(&got),
+                join(want)
+            ));
+        }
+    }
+    let s = krrish_cloud::network::lb::serve::serve(&cloud.network, &*ground, from, lb, listener);
+    let lost = |s: &krrish_cloud::network::lb::serve::Served| {
+        s.lost_at
+            .iter()
+            .map(|(vm, why)| format!("{vm}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match (&s, served) {
+        (Ok(s), Some(false)) if s.served() => wrong.push(format!(
+            "served by [{}], expected not served",
+            join(&s.answered_by)
+        )),
+        (Ok(s), Some(true)) if !s.served() => {
+            wrong.push(format!("not served: lost at {}", lost(s)))
+        }
+        (Err(why), Some(true)) => wrong.push(format!("not served: {why}")),
+        _ => {}
+    }
+    if let Some(want) = answered_by {
+        match &s {
+            Ok(s) if s.answered_by == want => {}
+            Ok(s) => wrong.push(format!(
+                "answered by [{}], expected [{}]{}",
+                join(&s.answered_by),
+                join(want),
+                if s.lost_at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (lost at {})", lost(s))
+                }
+            )),
+            Err(_) if want.is_empty() => {}
+            Err(why) => wrong.push(format!(
+                "answered by none, expected [{}]: {why}",
+                join(want)
+            )),
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{what}: {}", wrong.join("; ")))
     }
 }
 

@@ -140,6 +140,34 @@ fn broken_files_are_located() {
             Some(15),
             "cluster_file `nowhere.yaml` not found",
         ),
+        (
+            "lb-listener-port",
+            format!("{CLUSTER}expect:\n  - lb: {{ name: lb-1, listener: 0, from: internet, served: true }}\n{end}"),
+            5,
+            Some(33),
+            "lb.listener: 0 is out of range: expected a port from 1 to 65535",
+        ),
+        (
+            "lb-unknown-backend",
+            format!("{CLUSTER}expect:\n  - lb: {{ name: lb-1, listener: 80, from: internet, backends_in_service: [vm-99] }}\n{end}"),
+            5,
+            Some(75),
+            "lb.backends_in_service: no VM named `vm-99`",
+        ),
+        (
+            "lb-nothing-checked",
+            format!("{CLUSTER}expect:\n  - lb: {{ name: lb-1, listener: 80, from: internet }}\n{end}"),
+            5,
+            Some(1),
+            "lb: give at least one of served, backends_in_service, answered_by",
+        ),
+        (
+            "lb-bad-protocol",
+            format!("{CLUSTER}timeline:\n  - at: 1s\n    cloud: {{ action: add-listener, lb: lb-1, port: 80, protocol: udp }}\n{end}"),
+            5,
+            Some(5),
+            "timeline[0]: unknown variant `udp`, expected `tcp` or `http`",
+        ),
         ("empty", "\n".to_string(), 0, None, "the file is empty"),
     ];
     for (name, text, line, col, msg) in cases {

@@ -5,7 +5,8 @@
 use crate::ops::{FencerAnswer, FencerOp, HostOp};
 use crate::world::World;
 use krrish_agent::{Driver, DriverError, HostStatus};
-use krrish_controller::Fencer;
+use krrish_cloud::network::lb::FabricReport;
+use krrish_controller::{FabricReader, Fencer};
 use krrish_core::ha::{BootReason, FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 use krrish_wire::Clock;
@@ -141,5 +142,17 @@ impl Fencer for SimFencer {
             FencerAnswer::Reinstated(r) => r,
             other => unreachable!("reinstatement answered {other:?}"),
         }
+    }
+}
+
+/// The data plane as a load balancer's probe finds it: ground truth, read
+/// at once (the probe's round trip is far inside a check interval).
+pub struct SimFabric {
+    pub world: Rc<RefCell<World>>,
+}
+
+impl FabricReader for SimFabric {
+    async fn read_fabric(&self, vms: Vec<VmId>) -> Result<FabricReport, String> {
+        Ok(FabricReport::read(&*self.world.borrow(), &vms))
     }
 }

@@ -11,8 +11,9 @@
 //!   who holds a lease), with RTO/RPO measurement.
 //! - [`ops`] — the hosts' and fencer's operations in "starts now, completes
 //!   at t" form, shared by every simulated world.
-//! - [`driver`] — [`SimDriver`] (an agent's hypervisor/network/storage) and
-//!   [`SimFencer`] (IPMI and DFS lease revocation).
+//! - [`driver`] — [`SimDriver`] (an agent's hypervisor/network/storage),
+//!   [`SimFencer`] (IPMI and DFS lease revocation) and [`SimFabric`] (the
+//!   data plane, for the load balancers' health checks).
 //! - [`fault`] — [`Fault`]s a scenario or a swarm injects.
 //! - [`checkers`] — invariants checked after every step, separate from the
 //!   code they check.
@@ -34,7 +35,7 @@ pub mod world;
 
 pub use checkers::{Checkers, Violation};
 pub use config::SimConfig;
-pub use driver::{SimDriver, SimFencer};
+pub use driver::{SimDriver, SimFabric, SimFencer};
 pub use fault::Fault;
 pub use simulated::SimulatedWorld;
 pub use trace::TraceBuf;

@@ -10,7 +10,7 @@ use krrish_core::heartbeat::HeartbeatConfig;
 use krrish_core::timings::AgentTimings;
 use krrish_core::HostId;
 use krrish_sim::world::{Timings, World};
-use krrish_sim::{demo, SimDriver, SimFencer, TraceBuf};
+use krrish_sim::{demo, SimDriver, SimFabric, SimFencer, TraceBuf};
 use krrish_wire::tokio_net::{MonotonicClock, TokioConnect, TokioListen};
 use krrish_wire::Clock;
 use std::cell::RefCell;
@@ -81,6 +81,9 @@ fn a_crash_fails_over_over_real_sockets() {
             machine.clone(),
             None,
             Rc::new(fencer),
+            Rc::new(SimFabric {
+                world: world.clone(),
+            }),
             clock.clone(),
             Rc::new(trace.clone()),
         ));

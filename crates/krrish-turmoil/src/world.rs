@@ -10,7 +10,7 @@ use krrish_core::ha::HaManager;
 use krrish_core::{HostId, HostSpec, VmSpec};
 use krrish_sim::checkers::{Checkers, Violation};
 use krrish_sim::world::{PathState, SeededRng, World};
-use krrish_sim::{Fault, SimConfig, SimDriver, SimFencer, TraceBuf};
+use krrish_sim::{Fault, SimConfig, SimDriver, SimFabric, SimFencer, TraceBuf};
 use krrish_wire::{read_frame, write_frame, ApiRequest, Clock, Frame, CONTROLLER_PORT};
 use std::cell::{Ref, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
@@ -106,9 +106,10 @@ impl<'a> SimWorld<'a> {
                         m,
                         Some(store),
                         Rc::new(SimFencer {
-                            world: w,
+                            world: w.clone(),
                             clock: Rc::new(TurmoilClock),
                         }),
+                        Rc::new(SimFabric { world: w }),
                         Rc::new(TurmoilClock),
                         Rc::new(t),
                     )

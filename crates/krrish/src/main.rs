@@ -77,6 +77,10 @@ enum Top {
     /// DNS aliases, through the controller's API.
     #[command(subcommand)]
     DnsAliases(client::DnsAliasesCmd),
+    /// Load balancers, their listeners and backends, through the
+    /// controller's API.
+    #[command(subcommand)]
+    LoadBalancers(client::LoadBalancersCmd),
     /// Images of the DFS repository, through the controller's API.
     #[command(subcommand)]
     Images(client::ImagesCmd),
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Top::Routers(c) => return client::main(&cli.api, client::Cmd::Routers(c)),
         Top::Eips(c) => return client::main(&cli.api, client::Cmd::Eips(c)),
         Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
+        Top::LoadBalancers(c) => return client::main(&cli.api, client::Cmd::LoadBalancers(c)),
         Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),
         Top::Volumes(c) => return client::main(&cli.api, client::Cmd::Volumes(c)),
         Top::Snapshots(c) => return client::main(&cli.api, client::Cmd::Snapshots(c)),

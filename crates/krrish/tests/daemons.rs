@@ -1158,3 +1158,6 @@ fn operators_manage_the_network_through_the_cli() {
 
 #[path = "daemons/storage.rs"]
 mod storage;
+
+#[path = "daemons/lb.rs"]
+mod lb;

@@ -9,8 +9,12 @@ use krrish_core::VmId;
 pub(crate) fn apply(
     net: &mut Network,
     request: CloudRequest,
+    now_ms: u64,
     vm_exists: &dyn Fn(&VmId) -> bool,
 ) -> Result<CloudReply, CloudError> {
+    if request.is_load_balancer() {
+        return super::lb::apply(net, request, now_ms, vm_exists);
+    }
     use serde_json::json;
     use CloudRequest as R;
     let name = |field: &str, s: &str| Name::parse(field, s);
@@ -152,7 +156,14 @@ pub(crate) fn apply(
             reply(format!("{} routers", list.len()), json!(list))
         }
         R::DescribeEips => {
-            let list: Vec<_> = net.eips().collect();
+            let list: Vec<serde_json::Value> = net
+                .eips()
+                .map(|e| {
+                    let mut v = json!(e);
+                    v["load_balancer"] = json!(net.lb_on_eip(&e.name).map(|l| &l.name));
+                    v
+                })
+                .collect();
             reply(format!("{} eips", list.len()), json!(list))
         }
         R::DescribeDnsAliases => {

@@ -25,6 +25,11 @@ pub trait Fabric {
     fn vm_network_up(&self, host: &HostId) -> bool;
     /// The host is powered and its uplink (bond0) carries traffic.
     fn uplink_up(&self, host: &HostId) -> bool;
+    /// Whether it can tell about `vm` at all (a report read for some VMs
+    /// knows only those; ground truth knows every VM).
+    fn knows(&self, _vm: &VmId) -> bool {
+        true
+    }
 }
 
 /// Where a ping starts.

@@ -14,11 +14,16 @@
 //!   internet reaches it) or `external` (the operator's external network,
 //!   e.g. a corporate LAN).
 //! - A **DNS alias** names a VM; it resolves to the VM's private address.
+//! - A **load balancer** ([`lb`]) takes requests on an EIP (external) or a
+//!   vxnet address (internal) and spreads them over backend VMs its health
+//!   checks find reachable.
 //!
 //! Every call checks everything first and changes nothing when it refuses.
 
+mod addresses;
 pub(crate) mod calls;
 pub mod dataplane;
+pub mod lb;
 mod resources;
 
 pub use resources::{

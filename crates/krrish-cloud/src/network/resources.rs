@@ -1,5 +1,6 @@
 //! The network's records and the calls that change them.
 
+use super::lb::{LbError, LoadBalancer};
 use crate::name::Name;
 use krrish_core::ipam::{IpPolicyError, Segment};
 use krrish_core::{VmId, Zone};
@@ -25,7 +26,7 @@ pub const NETWORK_LIMITS: NetworkLimits = NetworkLimits {
 };
 
 /// VMs take addresses as the notes' "other zones" do: last octet 1–198.
-const VM_ZONE: Zone = Zone::Ecs;
+pub(super) const VM_ZONE: Zone = Zone::Ecs;
 /// The first VXLAN network id handed out; vxnet `n` (0-based) gets
 /// `VNI_BASE + n` and the /24 `192.168.n.0` unless given one.
 const VNI_BASE: u32 = 1_000;
@@ -41,7 +42,7 @@ pub enum EipKind {
 
 impl EipKind {
     /// The pool's /24 (documentation ranges: never a real address).
-    fn pool(self) -> [u8; 3] {
+    pub(super) fn pool(self) -> [u8; 3] {
         match self {
             EipKind::Internet => [203, 0, 113],
             EipKind::External => [198, 51, 100],
@@ -120,6 +121,8 @@ pub enum NetworkError {
     Limit { kind: &'static str, max: usize },
     #[error("the {kind} EIP pool is exhausted")]
     PoolExhausted { kind: EipKind },
+    #[error(transparent)]
+    Lb(#[from] LbError),
 }
 
 impl NetworkError {
@@ -136,11 +139,12 @@ impl NetworkError {
             NetworkError::Policy(_) | NetworkError::Invalid { .. } => "invalid-request",
             NetworkError::Limit { .. } => "limit",
             NetworkError::PoolExhausted { .. } => "exhausted",
+            NetworkError::Lb(e) => e.code(),
         }
     }
 }
 
-fn not_found(kind: &'static str, name: &impl ToString) -> NetworkError {
+pub(super) fn not_found(kind: &'static str, name: &impl ToString) -> NetworkError {
     NetworkError::NotFound {
         kind,
         name: name.to_string(),
@@ -150,13 +154,18 @@ fn not_found(kind: &'static str, name: &impl ToString) -> NetworkError {
 /// The tenant network of one cloud.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
-    vxnets: BTreeMap<Name, Vxnet>,
-    routers: BTreeMap<Name, Router>,
+    pub(super) vxnets: BTreeMap<Name, Vxnet>,
+    pub(super) routers: BTreeMap<Name, Router>,
     /// Each VM's interfaces, by vxnet.
-    nics: BTreeMap<VmId, BTreeMap<Name, Ipv4Addr>>,
-    eips: BTreeMap<Name, Eip>,
-    aliases: BTreeMap<Name, Alias>,
-    /// Bumped by every change (persistence skips unchanged states).
+    pub(super) nics: BTreeMap<VmId, BTreeMap<Name, Ipv4Addr>>,
+    pub(super) eips: BTreeMap<Name, Eip>,
+    pub(super) aliases: BTreeMap<Name, Alias>,
+    /// Load balancers ([`super::lb`]).
+    #[serde(default)]
+    pub(super) lbs: BTreeMap<Name, LoadBalancer>,
+    /// Bumped by every change (persistence skips unchanged states) — not
+    /// by a health check that only counts towards a threshold: a restored
+    /// controller starts counting again.
     generation: u64,
 }
 
@@ -241,7 +250,7 @@ impl Network {
         self.eips.values().find(|e| e.vm.as_ref() == Some(vm))
     }
 
-    fn changed(&mut self) {
+    pub(super) fn changed(&mut self) {
         self.generation += 1;
     }
 
@@ -317,9 +326,28 @@ impl Network {
                 by: format!("VMs on it: {}", vms.join(", ")),
             });
         }
+        if let Some((_, lb)) = self.lb_addresses_on(name).first() {
+            return Err(NetworkError::InUse {
+                what: format!("vxnet {name}"),
+                by: format!("internal load balancer {lb} on it; delete it first"),
+            });
+        }
         self.vxnets.remove(name);
         self.changed();
         Ok(())
+    }
+
+    /// The addresses taken on `vxnet`: its VMs' and internal load
+    /// balancers'.
+    pub(super) fn segment(&self, vxnet: &Name) -> Result<Segment, NetworkError> {
+        let mut segment = Segment::new(self.vxnet(vxnet)?.network);
+        let taken = self.nics_on(vxnet).into_iter().map(|n| n.ip);
+        for ip in taken.chain(self.lb_addresses_on(vxnet).into_iter().map(|(ip, _)| ip)) {
+            segment
+                .claim(VM_ZONE, ip)
+                .expect("addresses on a vxnet were checked when given");
+        }
+        Ok(segment)
     }
 
     /// A VM joins `vxnet`, at `ip` (checked against the policy) or at the
@@ -331,7 +359,7 @@ impl Network {
         vm_exists: bool,
         ip: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, NetworkError> {
-        let net = self.vxnet(vxnet)?.network;
+        self.vxnet(vxnet)?;
         if !vm_exists {
             return Err(not_found("vm", vm));
         }
@@ -341,12 +369,7 @@ impl Network {
                 with: format!("vxnet {vxnet} (address {ip})"),
             });
         }
-        let mut segment = Segment::new(net);
-        for nic in self.nics_on(vxnet) {
-            segment
-                .claim(VM_ZONE, nic.ip)
-                .expect("addresses on a vxnet were checked when given");
-        }
+        let mut segment = self.segment(vxnet)?;
         let ip = match ip {
             Some(ip) => {
                 segment.claim(VM_ZONE, ip)?;
@@ -379,9 +402,10 @@ impl Network {
         Ok(ip)
     }
 
-    /// A VM is gone: its interfaces, EIP and aliases let go.
+    /// A VM is gone: its interfaces, EIP, aliases and load-balancer
+    /// backends let go.
     pub fn forget_vm(&mut self, vm: &VmId) {
-        let had = self.nics.remove(vm).is_some();
+        let had = self.nics.remove(vm).is_some() | self.forget_backend(vm);
         let mut released = false;
         for e in self.eips.values_mut().filter(|e| e.vm.as_ref() == Some(vm)) {
             e.vm = None;
@@ -471,197 +495,5 @@ impl Network {
         self.vxnets.get_mut(vxnet).expect("checked").router = None;
         self.changed();
         Ok(())
-    }
-
-    // -------------------------------------------------------------- EIPs
-
-    /// The lowest free address of the kind's pool (last octet 1–254).
-    pub fn allocate_eip(&mut self, name: Name, kind: EipKind) -> Result<&Eip, NetworkError> {
-        if self.eips.contains_key(&name) {
-            return Err(NetworkError::Exists {
-                kind: "eip",
-                name: name.to_string(),
-            });
-        }
-        if self.eips.len() >= NETWORK_LIMITS.eips {
-            return Err(NetworkError::Limit {
-                kind: "eip",
-                max: NETWORK_LIMITS.eips,
-            });
-        }
-        let used: BTreeSet<Ipv4Addr> = self.eips.values().map(|e| e.address).collect();
-        let [a, b, c] = kind.pool();
-        let address = (1..=254u8)
-            .map(|d| Ipv4Addr::new(a, b, c, d))
-            .find(|ip| !used.contains(ip))
-            .ok_or(NetworkError::PoolExhausted { kind })?;
-        self.changed();
-        Ok(self.eips.entry(name.clone()).or_insert(Eip {
-            name,
-            kind,
-            address,
-            vm: None,
-        }))
-    }
-
-    /// Refused while associated.
-    pub fn release_eip(&mut self, name: &Name) -> Result<(), NetworkError> {
-        if let Some(vm) = &self.eip(name)?.vm {
-            return Err(NetworkError::InUse {
-                what: format!("eip {name}"),
-                by: format!("associated with vm {vm}; dissociate it first"),
-            });
-        }
-        self.eips.remove(name);
-        self.changed();
-        Ok(())
-    }
-
-    /// One EIP per VM, one VM per EIP; the VM needs an interface on a
-    /// vxnet joined to a router (the router does the NAT).
-    pub fn associate_eip(
-        &mut self,
-        name: &Name,
-        vm: &VmId,
-        vm_exists: bool,
-    ) -> Result<(), NetworkError> {
-        let eip = self.eip(name)?;
-        if !vm_exists {
-            return Err(not_found("vm", vm));
-        }
-        if let Some(other) = &eip.vm {
-            return Err(NetworkError::AlreadyAssociated {
-                what: format!("eip {name}"),
-                with: format!("vm {other}"),
-            });
-        }
-        if let Some(e) = self.eip_of(vm) {
-            return Err(NetworkError::AlreadyAssociated {
-                what: format!("vm {vm}"),
-                with: format!("eip {}", e.name),
-            });
-        }
-        if self.routed_nic(vm).is_none() {
-            return Err(NetworkError::Invalid {
-                what: format!("vm {vm}"),
-                expected:
-                    "an interface on a vxnet joined to a router (the router does the EIP's NAT)"
-                        .into(),
-            });
-        }
-        self.eips.get_mut(name).expect("checked").vm = Some(vm.clone());
-        self.changed();
-        Ok(())
-    }
-
-    pub fn dissociate_eip(&mut self, name: &Name) -> Result<VmId, NetworkError> {
-        let Some(vm) = self.eip(name)?.vm.clone() else {
-            return Err(NetworkError::NotAssociated {
-                what: format!("eip {name}"),
-                with: "any vm".into(),
-            });
-        };
-        self.eips.get_mut(name).expect("checked").vm = None;
-        self.changed();
-        Ok(vm)
-    }
-
-    /// The interface an EIP of `vm` is NATed to: its first on a routed vxnet.
-    pub fn routed_nic(&self, vm: &VmId) -> Option<Nic> {
-        self.nics_of(vm).into_iter().find(|n| {
-            self.vxnets
-                .get(&n.vxnet)
-                .is_some_and(|v| v.router.is_some())
-        })
-    }
-
-    // ------------------------------------------------------- DNS aliases
-
-    pub fn create_alias(&mut self, name: Name) -> Result<&Alias, NetworkError> {
-        if self.aliases.contains_key(&name) {
-            return Err(NetworkError::Exists {
-                kind: "dns alias",
-                name: name.to_string(),
-            });
-        }
-        if self.aliases.len() >= NETWORK_LIMITS.aliases {
-            return Err(NetworkError::Limit {
-                kind: "dns alias",
-                max: NETWORK_LIMITS.aliases,
-            });
-        }
-        self.changed();
-        Ok(self
-            .aliases
-            .entry(name.clone())
-            .or_insert(Alias { name, vm: None }))
-    }
-
-    pub fn delete_alias(&mut self, name: &Name) -> Result<(), NetworkError> {
-        self.alias(name)?;
-        self.aliases.remove(name);
-        self.changed();
-        Ok(())
-    }
-
-    /// The VM needs an interface (the alias resolves to its address).
-    pub fn associate_alias(
-        &mut self,
-        name: &Name,
-        vm: &VmId,
-        vm_exists: bool,
-    ) -> Result<(), NetworkError> {
-        let alias = self.alias(name)?;
-        if !vm_exists {
-            return Err(not_found("vm", vm));
-        }
-        if let Some(other) = &alias.vm {
-            return Err(NetworkError::AlreadyAssociated {
-                what: format!("dns alias {name}"),
-                with: format!("vm {other}"),
-            });
-        }
-        if self.nics_of(vm).is_empty() {
-            return Err(NetworkError::Invalid {
-                what: format!("vm {vm}"),
-                expected: "an interface on a vxnet (the alias resolves to its address)".into(),
-            });
-        }
-        self.aliases.get_mut(name).expect("checked").vm = Some(vm.clone());
-        self.changed();
-        Ok(())
-    }
-
-    pub fn dissociate_alias(&mut self, name: &Name) -> Result<VmId, NetworkError> {
-        let Some(vm) = self.alias(name)?.vm.clone() else {
-            return Err(NetworkError::NotAssociated {
-                what: format!("dns alias {name}"),
-                with: "any vm".into(),
-            });
-        };
-        self.aliases.get_mut(name).expect("checked").vm = None;
-        self.changed();
-        Ok(vm)
-    }
-
-    /// What the alias resolves to: its VM's first address.
-    pub fn resolve(&self, name: &Name) -> Result<(VmId, Ipv4Addr), NetworkError> {
-        let alias = self.alias(name)?;
-        let vm = alias
-            .vm
-            .clone()
-            .ok_or_else(|| NetworkError::NotAssociated {
-                what: format!("dns alias {name}"),
-                with: "any vm".into(),
-            })?;
-        let nic = self
-            .nics_of(&vm)
-            .into_iter()
-            .next()
-            .ok_or_else(|| NetworkError::Invalid {
-                what: format!("dns alias {name}"),
-                expected: format!("vm {vm} to have an interface"),
-            })?;
-        Ok((vm, nic.ip))
     }
 }

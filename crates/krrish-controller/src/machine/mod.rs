@@ -3,6 +3,9 @@
 //! API's answers are in [`api`].
 
 mod api;
+mod health;
+
+pub use health::FABRIC_READ_TIMEOUT_MS;
 
 use crate::status::ClusterStatus;
 use krrish_cloud::Cloud;
@@ -56,6 +59,14 @@ pub enum ControllerOutput {
     ReadLeaseRenewals {
         read: u64,
     },
+    /// Read the data plane for these VMs (where each runs, whether those
+    /// hosts' bonds carry traffic) for the load balancers' health checks;
+    /// answer with [`ControllerMachine::handle_fabric_report`] with the
+    /// same `read`.
+    ReadFabric {
+        read: u64,
+        vms: Vec<VmId>,
+    },
     /// Something the control plane decided or observed (typed: scenario
     /// expectations match these; shells write them as trace lines).
     Event(Notice),
@@ -96,6 +107,10 @@ pub struct ControllerMachine {
     core: HaManager,
     /// The cloud's other resources (vxnets, EIPs, …).
     cloud: Cloud,
+    /// The data-plane read in flight for the health checks, and the last
+    /// read's id.
+    fabric_read: Option<health::FabricRead>,
+    next_fabric_read: u64,
     conns: BTreeMap<u64, Role>,
     agents: BTreeMap<HostId, u64>,
     /// Commands awaiting an answer, with the connection they went out on.
@@ -123,6 +138,8 @@ impl ControllerMachine {
         Self {
             core,
             cloud: Cloud::default(),
+            fabric_read: None,
+            next_fabric_read: 0,
             conns: BTreeMap::new(),
             agents: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -230,20 +247,18 @@ impl ControllerMachine {
 
     pub fn poll_timeout(&self) -> Option<u64> {
         let generation = self.core.generation();
-        if let Some((g, wake)) = self.wake_cache.get() {
-            if g == generation {
-                return match (wake, self.cloud.poll_timeout()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+        let wake = match self.wake_cache.get() {
+            Some((g, wake)) if g == generation => wake,
+            _ => {
+                let wake = self.core.poll_timeout();
+                self.wake_cache.set(Some((generation, wake)));
+                wake
             }
-        }
-        let wake = self.core.poll_timeout();
-        self.wake_cache.set(Some((generation, wake)));
-        match (wake, self.cloud.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        };
+        [wake, self.cloud.poll_timeout(), self.health_wake()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn push(&mut self, o: ControllerOutput) {
@@ -280,6 +295,7 @@ impl ControllerMachine {
         for line in self.cloud.handle_timeout(now_ms) {
             self.push(ControllerOutput::Trace(line));
         }
+        self.start_health_checks(now_ms);
         self.drain(now_ms);
     }
 

@@ -1,22 +1,25 @@
 //! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
-//! routers …|eips …|dns-aliases …|images …|volumes …|snapshots …`: the
-//! operator's client of the controller's HTTP API ([`crate::daemon::api`]).
+//! routers …|eips …|dns-aliases …|load-balancers …|images …|volumes …|
+//! snapshots …`: the operator's client of the controller's HTTP API
+//! ([`crate::daemon::api`]).
 //!
 //! Map:
 //! - [`Endpoint`] — where and with which token; [`Endpoint::call`] is the
 //!   one HTTP exchange, its failures typed as [`CallError`].
 //! - [`main`] — the subcommands, table or JSON output; the network ones
-//!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`], the
-//!   storage ones (`images`, `volumes`, `snapshots`, `instances capture`)
-//!   in [`storage`].
+//!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`],
+//!   `load-balancers` in [`lb`], the storage ones (`images`, `volumes`,
+//!   `snapshots`, `instances capture`) in [`storage`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
 //!
 //! Exit codes: 0 done; 1 the controller refused (`error: <code>: <message>`
 //! on stderr); 2 it could not be asked (no token, no connection, bad input).
 
+mod lb;
 mod network;
 mod storage;
 
+pub use lb::LoadBalancersCmd;
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
 pub use storage::{ImagesCmd, SnapshotsCmd, VolumesCmd};
 
@@ -319,6 +322,7 @@ pub enum Cmd {
     Routers(RoutersCmd),
     Eips(EipsCmd),
     DnsAliases(DnsAliasesCmd),
+    LoadBalancers(LoadBalancersCmd),
     Images(ImagesCmd),
     Volumes(VolumesCmd),
     Snapshots(SnapshotsCmd),
@@ -355,6 +359,7 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::Routers(c) => network::routers(ep, c)?,
         Cmd::Eips(c) => network::eips(ep, c)?,
         Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
+        Cmd::LoadBalancers(c) => lb::load_balancers(ep, c)?,
         Cmd::Images(c) => storage::images(ep, c)?,
         Cmd::Volumes(c) => storage::volumes(ep, c)?,
         Cmd::Snapshots(c) => storage::snapshots(ep, c)?,

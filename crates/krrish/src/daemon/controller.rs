@@ -6,9 +6,12 @@ use super::api;
 use super::config::{load_controller, ControllerConfig, FencerConfig};
 use super::{install_signals, runtime, shutdown_signal, PidFile, Stdout, STDOUT_FINISH_WAIT};
 use anyhow::{Context, Result};
-use krrish_controller::{run_controller, ClusterStatus, ControllerMachine, Fencer, Store};
+use krrish_cloud::network::lb::FabricReport;
+use krrish_controller::{
+    run_controller, ClusterStatus, ControllerMachine, FabricReader, Fencer, Store,
+};
 use krrish_core::ha::{FenceAction, FenceError, HaManager};
-use krrish_core::{HostId, HostSpec};
+use krrish_core::{HostId, HostSpec, VmId};
 use krrish_wire::tokio_net::{MonotonicClock, TokioListen};
 use krrish_wire::{Clock, TraceSink};
 use std::cell::RefCell;
@@ -125,6 +128,20 @@ impl<T: TraceSink> Fencer for CommandFencer<T> {
 
     async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
         Err(FenceError::NotConfigured(NO_DFS.to_string()))
+    }
+}
+
+/// The data plane for the load balancers' health checks, from the agents'
+/// reports: there is no probe service on real hosts yet, so a backend is
+/// reachable while the controller has its VM running on a host that is up
+/// with its VM network (bond1) not reported down.
+pub struct BelievedFabric {
+    pub machine: Rc<RefCell<ControllerMachine>>,
+}
+
+impl FabricReader for BelievedFabric {
+    async fn read_fabric(&self, vms: Vec<VmId>) -> Result<FabricReport, String> {
+        Ok(self.machine.borrow().believed_fabric(&vms))
     }
 }
 
@@ -291,11 +308,15 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                 None => std::future::pending().await,
             }
         };
+        let fabric = Rc::new(BelievedFabric {
+            machine: machine.clone(),
+        });
         let service = run_controller(
             listener,
             machine,
             Some(store),
             Rc::new(fencer),
+            fabric,
             clock.clone(),
             trace.clone(),
         );

@@ -8,6 +8,7 @@
 //! - [`instances`] — `/v1/hosts`, `/v1/instances…` (the HA core's calls).
 //! - [`network`] — `/v1/vxnets…`, `/v1/routers…`, `/v1/eips…`,
 //!   `/v1/dns-aliases…` (the cloud's network resources).
+//! - [`lb`] — `/v1/load-balancers…` (listeners, backends, their health).
 //! - [`storage`] — `/v1/images`, `/v1/volumes…`,
 //!   `/v1/instances/{id}/snapshots…`, `/v1/instances/{id}/capture` (the
 //!   cloud's storage).
@@ -24,6 +25,7 @@
 //! ([`LOG_LINES_QUEUED_MAX`], then dropped).
 
 mod instances;
+mod lb;
 mod network;
 mod storage;
 
@@ -283,6 +285,7 @@ pub async fn serve(
     let app = Router::new()
         .merge(instances::routes())
         .merge(network::routes())
+        .merge(lb::routes())
         .merge(storage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -87,7 +87,7 @@ pub(super) fn check_filter(field: &str, v: &Option<String>) -> Result<(), Fault>
 
 /// The element of a describe list called `name`, or `not-found` worded as
 /// the cloud words it.
-fn one(list: Value, kind: &str, name: &str) -> Result<Json<Value>, Fault> {
+pub(super) fn one(list: Value, kind: &str, name: &str) -> Result<Json<Value>, Fault> {
     list.as_array()
         .into_iter()
         .flatten()

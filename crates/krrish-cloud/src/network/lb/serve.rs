@@ -1,0 +1,154 @@
+//! Load balancers on the data plane: whether an LB reaches a backend (what
+//! its health check asks, and what a forwarded request needs), and whether
+//! a request from the internet, the external network or a VM is served and
+//! by which backends. Read against the machines' state like
+//! [`crate::network::dataplane::ping`], never a lookup that always says yes.
+
+use super::{Frontend, LoadBalancer};
+use crate::name::Name;
+use crate::network::dataplane::{Fabric, Source};
+use crate::network::{EipKind, Network, Nic};
+use krrish_core::{HostId, VmId};
+
+/// Where `vm`'s one guest runs: an error when nowhere or on several hosts.
+pub(crate) fn the_host(fabric: &dyn Fabric, vm: &VmId) -> Result<HostId, String> {
+    let hosts = fabric.running_on(vm);
+    match hosts.as_slice() {
+        [] => Err(format!("vm {vm} is not running anywhere")),
+        [h] => Ok(h.clone()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|h| h.as_str()).collect();
+            Err(format!(
+                "vm {vm} runs on {} at once: its address is split",
+                names.join(" and ")
+            ))
+        }
+    }
+}
+
+/// Whether the load balancer reaches `vm` now: the guest runs exactly
+/// once, on a host whose VM network (bond1) carries the VXLAN from the
+/// VGWs, and it has an interface the LB reaches. The host and interface.
+pub fn reach_backend(
+    net: &Network,
+    fabric: &dyn Fabric,
+    lb: &LoadBalancer,
+    vm: &VmId,
+) -> Result<(HostId, Nic), String> {
+    let nic = net
+        .backend_nic(lb, vm)
+        .ok_or_else(|| format!("vm {vm} has no interface load balancer {} reaches", lb.name))?;
+    let host = the_host(fabric, vm)?;
+    if !fabric.vm_network_up(&host) {
+        return Err(format!(
+            "{host}'s VM network (bond1) carries no traffic: no VXLAN to {vm}"
+        ));
+    }
+    Ok((host, nic))
+}
+
+/// How one request (or a stream of them) to a listener fares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// The backends the listener spreads requests over (in service).
+    pub in_service: Vec<VmId>,
+    /// Those of them that answer now.
+    pub answered_by: Vec<VmId>,
+    /// Those that do not, and why: their share of requests is lost until
+    /// the health check takes them out.
+    pub lost_at: Vec<(VmId, String)>,
+}
+
+impl Served {
+    /// Some request gets an answer.
+    pub fn served(&self) -> bool {
+        !self.answered_by.is_empty()
+    }
+}
+
+/// Requests from `from` to `lb`'s listener on `port`. `Err` when they do
+/// not reach the load balancer at all (and why); else which backends
+/// answer.
+pub fn serve(
+    net: &Network,
+    fabric: &dyn Fabric,
+    from: &Source,
+    lb: &Name,
+    port: u16,
+) -> Result<Served, String> {
+    let lb = net.load_balancer(lb).map_err(|e| e.to_string())?;
+    let listener = lb.listener(port).map_err(|e| e.to_string())?;
+    // The client's host when the client is a VM on the same VXLAN fabric
+    // (an internal LB): a backend elsewhere needs that host's bond1 too.
+    let mut client_host = None;
+    match &lb.frontend {
+        Frontend::External { eip } => {
+            let e = net.eip(eip).map_err(|e| e.to_string())?;
+            match (from, e.kind) {
+                (Source::Internet, EipKind::Internet) | (Source::External, EipKind::External) => {}
+                (Source::Vm(src), _) => {
+                    // Out through its own VGW and uplink, then in as from
+                    // outside (as a ping to an EIP goes).
+                    let host = the_host(fabric, src)?;
+                    if net.routed_nic(src).is_none() {
+                        return Err(format!(
+                            "vm {src} has no interface on a routed vxnet: no way out"
+                        ));
+                    }
+                    if !fabric.uplink_up(&host) {
+                        return Err(format!(
+                            "{host}'s uplink (bond0) is down: {src} cannot get out"
+                        ));
+                    }
+                }
+                (other, kind) => {
+                    return Err(format!(
+                        "load balancer {} is on {kind} eip {eip} ({}): not reachable from {other}",
+                        lb.name, e.address
+                    ))
+                }
+            }
+        }
+        Frontend::Internal { vxnet, ip } => {
+            let Source::Vm(src) = from else {
+                return Err(format!(
+                    "load balancer {} is internal ({ip} on vxnet {vxnet}): not routed from {from}",
+                    lb.name
+                ));
+            };
+            let host = the_host(fabric, src)?;
+            if net.backend_nic(lb, src).is_none() {
+                return Err(format!(
+                    "vm {src} has no interface on vxnet {vxnet} or a vxnet routed to it"
+                ));
+            }
+            client_host = Some(host);
+        }
+    }
+    let in_service = listener.in_service();
+    if in_service.is_empty() {
+        return Err(format!(
+            "load balancer {} listener {port} has no backend in service",
+            lb.name
+        ));
+    }
+    let mut answered_by = Vec::new();
+    let mut lost_at = Vec::new();
+    for vm in &in_service {
+        let reached = reach_backend(net, fabric, lb, vm).and_then(|(host, _)| match &client_host {
+            Some(c) if *c != host && !fabric.vm_network_up(c) => Err(format!(
+                "{c}'s VM network (bond1) carries no traffic: the client cannot reach {vm} on {host}"
+            )),
+            _ => Ok(()),
+        });
+        match reached {
+            Ok(()) => answered_by.push(vm.clone()),
+            Err(why) => lost_at.push((vm.clone(), why)),
+        }
+    }
+    Ok(Served {
+        in_service,
+        answered_by,
+        lost_at,
+    })
+}
