@@ -19,6 +19,8 @@ pub struct Cluster {
     pub vms: Vec<VmSpec>,
     pub imc_mode: bool,
     pub isolation_response: krrish_core::ha::IsolationResponse,
+    /// Set in the cluster file (else the core's default).
+    pub isolation_response_delay_ms: Option<u64>,
     pub fence_action: krrish_core::ha::FenceAction,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
     pub production_hosts: usize,
@@ -368,6 +370,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         vms,
         imc_mode: f.imc_mode,
         isolation_response: f.isolation_response,
+        isolation_response_delay_ms: f.isolation_response_delay.map(|d| d.ms()),
         fence_action: f.fence_action,
     })
 }

@@ -75,6 +75,8 @@ pub struct Settings {
     pub migration_timeout: Option<Dur>,
     /// Overrides the cluster's isolation response for this scenario.
     pub isolation_response: Option<IsolationResponse>,
+    /// Overrides the cluster's isolation response delay.
+    pub isolation_response_delay: Option<Dur>,
     /// Overrides the cluster's fence action for this scenario.
     pub fence_action: Option<FenceAction>,
     /// A VM that cannot live-migrate home moves cold (default true).
@@ -414,6 +416,10 @@ pub struct ClusterFile {
     /// (default) or `power-off-and-restart`.
     #[serde(default)]
     pub isolation_response: IsolationResponse,
+    /// How long an isolated host must stay so before `power-off-and-restart`
+    /// acts (default 30s, as vSphere HA's isolation policy delay).
+    #[serde(default)]
+    pub isolation_response_delay: Option<Dur>,
     /// What an IPMI fence does: `off` (default) or `reboot`.
     #[serde(default)]
     pub fence_action: FenceAction,

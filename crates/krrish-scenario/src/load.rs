@@ -403,6 +403,13 @@ fn settings(
     }
     c.ha.imc_mode = cluster.imc_mode;
     c.ha.isolation_response = s.isolation_response.unwrap_or(cluster.isolation_response);
+    if let Some(ms) = s
+        .isolation_response_delay
+        .map(|d| d.ms())
+        .or(cluster.isolation_response_delay_ms)
+    {
+        c.ha.isolation_response_delay_ms = ms;
+    }
     c.ha.fence_action = s.fence_action.unwrap_or(cluster.fence_action);
     if let Some(cold) = s.cold_failback {
         c.ha.cold_failback = cold;

@@ -244,6 +244,9 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         fence_action: cluster.fence_action,
         ..HaConfig::default()
     };
+    if let Some(ms) = cluster.isolation_response_delay_ms {
+        ha.isolation_response_delay_ms = ms;
+    }
     let t = &f.timings;
     let bad = |key: &str, why: &str| {
         src.error(
