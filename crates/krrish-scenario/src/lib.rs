@@ -9,6 +9,8 @@
 //! - [`expect`] — expectations (`Check`) and their loading.
 //! - [`load`] — reading files; every error names file, line, column and what
 //!   was expected ([`LoadError`]).
+//! - `timeline` — one timeline item → its actions (faults, API calls,
+//!   guest writes), checked against the cluster.
 //! - [`swarm`] — random clusters and fault schedules per seed, as scenario
 //!   text; shrinking a failing one.
 //! - [`run`] — the runner: timeline, faults, API calls, expectations and
@@ -21,6 +23,7 @@ pub mod format;
 pub mod load;
 pub mod run;
 pub mod swarm;
+mod timeline;
 
 pub use cluster::Cluster;
 pub use load::{load_cluster, load_scenario, parse_scenario, LoadError, Scenario};
