@@ -270,7 +270,7 @@ impl HaManager {
             .vms
             .on_host(host)
             .into_iter()
-            .filter(|(_, v)| v.state.holds(host))
+            .filter(|(_, v)| v.holds(host))
             .fold(Resources::ZERO, |acc, (_, v)| acc.add(&v.spec.demand));
         h.spec.capacity.saturating_sub(&used)
     }
@@ -286,7 +286,7 @@ impl HaManager {
             .on_host(host)
             .into_iter()
             .map(|(_, v)| v)
-            .filter(|v| &v.spec.home == host && !v.state.holds(host))
+            .filter(|v| &v.spec.home == host && !v.holds(host))
             .filter(|v| match &v.state {
                 VmState::Running { host: on } => {
                     self.hosts.get(on).is_some_and(|h| h.spare.is_some())

@@ -455,7 +455,7 @@ impl HaManager {
         // Each spare's own VMs (the index), not the cloud's.
         let in_use_set: BTreeSet<HostId> = spares
             .iter()
-            .filter(|s| self.vms.on_host(s).iter().any(|(_, v)| v.state.holds(s)))
+            .filter(|s| self.vms.on_host(s).iter().any(|(_, v)| v.holds(s)))
             .cloned()
             .collect();
         for s in spares {

@@ -428,6 +428,13 @@ pub struct VmRecord {
 }
 
 impl VmRecord {
+    /// Whether this VM holds room on `host`: its state places it there, or
+    /// an operator stopped it there and the host has not confirmed it is
+    /// off (the guest may still run: its room is not free yet).
+    pub fn holds(&self, host: &HostId) -> bool {
+        self.state.holds(host) || self.stop_unconfirmed_on.as_ref() == Some(host)
+    }
+
     /// A VM in `state` with nothing pending: no attempts, no outage, no
     /// migration in doubt.
     pub fn new(spec: VmSpec, state: VmState) -> Self {
