@@ -291,7 +291,11 @@ impl HaManager {
                 VmState::Running { host: on } => {
                     self.hosts.get(on).is_some_and(|h| h.spare.is_some())
                 }
-                VmState::WaitingForCapacity { .. } | VmState::WaitingForRepair { .. } => true,
+                // Its spare (or wherever it ran) is down: it comes back
+                // through a restart, at home first.
+                VmState::HostDown { .. }
+                | VmState::WaitingForCapacity { .. }
+                | VmState::WaitingForRepair { .. } => true,
                 _ => false,
             })
             .fold(Resources::ZERO, |acc, v| acc.add(&v.spec.demand));
