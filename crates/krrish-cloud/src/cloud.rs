@@ -74,7 +74,8 @@ impl Cloud {
         match request.family() {
             Family::Rdb => {
                 let changes = !request.is_describe();
-                let r = crate::rdb::calls::apply(&mut self.rdbs, request, now_ms, vm_exists, where_is)?;
+                let r =
+                    crate::rdb::calls::apply(&mut self.rdbs, request, now_ms, vm_exists, where_is)?;
                 if changes {
                     self.rdb_generation += 1;
                 }
@@ -252,7 +253,9 @@ impl Cloud {
             gone.push(format!("backend of load balancer {lb} listener {port}"));
         }
         if let Some(rdb) = self.rdbs.forget_vm(vm) {
-            gone.push(format!("rdb {rdb} (a member terminated: the cluster is deleted)"));
+            gone.push(format!(
+                "rdb {rdb} (a member terminated: the cluster is deleted)"
+            ));
             self.rdb_generation += 1;
         }
         self.network.forget_vm(vm);

@@ -323,7 +323,11 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 ));
             }
             if epoch.is_some_and(|e| e != r.epoch) {
-                wrong.push(format!("epoch {}, expected {}", r.epoch, epoch.unwrap_or(0)));
+                wrong.push(format!(
+                    "epoch {}, expected {}",
+                    r.epoch,
+                    epoch.unwrap_or(0)
+                ));
             }
             if let Some(d) = degraded {
                 let shared = r.shared_host();

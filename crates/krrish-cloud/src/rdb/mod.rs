@@ -294,10 +294,7 @@ impl Rdbs {
         }
         let rdb = Rdb {
             name: name.clone(),
-            members: [
-                Member::new(primary.clone(), ph),
-                Member::new(standby, sh),
-            ],
+            members: [Member::new(primary.clone(), ph), Member::new(standby, sh)],
             primary: Some(primary.clone()),
             latest_primary: primary,
             epoch: 1,

@@ -48,11 +48,7 @@ impl ControllerMachine {
             )));
             self.fabric_read = None;
         }
-        if self
-            .cloud
-            .health_checks_due()
-            .is_none_or(|t| t > now_ms)
-        {
+        if self.cloud.health_checks_due().is_none_or(|t| t > now_ms) {
             return;
         }
         let vms = self.cloud.health_check_targets(now_ms);
