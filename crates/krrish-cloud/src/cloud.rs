@@ -3,7 +3,9 @@
 //! the HA core's placements and the (simulated) guests reach it.
 
 use crate::name::Name;
+use crate::network::dataplane::Fabric;
 use crate::network::Network;
+use crate::rdb::Rdbs;
 use crate::request::{CloudError, CloudReply, CloudRequest, Family};
 use crate::storage::{BootPlan, DiskRef, Storage, BLOCK_BYTES};
 use krrish_core::{HostId, VmId};
@@ -31,6 +33,12 @@ pub struct Cloud {
     /// then image: JSON object keys must be strings).
     #[serde(default)]
     syncs: BTreeMap<HostId, BTreeMap<Name, u64>>,
+    /// Managed RDB clusters (their check clock and counting included).
+    #[serde(default)]
+    pub rdbs: Rdbs,
+    /// Bumped by every change to `rdbs` but their health-check counting.
+    #[serde(default)]
+    rdb_generation: u64,
 }
 
 impl Cloud {
@@ -38,18 +46,41 @@ impl Cloud {
     /// state but for load-balancer health checks counting towards a
     /// threshold and their clock (see [`crate::network::Network`]).
     pub fn generation(&self) -> u64 {
-        self.network.generation() + self.storage_generation
+        self.network.generation() + self.storage_generation + self.rdb_generation
     }
 
     /// Answers one call at `now_ms`. `vm_exists` says whether the HA core
-    /// knows a VM. A refused call changes nothing.
+    /// knows a VM. A refused call changes nothing. Knowing no placements,
+    /// it refuses `create-rdb` (see [`Cloud::apply_placed`]).
     pub fn apply(
         &mut self,
         request: CloudRequest,
         now_ms: u64,
         vm_exists: &dyn Fn(&VmId) -> bool,
     ) -> Result<CloudReply, CloudError> {
+        self.apply_placed(request, now_ms, vm_exists, &|_| None)
+    }
+
+    /// [`Cloud::apply`], with `where_is` saying on which host the HA core
+    /// has placed a VM (running or booting): RDB members must be on
+    /// different hosts.
+    pub fn apply_placed(
+        &mut self,
+        request: CloudRequest,
+        now_ms: u64,
+        vm_exists: &dyn Fn(&VmId) -> bool,
+        where_is: &dyn Fn(&VmId) -> Option<HostId>,
+    ) -> Result<CloudReply, CloudError> {
         match request.family() {
+            Family::Rdb => {
+                let changes = !request.is_describe();
+                let r =
+                    crate::rdb::calls::apply(&mut self.rdbs, request, now_ms, vm_exists, where_is)?;
+                if changes {
+                    self.rdb_generation += 1;
+                }
+                Ok(r)
+            }
             Family::Network => {
                 crate::network::calls::apply(&mut self.network, request, now_ms, vm_exists)
             }
@@ -152,6 +183,7 @@ impl Cloud {
     /// worst late, never early).
     pub fn restored(mut self, now_ms: u64) -> Self {
         self.network.restart_health_checks(now_ms);
+        self.rdbs.restart_health_checks(now_ms);
         let storage = &self.storage;
         for images in self.syncs.values_mut() {
             for (image, due) in images.iter_mut() {
@@ -220,6 +252,12 @@ impl Cloud {
         for (lb, port) in self.network.lb_backends_of(vm) {
             gone.push(format!("backend of load balancer {lb} listener {port}"));
         }
+        if let Some(rdb) = self.rdbs.forget_vm(vm) {
+            gone.push(format!(
+                "rdb {rdb} (a member terminated: the cluster is deleted)"
+            ));
+            self.rdb_generation += 1;
+        }
         self.network.forget_vm(vm);
         for v in self.storage.describe_volumes() {
             if v.attached_to.as_ref() == Some(vm) && self.storage.detach_volume(&v.name, vm).is_ok()
@@ -245,5 +283,52 @@ impl Cloud {
         self.storage.write(disk, block, data)?;
         self.storage_generation += 1;
         Ok(())
+    }
+
+    /// When the next health check is due: a load balancer's listener or an
+    /// RDB cluster.
+    pub fn health_checks_due(&self) -> Option<u64> {
+        [
+            self.network.health_checks_due(),
+            self.rdbs.health_checks_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The VMs the shell must read for the checks due by `due_by` (LB
+    /// backends and RDB members), once each.
+    pub fn health_check_targets(&self, due_by: u64) -> Vec<VmId> {
+        let mut vms = self.network.health_check_targets(due_by);
+        vms.extend(self.rdbs.health_check_targets(due_by));
+        vms.sort();
+        vms.dedup();
+        vms
+    }
+
+    /// Runs the checks due by `due_by` on one read of the data plane:
+    /// load balancers' ([`Network::run_health_checks`]) and RDBs' (with
+    /// their failovers). One line per change.
+    pub fn run_health_checks(
+        &mut self,
+        due_by: u64,
+        now_ms: u64,
+        fabric: &dyn Fabric,
+    ) -> Vec<String> {
+        let mut lines = self.network.run_health_checks(due_by, now_ms, fabric);
+        let rdb = self.rdbs.run_health_checks(due_by, now_ms, fabric);
+        if !rdb.is_empty() {
+            self.rdb_generation += 1;
+        }
+        lines.extend(rdb);
+        lines
+    }
+
+    /// The data plane could not be read: no check due by `due_by` is
+    /// judged.
+    pub fn skip_health_checks(&mut self, due_by: u64, now_ms: u64) {
+        self.network.skip_health_checks(due_by, now_ms);
+        self.rdbs.skip_health_checks(due_by, now_ms);
     }
 }

@@ -14,17 +14,23 @@
 //! - [`storage`] — volumes (thin, thick, thick lazy-zeroed), disks as
 //!   snapshot chains of differencing layers holding per-block content, and
 //!   the DFS image repository.
+//! - [`rdb`] — managed RDB clusters: a primary and a standby VM on
+//!   different hosts, an epoch (fencing token), health judged on the same
+//!   data-plane read as the LB checks, the standby promoted when the
+//!   primary is down, the old primary back only as standby.
 //! - [`CloudRequest`] — the API calls on these resources as they cross the
 //!   wire; [`Cloud`] holds the resources, answers the calls
 //!   ([`Cloud::apply`]), follows the HA core's placements
 //!   ([`Cloud::vm_placed`]), completes image syncs on its timer, and takes
 //!   the simulated guests' writes. Load-balancer health checks keep their
 //!   clock in the network's records; the controller runs them on its timer
-//!   against a [`network::lb::FabricReport`] its shell reads.
+//!   against a [`network::lb::FabricReport`] its shell reads; the RDBs'
+//!   checks ride on the same read ([`Cloud::run_health_checks`]).
 
 mod cloud;
 pub mod name;
 pub mod network;
+pub mod rdb;
 mod request;
 pub mod storage;
 

@@ -179,6 +179,24 @@ pub enum CloudRequest {
         vm: String,
         image: String,
     },
+
+    /// A managed RDB on two existing VMs on different hosts: `primary`
+    /// (epoch 1) and `standby`.
+    CreateRdb {
+        name: String,
+        primary: String,
+        standby: String,
+    },
+    /// Deletes the cluster; its VMs stay.
+    DeleteRdb {
+        name: String,
+    },
+    DescribeRdbs,
+    /// A planned swap of primary and standby (both healthy); the epoch
+    /// moves on.
+    SwitchoverRdb {
+        name: String,
+    },
 }
 
 fn thin() -> Provisioning {
@@ -190,6 +208,7 @@ fn thin() -> Provisioning {
 pub enum Family {
     Network,
     Storage,
+    Rdb,
 }
 
 impl CloudRequest {
@@ -208,6 +227,10 @@ impl CloudRequest {
             | R::RevertSnapshot { .. }
             | R::DescribeSnapshots { .. }
             | R::CaptureInstance { .. } => Family::Storage,
+            R::CreateRdb { .. }
+            | R::DeleteRdb { .. }
+            | R::DescribeRdbs
+            | R::SwitchoverRdb { .. } => Family::Rdb,
             _ => Family::Network,
         }
     }
@@ -240,6 +263,7 @@ impl CloudRequest {
                 | R::DescribeImages
                 | R::DescribeVolumes
                 | R::DescribeSnapshots { .. }
+                | R::DescribeRdbs
         )
     }
 }
@@ -384,6 +408,20 @@ impl std::fmt::Display for CloudRequest {
             R::CaptureInstance { vm, image } => {
                 write!(f, "CaptureInstance {} as image {}", s(vm), s(image))
             }
+            R::CreateRdb {
+                name,
+                primary,
+                standby,
+            } => write!(
+                f,
+                "CreateRDB {} (primary {}, standby {})",
+                s(name),
+                s(primary),
+                s(standby)
+            ),
+            R::DeleteRdb { name } => write!(f, "DeleteRDBs {}", s(name)),
+            R::DescribeRdbs => f.write_str("DescribeRDBs"),
+            R::SwitchoverRdb { name } => write!(f, "SwitchoverRDB {}", s(name)),
         }
     }
 }
@@ -396,6 +434,8 @@ pub enum CloudError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Rdb(#[from] crate::rdb::RdbError),
 }
 
 impl From<crate::network::lb::LbError> for CloudError {
@@ -411,6 +451,7 @@ impl CloudError {
             CloudError::Name(_) => "invalid-request",
             CloudError::Network(e) => e.code(),
             CloudError::Storage(e) => e.code(),
+            CloudError::Rdb(e) => e.code(),
         }
     }
 }

@@ -101,6 +101,15 @@ pub enum Check {
         in_service: Option<Vec<VmId>>,
         answered_by: Option<Vec<VmId>>,
     },
+    /// An RDB cluster's primary (`None`: none), and if given its standby,
+    /// epoch and whether its members share a host.
+    Rdb {
+        name: Name,
+        primary: Option<VmId>,
+        standby: Option<VmId>,
+        epoch: Option<u64>,
+        degraded: Option<bool>,
+    },
     /// An event of this kind (about this host / VM) was raised, or never.
     Event {
         kind: &'static str,
@@ -341,6 +350,40 @@ pub(crate) fn check(
     if let Some(x) = e.lb {
         checks.push(lb_check(src, at, x, known_vms)?);
     }
+    if let Some(x) = e.rdb {
+        let name = Name::parse("rdb.name", &x.name)
+            .map_err(|e| src.error(src.find("name", &x.name).or(at), e.to_string()))?;
+        let primary = match x.primary.as_str() {
+            "none" => None,
+            vm => Some(vm_ref(src, "primary", vm, known_vms)?),
+        };
+        let standby = x
+            .standby
+            .as_deref()
+            .map(|vm| vm_ref(src, "standby", vm, known_vms))
+            .transpose()?;
+        if let (Some(p), Some(s)) = (&primary, &standby) {
+            if p == s {
+                return Err(src.error(
+                    src.find("standby", s.as_str()).or(at),
+                    format!("rdb.standby: `{s}` is also the primary"),
+                ));
+            }
+        }
+        if x.epoch == Some(0) {
+            return Err(src.error(
+                src.find("epoch", "0").or(at),
+                "rdb.epoch: epochs start at 1",
+            ));
+        }
+        checks.push(Check::Rdb {
+            name,
+            primary,
+            standby,
+            epoch: x.epoch,
+            degraded: x.degraded,
+        });
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -348,7 +391,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb, rdb")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

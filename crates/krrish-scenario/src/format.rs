@@ -249,6 +249,20 @@ pub struct Expectation {
     /// in service (the control plane's health checks) and the ones that
     /// answer (the data plane).
     pub lb: Option<LbCheckRef>,
+    /// An RDB cluster's roles as the control plane has them: the primary
+    /// (`none` for none), the standby, the epoch, whether degraded
+    /// (members share a host).
+    pub rdb: Option<RdbCheckRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdbCheckRef {
+    pub name: String,
+    pub primary: String,
+    pub standby: Option<String>,
+    pub epoch: Option<u64>,
+    pub degraded: Option<bool>,
 }
 
 /// `from`: `internet`, `external` or a VM; at least one of `served`,

@@ -295,6 +295,55 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
             in_service.as_deref(),
             answered_by.as_deref(),
         ),
+        Check::Rdb {
+            name,
+            primary,
+            standby,
+            epoch,
+            degraded,
+        } => {
+            let cloud = world.cloud();
+            let r = cloud.rdbs.get(name).map_err(|e| e.to_string())?;
+            let show = |v: Option<&krrish_core::VmId>| {
+                v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            };
+            let mut wrong = Vec::new();
+            if r.primary.as_ref() != primary.as_ref() {
+                wrong.push(format!(
+                    "primary {}, expected {}",
+                    show(r.primary.as_ref()),
+                    show(primary.as_ref())
+                ));
+            }
+            if standby.is_some() && r.standby() != standby.as_ref() {
+                wrong.push(format!(
+                    "standby {}, expected {}",
+                    show(r.standby()),
+                    show(standby.as_ref())
+                ));
+            }
+            if epoch.is_some_and(|e| e != r.epoch) {
+                wrong.push(format!(
+                    "epoch {}, expected {}",
+                    r.epoch,
+                    epoch.unwrap_or(0)
+                ));
+            }
+            if let Some(d) = degraded {
+                let shared = r.shared_host();
+                if shared.is_some() != *d {
+                    wrong.push(match shared {
+                        Some(h) => format!("degraded (members share {h}), expected not"),
+                        None => "not degraded, expected degraded".into(),
+                    });
+                }
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("rdb {name}: {}", wrong.join(", ")))
+            }
+        }
         Check::Nic { vm, vxnet, ip } => {
             let cloud = world.cloud();
             let got = cloud

@@ -168,6 +168,34 @@ fn broken_files_are_located() {
             Some(5),
             "timeline[0]: unknown variant `udp`, expected `tcp` or `http`",
         ),
+        (
+            "rdb-unknown-primary",
+            format!("{CLUSTER}expect:\n  - rdb: {{ name: db-1, primary: vm-99 }}\n{end}"),
+            5,
+            None,
+            "no VM named `vm-99`",
+        ),
+        (
+            "rdb-epoch-zero",
+            format!("{CLUSTER}expect:\n  - rdb: {{ name: db-1, primary: none, epoch: 0 }}\n{end}"),
+            5,
+            None,
+            "rdb.epoch: epochs start at 1",
+        ),
+        (
+            "rdb-bad-name",
+            format!("{CLUSTER}expect:\n  - rdb: {{ name: DB, primary: none }}\n{end}"),
+            5,
+            None,
+            "rdb.name: expected a name",
+        ),
+        (
+            "rdb-unknown-field",
+            format!("{CLUSTER}expect:\n  - rdb: {{ name: db-1, primary: none, secondary: vm-1 }}\n{end}"),
+            5,
+            None,
+            "unknown field `secondary`",
+        ),
         ("empty", "\n".to_string(), 0, None, "the file is empty"),
     ];
     for (name, text, line, col, msg) in cases {

@@ -81,6 +81,10 @@ enum Top {
     /// controller's API.
     #[command(subcommand)]
     LoadBalancers(client::LoadBalancersCmd),
+    /// Managed RDBs (primary, standby, epoch, failover), through the
+    /// controller's API.
+    #[command(subcommand)]
+    Rdbs(client::RdbsCmd),
     /// Images of the DFS repository, through the controller's API.
     #[command(subcommand)]
     Images(client::ImagesCmd),
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Top::Eips(c) => return client::main(&cli.api, client::Cmd::Eips(c)),
         Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
         Top::LoadBalancers(c) => return client::main(&cli.api, client::Cmd::LoadBalancers(c)),
+        Top::Rdbs(c) => return client::main(&cli.api, client::Cmd::Rdbs(c)),
         Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),
         Top::Volumes(c) => return client::main(&cli.api, client::Cmd::Volumes(c)),
         Top::Snapshots(c) => return client::main(&cli.api, client::Cmd::Snapshots(c)),

@@ -2,6 +2,7 @@
 //! turned into core or cloud calls, with one trace line per call.
 
 use super::{ControllerMachine, ControllerOutput};
+use krrish_core::ha::VmState;
 use krrish_core::{HostId, VmId, VmSpec};
 use krrish_wire::{ApiFault, ApiReply, ApiRequest};
 
@@ -68,8 +69,17 @@ impl ControllerMachine {
                 .map_err(ApiFault::from),
             ApiRequest::Cloud(request) => {
                 let core = &self.core;
+                let where_is = |vm: &VmId| match &core.vms().get(vm)?.state {
+                    VmState::Running { host } | VmState::Booting { host, .. } => Some(host.clone()),
+                    _ => None,
+                };
                 self.cloud
-                    .apply(request, now_ms, &|vm: &VmId| core.vms().contains_key(vm))
+                    .apply_placed(
+                        request,
+                        now_ms,
+                        &|vm: &VmId| core.vms().contains_key(vm),
+                        &where_is,
+                    )
                     .map(|r| reply(r.message, r.data))
                     .map_err(ApiFault::from)
             }

@@ -1,4 +1,4 @@
-//! Load-balancer health checks on the controller's timer. The cloud keeps
+//! Health checks on the controller's timer (load balancers' and RDBs'). The cloud keeps
 //! the check clock (each listener's next check); when checks are due the
 //! controller asks its shell to read the data plane for the backends due
 //! ([`ControllerOutput::ReadFabric`]) and runs the checks on the answer
@@ -32,7 +32,7 @@ impl ControllerMachine {
     pub(super) fn health_wake(&self) -> Option<u64> {
         match self.fabric_read {
             Some(r) => Some(r.asked_at_ms + FABRIC_READ_TIMEOUT_MS),
-            None => self.cloud.network.health_checks_due(),
+            None => self.cloud.health_checks_due(),
         }
     }
 
@@ -48,15 +48,10 @@ impl ControllerMachine {
             )));
             self.fabric_read = None;
         }
-        if self
-            .cloud
-            .network
-            .health_checks_due()
-            .is_none_or(|t| t > now_ms)
-        {
+        if self.cloud.health_checks_due().is_none_or(|t| t > now_ms) {
             return;
         }
-        let vms = self.cloud.network.health_check_targets(now_ms);
+        let vms = self.cloud.health_check_targets(now_ms);
         self.next_fabric_read += 1;
         let id = self.next_fabric_read;
         self.fabric_read = Some(FabricRead {
@@ -81,10 +76,9 @@ impl ControllerMachine {
         self.fabric_read = None;
         match result {
             Ok(report) => {
-                let lines =
-                    self.cloud
-                        .network
-                        .run_health_checks(asked.asked_at_ms, now_ms, &report);
+                let lines = self
+                    .cloud
+                    .run_health_checks(asked.asked_at_ms, now_ms, &report);
                 for line in lines {
                     self.push(ControllerOutput::Trace(line));
                 }
@@ -93,9 +87,7 @@ impl ControllerMachine {
                 self.push(ControllerOutput::Trace(format!(
                     "health checks: cannot read the data plane: {why}"
                 )));
-                self.cloud
-                    .network
-                    .skip_health_checks(asked.asked_at_ms, now_ms);
+                self.cloud.skip_health_checks(asked.asked_at_ms, now_ms);
             }
         }
         self.drain(now_ms);

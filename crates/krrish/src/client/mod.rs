@@ -17,10 +17,12 @@
 
 mod lb;
 mod network;
+mod rdb;
 mod storage;
 
 pub use lb::LoadBalancersCmd;
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
+pub use rdb::RdbsCmd;
 pub use storage::{ImagesCmd, SnapshotsCmd, VolumesCmd};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -323,6 +325,7 @@ pub enum Cmd {
     Eips(EipsCmd),
     DnsAliases(DnsAliasesCmd),
     LoadBalancers(LoadBalancersCmd),
+    Rdbs(RdbsCmd),
     Images(ImagesCmd),
     Volumes(VolumesCmd),
     Snapshots(SnapshotsCmd),
@@ -360,6 +363,7 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::Eips(c) => network::eips(ep, c)?,
         Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
         Cmd::LoadBalancers(c) => lb::load_balancers(ep, c)?,
+        Cmd::Rdbs(c) => rdb::rdbs(ep, c)?,
         Cmd::Images(c) => storage::images(ep, c)?,
         Cmd::Volumes(c) => storage::volumes(ep, c)?,
         Cmd::Snapshots(c) => storage::snapshots(ep, c)?,

@@ -9,6 +9,7 @@
 //! - [`network`] — `/v1/vxnets…`, `/v1/routers…`, `/v1/eips…`,
 //!   `/v1/dns-aliases…` (the cloud's network resources).
 //! - [`lb`] — `/v1/load-balancers…` (listeners, backends, their health).
+//! - [`rdb`] — `/v1/rdbs…` (managed RDBs: create, delete, switchover).
 //! - [`storage`] — `/v1/images`, `/v1/volumes…`,
 //!   `/v1/instances/{id}/snapshots…`, `/v1/instances/{id}/capture` (the
 //!   cloud's storage).
@@ -27,6 +28,7 @@
 mod instances;
 mod lb;
 mod network;
+mod rdb;
 mod storage;
 
 use axum::extract::rejection::JsonRejection;
@@ -286,6 +288,7 @@ pub async fn serve(
         .merge(instances::routes())
         .merge(network::routes())
         .merge(lb::routes())
+        .merge(rdb::routes())
         .merge(storage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
