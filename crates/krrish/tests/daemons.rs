@@ -554,13 +554,7 @@ fn api_cli(c: &Cluster, api: u16, token: &str, args: &[&str]) -> (Option<i32>, S
 
 #[test]
 fn operators_use_the_http_api_through_the_cli() {
-    let api = free_port();
-    let mut c = start_cluster_with(
-        "api",
-        FENCE_SCRIPT,
-        &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
-    );
-    c.wait_for("controller", &["API on http://127.0.0.1:"]);
+    let (mut c, api) = start_cluster_with_api("api");
 
     // Every host is up, with its spare state and bonds.
     let (code, out, err) = api_cli(&c, api, API_TOKEN, &["hosts", "list"]);
@@ -800,23 +794,49 @@ fn http(api: u16, token: &str, method: &str, path: &str, body: Option<&str>) -> 
 
 use serde_json::Value;
 
-/// Every network list, as JSON, to compare before and after refusals.
-fn network_state(c: &Cluster, api: u16) -> Vec<Value> {
-    ["vxnets", "routers", "eips", "dns-aliases"]
-        .iter()
-        .map(|r| serde_json::from_str(&api_ok(c, api, &["--output", "json", r, "list"])).unwrap())
-        .collect()
-}
-
-#[test]
-fn operators_manage_the_network_through_the_cli() {
+/// A cluster whose controller serves the HTTP API (token `api-token`), up
+/// and listening; and the API's port.
+fn start_cluster_with_api(name: &str) -> (Cluster, u16) {
     let api = free_port();
     let mut c = start_cluster_with(
-        "network",
+        name,
         FENCE_SCRIPT,
         &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
     );
     c.wait_for("controller", &["API on http://127.0.0.1:"]);
+    (c, api)
+}
+
+/// What each CLI listing in `lists` prints as JSON: the state to compare
+/// before and after refusals.
+fn json_lists(c: &Cluster, api: u16, lists: &[&[&str]]) -> Vec<Value> {
+    lists
+        .iter()
+        .map(|args| {
+            let mut all = vec!["--output", "json"];
+            all.extend_from_slice(args);
+            serde_json::from_str(&api_ok(c, api, &all)).unwrap()
+        })
+        .collect()
+}
+
+/// Every network list, as JSON, to compare before and after refusals.
+fn network_state(c: &Cluster, api: u16) -> Vec<Value> {
+    json_lists(
+        c,
+        api,
+        &[
+            &["vxnets", "list"],
+            &["routers", "list"],
+            &["eips", "list"],
+            &["dns-aliases", "list"],
+        ],
+    )
+}
+
+#[test]
+fn operators_manage_the_network_through_the_cli() {
+    let (mut c, api) = start_cluster_with_api("network");
 
     // A router, a vxnet on it, vm-1 on the vxnet.
     assert_eq!(

@@ -8,25 +8,12 @@ use super::*;
 /// Every load balancer and EIP, as JSON, to compare before and after
 /// refusals.
 fn lb_state(c: &Cluster, api: u16) -> Vec<Value> {
-    [&["load-balancers", "describe"][..], &["eips", "list"][..]]
-        .iter()
-        .map(|args| {
-            let mut all = vec!["--output", "json"];
-            all.extend_from_slice(args);
-            serde_json::from_str(&api_ok(c, api, &all)).unwrap()
-        })
-        .collect()
+    json_lists(c, api, &[&["load-balancers", "describe"], &["eips", "list"]])
 }
 
 #[test]
 fn operators_manage_load_balancers_through_the_cli() {
-    let api = free_port();
-    let mut c = start_cluster_with(
-        "lb",
-        FENCE_SCRIPT,
-        &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
-    );
-    c.wait_for("controller", &["API on http://127.0.0.1:"]);
+    let (mut c, api) = start_cluster_with_api("lb");
     for args in [
         &["routers", "create", "r1"][..],
         &["vxnets", "create", "net-1", "--network", "10.1.2.0"],

@@ -6,29 +6,20 @@ use super::*;
 /// Every storage list (images, volumes, web-1's snapshots) as JSON, to
 /// compare before and after refusals.
 fn storage_state(c: &Cluster, api: u16) -> Vec<Value> {
-    [
-        &["images", "list"][..],
-        &["volumes", "list"][..],
-        &["snapshots", "list", "--instance", "web-1"][..],
-    ]
-    .iter()
-    .map(|args| {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&api_ok(c, api, &all)).unwrap()
-    })
-    .collect()
+    json_lists(
+        c,
+        api,
+        &[
+            &["images", "list"],
+            &["volumes", "list"],
+            &["snapshots", "list", "--instance", "web-1"],
+        ],
+    )
 }
 
 #[test]
 fn operators_manage_storage_through_the_cli() {
-    let api = free_port();
-    let mut c = start_cluster_with(
-        "storage",
-        FENCE_SCRIPT,
-        &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
-    );
-    c.wait_for("controller", &["API on http://127.0.0.1:"]);
+    let (mut c, api) = start_cluster_with_api("storage");
 
     // An image, and a VM launched from it.
     assert_eq!(
