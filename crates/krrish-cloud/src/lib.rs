@@ -18,6 +18,8 @@
 //!   different hosts, an epoch (fencing token), health judged on the same
 //!   data-plane read as the LB checks, the standby promoted when the
 //!   primary is down, the old primary back only as standby.
+//! - [`health`] — health-check results in a row counted towards two
+//!   thresholds (load-balancer backends and RDB members alike).
 //! - [`CloudRequest`] — the API calls on these resources as they cross the
 //!   wire; [`Cloud`] holds the resources, answers the calls
 //!   ([`Cloud::apply`]), follows the HA core's placements
@@ -28,6 +30,7 @@
 //!   checks ride on the same read ([`Cloud::run_health_checks`]).
 
 mod cloud;
+pub mod health;
 pub mod name;
 pub mod network;
 pub mod rdb;

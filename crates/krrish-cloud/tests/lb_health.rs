@@ -90,12 +90,18 @@ fn health_checks_move_a_backend_only_at_a_threshold() {
     f.bond1_down.insert("spare-1");
     round(&mut c, 23_000, &f);
     let b = &c.network.load_balancer(&name("ext")).unwrap().listeners[&80].backends[&vm("web-a")];
-    assert!(b.failing.as_deref().unwrap().contains("bond1"), "{b:?}");
+    assert!(
+        b.checks.failing.as_deref().unwrap().contains("bond1"),
+        "{b:?}"
+    );
     f.bond1_down.clear();
     f.on.insert("web-a", vec!["hv-01", "spare-1"]);
     round(&mut c, 25_000, &f);
     let b = &c.network.load_balancer(&name("ext")).unwrap().listeners[&80].backends[&vm("web-a")];
-    assert!(b.failing.as_deref().unwrap().contains("at once"), "{b:?}");
+    assert!(
+        b.checks.failing.as_deref().unwrap().contains("at once"),
+        "{b:?}"
+    );
     // web-b never failed.
     assert_eq!(ext(&c, "web-b"), (Health::InService, 2, 0));
 }
@@ -120,7 +126,7 @@ fn a_backend_leaving_its_vxnet_fails_its_checks_and_a_late_round_reschedules() {
     assert_eq!(l.next_check_ms, Some(11_000));
     let b = &l.backends[&vm("db")];
     assert_eq!(
-        b.failing.as_deref(),
+        b.checks.failing.as_deref(),
         Some("vm db has no interface load balancer int reaches")
     );
     let lines = c

@@ -3,6 +3,7 @@
 //! runs both). Each cluster keeps its own check clock.
 
 use super::{Rdb, Rdbs};
+use crate::health::Reached;
 use crate::network::dataplane::Fabric;
 use crate::network::lb::serve::the_host;
 use krrish_core::VmId;
@@ -32,31 +33,23 @@ fn check(r: &mut Rdb, fabric: &dyn Fabric) -> Vec<String> {
     for m in r.members.iter_mut() {
         let (host, result) = probe(fabric, &m.vm);
         m.host = host;
-        match result {
-            Ok(()) => {
-                m.failures = 0;
-                m.failing = None;
-                m.passes = (m.passes + 1).min(healthy_at);
-                if !m.healthy && m.passes >= healthy_at {
-                    m.healthy = true;
-                    lines.push(format!(
-                        "rdb {name}: vm {} healthy again after {healthy_at} good checks",
-                        m.vm
-                    ));
-                }
+        match m.checks.record(result, healthy_at, unhealthy_at) {
+            Some(Reached::Healthy) if !m.healthy => {
+                m.healthy = true;
+                lines.push(format!(
+                    "rdb {name}: vm {} healthy again after {healthy_at} good checks",
+                    m.vm
+                ));
             }
-            Err(why) => {
-                m.passes = 0;
-                m.failures = (m.failures + 1).min(unhealthy_at);
-                if m.healthy && m.failures >= unhealthy_at {
-                    m.healthy = false;
-                    lines.push(format!(
-                        "rdb {name}: vm {} unhealthy after {unhealthy_at} failed checks: {why}",
-                        m.vm
-                    ));
-                }
-                m.failing = Some(why);
+            Some(Reached::Unhealthy) if m.healthy => {
+                m.healthy = false;
+                lines.push(format!(
+                    "rdb {name}: vm {} unhealthy after {unhealthy_at} failed checks: {}",
+                    m.vm,
+                    m.checks.failing.as_deref().unwrap_or("")
+                ));
             }
+            _ => {}
         }
     }
     match r.primary.clone() {
@@ -94,7 +87,7 @@ fn check(r: &mut Rdb, fabric: &dyn Fabric) -> Vec<String> {
     let epoch = r.epoch;
     let primary = r.primary.clone();
     for m in r.members.iter_mut() {
-        if m.failures == 0 && m.epoch < epoch {
+        if m.checks.failures == 0 && m.epoch < epoch {
             let role = if primary.as_ref() == Some(&m.vm) {
                 "primary"
             } else {

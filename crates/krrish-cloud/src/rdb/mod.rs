@@ -64,10 +64,9 @@ pub struct Member {
     /// Healthy until `unhealthy_threshold` failed checks in a row; healthy
     /// again after `healthy_threshold` good ones.
     pub healthy: bool,
-    pub passes: u32,
-    pub failures: u32,
-    /// Why the latest check failed.
-    pub failing: Option<String>,
+    /// Its checks' results in a row.
+    #[serde(flatten)]
+    pub checks: crate::health::CheckCount,
     /// Where its guest ran at the latest check (or was placed at creation).
     pub host: Option<HostId>,
     /// The epoch it was last told of (stale while it was unreachable).
@@ -79,9 +78,7 @@ impl Member {
         Member {
             vm,
             healthy: true,
-            passes: 0,
-            failures: 0,
-            failing: None,
+            checks: Default::default(),
             host: Some(host),
             epoch: 1,
         }
@@ -89,7 +86,7 @@ impl Member {
 
     /// Healthy, and its latest check passed.
     pub fn ready(&self) -> bool {
-        self.healthy && self.failures == 0
+        self.healthy && self.checks.failures == 0
     }
 }
 
@@ -158,7 +155,7 @@ impl Rdb {
                     "host": m.host,
                     "epoch": m.epoch,
                     "stale": m.epoch < self.epoch,
-                    "failing": m.failing,
+                    "failing": m.checks.failing,
                 })
             })
             .collect();

@@ -106,7 +106,7 @@ pub fn all_up() -> Hand {
 
 pub fn health(c: &Cloud, lb: &str, port: u16, v: &str) -> (Health, u32, u32) {
     let b = &c.network.load_balancer(&name(lb)).unwrap().listeners[&port].backends[&vm(v)];
-    (b.health, b.passes, b.failures)
+    (b.health, b.checks.passes, b.checks.failures)
 }
 
 /// One round as the controller runs it: the targets due, read off the

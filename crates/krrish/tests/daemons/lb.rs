@@ -8,7 +8,11 @@ use super::*;
 /// Every load balancer and EIP, as JSON, to compare before and after
 /// refusals.
 fn lb_state(c: &Cluster, api: u16) -> Vec<Value> {
-    json_lists(c, api, &[&["load-balancers", "describe"], &["eips", "list"]])
+    json_lists(
+        c,
+        api,
+        &[&["load-balancers", "describe"], &["eips", "list"]],
+    )
 }
 
 #[test]

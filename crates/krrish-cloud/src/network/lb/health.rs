@@ -9,6 +9,7 @@
 
 use super::serve::reach_backend;
 use super::{Health, HealthCheck};
+use crate::health::Reached;
 use crate::name::Name;
 use crate::network::dataplane::Fabric;
 use crate::network::Network;
@@ -82,23 +83,13 @@ fn count(
     result: Result<(), String>,
 ) -> Option<String> {
     let before = b.health;
-    match result {
-        Ok(()) => {
-            b.failures = 0;
-            b.failing = None;
-            b.passes = (b.passes + 1).min(check.healthy_threshold);
-            if b.health != Health::InService && b.passes >= check.healthy_threshold {
-                b.health = Health::InService;
-            }
-        }
-        Err(why) => {
-            b.passes = 0;
-            b.failures = (b.failures + 1).min(check.unhealthy_threshold);
-            if b.health != Health::OutOfService && b.failures >= check.unhealthy_threshold {
-                b.health = Health::OutOfService;
-            }
-            b.failing = Some(why);
-        }
+    match b
+        .checks
+        .record(result, check.healthy_threshold, check.unhealthy_threshold)
+    {
+        Some(Reached::Healthy) => b.health = Health::InService,
+        Some(Reached::Unhealthy) => b.health = Health::OutOfService,
+        None => {}
     }
     match (before, b.health) {
         (x, y) if x == y => None,
@@ -114,7 +105,7 @@ fn count(
             "backend {} taken out of service after {} failed checks: {}",
             b.vm,
             check.unhealthy_threshold,
-            b.failing.as_deref().unwrap_or("")
+            b.checks.failing.as_deref().unwrap_or("")
         )),
     }
 }

@@ -179,12 +179,9 @@ pub struct Backend {
     pub port: u16,
     pub weight: u32,
     pub health: Health,
-    /// Good checks in a row (at most the healthy threshold).
-    pub passes: u32,
-    /// Failed checks in a row (at most the unhealthy threshold).
-    pub failures: u32,
-    /// Why the latest check failed (none once one passes).
-    pub failing: Option<String>,
+    /// Its checks' results in a row.
+    #[serde(flatten)]
+    pub checks: crate::health::CheckCount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

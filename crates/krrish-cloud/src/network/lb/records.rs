@@ -327,9 +327,7 @@ impl Network {
             port: port.unwrap_or(listener),
             weight,
             health: Health::New,
-            passes: 0,
-            failures: 0,
-            failing: None,
+            checks: Default::default(),
         }))
     }
 
