@@ -14,7 +14,9 @@
 //! | `POST /v1/load-balancers/{name}/listeners/{port}/backends {instance, port?, weight?}` | AddBackend → 201 |
 //! | `DELETE /v1/load-balancers/{name}/listeners/{port}/backends/{instance}` | RemoveBackend |
 
-use super::network::{body, check_filter, cloud, created, keep, named, one, query, Created};
+use super::network::{
+    body, check_choice, check_filter, cloud, created, keep, named, one, query, Created,
+};
 use super::{check_id, Api, Fault};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -75,11 +77,7 @@ async fn lbs(
 ) -> Result<Json<Value>, Fault> {
     let f = query(q)?;
     check_filter("instance", &f.instance)?;
-    if let Some(k) = &f.kind {
-        if !KINDS.iter().any(|x| x.to_string() == *k) {
-            return Err(Fault::invalid("kind: expected external or internal"));
-        }
-    }
+    check_choice("kind", &f.kind, &KINDS.map(|k| k.to_string()))?;
     let Json(list) = cloud(&api, CloudRequest::DescribeLoadBalancers).await?;
     Ok(Json(filter_lbs(list, &f)))
 }

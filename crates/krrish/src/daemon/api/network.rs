@@ -85,6 +85,22 @@ pub(super) fn check_filter(field: &str, v: &Option<String>) -> Result<(), Fault>
     v.as_deref().map_or(Ok(()), |v| check_id(field, v))
 }
 
+/// A filter that must be one of `choices` (as the API spells them), if
+/// given.
+pub(super) fn check_choice(
+    field: &str,
+    v: &Option<String>,
+    choices: &[String],
+) -> Result<(), Fault> {
+    match v {
+        Some(v) if !choices.contains(v) => Err(Fault::invalid(format!(
+            "{field}: expected {}",
+            choices.join(" or ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The element of a describe list called `name`, or `not-found` worded as
 /// the cloud words it.
 pub(super) fn one(list: Value, kind: &str, name: &str) -> Result<Json<Value>, Fault> {
@@ -334,11 +350,7 @@ async fn eips(
 ) -> Result<Json<Value>, Fault> {
     let f = query(q)?;
     check_filter("instance", &f.instance)?;
-    if let Some(k) = &f.kind {
-        if !EIP_KINDS.iter().any(|x| x.to_string() == *k) {
-            return Err(Fault::invalid("kind: expected internet or external"));
-        }
-    }
+    check_choice("kind", &f.kind, &EIP_KINDS.map(|k| k.to_string()))?;
     let Json(list) = cloud(&api, CloudRequest::DescribeEips).await?;
     Ok(Json(filter_eips(list, &f)))
 }
