@@ -325,73 +325,40 @@ impl HaManager {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.last_timeout_ms = self.last_timeout_ms.max(now_ms);
         self.read_dfs_if_due(now_ms);
-        let hb = self.config.heartbeat;
-        // Only hosts whose own record is due for something (a new miss, a
-        // stage deadline, an isolation to judge): a quiet cloud's timer
-        // does not look a thousand hosts up by name.
+        // Only hosts whose own record is due for something: a quiet cloud's
+        // timer does not look a thousand hosts up by name. Each is judged
+        // again from its record as it is when its turn comes.
         let ids: Vec<HostId> = self
             .hosts
             .iter()
-            .filter(|(_, h)| match h.liveness {
-                Liveness::Up | Liveness::Suspect { .. } => {
-                    let before = match h.liveness {
-                        Liveness::Suspect { misses } => misses,
-                        _ => 0,
-                    };
-                    let misses = hb.misses(h.last_heartbeat_ms, now_ms);
-                    misses > before || misses >= hb.misses_max
-                }
-                Liveness::Isolated { .. } => true,
-                Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
-                | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => {
-                    now_ms >= deadline_ms
-                }
-                Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => now_ms >= safe_at_ms,
-                Liveness::FenceFailed { at_ms } => now_ms >= at_ms + self.config.fence_retry_ms,
-                _ => false,
-            })
+            .filter(|(_, h)| self.timer_due(h, now_ms).is_some())
             .map(|(id, _)| id.clone())
             .collect();
         for id in &ids {
-            let h = &self.hosts[id];
-            match h.liveness {
-                Liveness::Up | Liveness::Suspect { .. } => {
-                    let misses = hb.misses(h.last_heartbeat_ms, now_ms);
-                    let before = match h.liveness {
-                        Liveness::Suspect { misses } => misses,
-                        _ => 0,
-                    };
-                    if misses >= hb.misses_max {
-                        let silent_ms = now_ms - h.last_heartbeat_ms;
-                        self.judge_silent(now_ms, id, silent_ms);
-                    } else if misses > before {
-                        self.hosts.get_mut(id).expect("listed").liveness =
-                            Liveness::Suspect { misses };
-                        self.notice(
-                            now_ms,
-                            Notice::HostSuspect {
-                                host: id.clone(),
-                                misses,
-                                of: hb.misses_max,
-                            },
-                        );
-                    }
+            let Some(due) = self.timer_due(&self.hosts[id], now_ms) else {
+                continue;
+            };
+            match due {
+                TimerDue::Silent { silent_ms } => self.judge_silent(now_ms, id, silent_ms),
+                TimerDue::Miss { misses } => {
+                    self.hosts.get_mut(id).expect("listed").liveness = Liveness::Suspect { misses };
+                    self.notice(
+                        now_ms,
+                        Notice::HostSuspect {
+                            host: id.clone(),
+                            misses,
+                            of: self.config.heartbeat.misses_max,
+                        },
+                    );
                 }
-                Liveness::Isolated { .. } => {
-                    let silent_ms = now_ms.saturating_sub(h.last_heartbeat_ms);
-                    self.judge_silent(now_ms, id, silent_ms);
-                }
-                Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) if now_ms >= deadline_ms => {
+                TimerDue::IpmiUnconfirmed => {
                     let why = format!(
                         "BMC did not confirm power-off within {}",
                         secs(self.config.fence_timeout_ms)
                     );
                     self.ipmi_failed(now_ms, id, why);
                 }
-                Liveness::Fencing(FenceStage::LeaseRevoking {
-                    attempt,
-                    deadline_ms,
-                }) if now_ms >= deadline_ms => {
+                TimerDue::RevokeUnanswered { attempt } => {
                     if attempt >= self.config.lease_revoke_attempts_max {
                         self.fence_gave_up(now_ms, id);
                     } else {
@@ -403,15 +370,8 @@ impl HaManager {
                         self.command(Command::RevokeLease { host: id.clone() });
                     }
                 }
-                Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms })
-                    if now_ms >= safe_at_ms =>
-                {
-                    self.fenced(now_ms, id, FenceMethod::DfsLease);
-                }
-                Liveness::FenceFailed { at_ms } if now_ms >= at_ms + self.config.fence_retry_ms => {
-                    self.retry_fence(now_ms, id);
-                }
-                _ => {}
+                TimerDue::LeaseExpired => self.fenced(now_ms, id, FenceMethod::DfsLease),
+                TimerDue::FenceRetry => self.retry_fence(now_ms, id),
             }
         }
         // Deadlines belong to booting and migrating VMs: the unsettled ones.
@@ -565,5 +525,62 @@ impl HaManager {
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);
+    }
+}
+
+/// What the clock makes due for one host, judged from its record alone.
+enum TimerDue {
+    /// Silent the whole detection window, or isolated and judged again.
+    Silent {
+        silent_ms: u64,
+    },
+    /// One more heartbeat missed.
+    Miss {
+        misses: u32,
+    },
+    IpmiUnconfirmed,
+    RevokeUnanswered {
+        attempt: u32,
+    },
+    LeaseExpired,
+    FenceRetry,
+}
+
+impl HaManager {
+    fn timer_due(&self, h: &super::HostRecord, now_ms: u64) -> Option<TimerDue> {
+        let hb = self.config.heartbeat;
+        match h.liveness {
+            Liveness::Up | Liveness::Suspect { .. } => {
+                let misses = hb.misses(h.last_heartbeat_ms, now_ms);
+                let before = match h.liveness {
+                    Liveness::Suspect { misses } => misses,
+                    _ => 0,
+                };
+                if misses >= hb.misses_max {
+                    Some(TimerDue::Silent {
+                        silent_ms: now_ms - h.last_heartbeat_ms,
+                    })
+                } else {
+                    (misses > before).then_some(TimerDue::Miss { misses })
+                }
+            }
+            Liveness::Isolated { .. } => Some(TimerDue::Silent {
+                silent_ms: now_ms.saturating_sub(h.last_heartbeat_ms),
+            }),
+            Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) => {
+                (now_ms >= deadline_ms).then_some(TimerDue::IpmiUnconfirmed)
+            }
+            Liveness::Fencing(FenceStage::LeaseRevoking {
+                attempt,
+                deadline_ms,
+            }) => (now_ms >= deadline_ms).then_some(TimerDue::RevokeUnanswered { attempt }),
+            Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => {
+                (now_ms >= safe_at_ms).then_some(TimerDue::LeaseExpired)
+            }
+            Liveness::FenceFailed { at_ms } => {
+                (now_ms >= at_ms + self.config.fence_retry_ms).then_some(TimerDue::FenceRetry)
+            }
+            Liveness::Fenced { .. } => None,
+        }
     }
 }
