@@ -21,7 +21,7 @@
 
 use anyhow::{bail, Result};
 use krrish_core::ha::secs;
-use krrish_core::{HaPolicy, HostId, HostSpec, VmSpec, Zone};
+use krrish_core::{HaPolicy, HostId, HostSpec, VmId, VmSpec, Zone};
 use krrish_event::EventWorld;
 use krrish_plan::engine::{trial_history, HOURS_PER_YEAR};
 use krrish_plan::{plan, PlanInput};
@@ -89,6 +89,11 @@ pub fn run(
         bail!("--power-loss-fraction must be within 0..=1, not {power_loss_fraction}");
     }
     // The HA VMs a spare should cover, by home.
+    // Each VM's home, as the history numbers production hosts.
+    let home_index: BTreeMap<&VmId, usize> = vms
+        .iter()
+        .filter_map(|v| Some((&v.id, production.iter().position(|p| p == &v.home)?)))
+        .collect();
     let mut restart_vms: BTreeMap<&HostId, Vec<&VmSpec>> = BTreeMap::new();
     for v in vms.iter().filter(|v| v.ha == HaPolicy::Restart) {
         restart_vms.entry(&v.home).or_default().push(v);
@@ -140,10 +145,7 @@ pub fn run(
                 }
             }
             for r in &world.recoveries[recoveries_seen..] {
-                let home = vms.iter().find(|v| v.id == r.vm).map(|v| &v.home);
-                let mode = home
-                    .and_then(|h| production.iter().position(|p| p == h))
-                    .and_then(|i| down.get(&i));
+                let mode = home_index.get(&r.vm).and_then(|i| down.get(i));
                 // A VM that waited for capacity waited in compressed time:
                 // its wait is in the uncovered hours, not in the RTOs.
                 if r.rto_ms >= WINDOW_MS {
