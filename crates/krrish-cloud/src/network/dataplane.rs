@@ -119,16 +119,7 @@ pub fn ping(
                     // Out through the source's own VGW and uplink, then in
                     // as from outside.
                     let (host, nic) = running(net, fabric, src)?;
-                    if net.routed_nic(src).is_none() {
-                        return Err(format!(
-                            "vm {src} has no interface on a routed vxnet: no way out"
-                        ));
-                    }
-                    if !fabric.uplink_up(&host) {
-                        return Err(format!(
-                            "{host}'s uplink (bond0) is down: {src} cannot get out"
-                        ));
-                    }
+                    way_out(net, fabric, src)?;
                     route.push(format!("{src} {} on {host} -> out through its VGW", nic.ip));
                 }
                 other => {
@@ -204,19 +195,41 @@ fn resolve(net: &Network, to: &Target, route: &mut Route) -> Result<Dest, String
 }
 
 /// The host the VM runs on, and its first interface.
-fn running(net: &Network, fabric: &dyn Fabric, vm: &VmId) -> Result<(HostId, Nic), String> {
+/// Where `vm`'s one guest runs: an error when nowhere or on several hosts.
+pub(crate) fn the_host(fabric: &dyn Fabric, vm: &VmId) -> Result<HostId, String> {
     let hosts = fabric.running_on(vm);
-    let host = match hosts.as_slice() {
-        [] => return Err(format!("vm {vm} is not running anywhere")),
-        [h] => h.clone(),
+    match hosts.as_slice() {
+        [] => Err(format!("vm {vm} is not running anywhere")),
+        [h] => Ok(h.clone()),
         many => {
             let names: Vec<&str> = many.iter().map(|h| h.as_str()).collect();
-            return Err(format!(
+            Err(format!(
                 "vm {vm} runs on {} at once: its address is split",
                 names.join(" and ")
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// How `vm` reaches the outside: through its routed vxnet's VGW and its
+/// host's uplink (bond0). Its host, or why it cannot get out.
+pub(crate) fn way_out(net: &Network, fabric: &dyn Fabric, vm: &VmId) -> Result<HostId, String> {
+    let host = the_host(fabric, vm)?;
+    if net.routed_nic(vm).is_none() {
+        return Err(format!(
+            "vm {vm} has no interface on a routed vxnet: no way out"
+        ));
+    }
+    if !fabric.uplink_up(&host) {
+        return Err(format!(
+            "{host}'s uplink (bond0) is down: {vm} cannot get out"
+        ));
+    }
+    Ok(host)
+}
+
+fn running(net: &Network, fabric: &dyn Fabric, vm: &VmId) -> Result<(HostId, Nic), String> {
+    let host = the_host(fabric, vm)?;
     let nic = net
         .nics_of(vm)
         .into_iter()

@@ -4,8 +4,8 @@
 
 use super::{Rdb, Rdbs};
 use crate::health::Reached;
+use crate::network::dataplane::the_host;
 use crate::network::dataplane::Fabric;
-use crate::network::lb::serve::the_host;
 use krrish_core::VmId;
 use std::collections::BTreeSet;
 

@@ -6,25 +6,9 @@
 
 use super::{Frontend, LoadBalancer};
 use crate::name::Name;
-use crate::network::dataplane::{Fabric, Source};
+use crate::network::dataplane::{the_host, way_out, Fabric, Source};
 use crate::network::{EipKind, Network, Nic};
 use krrish_core::{HostId, VmId};
-
-/// Where `vm`'s one guest runs: an error when nowhere or on several hosts.
-pub(crate) fn the_host(fabric: &dyn Fabric, vm: &VmId) -> Result<HostId, String> {
-    let hosts = fabric.running_on(vm);
-    match hosts.as_slice() {
-        [] => Err(format!("vm {vm} is not running anywhere")),
-        [h] => Ok(h.clone()),
-        many => {
-            let names: Vec<&str> = many.iter().map(|h| h.as_str()).collect();
-            Err(format!(
-                "vm {vm} runs on {} at once: its address is split",
-                names.join(" and ")
-            ))
-        }
-    }
-}
 
 /// Whether the load balancer reaches `vm` now: the guest runs exactly
 /// once, on a host whose VM network (bond1) carries the VXLAN from the
@@ -89,17 +73,7 @@ pub fn serve(
                 (Source::Vm(src), _) => {
                     // Out through its own VGW and uplink, then in as from
                     // outside (as a ping to an EIP goes).
-                    let host = the_host(fabric, src)?;
-                    if net.routed_nic(src).is_none() {
-                        return Err(format!(
-                            "vm {src} has no interface on a routed vxnet: no way out"
-                        ));
-                    }
-                    if !fabric.uplink_up(&host) {
-                        return Err(format!(
-                            "{host}'s uplink (bond0) is down: {src} cannot get out"
-                        ));
-                    }
+                    way_out(net, fabric, src)?;
                 }
                 (other, kind) => {
                     return Err(format!(
