@@ -5,7 +5,7 @@
 use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, VmState};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
-use crate::model::VmSpec;
+use crate::model::{Resources, VmSpec};
 use crate::placement;
 
 impl HaManager {
@@ -25,28 +25,12 @@ impl HaManager {
                 if !self.hosts.contains_key(&h) {
                     return Err(ApiError::NoSuchHost(h));
                 }
-                let why = if let Some(why) = self.unfit_for_tenants(&h) {
-                    Some(why)
-                } else if !spec.demand.fits_in(&self.room_for_tenants(&h)) {
-                    Some(format!(
-                        "free {} (after the room kept for its own VMs coming home) < needed {}",
-                        self.room_for_tenants(&h),
-                        spec.demand
-                    ))
-                } else {
-                    None
-                };
-                if let Some(why) = why {
+                if let Some(why) = self.cannot_take(&h, &spec.demand) {
                     return Err(ApiError::HostUnusable { host: h, why });
                 }
                 h
             }
-            None => {
-                let (candidates, free) = self.production_candidates();
-                let i = placement::most_free(&free, &spec.demand)
-                    .ok_or(ApiError::NoCapacity(spec.demand))?;
-                candidates[i].clone()
-            }
+            None => self.most_room_for(&spec.demand)?,
         };
         spec.home = target.clone();
         let id = spec.id.clone();
@@ -77,15 +61,11 @@ impl HaManager {
             });
         }
         let (home, demand) = (rec.spec.home.clone(), rec.spec.demand);
-        let home_fits = self.hosts.contains_key(&home)
-            && self.unfit_for_tenants(&home).is_none()
-            && demand.fits_in(&self.room_for_tenants(&home));
-        let target = if home_fits {
+        let target = if self.hosts.contains_key(&home) && self.cannot_take(&home, &demand).is_none()
+        {
             home
         } else {
-            let (candidates, free) = self.production_candidates();
-            let i = placement::most_free(&free, &demand).ok_or(ApiError::NoCapacity(demand))?;
-            candidates[i].clone()
+            self.most_room_for(&demand)?
         };
         let rec = self.vms.get_mut(vm).expect("checked");
         rec.spec.home = target.clone();
@@ -93,6 +73,26 @@ impl HaManager {
         self.boot(now_ms, vm, &target, BootReason::Create);
         self.refresh_spares(now_ms);
         Ok(target)
+    }
+
+    /// Why `host` cannot take a new tenant needing `demand`, if it cannot.
+    fn cannot_take(&self, host: &HostId, demand: &Resources) -> Option<String> {
+        if let Some(why) = self.unfit_for_tenants(host) {
+            return Some(why);
+        }
+        let room = self.room_for_tenants(host);
+        (!demand.fits_in(&room)).then(|| {
+            format!(
+                "free {room} (after the room kept for its own VMs coming home) < needed {demand}"
+            )
+        })
+    }
+
+    /// The production host with the most room for `demand`.
+    fn most_room_for(&self, demand: &Resources) -> Result<HostId, ApiError> {
+        let (candidates, free) = self.production_candidates();
+        let i = placement::most_free(&free, demand).ok_or(ApiError::NoCapacity(*demand))?;
+        Ok(candidates[i].clone())
     }
 
     /// Live-migrates a running VM at an operator's request.
