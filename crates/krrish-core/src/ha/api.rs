@@ -179,18 +179,30 @@ impl HaManager {
             .vms
             .remove(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        let hosts: Vec<HostId> = match rec.state {
+        let mut hosts: Vec<HostId> = match rec.state {
             VmState::Running { host }
             | VmState::Booting { host, .. }
             | VmState::Evacuating { host } => vec![host],
             VmState::Migrating { from, to, .. } => vec![from, to],
             _ => Vec::new(),
         };
+        // A stop already ordered and not yet confirmed: the guest may run.
+        if let Some(h) = rec.stop_unconfirmed_on {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
         for host in &hosts {
             self.command(Command::StopVm {
                 vm: vm.clone(),
                 host: host.clone(),
             });
+        }
+        // Its room stays held where it may still run, until that is known.
+        if !hosts.is_empty() {
+            self.terminated
+                .insert(vm.clone(), (hosts.clone(), rec.spec.demand));
+            self.spares_computed_from = None;
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);

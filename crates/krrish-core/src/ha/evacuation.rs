@@ -69,6 +69,11 @@ impl HaManager {
         host: &HostId,
         result: Result<(), DriverError>,
     ) {
+        if result.is_ok() && self.terminated.contains_key(vm) {
+            self.terminated_off(Some(vm), host);
+            self.refresh_spares(now_ms);
+            self.place_waiting(now_ms);
+        }
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
         };

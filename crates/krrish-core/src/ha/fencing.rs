@@ -159,7 +159,9 @@ impl HaManager {
                 method,
             },
         );
-        // Its guests are off: operators' stops there are done.
+        // Its guests are off: operators' stops and terminations there are
+        // done.
+        self.terminated_off(None, host);
         let stopped = self.vms_on(host, |_, v| v.stop_unconfirmed_on.as_ref() == Some(host));
         for id in stopped {
             self.vms.get_mut(&id).expect("listed").stop_unconfirmed_on = None;

@@ -147,6 +147,21 @@ impl HaManager {
     /// Compares what a live host runs with what the control plane expects.
     fn reconcile_running(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
         let running = &report.running[..];
+        // Terminated guests this live host no longer runs: their room is
+        // free (a report lists every guest it runs or is booting).
+        if !self.terminated.is_empty() {
+            let off: Vec<VmId> = self
+                .terminated
+                .iter()
+                .filter(|(vm, (hosts, _))| {
+                    hosts.contains(host) && !running.contains(vm) && !report.booting.contains(vm)
+                })
+                .map(|(vm, _)| vm.clone())
+                .collect();
+            for vm in &off {
+                self.terminated_off(Some(vm), host);
+            }
+        }
         // Boots, migrations and stops whose answers were lost, migrations in
         // doubt or being cancelled: all about VMs in unsettled states that
         // name this host. A quiet host has none (the index says so at once).

@@ -172,6 +172,10 @@ pub struct HaManager {
     /// What the spares' states were last computed from (the VM table's
     /// version and each spare's fitness): unchanged, nothing to recompute.
     spares_computed_from: Option<(u64, Vec<bool>)>,
+    /// Terminated VMs whose guests may still run on these hosts (no answer
+    /// to the stop, no report without them, no fence yet), with what they
+    /// need: their room there is not free until then.
+    terminated: BTreeMap<VmId, (Vec<HostId>, Resources)>,
 }
 
 impl HaManager {
@@ -222,6 +226,7 @@ impl HaManager {
             storm_reported: false,
             spare_ids,
             spares_computed_from: None,
+            terminated: BTreeMap::new(),
         }
     }
 
@@ -254,6 +259,23 @@ impl HaManager {
         &self.vms
     }
 
+    /// A terminated VM's guest is known to be off `host` (or everywhere,
+    /// with `None`): its room there is free.
+    pub(super) fn terminated_off(&mut self, vm: Option<&VmId>, host: &HostId) {
+        let before = self.terminated.len();
+        let mut changed = false;
+        for (id, (hosts, _)) in self.terminated.iter_mut() {
+            if vm.is_none_or(|v| v == id) && hosts.contains(host) {
+                hosts.retain(|h| h != host);
+                changed = true;
+            }
+        }
+        self.terminated.retain(|_, (hosts, _)| !hosts.is_empty());
+        if changed || self.terminated.len() != before {
+            self.spares_computed_from = None;
+        }
+    }
+
     /// Whether the per-host VM index agrees with the records (property
     /// tests call this after every step).
     pub fn vm_index_is_exact(&self) -> bool {
@@ -272,6 +294,11 @@ impl HaManager {
             .into_iter()
             .filter(|(_, v)| v.holds(host))
             .fold(Resources::ZERO, |acc, (_, v)| acc.add(&v.spec.demand));
+        let used = self
+            .terminated
+            .values()
+            .filter(|(hosts, _)| hosts.contains(host))
+            .fold(used, |acc, (_, demand)| acc.add(demand));
         h.spec.capacity.saturating_sub(&used)
     }
 

@@ -6,8 +6,8 @@
 //! storm bound.
 
 use super::{FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
-use crate::ids::HostId;
-use crate::model::HostSpec;
+use crate::ids::{HostId, VmId};
+use crate::model::{HostSpec, Resources};
 use std::collections::BTreeMap;
 
 /// What the controller persists: the records, without timers' meaning
@@ -24,6 +24,9 @@ pub struct CoreSnapshot {
     /// evidence of death happened: the storm bound outlives a restart.
     #[serde(default)]
     pub evidenceless_fence_ages_ms: Vec<u64>,
+    /// Terminated VMs whose guests may still run: where, and what they need.
+    #[serde(default)]
+    pub terminated: Vec<(VmId, Vec<HostId>, Resources)>,
 }
 
 impl HaManager {
@@ -38,6 +41,11 @@ impl HaManager {
                 .evidenceless_fences
                 .iter()
                 .map(|&t| self.last_timeout_ms.saturating_sub(t))
+                .collect(),
+            terminated: self
+                .terminated
+                .iter()
+                .map(|(vm, (hosts, demand))| (vm.clone(), hosts.clone(), *demand))
                 .collect(),
         }
     }
@@ -59,6 +67,11 @@ impl HaManager {
             .hosts
             .into_iter()
             .map(|h| (h.spec.id.clone(), h))
+            .collect();
+        m.terminated = snap
+            .terminated
+            .into_iter()
+            .map(|(vm, hosts, demand)| (vm, (hosts, demand)))
             .collect();
         let mut refence = Vec::new();
         for (id, rec) in m.hosts.iter_mut() {

@@ -455,7 +455,10 @@ impl HaManager {
         // Each spare's own VMs (the index), not the cloud's.
         let in_use_set: BTreeSet<HostId> = spares
             .iter()
-            .filter(|s| self.vms.on_host(s).iter().any(|(_, v)| v.holds(s)))
+            .filter(|s| {
+                self.vms.on_host(s).iter().any(|(_, v)| v.holds(s))
+                    || self.terminated.values().any(|(hosts, _)| hosts.contains(s))
+            })
             .cloned()
             .collect();
         for s in spares {
