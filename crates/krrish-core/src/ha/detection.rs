@@ -334,16 +334,7 @@ impl HaManager {
     /// Whether one more host may be fenced with no proof that it is dead;
     /// records the fence if so. Says why not, once per episode.
     fn may_fence_without_evidence(&mut self, now_ms: u64, host: &HostId) -> bool {
-        let silent = self
-            .hosts
-            .values()
-            .filter(|h| h.liveness.is_silent() || &h.spec.id == host)
-            .count();
-        let of = self
-            .hosts
-            .values()
-            .filter(|h| h.liveness == Liveness::Up || h.liveness.is_silent())
-            .count();
+        let (silent, of) = self.silent_share(Some(host));
         let window = self.config.fence_storm_window_ms;
         while self
             .evidenceless_fences
@@ -352,7 +343,7 @@ impl HaManager {
         {
             self.evidenceless_fences.pop_front();
         }
-        let why = if silent >= 2 && silent * 3 > of {
+        let why = if is_mass_silence(silent, of) {
             Some(
                 "more than a third of the hosts: the controller or its switch is the likely fault"
                     .to_string(),
@@ -385,10 +376,53 @@ impl HaManager {
         }
     }
 
+    /// How many hosts are silent (counting `also`, being judged), of those
+    /// up or silent.
+    fn silent_share(&self, also: Option<&HostId>) -> (usize, usize) {
+        let silent = self
+            .hosts
+            .values()
+            .filter(|h| h.liveness.is_silent() || Some(&h.spec.id) == also)
+            .count();
+        let of = self
+            .hosts
+            .values()
+            .filter(|h| h.liveness == Liveness::Up || h.liveness.is_silent())
+            .count();
+        (silent, of)
+    }
+
+    /// So many hosts silent at once that the fault is likely the
+    /// controller's own: no single host's isolation can be told apart.
+    pub(super) fn mass_silence(&self) -> bool {
+        let (silent, of) = self.silent_share(None);
+        is_mass_silence(silent, of)
+    }
+
+    /// A mass silence just ended (a host rejoined): every host still
+    /// isolated is judged from now on as if it had gone silent now. Time
+    /// spent silent with most of the cluster says nothing about that host,
+    /// so the last hosts to reconnect after a switch heals — or one cut
+    /// again right after — get the whole detection window and then the
+    /// whole isolation delay before any fence, as a host cut on its own.
+    pub(super) fn restart_isolation_clocks(&mut self, now_ms: u64) {
+        let detected_ms = now_ms + self.config.heartbeat.detection_ms();
+        for h in self.hosts.values_mut() {
+            if let Liveness::Isolated { since_ms, .. } = &mut h.liveness {
+                *since_ms = (*since_ms).max(detected_ms);
+            }
+        }
+    }
+
     /// Forget a held storm once no host is silent any more.
     pub(super) fn storm_over_check(&mut self) {
         if self.storm_reported && !self.wants_dfs_reads() {
             self.storm_reported = false;
         }
     }
+}
+
+/// More than a third of the hosts (and at least two) silent at once.
+fn is_mass_silence(silent: usize, of: usize) -> bool {
+    silent >= 2 && silent * 3 > of
 }

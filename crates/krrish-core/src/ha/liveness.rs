@@ -25,6 +25,10 @@ impl HaManager {
         // both as they were (most heartbeats), so the refresh is skipped.
         let quiet_production = h.spare.is_none() && liveness == Liveness::Up;
         let vms_before = self.vms.version();
+        let mass_silence_before = liveness.is_silent() && self.mass_silence();
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
         match liveness {
             Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => {
                 let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
@@ -47,6 +51,9 @@ impl HaManager {
                         },
                     ),
                     _ => {}
+                }
+                if mass_silence_before && !self.mass_silence() {
+                    self.restart_isolation_clocks(now_ms);
                 }
                 self.update_bonds(now_ms, host, report.bonds);
                 if rebooted {
