@@ -34,6 +34,7 @@ pub mod health;
 pub mod name;
 pub mod network;
 pub mod rdb;
+pub mod replica_set;
 mod request;
 pub mod storage;
 

@@ -161,7 +161,7 @@ fn standby_promoted_at_exactly_the_threshold_and_old_primary_returns_as_standby(
         let (_, lines) = round(&mut c, &only_b);
         assert!(lines.is_empty(), "{lines:?}");
         let r = c.rdbs.get(&name("db")).unwrap();
-        assert_eq!((r.primary.clone(), r.epoch), (Some(vm("a")), 1));
+        assert_eq!((r.set.primary.clone(), r.set.epoch), (Some(vm("a")), 1));
     }
     // The third promotes b at epoch 2.
     let (t, lines) = round(&mut c, &only_b);
@@ -170,15 +170,15 @@ fn standby_promoted_at_exactly_the_threshold_and_old_primary_returns_as_standby(
         .iter()
         .any(|l| l == "rdb db: primary a down; standby b promoted to primary at epoch 2"));
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!(r.primary, Some(vm("b")));
+    assert_eq!(r.set.primary, Some(vm("b")));
     assert_eq!(r.standby(), Some(&vm("a")));
-    assert_eq!(r.epoch, 2);
+    assert_eq!(r.set.epoch, 2);
     assert_eq!(r.member(&vm("a")).unwrap().epoch, 1, "a is stale");
     // a keeps failing: still standby, b stays primary.
     for _ in 0..5 {
         round(&mut c, &only_b);
     }
-    assert_eq!(c.rdbs.get(&name("db")).unwrap().primary, Some(vm("b")));
+    assert_eq!(c.rdbs.get(&name("db")).unwrap().set.primary, Some(vm("b")));
     // a boots on the spare: back as standby, demoted to epoch 2.
     let back = fabric(&[("a", "spare-1"), ("b", "hv-2")]);
     let (_, lines) = round(&mut c, &back);
@@ -188,7 +188,7 @@ fn standby_promoted_at_exactly_the_threshold_and_old_primary_returns_as_standby(
     let r = c.rdbs.get(&name("db")).unwrap();
     assert_eq!(r.role(&vm("a")), Role::Standby);
     assert_eq!(r.role(&vm("b")), Role::Primary);
-    assert_eq!((r.epoch, r.member(&vm("a")).unwrap().epoch), (2, 2));
+    assert_eq!((r.set.epoch, r.member(&vm("a")).unwrap().epoch), (2, 2));
     // Healthy again after two good checks; then a switchover is allowed.
     round(&mut c, &back);
     assert!(
@@ -201,7 +201,7 @@ fn standby_promoted_at_exactly_the_threshold_and_old_primary_returns_as_standby(
     );
     apply(&mut c, 50_000, r#"{"action":"switchover-rdb","name":"db"}"#).unwrap();
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!((r.primary.clone(), r.epoch), (Some(vm("a")), 3));
+    assert_eq!((r.set.primary.clone(), r.set.epoch), (Some(vm("a")), 3));
 }
 
 #[test]
@@ -212,15 +212,15 @@ fn both_down_only_the_latest_primary_takes_over_again() {
         round(&mut c, &none);
     }
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!(r.primary, None);
-    assert_eq!(r.epoch, 1);
+    assert_eq!(r.set.primary, None);
+    assert_eq!(r.set.epoch, 1);
     // The stale standby b comes back first: never promoted.
     let only_b = fabric(&[("b", "hv-2")]);
     for _ in 0..5 {
         round(&mut c, &only_b);
     }
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!(r.primary, None, "a stale standby must not be promoted");
+    assert_eq!(r.set.primary, None, "a stale standby must not be promoted");
     let d = apply(&mut c, 0, r#"{"action":"switchover-rdb","name":"db"}"#).unwrap_err();
     assert_eq!(
         d.to_string(),
@@ -230,10 +230,10 @@ fn both_down_only_the_latest_primary_takes_over_again() {
     let both = fabric(&[("a", "hv-1"), ("b", "hv-2")]);
     round(&mut c, &both);
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!(r.primary, None, "one good check is not healthy yet");
+    assert_eq!(r.set.primary, None, "one good check is not healthy yet");
     round(&mut c, &both);
     let r = c.rdbs.get(&name("db")).unwrap();
-    assert_eq!((r.primary.clone(), r.epoch), (Some(vm("a")), 1));
+    assert_eq!((r.set.primary.clone(), r.set.epoch), (Some(vm("a")), 1));
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn a_member_running_twice_is_unhealthy_and_terminating_one_deletes_the_cluster()
     for _ in 0..3 {
         round(&mut c, &split);
     }
-    assert_eq!(c.rdbs.get(&name("db")).unwrap().primary, Some(vm("b")));
+    assert_eq!(c.rdbs.get(&name("db")).unwrap().set.primary, Some(vm("b")));
     let gone = c.forget_vm(&vm("a"));
     assert!(gone.iter().any(|g| g.starts_with("rdb db")), "{gone:?}");
     assert!(c.rdbs.rdbs.is_empty());

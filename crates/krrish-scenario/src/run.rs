@@ -308,10 +308,10 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
             };
             let mut wrong = Vec::new();
-            if r.primary.as_ref() != primary.as_ref() {
+            if r.set.primary.as_ref() != primary.as_ref() {
                 wrong.push(format!(
                     "primary {}, expected {}",
-                    show(r.primary.as_ref()),
+                    show(r.set.primary.as_ref()),
                     show(primary.as_ref())
                 ));
             }
@@ -322,10 +322,10 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                     show(standby.as_ref())
                 ));
             }
-            if epoch.is_some_and(|e| e != r.epoch) {
+            if epoch.is_some_and(|e| e != r.set.epoch) {
                 wrong.push(format!(
                     "epoch {}, expected {}",
-                    r.epoch,
+                    r.set.epoch,
                     epoch.unwrap_or(0)
                 ));
             }

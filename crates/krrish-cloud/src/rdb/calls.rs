@@ -26,7 +26,7 @@ pub(crate) fn apply(
             let primary = vm_name_in("primary", &primary)?;
             let standby = vm_name_in("standby", &standby)?;
             let r = rdbs.create(name, primary, standby, now_ms, vm_exists, where_is)?;
-            let (p, s) = (&r.members[0], &r.members[1]);
+            let (p, s) = (&r.set.members[0], &r.set.members[1]);
             let on = |m: &super::Member| m.host.as_ref().map(|h| h.to_string()).unwrap_or_default();
             reply(
                 format!(
@@ -58,8 +58,8 @@ pub(crate) fn apply(
             reply(
                 format!(
                     "rdb {name} switched over: primary {} at epoch {}",
-                    r.primary.as_ref().map(|v| v.as_str()).unwrap_or("none"),
-                    r.epoch
+                    r.set.primary.as_ref().map(|v| v.as_str()).unwrap_or("none"),
+                    r.set.epoch
                 ),
                 r.to_json(),
             )

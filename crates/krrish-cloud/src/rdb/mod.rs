@@ -35,6 +35,7 @@ pub(crate) mod calls;
 mod health;
 
 use crate::name::Name;
+use crate::replica_set::{CheckClock, ReplicaSet};
 use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,12 +43,10 @@ use thiserror::Error;
 
 /// At most this many RDB clusters.
 pub const RDB_MAX: usize = 100;
-/// Default check interval (ms).
-pub const RDB_CHECK_INTERVAL_MS: u64 = 2_000;
-/// Failed checks in a row that make a member unhealthy.
-pub const RDB_UNHEALTHY_THRESHOLD: u32 = 3;
-/// Good checks in a row that make an unhealthy member healthy again.
-pub const RDB_HEALTHY_THRESHOLD: u32 = 2;
+pub use crate::replica_set::{
+    Member, CHECK_INTERVAL_MS as RDB_CHECK_INTERVAL_MS, HEALTHY_THRESHOLD as RDB_HEALTHY_THRESHOLD,
+    UNHEALTHY_THRESHOLD as RDB_UNHEALTHY_THRESHOLD,
+};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,59 +56,20 @@ pub enum Role {
     Standby,
 }
 
-/// One of the two VMs of a cluster, as its checks see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    pub vm: VmId,
-    /// Healthy until `unhealthy_threshold` failed checks in a row; healthy
-    /// again after `healthy_threshold` good ones.
-    pub healthy: bool,
-    /// Its checks' results in a row.
-    #[serde(flatten)]
-    pub checks: crate::health::CheckCount,
-    /// Where its guest ran at the latest check (or was placed at creation).
-    pub host: Option<HostId>,
-    /// The epoch it was last told of (stale while it was unreachable).
-    pub epoch: u64,
-}
-
-impl Member {
-    fn new(vm: VmId, host: HostId) -> Self {
-        Member {
-            vm,
-            healthy: true,
-            checks: Default::default(),
-            host: Some(host),
-            epoch: 1,
-        }
-    }
-
-    /// Healthy, and its latest check passed.
-    pub fn ready(&self) -> bool {
-        self.healthy && self.checks.failures == 0
-    }
-}
-
-/// An RDB cluster.
+/// An RDB cluster: a replica set of two under the synchronous rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rdb {
     pub name: Name,
-    /// Given at creation; their order never changes (roles do).
-    pub members: [Member; 2],
-    /// The member serving writes; `None` while both are down.
-    pub primary: Option<VmId>,
-    /// The member that was primary last (the one with the newest data).
-    pub latest_primary: VmId,
-    pub epoch: u64,
-    pub interval_ms: u64,
-    pub unhealthy_threshold: u32,
-    pub healthy_threshold: u32,
-    pub next_check_ms: u64,
+    /// The two members (in the order given), the primary, the epoch.
+    #[serde(flatten)]
+    pub set: ReplicaSet,
+    #[serde(flatten)]
+    pub clock: CheckClock,
 }
 
 impl Rdb {
     pub fn role(&self, vm: &VmId) -> Role {
-        if self.primary.as_ref() == Some(vm) {
+        if self.set.is_primary(vm) {
             Role::Primary
         } else {
             Role::Standby
@@ -117,34 +77,25 @@ impl Rdb {
     }
 
     pub fn member(&self, vm: &VmId) -> Option<&Member> {
-        self.members.iter().find(|m| &m.vm == vm)
-    }
-
-    fn member_mut(&mut self, vm: &VmId) -> &mut Member {
-        self.members
-            .iter_mut()
-            .find(|m| &m.vm == vm)
-            .expect("a member")
+        self.set.member(vm)
     }
 
     /// The standby: the member that is not the primary (while there is
     /// one).
     pub fn standby(&self) -> Option<&VmId> {
-        let p = self.primary.as_ref()?;
-        self.members.iter().map(|m| &m.vm).find(|vm| *vm != p)
+        let p = self.set.primary.as_ref()?;
+        self.set.members.iter().map(|m| &m.vm).find(|vm| *vm != p)
     }
 
     /// `Some(host)` when both members ran on one host at the latest check.
     pub fn shared_host(&self) -> Option<&HostId> {
-        match (&self.members[0].host, &self.members[1].host) {
-            (Some(a), Some(b)) if a == b => Some(a),
-            _ => None,
-        }
+        self.set.shared_host()
     }
 
     /// As describe shows it.
     pub fn to_json(&self) -> serde_json::Value {
         let members: Vec<serde_json::Value> = self
+            .set
             .members
             .iter()
             .map(|m| {
@@ -154,16 +105,16 @@ impl Rdb {
                     "healthy": m.healthy,
                     "host": m.host,
                     "epoch": m.epoch,
-                    "stale": m.epoch < self.epoch,
+                    "stale": m.epoch < self.set.epoch,
                     "failing": m.checks.failing,
                 })
             })
             .collect();
         serde_json::json!({
             "name": self.name,
-            "primary": self.primary,
+            "primary": self.set.primary,
             "standby": self.standby(),
-            "epoch": self.epoch,
+            "epoch": self.set.epoch,
             "members": members,
             "degraded": self.shared_host().map(|h| format!("members share {h}")),
         })
@@ -291,14 +242,8 @@ impl Rdbs {
         }
         let rdb = Rdb {
             name: name.clone(),
-            members: [Member::new(primary.clone(), ph), Member::new(standby, sh)],
-            primary: Some(primary.clone()),
-            latest_primary: primary,
-            epoch: 1,
-            interval_ms: RDB_CHECK_INTERVAL_MS,
-            unhealthy_threshold: RDB_UNHEALTHY_THRESHOLD,
-            healthy_threshold: RDB_HEALTHY_THRESHOLD,
-            next_check_ms: now_ms + RDB_CHECK_INTERVAL_MS,
+            set: ReplicaSet::new(vec![(primary, ph), (standby, sh)]),
+            clock: CheckClock::starting(now_ms),
         };
         Ok(self.rdbs.entry(name).or_insert(rdb))
     }
@@ -320,19 +265,13 @@ impl Rdbs {
         let Some(standby) = r.standby().cloned() else {
             return Err(not_ready("it has no primary".into()));
         };
-        for m in &r.members {
+        for m in &r.set.members {
             if !m.ready() {
                 return Err(not_ready(format!("vm {} is not healthy", m.vm)));
             }
         }
         let r = self.rdbs.get_mut(name).expect("checked above");
-        r.epoch += 1;
-        r.primary = Some(standby.clone());
-        r.latest_primary = standby;
-        let epoch = r.epoch;
-        for m in r.members.iter_mut() {
-            m.epoch = epoch;
-        }
+        r.set.switch_to(&standby);
         Ok(r)
     }
 
