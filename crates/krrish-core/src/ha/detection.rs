@@ -283,7 +283,7 @@ impl HaManager {
             // on each answer.
             let due_ms = match isolated_since {
                 Some(since_ms) => since_ms + self.config.heartbeat.interval_ms,
-                None => h.last_heartbeat_ms + self.config.heartbeat.detection_ms(),
+                None => h.silence_start_ms() + self.config.heartbeat.detection_ms(),
             };
             if !self.dfs_unreadable_since(due_ms.min(now_ms)) {
                 if isolated_since.is_none() {
@@ -400,16 +400,32 @@ impl HaManager {
     }
 
     /// A mass silence just ended (a host rejoined): every host still
-    /// isolated is judged from now on as if it had gone silent now. Time
+    /// silent is judged from now on as if it had gone silent now. Time
     /// spent silent with most of the cluster says nothing about that host,
     /// so the last hosts to reconnect after a switch heals — or one cut
     /// again right after — get the whole detection window and then the
     /// whole isolation delay before any fence, as a host cut on its own.
+    /// Not a host the DFS shows dead (its renewals stopped): that evidence
+    /// is its own.
     pub(super) fn restart_isolation_clocks(&mut self, now_ms: u64) {
         let detected_ms = now_ms + self.config.heartbeat.detection_ms();
-        for h in self.hosts.values_mut() {
-            if let Liveness::Isolated { since_ms, .. } = &mut h.liveness {
-                *since_ms = (*since_ms).max(detected_ms);
+        let ids: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter(|(id, h)| {
+                h.liveness.is_silent()
+                    && !matches!(self.dfs_evidence(now_ms, id), DfsEvidence::Silent { .. })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let h = self.hosts.get_mut(&id).expect("listed");
+            match &mut h.liveness {
+                Liveness::Isolated { since_ms, .. } => *since_ms = (*since_ms).max(detected_ms),
+                suspect => {
+                    *suspect = Liveness::Suspect { misses: 0 };
+                    h.silence_counted_from_ms = now_ms;
+                }
             }
         }
     }

@@ -573,7 +573,7 @@ impl HaManager {
         let hb = self.config.heartbeat;
         match h.liveness {
             Liveness::Up | Liveness::Suspect { .. } => {
-                let misses = hb.misses(h.last_heartbeat_ms, now_ms);
+                let misses = hb.misses(h.silence_start_ms(), now_ms);
                 let before = match h.liveness {
                     Liveness::Suspect { misses } => misses,
                     _ => 0,

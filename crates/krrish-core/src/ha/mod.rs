@@ -189,6 +189,7 @@ impl HaManager {
                 let rec = HostRecord {
                     liveness: Liveness::Up,
                     last_heartbeat_ms: now_ms,
+                    silence_counted_from_ms: 0,
                     boot_id: None,
                     bonds: [BondHealth::Ok; 3],
                     spare,
@@ -357,7 +358,7 @@ impl HaManager {
         let hb = &self.config.heartbeat;
         let hosts = self.hosts.values().filter_map(|h| match h.liveness {
             Liveness::Up | Liveness::Suspect { .. } => {
-                let last = h.last_heartbeat_ms;
+                let last = h.silence_start_ms();
                 // Wake at the next miss boundary after the last heartbeat.
                 let misses = match h.liveness {
                     Liveness::Suspect { misses } => misses,

@@ -84,9 +84,10 @@ impl HaManager {
                 Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
                 // What was known stays known: an isolated host seen alive on
                 // the DFS is not fenced for the new controller's lack of a
-                // DFS reading; it is judged again at once.
+                // DFS reading. Like every host it counts as just heard from:
+                // its isolation delay starts after a whole detection window.
                 Liveness::Isolated { dfs_alive, .. } => Liveness::Isolated {
-                    since_ms: now_ms,
+                    since_ms: now_ms + m.config.heartbeat.detection_ms(),
                     dfs_alive,
                 },
                 Liveness::Fencing(_) => {

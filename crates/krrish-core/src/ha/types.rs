@@ -147,6 +147,11 @@ pub struct HostRecord {
     pub spec: HostSpec,
     pub liveness: Liveness,
     pub last_heartbeat_ms: u64,
+    /// Silence before this instant does not count towards detection: a
+    /// mass silence ended then (its time says nothing about this host).
+    /// Not persisted: a restored controller hears every host afresh.
+    #[serde(skip)]
+    pub silence_counted_from_ms: u64,
     pub boot_id: Option<u64>,
     pub bonds: [BondHealth; 3],
     /// `Some` for hosts of the SPARE zone.
@@ -160,6 +165,14 @@ pub struct HostRecord {
     /// Since when its agent reports the VM network (bond1) down.
     #[serde(default)]
     pub vm_network_lost_since_ms: Option<u64>,
+}
+
+impl HostRecord {
+    /// Where the silence that detection counts began: the last heartbeat,
+    /// or the end of a mass silence if later.
+    pub fn silence_start_ms(&self) -> u64 {
+        self.last_heartbeat_ms.max(self.silence_counted_from_ms)
+    }
 }
 
 /// The controller's one verdict on a host, from its management heartbeats,
