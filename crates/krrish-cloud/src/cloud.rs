@@ -2,10 +2,13 @@
 //! VMs, the one place API calls on it are answered, and the hooks by which
 //! the HA core's placements and the (simulated) guests reach it.
 
+use crate::cache::Caches;
+use crate::mongodb::MongoDbs;
 use crate::name::Name;
 use crate::network::dataplane::Fabric;
 use crate::network::Network;
 use crate::rdb::Rdbs;
+use crate::replica_set::{self as rs, MemberError, MemberLookup};
 use crate::request::{CloudError, CloudReply, CloudRequest, Family};
 use crate::storage::{BootPlan, DiskRef, Storage, BLOCK_BYTES};
 use krrish_core::{HostId, VmId};
@@ -36,9 +39,14 @@ pub struct Cloud {
     /// Managed RDB clusters (their check clock and counting included).
     #[serde(default)]
     pub rdbs: Rdbs,
-    /// Bumped by every change to `rdbs` but their health-check counting.
+    /// Bumped by every change to the managed services (RDBs, MongoDB
+    /// replica sets, caches) but their health-check counting.
     #[serde(default)]
     rdb_generation: u64,
+    #[serde(default)]
+    pub mongodbs: MongoDbs,
+    #[serde(default)]
+    pub caches: Caches,
 }
 
 impl Cloud {
@@ -72,7 +80,41 @@ impl Cloud {
         where_is: &dyn Fn(&VmId) -> Option<HostId>,
     ) -> Result<CloudReply, CloudError> {
         match request.family() {
+            Family::Service => {
+                let changes = !request.is_describe();
+                let member_of = |vm: &VmId| self.service_of(vm);
+                let lookup = MemberLookup {
+                    vm_exists,
+                    where_is,
+                    member_of: &member_of,
+                };
+                // The lookup reads the collections the call changes: it is
+                // answered on copies, kept only when it succeeds.
+                let (mut mongodbs, mut caches) = (self.mongodbs.clone(), self.caches.clone());
+                let r = crate::service_calls::apply(
+                    &mut mongodbs,
+                    &mut caches,
+                    request,
+                    now_ms,
+                    &lookup,
+                )?;
+                if changes {
+                    self.mongodbs = mongodbs;
+                    self.caches = caches;
+                    self.rdb_generation += 1;
+                }
+                Ok(r)
+            }
             Family::Rdb => {
+                if let CloudRequest::CreateRdb {
+                    primary, standby, ..
+                } = &request
+                {
+                    self.refuse_other_service_members(&[
+                        ("primary", primary),
+                        ("standby", standby),
+                    ])?;
+                }
                 let changes = !request.is_describe();
                 let r =
                     crate::rdb::calls::apply(&mut self.rdbs, request, now_ms, vm_exists, where_is)?;
@@ -93,6 +135,38 @@ impl Cloud {
                 Ok(r)
             }
         }
+    }
+
+    /// The managed service `vm` is a member of, as `rdb db-1`,
+    /// `mongodb m-1` or `cache c-1`.
+    pub fn service_of(&self, vm: &VmId) -> Option<String> {
+        if let Some(n) = self.rdbs.rdb_of(vm) {
+            return Some(format!("rdb {n}"));
+        }
+        if let Some(n) = self.mongodbs.set_of(vm) {
+            return Some(format!("mongodb {n}"));
+        }
+        self.caches.cache_of(vm).map(|n| format!("cache {n}"))
+    }
+
+    /// An RDB's members may serve no MongoDB or cache (the RDB's own
+    /// checks refuse members of another RDB).
+    fn refuse_other_service_members(&self, named: &[(&str, &String)]) -> Result<(), CloudError> {
+        for (field, vm) in named {
+            let vm = VmId::new(vm.as_str());
+            if self.rdbs.rdb_of(&vm).is_some() {
+                continue;
+            }
+            if let Some(service) = self.service_of(&vm) {
+                return Err(rs::ServiceError::from(MemberError::InService {
+                    field: field.to_string(),
+                    vm,
+                    service,
+                })
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Whether a VM may be launched from `image` (checked before the HA
@@ -184,6 +258,8 @@ impl Cloud {
     pub fn restored(mut self, now_ms: u64) -> Self {
         self.network.restart_health_checks(now_ms);
         self.rdbs.restart_health_checks(now_ms);
+        rs::restart_checks(self.mongodbs.sets.values_mut(), now_ms);
+        rs::restart_checks(self.caches.caches.values_mut(), now_ms);
         let storage = &self.storage;
         for images in self.syncs.values_mut() {
             for (image, due) in images.iter_mut() {
@@ -258,6 +334,18 @@ impl Cloud {
             ));
             self.rdb_generation += 1;
         }
+        if let Some(m) = self.mongodbs.forget_vm(vm) {
+            gone.push(format!(
+                "mongodb {m} (a member terminated: the replica set is deleted)"
+            ));
+            self.rdb_generation += 1;
+        }
+        if let Some(c) = self.caches.forget_vm(vm) {
+            gone.push(format!(
+                "cache {c} (a member terminated: the cluster is deleted)"
+            ));
+            self.rdb_generation += 1;
+        }
         self.network.forget_vm(vm);
         for v in self.storage.describe_volumes() {
             if v.attached_to.as_ref() == Some(vm) && self.storage.detach_volume(&v.name, vm).is_ok()
@@ -291,6 +379,8 @@ impl Cloud {
         [
             self.network.health_checks_due(),
             self.rdbs.health_checks_due(),
+            rs::checks_due(self.mongodbs.sets.values()),
+            rs::checks_due(self.caches.caches.values()),
         ]
         .into_iter()
         .flatten()
@@ -302,6 +392,8 @@ impl Cloud {
     pub fn health_check_targets(&self, due_by: u64) -> Vec<VmId> {
         let mut vms = self.network.health_check_targets(due_by);
         vms.extend(self.rdbs.health_check_targets(due_by));
+        vms.extend(rs::check_targets(self.mongodbs.sets.values(), due_by));
+        vms.extend(rs::check_targets(self.caches.caches.values(), due_by));
         vms.sort();
         vms.dedup();
         vms
@@ -317,11 +409,23 @@ impl Cloud {
         fabric: &dyn Fabric,
     ) -> Vec<String> {
         let mut lines = self.network.run_health_checks(due_by, now_ms, fabric);
-        let rdb = self.rdbs.run_health_checks(due_by, now_ms, fabric);
-        if !rdb.is_empty() {
+        let mut services = self.rdbs.run_health_checks(due_by, now_ms, fabric);
+        services.extend(rs::run_checks(
+            self.mongodbs.sets.values_mut(),
+            due_by,
+            now_ms,
+            fabric,
+        ));
+        services.extend(rs::run_checks(
+            self.caches.caches.values_mut(),
+            due_by,
+            now_ms,
+            fabric,
+        ));
+        if !services.is_empty() {
             self.rdb_generation += 1;
         }
-        lines.extend(rdb);
+        lines.extend(services);
         lines
     }
 
@@ -330,5 +434,7 @@ impl Cloud {
     pub fn skip_health_checks(&mut self, due_by: u64, now_ms: u64) {
         self.network.skip_health_checks(due_by, now_ms);
         self.rdbs.skip_health_checks(due_by, now_ms);
+        rs::skip_checks(self.mongodbs.sets.values_mut(), due_by, now_ms);
+        rs::skip_checks(self.caches.caches.values_mut(), due_by, now_ms);
     }
 }

@@ -18,6 +18,14 @@
 //!   different hosts, an epoch (fencing token), health judged on the same
 //!   data-plane read as the LB checks, the standby promoted when the
 //!   primary is down, the old primary back only as standby.
+//! - [`replica_set`] — what the managed services share: members, the
+//!   primary, the epoch, health checks and the election rule (synchronous
+//!   for RDB, majority for MongoDB, asynchronous for cache shards).
+//! - [`mongodb`] — MongoDB replica sets of 3, 5 or 7 VMs on different hosts:
+//!   a primary only with a majority ready, the newest member elected.
+//! - [`cache`] — Redis-Cluster-style caches: shards of a master and
+//!   replicas on different hosts; a replica promoted when its master dies;
+//!   cluster state `fail` while a shard has no master.
 //! - [`health`] — health-check results in a row counted towards two
 //!   thresholds (load-balancer backends and RDB members alike).
 //! - [`CloudRequest`] — the API calls on these resources as they cross the
@@ -29,13 +37,16 @@
 //!   against a [`network::lb::FabricReport`] its shell reads; the RDBs'
 //!   checks ride on the same read ([`Cloud::run_health_checks`]).
 
+pub mod cache;
 mod cloud;
 pub mod health;
+pub mod mongodb;
 pub mod name;
 pub mod network;
 pub mod rdb;
 pub mod replica_set;
 mod request;
+mod service_calls;
 pub mod storage;
 
 pub use cloud::{Cloud, IMAGE_SYNC_MIB_PER_S};

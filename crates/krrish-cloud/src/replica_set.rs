@@ -7,7 +7,7 @@
 //! | rule | service | primary lost | nobody ready |
 //! |---|---|---|---|
 //! | [`Election::Synchronous`] | RDB (primary + standby) | the ready standby is promoted | no primary until the latest primary (the newest data) is back |
-//! | [`Election::Majority`] | MongoDB replica set (3, 5 or 7) | the ready member with the newest epoch is elected, only while a majority is ready; without a majority the primary steps down | no primary until a majority is back |
+//! | [`Election::Majority`] | MongoDB replica set (3, 5 or 7) | the first ready member in the order given (its priority) is elected, only while a majority is healthy; without a majority the primary steps down | no primary until a majority is back |
 //! | [`Election::Asynchronous`] | cache shard (master + replica) | the ready replica is promoted | the first member back becomes master (a cache accepts losing what was not replicated) |
 //!
 //! A member passes a check when its guest runs exactly once, on a host
@@ -139,14 +139,18 @@ impl ReplicaSet {
             .find(|h| !seen.insert(*h))
     }
 
-    /// Makes `vm` primary at the next epoch; every member reached knows it
-    /// at once through the check that follows.
+    /// Makes `vm` primary at the next epoch. The members ready now take
+    /// part (they know the epoch at once); the others learn it when a
+    /// check reaches them again.
     fn elect(&mut self, vm: &VmId) -> u64 {
         self.epoch += 1;
         self.primary = Some(vm.clone());
         self.latest_primary = vm.clone();
         let epoch = self.epoch;
         self.member_mut(vm).epoch = epoch;
+        for m in self.members.iter_mut().filter(|m| m.ready()) {
+            m.epoch = epoch;
+        }
         epoch
     }
 
@@ -159,9 +163,14 @@ impl ReplicaSet {
         }
     }
 
-    /// A majority of the members is ready.
-    fn majority_ready(&self) -> bool {
-        self.members.iter().filter(|m| m.ready()).count() * 2 > self.members.len()
+    /// How many members are healthy (past the thresholds' hysteresis).
+    fn healthy_count(&self) -> usize {
+        self.members.iter().filter(|m| m.healthy).count()
+    }
+
+    /// A majority of the members is healthy.
+    fn majority_healthy(&self) -> bool {
+        self.healthy_count() * 2 > self.members.len()
     }
 
     /// Who may become primary now under `rule`, the current one having
@@ -177,16 +186,13 @@ impl ReplicaSet {
                     .map(|m| m.vm.clone()),
             },
             Election::Majority => {
-                if !self.majority_ready() {
+                if !self.majority_healthy() {
                     return None;
                 }
-                // The newest data first (the highest epoch it saw), then
-                // the order given at creation (its priority).
-                self.members
-                    .iter()
-                    .filter(ready)
-                    .max_by_key(|m| (m.epoch, std::cmp::Reverse(self.index(&m.vm))))
-                    .map(|m| m.vm.clone())
+                // Every member a check reaches is caught up (it learns the
+                // epoch, as it replicates): the first ready in the order
+                // given at creation (its priority) wins.
+                self.members.iter().find(ready).map(|m| m.vm.clone())
             }
             Election::Asynchronous => self.members.iter().find(ready).map(|m| m.vm.clone()),
         }
@@ -201,13 +207,6 @@ impl ReplicaSet {
             .map(|m| m.vm.as_str())
             .collect();
         names.join(", ")
-    }
-
-    fn index(&self, vm: &VmId) -> usize {
-        self.members
-            .iter()
-            .position(|m| &m.vm == vm)
-            .expect("a member")
     }
 
     /// One round of checks on one data-plane read: health, then the
@@ -278,53 +277,49 @@ impl ReplicaSet {
 
     fn run_election(&mut self, label: &str, rule: Election) -> Vec<String> {
         let (primary_word, secondary_word) = rule.roles();
-        let steps_down = |s: &Self, p: &VmId| {
-            !s.member(p).expect("member").healthy
-                || (rule == Election::Majority && !s.majority_ready())
-        };
         match self.primary.clone() {
-            Some(p) if !steps_down(self, &p) => Vec::new(),
-            Some(p) => {
-                let why = if self.member(&p).expect("member").healthy {
-                    format!(
-                        "{primary_word} {p} steps down: {} of {} members reachable, no majority",
-                        self.members.iter().filter(|m| m.ready()).count(),
-                        self.members.len()
-                    )
-                } else {
-                    format!("{primary_word} {p} down")
-                };
-                match self.candidate(rule) {
-                    Some(c) => {
-                        let epoch = self.elect(&c);
-                        let how = match rule {
-                            Election::Majority => "elected",
-                            _ => "promoted",
-                        };
-                        vec![format!(
-                            "{label}: {why}; {secondary_word} {c} {how} to {primary_word} at epoch {epoch}"
+            Some(p) if !self.member(&p).expect("member").healthy => match self.candidate(rule) {
+                Some(c) => {
+                    let epoch = self.elect(&c);
+                    let how = match rule {
+                        Election::Majority => "elected",
+                        _ => "promoted",
+                    };
+                    vec![format!(
+                            "{label}: {primary_word} {p} down; {secondary_word} {c} {how} to {primary_word} at epoch {epoch}"
                         )]
-                    }
-                    None => {
-                        self.primary = None;
-                        let until = match rule {
+                }
+                None => {
+                    self.primary = None;
+                    let until = match rule {
                             Election::Synchronous => format!(
                                 "{secondary_word} {} not healthy: no {primary_word} until {} (the newest data) is back",
                                 self.others(&p),
                                 self.latest_primary
                             ),
                             Election::Majority => format!(
-                                "no {primary_word} until a majority of {} members is reachable",
+                                "no majority: no {primary_word} until a majority of {} members is healthy",
                                 self.members.len()
                             ),
                             Election::Asynchronous => format!(
                                 "no {secondary_word} ready: no {primary_word} until a member is back"
                             ),
                         };
-                        vec![format!("{label}: {why} and {until}")]
-                    }
+                    vec![format!("{label}: {primary_word} {p} down and {until}")]
                 }
+            },
+            Some(p) if rule == Election::Majority && !self.majority_healthy() => {
+                // It cannot reach a majority: it stops taking writes, as a
+                // MongoDB primary steps down, so a majority elsewhere
+                // could never be contradicted.
+                self.primary = None;
+                vec![format!(
+                    "{label}: {primary_word} {p} steps down: {} of {} members healthy, no majority; read-only until a majority is healthy",
+                    self.healthy_count(),
+                    self.members.len()
+                )]
             }
+            Some(_) => Vec::new(),
             None => {
                 let Some(c) = self.candidate(rule) else {
                     return Vec::new();
@@ -402,6 +397,75 @@ impl CheckClock {
         } else {
             now_ms + self.interval_ms
         };
+    }
+}
+
+/// A managed service checked on its own clock: an RDB, a MongoDB replica
+/// set, a cache cluster. The functions below run any collection of them
+/// on the controller's timer.
+pub trait Checked {
+    fn clock(&self) -> &CheckClock;
+    fn clock_mut(&mut self) -> &mut CheckClock;
+    /// Every member of every set it holds.
+    fn member_vms(&self) -> Vec<&VmId>;
+    /// One round of checks on one data-plane read; a line per change.
+    fn check(&mut self, fabric: &dyn Fabric) -> Vec<String>;
+}
+
+/// When the next check of any of `all` is due.
+pub fn checks_due<'a, S: Checked + 'a>(all: impl Iterator<Item = &'a S>) -> Option<u64> {
+    all.map(|s| s.clock().next_check_ms).min()
+}
+
+/// The members of those due by `due_by`.
+pub fn check_targets<'a, S: Checked + 'a>(
+    all: impl Iterator<Item = &'a S>,
+    due_by: u64,
+) -> Vec<VmId> {
+    let vms: BTreeSet<&VmId> = all
+        .filter(|s| s.clock().due(due_by))
+        .flat_map(|s| s.member_vms())
+        .collect();
+    vms.into_iter().cloned().collect()
+}
+
+/// Runs the checks of those due by `due_by` whose members the fabric
+/// (read at `now_ms`) knows all of; the others stay due.
+pub fn run_checks<'a, S: Checked + 'a>(
+    all: impl Iterator<Item = &'a mut S>,
+    due_by: u64,
+    now_ms: u64,
+    fabric: &dyn Fabric,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in all {
+        if !s.clock().due(due_by) || !s.member_vms().iter().all(|vm| fabric.knows(vm)) {
+            continue;
+        }
+        lines.extend(s.check(fabric));
+        s.clock_mut().put_off(now_ms);
+    }
+    lines
+}
+
+/// The data plane could not be read: nothing judged, due again an
+/// interval later.
+pub fn skip_checks<'a, S: Checked + 'a>(
+    all: impl Iterator<Item = &'a mut S>,
+    due_by: u64,
+    now_ms: u64,
+) {
+    for s in all {
+        if s.clock().due(due_by) {
+            s.clock_mut().put_off(now_ms);
+        }
+    }
+}
+
+/// A controller restored from its store checks each from `now_ms` on.
+pub fn restart_checks<'a, S: Checked + 'a>(all: impl Iterator<Item = &'a mut S>, now_ms: u64) {
+    for s in all {
+        s.clock_mut().next_check_ms = now_ms;
     }
 }
 
@@ -508,6 +572,56 @@ impl MemberError {
             MemberError::NoSuchVm { .. } => "not-found",
             MemberError::InService { .. } => "in-use",
             _ => "invalid-request",
+        }
+    }
+}
+
+/// Why a call on a MongoDB replica set or a cache cluster was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    #[error("name: {kind} {name} already exists")]
+    Exists { kind: &'static str, name: Name },
+    #[error("name: no {kind} named {name}")]
+    NotFound { kind: &'static str, name: Name },
+    #[error("name: at most {max} {kind}s")]
+    Limit { kind: &'static str, max: usize },
+}
+
+impl ServiceError {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Member(e) => e.code(),
+            ServiceError::Exists { .. } => "exists",
+            ServiceError::NotFound { .. } => "not-found",
+            ServiceError::Limit { .. } => "limit",
+        }
+    }
+}
+
+/// A member as describe shows it, with its role's name.
+pub fn member_json(m: &Member, role: &str, epoch: u64) -> serde_json::Value {
+    serde_json::json!({
+        "vm": m.vm,
+        "role": role,
+        "healthy": m.healthy,
+        "host": m.host,
+        "epoch": m.epoch,
+        "stale": m.epoch < epoch,
+        "failing": m.checks.failing,
+    })
+}
+
+impl Election {
+    /// The role `vm` holds in `set`, as this rule names it.
+    pub fn role_of(self, set: &ReplicaSet, vm: &VmId) -> &'static str {
+        let (primary, secondary) = self.roles();
+        if set.is_primary(vm) {
+            primary
+        } else {
+            secondary
         }
     }
 }

@@ -197,6 +197,29 @@ pub enum CloudRequest {
     SwitchoverRdb {
         name: String,
     },
+
+    /// A MongoDB replica set of 3, 5 or 7 existing VMs on different hosts;
+    /// the first is primary at epoch 1.
+    CreateMongodb {
+        name: String,
+        members: Vec<String>,
+    },
+    /// Deletes the replica set; its VMs stay.
+    DeleteMongodb {
+        name: String,
+    },
+    DescribeMongodbs,
+    /// A cache cluster: each shard `[master, replica…]`, 2 or 3 existing
+    /// VMs on different hosts.
+    CreateCache {
+        name: String,
+        shards: Vec<Vec<String>>,
+    },
+    /// Deletes the cluster; its VMs stay.
+    DeleteCache {
+        name: String,
+    },
+    DescribeCaches,
 }
 
 fn thin() -> Provisioning {
@@ -209,6 +232,8 @@ pub enum Family {
     Network,
     Storage,
     Rdb,
+    /// MongoDB replica sets and cache clusters.
+    Service,
 }
 
 impl CloudRequest {
@@ -231,6 +256,12 @@ impl CloudRequest {
             | R::DeleteRdb { .. }
             | R::DescribeRdbs
             | R::SwitchoverRdb { .. } => Family::Rdb,
+            R::CreateMongodb { .. }
+            | R::DeleteMongodb { .. }
+            | R::DescribeMongodbs
+            | R::CreateCache { .. }
+            | R::DeleteCache { .. }
+            | R::DescribeCaches => Family::Service,
             _ => Family::Network,
         }
     }
@@ -264,6 +295,8 @@ impl CloudRequest {
                 | R::DescribeVolumes
                 | R::DescribeSnapshots { .. }
                 | R::DescribeRdbs
+                | R::DescribeMongodbs
+                | R::DescribeCaches
         )
     }
 }
@@ -422,6 +455,24 @@ impl std::fmt::Display for CloudRequest {
             R::DeleteRdb { name } => write!(f, "DeleteRDBs {}", s(name)),
             R::DescribeRdbs => f.write_str("DescribeRDBs"),
             R::SwitchoverRdb { name } => write!(f, "SwitchoverRDB {}", s(name)),
+            R::CreateMongodb { name, members } => {
+                let m: Vec<String> = members.iter().map(|v| s(v).to_string()).collect();
+                write!(f, "CreateMongoDB {} ({})", s(name), m.join(", "))
+            }
+            R::DeleteMongodb { name } => write!(f, "DeleteMongoDBs {}", s(name)),
+            R::DescribeMongodbs => f.write_str("DescribeMongoDBs"),
+            R::CreateCache { name, shards } => {
+                let m: Vec<String> = shards
+                    .iter()
+                    .map(|sh| {
+                        let vms: Vec<String> = sh.iter().map(|v| s(v).to_string()).collect();
+                        format!("[{}]", vms.join(", "))
+                    })
+                    .collect();
+                write!(f, "CreateCache {} ({})", s(name), m.join(", "))
+            }
+            R::DeleteCache { name } => write!(f, "DeleteCaches {}", s(name)),
+            R::DescribeCaches => f.write_str("DescribeCaches"),
         }
     }
 }
@@ -436,6 +487,8 @@ pub enum CloudError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Rdb(#[from] crate::rdb::RdbError),
+    #[error(transparent)]
+    Service(#[from] crate::replica_set::ServiceError),
 }
 
 impl From<crate::network::lb::LbError> for CloudError {
@@ -452,6 +505,7 @@ impl CloudError {
             CloudError::Network(e) => e.code(),
             CloudError::Storage(e) => e.code(),
             CloudError::Rdb(e) => e.code(),
+            CloudError::Service(e) => e.code(),
         }
     }
 }

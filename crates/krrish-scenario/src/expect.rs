@@ -110,6 +110,19 @@ pub enum Check {
         epoch: Option<u64>,
         degraded: Option<bool>,
     },
+    /// A MongoDB replica set's primary (`None`: none) and epoch.
+    Mongodb {
+        name: Name,
+        primary: Option<VmId>,
+        epoch: Option<u64>,
+    },
+    /// A cache cluster's state (`Some(true)`: ok), and one shard's master
+    /// (`None`: none) and epoch.
+    Cache {
+        name: Name,
+        ok: Option<bool>,
+        shard: Option<ShardCheck>,
+    },
     /// An event of this kind (about this host / VM) was raised, or never.
     Event {
         kind: &'static str,
@@ -117,6 +130,15 @@ pub enum Check {
         vm: Option<VmId>,
         present: bool,
     },
+}
+
+/// One cache shard's expected master and epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardCheck {
+    /// From 1.
+    pub shard: usize,
+    pub master: Option<Option<VmId>>,
+    pub epoch: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -370,12 +392,7 @@ pub(crate) fn check(
                 ));
             }
         }
-        if x.epoch == Some(0) {
-            return Err(src.error(
-                src.find("epoch", "0").or(at),
-                "rdb.epoch: epochs start at 1",
-            ));
-        }
+        epoch_from_one(src, at, "rdb", x.epoch)?;
         checks.push(Check::Rdb {
             name,
             primary,
@@ -384,6 +401,23 @@ pub(crate) fn check(
             degraded: x.degraded,
         });
     }
+    if let Some(x) = e.mongodb {
+        let name = Name::parse("mongodb.name", &x.name)
+            .map_err(|e| src.error(src.find("name", &x.name).or(at), e.to_string()))?;
+        let primary = match x.primary.as_str() {
+            "none" => None,
+            vm => Some(vm_ref(src, "primary", vm, known_vms)?),
+        };
+        epoch_from_one(src, at, "mongodb", x.epoch)?;
+        checks.push(Check::Mongodb {
+            name,
+            primary,
+            epoch: x.epoch,
+        });
+    }
+    if let Some(x) = e.cache {
+        checks.push(cache_check(src, at, x, known_vms)?);
+    }
     match e.converged {
         Some(true) => checks.push(Check::Converged),
         Some(false) => return Err(src.error(at, "converged: only `true` can be expected")),
@@ -391,7 +425,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb, rdb")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb, rdb, mongodb, cache")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }
@@ -481,4 +515,76 @@ fn one_of(
             allowed.join(", ")
         ),
     ))
+}
+
+/// Epochs start at 1: a 0 is refused where it was written.
+fn epoch_from_one(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    what: &str,
+    epoch: Option<u64>,
+) -> Result<(), LoadError> {
+    if epoch == Some(0) {
+        return Err(src.error(
+            src.find("epoch", "0").or(at),
+            format!("{what}.epoch: epochs start at 1"),
+        ));
+    }
+    Ok(())
+}
+
+fn cache_check(
+    src: &Source<'_>,
+    at: Option<(usize, usize)>,
+    x: crate::format::CacheCheckRef,
+    known_vms: &BTreeSet<VmId>,
+) -> Result<Check, LoadError> {
+    let name = Name::parse("cache.name", &x.name)
+        .map_err(|e| src.error(src.find("name", &x.name).or(at), e.to_string()))?;
+    let ok = match x.state.as_deref() {
+        None => None,
+        Some("ok") => Some(true),
+        Some("fail") => Some(false),
+        Some(other) => {
+            return Err(src.error(
+                src.find("state", other).or(at),
+                format!("cache.state: expected `ok` or `fail`, not `{other}`"),
+            ))
+        }
+    };
+    epoch_from_one(src, at, "cache", x.epoch)?;
+    let shard = match x.shard {
+        None if x.master.is_some() || x.epoch.is_some() => {
+            return Err(src.error(
+                at,
+                "cache: `master` and `epoch` are a shard's: give `shard` (from 1) too",
+            ))
+        }
+        None => None,
+        Some(0) => {
+            return Err(src.error(
+                src.find("shard", "0").or(at),
+                "cache.shard: shards are numbered from 1",
+            ))
+        }
+        Some(n) => Some(ShardCheck {
+            shard: n as usize,
+            master: x
+                .master
+                .as_deref()
+                .map(|m| match m {
+                    "none" => Ok(None),
+                    vm => vm_ref(src, "master", vm, known_vms).map(Some),
+                })
+                .transpose()?,
+            epoch: x.epoch,
+        }),
+    };
+    if ok.is_none() && shard.is_none() {
+        return Err(src.error(
+            at,
+            "cache: expected `state`, or `shard` with `master` or `epoch`",
+        ));
+    }
+    Ok(Check::Cache { name, ok, shard })
 }

@@ -253,6 +253,30 @@ pub struct Expectation {
     /// (`none` for none), the standby, the epoch, whether degraded
     /// (members share a host).
     pub rdb: Option<RdbCheckRef>,
+    /// A MongoDB replica set's primary (`none` while it has no majority)
+    /// and epoch.
+    pub mongodb: Option<MongodbCheckRef>,
+    /// A cache cluster's state (`ok`, `fail`) and/or one shard's master
+    /// (`none` for none) and epoch.
+    pub cache: Option<CacheCheckRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongodbCheckRef {
+    pub name: String,
+    pub primary: String,
+    pub epoch: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheCheckRef {
+    pub name: String,
+    pub state: Option<String>,
+    pub shard: Option<u32>,
+    pub master: Option<String>,
+    pub epoch: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

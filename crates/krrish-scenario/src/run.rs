@@ -344,6 +344,51 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 Err(format!("rdb {name}: {}", wrong.join(", ")))
             }
         }
+        Check::Mongodb {
+            name,
+            primary,
+            epoch,
+        } => {
+            let cloud = world.cloud();
+            let m = cloud.mongodbs.get(name).map_err(|e| e.to_string())?;
+            let wrong = set_roles_wrong(&m.set, "primary", primary.as_ref(), *epoch);
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("mongodb {name}: {}", wrong.join(", ")))
+            }
+        }
+        Check::Cache { name, ok, shard } => {
+            let cloud = world.cloud();
+            let c = cloud.caches.get(name).map_err(|e| e.to_string())?;
+            let mut wrong = Vec::new();
+            if let Some(ok) = ok {
+                let want = if *ok { "ok" } else { "fail" };
+                if c.state() != want {
+                    wrong.push(format!("state {}, expected {want}", c.state()));
+                }
+            }
+            if let Some(x) = shard {
+                let Some(s) = c.shard(x.shard) else {
+                    return Err(format!(
+                        "cache {name}: no shard {} (it has {})",
+                        x.shard,
+                        c.shards.len()
+                    ));
+                };
+                let master = x.master.as_ref().map(|m| m.as_ref());
+                let w = match master {
+                    Some(m) => set_roles_wrong(s, "master", m, x.epoch),
+                    None => set_roles_wrong(s, "master", s.primary.as_ref(), x.epoch),
+                };
+                wrong.extend(w.into_iter().map(|w| format!("shard {}: {w}", x.shard)));
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("cache {name}: {}", wrong.join(", ")))
+            }
+        }
         Check::Nic { vm, vxnet, ip } => {
             let cloud = world.cloud();
             let got = cloud
@@ -630,4 +675,28 @@ fn join(vms: &[krrish_core::VmId]) -> String {
         .map(|v| v.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What differs between a replica set and the expected primary (called
+/// `role`) and epoch.
+fn set_roles_wrong(
+    set: &krrish_cloud::replica_set::ReplicaSet,
+    role: &str,
+    primary: Option<&krrish_core::VmId>,
+    epoch: Option<u64>,
+) -> Vec<String> {
+    let show =
+        |v: Option<&krrish_core::VmId>| v.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
+    let mut wrong = Vec::new();
+    if set.primary.as_ref() != primary {
+        wrong.push(format!(
+            "{role} {}, expected {}",
+            show(set.primary.as_ref()),
+            show(primary)
+        ));
+    }
+    if let Some(e) = epoch.filter(|e| *e != set.epoch) {
+        wrong.push(format!("epoch {}, expected {e}", set.epoch));
+    }
+    wrong
 }

@@ -4,27 +4,41 @@
 //! the election are the replica set's ([`crate::replica_set`]) under the
 //! synchronous rule.
 
-use super::Rdbs;
+use super::{Rdb, Rdbs};
 use crate::network::dataplane::Fabric;
-use crate::replica_set::Election;
+use crate::replica_set::{self as rs, CheckClock, Checked, Election};
 use krrish_core::VmId;
-use std::collections::BTreeSet;
+
+impl Checked for Rdb {
+    fn clock(&self) -> &CheckClock {
+        &self.clock
+    }
+
+    fn clock_mut(&mut self) -> &mut CheckClock {
+        &mut self.clock
+    }
+
+    fn member_vms(&self) -> Vec<&VmId> {
+        self.set.members.iter().map(|m| &m.vm).collect()
+    }
+
+    fn check(&mut self, fabric: &dyn Fabric) -> Vec<String> {
+        let label = format!("rdb {}", self.name);
+        let thresholds = self.clock.thresholds();
+        self.set
+            .check(&label, Election::Synchronous, thresholds, fabric)
+    }
+}
 
 impl Rdbs {
     /// When the next check is due.
     pub fn health_checks_due(&self) -> Option<u64> {
-        self.rdbs.values().map(|r| r.clock.next_check_ms).min()
+        rs::checks_due(self.rdbs.values())
     }
 
     /// The members of every cluster due by `due_by`.
     pub fn health_check_targets(&self, due_by: u64) -> Vec<VmId> {
-        let vms: BTreeSet<&VmId> = self
-            .rdbs
-            .values()
-            .filter(|r| r.clock.due(due_by))
-            .flat_map(|r| r.set.members.iter().map(|m| &m.vm))
-            .collect();
-        vms.into_iter().cloned().collect()
+        rs::check_targets(self.rdbs.values(), due_by)
     }
 
     /// Runs the checks of every cluster due by `due_by` whose members the
@@ -35,36 +49,18 @@ impl Rdbs {
         now_ms: u64,
         fabric: &dyn Fabric,
     ) -> Vec<String> {
-        let mut lines = Vec::new();
-        for r in self.rdbs.values_mut() {
-            if !r.clock.due(due_by) || !r.set.members.iter().all(|m| fabric.knows(&m.vm)) {
-                continue;
-            }
-            let label = format!("rdb {}", r.name);
-            lines.extend(
-                r.set
-                    .check(&label, Election::Synchronous, r.clock.thresholds(), fabric),
-            );
-            r.clock.put_off(now_ms);
-        }
-        lines
+        rs::run_checks(self.rdbs.values_mut(), due_by, now_ms, fabric)
     }
 
     /// The data plane could not be read: nothing judged, due again an
     /// interval later.
     pub fn skip_health_checks(&mut self, due_by: u64, now_ms: u64) {
-        for r in self.rdbs.values_mut() {
-            if r.clock.due(due_by) {
-                r.clock.put_off(now_ms);
-            }
-        }
+        rs::skip_checks(self.rdbs.values_mut(), due_by, now_ms)
     }
 
     /// A controller restored from its store checks every cluster from
     /// `now_ms` on.
     pub fn restart_health_checks(&mut self, now_ms: u64) {
-        for r in self.rdbs.values_mut() {
-            r.clock.next_check_ms = now_ms;
-        }
+        rs::restart_checks(self.rdbs.values_mut(), now_ms)
     }
 }
