@@ -259,7 +259,10 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 Err(format!("{got} failover boots, expected {n}"))
             }
         }
-        Check::Converged => krrish_sim::checkers::converged(&world.world(), &world.core()),
+        Check::Converged => {
+            krrish_sim::checkers::converged(&world.world(), &world.core())?;
+            services_serving(&world.cloud())
+        }
         Check::Ping {
             from,
             to,
@@ -699,4 +702,35 @@ fn set_roles_wrong(
         wrong.push(format!("epoch {}, expected {e}", set.epoch));
     }
     wrong
+}
+
+/// Part of `converged`: every managed service serves again — an RDB and a
+/// MongoDB replica set with a primary, a cache with every shard's master —
+/// with every member healthy.
+fn services_serving(cloud: &krrish_cloud::Cloud) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    let mut judge = |what: String, set: &krrish_cloud::replica_set::ReplicaSet| {
+        if set.primary.is_none() {
+            wrong.push(format!("{what} has no primary"));
+        }
+        for m in set.members.iter().filter(|m| !m.healthy) {
+            wrong.push(format!("{what}: member {} unhealthy", m.vm));
+        }
+    };
+    for r in cloud.rdbs.rdbs.values() {
+        judge(format!("rdb {}", r.name), &r.set);
+    }
+    for m in cloud.mongodbs.sets.values() {
+        judge(format!("mongodb {}", m.name), &m.set);
+    }
+    for c in cloud.caches.caches.values() {
+        for (i, s) in c.shards.iter().enumerate() {
+            judge(format!("cache {} shard {}", c.name, i + 1), s);
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("not converged: {}", wrong.join("; ")))
+    }
 }

@@ -6,7 +6,8 @@
 //! Two phases (VOPR-style): faults from [`FAULTS_FROM_MS`] to
 //! [`FAULTS_UNTIL_MS`], then `heal_all` at [`HEAL_AT_MS`], and the cluster
 //! must have converged [`CONVERGE_WITHIN_MS`] later (every protected VM runs
-//! once at home, every host up, every spare free). The checkers judge
+//! once at home, every host up, every spare free, every managed service
+//! serving). The checkers judge
 //! safety all along.
 //!
 //! The fault vocabulary: host crash; power loss with the BMC; a dead BMC;
@@ -15,7 +16,8 @@
 //! to one host or at the controller's switch; flapping links; a spare
 //! failing while it hosts VMs; the DFS unreachable from the controller; more
 //! host failures than spares; the controller crashing mid-failover; operator
-//! live migrations.
+//! live migrations. In some seeds an RDB, a MongoDB replica set and a cache
+//! shard are created first; `converged` then also wants them serving.
 
 use crate::load::{parse_scenario, LoadError, Scenario};
 use krrish_core::{HostId, VmId, Zone};
@@ -266,7 +268,42 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
     for _ in 0..faults {
         fault(&mut d, &names, &mut case.items);
     }
+    if d.chance(40) {
+        managed_services(&names, &mut case.items);
+    }
     case
+}
+
+/// When the services are created: after the agents have reported.
+const SERVICES_AT_MS: u64 = 10_000;
+
+/// An RDB, a MongoDB replica set and a cache shard of three on the first VM of
+/// the first eight production hosts (each service's members on different
+/// hosts), created before the faults; `converged` then also requires each
+/// to serve again with every member healthy.
+fn managed_services(n: &Names, items: &mut Vec<(u64, String)>) {
+    let first: Vec<String> = n
+        .production
+        .iter()
+        .take(8)
+        .map(|h| format!("vm-{h}-1"))
+        .filter(|v| n.vms.iter().any(|x| x.as_str() == v))
+        .collect();
+    let [a, b, c, d, e, f, g, h] = first.as_slice() else {
+        return;
+    };
+    items.push((
+        SERVICES_AT_MS,
+        format!("cloud: {{ action: create-rdb, name: swarm-db, primary: {a}, standby: {b} }}"),
+    ));
+    items.push((
+        SERVICES_AT_MS,
+        format!("cloud: {{ action: create-mongodb, name: swarm-mongo, members: [{c}, {d}, {e}] }}"),
+    ));
+    items.push((
+        SERVICES_AT_MS,
+        format!("cloud: {{ action: create-cache, name: swarm-cache, shards: [[{f}, {g}, {h}]] }}"),
+    ));
 }
 
 fn names(case: &SwarmCase) -> Names {
