@@ -17,7 +17,8 @@
 use crate::name::Name;
 use crate::network::dataplane::Fabric;
 use crate::replica_set::{
-    member_json, CheckClock, Checked, Election, MemberError, MemberLookup, ReplicaSet, ServiceError,
+    may_add, member_json, CheckClock, Checked, Election, MemberError, MemberLookup, ReplicaSet,
+    ServiceError,
 };
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -162,18 +163,7 @@ impl Caches {
         now_ms: u64,
         lookup: &MemberLookup,
     ) -> Result<&Cache, ServiceError> {
-        if self.caches.contains_key(&name) {
-            return Err(ServiceError::Exists {
-                kind: "cache",
-                name,
-            });
-        }
-        if self.caches.len() >= CACHE_MAX {
-            return Err(ServiceError::Limit {
-                kind: "cache",
-                max: CACHE_MAX,
-            });
-        }
+        may_add(&self.caches, "cache", &name, CACHE_MAX)?;
         if shards.is_empty() || shards.len() > CACHE_SHARDS_MAX {
             return Err(MemberError::Shape {
                 field: "shards".into(),

@@ -15,9 +15,9 @@
 //! Every call checks first and changes nothing when it refuses.
 
 use crate::name::Name;
-use crate::network::dataplane::Fabric;
 use crate::replica_set::{
-    member_json, CheckClock, Checked, Election, MemberError, MemberLookup, ReplicaSet, ServiceError,
+    checked_single_set, may_add, member_json, CheckClock, Election, MemberError, MemberLookup,
+    ReplicaSet, ServiceError,
 };
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -62,26 +62,7 @@ impl MongoDb {
     }
 }
 
-impl Checked for MongoDb {
-    fn clock(&self) -> &CheckClock {
-        &self.clock
-    }
-
-    fn clock_mut(&mut self) -> &mut CheckClock {
-        &mut self.clock
-    }
-
-    fn member_vms(&self) -> Vec<&VmId> {
-        self.set.members.iter().map(|m| &m.vm).collect()
-    }
-
-    fn check(&mut self, fabric: &dyn Fabric) -> Vec<String> {
-        let label = format!("mongodb {}", self.name);
-        let thresholds = self.clock.thresholds();
-        self.set
-            .check(&label, Election::Majority, thresholds, fabric)
-    }
-}
+checked_single_set!(MongoDb, "mongodb", Election::Majority);
 
 /// The replica sets, by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,18 +94,7 @@ impl MongoDbs {
         now_ms: u64,
         lookup: &MemberLookup,
     ) -> Result<&MongoDb, ServiceError> {
-        if self.sets.contains_key(&name) {
-            return Err(ServiceError::Exists {
-                kind: "mongodb",
-                name,
-            });
-        }
-        if self.sets.len() >= MONGODB_MAX {
-            return Err(ServiceError::Limit {
-                kind: "mongodb",
-                max: MONGODB_MAX,
-            });
-        }
+        may_add(&self.sets, "mongodb", &name, MONGODB_MAX)?;
         if !matches!(members.len(), 3 | 5 | 7) {
             return Err(MemberError::Shape {
                 field: "members".into(),

@@ -412,6 +412,54 @@ pub trait Checked {
     fn check(&mut self, fabric: &dyn Fabric) -> Vec<String>;
 }
 
+/// [`Checked`] for a service that is one replica set (`set`) on its own
+/// clock (`clock`), named `name`, under one election rule: its lines say
+/// `<kind> <name>: …`.
+macro_rules! checked_single_set {
+    ($service:ty, $kind:literal, $rule:expr) => {
+        impl $crate::replica_set::Checked for $service {
+            fn clock(&self) -> &$crate::replica_set::CheckClock {
+                &self.clock
+            }
+
+            fn clock_mut(&mut self) -> &mut $crate::replica_set::CheckClock {
+                &mut self.clock
+            }
+
+            fn member_vms(&self) -> Vec<&krrish_core::VmId> {
+                self.set.members.iter().map(|m| &m.vm).collect()
+            }
+
+            fn check(&mut self, fabric: &dyn $crate::network::dataplane::Fabric) -> Vec<String> {
+                let label = format!(concat!($kind, " {}"), self.name);
+                let thresholds = self.clock.thresholds();
+                self.set.check(&label, $rule, thresholds, fabric)
+            }
+        }
+    };
+}
+pub(crate) use checked_single_set;
+
+/// Refuses a new service named `name` of `kind` when the name is taken or
+/// `max` exist already.
+pub fn may_add<V>(
+    existing: &std::collections::BTreeMap<Name, V>,
+    kind: &'static str,
+    name: &Name,
+    max: usize,
+) -> Result<(), ServiceError> {
+    if existing.contains_key(name) {
+        return Err(ServiceError::Exists {
+            kind,
+            name: name.clone(),
+        });
+    }
+    if existing.len() >= max {
+        return Err(ServiceError::Limit { kind, max });
+    }
+    Ok(())
+}
+
 /// When the next check of any of `all` is due.
 pub fn checks_due<'a, S: Checked + 'a>(all: impl Iterator<Item = &'a S>) -> Option<u64> {
     all.map(|s| s.clock().next_check_ms).min()

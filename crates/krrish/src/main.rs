@@ -85,6 +85,14 @@ enum Top {
     /// controller's API.
     #[command(subcommand)]
     Rdbs(client::RdbsCmd),
+    /// Managed MongoDB replica sets (majority elections, epoch), through
+    /// the controller's API.
+    #[command(subcommand)]
+    Mongodbs(client::MongodbsCmd),
+    /// Managed cache clusters (shards of a master and replicas), through
+    /// the controller's API.
+    #[command(subcommand)]
+    Caches(client::CachesCmd),
     /// Images of the DFS repository, through the controller's API.
     #[command(subcommand)]
     Images(client::ImagesCmd),
@@ -129,6 +137,8 @@ fn main() -> ExitCode {
         Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
         Top::LoadBalancers(c) => return client::main(&cli.api, client::Cmd::LoadBalancers(c)),
         Top::Rdbs(c) => return client::main(&cli.api, client::Cmd::Rdbs(c)),
+        Top::Mongodbs(c) => return client::main(&cli.api, client::Cmd::Mongodbs(c)),
+        Top::Caches(c) => return client::main(&cli.api, client::Cmd::Caches(c)),
         Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),
         Top::Volumes(c) => return client::main(&cli.api, client::Cmd::Volumes(c)),
         Top::Snapshots(c) => return client::main(&cli.api, client::Cmd::Snapshots(c)),

@@ -254,9 +254,23 @@ fn start_cluster(name: &str, fence_script: &str) -> Cluster {
 
 /// As [`start_cluster`], with `extra` appended to the controller's config.
 fn start_cluster_with(name: &str, fence_script: &str, extra: &str) -> Cluster {
+    let hosts = ["hv-01", "hv-02", "spare-1"];
+    start_cluster_of(name, CLUSTER, &hosts, fence_script, extra)
+}
+
+/// As [`start_cluster_with`], from the cluster file `cluster` (named
+/// daemons-test, its one VM vm-1 on hv-01) and an agent for each of
+/// `hosts` (its spares included).
+fn start_cluster_of(
+    name: &str,
+    cluster: &str,
+    hosts: &[&str],
+    fence_script: &str,
+    extra: &str,
+) -> Cluster {
     let mut c = Cluster::new(name);
     let port = free_port();
-    c.write("cluster.yaml", CLUSTER);
+    c.write("cluster.yaml", cluster);
     let fence = c.write("fence.sh", fence_script);
     std::fs::set_permissions(&fence, std::fs::Permissions::from_mode(0o755)).unwrap();
     // For an `api` section in `extra`.
@@ -265,7 +279,7 @@ fn start_cluster_with(name: &str, fence_script: &str, extra: &str) -> Cluster {
         "controller.yaml",
         &format!("{}{extra}", controller_config(port)),
     );
-    for h in ["hv-01", "hv-02", "spare-1"] {
+    for h in hosts {
         c.write(&format!("agent-{h}.yaml"), &agent_config(h, port));
     }
 
@@ -273,13 +287,16 @@ fn start_cluster_with(name: &str, fence_script: &str, extra: &str) -> Cluster {
     c.wait_for("controller", &["listening on"]);
     c.wait_for(
         "controller",
-        &["new state for cluster daemons-test", "3 hosts, 1 VMs"],
+        &[
+            "new state for cluster daemons-test",
+            &format!("{} hosts, 1 VMs", hosts.len()),
+        ],
     );
-    for h in ["hv-01", "hv-02", "spare-1"] {
+    for h in hosts {
         c.start(h, &["agent", "--config", &format!("agent-{h}.yaml")]);
     }
     c.wait_for("hv-01", &["1 VMs running: vm-1"]);
-    for h in ["hv-01", "hv-02", "spare-1"] {
+    for h in hosts {
         c.wait_for("controller", &[&format!("agent {h} connected")]);
         // The pid file the fence script reads is written before the agent
         // dials, so it exists once the agent is connected.
@@ -797,9 +814,18 @@ use serde_json::Value;
 /// A cluster whose controller serves the HTTP API (token `api-token`), up
 /// and listening; and the API's port.
 fn start_cluster_with_api(name: &str) -> (Cluster, u16) {
+    let hosts = ["hv-01", "hv-02", "spare-1"];
+    start_cluster_of_with_api(name, CLUSTER, &hosts)
+}
+
+/// As [`start_cluster_with_api`], from the cluster file `cluster` and its
+/// `hosts` (see [`start_cluster_of`]).
+fn start_cluster_of_with_api(name: &str, cluster: &str, hosts: &[&str]) -> (Cluster, u16) {
     let api = free_port();
-    let mut c = start_cluster_with(
+    let mut c = start_cluster_of(
         name,
+        cluster,
+        hosts,
         FENCE_SCRIPT,
         &format!("api:\n  listen: 127.0.0.1:{api}\n  token_file: api-token\n"),
     );
@@ -1181,3 +1207,6 @@ mod storage;
 
 #[path = "daemons/lb.rs"]
 mod lb;
+
+#[path = "daemons/services.rs"]
+mod services;

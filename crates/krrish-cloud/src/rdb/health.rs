@@ -6,29 +6,10 @@
 
 use super::{Rdb, Rdbs};
 use crate::network::dataplane::Fabric;
-use crate::replica_set::{self as rs, CheckClock, Checked, Election};
+use crate::replica_set::{self as rs, checked_single_set, Election};
 use krrish_core::VmId;
 
-impl Checked for Rdb {
-    fn clock(&self) -> &CheckClock {
-        &self.clock
-    }
-
-    fn clock_mut(&mut self) -> &mut CheckClock {
-        &mut self.clock
-    }
-
-    fn member_vms(&self) -> Vec<&VmId> {
-        self.set.members.iter().map(|m| &m.vm).collect()
-    }
-
-    fn check(&mut self, fabric: &dyn Fabric) -> Vec<String> {
-        let label = format!("rdb {}", self.name);
-        let thresholds = self.clock.thresholds();
-        self.set
-            .check(&label, Election::Synchronous, thresholds, fabric)
-    }
-}
+checked_single_set!(Rdb, "rdb", Election::Synchronous);
 
 impl Rdbs {
     /// When the next check is due.

@@ -99,15 +99,11 @@ impl Rdb {
             .members
             .iter()
             .map(|m| {
-                serde_json::json!({
-                    "vm": m.vm,
-                    "role": self.role(&m.vm),
-                    "healthy": m.healthy,
-                    "host": m.host,
-                    "epoch": m.epoch,
-                    "stale": m.epoch < self.set.epoch,
-                    "failing": m.checks.failing,
-                })
+                let role = match self.role(&m.vm) {
+                    Role::Primary => "primary",
+                    Role::Standby => "standby",
+                };
+                crate::replica_set::member_json(m, role, self.set.epoch)
             })
             .collect();
         serde_json::json!({

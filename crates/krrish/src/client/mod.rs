@@ -1,15 +1,17 @@
 //! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
-//! routers …|eips …|dns-aliases …|load-balancers …|images …|volumes …|
-//! snapshots …`: the operator's client of the controller's HTTP API
-//! ([`crate::daemon::api`]).
+//! routers …|eips …|dns-aliases …|load-balancers …|rdbs …|mongodbs …|
+//! caches …|images …|volumes …|snapshots …`: the operator's client of the
+//! controller's HTTP API ([`crate::daemon::api`]).
 //!
 //! Map:
 //! - [`Endpoint`] — where and with which token; [`Endpoint::call`] is the
 //!   one HTTP exchange, its failures typed as [`CallError`].
 //! - [`main`] — the subcommands, table or JSON output; the network ones
 //!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`],
-//!   `load-balancers` in [`lb`], the storage ones (`images`, `volumes`,
-//!   `snapshots`, `instances capture`) in [`storage`].
+//!   `load-balancers` in [`lb`], `rdbs` in [`rdb`], `mongodbs` and
+//!   `caches` (and what the managed services share) in [`services`], the
+//!   storage ones (`images`, `volumes`, `snapshots`, `instances capture`)
+//!   in [`storage`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
 //!
 //! Exit codes: 0 done; 1 the controller refused (`error: <code>: <message>`
@@ -18,11 +20,13 @@
 mod lb;
 mod network;
 mod rdb;
+mod services;
 mod storage;
 
 pub use lb::LoadBalancersCmd;
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
 pub use rdb::RdbsCmd;
+pub use services::{CachesCmd, MongodbsCmd};
 pub use storage::{ImagesCmd, SnapshotsCmd, VolumesCmd};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -326,6 +330,8 @@ pub enum Cmd {
     DnsAliases(DnsAliasesCmd),
     LoadBalancers(LoadBalancersCmd),
     Rdbs(RdbsCmd),
+    Mongodbs(MongodbsCmd),
+    Caches(CachesCmd),
     Images(ImagesCmd),
     Volumes(VolumesCmd),
     Snapshots(SnapshotsCmd),
@@ -364,6 +370,8 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
         Cmd::LoadBalancers(c) => lb::load_balancers(ep, c)?,
         Cmd::Rdbs(c) => rdb::rdbs(ep, c)?,
+        Cmd::Mongodbs(c) => services::mongodbs(ep, c)?,
+        Cmd::Caches(c) => services::caches(ep, c)?,
         Cmd::Images(c) => storage::images(ep, c)?,
         Cmd::Volumes(c) => storage::volumes(ep, c)?,
         Cmd::Snapshots(c) => storage::snapshots(ep, c)?,

@@ -2,7 +2,8 @@
 //! its one call and says how the answer is shown as text.
 
 use super::network::{say, Shown};
-use super::{path_part, table, text, Endpoint};
+use super::services::{delete, describe, member_rows, member_table};
+use super::{path_part, text, Endpoint};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -27,7 +28,8 @@ pub enum RdbsCmd {
 
 pub fn rdbs(ep: &Endpoint, cmd: RdbsCmd) -> Shown {
     use RdbsCmd as C;
-    let one = |name: &str| format!("/v1/rdbs/{}", path_part(name));
+    const PATH: &str = "/v1/rdbs";
+    let one = |name: &str| format!("{PATH}/{}", path_part(name));
     let roles = |v: &Value| {
         format!(
             "rdb {}: primary {}, standby {}, epoch {}",
@@ -38,29 +40,20 @@ pub fn rdbs(ep: &Endpoint, cmd: RdbsCmd) -> Shown {
         )
     };
     Ok(match cmd {
-        C::Describe { name } => {
-            let v = match name {
-                Some(n) => json!([ep.call(&one(&n), &[], None)?]),
-                None => ep.call("/v1/rdbs", &[], None)?,
-            };
-            (v, Box::new(rdb_table))
-        }
+        C::Describe { name } => (describe(ep, PATH, name)?, Box::new(rdb_table)),
         C::Create {
             name,
             primary,
             standby,
         } => (
             ep.call(
-                "/v1/rdbs",
+                PATH,
                 &[],
                 Some(json!({ "name": name, "primary": primary, "standby": standby })),
             )?,
             say(move |v| format!("{} (created)", roles(v))),
         ),
-        C::Delete { name } => (
-            ep.delete(&one(&name))?,
-            say(|v| format!("rdb {} deleted", text(&v["name"]))),
-        ),
+        C::Delete { name } => delete(ep, PATH, "rdb", &name)?,
         C::Switchover { name } => (
             ep.call(&format!("{}/switchover", one(&name)), &[], Some(json!({})))?,
             say(move |v| format!("{} (switched over)", roles(v))),
@@ -71,25 +64,7 @@ pub fn rdbs(ep: &Endpoint, cmd: RdbsCmd) -> Shown {
 fn rdb_table(v: &Value) -> String {
     let mut rows = Vec::new();
     for r in v.as_array().into_iter().flatten() {
-        for m in r["members"].as_array().into_iter().flatten() {
-            rows.push(vec![
-                text(&r["name"]),
-                text(&r["epoch"]),
-                text(&m["vm"]),
-                text(&m["role"]),
-                if m["healthy"] == true {
-                    "healthy"
-                } else {
-                    "unhealthy"
-                }
-                .into(),
-                text(&m["host"]),
-                text(&r["degraded"]),
-            ]);
-        }
+        member_rows(&mut rows, &[text(&r["name"]), text(&r["epoch"])], r);
     }
-    table(
-        &["NAME", "EPOCH", "VM", "ROLE", "HEALTH", "HOST", "DEGRADED"],
-        &rows,
-    )
+    member_table(&["NAME", "EPOCH"], &rows)
 }

@@ -10,6 +10,8 @@
 //!   `/v1/dns-aliases…` (the cloud's network resources).
 //! - [`lb`] — `/v1/load-balancers…` (listeners, backends, their health).
 //! - [`rdb`] — `/v1/rdbs…` (managed RDBs: create, delete, switchover).
+//! - [`services`] — `/v1/mongodbs…`, `/v1/caches…` (MongoDB replica sets
+//!   and cache clusters: create, delete).
 //! - [`storage`] — `/v1/images`, `/v1/volumes…`,
 //!   `/v1/instances/{id}/snapshots…`, `/v1/instances/{id}/capture` (the
 //!   cloud's storage).
@@ -29,6 +31,7 @@ mod instances;
 mod lb;
 mod network;
 mod rdb;
+mod services;
 mod storage;
 
 use axum::extract::rejection::JsonRejection;
@@ -289,6 +292,7 @@ pub async fn serve(
         .merge(network::routes())
         .merge(lb::routes())
         .merge(rdb::routes())
+        .merge(services::routes())
         .merge(storage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
