@@ -91,16 +91,8 @@ pub enum Check {
         host: Option<HostId>,
         backing: Option<BackingState>,
     },
-    /// Requests from `from` to a load balancer's listener: served or not;
-    /// exactly these backends in service; exactly these answering.
-    Lb {
-        lb: Name,
-        listener: u16,
-        from: PingFrom,
-        served: Option<bool>,
-        in_service: Option<Vec<VmId>>,
-        answered_by: Option<Vec<VmId>>,
-    },
+    /// Requests from `from` to a load balancer's listener.
+    Lb(LbCheck),
     /// An RDB cluster's primary (`None`: none), and if given its standby,
     /// epoch and whether its members share a host.
     Rdb {
@@ -130,6 +122,20 @@ pub enum Check {
         vm: Option<VmId>,
         present: bool,
     },
+}
+
+/// Requests from `from` to a load balancer's listener: served or not;
+/// exactly these backends in service; exactly these answering; this share
+/// of the requests lost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LbCheck {
+    pub lb: Name,
+    pub listener: u16,
+    pub from: PingFrom,
+    pub served: Option<bool>,
+    pub in_service: Option<Vec<VmId>>,
+    pub answered_by: Option<Vec<VmId>>,
+    pub lost_percent: Option<u32>,
 }
 
 /// One cache shard's expected master and epoch.
@@ -478,20 +484,31 @@ fn lb_check(
     };
     let in_service = vms("backends_in_service", x.backends_in_service)?;
     let answered_by = vms("answered_by", x.answered_by)?;
-    if x.served.is_none() && in_service.is_none() && answered_by.is_none() {
+    if x.served.is_none()
+        && in_service.is_none()
+        && answered_by.is_none()
+        && x.lost_percent.is_none()
+    {
         return Err(src.error(
             at,
-            "lb: give at least one of served, backends_in_service, answered_by",
+            "lb: give at least one of served, backends_in_service, answered_by, lost_percent",
         ));
     }
-    Ok(Check::Lb {
+    if let Some(p) = x.lost_percent.filter(|p| *p > 100) {
+        return Err(src.error(
+            near("lost_percent", &p.to_string()),
+            format!("lb.lost_percent: {p} is not a percentage (0-100)"),
+        ));
+    }
+    Ok(Check::Lb(LbCheck {
         lb,
         listener,
         from,
         served: x.served,
         in_service,
         answered_by,
-    })
+        lost_percent: x.lost_percent,
+    }))
 }
 
 /// `value` must be one of `allowed` (the core's own names); the error names

@@ -300,6 +300,8 @@ pub struct LbCheckRef {
     pub served: Option<bool>,
     pub backends_in_service: Option<Vec<String>>,
     pub answered_by: Option<Vec<String>>,
+    /// The share of the client's requests lost now (whole percent).
+    pub lost_percent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -282,22 +282,7 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
                 (Err(why), true) => Err(format!("ping from {from} to {to} lost: {why}")),
             }
         }
-        Check::Lb {
-            lb,
-            listener,
-            from,
-            served,
-            in_service,
-            answered_by,
-        } => lb_check(
-            world,
-            lb,
-            *listener,
-            from,
-            *served,
-            in_service.as_deref(),
-            answered_by.as_deref(),
-        ),
+        Check::Lb(c) => lb_check(world, c),
         Check::Rdb {
             name,
             primary,
@@ -554,15 +539,9 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
 }
 
 /// Requests from `from` to `lb`'s listener, as expected.
-fn lb_check(
-    world: &dyn SimulatedWorld,
-    lb: &krrish_cloud::Name,
-    listener: u16,
-    from: &krrish_cloud::network::dataplane::Source,
-    served: Option<bool>,
-    in_service: Option<&[krrish_core::VmId]>,
-    answered_by: Option<&[krrish_core::VmId]>,
-) -> Result<(), String> {
+fn lb_check(world: &dyn SimulatedWorld, c: &crate::expect::LbCheck) -> Result<(), String> {
+    let (lb, listener, from, served) = (&c.lb, c.listener, &c.from, c.served);
+    let (in_service, answered_by) = (c.in_service.as_deref(), c.answered_by.as_deref());
     let cloud = world.cloud();
     let ground = world.world();
     let what = format!("load balancer {lb} listener {listener} from {from}");
@@ -620,6 +599,22 @@ fn lb_check(
                 "answered by none, expected [{}]: {why}",
                 join(want)
             )),
+        }
+    }
+    if let Some(want) = c.lost_percent {
+        match &s {
+            Ok(s) if s.lost_percent == want => {}
+            Ok(s) => wrong.push(format!(
+                "{}% of requests lost, expected {want}%{}",
+                s.lost_percent,
+                if s.lost_at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (lost at {})", lost(s))
+                }
+            )),
+            Err(_) if want == 100 => {}
+            Err(why) => wrong.push(format!("all requests lost, expected {want}%: {why}")),
         }
     }
     if wrong.is_empty() {

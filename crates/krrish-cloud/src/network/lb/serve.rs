@@ -4,7 +4,7 @@
 //! by which backends. Read against the machines' state like
 //! [`crate::network::dataplane::ping`], never a lookup that always says yes.
 
-use super::{Frontend, LoadBalancer};
+use super::{Balance, Frontend, LoadBalancer};
 use crate::name::Name;
 use crate::network::dataplane::{the_host, way_out, Fabric, Source};
 use crate::network::{EipKind, Network, Nic};
@@ -41,6 +41,12 @@ pub struct Served {
     /// Those that do not, and why: their share of requests is lost until
     /// the health check takes them out.
     pub lost_at: Vec<(VmId, String)>,
+    /// The share of this client's requests lost now, in whole percent
+    /// (rounded down): round-robin and least-connections spread requests
+    /// over the backends in service by weight, so a backend that does not
+    /// answer loses its weight's share; source hashing sends all of one
+    /// client's requests to one backend, so they are all lost or none.
+    pub lost_percent: u32,
 }
 
 impl Served {
@@ -120,9 +126,56 @@ pub fn serve(
             Err(why) => lost_at.push((vm.clone(), why)),
         }
     }
+    let weight = |vm: &VmId| listener.backends.get(vm).map_or(0, |b| b.weight);
+    let lost_percent = match listener.balance {
+        Balance::Source => {
+            let client = match from {
+                Source::Internet => "internet",
+                Source::External => "external",
+                Source::Vm(vm) => vm.as_str(),
+            };
+            let sticky = source_backend(client, &in_service, weight);
+            if answered_by.contains(sticky) {
+                0
+            } else {
+                100
+            }
+        }
+        Balance::RoundRobin | Balance::LeastConn => {
+            let total: u32 = in_service.iter().map(weight).sum();
+            let lost: u32 = lost_at.iter().map(|(vm, _)| weight(vm)).sum();
+            lost * 100 / total.max(1)
+        }
+    };
     Ok(Served {
         in_service,
         answered_by,
         lost_at,
+        lost_percent,
     })
+}
+
+/// The backend source hashing gives `client`: a stable hash of its address
+/// (here its name) over the backends in service, each taking a slice as
+/// wide as its weight. The same client, the same backend while the set in
+/// service does not change.
+fn source_backend<'a>(
+    client: &str,
+    in_service: &'a [VmId],
+    weight: impl Fn(&VmId) -> u32,
+) -> &'a VmId {
+    // FNV-1a: stable across runs and platforms (no seeded hasher).
+    let hash = client.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let total: u64 = in_service.iter().map(|vm| u64::from(weight(vm))).sum();
+    let mut slot = hash % total.max(1);
+    for vm in in_service {
+        let w = u64::from(weight(vm));
+        if slot < w {
+            return vm;
+        }
+        slot -= w;
+    }
+    &in_service[0]
 }
