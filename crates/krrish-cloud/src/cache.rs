@@ -17,8 +17,7 @@
 use crate::name::Name;
 use crate::network::dataplane::Fabric;
 use crate::replica_set::{
-    may_add, member_json, CheckClock, Checked, Election, MemberError, MemberLookup, ReplicaSet,
-    ServiceError,
+    may_add, CheckClock, Checked, Election, MemberError, MemberLookup, ReplicaSet, ServiceError,
 };
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -61,11 +60,7 @@ impl Cache {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let members: Vec<serde_json::Value> = s
-                    .members
-                    .iter()
-                    .map(|m| member_json(m, Election::Asynchronous.role_of(s, &m.vm), s.epoch))
-                    .collect();
+                let members = s.members_json(Election::Asynchronous);
                 serde_json::json!({
                     "shard": i + 1,
                     "master": s.primary,

@@ -16,8 +16,8 @@
 
 use crate::name::Name;
 use crate::replica_set::{
-    checked_single_set, may_add, member_json, CheckClock, Election, MemberError, MemberLookup,
-    ReplicaSet, ServiceError,
+    checked_single_set, may_add, CheckClock, Election, MemberError, MemberLookup, ReplicaSet,
+    ServiceError,
 };
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -39,18 +39,7 @@ pub struct MongoDb {
 impl MongoDb {
     /// As describe shows it.
     pub fn to_json(&self) -> serde_json::Value {
-        let members: Vec<serde_json::Value> = self
-            .set
-            .members
-            .iter()
-            .map(|m| {
-                member_json(
-                    m,
-                    Election::Majority.role_of(&self.set, &m.vm),
-                    self.set.epoch,
-                )
-            })
-            .collect();
+        let members = self.set.members_json(Election::Majority);
         serde_json::json!({
             "name": self.name,
             "primary": self.set.primary,

@@ -649,17 +649,25 @@ impl ServiceError {
     }
 }
 
-/// A member as describe shows it, with its role's name.
-pub fn member_json(m: &Member, role: &str, epoch: u64) -> serde_json::Value {
-    serde_json::json!({
-        "vm": m.vm,
-        "role": role,
-        "healthy": m.healthy,
-        "host": m.host,
-        "epoch": m.epoch,
-        "stale": m.epoch < epoch,
-        "failing": m.checks.failing,
-    })
+impl ReplicaSet {
+    /// The members as describe shows them, each with its role as `rule`
+    /// names it.
+    pub fn members_json(&self, rule: Election) -> Vec<serde_json::Value> {
+        self.members
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "vm": m.vm,
+                    "role": rule.role_of(self, &m.vm),
+                    "healthy": m.healthy,
+                    "host": m.host,
+                    "epoch": m.epoch,
+                    "stale": m.epoch < self.epoch,
+                    "failing": m.checks.failing,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Election {

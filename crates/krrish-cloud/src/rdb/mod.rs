@@ -35,7 +35,7 @@ pub(crate) mod calls;
 mod health;
 
 use crate::name::Name;
-use crate::replica_set::{CheckClock, ReplicaSet};
+use crate::replica_set::{CheckClock, Election, ReplicaSet};
 use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -94,18 +94,7 @@ impl Rdb {
 
     /// As describe shows it.
     pub fn to_json(&self) -> serde_json::Value {
-        let members: Vec<serde_json::Value> = self
-            .set
-            .members
-            .iter()
-            .map(|m| {
-                let role = match self.role(&m.vm) {
-                    Role::Primary => "primary",
-                    Role::Standby => "standby",
-                };
-                crate::replica_set::member_json(m, role, self.set.epoch)
-            })
-            .collect();
+        let members = self.set.members_json(Election::Synchronous);
         serde_json::json!({
             "name": self.name,
             "primary": self.set.primary,
