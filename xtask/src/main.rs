@@ -4,21 +4,24 @@
 //!   arguments go to `krrish scenario run` (paths, `--seed`, `--seeds`,
 //!   `--trace-out`, …). Default: every file under `scenarios/`.
 //! - `ci` — the whole suite, as CI runs it: system packages, fmt, clippy,
-//!   tests, every scenario in the turmoil world and in the event world, a
+//!   tests, real guests in the lab in a box, every scenario in the turmoil world and in the event world, a
 //!   fixed budget of seed exploration, a fixed number of swarm seeds (JUnit
 //!   XML in `target/swarm-ci.xml`). Prints `N passed, M failed` over its
 //!   steps.
 //! - `nightly` — the same with large exploration budgets.
 //! - `bench` — the benchmarks, written to `BENCHMARKS.md`.
+//! - `lab up|down|status` — the lab in a box: libvirt, the guest image,
+//!   the KVM/TCG probe (see [`lab`]). `ci` runs the real-guest tests
+//!   between an `up` and a `down`.
 
-use anyhow::{bail, Context, Result};
+// Tooling on the real machine: wall time is what it waits on and reports.
+#![allow(clippy::disallowed_methods)]
+
+mod lab;
+
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-
-/// Debian packages the suite needs, by the command that proves them present.
-/// The simulated world needs none; the real backends (libvirt, netlink) will
-/// add theirs here.
-const SYSTEM_PACKAGES: &[(&str, &str)] = &[];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,8 +35,11 @@ fn main() -> ExitCode {
         Some("ci") => suite(&Budget::CI),
         Some("nightly") => suite(&Budget::NIGHTLY),
         Some("bench") => bench(&args[1..]),
+        Some("lab") => lab::lab(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <scenario [ARGS…] | ci | nightly | bench>");
+            eprintln!(
+                "usage: cargo xtask <scenario [ARGS…] | ci | nightly | bench | lab up|down|status>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -121,37 +127,12 @@ impl Budget {
     };
 }
 
-/// Installs missing Debian packages (CI machines start bare).
+/// Installs missing Debian packages (CI machines start bare): the lab's,
+/// which include what the workspace needs to build (`libvirt-dev` for the
+/// `virt` crate).
 fn system_packages() -> Result<bool> {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
-        .iter()
-        .filter(|(_, probe)| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {probe}")])
-                .output()
-                .map(|o| !o.status.success())
-                .unwrap_or(true)
-        })
-        .map(|(pkg, _)| *pkg)
-        .collect();
-    if SYSTEM_PACKAGES.is_empty() {
-        eprintln!("xtask: system packages: none needed (the simulated world is pure Rust)");
-        return Ok(true);
-    }
-    if missing.is_empty() {
-        return Ok(true);
-    }
-    if !run(Command::new("apt-get").arg("update").arg("-qq"))? {
-        bail!(
-            "apt-get update failed; cannot install {}",
-            missing.join(" ")
-        );
-    }
-    let mut c = Command::new("apt-get");
-    c.args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing);
-    c.env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut c)
+    lab::install_missing()?;
+    Ok(true)
 }
 
 /// What a clean `cargo xtask ci` leaves in `target/` (1.8 GiB measured,
@@ -223,6 +204,7 @@ fn suite(budget: &Budget) -> Result<bool> {
                 Ok(own && explored)
             }),
         ),
+        ("lab in a box: real guests", Box::new(lab::suite_step)),
         (
             "swarm",
             Box::new(|| {

@@ -1,0 +1,329 @@
+//! [`LibvirtDriver`]: the agent's driver on a real host. A VM boots from
+//! its DFS copy (`<dfs>/vms/<vm>.qcow2`, made empty on first boot) as a
+//! transient domain `krrish.<host>.<vm>`; its tap goes into the host's
+//! namespace and bridge; "up" is the guest's own marker on its console.
+//! Bond health is read from the real links' carrier.
+//!
+//! Not here yet (each answers `NotSupported`, so the core and the
+//! scenario report say so): live migration (the lab in a box has one
+//! libvirt daemon; it needs two), disk leases through a lock manager
+//! (the lease is a file in the DFS directory for now).
+
+use crate::domain_xml::{DiskSpec, DomainSpec, DomainType, NicSpec};
+use crate::guest::{cmdline, console_len, wait_up, GuestImage};
+use crate::hypervisor::Hypervisor;
+use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain};
+use krrish_agent::{Driver, DriverError, HostStatus};
+use krrish_core::ha::BootReason;
+use krrish_core::{BondHealth, HostId, VmId, VmSpec};
+use krrish_netlink::Netns;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One lab (or physical) host as its agent sees it.
+#[derive(Clone, Debug)]
+pub struct LabHost {
+    pub host: HostId,
+    /// `qemu:///system`, or `test:///default` for quick checks.
+    pub uri: String,
+    /// The host's network namespace; `None` on a physical host.
+    pub netns: Option<String>,
+    /// The bridge guests' taps join.
+    pub vm_bridge: String,
+    /// Member links of the management, storage and business bonds.
+    pub bond_members: [[String; 2]; 3],
+    pub guest: GuestImage,
+    pub domain_type: DomainType,
+    /// The DFS stand-in every host sees: `vms/`, `leases/`.
+    pub dfs_dir: PathBuf,
+    /// This host's consoles.
+    pub run_dir: PathBuf,
+    /// The flat VM network: guests get an address derived from their id,
+    /// the same on every host (so a VM keeps it across failover).
+    pub vm_network: (Ipv4Addr, u8),
+    /// Lab guests get at most this much memory, whatever the VM asks for.
+    pub guest_memory_cap_mib: u64,
+    pub boot_timeout: Duration,
+}
+
+/// A VM's address on the flat network: network + 2 + hash mod (size - 4),
+/// so never the network, the .1 gateway-style address or the broadcast.
+pub fn vm_address(network: (Ipv4Addr, u8), vm: &VmId) -> Ipv4Addr {
+    let (net, prefix) = network;
+    let size = 1u64 << (32 - u32::from(prefix.min(30)));
+    let host_part = 2 + stable_hash(&[vm.as_str()]) % (size - 4);
+    Ipv4Addr::from(u32::from(net) + host_part as u32)
+}
+
+pub struct LibvirtDriver {
+    cfg: LabHost,
+    hv: Arc<Hypervisor>,
+    netns: Netns,
+    boot_id: u64,
+}
+
+fn failed(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(e.to_string())
+}
+
+impl LibvirtDriver {
+    /// Connects to libvirt and checks the guest image and namespace exist.
+    pub fn new(cfg: LabHost, boot_id: u64) -> Result<Self, DriverError> {
+        if let Some(p) = cfg.guest.missing() {
+            return Err(DriverError::Unavailable(format!(
+                "guest image {} is missing (run `cargo xtask lab up`)",
+                p.display()
+            )));
+        }
+        let netns = match &cfg.netns {
+            Some(n) => Netns::open(n).map_err(|e| DriverError::Unavailable(e.to_string()))?,
+            None => Netns::current(),
+        };
+        let hv = Hypervisor::open(&cfg.uri).map_err(|e| DriverError::Unavailable(e.to_string()))?;
+        for d in [
+            cfg.dfs_dir.join("vms"),
+            cfg.dfs_dir.join("leases"),
+            cfg.run_dir.clone(),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| DriverError::Unavailable(format!("{}: {e}", d.display())))?;
+        }
+        Ok(LibvirtDriver {
+            cfg,
+            hv: Arc::new(hv),
+            netns,
+            boot_id,
+        })
+    }
+
+    pub fn config(&self) -> &LabHost {
+        &self.cfg
+    }
+
+    fn console(&self, vm: &VmId) -> PathBuf {
+        self.cfg.run_dir.join(format!("{vm}.console"))
+    }
+
+    fn dfs_disk(&self, vm: &VmId) -> PathBuf {
+        self.cfg.dfs_dir.join("vms").join(format!("{vm}.qcow2"))
+    }
+
+    /// A libvirt call off the agent's thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Hypervisor) -> Result<T, crate::LibvirtError> + Send + 'static,
+    ) -> Result<T, DriverError> {
+        let hv = self.hv.clone();
+        tokio::task::spawn_blocking(move || f(&hv))
+            .await
+            .map_err(|e| DriverError::Unavailable(format!("libvirt call panicked: {e}")))?
+            .map_err(failed)
+    }
+
+    fn my_domains(&self) -> Result<Vec<(String, VmId)>, DriverError> {
+        let names = self
+            .hv
+            .active_names()
+            .map_err(|e| DriverError::Unavailable(e.to_string()))?;
+        Ok(names
+            .into_iter()
+            .filter_map(|d| vm_of_domain(&self.cfg.host, &d).map(|v| (d, v)))
+            .collect())
+    }
+
+    /// Plugs the tap libvirt made (in this process's namespace) into the
+    /// host's namespace and bridge.
+    fn plug_tap(&self, tap: &str) -> Result<(), DriverError> {
+        let (tap, bridge, ns) = (
+            tap.to_string(),
+            self.cfg.vm_bridge.clone(),
+            self.netns.clone(),
+        );
+        if ns.name().is_some() {
+            let (t, target) = (tap.clone(), ns.clone());
+            Netns::current()
+                .run(move |links| async move { links.move_to(&t, &target).await })
+                .map_err(failed)?;
+        }
+        ns.run(move |links| async move {
+            links.set_master(&tap, &bridge).await?;
+            links.set_up(&tap).await
+        })
+        .map_err(failed)
+    }
+}
+
+/// An empty qcow2 disk, made with qemu-img.
+fn make_disk(path: &Path) -> Result<(), DriverError> {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg("64M")
+        .output()
+        .map_err(|e| DriverError::Unavailable(format!("qemu-img: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "qemu-img create {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+impl Driver for LibvirtDriver {
+    fn boot_id(&self) -> u64 {
+        self.boot_id
+    }
+
+    fn status(&self) -> HostStatus {
+        let running = self
+            .my_domains()
+            .map(|d| d.into_iter().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        let members = self.cfg.bond_members.clone();
+        let bonds = self
+            .netns
+            .run(move |links| async move {
+                let mut out = [BondHealth::Down; 3];
+                for (i, [a, b]) in members.iter().enumerate() {
+                    let up_a = links.has_carrier(a).await.unwrap_or(false);
+                    let up_b = links.has_carrier(b).await.unwrap_or(false);
+                    out[i] = BondHealth::from_members(up_a, up_b);
+                }
+                Ok(out)
+            })
+            .unwrap_or([BondHealth::Down; 3]);
+        HostStatus {
+            bonds,
+            running,
+            migrating_out: Vec::new(),
+        }
+    }
+
+    async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
+        let name = domain_name(&self.cfg.host, &vm.id).map_err(DriverError::Failed)?;
+        let n = name.clone();
+        if self.blocking(move |hv| hv.is_active(&n)).await? {
+            return Ok(());
+        }
+        let disk = self.dfs_disk(&vm.id);
+        if !disk.exists() {
+            let d = disk.clone();
+            tokio::task::spawn_blocking(move || make_disk(&d))
+                .await
+                .map_err(failed)??;
+        }
+        let ip = vm_address(self.cfg.vm_network, &vm.id);
+        let tap = tap_name(&self.cfg.host, &vm.id);
+        let console = self.console(&vm.id);
+        let spec = DomainSpec {
+            name: name.clone(),
+            domain_type: self.cfg.domain_type,
+            memory_mib: vm.demand.memory_mib.min(self.cfg.guest_memory_cap_mib),
+            vcpus: 1,
+            kernel: self.cfg.guest.kernel.clone(),
+            initrd: self.cfg.guest.initrd.clone(),
+            cmdline: cmdline(vm.id.as_str(), ip, self.cfg.vm_network.1),
+            disks: vec![DiskSpec {
+                path: disk,
+                target: "vda".into(),
+            }],
+            nics: vec![NicSpec {
+                tap: tap.clone(),
+                mac: mac_of(&vm.id),
+            }],
+            console_log: console.clone(),
+        };
+        let xml = spec.to_xml().map_err(failed)?;
+        let from = console_len(&console);
+        let n = name.clone();
+        self.blocking(move |hv| hv.start(&n, &xml)).await?;
+        if let Err(e) = self.plug_tap(&tap) {
+            let n = name.clone();
+            let _ = self.blocking(move |hv| hv.destroy(&n)).await;
+            return Err(e);
+        }
+        if let Err(why) = wait_up(&console, from, vm.id.as_str(), self.cfg.boot_timeout).await {
+            let n = name.clone();
+            let _ = self.blocking(move |hv| hv.destroy(&n)).await;
+            return Err(DriverError::Failed(format!("{name}: {why}")));
+        }
+        Ok(())
+    }
+
+    async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        self.blocking(move |hv| hv.destroy(&name)).await.map(drop)
+    }
+
+    async fn reboot_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        let console = self.console(vm);
+        let from = console_len(&console);
+        let n = name.clone();
+        self.blocking(move |hv| hv.reset(&n)).await?;
+        wait_up(&console, from, vm.as_str(), self.cfg.boot_timeout)
+            .await
+            .map_err(|why| DriverError::Failed(format!("{name}: {why}")))
+    }
+
+    async fn live_migrate(&self, _vm: &VmId, _to: &HostId) -> Result<(), DriverError> {
+        Err(DriverError::NotSupported(
+            "live migration needs a libvirt daemon per host; the lab in a box runs one".into(),
+        ))
+    }
+
+    async fn abort_migration(&self, _vm: &VmId, _to: &HostId) -> Result<(), DriverError> {
+        // Nothing is ever in flight (see live_migrate).
+        Ok(())
+    }
+
+    async fn renew_lease(&self) -> Result<(), DriverError> {
+        let path = self.cfg.dfs_dir.join("leases").join(self.cfg.host.as_str());
+        let stamp = format!("{}\n", self.boot_id);
+        tokio::task::spawn_blocking(move || std::fs::write(&path, stamp))
+            .await
+            .map_err(failed)?
+            .map_err(|e| DriverError::Unavailable(format!("DFS lease: {e}")))
+    }
+
+    async fn sync_disks(&self) -> Result<(), DriverError> {
+        // Guests' disks live on the DFS stand-in itself: nothing to copy.
+        Ok(())
+    }
+
+    async fn stop_all_vms(&self) -> Result<(), DriverError> {
+        let names: Vec<String> = self.my_domains()?.into_iter().map(|(d, _)| d).collect();
+        self.blocking(move |hv| {
+            for n in &names {
+                hv.destroy(n)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_addresses_are_inside_the_network_and_stable() {
+        let net = (Ipv4Addr::new(10, 80, 0, 0), 16);
+        for i in 0..500 {
+            let vm = VmId::new(format!("vm-{i}"));
+            let a = vm_address(net, &vm);
+            assert_eq!(a, vm_address(net, &vm));
+            let o = a.octets();
+            assert_eq!((o[0], o[1]), (10, 80), "{a}");
+            assert!(u32::from(a) >= u32::from(net.0) + 2, "{a}");
+            assert!(u32::from(a) < u32::from(net.0) + 65534, "{a}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The lab guest: a Debian cloud kernel and a busybox initramfs (built by
+//! `cargo xtask lab up`) whose init loads the virtio drivers, sets the
+//! address it finds on the kernel command line and prints [`UP_MARKER`]
+//! on the serial console. It answers ping; that is all it needs to do.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The line the guest's init prints once its NIC is configured.
+pub const UP_MARKER: &str = "krrish-guest up";
+/// How often the console file is read while waiting for the marker.
+const CONSOLE_POLL: Duration = Duration::from_millis(100);
+
+/// Kernel and initramfs on disk (readable by the hypervisor's user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestImage {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+impl GuestImage {
+    /// The image `cargo xtask lab up` builds into `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        GuestImage {
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.gz"),
+        }
+    }
+
+    pub fn missing(&self) -> Option<&Path> {
+        [&self.kernel, &self.initrd]
+            .into_iter()
+            .find(|p| !p.exists())
+            .map(PathBuf::as_path)
+    }
+}
+
+/// The kernel command line that tells the guest its name and address.
+pub fn cmdline(vm: &str, ip: Ipv4Addr, prefix: u8) -> String {
+    format!("console=ttyS0 quiet panic=-1 krrish.vm={vm} krrish.ip={ip}/{prefix}")
+}
+
+/// Waits until the console file shows the guest's marker after byte
+/// `from` (earlier lines belong to earlier boots). Err(text seen) on
+/// timeout.
+pub async fn wait_up(console: &Path, from: u64, vm: &str, timeout: Duration) -> Result<(), String> {
+    let want = format!("{UP_MARKER} vm={vm} ");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let text = std::fs::read(console).unwrap_or_default();
+        let start = (from as usize).min(text.len());
+        let tail = String::from_utf8_lossy(&text[start..]);
+        if tail.contains(&want) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let last: Vec<&str> = tail.lines().rev().take(3).collect();
+            return Err(format!(
+                "the guest did not report up within {} s (console: {})",
+                timeout.as_secs(),
+                if last.is_empty() {
+                    "empty".to_string()
+                } else {
+                    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                }
+            ));
+        }
+        tokio::time::sleep(CONSOLE_POLL).await;
+    }
+}
+
+/// Bytes in the console file now (where the next boot's lines start).
+pub fn console_len(console: &Path) -> u64 {
+    std::fs::metadata(console).map(|m| m.len()).unwrap_or(0)
+}

@@ -1,0 +1,138 @@
+//! The libvirt calls the driver makes, each a blocking call on one shared
+//! connection, with typed errors that name the operation and the domain.
+
+use std::sync::{Mutex, Once};
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::sys;
+
+/// A libvirt call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("libvirt {op} {domain}: {message}")]
+pub struct LibvirtError {
+    pub op: &'static str,
+    pub domain: String,
+    pub message: String,
+}
+
+fn err(op: &'static str, domain: &str, e: virt::error::Error) -> LibvirtError {
+    LibvirtError {
+        op,
+        domain: domain.to_string(),
+        message: e.message().to_string(),
+    }
+}
+
+/// One connection to a libvirt daemon (or `test:///default`).
+pub struct Hypervisor {
+    uri: String,
+    conn: Mutex<Connect>,
+}
+
+static QUIET: Once = Once::new();
+
+impl Hypervisor {
+    pub fn open(uri: &str) -> Result<Self, LibvirtError> {
+        // Errors come back as values; libvirt must not also print them.
+        QUIET.call_once(virt::error::clear_error_callback);
+        let conn = Connect::open(Some(uri)).map_err(|e| err("connect", uri, e))?;
+        Ok(Hypervisor {
+            uri: uri.to_string(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connect> {
+        // A panic while holding it leaves the connection itself intact.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a transient domain from `xml` (gone once destroyed).
+    pub fn start(&self, name: &str, xml: &str) -> Result<(), LibvirtError> {
+        let c = self.conn();
+        c.create_domain_xml(xml, 0)
+            .map(drop)
+            .map_err(|e| err("start", name, e))
+    }
+
+    /// Defines a persistent domain from `xml` and starts it.
+    pub fn define_and_start(&self, name: &str, xml: &str) -> Result<(), LibvirtError> {
+        let c = self.conn();
+        let d = c
+            .define_domain_xml(xml)
+            .map_err(|e| err("define", name, e))?;
+        d.create().map_err(|e| err("start", name, e))
+    }
+
+    fn lookup(&self, name: &str) -> Result<Option<Domain>, LibvirtError> {
+        let c = self.conn();
+        match c.lookup_domain_by_name(name) {
+            Ok(d) => Ok(Some(d)),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    virt::enumutil::Enum::Known(virt::error::ErrorNumber::NoDomain)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(err("lookup", name, e)),
+        }
+    }
+
+    pub fn is_active(&self, name: &str) -> Result<bool, LibvirtError> {
+        match self.lookup(name)? {
+            Some(d) => d.is_active().map_err(|e| err("state", name, e)),
+            None => Ok(false),
+        }
+    }
+
+    /// Powers the domain off at once and forgets a persistent definition.
+    /// Ok(false) if there was no such domain.
+    pub fn destroy(&self, name: &str) -> Result<bool, LibvirtError> {
+        let Some(d) = self.lookup(name)? else {
+            return Ok(false);
+        };
+        // Asked first: a transient domain is gone once destroyed.
+        let persistent = d.is_persistent().map_err(|e| err("state", name, e))?;
+        if d.is_active().map_err(|e| err("state", name, e))? {
+            d.destroy().map_err(|e| err("destroy", name, e))?;
+        }
+        if persistent {
+            d.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+                .or_else(|_| d.undefine())
+                .map_err(|e| err("undefine", name, e))?;
+        }
+        Ok(true)
+    }
+
+    /// Hard reset: the guest restarts in place, the domain stays active.
+    pub fn reset(&self, name: &str) -> Result<(), LibvirtError> {
+        match self.lookup(name)? {
+            Some(d) => d.reset().map_err(|e| err("reset", name, e)),
+            None => Err(LibvirtError {
+                op: "reset",
+                domain: name.to_string(),
+                message: "no such domain".into(),
+            }),
+        }
+    }
+
+    /// Names of the running domains, sorted.
+    pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
+        let c = self.conn();
+        let doms = c
+            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            .map_err(|e| err("list", "*", e))?;
+        let mut names = Vec::with_capacity(doms.len());
+        for d in doms {
+            names.push(d.name().map_err(|e| err("name", "?", e))?);
+        }
+        names.sort();
+        Ok(names)
+    }
+}

@@ -1,0 +1,24 @@
+//! krrish-libvirt: the agent's [`Driver`](krrish_agent::Driver) on a real
+//! hypervisor through libvirt (crate `virt`).
+//!
+//! Map:
+//! - [`names`] — the domain and tap names a host's VMs get; every VM and
+//!   host name is checked before it reaches libvirt, the kernel or a path.
+//! - [`domain_xml`] — domain XML written with an XML writer (never by string
+//!   formatting): direct kernel boot, virtio disk and NIC, serial to a file.
+//! - [`guest`] — the lab guest (kernel + initramfs) and its "up" marker.
+//! - [`hypervisor`] — the libvirt calls themselves, with typed errors.
+//! - [`driver`] — [`LibvirtDriver`]: boots guests from their DFS copies,
+//!   plugs their taps into the host namespace's bridge, reports the real
+//!   links' carrier as bond health.
+
+pub mod domain_xml;
+pub mod driver;
+pub mod guest;
+pub mod hypervisor;
+pub mod names;
+
+pub use domain_xml::{DomainSpec, DomainType};
+pub use driver::{LabHost, LibvirtDriver};
+pub use guest::GuestImage;
+pub use hypervisor::{Hypervisor, LibvirtError};

@@ -1,0 +1,90 @@
+//! Names the lab gives to what it creates for a VM. Host and VM names are
+//! checked with the same rule as kernel link names (`a-z`, `0-9`, `-`), so
+//! no name can carry markup into domain XML, an option into a command, or
+//! `..` into a path.
+
+use krrish_core::{HostId, VmId};
+
+/// Longest host or VM name the real world accepts.
+pub const NAME_MAX: usize = 40;
+/// Every domain krrish makes starts with this, then `<host>.`.
+pub const DOMAIN_PREFIX: &str = "krrish.";
+
+/// A checked host or VM name, or the reason it is refused.
+pub fn checked(kind: &str, name: &str) -> Result<String, String> {
+    krrish_netlink::check_name(name, NAME_MAX)
+        .map(|()| name.to_string())
+        .map_err(|e| format!("{kind} name {name:?} cannot be used on a real host: {e}"))
+}
+
+/// `krrish.<host>.<vm>`: dots never occur in checked names, so the host
+/// and VM can be read back.
+pub fn domain_name(host: &HostId, vm: &VmId) -> Result<String, String> {
+    let h = checked("host", host.as_str())?;
+    let v = checked("VM", vm.as_str())?;
+    Ok(format!("{DOMAIN_PREFIX}{h}.{v}"))
+}
+
+/// The VM named by a domain of `host`, if the domain is one of its.
+pub fn vm_of_domain(host: &HostId, domain: &str) -> Option<VmId> {
+    let rest = domain.strip_prefix(DOMAIN_PREFIX)?;
+    let vm = rest.strip_prefix(host.as_str())?.strip_prefix('.')?;
+    krrish_netlink::check_name(vm, NAME_MAX).ok()?;
+    Some(VmId::new(vm))
+}
+
+/// FNV-1a, 64 bit: stable across runs and machines.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The guest NIC's tap: `kt-` and 12 hex digits of the host and VM (15
+/// bytes, the kernel's limit).
+pub fn tap_name(host: &HostId, vm: &VmId) -> String {
+    format!(
+        "kt-{:012x}",
+        stable_hash(&[host.as_str(), vm.as_str()]) & 0xffff_ffff_ffff
+    )
+}
+
+/// A locally administered MAC, the same for a VM wherever it runs (so
+/// neighbours' caches stay right across a failover).
+pub fn mac_of(vm: &VmId) -> String {
+    let h = stable_hash(&[vm.as_str()]);
+    let b = h.to_be_bytes();
+    format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names_round_trip_and_refuse_markup() {
+        let h = HostId::new("hv-01");
+        let d = domain_name(&h, &VmId::new("vm-1")).unwrap();
+        assert_eq!(d, "krrish.hv-01.vm-1");
+        assert_eq!(vm_of_domain(&h, &d), Some(VmId::new("vm-1")));
+        assert_eq!(vm_of_domain(&HostId::new("hv-0"), &d), None);
+        for bad in ["<x>", "a'b", "a;b", "../x", "a.b", "A"] {
+            assert!(domain_name(&h, &VmId::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn taps_fit_the_kernel_and_differ() {
+        let h = HostId::new("hv-01");
+        let a = tap_name(&h, &VmId::new("vm-1"));
+        let b = tap_name(&h, &VmId::new("vm-2"));
+        assert_eq!(a.len(), 15);
+        assert_ne!(a, b);
+        assert!(krrish_netlink::LinkName::new(&a).is_ok());
+    }
+}

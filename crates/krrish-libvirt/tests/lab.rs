@@ -1,0 +1,282 @@
+//! Real guests through the real driver: needs `cargo xtask lab up` (the
+//! `lab` step of `cargo xtask ci` runs it first, then this, then `lab
+//! down`). Each test makes its own host namespace and DFS directory and
+//! removes them again, also when it fails.
+
+// Real guests on real time: wall time is what is measured.
+#![allow(clippy::disallowed_methods)]
+
+use krrish_agent::Driver;
+use krrish_core::ha::BootReason;
+use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
+use krrish_libvirt::driver::vm_address;
+use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver};
+use krrish_netlink::Netns;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
+const BRIDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 1);
+
+fn lab_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/lab")
+}
+
+fn state(key: &str) -> String {
+    let text = std::fs::read_to_string(lab_dir().join("state"))
+        .expect("target/lab/state is missing: run `cargo xtask lab up` first");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("target/lab/state has no {key}: run `cargo xtask lab up`"))
+        .to_string()
+}
+
+/// A lab host for one test: namespace `krl-<tag>` with the VM bridge and
+/// three bonds of two veth members each; removed on drop.
+struct TestHost {
+    ns: String,
+    host: HostId,
+    dir: PathBuf,
+}
+
+impl TestHost {
+    fn new(tag: &str) -> TestHost {
+        let ns = format!("krl-{tag}");
+        if Netns::exists(&ns) {
+            Netns::delete(&ns).unwrap();
+        }
+        let dir = lab_dir().join("tests").join(tag);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let h = TestHost {
+            ns: ns.clone(),
+            host: HostId::new(format!("t{}-{tag}", std::process::id())),
+            dir,
+        };
+        let n = Netns::create(&ns).unwrap();
+        n.run(|links| async move {
+            links.add_bridge("br-vm").await?;
+            links
+                .add_address("br-vm", IpAddr::V4(BRIDGE_ADDR), VM_NET.1)
+                .await?;
+            links.set_up("br-vm").await?;
+            for bond in ["mgmt", "stor", "biz"] {
+                for m in 0..2 {
+                    let (a, b) = (format!("{bond}{m}"), format!("{bond}{m}-peer"));
+                    links.add_veth(&a, &b).await?;
+                    links.set_up(&a).await?;
+                    links.set_up(&b).await?;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        h
+    }
+
+    fn config(&self) -> LabHost {
+        let m = |b: &str| [format!("{b}0"), format!("{b}1")];
+        LabHost {
+            host: self.host.clone(),
+            uri: state("libvirt_uri"),
+            netns: Some(self.ns.clone()),
+            vm_bridge: "br-vm".into(),
+            bond_members: [m("mgmt"), m("stor"), m("biz")],
+            guest: GuestImage::in_dir(&PathBuf::from(state("guest_dir"))),
+            domain_type: DomainType::parse(&state("domain_type")).expect("domain_type"),
+            dfs_dir: self.dir.join("dfs"),
+            run_dir: self.dir.join("run"),
+            vm_network: VM_NET,
+            guest_memory_cap_mib: 128,
+            boot_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// One ping from the host's namespace; true if answered.
+    fn ping(&self, ip: Ipv4Addr) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ping", "-c", "1", "-W", "2"])
+            .arg(ip.to_string())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn set_link(&self, link: &str, up: bool) {
+        let l = link.to_string();
+        Netns::open(&self.ns)
+            .unwrap()
+            .run(move |links| async move {
+                if up {
+                    links.set_up(&l).await
+                } else {
+                    links.set_down(&l).await
+                }
+            })
+            .unwrap();
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let out = Command::new("virsh")
+            .args(["-c", "qemu:///system", "list", "--name"])
+            .output();
+        if let Ok(o) = out {
+            let prefix = format!("krrish.{}.", self.host);
+            for d in String::from_utf8_lossy(&o.stdout).lines() {
+                if d.starts_with(&prefix) {
+                    let _ = Command::new("virsh")
+                        .args(["-c", "qemu:///system", "destroy", d])
+                        .output();
+                }
+            }
+        }
+        let _ = Netns::delete(&self.ns);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn vm(id: &str, host: &HostId) -> VmSpec {
+    VmSpec {
+        id: VmId::new(id),
+        home: host.clone(),
+        demand: Resources::new(1, 512, 1),
+        ha: HaPolicy::Restart,
+        priority: 0,
+        passthrough_devices: Vec::new(),
+    }
+}
+
+fn local() -> (tokio::runtime::Runtime, tokio::task::LocalSet) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (rt, tokio::task::LocalSet::new())
+}
+
+#[test]
+fn a_real_guest_boots_answers_ping_reboots_and_stops() {
+    let h = TestHost::new("boot");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    let spec = vm("vm-1", &h.host);
+    let ip = vm_address(VM_NET, &spec.id);
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        let t = Instant::now();
+        driver.boot_vm(&spec, BootReason::Create).await.unwrap();
+        eprintln!(
+            "lab: guest up {:.1} s after boot_vm",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(driver.status().running, vec![spec.id.clone()]);
+        assert!(h.ping(ip), "the guest at {ip} does not answer ping");
+        // A second boot of a running guest is not a second guest.
+        driver.boot_vm(&spec, BootReason::Create).await.unwrap();
+        assert_eq!(driver.status().running.len(), 1);
+
+        let t = Instant::now();
+        driver.reboot_vm(&spec.id).await.unwrap();
+        eprintln!(
+            "lab: guest back {:.1} s after reboot_vm",
+            t.elapsed().as_secs_f64()
+        );
+        assert!(h.ping(ip), "the guest at {ip} does not answer after reboot");
+
+        driver.stop_vm(&spec.id).await.unwrap();
+        assert!(driver.status().running.is_empty());
+        assert!(!h.ping(ip), "a stopped guest still answers at {ip}");
+        // Stopping what is not running is not an error.
+        driver.stop_vm(&spec.id).await.unwrap();
+    });
+}
+
+#[test]
+fn bond_health_comes_from_the_links_carrier() {
+    let h = TestHost::new("bonds");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    assert_eq!(driver.status().bonds, [BondHealth::Ok; 3]);
+    h.set_link("stor0", false);
+    assert_eq!(
+        driver.status().bonds,
+        [BondHealth::Ok, BondHealth::Degraded, BondHealth::Ok]
+    );
+    h.set_link("stor1", false);
+    h.set_link("mgmt0-peer", false);
+    assert_eq!(
+        driver.status().bonds,
+        [BondHealth::Degraded, BondHealth::Down, BondHealth::Ok]
+    );
+    h.set_link("stor0", true);
+    h.set_link("mgmt0-peer", true);
+    assert_eq!(
+        driver.status().bonds,
+        [BondHealth::Ok, BondHealth::Degraded, BondHealth::Ok]
+    );
+}
+
+#[test]
+fn a_self_fence_stops_every_guest_of_the_host_and_only_those() {
+    let h = TestHost::new("fence");
+    let other = TestHost::new("other");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    let bystander = LibvirtDriver::new(other.config(), 1).unwrap();
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        let (a, b, c) = (
+            vm("vm-a", &h.host),
+            vm("vm-b", &h.host),
+            vm("vm-c", &other.host),
+        );
+        let (ra, rb, rc) = tokio::join!(
+            driver.boot_vm(&a, BootReason::Create),
+            driver.boot_vm(&b, BootReason::Create),
+            bystander.boot_vm(&c, BootReason::Create),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        rc.unwrap();
+        assert_eq!(driver.status().running, vec![a.id.clone(), b.id.clone()]);
+        driver.stop_all_vms().await.unwrap();
+        assert!(driver.status().running.is_empty());
+        assert_eq!(bystander.status().running, vec![c.id.clone()]);
+        assert!(other.ping(vm_address(VM_NET, &c.id)));
+    });
+}
+
+#[test]
+fn names_that_could_inject_are_refused_before_libvirt() {
+    let h = TestHost::new("names");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        for bad in ["x</name><devices>", "a;reboot", "../etc", "Upper"] {
+            let err = driver
+                .boot_vm(&vm(bad, &h.host), BootReason::Create)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("VM name"), "{bad}: {err}");
+        }
+        assert!(driver.status().running.is_empty());
+    });
+}
+
+#[test]
+fn live_migration_is_reported_unsupported_not_passed() {
+    let h = TestHost::new("migr");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    let (rt, local) = local();
+    let err = local
+        .block_on(
+            &rt,
+            driver.live_migrate(&VmId::new("vm-1"), &HostId::new("hv-2")),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, krrish_agent::DriverError::NotSupported(_)),
+        "{err}"
+    );
+}

@@ -1,0 +1,64 @@
+//! The libvirt calls themselves against libvirt's built-in test driver
+//! (`test:///default`: no daemon, no guest), as part of every test run.
+
+use krrish_libvirt::domain_xml::{DiskSpec, NicSpec};
+use krrish_libvirt::{DomainSpec, DomainType, Hypervisor};
+
+fn spec(name: &str) -> DomainSpec {
+    DomainSpec {
+        name: name.into(),
+        domain_type: DomainType::Qemu,
+        memory_mib: 128,
+        vcpus: 1,
+        kernel: "/nonexistent/vmlinuz".into(),
+        initrd: "/nonexistent/initrd.gz".into(),
+        cmdline: "console=ttyS0".into(),
+        disks: vec![DiskSpec {
+            path: "/nonexistent/disk.qcow2".into(),
+            target: "vda".into(),
+        }],
+        nics: vec![NicSpec {
+            tap: "kt-000000000001".into(),
+            mac: "52:54:00:00:00:01".into(),
+        }],
+        console_log: "/nonexistent/console".into(),
+    }
+}
+
+#[test]
+fn transient_domains_start_list_and_vanish_on_destroy() {
+    let hv = Hypervisor::open("test:///default").unwrap();
+    let before = hv.active_names().unwrap();
+    let xml = spec("krrish.hv-01.vm-1").to_xml().unwrap();
+    hv.start("krrish.hv-01.vm-1", &xml).unwrap();
+    assert!(hv.is_active("krrish.hv-01.vm-1").unwrap());
+    let now = hv.active_names().unwrap();
+    assert_eq!(now.len(), before.len() + 1);
+    assert!(now.contains(&"krrish.hv-01.vm-1".to_string()));
+    // Starting the same name twice is refused by libvirt, not doubled.
+    let err = hv.start("krrish.hv-01.vm-1", &xml).unwrap_err();
+    assert_eq!(err.op, "start");
+    assert!(hv.destroy("krrish.hv-01.vm-1").unwrap());
+    assert!(!hv.is_active("krrish.hv-01.vm-1").unwrap());
+    assert!(!hv.destroy("krrish.hv-01.vm-1").unwrap(), "destroyed twice");
+    assert_eq!(hv.active_names().unwrap(), before);
+}
+
+#[test]
+fn persistent_domains_are_undefined_by_destroy() {
+    let hv = Hypervisor::open("test:///default").unwrap();
+    let xml = spec("krrish.hv-02.vm-9").to_xml().unwrap();
+    hv.define_and_start("krrish.hv-02.vm-9", &xml).unwrap();
+    assert!(hv.is_active("krrish.hv-02.vm-9").unwrap());
+    assert!(hv.destroy("krrish.hv-02.vm-9").unwrap());
+    // Undefined as well: a fresh define under the name works.
+    hv.define_and_start("krrish.hv-02.vm-9", &xml).unwrap();
+    assert!(hv.destroy("krrish.hv-02.vm-9").unwrap());
+}
+
+#[test]
+fn a_bad_uri_is_a_typed_error_naming_it() {
+    let err = Hypervisor::open("nosuchdriver:///x").err().expect("opened");
+    assert_eq!(err.op, "connect");
+    assert_eq!(err.domain, "nosuchdriver:///x");
+}

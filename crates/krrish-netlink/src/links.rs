@@ -1,0 +1,214 @@
+//! Links inside one namespace, over one netlink connection (see
+//! [`crate::Netns::run`]). Names are checked ([`LinkName`]) before they
+//! reach the kernel.
+
+use crate::{LinkName, NetError, Netns};
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+/// The kernel's "operation not supported" (EOPNOTSUPP), what rtnetlink
+/// answers for a link kind this kernel lacks.
+pub(crate) const EOPNOTSUPP: i32 = 95;
+
+/// Link operations in the namespace the connection was opened in.
+pub struct Links {
+    handle: Handle,
+}
+
+fn link_err(link: &str, e: rtnetlink::Error) -> NetError {
+    NetError::Link {
+        link: link.to_string(),
+        why: e.to_string(),
+    }
+}
+
+impl Links {
+    pub(crate) fn new(handle: Handle) -> Self {
+        Links { handle }
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<LinkMessage>, NetError> {
+        let name = LinkName::new(name)?;
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.as_str().to_string())
+            .execute();
+        match s.try_next().await {
+            Ok(m) => Ok(m),
+            // The kernel answers "no such device" as an error.
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == 19 => Ok(None),
+            Err(e) => Err(link_err(name.as_str(), e)),
+        }
+    }
+
+    pub async fn index(&self, name: &str) -> Result<u32, NetError> {
+        match self.get(name).await? {
+            Some(m) => Ok(m.header.index),
+            None => Err(NetError::NoSuchLink {
+                link: name.to_string(),
+            }),
+        }
+    }
+
+    pub async fn exists(&self, name: &str) -> Result<bool, NetError> {
+        Ok(self.get(name).await?.is_some())
+    }
+
+    /// Every link's name in this namespace, sorted.
+    pub async fn names(&self) -> Result<Vec<String>, NetError> {
+        let mut s = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(m) = s.try_next().await.map_err(|e| link_err("*", e))? {
+            for a in &m.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    out.push(n.clone());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn add_bridge(&self, name: &str) -> Result<(), NetError> {
+        let n = LinkName::new(name)?;
+        self.handle
+            .link()
+            .add(LinkBridge::new(n.as_str()).build())
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    /// A veth pair, both ends here (move one with [`Links::move_to`]).
+    pub async fn add_veth(&self, name: &str, peer: &str) -> Result<(), NetError> {
+        let (n, p) = (LinkName::new(name)?, LinkName::new(peer)?);
+        self.handle
+            .link()
+            .add(LinkVeth::new(n.as_str(), p.as_str()).build())
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    /// A VXLAN device for `vni` over `underlay`, flooding unknown
+    /// destinations to `group` (multicast: no per-peer table to keep).
+    pub async fn add_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        underlay: &str,
+        group: Ipv4Addr,
+    ) -> Result<(), NetError> {
+        let n = LinkName::new(name)?;
+        let dev = self.index(underlay).await?;
+        self.handle
+            .link()
+            .add(
+                LinkVxlan::new(n.as_str(), vni)
+                    .dev(dev)
+                    .group(group)
+                    .port(4789)
+                    .learning(true)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    pub async fn set_up(&self, name: &str) -> Result<(), NetError> {
+        self.set(name, |b| b.up()).await
+    }
+
+    pub async fn set_down(&self, name: &str) -> Result<(), NetError> {
+        self.set(name, |b| b.down()).await
+    }
+
+    /// Enslaves `name` to the bridge `bridge`.
+    pub async fn set_master(&self, name: &str, bridge: &str) -> Result<(), NetError> {
+        let master = self.index(bridge).await?;
+        self.set(name, |b| b.controller(master)).await
+    }
+
+    /// Moves `name` from here into `to`; it arrives down.
+    pub async fn move_to(&self, name: &str, to: &Netns) -> Result<(), NetError> {
+        let file = to.file()?;
+        let fd = file.as_raw_fd();
+        // `file` stays open until the kernel has answered.
+        let r = self.set(name, |b| b.setns_by_fd(fd)).await;
+        drop(file);
+        r
+    }
+
+    async fn set(
+        &self,
+        name: &str,
+        f: impl FnOnce(
+            rtnetlink::LinkMessageBuilder<LinkUnspec>,
+        ) -> rtnetlink::LinkMessageBuilder<LinkUnspec>,
+    ) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        let msg = f(LinkUnspec::new_with_index(index)).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    pub async fn add_address(&self, name: &str, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        self.handle
+            .address()
+            .add(index, addr, prefix)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    /// Up and with carrier (IFF_LOWER_UP): what a bond's or NIC's health
+    /// report reads.
+    pub async fn has_carrier(&self, name: &str) -> Result<bool, NetError> {
+        match self.get(name).await? {
+            Some(m) => Ok(m.header.flags.contains(LinkFlags::Up)
+                && m.header.flags.contains(LinkFlags::LowerUp)),
+            None => Err(NetError::NoSuchLink {
+                link: name.to_string(),
+            }),
+        }
+    }
+
+    /// Deletes `name`; a link already gone is not an error.
+    pub async fn delete(&self, name: &str) -> Result<(), NetError> {
+        let Some(m) = self.get(name).await? else {
+            return Ok(());
+        };
+        self.handle
+            .link()
+            .del(m.header.index)
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    /// Asks the kernel for a link of kind `kind` (for probes): Ok(true) if
+    /// it made one (and it is deleted again), Ok(false) if the kernel does
+    /// not know the kind.
+    pub(crate) async fn can_make(&self, msg: LinkMessage, name: &str) -> Result<bool, NetError> {
+        match self.handle.link().add(msg).execute().await {
+            Ok(()) => {
+                self.delete(name).await?;
+                Ok(true)
+            }
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == EOPNOTSUPP => Ok(false),
+            Err(e) => Err(link_err(name, e)),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Against the real kernel, in namespaces these tests make and remove
+//! (root required, as on our standard machines and in CI).
+
+use krrish_netlink::{probe_bonding, Capability, Netns};
+use std::net::{IpAddr, Ipv4Addr};
+
+fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "these tests make network namespaces and need root; they were NOT run"
+    );
+}
+
+/// A namespace removed again when the test ends, pass or fail.
+struct Scratch(String);
+impl Scratch {
+    fn new(tag: &str) -> (Scratch, Netns) {
+        require_root();
+        let name = format!("krl-nt-{tag}-{}", std::process::id());
+        if Netns::exists(&name) {
+            Netns::delete(&name).unwrap();
+        }
+        let ns = Netns::create(&name).unwrap();
+        (Scratch(name), ns)
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Netns::delete(&self.0);
+    }
+}
+
+#[test]
+fn a_namespace_is_made_used_and_removed() {
+    let (s, ns) = Scratch::new("life");
+    assert!(Netns::exists(&s.0));
+    let names = ns.run(|l| async move { l.names().await }).unwrap();
+    assert_eq!(names, vec!["lo".to_string()], "a new namespace has only lo");
+    assert!(ns
+        .run(|l| async move { l.has_carrier("lo").await })
+        .unwrap());
+    // The same name twice is refused, not adopted.
+    assert!(Netns::create(&s.0).is_err());
+    let name = s.0.clone();
+    drop(s);
+    assert!(!Netns::exists(&name));
+    assert!(Netns::open(&name).is_err());
+}
+
+#[test]
+fn veth_carrier_follows_both_ends_and_moves_between_namespaces() {
+    let (_a, ns_a) = Scratch::new("va");
+    let (_b, ns_b) = Scratch::new("vb");
+    let target = ns_b.clone();
+    ns_a.run(move |l| async move {
+        l.add_veth("up0", "up0-peer").await?;
+        l.move_to("up0-peer", &target).await?;
+        l.set_up("up0").await?;
+        l.add_address("up0", IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)), 24)
+            .await
+    })
+    .unwrap();
+    // The peer is down in the other namespace: no carrier here yet.
+    assert!(!ns_a
+        .run(|l| async move { l.has_carrier("up0").await })
+        .unwrap());
+    assert!(!ns_a
+        .run(|l| async move { l.exists("up0-peer").await })
+        .unwrap());
+    ns_b.run(|l| async move { l.set_up("up0-peer").await })
+        .unwrap();
+    assert!(ns_a
+        .run(|l| async move { l.has_carrier("up0").await })
+        .unwrap());
+    ns_b.run(|l| async move { l.set_down("up0-peer").await })
+        .unwrap();
+    assert!(!ns_a
+        .run(|l| async move { l.has_carrier("up0").await })
+        .unwrap());
+}
+
+#[test]
+fn bridges_and_vxlan_are_made_and_enslaved() {
+    let (_s, ns) = Scratch::new("br");
+    ns.run(|l| async move {
+        l.add_veth("under0", "under0-p").await?;
+        l.set_up("under0").await?;
+        l.set_up("under0-p").await?;
+        l.add_bridge("br-vm").await?;
+        l.add_vxlan("vx100", 100, "under0", Ipv4Addr::new(239, 1, 1, 1))
+            .await?;
+        l.set_master("vx100", "br-vm").await?;
+        l.set_up("br-vm").await?;
+        l.set_up("vx100").await?;
+        Ok(())
+    })
+    .unwrap();
+    let names = ns.run(|l| async move { l.names().await }).unwrap();
+    for want in ["br-vm", "vx100", "under0", "under0-p"] {
+        assert!(
+            names.contains(&want.to_string()),
+            "{want} missing: {names:?}"
+        );
+    }
+    ns.run(|l| async move { l.delete("vx100").await }).unwrap();
+    ns.run(|l| async move { l.delete("vx100").await }).unwrap();
+    assert!(!ns.run(|l| async move { l.exists("vx100").await }).unwrap());
+}
+
+#[test]
+fn bad_names_never_reach_the_kernel() {
+    let (_s, ns) = Scratch::new("names");
+    for bad in ["a/b", "x;reboot", "waytoolonglinkname", "-x", "Up"] {
+        let b = bad.to_string();
+        let err = ns
+            .run(move |l| async move { l.add_bridge(&b).await })
+            .unwrap_err();
+        assert!(err.to_string().contains("bad name"), "{bad}: {err}");
+    }
+    assert!(Netns::create("../etc").is_err());
+    assert!(Netns::open("a b").is_err());
+}
+
+#[test]
+fn the_bonding_probe_answers_from_the_kernel() {
+    require_root();
+    let cap = probe_bonding(&format!("krl-nt-bond-{}", std::process::id())).unwrap();
+    // Either answer is legitimate; what matters is that it came from the
+    // kernel and that "unavailable" says so in words.
+    let has_bonding = std::path::Path::new("/sys/class/net/bonding_masters").exists()
+        || std::fs::read_to_string("/proc/modules")
+            .map(|m| m.contains("bonding"))
+            .unwrap_or(false);
+    match &cap {
+        Capability::Available => {}
+        Capability::Unavailable(why) => {
+            assert!(why.contains("bonding unavailable on this host"), "{why}");
+            assert!(
+                !has_bonding,
+                "the kernel shows bonding, yet the probe says no"
+            );
+        }
+    }
+    eprintln!("bonding on this kernel: {cap:?}");
+}

@@ -1,0 +1,608 @@
+//! `cargo xtask lab up|down|status`: the lab in a box on this machine.
+//!
+//! `up` installs what is missing (apt), starts virtlogd and libvirtd when
+//! they are not running, builds the guest (a Debian cloud kernel and a
+//! busybox initramfs, cached in `target/lab/guest/`, never committed) and
+//! probes whether KVM works or guests must use TCG. `down` removes every
+//! domain, namespace and file the lab made and stops the daemons `up`
+//! started. What `up` found is in `target/lab/state` (`key=value` lines),
+//! which the lab tests and drivers read.
+
+use crate::{run, show};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Debian packages the lab needs, each with a file that proves it present.
+pub const LAB_PACKAGES: &[(&str, &str)] = &[
+    ("libvirt-daemon", "/usr/sbin/libvirtd"),
+    (
+        "libvirt-daemon-driver-qemu",
+        "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so",
+    ),
+    ("libvirt-clients", "/usr/bin/virsh"),
+    ("libvirt-dev", "/usr/include/libvirt/libvirt.h"),
+    ("pkg-config", "/usr/bin/pkg-config"),
+    ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
+    ("qemu-utils", "/usr/bin/qemu-img"),
+    ("nftables", "/usr/sbin/nft"),
+    ("ipmitool", "/usr/bin/ipmitool"),
+    ("busybox-static", "/bin/busybox"),
+    ("cpio", "/usr/bin/cpio"),
+    ("iproute2", "/usr/bin/ip"),
+    ("iputils-ping", "/usr/bin/ping"),
+];
+
+/// Everything the lab makes lives under here (in `target/`, so never
+/// committed).
+pub fn lab_dir() -> PathBuf {
+    PathBuf::from("target/lab")
+}
+
+/// Namespaces the lab and its tests make start with this.
+pub const NETNS_PREFIX: &str = "krl-";
+/// Domains krrish makes start with this (see krrish-libvirt's names).
+pub const DOMAIN_PREFIX: &str = "krrish.";
+/// Marker the guest prints when its NIC is configured.
+const UP_MARKER: &str = "krrish-guest up";
+const LIBVIRT_URI: &str = "qemu:///system";
+/// How long the KVM probe waits for the guest before deciding on TCG.
+const KVM_PROBE_WAIT: Duration = Duration::from_secs(20);
+/// Drivers the guest needs; their dependencies (read from each module's
+/// own `depends=` field, as depmod would) are loaded first.
+const GUEST_DRIVERS: &[&str] = &["virtio_pci", "virtio_net", "virtio_blk"];
+
+/// The guest's /init: loads the virtio drivers, takes its name and
+/// address from the kernel command line, says it is up, then idles (the
+/// kernel answers ping).
+const GUEST_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
+for a in $(cat /proc/cmdline); do
+  case $a in
+    krrish.ip=*) IP=${a#krrish.ip=};;
+    krrish.gw=*) GW=${a#krrish.gw=};;
+    krrish.vm=*) VM=${a#krrish.vm=};;
+  esac
+done
+ip link set lo up
+# The NIC appears once virtio_pci has probed it: wait for it (up to 20 s).
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n+1)); done
+if [ ! -e /sys/class/net/eth0 ]; then echo "krrish-guest failed vm=$VM: no eth0"; while true; do sleep 3600; done; fi
+ip link set eth0 up
+[ -n "$IP" ] && ip addr add "$IP" dev eth0
+[ -n "$GW" ] && ip route add default via "$GW"
+echo "krrish-guest up vm=$VM ip=$IP"
+while true; do sleep 3600; done
+"#;
+
+pub fn lab(args: &[String]) -> Result<bool> {
+    match args.first().map(String::as_str) {
+        Some("up") => up().map(|()| true),
+        Some("down") => down().map(|()| true),
+        Some("status") => status().map(|()| true),
+        _ => bail!("usage: cargo xtask lab <up | down | status>"),
+    }
+}
+
+/// Installs whatever of [`LAB_PACKAGES`] is missing.
+pub fn install_missing() -> Result<()> {
+    let missing = missing_packages();
+    if missing.is_empty() {
+        eprintln!("xtask: system packages: all {} present", LAB_PACKAGES.len());
+    }
+    apt_install(&missing)
+}
+
+/// `cargo xtask ci`'s lab step: lab up, the real-guest tests, lab down —
+/// down also when up or the tests failed.
+pub fn suite_step() -> Result<bool> {
+    let result = up().and_then(|()| {
+        run(crate::cargo().args([
+            "test",
+            "--package",
+            "krrish-libvirt",
+            "--features",
+            "lab",
+            "--test",
+            "lab",
+        ]))
+    });
+    let cleaned = down();
+    let passed = result?;
+    cleaned?;
+    Ok(passed)
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    LAB_PACKAGES
+        .iter()
+        .filter(|(_, proof)| !Path::new(proof).exists())
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+/// apt-get installs `pkgs` (after one `apt-get update`).
+pub fn apt_install(pkgs: &[&str]) -> Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", pkgs.join(" "));
+    if !run(Command::new("apt-get").args(["update", "-qq"]))? {
+        bail!("apt-get update failed; cannot install {}", pkgs.join(" "));
+    }
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(pkgs)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    if !run(&mut c)? {
+        bail!("apt-get install {} failed", pkgs.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs `cmd`, Ok(stdout) if it exited 0.
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting {}", show(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            show(cmd),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn libvirt_answers() -> bool {
+    quiet_ok(Command::new("virsh").args(["-c", LIBVIRT_URI, "version"]))
+}
+
+/// The lab's state file: what `up` found and started.
+struct State(Vec<(String, String)>);
+
+impl State {
+    fn path() -> PathBuf {
+        lab_dir().join("state")
+    }
+    fn load() -> State {
+        let text = std::fs::read_to_string(Self::path()).unwrap_or_default();
+        State(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn set(&mut self, k: &str, v: &str) {
+        self.0.retain(|(key, _)| key != k);
+        self.0.push((k.to_string(), v.to_string()));
+    }
+    fn save(&self) -> Result<()> {
+        std::fs::create_dir_all(lab_dir())?;
+        let text: String = self.0.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(Self::path(), text).context("writing target/lab/state")
+    }
+}
+
+fn up() -> Result<()> {
+    let started = Instant::now();
+    apt_install(&missing_packages())?;
+    let mut state = State::load();
+    start_libvirt(&mut state)?;
+    let guest = build_guest()?;
+    state.set("guest_dir", &guest.display().to_string());
+    let accel = probe_accel(&guest)?;
+    state.set("domain_type", accel);
+    state.set("libvirt_uri", LIBVIRT_URI);
+    state.save()?;
+    eprintln!(
+        "xtask: lab up in {:.1} s: guests use domain type `{accel}`{}; state in {}",
+        started.elapsed().as_secs_f64(),
+        if accel == "qemu" {
+            " (TCG: KVM is not usable here)"
+        } else {
+            ""
+        },
+        State::path().display()
+    );
+    Ok(())
+}
+
+/// libvirtd wants the `libvirt-qemu` user (the daemon-system package
+/// normally makes it) and virtlogd running first; there is no systemd on
+/// our machines, so both are started by hand.
+fn start_libvirt(state: &mut State) -> Result<()> {
+    if !quiet_ok(Command::new("getent").args(["group", "kvm"])) {
+        output(Command::new("groupadd").args(["-r", "kvm"]))?;
+    }
+    kvm_device_for_group_kvm()?;
+    if libvirt_answers() {
+        return Ok(());
+    }
+    if !quiet_ok(Command::new("getent").args(["group", "kvm"])) {
+        output(Command::new("groupadd").args(["-r", "kvm"]))?;
+    }
+    if !quiet_ok(Command::new("getent").args(["group", "libvirt-qemu"])) {
+        output(Command::new("groupadd").args(["-r", "libvirt-qemu"]))?;
+    }
+    if !quiet_ok(Command::new("id").arg("libvirt-qemu")) {
+        output(Command::new("useradd").args([
+            "-r",
+            "-g",
+            "libvirt-qemu",
+            "-G",
+            "kvm",
+            "libvirt-qemu",
+        ]))?;
+    }
+    for d in ["/var/log/libvirt", "/var/run/libvirt", "/var/lib/libvirt"] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {d}"))?;
+    }
+    if !quiet_ok(Command::new("pgrep").args(["-x", "virtlogd"])) {
+        output(Command::new("virtlogd").arg("-d"))?;
+        state.set("started_virtlogd", "yes");
+    }
+    if !quiet_ok(Command::new("pgrep").args(["-x", "libvirtd"])) {
+        output(Command::new("libvirtd").arg("-d"))?;
+        state.set("started_libvirtd", "yes");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !libvirt_answers() {
+        if Instant::now() > deadline {
+            bail!("libvirtd started but {LIBVIRT_URI} does not answer after 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Debian's udev rule gives `/dev/kvm` to group `kvm`, mode 0660; without
+/// udev it stays root-only. libvirt then probes QEMU with KVM as root but
+/// finds KVM unusable for its `libvirt-qemu` user, throws its capability
+/// cache away on every call and re-probes: 48 s per domain start,
+/// measured. Setting the rule's ownership brings a start back to 0.3 s.
+fn kvm_device_for_group_kvm() -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = Path::new("/dev/kvm");
+    let Ok(meta) = std::fs::metadata(dev) else {
+        return Ok(());
+    };
+    if meta.mode() & 0o060 == 0o060 && group_name(meta.gid()).as_deref() == Some("kvm") {
+        return Ok(());
+    }
+    output(Command::new("chgrp").args(["kvm", "/dev/kvm"]))?;
+    output(Command::new("chmod").args(["0660", "/dev/kvm"]))?;
+    eprintln!("xtask: /dev/kvm set to root:kvm 0660 (Debian's udev rule; no udev here)");
+    Ok(())
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _ = f.next();
+        (f.next()?.parse::<u32>().ok()? == gid).then(|| name.to_string())
+    })
+}
+
+/// Kernel from the Debian cloud kernel package, initramfs from
+/// busybox-static and the virtio modules; rebuilt only when missing or
+/// when the init script changed.
+fn build_guest() -> Result<PathBuf> {
+    let dir = std::fs::canonicalize(".")?.join(lab_dir()).join("guest");
+    let (kernel, initrd, recipe_file) = (
+        dir.join("vmlinuz"),
+        dir.join("initrd.gz"),
+        dir.join("recipe"),
+    );
+    // What the image is made from: a change to any of it rebuilds.
+    let recipe = format!(
+        "recipe 2\ndrivers {}\n{GUEST_INIT}",
+        GUEST_DRIVERS.join(",")
+    );
+    if kernel.exists()
+        && initrd.exists()
+        && std::fs::read_to_string(&recipe_file).ok().as_deref() == Some(recipe.as_str())
+    {
+        eprintln!("xtask: guest image cached in {}", dir.display());
+        return Ok(dir);
+    }
+    let work = lab_dir().join("guest-build");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    std::fs::create_dir_all(&dir)?;
+    let deps = output(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]))?;
+    let pkg = deps
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+        .context("apt-cache knows no linux-image-cloud-amd64 kernel package")?
+        .to_string();
+    output(
+        Command::new("apt-get")
+            .args(["download", &pkg])
+            .current_dir(&work),
+    )?;
+    let deb = std::fs::read_dir(&work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    let x = work.join("x");
+    output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+    let vmlinuz = std::fs::read_dir(x.join("boot"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .context("the kernel package has no boot/vmlinuz-*")?;
+    let root = work.join("root");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "lib/modules"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))?;
+    let mut order = String::new();
+    for (m, ko) in module_load_order(&x.join("lib/modules"), GUEST_DRIVERS)
+        .with_context(|| format!("resolving the guest's drivers in {pkg}"))?
+    {
+        std::fs::copy(&ko, root.join("lib/modules").join(format!("{m}.ko")))?;
+        order.push_str(&m);
+        order.push('\n');
+    }
+    std::fs::write(root.join("lib/modules/order"), order)?;
+    std::fs::write(root.join("init"), GUEST_INIT)?;
+    set_mode(&root.join("init"), 0o755)?;
+    set_mode(&root.join("bin/busybox"), 0o755)?;
+    let cpio = format!(
+        "cd {} && find . | cpio -o -H newc --quiet | gzip -1 > {}",
+        root.display(),
+        std::fs::canonicalize(&dir)?.join("initrd.gz").display()
+    );
+    output(Command::new("sh").args(["-c", &cpio]))?;
+    std::fs::copy(&vmlinuz, &kernel)?;
+    for f in [&kernel, &initrd] {
+        set_mode(f, 0o644)?;
+    }
+    std::fs::write(&recipe_file, &recipe)?;
+    std::fs::write(dir.join("kernel-package"), format!("{pkg}\n"))?;
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!(
+        "xtask: guest built from {pkg} and busybox-static in {}",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// `roots` and everything they depend on, dependencies first, each with
+/// its file. Module dependencies change between kernel builds (6.1.0-57's
+/// `virtio` needs `virtio_ring`; 6.1.0-48's did not), so they are read from
+/// the modules, never written down here.
+fn module_load_order(modules: &Path, roots: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+    fn visit(
+        modules: &Path,
+        m: &str,
+        path: &mut Vec<String>,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> Result<()> {
+        if out.iter().any(|(n, _)| n == m) {
+            return Ok(());
+        }
+        if path.iter().any(|p| p == m) {
+            bail!("module dependency cycle: {} -> {m}", path.join(" -> "));
+        }
+        if path.len() > 32 {
+            bail!("module dependencies deeper than 32 at {m}");
+        }
+        let ko = find_file(modules, &format!("{m}.ko"))?
+            .with_context(|| format!("module {m}.ko not found"))?;
+        let bytes = std::fs::read(&ko)?;
+        let deps = modinfo_field(&bytes, "depends").unwrap_or_default();
+        path.push(m.to_string());
+        for d in deps.split(',').filter(|d| !d.is_empty()) {
+            visit(modules, d, path, out)?;
+        }
+        path.pop();
+        out.push((m.to_string(), ko));
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for r in roots {
+        visit(modules, r, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// A `key=value` string of a module's `.modinfo` section (NUL-terminated).
+fn modinfo_field(ko: &[u8], key: &str) -> Option<String> {
+    let needle = format!("{key}=");
+    let needle = needle.as_bytes();
+    let at = ko
+        .windows(needle.len())
+        .enumerate()
+        .find(|(i, w)| *w == needle && (*i == 0 || ko[i - 1] == 0))
+        .map(|(i, _)| i + needle.len())?;
+    let end = ko[at..].iter().position(|&b| b == 0)? + at;
+    Some(String::from_utf8_lossy(&ko[at..end]).into_owned())
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", p.display()))
+}
+
+fn find_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            seen += 1;
+            if seen > 200_000 {
+                bail!("{} holds too many files to search", dir.display());
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name) {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// KVM if a guest actually boots with it (on our machines `/dev/kvm`
+/// exists but hangs guests), else `qemu` (TCG). Cached in the state file
+/// once decided.
+fn probe_accel(guest: &Path) -> Result<&'static str> {
+    if let Some(t) = State::load().get("domain_type") {
+        if t == "kvm" || t == "qemu" {
+            eprintln!("xtask: domain type `{t}` (probed earlier; `lab down` forgets it)");
+            return Ok(if t == "kvm" { "kvm" } else { "qemu" });
+        }
+    }
+    if !Path::new("/dev/kvm").exists() {
+        return Ok("qemu");
+    }
+    let run = std::fs::canonicalize(".")?.join(lab_dir()).join("probe");
+    std::fs::create_dir_all(&run)?;
+    let console = run.join("kvm-probe.console");
+    let _ = std::fs::remove_file(&console);
+    let name = format!("{DOMAIN_PREFIX}probe.kvm");
+    let xml = format!(
+        "<domain type='kvm'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{k}</kernel><initrd>{i}</initrd>\
+         <cmdline>console=ttyS0 quiet krrish.vm=probe</cmdline></os><devices>\
+         <serial type='file'><source path='{c}'/><target port='0'/></serial></devices></domain>",
+        k = guest.join("vmlinuz").display(),
+        i = guest.join("initrd.gz").display(),
+        c = console.display(),
+    );
+    let xml_file = run.join("kvm-probe.xml");
+    std::fs::write(&xml_file, xml)?;
+    let started = quiet_ok(
+        Command::new("virsh")
+            .args(["-c", LIBVIRT_URI, "create"])
+            .arg(&xml_file),
+    );
+    let mut booted = false;
+    if started {
+        let deadline = Instant::now() + KVM_PROBE_WAIT;
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            if text.contains(UP_MARKER) {
+                booted = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("virsh")
+            .args(["-c", LIBVIRT_URI, "destroy", &name])
+            .output();
+    }
+    let _ = std::fs::remove_dir_all(&run);
+    Ok(if booted { "kvm" } else { "qemu" })
+}
+
+/// Removes every domain (`krrish.*`), namespace (`krl-*`) and file the
+/// lab made, and stops the daemons `up` started. Safe to run twice.
+pub fn down() -> Result<()> {
+    let state = State::load();
+    let mut removed = Vec::new();
+    if libvirt_answers() {
+        let names =
+            output(Command::new("virsh").args(["-c", LIBVIRT_URI, "list", "--all", "--name"]))?;
+        for n in names
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(DOMAIN_PREFIX))
+        {
+            let _ = Command::new("virsh")
+                .args(["-c", LIBVIRT_URI, "destroy", n])
+                .output();
+            let _ = Command::new("virsh")
+                .args(["-c", LIBVIRT_URI, "undefine", n])
+                .output();
+            removed.push(format!("domain {n}"));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(NETNS_PREFIX) {
+                output(Command::new("ip").args(["netns", "del", &n]))?;
+                removed.push(format!("namespace {n}"));
+            }
+        }
+    }
+    for (flag, daemon) in [
+        ("started_libvirtd", "libvirtd"),
+        ("started_virtlogd", "virtlogd"),
+    ] {
+        if state.get(flag) == Some("yes") {
+            let _ = Command::new("pkill").args(["-x", daemon]).output();
+            removed.push(format!("daemon {daemon}"));
+        }
+    }
+    for d in ["run", "dfs", "tests"] {
+        let p = lab_dir().join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+            removed.push(p.display().to_string());
+        }
+    }
+    let _ = std::fs::remove_file(State::path());
+    eprintln!(
+        "xtask: lab down: removed {}",
+        if removed.is_empty() {
+            "nothing (nothing was up)".to_string()
+        } else {
+            removed.join(", ")
+        }
+    );
+    Ok(())
+}
+
+fn status() -> Result<()> {
+    let state = State::load();
+    println!(
+        "libvirt ({LIBVIRT_URI}): {}",
+        if libvirt_answers() {
+            "answers"
+        } else {
+            "not running"
+        }
+    );
+    println!(
+        "domain type: {}",
+        state.get("domain_type").unwrap_or("not probed")
+    );
+    println!("guest: {}", state.get("guest_dir").unwrap_or("not built"));
+    let missing = missing_packages();
+    println!(
+        "packages: {}",
+        if missing.is_empty() {
+            "all present".to_string()
+        } else {
+            format!("missing {}", missing.join(" "))
+        }
+    );
+    Ok(())
+}
