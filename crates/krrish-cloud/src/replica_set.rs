@@ -173,6 +173,14 @@ impl ReplicaSet {
         self.healthy_count() * 2 > self.members.len()
     }
 
+    /// A majority of the members answered their latest check: who can
+    /// vote in an election now. (Stepping down waits for the health
+    /// hysteresis; electing must not count a member whose latest check
+    /// already failed, or one of three alive elects itself.)
+    fn majority_ready(&self) -> bool {
+        self.members.iter().filter(|m| m.ready()).count() * 2 > self.members.len()
+    }
+
     /// Who may become primary now under `rule`, the current one having
     /// failed or there being none.
     fn candidate(&self, rule: Election) -> Option<VmId> {
@@ -186,7 +194,7 @@ impl ReplicaSet {
                     .map(|m| m.vm.clone()),
             },
             Election::Majority => {
-                if !self.majority_healthy() {
+                if !self.majority_ready() {
                     return None;
                 }
                 // Every member a check reaches is caught up (it learns the
