@@ -25,6 +25,8 @@ pub struct SimWorld<'a> {
     sim: turmoil::Sim<'a>,
     world: Rc<RefCell<World>>,
     controller: Rc<RefCell<ControllerMachine>>,
+    /// The controller's disk, which a guest write reaches at once.
+    store: Rc<Store>,
     trace: TraceBuf,
     api: mpsc::UnboundedSender<ApiRequest>,
     checkers: Checkers,
@@ -80,6 +82,7 @@ impl<'a> SimWorld<'a> {
         let first = HaManager::new(0, config.ha.clone(), hosts.clone(), vms.clone());
         let controller = Rc::new(RefCell::new(ControllerMachine::new(first)));
 
+        let controller_disk = store.clone();
         {
             let (m, w, t) = (controller.clone(), world.clone(), trace.clone());
             let (ha, specs, initial_vms) = (config.ha.clone(), hosts.clone(), vms);
@@ -201,6 +204,7 @@ impl<'a> SimWorld<'a> {
             sim,
             world,
             controller,
+            store: controller_disk,
             trace,
             api,
             checkers: Checkers::new(config.belief_grace_ms),
@@ -404,10 +408,17 @@ impl krrish_sim::SimulatedWorld for SimWorld<'_> {
             "guest",
             &format!("writes {data} to block {block} of {disk}"),
         );
-        self.controller
-            .borrow_mut()
-            .guest_write(now, disk, block, data)
-            .map_err(|e| e.to_string())
+        let mut m = self.controller.borrow_mut();
+        m.guest_write(now, disk, block, data)
+            .map_err(|e| e.to_string())?;
+        // The write is on the disk now, as a guest's write is; the service
+        // loop would save only when it next wakes, and a controller crash
+        // before that lost an acknowledged write (found by an adversary).
+        if let Some((generation, snapshot)) = m.take_save() {
+            let r = self.store.save(&snapshot).map_err(|e| e.to_string());
+            m.handle_saved(generation, r);
+        }
+        Ok(())
     }
     fn trace(&self) -> &TraceBuf {
         &self.trace

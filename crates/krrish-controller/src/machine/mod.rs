@@ -211,6 +211,24 @@ impl ControllerMachine {
         self.out.insert(first.min(self.out.len()), save);
     }
 
+    /// Takes a pending [`ControllerOutput::Save`] out of the queue, for a
+    /// shell that must make a change durable before it returns (a world
+    /// standing for a guest's disk write). Answer it with
+    /// [`Self::handle_saved`] as usual.
+    pub fn take_save(&mut self) -> Option<(u64, Box<ControllerSnapshot>)> {
+        let at = self
+            .out
+            .iter()
+            .position(|o| matches!(o, ControllerOutput::Save { .. }))?;
+        match self.out.remove(at) {
+            Some(ControllerOutput::Save {
+                generation,
+                snapshot,
+            }) => Some((generation, snapshot)),
+            _ => None,
+        }
+    }
+
     /// The shell's answer to [`ControllerOutput::Save`]. A failed write is
     /// reported and retried at the next decision.
     pub fn handle_saved(&mut self, generation: u64, result: Result<(), String>) {
