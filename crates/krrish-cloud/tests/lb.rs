@@ -56,12 +56,22 @@ fn refusals_name_the_field_and_change_nothing() {
         (
             r#"{"action":"create-load-balancer","name":"x","kind":"internal","vxnet":"back","ip":"10.20.30.247"}"#,
             "invalid-request",
-            "last octet 247 is not allowed",
+            "ip: 10.20.30.247: last octet 247 is not allowed for zone ECS: expected 1 to 198",
+        ),
+        (
+            r#"{"action":"create-load-balancer","name":"x","kind":"internal","vxnet":"back","ip":"10.20.30.199"}"#,
+            "invalid-request",
+            "ip: 10.20.30.199: last octet 199 is not allowed for zone ECS: expected 1 to 198",
+        ),
+        (
+            r#"{"action":"create-load-balancer","name":"x","kind":"internal","vxnet":"back","ip":"10.9.9.9"}"#,
+            "invalid-request",
+            "ip: 10.9.9.9 is not in segment 10.20.30.0/24",
         ),
         (
             r#"{"action":"create-load-balancer","name":"x","kind":"internal","vxnet":"back","ip":"10.20.30.1"}"#,
             "in-use",
-            "10.20.30.1 is already assigned",
+            "ip: 10.20.30.1 is already assigned",
         ),
         (
             r#"{"action":"create-load-balancer","name":"ext","kind":"external","eip":"eip-x"}"#,
@@ -181,6 +191,9 @@ fn refusals_name_the_field_and_change_nothing() {
         let e = c.apply(req(json), 2_000, &known).unwrap_err();
         assert_eq!(e.code(), *code, "{json}: {e}");
         assert!(e.to_string().contains(says), "{json}: {e}");
+        if says.starts_with("ip: ") {
+            assert_eq!(e.to_string(), *says, "{json}");
+        }
         assert_eq!(c, before, "{json} changed the state");
     }
     // The internal LB's vxnet, once its VM left, is still in use by it; an
@@ -209,7 +222,7 @@ fn refusals_name_the_field_and_change_nothing() {
             &known,
         )
         .unwrap_err();
-    assert_eq!(e.to_string(), "10.20.30.2 is already assigned");
+    assert_eq!(e.to_string(), "ip: 10.20.30.2 is already assigned");
     assert_eq!(c, before);
     // Unknown fields and kinds never reach the model.
     for bad in [

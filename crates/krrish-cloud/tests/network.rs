@@ -147,7 +147,25 @@ fn refusals_name_the_problem_and_change_nothing() {
                 ip: ip("10.20.30.247"),
             },
             "invalid-request",
-            "last octet 247",
+            "ip: 10.20.30.247: last octet 247 is not allowed for zone ECS: expected 1 to 198",
+        ),
+        (
+            R::JoinVxnet {
+                vxnet: s("back"),
+                vm: s("web"),
+                ip: ip("10.20.30.199"),
+            },
+            "invalid-request",
+            "ip: 10.20.30.199: last octet 199 is not allowed for zone ECS: expected 1 to 198",
+        ),
+        (
+            R::JoinVxnet {
+                vxnet: s("back"),
+                vm: s("web"),
+                ip: ip("10.20.30.0"),
+            },
+            "invalid-request",
+            "ip: 10.20.30.0: last octet 0 is not allowed for zone ECS: expected 1 to 198",
         ),
         (
             R::JoinVxnet {
@@ -156,7 +174,7 @@ fn refusals_name_the_problem_and_change_nothing() {
                 ip: ip("10.20.31.4"),
             },
             "invalid-request",
-            "not in segment",
+            "ip: 10.20.31.4 is not in segment 10.20.30.0/24",
         ),
         (
             R::JoinVxnet {
@@ -165,7 +183,7 @@ fn refusals_name_the_problem_and_change_nothing() {
                 ip: ip("10.20.30.5"),
             },
             "in-use",
-            "already assigned",
+            "ip: 10.20.30.5 is already assigned",
         ),
         (
             R::JoinVxnet {
@@ -233,6 +251,9 @@ fn refusals_name_the_problem_and_change_nothing() {
         let e = c.apply(r, 0, &known).expect_err(&what);
         assert_eq!(e.code(), code, "{what}: {e}");
         assert!(e.to_string().contains(says), "{what}: {e}");
+        if says.starts_with("ip: ") {
+            assert_eq!(e.to_string(), says, "{what}");
+        }
         assert_eq!(c, before, "{what} changed the state");
     }
     // An EIP for a VM on an unrouted vxnet: refused, also unchanged.

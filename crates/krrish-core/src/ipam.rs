@@ -21,7 +21,12 @@ pub fn last_octet_limit(zone: Zone) -> u8 {
 pub enum IpPolicyError {
     #[error("{ip} is not in segment {segment}/24")]
     OutsideSegment { ip: Ipv4Addr, segment: Ipv4Addr },
-    #[error("{ip}: last octet {octet} is not allowed for zone {zone} (must be 1..{limit})")]
+    /// `limit` is the first octet not allowed; the message states the
+    /// inclusive range, `1 to limit - 1`.
+    #[error(
+        "{ip}: last octet {octet} is not allowed for zone {zone}: expected 1 to {}",
+        .limit - 1
+    )]
     OctetNotAllowed {
         ip: Ipv4Addr,
         octet: u8,
@@ -150,6 +155,17 @@ mod tests {
         assert!(seg.check(Zone::Ecs, Ipv4Addr::new(10, 0, 0, 198)).is_ok());
         assert!(seg.check(Zone::Ops, Ipv4Addr::new(10, 0, 0, 149)).is_err());
         assert!(seg.check(Zone::Ecs, Ipv4Addr::new(10, 0, 1, 5)).is_err());
+        // The message states the inclusive range, which excludes the octet.
+        let e = seg.check(Zone::Ecs, Ipv4Addr::new(10, 0, 0, 199));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "10.0.0.199: last octet 199 is not allowed for zone ECS: expected 1 to 198"
+        );
+        let e = seg.check(Zone::Ops, Ipv4Addr::new(10, 0, 0, 0));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "10.0.0.0: last octet 0 is not allowed for zone OPS: expected 1 to 148"
+        );
     }
 
     proptest! {

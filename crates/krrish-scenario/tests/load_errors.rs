@@ -124,7 +124,7 @@ fn broken_files_are_located() {
             "cluster:\n  hosts:\n    - name: ops-1\n      zone: OPS\n      uplink_ip: 10.0.0.160\nend: 1s\n".to_string(),
             5,
             Some(18),
-            "not allowed for zone OPS (must be 1..149)",
+            "10.0.0.160: last octet 160 is not allowed for zone OPS: expected 1 to 148",
         ),
         (
             "vm-on-spare",

@@ -115,6 +115,9 @@ pub enum NetworkError {
     NotAssociated { what: String, with: String },
     #[error("{0}")]
     Policy(#[from] IpPolicyError),
+    /// The address the caller gave in the field `ip` breaks the policy.
+    #[error("ip: {0}")]
+    Ip(IpPolicyError),
     #[error("{what}: expected {expected}")]
     Invalid { what: String, expected: String },
     #[error("at most {max} {kind}s")]
@@ -135,8 +138,12 @@ impl NetworkError {
             NetworkError::AlreadyAssociated { .. } => "already-associated",
             NetworkError::NotAssociated { .. } => "not-associated",
             NetworkError::Policy(IpPolicyError::Exhausted { .. }) => "exhausted",
-            NetworkError::Policy(IpPolicyError::Duplicate { .. }) => "in-use",
-            NetworkError::Policy(_) | NetworkError::Invalid { .. } => "invalid-request",
+            NetworkError::Policy(IpPolicyError::Duplicate { .. })
+            | NetworkError::Ip(IpPolicyError::Duplicate { .. }) => "in-use",
+            NetworkError::Ip(IpPolicyError::Exhausted { .. }) => "exhausted",
+            NetworkError::Policy(_) | NetworkError::Ip(_) | NetworkError::Invalid { .. } => {
+                "invalid-request"
+            }
             NetworkError::Limit { .. } => "limit",
             NetworkError::PoolExhausted { .. } => "exhausted",
             NetworkError::Lb(e) => e.code(),
@@ -372,7 +379,7 @@ impl Network {
         let mut segment = self.segment(vxnet)?;
         let ip = match ip {
             Some(ip) => {
-                segment.claim(VM_ZONE, ip)?;
+                segment.claim(VM_ZONE, ip).map_err(NetworkError::Ip)?;
                 ip
             }
             None => segment.allocate(VM_ZONE)?,

@@ -1,6 +1,6 @@
 //! The storage API calls: checks names, calls [`Storage`], shapes the reply.
 
-use super::{Storage, BLOCKS_PER_GIB};
+use super::Storage;
 use crate::name::Name;
 use crate::request::{vm_name, CloudError, CloudReply, CloudRequest};
 use serde_json::json;
@@ -28,7 +28,7 @@ pub(crate) fn apply(
         R::CreateImage { name: n, size_gib } => {
             let n = name("name", &n)?;
             let seed = content_seed(&n);
-            st.register_image(n.clone(), size_gib.saturating_mul(BLOCKS_PER_GIB), seed)?;
+            st.create_image(n.clone(), size_gib, seed)?;
             reply(
                 format!("image {n} created ({size_gib} GiB) in the DFS repository"),
                 json!({ "image": n, "size_gib": size_gib }),

@@ -11,12 +11,9 @@ pub enum StorageError {
     UnknownVolume(Name),
     #[error("volume {0}: the name is taken")]
     VolumeNameTaken(Name),
-    #[error("volume {volume}: expected a size of 1 to {max_gib} GiB, got {size_gib}")]
-    VolumeSize {
-        volume: Name,
-        size_gib: u64,
-        max_gib: u64,
-    },
+    /// The caller's `size_gib` for a new volume or image.
+    #[error("size_gib: expected 1 to {max_gib} GiB, got {size_gib}")]
+    SizeGib { size_gib: u64, max_gib: u64 },
     #[error("volume {volume}: the cloud already holds the maximum of {max} volumes")]
     TooManyVolumes { volume: Name, max: usize },
     #[error("volume {volume}: already attached to {attached_to}; detach it first")]
@@ -117,7 +114,7 @@ impl StorageError {
             | E::TooManySnapshots { .. }
             | E::TooManyImages { .. }
             | E::TooManyHosts { .. } => "limit",
-            E::VolumeSize { .. }
+            E::SizeGib { .. }
             | E::ImageSize { .. }
             | E::BlockOutOfRange { .. }
             | E::SnapshotDoesNotCover { .. } => "invalid-request",

@@ -15,7 +15,7 @@
 //! [`Storage::capture`] flattens a VM's root disk chain over its image into
 //! a new image that reads the same as the disk did.
 
-use super::{Chain, Storage, StorageError, VmSnapshot, BLOCK_BYTES};
+use super::{Chain, Storage, StorageError, VmSnapshot, BLOCKS_PER_GIB, BLOCK_BYTES};
 use crate::name::Name;
 use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,24 @@ impl Storage {
             },
         );
         Ok(())
+    }
+
+    /// The API's CreateImage: [`Self::register_image`] with the size in
+    /// GiB, checked (and refused) in that unit, the caller's.
+    pub fn create_image(
+        &mut self,
+        name: Name,
+        size_gib: u64,
+        content_seed: u64,
+    ) -> Result<(), StorageError> {
+        if self.images.contains_key(&name) {
+            return Err(StorageError::ImageNameTaken(name));
+        }
+        let max_gib = self.limits.image_blocks_max / BLOCKS_PER_GIB;
+        if size_gib == 0 || size_gib > max_gib {
+            return Err(StorageError::SizeGib { size_gib, max_gib });
+        }
+        self.register_image(name, size_gib * BLOCKS_PER_GIB, content_seed)
     }
 
     fn check_new_image(&self, name: &Name, blocks: u64) -> Result<(), StorageError> {

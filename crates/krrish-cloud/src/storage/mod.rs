@@ -18,7 +18,8 @@
 //! - volumes: [`Storage::create_volume`], [`Storage::attach_volume`],
 //!   [`Storage::detach_volume`], [`Storage::delete_volume`],
 //!   [`Storage::describe_volume`], [`Storage::describe_volumes`];
-//! - images: [`Storage::register_image`], [`Storage::create_root_disk`]
+//! - images: [`Storage::create_image`] (size in GiB; [`Storage::register_image`]
+//!   in blocks), [`Storage::create_root_disk`]
 //!   (→ [`BootPlan`]), [`Storage::image_synced`], [`Storage::move_root_disk`],
 //!   [`Storage::capture`],
 //!   [`Storage::delete_root_disk`], [`Storage::describe_images`],

@@ -72,8 +72,13 @@ fn volume_refusals_name_the_resource_and_change_nothing() {
     let e = refused(&mut s, |s| s.create_volume(n("v1"), 1, Provisioning::Thin));
     assert_eq!(e, "volume v1: the name is taken");
     let e = refused(&mut s, |s| s.create_volume(n("v3"), 0, Provisioning::Thin));
-    assert_eq!(e, "volume v3: expected a size of 1 to 4 GiB, got 0");
-    refused(&mut s, |s| s.create_volume(n("v3"), 5, Provisioning::Thick));
+    assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 0");
+    let e = refused(&mut s, |s| s.create_volume(n("v3"), 5, Provisioning::Thick));
+    assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 5");
+    let e = refused(&mut s, |s| {
+        s.create_volume(n("v3"), u64::MAX, Provisioning::Thin)
+    });
+    assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 18446744073709551615");
     let e = refused(&mut s, |s| s.attach_volume(&n("v1"), &vm("vm-x")));
     assert!(e.contains("vm-x: no root disk"), "{e}");
     let e = refused(&mut s, |s| s.detach_volume(&n("v1"), &vm("vm-a")));
@@ -178,6 +183,31 @@ fn snapshot_refusals_change_nothing() {
     s.delete_snapshot(&vm("vm-a"), &n("s1")).unwrap();
     s.snapshot(&vm("vm-a"), n("s3"), 14).unwrap();
     s.check().unwrap();
+}
+
+#[test]
+fn create_image_refuses_a_size_in_the_callers_gib() {
+    let limits = StorageLimits {
+        image_blocks_max: 4 * BLOCKS_PER_GIB,
+        ..StorageLimits::default()
+    };
+    let mut s = world(limits);
+    for (size_gib, says) in [
+        (0, "size_gib: expected 1 to 4 GiB, got 0"),
+        (5, "size_gib: expected 1 to 4 GiB, got 5"),
+        (
+            u64::MAX,
+            "size_gib: expected 1 to 4 GiB, got 18446744073709551615",
+        ),
+    ] {
+        let e = refused(&mut s, |s| s.create_image(n("new"), size_gib, 1));
+        assert_eq!(e, says);
+    }
+    let e = refused(&mut s, |s| s.create_image(n("img"), 0, 1));
+    assert_eq!(e, "image img: the name is taken");
+    s.create_image(n("new"), 4, 1).unwrap();
+    let new = s.describe_images().into_iter().find(|i| i.name == n("new"));
+    assert_eq!(new.map(|i| i.blocks), Some(4 * BLOCKS_PER_GIB));
 }
 
 #[test]

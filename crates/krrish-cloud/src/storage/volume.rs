@@ -160,11 +160,7 @@ impl Storage {
         }
         let max_gib = self.limits.volume_size_gib_max;
         if size_gib == 0 || size_gib > max_gib {
-            return Err(StorageError::VolumeSize {
-                volume: name,
-                size_gib,
-                max_gib,
-            });
+            return Err(StorageError::SizeGib { size_gib, max_gib });
         }
         if self.volumes.len() >= self.limits.volumes_max {
             return Err(StorageError::TooManyVolumes {

@@ -212,7 +212,18 @@ fn operators_manage_storage_through_the_cli() {
         "invalid-request",
     );
     assert!(
-        err.contains("volume huge: expected a size of 1 to "),
+        err.contains("size_gib: expected 1 to 16384 GiB, got 1024000000"),
+        "{err}"
+    );
+    // An image's size is checked in the caller's GiB, not in blocks.
+    let err = api_refused(
+        &c,
+        api,
+        &["images", "create", "huge", "--size", "2T"],
+        "invalid-request",
+    );
+    assert!(
+        err.contains("size_gib: expected 1 to 1024 GiB, got 2048"),
         "{err}"
     );
     for (args, field) in [

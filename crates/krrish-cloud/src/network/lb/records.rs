@@ -201,7 +201,7 @@ impl Network {
                 let mut segment = self.segment(&vxnet)?;
                 let ip = match ip {
                     Some(ip) => {
-                        segment.claim(VM_ZONE, ip)?;
+                        segment.claim(VM_ZONE, ip).map_err(NetworkError::Ip)?;
                         ip
                     }
                     None => segment.allocate(VM_ZONE)?,
