@@ -117,8 +117,10 @@ pub struct Step {
     pub migrate: Option<MigrateRef>,
     /// An API call on the cloud's resources, as the wire carries it:
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
-    /// README's cloud API table).
-    pub cloud: Option<krrish_cloud::CloudRequest>,
+    /// README's cloud API table). Read as YAML here and as a
+    /// `krrish_cloud::CloudRequest` by the loader, so that an error names
+    /// the field and its line.
+    pub cloud: Option<serde_yaml::Value>,
     /// The simulated data plane: a guest writes a block of its root disk
     /// (or of an attached `volume`).
     pub guest_write: Option<GuestWriteRef>,

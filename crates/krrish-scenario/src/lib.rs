@@ -10,12 +10,14 @@
 //! - [`load`] — reading files; every error names file, line, column and what
 //!   was expected ([`LoadError`]).
 //! - `timeline` — one timeline item → its actions (faults, API calls,
-//!   guest writes), checked against the cluster.
+//!   guest writes), checked against the cluster; `cloud_item` — a `cloud:`
+//!   item → its request, an error pointing at the field.
 //! - [`swarm`] — random clusters and fault schedules per seed, as scenario
 //!   text; shrinking a failing one.
 //! - [`run`] — the runner: timeline, faults, API calls, expectations and
 //!   invariants over the simulated world; [`RunReport`] with the trace.
 
+mod cloud_item;
 pub mod cluster;
 pub mod duration;
 pub mod expect;

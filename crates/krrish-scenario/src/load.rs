@@ -85,12 +85,55 @@ impl Source<'_> {
         None
     }
 
+    /// The keys of `path`, each looked for after the one before it, in
+    /// lines `from..to` (1-based, `to` excluded): where the last one is.
+    /// For an error inside a list item, where [`Source::find`] would stop
+    /// at the first `key:` in the file.
+    pub fn find_key_path(&self, from: usize, to: usize, path: &[&str]) -> Option<KeyAt> {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let (mut line, mut col) = (from.max(1) - 1, 0);
+        let mut found = None;
+        for key in path {
+            let mut here = None;
+            while line < to.saturating_sub(1).min(lines.len()) {
+                if let Some((key_col, value_col)) = key_in(&lines[line][col..], key) {
+                    here = Some(KeyAt {
+                        line: line + 1,
+                        key_col: col + key_col + 1,
+                        value_col: value_col.map(|v| col + v + 1),
+                    });
+                    col += key_col + key.len() + 1;
+                    break;
+                }
+                line += 1;
+                col = 0;
+            }
+            found = Some(here?);
+        }
+        found
+    }
+
     /// The line of a top-level `key:`.
     pub fn key_line(&self, key: &str) -> Option<(usize, usize)> {
         self.text
             .lines()
             .position(|l| l.starts_with(&format!("{key}:")))
             .map(|i| (i + 1, 1))
+    }
+
+    /// The line (1-based) after the top-level list `key`: the next
+    /// top-level key's, or one past the last line.
+    pub fn list_end(&self, key: &str) -> usize {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let Some(start) = lines.iter().position(|l| l.starts_with(&format!("{key}:"))) else {
+            return lines.len() + 1;
+        };
+        lines
+            .iter()
+            .enumerate()
+            .skip(start + 1)
+            .find(|(_, l)| !l.is_empty() && !l.starts_with([' ', '-', '#']))
+            .map_or(lines.len() + 1, |(i, _)| i + 1)
     }
 
     /// Lines (1-based) of the items of the top-level list `key`.
@@ -118,6 +161,61 @@ impl Source<'_> {
         }
         out
     }
+}
+
+/// Where [`Source::find_key_path`] found a key (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyAt {
+    pub line: usize,
+    pub key_col: usize,
+    /// The value's column, when it starts on the key's line.
+    pub value_col: Option<usize>,
+}
+
+impl KeyAt {
+    /// The value, or the key when the value starts on a later line.
+    pub fn value(self) -> (usize, usize) {
+        (self.line, self.value_col.unwrap_or(self.key_col))
+    }
+
+    pub fn key(self) -> (usize, usize) {
+        (self.line, self.key_col)
+    }
+}
+
+/// The first `key:` in `text` (as a whole word, maybe quoted): the 0-based
+/// columns of the key and of its value, if the value is on this line.
+fn key_in(text: &str, key: &str) -> Option<(usize, Option<usize>)> {
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    let mut from = 0;
+    while let Some(p) = text[from..].find(key).map(|p| p + from) {
+        from = p + key.len();
+        let quote = match p.checked_sub(1).map(|i| bytes[i]) {
+            Some(q @ (b'"' | b'\'')) => Some(q),
+            Some(b) if word(b) => continue,
+            _ => None,
+        };
+        let mut after = &text[p + key.len()..];
+        if let Some(q) = quote {
+            match after.as_bytes().first() {
+                Some(&b) if b == q => after = &after[1..],
+                _ => continue,
+            }
+        }
+        let Some(v) = after.strip_prefix(':') else {
+            continue;
+        };
+        if !(v.is_empty() || v.starts_with([' ', '\t'])) {
+            continue;
+        }
+        let key_col = p - usize::from(quote.is_some());
+        let trimmed = v.trim_start();
+        let value_col =
+            (!trimmed.is_empty() && !trimmed.starts_with('#')).then(|| text.len() - trimmed.len());
+        return Some((key_col, value_col));
+    }
+    None
 }
 
 /// A serde_yaml error as a located [`LoadError`].
@@ -265,11 +363,17 @@ pub fn parse_scenario(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         return Err(src.error(src.key_line("end"), "`end` must be after 0s"));
     }
     let step_lines = src.list_items("timeline");
+    let timeline_end = src.list_end("timeline");
     let mut known_vms: BTreeSet<VmId> = cluster.vms.iter().map(|v| v.id.clone()).collect();
     let mut timeline = Vec::new();
     for (i, step) in file.timeline.into_iter().enumerate() {
         let line = step_lines.get(i).copied().unwrap_or(0);
         let at = Some((line, 1));
+        let item = crate::cloud_item::Item {
+            index: i,
+            line,
+            end: step_lines.get(i + 1).copied().unwrap_or(timeline_end),
+        };
         if step.at.ms() > end_ms {
             return Err(src.error(
                 at,
@@ -280,7 +384,7 @@ pub fn parse_scenario(path: &Path, text: &str) -> Result<Scenario, LoadError> {
             ));
         }
         let actions =
-            crate::timeline::step_action(&src, at, step.at.ms(), step, &cluster, &mut known_vms)?;
+            crate::timeline::step_action(&src, item, step.at.ms(), step, &cluster, &mut known_vms)?;
         // The end of a fault with `for` past `end` never comes in this run.
         timeline.extend(actions.into_iter().filter(|a| a.at_ms <= end_ms));
     }

@@ -3,6 +3,7 @@
 //! cluster: unknown hosts and VMs, a `for` where it means nothing, a bad
 //! NIC number or loss rate — errors name the line and the field.
 
+use crate::cloud_item::{cloud_request, Item};
 use crate::cluster::Cluster;
 use crate::format::Step;
 use crate::load::{host_ref, vm_ref, Action, LoadError, Source, TimedAction};
@@ -40,13 +41,14 @@ type HostFault = fn(HostId) -> Fault;
 
 pub(crate) fn step_action(
     src: &Source<'_>,
-    at: Option<(usize, usize)>,
+    item: Item,
     at_ms: u64,
     s: Step,
     cluster: &Cluster,
     known_vms: &mut BTreeSet<VmId>,
 ) -> Result<Vec<TimedAction>, LoadError> {
-    let line = at.map(|a| a.0).unwrap_or(0);
+    let line = item.line;
+    let at = Some((line, 1));
     let mut actions: Vec<Action> = Vec::new();
     // A fault given `for: D` is undone D later by this one.
     let mut undo: Option<(u64, Fault)> = None;
@@ -224,8 +226,9 @@ pub(crate) fn step_action(
             to: h("to", &m.to)?,
         }));
     }
-    if let Some(r) = &s.cloud {
-        actions.push(Action::Api(ApiRequest::Cloud(r.clone())));
+    if let Some(v) = &s.cloud {
+        let r = cloud_request(src, item, v)?;
+        actions.push(Action::Api(ApiRequest::Cloud(r)));
     }
     if let Some(w) = &s.guest_write {
         let vm = vm_ref(src, "vm", &w.vm, known_vms)?;

@@ -192,9 +192,9 @@ fn broken_files_are_located() {
         (
             "lb-bad-protocol",
             format!("{CLUSTER}timeline:\n  - at: 1s\n    cloud: {{ action: add-listener, lb: lb-1, port: 80, protocol: udp }}\n{end}"),
-            5,
-            Some(5),
-            "timeline[0]: unknown variant `udp`, expected `tcp` or `http`",
+            6,
+            Some(66),
+            "timeline[0].cloud.protocol: unknown variant `udp`, expected `tcp` or `http`",
         ),
         (
             "rdb-unknown-primary",
@@ -238,6 +238,109 @@ fn broken_files_are_located() {
             continue;
         }
         check(name, &text, line, col, msg);
+    }
+}
+
+/// A mistake inside a timeline `cloud:` item is reported at the field's
+/// own line and column, with its path below the item (serde alone would
+/// give the item's line and no field).
+#[test]
+fn cloud_item_errors_name_the_field_and_its_line() {
+    let end = "end: 60s\n";
+    let one =
+        |cloud: &str| format!("{CLUSTER}timeline:\n  - at: 1s\n    cloud: {{ {cloud} }}\n{end}");
+    let cases: Vec<(&str, String, usize, usize, &str)> = vec![
+        (
+            "cloud-size-not-a-number",
+            one("action: create-volume, name: v, size_gib: big"),
+            6,
+            56,
+            "timeline[0].cloud.size_gib: invalid type: string \"big\", expected u64",
+        ),
+        (
+            "cloud-negative-port",
+            one("action: add-listener, lb: lb-1, port: -5"),
+            6,
+            52,
+            "timeline[0].cloud.port: invalid value: integer `-5`, expected u32",
+        ),
+        (
+            "cloud-unknown-eip-kind",
+            one("action: allocate-eip, name: e, kind: intranet"),
+            6,
+            51,
+            "timeline[0].cloud.kind: unknown variant `intranet`, expected `internet` or `external`",
+        ),
+        (
+            "cloud-bad-network",
+            one("action: create-vxnet, name: n, network: 300.1.1.0"),
+            6,
+            54,
+            "timeline[0].cloud.network: invalid IPv4 address syntax",
+        ),
+        (
+            "cloud-shards-not-lists",
+            one("action: create-cache, name: c, shards: [a, b]"),
+            6,
+            53,
+            "timeline[0].cloud.shards[0]: invalid type: string \"a\", expected a sequence",
+        ),
+        (
+            "cloud-unknown-field",
+            one("action: create-volume, name: v, size_gib: 1, colour: red"),
+            6,
+            59,
+            "timeline[0].cloud.colour: unknown field `colour`, expected one of `name`, `size_gib`, `provisioning`",
+        ),
+        (
+            "cloud-unknown-health-check-field",
+            one("action: add-listener, lb: lb-1, port: 80, health_check: { interval_ms: 2000, rise: 2 }"),
+            6,
+            91,
+            "timeline[0].cloud.health_check.rise: unknown field `rise`",
+        ),
+        (
+            "cloud-unknown-action",
+            one("action: frobnicate, name: v"),
+            6,
+            22,
+            "timeline[0].cloud.action: unknown variant `frobnicate`, expected one of `create-vxnet`",
+        ),
+        (
+            "cloud-missing-field",
+            one("action: create-volume, name: v"),
+            6,
+            12,
+            "timeline[0].cloud: missing field `size_gib`",
+        ),
+        (
+            // Block style, in the second item: its own line, not the
+            // first `weight:` or `size_gib:` in the file.
+            "cloud-negative-weight-block",
+            format!(
+                "{CLUSTER}timeline:\n  - at: 1s\n    cloud: {{ action: create-volume, name: v, size_gib: 1 }}\n  - at: 2s\n    cloud:\n      action: add-backend\n      lb: lb-1\n      listener: 80\n      vm: hv-01-vm\n      weight: -1\n{end}"
+            ),
+            13,
+            15,
+            "timeline[1].cloud.weight: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            "cloud-unknown-field-block",
+            format!(
+                "{CLUSTER}timeline:\n  - at: 1s\n    cloud:\n      action: create-image\n      name: img\n      size_gib: 1\n      colour: red\nexpect:\n  - failovers: 0\n{end}"
+            ),
+            10,
+            7,
+            "timeline[0].cloud.colour: unknown field `colour`, expected `name` or `size_gib`",
+        ),
+    ];
+    for (name, text, line, col, msg) in cases {
+        check(name, &text, line, Some(col), msg);
+        // The column is the last thing before the message.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-errors");
+        let e = load_scenario(&dir.join(format!("{name}.yaml"))).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(line), Some(col)), "{name}: {e}");
+        assert!(e.message.starts_with(msg), "{name}: {e}");
     }
 }
 
