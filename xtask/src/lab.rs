@@ -101,7 +101,7 @@ pub fn install_missing() -> Result<()> {
 /// down also when up or the tests failed.
 pub fn suite_step() -> Result<bool> {
     let result = up().and_then(|()| {
-        run(crate::cargo().args([
+        let tests = run(crate::cargo().args([
             "test",
             "--package",
             "krrish-libvirt",
@@ -109,7 +109,10 @@ pub fn suite_step() -> Result<bool> {
             "lab",
             "--test",
             "lab",
-        ]))
+        ]))?;
+        let scenarios =
+            crate::scenario(&["--world".into(), "lab".into(), "scenarios/lab/".into()])?;
+        Ok(tests && scenarios)
     });
     let cleaned = down();
     let passed = result?;
@@ -552,6 +555,21 @@ pub fn down() -> Result<()> {
             }
         }
     }
+    // Root-side links of the lab's networks (their namespaced peers went
+    // with the namespaces): the two bridges and any stray uplinks.
+    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let ours = n.starts_with(NETNS_PREFIX)
+                || n == "kvout"
+                || is_lab_uplink(&n, "km")
+                || is_lab_uplink(&n, "kv");
+            if ours {
+                let _ = Command::new("ip").args(["link", "del", &n]).output();
+                removed.push(format!("link {n}"));
+            }
+        }
+    }
     for (flag, daemon) in [
         ("started_libvirtd", "libvirtd"),
         ("started_virtlogd", "virtlogd"),
@@ -578,6 +596,17 @@ pub fn down() -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// `km<i>a`, `km<i>b`, `kv<i>`: krrish-lab's root-side uplink names.
+fn is_lab_uplink(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    let digits = rest.trim_end_matches(['a', 'b']);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && rest.len() - digits.len() <= 1
 }
 
 fn status() -> Result<()> {

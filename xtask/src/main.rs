@@ -93,7 +93,27 @@ fn krrish(args: &[&str]) -> Command {
 }
 
 fn scenario(args: &[String]) -> Result<bool> {
-    let mut c = krrish(&["scenario", "run"]);
+    // The lab world needs the real drivers compiled in.
+    let lab = args.windows(2).any(|w| w[0] == "--world" && w[1] == "lab")
+        || args.iter().any(|a| a == "--world=lab");
+    let mut c = if lab {
+        let mut c = cargo();
+        c.args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "krrish",
+            "--features",
+            "lab",
+            "--",
+            "scenario",
+            "run",
+        ]);
+        c
+    } else {
+        krrish(&["scenario", "run"])
+    };
     c.args(args);
     run(&mut c)
 }
@@ -176,6 +196,8 @@ fn suite(budget: &Budget) -> Result<bool> {
                     "clippy",
                     "--workspace",
                     "--all-targets",
+                    // The lab's code too (libvirt-dev is installed by now).
+                    "--all-features",
                     "--",
                     "-D",
                     "warnings",

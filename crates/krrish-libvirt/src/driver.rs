@@ -62,7 +62,22 @@ pub struct LibvirtDriver {
     cfg: LabHost,
     hv: Arc<Hypervisor>,
     netns: Netns,
+    /// Where libvirtd makes guests' taps: its own namespace.
+    tap_source: Netns,
     boot_id: u64,
+}
+
+/// libvirtd's pid file (the daemon started with `-d`).
+const LIBVIRTD_PID_FILE: &str = "/run/libvirtd.pid";
+
+/// The namespace the local libvirtd runs in (and makes taps in); this
+/// process's own when libvirtd's cannot be found.
+fn libvirtd_netns() -> Netns {
+    std::fs::read_to_string(LIBVIRTD_PID_FILE)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .and_then(|pid| Netns::of_process(pid).ok())
+        .unwrap_or_else(Netns::current)
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -95,6 +110,7 @@ impl LibvirtDriver {
             cfg,
             hv: Arc::new(hv),
             netns,
+            tap_source: libvirtd_netns(),
             boot_id,
         })
     }
@@ -134,7 +150,8 @@ impl LibvirtDriver {
             .collect())
     }
 
-    /// Plugs the tap libvirt made (in this process's namespace) into the
+    /// Plugs the tap libvirt made (in libvirtd's namespace, the machine's
+    /// initial one — the agent itself may run inside the host's) into the
     /// host's namespace and bridge.
     fn plug_tap(&self, tap: &str) -> Result<(), DriverError> {
         let (tap, bridge, ns) = (
@@ -144,7 +161,7 @@ impl LibvirtDriver {
         );
         if ns.name().is_some() {
             let (t, target) = (tap.clone(), ns.clone());
-            Netns::current()
+            self.tap_source
                 .run(move |links| async move { links.move_to(&t, &target).await })
                 .map_err(failed)?;
         }

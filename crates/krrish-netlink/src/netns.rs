@@ -16,16 +16,33 @@ pub const NETNS_DIR: &str = "/run/netns";
 /// Namespace names are file names under [`NETNS_DIR`]: kept short and plain.
 const NETNS_NAME_MAX: usize = 32;
 
-/// A named network namespace, or (`Netns::current()`) the process's own.
+/// A named network namespace, the process's own (`Netns::current()`), or
+/// another process's (`Netns::of_process`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Netns {
     name: Option<String>,
+    /// Another process's namespace (e.g. libvirtd's, where it makes its
+    /// guests' taps), by pid.
+    pid: Option<u32>,
 }
 
 impl Netns {
     /// The namespace this process runs in.
     pub fn current() -> Self {
-        Netns { name: None }
+        Netns {
+            name: None,
+            pid: None,
+        }
+    }
+
+    /// The namespace process `pid` runs in (checked to be openable).
+    pub fn of_process(pid: u32) -> Result<Self, NetError> {
+        let ns = Netns {
+            name: None,
+            pid: Some(pid),
+        };
+        ns.file()?;
+        Ok(ns)
     }
 
     /// An existing named namespace.
@@ -33,6 +50,7 @@ impl Netns {
         check_name(name, NETNS_NAME_MAX)?;
         let ns = Netns {
             name: Some(name.to_string()),
+            pid: None,
         };
         if !ns.path().is_some_and(|p| p.exists()) {
             return Err(NetError::Namespace {
@@ -82,6 +100,7 @@ impl Netns {
         }
         let ns = Netns {
             name: Some(name.to_string()),
+            pid: None,
         };
         ns.run(|links| async move { links.set_up("lo").await })?;
         Ok(ns)
@@ -104,6 +123,9 @@ impl Netns {
     }
 
     pub(crate) fn path(&self) -> Option<PathBuf> {
+        if let Some(pid) = self.pid {
+            return Some(PathBuf::from(format!("/proc/{pid}/ns/net")));
+        }
         self.name.as_ref().map(|n| PathBuf::from(NETNS_DIR).join(n))
     }
 
@@ -127,7 +149,7 @@ impl Netns {
         Fut: Future<Output = Result<T, NetError>>,
         T: Send + 'static,
     {
-        let file = match self.name {
+        let file = match self.path() {
             Some(_) => Some(self.file()?),
             None => None,
         };
@@ -159,9 +181,10 @@ impl Netns {
 
 impl std::fmt::Display for Netns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.name {
-            Some(n) => f.write_str(n),
-            None => f.write_str("(this process's namespace)"),
+        match (&self.name, self.pid) {
+            (Some(n), _) => f.write_str(n),
+            (None, Some(pid)) => write!(f, "(process {pid}'s namespace)"),
+            (None, None) => f.write_str("(this process's namespace)"),
         }
     }
 }

@@ -25,6 +25,8 @@ macro_rules! out_raw {
 
 mod client;
 mod daemon;
+#[cfg(feature = "lab")]
+mod lab_world;
 mod plan;
 mod plan_validate;
 mod scenario;
@@ -59,6 +61,13 @@ enum Top {
     Controller(DaemonArgs),
     /// Run a host's agent daemon (stops on SIGTERM/SIGINT; guests keep running).
     Agent(DaemonArgs),
+    /// The lab's fence agent (run by the controller in `--world lab`):
+    /// powers off KRRISH_FENCE_HOST as its BMC would.
+    #[command(hide = true)]
+    LabFence {
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
     /// Hosts, through the controller's API.
     #[command(subcommand)]
     Hosts(client::HostsCmd),
@@ -128,6 +137,24 @@ fn main() -> ExitCode {
         }
         Top::Agent(a) => {
             return daemon::exit(daemon::agent::main(&a.config, a.check), "krrish agent")
+        }
+        Top::LabFence { run_dir } => {
+            #[cfg(feature = "lab")]
+            return match lab_world::fence(&run_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lab fence: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+            #[cfg(not(feature = "lab"))]
+            {
+                eprintln!(
+                    "lab fence {}: this krrish was built without the lab",
+                    run_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
         }
         Top::Hosts(c) => return client::main(&cli.api, client::Cmd::Hosts(c)),
         Top::Instances(c) => return client::main(&cli.api, client::Cmd::Instances(c)),

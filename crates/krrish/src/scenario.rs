@@ -7,6 +7,24 @@ use krrish_scenario::{load_scenario, run_scenario, RunOptions, WorldKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `--world`: the simulated worlds, or the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorldArg {
+    Turmoil,
+    Event,
+    Lab,
+}
+
+impl WorldArg {
+    fn simulated(self) -> Option<WorldKind> {
+        match self {
+            WorldArg::Turmoil => Some(WorldKind::Turmoil),
+            WorldArg::Event => Some(WorldKind::Event),
+            WorldArg::Lab => None,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ScenarioCmd {
     /// Run scenarios in the simulated world.
@@ -36,10 +54,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "target/scenario-traces")]
     failed_trace_dir: PathBuf,
     /// Which world drives the control plane: `turmoil` (sockets, stepped
-    /// per tick) or `event` (the event queue, fast). Default: turmoil for
-    /// files, event for swarms.
-    #[arg(long, value_name = "turmoil|event")]
-    world: Option<WorldKind>,
+    /// per tick), `event` (the event queue, fast) or `lab` (the real
+    /// daemons, libvirt guests and kernel links of the lab in a box; needs
+    /// `cargo xtask lab up` and a krrish built with `--features lab`).
+    /// Default: turmoil for files, event for swarms.
+    #[arg(long, value_name = "turmoil|event|lab")]
+    world: Option<WorldArg>,
     /// Random clusters and fault schedules, one per seed (`--seeds`, default
     /// 1..100, or one `--seed`), instead of files.
     #[arg(long, conflicts_with_all = ["paths", "trace_dir"])]
@@ -168,7 +188,11 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             jobs: a
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            world: a.world.unwrap_or(WorldKind::Event),
+            world: match a.world.map(|w| (w, w.simulated())) {
+                None => WorldKind::Event,
+                Some((_, Some(w))) => w,
+                Some((_, None)) => bail!("--world lab runs scenario files, not swarms"),
+            },
             shrink: a.shrink,
             junit: a.junit,
             trace_out: a.trace_out,
@@ -176,8 +200,12 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             regressions_dir: PathBuf::from("scenarios/regressions"),
         });
     }
-    let world = a.world.unwrap_or_default();
     let files = collect(&a.paths)?;
+    let world = match a.world.map(|w| (w, w.simulated())) {
+        None => WorldKind::default(),
+        Some((_, Some(w))) => w,
+        Some((_, None)) => return run_lab(&files, &a),
+    };
     if a.trace_out.is_some() && files.len() != 1 {
         bail!(
             "--trace-out takes one scenario ({} given); use --trace-dir for many",
@@ -271,6 +299,90 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--world lab`: each file once, in real time, against the lab in a box;
+/// beside each real RTO, the event world's for the same file and seed.
+#[cfg(feature = "lab")]
+fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
+    if a.seeds.is_some() || a.seed.is_some() {
+        bail!("--world lab runs in real time: seeds do not apply");
+    }
+    let lab = crate::lab_world::LabState::load(Path::new("target/lab"))?;
+    let exe = std::env::current_exe().context("finding this krrish binary")?;
+    let (mut passed, mut failed, mut not_run) = (0, 0, 0);
+    for f in files {
+        let s = match load_scenario(f) {
+            Ok(s) => s,
+            Err(e) => {
+                failed += 1;
+                out!("FAIL  {:<36} cannot load", f.display());
+                out!("      {e}");
+                continue;
+            }
+        };
+        #[allow(clippy::disallowed_methods)] // the lab runs in real time
+        let started = std::time::Instant::now();
+        let outcome = crate::lab_world::run(&s, f, &lab, &exe);
+        let wall = started.elapsed().as_secs_f64();
+        let sim = run_scenario(
+            &s,
+            RunOptions {
+                seed: None,
+                world: WorldKind::Event,
+                progress: None,
+            },
+        );
+        match outcome {
+            Ok(crate::lab_world::LabOutcome::Passed { rtos }) => {
+                passed += 1;
+                out!("PASS  {:<36} world=lab  wall={wall:.1}s", s.name);
+                for (vm, rto) in rtos {
+                    let simulated = sim
+                        .recoveries
+                        .iter()
+                        .find(|r| r.vm == vm)
+                        .map(|r| secs(r.rto_ms))
+                        .unwrap_or_else(|| "none".into());
+                    out!("      {vm}: real RTO {rto:.1}s, simulated (event world, seed {}) {simulated}", sim.seed);
+                }
+            }
+            Ok(crate::lab_world::LabOutcome::Failed(why)) => {
+                failed += 1;
+                out!("FAIL  {:<36} world=lab  wall={wall:.1}s", s.name);
+                for w in why {
+                    out!("      {w}");
+                }
+                out!("      logs: target/lab/run/ (kept until the next lab run)");
+            }
+            Ok(crate::lab_world::LabOutcome::NotRun(why)) => {
+                not_run += 1;
+                out!("NOT RUN  {:<33} world=lab", s.name);
+                for w in why {
+                    out!("      {w}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                out!("FAIL  {:<36} world=lab: {e:#}", s.name);
+            }
+        }
+    }
+    out!("{passed} passed, {failed} failed, {not_run} not run");
+    Ok(if failed == 0 && not_run == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(not(feature = "lab"))]
+fn run_lab(_: &[PathBuf], _: &RunArgs) -> Result<ExitCode> {
+    bail!(
+        "--world lab: this krrish was built without the lab; use \
+         `cargo xtask scenario --world lab …` (it builds with --features lab \
+         after `cargo xtask lab up`)"
+    )
 }
 
 fn parse_seed_range(s: &str) -> Result<(u64, u64), String> {

@@ -419,7 +419,24 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         (
             "agent",
             agent_config("hv-01", port).replace("kind: sim", "kind: libvirt"),
-            "agent.yaml:10:9: driver.kind: the libvirt driver is not available yet",
+            "agent.yaml:11:17: driver.cluster_file: only `kind: sim` takes this",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port)
+                .replace(
+                    "kind: sim",
+                    "kind: libvirt\n  guest_dir: g\n  dfs_dir: d\n  run_dir: r\n  domain_type: xen",
+                )
+                .replace("  cluster_file: cluster.yaml\n", "")
+                .replace("  boot_time: 300ms\n", ""),
+            "driver.domain_type: expected kvm or qemu (TCG), got \"xen\"",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port)
+                .replace("boot_time: 300ms", "boot_time: 300ms\n  netns: krl-x"),
+            "driver.netns: only `kind: libvirt` takes this",
         ),
         (
             "agent",

@@ -44,6 +44,75 @@ impl TraceSink for AgentTrace {
     }
 }
 
+/// The agent's loop, whichever driver it runs (it never returns).
+type AgentService = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// The agent on real guests through libvirt.
+#[cfg(feature = "lab")]
+fn libvirt_agent(
+    agent_cfg: AgentConfig,
+    host: HostId,
+    lv: super::config::LibvirtConfig,
+    clock: Rc<MonotonicClock>,
+    trace: Rc<AgentTrace>,
+) -> Result<(AgentService, String)> {
+    use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver};
+    let domain_type = DomainType::parse(&lv.domain_type)
+        .ok_or_else(|| anyhow::anyhow!("driver.domain_type {:?}", lv.domain_type))?;
+    let lab = LabHost {
+        host,
+        uri: lv.uri.clone(),
+        netns: lv.netns.clone(),
+        vm_bridge: lv.vm_bridge,
+        bond_members: krrish_lab::HostNet::bond_members(),
+        guest: GuestImage::in_dir(&lv.guest_dir),
+        domain_type,
+        dfs_dir: lv.dfs_dir,
+        run_dir: lv.run_dir,
+        vm_network: lv.vm_network,
+        guest_memory_cap_mib: lv.guest_memory_cap_mib,
+        boot_timeout: Duration::from_millis(lv.boot_timeout_ms),
+    };
+    // This process starting is the host powering on: a new boot id.
+    #[allow(clippy::disallowed_methods)] // the real world's own clock
+    let boot_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let driver = LibvirtDriver::new(lab, boot_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = format!(
+        "started with the libvirt driver ({}, domain type {}{})",
+        lv.uri,
+        lv.domain_type,
+        lv.netns
+            .as_deref()
+            .map(|n| format!(", network namespace {n}"))
+            .unwrap_or_default()
+    );
+    let service = run_agent(
+        agent_cfg,
+        Rc::new(TokioConnect),
+        Rc::new(driver),
+        clock,
+        trace,
+    );
+    Ok((Box::pin(service), started))
+}
+
+#[cfg(not(feature = "lab"))]
+fn libvirt_agent(
+    _: AgentConfig,
+    _: HostId,
+    _: super::config::LibvirtConfig,
+    _: Rc<MonotonicClock>,
+    _: Rc<AgentTrace>,
+) -> Result<(AgentService, String)> {
+    anyhow::bail!(
+        "driver.kind: libvirt: this krrish was built without the libvirt driver; \
+         build it with `cargo build --release -p krrish --features lab` \
+         (`cargo xtask lab up` installs libvirt-dev, which that needs)"
+    )
+}
+
 /// Loads and checks everything, then runs until SIGTERM or SIGINT. Guests
 /// are left running on the way out: an agent restart must never kill them.
 pub fn main(config: &Path, check_only: bool) -> Result<()> {
@@ -62,9 +131,12 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
         agent_cfg.timings = cfg.timings;
 
         let _pid = cfg.pid_file.as_deref().map(PidFile::write).transpose()?;
-        // One arm per driver kind; libvirt is refused by the config loader
-        // until it exists.
-        let (service, trace, started) = match cfg.driver {
+        // One arm per driver kind.
+        let (service, trace, started): (
+            AgentService,
+            _,
+            _,
+        ) = match cfg.driver {
             DriverConfig::Sim {
                 spec,
                 home_vms,
@@ -110,6 +182,14 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                     clock.clone(),
                     trace.clone(),
                 );
+                (Box::pin(service), trace, started)
+            }
+            DriverConfig::Libvirt(lv) => {
+                let trace = Rc::new(AgentTrace {
+                    out: Stdout::start(),
+                    world: None,
+                });
+                let (service, started) = libvirt_agent(agent_cfg, host.clone(), lv, clock.clone(), trace.clone())?;
                 (service, trace, started)
             }
         };

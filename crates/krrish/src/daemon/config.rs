@@ -89,6 +89,17 @@ struct DriverFile {
     cluster_file: Option<PathBuf>,
     boot_time: Option<Dur>,
     seed: Option<u64>,
+    // kind: libvirt
+    uri: Option<String>,
+    netns: Option<String>,
+    vm_bridge: Option<String>,
+    guest_dir: Option<PathBuf>,
+    domain_type: Option<String>,
+    dfs_dir: Option<PathBuf>,
+    run_dir: Option<PathBuf>,
+    vm_network: Option<String>,
+    boot_timeout: Option<Dur>,
+    guest_memory_cap_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,7 +155,25 @@ impl std::fmt::Debug for ApiConfig {
     }
 }
 
-/// The agent's hypervisor backend. Later issues add libvirt here.
+#[cfg_attr(not(feature = "lab"), allow(dead_code))]
+/// The libvirt driver's settings, checked (see krrish-libvirt's
+/// `LabHost`; this crate builds the driver only with the `lab` feature).
+#[derive(Clone, Debug)]
+pub struct LibvirtConfig {
+    pub uri: String,
+    pub netns: Option<String>,
+    pub vm_bridge: String,
+    pub guest_dir: PathBuf,
+    /// `kvm` or `qemu` (TCG), as `cargo xtask lab up` probed it.
+    pub domain_type: String,
+    pub dfs_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub vm_network: (std::net::Ipv4Addr, u8),
+    pub boot_timeout_ms: u64,
+    pub guest_memory_cap_mib: u64,
+}
+
+/// The agent's hypervisor backend.
 #[derive(Clone, Debug)]
 pub enum DriverConfig {
     /// The simulated hypervisor standing for this one host: its home VMs
@@ -155,6 +184,8 @@ pub enum DriverConfig {
         boot_ms: u64,
         seed: u64,
     },
+    /// Real guests through libvirt (with the `lab` feature).
+    Libvirt(LibvirtConfig),
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +214,17 @@ fn parse<T: for<'de> Deserialize<'de>>(src: &Source<'_>) -> Result<T, LoadError>
 /// `section`, for errors found after parsing.
 fn at(src: &Source<'_>, key: &str, section: &str) -> Option<(usize, usize)> {
     src.find(key, "").or_else(|| src.key_line(section))
+}
+
+/// `a.b.c.d/len` with the address on the network boundary.
+fn parse_network(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (a, l) = text.split_once('/')?;
+    let addr: std::net::Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    if !(8..=30).contains(&len) || u32::from(addr) & !(u32::MAX << (32 - len)) != 0 {
+        return None;
+    }
+    Some((addr, len))
 }
 
 /// `p` relative to the config file's directory unless absolute.
@@ -502,13 +544,97 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
 
     let driver = match f.driver.kind {
         DriverKind::Libvirt => {
-            return Err(src.error(
-                src.find("kind", "libvirt")
-                    .or_else(|| src.key_line("driver")),
-                "driver.kind: the libvirt driver is not available yet; use `kind: sim`",
-            ))
+            let d = &f.driver;
+            for (key, given) in [
+                ("cluster_file", d.cluster_file.is_some()),
+                ("boot_time", d.boot_time.is_some()),
+                ("seed", d.seed.is_some()),
+            ] {
+                if given {
+                    return Err(src.error(
+                        src.find(key, "").or_else(|| src.key_line("driver")),
+                        format!("driver.{key}: only `kind: sim` takes this (the libvirt driver boots real guests the controller asks for)"),
+                    ));
+                }
+            }
+            let need = |v: Option<String>, key: &str, what: &str| {
+                v.ok_or_else(|| {
+                    src.error(
+                        src.find("kind", "libvirt")
+                            .or_else(|| src.key_line("driver")),
+                        format!("driver.{key}: expected {what}"),
+                    )
+                })
+            };
+            let path =
+                |p: &Option<PathBuf>| p.as_ref().map(|p| beside(path, p).display().to_string());
+            let domain_type = d.domain_type.clone().unwrap_or_else(|| "qemu".into());
+            if domain_type != "qemu" && domain_type != "kvm" {
+                return Err(src.error(
+                    src.find("domain_type", "")
+                        .or_else(|| src.key_line("driver")),
+                    format!("driver.domain_type: expected kvm or qemu (TCG), got {domain_type:?}"),
+                ));
+            }
+            let net_text = d
+                .vm_network
+                .clone()
+                .unwrap_or_else(|| "10.80.0.0/16".into());
+            let vm_network = parse_network(&net_text).ok_or_else(|| {
+                src.error(
+                    src.find("vm_network", "").or_else(|| src.key_line("driver")),
+                    format!("driver.vm_network: expected an IPv4 network such as 10.80.0.0/16 (prefix 8 to 30), got {net_text:?}"),
+                )
+            })?;
+            DriverConfig::Libvirt(LibvirtConfig {
+                uri: d.uri.clone().unwrap_or_else(|| "qemu:///system".into()),
+                netns: d.netns.clone(),
+                vm_bridge: d.vm_bridge.clone().unwrap_or_else(|| "br-vm".into()),
+                guest_dir: need(
+                    path(&d.guest_dir),
+                    "guest_dir",
+                    "the guest image directory (cargo xtask lab up makes target/lab/guest)",
+                )?
+                .into(),
+                domain_type,
+                dfs_dir: need(
+                    path(&d.dfs_dir),
+                    "dfs_dir",
+                    "the DFS directory every host sees",
+                )?
+                .into(),
+                run_dir: need(
+                    path(&d.run_dir),
+                    "run_dir",
+                    "a directory for this host's guest consoles",
+                )?
+                .into(),
+                vm_network,
+                boot_timeout_ms: d.boot_timeout.map_or(60_000, Dur::ms),
+                guest_memory_cap_mib: d.guest_memory_cap_mib.unwrap_or(128),
+            })
         }
         DriverKind::Sim => {
+            let d = &f.driver;
+            for (key, given) in [
+                ("uri", d.uri.is_some()),
+                ("netns", d.netns.is_some()),
+                ("vm_bridge", d.vm_bridge.is_some()),
+                ("guest_dir", d.guest_dir.is_some()),
+                ("domain_type", d.domain_type.is_some()),
+                ("dfs_dir", d.dfs_dir.is_some()),
+                ("run_dir", d.run_dir.is_some()),
+                ("vm_network", d.vm_network.is_some()),
+                ("boot_timeout", d.boot_timeout.is_some()),
+                ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
+            ] {
+                if given {
+                    return Err(src.error(
+                        src.find(key, "").or_else(|| src.key_line("driver")),
+                        format!("driver.{key}: only `kind: libvirt` takes this"),
+                    ));
+                }
+            }
             let Some(cf) = &f.driver.cluster_file else {
                 return Err(src.error(
                     src.find("kind", "sim").or_else(|| src.key_line("driver")),

@@ -1,0 +1,41 @@
+//! A lab host's power, as its BMC would switch it: off kills the host's
+//! agent, destroys its guests and takes its links down; on brings the
+//! links back (the caller starts a new agent: a new boot).
+
+use crate::topology::{HostNet, Topology};
+use crate::LabError;
+use krrish_libvirt::names::DOMAIN_PREFIX;
+use krrish_libvirt::Hypervisor;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+
+/// The agent's pid file for `host` in a lab run directory.
+pub fn agent_pid_file(run_dir: &Path, host: &str) -> std::path::PathBuf {
+    run_dir.join(format!("agent-{host}.pid"))
+}
+
+/// Powers `host` off. Idempotent: a host already off is off.
+pub fn power_off(run_dir: &Path, uri: &str, net: &HostNet) -> Result<(), LabError> {
+    let pid_file = agent_pid_file(run_dir, net.host.as_str());
+    if let Ok(text) = std::fs::read_to_string(&pid_file) {
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            // Gone already is as good as killed.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(&pid_file);
+    }
+    let hv = Hypervisor::open(uri)?;
+    let prefix = format!("{DOMAIN_PREFIX}{}.", net.host);
+    for d in hv.active_names()? {
+        if d.starts_with(&prefix) {
+            hv.destroy(&d)?;
+        }
+    }
+    Topology::set_links(net.uplinks(), false)
+}
+
+/// Powers `host` on: its links come back up.
+pub fn power_on(net: &HostNet) -> Result<(), LabError> {
+    Topology::set_links(net.uplinks(), true)
+}

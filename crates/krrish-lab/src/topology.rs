@@ -1,0 +1,217 @@
+//! The lab's networks, made over rtnetlink (krrish-netlink).
+//!
+//! ```text
+//!  initial namespace                       host namespace krl-<host>
+//!  krl-mgmt 10.77.0.1/24 ── km<i>a ═══ mgmt0 10.77.0.<10+i>   (bond member 1)
+//!                        └─ km<i>b ═══ mgmt1                  (bond member 2)
+//!  krl-vmnet ─────────────── kv<i> ═══ vmup ── br-vm ── guests' taps
+//!      └── kvout ═══ out0 10.80.255.254/16 (namespace krl-outside)
+//!  stor0/stor1, biz0/biz1: veth pairs inside the host namespace
+//! ```
+//! The runner makes them from the initial namespace (where it runs).
+//! Without kernel bonding the two management members are plain veths on
+//! the bridge (mgmt0 carries the address): their carrier is what the agent
+//! reports as bond health; cutting a host's management network sets both
+//! down.
+
+use crate::LabError;
+use krrish_core::HostId;
+use krrish_netlink::Netns;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Everything the lab makes in the kernel starts with this.
+pub const PREFIX: &str = "krl-";
+pub const MGMT_BRIDGE: &str = "krl-mgmt";
+pub const VM_BRIDGE_ROOT: &str = "krl-vmnet";
+pub const OUTSIDE_NS: &str = "krl-outside";
+/// The controller's address on the management network.
+pub const CONTROLLER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const MGMT_PREFIX: u8 = 24;
+/// The flat VM network (guests' addresses derive from their ids).
+pub const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
+/// Where guests are pinged from.
+pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 254);
+/// The bridge guests' taps join inside a host namespace.
+pub const HOST_VM_BRIDGE: &str = "br-vm";
+/// Hosts one lab can hold (management addresses .10 up; TCG guests are
+/// slow, so a box holds a handful).
+pub const HOSTS_MAX: usize = 16;
+
+/// One host's names and addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostNet {
+    pub host: HostId,
+    pub index: usize,
+    pub ns: String,
+    pub mgmt_ip: Ipv4Addr,
+    /// Root-side ends: the two management members and the VM uplink.
+    pub mgmt_root: [String; 2],
+    pub vm_root: String,
+}
+
+impl HostNet {
+    pub fn new(index: usize, host: &HostId) -> Result<Self, LabError> {
+        if index >= HOSTS_MAX {
+            return Err(LabError::Other(format!(
+                "the lab in a box holds at most {HOSTS_MAX} hosts"
+            )));
+        }
+        let ns = format!("{PREFIX}{host}");
+        krrish_netlink::check_name(&ns, 32)?;
+        Ok(HostNet {
+            host: host.clone(),
+            index,
+            ns,
+            mgmt_ip: Ipv4Addr::new(10, 77, 0, 10 + index as u8),
+            mgmt_root: [format!("km{index}a"), format!("km{index}b")],
+            vm_root: format!("kv{index}"),
+        })
+    }
+
+    /// Bond member names inside the namespace, management, storage,
+    /// business (the agent's `bond_members`).
+    pub fn bond_members() -> [[String; 2]; 3] {
+        let m = |b: &str| [format!("{b}0"), format!("{b}1")];
+        [m("mgmt"), m("stor"), m("biz")]
+    }
+
+    pub fn netns(&self) -> Result<Netns, LabError> {
+        Ok(Netns::open(&self.ns)?)
+    }
+
+    /// The root-side ends of every link that leaves the host.
+    pub fn uplinks(&self) -> Vec<String> {
+        let mut v = self.mgmt_root.to_vec();
+        v.push(self.vm_root.clone());
+        v
+    }
+}
+
+/// The whole lab's network.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub hosts: Vec<HostNet>,
+}
+
+fn ip(a: Ipv4Addr) -> IpAddr {
+    IpAddr::V4(a)
+}
+
+impl Topology {
+    /// Makes the networks for `hosts` (anything left from an earlier run
+    /// is removed first). On failure, removes what it made.
+    pub fn build(hosts: &[HostId]) -> Result<Topology, LabError> {
+        let nets = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HostNet::new(i, h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topo = Topology { hosts: nets };
+        topo.teardown()?;
+        if let Err(e) = topo.make() {
+            let _ = topo.teardown();
+            return Err(e);
+        }
+        Ok(topo)
+    }
+
+    fn make(&self) -> Result<(), LabError> {
+        Netns::current().run(|l| async move {
+            l.add_bridge(MGMT_BRIDGE).await?;
+            l.add_address(MGMT_BRIDGE, ip(CONTROLLER_IP), MGMT_PREFIX)
+                .await?;
+            l.set_up(MGMT_BRIDGE).await?;
+            l.add_bridge(VM_BRIDGE_ROOT).await?;
+            l.set_up(VM_BRIDGE_ROOT).await
+        })?;
+        let outside = Netns::create(OUTSIDE_NS)?;
+        let out = outside.clone();
+        Netns::current().run(move |l| async move {
+            l.add_veth("kvout", "out0").await?;
+            l.move_to("out0", &out).await?;
+            l.set_master("kvout", VM_BRIDGE_ROOT).await?;
+            l.set_up("kvout").await
+        })?;
+        outside.run(|l| async move {
+            l.add_address("out0", ip(OUTSIDE_IP), VM_NET.1).await?;
+            l.set_up("out0").await
+        })?;
+        for h in &self.hosts {
+            let ns = Netns::create(&h.ns)?;
+            let (hn, target) = (h.clone(), ns.clone());
+            Netns::current().run(move |l| async move {
+                for (root, inner) in [(&hn.mgmt_root[0], "mgmt0"), (&hn.mgmt_root[1], "mgmt1")] {
+                    l.add_veth(root, inner).await?;
+                    l.move_to(inner, &target).await?;
+                    l.set_master(root, MGMT_BRIDGE).await?;
+                    l.set_up(root).await?;
+                }
+                l.add_veth(&hn.vm_root, "vmup").await?;
+                l.move_to("vmup", &target).await?;
+                l.set_master(&hn.vm_root, VM_BRIDGE_ROOT).await?;
+                l.set_up(&hn.vm_root).await
+            })?;
+            let mgmt_ip = h.mgmt_ip;
+            ns.run(move |l| async move {
+                l.set_up("mgmt0").await?;
+                l.set_up("mgmt1").await?;
+                l.add_address("mgmt0", ip(mgmt_ip), MGMT_PREFIX).await?;
+                for b in ["stor", "biz"] {
+                    for m in 0..2 {
+                        let (a, p) = (format!("{b}{m}"), format!("{b}{m}-peer"));
+                        l.add_veth(&a, &p).await?;
+                        l.set_up(&a).await?;
+                        l.set_up(&p).await?;
+                    }
+                }
+                l.add_bridge(HOST_VM_BRIDGE).await?;
+                l.set_master("vmup", HOST_VM_BRIDGE).await?;
+                l.set_up("vmup").await?;
+                l.set_up(HOST_VM_BRIDGE).await
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes every namespace and root-side link this topology names, and
+    /// the bridges. What is already gone is fine.
+    pub fn teardown(&self) -> Result<(), LabError> {
+        let mut ns_names: Vec<String> = self.hosts.iter().map(|h| h.ns.clone()).collect();
+        ns_names.push(OUTSIDE_NS.to_string());
+        for n in ns_names {
+            if Netns::exists(&n) {
+                Netns::delete(&n)?;
+            }
+        }
+        // Veth root ends vanish with their namespaced peers; the bridges
+        // and any stragglers go here.
+        let mut links: Vec<String> = self.hosts.iter().flat_map(HostNet::uplinks).collect();
+        links.extend(["kvout", MGMT_BRIDGE, VM_BRIDGE_ROOT].map(String::from));
+        Netns::current().run(move |l| async move {
+            for n in &links {
+                l.delete(n).await?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn host(&self, host: &HostId) -> Option<&HostNet> {
+        self.hosts.iter().find(|h| &h.host == host)
+    }
+
+    /// Sets the root-side ends of `links` up or down (a switch port).
+    pub fn set_links(links: Vec<String>, up: bool) -> Result<(), LabError> {
+        Netns::current().run(move |l| async move {
+            for n in &links {
+                if up {
+                    l.set_up(n).await?;
+                } else {
+                    l.set_down(n).await?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
