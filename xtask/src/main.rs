@@ -277,6 +277,21 @@ fn suite(budget: &Budget) -> Result<bool> {
 /// Runs the benchmarks; writes BENCHMARKS.md unless told `--out` elsewhere
 /// (`--quick`, a short smoke run, writes nothing unless told).
 fn bench(args: &[String]) -> Result<bool> {
+    if args.windows(2).any(|w| w[0] == "--only" && w[1] == "lab") {
+        // The lab section runs krrish with the real drivers compiled in.
+        let built = run(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "krrish",
+            "--features",
+            "lab",
+        ]))?;
+        if !built {
+            return Ok(false);
+        }
+    }
     let mut c = cargo();
     c.args([
         "run",
