@@ -85,35 +85,27 @@ fn show(cmd: &Command) -> String {
     s
 }
 
-fn krrish(args: &[&str]) -> Command {
+/// `cargo run --release -p krrish [--features F] -- ARGS`.
+fn krrish_with(features: Option<&str>, args: &[&str]) -> Command {
     let mut c = cargo();
-    c.args(["run", "--quiet", "--release", "--package", "krrish", "--"]);
+    c.args(["run", "--quiet", "--release", "--package", "krrish"]);
+    if let Some(f) = features {
+        c.args(["--features", f]);
+    }
+    c.arg("--");
     c.args(args);
     c
+}
+
+fn krrish(args: &[&str]) -> Command {
+    krrish_with(None, args)
 }
 
 fn scenario(args: &[String]) -> Result<bool> {
     // The lab world needs the real drivers compiled in.
     let lab = args.windows(2).any(|w| w[0] == "--world" && w[1] == "lab")
         || args.iter().any(|a| a == "--world=lab");
-    let mut c = if lab {
-        let mut c = cargo();
-        c.args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "krrish",
-            "--features",
-            "lab",
-            "--",
-            "scenario",
-            "run",
-        ]);
-        c
-    } else {
-        krrish(&["scenario", "run"])
-    };
+    let mut c = krrish_with(lab.then_some("lab"), &["scenario", "run"]);
     c.args(args);
     run(&mut c)
 }

@@ -225,14 +225,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let (mut passed, mut failed) = (0, 0);
     for f in &files {
         for seed in &seeds {
-            let s = match load_scenario(f) {
-                Ok(s) => s,
-                Err(e) => {
-                    failed += 1;
-                    out!("FAIL  {:<36} cannot load", f.display());
-                    out!("      {e}");
-                    continue;
-                }
+            let Some(s) = load_reported(f) else {
+                failed += 1;
+                continue;
             };
             #[allow(clippy::disallowed_methods)] // progress pacing only
             let mut last = std::time::Instant::now();
@@ -312,14 +307,9 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("finding this krrish binary")?;
     let (mut passed, mut failed, mut not_run) = (0, 0, 0);
     for f in files {
-        let s = match load_scenario(f) {
-            Ok(s) => s,
-            Err(e) => {
-                failed += 1;
-                out!("FAIL  {:<36} cannot load", f.display());
-                out!("      {e}");
-                continue;
-            }
+        let Some(s) = load_reported(f) else {
+            failed += 1;
+            continue;
         };
         #[allow(clippy::disallowed_methods)] // the lab runs in real time
         let started = std::time::Instant::now();
@@ -383,6 +373,19 @@ fn run_lab(_: &[PathBuf], _: &RunArgs) -> Result<ExitCode> {
          `cargo xtask scenario --world lab …` (it builds with --features lab \
          after `cargo xtask lab up`)"
     )
+}
+
+/// The scenario in `f`, or None after printing why it cannot be loaded
+/// (a failure of the run).
+fn load_reported(f: &Path) -> Option<krrish_scenario::Scenario> {
+    match load_scenario(f) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            out!("FAIL  {:<36} cannot load", f.display());
+            out!("      {e}");
+            None
+        }
+    }
 }
 
 fn parse_seed_range(s: &str) -> Result<(u64, u64), String> {
