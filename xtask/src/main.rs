@@ -97,10 +97,6 @@ fn krrish_with(features: Option<&str>, args: &[&str]) -> Command {
     c
 }
 
-fn krrish(args: &[&str]) -> Command {
-    krrish_with(None, args)
-}
-
 fn scenario(args: &[String]) -> Result<bool> {
     // The lab world needs the real drivers compiled in.
     let lab = args.windows(2).any(|w| w[0] == "--world" && w[1] == "lab")
