@@ -71,6 +71,9 @@ pub struct RunReport {
     pub trace: String,
     pub recoveries: Vec<Recovery>,
     pub checks_run: u64,
+    /// The control plane's typed events in order: `kind host vm` (the
+    /// subjects a run in another world can be compared on).
+    pub events: Vec<String>,
 }
 
 impl RunReport {
@@ -163,6 +166,12 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     let mut trace = format!("# krrish scenario {} seed {seed}\n", s.name);
     trace.push_str(&world.trace().text());
     let recoveries = world.world().recoveries.clone();
+    let events = world
+        .trace()
+        .events()
+        .iter()
+        .map(|(_, n)| event_key(n))
+        .collect();
     RunReport {
         name: s.name.clone(),
         path: s.path.clone(),
@@ -175,7 +184,61 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
         trace,
         recoveries,
         checks_run: world.checks_run(),
+        events,
     }
+}
+
+/// How one run's event sequence (`lab`: the lab world's, or any other
+/// world's) compares with a simulated run's, in words.
+pub fn compare_events(lab: &[String], sim: &[String]) -> Vec<String> {
+    if lab == sim {
+        return vec![format!(
+            "control-plane events: the same {} in both worlds",
+            lab.len()
+        )];
+    }
+    let first = lab
+        .iter()
+        .zip(sim)
+        .position(|(a, b)| a != b)
+        .unwrap_or(lab.len().min(sim.len()));
+    let show = |v: &[String]| {
+        let mut s: Vec<&str> = v.iter().take(EVENTS_SHOWN).map(String::as_str).collect();
+        if v.len() > EVENTS_SHOWN {
+            s.push("…");
+        }
+        s.join(" | ")
+    };
+    vec![
+        format!(
+            "control-plane events differ: lab {}, event world {}; first difference at #{}: lab {:?}, event world {:?}",
+            lab.len(),
+            sim.len(),
+            first + 1,
+            lab.get(first).map_or("(none)", String::as_str),
+            sim.get(first).map_or("(none)", String::as_str),
+        ),
+        format!("  lab:         {}", show(lab)),
+        format!("  event world: {}", show(sim)),
+    ]
+}
+
+/// Events listed when two sequences differ.
+const EVENTS_SHOWN: usize = 24;
+
+/// What two runs of one scenario in different worlds are compared on: the
+/// event's kind and its subjects, not its timings.
+pub fn event_key(n: &krrish_core::ha::Notice) -> String {
+    let mut k = n.kind().to_string();
+    if let Some(h) = n.host() {
+        k.push(' ');
+        k.push_str(h.as_str());
+    }
+    if let Some(v) = n.vm() {
+        k.push(' ');
+        k.push_str(v.as_str());
+    }
+    k
 }
 
 fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {

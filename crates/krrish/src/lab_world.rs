@@ -151,11 +151,36 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
     why
 }
 
-/// One outcome of a lab run.
+/// One outcome of a lab run; `events` are the controller's typed events
+/// as `kind host vm` (see `krrish_scenario::run::event_key`).
 pub enum LabOutcome {
-    Passed { rtos: Vec<(VmId, f64)> },
-    Failed(Vec<String>),
+    Passed {
+        rtos: Vec<(VmId, f64)>,
+        events: Vec<String>,
+    },
+    Failed {
+        why: Vec<String>,
+        events: Vec<String>,
+    },
     NotRun(Vec<String>),
+}
+
+/// The controller's events file, read back as comparison keys.
+fn read_events(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            let mut k = v["kind"].as_str().unwrap_or("?").to_string();
+            for f in ["host", "vm"] {
+                if let Some(x) = v[f].as_str() {
+                    k.push(' ');
+                    k.push_str(x);
+                }
+            }
+            k
+        })
+        .collect()
 }
 
 /// Runs `s` in the lab. `exe` is this krrish binary (started as the
@@ -191,10 +216,17 @@ pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabO
     let result = lab_run.play(&cluster_file);
     lab_run.stop_everything();
     result?;
+    let events = read_events(&lab_run.run_dir.join("events.jsonl"));
     if lab_run.failures.is_empty() {
-        Ok(LabOutcome::Passed { rtos: lab_run.rtos })
+        Ok(LabOutcome::Passed {
+            rtos: lab_run.rtos,
+            events,
+        })
     } else {
-        Ok(LabOutcome::Failed(lab_run.failures))
+        Ok(LabOutcome::Failed {
+            why: lab_run.failures,
+            events,
+        })
     }
 }
 
@@ -359,7 +391,7 @@ impl LabRun<'_> {
             ha.lease_duration_ms,
         );
         let controller = format!(
-            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n",
+            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n",
             store = d.join("controller.redb").display(),
             cluster = cluster_file.display(),
             exe = yaml_str(&self.exe.display().to_string()),

@@ -324,7 +324,7 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
             },
         );
         match outcome {
-            Ok(crate::lab_world::LabOutcome::Passed { rtos }) => {
+            Ok(crate::lab_world::LabOutcome::Passed { rtos, events }) => {
                 passed += 1;
                 out!("PASS  {:<36} world=lab  wall={wall:.1}s", s.name);
                 for (vm, rto) in rtos {
@@ -336,12 +336,18 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
                         .unwrap_or_else(|| "none".into());
                     out!("      {vm}: real RTO {rto:.1}s, simulated (event world, seed {}) {simulated}", sim.seed);
                 }
+                for l in krrish_scenario::run::compare_events(&events, &sim.events) {
+                    out!("      {l}");
+                }
             }
-            Ok(crate::lab_world::LabOutcome::Failed(why)) => {
+            Ok(crate::lab_world::LabOutcome::Failed { why, events }) => {
                 failed += 1;
                 out!("FAIL  {:<36} world=lab  wall={wall:.1}s", s.name);
                 for w in why {
                     out!("      {w}");
+                }
+                for l in krrish_scenario::run::compare_events(&events, &sim.events) {
+                    out!("      {l}");
                 }
                 out!("      logs: target/lab/run/ (kept until the next lab run)");
             }

@@ -308,7 +308,8 @@ fn start_cluster_of(
 #[test]
 fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
     let started = now();
-    let mut c = start_cluster("failover", FENCE_SCRIPT);
+    // The typed events also go to a file, one JSON line each.
+    let mut c = start_cluster_with("failover", FENCE_SCRIPT, "events_file: events.jsonl\n");
 
     // hv-01 crashes: SIGKILL, no goodbye. The child is not reaped until the
     // fence ran, so its pid cannot be reused by another process meanwhile.
@@ -325,6 +326,16 @@ fn a_host_crash_is_fenced_and_failed_over_and_a_restart_remembers_it() {
     // Nothing else moved.
     let log = c.logs();
     assert!(!log.contains("hv-02 fenced"), "{log}");
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(c.dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has =
+        |kind: &str, key: &str, id: &str| events.iter().any(|e| e["kind"] == kind && e[key] == id);
+    assert!(has("host-fenced", "host", "hv-01"), "{events:?}");
+    assert!(has("vm-running", "vm", "vm-1"), "{events:?}");
+    assert!(!has("host-fenced", "host", "hv-02"), "{events:?}");
 
     // A clean stop: exit 0, the pid file removed.
     c.signal("controller", "TERM");

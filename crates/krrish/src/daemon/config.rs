@@ -57,6 +57,7 @@ struct ControllerFile {
     fencer: FencerFile,
     pid_file: Option<PathBuf>,
     api: Option<ApiFile>,
+    events_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +135,8 @@ pub struct ControllerConfig {
     pub pid_file: Option<PathBuf>,
     /// The HTTP API, when the config has an `api` section.
     pub api: Option<ApiConfig>,
+    /// Where the typed control-plane events go as JSON lines, if anywhere.
+    pub events_file: Option<PathBuf>,
 }
 
 /// The controller's HTTP API: where it listens and the bearer token every
@@ -391,6 +394,7 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         fencer,
         pid_file,
         api,
+        events_file: f.events_file.as_ref().map(|p| beside(path, p)),
     })
 }
 

@@ -257,6 +257,11 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
             .context("cannot register the listening socket")?;
         let clock = Rc::new(MonotonicClock::start());
         let trace = Rc::new(Stdout::start());
+        if let Some(p) = &cfg.events_file {
+            trace
+                .record_events_to(p)
+                .with_context(|| format!("events_file {}", p.display()))?;
+        }
         let (machine, line) = start_machine(clock.now_ms(), &cfg, &store)?;
         let _pid = cfg.pid_file.as_deref().map(PidFile::write).transpose()?;
         let fencer = match &cfg.fencer {

@@ -45,6 +45,8 @@ pub struct Stdout {
     tx: RefCell<Option<SyncSender<String>>>,
     dropped: Cell<u64>,
     done: Receiver<()>,
+    /// `events_file`: the control plane's typed events, one JSON line each.
+    events: RefCell<Option<std::fs::File>>,
 }
 
 impl Stdout {
@@ -65,7 +67,19 @@ impl Stdout {
             tx: RefCell::new(Some(tx)),
             dropped: Cell::new(0),
             done,
+            events: RefCell::new(None),
         }
+    }
+
+    /// Also writes every typed event to `path` as a JSON line
+    /// (`{"at_ms", "kind", "host", "vm"}`), for comparing runs.
+    pub fn record_events_to(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        *self.events.borrow_mut() = Some(f);
+        Ok(())
     }
 
     /// Queues one preformatted line (dropped, and counted, when the queue
@@ -99,6 +113,20 @@ impl TraceSink for Stdout {
             ));
         }
         self.print(trace_line(at_ms, source, text));
+    }
+
+    fn event(&self, at_ms: u64, source: &str, notice: &krrish_core::ha::Notice) {
+        self.line(at_ms, source, &notice.to_string());
+        if let Some(f) = self.events.borrow_mut().as_mut() {
+            let record = serde_json::json!({
+                "at_ms": at_ms,
+                "kind": notice.kind(),
+                "host": notice.host().map(|h| h.as_str()),
+                "vm": notice.vm().map(|v| v.as_str()),
+            });
+            // A lost record costs a comparison, never the daemon's job.
+            let _ = writeln!(f, "{record}");
+        }
     }
 }
 
