@@ -337,7 +337,18 @@ impl LabRun<'_> {
             if now >= self.s.end_ms {
                 break;
             }
-            std::thread::sleep(POLL);
+            // Wake for the next step on time, else poll.
+            let now = self.t0.elapsed().as_millis() as u64;
+            let next = [
+                timeline.get(ti).map(|t| t.at_ms),
+                expects.get(ei).and_then(|e| e.at_ms),
+                Some(self.s.end_ms),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+            std::thread::sleep(POLL.min(Duration::from_millis(next.saturating_sub(now))));
         }
         for e in &expects[ei..] {
             if let Err(why) = self.check(&e.check) {
@@ -515,6 +526,14 @@ impl LabRun<'_> {
                 Ok(Topology::set_links(self.net(h)?.mgmt_root.to_vec(), false)?)
             }
             Action::Fault(Fault::Heal(h)) | Action::Fault(Fault::BondUp { host: h, .. }) => {
+                // A host that is off (crashed, or fenced by its BMC while
+                // cut off) stays silent: its links come back with power.
+                if !self.powered_on(h) {
+                    self.say(&format!(
+                        "{h} is powered off: its links stay down until repair"
+                    ));
+                    return Ok(());
+                }
                 Ok(Topology::set_links(self.net(h)?.mgmt_root.to_vec(), true)?)
             }
             Action::Api(r) => {
@@ -537,6 +556,15 @@ impl LabRun<'_> {
                 r.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
             }
             other => bail!("{other:?} is not in the lab's vocabulary"),
+        }
+    }
+
+    /// Whether `h` has power: its agent process is alive (a crash or the
+    /// lab BMC's fence killed it; a repair starts a new one).
+    fn powered_on(&mut self, h: &HostId) -> bool {
+        match self.agents.get_mut(h) {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
         }
     }
 
@@ -596,11 +624,15 @@ impl LabRun<'_> {
                 let elsewhere = placed
                     .get(vm)
                     .is_some_and(|hs| hs.iter().any(|h| h != host));
-                if elsewhere && ping(vm_address(VM_NET, vm)) {
+                if elsewhere && ping_within(vm_address(VM_NET, vm), PROBE_WAIT) {
                     found.push((vm.clone(), at.elapsed().as_secs_f64()));
                 }
             }
         }
+        // A VM caught by two crashes (its host's, then the spare's it was
+        // booting on) is timed from the first.
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        found.dedup_by(|a, b| a.0 == b.0);
         for (vm, rto) in found {
             self.say(&format!(
                 "{vm} back after its host's crash: real RTO {rto:.1} s"
@@ -632,17 +664,29 @@ impl LabRun<'_> {
         };
         match c {
             Check::VmRunsOn { vm, host } => {
+                if host.is_none() {
+                    // Nowhere: not running by the controller (a terminated
+                    // VM is not known at all) and no domain in libvirt.
+                    let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
+                    if let Some(hosts) = self.real_placements(&hv).get(vm) {
+                        return Err(format!(
+                            "{vm}: expected nowhere, libvirt runs it on {hosts:?}"
+                        ));
+                    }
+                    return match self.get(&format!("/v1/instances/{vm}")) {
+                        Ok(v) if v["state"] == "running" => Err(format!(
+                            "{vm}: expected nowhere, the controller says running on {}",
+                            v["host"]
+                        )),
+                        Ok(_) => Ok(()),
+                        Err(e) if e.to_string().contains("no-such-vm") => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
                 let v = instance(vm)?;
                 let (state, at) = (v["state"].as_str().unwrap_or("?"), v["host"].as_str());
                 match host {
-                    None => {
-                        if state == "running" {
-                            return Err(format!(
-                                "{vm}: expected not running, the controller says running on {at:?}"
-                            ));
-                        }
-                        Ok(())
-                    }
+                    None => Ok(()),
                     Some(h) => {
                         if state != "running" || at != Some(h.as_str()) {
                             return Err(format!("{vm}: expected running on {h}, the controller says {state} on {at:?}"));
@@ -748,8 +792,17 @@ impl LabRun<'_> {
 
 /// One ping from the outside namespace; true if answered within 2 s.
 fn ping(ip: std::net::Ipv4Addr) -> bool {
+    ping_within(ip, "2")
+}
+
+/// How long a recovery probe waits for its answer: short, so probing a VM
+/// still booting does not hold the timeline up (seconds, as ping's `-W`
+/// takes them).
+const PROBE_WAIT: &str = "0.2";
+
+fn ping_within(ip: std::net::Ipv4Addr, wait_s: &str) -> bool {
     Command::new("ip")
-        .args(["netns", "exec", OUTSIDE_NS, "ping", "-c", "1", "-W", "2"])
+        .args(["netns", "exec", OUTSIDE_NS, "ping", "-c", "1", "-W", wait_s])
         .arg(ip.to_string())
         .output()
         .map(|o| o.status.success())
