@@ -219,6 +219,18 @@ fn at(src: &Source<'_>, key: &str, section: &str) -> Option<(usize, usize)> {
     src.find(key, "").or_else(|| src.key_line(section))
 }
 
+/// The first `driver.<key>` given (`true`) that this driver kind does not
+/// take, as an error at its line: `driver.<key>: <why>`.
+fn refuse_given(src: &Source<'_>, fields: &[(&str, bool)], why: &str) -> Result<(), LoadError> {
+    match fields.iter().find(|(_, given)| *given) {
+        Some((key, _)) => Err(src.error(
+            src.find(key, "").or_else(|| src.key_line("driver")),
+            format!("driver.{key}: {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `a.b.c.d/len` with the address on the network boundary.
 fn parse_network(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let (a, l) = text.split_once('/')?;
@@ -549,18 +561,15 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
     let driver = match f.driver.kind {
         DriverKind::Libvirt => {
             let d = &f.driver;
-            for (key, given) in [
-                ("cluster_file", d.cluster_file.is_some()),
-                ("boot_time", d.boot_time.is_some()),
-                ("seed", d.seed.is_some()),
-            ] {
-                if given {
-                    return Err(src.error(
-                        src.find(key, "").or_else(|| src.key_line("driver")),
-                        format!("driver.{key}: only `kind: sim` takes this (the libvirt driver boots real guests the controller asks for)"),
-                    ));
-                }
-            }
+            refuse_given(
+                &src,
+                &[
+                    ("cluster_file", d.cluster_file.is_some()),
+                    ("boot_time", d.boot_time.is_some()),
+                    ("seed", d.seed.is_some()),
+                ],
+                "only `kind: sim` takes this (the libvirt driver boots real guests the controller asks for)",
+            )?;
             let need = |v: Option<String>, key: &str, what: &str| {
                 v.ok_or_else(|| {
                     src.error(
@@ -620,25 +629,22 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
         }
         DriverKind::Sim => {
             let d = &f.driver;
-            for (key, given) in [
-                ("uri", d.uri.is_some()),
-                ("netns", d.netns.is_some()),
-                ("vm_bridge", d.vm_bridge.is_some()),
-                ("guest_dir", d.guest_dir.is_some()),
-                ("domain_type", d.domain_type.is_some()),
-                ("dfs_dir", d.dfs_dir.is_some()),
-                ("run_dir", d.run_dir.is_some()),
-                ("vm_network", d.vm_network.is_some()),
-                ("boot_timeout", d.boot_timeout.is_some()),
-                ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
-            ] {
-                if given {
-                    return Err(src.error(
-                        src.find(key, "").or_else(|| src.key_line("driver")),
-                        format!("driver.{key}: only `kind: libvirt` takes this"),
-                    ));
-                }
-            }
+            refuse_given(
+                &src,
+                &[
+                    ("uri", d.uri.is_some()),
+                    ("netns", d.netns.is_some()),
+                    ("vm_bridge", d.vm_bridge.is_some()),
+                    ("guest_dir", d.guest_dir.is_some()),
+                    ("domain_type", d.domain_type.is_some()),
+                    ("dfs_dir", d.dfs_dir.is_some()),
+                    ("run_dir", d.run_dir.is_some()),
+                    ("vm_network", d.vm_network.is_some()),
+                    ("boot_timeout", d.boot_timeout.is_some()),
+                    ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
+                ],
+                "only `kind: libvirt` takes this",
+            )?;
             let Some(cf) = &f.driver.cluster_file else {
                 return Err(src.error(
                     src.find("kind", "sim").or_else(|| src.key_line("driver")),
