@@ -1,0 +1,212 @@
+//! What a lab run checks: expectations through the API, libvirt and ping;
+//! the double-run watch; recovery times.
+
+use super::*;
+
+impl LabRun<'_> {
+    /// Where libvirt runs each VM now: host(s) by VM.
+    pub(super) fn real_placements(&self, hv: &Hypervisor) -> BTreeMap<VmId, Vec<HostId>> {
+        let mut out: BTreeMap<VmId, Vec<HostId>> = BTreeMap::new();
+        for d in hv.active_names().unwrap_or_default() {
+            for h in &self.topo.hosts {
+                if let Some(vm) = vm_of_domain(&h.host, &d) {
+                    out.entry(vm).or_default().push(h.host.clone());
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn check_no_double_run(&mut self, hv: &Hypervisor) {
+        for (vm, hosts) in self.real_placements(hv) {
+            if hosts.len() > 1 {
+                let f = format!(
+                    "{vm} runs on {} hosts at once: {:?} (at {:.1} s)",
+                    hosts.len(),
+                    hosts,
+                    self.t0.elapsed().as_secs_f64()
+                );
+                if !self.failures.contains(&f) {
+                    self.say(&f);
+                    self.failures.push(f);
+                }
+            }
+        }
+    }
+
+    /// Records the real RTO of a crashed host's VMs: crash to running
+    /// elsewhere (per libvirt) and answering ping.
+    pub(super) fn note_recoveries(&mut self, hv: &Hypervisor) {
+        let placed = self.real_placements(hv);
+        let mut found = Vec::new();
+        for (host, at, vms) in &self.crashes {
+            for vm in vms {
+                if self.rtos.iter().any(|(v, _)| v == vm) {
+                    continue;
+                }
+                let elsewhere = placed
+                    .get(vm)
+                    .is_some_and(|hs| hs.iter().any(|h| h != host));
+                if elsewhere && ping_within(vm_address(VM_NET, vm), PROBE_WAIT) {
+                    found.push((vm.clone(), at.elapsed().as_secs_f64()));
+                }
+            }
+        }
+        // A VM caught by two crashes (its host's, then the spare's it was
+        // booting on) is timed from the first.
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        found.dedup_by(|a, b| a.0 == b.0);
+        for (vm, rto) in found {
+            self.say(&format!(
+                "{vm} back after its host's crash: real RTO {rto:.1} s"
+            ));
+            self.rtos.push((vm, rto));
+        }
+    }
+
+    pub(super) fn trace_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.run_dir) {
+            let mut logs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            logs.sort();
+            for l in logs {
+                text.push_str(&std::fs::read_to_string(l).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    /// One expectation, judged now.
+    pub(super) fn check(&self, c: &Check) -> Result<(), String> {
+        let instance = |vm: &VmId| -> Result<Value, String> {
+            self.get(&format!("/v1/instances/{vm}"))
+                .map_err(|e| e.to_string())
+        };
+        match c {
+            Check::VmRunsOn { vm, host } => {
+                if host.is_none() {
+                    // Nowhere: not running by the controller (a terminated
+                    // VM is not known at all) and no domain in libvirt.
+                    let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
+                    if let Some(hosts) = self.real_placements(&hv).get(vm) {
+                        return Err(format!(
+                            "{vm}: expected nowhere, libvirt runs it on {hosts:?}"
+                        ));
+                    }
+                    return match self.get(&format!("/v1/instances/{vm}")) {
+                        Ok(v) if v["state"] == "running" => Err(format!(
+                            "{vm}: expected nowhere, the controller says running on {}",
+                            v["host"]
+                        )),
+                        Ok(_) => Ok(()),
+                        Err(e) if e.to_string().contains("no-such-vm") => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
+                let v = instance(vm)?;
+                let (state, at) = (v["state"].as_str().unwrap_or("?"), v["host"].as_str());
+                match host {
+                    None => Ok(()),
+                    Some(h) => {
+                        if state != "running" || at != Some(h.as_str()) {
+                            return Err(format!("{vm}: expected running on {h}, the controller says {state} on {at:?}"));
+                        }
+                        let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
+                        let name = domain_name(h, vm)?;
+                        if !hv.is_active(&name).map_err(|e| e.to_string())? {
+                            return Err(format!("{vm}: the controller says running on {h}, but libvirt runs no {name}"));
+                        }
+                        let ip = vm_address(VM_NET, vm);
+                        if !ping(ip) {
+                            return Err(format!(
+                                "{vm}: runs on {h} but does not answer ping at {ip}"
+                            ));
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Check::VmState { vm, state } => {
+                let v = instance(vm)?;
+                if v["state"] != *state {
+                    return Err(format!(
+                        "{vm}: expected {state}, the controller says {}",
+                        v["state"]
+                    ));
+                }
+                Ok(())
+            }
+            Check::HostState { host, state } => {
+                let hosts = self.get("/v1/hosts").map_err(|e| e.to_string())?;
+                let got = hosts
+                    .as_array()
+                    .and_then(|a| a.iter().find(|h| h["id"] == host.as_str()))
+                    .map(|h| h["state"].clone())
+                    .unwrap_or(Value::Null);
+                if got != HostVerdict::name(*state) {
+                    return Err(format!(
+                        "{host}: expected {state}, the controller says {got}"
+                    ));
+                }
+                Ok(())
+            }
+            Check::TraceContains(t) => {
+                if self.trace_text().contains(t.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("the daemons' logs lack {t:?}"))
+                }
+            }
+            Check::TraceLacks(t) => {
+                if self.trace_text().contains(t.as_str()) {
+                    Err(format!("the daemons' logs contain {t:?}"))
+                } else {
+                    Ok(())
+                }
+            }
+            Check::Converged => {
+                let all = self.get("/v1/instances").map_err(|e| e.to_string())?;
+                let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
+                let placed = self.real_placements(&hv);
+                for i in all.as_array().cloned().unwrap_or_default() {
+                    let vm = VmId::new(i["id"].as_str().unwrap_or("?"));
+                    if i["state"] != "running" {
+                        return Err(format!("{vm} is {} (not converged)", i["state"]));
+                    }
+                    let h = HostId::new(i["host"].as_str().unwrap_or("?"));
+                    if placed.get(&vm) != Some(&vec![h.clone()]) {
+                        return Err(format!(
+                            "{vm}: the controller says {h}, libvirt runs it on {:?}",
+                            placed.get(&vm)
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            other => Err(format!("{other:?} is not checked in the lab")),
+        }
+    }
+}
+
+/// One ping from the outside namespace; true if answered within 2 s.
+fn ping(ip: std::net::Ipv4Addr) -> bool {
+    ping_within(ip, "2")
+}
+
+/// How long a recovery probe waits for its answer: short, so probing a VM
+/// still booting does not hold the timeline up (seconds, as ping's `-W`
+/// takes them).
+const PROBE_WAIT: &str = "0.2";
+
+fn ping_within(ip: std::net::Ipv4Addr, wait_s: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", OUTSIDE_NS, "ping", "-c", "1", "-W", wait_s])
+        .arg(ip.to_string())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

@@ -1,0 +1,182 @@
+//! Starting and stopping what a lab run needs: the home VMs, the daemons'
+//! configs and processes, the API client, and the teardown.
+
+use super::*;
+
+impl LabRun<'_> {
+    /// The cluster's VMs boot on their home hosts before the daemons start
+    /// (the controller starts out believing they run there).
+    pub(super) fn provision(&mut self) -> Result<()> {
+        use krrish_agent::Driver;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let local = tokio::task::LocalSet::new();
+        let mut boots = Vec::new();
+        for vm in &self.s.cluster.vms {
+            boots.push((vm.clone(), self.driver_for(&vm.home)?));
+        }
+        let t = Instant::now();
+        local.block_on(&rt, async {
+            let mut results = Vec::new();
+            for (vm, d) in &boots {
+                results.push(d.boot_vm(vm, krrish_core::ha::BootReason::Create).await);
+            }
+            for ((vm, _), r) in boots.iter().zip(results) {
+                r.map_err(|e| anyhow::anyhow!("booting {} on {}: {e}", vm.id, vm.home))?;
+            }
+            anyhow::Ok(())
+        })?;
+        self.say(&format!(
+            "{} home VMs booted in {:.1} s",
+            boots.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    pub(super) fn write_configs(&self, cluster_file: &Path) -> Result<()> {
+        let ha = &self.s.config.ha;
+        let d = &self.run_dir;
+        std::fs::write(d.join("api-token"), "lab-token-not-secret\n")?;
+        let timings = format!(
+            "timings:\n  heartbeat_interval: {}ms\n  heartbeat_misses: {}\n  heartbeat_grace: {}ms\n  fence_timeout: {}ms\n  lease_duration: {}ms\n",
+            ha.heartbeat.interval_ms,
+            ha.heartbeat.misses_max,
+            ha.heartbeat.grace_ms,
+            ha.fence_timeout_ms,
+            ha.lease_duration_ms,
+        );
+        let controller = format!(
+            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n",
+            store = d.join("controller.redb").display(),
+            cluster = cluster_file.display(),
+            exe = yaml_str(&self.exe.display().to_string()),
+            run = yaml_str(&d.display().to_string()),
+        );
+        std::fs::write(d.join("controller.yaml"), controller)?;
+        for h in &self.s.cluster.hosts {
+            let net = self.net(&h.id)?;
+            let agent = format!(
+                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\ntimings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n",
+                host = h.id,
+                pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
+                hb = ha.heartbeat.interval_ms,
+                lease = ha.lease_duration_ms,
+                uri = self.lab.uri,
+                ns = net.ns,
+                guest = self.lab.guest_dir.display(),
+                dt = self.lab.domain_type,
+                dfs = d.join("dfs").display(),
+                cons = d.join("consoles").join(h.id.as_str()).display(),
+                net = VM_NET.0,
+                len = VM_NET.1,
+            );
+            std::fs::write(d.join(format!("agent-{}.yaml", h.id)), agent)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn log_file(&self, name: &str) -> Result<std::fs::File> {
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.run_dir.join(format!("{name}.log")))?)
+    }
+
+    pub(super) fn start_controller(&mut self) -> Result<()> {
+        let log = self.log_file("controller")?;
+        let child = Command::new(&self.exe)
+            .arg("controller")
+            .arg("--config")
+            .arg(self.run_dir.join("controller.yaml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the controller")?;
+        self.controller = Some(child);
+        Ok(())
+    }
+
+    pub(super) fn start_agent(&mut self, h: &HostId) -> Result<()> {
+        let ns = self.net(h)?.ns.clone();
+        let log = self.log_file(&format!("agent-{h}"))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(&self.exe)
+            .arg("agent")
+            .arg("--config")
+            .arg(self.run_dir.join(format!("agent-{h}.yaml")))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {h}'s agent"))?;
+        if let Some(mut old) = self.agents.insert(h.clone(), child) {
+            let _ = old.wait();
+        }
+        Ok(())
+    }
+
+    pub(super) fn api(&self) -> Result<crate::client::Endpoint> {
+        crate::client::Endpoint::new(&crate::client::ApiOpts {
+            endpoint: format!("http://127.0.0.1:{API_PORT}"),
+            token_file: Some(self.run_dir.join("api-token")),
+            output: crate::client::Output::Json,
+        })
+        .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    pub(super) fn get(&self, path: &str) -> Result<Value> {
+        self.api()?
+            .call(path, &[], None)
+            .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))
+    }
+
+    pub(super) fn wait_all_up(&self) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Value::Array(hosts)) = self.get("/v1/hosts") {
+                if !hosts.is_empty() && hosts.iter().all(|h| h["state"] == "up") {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > STARTUP_MAX {
+                bail!(
+                    "not every host was up {} s after the daemons started (logs in {})",
+                    STARTUP_MAX.as_secs(),
+                    self.run_dir.display()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Stops the daemons, destroys every guest, removes the networks.
+    pub(super) fn stop_everything(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.agents) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(mut c) = self.controller.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Ok(hv) = Hypervisor::open(&self.lab.uri) {
+            for d in hv.active_names().unwrap_or_default() {
+                if d.starts_with(krrish_libvirt::names::DOMAIN_PREFIX) {
+                    let _ = hv.destroy(&d);
+                }
+            }
+        }
+        if let Err(e) = self.topo.teardown() {
+            eprintln!("lab: removing the networks failed: {e}");
+        }
+    }
+}
+
+/// A YAML flow-sequence item, quoted.
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
