@@ -489,15 +489,12 @@ fn probe_accel(guest: &Path) -> Result<&'static str> {
     let console = run.join("kvm-probe.console");
     let _ = std::fs::remove_file(&console);
     let name = format!("{DOMAIN_PREFIX}probe.kvm");
-    let xml = format!(
-        "<domain type='kvm'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>\
-         <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{k}</kernel><initrd>{i}</initrd>\
-         <cmdline>console=ttyS0 quiet krrish.vm=probe</cmdline></os><devices>\
-         <serial type='file'><source path='{c}'/><target port='0'/></serial></devices></domain>",
-        k = guest.join("vmlinuz").display(),
-        i = guest.join("initrd.gz").display(),
-        c = console.display(),
-    );
+    let xml = probe_domain_xml(
+        &name,
+        &guest.join("vmlinuz").display().to_string(),
+        &guest.join("initrd.gz").display().to_string(),
+        &console.display().to_string(),
+    )?;
     let xml_file = run.join("kvm-probe.xml");
     std::fs::write(&xml_file, xml)?;
     let started = quiet_ok(
@@ -522,6 +519,53 @@ fn probe_accel(guest: &Path) -> Result<&'static str> {
     }
     let _ = std::fs::remove_dir_all(&run);
     Ok(if booted { "kvm" } else { "qemu" })
+}
+
+/// The KVM probe's domain, written with an XML writer (paths come from
+/// the checkout's location, which may hold any character).
+fn probe_domain_xml(name: &str, kernel: &str, initrd: &str, console: &str) -> Result<String> {
+    use quick_xml::events::BytesText;
+    let mut w = quick_xml::Writer::new(std::io::Cursor::new(Vec::new()));
+    w.create_element("domain")
+        .with_attribute(("type", "kvm"))
+        .write_inner_content(|w| {
+            w.create_element("name")
+                .write_text_content(BytesText::new(name))?;
+            w.create_element("memory")
+                .with_attribute(("unit", "MiB"))
+                .write_text_content(BytesText::new("128"))?;
+            w.create_element("vcpu")
+                .write_text_content(BytesText::new("1"))?;
+            w.create_element("os").write_inner_content(|w| {
+                w.create_element("type")
+                    .with_attribute(("arch", "x86_64"))
+                    .with_attribute(("machine", "pc"))
+                    .write_text_content(BytesText::new("hvm"))?;
+                w.create_element("kernel")
+                    .write_text_content(BytesText::new(kernel))?;
+                w.create_element("initrd")
+                    .write_text_content(BytesText::new(initrd))?;
+                w.create_element("cmdline")
+                    .write_text_content(BytesText::new("console=ttyS0 quiet krrish.vm=probe"))?;
+                Ok(())
+            })?;
+            w.create_element("devices").write_inner_content(|w| {
+                w.create_element("serial")
+                    .with_attribute(("type", "file"))
+                    .write_inner_content(|w| {
+                        w.create_element("source")
+                            .with_attribute(("path", console))
+                            .write_empty()?;
+                        w.create_element("target")
+                            .with_attribute(("port", "0"))
+                            .write_empty()?;
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+            Ok(())
+        })?;
+    Ok(String::from_utf8(w.into_inner().into_inner())?)
 }
 
 /// Removes every domain (`krrish.*`), namespace (`krl-*`) and file the
@@ -634,4 +678,29 @@ fn status() -> Result<()> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_probe_domain_keeps_odd_paths_as_text() {
+        let xml = super::probe_domain_xml(
+            "krrish.probe.kvm",
+            "/w/it's <here>/vmlinuz",
+            "/w/a&b/initrd.gz",
+            "/w/c\"d/console",
+        )
+        .unwrap();
+        assert!(xml.starts_with("<domain type=\"kvm\">"), "{xml}");
+        assert!(
+            xml.contains("<kernel>/w/it&apos;s &lt;here&gt;/vmlinuz</kernel>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<initrd>/w/a&amp;b/initrd.gz</initrd>"),
+            "{xml}"
+        );
+        assert!(xml.contains("path=\"/w/c&quot;d/console\""), "{xml}");
+        assert!(!xml.contains("<here>"), "{xml}");
+    }
 }
