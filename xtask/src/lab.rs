@@ -600,13 +600,14 @@ pub fn down() -> Result<()> {
         }
     }
     // Root-side links of the lab's networks (their namespaced peers went
-    // with the namespaces): the two bridges and any stray uplinks.
+    // with the namespaces): the bridges and any stray uplinks.
     if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             let ours = n.starts_with(NETNS_PREFIX)
                 || n == "kvout"
                 || is_lab_uplink(&n, "km")
+                || is_lab_uplink(&n, "ks")
                 || is_lab_uplink(&n, "kv");
             if ours {
                 let _ = Command::new("ip").args(["link", "del", &n]).output();

@@ -101,9 +101,20 @@ fn scenario(args: &[String]) -> Result<bool> {
     // The lab world needs the real drivers compiled in.
     let lab = args.windows(2).any(|w| w[0] == "--world" && w[1] == "lab")
         || args.iter().any(|a| a == "--world=lab");
-    let mut c = krrish_with(lab.then_some("lab"), &["scenario", "run"]);
+    scenario_with(lab.then_some("lab"), args)
+}
+
+fn scenario_with(features: Option<&str>, args: &[String]) -> Result<bool> {
+    let mut c = krrish_with(features, &["scenario", "run"]);
     c.args(args);
     run(&mut c)
+}
+
+/// The suite's scenario runs: one release build of krrish serves them all,
+/// the lab's included (its system packages are installed by then), rather
+/// than one build without the lab and one with it.
+fn suite_scenario(args: &[String]) -> Result<bool> {
+    scenario_with(Some("lab"), args)
 }
 
 struct Budget {
@@ -200,12 +211,12 @@ fn suite(budget: &Budget) -> Result<bool> {
                     .env("PROPTEST_CASES", budget.proptest_cases))
             }),
         ),
-        ("scenarios", Box::new(|| scenario(&[]))),
+        ("scenarios", Box::new(|| suite_scenario(&[]))),
         (
             "scenarios in the event world",
             Box::new(|| {
-                let own = scenario(&["--world".into(), "event".into()])?;
-                let explored = scenario(&[
+                let own = suite_scenario(&["--world".into(), "event".into()])?;
+                let explored = suite_scenario(&[
                     "--world".into(),
                     "event".into(),
                     "--seeds".into(),
@@ -218,7 +229,7 @@ fn suite(budget: &Budget) -> Result<bool> {
         (
             "swarm",
             Box::new(|| {
-                scenario(&[
+                suite_scenario(&[
                     "--swarm".into(),
                     "--seeds".into(),
                     budget.swarm_seeds.into(),
@@ -230,7 +241,7 @@ fn suite(budget: &Budget) -> Result<bool> {
         (
             "seed exploration",
             Box::new(|| {
-                scenario(&[
+                suite_scenario(&[
                     "--seeds".into(),
                     budget.seeds.into(),
                     "--trace-dir".into(),

@@ -6,6 +6,13 @@
 //! measured from when it *asked* — earlier than the DFS's grant — so the
 //! host always stops first. The controller, for its part, waits for the
 //! DFS's expiry plus a margin before starting the VMs elsewhere.
+//!
+//! [`LeaseTable`] is the DFS's side: grants, revocations and what it tells
+//! the controller about renewals. The simulated world and the real lease
+//! service (`krrish dfs`) both keep their leases in one.
+
+use crate::HostId;
+use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseKeeper {
@@ -65,9 +72,248 @@ impl LeaseKeeper {
     }
 }
 
+/// One host's lease as the DFS records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// When the last grant runs out (0: none outstanding).
+    pub expires_at_ms: u64,
+    /// The controller revoked it: renewals are refused until it is
+    /// reinstated. A revocation outlives the host's reboots.
+    pub revoked: bool,
+    /// When the host last renewed (the storage network's heartbeat, as the
+    /// DFS reports it to the controller).
+    pub renewed_at_ms: Option<u64>,
+}
+
+/// Why the DFS refused a renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseRefusal {
+    Revoked,
+    /// The host asked for a lease longer than the DFS grants.
+    TooLong {
+        asked_ms: u64,
+        max_ms: u64,
+    },
+}
+
+impl std::fmt::Display for LeaseRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseRefusal::Revoked => write!(f, "lease revoked by the controller"),
+            LeaseRefusal::TooLong { asked_ms, max_ms } => write!(
+                f,
+                "asked for a {asked_ms} ms lease; this DFS grants at most {max_ms} ms"
+            ),
+        }
+    }
+}
+
+/// The DFS's leases, one per host, in host order. Sans-IO: every call
+/// takes the DFS's own clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseTable {
+    records: BTreeMap<HostId, LeaseRecord>,
+    /// Grants this table cannot know of (made before a restart of the
+    /// service that keeps it) may run until here.
+    unknown_grants_until_ms: u64,
+}
+
+impl LeaseTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A table whose service just started at `now_ms` and may have granted
+    /// leases of up to `max_duration_ms` before it (they were in memory):
+    /// a revocation waits them out, and the hosts in `revoked` stay revoked.
+    pub fn after_restart(
+        now_ms: u64,
+        max_duration_ms: u64,
+        revoked: impl IntoIterator<Item = HostId>,
+    ) -> Self {
+        let records = revoked
+            .into_iter()
+            .map(|h| {
+                let r = LeaseRecord {
+                    expires_at_ms: 0,
+                    revoked: true,
+                    renewed_at_ms: None,
+                };
+                (h, r)
+            })
+            .collect();
+        LeaseTable {
+            records,
+            unknown_grants_until_ms: now_ms + max_duration_ms,
+        }
+    }
+
+    /// A lease held from the start (the simulated world's hosts boot
+    /// holding one).
+    pub fn grant_at_start(&mut self, host: HostId, now_ms: u64, duration_ms: u64) {
+        self.records.insert(
+            host,
+            LeaseRecord {
+                expires_at_ms: now_ms + duration_ms,
+                revoked: false,
+                renewed_at_ms: Some(now_ms),
+            },
+        );
+    }
+
+    pub fn get(&self, host: &HostId) -> Option<&LeaseRecord> {
+        self.records.get(host)
+    }
+
+    /// Every host's record, in host order.
+    pub fn iter(&self) -> impl Iterator<Item = (&HostId, &LeaseRecord)> {
+        self.records.iter()
+    }
+
+    /// Renews `host`'s lease for `duration_ms` from `now_ms`; returns when
+    /// it expires. Refused while revoked, and beyond `max_ms` if given.
+    pub fn renew(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        duration_ms: u64,
+        max_ms: Option<u64>,
+    ) -> Result<u64, LeaseRefusal> {
+        if let Some(max_ms) = max_ms.filter(|m| duration_ms > *m) {
+            return Err(LeaseRefusal::TooLong {
+                asked_ms: duration_ms,
+                max_ms,
+            });
+        }
+        let r = self.records.entry(host.clone()).or_insert(LeaseRecord {
+            expires_at_ms: 0,
+            revoked: false,
+            renewed_at_ms: None,
+        });
+        if r.revoked {
+            return Err(LeaseRefusal::Revoked);
+        }
+        r.expires_at_ms = r.expires_at_ms.max(now_ms + duration_ms);
+        r.renewed_at_ms = Some(now_ms);
+        Ok(r.expires_at_ms)
+    }
+
+    /// Whether `host` holds a lease the DFS honours at `now_ms`.
+    pub fn valid(&self, host: &HostId, now_ms: u64) -> bool {
+        self.records
+            .get(host)
+            .is_some_and(|r| now_ms < r.expires_at_ms)
+    }
+
+    /// Revokes `host`'s lease; returns when the last lease it may hold
+    /// expires (never earlier than grants made before a restart).
+    pub fn revoke(&mut self, host: &HostId) -> u64 {
+        let r = self.records.entry(host.clone()).or_insert(LeaseRecord {
+            expires_at_ms: 0,
+            revoked: true,
+            renewed_at_ms: None,
+        });
+        r.revoked = true;
+        r.expires_at_ms.max(self.unknown_grants_until_ms)
+    }
+
+    /// Lets `host` renew again; whether it was revoked.
+    pub fn reinstate(&mut self, host: &HostId) -> bool {
+        match self.records.get_mut(host) {
+            Some(r) if r.revoked => {
+                r.revoked = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The host rebooted: grants to its earlier boot died with it (the
+    /// simulated world knows this; a real DFS waits them out).
+    pub fn forget_grants(&mut self, host: &HostId) {
+        if let Some(r) = self.records.get_mut(host) {
+            r.expires_at_ms = 0;
+        }
+    }
+
+    /// For each host that ever renewed, how long ago its last renewal was.
+    pub fn renewal_ages(&self, now_ms: u64) -> Vec<(HostId, u64)> {
+        self.records
+            .iter()
+            .filter_map(|(h, r)| {
+                r.renewed_at_ms
+                    .map(|at| (h.clone(), now_ms.saturating_sub(at)))
+            })
+            .collect()
+    }
+
+    /// The hosts now revoked (what a service keeps across restarts).
+    pub fn revoked(&self) -> Vec<HostId> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.revoked)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn h(s: &str) -> HostId {
+        HostId::new(s)
+    }
+
+    #[test]
+    fn a_revoked_lease_is_not_renewed_and_its_expiry_is_reported() {
+        let mut t = LeaseTable::new();
+        assert_eq!(t.renew(1_000, &h("h1"), 30_000, Some(60_000)), Ok(31_000));
+        assert!(t.valid(&h("h1"), 30_999));
+        assert!(!t.valid(&h("h1"), 31_000));
+        assert_eq!(t.revoke(&h("h1")), 31_000);
+        assert_eq!(
+            t.renew(6_000, &h("h1"), 30_000, None),
+            Err(LeaseRefusal::Revoked)
+        );
+        assert_eq!(t.revoked(), vec![h("h1")]);
+        assert!(t.reinstate(&h("h1")));
+        assert!(!t.reinstate(&h("h1")));
+        assert_eq!(t.renew(7_000, &h("h1"), 30_000, None), Ok(37_000));
+        assert_eq!(t.renewal_ages(9_000), vec![(h("h1"), 2_000)]);
+    }
+
+    #[test]
+    fn a_renewal_never_shortens_a_grant_and_long_asks_are_refused() {
+        let mut t = LeaseTable::new();
+        assert_eq!(t.renew(0, &h("h1"), 30_000, None), Ok(30_000));
+        assert_eq!(t.renew(1_000, &h("h1"), 5_000, None), Ok(30_000));
+        assert_eq!(
+            t.renew(2_000, &h("h1"), 90_000, Some(60_000)),
+            Err(LeaseRefusal::TooLong {
+                asked_ms: 90_000,
+                max_ms: 60_000
+            })
+        );
+    }
+
+    #[test]
+    fn after_a_restart_revocations_hold_and_unknown_grants_are_waited_out() {
+        let mut t = LeaseTable::after_restart(100_000, 60_000, [h("h2")]);
+        assert_eq!(
+            t.renew(100_500, &h("h2"), 30_000, None),
+            Err(LeaseRefusal::Revoked)
+        );
+        // h3 renewed before the restart, as far as the table can tell.
+        assert_eq!(t.revoke(&h("h3")), 160_000);
+        assert!(t.renewal_ages(101_000).is_empty());
+    }
+
+    #[test]
+    fn a_host_never_seen_revokes_at_once() {
+        let mut t = LeaseTable::new();
+        assert_eq!(t.revoke(&h("h9")), 0);
+    }
 
     #[test]
     fn stops_before_the_dfs_expiry_and_only_once() {

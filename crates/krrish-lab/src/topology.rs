@@ -4,9 +4,11 @@
 //!  initial namespace                       host namespace krl-<host>
 //!  krl-mgmt 10.77.0.1/24 ── km<i>a ═══ mgmt0 10.77.0.<10+i>   (bond member 1)
 //!                        └─ km<i>b ═══ mgmt1                  (bond member 2)
+//!  krl-stor 10.78.0.1/24 ── ks<i>a ═══ stor0 10.78.0.<10+i>   (storage bond)
+//!   (the DFS lease service) └─ ks<i>b ═══ stor1
 //!  krl-vmnet ─────────────── kv<i> ═══ vmup ── br-vm ── guests' taps
 //!      └── kvout ═══ out0 10.80.255.254/16 (namespace krl-outside)
-//!  stor0/stor1, biz0/biz1: veth pairs inside the host namespace
+//!  biz0/biz1: veth pairs inside the host namespace
 //! ```
 //! The runner makes them from the initial namespace (where it runs).
 //! Without kernel bonding the two management members are plain veths on
@@ -15,7 +17,7 @@
 //! down.
 
 use crate::LabError;
-use krrish_core::HostId;
+use krrish_core::{BondName, HostId};
 use krrish_netlink::Netns;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -27,6 +29,10 @@ pub const OUTSIDE_NS: &str = "krl-outside";
 /// The controller's address on the management network.
 pub const CONTROLLER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const MGMT_PREFIX: u8 = 24;
+pub const STORAGE_BRIDGE: &str = "krl-stor";
+/// The DFS's (lease service's) address on the storage network.
+pub const STORAGE_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+const STORAGE_PREFIX: u8 = 24;
 /// The flat VM network (guests' addresses derive from their ids).
 pub const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
 /// Where guests are pinged from.
@@ -44,8 +50,11 @@ pub struct HostNet {
     pub index: usize,
     pub ns: String,
     pub mgmt_ip: Ipv4Addr,
-    /// Root-side ends: the two management members and the VM uplink.
+    pub storage_ip: Ipv4Addr,
+    /// Root-side ends: the two management members, the two storage
+    /// members and the VM uplink.
     pub mgmt_root: [String; 2],
+    pub storage_root: [String; 2],
     pub vm_root: String,
 }
 
@@ -63,16 +72,19 @@ impl HostNet {
             index,
             ns,
             mgmt_ip: Ipv4Addr::new(10, 77, 0, 10 + index as u8),
+            storage_ip: Ipv4Addr::new(10, 78, 0, 10 + index as u8),
             mgmt_root: [format!("km{index}a"), format!("km{index}b")],
+            storage_root: [format!("ks{index}a"), format!("ks{index}b")],
             vm_root: format!("kv{index}"),
         })
     }
 
-    /// Bond member names inside the namespace, management, storage,
-    /// business (the agent's `bond_members`).
+    /// Bond member names inside the namespace in bond order: bond0
+    /// management, bond1 VM network (business), bond2 storage (the
+    /// agent's `bond_members`).
     pub fn bond_members() -> [[String; 2]; 3] {
         let m = |b: &str| [format!("{b}0"), format!("{b}1")];
-        [m("mgmt"), m("stor"), m("biz")]
+        [m("mgmt"), m("biz"), m("stor")]
     }
 
     pub fn netns(&self) -> Result<Netns, LabError> {
@@ -82,8 +94,19 @@ impl HostNet {
     /// The root-side ends of every link that leaves the host.
     pub fn uplinks(&self) -> Vec<String> {
         let mut v = self.mgmt_root.to_vec();
+        v.extend(self.storage_root.iter().cloned());
         v.push(self.vm_root.clone());
         v
+    }
+
+    /// The root-side ends of one bond's members (the business network's
+    /// is the VM uplink: guests' traffic is what it carries).
+    pub fn bond_uplinks(&self, bond: BondName) -> Vec<String> {
+        match bond {
+            BondName::Bond0 => self.mgmt_root.to_vec(),
+            BondName::Bond2 => self.storage_root.to_vec(),
+            BondName::Bond1 => vec![self.vm_root.clone()],
+        }
     }
 }
 
@@ -121,6 +144,10 @@ impl Topology {
             l.add_address(MGMT_BRIDGE, ip(CONTROLLER_IP), MGMT_PREFIX)
                 .await?;
             l.set_up(MGMT_BRIDGE).await?;
+            l.add_bridge(STORAGE_BRIDGE).await?;
+            l.add_address(STORAGE_BRIDGE, ip(STORAGE_SERVICE_IP), STORAGE_PREFIX)
+                .await?;
+            l.set_up(STORAGE_BRIDGE).await?;
             l.add_bridge(VM_BRIDGE_ROOT).await?;
             l.set_up(VM_BRIDGE_ROOT).await
         })?;
@@ -140,10 +167,16 @@ impl Topology {
             let ns = Netns::create(&h.ns)?;
             let (hn, target) = (h.clone(), ns.clone());
             Netns::current().run(move |l| async move {
-                for (root, inner) in [(&hn.mgmt_root[0], "mgmt0"), (&hn.mgmt_root[1], "mgmt1")] {
+                let members = [
+                    (&hn.mgmt_root[0], "mgmt0", MGMT_BRIDGE),
+                    (&hn.mgmt_root[1], "mgmt1", MGMT_BRIDGE),
+                    (&hn.storage_root[0], "stor0", STORAGE_BRIDGE),
+                    (&hn.storage_root[1], "stor1", STORAGE_BRIDGE),
+                ];
+                for (root, inner, bridge) in members {
                     l.add_veth(root, inner).await?;
                     l.move_to(inner, &target).await?;
-                    l.set_master(root, MGMT_BRIDGE).await?;
+                    l.set_master(root, bridge).await?;
                     l.set_up(root).await?;
                 }
                 l.add_veth(&hn.vm_root, "vmup").await?;
@@ -151,12 +184,15 @@ impl Topology {
                 l.set_master(&hn.vm_root, VM_BRIDGE_ROOT).await?;
                 l.set_up(&hn.vm_root).await
             })?;
-            let mgmt_ip = h.mgmt_ip;
+            let (mgmt_ip, storage_ip) = (h.mgmt_ip, h.storage_ip);
             ns.run(move |l| async move {
-                l.set_up("mgmt0").await?;
-                l.set_up("mgmt1").await?;
+                for m in ["mgmt0", "mgmt1", "stor0", "stor1"] {
+                    l.set_up(m).await?;
+                }
                 l.add_address("mgmt0", ip(mgmt_ip), MGMT_PREFIX).await?;
-                for b in ["stor", "biz"] {
+                l.add_address("stor0", ip(storage_ip), STORAGE_PREFIX)
+                    .await?;
+                for b in ["biz"] {
                     for m in 0..2 {
                         let (a, p) = (format!("{b}{m}"), format!("{b}{m}-peer"));
                         l.add_veth(&a, &p).await?;
@@ -186,7 +222,7 @@ impl Topology {
         // Veth root ends vanish with their namespaced peers; the bridges
         // and any stragglers go here.
         let mut links: Vec<String> = self.hosts.iter().flat_map(HostNet::uplinks).collect();
-        links.extend(["kvout", MGMT_BRIDGE, VM_BRIDGE_ROOT].map(String::from));
+        links.extend(["kvout", MGMT_BRIDGE, STORAGE_BRIDGE, VM_BRIDGE_ROOT].map(String::from));
         Netns::current().run(move |l| async move {
             for n in &links {
                 l.delete(n).await?;
@@ -198,6 +234,19 @@ impl Topology {
 
     pub fn host(&self, host: &HostId) -> Option<&HostNet> {
         self.hosts.iter().find(|h| &h.host == host)
+    }
+
+    /// Lets the switch ports `links` (root-side ends on a lab bridge)
+    /// forward or drops everything through them, carrier untouched: a
+    /// management path cut outside the host.
+    pub fn set_forwarding(links: Vec<String>, forwarding: bool) -> Result<(), LabError> {
+        Netns::current().run(move |l| async move {
+            for n in &links {
+                l.set_port_forwarding(n, forwarding).await?;
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Sets the root-side ends of `links` up or down (a switch port).

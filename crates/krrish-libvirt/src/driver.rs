@@ -4,18 +4,22 @@
 //! namespace and bridge; "up" is the guest's own marker on its console.
 //! Bond health is read from the real links' carrier.
 //!
-//! Not here yet (each answers `NotSupported`, so the core and the
-//! scenario report say so): live migration (the lab in a box has one
-//! libvirt daemon; it needs two), disk leases through a lock manager
-//! (the lease is a file in the DFS directory for now).
+//! The host's DFS lease is renewed with the lease service (`krrish dfs`)
+//! over the host's own network, so a cut storage network stops renewals
+//! as it would on real hardware.
+//!
+//! Not here yet (answers `NotSupported`, so the core and the scenario
+//! report say so): live migration (the lab in a box has one libvirt
+//! daemon; it needs two).
 
 use crate::domain_xml::{DiskSpec, DomainSpec, DomainType, NicSpec};
 use crate::guest::{cmdline, console_len, wait_up, GuestImage};
 use crate::hypervisor::Hypervisor;
 use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain};
+use crate::status::{StatusSource, StatusWatch};
 use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_core::ha::BootReason;
-use krrish_core::{BondHealth, HostId, VmId, VmSpec};
+use krrish_core::{HostId, VmId, VmSpec};
 use krrish_netlink::Netns;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -33,12 +37,19 @@ pub struct LabHost {
     pub netns: Option<String>,
     /// The bridge guests' taps join.
     pub vm_bridge: String,
-    /// Member links of the management, storage and business bonds.
+    /// Member links in bond order: bond0 (management), bond1 (VM
+    /// network), bond2 (storage).
     pub bond_members: [[String; 2]; 3],
     pub guest: GuestImage,
     pub domain_type: DomainType,
-    /// The DFS stand-in every host sees: `vms/`, `leases/`.
+    /// The DFS stand-in every host sees: `vms/`.
     pub dfs_dir: PathBuf,
+    /// The DFS's lease service, `host:port`.
+    pub lease_service: String,
+    /// Each lease call gives up after this.
+    pub lease_timeout: Duration,
+    /// The lease the agent assumes; asked for at every renewal.
+    pub lease_duration_ms: u64,
     /// This host's consoles.
     pub run_dir: PathBuf,
     /// The flat VM network: guests get an address derived from their id,
@@ -65,6 +76,8 @@ pub struct LibvirtDriver {
     /// Where libvirtd makes guests' taps: its own namespace.
     tap_source: Netns,
     boot_id: u64,
+    lease: krrish_dfs::LeaseClient,
+    status: StatusWatch,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -98,17 +111,23 @@ impl LibvirtDriver {
             None => Netns::current(),
         };
         let hv = Hypervisor::open(&cfg.uri).map_err(|e| DriverError::Unavailable(e.to_string()))?;
-        for d in [
-            cfg.dfs_dir.join("vms"),
-            cfg.dfs_dir.join("leases"),
-            cfg.run_dir.clone(),
-        ] {
+        for d in [cfg.dfs_dir.join("vms"), cfg.run_dir.clone()] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| DriverError::Unavailable(format!("{}: {e}", d.display())))?;
         }
+        let lease = krrish_dfs::LeaseClient::new(&cfg.lease_service, cfg.lease_timeout);
+        let hv = Arc::new(hv);
+        let status = StatusWatch::start(StatusSource {
+            host: cfg.host.clone(),
+            hv: hv.clone(),
+            netns: netns.clone(),
+            bond_members: cfg.bond_members.clone(),
+        });
         Ok(LibvirtDriver {
+            lease,
+            status,
             cfg,
-            hv: Arc::new(hv),
+            hv,
             netns,
             tap_source: libvirtd_netns(),
             boot_id,
@@ -139,15 +158,12 @@ impl LibvirtDriver {
             .map_err(failed)
     }
 
-    fn my_domains(&self) -> Result<Vec<(String, VmId)>, DriverError> {
-        let names = self
-            .hv
-            .active_names()
-            .map_err(|e| DriverError::Unavailable(e.to_string()))?;
-        Ok(names
-            .into_iter()
-            .filter_map(|d| vm_of_domain(&self.cfg.host, &d).map(|v| (d, v)))
-            .collect())
+    /// After a guest changed (or failed to): waits for a status reading
+    /// that saw it, so the next heartbeat is not older than this answer.
+    async fn changed<T>(&self, r: Result<T, DriverError>) -> Result<T, DriverError> {
+        let watch = self.status.handle();
+        let _ = tokio::task::spawn_blocking(move || watch.refresh()).await;
+        r
     }
 
     /// Plugs the tap libvirt made (in libvirtd's namespace, the machine's
@@ -192,37 +208,10 @@ fn make_disk(path: &Path) -> Result<(), DriverError> {
     }
 }
 
-impl Driver for LibvirtDriver {
-    fn boot_id(&self) -> u64 {
-        self.boot_id
-    }
-
-    fn status(&self) -> HostStatus {
-        let running = self
-            .my_domains()
-            .map(|d| d.into_iter().map(|(_, v)| v).collect())
-            .unwrap_or_default();
-        let members = self.cfg.bond_members.clone();
-        let bonds = self
-            .netns
-            .run(move |links| async move {
-                let mut out = [BondHealth::Down; 3];
-                for (i, [a, b]) in members.iter().enumerate() {
-                    let up_a = links.has_carrier(a).await.unwrap_or(false);
-                    let up_b = links.has_carrier(b).await.unwrap_or(false);
-                    out[i] = BondHealth::from_members(up_a, up_b);
-                }
-                Ok(out)
-            })
-            .unwrap_or([BondHealth::Down; 3]);
-        HostStatus {
-            bonds,
-            running,
-            migrating_out: Vec::new(),
-        }
-    }
-
-    async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
+/// What the driver's calls do; each is followed by a fresh status
+/// reading (see `changed`).
+impl LibvirtDriver {
+    async fn boot(&self, vm: &VmSpec) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, &vm.id).map_err(DriverError::Failed)?;
         let n = name.clone();
         if self.blocking(move |hv| hv.is_active(&n)).await? {
@@ -273,12 +262,12 @@ impl Driver for LibvirtDriver {
         Ok(())
     }
 
-    async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+    async fn stop(&self, vm: &VmId) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
         self.blocking(move |hv| hv.destroy(&name)).await.map(drop)
     }
 
-    async fn reboot_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+    async fn reboot(&self, vm: &VmId) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
         let console = self.console(vm);
         let from = console_len(&console);
@@ -287,6 +276,45 @@ impl Driver for LibvirtDriver {
         wait_up(&console, from, vm.as_str(), self.cfg.boot_timeout)
             .await
             .map_err(|why| DriverError::Failed(format!("{name}: {why}")))
+    }
+
+    async fn stop_all(&self) -> Result<(), DriverError> {
+        let host = self.cfg.host.clone();
+        self.blocking(move |hv| {
+            for n in hv.active_names()? {
+                if vm_of_domain(&host, &n).is_some() {
+                    hv.destroy(&n)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Driver for LibvirtDriver {
+    fn boot_id(&self) -> u64 {
+        self.boot_id
+    }
+
+    fn status(&self) -> HostStatus {
+        // Never a libvirt call here: see `StatusWatch`.
+        self.status.latest()
+    }
+
+    async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
+        let r = self.boot(vm).await;
+        self.changed(r).await
+    }
+
+    async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+        let r = self.stop(vm).await;
+        self.changed(r).await
+    }
+
+    async fn reboot_vm(&self, vm: &VmId) -> Result<(), DriverError> {
+        let r = self.reboot(vm).await;
+        self.changed(r).await
     }
 
     async fn live_migrate(&self, _vm: &VmId, _to: &HostId) -> Result<(), DriverError> {
@@ -301,12 +329,21 @@ impl Driver for LibvirtDriver {
     }
 
     async fn renew_lease(&self) -> Result<(), DriverError> {
-        let path = self.cfg.dfs_dir.join("leases").join(self.cfg.host.as_str());
-        let stamp = format!("{}\n", self.boot_id);
-        tokio::task::spawn_blocking(move || std::fs::write(&path, stamp))
+        let (c, host) = (self.lease.clone(), self.cfg.host.clone());
+        let (duration, boot) = (self.cfg.lease_duration_ms, self.boot_id);
+        let granted = tokio::task::spawn_blocking(move || c.renew(&host, duration, boot))
             .await
             .map_err(failed)?
-            .map_err(|e| DriverError::Unavailable(format!("DFS lease: {e}")))
+            .map_err(|e| DriverError::Unavailable(e.to_string()))?;
+        // The service grants what was asked, from its answer (after the
+        // ask); less would let the lease run out before this host stops
+        // its guests.
+        if granted < duration {
+            return Err(DriverError::Failed(format!(
+                "the DFS granted {granted} ms, less than the {duration} ms asked"
+            )));
+        }
+        Ok(())
     }
 
     async fn sync_disks(&self) -> Result<(), DriverError> {
@@ -315,14 +352,8 @@ impl Driver for LibvirtDriver {
     }
 
     async fn stop_all_vms(&self) -> Result<(), DriverError> {
-        let names: Vec<String> = self.my_domains()?.into_iter().map(|(d, _)| d).collect();
-        self.blocking(move |hv| {
-            for n in &names {
-                hv.destroy(n)?;
-            }
-            Ok(())
-        })
-        .await
+        let r = self.stop_all().await;
+        self.changed(r).await
     }
 }
 

@@ -9,14 +9,18 @@
 //! - [`guest`] — the lab guest (kernel + initramfs) and its "up" marker.
 //! - [`hypervisor`] — the libvirt calls themselves, with typed errors.
 //! - [`driver`] — [`LibvirtDriver`]: boots guests from their DFS copies,
-//!   plugs their taps into the host namespace's bridge, reports the real
-//!   links' carrier as bond health.
+//!   plugs their taps into the host namespace's bridge, renews the host's
+//!   DFS lease with the lease service.
+//! - [`status`] — what heartbeats report (running guests, the real links'
+//!   carrier as bond health), read on a thread of its own so a heartbeat
+//!   never waits on libvirtd.
 
 pub mod domain_xml;
 pub mod driver;
 pub mod guest;
 pub mod hypervisor;
 pub mod names;
+pub mod status;
 
 pub use domain_xml::{DomainSpec, DomainType};
 pub use driver::{LabHost, LibvirtDriver};

@@ -4,7 +4,9 @@
 
 use crate::{LinkName, NetError, Netns};
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_core::DefaultNla;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, LinkProtoInfoBridge};
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
@@ -17,6 +19,11 @@ pub(crate) const EOPNOTSUPP: i32 = 95;
 pub struct Links {
     handle: Handle,
 }
+
+/// `IFLA_BRPORT_STATE` and its values (linux/if_bridge.h).
+const IFLA_BRPORT_STATE: u16 = 1;
+const BR_STATE_DISABLED: u8 = 0;
+const BR_STATE_FORWARDING: u8 = 3;
 
 fn link_err(link: &str, e: rtnetlink::Error) -> NetError {
     NetError::Link {
@@ -133,6 +140,35 @@ impl Links {
     pub async fn set_master(&self, name: &str, bridge: &str) -> Result<(), NetError> {
         let master = self.index(bridge).await?;
         self.set(name, |b| b.controller(master)).await
+    }
+
+    /// Lets the bridge port `name` forward, or stops it (port state
+    /// "disabled"): traffic through it is dropped while both ends keep
+    /// their carrier — a switch dropping a host's packets, not a cable
+    /// pulled. The bridge must not run STP (the lab's do not).
+    pub async fn set_port_forwarding(&self, name: &str, forwarding: bool) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        // What `bridge link set dev NAME state N` sends: an AF_BRIDGE
+        // setlink with IFLA_PROTINFO { IFLA_BRPORT_STATE }. (The
+        // IFLA_INFO_SLAVE_DATA route is accepted by the kernel but leaves
+        // the port forwarding.)
+        let state: u8 = if forwarding {
+            BR_STATE_FORWARDING
+        } else {
+            BR_STATE_DISABLED
+        };
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.interface_family = AddressFamily::Bridge;
+        msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_STATE, vec![state])),
+        ]));
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
     }
 
     /// Moves `name` from here into `to`; it arrives down.

@@ -87,6 +87,56 @@ fn veth_carrier_follows_both_ends_and_moves_between_namespaces() {
         .unwrap());
 }
 
+/// One ping from namespace `ns` to `to`; true if answered.
+fn ping_from(ns: &str, to: Ipv4Addr) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1"])
+        .arg(to.to_string())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_disabled_bridge_port_drops_traffic_and_keeps_carrier() {
+    let (_sw, switch) = Scratch::new("sw");
+    let (h, host) = Scratch::new("hp");
+    let target = host.clone();
+    switch
+        .run(move |l| async move {
+            l.add_bridge("sw0").await?;
+            l.add_address("sw0", IpAddr::V4(Ipv4Addr::new(10, 98, 0, 1)), 24)
+                .await?;
+            l.set_up("sw0").await?;
+            l.add_veth("port0", "nic0").await?;
+            l.move_to("nic0", &target).await?;
+            l.set_master("port0", "sw0").await?;
+            l.set_up("port0").await
+        })
+        .unwrap();
+    host.run(|l| async move {
+        l.set_up("nic0").await?;
+        l.add_address("nic0", IpAddr::V4(Ipv4Addr::new(10, 98, 0, 2)), 24)
+            .await
+    })
+    .unwrap();
+    let gw = Ipv4Addr::new(10, 98, 0, 1);
+    assert!(ping_from(&h.0, gw), "no path through an enabled port");
+    switch
+        .run(|l| async move { l.set_port_forwarding("port0", false).await })
+        .unwrap();
+    assert!(!ping_from(&h.0, gw), "a disabled port forwarded");
+    assert!(
+        host.run(|l| async move { l.has_carrier("nic0").await })
+            .unwrap(),
+        "the host lost carrier: the cut was not outside it"
+    );
+    switch
+        .run(|l| async move { l.set_port_forwarding("port0", true).await })
+        .unwrap();
+    assert!(ping_from(&h.0, gw), "forwarding did not come back");
+}
+
 #[test]
 fn bridges_and_vxlan_are_made_and_enslaved() {
     let (_s, ns) = Scratch::new("br");

@@ -4,6 +4,7 @@
 
 use crate::trace::TraceBuf;
 use krrish_core::ha::secs;
+use krrish_core::lease::LeaseTable;
 use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
 use std::collections::BTreeMap;
 
@@ -118,15 +119,6 @@ impl PathState {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lease {
-    pub expires_at_ms: u64,
-    pub revoked: bool,
-    /// When the host last renewed it (what the DFS reports to the
-    /// controller as the storage network's heartbeat).
-    pub renewed_at_ms: Option<u64>,
-}
-
 /// A VM that stopped running because of a fault, not an operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outage {
@@ -184,7 +176,7 @@ pub struct World {
     pub retired: std::collections::BTreeSet<VmId>,
     /// Guest reboots completed, by VM.
     pub reboots: BTreeMap<VmId, u32>,
-    pub leases: BTreeMap<HostId, Lease>,
+    pub leases: LeaseTable,
     pub outages: BTreeMap<VmId, Outage>,
     pub recoveries: Vec<Recovery>,
     pub timings: Timings,
@@ -237,19 +229,10 @@ impl World {
                 },
             );
         }
-        let leases = phys
-            .keys()
-            .map(|h| {
-                (
-                    h.clone(),
-                    Lease {
-                        expires_at_ms: timings.lease_duration_ms,
-                        revoked: false,
-                        renewed_at_ms: Some(0),
-                    },
-                )
-            })
-            .collect();
+        let mut leases = LeaseTable::new();
+        for h in phys.keys() {
+            leases.grant_at_start(h.clone(), 0, timings.lease_duration_ms);
+        }
         Self {
             retired: Default::default(),
             reboots: BTreeMap::new(),
@@ -346,7 +329,7 @@ impl World {
     }
 
     pub fn lease_valid(&self, h: &HostId, now_ms: u64) -> bool {
-        self.leases.get(h).is_some_and(|l| now_ms < l.expires_at_ms)
+        self.leases.valid(h, now_ms)
     }
 
     /// Hosts that are writing `vm`'s disk now: a running copy that can reach
@@ -418,9 +401,7 @@ impl World {
         host.path_loss_pct = 0;
         host.domains.clear();
         // A revocation outlives reboots: only the controller lifts it.
-        if let Some(l) = self.leases.get_mut(h) {
-            l.expires_at_ms = 0;
-        }
+        self.leases.forget_grants(h);
         self.generation += 1;
         self.say(now_ms, &format!("{h} repaired and powered on"));
     }
@@ -451,9 +432,7 @@ impl World {
             host.powered = true;
             host.boot_id += 1;
             host.domains.clear();
-            if let Some(l) = self.leases.get_mut(&h) {
-                l.expires_at_ms = 0;
-            }
+            self.leases.forget_grants(&h);
             self.generation += 1;
             self.say(
                 now_ms,
@@ -653,41 +632,22 @@ impl World {
         if !host.storage_up() {
             return Err("storage network (bond2) down".into());
         }
-        let lease = self.leases.entry(h.clone()).or_insert(Lease {
-            expires_at_ms: 0,
-            revoked: false,
-            renewed_at_ms: None,
-        });
-        if lease.revoked {
-            return Err("lease revoked by the controller".into());
-        }
-        lease.expires_at_ms = now_ms + self.timings.lease_duration_ms;
-        lease.renewed_at_ms = Some(now_ms);
-        Ok(())
+        self.leases
+            .renew(now_ms, h, self.timings.lease_duration_ms, None)
+            .map(drop)
+            .map_err(|refused| refused.to_string())
     }
 
     /// What the DFS tells the controller: for each host that ever renewed,
     /// how long ago its last renewal was.
     pub fn renewal_ages(&self, now_ms: u64) -> Vec<(HostId, u64)> {
-        self.leases
-            .iter()
-            .filter_map(|(h, l)| {
-                l.renewed_at_ms
-                    .map(|at| (h.clone(), now_ms.saturating_sub(at)))
-            })
-            .collect()
+        self.leases.renewal_ages(now_ms)
     }
 
     /// Returns when the last lease `h` holds expires.
     pub fn revoke_lease(&mut self, now_ms: u64, h: &HostId) -> u64 {
-        let lease = self.leases.entry(h.clone()).or_insert(Lease {
-            expires_at_ms: now_ms,
-            revoked: true,
-            renewed_at_ms: None,
-        });
-        lease.revoked = true;
+        let at = self.leases.revoke(h);
         self.generation += 1;
-        let at = lease.expires_at_ms;
         self.say(
             now_ms,
             &format!("DFS revoked the lease of {h} (valid until {})", secs(at)),
@@ -696,12 +656,9 @@ impl World {
     }
 
     pub fn reinstate_lease(&mut self, now_ms: u64, h: &HostId) {
-        if let Some(l) = self.leases.get_mut(h) {
-            if l.revoked {
-                l.revoked = false;
-                self.generation += 1;
-                self.say(now_ms, &format!("DFS reinstated the lease of {h}"));
-            }
+        if self.leases.reinstate(h) {
+            self.generation += 1;
+            self.say(now_ms, &format!("DFS reinstated the lease of {h}"));
         }
     }
 

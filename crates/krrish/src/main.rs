@@ -61,6 +61,9 @@ enum Top {
     Controller(DaemonArgs),
     /// Run a host's agent daemon (stops on SIGTERM/SIGINT; guests keep running).
     Agent(DaemonArgs),
+    /// Run the DFS's lease service on the storage network (stops on
+    /// SIGTERM/SIGINT; revocations are kept in its store).
+    Dfs(DaemonArgs),
     /// The lab's fence agent (run by the controller in `--world lab`):
     /// powers off KRRISH_FENCE_HOST as its BMC would.
     #[command(hide = true)]
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Top::Agent(a) => {
             return daemon::exit(daemon::agent::main(&a.config, a.check), "krrish agent")
         }
+        Top::Dfs(a) => return daemon::exit(daemon::dfs::main(&a.config, a.check), "krrish dfs"),
         Top::LabFence { run_dir } => {
             #[cfg(feature = "lab")]
             return match lab_world::fence(&run_dir) {

@@ -58,6 +58,14 @@ struct ControllerFile {
     pid_file: Option<PathBuf>,
     api: Option<ApiFile>,
     events_file: Option<PathBuf>,
+    dfs: Option<DfsClientFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DfsClientFile {
+    lease_service: String,
+    timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +73,15 @@ struct ControllerFile {
 struct ApiFile {
     listen: String,
     token_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DfsFile {
+    listen: String,
+    store: PathBuf,
+    max_lease: Option<Dur>,
+    pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,9 +129,22 @@ struct AgentFile {
     timings: AgentTimingsFile,
     driver: DriverFile,
     pid_file: Option<PathBuf>,
+    dfs: Option<DfsClientFile>,
 }
 
 // ------------------------------------------------------------- checked types
+
+/// `krrish dfs`: the DFS's lease service.
+#[derive(Clone, Debug)]
+pub struct DfsConfig {
+    pub listen: SocketAddr,
+    /// Where revocations are kept (redb): they outlive a restart.
+    pub store: PathBuf,
+    /// The longest lease granted; also how long a revocation after a
+    /// restart waits for leases granted before it.
+    pub max_lease_ms: u64,
+    pub pid_file: Option<PathBuf>,
+}
 
 /// How the controller powers a host off.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +167,21 @@ pub struct ControllerConfig {
     pub api: Option<ApiConfig>,
     /// Where the typed control-plane events go as JSON lines, if anywhere.
     pub events_file: Option<PathBuf>,
+    /// The DFS's lease service, when the config has a `dfs` section.
+    pub dfs: Option<DfsClientConfig>,
 }
+
+/// Where a daemon reaches the DFS's lease service (`krrish dfs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DfsClientConfig {
+    /// `host:port`.
+    pub lease_service: String,
+    /// Each call gives up after this.
+    pub timeout_ms: u64,
+}
+
+/// A lease call gives up after this unless the config says otherwise.
+pub const DFS_CALL_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 
 /// The controller's HTTP API: where it listens and the bearer token every
 /// call must carry (read from `token_file` at start; never logged).
@@ -174,6 +218,10 @@ pub struct LibvirtConfig {
     pub vm_network: (std::net::Ipv4Addr, u8),
     pub boot_timeout_ms: u64,
     pub guest_memory_cap_mib: u64,
+    /// Where the host renews its DFS lease (the agent config's `dfs`).
+    pub lease: DfsClientConfig,
+    /// The lease the host assumes (the agent's `timings.lease_duration`).
+    pub lease_duration_ms: u64,
 }
 
 /// The agent's hypervisor backend.
@@ -396,6 +444,11 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         .as_ref()
         .map(|a| api_config(&src, path, a))
         .transpose()?;
+    let dfs = f
+        .dfs
+        .as_ref()
+        .map(|d| dfs_client(&src, d, ha.heartbeat.interval_ms, "the heartbeat interval"))
+        .transpose()?;
 
     Ok(ControllerConfig {
         listen,
@@ -407,6 +460,95 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         pid_file,
         api,
         events_file: f.events_file.as_ref().map(|p| beside(path, p)),
+        dfs,
+    })
+}
+
+/// The `dfs` section: the address checked, the time-out at most `max_ms`
+/// (`max_what`): a call that hangs must not hold up what comes next.
+fn dfs_client(
+    src: &Source<'_>,
+    d: &DfsClientFile,
+    max_ms: u64,
+    max_what: &str,
+) -> Result<DfsClientConfig, LoadError> {
+    check_address(&d.lease_service).map_err(|why| {
+        src.error(
+            at(src, "lease_service", "dfs"),
+            format!(
+                "dfs.lease_service: '{}': {why}; expected the lease service's host:port, \
+                 such as 10.78.0.1:7490",
+                d.lease_service
+            ),
+        )
+    })?;
+    let timeout_ms = match d.timeout {
+        None => DFS_CALL_TIMEOUT_MS_DEFAULT.min(max_ms),
+        Some(t) if t.ms() > 0 && t.ms() <= max_ms => t.ms(),
+        Some(_) => {
+            return Err(src.error(
+                at(src, "timeout", "dfs"),
+                format!("dfs.timeout: expected more than 0 and at most {max_what} ({max_ms} ms)"),
+            ))
+        }
+    };
+    Ok(DfsClientConfig {
+        lease_service: d.lease_service.clone(),
+        timeout_ms,
+    })
+}
+
+/// Longest lease the DFS grants unless its config says otherwise.
+pub const DFS_MAX_LEASE_MS_DEFAULT: u64 = 60_000;
+
+pub fn load_dfs(path: &Path) -> Result<DfsConfig, LoadError> {
+    let text = read_nonempty(path, "a DFS lease service config (listen, store)")?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    let f: DfsFile = parse(&src)?;
+    let listen: SocketAddr = f.listen.parse().map_err(|e| {
+        src.error(
+            at(&src, "listen", "listen"),
+            format!(
+                "listen: '{}': {e}; expected an address and port on the storage network, \
+                 such as 10.78.0.1:7490",
+                f.listen
+            ),
+        )
+    })?;
+    let store = beside(path, &f.store);
+    check_dir(
+        &src,
+        "store",
+        &store,
+        "the store file itself is created on first start",
+    )?;
+    let pid_file = f.pid_file.map(|p| beside(path, &p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
+    let max_lease_ms = match f.max_lease {
+        None => DFS_MAX_LEASE_MS_DEFAULT,
+        Some(d) if d.ms() >= LEASE_DURATION_MIN_MS => d.ms(),
+        Some(_) => {
+            return Err(src.error(
+                at(&src, "max_lease", "max_lease"),
+                "max_lease: expected at least 3s (the shortest lease a host may ask for)",
+            ))
+        }
+    };
+    Ok(DfsConfig {
+        listen,
+        store,
+        max_lease_ms,
+        pid_file,
     })
 }
 
@@ -625,6 +767,23 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                 vm_network,
                 boot_timeout_ms: d.boot_timeout.map_or(60_000, Dur::ms),
                 guest_memory_cap_mib: d.guest_memory_cap_mib.unwrap_or(128),
+                lease: match &f.dfs {
+                    Some(l) => dfs_client(
+                        &src,
+                        l,
+                        timings.lease_renew_every_ms,
+                        "the lease renewal interval (a sixth of timings.lease_duration)",
+                    )?,
+                    None => {
+                        return Err(src.error(
+                            src.find("kind", "libvirt")
+                                .or_else(|| src.key_line("driver")),
+                            "dfs: expected a `dfs` section with `lease_service: host:port` \
+                             (a real host renews its DFS lease with `krrish dfs`)",
+                        ))
+                    }
+                },
+                lease_duration_ms: timings.lease_duration_ms,
             })
         }
         DriverKind::Sim => {
@@ -645,6 +804,13 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                 ],
                 "only `kind: libvirt` takes this",
             )?;
+            if f.dfs.is_some() {
+                return Err(src.error(
+                    src.key_line("dfs"),
+                    "dfs: only `driver.kind: libvirt` takes this (the simulated driver renews \
+                     its lease with the simulated DFS)",
+                ));
+            }
             let Some(cf) = &f.driver.cluster_file else {
                 return Err(src.error(
                     src.find("kind", "sim").or_else(|| src.key_line("driver")),

@@ -12,6 +12,7 @@ use krrish_controller::{
 };
 use krrish_core::ha::{FenceAction, FenceError, HaManager};
 use krrish_core::{HostId, HostSpec, VmId};
+use krrish_dfs::{LeaseClient, LeaseError};
 use krrish_wire::tokio_net::{MonotonicClock, TokioListen};
 use krrish_wire::{Clock, TraceSink};
 use std::cell::RefCell;
@@ -34,16 +35,38 @@ const SUMMARY_VMS_MAX: usize = 20;
 /// means "confirmed off", anything else (or no answer within the timeout,
 /// after which it is killed) a failed fence.
 ///
-/// There is no DFS lease service yet, so the storage half of fencing is
-/// absent and says so: renewals cannot be read (no second channel: a silent
-/// host is fenced on management silence alone, within the storm limits),
-/// and a lease cannot be revoked — a host whose fence agent fails is
-/// retried and ends `fence-failed` with its VMs down, never assumed off.
+/// The storage half of fencing is the DFS's lease service (`krrish dfs`,
+/// the config's `dfs.lease_service`): renewals are read from it (the
+/// second liveness channel) and a host's lease is revoked there. Without
+/// one configured the controller says so and does without: no second
+/// channel (a silent host is fenced on management silence alone, within
+/// the storm limits) and no revocation — a host whose fence agent fails
+/// is retried and ends `fence-failed` with its VMs down, never assumed off.
 pub struct CommandFencer<T> {
     pub argv: Vec<String>,
     pub timeout: Duration,
     pub clock: Rc<MonotonicClock>,
     pub trace: Rc<T>,
+    pub dfs: Option<LeaseClient>,
+}
+
+/// A lease call off the event loop (the client blocks).
+async fn lease_call<R: Send + 'static>(
+    client: &Option<LeaseClient>,
+    call: impl FnOnce(&LeaseClient) -> Result<R, LeaseError> + Send + 'static,
+) -> Result<R, FenceError> {
+    let Some(c) = client.clone() else {
+        return Err(FenceError::NotConfigured(NO_DFS.to_string()));
+    };
+    tokio::task::spawn_blocking(move || call(&c))
+        .await
+        .map_err(|e| FenceError::Failed(format!("DFS lease call: {e}")))?
+        .map_err(|e| match e {
+            LeaseError::Unreachable { .. } => FenceError::Unreachable(e.to_string()),
+            LeaseError::Refused(_) | LeaseError::Garbled { .. } => {
+                FenceError::Failed(e.to_string())
+            }
+        })
 }
 
 impl<T: TraceSink> CommandFencer<T> {
@@ -115,19 +138,26 @@ impl<T: TraceSink> Fencer for CommandFencer<T> {
         }))
     }
 
-    async fn revoke_lease(&self, _host: &HostId) -> Result<u64, FenceError> {
-        Err(FenceError::NotConfigured(format!(
-            "{NO_DFS}: no lease to revoke"
-        )))
+    async fn revoke_lease(&self, host: &HostId) -> Result<u64, FenceError> {
+        let h = host.clone();
+        let left = lease_call(&self.dfs, move |c| c.revoke(&h)).await?;
+        // The service's "runs N ms more" counted from its answer, which is
+        // no later than now: now + N is never early.
+        Ok(self.clock.now_ms() + left)
     }
 
-    async fn reinstate_lease(&self, _host: &HostId) -> Result<(), FenceError> {
-        // Nothing was revoked (see `revoke_lease`), so nothing to undo.
-        Ok(())
+    async fn reinstate_lease(&self, host: &HostId) -> Result<(), FenceError> {
+        if self.dfs.is_none() {
+            // Nothing was revoked (see `revoke_lease`), so nothing to undo.
+            return Ok(());
+        }
+        let h = host.clone();
+        lease_call(&self.dfs, move |c| c.reinstate(&h)).await
     }
 
     async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
-        Err(FenceError::NotConfigured(NO_DFS.to_string()))
+        let all = lease_call(&self.dfs, |c| c.renewals()).await?;
+        Ok(all.into_iter().map(|r| (r.host, r.age_ms)).collect())
     }
 }
 
@@ -270,15 +300,27 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                 timeout: Duration::from_millis(*timeout_ms),
                 clock: clock.clone(),
                 trace: trace.clone(),
+                dfs: cfg.dfs.as_ref().map(|d| {
+                    LeaseClient::new(&d.lease_service, Duration::from_millis(d.timeout_ms))
+                }),
             },
         };
         let say = |text: &str| trace.line(clock.now_ms(), "controller", text);
         say(&format!("listening on {} for agents", cfg.listen));
         say(&line);
-        say(&format!(
-            "fencing with {} (no DFS lease service: hosts are fenced by the fence agent alone)",
-            fencer_name(&cfg.fencer)
-        ));
+        say(&match &cfg.dfs {
+            Some(d) => format!(
+                "fencing with {} and the DFS lease service at {} (renewals read as the \
+                 second liveness channel; leases revoked)",
+                fencer_name(&cfg.fencer),
+                d.lease_service
+            ),
+            None => format!(
+                "fencing with {} (no DFS lease service: hosts are fenced by the fence agent \
+                 alone, on management silence alone)",
+                fencer_name(&cfg.fencer)
+            ),
+        });
         let machine = Rc::new(RefCell::new(machine));
         let store = Rc::new(store);
         let (listener, pipes) = api::Bridged::new(TokioListen(listener));
@@ -382,6 +424,7 @@ mod tests {
                 timeout: Duration::from_millis(timeout_ms),
                 clock: Rc::new(MonotonicClock::start()),
                 trace: Rc::new(TraceBuf::default()),
+                dfs: None,
             };
             f.ipmi_fence(&host, action).await
         })
@@ -446,6 +489,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 clock: Rc::new(MonotonicClock::start()),
                 trace: Rc::new(TraceBuf::default()),
+                dfs: None,
             };
             let h = HostId::new("hv-01");
             assert!(f.revoke_lease(&h).await.is_err());

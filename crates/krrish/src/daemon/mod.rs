@@ -19,6 +19,7 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod dfs;
 
 use anyhow::{Context, Result};
 use krrish_core::ha::secs;

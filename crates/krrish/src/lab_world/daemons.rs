@@ -47,8 +47,16 @@ impl LabRun<'_> {
             ha.fence_timeout_ms,
             ha.lease_duration_ms,
         );
+        let dfs_section = format!("dfs:\n  lease_service: {STORAGE_SERVICE_IP}:{DFS_PORT}\n");
+        std::fs::write(
+            d.join("dfs.yaml"),
+            format!(
+                "listen: {STORAGE_SERVICE_IP}:{DFS_PORT}\nstore: dfs-leases.redb\nmax_lease: {}ms\n",
+                ha.lease_duration_ms.max(60_000)
+            ),
+        )?;
         let controller = format!(
-            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n",
+            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n{dfs_section}",
             store = d.join("controller.redb").display(),
             cluster = cluster_file.display(),
             exe = yaml_str(&self.exe.display().to_string()),
@@ -58,7 +66,7 @@ impl LabRun<'_> {
         for h in &self.s.cluster.hosts {
             let net = self.net(&h.id)?;
             let agent = format!(
-                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\ntimings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n",
+                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\n{dfs_section}timings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n",
                 host = h.id,
                 pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
                 hb = ha.heartbeat.interval_ms,
@@ -82,6 +90,37 @@ impl LabRun<'_> {
             .create(true)
             .append(true)
             .open(self.run_dir.join(format!("{name}.log")))?)
+    }
+
+    /// The DFS's lease service, on the storage bridge (before the
+    /// controller and agents, which call it).
+    pub(super) fn start_dfs(&mut self) -> Result<()> {
+        let log = self.log_file("dfs")?;
+        let child = Command::new(&self.exe)
+            .arg("dfs")
+            .arg("--config")
+            .arg(self.run_dir.join("dfs.yaml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the DFS lease service")?;
+        self.dfs = Some(child);
+        let client = krrish_dfs::LeaseClient::new(
+            &format!("{STORAGE_SERVICE_IP}:{DFS_PORT}"),
+            Duration::from_secs(1),
+        );
+        let start = Instant::now();
+        while let Err(e) = client.renewals() {
+            if start.elapsed() > STARTUP_MAX {
+                bail!(
+                    "the DFS lease service did not answer: {e} (log in {})",
+                    self.run_dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     pub(super) fn start_controller(&mut self) -> Result<()> {
@@ -134,9 +173,32 @@ impl LabRun<'_> {
             .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))
     }
 
-    pub(super) fn wait_all_up(&self) -> Result<()> {
+    pub(super) fn wait_all_up(&mut self) -> Result<()> {
         let start = Instant::now();
         loop {
+            // A daemon that stopped at start (a bad config) fails the run
+            // now, with its own words.
+            let mut gone: Vec<String> = Vec::new();
+            for (h, c) in self.agents.iter_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    gone.push(format!("agent-{h} ({status})"));
+                }
+            }
+            for (name, c) in [("controller", &mut self.controller), ("dfs", &mut self.dfs)] {
+                if let Some(Ok(Some(status))) = c.as_mut().map(Child::try_wait) {
+                    gone.push(format!("{name} ({status})"));
+                }
+            }
+            if let Some(first) = gone.first() {
+                let name = first.split(' ').next().unwrap_or_default();
+                let log = std::fs::read_to_string(self.run_dir.join(format!("{name}.log")))
+                    .unwrap_or_default();
+                bail!(
+                    "{} stopped at start: {}",
+                    gone.join(", "),
+                    log.lines().last().unwrap_or("(no log)")
+                );
+            }
             if let Ok(Value::Array(hosts)) = self.get("/v1/hosts") {
                 if !hosts.is_empty() && hosts.iter().all(|h| h["state"] == "up") {
                     return Ok(());
@@ -159,7 +221,10 @@ impl LabRun<'_> {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Some(mut c) = self.controller.take() {
+        for mut c in [self.controller.take(), self.dfs.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }

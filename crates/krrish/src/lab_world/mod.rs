@@ -32,7 +32,7 @@ mod daemons;
 use anyhow::{bail, Context, Result};
 use krrish_core::ha::HostVerdict;
 use krrish_core::{BondName, HostId, VmId};
-use krrish_lab::topology::{CONTROLLER_IP, HOST_VM_BRIDGE, OUTSIDE_NS, VM_NET};
+use krrish_lab::topology::{CONTROLLER_IP, HOST_VM_BRIDGE, OUTSIDE_NS, STORAGE_SERVICE_IP, VM_NET};
 use krrish_lab::{power_off, power_on, HostNet, Topology};
 use krrish_libvirt::driver::vm_address;
 use krrish_libvirt::names::{domain_name, vm_of_domain};
@@ -48,9 +48,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The controller's agent port and API port on this machine.
+/// The controller's agent port and API port on this machine, and the DFS
+/// lease service's on the storage network.
 const CONTROLLER_PORT: u16 = 7700;
 const API_PORT: u16 = 7701;
+const DFS_PORT: u16 = 7702;
 /// How often the double-run checker and waits poll.
 const POLL: Duration = Duration::from_millis(500);
 /// Longest wait for every host to be up after the daemons start.
@@ -116,11 +118,11 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                     | Fault::Partition(_)
                     | Fault::Heal(_)
                     | Fault::BondDown {
-                        bond: BondName::Bond0,
+                        bond: BondName::Bond0 | BondName::Bond2,
                         ..
                     }
                     | Fault::BondUp {
-                        bond: BondName::Bond0,
+                        bond: BondName::Bond0 | BondName::Bond2,
                         ..
                     }
             ),
@@ -216,6 +218,7 @@ pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabO
         run_dir,
         topo,
         controller: None,
+        dfs: None,
         agents: BTreeMap::new(),
         t0: Instant::now(),
         failures: Vec::new(),
@@ -264,6 +267,7 @@ struct LabRun<'a> {
     run_dir: PathBuf,
     topo: Topology,
     controller: Option<Child>,
+    dfs: Option<Child>,
     agents: BTreeMap<HostId, Child>,
     t0: Instant,
     failures: Vec<String>,
@@ -294,6 +298,9 @@ impl LabRun<'_> {
             guest: GuestImage::in_dir(&self.lab.guest_dir),
             domain_type: DomainType::parse(&self.lab.domain_type).context("domain_type")?,
             dfs_dir: self.run_dir.join("dfs"),
+            lease_service: format!("{STORAGE_SERVICE_IP}:{DFS_PORT}"),
+            lease_timeout: Duration::from_secs(2),
+            lease_duration_ms: self.s.config.ha.lease_duration_ms,
             run_dir: self.run_dir.join("consoles").join(h.as_str()),
             vm_network: VM_NET,
             guest_memory_cap_mib: 128,
@@ -305,6 +312,7 @@ impl LabRun<'_> {
     fn play(&mut self, cluster_file: &Path) -> Result<()> {
         self.provision()?;
         self.write_configs(cluster_file)?;
+        self.start_dfs()?;
         self.start_controller()?;
         for h in self
             .s
@@ -382,19 +390,33 @@ impl LabRun<'_> {
                 power_on(self.net(h)?)?;
                 self.start_agent(h)
             }
-            Action::Fault(Fault::Partition(h)) | Action::Fault(Fault::BondDown { host: h, .. }) => {
-                Ok(Topology::set_links(self.net(h)?.mgmt_root.to_vec(), false)?)
-            }
-            Action::Fault(Fault::Heal(h)) | Action::Fault(Fault::BondUp { host: h, .. }) => {
+            // A cut outside the host: its switch ports drop everything,
+            // its own links keep their carrier (as in the simulated world).
+            Action::Fault(Fault::Partition(h)) => Ok(Topology::set_forwarding(
+                self.net(h)?.mgmt_root.to_vec(),
+                false,
+            )?),
+            Action::Fault(Fault::Heal(h)) => Ok(Topology::set_forwarding(
+                self.net(h)?.mgmt_root.to_vec(),
+                true,
+            )?),
+            Action::Fault(Fault::BondDown { host, bond }) => Ok(Topology::set_links(
+                self.net(host)?.bond_uplinks(*bond),
+                false,
+            )?),
+            Action::Fault(Fault::BondUp { host, bond }) => {
                 // A host that is off (crashed, or fenced by its BMC while
                 // cut off) stays silent: its links come back with power.
-                if !self.powered_on(h) {
+                if !self.powered_on(host) {
                     self.say(&format!(
-                        "{h} is powered off: its links stay down until repair"
+                        "{host} is powered off: its links stay down until repair"
                     ));
                     return Ok(());
                 }
-                Ok(Topology::set_links(self.net(h)?.mgmt_root.to_vec(), true)?)
+                Ok(Topology::set_links(
+                    self.net(host)?.bond_uplinks(*bond),
+                    true,
+                )?)
             }
             Action::Api(r) => {
                 let api = self.api()?;

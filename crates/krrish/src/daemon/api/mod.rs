@@ -299,10 +299,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(api);
-    let listener = Limited {
-        inner: listener,
-        slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
-    };
+    let listener = Limited::new(listener, CONNECTIONS_MAX);
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
 }
 
@@ -364,9 +361,19 @@ fn json_error(e: JsonRejection) -> Fault {
 
 /// A TCP listener that serves at most [`CONNECTIONS_MAX`] connections at
 /// once: past that it stops accepting until one closes.
-struct Limited {
+pub(crate) struct Limited {
     inner: tokio::net::TcpListener,
     slots: Arc<Semaphore>,
+}
+
+impl Limited {
+    /// Serves at most `connections_max` connections of `inner` at once.
+    pub(crate) fn new(inner: tokio::net::TcpListener, connections_max: usize) -> Self {
+        Limited {
+            inner,
+            slots: Arc::new(Semaphore::new(connections_max)),
+        }
+    }
 }
 
 /// The caller's address, for the log.
@@ -380,7 +387,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
 }
 
 /// A connection holding its slot until dropped.
-struct Slotted {
+pub(crate) struct Slotted {
     s: tokio::net::TcpStream,
     /// Reset by every byte read; when it fires before the next one, the
     /// connection is closed (a caller that sends nothing frees its slot).

@@ -1,0 +1,163 @@
+//! The host's status for heartbeats, read off the agent's loop. A
+//! heartbeat must never wait on the hypervisor: libvirtd serializes calls,
+//! and destroying or starting a TCG guest holds it for a second or more, so
+//! reading libvirt inline once made every agent on the box miss a
+//! heartbeat at the same moment. [`StatusWatch`] polls on a thread of its
+//! own and the driver answers from its last reading.
+//!
+//! When libvirt does not answer, the last list of running guests is kept
+//! (never reported as "none": the controller would restart guests that
+//! still run); when a link cannot be read, its bond reports down.
+
+use crate::hypervisor::Hypervisor;
+use crate::names::vm_of_domain;
+use krrish_agent::HostStatus;
+use krrish_core::{BondHealth, HostId, VmId};
+use krrish_netlink::Netns;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How often the watch reads libvirt and the links.
+pub const STATUS_POLL: Duration = Duration::from_millis(250);
+
+/// What the watch reads from.
+pub struct StatusSource {
+    pub host: HostId,
+    pub hv: Arc<Hypervisor>,
+    pub netns: Netns,
+    /// Member links in bond order: bond0 (management), bond1 (VM
+    /// network), bond2 (storage).
+    pub bond_members: [[String; 2]; 3],
+}
+
+impl StatusSource {
+    /// The guests of this host running now, by libvirt.
+    pub fn running(&self) -> Result<Vec<VmId>, crate::LibvirtError> {
+        Ok(self
+            .hv
+            .active_names()?
+            .into_iter()
+            .filter_map(|d| vm_of_domain(&self.host, &d))
+            .collect())
+    }
+
+    pub fn bonds(&self) -> [BondHealth; 3] {
+        let members = self.bond_members.clone();
+        self.netns
+            .run(move |links| async move {
+                let mut out = [BondHealth::Down; 3];
+                for (i, [a, b]) in members.iter().enumerate() {
+                    let up_a = links.has_carrier(a).await.unwrap_or(false);
+                    let up_b = links.has_carrier(b).await.unwrap_or(false);
+                    out[i] = BondHealth::from_members(up_a, up_b);
+                }
+                Ok(out)
+            })
+            .unwrap_or([BondHealth::Down; 3])
+    }
+
+    /// A fresh reading; `last_running` stands when libvirt does not answer.
+    fn read(&self, last_running: &[VmId]) -> HostStatus {
+        HostStatus {
+            bonds: self.bonds(),
+            running: self.running().unwrap_or_else(|_| last_running.to_vec()),
+            migrating_out: Vec::new(),
+        }
+    }
+}
+
+struct Readings {
+    latest: HostStatus,
+    /// Fresh readings asked for, and the last ask the latest reading
+    /// answers (it began after that ask).
+    asked: u64,
+    answered: u64,
+    stop: bool,
+}
+
+/// The latest reading, refreshed every [`STATUS_POLL`] (and on demand)
+/// until dropped.
+pub struct StatusWatch {
+    shared: Arc<(Mutex<Readings>, Condvar)>,
+}
+
+impl StatusWatch {
+    /// Reads once now (so the first heartbeat is true), then keeps reading
+    /// on a thread of its own.
+    pub fn start(source: StatusSource) -> Self {
+        let first = source.read(&[]);
+        let shared = Arc::new((
+            Mutex::new(Readings {
+                latest: first,
+                asked: 0,
+                answered: 0,
+                stop: false,
+            }),
+            Condvar::new(),
+        ));
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            let (m, cv) = &*s;
+            loop {
+                let (ask, last) = {
+                    let g = lock(m);
+                    let (g, _) = cv
+                        .wait_timeout_while(g, STATUS_POLL, |r| r.asked == r.answered && !r.stop)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if g.stop {
+                        return;
+                    }
+                    (g.asked, g.latest.running.clone())
+                };
+                let now = source.read(&last);
+                let mut g = lock(m);
+                g.latest = now;
+                g.answered = ask;
+                cv.notify_all();
+            }
+        });
+        StatusWatch { shared }
+    }
+
+    pub fn latest(&self) -> HostStatus {
+        lock(&self.shared.0).latest.clone()
+    }
+
+    /// A handle that asks for fresh readings from any thread.
+    pub fn handle(&self) -> StatusWatchHandle {
+        StatusWatchHandle(self.shared.clone())
+    }
+}
+
+/// Asks a [`StatusWatch`] for a fresh reading.
+#[derive(Clone)]
+pub struct StatusWatchHandle(Arc<(Mutex<Readings>, Condvar)>);
+
+impl StatusWatchHandle {
+    /// Waits (blocking) for a reading begun after this call: what the
+    /// driver does after changing a guest, so that no heartbeat after the
+    /// change reports the state from before it.
+    pub fn refresh(&self) {
+        let (m, cv) = &*self.0;
+        let mut g = lock(m);
+        g.asked += 1;
+        let ask = g.asked;
+        cv.notify_all();
+        let _g = cv
+            .wait_while(g, |r| r.answered < ask && !r.stop)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+impl Drop for StatusWatch {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.shared;
+        lock(m).stop = true;
+        cv.notify_all();
+    }
+}
+
+fn lock(m: &Mutex<Readings>) -> std::sync::MutexGuard<'_, Readings> {
+    // A reading is replaced whole: a panicked writer left a whole one.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
