@@ -29,6 +29,11 @@ pub enum MigrationBlocker {
         target: String,
     },
     TargetUnhealthy,
+    /// This host's hypervisor cannot live-migrate (the source's named
+    /// first when neither can).
+    LiveMigrationUnsupported {
+        host: crate::ids::HostId,
+    },
 }
 
 impl fmt::Display for MigrationBlocker {
@@ -57,6 +62,9 @@ impl fmt::Display for MigrationBlocker {
                 )
             }
             Self::TargetUnhealthy => write!(f, "target host is not up"),
+            Self::LiveMigrationUnsupported { host } => {
+                write!(f, "{host}'s hypervisor cannot live-migrate")
+            }
         }
     }
 }
@@ -113,6 +121,9 @@ pub fn migration_blockers(c: &MigrationContext<'_>) -> Vec<MigrationBlocker> {
             source: c.source.dvs.clone(),
             target: c.target.dvs.clone(),
         });
+    }
+    if let Some(h) = [c.source, c.target].iter().find(|h| !h.live_migration) {
+        out.push(MigrationBlocker::LiveMigrationUnsupported { host: h.id.clone() });
     }
     out
 }

@@ -229,9 +229,20 @@ pub struct HostSpec {
     pub dvs: String,
     /// Hosts in maintenance take no new VMs and no migrations.
     pub maintenance: bool,
+    /// Its hypervisor can live-migrate guests in and out (a migration
+    /// network, peers of one hypervisor family). A host that cannot gives
+    /// and takes VMs cold only: failback stops the VM on the spare and
+    /// boots it at home from its DFS copy.
+    #[serde(default = "live_migration_default")]
+    pub live_migration: bool,
     /// Failure domain (rack / power feed), for correlated faults.
     pub rack: String,
     pub addresses: HostAddresses,
+}
+
+/// Hosts saved before the field existed could live-migrate.
+fn live_migration_default() -> bool {
+    true
 }
 
 impl HostSpec {

@@ -36,6 +36,7 @@ fn host(name: &str, zone: Zone) -> HostSpec {
         memory_overcommit: false,
         dvs: "d".into(),
         maintenance: false,
+        live_migration: true,
         rack: "r".into(),
         addresses: HostAddresses {
             uplink: Ipv4Addr::LOCALHOST,
@@ -92,6 +93,9 @@ pub struct TwoParty {
     pub dfs_down: bool,
     /// Renewal reads that will fail: `(answer at, read tag)`.
     pub failing_reads: Vec<(u64, u64)>,
+    /// The hypervisors answer every live migration "not supported",
+    /// whatever the specs say.
+    pub no_live_migration: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +185,7 @@ impl TwoParty {
             ha,
             dfs_down: false,
             failing_reads: Vec::new(),
+            no_live_migration: false,
         }
     }
 
@@ -362,6 +367,17 @@ impl TwoParty {
                     if !h_partitioned {
                         self.core.handle_boot_result(now, &vm.id, &host, r);
                     }
+                }
+                Command::LiveMigrate { vm, from, to }
+                    if self.no_live_migration && !self.hosts[&from].partitioned =>
+                {
+                    self.core.handle_migration_result(
+                        now,
+                        &vm,
+                        &from,
+                        &to,
+                        Err(DriverError::NotSupported("no peer to migrate to".into())),
+                    );
                 }
                 Command::LiveMigrate { vm, from, to } => {
                     let ok = self.hosts[&from].powered
@@ -554,6 +570,36 @@ mod tests {
         m.advance(120_000);
         for vm in ["vm-1-0", "vm-1-1", "vm-1-2"] {
             assert_eq!(m.runs_on(vm), vec![HostId::new("hv-1")], "{vm}");
+        }
+    }
+
+    #[test]
+    fn a_failback_the_hypervisor_cannot_do_live_goes_home_cold_once() {
+        let mut m = TwoParty::new();
+        m.no_live_migration = true;
+        m.advance(12_000);
+        let hv1 = m.index_of("hv-1");
+        m.apply(&Step::Crash(hv1));
+        m.advance(60_000);
+        m.apply(&Step::Repair(hv1));
+        m.advance(120_000);
+        for vm in ["vm-1-0", "vm-1-1", "vm-1-2"] {
+            assert_eq!(m.runs_on(vm), vec![HostId::new("hv-1")], "{vm}");
+        }
+        // Each restart VM was tried live once, then moved cold: no retries.
+        let notices: Vec<String> = std::iter::from_fn(|| m.core.poll_notice())
+            .map(|(_, n)| n.to_string())
+            .collect();
+        for vm in ["vm-1-0", "vm-1-1"] {
+            let failed = notices
+                .iter()
+                .filter(|n| n.contains(vm) && n.contains("migration failed"))
+                .count();
+            let cold = notices
+                .iter()
+                .filter(|n| n.contains(vm) && n.contains("cannot live-migrate home"))
+                .count();
+            assert_eq!((failed, cold), (1, 1), "{vm}: {notices:#?}");
         }
     }
 

@@ -45,6 +45,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
         power_off in any::<bool>(),
         reboot in any::<bool>(),
+        no_live_migration in any::<bool>(),
     ) {
         let response = if power_off {
             IsolationResponse::PowerOffAndRestart
@@ -59,6 +60,9 @@ proptest! {
             fence_action: if reboot { FenceAction::Reboot } else { FenceAction::Off },
             ..HaConfig::default()
         });
+        // Hypervisors that answer every live migration "not supported":
+        // failback must go home cold, never retry for ever.
+        m.no_live_migration = no_live_migration;
         for op in &ops {
             m.apply(op);
         }

@@ -81,6 +81,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                     .or(d.dvs.clone())
                     .unwrap_or_else(|| "dvs0".into()),
                 maintenance: h.maintenance,
+                live_migration: h.live_migration.or(d.live_migration).unwrap_or(true),
                 rack: h
                     .rack
                     .clone()
@@ -118,6 +119,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                     memory_overcommit: d.memory_overcommit.unwrap_or(false),
                     dvs: d.dvs.clone().unwrap_or_else(|| "dvs0".into()),
                     maintenance: false,
+                    live_migration: d.live_migration.unwrap_or(true),
                     rack,
                     addresses: unaddressed.clone(),
                 },
@@ -160,6 +162,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                 memory_overcommit: mem,
                 dvs: d.dvs.clone().unwrap_or_else(|| "dvs0".into()),
                 maintenance: false,
+                live_migration: d.live_migration.unwrap_or(true),
                 rack: d.rack.clone().unwrap_or_else(|| "rack-1".into()),
                 addresses: unaddressed.clone(),
             },

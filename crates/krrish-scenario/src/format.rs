@@ -514,6 +514,7 @@ pub struct HostDefaults {
     pub dvs: Option<String>,
     pub memory_overcommit: Option<bool>,
     pub rack: Option<String>,
+    pub live_migration: Option<bool>,
 }
 
 /// The first address of each /24 segment (defaults 10.0/1/2/3.0.0).
@@ -541,6 +542,7 @@ pub struct HostEntry {
     pub dvs: Option<String>,
     pub memory_overcommit: Option<bool>,
     pub rack: Option<String>,
+    pub live_migration: Option<bool>,
     #[serde(default)]
     pub maintenance: bool,
     pub uplink_ip: Option<std::net::Ipv4Addr>,

@@ -30,6 +30,7 @@ pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpe
             memory_overcommit: false,
             dvs: "dvs0".into(),
             maintenance: false,
+            live_migration: true,
             rack: format!("rack-{}", rack + 1),
             addresses: HostAddresses {
                 uplink,

@@ -170,6 +170,15 @@ impl World {
             }
             HostOp::LiveMigrate { vm, to } => {
                 self.powered_or_unavailable(h)?;
+                // A hypervisor that cannot live-migrate says so at once,
+                // as libvirt does without a peer to migrate to.
+                for x in [h, &to] {
+                    if self.hosts.get(x).is_some_and(|x| !x.spec.live_migration) {
+                        return Err(DriverError::NotSupported(format!(
+                            "{x}'s hypervisor cannot live-migrate"
+                        )));
+                    }
+                }
                 let copy_ms = self
                     .begin_migration(h, &vm, &to)
                     .map_err(DriverError::Failed)?;

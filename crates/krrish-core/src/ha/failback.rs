@@ -118,26 +118,7 @@ impl HaManager {
             migration_blockers(&ctx)
         };
         if self.config.cold_failback && only_live_blockers(&blockers) {
-            // It cannot go home live, but home can run it: stop it on the
-            // spare and boot it at home from its DFS copy.
-            self.notice(
-                now_ms,
-                Notice::VmColdFailback {
-                    vm: id.clone(),
-                    from: from.clone(),
-                    to: to.clone(),
-                    why: join_blockers(&blockers),
-                },
-            );
-            let vm = self.vms.get_mut(id).expect("caller checked");
-            vm.state = VmState::Evacuating { host: from.clone() };
-            vm.boot_unanswered = None;
-            vm.outage_since_ms = Some(now_ms);
-            vm.failback_blocked = false;
-            self.command(Command::StopVm {
-                vm: id.clone(),
-                host: from.clone(),
-            });
+            self.cold_fail_back(now_ms, id, from, to, join_blockers(&blockers));
             return;
         }
         if !blockers.is_empty() {
@@ -160,6 +141,30 @@ impl HaManager {
             .expect("caller checked")
             .failback_blocked = false;
         self.start_migration(now_ms, id, from, to);
+    }
+
+    /// It cannot go home live, but home can run it: stop it on the spare
+    /// (the answer, or a report without it, confirms) and boot it at home
+    /// from its DFS copy.
+    fn cold_fail_back(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId, why: String) {
+        self.notice(
+            now_ms,
+            Notice::VmColdFailback {
+                vm: id.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                why,
+            },
+        );
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        vm.state = VmState::Evacuating { host: from.clone() };
+        vm.boot_unanswered = None;
+        vm.outage_since_ms = Some(now_ms);
+        vm.failback_blocked = false;
+        self.command(Command::StopVm {
+            vm: id.clone(),
+            host: from.clone(),
+        });
     }
 
     pub(super) fn start_migration(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
@@ -213,6 +218,12 @@ impl HaManager {
             return;
         }
         let to_is_production = self.hosts[to].spare.is_none();
+        // Whether a failed failback may go home cold instead (see below).
+        let home_can_take_it = self.config.cold_failback
+            && self.hosts[from].spare.is_some()
+            && home_ready(&self.hosts, to)
+            && self.vms[vm].spec.home == *to
+            && self.vms[vm].spec.demand.fits_in(&self.free_capacity(to));
         let rec = self.vms.get_mut(vm).expect("checked");
         match result {
             Ok(()) => {
@@ -235,6 +246,10 @@ impl HaManager {
             Err(why) => {
                 rec.state = VmState::Running { host: from.clone() };
                 rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+                // A failback the hypervisor cannot do live (whatever the
+                // specs said) goes cold now rather than being retried for
+                // ever; the VM is still on its spare, its home still ready.
+                let cold = matches!(why, DriverError::NotSupported(_)) && home_can_take_it;
                 self.notice(
                     now_ms,
                     Notice::MigrationFailed {
@@ -242,6 +257,9 @@ impl HaManager {
                         why: why.to_string(),
                     },
                 );
+                if cold {
+                    self.cold_fail_back(now_ms, vm, from, to, why.to_string());
+                }
             }
         }
         self.refresh_spares(now_ms);
@@ -388,6 +406,7 @@ fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
                     | MigrationBlocker::CpuIncompatible { .. }
                     | MigrationBlocker::OvercommitMismatch
                     | MigrationBlocker::DifferentDvs { .. }
+                    | MigrationBlocker::LiveMigrationUnsupported { .. }
             )
         })
 }
