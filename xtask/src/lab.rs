@@ -210,6 +210,8 @@ fn up() -> Result<()> {
     start_libvirt(&mut state)?;
     let guest = build_guest()?;
     state.set("guest_dir", &guest.display().to_string());
+    let bmc_python = build_bmc_venv()?;
+    state.set("bmc_python", &bmc_python.display().to_string());
     let accel = probe_accel(&guest)?;
     state.set("domain_type", accel);
     state.set("libvirt_uri", LIBVIRT_URI);
@@ -225,6 +227,44 @@ fn up() -> Result<()> {
         State::path().display()
     );
     Ok(())
+}
+
+/// The BMC emulator's Python: pyghmi (the IPMI server OpenStack's
+/// virtualbmc is built on), pinned, in a venv under the lab directory;
+/// kept while the pin holds.
+const PYGHMI: &str = "pyghmi==1.6.19";
+
+fn build_bmc_venv() -> Result<PathBuf> {
+    let dir = std::fs::canonicalize(".")?.join(lab_dir()).join("bmc-venv");
+    let python = dir.join("bin").join("python");
+    let stamp = dir.join("krrish-pin");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(PYGHMI) {
+        return Ok(python);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let venv = || run(Command::new("python3").args(["-m", "venv"]).arg(&dir));
+    // Debian's own python3 keeps venv in a package of its own.
+    if !venv().unwrap_or(false) {
+        let _ = std::fs::remove_dir_all(&dir);
+        apt_install(&["python3", "python3-venv"])?;
+    }
+    if !python.exists() && !venv()? {
+        bail!(
+            "python3 -m venv {} failed: the lab's BMC emulator needs Python 3 with venv \
+             (apt-get install python3-venv)",
+            dir.display()
+        );
+    }
+    let pip = dir.join("bin").join("pip");
+    if !run(Command::new(&pip).args(["install", "--quiet", PYGHMI]))? {
+        bail!(
+            "{} install {PYGHMI} failed (PyPI unreachable?)",
+            pip.display()
+        );
+    }
+    std::fs::write(&stamp, PYGHMI)?;
+    eprintln!("xtask: BMC emulator ({PYGHMI}) in {}", dir.display());
+    Ok(python)
 }
 
 /// libvirtd wants the `libvirt-qemu` user (the daemon-system package

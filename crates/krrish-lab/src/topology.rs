@@ -30,6 +30,9 @@ pub const OUTSIDE_NS: &str = "krl-outside";
 pub const CONTROLLER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const MGMT_PREFIX: u8 = 24;
 pub const STORAGE_BRIDGE: &str = "krl-stor";
+/// The BMCs' network (OGW): each host's BMC answers IPMI on the host's
+/// `ipmi` address, held by this bridge in the initial namespace.
+pub const OGW_BRIDGE: &str = "krl-ogw";
 /// The DFS's (lease service's) address on the storage network.
 pub const STORAGE_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
 const STORAGE_PREFIX: u8 = 24;
@@ -144,6 +147,8 @@ impl Topology {
             l.add_address(MGMT_BRIDGE, ip(CONTROLLER_IP), MGMT_PREFIX)
                 .await?;
             l.set_up(MGMT_BRIDGE).await?;
+            l.add_bridge(OGW_BRIDGE).await?;
+            l.set_up(OGW_BRIDGE).await?;
             l.add_bridge(STORAGE_BRIDGE).await?;
             l.add_address(STORAGE_BRIDGE, ip(STORAGE_SERVICE_IP), STORAGE_PREFIX)
                 .await?;
@@ -222,7 +227,16 @@ impl Topology {
         // Veth root ends vanish with their namespaced peers; the bridges
         // and any stragglers go here.
         let mut links: Vec<String> = self.hosts.iter().flat_map(HostNet::uplinks).collect();
-        links.extend(["kvout", MGMT_BRIDGE, STORAGE_BRIDGE, VM_BRIDGE_ROOT].map(String::from));
+        links.extend(
+            [
+                "kvout",
+                MGMT_BRIDGE,
+                STORAGE_BRIDGE,
+                OGW_BRIDGE,
+                VM_BRIDGE_ROOT,
+            ]
+            .map(String::from),
+        );
         Netns::current().run(move |l| async move {
             for n in &links {
                 l.delete(n).await?;
@@ -245,6 +259,19 @@ impl Topology {
                 l.set_port_forwarding(n, forwarding).await?;
             }
             Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// A BMC's address on the OGW network comes (its BMC has power and
+    /// link) or goes (IPMI to it is answered by nobody).
+    pub fn set_bmc_address(address: Ipv4Addr, present: bool) -> Result<(), LabError> {
+        Netns::current().run(move |l| async move {
+            if present {
+                l.add_address(OGW_BRIDGE, ip(address), 32).await
+            } else {
+                l.del_address(OGW_BRIDGE, ip(address)).await
+            }
         })?;
         Ok(())
     }

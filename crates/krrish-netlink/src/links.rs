@@ -209,6 +209,27 @@ impl Links {
             .map_err(|e| link_err(name, e))
     }
 
+    /// Removes `addr` from `name`; an address not there is not an error.
+    pub async fn del_address(&self, name: &str, addr: IpAddr) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        let mut found = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(addr)
+            .execute();
+        while let Some(msg) = found.try_next().await.map_err(|e| link_err(name, e))? {
+            self.handle
+                .address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(|e| link_err(name, e))?;
+        }
+        Ok(())
+    }
+
     /// Up and with carrier (IFF_LOWER_UP): what a bond's or NIC's health
     /// report reads.
     pub async fn has_carrier(&self, name: &str) -> Result<bool, NetError> {

@@ -391,7 +391,8 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
     c.write("cluster.yaml", CLUSTER);
     let port = free_port();
 
-    let cases: Vec<(&str, String, &str)> = vec![
+    let cases: Vec<(&str, String, &str)> =
+        vec![
         (
             "controller",
             controller_config(port).replace("heartbeat_misses: 3", "heartbeat_mises: 3"),
@@ -415,7 +416,62 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         (
             "controller",
             controller_config(port).replace("kind: command", "kind: ipmi"),
-            "controller.yaml:14:9: fencer.kind: the built-in IPMI fencer is not available yet",
+            "controller.yaml:15:12: fencer.command: `kind: ipmi` does not take this",
+        ),
+        (
+            "controller",
+            controller_config(port).replace(
+                "kind: command\n  command: [./fence.sh]",
+                "kind: ipmi\n  username: admin",
+            ),
+            "controller.yaml:14:9: fencer.password_file: expected a file holding the BMC password",
+        ),
+        (
+            "controller",
+            controller_config(port).replace(
+                "kind: command\n  command: [./fence.sh]",
+                "kind: ipmi\n  username: admin\n  password_file: no-such-file",
+            ),
+            "fencer.password_file: ",
+        ),
+        (
+            "controller",
+            format!("{}dfs:\n  lease_service: nowhere\n", controller_config(port)),
+            "dfs.lease_service: 'nowhere': no port; expected the lease service's host:port",
+        ),
+        (
+            "controller",
+            format!(
+                "{}dfs:\n  lease_service: 10.78.0.1:7490\n  timeout: 1s\n",
+                controller_config(port)
+            ),
+            "dfs.timeout: expected more than 0 and at most the heartbeat interval (200 ms)",
+        ),
+        (
+            "dfs",
+            "listen: here\nstore: leases.redb\n".to_string(),
+            "dfs.yaml:1:9: listen: 'here'",
+        ),
+        (
+            "dfs",
+            "listen: 127.0.0.1:7490\nstore: leases.redb\nmax_lease: 1s\n".to_string(),
+            "dfs.yaml:3:12: max_lease: expected at least 3s",
+        ),
+        (
+            "agent",
+            format!("{}dfs:\n  lease_service: 10.78.0.1:7490\n", agent_config("hv-01", port)),
+            "dfs: only `driver.kind: libvirt` takes this",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port)
+                .replace(
+                    "kind: sim",
+                    "kind: libvirt\n  guest_dir: g\n  dfs_dir: d\n  run_dir: r",
+                )
+                .replace("  cluster_file: cluster.yaml\n", "")
+                .replace("  boot_time: 300ms\n", ""),
+            "dfs: expected a `dfs` section with `lease_service: host:port`",
         ),
         (
             "agent",

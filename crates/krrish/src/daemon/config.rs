@@ -44,6 +44,10 @@ struct FencerFile {
     kind: FencerKind,
     command: Option<Vec<String>>,
     timeout: Option<Dur>,
+    // kind: ipmi
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +156,20 @@ pub enum FencerConfig {
     /// A Pacemaker-style fence agent: `argv` run with `KRRISH_FENCE_*` in
     /// its environment; exit 0 = confirmed off. Killed after `timeout_ms`.
     Command { argv: Vec<String>, timeout_ms: u64 },
+    /// IPMI over LAN (IPMI 2.0, `ipmitool -I lanplus`) to each host's BMC
+    /// at its `ipmi` address: power off, then power status until "off".
+    Ipmi(IpmiFencing),
+}
+
+/// The built-in IPMI fencer's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpmiFencing {
+    pub username: String,
+    /// Handed to ipmitool with `-f` (never on its command line).
+    pub password_file: PathBuf,
+    pub port: u16,
+    /// The whole fence, power off to "off" confirmed.
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -279,6 +297,57 @@ fn refuse_given(src: &Source<'_>, fields: &[(&str, bool)], why: &str) -> Result<
     }
 }
 
+/// A listening daemon's `listen`, `store` and `pid_file`: the address
+/// parsed, the files beside the config and their directories there.
+fn daemon_files(
+    src: &Source<'_>,
+    path: &Path,
+    listen: &str,
+    example: &str,
+    store: &Path,
+    pid_file: &Option<PathBuf>,
+) -> Result<(SocketAddr, PathBuf, Option<PathBuf>), LoadError> {
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        src.error(
+            at(src, "listen", "listen"),
+            format!("listen: '{listen}': {e}; expected an address and port such as {example}"),
+        )
+    })?;
+    let store = beside(path, store);
+    check_dir(
+        src,
+        "store",
+        &store,
+        "the store file itself is created on first start",
+    )?;
+    let pid_file = pid_file.as_ref().map(|p| beside(path, p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
+    Ok((addr, store, pid_file))
+}
+
+/// `fencer.<key>` given to a fencer kind that does not take it.
+fn refuse_fencer_field(
+    src: &Source<'_>,
+    key: &str,
+    given: bool,
+    kind: &str,
+) -> Result<(), LoadError> {
+    if !given {
+        return Ok(());
+    }
+    Err(src.error(
+        src.find(key, "").or_else(|| src.key_line("fencer")),
+        format!("fencer.{key}: `kind: {kind}` does not take this"),
+    ))
+}
+
 /// `a.b.c.d/len` with the address on the network boundary.
 fn parse_network(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let (a, l) = text.split_once('/')?;
@@ -313,32 +382,8 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
     };
     let f: ControllerFile = parse(&src)?;
 
-    let listen: SocketAddr = f.listen.parse().map_err(|e| {
-        src.error(
-            at(&src, "listen", "listen"),
-            format!(
-                "listen: '{}': {e}; expected an address and port such as 0.0.0.0:7400",
-                f.listen
-            ),
-        )
-    })?;
-
-    let store = beside(path, &f.store);
-    check_dir(
-        &src,
-        "store",
-        &store,
-        "the store file itself is created on first start",
-    )?;
-    let pid_file = f.pid_file.map(|p| beside(path, &p));
-    if let Some(p) = &pid_file {
-        check_dir(
-            &src,
-            "pid_file",
-            p,
-            "the pid file itself is written at start",
-        )?;
-    }
+    let (listen, store, pid_file) =
+        daemon_files(&src, path, &f.listen, "0.0.0.0:7400", &f.store, &f.pid_file)?;
 
     let cluster_file = beside(path, &f.cluster_file);
     let cluster = cluster(&src, "cluster_file", &cluster_file)?;
@@ -396,13 +441,63 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         ha.boot_timeout_ms = d.ms();
     }
 
+    let fence_timeout = |given: Option<Dur>| match given {
+        None => Ok(ha.fence_timeout_ms),
+        Some(d) if d.ms() > 0 && d.ms() <= ha.fence_timeout_ms => Ok(d.ms()),
+        Some(_) => Err(src.error(
+            src.find("timeout", ""),
+            format!(
+                "fencer.timeout: expected more than 0 and at most timings.fence_timeout ({} ms): \
+                 the controller stops waiting for the fence then",
+                ha.fence_timeout_ms
+            ),
+        )),
+    };
     let fencer = match f.fencer.kind {
         FencerKind::Ipmi => {
-            return Err(src.error(
-                src.find("kind", "ipmi").or_else(|| src.key_line("fencer")),
-                "fencer.kind: the built-in IPMI fencer is not available yet; \
-                 use `kind: command` with a fence agent (e.g. a script around ipmitool)",
-            ))
+            refuse_fencer_field(&src, "command", f.fencer.command.is_some(), "ipmi")?;
+            let username = match &f.fencer.username {
+                Some(u) if !u.is_empty() && u.len() <= 16 && !u.contains(char::is_whitespace) => {
+                    u.clone()
+                }
+                _ => {
+                    return Err(src.error(
+                        src.find("username", "").or_else(|| src.key_line("fencer")),
+                        "fencer.username: expected the BMC user (1 to 16 characters, no spaces; \
+                         IPMI's limit)",
+                    ))
+                }
+            };
+            let Some(pw) = &f.fencer.password_file else {
+                return Err(src.error(
+                    src.find("kind", "ipmi").or_else(|| src.key_line("fencer")),
+                    "fencer.password_file: expected a file holding the BMC password \
+                     (handed to ipmitool with -f, never on a command line)",
+                ));
+            };
+            let password_file = beside(path, pw);
+            if let Err(e) = std::fs::metadata(&password_file) {
+                return Err(src.error(
+                    src.find("password_file", ""),
+                    format!("fencer.password_file: {}: {e}", password_file.display()),
+                ));
+            }
+            let port = match f.fencer.port {
+                Some(0) => {
+                    return Err(src.error(
+                        src.find("port", ""),
+                        "fencer.port: expected a UDP port, 1 to 65535 (IPMI's is 623)",
+                    ))
+                }
+                Some(p) => p,
+                None => 623,
+            };
+            FencerConfig::Ipmi(IpmiFencing {
+                username,
+                password_file,
+                port,
+                timeout_ms: fence_timeout(f.fencer.timeout)?,
+            })
         }
         FencerKind::Command => {
             let argv = match &f.fencer.command {
@@ -421,21 +516,17 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
             if argv[0].contains('/') {
                 argv[0] = beside(path, Path::new(&argv[0])).display().to_string();
             }
-            let timeout_ms = match f.fencer.timeout {
-                None => ha.fence_timeout_ms,
-                Some(d) if d.ms() > 0 && d.ms() <= ha.fence_timeout_ms => d.ms(),
-                Some(_) => {
-                    return Err(src.error(
-                        src.find("timeout", ""),
-                        format!(
-                            "fencer.timeout: expected more than 0 and at most timings.fence_timeout ({} ms): \
-                             the controller stops waiting for the agent then",
-                            ha.fence_timeout_ms
-                        ),
-                    ))
-                }
-            };
-            FencerConfig::Command { argv, timeout_ms }
+            for (key, given) in [
+                ("username", f.fencer.username.is_some()),
+                ("password_file", f.fencer.password_file.is_some()),
+                ("port", f.fencer.port.is_some()),
+            ] {
+                refuse_fencer_field(&src, key, given, "command")?;
+            }
+            FencerConfig::Command {
+                argv,
+                timeout_ms: fence_timeout(f.fencer.timeout)?,
+            }
         }
     };
 
@@ -508,32 +599,14 @@ pub fn load_dfs(path: &Path) -> Result<DfsConfig, LoadError> {
         text: &text,
     };
     let f: DfsFile = parse(&src)?;
-    let listen: SocketAddr = f.listen.parse().map_err(|e| {
-        src.error(
-            at(&src, "listen", "listen"),
-            format!(
-                "listen: '{}': {e}; expected an address and port on the storage network, \
-                 such as 10.78.0.1:7490",
-                f.listen
-            ),
-        )
-    })?;
-    let store = beside(path, &f.store);
-    check_dir(
+    let (listen, store, pid_file) = daemon_files(
         &src,
-        "store",
-        &store,
-        "the store file itself is created on first start",
+        path,
+        &f.listen,
+        "10.78.0.1:7490 (on the storage network)",
+        &f.store,
+        &f.pid_file,
     )?;
-    let pid_file = f.pid_file.map(|p| beside(path, &p));
-    if let Some(p) = &pid_file {
-        check_dir(
-            &src,
-            "pid_file",
-            p,
-            "the pid file itself is written at start",
-        )?;
-    }
     let max_lease_ms = match f.max_lease {
         None => DFS_MAX_LEASE_MS_DEFAULT,
         Some(d) if d.ms() >= LEASE_DURATION_MIN_MS => d.ms(),

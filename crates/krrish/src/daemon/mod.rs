@@ -3,7 +3,10 @@
 //! Map:
 //! - [`config`] — their YAML configs, loaded with located errors.
 //! - [`controller`] — the control plane over real TCP, its redb store and
-//!   an external fence agent ([`controller::CommandFencer`]).
+//!   the fencing of [`fencer`].
+//! - [`fencer`] — power fencing by a fence agent or IPMI over LAN
+//!   (ipmitool), storage fencing by the DFS lease service.
+//! - [`dfs`] — `krrish dfs`, the DFS lease service.
 //! - [`api`] — the controller's HTTP/JSON API (`/v1/…`, bearer token),
 //!   bridged into its event loop as operator connections.
 //! - [`agent`] — one per hypervisor host, with the simulated driver until
@@ -20,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod dfs;
+pub mod fencer;
 
 use anyhow::{Context, Result};
 use krrish_core::ha::secs;

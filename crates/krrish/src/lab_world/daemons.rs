@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// The BMC emulator (run with the venv Python `cargo xtask lab up` made).
+const BMC_SCRIPT: &str = include_str!("../../../krrish-lab/bmc/lab_bmc.py");
+/// The lab BMCs' user.
+const BMC_USER: &str = "admin";
+
 impl LabRun<'_> {
     /// The cluster's VMs boot on their home hosts before the daemons start
     /// (the controller starts out believing they run there).
@@ -52,15 +57,15 @@ impl LabRun<'_> {
             d.join("dfs.yaml"),
             format!(
                 "listen: {STORAGE_SERVICE_IP}:{DFS_PORT}\nstore: dfs-leases.redb\nmax_lease: {}ms\n",
-                ha.lease_duration_ms.max(60_000)
+                // Exactly what the agents ask for: a revocation right
+                // after the service's start waits no longer than a lease.
+                ha.lease_duration_ms
             ),
         )?;
         let controller = format!(
-            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: command\n  command: [{exe}, lab-fence, --run-dir, {run}]\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n{dfs_section}",
+            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: ipmi\n  username: {BMC_USER}\n  password_file: bmc-password\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n{dfs_section}",
             store = d.join("controller.redb").display(),
             cluster = cluster_file.display(),
-            exe = yaml_str(&self.exe.display().to_string()),
-            run = yaml_str(&d.display().to_string()),
         );
         std::fs::write(d.join("controller.yaml"), controller)?;
         for h in &self.s.cluster.hosts {
@@ -90,6 +95,61 @@ impl LabRun<'_> {
             .create(true)
             .append(true)
             .open(self.run_dir.join(format!("{name}.log")))?)
+    }
+
+    /// The hosts' BMCs: IPMI over LAN on each host's `ipmi` address (the
+    /// OGW bridge holds them), served by the pyghmi emulator of
+    /// `crates/krrish-lab/bmc/lab_bmc.py`; power off is `krrish lab-fence`.
+    pub(super) fn start_bmcs(&mut self) -> Result<()> {
+        let d = &self.run_dir;
+        std::fs::write(d.join("lab_bmc.py"), BMC_SCRIPT)?;
+        std::fs::write(d.join("bmc-password"), "lab-bmc-not-secret\n")?;
+        let mut c = Command::new(&self.lab.bmc_python);
+        c.arg(d.join("lab_bmc.py"))
+            .arg("--krrish")
+            .arg(&self.exe)
+            .arg("--run-dir")
+            .arg(d)
+            .args(["--user", BMC_USER, "--password-file"])
+            .arg(d.join("bmc-password"));
+        for h in &self.s.cluster.hosts {
+            let ip = h.addresses.ipmi;
+            Topology::set_bmc_address(ip, true)?;
+            c.arg(format!("{}={ip}", h.id));
+        }
+        let child = c
+            .stdout(std::fs::File::create(d.join("bmc.out"))?)
+            .stderr(self.log_file("bmc")?)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting the BMC emulator with {}",
+                    self.lab.bmc_python.display()
+                )
+            })?;
+        self.bmc = Some(child);
+        let start = Instant::now();
+        loop {
+            let out = std::fs::read_to_string(d.join("bmc.out")).unwrap_or_default();
+            if out.lines().any(|l| l == "ready") {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.bmc.as_mut().map(Child::try_wait) {
+                let log = std::fs::read_to_string(d.join("bmc.log")).unwrap_or_default();
+                bail!(
+                    "the BMC emulator stopped at start ({status}): {}",
+                    log.trim()
+                );
+            }
+            if start.elapsed() > STARTUP_MAX {
+                bail!(
+                    "the BMC emulator was not ready in {} s",
+                    STARTUP_MAX.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The DFS's lease service, on the storage bridge (before the
@@ -239,9 +299,4 @@ impl LabRun<'_> {
             eprintln!("lab: removing the networks failed: {e}");
         }
     }
-}
-
-/// A YAML flow-sequence item, quoted.
-fn yaml_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
 }

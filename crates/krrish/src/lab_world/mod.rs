@@ -66,6 +66,8 @@ pub struct LabState {
     pub uri: String,
     pub guest_dir: PathBuf,
     pub domain_type: String,
+    /// The venv Python with pyghmi, for the BMC emulator.
+    pub bmc_python: PathBuf,
 }
 
 impl LabState {
@@ -88,6 +90,7 @@ impl LabState {
             uri: get("libvirt_uri")?,
             guest_dir: PathBuf::from(get("guest_dir")?),
             domain_type: get("domain_type")?,
+            bmc_python: PathBuf::from(get("bmc_python")?),
         })
     }
 }
@@ -115,6 +118,8 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 Fault::Crash(_)
                     | Fault::PowerLoss(_)
                     | Fault::Repair(_)
+                    | Fault::BmcDown(_)
+                    | Fault::BmcUp(_)
                     | Fault::Partition(_)
                     | Fault::Heal(_)
                     | Fault::BondDown {
@@ -219,6 +224,7 @@ pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabO
         topo,
         controller: None,
         dfs: None,
+        bmc: None,
         agents: BTreeMap::new(),
         t0: Instant::now(),
         failures: Vec::new(),
@@ -268,6 +274,7 @@ struct LabRun<'a> {
     topo: Topology,
     controller: Option<Child>,
     dfs: Option<Child>,
+    bmc: Option<Child>,
     agents: BTreeMap<HostId, Child>,
     t0: Instant,
     failures: Vec<String>,
@@ -285,6 +292,17 @@ impl LabRun<'_> {
         self.topo
             .host(h)
             .with_context(|| format!("no host {h} in the lab"))
+    }
+
+    /// Where `h`'s BMC answers IPMI: its `ipmi` address in the cluster.
+    fn bmc_address(&self, h: &HostId) -> Result<std::net::Ipv4Addr> {
+        self.s
+            .cluster
+            .hosts
+            .iter()
+            .find(|x| &x.id == h)
+            .map(|x| x.addresses.ipmi)
+            .with_context(|| format!("no host {h} in the cluster"))
     }
 
     fn driver_for(&self, h: &HostId) -> Result<LibvirtDriver> {
@@ -313,6 +331,7 @@ impl LabRun<'_> {
         self.provision()?;
         self.write_configs(cluster_file)?;
         self.start_dfs()?;
+        self.start_bmcs()?;
         self.start_controller()?;
         for h in self
             .s
@@ -381,14 +400,25 @@ impl LabRun<'_> {
             Action::Fault(Fault::Crash(h)) | Action::Fault(Fault::PowerLoss(h)) => {
                 let vms = self.vms_on(h)?;
                 let at = Instant::now();
+                if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
+                    // The BMC goes dark with the host: IPMI cannot confirm.
+                    Topology::set_bmc_address(self.bmc_address(h)?, false)?;
+                }
                 power_off(&self.run_dir, &self.lab.uri, self.net(h)?)?;
                 self.agents.remove(h).map(|mut c| c.wait());
                 self.crashes.push((h.clone(), at, vms));
                 Ok(())
             }
             Action::Fault(Fault::Repair(h)) => {
+                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
                 power_on(self.net(h)?)?;
                 self.start_agent(h)
+            }
+            Action::Fault(Fault::BmcDown(h)) => {
+                Ok(Topology::set_bmc_address(self.bmc_address(h)?, false)?)
+            }
+            Action::Fault(Fault::BmcUp(h)) => {
+                Ok(Topology::set_bmc_address(self.bmc_address(h)?, true)?)
             }
             // A cut outside the host: its switch ports drop everything,
             // its own links keep their carrier (as in the simulated world).
