@@ -275,8 +275,20 @@ fn start_libvirt(state: &mut State) -> Result<()> {
         output(Command::new("groupadd").args(["-r", "kvm"]))?;
     }
     kvm_device_for_group_kvm()?;
-    if libvirt_answers() {
+    let lock_manager_changed = use_virtlockd(state)?;
+    if libvirt_answers() && !lock_manager_changed {
         return Ok(());
+    }
+    if lock_manager_changed && quiet_ok(Command::new("pgrep").args(["-x", "libvirtd"])) {
+        eprintln!("xtask: restarting libvirtd for its lock manager (virtlockd)");
+        let _ = Command::new("pkill").args(["-x", "libvirtd"]).output();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while quiet_ok(Command::new("pgrep").args(["-x", "libvirtd"])) {
+            if Instant::now() > deadline {
+                bail!("libvirtd did not stop within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     if !quiet_ok(Command::new("getent").args(["group", "kvm"])) {
         output(Command::new("groupadd").args(["-r", "kvm"]))?;
@@ -301,6 +313,10 @@ fn start_libvirt(state: &mut State) -> Result<()> {
         output(Command::new("virtlogd").arg("-d"))?;
         state.set("started_virtlogd", "yes");
     }
+    if !quiet_ok(Command::new("pgrep").args(["-x", "virtlockd"])) {
+        output(Command::new("virtlockd").arg("-d"))?;
+        state.set("started_virtlockd", "yes");
+    }
     if !quiet_ok(Command::new("pgrep").args(["-x", "libvirtd"])) {
         output(Command::new("libvirtd").arg("-d"))?;
         state.set("started_libvirtd", "yes");
@@ -313,6 +329,68 @@ fn start_libvirt(state: &mut State) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
+}
+
+/// QEMU's settings file and the line that makes libvirt take a lock on
+/// every guest disk through virtlockd (fcntl locks on the image files; our
+/// DFS stand-in is one directory, so the lock covers every lab host).
+const QEMU_CONF: &str = "/etc/libvirt/qemu.conf";
+const LOCKD_LINE: &str = "lock_manager = \"lockd\"";
+
+/// Disk locks by a real lock manager: libvirt's virtlockd refuses to start
+/// a guest whose disk another running guest holds — a second guard, at the
+/// storage, behind the controller's "never two copies". Returns whether the
+/// settings changed (libvirtd must then restart to read them). What it
+/// changed is recorded so that `lab down` undoes exactly that.
+fn use_virtlockd(state: &mut State) -> Result<bool> {
+    let text = std::fs::read_to_string(QEMU_CONF).ok();
+    let has = |t: &str| t.lines().any(|l| l.trim() == LOCKD_LINE);
+    match &text {
+        Some(t) if has(t) => Ok(false),
+        Some(t) => {
+            let mut t = t.clone();
+            if !t.ends_with('\n') && !t.is_empty() {
+                t.push('\n');
+            }
+            t.push_str(&format!("{LOCKD_LINE}\n"));
+            std::fs::write(QEMU_CONF, t).with_context(|| format!("writing {QEMU_CONF}"))?;
+            state.set("qemu_conf", "appended");
+            Ok(true)
+        }
+        None => {
+            std::fs::create_dir_all("/etc/libvirt")?;
+            std::fs::write(
+                QEMU_CONF,
+                format!(
+                    "# Written by `cargo xtask lab up`; `lab down` removes it.\n{LOCKD_LINE}\n"
+                ),
+            )
+            .with_context(|| format!("writing {QEMU_CONF}"))?;
+            state.set("qemu_conf", "created");
+            Ok(true)
+        }
+    }
+}
+
+/// Undoes [`use_virtlockd`]'s change to QEMU's settings.
+fn undo_virtlockd(state: &State) -> Option<String> {
+    match state.get("qemu_conf") {
+        Some("created") => std::fs::remove_file(QEMU_CONF)
+            .ok()
+            .map(|()| QEMU_CONF.to_string()),
+        Some("appended") => {
+            let text = std::fs::read_to_string(QEMU_CONF).ok()?;
+            let kept: String = text
+                .lines()
+                .filter(|l| l.trim() != LOCKD_LINE)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(QEMU_CONF, kept)
+                .ok()
+                .map(|()| format!("the lock_manager line of {QEMU_CONF}"))
+        }
+        _ => None,
+    }
 }
 
 /// Debian's udev rule gives `/dev/kvm` to group `kvm`, mode 0660; without
@@ -658,6 +736,7 @@ pub fn down() -> Result<()> {
     for (flag, daemon) in [
         ("started_libvirtd", "libvirtd"),
         ("started_virtlogd", "virtlogd"),
+        ("started_virtlockd", "virtlockd"),
     ] {
         if state.get(flag) == Some("yes") {
             let _ = Command::new("pkill").args(["-x", daemon]).output();
@@ -670,6 +749,20 @@ pub fn down() -> Result<()> {
             std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
             removed.push(p.display().to_string());
         }
+    }
+    // Daemons of a lab run that was killed (their command lines name the
+    // lab's run directory).
+    let run_dir = std::fs::canonicalize(".")?.join(lab_dir()).join("run");
+    if quiet_ok(
+        Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(format!("{}/", run_dir.display())),
+    ) {
+        removed.push("stray lab daemons".into());
+    }
+    if let Some(undone) = undo_virtlockd(&state) {
+        removed.push(undone);
     }
     let _ = std::fs::remove_file(State::path());
     eprintln!(

@@ -111,6 +111,9 @@ pub struct AgentMachine {
     next_renew_ms: u64,
     next_sync_ms: u64,
     lease_failures: FailureStreak,
+    /// A renewal has been answered since this boot (success or not): until
+    /// then the agent does not know it holds no lease.
+    lease_answered: bool,
     sync_failures: FailureStreak,
     /// Boots under way, by VM: the command running it and the commands that
     /// asked for the same boot meanwhile (a controller resending after a
@@ -147,6 +150,7 @@ impl AgentMachine {
             next_renew_ms: now_ms,
             next_sync_ms: now_ms + cfg.start_delay_ms + t.sync_every_ms,
             lease_failures: FailureStreak::default(),
+            lease_answered: false,
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
             stops_after_boot: BTreeMap::new(),
@@ -282,7 +286,7 @@ impl AgentMachine {
         self.link = Link::Waiting { at_ms: now_ms };
     }
 
-    pub fn handle_frame(&mut self, _now_ms: u64, epoch: u64, frame: Frame) {
+    pub fn handle_frame(&mut self, now_ms: u64, epoch: u64, frame: Frame) {
         if self.connected_epoch() != Some(epoch) {
             return; // from a connection already given up
         }
@@ -295,12 +299,12 @@ impl AgentMachine {
                     *unacked_since_ms = None;
                 }
             }
-            Frame::Command { id, command } => self.run_command(id, command),
+            Frame::Command { id, command } => self.run_command(now_ms, id, command),
             other => self.trace(format!("unexpected frame ignored: {other:?}")),
         }
     }
 
-    fn run_command(&mut self, id: u64, command: AgentCommand) {
+    fn run_command(&mut self, now_ms: u64, id: u64, command: AgentCommand) {
         if let AgentCommand::StopVm { vm } = &command {
             if self.boots.contains_key(vm) {
                 let waiting = self.stops_after_boot.entry(vm.clone()).or_default();
@@ -319,6 +323,16 @@ impl AgentMachine {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
                 // The same boot again: answered when the one under way ends.
                 joined.push(id);
+                return;
+            }
+            if self.known_without_lease(now_ms) {
+                // No lease, no disk: a guest booted now would run with no
+                // lease to stop it when the host is fenced by revocation.
+                let outcome = Err(DriverError::Unavailable(format!(
+                    "{} holds no DFS lease: cannot open {}'s disk",
+                    self.cfg.host, vm.id
+                )));
+                self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
                 return;
             }
             if self.boots.len() >= BOOTS_IN_FLIGHT_MAX {
@@ -364,8 +378,17 @@ impl AgentMachine {
         }
     }
 
+    /// The host holds no DFS lease, as far as it knows. Before its first
+    /// renewal is answered (the first thing an agent asks, milliseconds
+    /// after start) it does not know, and neither reports nor refuses on
+    /// that account: a host just booted is not a host that lost its lease.
+    fn known_without_lease(&self, now_ms: u64) -> bool {
+        self.lease_answered && !self.lease.holds_lease(now_ms)
+    }
+
     /// A lease renewal requested at `asked_ms` finished.
     pub fn handle_lease_result(&mut self, _now_ms: u64, asked_ms: u64, result: Result<(), String>) {
+        self.lease_answered = true;
         if result.is_ok() {
             self.lease.renewed(asked_ms);
         }
@@ -395,7 +418,7 @@ impl AgentMachine {
     /// The host's status, read for a heartbeat: sent as this boot's report
     /// if the link is still up (otherwise the next connection sends a fresh
     /// one).
-    pub fn handle_status(&mut self, _now_ms: u64, status: HostStatus) {
+    pub fn handle_status(&mut self, now_ms: u64, status: HostStatus) {
         if !self.is_connected() {
             return;
         }
@@ -411,6 +434,7 @@ impl AgentMachine {
             running: status.running,
             migrating_out: status.migrating_out,
             booting,
+            holds_lease: !self.known_without_lease(now_ms),
         };
         self.push(AgentOutput::Send(Frame::Heartbeat { report }));
     }
@@ -588,6 +612,7 @@ mod tests {
     fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
         use krrish_core::ha::BootReason;
         let mut m = connected(0);
+        m.handle_lease_result(0, 0, Ok(()));
         drain(&mut m);
         let (hosts, vms) = (
             "hv-01",
@@ -639,6 +664,61 @@ mod tests {
                 reason: BootReason::Failover
             }
         }));
+    }
+
+    #[test]
+    fn without_a_lease_no_guest_boots_and_the_report_says_so() {
+        use krrish_core::ha::BootReason;
+        let mut m = connected(0);
+        m.handle_lease_result(0, 0, Ok(()));
+        for t in [5_000, 10_000, 15_000, 20_000, 25_000] {
+            m.handle_lease_result(t, t, Err("lease service unreachable".into()));
+        }
+        drain(&mut m);
+        let boot = Frame::Command {
+            id: 3,
+            command: AgentCommand::BootVm {
+                vm: krrish_core::VmSpec {
+                    id: "vm-1".into(),
+                    home: "hv-01".into(),
+                    demand: krrish_core::Resources::new(1, 1024, 10),
+                    ha: krrish_core::HaPolicy::Restart,
+                    priority: 0,
+                    passthrough_devices: vec![],
+                },
+                reason: BootReason::Restore,
+            },
+        };
+        // The lease ran out at 30 s (asked at 0, 30 s long).
+        m.handle_frame(31_000, 1, boot.clone());
+        let out = drain(&mut m);
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
+            "{out:?}"
+        );
+        assert!(
+            out.iter().any(|o| matches!(o,
+                AgentOutput::Send(Frame::CommandDone { id: 3, outcome: Err(e) })
+                    if e.to_string().contains("holds no DFS lease"))),
+            "{out:?}"
+        );
+        m.handle_status(
+            31_000,
+            HostStatus {
+                bonds: [krrish_core::BondHealth::Ok; 3],
+                running: vec![],
+                migrating_out: vec![],
+            },
+        );
+        assert!(drain(&mut m).iter().any(|o| matches!(o,
+            AgentOutput::Send(Frame::Heartbeat { report }) if !report.holds_lease)));
+        // Renewed again: it boots.
+        m.handle_lease_result(32_000, 32_000, Ok(()));
+        m.handle_frame(32_000, 1, boot);
+        assert!(drain(&mut m)
+            .iter()
+            .any(|o| matches!(o, AgentOutput::RunCommand { id: 3, .. })));
     }
 
     #[test]

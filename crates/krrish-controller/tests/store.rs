@@ -13,6 +13,7 @@ fn a_core_mid_fence() -> HaManager {
     let mut core = HaManager::new(0, HaConfig::default(), hosts, vms);
     // Only the spare reports: after 19 s the others are offline and being fenced.
     let report = HostReport {
+        holds_lease: true,
         migrating_out: vec![],
         booting: vec![],
         boot_id: 1,
@@ -213,6 +214,7 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
                 .map(|v| v.spec.id.clone())
                 .collect();
             let report = HostReport {
+                holds_lease: true,
                 boot_id: 1,
                 bonds: [BondHealth::Ok; 3],
                 running,

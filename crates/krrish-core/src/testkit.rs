@@ -96,6 +96,9 @@ pub struct TwoParty {
     /// The hypervisors answer every live migration "not supported",
     /// whatever the specs say.
     pub no_live_migration: bool,
+    /// The DFS's lease service restarted then: it lists only renewals made
+    /// since (it keeps its grants in memory).
+    pub dfs_restarted_at: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -186,6 +189,7 @@ impl TwoParty {
             dfs_down: false,
             failing_reads: Vec::new(),
             no_live_migration: false,
+            dfs_restarted_at: 0,
         }
     }
 
@@ -286,6 +290,7 @@ impl TwoParty {
                 }
                 if now.is_multiple_of(6_000) && !h.partitioned {
                     let report = HostReport {
+                        holds_lease: now < h.lease_until,
                         migrating_out: copying_from(&self.copying, id),
                         booting: vec![],
                         boot_id: h.boot_id,
@@ -436,7 +441,9 @@ impl TwoParty {
                     let ages = self
                         .hosts
                         .iter()
-                        .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), now - at)))
+                        .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), at)))
+                        .filter(|(_, at)| *at >= self.dfs_restarted_at)
+                        .map(|(id, at)| (id, now - at))
                         .collect();
                     self.core.handle_lease_renewals(now, read, Ok(ages));
                 }
@@ -656,6 +663,29 @@ mod tests {
         }
         m.advance(60_000);
         m
+    }
+
+    #[test]
+    fn a_lease_service_restart_during_an_isolation_fences_nobody() {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        let hv2 = m.index_of("hv-2");
+        m.apply(&Step::Partition(hv2));
+        // hv-2 is isolated (silent, renewing); then the lease service
+        // restarts and lists hosts only as they renew again.
+        m.advance(20_100);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+        m.dfs_restarted_at = m.now + 1;
+        m.advance(60_000);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
+        assert_eq!(m.core.failover_boots(), 0);
     }
 
     #[test]

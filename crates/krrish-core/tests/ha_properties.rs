@@ -123,6 +123,7 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
         if now.is_multiple_of(6_000) {
             for (id, h) in m.hosts.iter().filter(|(id, _)| id.as_str() != "hv-1") {
                 let report = HostReport {
+                    holds_lease: true,
                     migrating_out: vec![],
                     booting: vec![],
                     boot_id: h.boot_id,

@@ -38,6 +38,7 @@ pub fn power_off(run_dir: &Path, uri: &str, net: &HostNet) -> Result<(), LabErro
 /// Powers `host` on (a repair): its links come back up, and any path cut
 /// outside it is mended with it.
 pub fn power_on(net: &HostNet) -> Result<(), LabError> {
-    Topology::set_forwarding(net.mgmt_root.to_vec(), true)?;
-    Topology::set_links(net.uplinks(), true)
+    // Links first: the kernel refuses to let a port that is down forward.
+    Topology::set_links(net.uplinks(), true)?;
+    Topology::set_forwarding(net.mgmt_root.to_vec(), true)
 }

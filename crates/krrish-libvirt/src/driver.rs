@@ -246,7 +246,16 @@ impl LibvirtDriver {
             console_log: console.clone(),
         };
         let xml = spec.to_xml().map_err(failed)?;
-        let from = console_len(&console);
+        // QEMU truncates the console file when the guest starts: an earlier
+        // boot's lines would hide the new "up" marker (read from the old
+        // length, it was never seen and the guest was destroyed after the
+        // boot timeout — found by the lab's adversary). Start from empty.
+        match std::fs::remove_file(&console) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(format!("{}: {e}", console.display()))),
+        }
+        let from = 0;
         let n = name.clone();
         self.blocking(move |hv| hv.start(&n, &xml)).await?;
         if let Err(e) = self.plug_tap(&tap) {

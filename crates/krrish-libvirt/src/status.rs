@@ -2,8 +2,10 @@
 //! heartbeat must never wait on the hypervisor: libvirtd serializes calls,
 //! and destroying or starting a TCG guest holds it for a second or more, so
 //! reading libvirt inline once made every agent on the box miss a
-//! heartbeat at the same moment. [`StatusWatch`] polls on a thread of its
-//! own and the driver answers from its last reading.
+//! heartbeat at the same moment. [`StatusWatch`] polls on threads of its
+//! own — one for the guests (libvirt), one for the links (netlink), so
+//! that a busy libvirtd never delays a link change either — and the driver
+//! answers from their last readings.
 //!
 //! When libvirt does not answer, the last list of running guests is kept
 //! (never reported as "none": the controller would restart guests that
@@ -55,15 +57,6 @@ impl StatusSource {
             })
             .unwrap_or([BondHealth::Down; 3])
     }
-
-    /// A fresh reading; `last_running` stands when libvirt does not answer.
-    fn read(&self, last_running: &[VmId]) -> HostStatus {
-        HostStatus {
-            bonds: self.bonds(),
-            running: self.running().unwrap_or_else(|_| last_running.to_vec()),
-            migrating_out: Vec::new(),
-        }
-    }
 }
 
 struct Readings {
@@ -85,7 +78,11 @@ impl StatusWatch {
     /// Reads once now (so the first heartbeat is true), then keeps reading
     /// on a thread of its own.
     pub fn start(source: StatusSource) -> Self {
-        let first = source.read(&[]);
+        let first = HostStatus {
+            bonds: source.bonds(),
+            running: source.running().unwrap_or_default(),
+            migrating_out: Vec::new(),
+        };
         let shared = Arc::new((
             Mutex::new(Readings {
                 latest: first,
@@ -95,11 +92,30 @@ impl StatusWatch {
             }),
             Condvar::new(),
         ));
+        let source = Arc::new(source);
+        // The links: every poll, whatever libvirtd is doing.
+        let (s, src) = (shared.clone(), source.clone());
+        std::thread::spawn(move || {
+            let (m, cv) = &*s;
+            loop {
+                let g = lock(m);
+                let (g, _) = cv
+                    .wait_timeout_while(g, STATUS_POLL, |r| !r.stop)
+                    .unwrap_or_else(|p| p.into_inner());
+                if g.stop {
+                    return;
+                }
+                drop(g);
+                let bonds = src.bonds();
+                lock(m).latest.bonds = bonds;
+            }
+        });
+        // The guests: every poll, and at once when a fresh reading is asked.
         let s = shared.clone();
         std::thread::spawn(move || {
             let (m, cv) = &*s;
             loop {
-                let (ask, last) = {
+                let ask = {
                     let g = lock(m);
                     let (g, _) = cv
                         .wait_timeout_while(g, STATUS_POLL, |r| r.asked == r.answered && !r.stop)
@@ -107,11 +123,14 @@ impl StatusWatch {
                     if g.stop {
                         return;
                     }
-                    (g.asked, g.latest.running.clone())
+                    g.asked
                 };
-                let now = source.read(&last);
+                let running = source.running();
                 let mut g = lock(m);
-                g.latest = now;
+                // Unanswered: the last list stands (never "none").
+                if let Ok(running) = running {
+                    g.latest.running = running;
+                }
                 g.answered = ask;
                 cv.notify_all();
             }

@@ -195,6 +195,11 @@ fn a_real_guest_boots_answers_ping_reboots_and_stops() {
         assert!(!h.ping(ip), "a stopped guest still answers at {ip}");
         // Stopping what is not running is not an error.
         driver.stop_vm(&spec.id).await.unwrap();
+        // Booted again on the same host (its console file is reused): up,
+        // not failed at the boot timeout for want of a marker it missed.
+        driver.boot_vm(&spec, BootReason::Restore).await.unwrap();
+        assert!(h.ping(ip), "the guest booted again does not answer at {ip}");
+        driver.stop_vm(&spec.id).await.unwrap();
     });
 }
 
@@ -206,7 +211,7 @@ fn bond_health_comes_from_the_links_carrier() {
     // The status is read off the agent's loop: a change shows within a
     // few polls.
     let shows = |want: [BondHealth; 3]| {
-        for _ in 0..40 {
+        for _ in 0..100 {
             if driver.status().bonds == want {
                 return;
             }
@@ -288,4 +293,35 @@ fn live_migration_is_reported_unsupported_not_passed() {
         matches!(err, krrish_agent::DriverError::NotSupported(_)),
         "{err}"
     );
+}
+
+/// virtlockd (`lock_manager = "lockd"`, set by `cargo xtask lab up`) holds
+/// a lock on every running guest's disk: a second guest on the same DFS
+/// copy — the VM booted on a second host while it still runs on the first
+/// — is refused by libvirt itself, whatever the controller believed.
+#[test]
+fn a_disk_a_running_guest_holds_is_refused_to_a_second_guest() {
+    let a = TestHost::new("lka");
+    let b = TestHost::new("lkb");
+    let on_a = LibvirtDriver::new(a.config(), 1).unwrap();
+    let mut cfg_b = b.config();
+    cfg_b.dfs_dir = a.config().dfs_dir; // one DFS, two hosts
+    let on_b = LibvirtDriver::new(cfg_b, 1).unwrap();
+    let spec = vm("vm-locked", &a.host);
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        on_a.boot_vm(&spec, BootReason::Create).await.unwrap();
+        let second = on_b.boot_vm(&spec, BootReason::Failover).await;
+        let why = format!("{second:?}");
+        assert!(
+            second.is_err() && why.to_lowercase().contains("lock"),
+            "a second guest on a held disk was not refused by the lock manager: {why}"
+        );
+        assert!(on_b.status().running.is_empty(), "{:?}", on_b.status());
+        // Once the first copy is gone, the disk is free.
+        on_a.stop_vm(&spec.id).await.unwrap();
+        on_b.boot_vm(&spec, BootReason::Failover).await.unwrap();
+        assert_eq!(on_b.status().running, vec![spec.id.clone()]);
+        on_b.stop_vm(&spec.id).await.unwrap();
+    });
 }

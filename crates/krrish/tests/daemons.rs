@@ -448,6 +448,21 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
             "dfs.timeout: expected more than 0 and at most the heartbeat interval (200 ms)",
         ),
         (
+            "controller",
+            format!("{}dfs:\n  lease_service: http://10.78.0.1:7490\n", controller_config(port)),
+            "dfs.lease_service: 'http://10.78.0.1:7490': a URL, not an address",
+        ),
+        (
+            "controller",
+            format!("{}dfs:\n", controller_config(port)),
+            "dfs: expected `lease_service: host:port`",
+        ),
+        (
+            "dfs",
+            "listen: 127.0.0.1:7490\nstore: \"\"\n".to_string(),
+            "dfs.yaml:2:8: store: expected a file name",
+        ),
+        (
             "dfs",
             "listen: here\nstore: leases.redb\n".to_string(),
             "dfs.yaml:1:9: listen: 'here'",

@@ -139,6 +139,12 @@ pub enum Notice {
         bond: BondName,
         health: BondHealth,
     },
+    /// The host's agent holds a DFS lease again (`held`), or holds none
+    /// (it cannot renew: it takes no VMs until it does).
+    HostLease {
+        host: HostId,
+        held: bool,
+    },
     FenceStarted {
         host: HostId,
         method: FenceMethod,
@@ -246,6 +252,8 @@ impl Notice {
     pub const KINDS: &'static [&'static str] = &[
         "host-suspect",
         "host-recovered",
+        "host-lease-held",
+        "host-lease-lost",
         "host-offline",
         "host-isolated",
         "host-rejoined",
@@ -301,6 +309,8 @@ impl Notice {
             VmEvacuating { .. } => "vm-evacuating",
             VmStopFailed { .. } => "vm-stop-failed",
             BondChanged { .. } => "bond-changed",
+            HostLease { held: true, .. } => "host-lease-held",
+            HostLease { held: false, .. } => "host-lease-lost",
             FenceStarted { .. } => "fence-started",
             FenceAttemptFailed { .. } => "fence-attempt-failed",
             LeaseRevoked { .. } => "lease-revoked",
@@ -343,6 +353,7 @@ impl Notice {
             | VmEvacuating { host, .. }
             | VmStopFailed { host, .. }
             | BondChanged { host, .. }
+            | HostLease { host, .. }
             | FenceStarted { host, .. }
             | FenceAttemptFailed { host, .. }
             | LeaseRevoked { host, .. }
@@ -408,6 +419,11 @@ impl fmt::Display for Notice {
                 write!(f, "host {host} suspect: {misses} of {of} heartbeats missed")
             }
             HostRecovered { host } => write!(f, "host {host} heartbeats resumed"),
+            HostLease { host, held: true } => write!(f, "host {host} holds a DFS lease again"),
+            HostLease { host, held: false } => write!(
+                f,
+                "host {host} holds no DFS lease (it cannot renew): it takes no VMs until it does"
+            ),
             HostOffline {
                 host,
                 silent_ms,

@@ -131,12 +131,16 @@ impl HaManager {
             Ok(ages) => {
                 self.dfs.last_read_ms = Some(read);
                 self.dfs.failing = false;
-                for h in self.hosts.values_mut() {
-                    h.dfs_renewed_at_ms = None;
-                }
+                // A renewal time only moves forward, and a host missing
+                // from a read is no news: a lease service that restarted
+                // lists a host only once it renews again (found in the lab:
+                // a restart made a live, isolated host look dead and it was
+                // fenced). Its last known renewal keeps ageing instead.
                 for (host, ago) in ages {
                     if let Some(h) = self.hosts.get_mut(&host) {
-                        h.dfs_renewed_at_ms = Some(now_ms.saturating_sub(ago));
+                        let at = now_ms.saturating_sub(ago);
+                        h.dfs_renewed_at_ms =
+                            Some(h.dfs_renewed_at_ms.map_or(at, |was| was.max(at)));
                     }
                 }
             }

@@ -29,6 +29,7 @@ impl HaManager {
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
+        let mut lease_changed = false;
         match liveness {
             Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => {
                 let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
@@ -56,6 +57,7 @@ impl HaManager {
                     self.restart_isolation_clocks(now_ms);
                 }
                 self.update_bonds(now_ms, host, report.bonds);
+                lease_changed = self.update_lease(now_ms, host, report);
                 if rebooted {
                     self.on_quick_reboot(now_ms, host, &report.running);
                 }
@@ -112,9 +114,42 @@ impl HaManager {
                 self.on_host_back(now_ms, host);
             }
         }
-        if !(quiet_production && self.vms.version() == vms_before) {
+        if lease_changed {
+            // Fit (or unfit) for VMs now: waiting ones may go there.
+            self.refresh_spares(now_ms);
+            self.place_waiting(now_ms);
+        } else if !(quiet_production && self.vms.version() == vms_before) {
             self.refresh_spares(now_ms);
         }
+    }
+
+    /// What the agent said of its DFS lease; whether that changed. Lost
+    /// and regained are told only within a boot that held one: a host that
+    /// just booted holds none until its first renewal, which is no news.
+    fn update_lease(&mut self, now_ms: u64, host: &HostId, report: &HostReport) -> bool {
+        let h = self.hosts.get_mut(host).expect("caller checked");
+        let held = report.holds_lease;
+        if h.holds_lease == held {
+            if held {
+                h.lease_held_in_boot = Some(report.boot_id);
+            }
+            return false;
+        }
+        let same_boot = h.lease_held_in_boot == Some(report.boot_id);
+        h.holds_lease = held;
+        if held {
+            h.lease_held_in_boot = Some(report.boot_id);
+        }
+        if same_boot {
+            self.notice(
+                now_ms,
+                Notice::HostLease {
+                    host: host.clone(),
+                    held,
+                },
+            );
+        }
+        true
     }
 
     /// A fenced (or unfenceable) host heartbeats again: it is up.
@@ -125,6 +160,7 @@ impl HaManager {
         h.boot_id = Some(report.boot_id);
         self.notice(now_ms, Notice::HostBack { host: host.clone() });
         self.update_bonds(now_ms, host, report.bonds);
+        self.update_lease(now_ms, host, report);
     }
 
     fn update_bonds(&mut self, now_ms: u64, host: &HostId, bonds: [BondHealth; 3]) {

@@ -196,6 +196,8 @@ impl HaManager {
                     lease_revoked: false,
                     dfs_renewed_at_ms: None,
                     vm_network_lost_since_ms: None,
+                    holds_lease: true,
+                    lease_held_in_boot: None,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -454,6 +456,7 @@ fn can_take_vms(h: &HostRecord) -> bool {
         && !h.lease_revoked
         && h.bonds[BondName::Bond1.index()].carries_traffic()
         && h.bonds[BondName::Bond2.index()].carries_traffic()
+        && h.holds_lease
 }
 
 /// The home host can take its VMs back.

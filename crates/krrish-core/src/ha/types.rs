@@ -165,6 +165,13 @@ pub struct HostRecord {
     /// Since when its agent reports the VM network (bond1) down.
     #[serde(default)]
     pub vm_network_lost_since_ms: Option<u64>,
+    /// Its agent's last report said it holds a DFS lease.
+    #[serde(default = "holds_lease_default")]
+    pub holds_lease: bool,
+    /// The boot in which its agent last reported holding a lease: a host
+    /// that boots reports none until its first renewal, which is no news.
+    #[serde(default)]
+    pub lease_held_in_boot: Option<u64>,
 }
 
 impl HostRecord {
@@ -484,6 +491,16 @@ pub struct HostReport {
     /// arrived.
     #[serde(default)]
     pub migrating_out: Vec<VmId>,
+    /// The agent holds a DFS lease now (it may open VM disks). A host
+    /// without one takes no VMs, whatever its bonds say: its lease service
+    /// is unreachable even though its storage links are up.
+    #[serde(default = "holds_lease_default")]
+    pub holds_lease: bool,
+}
+
+/// Agents that predate the field always reported with a lease in mind.
+fn holds_lease_default() -> bool {
+    true
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]

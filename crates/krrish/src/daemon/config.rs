@@ -313,6 +313,12 @@ fn daemon_files(
             format!("listen: '{listen}': {e}; expected an address and port such as {example}"),
         )
     })?;
+    if store.as_os_str().is_empty() {
+        return Err(src.error(
+            at(src, "store", "store"),
+            "store: expected a file name (created on first start)",
+        ));
+    }
     let store = beside(path, store);
     check_dir(
         src,
@@ -535,6 +541,13 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         .as_ref()
         .map(|a| api_config(&src, path, a))
         .transpose()?;
+    if f.dfs.is_none() && src.key_line("dfs").is_some() {
+        return Err(src.error(
+            src.key_line("dfs"),
+            "dfs: expected `lease_service: host:port` (an empty section would turn the \
+             second liveness channel off without saying so; remove it to run without one)",
+        ));
+    }
     let dfs = f
         .dfs
         .as_ref()
@@ -563,7 +576,12 @@ fn dfs_client(
     max_ms: u64,
     max_what: &str,
 ) -> Result<DfsClientConfig, LoadError> {
-    check_address(&d.lease_service).map_err(|why| {
+    let address_ok = if d.lease_service.contains('/') {
+        Err("a URL, not an address".to_string())
+    } else {
+        check_address(&d.lease_service)
+    };
+    address_ok.map_err(|why| {
         src.error(
             at(src, "lease_service", "dfs"),
             format!(

@@ -128,7 +128,15 @@ async fn renew(
     };
     let Json(req) = match body {
         Ok(b) => b,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}; expected {{\"duration_ms\": <ms>, \"boot_id\": <n>}} of at most {BODY_BYTES_MAX} bytes",
+                    e.body_text()
+                ),
+            )
+        }
     };
     if req.duration_ms == 0 {
         return refuse(
@@ -216,6 +224,13 @@ async fn renewals(State(s): State<Service>) -> Json<RenewalsAnswer> {
     Json(RenewalsAnswer { hosts })
 }
 
+async fn method_not_allowed() -> Response {
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; expected GET {LEASES_PATH} or POST {LEASES_PATH}/<host>/renew|revoke|reinstate"),
+    )
+}
+
 async fn not_found() -> Response {
     refuse(
         StatusCode::NOT_FOUND,
@@ -233,6 +248,7 @@ fn router(service: Service) -> Router {
             post(reinstate),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(service)
 }

@@ -100,6 +100,16 @@ impl LabRun<'_> {
     /// The hosts' BMCs: IPMI over LAN on each host's `ipmi` address (the
     /// OGW bridge holds them), served by the pyghmi emulator of
     /// `crates/krrish-lab/bmc/lab_bmc.py`; power off is `krrish lab-fence`.
+    /// Daemons an aborted run left behind (their command lines name this
+    /// run directory) would hold its ports: they go first.
+    pub(super) fn kill_strays(&self) {
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(format!("{}/", self.run_dir.display()))
+            .status();
+    }
+
     pub(super) fn start_bmcs(&mut self) -> Result<()> {
         let d = &self.run_dir;
         std::fs::write(d.join("lab_bmc.py"), BMC_SCRIPT)?;
@@ -281,7 +291,7 @@ impl LabRun<'_> {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for mut c in [self.controller.take(), self.dfs.take()]
+        for mut c in [self.controller.take(), self.dfs.take(), self.bmc.take()]
             .into_iter()
             .flatten()
         {

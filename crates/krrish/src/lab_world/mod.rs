@@ -328,6 +328,7 @@ impl LabRun<'_> {
     }
 
     fn play(&mut self, cluster_file: &Path) -> Result<()> {
+        self.kill_strays();
         self.provision()?;
         self.write_configs(cluster_file)?;
         self.start_dfs()?;
@@ -426,10 +427,18 @@ impl LabRun<'_> {
                 self.net(h)?.mgmt_root.to_vec(),
                 false,
             )?),
-            Action::Fault(Fault::Heal(h)) => Ok(Topology::set_forwarding(
-                self.net(h)?.mgmt_root.to_vec(),
-                true,
-            )?),
+            Action::Fault(Fault::Heal(h)) => {
+                // A host that is off has its links down; its repair mends
+                // the path with them.
+                if !self.powered_on(h) {
+                    self.say(&format!("{h} is powered off: its path is mended on repair"));
+                    return Ok(());
+                }
+                Ok(Topology::set_forwarding(
+                    self.net(h)?.mgmt_root.to_vec(),
+                    true,
+                )?)
+            }
             Action::Fault(Fault::BondDown { host, bond }) => Ok(Topology::set_links(
                 self.net(host)?.bond_uplinks(*bond),
                 false,
