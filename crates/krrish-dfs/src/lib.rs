@@ -50,9 +50,14 @@ pub struct LeaseClient {
 impl LeaseClient {
     /// `address` is `host:port`; every call gives up after `timeout`.
     pub fn new(address: &str, timeout: Duration) -> Self {
+        // One connection per call: a call every few seconds needs no pool,
+        // and a pooled connection the server (or a cut network) has closed
+        // would fail the next POST, which is not retried (seen in CI:
+        // "Unexpected EOF" on a renewal after a revocation).
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout)
             .timeout(timeout)
+            .max_idle_connections(0)
             .build();
         LeaseClient {
             address: address.to_string(),

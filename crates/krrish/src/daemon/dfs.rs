@@ -169,7 +169,13 @@ async fn renew(
     }
 }
 
-async fn revoke(State(s): State<Service>, UrlPath(host): UrlPath<String>) -> Response {
+// The `{}` body is read and dropped: a body left unread makes the server
+// close a keep-alive connection a client may reuse.
+async fn revoke(
+    State(s): State<Service>,
+    UrlPath(host): UrlPath<String>,
+    _body: axum::body::Bytes,
+) -> Response {
     let host = match host_of(&host) {
         Ok(h) => h,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
@@ -190,7 +196,11 @@ async fn revoke(State(s): State<Service>, UrlPath(host): UrlPath<String>) -> Res
     .into_response()
 }
 
-async fn reinstate(State(s): State<Service>, UrlPath(host): UrlPath<String>) -> Response {
+async fn reinstate(
+    State(s): State<Service>,
+    UrlPath(host): UrlPath<String>,
+    _body: axum::body::Bytes,
+) -> Response {
     let host = match host_of(&host) {
         Ok(h) => h,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
