@@ -543,6 +543,18 @@ mod tests {
         out
     }
 
+    /// One VM homed on hv-01, the host these tests' agent stands for.
+    fn vm_1() -> krrish_core::VmSpec {
+        krrish_core::VmSpec {
+            id: "vm-1".into(),
+            home: "hv-01".into(),
+            demand: krrish_core::Resources::new(1, 1024, 10),
+            ha: krrish_core::HaPolicy::Restart,
+            priority: 0,
+            passthrough_devices: vec![],
+        }
+    }
+
     fn connected(at: u64) -> AgentMachine {
         let mut m = AgentMachine::new(at, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
         m.handle_timeout(at);
@@ -614,18 +626,7 @@ mod tests {
         let mut m = connected(0);
         m.handle_lease_result(0, 0, Ok(()));
         drain(&mut m);
-        let (hosts, vms) = (
-            "hv-01",
-            krrish_core::VmSpec {
-                id: "vm-1".into(),
-                home: "hv-01".into(),
-                demand: krrish_core::Resources::new(1, 1024, 10),
-                ha: krrish_core::HaPolicy::Restart,
-                priority: 0,
-                passthrough_devices: vec![],
-            },
-        );
-        let _ = hosts;
+        let vms = vm_1();
         let boot = |id| Frame::Command {
             id,
             command: AgentCommand::BootVm {
@@ -678,14 +679,7 @@ mod tests {
         let boot = Frame::Command {
             id: 3,
             command: AgentCommand::BootVm {
-                vm: krrish_core::VmSpec {
-                    id: "vm-1".into(),
-                    home: "hv-01".into(),
-                    demand: krrish_core::Resources::new(1, 1024, 10),
-                    ha: krrish_core::HaPolicy::Restart,
-                    priority: 0,
-                    passthrough_devices: vec![],
-                },
+                vm: vm_1(),
                 reason: BootReason::Restore,
             },
         };

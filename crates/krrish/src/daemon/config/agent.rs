@@ -1,0 +1,332 @@
+//! The agent daemon's config: its file types, the checked
+//! [`AgentDaemonConfig`] (simulated or libvirt driver) and [`load_agent`].
+
+use super::*;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentTimingsFile {
+    heartbeat_interval: Option<Dur>,
+    lease_duration: Option<Dur>,
+    ack_timeout: Option<Dur>,
+    connect_timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DriverKind {
+    Sim,
+    Libvirt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DriverFile {
+    kind: DriverKind,
+    cluster_file: Option<PathBuf>,
+    boot_time: Option<Dur>,
+    seed: Option<u64>,
+    // kind: libvirt
+    uri: Option<String>,
+    netns: Option<String>,
+    vm_bridge: Option<String>,
+    guest_dir: Option<PathBuf>,
+    domain_type: Option<String>,
+    dfs_dir: Option<PathBuf>,
+    run_dir: Option<PathBuf>,
+    vm_network: Option<String>,
+    boot_timeout: Option<Dur>,
+    guest_memory_cap_mib: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentFile {
+    host: String,
+    controller: String,
+    #[serde(default)]
+    timings: AgentTimingsFile,
+    driver: DriverFile,
+    pid_file: Option<PathBuf>,
+    dfs: Option<DfsClientFile>,
+}
+
+#[cfg_attr(not(feature = "lab"), allow(dead_code))]
+/// The libvirt driver's settings, checked (see krrish-libvirt's
+/// `LabHost`; this crate builds the driver only with the `lab` feature).
+#[derive(Clone, Debug)]
+pub struct LibvirtConfig {
+    pub uri: String,
+    pub netns: Option<String>,
+    pub vm_bridge: String,
+    pub guest_dir: PathBuf,
+    /// `kvm` or `qemu` (TCG), as `cargo xtask lab up` probed it.
+    pub domain_type: String,
+    pub dfs_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub vm_network: (std::net::Ipv4Addr, u8),
+    pub boot_timeout_ms: u64,
+    pub guest_memory_cap_mib: u64,
+    /// Where the host renews its DFS lease (the agent config's `dfs`).
+    pub lease: DfsClientConfig,
+    /// The lease the host assumes (the agent's `timings.lease_duration`).
+    pub lease_duration_ms: u64,
+}
+
+/// The agent's hypervisor backend.
+#[derive(Clone, Debug)]
+pub enum DriverConfig {
+    /// The simulated hypervisor standing for this one host: its home VMs
+    /// from the cluster file run at start.
+    Sim {
+        spec: HostSpec,
+        home_vms: Vec<VmSpec>,
+        boot_ms: u64,
+        seed: u64,
+    },
+    /// Real guests through libvirt (with the `lab` feature).
+    Libvirt(LibvirtConfig),
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentDaemonConfig {
+    pub host: String,
+    pub controller: String,
+    pub timings: AgentTimings,
+    pub driver: DriverConfig,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Simulated guest boot time unless the agent config says otherwise.
+const SIM_BOOT_MS_DEFAULT: u64 = 20_000;
+/// `a.b.c.d/len` with the address on the network boundary.
+fn parse_network(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (a, l) = text.split_once('/')?;
+    let addr: std::net::Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    if !(8..=30).contains(&len) || u32::from(addr) & !(u32::MAX << (32 - len)) != 0 {
+        return None;
+    }
+    Some((addr, len))
+}
+
+pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
+    let text = read_nonempty(path, "an agent config (host, controller, driver)")?;
+    let src = Source {
+        file: path,
+        text: &text,
+    };
+    let f: AgentFile = parse(&src)?;
+    let pid_file = f.pid_file.as_ref().map(|p| beside(path, p));
+    if let Some(p) = &pid_file {
+        check_dir(
+            &src,
+            "pid_file",
+            p,
+            "the pid file itself is written at start",
+        )?;
+    }
+
+    check_address(&f.controller).map_err(|why| {
+        src.error(
+            at(&src, "controller", "controller"),
+            format!(
+                "controller: '{}': {why}; expected the controller's address and port such as 10.0.0.5:7400",
+                f.controller
+            ),
+        )
+    })?;
+
+    let t = &f.timings;
+    let bad = |key: &str, why: &str| {
+        src.error(
+            at(&src, key, "timings"),
+            format!("timings.{key}: expected {why}"),
+        )
+    };
+    let defaults = HaConfig::default();
+    let hb = t
+        .heartbeat_interval
+        .map_or(defaults.heartbeat.interval_ms, Dur::ms);
+    if hb < HEARTBEAT_INTERVAL_MIN_MS {
+        return Err(bad("heartbeat_interval", "at least 100ms"));
+    }
+    let lease = t.lease_duration.map_or(defaults.lease_duration_ms, Dur::ms);
+    if lease < LEASE_DURATION_MIN_MS {
+        return Err(bad("lease_duration", "at least 3s"));
+    }
+    let mut timings = AgentTimings::derive(hb, lease);
+    if let Some(d) = t.ack_timeout {
+        // Past the lease, a dead link would be noticed after the host had
+        // already stopped its guests: no use.
+        if d.ms() == 0 || d.ms() >= lease {
+            return Err(bad(
+                "ack_timeout",
+                "more than 0 and less than lease_duration",
+            ));
+        }
+        timings.ack_timeout_ms = d.ms();
+    }
+    if let Some(d) = t.connect_timeout {
+        // Past the lease, a dead link would be noticed after the host had
+        // already stopped its guests: no use.
+        if d.ms() == 0 || d.ms() >= lease {
+            return Err(bad(
+                "connect_timeout",
+                "more than 0 and less than lease_duration",
+            ));
+        }
+        timings.connect_timeout_ms = d.ms();
+    }
+
+    let driver = match f.driver.kind {
+        DriverKind::Libvirt => {
+            let d = &f.driver;
+            refuse_given(
+                &src,
+                &[
+                    ("cluster_file", d.cluster_file.is_some()),
+                    ("boot_time", d.boot_time.is_some()),
+                    ("seed", d.seed.is_some()),
+                ],
+                "only `kind: sim` takes this (the libvirt driver boots real guests the controller asks for)",
+            )?;
+            let need = |v: Option<String>, key: &str, what: &str| {
+                v.ok_or_else(|| {
+                    src.error(
+                        src.find("kind", "libvirt")
+                            .or_else(|| src.key_line("driver")),
+                        format!("driver.{key}: expected {what}"),
+                    )
+                })
+            };
+            let path =
+                |p: &Option<PathBuf>| p.as_ref().map(|p| beside(path, p).display().to_string());
+            let domain_type = d.domain_type.clone().unwrap_or_else(|| "qemu".into());
+            if domain_type != "qemu" && domain_type != "kvm" {
+                return Err(src.error(
+                    src.find("domain_type", "")
+                        .or_else(|| src.key_line("driver")),
+                    format!("driver.domain_type: expected kvm or qemu (TCG), got {domain_type:?}"),
+                ));
+            }
+            let net_text = d
+                .vm_network
+                .clone()
+                .unwrap_or_else(|| "10.80.0.0/16".into());
+            let vm_network = parse_network(&net_text).ok_or_else(|| {
+                src.error(
+                    src.find("vm_network", "").or_else(|| src.key_line("driver")),
+                    format!("driver.vm_network: expected an IPv4 network such as 10.80.0.0/16 (prefix 8 to 30), got {net_text:?}"),
+                )
+            })?;
+            DriverConfig::Libvirt(LibvirtConfig {
+                uri: d.uri.clone().unwrap_or_else(|| "qemu:///system".into()),
+                netns: d.netns.clone(),
+                vm_bridge: d.vm_bridge.clone().unwrap_or_else(|| "br-vm".into()),
+                guest_dir: need(
+                    path(&d.guest_dir),
+                    "guest_dir",
+                    "the guest image directory (cargo xtask lab up makes target/lab/guest)",
+                )?
+                .into(),
+                domain_type,
+                dfs_dir: need(
+                    path(&d.dfs_dir),
+                    "dfs_dir",
+                    "the DFS directory every host sees",
+                )?
+                .into(),
+                run_dir: need(
+                    path(&d.run_dir),
+                    "run_dir",
+                    "a directory for this host's guest consoles",
+                )?
+                .into(),
+                vm_network,
+                boot_timeout_ms: d.boot_timeout.map_or(60_000, Dur::ms),
+                guest_memory_cap_mib: d.guest_memory_cap_mib.unwrap_or(128),
+                lease: match &f.dfs {
+                    Some(l) => dfs_client(
+                        &src,
+                        l,
+                        timings.lease_renew_every_ms,
+                        "the lease renewal interval (a sixth of timings.lease_duration)",
+                    )?,
+                    None => {
+                        return Err(src.error(
+                            src.find("kind", "libvirt")
+                                .or_else(|| src.key_line("driver")),
+                            "dfs: expected a `dfs` section with `lease_service: host:port` \
+                             (a real host renews its DFS lease with `krrish dfs`)",
+                        ))
+                    }
+                },
+                lease_duration_ms: timings.lease_duration_ms,
+            })
+        }
+        DriverKind::Sim => {
+            let d = &f.driver;
+            refuse_given(
+                &src,
+                &[
+                    ("uri", d.uri.is_some()),
+                    ("netns", d.netns.is_some()),
+                    ("vm_bridge", d.vm_bridge.is_some()),
+                    ("guest_dir", d.guest_dir.is_some()),
+                    ("domain_type", d.domain_type.is_some()),
+                    ("dfs_dir", d.dfs_dir.is_some()),
+                    ("run_dir", d.run_dir.is_some()),
+                    ("vm_network", d.vm_network.is_some()),
+                    ("boot_timeout", d.boot_timeout.is_some()),
+                    ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
+                ],
+                "only `kind: libvirt` takes this",
+            )?;
+            if f.dfs.is_some() {
+                return Err(src.error(
+                    src.key_line("dfs"),
+                    "dfs: only `driver.kind: libvirt` takes this (the simulated driver renews \
+                     its lease with the simulated DFS)",
+                ));
+            }
+            let Some(cf) = &f.driver.cluster_file else {
+                return Err(src.error(
+                    src.find("kind", "sim").or_else(|| src.key_line("driver")),
+                    "driver.cluster_file: expected the cluster file (the sim driver takes this host's spec and home VMs from it)",
+                ));
+            };
+            let cluster = cluster(&src, "cluster_file", &beside(path, cf))?;
+            let Some(spec) = cluster.hosts.iter().find(|h| h.id.as_str() == f.host) else {
+                return Err(src.error(
+                    at(&src, "host", "host"),
+                    format!(
+                        "host: no host named `{}` in cluster `{}`",
+                        f.host, cluster.name
+                    ),
+                ));
+            };
+            let home_vms = cluster
+                .vms
+                .iter()
+                .filter(|v| v.home == spec.id)
+                .cloned()
+                .collect();
+            let boot_ms = f.driver.boot_time.map_or(SIM_BOOT_MS_DEFAULT, Dur::ms);
+            DriverConfig::Sim {
+                spec: spec.clone(),
+                home_vms,
+                boot_ms,
+                seed: f.driver.seed.unwrap_or(1),
+            }
+        }
+    };
+
+    Ok(AgentDaemonConfig {
+        host: f.host,
+        controller: f.controller,
+        timings,
+        driver,
+        pid_file,
+    })
+}
