@@ -54,8 +54,10 @@ const KVM_PROBE_WAIT: Duration = Duration::from_secs(20);
 const GUEST_DRIVERS: &[&str] = &["virtio_pci", "virtio_net", "virtio_blk"];
 
 /// The guest's /init: loads the virtio drivers, takes its name and
-/// address from the kernel command line, says it is up, then idles (the
-/// kernel answers ping).
+/// address from the kernel command line, says it is up; then configures
+/// every vxnet NIC that is plugged in (its MAC carries its address: see
+/// `krrish_libvirt::names::vxnet_mac`) and answers `ping ADDR` on its
+/// second serial port (`krrish_libvirt::guest::ask_ping`).
 const GUEST_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -75,6 +77,43 @@ if [ ! -e /sys/class/net/eth0 ]; then echo "krrish-guest failed vm=$VM: no eth0"
 ip link set eth0 up
 [ -n "$IP" ] && ip addr add "$IP" dev eth0
 [ -n "$GW" ] && ip route add default via "$GW"
+# vxnet NICs: 52:4b:A:B:C:D is A.B.C.D/24; 56:G:A:B:C:D also routes
+# through A.B.C.G. Checked twice a second; each NIC (by name and MAC) once.
+(
+  mkdir -p /tmp/nics
+  while true; do
+    for d in /sys/class/net/eth*; do
+      i=${d##*/}; mac=$(cat $d/address 2>/dev/null)
+      [ -e "/tmp/nics/$i-$mac" ] && continue
+      case $mac in
+        52:4b:*|56:*)
+          set -- $(echo $mac | tr ':' ' ')
+          a=$((0x$3)).$((0x$4)).$((0x$5)); addr=$a.$((0x$6))
+          ip link set $i up; ip addr add $addr/24 dev $i
+          [ $1 = 56 ] && ip route replace default via $a.$((0x$2)) dev $i
+          echo "krrish-guest nic vm=$VM dev=$i ip=$addr"
+          touch "/tmp/nics/$i-$mac";;
+      esac
+    done
+    sleep 0.5
+  done
+) &
+# Commands from the host, one per line, answered on the same port.
+if [ -e /dev/ttyS1 ]; then
+  stty -F /dev/ttyS1 raw -echo
+  (
+    while true; do
+      while read -r cmd arg; do
+        case $cmd in
+          ping) if ping -c 2 -W 2 "$arg" >/dev/null 2>&1; then r=ok; else r=fail; fi
+                echo "krrish-reply ping $arg $r";;
+          *) echo "krrish-reply unknown $cmd";;
+        esac
+      done < /dev/ttyS1 > /dev/ttyS1
+      sleep 1
+    done
+  ) &
+fi
 echo "krrish-guest up vm=$VM ip=$IP"
 while true; do sleep 3600; done
 "#;

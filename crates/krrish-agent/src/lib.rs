@@ -16,5 +16,6 @@ pub mod machine;
 pub mod service;
 
 pub use driver::{Driver, DriverError};
+pub use krrish_cloud::network::{GuestEip, GuestNetwork, GuestNic};
 pub use machine::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
 pub use service::run_agent;

@@ -10,6 +10,7 @@
 //!     └──── back-off (min, doubling, max) ◄─────────────────┘  (redial at once)
 //! ```
 
+use krrish_cloud::network::GuestNetwork;
 use krrish_core::ha::{DriverError, HostReport};
 use krrish_core::lease::LeaseKeeper;
 use krrish_core::timings::AgentTimings;
@@ -123,6 +124,9 @@ pub struct AgentMachine {
     /// Stops ordered while the VM's boot was under way: run when it ends,
     /// so an answered stop means no copy is running and none is coming.
     stops_after_boot: BTreeMap<VmId, Vec<u64>>,
+    /// A network change for a VM whose boot is under way, run when the boot
+    /// ends (the boot itself used the network as it was): the latest only.
+    network_after_boot: BTreeMap<VmId, (u64, GuestNetwork)>,
     out: VecDeque<AgentOutput>,
 }
 
@@ -154,6 +158,7 @@ impl AgentMachine {
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
             stops_after_boot: BTreeMap::new(),
+            network_after_boot: BTreeMap::new(),
             out: VecDeque::new(),
             cfg,
         }
@@ -319,6 +324,19 @@ impl AgentMachine {
                 return;
             }
         }
+        if let AgentCommand::SetNetwork { vm, network } = &command {
+            if self.boots.contains_key(vm) {
+                let later = (id, network.clone());
+                if let Some((earlier, _)) = self.network_after_boot.insert(vm.clone(), later) {
+                    // Superseded: the later network is the one applied.
+                    self.push(AgentOutput::Send(Frame::CommandDone {
+                        id: earlier,
+                        outcome: Ok(()),
+                    }));
+                }
+                return;
+            }
+        }
         if let AgentCommand::BootVm { vm, .. } = &command {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
                 // The same boot again: answered when the one under way ends.
@@ -355,9 +373,19 @@ impl AgentMachine {
             .find(|(_, (running, _))| *running == id)
             .map(|(vm, _)| vm.clone());
         let mut stops = Vec::new();
+        let mut network = None;
         if let Some(vm) = vm {
             let (_, joined) = self.boots.remove(&vm).expect("found");
             ids.extend(joined);
+            network = self.network_after_boot.remove(&vm).map(|(id, network)| {
+                (
+                    id,
+                    AgentCommand::SetNetwork {
+                        vm: vm.clone(),
+                        network,
+                    },
+                )
+            });
             for id in self.stops_after_boot.remove(&vm).unwrap_or_default() {
                 stops.push((id, vm.clone()));
             }
@@ -369,6 +397,9 @@ impl AgentMachine {
                 let outcome = outcome.clone();
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
             }
+        }
+        if let Some((id, command)) = network {
+            self.push(AgentOutput::RunCommand { id, command });
         }
         for (id, vm) in stops {
             self.push(AgentOutput::RunCommand {
@@ -632,6 +663,7 @@ mod tests {
             command: AgentCommand::BootVm {
                 vm: vms.clone(),
                 reason: BootReason::Failover,
+                network: Default::default(),
             },
         };
         m.handle_frame(10, 1, boot(7));
@@ -662,9 +694,84 @@ mod tests {
             id: 9,
             command: AgentCommand::BootVm {
                 vm: vms.clone(),
-                reason: BootReason::Failover
+                reason: BootReason::Failover,
+                network: Default::default(),
             }
         }));
+    }
+
+    #[test]
+    fn a_network_change_during_a_boot_runs_after_it_the_latest_only() {
+        use krrish_cloud::network::{GuestNetwork, GuestNic};
+        use krrish_core::ha::BootReason;
+        let mut m = connected(0);
+        m.handle_lease_result(0, 0, Ok(()));
+        drain(&mut m);
+        let net = |last: u8| GuestNetwork {
+            nics: vec![GuestNic {
+                vxnet: krrish_cloud::Name::parse("vxnet", "front").unwrap(),
+                vni: 1000,
+                ip: std::net::Ipv4Addr::new(10, 10, 1, last),
+                prefix: 24,
+                gateway: None,
+            }],
+            eips: Vec::new(),
+        };
+        let set = |id, last| Frame::Command {
+            id,
+            command: AgentCommand::SetNetwork {
+                vm: vm_1().id,
+                network: net(last),
+            },
+        };
+        m.handle_frame(
+            10,
+            1,
+            Frame::Command {
+                id: 5,
+                command: AgentCommand::BootVm {
+                    vm: vm_1(),
+                    reason: BootReason::Create,
+                    network: GuestNetwork::default(),
+                },
+            },
+        );
+        drain(&mut m);
+        m.handle_frame(20, 1, set(6, 10));
+        m.handle_frame(30, 1, set(7, 11));
+        let out = drain(&mut m);
+        // The earlier change is superseded (answered), nothing runs yet.
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
+            "{out:?}"
+        );
+        assert!(out.contains(&AgentOutput::Send(Frame::CommandDone {
+            id: 6,
+            outcome: Ok(())
+        })));
+        m.handle_command_done(40, 5, Ok(()));
+        let out = drain(&mut m);
+        let runs: Vec<&AgentOutput> = out
+            .iter()
+            .filter(|o| matches!(o, AgentOutput::RunCommand { .. }))
+            .collect();
+        assert_eq!(
+            runs,
+            vec![&AgentOutput::RunCommand {
+                id: 7,
+                command: AgentCommand::SetNetwork {
+                    vm: vm_1().id,
+                    network: net(11)
+                }
+            }],
+            "the latest change runs once the boot is done"
+        );
+        // With no boot under way, a change runs at once.
+        m.handle_frame(50, 1, set(8, 12));
+        assert!(drain(&mut m)
+            .iter()
+            .any(|o| matches!(o, AgentOutput::RunCommand { id: 8, .. })));
     }
 
     #[test]
@@ -681,6 +788,7 @@ mod tests {
             command: AgentCommand::BootVm {
                 vm: vm_1(),
                 reason: BootReason::Restore,
+                network: Default::default(),
             },
         };
         // The lease ran out at 30 s (asked at 0, 30 s long).

@@ -70,7 +70,10 @@ impl EventWorld {
                 }
                 AgentOutput::RunCommand { id, command } => {
                     let op = match command {
-                        AgentCommand::BootVm { vm, .. } => HostOp::Boot(vm),
+                        AgentCommand::BootVm { vm, network, .. } => HostOp::Boot(vm, network),
+                        AgentCommand::SetNetwork { vm, network } => {
+                            HostOp::SetNetwork { vm, network }
+                        }
                         AgentCommand::StopVm { vm } => HostOp::Stop(vm),
                         AgentCommand::RebootVm { vm } => HostOp::Reboot(vm),
                         AgentCommand::LiveMigrate { vm, to } => HostOp::LiveMigrate { vm, to },

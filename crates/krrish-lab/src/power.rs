@@ -32,7 +32,8 @@ pub fn power_off(run_dir: &Path, uri: &str, net: &HostNet) -> Result<(), LabErro
             hv.destroy(&d)?;
         }
     }
-    Topology::set_links(net.uplinks(), false)
+    Topology::set_links(net.uplinks(), false)?;
+    Topology::forget_tenant_network(net)
 }
 
 /// Powers `host` on (a repair): its links come back up, and any path cut

@@ -6,10 +6,15 @@
 //!                        └─ km<i>b ═══ mgmt1                  (bond member 2)
 //!  krl-stor 10.78.0.1/24 ── ks<i>a ═══ stor0 10.78.0.<10+i>   (storage bond)
 //!   (the DFS lease service) └─ ks<i>b ═══ stor1
-//!  krl-vmnet ─────────────── kv<i> ═══ vmup ── br-vm ── guests' taps
-//!      └── kvout ═══ out0 10.80.255.254/16 (namespace krl-outside)
+//!  krl-vmnet ─────────────── kv<i> ═══ vmup ── br-vm 10.79.0.<10+i> ── guests' taps
+//!      └── kvout ═══ out0 10.80.255.254/16, 10.79.0.254/24 (namespace krl-outside)
 //!  biz0/biz1: veth pairs inside the host namespace
+//!  per vxnet, made by the agent: kx<vni> (VXLAN over br-vm) ── kb<vni> ── guests' vxnet taps
 //! ```
+//! br-vm's 10.79.0.0/24 address is the host's tunnel endpoint (vxnets'
+//! VXLAN runs between them) and where it answers for its guests' EIPs; the
+//! outside namespace reaches the EIP pools on that network (the lab's
+//! "internet" and "external network" at once).
 //! The runner makes them from the initial namespace (where it runs).
 //! Without kernel bonding the two management members are plain veths on
 //! the bridge (mgmt0 carries the address): their carrier is what the agent
@@ -42,6 +47,16 @@ pub const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 254);
 /// The bridge guests' taps join inside a host namespace.
 pub const HOST_VM_BRIDGE: &str = "br-vm";
+/// The hosts' tunnel endpoints and the outside's way to the EIPs.
+pub const UNDERLAY_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 79, 0, 0), 24);
+/// The outside namespace's address there.
+pub const OUTSIDE_UNDERLAY_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 254);
+/// The EIP pools (krrish-cloud's `EipKind::pool`): routed from the outside
+/// onto the underlay network, where the host running the VM answers.
+pub const EIP_POOLS: [(Ipv4Addr, u8); 2] = [
+    (Ipv4Addr::new(203, 0, 113, 0), 24),
+    (Ipv4Addr::new(198, 51, 100, 0), 24),
+];
 /// Hosts one lab can hold (management addresses .10 up; TCG guests are
 /// slow, so a box holds a handful).
 pub const HOSTS_MAX: usize = 16;
@@ -54,6 +69,8 @@ pub struct HostNet {
     pub ns: String,
     pub mgmt_ip: Ipv4Addr,
     pub storage_ip: Ipv4Addr,
+    /// Its tunnel endpoint (on br-vm).
+    pub underlay_ip: Ipv4Addr,
     /// Root-side ends: the two management members, the two storage
     /// members and the VM uplink.
     pub mgmt_root: [String; 2],
@@ -76,6 +93,7 @@ impl HostNet {
             ns,
             mgmt_ip: Ipv4Addr::new(10, 77, 0, 10 + index as u8),
             storage_ip: Ipv4Addr::new(10, 78, 0, 10 + index as u8),
+            underlay_ip: Ipv4Addr::new(10, 79, 0, 10 + index as u8),
             mgmt_root: [format!("km{index}a"), format!("km{index}b")],
             storage_root: [format!("ks{index}a"), format!("ks{index}b")],
             vm_root: format!("kv{index}"),
@@ -166,7 +184,14 @@ impl Topology {
         })?;
         outside.run(|l| async move {
             l.add_address("out0", ip(OUTSIDE_IP), VM_NET.1).await?;
-            l.set_up("out0").await
+            l.add_address("out0", ip(OUTSIDE_UNDERLAY_IP), UNDERLAY_NET.1)
+                .await?;
+            l.set_up("out0").await?;
+            for (net, len) in EIP_POOLS {
+                l.add_link_route("out0", net, len, Some(OUTSIDE_UNDERLAY_IP))
+                    .await?;
+            }
+            Ok(())
         })?;
         for h in &self.hosts {
             let ns = Netns::create(&h.ns)?;
@@ -189,7 +214,7 @@ impl Topology {
                 l.set_master(&hn.vm_root, VM_BRIDGE_ROOT).await?;
                 l.set_up(&hn.vm_root).await
             })?;
-            let (mgmt_ip, storage_ip) = (h.mgmt_ip, h.storage_ip);
+            let (mgmt_ip, storage_ip, underlay_ip) = (h.mgmt_ip, h.storage_ip, h.underlay_ip);
             ns.run(move |l| async move {
                 for m in ["mgmt0", "mgmt1", "stor0", "stor1"] {
                     l.set_up(m).await?;
@@ -208,6 +233,8 @@ impl Topology {
                 l.add_bridge(HOST_VM_BRIDGE).await?;
                 l.set_master("vmup", HOST_VM_BRIDGE).await?;
                 l.set_up("vmup").await?;
+                l.add_address(HOST_VM_BRIDGE, ip(underlay_ip), UNDERLAY_NET.1)
+                    .await?;
                 l.set_up(HOST_VM_BRIDGE).await
             })?;
         }
@@ -273,6 +300,44 @@ impl Topology {
                 l.del_address(OGW_BRIDGE, ip(address)).await
             }
         })?;
+        Ok(())
+    }
+
+    /// What a host loses with its power: the tenant network its agent made
+    /// in the kernel (vxnet bridges and VXLAN links, EIP addresses, NAT
+    /// rules). A repaired host starts from none, as after a real power
+    /// cycle.
+    pub fn forget_tenant_network(net: &HostNet) -> Result<(), LabError> {
+        let ns = net.netns()?;
+        let underlay = net.underlay_ip;
+        ns.run(move |l| async move {
+            for n in l.names().await? {
+                let ours = |p: &str| {
+                    n.strip_prefix(p)
+                        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                };
+                if ours("kb") || ours("kx") {
+                    l.delete(&n).await?;
+                }
+            }
+            for (a, _) in l.addresses(HOST_VM_BRIDGE).await? {
+                if a != ip(underlay) {
+                    l.del_address(HOST_VM_BRIDGE, a).await?;
+                }
+            }
+            Ok(())
+        })?;
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns, "nft", "flush", "ruleset"])
+            .output()
+            .map_err(|e| LabError::Other(format!("nft in {}: {e}", net.ns)))?;
+        if !out.status.success() {
+            return Err(LabError::Other(format!(
+                "nft flush ruleset in {}: {}",
+                net.ns,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
         Ok(())
     }
 

@@ -63,6 +63,38 @@ pub struct DomainSpec {
     pub nics: Vec<NicSpec>,
     /// The serial console goes to this file (the guest's "up" line).
     pub console_log: PathBuf,
+    /// A second serial port on this Unix socket: the guest answers
+    /// commands there (`ping ADDR`), so checks can act from inside it.
+    pub command_socket: Option<PathBuf>,
+}
+
+fn write_interface<W: io::Write>(w: &mut Writer<W>, n: &NicSpec) -> io::Result<()> {
+    w.create_element("interface")
+        .with_attribute(("type", "ethernet"))
+        .write_inner_content(|w| {
+            w.create_element("target")
+                .with_attribute(("dev", n.tap.as_str()))
+                .write_empty()?;
+            w.create_element("mac")
+                .with_attribute(("address", n.mac.as_str()))
+                .write_empty()?;
+            w.create_element("model")
+                .with_attribute(("type", "virtio"))
+                .write_empty()?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+impl NicSpec {
+    /// The `<interface>` element alone, to plug into or out of a running
+    /// domain.
+    pub fn to_xml(&self) -> io::Result<String> {
+        let mut w = Writer::new(Cursor::new(Vec::new()));
+        write_interface(&mut w, self)?;
+        String::from_utf8(w.into_inner().into_inner())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
 }
 
 fn path_str(p: &std::path::Path) -> io::Result<&str> {
@@ -98,6 +130,13 @@ impl DomainSpec {
                         .write_text_content(BytesText::new(&self.cmdline))?;
                     Ok(())
                 })?;
+                // ACPI: the PCI bus takes NICs plugged into a running
+                // guest (a vxnet joined) only with it.
+                w.create_element("features").write_inner_content(|w| {
+                    w.create_element("acpi").write_empty()?;
+                    w.create_element("apic").write_empty()?;
+                    Ok(())
+                })?;
                 w.create_element("on_crash")
                     .write_text_content(BytesText::new("destroy"))?;
                 w.create_element("devices").write_inner_content(|w| {
@@ -121,20 +160,7 @@ impl DomainSpec {
                             })?;
                     }
                     for n in &self.nics {
-                        w.create_element("interface")
-                            .with_attribute(("type", "ethernet"))
-                            .write_inner_content(|w| {
-                                w.create_element("target")
-                                    .with_attribute(("dev", n.tap.as_str()))
-                                    .write_empty()?;
-                                w.create_element("mac")
-                                    .with_attribute(("address", n.mac.as_str()))
-                                    .write_empty()?;
-                                w.create_element("model")
-                                    .with_attribute(("type", "virtio"))
-                                    .write_empty()?;
-                                Ok(())
-                            })?;
+                        write_interface(w, n)?;
                     }
                     let log = path_str(&self.console_log)?;
                     w.create_element("serial")
@@ -148,6 +174,20 @@ impl DomainSpec {
                                 .write_empty()?;
                             Ok(())
                         })?;
+                    if let Some(sock) = &self.command_socket {
+                        w.create_element("serial")
+                            .with_attribute(("type", "unix"))
+                            .write_inner_content(|w| {
+                                w.create_element("source")
+                                    .with_attribute(("mode", "bind"))
+                                    .with_attribute(("path", path_str(sock)?))
+                                    .write_empty()?;
+                                w.create_element("target")
+                                    .with_attribute(("port", "1"))
+                                    .write_empty()?;
+                                Ok(())
+                            })?;
+                    }
                     Ok(())
                 })?;
                 Ok(())
@@ -179,6 +219,7 @@ mod tests {
                 mac: "52:54:00:00:00:01".into(),
             }],
             console_log: "/lab/run/vm-1.console".into(),
+            command_socket: Some("/lab/run/vm-1.cmd".into()),
         }
     }
 
@@ -205,6 +246,9 @@ mod tests {
             "<source file=\"/dfs/vms/vm-1.qcow2\"/>",
             "<target dev=\"kt-0123456789ab\"/>",
             "<source path=\"/lab/run/vm-1.console\"/>",
+            "<serial type=\"unix\">",
+            "<source mode=\"bind\" path=\"/lab/run/vm-1.cmd\"/>",
+            "<target port=\"1\"/>",
         ] {
             assert!(xml.contains(want), "missing {want} in {xml}");
         }

@@ -17,7 +17,8 @@ use crate::guest::{cmdline, console_len, wait_up, GuestImage};
 use crate::hypervisor::Hypervisor;
 use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain};
 use crate::status::{StatusSource, StatusWatch};
-use krrish_agent::{Driver, DriverError, HostStatus};
+use crate::tenant::{plug_tap, Tenant, TenantConfig};
+use krrish_agent::{Driver, DriverError, GuestNetwork, HostStatus};
 use krrish_core::ha::BootReason;
 use krrish_core::{HostId, VmId, VmSpec};
 use krrish_netlink::Netns;
@@ -58,6 +59,9 @@ pub struct LabHost {
     /// Lab guests get at most this much memory, whatever the VM asks for.
     pub guest_memory_cap_mib: u64,
     pub boot_timeout: Duration,
+    /// vxnets and EIPs; `None`: this host cannot give guests interfaces
+    /// on vxnets (a VM that has some is refused, with the reason).
+    pub tenant: Option<TenantConfig>,
 }
 
 /// A VM's address on the flat network: network + 2 + hash mod (size - 4),
@@ -78,6 +82,7 @@ pub struct LibvirtDriver {
     boot_id: u64,
     lease: krrish_dfs::LeaseClient,
     status: StatusWatch,
+    tenant: Arc<Tenant>,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -116,7 +121,18 @@ impl LibvirtDriver {
                 .map_err(|e| DriverError::Unavailable(format!("{}: {e}", d.display())))?;
         }
         let lease = krrish_dfs::LeaseClient::new(&cfg.lease_service, cfg.lease_timeout);
+        if let Some(t) = &cfg.tenant {
+            t.check().map_err(DriverError::Unavailable)?;
+        }
         let hv = Arc::new(hv);
+        let tap_source = libvirtd_netns();
+        let tenant = Arc::new(Tenant::new(
+            cfg.tenant.clone(),
+            cfg.host.clone(),
+            netns.clone(),
+            tap_source.clone(),
+            hv.clone(),
+        ));
         let status = StatusWatch::start(StatusSource {
             host: cfg.host.clone(),
             hv: hv.clone(),
@@ -129,8 +145,9 @@ impl LibvirtDriver {
             cfg,
             hv,
             netns,
-            tap_source: libvirtd_netns(),
+            tap_source,
             boot_id,
+            tenant,
         })
     }
 
@@ -140,6 +157,11 @@ impl LibvirtDriver {
 
     fn console(&self, vm: &VmId) -> PathBuf {
         self.cfg.run_dir.join(format!("{vm}.console"))
+    }
+
+    /// The guest's command port (see [`crate::guest`]).
+    pub fn command_socket(&self, vm: &VmId) -> PathBuf {
+        self.cfg.run_dir.join(format!("{vm}.cmd"))
     }
 
     fn dfs_disk(&self, vm: &VmId) -> PathBuf {
@@ -170,22 +192,19 @@ impl LibvirtDriver {
     /// initial one — the agent itself may run inside the host's) into the
     /// host's namespace and bridge.
     fn plug_tap(&self, tap: &str) -> Result<(), DriverError> {
-        let (tap, bridge, ns) = (
-            tap.to_string(),
-            self.cfg.vm_bridge.clone(),
-            self.netns.clone(),
-        );
-        if ns.name().is_some() {
-            let (t, target) = (tap.clone(), ns.clone());
-            self.tap_source
-                .run(move |links| async move { links.move_to(&t, &target).await })
-                .map_err(failed)?;
-        }
-        ns.run(move |links| async move {
-            links.set_master(&tap, &bridge).await?;
-            links.set_up(&tap).await
-        })
-        .map_err(failed)
+        plug_tap(&self.tap_source, &self.netns, tap, &self.cfg.vm_bridge).map_err(failed)
+    }
+
+    /// Tenant-network work off the agent's thread (netlink, nft, libvirt).
+    async fn tenant<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tenant) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, DriverError> {
+        let t = self.tenant.clone();
+        tokio::task::spawn_blocking(move || f(&t))
+            .await
+            .map_err(|e| DriverError::Unavailable(format!("tenant network call panicked: {e}")))?
+            .map_err(DriverError::Failed)
     }
 }
 
@@ -211,7 +230,7 @@ fn make_disk(path: &Path) -> Result<(), DriverError> {
 /// What the driver's calls do; each is followed by a fresh status
 /// reading (see `changed`).
 impl LibvirtDriver {
-    async fn boot(&self, vm: &VmSpec) -> Result<(), DriverError> {
+    async fn boot(&self, vm: &VmSpec, network: &GuestNetwork) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, &vm.id).map_err(DriverError::Failed)?;
         let n = name.clone();
         if self.blocking(move |hv| hv.is_active(&n)).await? {
@@ -227,6 +246,14 @@ impl LibvirtDriver {
         let ip = vm_address(self.cfg.vm_network, &vm.id);
         let tap = tap_name(&self.cfg.host, &vm.id);
         let console = self.console(&vm.id);
+        let command_socket = self.command_socket(&vm.id);
+        let (id, net) = (vm.id.clone(), network.clone());
+        let vxnet_nics = self.tenant(move |t| t.prepare_boot(&id, &net)).await?;
+        let mut nics = vec![NicSpec {
+            tap: tap.clone(),
+            mac: mac_of(&vm.id),
+        }];
+        nics.extend(vxnet_nics.iter().map(|n| n.spec.clone()));
         let spec = DomainSpec {
             name: name.clone(),
             domain_type: self.cfg.domain_type,
@@ -239,33 +266,42 @@ impl LibvirtDriver {
                 path: disk,
                 target: "vda".into(),
             }],
-            nics: vec![NicSpec {
-                tap: tap.clone(),
-                mac: mac_of(&vm.id),
-            }],
+            nics,
             console_log: console.clone(),
+            command_socket: Some(command_socket.clone()),
         };
         let xml = spec.to_xml().map_err(failed)?;
         // QEMU truncates the console file when the guest starts: an earlier
         // boot's lines would hide the new "up" marker (read from the old
         // length, it was never seen and the guest was destroyed after the
         // boot timeout — found by the lab's adversary). Start from empty.
-        match std::fs::remove_file(&console) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(failed(format!("{}: {e}", console.display()))),
+        for f in [&console, &command_socket] {
+            match std::fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(format!("{}: {e}", f.display()))),
+            }
         }
         let from = 0;
         let n = name.clone();
         self.blocking(move |hv| hv.start(&n, &xml)).await?;
-        if let Err(e) = self.plug_tap(&tap) {
+        let (id, net) = (vm.id.clone(), network.clone());
+        let plugged = match self.plug_tap(&tap) {
+            Ok(()) => self.tenant(move |t| t.booted(&id, &net, &vxnet_nics)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = plugged {
             let n = name.clone();
             let _ = self.blocking(move |hv| hv.destroy(&n)).await;
+            let id = vm.id.clone();
+            let _ = self.tenant(move |t| t.forget(&id)).await;
             return Err(e);
         }
         if let Err(why) = wait_up(&console, from, vm.id.as_str(), self.cfg.boot_timeout).await {
             let n = name.clone();
             let _ = self.blocking(move |hv| hv.destroy(&n)).await;
+            let id = vm.id.clone();
+            let _ = self.tenant(move |t| t.forget(&id)).await;
             return Err(DriverError::Failed(format!("{name}: {why}")));
         }
         Ok(())
@@ -273,7 +309,19 @@ impl LibvirtDriver {
 
     async fn stop(&self, vm: &VmId) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
-        self.blocking(move |hv| hv.destroy(&name)).await.map(drop)
+        self.blocking(move |hv| hv.destroy(&name)).await?;
+        let id = vm.clone();
+        self.tenant(move |t| t.forget(&id)).await
+    }
+
+    async fn set_guest_network(
+        &self,
+        vm: &VmId,
+        network: &GuestNetwork,
+    ) -> Result<(), DriverError> {
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        let (id, net) = (vm.clone(), network.clone());
+        self.tenant(move |t| t.set(&id, &name, &net)).await
     }
 
     async fn reboot(&self, vm: &VmId) -> Result<(), DriverError> {
@@ -297,7 +345,8 @@ impl LibvirtDriver {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.tenant(|t| t.forget_all()).await
     }
 }
 
@@ -311,9 +360,18 @@ impl Driver for LibvirtDriver {
         self.status.latest()
     }
 
-    async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
-        let r = self.boot(vm).await;
+    async fn boot_vm(
+        &self,
+        vm: &VmSpec,
+        _reason: BootReason,
+        network: &GuestNetwork,
+    ) -> Result<(), DriverError> {
+        let r = self.boot(vm, network).await;
         self.changed(r).await
+    }
+
+    async fn set_network(&self, vm: &VmId, network: &GuestNetwork) -> Result<(), DriverError> {
+        self.set_guest_network(vm, network).await
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {

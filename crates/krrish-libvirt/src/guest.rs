@@ -1,7 +1,9 @@
 //! The lab guest: a Debian cloud kernel and a busybox initramfs (built by
 //! `cargo xtask lab up`) whose init loads the virtio drivers, sets the
 //! address it finds on the kernel command line and prints [`UP_MARKER`]
-//! on the serial console. It answers ping; that is all it needs to do.
+//! on the serial console. It answers ping, configures the vxnet NICs
+//! plugged into it, and answers `ping ADDR` on its command port (a second
+//! serial port on a Unix socket): [`ask_ping`].
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -74,3 +76,41 @@ pub async fn wait_up(console: &Path, from: u64, vm: &str, timeout: Duration) -> 
 pub fn console_len(console: &Path) -> u64 {
     std::fs::metadata(console).map(|m| m.len()).unwrap_or(0)
 }
+
+/// Asks the guest behind `socket` (its command port) to ping `to`: Ok(true)
+/// if it got an answer. Err when the guest does not reply within `wait`.
+pub fn ask_ping(socket: &Path, to: Ipv4Addr, wait: Duration) -> Result<bool, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let shown = socket.display();
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| format!("the guest's command port {shown}: {e}"))?;
+    s.set_read_timeout(Some(wait))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    s.write_all(format!("ping {to}\n").as_bytes())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let want = format!("krrish-reply ping {to} ");
+    let mut lines = BufReader::new(s);
+    // Replies to earlier asks (a timed-out one) may come first.
+    for _ in 0..ASK_LINES_MAX {
+        let mut line = String::new();
+        match lines.read_line(&mut line) {
+            Ok(0) => return Err(format!("{shown}: closed before the guest replied")),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "the guest did not reply to `ping {to}` within {} s: {e}",
+                    wait.as_secs()
+                ))
+            }
+        }
+        if let Some(r) = line.trim().strip_prefix(&want) {
+            return Ok(r == "ok");
+        }
+    }
+    Err(format!(
+        "{shown}: no reply to `ping {to}` in {ASK_LINES_MAX} lines"
+    ))
+}
+
+/// Lines read from a command port for one reply at most.
+const ASK_LINES_MAX: usize = 64;

@@ -122,6 +122,29 @@ impl Hypervisor {
         }
     }
 
+    /// Plugs a device (interface XML) into the running domain.
+    pub fn attach_device(&self, name: &str, xml: &str) -> Result<(), LibvirtError> {
+        let d = self.lookup(name)?.ok_or_else(|| LibvirtError {
+            op: "attach",
+            domain: name.to_string(),
+            message: "no such domain".into(),
+        })?;
+        // The `_flags` variant: the plain one swallows errors (virt 0.5).
+        d.attach_device_flags(xml, sys::VIR_DOMAIN_AFFECT_LIVE)
+            .map_err(|e| err("attach", name, e))
+    }
+
+    /// Unplugs a device from the running domain; a domain that is gone has
+    /// nothing left to unplug.
+    pub fn detach_device(&self, name: &str, xml: &str) -> Result<(), LibvirtError> {
+        match self.lookup(name)? {
+            Some(d) => d
+                .detach_device_flags(xml, sys::VIR_DOMAIN_AFFECT_LIVE)
+                .map_err(|e| err("detach", name, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Names of the running domains, sorted.
     pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
         let c = self.conn();

@@ -11,6 +11,8 @@
 //! - [`driver`] — [`LibvirtDriver`]: boots guests from their DFS copies,
 //!   plugs their taps into the host namespace's bridge, renews the host's
 //!   DFS lease with the lease service.
+//! - [`tenant`] — the tenant network: a VXLAN and a bridge per vxnet,
+//!   guests' NICs plugged in and out, EIPs by nftables NAT.
 //! - [`status`] — what heartbeats report (running guests, the real links'
 //!   carrier as bond health), read on a thread of its own so a heartbeat
 //!   never waits on libvirtd.
@@ -21,8 +23,10 @@ pub mod guest;
 pub mod hypervisor;
 pub mod names;
 pub mod status;
+pub mod tenant;
 
 pub use domain_xml::{DomainSpec, DomainType};
 pub use driver::{LabHost, LibvirtDriver};
 pub use guest::GuestImage;
 pub use hypervisor::{Hypervisor, LibvirtError};
+pub use tenant::TenantConfig;

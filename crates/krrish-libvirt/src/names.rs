@@ -4,6 +4,7 @@
 //! `..` into a path.
 
 use krrish_core::{HostId, VmId};
+use std::net::Ipv4Addr;
 
 /// Longest host or VM name the real world accepts.
 pub const NAME_MAX: usize = 40;
@@ -62,9 +63,67 @@ pub fn mac_of(vm: &VmId) -> String {
     format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
 }
 
+/// The tap of a VM's NIC on the vxnet with VXLAN id `vni`: `kn-` and 12
+/// hex digits of the host, VM and vni.
+pub fn vxnet_tap_name(host: &HostId, vm: &VmId, vni: u32) -> String {
+    let vni = vni.to_string();
+    format!(
+        "kn-{:012x}",
+        stable_hash(&[host.as_str(), vm.as_str(), &vni]) & 0xffff_ffff_ffff
+    )
+}
+
+/// The bridge a vxnet's guests and its VXLAN link join on a host.
+pub fn vxnet_bridge(vni: u32) -> String {
+    format!("kb{vni}")
+}
+
+/// The VXLAN link that carries a vxnet between hosts.
+pub fn vxlan_link(vni: u32) -> String {
+    format!("kx{vni}")
+}
+
+/// The MAC of a guest's NIC on a vxnet says the guest's address there
+/// (the lab guest reads it, having no DHCP): `52:4b:` and the address, or,
+/// on the guest's routed vxnet, `56:` + the gateway's last octet + the
+/// address (the guest's default route goes there). Every vxnet is a /24.
+pub fn vxnet_mac(ip: Ipv4Addr, gateway: Option<Ipv4Addr>) -> String {
+    let [a, b, c, d] = ip.octets();
+    let (first, second) = match gateway {
+        Some(g) => (0x56, g.octets()[3]),
+        None => (0x52, 0x4b),
+    };
+    format!("{first:02x}:{second:02x}:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+/// The MAC every host's vxnet bridge has, so the distributed router's
+/// gateway address answers with one MAC wherever the guest runs.
+pub fn vxnet_gateway_mac(vni: u32) -> [u8; 6] {
+    let v = vni.to_be_bytes();
+    [0x5a, 0x4b, v[0], v[1], v[2], v[3]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vxnet_names_fit_the_kernel_and_macs_carry_the_address() {
+        let h = HostId::new("hv-01");
+        let t = vxnet_tap_name(&h, &VmId::new("vm-1"), 1000);
+        assert_eq!(t.len(), 15);
+        assert_ne!(t, vxnet_tap_name(&h, &VmId::new("vm-1"), 1001));
+        for n in [t, vxnet_bridge(16_777_215), vxlan_link(16_777_215)] {
+            assert!(krrish_netlink::LinkName::new(&n).is_ok(), "{n}");
+        }
+        let ip = Ipv4Addr::new(10, 10, 1, 10);
+        assert_eq!(vxnet_mac(ip, None), "52:4b:0a:0a:01:0a");
+        assert_eq!(
+            vxnet_mac(ip, Some(Ipv4Addr::new(10, 10, 1, 247))),
+            "56:f7:0a:0a:01:0a"
+        );
+        assert_ne!(&mac_of(&VmId::new("vm-1"))[..5], "52:4b");
+    }
 
     #[test]
     fn domain_names_round_trip_and_refuse_markup() {

@@ -6,11 +6,12 @@
 // Real guests on real time: wall time is what is measured.
 #![allow(clippy::disallowed_methods)]
 
-use krrish_agent::Driver;
+use krrish_agent::{Driver, GuestEip, GuestNetwork, GuestNic};
 use krrish_core::ha::BootReason;
 use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_libvirt::driver::vm_address;
-use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver};
+use krrish_libvirt::guest::ask_ping;
+use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
 use krrish_netlink::Netns;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -18,6 +19,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
+static NO_NETWORK: GuestNetwork = GuestNetwork {
+    nics: Vec::new(),
+    eips: Vec::new(),
+};
 const BRIDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 1);
 
 fn lab_dir() -> PathBuf {
@@ -95,6 +100,7 @@ impl TestHost {
             vm_network: VM_NET,
             guest_memory_cap_mib: 128,
             boot_timeout: Duration::from_secs(60),
+            tenant: None,
         }
     }
 
@@ -171,7 +177,10 @@ fn a_real_guest_boots_answers_ping_reboots_and_stops() {
     let (rt, local) = local();
     local.block_on(&rt, async {
         let t = Instant::now();
-        driver.boot_vm(&spec, BootReason::Create).await.unwrap();
+        driver
+            .boot_vm(&spec, BootReason::Create, &NO_NETWORK)
+            .await
+            .unwrap();
         eprintln!(
             "lab: guest up {:.1} s after boot_vm",
             t.elapsed().as_secs_f64()
@@ -179,7 +188,10 @@ fn a_real_guest_boots_answers_ping_reboots_and_stops() {
         assert_eq!(driver.status().running, vec![spec.id.clone()]);
         assert!(h.ping(ip), "the guest at {ip} does not answer ping");
         // A second boot of a running guest is not a second guest.
-        driver.boot_vm(&spec, BootReason::Create).await.unwrap();
+        driver
+            .boot_vm(&spec, BootReason::Create, &NO_NETWORK)
+            .await
+            .unwrap();
         assert_eq!(driver.status().running.len(), 1);
 
         let t = Instant::now();
@@ -197,7 +209,10 @@ fn a_real_guest_boots_answers_ping_reboots_and_stops() {
         driver.stop_vm(&spec.id).await.unwrap();
         // Booted again on the same host (its console file is reused): up,
         // not failed at the boot timeout for want of a marker it missed.
-        driver.boot_vm(&spec, BootReason::Restore).await.unwrap();
+        driver
+            .boot_vm(&spec, BootReason::Restore, &NO_NETWORK)
+            .await
+            .unwrap();
         assert!(h.ping(ip), "the guest booted again does not answer at {ip}");
         driver.stop_vm(&spec.id).await.unwrap();
     });
@@ -246,9 +261,9 @@ fn a_self_fence_stops_every_guest_of_the_host_and_only_those() {
             vm("vm-c", &other.host),
         );
         let (ra, rb, rc) = tokio::join!(
-            driver.boot_vm(&a, BootReason::Create),
-            driver.boot_vm(&b, BootReason::Create),
-            bystander.boot_vm(&c, BootReason::Create),
+            driver.boot_vm(&a, BootReason::Create, &NO_NETWORK),
+            driver.boot_vm(&b, BootReason::Create, &NO_NETWORK),
+            bystander.boot_vm(&c, BootReason::Create, &NO_NETWORK),
         );
         ra.unwrap();
         rb.unwrap();
@@ -269,7 +284,7 @@ fn names_that_could_inject_are_refused_before_libvirt() {
     local.block_on(&rt, async {
         for bad in ["x</name><devices>", "a;reboot", "../etc", "Upper"] {
             let err = driver
-                .boot_vm(&vm(bad, &h.host), BootReason::Create)
+                .boot_vm(&vm(bad, &h.host), BootReason::Create, &NO_NETWORK)
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("VM name"), "{bad}: {err}");
@@ -310,8 +325,10 @@ fn a_disk_a_running_guest_holds_is_refused_to_a_second_guest() {
     let spec = vm("vm-locked", &a.host);
     let (rt, local) = local();
     local.block_on(&rt, async {
-        on_a.boot_vm(&spec, BootReason::Create).await.unwrap();
-        let second = on_b.boot_vm(&spec, BootReason::Failover).await;
+        on_a.boot_vm(&spec, BootReason::Create, &NO_NETWORK)
+            .await
+            .unwrap();
+        let second = on_b.boot_vm(&spec, BootReason::Failover, &NO_NETWORK).await;
         let why = format!("{second:?}");
         assert!(
             second.is_err() && why.to_lowercase().contains("lock"),
@@ -320,8 +337,186 @@ fn a_disk_a_running_guest_holds_is_refused_to_a_second_guest() {
         assert!(on_b.status().running.is_empty(), "{:?}", on_b.status());
         // Once the first copy is gone, the disk is free.
         on_a.stop_vm(&spec.id).await.unwrap();
-        on_b.boot_vm(&spec, BootReason::Failover).await.unwrap();
+        on_b.boot_vm(&spec, BootReason::Failover, &NO_NETWORK)
+            .await
+            .unwrap();
         assert_eq!(on_b.status().running, vec![spec.id.clone()]);
         on_b.stop_vm(&spec.id).await.unwrap();
     });
+}
+
+/// Two hosts joined by one underlay link (`und` in each, 10.79.0.1 and
+/// .2): VXLAN between them.
+fn two_hosts_on_one_underlay(a: &TestHost, b: &TestHost) {
+    let (na, nb) = (Netns::open(&a.ns).unwrap(), Netns::open(&b.ns).unwrap());
+    let target = nb.clone();
+    na.run(move |l| async move {
+        l.add_veth("und", "und-peer").await?;
+        l.move_to("und-peer", &target).await
+    })
+    .unwrap();
+    na.run(|l| async move {
+        l.add_address("und", IpAddr::V4(Ipv4Addr::new(10, 79, 0, 1)), 24)
+            .await?;
+        l.set_up("und").await
+    })
+    .unwrap();
+    nb.run(|l| async move {
+        l.add_address("und-peer", IpAddr::V4(Ipv4Addr::new(10, 79, 0, 2)), 24)
+            .await?;
+        l.set_up("und-peer").await
+    })
+    .unwrap();
+}
+
+fn tenant(underlay: &str, local: [u8; 4]) -> Option<TenantConfig> {
+    Some(TenantConfig {
+        underlay: underlay.into(),
+        local: local.into(),
+        group: Ipv4Addr::new(239, 1, 1, 1),
+        eip_link: underlay.into(),
+    })
+}
+
+fn nic(ip: [u8; 4], gateway: Option<[u8; 4]>) -> GuestNic {
+    GuestNic {
+        vxnet: krrish_cloud::Name::parse("vxnet", "front").unwrap(),
+        vni: 1000,
+        ip: ip.into(),
+        prefix: 24,
+        gateway: gateway.map(Ipv4Addr::from),
+    }
+}
+
+/// Asks the guest to ping `to`, a few times while its NICs come up.
+fn guest_reaches(driver: &LibvirtDriver, vm: &VmId, to: [u8; 4], want: bool) -> bool {
+    let to = Ipv4Addr::from(to);
+    let mut last = None;
+    for _ in 0..8 {
+        match ask_ping(&driver.command_socket(vm), to, Duration::from_secs(10)) {
+            Ok(r) if r == want => return true,
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("lab: {vm} ping {to}: last answer {last:?}, wanted {want}");
+    false
+}
+
+#[test]
+fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
+    let a = TestHost::new("vxa");
+    let b = TestHost::new("vxb");
+    two_hosts_on_one_underlay(&a, &b);
+    let mut cfg_a = a.config();
+    cfg_a.tenant = tenant("und", [10, 79, 0, 1]);
+    let mut cfg_b = b.config();
+    cfg_b.tenant = tenant("und-peer", [10, 79, 0, 2]);
+    let (on_a, on_b) = (
+        LibvirtDriver::new(cfg_a, 1).unwrap(),
+        LibvirtDriver::new(cfg_b, 1).unwrap(),
+    );
+    let (x, y) = (vm("vm-x", &a.host), vm("vm-y", &b.host));
+    let x_net = GuestNetwork {
+        nics: vec![nic([10, 10, 1, 10], None)],
+        eips: Vec::new(),
+    };
+    let y_net = GuestNetwork {
+        nics: vec![nic([10, 10, 1, 11], None)],
+        eips: Vec::new(),
+    };
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        // x boots with its NIC; y boots bare and gets its NIC plugged in.
+        let (rx, ry) = tokio::join!(
+            on_a.boot_vm(&x, BootReason::Create, &x_net),
+            on_b.boot_vm(&y, BootReason::Create, &NO_NETWORK),
+        );
+        rx.unwrap();
+        ry.unwrap();
+        assert!(
+            guest_reaches(&on_a, &x.id, [10, 10, 1, 10], true),
+            "x does not reach its own vxnet address"
+        );
+        assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], false));
+        on_b.set_network(&y.id, &y_net).await.unwrap();
+        on_b.set_network(&y.id, &y_net).await.unwrap(); // again: no change
+        assert!(
+            guest_reaches(&on_a, &x.id, [10, 10, 1, 11], true),
+            "x on {} does not reach y on {} over VXLAN",
+            a.host,
+            b.host
+        );
+        assert!(guest_reaches(&on_b, &y.id, [10, 10, 1, 10], true));
+
+        // x's vxnet gets a router, x an EIP: b's namespace (the outside
+        // here) reaches x through a's NAT; x's MAC changes, so its NIC is
+        // plugged again.
+        let routed = GuestNetwork {
+            nics: vec![nic([10, 10, 1, 10], Some([10, 10, 1, 247]))],
+            eips: vec![GuestEip {
+                name: krrish_cloud::Name::parse("eip", "e1").unwrap(),
+                address: Ipv4Addr::new(203, 0, 113, 5),
+                private: Ipv4Addr::new(10, 10, 1, 10),
+            }],
+        };
+        on_a.set_network(&x.id, &routed).await.unwrap();
+        Netns::open(&b.ns)
+            .unwrap()
+            .run(|l| async move {
+                l.add_link_route("und-peer", Ipv4Addr::new(203, 0, 113, 0), 24, None)
+                    .await
+            })
+            .unwrap();
+        let mut reached = false;
+        for _ in 0..20 {
+            if b.ping(Ipv4Addr::new(203, 0, 113, 5)) {
+                reached = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert!(
+            reached,
+            "the EIP 203.0.113.5 does not reach x through {}'s NAT",
+            a.host
+        );
+        assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], true));
+
+        // y leaves the vxnet: x no longer reaches it.
+        on_b.set_network(&y.id, &NO_NETWORK).await.unwrap();
+        assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], false));
+        on_a.stop_vm(&x.id).await.unwrap();
+        on_b.stop_vm(&y.id).await.unwrap();
+        assert!(
+            !b.ping(Ipv4Addr::new(203, 0, 113, 5)),
+            "the EIP outlived its VM"
+        );
+    });
+    // The host's vxnet went with its last guest.
+    let left = Netns::open(&a.ns)
+        .unwrap()
+        .run(|l| async move { l.names().await })
+        .unwrap();
+    assert!(
+        !left.iter().any(|n| n == "kb1000" || n == "kx1000"),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn a_vm_with_vxnet_nics_on_a_host_without_a_tenant_network_is_refused_with_the_reason() {
+    let h = TestHost::new("notenant");
+    let driver = LibvirtDriver::new(h.config(), 1).unwrap();
+    let spec = vm("vm-n", &h.host);
+    let net = GuestNetwork {
+        nics: vec![nic([10, 10, 1, 12], None)],
+        eips: Vec::new(),
+    };
+    let (rt, local) = local();
+    let err = local
+        .block_on(&rt, driver.boot_vm(&spec, BootReason::Create, &net))
+        .unwrap_err();
+    assert!(err.to_string().contains("tenant_network"), "{err}");
+    assert!(driver.status().running.is_empty());
 }

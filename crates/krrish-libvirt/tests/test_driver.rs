@@ -22,7 +22,32 @@ fn spec(name: &str) -> DomainSpec {
             mac: "52:54:00:00:00:01".into(),
         }],
         console_log: "/nonexistent/console".into(),
+        command_socket: None,
     }
+}
+
+/// The test driver cannot hot-plug (the lab tests plug into real
+/// guests): its refusal comes back typed, naming the call and the domain.
+#[test]
+fn a_refused_plug_names_the_call_and_the_domain() {
+    let hv = Hypervisor::open("test:///default").unwrap();
+    let name = "krrish.hv-01.plug";
+    let _ = hv.destroy(name);
+    hv.start(name, &spec(name).to_xml().unwrap()).unwrap();
+    let nic = NicSpec {
+        tap: "kn-000000000001".into(),
+        mac: "52:4b:0a:0a:01:0a".into(),
+    };
+    let xml = nic.to_xml().unwrap();
+    assert!(xml.starts_with("<interface type=\"ethernet\">"), "{xml}");
+    let refused = hv.attach_device(name, &xml).unwrap_err();
+    assert_eq!((refused.op, refused.domain.as_str()), ("attach", name));
+    assert!(refused.message.contains("not supported"), "{refused}");
+    let err = hv.attach_device("krrish.hv-01.none", &xml).unwrap_err();
+    assert!(err.to_string().contains("no such domain"), "{err}");
+    hv.destroy(name).unwrap();
+    // Unplugging from a domain that is gone has nothing left to do.
+    hv.detach_device(name, &xml).unwrap();
 }
 
 #[test]

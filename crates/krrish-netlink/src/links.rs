@@ -5,9 +5,11 @@
 use crate::{LinkName, NetError, Netns};
 use futures::TryStreamExt;
 use rtnetlink::packet_core::DefaultNla;
+use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, LinkProtoInfoBridge};
+use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
@@ -103,26 +105,29 @@ impl Links {
     }
 
     /// A VXLAN device for `vni` over `underlay`, flooding unknown
-    /// destinations to `group` (multicast: no per-peer table to keep).
+    /// destinations to `group` (multicast: no per-peer table to keep),
+    /// its packets from `local` (this host's tunnel endpoint) if given.
     pub async fn add_vxlan(
         &self,
         name: &str,
         vni: u32,
         underlay: &str,
         group: Ipv4Addr,
+        local: Option<Ipv4Addr>,
     ) -> Result<(), NetError> {
         let n = LinkName::new(name)?;
         let dev = self.index(underlay).await?;
+        let mut b = LinkVxlan::new(n.as_str(), vni)
+            .dev(dev)
+            .group(group)
+            .port(4789)
+            .learning(true);
+        if let Some(a) = local {
+            b = b.local(a);
+        }
         self.handle
             .link()
-            .add(
-                LinkVxlan::new(n.as_str(), vni)
-                    .dev(dev)
-                    .group(group)
-                    .port(4789)
-                    .learning(true)
-                    .build(),
-            )
+            .add(b.build())
             .execute()
             .await
             .map_err(|e| link_err(name, e))
@@ -134,6 +139,11 @@ impl Links {
 
     pub async fn set_down(&self, name: &str) -> Result<(), NetError> {
         self.set(name, |b| b.down()).await
+    }
+
+    /// Sets the link's MAC address.
+    pub async fn set_mac(&self, name: &str, mac: [u8; 6]) -> Result<(), NetError> {
+        self.set(name, |b| b.address(mac.to_vec())).await
     }
 
     /// Enslaves `name` to the bridge `bridge`.
@@ -207,6 +217,53 @@ impl Links {
             .execute()
             .await
             .map_err(|e| link_err(name, e))
+    }
+
+    /// A route to `dest/prefix` straight out of `name` (on-link: the
+    /// destinations answer ARP there), from `source` if given. Replaces a
+    /// route to the same destination.
+    pub async fn add_link_route(
+        &self,
+        name: &str,
+        dest: Ipv4Addr,
+        prefix: u8,
+        source: Option<Ipv4Addr>,
+    ) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .output_interface(index)
+            .scope(RouteScope::Link);
+        if let Some(s) = source {
+            b = b.pref_source(s);
+        }
+        self.handle
+            .route()
+            .add(b.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| link_err(name, e))
+    }
+
+    /// The addresses on `name`, with their prefix lengths.
+    pub async fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>, NetError> {
+        let index = self.index(name).await?;
+        let mut found = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(msg) = found.try_next().await.map_err(|e| link_err(name, e))? {
+            for a in &msg.attributes {
+                if let AddressAttribute::Address(ip) = a {
+                    out.push((*ip, msg.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes `addr` from `name`; an address not there is not an error.

@@ -145,7 +145,7 @@ fn bridges_and_vxlan_are_made_and_enslaved() {
         l.set_up("under0").await?;
         l.set_up("under0-p").await?;
         l.add_bridge("br-vm").await?;
-        l.add_vxlan("vx100", 100, "under0", Ipv4Addr::new(239, 1, 1, 1))
+        l.add_vxlan("vx100", 100, "under0", Ipv4Addr::new(239, 1, 1, 1), None)
             .await?;
         l.set_master("vx100", "br-vm").await?;
         l.set_up("br-vm").await?;

@@ -6,6 +6,7 @@ use crate::ops::{FencerAnswer, FencerOp, HostOp};
 use crate::world::World;
 use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_cloud::network::lb::FabricReport;
+use krrish_cloud::network::GuestNetwork;
 use krrish_controller::{FabricReader, Fencer};
 use krrish_core::ha::{BootReason, FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
@@ -50,8 +51,21 @@ impl Driver for SimDriver {
         self.world.borrow().host_status(&self.host)
     }
 
-    async fn boot_vm(&self, vm: &VmSpec, _reason: BootReason) -> Result<(), DriverError> {
-        self.run(HostOp::Boot(vm.clone())).await
+    async fn boot_vm(
+        &self,
+        vm: &VmSpec,
+        _reason: BootReason,
+        network: &GuestNetwork,
+    ) -> Result<(), DriverError> {
+        self.run(HostOp::Boot(vm.clone(), network.clone())).await
+    }
+
+    async fn set_network(&self, vm: &VmId, network: &GuestNetwork) -> Result<(), DriverError> {
+        self.run(HostOp::SetNetwork {
+            vm: vm.clone(),
+            network: network.clone(),
+        })
+        .await
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {

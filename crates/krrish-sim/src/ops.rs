@@ -6,14 +6,19 @@
 //! things take and what they change.
 
 use crate::world::{DomainState, World};
-use krrish_agent::{DriverError, HostStatus};
+use krrish_agent::{DriverError, GuestNetwork, HostStatus};
 use krrish_core::ha::{FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 
 /// What an agent asks its host's backend to do.
 #[derive(Clone, Debug)]
 pub enum HostOp {
-    Boot(VmSpec),
+    Boot(VmSpec, GuestNetwork),
+    /// The guest's interfaces and EIPs (done at once on a running guest).
+    SetNetwork {
+        vm: VmId,
+        network: GuestNetwork,
+    },
     Stop(VmId),
     /// The guest restarts in place; done when it is back.
     Reboot(VmId),
@@ -40,7 +45,8 @@ pub struct PendingHostOp {
 
 #[derive(Clone, Debug)]
 enum HostStep {
-    Boot(VmId),
+    Boot(VmId, GuestNetwork),
+    SetNetwork(VmId, GuestNetwork),
     Stop(VmId),
     Reboot(VmId),
     Migrate { vm: VmId, to: HostId },
@@ -141,7 +147,7 @@ impl World {
     ) -> Result<PendingHostOp, DriverError> {
         let rtt = self.timings.dfs_rtt_ms;
         let (after_ms, step) = match op {
-            HostOp::Boot(vm) => {
+            HostOp::Boot(vm, network) => {
                 self.powered_or_unavailable(h)?;
                 // The world learns VMs created through the API here, so the
                 // checkers judge them too.
@@ -154,7 +160,11 @@ impl World {
                     .get(&vm.id)
                     .is_some_and(|d| d.state == DomainState::Running);
                 let boot_ms = if running_here { 0 } else { self.boot_time_ms() };
-                (boot_ms, HostStep::Boot(vm.id))
+                (boot_ms, HostStep::Boot(vm.id, network))
+            }
+            HostOp::SetNetwork { vm, network } => {
+                self.powered_or_unavailable(h)?;
+                (0, HostStep::SetNetwork(vm, network))
             }
             HostOp::Stop(vm) => (0, HostStep::Stop(vm)),
             HostOp::Reboot(vm) => {
@@ -207,9 +217,12 @@ impl World {
         op: PendingHostOp,
     ) -> Result<(), DriverError> {
         match op.step {
-            HostStep::Boot(vm) => self
-                .start_domain(now_ms, h, &vm)
-                .map_err(DriverError::Failed),
+            HostStep::Boot(vm, network) => {
+                self.start_domain(now_ms, h, &vm)
+                    .map_err(DriverError::Failed)?;
+                self.set_guest_network(h, &vm, network)
+            }
+            HostStep::SetNetwork(vm, network) => self.set_guest_network(h, &vm, network),
             HostStep::Stop(vm) => self
                 .stop_domain(now_ms, h, &vm)
                 .map_err(DriverError::Failed),
@@ -227,6 +240,30 @@ impl World {
                 .map_err(DriverError::Unavailable),
             HostStep::Sync => self.sync_disks(now_ms, h).map_err(DriverError::Unavailable),
             HostStep::StopAll => self.self_fence(now_ms, h).map_err(DriverError::Failed),
+        }
+    }
+
+    /// Gives `vm`'s guest on `h` its interfaces and EIPs.
+    fn set_guest_network(
+        &mut self,
+        h: &HostId,
+        vm: &VmId,
+        network: GuestNetwork,
+    ) -> Result<(), DriverError> {
+        match self
+            .hosts
+            .get_mut(h)
+            .and_then(|x| x.domains.get_mut(vm))
+            .filter(|d| d.state == DomainState::Running)
+        {
+            Some(d) => {
+                if d.network != network {
+                    d.network = network;
+                    self.generation += 1;
+                }
+                Ok(())
+            }
+            None => Err(DriverError::Failed(format!("{vm} is not running on {h}"))),
         }
     }
 

@@ -3,6 +3,7 @@
 //! directly — only through its drivers — and the checkers judge it.
 
 use crate::trace::TraceBuf;
+use krrish_cloud::network::GuestNetwork;
 use krrish_core::ha::secs;
 use krrish_core::lease::LeaseTable;
 use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
@@ -57,6 +58,8 @@ pub struct Domain {
     pub state: DomainState,
     /// When this copy's writes last reached the DFS.
     pub last_sync_ms: u64,
+    /// The interfaces and EIPs this host was told to give the guest.
+    pub network: GuestNetwork,
 }
 
 #[derive(Clone, Debug)]
@@ -226,6 +229,7 @@ impl World {
                 Domain {
                     state: DomainState::Running,
                     last_sync_ms: 0,
+                    network: GuestNetwork::default(),
                 },
             );
         }
@@ -466,6 +470,7 @@ impl World {
             Domain {
                 state: DomainState::Running,
                 last_sync_ms: now_ms,
+                network: GuestNetwork::default(),
             },
         );
         self.generation += 1;
@@ -565,6 +570,7 @@ impl World {
             Domain {
                 state: DomainState::Incoming { from: h.clone() },
                 last_sync_ms: 0,
+                network: GuestNetwork::default(),
             },
         );
         self.generation += 1;
@@ -613,13 +619,18 @@ impl World {
         if !src_running || !dst_incoming {
             return Err("migration interrupted".into());
         }
-        let last_sync = self.hosts[h].domains[vm].last_sync_ms;
-        self.hosts.get_mut(h).expect("checked").domains.remove(vm);
+        let moved = self.hosts.get_mut(h).expect("checked").domains.remove(vm);
+        let (last_sync, network) = moved
+            .map(|d| (d.last_sync_ms, d.network))
+            .unwrap_or_default();
+        // The guest keeps its NICs; the target's agent is told of the
+        // network again (the controller re-sends it to the new host).
         self.hosts.get_mut(to).expect("checked").domains.insert(
             vm.clone(),
             Domain {
                 state: DomainState::Running,
                 last_sync_ms: last_sync,
+                network,
             },
         );
         self.generation += 1;
@@ -700,5 +711,16 @@ impl krrish_cloud::network::dataplane::Fabric for World {
         self.hosts
             .get(host)
             .is_some_and(|h| h.powered && h.bond(BondName::Bond0).carries_traffic())
+    }
+
+    /// What the VM's host was told (one running guest; several: the
+    /// first, the ping fails on the split anyway).
+    fn plugged(&self, vm: &VmId) -> Option<GuestNetwork> {
+        self.hosts.values().find_map(|h| {
+            h.domains
+                .get(vm)
+                .filter(|d| d.state == DomainState::Running)
+                .map(|d| d.network.clone())
+        })
     }
 }

@@ -11,6 +11,7 @@
 //! - [`Clock`] — where services read "now" (turmoil's clock in simulation).
 //! - [`TraceSink`] — one-line-per-event trace output.
 
+use krrish_cloud::network::GuestNetwork;
 use krrish_core::ha::{BootReason, DriverError, HostReport};
 use krrish_core::{HostId, VmId, VmSpec};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,15 @@ pub enum AgentCommand {
     BootVm {
         vm: VmSpec,
         reason: BootReason,
+        /// Its interfaces and EIPs as the cloud's records say at the boot.
+        #[serde(default)]
+        network: GuestNetwork,
+    },
+    /// The VM's network changed (or the agent may not know it): make the
+    /// host match `network` for `vm`, running here.
+    SetNetwork {
+        vm: VmId,
+        network: GuestNetwork,
     },
     StopVm {
         vm: VmId,

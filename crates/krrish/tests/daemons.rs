@@ -391,6 +391,21 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
     c.write("cluster.yaml", CLUSTER);
     let port = free_port();
 
+    // A libvirt agent with a dfs section and `tenant_network:` + `lines`.
+    let libvirt_agent = |lines: &str| {
+        format!(
+            "{}dfs:\n  lease_service: 10.78.0.1:7490\n",
+            agent_config("hv-01", port)
+                .replace(
+                    "kind: sim",
+                    &format!(
+                        "kind: libvirt\n  guest_dir: g\n  dfs_dir: d\n  run_dir: r\n  tenant_network:\n{lines}"
+                    ),
+                )
+                .replace("  cluster_file: cluster.yaml\n", "")
+                .replace("  boot_time: 300ms\n", "")
+        )
+    };
     let cases: Vec<(&str, String, &str)> =
         vec![
         (
@@ -519,6 +534,29 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
             agent_config("hv-01", port)
                 .replace("boot_time: 300ms", "boot_time: 300ms\n  netns: krl-x"),
             "driver.netns: only `kind: libvirt` takes this",
+        ),
+        (
+            "agent",
+            libvirt_agent("    underlay: br-vm\n    local: 10.79.0.10\n    group: 10.0.0.1"),
+            "driver.tenant_network.group: expected an IPv4 multicast address (224.0.0.0/4), got \"10.0.0.1\"",
+        ),
+        (
+            "agent",
+            libvirt_agent("    underlay: br;vm\n    local: 10.79.0.10"),
+            "driver.tenant_network.underlay: expected a link name (1 to 15 of a-z, 0-9, -), got \"br;vm\"",
+        ),
+        (
+            "agent",
+            libvirt_agent("    underlay: br-vm\n    local: here"),
+            "driver.tenant_network.local: expected this host's IPv4 tunnel address, got \"here\"",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port).replace(
+                "boot_time: 300ms",
+                "boot_time: 300ms\n  tenant_network:\n    underlay: br-vm\n    local: 10.79.0.10",
+            ),
+            "driver.tenant_network: only `kind: libvirt` takes this",
         ),
         (
             "agent",

@@ -11,7 +11,7 @@
 //! distributed over the hosts' VGWs). An EIP is NATed by the VGW of the host
 //! its VM runs on, so the outside reaches it through that host's uplink.
 
-use super::{EipKind, Network, Nic};
+use super::{EipKind, GuestNetwork, Network, Nic};
 use crate::name::Name;
 use krrish_core::{HostId, VmId};
 use std::net::Ipv4Addr;
@@ -29,6 +29,31 @@ pub trait Fabric {
     /// knows only those; ground truth knows every VM).
     fn knows(&self, _vm: &VmId) -> bool {
         true
+    }
+    /// The interfaces and EIPs `vm`'s host was told to give it, where the
+    /// fabric knows (a simulated hypervisor keeps them); `None`: not
+    /// modelled, the records are taken as plugged.
+    fn plugged(&self, _vm: &VmId) -> Option<GuestNetwork> {
+        None
+    }
+}
+
+/// Whether `vm`'s host plugged its interface `nic` (when the fabric
+/// knows): a record the host was never told of carries no packet.
+fn plugged_nic(fabric: &dyn Fabric, vm: &VmId, host: &HostId, nic: &Nic) -> Result<(), String> {
+    match fabric.plugged(vm) {
+        Some(g)
+            if !g
+                .nics
+                .iter()
+                .any(|n| n.vxnet == nic.vxnet && n.ip == nic.ip) =>
+        {
+            Err(format!(
+                "{host} never gave {vm} its interface {} on vxnet {} (its host was not told)",
+                nic.ip, nic.vxnet
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -135,6 +160,15 @@ pub fn ping(
             if !fabric.uplink_up(&host) {
                 return Err(format!(
                     "{host}'s uplink (bond0) is down: eip {eip} {address} NATed there is cut off"
+                ));
+            }
+            plugged_nic(fabric, &vm, &host, &nic)?;
+            if fabric
+                .plugged(&vm)
+                .is_some_and(|g| !g.eips.iter().any(|e| e.address == address))
+            {
+                return Err(format!(
+                    "{host} does not NAT eip {eip} {address} for {vm} (its host was not told)"
                 ));
             }
             route.push(format!(
@@ -248,8 +282,12 @@ fn private(
 ) -> Result<(), String> {
     let (src_host, _) = running(net, fabric, src)?;
     let (dst_host, _) = running(net, fabric, &dst.vm)?;
+    plugged_nic(fabric, &dst.vm, &dst_host, dst)?;
     let src_nics = net.nics_of(src);
     let same = src_nics.iter().find(|n| n.vxnet == dst.vxnet);
+    if let Some(n) = same {
+        plugged_nic(fabric, src, &src_host, n)?;
+    }
     let via = match same {
         Some(n) => format!("vxnet {} ({} -> {})", dst.vxnet, n.ip, dst.ip),
         None => {

@@ -23,9 +23,11 @@
 mod addresses;
 pub(crate) mod calls;
 pub mod dataplane;
+pub mod guest;
 pub mod lb;
 mod resources;
 
+pub use guest::{GuestEip, GuestNetwork, GuestNic};
 pub use resources::{
     Alias, Eip, EipKind, Network, NetworkError, Nic, Router, Vxnet, NETWORK_LIMITS,
 };

@@ -8,6 +8,7 @@ mod health;
 pub use health::FABRIC_READ_TIMEOUT_MS;
 
 use crate::status::ClusterStatus;
+use krrish_cloud::network::GuestNetwork;
 use krrish_cloud::Cloud;
 use krrish_core::ha::{
     Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaConfig, HaManager, Notice,
@@ -94,6 +95,7 @@ enum Pending {
     Stop { vm: VmId, host: HostId },
     Reboot { vm: VmId, host: HostId },
     Abort { vm: VmId, from: HostId, to: HostId },
+    Network { vm: VmId, host: HostId },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
@@ -126,6 +128,14 @@ pub struct ControllerMachine {
     /// later, so the cached wake stays valid (at worst early, never late);
     /// every other input drops the cache.
     wake_cache: std::cell::Cell<Option<(u64, Option<u64>)>>,
+    /// What each VM's host was last told of the VM's network (at its boot
+    /// or since): sent again when the records or the VM's host change, or
+    /// when the telling failed. Not saved: a restarted controller tells
+    /// every running VM's host again.
+    told_networks: BTreeMap<VmId, (HostId, GuestNetwork)>,
+    /// The (core, network) generations `told_networks` was last brought up
+    /// to date at; `None` after an input that may call for telling again.
+    networks_followed_at: Option<(u64, u64)>,
 }
 
 impl ControllerMachine {
@@ -148,6 +158,8 @@ impl ControllerMachine {
             durable: false,
             saved_generation: None,
             wake_cache: std::cell::Cell::new(None),
+            told_networks: BTreeMap::new(),
+            networks_followed_at: None,
         }
     }
 
@@ -389,6 +401,9 @@ impl ControllerMachine {
                     self.push(ControllerOutput::Close { conn });
                     return;
                 }
+                // A new agent process may not know its guests' networks.
+                self.told_networks.retain(|_, (h, _)| *h != host);
+                self.networks_followed_at = None;
                 if let Some(old) = self.agents.insert(host.clone(), conn) {
                     self.conns.remove(&old);
                     self.pending.retain(|_, (c, _)| *c != old);
@@ -430,6 +445,18 @@ impl ControllerMachine {
                     Some(Pending::Abort { vm, from, to }) => self
                         .core
                         .handle_migration_aborted(now_ms, &vm, &from, &to, outcome),
+                    Some(Pending::Network { vm, host }) => {
+                        if let Err(why) = outcome {
+                            // Told again at the next input.
+                            if self.told_networks.get(&vm).is_some_and(|(h, _)| *h == host) {
+                                self.told_networks.remove(&vm);
+                            }
+                            self.networks_followed_at = None;
+                            self.push(ControllerOutput::Trace(format!(
+                                "network of {vm} on {host} not applied: {why}"
+                            )));
+                        }
+                    }
                     None => {}
                 }
             }
@@ -465,6 +492,59 @@ impl ControllerMachine {
         }
     }
 
+    /// The hosts' data plane follows the cloud's records: the host of each
+    /// running VM is told the VM's network whenever it differs from what
+    /// that host was last told.
+    fn follow_networks(&mut self) {
+        let at = (self.core.generation(), self.cloud.network.generation());
+        if self.networks_followed_at == Some(at) {
+            return;
+        }
+        self.networks_followed_at = Some(at);
+        let running: Vec<(VmId, HostId)> = self
+            .core
+            .vms()
+            .iter()
+            .filter_map(|(vm, r)| match &r.state {
+                VmState::Running { host } | VmState::Booting { host, .. } => {
+                    Some((vm.clone(), host.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let live: std::collections::BTreeSet<&VmId> = running.iter().map(|(v, _)| v).collect();
+        self.told_networks.retain(|vm, _| live.contains(vm));
+        for (vm, host) in running {
+            let want = self.cloud.network.guest_network(&vm);
+            match self.told_networks.get(&vm) {
+                Some((h, told)) if *h == host && *told == want => continue,
+                // Nothing told, nothing to tell (a VM with no interfaces).
+                None if want.is_empty() => continue,
+                _ => {}
+            }
+            let pending = Pending::Network {
+                vm: vm.clone(),
+                host: host.clone(),
+            };
+            let command = AgentCommand::SetNetwork {
+                vm: vm.clone(),
+                network: want.clone(),
+            };
+            match self.send_to_agent(&host, command, pending) {
+                Ok(()) => {
+                    self.push(ControllerOutput::Trace(format!(
+                        "network of {vm} on {host}: {want}"
+                    )));
+                    self.told_networks.insert(vm, (host, want));
+                }
+                // Told when its agent connects (see `AgentHello`).
+                Err(_) => {
+                    self.told_networks.remove(&vm);
+                }
+            }
+        }
+    }
+
     /// Moves the core's notices and commands out, routing commands.
     fn drain(&mut self, now_ms: u64) {
         let first = self.out.len();
@@ -480,6 +560,7 @@ impl ControllerMachine {
             }
             if !progressed {
                 self.follow_placements(now_ms);
+                self.follow_networks();
                 self.persist(first);
                 return;
             }
@@ -510,14 +591,21 @@ impl ControllerMachine {
                     vm: id.clone(),
                     host: host.clone(),
                 };
-                if let Err(why) =
-                    self.send_to_agent(&host, AgentCommand::BootVm { vm, reason }, pending)
-                {
+                let network = self.cloud.network.guest_network(&id);
+                let told = (host.clone(), network.clone());
+                let command = AgentCommand::BootVm {
+                    vm,
+                    reason,
+                    network,
+                };
+                if let Err(why) = self.send_to_agent(&host, command, pending) {
                     // Not a failed boot: the core sends it again when the
                     // agent connects, or gives up at the boot deadline.
                     self.push(ControllerOutput::Trace(format!(
                         "boot of {id} on {host} waits for its agent: {why}"
                     )));
+                } else {
+                    self.told_networks.insert(id, told);
                 }
             }
             Command::LiveMigrate { vm, from, to } => {

@@ -517,7 +517,7 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
 
 /// `id` percent-encoded for a path segment (the server refuses odd ids
 /// itself; this only keeps them from changing the URL's shape).
-fn path_part(id: &str) -> String {
+pub(crate) fn path_part(id: &str) -> String {
     let mut s = String::new();
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' {

@@ -56,7 +56,7 @@ fn libvirt_agent(
     clock: Rc<MonotonicClock>,
     trace: Rc<AgentTrace>,
 ) -> Result<(AgentService, String)> {
-    use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver};
+    use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
     let domain_type = DomainType::parse(&lv.domain_type)
         .ok_or_else(|| anyhow::anyhow!("driver.domain_type {:?}", lv.domain_type))?;
     let lab = LabHost {
@@ -75,6 +75,12 @@ fn libvirt_agent(
         vm_network: lv.vm_network,
         guest_memory_cap_mib: lv.guest_memory_cap_mib,
         boot_timeout: Duration::from_millis(lv.boot_timeout_ms),
+        tenant: lv.tenant_network.map(|t| TenantConfig {
+            underlay: t.underlay,
+            local: t.local,
+            group: t.group,
+            eip_link: t.eip_link,
+        }),
     };
     // This process starting is the host powering on: a new boot id.
     #[allow(clippy::disallowed_methods)] // the real world's own clock

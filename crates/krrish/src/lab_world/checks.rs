@@ -187,13 +187,19 @@ impl LabRun<'_> {
                 }
                 Ok(())
             }
+            Check::Nic { vm, vxnet, ip } => self.check_nic(vm, vxnet, *ip),
+            Check::Ping {
+                from,
+                to,
+                reachable,
+            } => self.check_ping(from, to, *reachable),
             other => Err(format!("{other:?} is not checked in the lab")),
         }
     }
 }
 
 /// One ping from the outside namespace; true if answered within 2 s.
-fn ping(ip: std::net::Ipv4Addr) -> bool {
+pub(super) fn ping(ip: std::net::Ipv4Addr) -> bool {
     ping_within(ip, "2")
 }
 

@@ -25,7 +25,10 @@ impl LabRun<'_> {
         local.block_on(&rt, async {
             let mut results = Vec::new();
             for (vm, d) in &boots {
-                results.push(d.boot_vm(vm, krrish_core::ha::BootReason::Create).await);
+                results.push(
+                    d.boot_vm(vm, krrish_core::ha::BootReason::Create, &Default::default())
+                        .await,
+                );
             }
             for ((vm, _), r) in boots.iter().zip(results) {
                 r.map_err(|e| anyhow::anyhow!("booting {} on {}: {e}", vm.id, vm.home))?;
@@ -71,7 +74,7 @@ impl LabRun<'_> {
         for h in &self.s.cluster.hosts {
             let net = self.net(&h.id)?;
             let agent = format!(
-                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\n{dfs_section}timings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n",
+                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\n{dfs_section}timings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n  tenant_network:\n    underlay: {HOST_VM_BRIDGE}\n    local: {vtep}\n    group: {VXLAN_GROUP}\n",
                 host = h.id,
                 pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
                 hb = ha.heartbeat.interval_ms,
@@ -84,6 +87,7 @@ impl LabRun<'_> {
                 cons = d.join("consoles").join(h.id.as_str()).display(),
                 net = VM_NET.0,
                 len = VM_NET.1,
+                vtep = net.underlay_ip,
             );
             std::fs::write(d.join(format!("agent-{}.yaml", h.id)), agent)?;
         }

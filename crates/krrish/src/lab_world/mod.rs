@@ -28,6 +28,7 @@
 
 mod checks;
 mod daemons;
+mod tenant;
 
 use anyhow::{bail, Context, Result};
 use krrish_core::ha::HostVerdict;
@@ -36,7 +37,7 @@ use krrish_lab::topology::{CONTROLLER_IP, HOST_VM_BRIDGE, OUTSIDE_NS, STORAGE_SE
 use krrish_lab::{power_off, power_on, HostNet, Topology};
 use krrish_libvirt::driver::vm_address;
 use krrish_libvirt::names::{domain_name, vm_of_domain};
-use krrish_libvirt::{DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver};
+use krrish_libvirt::{DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver, TenantConfig};
 use krrish_scenario::expect::Check;
 use krrish_scenario::load::Action;
 use krrish_scenario::Scenario;
@@ -57,6 +58,8 @@ const DFS_PORT: u16 = 7702;
 const POLL: Duration = Duration::from_millis(500);
 /// Longest wait for every host to be up after the daemons start.
 const STARTUP_MAX: Duration = Duration::from_secs(90);
+/// The multicast group the lab's vxnets flood to.
+const VXLAN_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 1, 1, 1);
 /// A lab holds few TCG guests.
 const LAB_VMS_MAX: usize = 8;
 
@@ -131,6 +134,7 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                         ..
                     }
             ),
+            Action::Api(ApiRequest::Cloud(r)) => tenant::cloud_call(r).is_some(),
             Action::Api(r) => matches!(
                 r,
                 ApiRequest::StopInstance { .. }
@@ -148,6 +152,12 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
         }
     }
     for e in &s.expectations {
+        if let Check::Ping { from, to, .. } = &e.check {
+            if let Some(r) = tenant::ping_unsupported(from, to) {
+                why.push(format!("line {}: {r} (not checked in the lab yet)", e.line));
+            }
+            continue;
+        }
         let ok = matches!(
             e.check,
             Check::VmRunsOn { .. }
@@ -156,6 +166,7 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 | Check::TraceContains(_)
                 | Check::TraceLacks(_)
                 | Check::Converged
+                | Check::Nic { .. }
         );
         if !ok {
             why.push(format!(
@@ -323,6 +334,12 @@ impl LabRun<'_> {
             vm_network: VM_NET,
             guest_memory_cap_mib: 128,
             boot_timeout: Duration::from_secs(60),
+            tenant: Some(TenantConfig {
+                underlay: HOST_VM_BRIDGE.into(),
+                local: net.underlay_ip,
+                group: VXLAN_GROUP,
+                eip_link: HOST_VM_BRIDGE.into(),
+            }),
         };
         LibvirtDriver::new(cfg, 1).map_err(|e| anyhow::anyhow!("{h}: {e}"))
     }
@@ -457,6 +474,7 @@ impl LabRun<'_> {
                     true,
                 )?)
             }
+            Action::Api(ApiRequest::Cloud(r)) => self.cloud(r),
             Action::Api(r) => {
                 let api = self.api()?;
                 let r = match r {

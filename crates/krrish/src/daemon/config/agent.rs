@@ -37,6 +37,16 @@ struct DriverFile {
     vm_network: Option<String>,
     boot_timeout: Option<Dur>,
     guest_memory_cap_mib: Option<u64>,
+    tenant_network: Option<TenantNetworkFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantNetworkFile {
+    underlay: String,
+    local: String,
+    group: Option<String>,
+    eip_link: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +81,75 @@ pub struct LibvirtConfig {
     pub lease: DfsClientConfig,
     /// The lease the host assumes (the agent's `timings.lease_duration`).
     pub lease_duration_ms: u64,
+    /// vxnets over VXLAN and EIPs by NAT; `None`: no guest here gets
+    /// vxnet interfaces.
+    pub tenant_network: Option<TenantNetworkConfig>,
+}
+
+/// `driver.tenant_network`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantNetworkConfig {
+    /// The link VXLAN runs over (holds `local`).
+    pub underlay: String,
+    /// This host's tunnel endpoint address.
+    pub local: std::net::Ipv4Addr,
+    /// Where vxnets flood unknown destinations (default 239.1.1.1).
+    pub group: std::net::Ipv4Addr,
+    /// Where this host answers for EIPs (default: the underlay).
+    pub eip_link: String,
+}
+
+/// The multicast group vxnets flood to unless the config says otherwise.
+pub const VXLAN_GROUP_DEFAULT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 1, 1, 1);
+
+/// A kernel link name: 1–15 of `a-z`, `0-9`, `-`, not starting with `-`.
+fn link_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && !n.starts_with('-')
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn tenant_network(
+    src: &Source<'_>,
+    t: &TenantNetworkFile,
+) -> Result<TenantNetworkConfig, LoadError> {
+    let bad = |key: &str, value: &str, what: &str| {
+        src.error(
+            src.find(key, "").or_else(|| src.key_line("driver")),
+            format!("driver.tenant_network.{key}: expected {what}, got {value:?}"),
+        )
+    };
+    let link = |key: &str, v: &str| {
+        if link_name_ok(v) {
+            Ok(v.to_string())
+        } else {
+            Err(bad(key, v, "a link name (1 to 15 of a-z, 0-9, -)"))
+        }
+    };
+    let underlay = link("underlay", &t.underlay)?;
+    let eip_link = match &t.eip_link {
+        Some(l) => link("eip_link", l)?,
+        None => underlay.clone(),
+    };
+    let local = t
+        .local
+        .parse()
+        .map_err(|_| bad("local", &t.local, "this host's IPv4 tunnel address"))?;
+    let group = match &t.group {
+        Some(g) => match g.parse::<std::net::Ipv4Addr>() {
+            Ok(a) if a.is_multicast() => a,
+            _ => return Err(bad("group", g, "an IPv4 multicast address (224.0.0.0/4)")),
+        },
+        None => VXLAN_GROUP_DEFAULT,
+    };
+    Ok(TenantNetworkConfig {
+        underlay,
+        local,
+        group,
+        eip_link,
+    })
 }
 
 /// The agent's hypervisor backend.
@@ -263,6 +342,11 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     }
                 },
                 lease_duration_ms: timings.lease_duration_ms,
+                tenant_network: d
+                    .tenant_network
+                    .as_ref()
+                    .map(|t| tenant_network(&src, t))
+                    .transpose()?,
             })
         }
         DriverKind::Sim => {
@@ -280,6 +364,7 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     ("vm_network", d.vm_network.is_some()),
                     ("boot_timeout", d.boot_timeout.is_some()),
                     ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
+                    ("tenant_network", d.tenant_network.is_some()),
                 ],
                 "only `kind: libvirt` takes this",
             )?;

@@ -1,0 +1,301 @@
+//! The tenant network in a lab run: the timeline's network calls go to the
+//! controller's HTTP API (the agents then plug real NICs, VXLANs and NAT);
+//! `nic` is judged by the controller and the guest's own console, `ping`
+//! from inside a guest (its command port) or from the outside namespace.
+//!
+//! What the lab's data plane does not do yet, and so reports NOT RUN:
+//! routing between two vxnets of one router, a guest pinging an EIP, and
+//! DNS aliases. The lab's outside is the internet and the external network
+//! at once: a ping from one expected lost because the EIP is of the other
+//! kind cannot be judged, and fails saying so.
+
+use super::checks::ping;
+use super::*;
+use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
+use krrish_cloud::CloudRequest;
+use krrish_libvirt::guest::ask_ping;
+
+/// How long a guest has to answer one `ping` on its command port.
+const GUEST_REPLY_WAIT: Duration = Duration::from_secs(10);
+/// Tries before a ping that should get through is called lost (ARP, a
+/// NIC still being configured in the guest).
+const PING_TRIES: usize = 3;
+
+/// The HTTP call a network request is: path, and the body of a POST (or
+/// `None` for a DELETE). `None` when the lab does not take the request.
+pub(super) fn cloud_call(r: &CloudRequest) -> Option<(String, Option<Value>)> {
+    use CloudRequest as R;
+    let p = |s: &str| crate::client::path_part(s);
+    Some(match r {
+        R::CreateVxnet { name, network } => {
+            let mut b = json!({ "name": name });
+            if let Some(n) = network {
+                b["network"] = json!(n);
+            }
+            ("/v1/vxnets".into(), Some(b))
+        }
+        R::DeleteVxnet { name } => (format!("/v1/vxnets/{}", p(name)), None),
+        R::JoinVxnet { vxnet, vm, ip } => {
+            let mut b = json!({ "instance": vm });
+            if let Some(ip) = ip {
+                b["ip"] = json!(ip);
+            }
+            (format!("/v1/vxnets/{}/join", p(vxnet)), Some(b))
+        }
+        R::LeaveVxnet { vxnet, vm } => (
+            format!("/v1/vxnets/{}/leave", p(vxnet)),
+            Some(json!({ "instance": vm })),
+        ),
+        R::CreateRouter { name } => ("/v1/routers".into(), Some(json!({ "name": name }))),
+        R::DeleteRouter { name } => (format!("/v1/routers/{}", p(name)), None),
+        R::JoinRouter { router, vxnet } => (
+            format!("/v1/routers/{}/join", p(router)),
+            Some(json!({ "vxnet": vxnet })),
+        ),
+        R::LeaveRouter { router, vxnet } => (
+            format!("/v1/routers/{}/leave", p(router)),
+            Some(json!({ "vxnet": vxnet })),
+        ),
+        R::AllocateEip { name, kind } => (
+            "/v1/eips".into(),
+            Some(json!({ "name": name, "kind": kind })),
+        ),
+        R::ReleaseEip { name } => (format!("/v1/eips/{}", p(name)), None),
+        R::AssociateEip { eip, vm } => (
+            format!("/v1/eips/{}/associate", p(eip)),
+            Some(json!({ "instance": vm })),
+        ),
+        R::DissociateEip { eip } => (format!("/v1/eips/{}/dissociate", p(eip)), Some(json!({}))),
+        _ => return None,
+    })
+}
+
+/// Why the lab cannot judge this ping, if it cannot.
+pub(super) fn ping_unsupported(from: &PingFrom, to: &Target) -> Option<String> {
+    match (from, to) {
+        (PingFrom::Vm(_), Target::Vm(_) | Target::Ip(_)) => None,
+        (PingFrom::Vm(_), _) => Some(format!(
+            "a guest pinging {to} (the lab routes guests only within their vxnet)"
+        )),
+        (PingFrom::Internet | PingFrom::External, Target::Eip(_) | Target::Ip(_)) => None,
+        (_, _) => Some(format!("a ping from {from} to {to}")),
+    }
+}
+
+impl LabRun<'_> {
+    /// Sends a network request to the controller's API.
+    pub(super) fn cloud(&self, r: &CloudRequest) -> Result<()> {
+        let (path, body) =
+            cloud_call(r).with_context(|| format!("{r} is not in the lab's vocabulary"))?;
+        let api = self.api()?;
+        match body {
+            Some(b) => api.call(&path, &[], Some(b)),
+            None => api.delete(&path),
+        }
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{r}: {e}"))
+    }
+
+    /// The address a ping to `to` is sent to, as the controller's records
+    /// say (a VM's first vxnet address).
+    fn address_of(&self, to: &Target) -> Result<std::net::Ipv4Addr, String> {
+        match to {
+            Target::Ip(ip) => Ok(*ip),
+            Target::Vm(vm) => self
+                .vxnet_addresses(vm)?
+                .into_iter()
+                .next()
+                .map(|(_, ip)| ip)
+                .ok_or_else(|| format!("vm {vm} has no interface")),
+            Target::Eip(e) => {
+                let v = self
+                    .get(&format!(
+                        "/v1/eips/{}",
+                        crate::client::path_part(e.as_str())
+                    ))
+                    .map_err(|e| e.to_string())?;
+                v["address"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("eip {e}: no address in {v}"))
+            }
+            Target::Alias(a) => Err(format!("alias {a}: not in the lab's vocabulary")),
+        }
+    }
+
+    /// A ping from the internet (or external network) expected lost
+    /// because it is sent to an associated EIP of the other kind cannot be
+    /// judged here: the lab has one outside.
+    fn outside_can_judge_lost(
+        &self,
+        from: &PingFrom,
+        addr: std::net::Ipv4Addr,
+    ) -> Result<(), String> {
+        let kind = match from {
+            PingFrom::Internet => "internet",
+            PingFrom::External => "external",
+            PingFrom::Vm(_) => return Ok(()),
+        };
+        let eips = self.get("/v1/eips").map_err(|e| e.to_string())?;
+        let other = eips.as_array().into_iter().flatten().find(|e| {
+            e["address"].as_str() == Some(addr.to_string().as_str())
+                && !e["vm"].is_null()
+                && e["kind"].as_str() != Some(kind)
+        });
+        match other {
+            Some(e) => Err(format!(
+                "ping from {from} to {addr} expected lost because eip {} is an {} EIP: the lab's outside is the internet and the external network at once, so it cannot judge this",
+                e["name"], e["kind"]
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `vm`'s vxnet addresses as the controller says, in vxnet order.
+    fn vxnet_addresses(&self, vm: &VmId) -> Result<Vec<(String, std::net::Ipv4Addr)>, String> {
+        let list = self.get("/v1/vxnets").map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for x in list.as_array().into_iter().flatten() {
+            for m in x["vms"].as_array().into_iter().flatten() {
+                if m["vm"] == vm.as_str() {
+                    if let Some(ip) = m["ip"].as_str().and_then(|i| i.parse().ok()) {
+                        out.push((x["name"].as_str().unwrap_or("?").to_string(), ip));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The host the controller runs `vm` on.
+    fn host_of(&self, vm: &VmId) -> Result<HostId, String> {
+        let v = self
+            .get(&format!("/v1/instances/{vm}"))
+            .map_err(|e| e.to_string())?;
+        match (v["state"].as_str(), v["host"].as_str()) {
+            (Some("running"), Some(h)) => Ok(HostId::new(h)),
+            (state, _) => Err(format!("vm {vm} is {} (not running)", state.unwrap_or("?"))),
+        }
+    }
+
+    fn console_of(&self, host: &HostId, vm: &VmId, ext: &str) -> PathBuf {
+        self.run_dir
+            .join("consoles")
+            .join(host.as_str())
+            .join(format!("{vm}.{ext}"))
+    }
+
+    pub(super) fn check_nic(
+        &self,
+        vm: &VmId,
+        vxnet: &krrish_cloud::Name,
+        ip: Option<std::net::Ipv4Addr>,
+    ) -> Result<(), String> {
+        let got = self
+            .vxnet_addresses(vm)?
+            .into_iter()
+            .find(|(x, _)| x == vxnet.as_str())
+            .map(|(_, a)| a);
+        if got != ip {
+            let show = |x: Option<std::net::Ipv4Addr>| {
+                x.map(|i| i.to_string()).unwrap_or_else(|| "none".into())
+            };
+            return Err(format!(
+                "vm {vm} on vxnet {vxnet}: the controller says {}, expected {}",
+                show(got),
+                show(ip)
+            ));
+        }
+        // The guest itself configured it (its init prints each NIC).
+        if let Some(ip) = ip {
+            let host = self.host_of(vm)?;
+            let console = self.console_of(&host, vm, "console");
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            let line = format!("krrish-guest nic vm={vm} ");
+            let want = format!(" ip={ip}");
+            if !text
+                .lines()
+                .any(|l| l.contains(&line) && l.trim_end().ends_with(&want))
+            {
+                return Err(format!(
+                    "vm {vm} on {host}: the controller gives it {ip} on vxnet {vxnet}, but the guest has no NIC with it (console {})",
+                    console.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_ping(
+        &self,
+        from: &PingFrom,
+        to: &Target,
+        reachable: bool,
+    ) -> Result<(), String> {
+        if let Some(why) = ping_unsupported(from, to) {
+            return Err(format!("{why}: not checked in the lab"));
+        }
+        let addr = self.address_of(to)?;
+        if !reachable {
+            self.outside_can_judge_lost(from, addr)?;
+        }
+        let tries = if reachable { PING_TRIES } else { 1 };
+        let mut got = false;
+        for _ in 0..tries {
+            got = match from {
+                PingFrom::Vm(src) => {
+                    let host = self.host_of(src)?;
+                    ask_ping(&self.console_of(&host, src, "cmd"), addr, GUEST_REPLY_WAIT)?
+                }
+                _ => ping(addr),
+            };
+            if got {
+                break;
+            }
+        }
+        match (got, reachable) {
+            (true, true) | (false, false) => Ok(()),
+            (true, false) => Err(format!(
+                "ping from {from} to {to} ({addr}) got through, expected it lost"
+            )),
+            (false, true) => Err(format!(
+                "ping from {from} to {to} ({addr}) lost ({tries} tries)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_network_call_the_lab_takes_has_a_route() {
+        let join = CloudRequest::JoinVxnet {
+            vxnet: "front".into(),
+            vm: "vm-1".into(),
+            ip: Some("10.10.1.10".parse().unwrap()),
+        };
+        let (path, body) = cloud_call(&join).unwrap();
+        assert_eq!(path, "/v1/vxnets/front/join");
+        assert_eq!(
+            body.unwrap(),
+            json!({"instance": "vm-1", "ip": "10.10.1.10"})
+        );
+        let release = CloudRequest::ReleaseEip { name: "e1".into() };
+        assert_eq!(cloud_call(&release), Some(("/v1/eips/e1".into(), None)));
+        assert!(cloud_call(&CloudRequest::CreateDnsAlias { name: "a".into() }).is_none());
+    }
+
+    #[test]
+    fn pings_the_lab_cannot_judge_say_why() {
+        let vm = |s: &str| VmId::new(s);
+        assert!(ping_unsupported(&PingFrom::Vm(vm("a")), &Target::Vm(vm("b"))).is_none());
+        let eip = Target::Eip(krrish_cloud::Name::parse("eip", "e1").unwrap());
+        assert!(ping_unsupported(&PingFrom::Internet, &eip).is_none());
+        let why = ping_unsupported(&PingFrom::Vm(vm("a")), &eip).unwrap();
+        assert!(why.contains("a guest pinging eip e1"), "{why}");
+        assert!(ping_unsupported(&PingFrom::External, &Target::Vm(vm("b"))).is_some());
+    }
+}
