@@ -1,7 +1,7 @@
 //! What a host's backend must do for the agent.
 
 use crate::machine::HostStatus;
-use krrish_cloud::network::GuestNetwork;
+use krrish_cloud::GuestConfig;
 use krrish_core::ha::BootReason;
 use krrish_core::{HostId, VmId, VmSpec};
 use std::future::Future;
@@ -21,21 +21,21 @@ pub trait Driver {
     fn status(&self) -> HostStatus;
 
     /// Boots `vm` from its DFS copy (the backing image may sync later),
-    /// with the interfaces and EIPs of `network`. A guest already running
-    /// here is a success at once, not a second boot.
+    /// with the interfaces, EIPs and volumes of `guest`. A guest already
+    /// running here is a success at once, not a second boot.
     fn boot_vm(
         &self,
         vm: &VmSpec,
         reason: BootReason,
-        network: &GuestNetwork,
+        guest: &GuestConfig,
     ) -> impl Future<Output = Result<(), DriverError>>;
-    /// Makes the host match `network` for `vm` (interfaces plugged in or
-    /// out of a running guest, EIPs answered for or not); the same network
-    /// again changes nothing.
-    fn set_network(
+    /// Makes the host match `guest` for `vm` (interfaces and volumes
+    /// plugged in or out of a running guest, EIPs answered for or not);
+    /// the same again changes nothing.
+    fn set_guest(
         &self,
         vm: &VmId,
-        network: &GuestNetwork,
+        guest: &GuestConfig,
     ) -> impl Future<Output = Result<(), DriverError>>;
     fn stop_vm(&self, vm: &VmId) -> impl Future<Output = Result<(), DriverError>>;
     /// Restarts a running guest in place (the domain stays defined and

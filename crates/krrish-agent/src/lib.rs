@@ -17,5 +17,6 @@ pub mod service;
 
 pub use driver::{Driver, DriverError};
 pub use krrish_cloud::network::{GuestEip, GuestNetwork, GuestNic};
+pub use krrish_cloud::{GuestConfig, GuestVolume};
 pub use machine::{AgentConfig, AgentMachine, AgentOutput, HostStatus};
 pub use service::run_agent;

@@ -10,7 +10,7 @@
 //!     └──── back-off (min, doubling, max) ◄─────────────────┘  (redial at once)
 //! ```
 
-use krrish_cloud::network::GuestNetwork;
+use krrish_cloud::GuestConfig;
 use krrish_core::ha::{DriverError, HostReport};
 use krrish_core::lease::LeaseKeeper;
 use krrish_core::timings::AgentTimings;
@@ -98,6 +98,10 @@ enum Link {
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 16;
 
+/// The id of a command the agent runs of its own accord (a guest change
+/// kept from a boot asked again); the controller's ids start at 1.
+const OWN_COMMAND_ID: u64 = 0;
+
 pub struct AgentMachine {
     cfg: AgentConfig,
     boot_id: u64,
@@ -124,9 +128,11 @@ pub struct AgentMachine {
     /// Stops ordered while the VM's boot was under way: run when it ends,
     /// so an answered stop means no copy is running and none is coming.
     stops_after_boot: BTreeMap<VmId, Vec<u64>>,
-    /// A network change for a VM whose boot is under way, run when the boot
-    /// ends (the boot itself used the network as it was): the latest only.
-    network_after_boot: BTreeMap<VmId, (u64, GuestNetwork)>,
+    /// A guest change (network, volumes) for a VM whose boot is under way,
+    /// run when the boot ends (the boot itself used the guest as it was):
+    /// the latest only, with the command to answer (none when it came with
+    /// a boot asked again, whose own answer is the boot's).
+    guest_after_boot: BTreeMap<VmId, (Option<u64>, GuestConfig)>,
     out: VecDeque<AgentOutput>,
 }
 
@@ -158,7 +164,7 @@ impl AgentMachine {
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
             stops_after_boot: BTreeMap::new(),
-            network_after_boot: BTreeMap::new(),
+            guest_after_boot: BTreeMap::new(),
             out: VecDeque::new(),
             cfg,
         }
@@ -324,23 +330,21 @@ impl AgentMachine {
                 return;
             }
         }
-        if let AgentCommand::SetNetwork { vm, network } = &command {
+        if let AgentCommand::SetGuest { vm, guest } = &command {
             if self.boots.contains_key(vm) {
-                let later = (id, network.clone());
-                if let Some((earlier, _)) = self.network_after_boot.insert(vm.clone(), later) {
-                    // Superseded: the later network is the one applied.
-                    self.push(AgentOutput::Send(Frame::CommandDone {
-                        id: earlier,
-                        outcome: Ok(()),
-                    }));
-                }
+                self.guest_after_boot(vm, Some(id), guest.clone());
                 return;
             }
         }
-        if let AgentCommand::BootVm { vm, .. } = &command {
+        if let AgentCommand::BootVm { vm, guest, .. } = &command {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
                 // The same boot again: answered when the one under way ends.
+                // It may carry a newer network or volumes than the boot
+                // under way (the controller sent them with it, telling
+                // nothing else): applied once the boot ends — found by the
+                // adversary, a NIC joined during a failover boot was lost.
                 joined.push(id);
+                self.guest_after_boot(&vm.id, None, guest.clone());
                 return;
             }
             if self.known_without_lease(now_ms) {
@@ -365,7 +369,27 @@ impl AgentMachine {
         self.push(AgentOutput::RunCommand { id, command });
     }
 
+    /// Keeps `guest` to apply to `vm` once its boot ends; an earlier one
+    /// kept is superseded (its command answered: the later one applies).
+    fn guest_after_boot(&mut self, vm: &VmId, id: Option<u64>, guest: GuestConfig) {
+        if let Some((Some(earlier), _)) = self.guest_after_boot.insert(vm.clone(), (id, guest)) {
+            self.push(AgentOutput::Send(Frame::CommandDone {
+                id: earlier,
+                outcome: Ok(()),
+            }));
+        }
+    }
+
     pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), DriverError>) {
+        if id == OWN_COMMAND_ID {
+            // A guest change the agent runs of its own accord: nobody waits.
+            if let Err(e) = outcome {
+                self.trace(format!(
+                    "applying a VM's network and volumes after its boot failed: {e}"
+                ));
+            }
+            return;
+        }
         let mut ids = vec![id];
         let vm = self
             .boots
@@ -373,18 +397,16 @@ impl AgentMachine {
             .find(|(_, (running, _))| *running == id)
             .map(|(vm, _)| vm.clone());
         let mut stops = Vec::new();
-        let mut network = None;
+        let mut guest = None;
         if let Some(vm) = vm {
             let (_, joined) = self.boots.remove(&vm).expect("found");
             ids.extend(joined);
-            network = self.network_after_boot.remove(&vm).map(|(id, network)| {
-                (
-                    id,
-                    AgentCommand::SetNetwork {
-                        vm: vm.clone(),
-                        network,
-                    },
-                )
+            guest = self.guest_after_boot.remove(&vm).map(|(id, guest)| {
+                let command = AgentCommand::SetGuest {
+                    vm: vm.clone(),
+                    guest,
+                };
+                (id.unwrap_or(OWN_COMMAND_ID), command)
             });
             for id in self.stops_after_boot.remove(&vm).unwrap_or_default() {
                 stops.push((id, vm.clone()));
@@ -398,7 +420,7 @@ impl AgentMachine {
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
             }
         }
-        if let Some((id, command)) = network {
+        if let Some((id, command)) = guest {
             self.push(AgentOutput::RunCommand { id, command });
         }
         for (id, vm) in stops {
@@ -663,7 +685,7 @@ mod tests {
             command: AgentCommand::BootVm {
                 vm: vms.clone(),
                 reason: BootReason::Failover,
-                network: Default::default(),
+                guest: Default::default(),
             },
         };
         m.handle_frame(10, 1, boot(7));
@@ -695,33 +717,37 @@ mod tests {
             command: AgentCommand::BootVm {
                 vm: vms.clone(),
                 reason: BootReason::Failover,
-                network: Default::default(),
+                guest: Default::default(),
             }
         }));
     }
 
     #[test]
-    fn a_network_change_during_a_boot_runs_after_it_the_latest_only() {
+    fn a_guest_change_during_a_boot_runs_after_it_the_latest_only() {
         use krrish_cloud::network::{GuestNetwork, GuestNic};
+        use krrish_cloud::GuestConfig;
         use krrish_core::ha::BootReason;
         let mut m = connected(0);
         m.handle_lease_result(0, 0, Ok(()));
         drain(&mut m);
-        let net = |last: u8| GuestNetwork {
-            nics: vec![GuestNic {
-                vxnet: krrish_cloud::Name::parse("vxnet", "front").unwrap(),
-                vni: 1000,
-                ip: std::net::Ipv4Addr::new(10, 10, 1, last),
-                prefix: 24,
-                gateway: None,
-            }],
-            eips: Vec::new(),
+        let net = |last: u8| GuestConfig {
+            network: GuestNetwork {
+                nics: vec![GuestNic {
+                    vxnet: krrish_cloud::Name::parse("vxnet", "front").unwrap(),
+                    vni: 1000,
+                    ip: std::net::Ipv4Addr::new(10, 10, 1, last),
+                    prefix: 24,
+                    gateway: None,
+                }],
+                eips: Vec::new(),
+            },
+            volumes: Vec::new(),
         };
         let set = |id, last| Frame::Command {
             id,
-            command: AgentCommand::SetNetwork {
+            command: AgentCommand::SetGuest {
                 vm: vm_1().id,
-                network: net(last),
+                guest: net(last),
             },
         };
         m.handle_frame(
@@ -732,7 +758,7 @@ mod tests {
                 command: AgentCommand::BootVm {
                     vm: vm_1(),
                     reason: BootReason::Create,
-                    network: GuestNetwork::default(),
+                    guest: GuestConfig::default(),
                 },
             },
         );
@@ -760,9 +786,9 @@ mod tests {
             runs,
             vec![&AgentOutput::RunCommand {
                 id: 7,
-                command: AgentCommand::SetNetwork {
+                command: AgentCommand::SetGuest {
                     vm: vm_1().id,
-                    network: net(11)
+                    guest: net(11)
                 }
             }],
             "the latest change runs once the boot is done"
@@ -788,7 +814,7 @@ mod tests {
             command: AgentCommand::BootVm {
                 vm: vm_1(),
                 reason: BootReason::Restore,
-                network: Default::default(),
+                guest: Default::default(),
             },
         };
         // The lease ran out at 30 s (asked at 0, 30 s long).

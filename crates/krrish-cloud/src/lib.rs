@@ -39,6 +39,7 @@
 
 pub mod cache;
 mod cloud;
+pub mod guest;
 pub mod health;
 pub mod mongodb;
 pub mod name;
@@ -50,5 +51,6 @@ mod service_calls;
 pub mod storage;
 
 pub use cloud::{Cloud, IMAGE_SYNC_MIB_PER_S};
+pub use guest::{GuestConfig, GuestVolume};
 pub use name::{Name, NameError};
 pub use request::{CloudError, CloudReply, CloudRequest, Family};

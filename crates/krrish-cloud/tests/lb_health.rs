@@ -106,6 +106,26 @@ fn health_checks_move_a_backend_only_at_a_threshold() {
     assert_eq!(ext(&c, "web-b"), (Health::InService, 2, 0));
 }
 
+/// A backend whose host was never told its NIC (the records have it, the
+/// host does not) fails its checks like an unreachable one: the LB path
+/// honours what the hosts plugged, as the ping path does (found by the
+/// adversary: it served through a NIC nobody plugged).
+#[test]
+fn a_backend_its_host_never_plugged_fails_its_checks() {
+    let mut c = cloud();
+    let mut f = all_up();
+    f.plugged.insert("db", Default::default());
+    round(&mut c, 1_000, &f);
+    let b = &c.network.load_balancer(&name("int")).unwrap().listeners[&5432].backends[&vm("db")];
+    let why = b.checks.failing.clone().unwrap_or_default();
+    assert!(why.contains("never gave db its interface"), "{why:?}");
+    assert_ne!(b.health, Health::InService);
+    // Once its host has it, the backend is reached.
+    f.plugged.insert("db", c.network.guest_network(&vm("db")));
+    round(&mut c, 6_000, &f);
+    assert_eq!(health(&c, "int", 5432, "db").0, Health::InService);
+}
+
 #[test]
 fn a_backend_leaving_its_vxnet_fails_its_checks_and_a_late_round_reschedules() {
     let mut c = cloud();

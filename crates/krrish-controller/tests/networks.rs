@@ -5,6 +5,7 @@
 
 use krrish_cloud::network::GuestNetwork;
 use krrish_cloud::CloudRequest;
+use krrish_cloud::GuestConfig;
 use krrish_controller::{ControllerMachine, ControllerOutput};
 use krrish_core::ha::{DriverError, HaConfig, HaManager};
 use krrish_core::{HostId, VmId};
@@ -33,9 +34,9 @@ fn told(outs: &[ControllerOutput]) -> Vec<(u64, VmId, GuestNetwork)> {
                 frame:
                     Frame::Command {
                         id,
-                        command: AgentCommand::SetNetwork { vm, network },
+                        command: AgentCommand::SetGuest { vm, guest },
                     },
-            } if *conn == AGENT => Some((*id, vm.clone(), network.clone())),
+            } if *conn == AGENT => Some((*id, vm.clone(), guest.network.clone())),
             _ => None,
         })
         .collect()
@@ -117,7 +118,7 @@ fn a_vm_joining_a_vxnet_has_its_host_told_and_told_again_only_when_needed() {
                 ControllerOutput::SendTo {
                     conn,
                     frame: Frame::Command {
-                        command: AgentCommand::SetNetwork { .. },
+                        command: AgentCommand::SetGuest { .. },
                         ..
                     },
                 } if *conn == AGENT + 10
@@ -138,13 +139,13 @@ fn a_vm_joining_a_vxnet_has_its_host_told_and_told_again_only_when_needed() {
             ControllerOutput::SendTo {
                 frame:
                     Frame::Command {
-                        command: AgentCommand::SetNetwork { network, .. },
+                        command: AgentCommand::SetGuest { guest, .. },
                         ..
                     },
                 ..
-            } => Some(network.clone()),
+            } => Some(guest.clone()),
             _ => None,
         })
         .collect();
-    assert_eq!(left, vec![GuestNetwork::default()], "{outs:?}");
+    assert_eq!(left, vec![GuestConfig::default()], "{outs:?}");
 }

@@ -247,6 +247,18 @@ impl LeaseTable {
             .collect()
     }
 
+    /// The service keeping this table restarted at `now_ms` (the simulated
+    /// world's DFS): it forgot every renewal (a host is listed again once it
+    /// renews), keeps its revocations (written down), and a revocation
+    /// waits out any lease of up to `max_duration_ms` it may have granted
+    /// before. The grants themselves stay: the hosts still hold them.
+    pub fn service_restarted(&mut self, now_ms: u64, max_duration_ms: u64) {
+        for r in self.records.values_mut() {
+            r.renewed_at_ms = None;
+        }
+        self.unknown_grants_until_ms = self.unknown_grants_until_ms.max(now_ms + max_duration_ms);
+    }
+
     /// The hosts now revoked (what a service keeps across restarts).
     pub fn revoked(&self) -> Vec<HostId> {
         self.records
@@ -263,6 +275,27 @@ mod tests {
 
     fn h(s: &str) -> HostId {
         HostId::new(s)
+    }
+
+    #[test]
+    fn a_restarted_service_forgets_renewals_keeps_revocations_and_grants() {
+        let mut t = LeaseTable::new();
+        t.renew(1_000, &h("h1"), 30_000, None).unwrap();
+        t.renew(1_000, &h("h2"), 30_000, None).unwrap();
+        t.revoke(&h("h2"));
+        t.service_restarted(5_000, 30_000);
+        // Nobody is listed until it renews again ...
+        assert_eq!(t.renewal_ages(6_000), vec![]);
+        // ... the hosts still hold what was granted ...
+        assert!(t.valid(&h("h1"), 30_999));
+        // ... a revocation waits out what may have been granted before ...
+        assert_eq!(t.revoke(&h("h1")), 35_000);
+        // ... and what was revoked stays revoked.
+        assert_eq!(
+            t.renew(6_000, &h("h2"), 30_000, None),
+            Err(LeaseRefusal::Revoked)
+        );
+        assert_eq!(t.revoked(), vec![h("h1"), h("h2")]);
     }
 
     #[test]

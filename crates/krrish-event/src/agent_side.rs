@@ -70,10 +70,8 @@ impl EventWorld {
                 }
                 AgentOutput::RunCommand { id, command } => {
                     let op = match command {
-                        AgentCommand::BootVm { vm, network, .. } => HostOp::Boot(vm, network),
-                        AgentCommand::SetNetwork { vm, network } => {
-                            HostOp::SetNetwork { vm, network }
-                        }
+                        AgentCommand::BootVm { vm, guest, .. } => HostOp::Boot(vm, guest),
+                        AgentCommand::SetGuest { vm, guest } => HostOp::SetGuest { vm, guest },
                         AgentCommand::StopVm { vm } => HostOp::Stop(vm),
                         AgentCommand::RebootVm { vm } => HostOp::Reboot(vm),
                         AgentCommand::LiveMigrate { vm, to } => HostOp::LiveMigrate { vm, to },

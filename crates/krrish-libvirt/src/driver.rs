@@ -18,7 +18,7 @@ use crate::hypervisor::Hypervisor;
 use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain};
 use crate::status::{StatusSource, StatusWatch};
 use crate::tenant::{plug_tap, Tenant, TenantConfig};
-use krrish_agent::{Driver, DriverError, GuestNetwork, HostStatus};
+use krrish_agent::{Driver, DriverError, GuestConfig, GuestNetwork, HostStatus};
 use krrish_core::ha::BootReason;
 use krrish_core::{HostId, VmId, VmSpec};
 use krrish_netlink::Netns;
@@ -230,7 +230,8 @@ fn make_disk(path: &Path) -> Result<(), DriverError> {
 /// What the driver's calls do; each is followed by a fresh status
 /// reading (see `changed`).
 impl LibvirtDriver {
-    async fn boot(&self, vm: &VmSpec, network: &GuestNetwork) -> Result<(), DriverError> {
+    async fn boot(&self, vm: &VmSpec, guest: &GuestConfig) -> Result<(), DriverError> {
+        let network: &GuestNetwork = &guest.network;
         let name = domain_name(&self.cfg.host, &vm.id).map_err(DriverError::Failed)?;
         let n = name.clone();
         if self.blocking(move |hv| hv.is_active(&n)).await? {
@@ -314,13 +315,9 @@ impl LibvirtDriver {
         self.tenant(move |t| t.forget(&id)).await
     }
 
-    async fn set_guest_network(
-        &self,
-        vm: &VmId,
-        network: &GuestNetwork,
-    ) -> Result<(), DriverError> {
+    async fn set_guest_devices(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
-        let (id, net) = (vm.clone(), network.clone());
+        let (id, net) = (vm.clone(), guest.network.clone());
         self.tenant(move |t| t.set(&id, &name, &net)).await
     }
 
@@ -364,14 +361,14 @@ impl Driver for LibvirtDriver {
         &self,
         vm: &VmSpec,
         _reason: BootReason,
-        network: &GuestNetwork,
+        guest: &GuestConfig,
     ) -> Result<(), DriverError> {
-        let r = self.boot(vm, network).await;
+        let r = self.boot(vm, guest).await;
         self.changed(r).await
     }
 
-    async fn set_network(&self, vm: &VmId, network: &GuestNetwork) -> Result<(), DriverError> {
-        self.set_guest_network(vm, network).await
+    async fn set_guest(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
+        self.set_guest_devices(vm, guest).await
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {

@@ -6,7 +6,7 @@
 // Real guests on real time: wall time is what is measured.
 #![allow(clippy::disallowed_methods)]
 
-use krrish_agent::{Driver, GuestEip, GuestNetwork, GuestNic};
+use krrish_agent::{Driver, GuestConfig, GuestEip, GuestNetwork, GuestNic};
 use krrish_core::ha::BootReason;
 use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_libvirt::driver::vm_address;
@@ -19,10 +19,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const VM_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 80, 0, 0), 16);
-static NO_NETWORK: GuestNetwork = GuestNetwork {
-    nics: Vec::new(),
-    eips: Vec::new(),
+static NO_NETWORK: GuestConfig = GuestConfig {
+    network: GuestNetwork {
+        nics: Vec::new(),
+        eips: Vec::new(),
+    },
+    volumes: Vec::new(),
 };
+
+fn guest(network: GuestNetwork) -> GuestConfig {
+    GuestConfig {
+        network,
+        volumes: Vec::new(),
+    }
+}
 const BRIDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 1);
 
 fn lab_dir() -> PathBuf {
@@ -428,8 +438,9 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
     let (rt, local) = local();
     local.block_on(&rt, async {
         // x boots with its NIC; y boots bare and gets its NIC plugged in.
+        let x_guest = guest(x_net.clone());
         let (rx, ry) = tokio::join!(
-            on_a.boot_vm(&x, BootReason::Create, &x_net),
+            on_a.boot_vm(&x, BootReason::Create, &x_guest),
             on_b.boot_vm(&y, BootReason::Create, &NO_NETWORK),
         );
         rx.unwrap();
@@ -439,8 +450,8 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
             "x does not reach its own vxnet address"
         );
         assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], false));
-        on_b.set_network(&y.id, &y_net).await.unwrap();
-        on_b.set_network(&y.id, &y_net).await.unwrap(); // again: no change
+        on_b.set_guest(&y.id, &guest(y_net.clone())).await.unwrap();
+        on_b.set_guest(&y.id, &guest(y_net.clone())).await.unwrap(); // again: no change
         assert!(
             guest_reaches(&on_a, &x.id, [10, 10, 1, 11], true),
             "x on {} does not reach y on {} over VXLAN",
@@ -460,7 +471,7 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
                 private: Ipv4Addr::new(10, 10, 1, 10),
             }],
         };
-        on_a.set_network(&x.id, &routed).await.unwrap();
+        on_a.set_guest(&x.id, &guest(routed)).await.unwrap();
         Netns::open(&b.ns)
             .unwrap()
             .run(|l| async move {
@@ -484,7 +495,7 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
         assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], true));
 
         // y leaves the vxnet: x no longer reaches it.
-        on_b.set_network(&y.id, &NO_NETWORK).await.unwrap();
+        on_b.set_guest(&y.id, &NO_NETWORK).await.unwrap();
         assert!(guest_reaches(&on_a, &x.id, [10, 10, 1, 11], false));
         on_a.stop_vm(&x.id).await.unwrap();
         on_b.stop_vm(&y.id).await.unwrap();
@@ -515,7 +526,7 @@ fn a_vm_with_vxnet_nics_on_a_host_without_a_tenant_network_is_refused_with_the_r
     };
     let (rt, local) = local();
     let err = local
-        .block_on(&rt, driver.boot_vm(&spec, BootReason::Create, &net))
+        .block_on(&rt, driver.boot_vm(&spec, BootReason::Create, &guest(net)))
         .unwrap_err();
     assert!(err.to_string().contains("tenant_network"), "{err}");
     assert!(driver.status().running.is_empty());

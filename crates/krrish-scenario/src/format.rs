@@ -127,7 +127,8 @@ pub struct Step {
     /// The controller process: `crash` (its store survives) or `restart`.
     pub controller: Option<ControllerAction>,
     /// The DFS's metadata service as the controller sees it: `unreachable`
-    /// (revocations and renewal reads fail) or `reachable`.
+    /// (revocations and renewal reads fail) or `reachable`; or the lease
+    /// service itself: `down`, `up`, `restart`.
     pub dfs: Option<DfsAction>,
     /// `heal_all: true` — every fault ends at once: hosts that are off are
     /// repaired, every NIC, bond, BMC and management path is back, the DFS
@@ -141,6 +142,12 @@ pub struct Step {
 pub enum DfsAction {
     Unreachable,
     Reachable,
+    /// The lease service itself stops (renewals fail everywhere).
+    Down,
+    /// It starts again: revocations kept, renewals forgotten.
+    Up,
+    /// Down and up at once.
+    Restart,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -191,9 +191,15 @@ pub(crate) fn step_action(
         }));
     }
     if let Some(d) = s.dfs {
-        actions.push(Action::Fault(Fault::DfsUnreachable(
-            d == crate::format::DfsAction::Unreachable,
-        )));
+        use crate::format::DfsAction as D;
+        use krrish_sim::DfsServiceChange as C;
+        actions.push(Action::Fault(match d {
+            D::Unreachable => Fault::DfsUnreachable(true),
+            D::Reachable => Fault::DfsUnreachable(false),
+            D::Down => Fault::DfsService(C::Down),
+            D::Up => Fault::DfsService(C::Up),
+            D::Restart => Fault::DfsService(C::Restart),
+        }));
     }
     match s.heal_all {
         Some(true) => actions.push(Action::Fault(Fault::HealAll)),

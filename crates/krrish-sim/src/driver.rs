@@ -6,7 +6,7 @@ use crate::ops::{FencerAnswer, FencerOp, HostOp};
 use crate::world::World;
 use krrish_agent::{Driver, DriverError, HostStatus};
 use krrish_cloud::network::lb::FabricReport;
-use krrish_cloud::network::GuestNetwork;
+use krrish_cloud::GuestConfig;
 use krrish_controller::{FabricReader, Fencer};
 use krrish_core::ha::{BootReason, FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
@@ -55,15 +55,15 @@ impl Driver for SimDriver {
         &self,
         vm: &VmSpec,
         _reason: BootReason,
-        network: &GuestNetwork,
+        guest: &GuestConfig,
     ) -> Result<(), DriverError> {
-        self.run(HostOp::Boot(vm.clone(), network.clone())).await
+        self.run(HostOp::Boot(vm.clone(), guest.clone())).await
     }
 
-    async fn set_network(&self, vm: &VmId, network: &GuestNetwork) -> Result<(), DriverError> {
-        self.run(HostOp::SetNetwork {
+    async fn set_guest(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
+        self.run(HostOp::SetGuest {
             vm: vm.clone(),
-            network: network.clone(),
+            guest: guest.clone(),
         })
         .await
     }

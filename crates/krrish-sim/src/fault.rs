@@ -4,6 +4,14 @@ use crate::world::PathState;
 use krrish_core::{BondName, HostId};
 use std::fmt;
 
+/// What happens to the DFS's lease service process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DfsServiceChange {
+    Down,
+    Up,
+    Restart,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The host dies (power, kernel panic); its BMC still answers.
@@ -59,6 +67,10 @@ pub enum Fault {
     /// The DFS's metadata service becomes unreachable from the controller
     /// (`true`) or reachable again: revocations and renewal reads fail.
     DfsUnreachable(bool),
+    /// The DFS's lease service itself goes down, comes back up (a new
+    /// process: it remembers its revocations, not the renewals) or
+    /// restarts at once.
+    DfsService(DfsServiceChange),
     /// Every fault ends: hosts that are off are repaired, NICs, bonds, BMCs
     /// and paths are back, the DFS is reachable, the controller runs.
     HealAll,
@@ -76,7 +88,8 @@ impl Fault {
             | Fault::ControllerRestart
             | Fault::HealAll
             | Fault::ControllerPath(_)
-            | Fault::DfsUnreachable(_) => return None,
+            | Fault::DfsUnreachable(_)
+            | Fault::DfsService(_) => return None,
             Fault::Crash(h)
             | Fault::PowerLoss(h)
             | Fault::Partition(h)
@@ -97,6 +110,17 @@ impl Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Fault::DfsService(DfsServiceChange::Down) => {
+                write!(f, "the DFS lease service goes down (renewals and revocations fail)")
+            }
+            Fault::DfsService(DfsServiceChange::Up) => write!(
+                f,
+                "the DFS lease service is back (a new process: revocations kept, renewals forgotten)"
+            ),
+            Fault::DfsService(DfsServiceChange::Restart) => write!(
+                f,
+                "the DFS lease service restarts (revocations kept, renewals forgotten)"
+            ),
             Fault::Crash(h) => write!(f, "crash {h} (BMC still up)"),
             Fault::PowerLoss(h) => write!(f, "power loss on {h} and its BMC"),
             Fault::BmcDown(h) => write!(f, "BMC of {h} unreachable (host keeps running)"),
@@ -206,6 +230,18 @@ impl crate::world::World {
                 self.dfs_unreachable_from_controller = *down;
                 self.generation += 1;
             }
+            Fault::DfsService(change) => {
+                match change {
+                    DfsServiceChange::Down => self.dfs_service_down = true,
+                    DfsServiceChange::Up if !self.dfs_service_down => {}
+                    DfsServiceChange::Up | DfsServiceChange::Restart => {
+                        self.dfs_service_down = false;
+                        let max = self.timings.lease_duration_ms;
+                        self.leases.service_restarted(now_ms, max);
+                    }
+                }
+                self.generation += 1;
+            }
             Fault::ControllerPath(state) => {
                 self.controller_path = *state;
                 self.generation += 1;
@@ -235,6 +271,11 @@ impl crate::world::World {
                 self.power_on_at.clear();
                 self.controller_path = PathState::Ok;
                 self.dfs_unreachable_from_controller = false;
+                if self.dfs_service_down {
+                    self.dfs_service_down = false;
+                    let max = self.timings.lease_duration_ms;
+                    self.leases.service_restarted(now_ms, max);
+                }
                 self.generation += 1;
             }
             Fault::ControllerCrash | Fault::ControllerRestart => {}

@@ -36,7 +36,7 @@ pub mod world;
 pub use checkers::{Checkers, Violation};
 pub use config::SimConfig;
 pub use driver::{SimDriver, SimFabric, SimFencer};
-pub use fault::Fault;
+pub use fault::{DfsServiceChange, Fault};
 pub use simulated::SimulatedWorld;
 pub use trace::TraceBuf;
 pub use world::{Timings, World};

@@ -6,18 +6,19 @@
 //! things take and what they change.
 
 use crate::world::{DomainState, World};
-use krrish_agent::{DriverError, GuestNetwork, HostStatus};
+use krrish_agent::{DriverError, GuestConfig, HostStatus};
 use krrish_core::ha::{FenceAction, FenceError};
 use krrish_core::{HostId, HostSpec, VmId, VmSpec};
 
 /// What an agent asks its host's backend to do.
 #[derive(Clone, Debug)]
 pub enum HostOp {
-    Boot(VmSpec, GuestNetwork),
-    /// The guest's interfaces and EIPs (done at once on a running guest).
-    SetNetwork {
+    Boot(VmSpec, GuestConfig),
+    /// The guest's interfaces, EIPs and volumes (done at once on a running
+    /// guest).
+    SetGuest {
         vm: VmId,
-        network: GuestNetwork,
+        guest: GuestConfig,
     },
     Stop(VmId),
     /// The guest restarts in place; done when it is back.
@@ -45,8 +46,8 @@ pub struct PendingHostOp {
 
 #[derive(Clone, Debug)]
 enum HostStep {
-    Boot(VmId, GuestNetwork),
-    SetNetwork(VmId, GuestNetwork),
+    Boot(VmId, GuestConfig),
+    SetGuest(VmId, GuestConfig),
     Stop(VmId),
     Reboot(VmId),
     Migrate { vm: VmId, to: HostId },
@@ -147,7 +148,7 @@ impl World {
     ) -> Result<PendingHostOp, DriverError> {
         let rtt = self.timings.dfs_rtt_ms;
         let (after_ms, step) = match op {
-            HostOp::Boot(vm, network) => {
+            HostOp::Boot(vm, guest) => {
                 self.powered_or_unavailable(h)?;
                 // The world learns VMs created through the API here, so the
                 // checkers judge them too.
@@ -160,11 +161,11 @@ impl World {
                     .get(&vm.id)
                     .is_some_and(|d| d.state == DomainState::Running);
                 let boot_ms = if running_here { 0 } else { self.boot_time_ms() };
-                (boot_ms, HostStep::Boot(vm.id, network))
+                (boot_ms, HostStep::Boot(vm.id, guest))
             }
-            HostOp::SetNetwork { vm, network } => {
+            HostOp::SetGuest { vm, guest } => {
                 self.powered_or_unavailable(h)?;
-                (0, HostStep::SetNetwork(vm, network))
+                (0, HostStep::SetGuest(vm, guest))
             }
             HostOp::Stop(vm) => (0, HostStep::Stop(vm)),
             HostOp::Reboot(vm) => {
@@ -217,12 +218,12 @@ impl World {
         op: PendingHostOp,
     ) -> Result<(), DriverError> {
         match op.step {
-            HostStep::Boot(vm, network) => {
+            HostStep::Boot(vm, guest) => {
                 self.start_domain(now_ms, h, &vm)
                     .map_err(DriverError::Failed)?;
-                self.set_guest_network(h, &vm, network)
+                self.set_guest(h, &vm, guest)
             }
-            HostStep::SetNetwork(vm, network) => self.set_guest_network(h, &vm, network),
+            HostStep::SetGuest(vm, guest) => self.set_guest(h, &vm, guest),
             HostStep::Stop(vm) => self
                 .stop_domain(now_ms, h, &vm)
                 .map_err(DriverError::Failed),
@@ -243,13 +244,8 @@ impl World {
         }
     }
 
-    /// Gives `vm`'s guest on `h` its interfaces and EIPs.
-    fn set_guest_network(
-        &mut self,
-        h: &HostId,
-        vm: &VmId,
-        network: GuestNetwork,
-    ) -> Result<(), DriverError> {
+    /// Gives `vm`'s guest on `h` its interfaces, EIPs and volumes.
+    fn set_guest(&mut self, h: &HostId, vm: &VmId, guest: GuestConfig) -> Result<(), DriverError> {
         match self
             .hosts
             .get_mut(h)
@@ -257,8 +253,8 @@ impl World {
             .filter(|d| d.state == DomainState::Running)
         {
             Some(d) => {
-                if d.network != network {
-                    d.network = network;
+                if d.guest != guest {
+                    d.guest = guest;
                     self.generation += 1;
                 }
                 Ok(())
@@ -289,7 +285,7 @@ impl World {
                 }
                 Some(_) => (t.ipmi_answer_ms, FencerStep::Ipmi { host, action }),
             },
-            op if self.dfs_unreachable_from_controller => (
+            op if self.dfs_unreachable_from_controller || self.dfs_service_down => (
                 t.ipmi_timeout_ms,
                 FencerStep::Fail(
                     op,
@@ -329,7 +325,7 @@ impl World {
                 FencerAnswer::Fenced(Ok(()))
             }
             FencerStep::Revoke(_) | FencerStep::Reinstate(_) | FencerStep::Renewals
-                if self.dfs_unreachable_from_controller =>
+                if self.dfs_unreachable_from_controller || self.dfs_service_down =>
             {
                 let op = match op.step {
                     FencerStep::Revoke(h) => FencerOp::RevokeLease(h),

@@ -4,6 +4,7 @@
 
 use crate::trace::TraceBuf;
 use krrish_cloud::network::GuestNetwork;
+use krrish_cloud::GuestConfig;
 use krrish_core::ha::secs;
 use krrish_core::lease::LeaseTable;
 use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
@@ -58,8 +59,9 @@ pub struct Domain {
     pub state: DomainState,
     /// When this copy's writes last reached the DFS.
     pub last_sync_ms: u64,
-    /// The interfaces and EIPs this host was told to give the guest.
-    pub network: GuestNetwork,
+    /// The interfaces, EIPs and volumes this host was told to give the
+    /// guest.
+    pub guest: GuestConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -171,6 +173,8 @@ pub struct World {
     /// revocations, reinstatements and renewal reads fail (the hosts' own
     /// storage paths are unaffected).
     pub dfs_unreachable_from_controller: bool,
+    /// The DFS's lease service is down: no renewal, revocation or read.
+    pub dfs_service_down: bool,
     /// Hosts a BMC power-cycled, and when they come up again.
     pub power_on_at: BTreeMap<HostId, u64>,
     pub vms: BTreeMap<VmId, VmSpec>,
@@ -229,7 +233,7 @@ impl World {
                 Domain {
                     state: DomainState::Running,
                     last_sync_ms: 0,
-                    network: GuestNetwork::default(),
+                    guest: GuestConfig::default(),
                 },
             );
         }
@@ -243,6 +247,7 @@ impl World {
             hosts: phys,
             controller_path: PathState::Ok,
             dfs_unreachable_from_controller: false,
+            dfs_service_down: false,
             power_on_at: BTreeMap::new(),
             vms: vms.into_iter().map(|v| (v.id.clone(), v)).collect(),
             leases,
@@ -470,7 +475,7 @@ impl World {
             Domain {
                 state: DomainState::Running,
                 last_sync_ms: now_ms,
-                network: GuestNetwork::default(),
+                guest: GuestConfig::default(),
             },
         );
         self.generation += 1;
@@ -570,7 +575,7 @@ impl World {
             Domain {
                 state: DomainState::Incoming { from: h.clone() },
                 last_sync_ms: 0,
-                network: GuestNetwork::default(),
+                guest: GuestConfig::default(),
             },
         );
         self.generation += 1;
@@ -620,17 +625,15 @@ impl World {
             return Err("migration interrupted".into());
         }
         let moved = self.hosts.get_mut(h).expect("checked").domains.remove(vm);
-        let (last_sync, network) = moved
-            .map(|d| (d.last_sync_ms, d.network))
-            .unwrap_or_default();
-        // The guest keeps its NICs; the target's agent is told of the
-        // network again (the controller re-sends it to the new host).
+        let (last_sync, guest) = moved.map(|d| (d.last_sync_ms, d.guest)).unwrap_or_default();
+        // The guest keeps its NICs and volumes; the target's agent is told
+        // of them again (the controller re-sends it to the new host).
         self.hosts.get_mut(to).expect("checked").domains.insert(
             vm.clone(),
             Domain {
                 state: DomainState::Running,
                 last_sync_ms: last_sync,
-                network,
+                guest,
             },
         );
         self.generation += 1;
@@ -642,6 +645,9 @@ impl World {
         let host = self.hosts.get(h).ok_or("no such host")?;
         if !host.storage_up() {
             return Err("storage network (bond2) down".into());
+        }
+        if self.dfs_service_down {
+            return Err("the DFS lease service is down".into());
         }
         self.leases
             .renew(now_ms, h, self.timings.lease_duration_ms, None)
@@ -720,7 +726,7 @@ impl krrish_cloud::network::dataplane::Fabric for World {
             h.domains
                 .get(vm)
                 .filter(|d| d.state == DomainState::Running)
-                .map(|d| d.network.clone())
+                .map(|d| d.guest.network.clone())
         })
     }
 }

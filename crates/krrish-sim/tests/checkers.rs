@@ -29,7 +29,7 @@ fn running(since: u64) -> Domain {
     Domain {
         state: DomainState::Running,
         last_sync_ms: since,
-        network: Default::default(),
+        guest: Default::default(),
     }
 }
 

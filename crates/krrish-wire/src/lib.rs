@@ -11,7 +11,7 @@
 //! - [`Clock`] — where services read "now" (turmoil's clock in simulation).
 //! - [`TraceSink`] — one-line-per-event trace output.
 
-use krrish_cloud::network::GuestNetwork;
+use krrish_cloud::GuestConfig;
 use krrish_core::ha::{BootReason, DriverError, HostReport};
 use krrish_core::{HostId, VmId, VmSpec};
 use serde::{Deserialize, Serialize};
@@ -101,15 +101,16 @@ pub enum AgentCommand {
     BootVm {
         vm: VmSpec,
         reason: BootReason,
-        /// Its interfaces and EIPs as the cloud's records say at the boot.
+        /// Its interfaces, EIPs and volumes as the cloud's records say at
+        /// the boot.
         #[serde(default)]
-        network: GuestNetwork,
+        guest: GuestConfig,
     },
-    /// The VM's network changed (or the agent may not know it): make the
-    /// host match `network` for `vm`, running here.
-    SetNetwork {
+    /// The VM's network or volumes changed (or the agent may not know
+    /// them): make the host match `guest` for `vm`, running here.
+    SetGuest {
         vm: VmId,
-        network: GuestNetwork,
+        guest: GuestConfig,
     },
     StopVm {
         vm: VmId,

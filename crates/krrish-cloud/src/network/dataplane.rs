@@ -40,7 +40,12 @@ pub trait Fabric {
 
 /// Whether `vm`'s host plugged its interface `nic` (when the fabric
 /// knows): a record the host was never told of carries no packet.
-fn plugged_nic(fabric: &dyn Fabric, vm: &VmId, host: &HostId, nic: &Nic) -> Result<(), String> {
+pub(crate) fn plugged_nic(
+    fabric: &dyn Fabric,
+    vm: &VmId,
+    host: &HostId,
+    nic: &Nic,
+) -> Result<(), String> {
     match fabric.plugged(vm) {
         Some(g)
             if !g

@@ -6,6 +6,7 @@
 
 use krrish_cloud::network::dataplane::Fabric;
 use krrish_cloud::network::lb::{FabricReport, Health};
+use krrish_cloud::network::GuestNetwork;
 use krrish_cloud::{Cloud, CloudRequest, Name};
 use krrish_core::{HostId, VmId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +76,9 @@ pub struct Hand {
     pub on: BTreeMap<&'static str, Vec<&'static str>>,
     pub bond1_down: BTreeSet<&'static str>,
     pub bond0_down: BTreeSet<&'static str>,
+    /// What a VM's host was told to plug, for the VMs given (others: the
+    /// records are taken as plugged).
+    pub plugged: BTreeMap<&'static str, GuestNetwork>,
 }
 
 impl Fabric for Hand {
@@ -87,6 +91,9 @@ impl Fabric for Hand {
     }
     fn uplink_up(&self, host: &HostId) -> bool {
         !self.bond0_down.contains(host.as_str())
+    }
+    fn plugged(&self, vm: &VmId) -> Option<GuestNetwork> {
+        self.plugged.get(vm.as_str()).cloned()
     }
 }
 

@@ -8,8 +8,7 @@ mod health;
 pub use health::FABRIC_READ_TIMEOUT_MS;
 
 use crate::status::ClusterStatus;
-use krrish_cloud::network::GuestNetwork;
-use krrish_cloud::Cloud;
+use krrish_cloud::{Cloud, GuestConfig};
 use krrish_core::ha::{
     Command, CoreSnapshot, DriverError, FenceAction, FenceError, HaConfig, HaManager, Notice,
     VmState,
@@ -95,7 +94,7 @@ enum Pending {
     Stop { vm: VmId, host: HostId },
     Reboot { vm: VmId, host: HostId },
     Abort { vm: VmId, from: HostId, to: HostId },
-    Network { vm: VmId, host: HostId },
+    Guest { vm: VmId, host: HostId },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
@@ -128,14 +127,17 @@ pub struct ControllerMachine {
     /// later, so the cached wake stays valid (at worst early, never late);
     /// every other input drops the cache.
     wake_cache: std::cell::Cell<Option<(u64, Option<u64>)>>,
-    /// What each VM's host was last told of the VM's network (at its boot
-    /// or since): sent again when the records or the VM's host change, or
-    /// when the telling failed. Not saved: a restarted controller tells
-    /// every running VM's host again.
-    told_networks: BTreeMap<VmId, (HostId, GuestNetwork)>,
-    /// The (core, network) generations `told_networks` was last brought up
-    /// to date at; `None` after an input that may call for telling again.
-    networks_followed_at: Option<(u64, u64)>,
+    /// What each VM's host was last told of the VM's network and volumes
+    /// (at its boot or since): sent again when the records or the VM's
+    /// host change. `None`: the host may hold anything (a telling failed or
+    /// was lost with a connection) — told again even when there is nothing
+    /// to tell now, or a stale NIC or EIP would stay (found by the
+    /// adversary). Not saved: a restarted controller tells every running
+    /// VM's host again.
+    told_guests: BTreeMap<VmId, (HostId, Option<GuestConfig>)>,
+    /// The (core, cloud) generations `told_guests` was last brought up to
+    /// date at; `None` after an input that may call for telling again.
+    guests_followed_at: Option<(u64, u64)>,
 }
 
 impl ControllerMachine {
@@ -158,8 +160,8 @@ impl ControllerMachine {
             durable: false,
             saved_generation: None,
             wake_cache: std::cell::Cell::new(None),
-            told_networks: BTreeMap::new(),
-            networks_followed_at: None,
+            told_guests: BTreeMap::new(),
+            guests_followed_at: None,
         }
     }
 
@@ -401,9 +403,14 @@ impl ControllerMachine {
                     self.push(ControllerOutput::Close { conn });
                     return;
                 }
-                // A new agent process may not know its guests' networks.
-                self.told_networks.retain(|_, (h, _)| *h != host);
-                self.networks_followed_at = None;
+                // A new agent process may not know its guests' networks
+                // and volumes.
+                for (h, told) in self.told_guests.values_mut() {
+                    if *h == host {
+                        *told = None;
+                    }
+                }
+                self.guests_followed_at = None;
                 if let Some(old) = self.agents.insert(host.clone(), conn) {
                     self.conns.remove(&old);
                     self.pending.retain(|_, (c, _)| *c != old);
@@ -445,15 +452,17 @@ impl ControllerMachine {
                     Some(Pending::Abort { vm, from, to }) => self
                         .core
                         .handle_migration_aborted(now_ms, &vm, &from, &to, outcome),
-                    Some(Pending::Network { vm, host }) => {
+                    Some(Pending::Guest { vm, host }) => {
                         if let Err(why) = outcome {
                             // Told again at the next input.
-                            if self.told_networks.get(&vm).is_some_and(|(h, _)| *h == host) {
-                                self.told_networks.remove(&vm);
+                            if let Some((h, told)) = self.told_guests.get_mut(&vm) {
+                                if *h == host {
+                                    *told = None;
+                                }
                             }
-                            self.networks_followed_at = None;
+                            self.guests_followed_at = None;
                             self.push(ControllerOutput::Trace(format!(
-                                "network of {vm} on {host} not applied: {why}"
+                                "network and volumes of {vm} on {host} not applied: {why}"
                             )));
                         }
                     }
@@ -492,15 +501,15 @@ impl ControllerMachine {
         }
     }
 
-    /// The hosts' data plane follows the cloud's records: the host of each
-    /// running VM is told the VM's network whenever it differs from what
+    /// The hosts follow the cloud's records: the host of each running VM is
+    /// told the VM's network and volumes whenever they differ from what
     /// that host was last told.
-    fn follow_networks(&mut self) {
-        let at = (self.core.generation(), self.cloud.network.generation());
-        if self.networks_followed_at == Some(at) {
+    fn follow_guests(&mut self) {
+        let at = (self.core.generation(), self.cloud.generation());
+        if self.guests_followed_at == Some(at) {
             return;
         }
-        self.networks_followed_at = Some(at);
+        self.guests_followed_at = Some(at);
         let running: Vec<(VmId, HostId)> = self
             .core
             .vms()
@@ -513,33 +522,34 @@ impl ControllerMachine {
             })
             .collect();
         let live: std::collections::BTreeSet<&VmId> = running.iter().map(|(v, _)| v).collect();
-        self.told_networks.retain(|vm, _| live.contains(vm));
+        self.told_guests.retain(|vm, _| live.contains(vm));
         for (vm, host) in running {
-            let want = self.cloud.network.guest_network(&vm);
-            match self.told_networks.get(&vm) {
-                Some((h, told)) if *h == host && *told == want => continue,
-                // Nothing told, nothing to tell (a VM with no interfaces).
+            let want = self.cloud.guest_config(&vm);
+            match self.told_guests.get(&vm) {
+                Some((h, Some(told))) if *h == host && *told == want => continue,
+                // Nothing told, nothing to tell (a VM with no interfaces
+                // and no volumes).
                 None if want.is_empty() => continue,
                 _ => {}
             }
-            let pending = Pending::Network {
+            let pending = Pending::Guest {
                 vm: vm.clone(),
                 host: host.clone(),
             };
-            let command = AgentCommand::SetNetwork {
+            let command = AgentCommand::SetGuest {
                 vm: vm.clone(),
-                network: want.clone(),
+                guest: want.clone(),
             };
             match self.send_to_agent(&host, command, pending) {
                 Ok(()) => {
                     self.push(ControllerOutput::Trace(format!(
                         "network of {vm} on {host}: {want}"
                     )));
-                    self.told_networks.insert(vm, (host, want));
+                    self.told_guests.insert(vm, (host, Some(want)));
                 }
                 // Told when its agent connects (see `AgentHello`).
                 Err(_) => {
-                    self.told_networks.remove(&vm);
+                    self.told_guests.insert(vm, (host, None));
                 }
             }
         }
@@ -560,7 +570,7 @@ impl ControllerMachine {
             }
             if !progressed {
                 self.follow_placements(now_ms);
-                self.follow_networks();
+                self.follow_guests();
                 self.persist(first);
                 return;
             }
@@ -591,13 +601,9 @@ impl ControllerMachine {
                     vm: id.clone(),
                     host: host.clone(),
                 };
-                let network = self.cloud.network.guest_network(&id);
-                let told = (host.clone(), network.clone());
-                let command = AgentCommand::BootVm {
-                    vm,
-                    reason,
-                    network,
-                };
+                let guest = self.cloud.guest_config(&id);
+                let told = (host.clone(), Some(guest.clone()));
+                let command = AgentCommand::BootVm { vm, reason, guest };
                 if let Err(why) = self.send_to_agent(&host, command, pending) {
                     // Not a failed boot: the core sends it again when the
                     // agent connects, or gives up at the boot deadline.
@@ -605,7 +611,7 @@ impl ControllerMachine {
                         "boot of {id} on {host} waits for its agent: {why}"
                     )));
                 } else {
-                    self.told_networks.insert(id, told);
+                    self.told_guests.insert(id, told);
                 }
             }
             Command::LiveMigrate { vm, from, to } => {

@@ -133,6 +133,7 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                         bond: BondName::Bond0 | BondName::Bond2,
                         ..
                     }
+                    | Fault::DfsService(_)
             ),
             Action::Api(ApiRequest::Cloud(r)) => tenant::cloud_call(r).is_some(),
             Action::Api(r) => matches!(
@@ -473,6 +474,21 @@ impl LabRun<'_> {
                     self.net(host)?.bond_uplinks(*bond),
                     true,
                 )?)
+            }
+            // The lease service's process: killed, started again (it
+            // reads its revocations back from its store), or both.
+            Action::Fault(Fault::DfsService(change)) => {
+                use krrish_sim::DfsServiceChange as C;
+                if matches!(change, C::Down | C::Restart) {
+                    if let Some(mut c) = self.dfs.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                }
+                if matches!(change, C::Up | C::Restart) && self.dfs.is_none() {
+                    self.start_dfs()?;
+                }
+                Ok(())
             }
             Action::Api(ApiRequest::Cloud(r)) => self.cloud(r),
             Action::Api(r) => {

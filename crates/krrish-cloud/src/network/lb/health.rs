@@ -12,7 +12,7 @@ use super::{Health, HealthCheck};
 use crate::health::Reached;
 use crate::name::Name;
 use crate::network::dataplane::Fabric;
-use crate::network::Network;
+use crate::network::{GuestNetwork, Network};
 use krrish_core::{HostId, VmId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +25,8 @@ pub struct FabricReport {
     pub running_on: BTreeMap<VmId, Vec<HostId>>,
     pub vm_network_up: BTreeSet<HostId>,
     pub uplink_up: BTreeSet<HostId>,
+    /// What each VM's host was told to plug, where the fabric knows.
+    pub plugged: BTreeMap<VmId, GuestNetwork>,
 }
 
 impl FabricReport {
@@ -40,6 +42,9 @@ impl FabricReport {
                 if fabric.uplink_up(h) {
                     r.uplink_up.insert(h.clone());
                 }
+            }
+            if let Some(g) = fabric.plugged(vm) {
+                r.plugged.insert(vm.clone(), g);
             }
             r.running_on.insert(vm.clone(), hosts);
         }
@@ -59,6 +64,9 @@ impl Fabric for FabricReport {
     }
     fn knows(&self, vm: &VmId) -> bool {
         self.running_on.contains_key(vm)
+    }
+    fn plugged(&self, vm: &VmId) -> Option<GuestNetwork> {
+        self.plugged.get(vm).cloned()
     }
 }
 

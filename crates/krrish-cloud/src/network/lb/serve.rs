@@ -6,7 +6,7 @@
 
 use super::{Balance, Frontend, LoadBalancer};
 use crate::name::Name;
-use crate::network::dataplane::{the_host, way_out, Fabric, Source};
+use crate::network::dataplane::{plugged_nic, the_host, way_out, Fabric, Source};
 use crate::network::{EipKind, Network, Nic};
 use krrish_core::{HostId, VmId};
 
@@ -28,6 +28,7 @@ pub fn reach_backend(
             "{host}'s VM network (bond1) carries no traffic: no VXLAN to {vm}"
         ));
     }
+    plugged_nic(fabric, vm, &host, &nic)?;
     Ok((host, nic))
 }
 
