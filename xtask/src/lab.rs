@@ -98,7 +98,16 @@ ip link set eth0 up
     sleep 0.5
   done
 ) &
-# Commands from the host, one per line, answered on the same port.
+# The disk whose serial is $1 (the root disk's is `root`, a volume's
+# names it).
+disk_of() {
+  for d in /sys/block/vd*; do
+    [ "$(cat $d/serial 2>/dev/null)" = "$1" ] && { echo /dev/${d##*/}; return; }
+  done
+}
+# Commands from the host, one per line, answered on the same port:
+# `ping ADDR`; `write SERIAL BLOCK DATA` (DATA as 20 digits at the start
+# of 1 MiB block BLOCK); `read SERIAL BLOCK` (0 where nothing was written).
 if [ -e /dev/ttyS1 ]; then
   stty -F /dev/ttyS1 raw -echo
   (
@@ -107,6 +116,15 @@ if [ -e /dev/ttyS1 ]; then
         case $cmd in
           ping) if ping -c 2 -W 2 "$arg" >/dev/null 2>&1; then r=ok; else r=fail; fi
                 echo "krrish-reply ping $arg $r";;
+          write) set -- $arg; dev=$(disk_of "$1"); r=fail
+                 if [ -n "$dev" ] && printf '%020d' "$3" | dd of=$dev bs=1048576 seek="$2" conv=notrunc,fsync 2>/dev/null; then r=ok; fi
+                 echo "krrish-reply write $1 $2 $r";;
+          read) set -- $arg; dev=$(disk_of "$1"); r=fail
+                if [ -n "$dev" ]; then
+                  r=$(dd if=$dev bs=1048576 skip="$2" count=1 2>/dev/null | head -c 20 | tr -d '\000' | sed 's/^0*//')
+                  [ -z "$r" ] && r=0
+                fi
+                echo "krrish-reply read $1 $2 $r";;
           *) echo "krrish-reply unknown $cmd";;
         esac
       done < /dev/ttyS1 > /dev/ttyS1

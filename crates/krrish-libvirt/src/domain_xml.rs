@@ -39,6 +39,43 @@ pub struct DiskSpec {
     pub path: PathBuf,
     /// `vda`, `vdb`, …
     pub target: String,
+    /// What the guest reads as the disk's serial number.
+    pub serial: Option<String>,
+}
+
+fn write_disk<W: io::Write>(w: &mut Writer<W>, d: &DiskSpec) -> io::Result<()> {
+    w.create_element("disk")
+        .with_attribute(("type", "file"))
+        .with_attribute(("device", "disk"))
+        .write_inner_content(|w| {
+            w.create_element("driver")
+                .with_attribute(("name", "qemu"))
+                .with_attribute(("type", "qcow2"))
+                .write_empty()?;
+            w.create_element("source")
+                .with_attribute(("file", path_str(&d.path)?))
+                .write_empty()?;
+            w.create_element("target")
+                .with_attribute(("dev", d.target.as_str()))
+                .with_attribute(("bus", "virtio"))
+                .write_empty()?;
+            if let Some(s) = &d.serial {
+                w.create_element("serial")
+                    .write_text_content(BytesText::new(s))?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+impl DiskSpec {
+    /// The `<disk>` element alone, to plug into or out of a running domain.
+    pub fn to_xml(&self) -> io::Result<String> {
+        let mut w = Writer::new(Cursor::new(Vec::new()));
+        write_disk(&mut w, self)?;
+        String::from_utf8(w.into_inner().into_inner())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
 }
 
 /// A NIC on a tap device libvirt creates (`type='ethernet'`); the driver
@@ -141,23 +178,7 @@ impl DomainSpec {
                     .write_text_content(BytesText::new("destroy"))?;
                 w.create_element("devices").write_inner_content(|w| {
                     for d in &self.disks {
-                        w.create_element("disk")
-                            .with_attribute(("type", "file"))
-                            .with_attribute(("device", "disk"))
-                            .write_inner_content(|w| {
-                                w.create_element("driver")
-                                    .with_attribute(("name", "qemu"))
-                                    .with_attribute(("type", "qcow2"))
-                                    .write_empty()?;
-                                w.create_element("source")
-                                    .with_attribute(("file", path_str(&d.path)?))
-                                    .write_empty()?;
-                                w.create_element("target")
-                                    .with_attribute(("dev", d.target.as_str()))
-                                    .with_attribute(("bus", "virtio"))
-                                    .write_empty()?;
-                                Ok(())
-                            })?;
+                        write_disk(w, d)?;
                     }
                     for n in &self.nics {
                         write_interface(w, n)?;
@@ -213,6 +234,7 @@ mod tests {
             disks: vec![DiskSpec {
                 path: "/dfs/vms/vm-1.qcow2".into(),
                 target: "vda".into(),
+                serial: Some("root".into()),
             }],
             nics: vec![NicSpec {
                 tap: "kt-0123456789ab".into(),
@@ -244,6 +266,7 @@ mod tests {
             "<memory unit=\"MiB\">128</memory>",
             "<kernel>/lab/vmlinuz</kernel>",
             "<source file=\"/dfs/vms/vm-1.qcow2\"/>",
+            "<serial>root</serial>",
             "<target dev=\"kt-0123456789ab\"/>",
             "<source path=\"/lab/run/vm-1.console\"/>",
             "<serial type=\"unix\">",

@@ -15,16 +15,16 @@
 use crate::domain_xml::{DiskSpec, DomainSpec, DomainType, NicSpec};
 use crate::guest::{cmdline, console_len, wait_up, GuestImage};
 use crate::hypervisor::Hypervisor;
-use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain};
+use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain, ROOT_SERIAL};
 use crate::status::{StatusSource, StatusWatch};
 use crate::tenant::{plug_tap, Tenant, TenantConfig};
+use crate::volumes::{make_qcow2, Volumes};
 use krrish_agent::{Driver, DriverError, GuestConfig, GuestNetwork, HostStatus};
 use krrish_core::ha::BootReason;
 use krrish_core::{HostId, VmId, VmSpec};
 use krrish_netlink::Netns;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +83,7 @@ pub struct LibvirtDriver {
     lease: krrish_dfs::LeaseClient,
     status: StatusWatch,
     tenant: Arc<Tenant>,
+    volumes: Arc<Volumes>,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -133,6 +134,7 @@ impl LibvirtDriver {
             tap_source.clone(),
             hv.clone(),
         ));
+        let volumes = Arc::new(Volumes::new(cfg.dfs_dir.clone(), hv.clone()));
         let status = StatusWatch::start(StatusSource {
             host: cfg.host.clone(),
             hv: hv.clone(),
@@ -148,6 +150,7 @@ impl LibvirtDriver {
             tap_source,
             boot_id,
             tenant,
+            volumes,
         })
     }
 
@@ -208,25 +211,6 @@ impl LibvirtDriver {
     }
 }
 
-/// An empty qcow2 disk, made with qemu-img.
-fn make_disk(path: &Path) -> Result<(), DriverError> {
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(path)
-        .arg("64M")
-        .output()
-        .map_err(|e| DriverError::Unavailable(format!("qemu-img: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(failed(format!(
-            "qemu-img create {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
 /// What the driver's calls do; each is followed by a fresh status
 /// reading (see `changed`).
 impl LibvirtDriver {
@@ -240,10 +224,16 @@ impl LibvirtDriver {
         let disk = self.dfs_disk(&vm.id);
         if !disk.exists() {
             let d = disk.clone();
-            tokio::task::spawn_blocking(move || make_disk(&d))
+            tokio::task::spawn_blocking(move || make_qcow2(&d, "64M"))
                 .await
-                .map_err(failed)??;
+                .map_err(failed)?
+                .map_err(DriverError::Failed)?;
         }
+        let (vols, want) = (self.volumes.clone(), guest.volumes.clone());
+        let volume_disks = tokio::task::spawn_blocking(move || vols.prepare_boot(&want))
+            .await
+            .map_err(failed)?
+            .map_err(DriverError::Failed)?;
         let ip = vm_address(self.cfg.vm_network, &vm.id);
         let tap = tap_name(&self.cfg.host, &vm.id);
         let console = self.console(&vm.id);
@@ -263,10 +253,13 @@ impl LibvirtDriver {
             kernel: self.cfg.guest.kernel.clone(),
             initrd: self.cfg.guest.initrd.clone(),
             cmdline: cmdline(vm.id.as_str(), ip, self.cfg.vm_network.1),
-            disks: vec![DiskSpec {
+            disks: std::iter::once(DiskSpec {
                 path: disk,
                 target: "vda".into(),
-            }],
+                serial: Some(ROOT_SERIAL.into()),
+            })
+            .chain(volume_disks.iter().cloned())
+            .collect(),
             nics,
             console_log: console.clone(),
             command_socket: Some(command_socket.clone()),
@@ -298,11 +291,13 @@ impl LibvirtDriver {
             let _ = self.tenant(move |t| t.forget(&id)).await;
             return Err(e);
         }
+        self.volumes.booted(&vm.id, &guest.volumes, volume_disks);
         if let Err(why) = wait_up(&console, from, vm.id.as_str(), self.cfg.boot_timeout).await {
             let n = name.clone();
             let _ = self.blocking(move |hv| hv.destroy(&n)).await;
             let id = vm.id.clone();
             let _ = self.tenant(move |t| t.forget(&id)).await;
+            self.volumes.forget(&vm.id);
             return Err(DriverError::Failed(format!("{name}: {why}")));
         }
         Ok(())
@@ -311,14 +306,20 @@ impl LibvirtDriver {
     async fn stop(&self, vm: &VmId) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
         self.blocking(move |hv| hv.destroy(&name)).await?;
+        self.volumes.forget(vm);
         let id = vm.clone();
         self.tenant(move |t| t.forget(&id)).await
     }
 
     async fn set_guest_devices(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
-        let (id, net) = (vm.clone(), guest.network.clone());
-        self.tenant(move |t| t.set(&id, &name, &net)).await
+        let (id, net, domain) = (vm.clone(), guest.network.clone(), name.clone());
+        self.tenant(move |t| t.set(&id, &domain, &net)).await?;
+        let (vols, id, want) = (self.volumes.clone(), vm.clone(), guest.volumes.clone());
+        tokio::task::spawn_blocking(move || vols.set(&id, &name, &want))
+            .await
+            .map_err(failed)?
+            .map_err(DriverError::Failed)
     }
 
     async fn reboot(&self, vm: &VmId) -> Result<(), DriverError> {
@@ -343,6 +344,7 @@ impl LibvirtDriver {
             Ok(())
         })
         .await?;
+        self.volumes.forget_all();
         self.tenant(|t| t.forget_all()).await
     }
 }

@@ -80,15 +80,53 @@ pub fn console_len(console: &Path) -> u64 {
 /// Asks the guest behind `socket` (its command port) to ping `to`: Ok(true)
 /// if it got an answer. Err when the guest does not reply within `wait`.
 pub fn ask_ping(socket: &Path, to: Ipv4Addr, wait: Duration) -> Result<bool, String> {
+    ask(socket, &format!("ping {to}"), wait).map(|r| r == "ok")
+}
+
+/// Asks the guest to write `data` at the start of 1 MiB block `block` of
+/// the disk with serial `serial` (see [`crate::names::volume_serial`]).
+pub fn ask_write(
+    socket: &Path,
+    serial: &str,
+    block: u64,
+    data: u64,
+    wait: Duration,
+) -> Result<(), String> {
+    match ask(socket, &format!("write {serial} {block} {data}"), wait)?.as_str() {
+        "ok" => Ok(()),
+        other => Err(format!(
+            "the guest could not write block {block} of disk {serial}: {other}"
+        )),
+    }
+}
+
+/// What the guest reads at the start of block `block` of disk `serial`
+/// (0 where nothing was written).
+pub fn ask_read(socket: &Path, serial: &str, block: u64, wait: Duration) -> Result<u64, String> {
+    let r = ask(socket, &format!("read {serial} {block}"), wait)?;
+    r.parse()
+        .map_err(|_| format!("the guest could not read block {block} of disk {serial}: {r}"))
+}
+
+/// Sends one command line to the guest's command port and returns the
+/// rest of its reply line (`krrish-reply <command> <rest>`).
+fn ask(socket: &Path, command: &str, wait: Duration) -> Result<String, String> {
     use std::io::{BufRead, BufReader, Write};
     let shown = socket.display();
     let mut s = std::os::unix::net::UnixStream::connect(socket)
         .map_err(|e| format!("the guest's command port {shown}: {e}"))?;
     s.set_read_timeout(Some(wait))
         .map_err(|e| format!("{shown}: {e}"))?;
-    s.write_all(format!("ping {to}\n").as_bytes())
+    s.write_all(format!("{command}\n").as_bytes())
         .map_err(|e| format!("{shown}: {e}"))?;
-    let want = format!("krrish-reply ping {to} ");
+    let want = format!("krrish-reply {command} ");
+    // `write S B D` is answered as `write S B ok`: match on the first
+    // words the reply repeats.
+    let words: Vec<&str> = command.split(' ').collect();
+    let echo = match words.first() {
+        Some(&"write") => format!("krrish-reply {} ", words[..3.min(words.len())].join(" ")),
+        _ => want,
+    };
     let mut lines = BufReader::new(s);
     // Replies to earlier asks (a timed-out one) may come first.
     for _ in 0..ASK_LINES_MAX {
@@ -98,17 +136,17 @@ pub fn ask_ping(socket: &Path, to: Ipv4Addr, wait: Duration) -> Result<bool, Str
             Ok(_) => {}
             Err(e) => {
                 return Err(format!(
-                    "the guest did not reply to `ping {to}` within {} s: {e}",
+                    "the guest did not reply to `{command}` within {} s: {e}",
                     wait.as_secs()
                 ))
             }
         }
-        if let Some(r) = line.trim().strip_prefix(&want) {
-            return Ok(r == "ok");
+        if let Some(r) = line.trim().strip_prefix(&echo) {
+            return Ok(r.to_string());
         }
     }
     Err(format!(
-        "{shown}: no reply to `ping {to}` in {ASK_LINES_MAX} lines"
+        "{shown}: no reply to `{command}` in {ASK_LINES_MAX} lines"
     ))
 }
 

@@ -13,6 +13,8 @@
 //!   DFS lease with the lease service.
 //! - [`tenant`] — the tenant network: a VXLAN and a bridge per vxnet,
 //!   guests' NICs plugged in and out, EIPs by nftables NAT.
+//! - [`volumes`] — a guest's volumes: qcow2 files on the DFS plugged in as
+//!   virtio disks whose serial names them.
 //! - [`status`] — what heartbeats report (running guests, the real links'
 //!   carrier as bond health), read on a thread of its own so a heartbeat
 //!   never waits on libvirtd.
@@ -24,6 +26,7 @@ pub mod hypervisor;
 pub mod names;
 pub mod status;
 pub mod tenant;
+pub mod volumes;
 
 pub use domain_xml::{DomainSpec, DomainType};
 pub use driver::{LabHost, LibvirtDriver};

@@ -73,6 +73,16 @@ pub fn vxnet_tap_name(host: &HostId, vm: &VmId, vni: u32) -> String {
     )
 }
 
+/// The serial number a volume's disk shows the guest (virtio-blk takes
+/// 20 characters): how the guest — and a check acting through it — finds
+/// the volume whatever device name it got. The root disk's is `root`.
+pub fn volume_serial(volume: &str) -> String {
+    format!("v{:015x}", stable_hash(&[volume]) & 0x0fff_ffff_ffff_ffff)
+}
+
+/// The root disk's serial (see [`volume_serial`]).
+pub const ROOT_SERIAL: &str = "root";
+
 /// The bridge a vxnet's guests and its VXLAN link join on a host.
 pub fn vxnet_bridge(vni: u32) -> String {
     format!("kb{vni}")

@@ -10,7 +10,8 @@ use krrish_agent::{Driver, GuestConfig, GuestEip, GuestNetwork, GuestNic};
 use krrish_core::ha::BootReason;
 use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_libvirt::driver::vm_address;
-use krrish_libvirt::guest::ask_ping;
+use krrish_libvirt::guest::{ask_ping, ask_read, ask_write};
+use krrish_libvirt::names::{volume_serial, ROOT_SERIAL};
 use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
 use krrish_netlink::Netns;
 use std::net::{IpAddr, Ipv4Addr};
@@ -530,4 +531,89 @@ fn a_vm_with_vxnet_nics_on_a_host_without_a_tenant_network_is_refused_with_the_r
         .unwrap_err();
     assert!(err.to_string().contains("tenant_network"), "{err}");
     assert!(driver.status().running.is_empty());
+}
+
+fn volume(name: &str, size_gib: u64) -> krrish_agent::GuestVolume {
+    krrish_agent::GuestVolume {
+        name: krrish_cloud::Name::parse("volume", name).unwrap(),
+        size_gib,
+    }
+}
+
+/// A few tries while a hot-plugged disk appears in the guest.
+fn read_until(driver: &LibvirtDriver, vm: &VmId, serial: &str, block: u64) -> Result<u64, String> {
+    let mut last = Err("never asked".to_string());
+    for _ in 0..10 {
+        last = ask_read(
+            &driver.command_socket(vm),
+            serial,
+            block,
+            Duration::from_secs(10),
+        );
+        if last.is_ok() {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    last
+}
+
+#[test]
+fn a_volume_plugs_in_and_out_keeps_its_data_and_moves_to_another_host() {
+    let a = TestHost::new("vola");
+    let b = TestHost::new("volb");
+    let on_a = LibvirtDriver::new(a.config(), 1).unwrap();
+    let mut cfg_b = b.config();
+    cfg_b.dfs_dir = a.config().dfs_dir; // one DFS, two hosts
+    let on_b = LibvirtDriver::new(cfg_b, 1).unwrap();
+    let x = vm("vm-vx", &a.host);
+    let data1 = volume_serial("data-1");
+    let with = |vols: Vec<krrish_agent::GuestVolume>| GuestConfig {
+        network: GuestNetwork::default(),
+        volumes: vols,
+    };
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        // Booted with the volume written into its domain.
+        on_a.boot_vm(&x, BootReason::Create, &with(vec![volume("data-1", 1)]))
+            .await
+            .unwrap();
+        let sock = on_a.command_socket(&x.id);
+        let wait = Duration::from_secs(10);
+        ask_write(&sock, &data1, 3, 900, wait).unwrap();
+        ask_write(&sock, ROOT_SERIAL, 7, 111, wait).unwrap();
+        assert_eq!(ask_read(&sock, &data1, 3, wait), Ok(900));
+        assert_eq!(ask_read(&sock, &data1, 4, wait), Ok(0), "never written");
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, wait), Ok(111));
+        // Unplugged from the running guest: gone from it.
+        on_a.set_guest(&x.id, &NO_NETWORK).await.unwrap();
+        let mut gone = false;
+        for _ in 0..20 {
+            if ask_read(&sock, &data1, 3, wait).is_err() {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert!(
+            gone,
+            "data-1 still readable in the guest after it was unplugged"
+        );
+        // Plugged into the running guest again: the same data.
+        on_a.set_guest(&x.id, &with(vec![volume("data-1", 1)]))
+            .await
+            .unwrap();
+        assert_eq!(read_until(&on_a, &x.id, &data1, 3), Ok(900));
+        on_a.stop_vm(&x.id).await.unwrap();
+
+        // The VM on another host (a failover): its root disk and volume
+        // are the same files on the DFS.
+        on_b.boot_vm(&x, BootReason::Failover, &with(vec![volume("data-1", 1)]))
+            .await
+            .unwrap();
+        let sock = on_b.command_socket(&x.id);
+        assert_eq!(ask_read(&sock, &data1, 3, wait), Ok(900));
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, wait), Ok(111));
+        on_b.stop_vm(&x.id).await.unwrap();
+    });
 }

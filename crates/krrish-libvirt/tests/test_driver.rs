@@ -16,6 +16,7 @@ fn spec(name: &str) -> DomainSpec {
         disks: vec![DiskSpec {
             path: "/nonexistent/disk.qcow2".into(),
             target: "vda".into(),
+            serial: None,
         }],
         nics: vec![NicSpec {
             tap: "kt-000000000001".into(),

@@ -188,6 +188,16 @@ impl LabRun<'_> {
                 Ok(())
             }
             Check::Nic { vm, vxnet, ip } => self.check_nic(vm, vxnet, *ip),
+            Check::DiskReads {
+                disk,
+                snapshot: None,
+                block,
+                data,
+            } => self.check_disk(disk, *block, *data),
+            Check::Volume {
+                volume,
+                attached_to,
+            } => self.check_volume(volume, attached_to.as_ref()),
             Check::Ping {
                 from,
                 to,

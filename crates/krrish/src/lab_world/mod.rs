@@ -138,12 +138,13 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
             Action::Api(ApiRequest::Cloud(r)) => tenant::cloud_call(r).is_some(),
             Action::Api(r) => matches!(
                 r,
-                ApiRequest::StopInstance { .. }
+                ApiRequest::RunInstance { .. }
+                    | ApiRequest::StopInstance { .. }
                     | ApiRequest::StartInstance { .. }
                     | ApiRequest::RebootInstance { .. }
                     | ApiRequest::TerminateInstance { .. }
             ),
-            Action::GuestWrite { .. } => false,
+            Action::GuestWrite { .. } => true,
         };
         if !ok {
             why.push(format!(
@@ -168,6 +169,8 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 | Check::TraceLacks(_)
                 | Check::Converged
                 | Check::Nic { .. }
+                | Check::Volume { .. }
+                | Check::DiskReads { snapshot: None, .. }
         );
         if !ok {
             why.push(format!(
@@ -491,9 +494,30 @@ impl LabRun<'_> {
                 Ok(())
             }
             Action::Api(ApiRequest::Cloud(r)) => self.cloud(r),
+            Action::GuestWrite { disk, block, data } => self.guest_write(disk, *block, *data),
             Action::Api(r) => {
                 let api = self.api()?;
                 let r = match r {
+                    ApiRequest::RunInstance {
+                        vm,
+                        host,
+                        image,
+                        vxnet,
+                    } => api.call(
+                        "/v1/instances",
+                        &[],
+                        Some(json!({
+                            "id": vm.id,
+                            "cpu": vm.demand.vcpus,
+                            "memory_mib": vm.demand.memory_mib,
+                            "disk_gib": vm.demand.disk_gib,
+                            "ha": vm.ha,
+                            "priority": vm.priority,
+                            "host": host,
+                            "image": image,
+                            "vxnet": vxnet,
+                        })),
+                    ),
                     ApiRequest::StopInstance { vm } => {
                         api.call(&format!("/v1/instances/{vm}/stop"), &[], Some(json!({})))
                     }

@@ -1,7 +1,13 @@
-//! The tenant network in a lab run: the timeline's network calls go to the
-//! controller's HTTP API (the agents then plug real NICs, VXLANs and NAT);
-//! `nic` is judged by the controller and the guest's own console, `ping`
-//! from inside a guest (its command port) or from the outside namespace.
+//! The tenant's resources in a lab run: the timeline's network and volume
+//! calls go to the controller's HTTP API (the agents then plug real NICs,
+//! VXLANs, NAT and disks); `nic` is judged by the controller and the
+//! guest's own console, `ping` from inside a guest (its command port) or
+//! from the outside namespace; `guest_write` and `disk` go through the
+//! guest's command port (a volume no guest holds is read from its file on
+//! the DFS); `volume` is the controller's word.
+//!
+//! Volumes' snapshots are not real here yet: `disk` at a snapshot and the
+//! snapshot calls are reported NOT RUN.
 //!
 //! What the lab's data plane does not do yet, and so reports NOT RUN:
 //! routing between two vxnets of one router, a guest pinging an EIP, and
@@ -12,8 +18,10 @@
 use super::checks::ping;
 use super::*;
 use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
+use krrish_cloud::storage::DiskRef;
 use krrish_cloud::CloudRequest;
-use krrish_libvirt::guest::ask_ping;
+use krrish_libvirt::guest::{ask_ping, ask_read, ask_write};
+use krrish_libvirt::names::{volume_serial, ROOT_SERIAL};
 
 /// How long a guest has to answer one `ping` on its command port.
 const GUEST_REPLY_WAIT: Duration = Duration::from_secs(10);
@@ -66,6 +74,27 @@ pub(super) fn cloud_call(r: &CloudRequest) -> Option<(String, Option<Value>)> {
             Some(json!({ "instance": vm })),
         ),
         R::DissociateEip { eip } => (format!("/v1/eips/{}/dissociate", p(eip)), Some(json!({}))),
+        R::CreateVolume {
+            name,
+            size_gib,
+            provisioning,
+        } => (
+            "/v1/volumes".into(),
+            Some(json!({ "name": name, "size_gib": size_gib, "provisioning": provisioning })),
+        ),
+        R::CreateImage { name, size_gib } => (
+            "/v1/images".into(),
+            Some(json!({ "name": name, "size_gib": size_gib })),
+        ),
+        R::DeleteVolume { name } => (format!("/v1/volumes/{}", p(name)), None),
+        R::AttachVolume { volume, vm } => (
+            format!("/v1/volumes/{}/attach", p(volume)),
+            Some(json!({ "instance": vm })),
+        ),
+        R::DetachVolume { volume, vm } => (
+            format!("/v1/volumes/{}/detach", p(volume)),
+            Some(json!({ "instance": vm })),
+        ),
         _ => return None,
     })
 }
@@ -82,7 +111,98 @@ pub(super) fn ping_unsupported(from: &PingFrom, to: &Target) -> Option<String> {
     }
 }
 
+/// How long a guest has to answer a disk read or write.
+const GUEST_DISK_WAIT: Duration = Duration::from_secs(10);
+
 impl LabRun<'_> {
+    /// The guest a disk is read or written through, and the disk's serial
+    /// there; `Err(volume)`: a volume attached to no VM.
+    fn disk_holder(&self, disk: &DiskRef) -> Result<Result<(VmId, String), String>, String> {
+        match disk {
+            DiskRef::Root(vm) => Ok(Ok((vm.clone(), ROOT_SERIAL.to_string()))),
+            DiskRef::Volume(v) => {
+                let got = self
+                    .get(&format!(
+                        "/v1/volumes/{}",
+                        crate::client::path_part(v.as_str())
+                    ))
+                    .map_err(|e| e.to_string())?;
+                match got["attached_to"].as_str() {
+                    Some(vm) => Ok(Ok((VmId::new(vm), volume_serial(v.as_str())))),
+                    None => Ok(Err(v.to_string())),
+                }
+            }
+        }
+    }
+
+    pub(super) fn guest_write(&self, disk: &DiskRef, block: u64, data: u64) -> Result<()> {
+        let (vm, serial) = self
+            .disk_holder(disk)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|v| anyhow::anyhow!("volume {v} is attached to no VM: no guest writes it"))?;
+        let host = self.host_of(&vm).map_err(|e| anyhow::anyhow!(e))?;
+        ask_write(
+            &self.console_of(&host, &vm, "cmd"),
+            &serial,
+            block,
+            data,
+            GUEST_DISK_WAIT,
+        )
+        .map_err(|e| anyhow::anyhow!("{vm} on {host}: {e}"))
+    }
+
+    pub(super) fn check_disk(&self, disk: &DiskRef, block: u64, data: u64) -> Result<(), String> {
+        let got = match self.disk_holder(disk)? {
+            Ok((vm, serial)) => {
+                let host = self.host_of(&vm)?;
+                ask_read(
+                    &self.console_of(&host, &vm, "cmd"),
+                    &serial,
+                    block,
+                    GUEST_DISK_WAIT,
+                )
+                .map_err(|e| format!("{vm} on {host}: {e}"))?
+            }
+            Err(volume) => read_volume_file(
+                &self
+                    .run_dir
+                    .join("dfs")
+                    .join("volumes")
+                    .join(format!("{volume}.qcow2")),
+                block,
+            )?,
+        };
+        if got == data {
+            Ok(())
+        } else {
+            Err(format!("{disk} block {block} reads {got}, expected {data}"))
+        }
+    }
+
+    pub(super) fn check_volume(
+        &self,
+        volume: &krrish_cloud::Name,
+        attached_to: Option<&VmId>,
+    ) -> Result<(), String> {
+        let got = self
+            .get(&format!(
+                "/v1/volumes/{}",
+                crate::client::path_part(volume.as_str())
+            ))
+            .map_err(|e| e.to_string())?;
+        let got = got["attached_to"].as_str().map(VmId::new);
+        if got.as_ref() == attached_to {
+            Ok(())
+        } else {
+            let show = |x: Option<&VmId>| x.map(|v| v.to_string()).unwrap_or("none".into());
+            Err(format!(
+                "volume {volume}: the controller says attached to {}, expected {}",
+                show(got.as_ref()),
+                show(attached_to)
+            ))
+        }
+    }
+
     /// Sends a network request to the controller's API.
     pub(super) fn cloud(&self, r: &CloudRequest) -> Result<()> {
         let (path, body) =
@@ -266,6 +386,60 @@ impl LabRun<'_> {
     }
 }
 
+/// What block `block` of a volume's file (no guest holds it) starts with:
+/// 20 digits a guest wrote, or 0. Read with `qemu-io` (its hex dump).
+fn read_volume_file(file: &Path, block: u64) -> Result<u64, String> {
+    const LEN: usize = 20;
+    let r = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-r", "-c"])
+        .arg(format!("read -v {} {LEN}", block * 1_048_576))
+        .arg(file)
+        .output()
+        .map_err(|e| format!("qemu-io: {e}"))?;
+    let text = String::from_utf8_lossy(&r.stdout);
+    if !r.status.success() || !text.contains("read 20/20 bytes") {
+        return Err(format!(
+            "qemu-io read of {}: {}{}",
+            file.display(),
+            text.trim(),
+            String::from_utf8_lossy(&r.stderr).trim()
+        ));
+    }
+    Ok(digits_of(&hex_dump_bytes(&text, LEN)))
+}
+
+/// The bytes of qemu-io's `read -v` dump (`OFFSET:  hh hh …  ascii`),
+/// at most `len`.
+fn hex_dump_bytes(dump: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in dump.lines() {
+        let Some((_, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let want = (len - out.len()).min(16);
+        for t in rest.split_whitespace().take(want) {
+            match u8::from_str_radix(t, 16) {
+                Ok(b) if t.len() == 2 => out.push(b),
+                _ => break,
+            }
+        }
+        if out.len() >= len {
+            break;
+        }
+    }
+    out
+}
+
+/// The number a guest wrote (20 ASCII digits), or 0 for anything else.
+fn digits_of(bytes: &[u8]) -> u64 {
+    let text: String = bytes
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| *b as char)
+        .collect();
+    text.parse().unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +460,18 @@ mod tests {
         let release = CloudRequest::ReleaseEip { name: "e1".into() };
         assert_eq!(cloud_call(&release), Some(("/v1/eips/e1".into(), None)));
         assert!(cloud_call(&CloudRequest::CreateDnsAlias { name: "a".into() }).is_none());
+    }
+
+    #[test]
+    fn a_qemu_io_dump_reads_back_as_the_number_written() {
+        let dump = "00300000:  30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 30  0000000000000000\n\
+                    00300010:  30 39 30 30  0900\n\
+                    read 20/20 bytes at offset 3145728\n";
+        assert_eq!(digits_of(&hex_dump_bytes(dump, 20)), 900);
+        let zeros =
+            "00400000:  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................\n\
+                     00400010:  00 00 00 00  ....\n";
+        assert_eq!(digits_of(&hex_dump_bytes(zeros, 20)), 0);
     }
 
     #[test]
