@@ -68,13 +68,20 @@ fn write_disk<W: io::Write>(w: &mut Writer<W>, d: &DiskSpec) -> io::Result<()> {
     Ok(())
 }
 
+/// One element alone (a device to plug into or out of a running domain).
+fn fragment(
+    write: impl FnOnce(&mut Writer<Cursor<Vec<u8>>>) -> io::Result<()>,
+) -> io::Result<String> {
+    let mut w = Writer::new(Cursor::new(Vec::new()));
+    write(&mut w)?;
+    String::from_utf8(w.into_inner().into_inner())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 impl DiskSpec {
     /// The `<disk>` element alone, to plug into or out of a running domain.
     pub fn to_xml(&self) -> io::Result<String> {
-        let mut w = Writer::new(Cursor::new(Vec::new()));
-        write_disk(&mut w, self)?;
-        String::from_utf8(w.into_inner().into_inner())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        fragment(|w| write_disk(w, self))
     }
 }
 
@@ -127,10 +134,7 @@ impl NicSpec {
     /// The `<interface>` element alone, to plug into or out of a running
     /// domain.
     pub fn to_xml(&self) -> io::Result<String> {
-        let mut w = Writer::new(Cursor::new(Vec::new()));
-        write_interface(&mut w, self)?;
-        String::from_utf8(w.into_inner().into_inner())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        fragment(|w| write_interface(w, self))
     }
 }
 
