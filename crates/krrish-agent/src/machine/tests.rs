@@ -1,0 +1,295 @@
+//! The agent machine's own tests: links, dials, boots joined, guest
+//! changes held during a boot, lease refusals.
+use super::*;
+
+fn drain(m: &mut AgentMachine) -> Vec<AgentOutput> {
+    std::iter::from_fn(|| m.poll_output()).collect()
+}
+
+fn dial_epoch(out: &[AgentOutput]) -> Option<u64> {
+    out.iter().find_map(|o| match o {
+        AgentOutput::Dial { epoch } => Some(*epoch),
+        _ => None,
+    })
+}
+
+/// Runs the machine's own timers from `from` to `to`, returning outputs.
+fn run(m: &mut AgentMachine, to: u64) -> Vec<AgentOutput> {
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let at = m.poll_timeout();
+        if at > to {
+            break;
+        }
+        m.handle_timeout(at);
+        out.extend(drain(m));
+    }
+    out
+}
+
+/// One VM homed on hv-01, the host these tests' agent stands for.
+fn vm_1() -> krrish_core::VmSpec {
+    krrish_core::VmSpec {
+        id: "vm-1".into(),
+        home: "hv-01".into(),
+        demand: krrish_core::Resources::new(1, 1024, 10),
+        ha: krrish_core::HaPolicy::Restart,
+        priority: 0,
+        passthrough_devices: vec![],
+    }
+}
+
+fn connected(at: u64) -> AgentMachine {
+    let mut m = AgentMachine::new(at, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    m.handle_timeout(at);
+    let e = dial_epoch(&drain(&mut m)).expect("dials at start");
+    assert!(m.handle_dial_result(at, e, Ok(())));
+    let out = drain(&mut m);
+    assert!(matches!(
+        out[0],
+        AgentOutput::Send(Frame::AgentHello { .. })
+    ));
+    assert!(out.contains(&AgentOutput::ReadStatus));
+    m
+}
+
+#[test]
+fn acked_heartbeats_keep_the_link() {
+    let mut m = connected(0);
+    for t in [6_000, 12_000, 18_000, 24_000] {
+        m.handle_frame(t - 5_900, 1, Frame::HeartbeatAck);
+        let out = run(&mut m, t);
+        assert!(out.contains(&AgentOutput::ReadStatus), "{out:?}");
+        assert!(m.is_connected());
+    }
+}
+
+#[test]
+fn an_unacked_heartbeat_drops_the_link_within_the_ack_timeout_and_redials_at_once() {
+    let mut m = connected(0);
+    let out = run(&mut m, 1_999);
+    assert!(m.is_connected(), "{out:?}");
+    let out = run(&mut m, 2_000);
+    assert!(
+        out.contains(&AgentOutput::Disconnect { epoch: 1 }),
+        "{out:?}"
+    );
+    assert_eq!(dial_epoch(&out), Some(2), "{out:?}");
+    assert!(!m.is_connected());
+    // A stale frame from the old connection is ignored.
+    m.handle_frame(2_100, 1, Frame::HeartbeatAck);
+    assert!(!m.is_connected());
+}
+
+#[test]
+fn failed_dials_back_off_doubling_to_the_cap_and_a_late_success_is_dropped() {
+    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    let mut dials: Vec<(u64, u64)> = Vec::new();
+    let mut t = 0;
+    while dials.len() < 6 {
+        t = m.poll_timeout();
+        m.handle_timeout(t);
+        if let Some(e) = dial_epoch(&drain(&mut m)) {
+            dials.push((t, e));
+        }
+    }
+    // Every dial hung until its 1 s deadline; back-off 250 ms doubling to 1 s.
+    let gaps: Vec<u64> = dials.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert_eq!(gaps, vec![1_250, 1_500, 2_000, 2_000, 2_000]);
+    // An answer to an abandoned dial is dropped.
+    assert!(!m.handle_dial_result(t + 1, dials[0].1, Ok(())));
+    assert!(!m.is_connected());
+    // The current one is taken.
+    assert!(m.handle_dial_result(t + 1, dials[5].1, Ok(())));
+    assert!(m.is_connected());
+}
+
+#[test]
+fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
+    use krrish_core::ha::BootReason;
+    let mut m = connected(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    let vms = vm_1();
+    let boot = |id| Frame::Command {
+        id,
+        command: AgentCommand::BootVm {
+            vm: vms.clone(),
+            reason: BootReason::Failover,
+            guest: Default::default(),
+        },
+    };
+    m.handle_frame(10, 1, boot(7));
+    m.handle_frame(20, 1, boot(8));
+    let runs: Vec<u64> = drain(&mut m)
+        .into_iter()
+        .filter_map(|o| match o {
+            AgentOutput::RunCommand { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, vec![7], "one boot runs");
+    m.handle_command_done(30, 7, Ok(()));
+    let done: Vec<u64> = drain(&mut m)
+        .into_iter()
+        .filter_map(|o| match o {
+            AgentOutput::Send(Frame::CommandDone {
+                id,
+                outcome: Ok(()),
+            }) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, vec![7, 8], "both asks answered by the one boot");
+    // Once it ended, a new boot of the VM runs again.
+    m.handle_frame(40, 1, boot(9));
+    assert!(drain(&mut m).contains(&AgentOutput::RunCommand {
+        id: 9,
+        command: AgentCommand::BootVm {
+            vm: vms.clone(),
+            reason: BootReason::Failover,
+            guest: Default::default(),
+        }
+    }));
+}
+
+#[test]
+fn a_guest_change_during_a_boot_runs_after_it_the_latest_only() {
+    use krrish_cloud::network::{GuestNetwork, GuestNic};
+    use krrish_cloud::GuestConfig;
+    use krrish_core::ha::BootReason;
+    let mut m = connected(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    let net = |last: u8| GuestConfig {
+        network: GuestNetwork {
+            nics: vec![GuestNic {
+                vxnet: krrish_cloud::Name::parse("vxnet", "front").unwrap(),
+                vni: 1000,
+                ip: std::net::Ipv4Addr::new(10, 10, 1, last),
+                prefix: 24,
+                gateway: None,
+            }],
+            eips: Vec::new(),
+        },
+        volumes: Vec::new(),
+    };
+    let set = |id, last| Frame::Command {
+        id,
+        command: AgentCommand::SetGuest {
+            vm: vm_1().id,
+            guest: net(last),
+        },
+    };
+    m.handle_frame(
+        10,
+        1,
+        Frame::Command {
+            id: 5,
+            command: AgentCommand::BootVm {
+                vm: vm_1(),
+                reason: BootReason::Create,
+                guest: GuestConfig::default(),
+            },
+        },
+    );
+    drain(&mut m);
+    m.handle_frame(20, 1, set(6, 10));
+    m.handle_frame(30, 1, set(7, 11));
+    let out = drain(&mut m);
+    // The earlier change is superseded (answered), nothing runs yet.
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
+        "{out:?}"
+    );
+    assert!(out.contains(&AgentOutput::Send(Frame::CommandDone {
+        id: 6,
+        outcome: Ok(())
+    })));
+    m.handle_command_done(40, 5, Ok(()));
+    let out = drain(&mut m);
+    let runs: Vec<&AgentOutput> = out
+        .iter()
+        .filter(|o| matches!(o, AgentOutput::RunCommand { .. }))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![&AgentOutput::RunCommand {
+            id: 7,
+            command: AgentCommand::SetGuest {
+                vm: vm_1().id,
+                guest: net(11)
+            }
+        }],
+        "the latest change runs once the boot is done"
+    );
+    // With no boot under way, a change runs at once.
+    m.handle_frame(50, 1, set(8, 12));
+    assert!(drain(&mut m)
+        .iter()
+        .any(|o| matches!(o, AgentOutput::RunCommand { id: 8, .. })));
+}
+
+#[test]
+fn without_a_lease_no_guest_boots_and_the_report_says_so() {
+    use krrish_core::ha::BootReason;
+    let mut m = connected(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    for t in [5_000, 10_000, 15_000, 20_000, 25_000] {
+        m.handle_lease_result(t, t, Err("lease service unreachable".into()));
+    }
+    drain(&mut m);
+    let boot = Frame::Command {
+        id: 3,
+        command: AgentCommand::BootVm {
+            vm: vm_1(),
+            reason: BootReason::Restore,
+            guest: Default::default(),
+        },
+    };
+    // The lease ran out at 30 s (asked at 0, 30 s long).
+    m.handle_frame(31_000, 1, boot.clone());
+    let out = drain(&mut m);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|o| matches!(o,
+            AgentOutput::Send(Frame::CommandDone { id: 3, outcome: Err(e) })
+                if e.to_string().contains("holds no DFS lease"))),
+        "{out:?}"
+    );
+    m.handle_status(
+        31_000,
+        HostStatus {
+            bonds: [krrish_core::BondHealth::Ok; 3],
+            running: vec![],
+            migrating_out: vec![],
+        },
+    );
+    assert!(drain(&mut m).iter().any(|o| matches!(o,
+        AgentOutput::Send(Frame::Heartbeat { report }) if !report.holds_lease)));
+    // Renewed again: it boots.
+    m.handle_lease_result(32_000, 32_000, Ok(()));
+    m.handle_frame(32_000, 1, boot);
+    assert!(drain(&mut m)
+        .iter()
+        .any(|o| matches!(o, AgentOutput::RunCommand { id: 3, .. })));
+}
+
+#[test]
+fn self_fences_when_renewals_keep_failing() {
+    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    m.handle_timeout(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    for t in [5_000, 10_000, 15_000, 20_000] {
+        m.handle_timeout(t);
+        m.handle_lease_result(t, t, Err("storage down".into()));
+    }
+    drain(&mut m);
+    let out = run(&mut m, 25_000);
+    assert!(out.contains(&AgentOutput::SelfFence), "{out:?}");
+}
