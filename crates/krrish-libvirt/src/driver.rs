@@ -278,7 +278,11 @@ impl LibvirtDriver {
         }
         let from = 0;
         let n = name.clone();
-        self.blocking(move |hv| hv.start(&n, &xml)).await?;
+        if let Err(e) = self.blocking(move |hv| hv.start(&n, &xml)).await {
+            let id = vm.id.clone();
+            let _ = self.tenant(move |t| t.forget(&id)).await;
+            return Err(e);
+        }
         let (id, net) = (vm.id.clone(), network.clone());
         let plugged = match self.plug_tap(&tap) {
             Ok(()) => self.tenant(move |t| t.booted(&id, &net, &vxnet_nics)).await,

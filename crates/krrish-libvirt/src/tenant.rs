@@ -165,6 +165,11 @@ impl Tenant {
         let mut want = made.vms.clone();
         want.insert(vm.clone(), network.clone());
         self.make_vxnets(&mut made, &want)?;
+        // Counted from now on: another guest's boot or stop reconciling
+        // meanwhile must keep this one's vxnets (two failovers at once
+        // removed a bridge the other was about to plug into — found by the
+        // lab's adversary). A boot that fails forgets it again.
+        made.vms.insert(vm.clone(), network.clone());
         Ok(planned)
     }
 
