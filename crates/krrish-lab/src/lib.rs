@@ -13,6 +13,7 @@
 pub mod power;
 pub mod topology;
 
+pub use krrish_netlink::Netns;
 pub use power::{power_off, power_on};
 pub use topology::{HostNet, Topology};
 

@@ -327,8 +327,9 @@ impl Topology {
             }
             Ok(())
         })?;
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &net.ns, "nft", "flush", "ruleset"])
+        let out = ns
+            .command("nft")
+            .args(["flush", "ruleset"])
             .output()
             .map_err(|e| LabError::Other(format!("nft in {}: {e}", net.ns)))?;
         if !out.status.success() {

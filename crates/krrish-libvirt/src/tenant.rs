@@ -27,7 +27,7 @@ use krrish_netlink::{LinkName, Netns};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 /// The nftables table the EIPs' rules live in (replaced whole each time).
@@ -399,14 +399,7 @@ impl Tenant {
 
     /// Runs `program` in this host's namespace.
     fn command(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
-        let mut c = match self.netns.name() {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, program]);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut c = self.netns.command(program);
         c.args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()

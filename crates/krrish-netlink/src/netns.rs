@@ -118,6 +118,24 @@ impl Netns {
         std::fs::remove_file(&path).map_err(|e| err(format!("remove: {e}")))
     }
 
+    /// `program`, to be run inside this namespace (`ip netns exec` for a
+    /// named one, `nsenter` for a process's, as is for this process's own).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut c;
+        match (&self.name, self.pid) {
+            (Some(n), _) => {
+                c = std::process::Command::new("ip");
+                c.args(["netns", "exec", n]).arg(program);
+            }
+            (None, Some(pid)) => {
+                c = std::process::Command::new("nsenter");
+                c.arg(format!("--net=/proc/{pid}/ns/net")).arg(program);
+            }
+            (None, None) => c = std::process::Command::new(program),
+        }
+        c
+    }
+
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }

@@ -560,6 +560,16 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         ),
         (
             "agent",
+            agent_config("hv-01", port).replace("ack_timeout: 800ms", "ack_timeout: 0ms"),
+            "timings.ack_timeout: expected more than 0 and less than lease_duration",
+        ),
+        (
+            "agent",
+            agent_config("hv-01", port).replace("connect_timeout: 500ms", "connect_timeout: 1h"),
+            "timings.connect_timeout: expected more than 0 and less than lease_duration",
+        ),
+        (
+            "agent",
             agent_config("hv-01", port).replace("boot_time: 300ms", "boot_time: soon"),
             "agent.yaml:12:14: driver.boot_time: 'soon'",
         ),

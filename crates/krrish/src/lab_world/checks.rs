@@ -219,8 +219,12 @@ pub(super) fn ping(ip: std::net::Ipv4Addr) -> bool {
 const PROBE_WAIT: &str = "0.2";
 
 fn ping_within(ip: std::net::Ipv4Addr, wait_s: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", OUTSIDE_NS, "ping", "-c", "1", "-W", wait_s])
+    let Ok(outside) = krrish_lab::Netns::open(OUTSIDE_NS) else {
+        return false;
+    };
+    outside
+        .command("ping")
+        .args(["-c", "1", "-W", wait_s])
         .arg(ip.to_string())
         .output()
         .map(|o| o.status.success())

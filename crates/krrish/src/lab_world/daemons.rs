@@ -213,11 +213,10 @@ impl LabRun<'_> {
     }
 
     pub(super) fn start_agent(&mut self, h: &HostId) -> Result<()> {
-        let ns = self.net(h)?.ns.clone();
+        let ns = self.net(h)?.netns()?;
         let log = self.log_file(&format!("agent-{h}"))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&self.exe)
+        let child = ns
+            .command(&self.exe)
             .arg("agent")
             .arg("--config")
             .arg(self.run_dir.join(format!("agent-{h}.yaml")))

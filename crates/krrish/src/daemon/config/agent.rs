@@ -235,27 +235,22 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
         return Err(bad("lease_duration", "at least 3s"));
     }
     let mut timings = AgentTimings::derive(hb, lease);
-    if let Some(d) = t.ack_timeout {
-        // Past the lease, a dead link would be noticed after the host had
-        // already stopped its guests: no use.
-        if d.ms() == 0 || d.ms() >= lease {
-            return Err(bad(
-                "ack_timeout",
-                "more than 0 and less than lease_duration",
-            ));
+    for (key, given, slot) in [
+        ("ack_timeout", t.ack_timeout, &mut timings.ack_timeout_ms),
+        (
+            "connect_timeout",
+            t.connect_timeout,
+            &mut timings.connect_timeout_ms,
+        ),
+    ] {
+        if let Some(d) = given {
+            // Past the lease, a dead link would be noticed after the host
+            // had already stopped its guests: no use.
+            if d.ms() == 0 || d.ms() >= lease {
+                return Err(bad(key, "more than 0 and less than lease_duration"));
+            }
+            *slot = d.ms();
         }
-        timings.ack_timeout_ms = d.ms();
-    }
-    if let Some(d) = t.connect_timeout {
-        // Past the lease, a dead link would be noticed after the host had
-        // already stopped its guests: no use.
-        if d.ms() == 0 || d.ms() >= lease {
-            return Err(bad(
-                "connect_timeout",
-                "more than 0 and less than lease_duration",
-            ));
-        }
-        timings.connect_timeout_ms = d.ms();
     }
 
     let driver = match f.driver.kind {
