@@ -98,9 +98,10 @@ enum Link {
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 16;
 
-/// The id of a command the agent runs of its own accord (a guest change
-/// kept from a boot asked again); the controller's ids start at 1.
-const OWN_COMMAND_ID: u64 = 0;
+/// Ids of the commands the agent runs of its own accord (a guest change
+/// that waited) start here, above every controller id (those are
+/// `incarnation << 40 | n`, with fewer than 2^23 incarnations).
+const OWN_COMMAND_ID_BASE: u64 = 1 << 63;
 
 pub struct AgentMachine {
     cfg: AgentConfig,
@@ -128,11 +129,21 @@ pub struct AgentMachine {
     /// Stops ordered while the VM's boot was under way: run when it ends,
     /// so an answered stop means no copy is running and none is coming.
     stops_after_boot: BTreeMap<VmId, Vec<u64>>,
-    /// A guest change (network, volumes) for a VM whose boot is under way,
-    /// run when the boot ends (the boot itself used the guest as it was):
-    /// the latest only, with the command to answer (none when it came with
-    /// a boot asked again, whose own answer is the boot's).
-    guest_after_boot: BTreeMap<VmId, (Option<u64>, GuestConfig)>,
+    /// One guest change (network, volumes) per VM at a time, in order:
+    /// the change running, by VM (a boot counts as one, see `boots`). Two
+    /// at once could end in either order and leave the older in place.
+    guest_changing: BTreeMap<VmId, u64>,
+    /// The change to run when the VM's boot or change under way ends: the
+    /// latest asked only, with the commands it answers once it is in place
+    /// (superseded changes are answered by it, never before: an answer
+    /// means "what you asked, or newer, is in place" — the controller frees
+    /// a detached volume on it). A change that came with a boot asked again
+    /// answers nobody: the boot's own answer does.
+    guest_next: BTreeMap<VmId, (Vec<u64>, GuestConfig)>,
+    /// The controller's commands each change the agent runs on its own
+    /// answers when it ends.
+    guest_answers: BTreeMap<u64, Vec<u64>>,
+    next_own_command: u64,
     out: VecDeque<AgentOutput>,
 }
 
@@ -141,6 +152,9 @@ pub struct AgentMachine {
 const BOOTS_IN_FLIGHT_MAX: usize = 4_096;
 /// Stops waiting on one VM's boot, at most.
 const STOPS_WAITING_MAX: usize = 16;
+/// Guest changes of one VM waiting to be answered by a later one, at most
+/// (beyond, the oldest is answered as superseded, unapplied).
+const GUEST_WAITERS_MAX: usize = 64;
 
 impl AgentMachine {
     /// An agent on a host that booted with `boot_id`.
@@ -164,7 +178,10 @@ impl AgentMachine {
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
             stops_after_boot: BTreeMap::new(),
-            guest_after_boot: BTreeMap::new(),
+            guest_changing: BTreeMap::new(),
+            guest_next: BTreeMap::new(),
+            guest_answers: BTreeMap::new(),
+            next_own_command: 0,
             out: VecDeque::new(),
             cfg,
         }
@@ -331,10 +348,11 @@ impl AgentMachine {
             }
         }
         if let AgentCommand::SetGuest { vm, guest } = &command {
-            if self.boots.contains_key(vm) {
-                self.guest_after_boot(vm, Some(id), guest.clone());
+            if self.boots.contains_key(vm) || self.guest_changing.contains_key(vm) {
+                self.guest_later(vm, Some(id), guest.clone());
                 return;
             }
+            self.guest_changing.insert(vm.clone(), id);
         }
         if let AgentCommand::BootVm { vm, guest, .. } = &command {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
@@ -344,7 +362,7 @@ impl AgentMachine {
                 // nothing else): applied once the boot ends — found by the
                 // adversary, a NIC joined during a failover boot was lost.
                 joined.push(id);
-                self.guest_after_boot(&vm.id, None, guest.clone());
+                self.guest_later(&vm.id, None, guest.clone());
                 return;
             }
             if self.known_without_lease(now_ms) {
@@ -369,46 +387,81 @@ impl AgentMachine {
         self.push(AgentOutput::RunCommand { id, command });
     }
 
-    /// Keeps `guest` to apply to `vm` once its boot ends; an earlier one
-    /// kept is superseded (its command answered: the later one applies).
-    fn guest_after_boot(&mut self, vm: &VmId, id: Option<u64>, guest: GuestConfig) {
-        if let Some((Some(earlier), _)) = self.guest_after_boot.insert(vm.clone(), (id, guest)) {
+    /// Keeps `guest` to apply to `vm` once its boot or guest change under
+    /// way ends; an earlier one kept is superseded, and answered with it.
+    fn guest_later(&mut self, vm: &VmId, id: Option<u64>, guest: GuestConfig) {
+        let (waiting, latest) = self
+            .guest_next
+            .entry(vm.clone())
+            .or_insert_with(|| (Vec::new(), guest.clone()));
+        *latest = guest;
+        waiting.extend(id);
+        if waiting.len() > GUEST_WAITERS_MAX {
+            let oldest = waiting.remove(0);
+            let outcome = Err(DriverError::Unavailable(format!(
+                "superseded by {GUEST_WAITERS_MAX} later changes of {vm}'s network and volumes"
+            )));
             self.push(AgentOutput::Send(Frame::CommandDone {
-                id: earlier,
-                outcome: Ok(()),
+                id: oldest,
+                outcome,
             }));
         }
     }
 
-    pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), DriverError>) {
-        if id == OWN_COMMAND_ID {
-            // A guest change the agent runs of its own accord: nobody waits.
-            if let Err(e) = outcome {
-                self.trace(format!(
-                    "applying a VM's network and volumes after its boot failed: {e}"
-                ));
-            }
+    /// Runs the change waiting for `vm`, if any and if nothing else changes
+    /// its guest now.
+    fn run_guest_next(&mut self, vm: &VmId) {
+        if self.boots.contains_key(vm) || self.guest_changing.contains_key(vm) {
             return;
         }
+        let Some((answers, guest)) = self.guest_next.remove(vm) else {
+            return;
+        };
+        let id = OWN_COMMAND_ID_BASE + self.next_own_command;
+        self.next_own_command += 1;
+        self.guest_changing.insert(vm.clone(), id);
+        self.guest_answers.insert(id, answers);
+        self.push(AgentOutput::RunCommand {
+            id,
+            command: AgentCommand::SetGuest {
+                vm: vm.clone(),
+                guest,
+            },
+        });
+    }
+
+    pub fn handle_command_done(&mut self, _now_ms: u64, id: u64, outcome: Result<(), DriverError>) {
         let mut ids = vec![id];
+        let mut guest_done = None;
+        if let Some(vm) = self
+            .guest_changing
+            .iter()
+            .find(|(_, running)| **running == id)
+            .map(|(vm, _)| vm.clone())
+        {
+            self.guest_changing.remove(&vm);
+            guest_done = Some(vm);
+        }
+        if id >= OWN_COMMAND_ID_BASE {
+            ids = self.guest_answers.remove(&id).unwrap_or_default();
+            if let (true, Err(e), Some(vm)) = (ids.is_empty(), &outcome, &guest_done) {
+                // A change that came with a boot asked again: nobody waits
+                // for it.
+                self.trace(format!(
+                    "applying {vm}'s network and volumes after its boot failed: {e}"
+                ));
+            }
+        }
         let vm = self
             .boots
             .iter()
             .find(|(_, (running, _))| *running == id)
             .map(|(vm, _)| vm.clone());
         let mut stops = Vec::new();
-        let mut guest = None;
-        if let Some(vm) = vm {
-            let (_, joined) = self.boots.remove(&vm).expect("found");
+        if let Some(vm) = &vm {
+            let (_, joined) = self.boots.remove(vm).expect("found");
             ids.extend(joined);
-            guest = self.guest_after_boot.remove(&vm).map(|(id, guest)| {
-                let command = AgentCommand::SetGuest {
-                    vm: vm.clone(),
-                    guest,
-                };
-                (id.unwrap_or(OWN_COMMAND_ID), command)
-            });
-            for id in self.stops_after_boot.remove(&vm).unwrap_or_default() {
+            for id in self.stops_after_boot.remove(vm).unwrap_or_default() {
                 stops.push((id, vm.clone()));
             }
         }
@@ -420,8 +473,8 @@ impl AgentMachine {
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
             }
         }
-        if let Some((id, command)) = guest {
-            self.push(AgentOutput::RunCommand { id, command });
+        for vm in vm.iter().chain(guest_done.iter()) {
+            self.run_guest_next(vm);
         }
         for (id, vm) in stops {
             self.push(AgentOutput::RunCommand {

@@ -153,8 +153,30 @@ fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
     }));
 }
 
+/// The id of the one command a step asked the driver to run, and what.
+fn the_run(out: &[AgentOutput]) -> (u64, AgentCommand) {
+    let runs: Vec<(u64, AgentCommand)> = out
+        .iter()
+        .filter_map(|o| match o {
+            AgentOutput::RunCommand { id, command } => Some((*id, command.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs.len(), 1, "{out:?}");
+    runs.into_iter().next().expect("one")
+}
+
+fn answered(out: &[AgentOutput]) -> Vec<(u64, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            AgentOutput::Send(Frame::CommandDone { id, outcome }) => Some((*id, outcome.is_ok())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_guest_change_during_a_boot_runs_after_it_the_latest_only() {
+fn guest_changes_run_one_at_a_time_the_latest_only_answered_once_in_place() {
     use krrish_cloud::network::{GuestNetwork, GuestNic};
     use krrish_cloud::GuestConfig;
     use krrish_core::ha::BootReason;
@@ -197,38 +219,56 @@ fn a_guest_change_during_a_boot_runs_after_it_the_latest_only() {
     m.handle_frame(20, 1, set(6, 10));
     m.handle_frame(30, 1, set(7, 11));
     let out = drain(&mut m);
-    // The earlier change is superseded (answered), nothing runs yet.
+    // Both wait for the boot: nothing runs, nobody is answered (an answer
+    // means the change is in place).
     assert!(
         !out.iter()
             .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
         "{out:?}"
     );
-    assert!(out.contains(&AgentOutput::Send(Frame::CommandDone {
-        id: 6,
-        outcome: Ok(())
-    })));
+    assert_eq!(answered(&out), vec![]);
     m.handle_command_done(40, 5, Ok(()));
     let out = drain(&mut m);
-    let runs: Vec<&AgentOutput> = out
-        .iter()
-        .filter(|o| matches!(o, AgentOutput::RunCommand { .. }))
-        .collect();
+    assert_eq!(answered(&out), vec![(5, true)], "the boot is answered");
+    let (own, command) = the_run(&out);
     assert_eq!(
-        runs,
-        vec![&AgentOutput::RunCommand {
-            id: 7,
-            command: AgentCommand::SetGuest {
-                vm: vm_1().id,
-                guest: net(11)
-            }
-        }],
+        command,
+        AgentCommand::SetGuest {
+            vm: vm_1().id,
+            guest: net(11)
+        },
         "the latest change runs once the boot is done"
     );
-    // With no boot under way, a change runs at once.
-    m.handle_frame(50, 1, set(8, 12));
-    assert!(drain(&mut m)
-        .iter()
-        .any(|o| matches!(o, AgentOutput::RunCommand { id: 8, .. })));
+    // A change asked while that one runs waits for it.
+    m.handle_frame(45, 1, set(8, 12));
+    let out = drain(&mut m);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, AgentOutput::RunCommand { .. })),
+        "{out:?}"
+    );
+    m.handle_command_done(50, own, Ok(()));
+    let out = drain(&mut m);
+    assert_eq!(
+        answered(&out),
+        vec![(6, true), (7, true)],
+        "the superseded change is answered with the one that replaced it"
+    );
+    let (next, command) = the_run(&out);
+    assert_eq!(
+        command,
+        AgentCommand::SetGuest {
+            vm: vm_1().id,
+            guest: net(12)
+        }
+    );
+    m.handle_command_done(60, next, Err(DriverError::Unavailable("no".into())));
+    assert_eq!(answered(&drain(&mut m)), vec![(8, false)]);
+    // With nothing under way, a change runs at once under its own id.
+    m.handle_frame(70, 1, set(9, 13));
+    assert_eq!(the_run(&drain(&mut m)).0, 9);
+    m.handle_command_done(80, 9, Ok(()));
+    assert_eq!(answered(&drain(&mut m)), vec![(9, true)]);
 }
 
 #[test]
