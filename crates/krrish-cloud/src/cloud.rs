@@ -360,6 +360,16 @@ impl Cloud {
         gone
     }
 
+    /// The host of the VM `volume` was detached from confirmed unplugging
+    /// it, or that VM can run nowhere now: the volume is available again.
+    pub fn volume_unplugged(&mut self, volume: &Name) -> bool {
+        let was = self.storage.volume_unplugged(volume);
+        if was {
+            self.storage_generation += 1;
+        }
+        was
+    }
+
     fn syncs_changed(&mut self) {
         self.storage_generation += 1;
     }

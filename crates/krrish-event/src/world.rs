@@ -552,10 +552,12 @@ impl SimulatedWorld for EventWorld {
 
     fn guest_write(
         &mut self,
+        vm: &krrish_core::VmId,
         disk: &krrish_cloud::storage::DiskRef,
         block: u64,
         data: u64,
     ) -> Result<(), String> {
+        self.world().guest_has_disk(vm, disk)?;
         if !self.controller_up {
             return Err(
                 "the controller is down: guest writes are kept in its storage records".into(),

@@ -72,13 +72,18 @@ pub enum Check {
     DiskReads {
         disk: DiskRef,
         snapshot: Option<(VmId, Name)>,
+        /// For a volume read now with a `vm` named: read from inside that
+        /// VM's guest, which must have the volume plugged in.
+        reader: Option<VmId>,
         block: u64,
         data: u64,
     },
-    /// The VM a volume is attached to (`None`: detached).
+    /// The VM a volume is attached to (`None`: detached), and if given its
+    /// status.
     Volume {
         volume: Name,
         attached_to: Option<VmId>,
+        status: Option<krrish_cloud::storage::VolumeStatus>,
     },
     /// Guest reboots of a VM completed (ground truth).
     Reboots {
@@ -338,6 +343,10 @@ pub(crate) fn check(
                 return Err(src.error(at, "disk: give `vm` (its root disk) or `volume`"))
             }
         };
+        let reader = match (&disk, &d.snapshot) {
+            (DiskRef::Volume(_), None) => vm.clone(),
+            _ => None,
+        };
         let snapshot = match (&d.snapshot, vm) {
             (Some(s), Some(vm)) => Some((vm, name("snapshot", s)?)),
             (Some(_), None) => {
@@ -348,6 +357,7 @@ pub(crate) fn check(
         checks.push(Check::DiskReads {
             disk,
             snapshot,
+            reader,
             block: d.block,
             data: d.data,
         });
@@ -360,6 +370,7 @@ pub(crate) fn check(
         checks.push(Check::Volume {
             volume: name("name", &x.name)?,
             attached_to,
+            status: x.status,
         });
     }
     if let Some(r) = e.reboots {

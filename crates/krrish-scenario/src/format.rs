@@ -346,6 +346,10 @@ pub struct DiskReadRef {
 pub struct VolumeRef {
     pub name: String,
     pub attached_to: String,
+    /// `available`, `in-use` or `detaching` (detached, its VM's host has
+    /// not confirmed the unplug yet); unchecked when absent.
+    #[serde(default)]
+    pub status: Option<krrish_cloud::storage::VolumeStatus>,
 }
 
 #[derive(Debug, Deserialize)]

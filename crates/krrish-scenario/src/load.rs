@@ -270,7 +270,10 @@ pub enum Action {
     Fault(Fault),
     Api(ApiRequest),
     /// A guest writes a block of one of its disks.
+    /// The guest of `vm` writes one of its disks (it must have it
+    /// plugged in).
     GuestWrite {
+        vm: krrish_core::VmId,
         disk: krrish_cloud::storage::DiskRef,
         block: u64,
         data: u64,

@@ -139,8 +139,13 @@ pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
                     }
                 }
                 Action::Api(r) => world.api(r.clone()),
-                Action::GuestWrite { disk, block, data } => {
-                    if let Err(e) = world.guest_write(disk, *block, *data) {
+                Action::GuestWrite {
+                    vm,
+                    disk,
+                    block,
+                    data,
+                } => {
+                    if let Err(e) = world.guest_write(vm, disk, *block, *data) {
                         failures.push(format!("timeline line {}: guest write: {e}", a.line));
                     }
                 }
@@ -462,9 +467,13 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
         Check::DiskReads {
             disk,
             snapshot,
+            reader,
             block,
             data,
         } => {
+            if let Some(vm) = reader {
+                world.world().guest_has_disk(vm, disk)?;
+            }
             let cloud = world.cloud();
             let got = match snapshot {
                 Some((vm, s)) => cloud.storage.read_at_snapshot(vm, s, disk, *block),
@@ -486,14 +495,21 @@ fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), String> {
         Check::Volume {
             volume,
             attached_to,
+            status,
         } => {
             let cloud = world.cloud();
-            let got = cloud
+            let view = cloud
                 .storage
                 .describe_volume(volume)
-                .map_err(|e| e.to_string())?
-                .attached_to;
-            if got == *attached_to {
+                .map_err(|e| e.to_string())?;
+            let got = view.attached_to;
+            if status.is_some_and(|s| s != view.status) {
+                Err(format!(
+                    "volume {volume} is {}, expected {}",
+                    view.status.as_str(),
+                    status.map(|s| s.as_str()).unwrap_or_default()
+                ))
+            } else if got == *attached_to {
                 Ok(())
             } else {
                 let show = |x: &Option<krrish_core::VmId>| {

@@ -243,9 +243,10 @@ pub(crate) fn step_action(
                 krrish_cloud::Name::parse("volume", v)
                     .map_err(|e| src.error(src.find("volume", v).or(at), e.to_string()))?,
             ),
-            None => krrish_cloud::storage::DiskRef::Root(vm),
+            None => krrish_cloud::storage::DiskRef::Root(vm.clone()),
         };
         actions.push(Action::GuestWrite {
+            vm,
             disk,
             block: w.block,
             data: w.data,

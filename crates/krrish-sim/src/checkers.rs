@@ -8,6 +8,8 @@
 //! - `spare-accounting` — every spare is free, active or unavailable (the
 //!   free count cannot go below zero), and a spare the control plane calls
 //!   free runs nothing.
+//! - `single-attachment` — a volume is plugged into one running guest at
+//!   most (two writers of one disk corrupt it).
 //! - `no-overcommit` — the guests running (or arriving) on a host never need
 //!   more than it has.
 //! - `no-vm-lost` — every VM is known to the control plane, and one it
@@ -123,6 +125,33 @@ impl Checkers {
                 return fail(
                     "single-writer",
                     format!("{vm}'s DFS disk written by {}", join(&writers)),
+                );
+            }
+        }
+
+        // single-attachment
+        let mut plugged: Vec<(&krrish_cloud::Name, &VmId, &HostId)> = Vec::new();
+        for h in world.hosts.values() {
+            for (vm, d) in &h.domains {
+                if d.state == DomainState::Running {
+                    plugged.extend(d.guest.volumes.iter().map(|v| (&v.name, vm, &h.spec.id)));
+                }
+            }
+        }
+        plugged.sort_unstable();
+        for group in plugged.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() > 1 {
+                let holders: Vec<String> = group
+                    .iter()
+                    .map(|(_, vm, h)| format!("{vm} on {h}"))
+                    .collect();
+                return fail(
+                    "single-attachment",
+                    format!(
+                        "volume {} is plugged into {}",
+                        group[0].0,
+                        holders.join(" and ")
+                    ),
                 );
             }
         }

@@ -160,6 +160,9 @@ impl World {
                     .domains
                     .get(&vm.id)
                     .is_some_and(|d| d.state == DomainState::Running);
+                if !running_here {
+                    self.volumes_unlocked(h, &vm.id, &guest)?;
+                }
                 let boot_ms = if running_here { 0 } else { self.boot_time_ms() };
                 (boot_ms, HostStep::Boot(vm.id, guest))
             }
@@ -244,8 +247,37 @@ impl World {
         }
     }
 
+    /// Refuses to plug into `vm` on `h` a volume a running guest elsewhere
+    /// holds, as libvirt's lock manager (virtlockd) refuses in the lab:
+    /// "resource ... is locked".
+    fn volumes_unlocked(
+        &self,
+        h: &HostId,
+        vm: &VmId,
+        guest: &GuestConfig,
+    ) -> Result<(), DriverError> {
+        for v in &guest.volumes {
+            for (x, host) in &self.hosts {
+                for (other, d) in &host.domains {
+                    let same = x == h && other == vm;
+                    if !same
+                        && d.state == DomainState::Running
+                        && d.guest.volumes.iter().any(|w| w.name == v.name)
+                    {
+                        return Err(DriverError::Failed(format!(
+                            "volume {} is locked: {other} on {x} holds it",
+                            v.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Gives `vm`'s guest on `h` its interfaces, EIPs and volumes.
     fn set_guest(&mut self, h: &HostId, vm: &VmId, guest: GuestConfig) -> Result<(), DriverError> {
+        self.volumes_unlocked(h, vm, &guest)?;
         match self
             .hosts
             .get_mut(h)

@@ -21,12 +21,14 @@ pub trait SimulatedWorld {
     fn inject(&mut self, fault: &Fault) -> Result<(), String>;
     /// Sends an API call from the operator.
     fn api(&mut self, request: ApiRequest);
-    /// The simulated data plane: a guest writes `data` to `block` of one of
-    /// its disks. The model keeps disk content in the controller's storage
-    /// records (saved with its next save), so a write while the controller
-    /// is down is refused.
+    /// The simulated data plane: `vm`'s guest writes `data` to `block` of
+    /// one of its disks, which it must have plugged in (ground truth). The
+    /// model keeps disk content in the controller's storage records (saved
+    /// with its next save), so a write while the controller is down is
+    /// refused.
     fn guest_write(
         &mut self,
+        vm: &krrish_core::VmId,
         disk: &krrish_cloud::storage::DiskRef,
         block: u64,
         data: u64,

@@ -319,6 +319,31 @@ impl World {
         self.hosts.get(h).map_or(0, |p| p.path_loss_pct)
     }
 
+    /// Whether `vm`'s guest runs and has `disk` plugged in (its root disk,
+    /// or a volume its host was told of): only then can it read or write
+    /// it. Errs saying why not.
+    pub fn guest_has_disk(
+        &self,
+        vm: &VmId,
+        disk: &krrish_cloud::storage::DiskRef,
+    ) -> Result<(), String> {
+        use krrish_cloud::storage::DiskRef;
+        let running = self.hosts.values().find_map(|h| {
+            h.domains
+                .get(vm)
+                .filter(|d| d.state == DomainState::Running)
+                .map(|d| (&h.spec.id, d))
+        });
+        let Some((host, d)) = running else {
+            return Err(format!("{vm} runs nowhere: no guest to use {disk}"));
+        };
+        match disk {
+            DiskRef::Root(_) => Ok(()),
+            DiskRef::Volume(v) if d.guest.volumes.iter().any(|w| w.name == *v) => Ok(()),
+            DiskRef::Volume(v) => Err(format!("{vm} on {host} has no volume {v} plugged in")),
+        }
+    }
+
     /// The controller can talk to `h`'s agent now.
     pub fn management_up(&self, h: &HostId) -> bool {
         self.hosts.get(h).is_some_and(|p| p.powered) && self.management_path(h) == PathState::Ok

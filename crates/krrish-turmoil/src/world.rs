@@ -393,10 +393,12 @@ impl krrish_sim::SimulatedWorld for SimWorld<'_> {
     }
     fn guest_write(
         &mut self,
+        vm: &krrish_core::VmId,
         disk: &krrish_cloud::storage::DiskRef,
         block: u64,
         data: u64,
     ) -> Result<(), String> {
+        self.world().guest_has_disk(vm, disk)?;
         if !self.sim.is_host_running(CONTROLLER) {
             return Err(
                 "the controller is down: guest writes are kept in its storage records".into(),

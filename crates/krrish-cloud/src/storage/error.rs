@@ -30,6 +30,10 @@ pub enum StorageError {
     DeleteAttached { volume: Name, vm: VmId },
     #[error("vm {vm}: already has the maximum of {max} volumes attached")]
     TooManyAttached { vm: VmId, max: usize },
+    /// Detached in the records, but the host of the VM it was attached to
+    /// has not yet confirmed unplugging it: the guest may still write it.
+    #[error("volume {volume}: still being detached from {vm} (its host has not confirmed unplugging it); try again once the volume is available")]
+    StillDetaching { volume: Name, vm: VmId },
 
     #[error("vm {0}: no root disk (create it from an image first)")]
     UnknownVm(VmId),
@@ -107,6 +111,7 @@ impl StorageError {
             E::AttachedElsewhere { .. } | E::NotAttached { .. } => "not-associated",
             E::DeleteAttached { .. }
             | E::RootDiskHasVolumes { .. }
+            | E::StillDetaching { .. }
             | E::SnapshotVolumeNotHere { .. } => "in-use",
             E::TooManyVolumes { .. }
             | E::TooManyAttached { .. }

@@ -56,7 +56,7 @@ pub use image::{
     RootDisk, RootDiskView,
 };
 pub use snapshot::{SnapshotView, VmSnapshot};
-pub use volume::{Provisioning, Volume, VolumeView, WriteCost};
+pub use volume::{Provisioning, Volume, VolumeStatus, VolumeView, WriteCost};
 
 use crate::name::Name;
 use krrish_core::{HostId, VmId};

@@ -111,9 +111,27 @@ fn volume_refusals_name_the_resource_and_change_nothing() {
         "volume v3: block 4096 is out of range (the disk has 4096 blocks)"
     );
 
-    // And the accepted calls do what they say.
+    // And the accepted calls do what they say. A detached volume is
+    // neither attached nor deleted until its VM's host confirms the unplug.
     s.detach_volume(&n("v1"), &vm("vm-b")).unwrap();
+    assert_eq!(
+        s.describe_volume(&n("v1")).unwrap().status,
+        VolumeStatus::Detaching
+    );
+    let e = refused(&mut s, |s| s.attach_volume(&n("v1"), &vm("vm-a")));
+    assert_eq!(e, "volume v1: still being detached from vm-b (its host has not confirmed unplugging it); try again once the volume is available");
+    refused(&mut s, |s| s.delete_volume(&n("v1")));
+    assert!(s.volume_unplugged(&n("v1")));
+    assert!(!s.volume_unplugged(&n("v1")), "unplugged once");
+    assert_eq!(
+        s.describe_volume(&n("v1")).unwrap().status,
+        VolumeStatus::Available
+    );
     s.attach_volume(&n("v1"), &vm("vm-a")).unwrap();
+    assert_eq!(
+        s.describe_volume(&n("v1")).unwrap().status,
+        VolumeStatus::InUse
+    );
     assert_eq!(
         s.describe_volume(&n("v1")).unwrap().attached_to,
         Some(vm("vm-a"))
@@ -160,6 +178,7 @@ fn snapshot_refusals_change_nothing() {
 
     // The volume's chain fills first: v1 carries vm-b's snapshot too.
     s.detach_volume(&n("v1"), &vm("vm-a")).unwrap();
+    s.volume_unplugged(&n("v1"));
     let e = refused(&mut s, |s| s.revert(&vm("vm-a"), &n("s1")));
     assert_eq!(
         e,
@@ -426,6 +445,7 @@ fn a_vm_snapshot_covers_its_volumes_and_revert_moves_them_together() {
 
     // Deleting a covered volume drops it from the snapshots.
     s.detach_volume(&n("v2"), &vm("vm-a")).unwrap();
+    s.volume_unplugged(&n("v2"));
     s.delete_volume(&n("v2")).unwrap();
     assert_eq!(
         s.describe_snapshots(&vm("vm-a")).unwrap()[1].volumes,

@@ -57,6 +57,11 @@ pub struct Volume {
     pub size_gib: u64,
     pub provisioning: Provisioning,
     pub attached_to: Option<VmId>,
+    /// The VM it was detached from, until that VM's host confirms the
+    /// unplug (or the VM can run nowhere): it cannot be attached or
+    /// deleted meanwhile, as Cinder's `detaching` state.
+    #[serde(default)]
+    pub detaching_from: Option<VmId>,
     /// Blocks written at least once (bounded by the size).
     pub(crate) touched: BTreeSet<u64>,
     pub(crate) chain: Chain,
@@ -97,6 +102,17 @@ impl Volume {
         }
     }
 
+    /// Refuses a volume whose detach is unconfirmed.
+    fn available(&self) -> Result<(), StorageError> {
+        match &self.detaching_from {
+            Some(vm) => Err(StorageError::StillDetaching {
+                volume: self.name.clone(),
+                vm: vm.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Records a write to `block`; returns what it cost beside the data.
     pub(crate) fn on_write(&mut self, block: u64) -> WriteCost {
         if !self.touched.insert(block) {
@@ -121,11 +137,38 @@ impl Volume {
             size_gib: self.size_gib,
             provisioning: self.provisioning,
             attached_to: self.attached_to.clone(),
+            status: match (&self.attached_to, &self.detaching_from) {
+                (Some(_), _) => VolumeStatus::InUse,
+                (None, Some(_)) => VolumeStatus::Detaching,
+                (None, None) => VolumeStatus::Available,
+            },
             blocks: self.blocks(),
             allocated_bytes: self.allocated_blocks() * BLOCK_BYTES,
             zeroed_bytes: self.zeroed_blocks() * BLOCK_BYTES,
             snapshot_bytes: self.chain.stored_blocks() * BLOCK_BYTES,
             snapshots: self.chain.snapshot_count(),
+        }
+    }
+}
+
+/// Where a volume stands, as Cinder names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeStatus {
+    /// Attached to no VM and plugged in nowhere.
+    Available,
+    /// Attached to a VM.
+    InUse,
+    /// Detached, but the VM's host has not yet confirmed unplugging it.
+    Detaching,
+}
+
+impl VolumeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::InUse => "in-use",
+            Self::Detaching => "detaching",
         }
     }
 }
@@ -137,6 +180,7 @@ pub struct VolumeView {
     pub size_gib: u64,
     pub provisioning: Provisioning,
     pub attached_to: Option<VmId>,
+    pub status: VolumeStatus,
     pub blocks: u64,
     pub allocated_bytes: u64,
     pub zeroed_bytes: u64,
@@ -176,6 +220,7 @@ impl Storage {
                 size_gib,
                 provisioning,
                 attached_to: None,
+                detaching_from: None,
                 touched: BTreeSet::new(),
                 chain: Chain::new(blocks),
             },
@@ -183,7 +228,7 @@ impl Storage {
         Ok(Volume::create_cost(provisioning, blocks))
     }
 
-    /// Attaches a detached volume to a VM that has a root disk.
+    /// Attaches an available volume to a VM that has a root disk.
     pub fn attach_volume(&mut self, volume: &Name, vm: &VmId) -> Result<(), StorageError> {
         let v = self.volume(volume)?;
         if let Some(other) = &v.attached_to {
@@ -192,6 +237,7 @@ impl Storage {
                 attached_to: other.clone(),
             });
         }
+        v.available()?;
         self.root_disk(vm)?;
         let max = self.limits.volumes_per_vm_max;
         if self.attached_to(vm).len() >= max {
@@ -204,7 +250,9 @@ impl Storage {
         Ok(())
     }
 
-    /// Detaches a volume from the VM it is attached to.
+    /// Detaches a volume from the VM it is attached to. The volume is
+    /// `detaching` until [`Storage::volume_unplugged`]: the VM's host may
+    /// still have it plugged in.
     pub fn detach_volume(&mut self, volume: &Name, vm: &VmId) -> Result<(), StorageError> {
         let v = self.volume(volume)?;
         match &v.attached_to {
@@ -218,13 +266,33 @@ impl Storage {
                 attached_to: other.clone(),
             }),
             Some(_) => {
-                self.volumes.get_mut(volume).expect("checked").attached_to = None;
+                let v = self.volumes.get_mut(volume).expect("checked");
+                v.attached_to = None;
+                v.detaching_from = Some(vm.clone());
                 Ok(())
             }
         }
     }
 
-    /// Deletes a detached volume, its chain and its place in the VM
+    /// Volumes being detached, with the VM each was detached from, in
+    /// name order.
+    pub fn detaching_volumes(&self) -> impl Iterator<Item = (&Name, &VmId)> {
+        self.volumes
+            .values()
+            .filter_map(|v| Some((&v.name, v.detaching_from.as_ref()?)))
+    }
+
+    /// The host of the VM `volume` was detached from confirmed unplugging
+    /// it (or that VM can run nowhere now): the volume is available.
+    /// Returns whether it was detaching.
+    pub fn volume_unplugged(&mut self, volume: &Name) -> bool {
+        self.volumes
+            .get_mut(volume)
+            .and_then(|v| v.detaching_from.take())
+            .is_some()
+    }
+
+    /// Deletes an available volume, its chain and its place in the VM
     /// snapshots that covered it (those snapshots then cover fewer disks).
     pub fn delete_volume(&mut self, volume: &Name) -> Result<(), StorageError> {
         let v = self.volume(volume)?;
@@ -234,6 +302,7 @@ impl Storage {
                 vm: vm.clone(),
             });
         }
+        v.available()?;
         self.volumes.remove(volume);
         for d in self.root_disks.values_mut() {
             for s in d.snapshots.values_mut() {

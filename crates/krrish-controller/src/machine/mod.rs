@@ -3,6 +3,7 @@
 //! API's answers are in [`api`].
 
 mod api;
+mod guests;
 mod health;
 
 pub use health::FABRIC_READ_TIMEOUT_MS;
@@ -138,6 +139,11 @@ pub struct ControllerMachine {
     /// The (core, cloud) generations `told_guests` was last brought up to
     /// date at; `None` after an input that may call for telling again.
     guests_followed_at: Option<(u64, u64)>,
+    /// VMs whose host refused their last telling, for the back-off.
+    guest_retry: BTreeMap<VmId, guests::GuestRetry>,
+    /// Each volume being detached, with the first command id whose telling
+    /// reflects the detach (see [`guests`]).
+    detach_marks: BTreeMap<krrish_cloud::Name, u64>,
 }
 
 impl ControllerMachine {
@@ -162,6 +168,8 @@ impl ControllerMachine {
             wake_cache: std::cell::Cell::new(None),
             told_guests: BTreeMap::new(),
             guests_followed_at: None,
+            guest_retry: BTreeMap::new(),
+            detach_marks: BTreeMap::new(),
         }
     }
 
@@ -287,10 +295,15 @@ impl ControllerMachine {
                 wake
             }
         };
-        [wake, self.cloud.poll_timeout(), self.health_wake()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            wake,
+            self.cloud.poll_timeout(),
+            self.health_wake(),
+            self.guest_retry_wake(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn push(&mut self, o: ControllerOutput) {
@@ -453,18 +466,7 @@ impl ControllerMachine {
                         .core
                         .handle_migration_aborted(now_ms, &vm, &from, &to, outcome),
                     Some(Pending::Guest { vm, host }) => {
-                        if let Err(why) = outcome {
-                            // Told again at the next input.
-                            if let Some((h, told)) = self.told_guests.get_mut(&vm) {
-                                if *h == host {
-                                    *told = None;
-                                }
-                            }
-                            self.guests_followed_at = None;
-                            self.push(ControllerOutput::Trace(format!(
-                                "network and volumes of {vm} on {host} not applied: {why}"
-                            )));
-                        }
+                        self.handle_guest_answer(now_ms, id, vm, host, outcome)
                     }
                     None => {}
                 }
@@ -501,60 +503,6 @@ impl ControllerMachine {
         }
     }
 
-    /// The hosts follow the cloud's records: the host of each running VM is
-    /// told the VM's network and volumes whenever they differ from what
-    /// that host was last told.
-    fn follow_guests(&mut self) {
-        let at = (self.core.generation(), self.cloud.generation());
-        if self.guests_followed_at == Some(at) {
-            return;
-        }
-        self.guests_followed_at = Some(at);
-        let running: Vec<(VmId, HostId)> = self
-            .core
-            .vms()
-            .iter()
-            .filter_map(|(vm, r)| match &r.state {
-                VmState::Running { host } | VmState::Booting { host, .. } => {
-                    Some((vm.clone(), host.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        let live: std::collections::BTreeSet<&VmId> = running.iter().map(|(v, _)| v).collect();
-        self.told_guests.retain(|vm, _| live.contains(vm));
-        for (vm, host) in running {
-            let want = self.cloud.guest_config(&vm);
-            match self.told_guests.get(&vm) {
-                Some((h, Some(told))) if *h == host && *told == want => continue,
-                // Nothing told, nothing to tell (a VM with no interfaces
-                // and no volumes).
-                None if want.is_empty() => continue,
-                _ => {}
-            }
-            let pending = Pending::Guest {
-                vm: vm.clone(),
-                host: host.clone(),
-            };
-            let command = AgentCommand::SetGuest {
-                vm: vm.clone(),
-                guest: want.clone(),
-            };
-            match self.send_to_agent(&host, command, pending) {
-                Ok(()) => {
-                    self.push(ControllerOutput::Trace(format!(
-                        "network of {vm} on {host}: {want}"
-                    )));
-                    self.told_guests.insert(vm, (host, Some(want)));
-                }
-                // Told when its agent connects (see `AgentHello`).
-                Err(_) => {
-                    self.told_guests.insert(vm, (host, None));
-                }
-            }
-        }
-    }
-
     /// Moves the core's notices and commands out, routing commands.
     fn drain(&mut self, now_ms: u64) {
         let first = self.out.len();
@@ -570,7 +518,7 @@ impl ControllerMachine {
             }
             if !progressed {
                 self.follow_placements(now_ms);
-                self.follow_guests();
+                self.follow_guests(now_ms);
                 self.persist(first);
                 return;
             }

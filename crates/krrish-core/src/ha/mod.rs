@@ -262,6 +262,43 @@ impl HaManager {
         &self.vms
     }
 
+    /// The hosts where `vm`'s guest may be alive now, as far as the core
+    /// knows: where it runs, boots, migrates or is being stopped or
+    /// evacuated; a host being fenced under it, or whose fence failed; a
+    /// stop not yet confirmed; a terminated VM's hosts not yet confirmed
+    /// off. Empty when the guest is known dead everywhere (stopped, fenced,
+    /// waiting to restart), so nothing of it holds a disk open.
+    pub fn hosts_that_may_run(&self, vm: &VmId) -> Vec<HostId> {
+        let mut hosts: Vec<HostId> = Vec::new();
+        if let Some(rec) = self.vms.get(vm) {
+            match &rec.state {
+                VmState::Running { host }
+                | VmState::Booting { host, .. }
+                | VmState::Evacuating { host }
+                | VmState::HostDown { host }
+                | VmState::Down {
+                    reason: DownReason::FenceFailed { host },
+                } => hosts.push(host.clone()),
+                VmState::Migrating { from, to, .. } => {
+                    hosts.push(from.clone());
+                    hosts.push(to.clone());
+                }
+                VmState::WaitingForCapacity { .. }
+                | VmState::Scheduling { .. }
+                | VmState::WaitingForRepair { .. }
+                | VmState::Down { .. }
+                | VmState::Stopped => {}
+            }
+            hosts.extend(rec.stop_unconfirmed_on.iter().cloned());
+        }
+        if let Some((on, _)) = self.terminated.get(vm) {
+            hosts.extend(on.iter().cloned());
+        }
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
     /// A terminated VM's guest is known to be off `host` (or everywhere,
     /// with `None`): its room there is free.
     pub(super) fn terminated_off(&mut self, vm: Option<&VmId>, host: &HostId) {

@@ -194,7 +194,7 @@ pub fn volumes(ep: &Endpoint, cmd: VolumesCmd) -> Shown {
     })
 }
 
-/// `NAME SIZE PROVISIONING INSTANCE SNAPSHOTS`.
+/// `NAME SIZE PROVISIONING STATUS INSTANCE SNAPSHOTS`.
 fn volume_table(v: &Value) -> String {
     let mut r = rows(
         v,
@@ -202,6 +202,7 @@ fn volume_table(v: &Value) -> String {
             "name",
             "size_gib",
             "provisioning",
+            "status",
             "attached_to",
             "snapshots",
         ],
@@ -210,7 +211,14 @@ fn volume_table(v: &Value) -> String {
         row[1].push('G');
     }
     table(
-        &["NAME", "SIZE", "PROVISIONING", "INSTANCE", "SNAPSHOTS"],
+        &[
+            "NAME",
+            "SIZE",
+            "PROVISIONING",
+            "STATUS",
+            "INSTANCE",
+            "SNAPSHOTS",
+        ],
         &r,
     )
 }
@@ -307,15 +315,18 @@ mod tests {
         );
         let volumes = json!([
             {"name": "data-1", "size_gib": 10, "provisioning": "thick-lazy-zeroed",
-             "attached_to": "web-1", "snapshots": 1},
+             "status": "in-use", "attached_to": "web-1", "snapshots": 1},
+            {"name": "old", "size_gib": 2, "provisioning": "thin",
+             "status": "detaching", "attached_to": null, "snapshots": 0},
             {"name": "scratch", "size_gib": 1, "provisioning": "thin",
-             "attached_to": null, "snapshots": 0},
+             "status": "available", "attached_to": null, "snapshots": 0},
         ]);
         assert_eq!(
             volume_table(&volumes),
-            "NAME     SIZE  PROVISIONING       INSTANCE  SNAPSHOTS\n\
-             data-1   10G   thick-lazy-zeroed  web-1     1\n\
-             scratch  1G    thin               -         0\n"
+            "NAME     SIZE  PROVISIONING       STATUS     INSTANCE  SNAPSHOTS\n\
+             data-1   10G   thick-lazy-zeroed  in-use     web-1     1\n\
+             old      2G    thin               detaching  -         0\n\
+             scratch  1G    thin               available  -         0\n"
         );
         let snapshots = json!([
             {"name": "s1", "vm": "web-1", "volumes": ["data-1"], "taken_at_ms": 1200},

@@ -191,13 +191,15 @@ impl LabRun<'_> {
             Check::DiskReads {
                 disk,
                 snapshot: None,
+                reader,
                 block,
                 data,
-            } => self.check_disk(disk, *block, *data),
+            } => self.check_disk(disk, reader.as_ref(), *block, *data),
             Check::Volume {
                 volume,
                 attached_to,
-            } => self.check_volume(volume, attached_to.as_ref()),
+                status,
+            } => self.check_volume(volume, attached_to.as_ref(), *status),
             Check::Ping {
                 from,
                 to,

@@ -115,8 +115,8 @@ pub(super) fn ping_unsupported(from: &PingFrom, to: &Target) -> Option<String> {
 const GUEST_DISK_WAIT: Duration = Duration::from_secs(10);
 
 impl LabRun<'_> {
-    /// The guest a disk is read or written through, and the disk's serial
-    /// there; `Err(volume)`: a volume attached to no VM.
+    /// The guest a disk is read through, and the disk's serial there;
+    /// `Err(volume)`: a volume attached to no VM.
     fn disk_holder(&self, disk: &DiskRef) -> Result<Result<(VmId, String), String>, String> {
         match disk {
             DiskRef::Root(vm) => Ok(Ok((vm.clone(), ROOT_SERIAL.to_string()))),
@@ -135,14 +135,19 @@ impl LabRun<'_> {
         }
     }
 
-    pub(super) fn guest_write(&self, disk: &DiskRef, block: u64, data: u64) -> Result<()> {
-        let (vm, serial) = self
-            .disk_holder(disk)
-            .map_err(|e| anyhow::anyhow!(e))?
-            .map_err(|v| anyhow::anyhow!("volume {v} is attached to no VM: no guest writes it"))?;
-        let host = self.host_of(&vm).map_err(|e| anyhow::anyhow!(e))?;
+    /// `vm`'s guest writes one of its disks (found by its serial: the
+    /// guest must have it plugged in).
+    pub(super) fn guest_write(
+        &self,
+        vm: &VmId,
+        disk: &DiskRef,
+        block: u64,
+        data: u64,
+    ) -> Result<()> {
+        let serial = disk_serial(disk);
+        let host = self.host_of(vm).map_err(|e| anyhow::anyhow!(e))?;
         ask_write(
-            &self.console_of(&host, &vm, "cmd"),
+            &self.console_of(&host, vm, "cmd"),
             &serial,
             block,
             data,
@@ -151,8 +156,20 @@ impl LabRun<'_> {
         .map_err(|e| anyhow::anyhow!("{vm} on {host}: {e}"))
     }
 
-    pub(super) fn check_disk(&self, disk: &DiskRef, block: u64, data: u64) -> Result<(), String> {
-        let got = match self.disk_holder(disk)? {
+    /// What `block` of `disk` reads: from inside `reader`'s guest if
+    /// given, else from inside the guest holding it, else from its file.
+    pub(super) fn check_disk(
+        &self,
+        disk: &DiskRef,
+        reader: Option<&VmId>,
+        block: u64,
+        data: u64,
+    ) -> Result<(), String> {
+        let holder = match reader {
+            Some(vm) => Ok((vm.clone(), disk_serial(disk))),
+            None => self.disk_holder(disk)?,
+        };
+        let got = match holder {
             Ok((vm, serial)) => {
                 let host = self.host_of(&vm)?;
                 ask_read(
@@ -183,14 +200,24 @@ impl LabRun<'_> {
         &self,
         volume: &krrish_cloud::Name,
         attached_to: Option<&VmId>,
+        status: Option<krrish_cloud::storage::VolumeStatus>,
     ) -> Result<(), String> {
-        let got = self
+        let view = self
             .get(&format!(
                 "/v1/volumes/{}",
                 crate::client::path_part(volume.as_str())
             ))
             .map_err(|e| e.to_string())?;
-        let got = got["attached_to"].as_str().map(VmId::new);
+        if let Some(want) = status {
+            let got = view["status"].as_str().unwrap_or("absent");
+            if got != want.as_str() {
+                return Err(format!(
+                    "volume {volume}: the controller says {got}, expected {}",
+                    want.as_str()
+                ));
+            }
+        }
+        let got = view["attached_to"].as_str().map(VmId::new);
         if got.as_ref() == attached_to {
             Ok(())
         } else {
@@ -213,7 +240,7 @@ impl LabRun<'_> {
             None => api.delete(&path),
         }
         .map(drop)
-        .map_err(|e| anyhow::anyhow!("{r}: {e}"))
+        .map_err(|e| anyhow::Error::from(e).context(r.to_string()))
     }
 
     /// The address a ping to `to` is sent to, as the controller's records
@@ -438,6 +465,14 @@ fn digits_of(bytes: &[u8]) -> u64 {
         .map(|b| *b as char)
         .collect();
     text.parse().unwrap_or(0)
+}
+
+/// The serial number a guest knows `disk` by.
+fn disk_serial(disk: &DiskRef) -> String {
+    match disk {
+        DiskRef::Root(_) => ROOT_SERIAL.to_string(),
+        DiskRef::Volume(v) => volume_serial(v.as_str()),
+    }
 }
 
 #[cfg(test)]

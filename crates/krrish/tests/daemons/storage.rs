@@ -88,9 +88,16 @@ fn operators_manage_storage_through_the_cli() {
     assert_eq!(
         cells(&api_ok(&c, api, &["volumes", "list"])),
         [
-            vec!["NAME", "SIZE", "PROVISIONING", "INSTANCE", "SNAPSHOTS"],
-            vec!["data-1", "10G", "thick-lazy-zeroed", "web-1", "1"],
-            vec!["scratch", "1G", "thin", "-", "0"],
+            vec![
+                "NAME",
+                "SIZE",
+                "PROVISIONING",
+                "STATUS",
+                "INSTANCE",
+                "SNAPSHOTS"
+            ],
+            vec!["data-1", "10G", "thick-lazy-zeroed", "in-use", "web-1", "1"],
+            vec!["scratch", "1G", "thin", "available", "-", "0"],
         ]
     );
     let v: Value = serde_json::from_str(&api_ok(
@@ -372,6 +379,8 @@ fn operators_manage_storage_through_the_cli() {
     ] {
         assert_eq!(api_ok(&c, api, args), format!("{said}\n"), "{args:?}");
     }
+    // Detached, the volume is available once web-1's host has unplugged it.
+    c.wait_for("controller", &["volume data-1 available: "]);
     assert_eq!(
         api_ok(
             &c,
@@ -391,9 +400,16 @@ fn operators_manage_storage_through_the_cli() {
     assert_eq!(
         cells(&api_ok(&c, api, &["volumes", "list"])),
         [
-            vec!["NAME", "SIZE", "PROVISIONING", "INSTANCE", "SNAPSHOTS"],
-            vec!["data-1", "10G", "thick-lazy-zeroed", "-", "0"],
-            vec!["scratch", "1G", "thin", "-", "0"],
+            vec![
+                "NAME",
+                "SIZE",
+                "PROVISIONING",
+                "STATUS",
+                "INSTANCE",
+                "SNAPSHOTS"
+            ],
+            vec!["data-1", "10G", "thick-lazy-zeroed", "available", "-", "0"],
+            vec!["scratch", "1G", "thin", "available", "-", "0"],
         ]
     );
     assert_eq!(
