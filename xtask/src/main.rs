@@ -127,6 +127,8 @@ struct Budget {
     event_seeds: &'static str,
     /// Swarm seeds (random clusters and fault schedules).
     swarm_seeds: &'static str,
+    /// The `scenarios/lab/` files run against real guests (`None`: all).
+    lab_scenarios: Option<&'static [&'static str]>,
 }
 
 impl Budget {
@@ -136,6 +138,7 @@ impl Budget {
         proptest_cases: "256",
         event_seeds: "1..50",
         swarm_seeds: "1..300",
+        lab_scenarios: Some(lab::CI_SCENARIOS),
     };
     const NIGHTLY: Budget = Budget {
         name: "nightly",
@@ -143,6 +146,7 @@ impl Budget {
         proptest_cases: "20000",
         event_seeds: "1..2000",
         swarm_seeds: "1..20000",
+        lab_scenarios: None,
     };
 }
 
@@ -225,7 +229,10 @@ fn suite(budget: &Budget) -> Result<bool> {
                 Ok(own && explored)
             }),
         ),
-        ("lab in a box: real guests", Box::new(lab::suite_step)),
+        (
+            "lab in a box: real guests",
+            Box::new(|| lab::suite_step(budget.lab_scenarios)),
+        ),
         (
             "swarm",
             Box::new(|| {
@@ -252,19 +259,36 @@ fn suite(budget: &Budget) -> Result<bool> {
     ];
     let (mut passed, mut failed) = (0, 0);
     let mut failures = Vec::new();
+    let mut took = Vec::new();
     for (name, step) in &steps {
         eprintln!("xtask: == {} step: {name}", budget.name);
-        match step() {
-            Ok(true) => passed += 1,
+        let started = std::time::Instant::now();
+        let verdict = match step() {
+            Ok(true) => {
+                passed += 1;
+                "passed"
+            }
             Ok(false) => {
                 failed += 1;
                 failures.push(name.to_string());
+                "FAILED"
             }
             Err(e) => {
                 failed += 1;
                 failures.push(format!("{name} ({e:#})"));
+                "FAILED"
             }
-        }
+        };
+        took.push((name, verdict, started.elapsed().as_secs()));
+    }
+    // Where the time goes (CI's limit is 90 minutes on 2 cores; the suite
+    // is kept well under 30).
+    for (name, verdict, secs) in &took {
+        eprintln!(
+            "xtask: {verdict:>6} {:>3}m{:02}s  {name}",
+            secs / 60,
+            secs % 60
+        );
     }
     if !failures.is_empty() {
         eprintln!("xtask: failed steps: {}", failures.join(", "));
