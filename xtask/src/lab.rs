@@ -78,13 +78,14 @@ ip link set eth0 up
 [ -n "$IP" ] && ip addr add "$IP" dev eth0
 [ -n "$GW" ] && ip route add default via "$GW"
 # vxnet NICs: 52:4b:A:B:C:D is A.B.C.D/24; 56:G:A:B:C:D also routes
-# through A.B.C.G. Checked twice a second; each NIC (by name and MAC) once.
+# through A.B.C.G. Checked twice a second; each NIC once (by name, MAC and
+# index: one unplugged and plugged again is a new device).
 (
   mkdir -p /tmp/nics
   while true; do
     for d in /sys/class/net/eth*; do
-      i=${d##*/}; mac=$(cat $d/address 2>/dev/null)
-      [ -e "/tmp/nics/$i-$mac" ] && continue
+      i=${d##*/}; mac=$(cat $d/address 2>/dev/null); x=$(cat $d/ifindex 2>/dev/null)
+      [ -e "/tmp/nics/$i-$mac-$x" ] && continue
       case $mac in
         52:4b:*|56:*)
           set -- $(echo $mac | tr ':' ' ')
@@ -92,7 +93,7 @@ ip link set eth0 up
           ip link set $i up; ip addr add $addr/24 dev $i
           [ $1 = 56 ] && ip route replace default via $a.$((0x$2)) dev $i
           echo "krrish-guest nic vm=$VM dev=$i ip=$addr"
-          touch "/tmp/nics/$i-$mac";;
+          touch "/tmp/nics/$i-$mac-$x";;
       esac
     done
     sleep 0.5
@@ -155,13 +156,15 @@ pub fn install_missing() -> Result<()> {
 }
 
 /// The `scenarios/lab/` files `cargo xtask ci` runs against real guests:
-/// between them every item of the lab's list (VXLAN ping, EIP NAT, volume
-/// attach and detach, a crash with its real RTO, failback, a 5 s
-/// management cut) plus fencing by lease and a storage cut. The others
+/// between them every item of the lab's list (VXLAN ping, routing between
+/// vxnets, EIP NAT, volume attach and detach, a crash with its real RTO,
+/// failback, a 5 s management cut) plus fencing by lease and a storage
+/// cut. The others
 /// take as long again; they run in every simulated world in CI, and in the
 /// lab nightly (`cargo xtask nightly`) — in CI they are reported NOT RUN.
 pub const CI_SCENARIOS: &[&str] = &[
     "network-and-volume-follow-a-failover",
+    "vxnets-of-one-router",
     "mgmt-cut-5s-nothing-happens",
     "repair-fails-back-cold",
     "power-loss-fenced-by-lease",

@@ -134,7 +134,7 @@ struct Budget {
 impl Budget {
     const CI: Budget = Budget {
         name: "ci",
-        seeds: "1..10",
+        seeds: "1..6",
         proptest_cases: "256",
         event_seeds: "1..50",
         swarm_seeds: "1..300",

@@ -98,12 +98,21 @@ pub fn vxlan_link(vni: u32) -> String {
 /// on the guest's routed vxnet, `56:` + the gateway's last octet + the
 /// address (the guest's default route goes there). Every vxnet is a /24.
 pub fn vxnet_mac(ip: Ipv4Addr, gateway: Option<Ipv4Addr>) -> String {
+    let m = vxnet_mac_bytes(ip, gateway);
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// [`vxnet_mac`] as bytes.
+pub fn vxnet_mac_bytes(ip: Ipv4Addr, gateway: Option<Ipv4Addr>) -> [u8; 6] {
     let [a, b, c, d] = ip.octets();
     let (first, second) = match gateway {
         Some(g) => (0x56, g.octets()[3]),
         None => (0x52, 0x4b),
     };
-    format!("{first:02x}:{second:02x}:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    [first, second, a, b, c, d]
 }
 
 /// The MAC every host's vxnet bridge has, so the distributed router's

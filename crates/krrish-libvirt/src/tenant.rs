@@ -13,13 +13,16 @@
 //! - an **EIP** is an address this host answers for on `eip_link`, and
 //!   nftables DNAT (in) and SNAT (out) to the guest's routed address.
 //!
-//! Not here yet: routing between two vxnets of one router (each host
-//! would need every routed vxnet's bridge); a guest reaches its own
-//! vxnet's peers and, through its EIP, the outside.
+//! - **routing** between the vxnets of one router: a host running a guest
+//!   routed through it holds every vxnet of that router, with its gateway,
+//!   and forwards between them; the answer comes back through the other
+//!   guest's host, which holds them all too.
 
 use crate::domain_xml::NicSpec;
 use crate::hypervisor::Hypervisor;
-use crate::names::{vxlan_link, vxnet_bridge, vxnet_gateway_mac, vxnet_mac, vxnet_tap_name};
+use crate::names::{
+    vxlan_link, vxnet_bridge, vxnet_gateway_mac, vxnet_mac, vxnet_mac_bytes, vxnet_tap_name,
+};
 use krrish_agent::{GuestEip, GuestNetwork, GuestNic};
 use krrish_cloud::network::guest::VXNET_PREFIX;
 use krrish_core::{HostId, VmId};
@@ -238,6 +241,7 @@ impl Tenant {
                 .cloned()
                 .collect(),
             eips: had.eips.clone(),
+            routes: had.routes.clone(),
         };
         made.vms.insert(vm.clone(), plugged.clone());
         for (nic, n) in network.nics.iter().zip(&new) {
@@ -300,6 +304,17 @@ impl Tenant {
                 *gw = n.gateway;
             }
         }
+        // The other vxnets of a local guest's router: their bridges and
+        // gateways here, so this host routes its guests' packets into them
+        // (and their answers back).
+        for r in want.values().flat_map(|g| &g.routes) {
+            vxnets.insert(r.vni, Some(r.gateway));
+        }
+        let routing = vxnets.values().filter(|g| g.is_some()).count() > 1;
+        if routing && !made.forwarding {
+            self.command("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"], None)?;
+            made.forwarding = true;
+        }
         let (have, netns) = (made.vxnets.clone(), self.netns.clone());
         let (add, remove): (Vec<_>, Vec<_>) = (
             vxnets
@@ -333,6 +348,7 @@ impl Tenant {
                     }
                     if let Some(g) = gateway {
                         l.add_address(&br, ip(g), VXNET_PREFIX).await?;
+                        l.set_neighbours(&br, &routed_neighbours(g)).await?;
                     }
                 }
                 for vni in remove {
@@ -474,6 +490,24 @@ pub(crate) fn plug_tap(from: &Netns, to: &Netns, tap: &str, bridge: &str) -> Res
         links.set_up(&tap).await
     })
     .map_err(|e| e.to_string())
+}
+
+/// Every guest address of a routed vxnet (gateway `gateway`, a /24) with
+/// the MAC its routed NIC has. Every host holds the gateway with one MAC,
+/// so an ARP answer to it from a guest on another host would be taken by
+/// that host's own bridge and never come back: a host routing into a vxnet
+/// knows its guests' MACs instead (they carry their addresses), as a
+/// distributed router's hosts are given their neighbours rather than
+/// learning them.
+fn routed_neighbours(gateway: Ipv4Addr) -> Vec<(Ipv4Addr, [u8; 6])> {
+    let [a, b, c, g] = gateway.octets();
+    (1..=254u8)
+        .filter(|d| *d != g)
+        .map(|d| {
+            let addr = Ipv4Addr::new(a, b, c, d);
+            (addr, vxnet_mac_bytes(addr, Some(gateway)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ static NO_NETWORK: GuestConfig = GuestConfig {
     network: GuestNetwork {
         nics: Vec::new(),
         eips: Vec::new(),
+        routes: Vec::new(),
     },
     volumes: Vec::new(),
 };
@@ -431,10 +432,12 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
     let x_net = GuestNetwork {
         nics: vec![nic([10, 10, 1, 10], None)],
         eips: Vec::new(),
+        routes: Vec::new(),
     };
     let y_net = GuestNetwork {
         nics: vec![nic([10, 10, 1, 11], None)],
         eips: Vec::new(),
+        routes: Vec::new(),
     };
     let (rt, local) = local();
     local.block_on(&rt, async {
@@ -471,6 +474,7 @@ fn guests_on_one_vxnet_reach_each_other_across_hosts_and_an_eip_reaches_one() {
                 address: Ipv4Addr::new(203, 0, 113, 5),
                 private: Ipv4Addr::new(10, 10, 1, 10),
             }],
+            routes: Vec::new(),
         };
         on_a.set_guest(&x.id, &guest(routed)).await.unwrap();
         Netns::open(&b.ns)
@@ -524,6 +528,7 @@ fn a_vm_with_vxnet_nics_on_a_host_without_a_tenant_network_is_refused_with_the_r
     let net = GuestNetwork {
         nics: vec![nic([10, 10, 1, 12], None)],
         eips: Vec::new(),
+        routes: Vec::new(),
     };
     let (rt, local) = local();
     let err = local

@@ -219,6 +219,27 @@ impl Links {
             .map_err(|e| link_err(name, e))
     }
 
+    /// Permanent neighbour entries on `name`: each address answers at its
+    /// MAC without ARP (replacing what the cache held).
+    pub async fn set_neighbours(
+        &self,
+        name: &str,
+        neighbours: &[(Ipv4Addr, [u8; 6])],
+    ) -> Result<(), NetError> {
+        let index = self.index(name).await?;
+        for (addr, mac) in neighbours {
+            self.handle
+                .neighbours()
+                .add(index, IpAddr::V4(*addr))
+                .link_layer_address(mac)
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| link_err(name, e))?;
+        }
+        Ok(())
+    }
+
     /// A route to `dest/prefix` straight out of `name` (on-link: the
     /// destinations answer ARP there), from `source` if given. Replaces a
     /// route to the same destination.

@@ -193,6 +193,7 @@ fn guest_changes_run_one_at_a_time_the_latest_only_answered_once_in_place() {
                 gateway: None,
             }],
             eips: Vec::new(),
+            routes: Vec::new(),
         },
         volumes: Vec::new(),
     };

@@ -19,11 +19,18 @@ pub struct GuestNetwork {
     /// In vxnet order.
     pub nics: Vec<GuestNic>,
     pub eips: Vec<GuestEip>,
+    /// The other vxnets of the router the guest's routed vxnet is on, in
+    /// vxnet order: the guest reaches them through its gateway, so its
+    /// host holds their gateways too (the router is distributed: every
+    /// host running a guest routed through it routes between all its
+    /// vxnets).
+    #[serde(default)]
+    pub routes: Vec<GuestRoute>,
 }
 
 impl GuestNetwork {
     pub fn is_empty(&self) -> bool {
-        self.nics.is_empty() && self.eips.is_empty()
+        self.nics.is_empty() && self.eips.is_empty() && self.routes.is_empty()
     }
 }
 
@@ -39,10 +46,15 @@ impl std::fmt::Display for GuestNetwork {
             .iter()
             .map(|e| format!("eip {} -> {}", e.address, e.private))
             .collect();
-        if nics.is_empty() && eips.is_empty() {
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| format!("routed to {} {}/{}", r.vxnet, r.network, r.prefix))
+            .collect();
+        if nics.is_empty() && eips.is_empty() && routes.is_empty() {
             return f.write_str("no interfaces");
         }
-        f.write_str(&[nics, eips].concat().join(", "))
+        f.write_str(&[nics, eips, routes].concat().join(", "))
     }
 }
 
@@ -59,6 +71,18 @@ pub struct GuestNic {
     /// answers for (every host's VGW holds it, as the routers are
     /// distributed).
     pub gateway: Option<Ipv4Addr>,
+}
+
+/// Another vxnet of the router the guest is routed through.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GuestRoute {
+    pub vxnet: Name,
+    pub vni: u32,
+    /// The vxnet's network address.
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+    /// The router's address on it.
+    pub gateway: Ipv4Addr,
 }
 
 /// An EIP NATed to the VM: the host it runs on answers for `address` and
@@ -96,7 +120,26 @@ impl Network {
             }],
             _ => Vec::new(),
         };
-        GuestNetwork { nics, eips }
+        let router = routed
+            .as_ref()
+            .and_then(|n| self.vxnets.get(&n.vxnet)?.router.clone());
+        let routes = self
+            .vxnets
+            .values()
+            .filter(|x| {
+                router.is_some()
+                    && x.router == router
+                    && routed.as_ref().is_none_or(|n| n.vxnet != x.name)
+            })
+            .map(|x| GuestRoute {
+                vxnet: x.name.clone(),
+                vni: x.vni,
+                network: x.network,
+                prefix: VXNET_PREFIX,
+                gateway: x.gateway(),
+            })
+            .collect();
+        GuestNetwork { nics, eips, routes }
     }
 }
 

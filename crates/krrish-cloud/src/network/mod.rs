@@ -27,7 +27,7 @@ pub mod guest;
 pub mod lb;
 mod resources;
 
-pub use guest::{GuestEip, GuestNetwork, GuestNic};
+pub use guest::{GuestEip, GuestNetwork, GuestNic, GuestRoute};
 pub use resources::{
     Alias, Eip, EipKind, Network, NetworkError, Nic, Router, Vxnet, NETWORK_LIMITS,
 };

@@ -9,9 +9,9 @@
 //! Volumes' snapshots are not real here yet: `disk` at a snapshot and the
 //! snapshot calls are reported NOT RUN.
 //!
-//! What the lab's data plane does not do yet, and so reports NOT RUN:
-//! routing between two vxnets of one router, a guest pinging an EIP, and
-//! DNS aliases. The lab's outside is the internet and the external network
+//! What the lab's data plane does not do yet, and so reports NOT RUN: a
+//! guest pinging an EIP, and DNS aliases. (Routing between the vxnets of
+//! one router is real: `lab/vxnets-of-one-router`.) The lab's outside is the internet and the external network
 //! at once: a ping from one expected lost because the EIP is of the other
 //! kind cannot be judged, and fails saying so.
 
