@@ -460,8 +460,13 @@ impl EventWorld {
         }
         let world = self.world.borrow();
         let controller = self.controller.borrow();
-        self.checkers
-            .check(self.now_ms, &world, controller.core(), self.trace.len())
+        self.checkers.check(
+            self.now_ms,
+            &world,
+            controller.core(),
+            controller.cloud(),
+            self.trace.len(),
+        )
     }
 }
 

@@ -10,6 +10,10 @@
 //!   free runs nothing.
 //! - `single-attachment` — a volume is plugged into one running guest at
 //!   most (two writers of one disk corrupt it).
+//! - `volume-holder` — a running guest that has a volume plugged in is the
+//!   VM the cloud records it attached to, or being detached from (after a
+//!   grace): a volume recorded free, or another VM's, while a guest still
+//!   writes it, is one the control plane would hand to a second writer.
 //! - `no-overcommit` — the guests running (or arriving) on a host never need
 //!   more than it has.
 //! - `no-vm-lost` — every VM is known to the control plane, and one it
@@ -24,6 +28,10 @@ use krrish_core::ha::{secs, HaManager, VmState};
 use krrish_core::{HostId, VmId};
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// How long a guest may write a volume the cloud records as not its own:
+/// only messages in flight (a telling and its answer) separate the two.
+const VOLUME_HOLDER_GRACE_MS: u64 = 5_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -73,6 +81,7 @@ impl Checkers {
         now_ms: u64,
         world: &World,
         core: &HaManager,
+        cloud: &krrish_cloud::Cloud,
         trace_len: usize,
     ) -> Result<(), Violation> {
         if world.generation == self.seen_generation
@@ -156,6 +165,37 @@ impl Checkers {
             }
         }
 
+        let mut disagreements: Vec<(String, u64)> = Vec::new();
+        // volume-holder
+        for (volume, vm, host) in &plugged {
+            let holder = match cloud.storage.describe_volume(volume) {
+                Ok(v) => v,
+                Err(_) => {
+                    disagreements.push((
+                        format!("volume-holder: {vm} on {host} writes volume {volume}, which the cloud deleted"),
+                        now_ms,
+                    ));
+                    continue;
+                }
+            };
+            let recorded = holder.attached_to.as_ref().or(cloud
+                .storage
+                .detaching_volumes()
+                .find(|(v, _)| v == volume)
+                .map(|(_, from)| from));
+            if recorded != Some(*vm) {
+                let says = match (&holder.attached_to, recorded) {
+                    (Some(x), _) => format!("attached to {x}"),
+                    (None, Some(x)) => format!("detaching from {x}"),
+                    (None, None) => "available".to_string(),
+                };
+                disagreements.push((
+                    format!("volume-holder: {vm} on {host} writes volume {volume}, which the cloud calls {says}"),
+                    now_ms,
+                ));
+            }
+        }
+
         // no-overcommit
         for h in world.hosts.values() {
             let need = h
@@ -185,7 +225,6 @@ impl Checkers {
                 ),
             );
         }
-        let mut disagreements: Vec<(String, u64)> = Vec::new();
         for h in core.hosts().values() {
             if h.spare == Some(krrish_core::ha::SpareState::Free) {
                 if let Some(p) = world.hosts.get(&h.spec.id) {
@@ -232,9 +271,16 @@ impl Checkers {
         let mut still = BTreeMap::new();
         for (key, at) in disagreements {
             let since = self.pending.get(&key).copied().unwrap_or(at);
-            if now_ms - since > self.belief_grace_ms {
+            let grace = if key.starts_with("volume-holder") {
+                VOLUME_HOLDER_GRACE_MS
+            } else {
+                self.belief_grace_ms
+            };
+            if now_ms - since > grace {
                 let invariant = if key.starts_with("spare") {
                     "spare-accounting"
+                } else if key.starts_with("volume-holder") {
+                    "volume-holder"
                 } else {
                     "no-vm-lost"
                 };

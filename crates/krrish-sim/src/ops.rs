@@ -222,6 +222,9 @@ impl World {
     ) -> Result<(), DriverError> {
         match op.step {
             HostStep::Boot(vm, guest) => {
+                // As libvirt: a disk locked by a guest elsewhere stops the
+                // domain from starting at all.
+                self.volumes_unlocked(h, &vm, &guest)?;
                 self.start_domain(now_ms, h, &vm)
                     .map_err(DriverError::Failed)?;
                 self.set_guest(h, &vm, guest)

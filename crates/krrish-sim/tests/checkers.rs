@@ -37,7 +37,10 @@ fn running(since: u64) -> Domain {
 fn a_clean_world_passes() {
     let (world, core) = setup();
     let mut c = Checkers::new(10_000);
-    assert_eq!(c.check(1_000, &world, &core, 0), Ok(()));
+    assert_eq!(
+        c.check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Ok(())
+    );
 }
 
 #[test]
@@ -45,7 +48,7 @@ fn a_vm_on_two_hosts_breaks_single_instance() {
     let (mut world, core) = setup();
     start_copy(&mut world, "spare-1", "vm-01-01");
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, 0)
+        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
         .unwrap_err();
     assert_eq!(v.invariant, "single-instance");
     assert!(
@@ -68,7 +71,7 @@ fn a_writer_without_a_valid_lease_does_not_count() {
         vec!["spare-1".into()]
     );
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, 0)
+        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
         .unwrap_err();
     assert_eq!(v.invariant, "single-instance");
 }
@@ -88,7 +91,7 @@ fn guests_beyond_capacity_break_no_overcommit() {
         world.vms.insert(spec.id.clone(), spec);
     }
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, 0)
+        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
         .unwrap_err();
     // The ghosts are unknown to the control plane too, but capacity is checked first.
     assert_eq!(v.invariant, "no-overcommit", "{v}");
@@ -105,9 +108,17 @@ fn a_belief_that_stays_wrong_past_the_grace_breaks_no_vm_lost() {
         .clear();
     let mut c = Checkers::new(10_000);
     // Within the grace: the control plane may not know yet.
-    assert_eq!(c.check(1_000, &world, &core, 0), Ok(()));
-    assert_eq!(c.check(11_000, &world, &core, 0), Ok(()));
-    let v = c.check(11_001, &world, &core, 0).unwrap_err();
+    assert_eq!(
+        c.check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Ok(())
+    );
+    assert_eq!(
+        c.check(11_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Ok(())
+    );
+    let v = c
+        .check(11_001, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .unwrap_err();
     assert_eq!(v.invariant, "no-vm-lost");
     assert!(
         v.detail.contains("says vm-03-01 runs on hv-03"),
@@ -133,8 +144,13 @@ fn a_free_spare_running_guests_breaks_spare_accounting() {
         .domains
         .insert("vm-01-01".into(), vm);
     let mut c = Checkers::new(5_000);
-    assert_eq!(c.check(0, &world, &core, 0), Ok(()));
-    let v = c.check(6_000, &world, &core, 0).unwrap_err();
+    assert_eq!(
+        c.check(0, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Ok(())
+    );
+    let v = c
+        .check(6_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .unwrap_err();
     assert_eq!(v.invariant, "spare-accounting", "{v}");
 }
 
@@ -147,11 +163,73 @@ fn a_vm_the_world_learns_through_a_boot_is_judged_too() {
     big.demand = krrish_core::Resources::new(1_000, 1, 1);
     start_copy(&mut world, "hv-02", "api-1");
     // Unknown to the world, it is not weighed...
-    assert_eq!(Checkers::new(10_000).check(1_000, &world, &core, 0), Ok(()));
+    assert_eq!(
+        Checkers::new(10_000).check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Ok(())
+    );
     // ...once learned, it is: too big for hv-02, and unknown to the core.
     world.learn_vm(&big);
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, 0)
+        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
         .unwrap_err();
     assert_eq!(v.invariant, "no-overcommit", "{v}");
+}
+
+/// A guest on `host` running `vm` with `volume` plugged in.
+fn guest_with_volume(world: &mut World, host: &str, vm: &str, volume: &str) {
+    let mut d = running(0);
+    d.guest.volumes.push(krrish_cloud::GuestVolume {
+        name: krrish_cloud::Name::parse("volume", volume).unwrap(),
+        size_gib: 1,
+    });
+    world
+        .hosts
+        .get_mut(&host.into())
+        .unwrap()
+        .domains
+        .insert(vm.into(), d);
+}
+
+#[test]
+fn one_volume_in_two_running_guests_breaks_single_attachment() {
+    let (mut world, core) = setup();
+    guest_with_volume(&mut world, "hv-01", "vm-01-01", "data-1");
+    guest_with_volume(&mut world, "hv-02", "vm-02-01", "data-1");
+    let v = Checkers::new(10_000)
+        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .unwrap_err();
+    assert_eq!(v.invariant, "single-attachment");
+    assert!(
+        v.detail
+            .contains("data-1 is plugged into vm-01-01 on hv-01 and vm-02-01 on hv-02"),
+        "{}",
+        v.detail
+    );
+}
+
+#[test]
+fn a_guest_writing_a_volume_the_cloud_calls_free_breaks_volume_holder_after_5_s() {
+    let (mut world, core) = setup();
+    guest_with_volume(&mut world, "hv-01", "vm-01-01", "data-1");
+    let mut cloud = krrish_cloud::Cloud::default();
+    cloud
+        .storage
+        .create_volume(
+            krrish_cloud::Name::parse("volume", "data-1").unwrap(),
+            1,
+            krrish_cloud::storage::Provisioning::Thin,
+        )
+        .unwrap();
+    let mut c = Checkers::new(60_000);
+    // Messages may be in flight for a moment; not for 5 s.
+    assert_eq!(c.check(1_000, &world, &core, &cloud, 0), Ok(()));
+    world.generation += 1;
+    let v = c.check(6_001, &world, &core, &cloud, 0).unwrap_err();
+    assert_eq!(v.invariant, "volume-holder");
+    assert!(
+        v.detail
+            .contains("vm-01-01 on hv-01 writes volume data-1, which the cloud calls available"),
+        "{}",
+        v.detail
+    );
 }

@@ -258,8 +258,13 @@ impl<'a> SimWorld<'a> {
         }
         let world = self.world.borrow();
         let controller = self.controller.borrow();
-        self.checkers
-            .check(now, &world, controller.core(), self.trace.len())
+        self.checkers.check(
+            now,
+            &world,
+            controller.core(),
+            controller.cloud(),
+            self.trace.len(),
+        )
     }
 
     /// Steps until simulated time reaches `t_ms`.

@@ -277,6 +277,26 @@ fn running(net: &Network, fabric: &dyn Fabric, vm: &VmId) -> Result<(HostId, Nic
     Ok((host, nic))
 }
 
+/// Whether `vm`'s host routes its packets into `vxnet` (when the fabric
+/// knows): it was told the vxnet as one of the guest's router's, or as its
+/// routed NIC's.
+fn routes_to(fabric: &dyn Fabric, vm: &VmId, host: &HostId, vxnet: &Name) -> Result<(), String> {
+    match fabric.plugged(vm) {
+        Some(g)
+            if !g.routes.iter().any(|r| r.vxnet == *vxnet)
+                && !g
+                    .nics
+                    .iter()
+                    .any(|n| n.vxnet == *vxnet && n.gateway.is_some()) =>
+        {
+            Err(format!(
+                "{host} does not route {vm}'s packets into vxnet {vxnet} (its host was not told the router's vxnets)"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// VM to a private address: one vxnet, or two vxnets of one router.
 fn private(
     net: &Network,
@@ -318,6 +338,12 @@ fn private(
                         dst.vxnet
                     )
                 })?;
+            plugged_nic(fabric, src, &src_host, n)?;
+            // The router is distributed: the sender's host routes the
+            // packet into the other vxnet, the receiver's host routes the
+            // answer back; each must have been told the router's vxnets.
+            routes_to(fabric, src, &src_host, &dst.vxnet)?;
+            routes_to(fabric, &dst.vm, &dst_host, &n.vxnet)?;
             format!(
                 "router {dst_router} (vxnet {} {} -> vxnet {} {})",
                 n.vxnet, n.ip, dst.vxnet, dst.ip

@@ -237,8 +237,8 @@ impl Storage {
                 attached_to: other.clone(),
             });
         }
-        v.available()?;
         self.root_disk(vm)?;
+        v.available()?;
         let max = self.limits.volumes_per_vm_max;
         if self.attached_to(vm).len() >= max {
             return Err(StorageError::TooManyAttached {
@@ -256,6 +256,7 @@ impl Storage {
     pub fn detach_volume(&mut self, volume: &Name, vm: &VmId) -> Result<(), StorageError> {
         let v = self.volume(volume)?;
         match &v.attached_to {
+            None if v.detaching_from.as_ref() == Some(vm) => v.available(),
             None => Err(StorageError::NotAttached {
                 volume: volume.clone(),
                 vm: vm.clone(),

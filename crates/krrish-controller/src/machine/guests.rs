@@ -52,6 +52,13 @@ impl ControllerMachine {
 
     /// Brings every running VM's host up to date with the records.
     pub(super) fn follow_guests(&mut self, now_ms: u64) {
+        // Checked at every input while a volume is detaching: a stop's
+        // answer or a terminated guest confirmed off changes no
+        // generation, and a quiet cloud would keep the volume for ever
+        // (found by the adversary).
+        if !self.detach_marks.is_empty() {
+            self.release_volumes_of_dead_guests();
+        }
         let at = (self.core.generation(), self.cloud.generation());
         let retry_due = self
             .guest_retry
@@ -60,9 +67,9 @@ impl ControllerMachine {
         if self.guests_followed_at == Some(at) && !retry_due {
             return;
         }
-        self.release_volumes_of_dead_guests();
-        self.guests_followed_at = Some((self.core.generation(), self.cloud.generation()));
+        self.guests_followed_at = Some(at);
         self.mark_detaches();
+        self.release_volumes_of_dead_guests();
         let running: Vec<(VmId, HostId)> = self
             .core
             .vms()
@@ -78,6 +85,10 @@ impl ControllerMachine {
         self.told_guests.retain(|vm, _| live.contains(vm));
         self.guest_retry.retain(|vm, _| live.contains(vm));
         for (vm, host) in running {
+            if self.told_guests.get(&vm).is_some_and(|(h, _)| *h != host) {
+                // A new host: the old one's refusals say nothing of it.
+                self.guest_retry.remove(&vm);
+            }
             if self
                 .guest_retry
                 .get(&vm)

@@ -2,7 +2,9 @@
 //! with the most free memory), live-migrate one, stop one. Each is checked
 //! and either refused with an [`ApiError`] or turned into commands.
 
-use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, VmState};
+use super::{
+    join_blockers, ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState,
+};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
@@ -182,7 +184,15 @@ impl HaManager {
         let mut hosts: Vec<HostId> = match rec.state {
             VmState::Running { host }
             | VmState::Booting { host, .. }
-            | VmState::Evacuating { host } => vec![host],
+            | VmState::Evacuating { host }
+            // Its host is being fenced, or could not be: the guest may
+            // still run there until the fence, a report without it or the
+            // stop says otherwise (the adversary freed a volume such a
+            // guest still wrote).
+            | VmState::HostDown { host }
+            | VmState::Down {
+                reason: DownReason::FenceFailed { host },
+            } => vec![host],
             VmState::Migrating { from, to, .. } => vec![from, to],
             _ => Vec::new(),
         };
