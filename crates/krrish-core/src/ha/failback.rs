@@ -373,6 +373,7 @@ impl HaManager {
             let rec = self.vms.get_mut(vm).expect("checked");
             rec.state = VmState::Running { host: from.clone() };
             rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+            self.changed_silently();
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);

@@ -107,6 +107,7 @@ impl HaManager {
                         let vm = self.vms.get_mut(&id).expect("listed");
                         vm.state = VmState::Running { host: host.clone() };
                         vm.outage_since_ms = None;
+                        self.changed_silently();
                     } else {
                         self.release_by_policy(now_ms, &id, host);
                     }

@@ -464,6 +464,15 @@ impl HaManager {
             .collect()
     }
 
+    /// A VM's state changed with no command or notice to say so: what
+    /// follows the generation (the controller's saves, its tellings of
+    /// networks and volumes) must still see it — a migration cancelled
+    /// back to its source told that host nothing of changes made during
+    /// the copy (found by the adversary).
+    pub(super) fn changed_silently(&mut self) {
+        self.generation += 1;
+    }
+
     fn command(&mut self, c: Command) {
         self.generation += 1;
         assert!(
