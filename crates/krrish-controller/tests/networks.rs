@@ -198,16 +198,21 @@ fn volume_status(m: &ControllerMachine, name: &str) -> String {
         .to_string()
 }
 
-fn done(m: &mut ControllerMachine, now: u64, id: u64) {
+/// The agent on `conn` answers command `id`: done.
+fn done_on(m: &mut ControllerMachine, now: u64, conn: u64, id: u64) {
     m.handle_frame(
         now,
-        AGENT,
+        conn,
         Frame::CommandDone {
             id,
             outcome: Ok(()),
         },
     );
     drain(m);
+}
+
+fn done(m: &mut ControllerMachine, now: u64, id: u64) {
+    done_on(m, now, AGENT, id);
 }
 
 #[test]
@@ -302,15 +307,7 @@ fn a_detached_volume_is_available_only_once_the_vms_host_confirms_the_unplug() {
     let outs = hello(&mut m, 100_050, AGENT + 1, &host);
     let t = volumes_told(&outs);
     assert_eq!(t.len(), 1, "told again on reconnect: {outs:?}");
-    m.handle_frame(
-        100_060,
-        AGENT + 1,
-        Frame::CommandDone {
-            id: t[0].0,
-            outcome: Ok(()),
-        },
-    );
-    drain(&mut m);
+    done_on(&mut m, 100_060, AGENT + 1, t[0].0);
     assert_eq!(volume_status(&m, "data-1"), "available");
 }
 

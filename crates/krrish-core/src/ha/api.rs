@@ -2,9 +2,7 @@
 //! with the most free memory), live-migrate one, stop one. Each is checked
 //! and either refused with an [`ApiError`] or turned into commands.
 
-use super::{
-    join_blockers, ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState,
-};
+use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, VmState};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
@@ -181,27 +179,10 @@ impl HaManager {
             .vms
             .remove(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        let mut hosts: Vec<HostId> = match rec.state {
-            VmState::Running { host }
-            | VmState::Booting { host, .. }
-            | VmState::Evacuating { host }
-            // Its host is being fenced, or could not be: the guest may
-            // still run there until the fence, a report without it or the
-            // stop says otherwise (the adversary freed a volume such a
-            // guest still wrote).
-            | VmState::HostDown { host }
-            | VmState::Down {
-                reason: DownReason::FenceFailed { host },
-            } => vec![host],
-            VmState::Migrating { from, to, .. } => vec![from, to],
-            _ => Vec::new(),
-        };
-        // A stop already ordered and not yet confirmed: the guest may run.
-        if let Some(h) = rec.stop_unconfirmed_on {
-            if !hosts.contains(&h) {
-                hosts.push(h);
-            }
-        }
+        // Where the guest may still run — also a host being fenced, or
+        // whose fence failed (the adversary freed a volume such a guest
+        // still wrote), and a stop not yet confirmed.
+        let hosts = rec.hosts_that_may_run();
         for host in &hosts {
             self.command(Command::StopVm {
                 vm: vm.clone(),

@@ -271,25 +271,7 @@ impl HaManager {
     pub fn hosts_that_may_run(&self, vm: &VmId) -> Vec<HostId> {
         let mut hosts: Vec<HostId> = Vec::new();
         if let Some(rec) = self.vms.get(vm) {
-            match &rec.state {
-                VmState::Running { host }
-                | VmState::Booting { host, .. }
-                | VmState::Evacuating { host }
-                | VmState::HostDown { host }
-                | VmState::Down {
-                    reason: DownReason::FenceFailed { host },
-                } => hosts.push(host.clone()),
-                VmState::Migrating { from, to, .. } => {
-                    hosts.push(from.clone());
-                    hosts.push(to.clone());
-                }
-                VmState::WaitingForCapacity { .. }
-                | VmState::Scheduling { .. }
-                | VmState::WaitingForRepair { .. }
-                | VmState::Down { .. }
-                | VmState::Stopped => {}
-            }
-            hosts.extend(rec.stop_unconfirmed_on.iter().cloned());
+            hosts = rec.hosts_that_may_run();
         }
         if let Some((on, _)) = self.terminated.get(vm) {
             hosts.extend(on.iter().cloned());

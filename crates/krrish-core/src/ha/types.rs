@@ -455,6 +455,33 @@ impl VmRecord {
         self.state.holds(host) || self.stop_unconfirmed_on.as_ref() == Some(host)
     }
 
+    /// The hosts where this VM's guest may be alive: where it runs, boots,
+    /// migrates or is being evacuated; a host being fenced under it, or
+    /// whose fence failed; a stop not yet confirmed. In order, once each.
+    pub fn hosts_that_may_run(&self) -> Vec<HostId> {
+        let mut hosts: Vec<HostId> = match &self.state {
+            VmState::Running { host }
+            | VmState::Booting { host, .. }
+            | VmState::Evacuating { host }
+            | VmState::HostDown { host }
+            | VmState::Down {
+                reason: DownReason::FenceFailed { host },
+            } => vec![host.clone()],
+            VmState::Migrating { from, to, .. } => vec![from.clone(), to.clone()],
+            VmState::WaitingForCapacity { .. }
+            | VmState::Scheduling { .. }
+            | VmState::WaitingForRepair { .. }
+            | VmState::Down { .. }
+            | VmState::Stopped => Vec::new(),
+        };
+        if let Some(h) = &self.stop_unconfirmed_on {
+            if !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+        hosts
+    }
+
     /// A VM in `state` with nothing pending: no attempts, no outage, no
     /// migration in doubt.
     pub fn new(spec: VmSpec, state: VmState) -> Self {

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// `volumes list`'s header row.
+const VOLUMES_HEADER: [&str; 6] = [
+    "NAME",
+    "SIZE",
+    "PROVISIONING",
+    "STATUS",
+    "INSTANCE",
+    "SNAPSHOTS",
+];
+
 /// Every storage list (images, volumes, web-1's snapshots) as JSON, to
 /// compare before and after refusals.
 fn storage_state(c: &Cluster, api: u16) -> Vec<Value> {
@@ -88,14 +98,7 @@ fn operators_manage_storage_through_the_cli() {
     assert_eq!(
         cells(&api_ok(&c, api, &["volumes", "list"])),
         [
-            vec![
-                "NAME",
-                "SIZE",
-                "PROVISIONING",
-                "STATUS",
-                "INSTANCE",
-                "SNAPSHOTS"
-            ],
+            VOLUMES_HEADER.to_vec(),
             vec!["data-1", "10G", "thick-lazy-zeroed", "in-use", "web-1", "1"],
             vec!["scratch", "1G", "thin", "available", "-", "0"],
         ]
@@ -400,14 +403,7 @@ fn operators_manage_storage_through_the_cli() {
     assert_eq!(
         cells(&api_ok(&c, api, &["volumes", "list"])),
         [
-            vec![
-                "NAME",
-                "SIZE",
-                "PROVISIONING",
-                "STATUS",
-                "INSTANCE",
-                "SNAPSHOTS"
-            ],
+            VOLUMES_HEADER.to_vec(),
             vec!["data-1", "10G", "thick-lazy-zeroed", "available", "-", "0"],
             vec!["scratch", "1G", "thin", "available", "-", "0"],
         ]
