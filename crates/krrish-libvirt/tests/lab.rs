@@ -180,6 +180,9 @@ fn local() -> (tokio::runtime::Runtime, tokio::task::LocalSet) {
     (rt, tokio::task::LocalSet::new())
 }
 
+/// How long a guest just booted has to answer its first command.
+const GUEST_UP_WAIT: Duration = Duration::from_secs(45);
+
 #[test]
 fn a_real_guest_boots_answers_ping_reboots_and_stops() {
     let h = TestHost::new("boot");
@@ -585,7 +588,10 @@ fn a_volume_plugs_in_and_out_keeps_its_data_and_moves_to_another_host() {
             .unwrap();
         let sock = on_a.command_socket(&x.id);
         let wait = Duration::from_secs(10);
-        ask_write(&sock, &data1, 3, 900, wait).unwrap();
+        // The first command waits for the guest to be up: the domain runs
+        // once boot_vm returns, the guest's init takes longer when the
+        // other lab tests boot TCG guests beside it (CI saw > 10 s).
+        ask_write(&sock, &data1, 3, 900, GUEST_UP_WAIT).unwrap();
         ask_write(&sock, ROOT_SERIAL, 7, 111, wait).unwrap();
         assert_eq!(ask_read(&sock, &data1, 3, wait), Ok(900));
         assert_eq!(ask_read(&sock, &data1, 4, wait), Ok(0), "never written");
