@@ -18,7 +18,7 @@ const EVENTS_MAX: usize = 4096;
 
 enum Event<S> {
     Dialled(u64, Result<S, String>),
-    Frame(u64, Frame),
+    Frame(u64, Box<Frame>),
     Closed(u64),
     CommandDone(u64, Result<(), crate::DriverError>),
     Lease {
@@ -155,7 +155,7 @@ pub async fn run_agent<C, D, K, T>(
                 let txr = tx.clone();
                 let reader = spawn_local(async move {
                     while let Ok(Some(f)) = read_frame(&mut rd).await {
-                        if txr.send(Event::Frame(e, f)).await.is_err() {
+                        if txr.send(Event::Frame(e, Box::new(f))).await.is_err() {
                             return;
                         }
                     }
@@ -182,7 +182,7 @@ pub async fn run_agent<C, D, K, T>(
             Event::Dialled(e, Err(why)) => {
                 m.handle_dial_result(now, e, Err(why));
             }
-            Event::Frame(e, f) => m.handle_frame(now, e, f),
+            Event::Frame(e, f) => m.handle_frame(now, e, *f),
             Event::Closed(e) => m.handle_closed(now, e),
             Event::CommandDone(id, r) => m.handle_command_done(now, id, r),
             Event::Lease { asked_ms, result } => m.handle_lease_result(now, asked_ms, result),

@@ -347,6 +347,8 @@ impl Cloud {
             self.rdb_generation += 1;
         }
         self.network.forget_vm(vm);
+        // Its snapshot work dies with it (its guest is going away).
+        self.storage.forget_disk_ops(vm);
         for v in self.storage.describe_volumes() {
             if v.attached_to.as_ref() == Some(vm) && self.storage.detach_volume(&v.name, vm).is_ok()
             {
@@ -358,6 +360,16 @@ impl Cloud {
             self.syncs_changed();
         }
         gone
+    }
+
+    /// `vm`'s host confirmed doing its snapshot ops up to `through` on its
+    /// disks; returns how many that retired.
+    pub fn disk_ops_done(&mut self, vm: &VmId, through: u64) -> usize {
+        let n = self.storage.disk_ops_done(vm, through);
+        if n > 0 {
+            self.storage_generation += 1;
+        }
+        n
     }
 
     /// The host of the VM `volume` was detached from confirmed unplugging

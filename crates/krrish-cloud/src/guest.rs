@@ -6,6 +6,7 @@
 //! honour what a host was told).
 
 use crate::network::GuestNetwork;
+use crate::storage::DiskOp;
 use crate::{Cloud, Name};
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,10 @@ pub struct GuestConfig {
     /// Attached volumes, in name order.
     #[serde(default)]
     pub volumes: Vec<GuestVolume>,
+    /// Snapshot work on the VM's disks its host has not confirmed, in
+    /// order ([`crate::storage::disk_ops`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disk_ops: Vec<DiskOp>,
 }
 
 /// A volume attached to the VM: a disk on the DFS its host plugs in.
@@ -26,8 +31,13 @@ pub struct GuestVolume {
 }
 
 impl GuestConfig {
+    /// The last snapshot op it carries (0: none).
+    pub fn disk_ops_through(&self) -> u64 {
+        self.disk_ops.last().map_or(0, |op| op.seq)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.network.is_empty() && self.volumes.is_empty()
+        self.network.is_empty() && self.volumes.is_empty() && self.disk_ops.is_empty()
     }
 }
 
@@ -41,6 +51,10 @@ impl std::fmt::Display for GuestConfig {
                 .map(|v| format!("{} ({} GiB)", v.name, v.size_gib))
                 .collect();
             write!(f, "; volumes {}", v.join(", "))?;
+        }
+        if !self.disk_ops.is_empty() {
+            let ops: Vec<String> = self.disk_ops.iter().map(|o| o.to_string()).collect();
+            write!(f, "; disk ops {}", ops.join(", "))?;
         }
         Ok(())
     }
@@ -61,6 +75,7 @@ impl Cloud {
                     size_gib: v.size_gib,
                 })
                 .collect(),
+            disk_ops: self.storage.disk_ops(vm).to_vec(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! report say so): live migration (the lab in a box has one libvirt
 //! daemon; it needs two).
 
+use crate::disk_ops;
 use crate::domain_xml::{DiskSpec, DomainSpec, DomainType, NicSpec};
 use crate::guest::{cmdline, console_len, wait_up, GuestImage};
 use crate::hypervisor::Hypervisor;
@@ -84,6 +85,8 @@ pub struct LibvirtDriver {
     status: StatusWatch,
     tenant: Arc<Tenant>,
     volumes: Arc<Volumes>,
+    /// How each guest running here was booted: a revert boots it again.
+    specs: std::sync::Mutex<std::collections::BTreeMap<VmId, VmSpec>>,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -151,6 +154,7 @@ impl LibvirtDriver {
             boot_id,
             tenant,
             volumes,
+            specs: Default::default(),
         })
     }
 
@@ -169,6 +173,14 @@ impl LibvirtDriver {
 
     fn dfs_disk(&self, vm: &VmId) -> PathBuf {
         self.cfg.dfs_dir.join("vms").join(format!("{vm}.qcow2"))
+    }
+
+    fn volume_dir(&self) -> PathBuf {
+        self.cfg.dfs_dir.join("volumes")
+    }
+
+    fn specs(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<VmId, VmSpec>> {
+        self.specs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A libvirt call off the agent's thread.
@@ -224,13 +236,22 @@ impl LibvirtDriver {
         let disk = self.dfs_disk(&vm.id);
         if !disk.exists() {
             let d = disk.clone();
-            tokio::task::spawn_blocking(move || make_qcow2(&d, "64M"))
-                .await
-                .map_err(failed)?
-                .map_err(DriverError::Failed)?;
+            tokio::task::spawn_blocking(move || {
+                make_qcow2(&d, "64M")?;
+                disk_ops::reset_marker(&d)
+            })
+            .await
+            .map_err(failed)?
+            .map_err(DriverError::Failed)?;
         }
         let (vols, want) = (self.volumes.clone(), guest.volumes.clone());
         let volume_disks = tokio::task::spawn_blocking(move || vols.prepare_boot(&want))
+            .await
+            .map_err(failed)?
+            .map_err(DriverError::Failed)?;
+        // Snapshot work left on these disks, while no guest holds them.
+        let (root, dir, ops) = (disk.clone(), self.volume_dir(), guest.disk_ops.clone());
+        tokio::task::spawn_blocking(move || disk_ops::apply_offline(&root, &dir, &ops))
             .await
             .map_err(failed)?
             .map_err(DriverError::Failed)?;
@@ -304,12 +325,61 @@ impl LibvirtDriver {
             self.volumes.forget(&vm.id);
             return Err(DriverError::Failed(format!("{name}: {why}")));
         }
+        self.specs().insert(vm.id.clone(), vm.clone());
         Ok(())
+    }
+
+    /// Makes a running guest match `guest`: its devices, then the snapshot
+    /// work left on its disks (through its QEMU; a revert restarts it).
+    async fn set_guest_and_disks(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
+        let root = self.dfs_disk(vm);
+        if disk_ops::needs_restart(&root, &guest.disk_ops) {
+            return self.restart_on_reverted_disks(vm, guest).await;
+        }
+        self.set_guest_devices(vm, guest).await?;
+        if disk_ops::pending(&root, &guest.disk_ops).is_empty() {
+            return Ok(());
+        }
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        let (dir, ops) = (self.volume_dir(), guest.disk_ops.clone());
+        self.blocking(move |hv| {
+            disk_ops::apply_online(hv, &name, &root, &dir, &ops).map_err(|message| {
+                crate::LibvirtError {
+                    op: "snapshot",
+                    domain: name.clone(),
+                    message,
+                }
+            })
+        })
+        .await
+    }
+
+    /// A revert: the guest goes down, its disks go back (with the rest of
+    /// the work left, in order), and it boots again here. Heartbeats keep
+    /// reporting it running meanwhile: a reset, not a death.
+    async fn restart_on_reverted_disks(
+        &self,
+        vm: &VmId,
+        guest: &GuestConfig,
+    ) -> Result<(), DriverError> {
+        let Some(spec) = self.specs().get(vm).cloned() else {
+            return Err(DriverError::Failed(format!(
+                "{vm} was not booted by this agent: cannot restart it on reverted disks"
+            )));
+        };
+        self.status.set_resetting(vm, true);
+        let r = match self.stop(vm).await {
+            Ok(()) => self.boot(&spec, guest).await,
+            Err(e) => Err(e),
+        };
+        self.status.set_resetting(vm, false);
+        r
     }
 
     async fn stop(&self, vm: &VmId) -> Result<(), DriverError> {
         let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
         self.blocking(move |hv| hv.destroy(&name)).await?;
+        self.specs().remove(vm);
         self.volumes.forget(vm);
         let id = vm.clone();
         self.tenant(move |t| t.forget(&id)).await
@@ -349,6 +419,7 @@ impl LibvirtDriver {
         })
         .await?;
         self.volumes.forget_all();
+        self.specs().clear();
         self.tenant(|t| t.forget_all()).await
     }
 }
@@ -374,7 +445,8 @@ impl Driver for LibvirtDriver {
     }
 
     async fn set_guest(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
-        self.set_guest_devices(vm, guest).await
+        let r = self.set_guest_and_disks(vm, guest).await;
+        self.changed(r).await
     }
 
     async fn stop_vm(&self, vm: &VmId) -> Result<(), DriverError> {

@@ -108,17 +108,51 @@ pub fn ask_read(socket: &Path, serial: &str, block: u64, wait: Duration) -> Resu
         .map_err(|_| format!("the guest could not read block {block} of disk {serial}: {r}"))
 }
 
+/// How long one try of a command waits for its reply before the command
+/// is sent again (on a new connection): a guest still starting may miss
+/// the first (the lab saw a first write go unanswered for 45 s while a
+/// second, sent later, was answered at once). Commands are idempotent.
+const ASK_TRY: Duration = Duration::from_secs(5);
+
 /// Sends one command line to the guest's command port and returns the
-/// rest of its reply line (`krrish-reply <command> <rest>`).
+/// rest of its reply line (`krrish-reply <command> <rest>`), sending it
+/// again every [`ASK_TRY`] until `wait` has passed.
 fn ask(socket: &Path, command: &str, wait: Duration) -> Result<String, String> {
+    // Tries of ASK_TRY each, the last one shorter: `wait` in all (no wall
+    // clock read here; the reads' own timeouts keep the time).
+    let mut left = wait.max(Duration::from_millis(1));
+    loop {
+        let try_wait = left.min(ASK_TRY);
+        left -= try_wait;
+        match ask_once(socket, command, try_wait) {
+            Err(AskError::NoReply(_)) if !left.is_zero() => continue,
+            Err(AskError::NoReply(why)) => {
+                return Err(format!(
+                    "the guest did not reply to `{command}` within {} s: {why}",
+                    wait.as_secs()
+                ))
+            }
+            Err(AskError::Other(why)) => return Err(why),
+            Ok(r) => return Ok(r),
+        }
+    }
+}
+
+enum AskError {
+    /// Nothing came back in time: worth sending again.
+    NoReply(String),
+    Other(String),
+}
+
+fn ask_once(socket: &Path, command: &str, wait: Duration) -> Result<String, AskError> {
     use std::io::{BufRead, BufReader, Write};
     let shown = socket.display();
+    let other = |e: std::io::Error| AskError::Other(format!("{shown}: {e}"));
     let mut s = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| format!("the guest's command port {shown}: {e}"))?;
-    s.set_read_timeout(Some(wait))
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| AskError::Other(format!("the guest's command port {shown}: {e}")))?;
+    s.set_read_timeout(Some(wait)).map_err(other)?;
     s.write_all(format!("{command}\n").as_bytes())
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(other)?;
     let want = format!("krrish-reply {command} ");
     // `write S B D` is answered as `write S B ok`: match on the first
     // words the reply repeats.
@@ -132,22 +166,21 @@ fn ask(socket: &Path, command: &str, wait: Duration) -> Result<String, String> {
     for _ in 0..ASK_LINES_MAX {
         let mut line = String::new();
         match lines.read_line(&mut line) {
-            Ok(0) => return Err(format!("{shown}: closed before the guest replied")),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(format!(
-                    "the guest did not reply to `{command}` within {} s: {e}",
-                    wait.as_secs()
-                ))
+            Ok(0) => {
+                return Err(AskError::Other(format!(
+                    "{shown}: closed before the guest replied"
+                )))
             }
+            Ok(_) => {}
+            Err(e) => return Err(AskError::NoReply(e.to_string())),
         }
         if let Some(r) = line.trim().strip_prefix(&echo) {
             return Ok(r.to_string());
         }
     }
-    Err(format!(
+    Err(AskError::Other(format!(
         "{shown}: no reply to `{command}` in {ASK_LINES_MAX} lines"
-    ))
+    )))
 }
 
 /// Lines read from a command port for one reply at most.

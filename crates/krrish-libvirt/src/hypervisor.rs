@@ -145,6 +145,38 @@ impl Hypervisor {
         }
     }
 
+    /// One QMP command to the domain's QEMU (libvirt's
+    /// `virDomainQemuMonitorCommand`); the reply's `return`, or the
+    /// command's error as this call's. For what libvirt has no API for:
+    /// internal snapshots of a running guest's disks.
+    pub fn qmp(
+        &self,
+        name: &str,
+        command: &serde_json::Value,
+    ) -> Result<serde_json::Value, LibvirtError> {
+        let d = self.lookup(name)?.ok_or_else(|| LibvirtError {
+            op: "qmp",
+            domain: name.to_string(),
+            message: "no such domain".into(),
+        })?;
+        let reply = d
+            .qemu_monitor_command(&command.to_string(), 0)
+            .map_err(|e| err("qmp", name, e))?;
+        let v: serde_json::Value = serde_json::from_str(&reply).map_err(|e| LibvirtError {
+            op: "qmp",
+            domain: name.to_string(),
+            message: format!("unreadable reply {reply:?}: {e}"),
+        })?;
+        if let Some(e) = v.get("error") {
+            return Err(LibvirtError {
+                op: "qmp",
+                domain: name.to_string(),
+                message: e["desc"].as_str().unwrap_or("error").to_string(),
+            });
+        }
+        Ok(v.get("return").cloned().unwrap_or(serde_json::Value::Null))
+    }
+
     /// Names of the running domains, sorted.
     pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
         let c = self.conn();

@@ -13,12 +13,16 @@
 //!   DFS lease with the lease service.
 //! - [`tenant`] — the tenant network: a VXLAN and a bridge per vxnet,
 //!   guests' NICs plugged in and out, EIPs by nftables NAT.
+//! - `disk_ops` — snapshots, their deletion and revert on the real disks
+//!   (qcow2 internal snapshots: `qemu-img` while the guest is down, QMP
+//!   while it runs; a revert restarts the guest).
 //! - [`volumes`] — a guest's volumes: qcow2 files on the DFS plugged in as
 //!   virtio disks whose serial names them.
 //! - [`status`] — what heartbeats report (running guests, the real links'
 //!   carrier as bond health), read on a thread of its own so a heartbeat
 //!   never waits on libvirtd.
 
+mod disk_ops;
 pub mod domain_xml;
 pub mod driver;
 pub mod guest;

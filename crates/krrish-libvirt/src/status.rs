@@ -66,6 +66,9 @@ struct Readings {
     asked: u64,
     answered: u64,
     stop: bool,
+    /// Guests restarting in place on reverted disks: reported running
+    /// while their domain is down for it (a reset, not a death).
+    resetting: std::collections::BTreeSet<VmId>,
 }
 
 /// The latest reading, refreshed every [`STATUS_POLL`] (and on demand)
@@ -89,6 +92,7 @@ impl StatusWatch {
                 asked: 0,
                 answered: 0,
                 stop: false,
+                resetting: Default::default(),
             }),
             Condvar::new(),
         ));
@@ -139,7 +143,24 @@ impl StatusWatch {
     }
 
     pub fn latest(&self) -> HostStatus {
-        lock(&self.shared.0).latest.clone()
+        let g = lock(&self.shared.0);
+        let mut status = g.latest.clone();
+        if !g.resetting.is_empty() {
+            status.running.extend(g.resetting.iter().cloned());
+            status.running.sort();
+            status.running.dedup();
+        }
+        status
+    }
+
+    /// `vm` is (or no longer is) restarting in place: see `resetting`.
+    pub fn set_resetting(&self, vm: &VmId, resetting: bool) {
+        let mut g = lock(&self.shared.0);
+        if resetting {
+            g.resetting.insert(vm.clone());
+        } else {
+            g.resetting.remove(vm);
+        }
     }
 
     /// A handle that asks for fresh readings from any thread.

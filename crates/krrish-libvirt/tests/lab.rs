@@ -27,12 +27,14 @@ static NO_NETWORK: GuestConfig = GuestConfig {
         routes: Vec::new(),
     },
     volumes: Vec::new(),
+    disk_ops: Vec::new(),
 };
 
 fn guest(network: GuestNetwork) -> GuestConfig {
     GuestConfig {
         network,
         volumes: Vec::new(),
+        disk_ops: Vec::new(),
     }
 }
 const BRIDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 1);
@@ -579,6 +581,7 @@ fn a_volume_plugs_in_and_out_keeps_its_data_and_moves_to_another_host() {
     let with = |vols: Vec<krrish_agent::GuestVolume>| GuestConfig {
         network: GuestNetwork::default(),
         volumes: vols,
+        disk_ops: Vec::new(),
     };
     let (rt, local) = local();
     local.block_on(&rt, async {
@@ -625,6 +628,109 @@ fn a_volume_plugs_in_and_out_keeps_its_data_and_moves_to_another_host() {
         let sock = on_b.command_socket(&x.id);
         assert_eq!(ask_read(&sock, &data1, 3, wait), Ok(900));
         assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, wait), Ok(111));
+        on_b.stop_vm(&x.id).await.unwrap();
+    });
+}
+
+/// The internal snapshots a qcow2 file holds (read with `-U`: a running
+/// guest holds the file's lock).
+fn tags_on(file: &std::path::Path) -> Vec<String> {
+    let out = Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["snapshots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn snapshots_are_taken_live_and_a_revert_restarts_the_guest_on_the_old_disks() {
+    use krrish_cloud::storage::{DiskAction, DiskOp};
+    let a = TestHost::new("snpa");
+    let b = TestHost::new("snpb");
+    let on_a = LibvirtDriver::new(a.config(), 1).unwrap();
+    let mut cfg_b = b.config();
+    cfg_b.dfs_dir = a.config().dfs_dir; // one DFS, two hosts
+    let dfs = cfg_b.dfs_dir.clone();
+    let on_b = LibvirtDriver::new(cfg_b, 1).unwrap();
+    let x = vm("vm-sn", &a.host);
+    let (root, vol) = (
+        dfs.join("vms/vm-sn.qcow2"),
+        dfs.join("volumes/data-sn.qcow2"),
+    );
+    let data = volume_serial("data-sn");
+    let op = |seq, action, tag: &str| DiskOp {
+        seq,
+        action,
+        name: krrish_cloud::Name::parse("name", &tag[..2]).unwrap(),
+        tag: tag.into(),
+        volumes: vec![krrish_cloud::Name::parse("volume", "data-sn").unwrap()],
+    };
+    let ops = [
+        op(1, DiskAction::Snapshot, "s1.1"),
+        op(2, DiskAction::Revert, "s1.1"),
+        op(3, DiskAction::DeleteSnapshot, "s1.1"),
+        op(4, DiskAction::Snapshot, "s2.4"),
+    ];
+    let with = |n: usize| GuestConfig {
+        network: GuestNetwork::default(),
+        volumes: vec![volume("data-sn", 1)],
+        disk_ops: ops[..n].to_vec(),
+    };
+    let wait = Duration::from_secs(10);
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        on_a.boot_vm(&x, BootReason::Create, &with(0))
+            .await
+            .unwrap();
+        let sock = on_a.command_socket(&x.id);
+        ask_write(&sock, &data, 3, 900, GUEST_UP_WAIT).unwrap();
+        ask_write(&sock, ROOT_SERIAL, 7, 111, wait).unwrap();
+        // Taken live, on both disks together.
+        on_a.set_guest(&x.id, &with(1)).await.unwrap();
+        assert_eq!(tags_on(&root), vec!["s1.1"]);
+        assert_eq!(tags_on(&vol), vec!["s1.1"]);
+        ask_write(&sock, &data, 3, 901, wait).unwrap();
+        ask_write(&sock, ROOT_SERIAL, 7, 222, wait).unwrap();
+        // Reverted: the guest restarts on the disks as they were, and
+        // stays reported running throughout.
+        on_a.set_guest(&x.id, &with(2)).await.unwrap();
+        assert!(on_a.status().running.contains(&x.id));
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, GUEST_UP_WAIT), Ok(111));
+        assert_eq!(ask_read(&sock, &data, 3, wait), Ok(900));
+        assert_eq!(tags_on(&root), vec!["s1.1"], "a revert deletes nothing");
+        // Told the same ops again (a lost answer): nothing is redone.
+        ask_write(&sock, ROOT_SERIAL, 7, 333, wait).unwrap();
+        on_a.set_guest(&x.id, &with(2)).await.unwrap();
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, wait), Ok(333));
+        // Deleted live.
+        on_a.set_guest(&x.id, &with(3)).await.unwrap();
+        assert!(tags_on(&root).is_empty());
+        assert!(tags_on(&vol).is_empty());
+        on_a.stop_vm(&x.id).await.unwrap();
+
+        // A snapshot of the stopped VM is taken by the host that boots it
+        // next, before its guest runs.
+        on_b.boot_vm(&x, BootReason::Failover, &with(4))
+            .await
+            .unwrap();
+        assert_eq!(tags_on(&root), vec!["s2.4"]);
+        assert_eq!(tags_on(&vol), vec!["s2.4"]);
+        let sock = on_b.command_socket(&x.id);
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, GUEST_UP_WAIT), Ok(333));
         on_b.stop_vm(&x.id).await.unwrap();
     });
 }

@@ -85,6 +85,12 @@ pub enum Check {
         attached_to: Option<VmId>,
         status: Option<krrish_cloud::storage::VolumeStatus>,
     },
+    /// A VM's snapshot and its status (`None`: no such snapshot).
+    Snapshot {
+        vm: VmId,
+        name: Name,
+        status: Option<krrish_cloud::storage::SnapshotStatus>,
+    },
     /// Guest reboots of a VM completed (ground truth).
     Reboots {
         vm: VmId,
@@ -373,6 +379,27 @@ pub(crate) fn check(
             status: x.status,
         });
     }
+    if let Some(x) = e.snapshot {
+        use krrish_cloud::storage::SnapshotStatus as S;
+        let status = match x.status.as_str() {
+            "creating" => Some(S::Creating),
+            "available" => Some(S::Available),
+            "absent" => None,
+            other => {
+                return Err(src.error(
+                    src.find("status", other).or(at),
+                    format!(
+                        "snapshot.status: `{other}` is not a snapshot status; expected one of creating, available, absent"
+                    ),
+                ))
+            }
+        };
+        checks.push(Check::Snapshot {
+            vm: v("vm", &x.vm)?,
+            name: name("name", &x.name)?,
+            status,
+        });
+    }
     if let Some(r) = e.reboots {
         checks.push(Check::Reboots {
             vm: v("vm", &r.vm)?,
@@ -442,7 +469,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, root_disk, reboots, lb, rdb, mongodb, cache")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, snapshot, root_disk, reboots, lb, rdb, mongodb, cache")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

@@ -250,6 +250,8 @@ pub struct Expectation {
     pub disk: Option<DiskReadRef>,
     /// Which VM a volume is attached to (`attached_to: none` for none).
     pub volume: Option<VolumeRef>,
+    /// A VM's snapshot: `creating`, `available`, or `absent`.
+    pub snapshot: Option<SnapshotRef>,
     /// Where a VM's root disk is based: its host and which image copy.
     pub root_disk: Option<RootDiskRef>,
     /// How many guest reboots of a VM completed (ground truth).
@@ -350,6 +352,16 @@ pub struct VolumeRef {
     /// not confirmed the unplug yet); unchecked when absent.
     #[serde(default)]
     pub status: Option<krrish_cloud::storage::VolumeStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRef {
+    pub vm: String,
+    pub name: String,
+    /// `creating` (the VM's host has not yet taken it on its disks),
+    /// `available`, or `absent` (no such snapshot).
+    pub status: String,
 }
 
 #[derive(Debug, Deserialize)]

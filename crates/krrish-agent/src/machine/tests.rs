@@ -196,6 +196,7 @@ fn guest_changes_run_one_at_a_time_the_latest_only_answered_once_in_place() {
             routes: Vec::new(),
         },
         volumes: Vec::new(),
+        disk_ops: Vec::new(),
     };
     let set = |id, last| Frame::Command {
         id,

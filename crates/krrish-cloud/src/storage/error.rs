@@ -34,6 +34,12 @@ pub enum StorageError {
     /// has not yet confirmed unplugging it: the guest may still write it.
     #[error("volume {volume}: still being detached from {vm} (its host has not confirmed unplugging it); try again once the volume is available")]
     StillDetaching { volume: Name, vm: VmId },
+    /// A snapshot op of the VM covers the volume and its host has not yet
+    /// done it: the host must still find the volume plugged in.
+    #[error("volume {volume}: {vm}'s host has not yet done snapshot op {op} on it (a stopped VM's wait for its next boot); try again once it has")]
+    DiskOpPending { volume: Name, vm: VmId, op: String },
+    #[error("vm {vm}: {max} snapshot operations already wait for its host; try again once some are done")]
+    TooManyDiskOps { vm: VmId, max: usize },
 
     #[error("vm {0}: no root disk (create it from an image first)")]
     UnknownVm(VmId),
@@ -56,6 +62,8 @@ pub enum StorageError {
 
     #[error("vm {vm}: no snapshot {snapshot}")]
     UnknownSnapshot { vm: VmId, snapshot: Name },
+    #[error("vm {vm}: snapshot {snapshot} is still being taken (creating); read it once it is available")]
+    SnapshotCreating { vm: VmId, snapshot: Name },
     #[error("vm {vm}: snapshot {snapshot} exists")]
     SnapshotNameTaken { vm: VmId, snapshot: Name },
     #[error("{disk}: already holds the maximum of {max} snapshots; delete one first")]
@@ -112,11 +120,14 @@ impl StorageError {
             E::DeleteAttached { .. }
             | E::RootDiskHasVolumes { .. }
             | E::StillDetaching { .. }
-            | E::SnapshotVolumeNotHere { .. } => "in-use",
+            | E::DiskOpPending { .. }
+            | E::SnapshotVolumeNotHere { .. }
+            | E::SnapshotCreating { .. } => "in-use",
             E::TooManyVolumes { .. }
             | E::TooManyAttached { .. }
             | E::TooManyRootDisks { .. }
             | E::TooManySnapshots { .. }
+            | E::TooManyDiskOps { .. }
             | E::TooManyImages { .. }
             | E::TooManyHosts { .. } => "limit",
             E::SizeGib { .. }

@@ -120,6 +120,12 @@ pub struct RootDisk {
     pub(crate) chain: Chain,
     /// The VM's snapshots (they cover this disk and the volumes listed).
     pub(crate) snapshots: BTreeMap<Name, VmSnapshot>,
+    /// Snapshot ops the VM's host has not confirmed ([`super::disk_ops`]).
+    #[serde(default)]
+    pub(crate) disk_ops: Vec<super::DiskOp>,
+    /// The last op's number.
+    #[serde(default)]
+    pub(crate) disk_ops_seq: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +240,8 @@ impl Storage {
                 backing,
                 chain: Chain::new(blocks),
                 snapshots: BTreeMap::new(),
+                disk_ops: Vec::new(),
+                disk_ops_seq: 0,
             },
         );
         Ok(plan)

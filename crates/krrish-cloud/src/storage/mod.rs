@@ -12,6 +12,8 @@
 //! - [`image`] — the DFS image repository, each host's image cache, booting
 //!   a root disk from the DFS while the image syncs, then re-linking; capture.
 //! - [`snapshot`] — VM snapshots, block reads and writes through any disk.
+//! - [`disk_ops`] — the snapshot work the VM's host still has to do on its
+//!   real disks, and snapshots' `creating`/`available` status.
 //! - [`error`] — [`StorageError`].
 //!
 //! The API, by family:
@@ -44,12 +46,14 @@
 
 pub(crate) mod calls;
 pub mod chain;
+pub mod disk_ops;
 pub mod error;
 pub mod image;
 pub mod snapshot;
 pub mod volume;
 
 pub use chain::{Chain, Layer, LayerId};
+pub use disk_ops::{DiskAction, DiskOp, SnapshotStatus, DISK_OPS_PENDING_MAX};
 pub use error::StorageError;
 pub use image::{
     BackingState, BootPlan, CacheState, CachedImage, Image, ImageContent, ImageSource, ImageView,
@@ -182,10 +186,17 @@ impl Storage {
         }
         for (vm, d) in &self.root_disks {
             d.chain.check().map_err(|e| format!("vm {vm}: {e}"))?;
-            if d.chain.snapshot_count() != d.snapshots.len() {
+            // Settled (no op waits for the host), records and chain agree.
+            if d.disk_ops.is_empty() && d.chain.snapshot_count() != d.snapshots.len() {
                 return Err(format!("vm {vm}: snapshot records and chain differ"));
             }
             for (s, rec) in &d.snapshots {
+                if self.snapshot_status(vm, &rec.tag_of(s)) == SnapshotStatus::Creating {
+                    continue;
+                }
+                if d.chain.snapshot_layer(vm, s).is_none() {
+                    return Err(format!("vm {vm} snapshot {s}: no layer on its root disk"));
+                }
                 for v in &rec.volumes {
                     let vol = self
                         .volumes

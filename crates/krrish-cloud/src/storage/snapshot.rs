@@ -5,7 +5,7 @@
 //! ([`super::chain`]). Taking, deleting and reverting act on all covered
 //! disks or on none: every check runs before the first change.
 
-use super::{DiskRef, Storage, StorageError, WriteCost};
+use super::{DiskAction, DiskRef, SnapshotStatus, Storage, StorageError, WriteCost};
 use crate::name::Name;
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,10 @@ use std::collections::BTreeSet;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmSnapshot {
     pub taken_at_ms: u64,
+    /// Its name on the real disks (see [`super::disk_ops`]); empty in
+    /// records saved before tags, which use the snapshot's name.
+    #[serde(default)]
+    pub tag: String,
     /// Volumes attached when it was taken (minus any deleted since).
     pub volumes: BTreeSet<Name>,
 }
@@ -25,6 +29,17 @@ pub struct SnapshotView {
     pub name: Name,
     pub taken_at_ms: u64,
     pub volumes: BTreeSet<Name>,
+    pub status: SnapshotStatus,
+}
+
+impl VmSnapshot {
+    pub(crate) fn tag_of(&self, name: &Name) -> String {
+        if self.tag.is_empty() {
+            name.to_string()
+        } else {
+            self.tag.clone()
+        }
+    }
 }
 
 impl Storage {
@@ -90,6 +105,12 @@ impl Storage {
         block: u64,
     ) -> Result<u64, StorageError> {
         let rec = self.snapshot_record(vm, snapshot)?;
+        if self.snapshot_status(vm, &rec.tag_of(snapshot)) == SnapshotStatus::Creating {
+            return Err(StorageError::SnapshotCreating {
+                vm: vm.clone(),
+                snapshot: snapshot.clone(),
+            });
+        }
         let covered = match disk {
             DiskRef::Root(v) => v == vm,
             DiskRef::Volume(v) => rec.volumes.contains(v),
@@ -125,7 +146,8 @@ impl Storage {
             })
     }
 
-    /// Snapshots `vm`'s root disk and attached volumes together as `name`.
+    /// Snapshots `vm`'s root disk and attached volumes together as `name`
+    /// once its host has (see [`super::disk_ops`]); `creating` until then.
     pub fn snapshot(&mut self, vm: &VmId, name: Name, now_ms: u64) -> Result<(), StorageError> {
         let d = self.root_disk(vm)?;
         if d.snapshots.contains_key(&name) {
@@ -136,47 +158,83 @@ impl Storage {
         }
         let volumes = self.attached_to(vm);
         let max = self.limits.snapshots_per_disk_max;
-        let disks = std::iter::once(DiskRef::Root(vm.clone()))
-            .chain(volumes.iter().map(|v| DiskRef::Volume(v.clone())));
-        for disk in disks {
-            if self.chain(&disk)?.snapshot_count() >= max {
-                return Err(StorageError::TooManySnapshots { disk, max });
-            }
+        if d.snapshots.len() >= max {
+            return Err(StorageError::TooManySnapshots {
+                disk: DiskRef::Root(vm.clone()),
+                max,
+            });
         }
         for v in &volumes {
-            let chain = &mut self.volumes.get_mut(v).expect("attached").chain;
-            chain.snapshot(vm, &name);
+            // Its layers (any VM's), and this VM's not yet made.
+            let coming = self
+                .disk_ops(vm)
+                .iter()
+                .filter(|op| op.action == DiskAction::Snapshot && op.volumes.contains(v))
+                .count();
+            if self.volume(v)?.chain.snapshot_count() + coming >= max {
+                return Err(StorageError::TooManySnapshots {
+                    disk: DiskRef::Volume(v.clone()),
+                    max,
+                });
+            }
         }
+        self.check_disk_op_room(vm)?;
+        let tag = format!("{name}.{}", self.next_disk_op(vm));
+        self.queue_disk_op(
+            vm,
+            DiskAction::Snapshot,
+            &name,
+            tag.clone(),
+            volumes.clone(),
+        );
         let d = self.root_disks.get_mut(vm).expect("checked");
-        d.chain.snapshot(vm, &name);
         d.snapshots.insert(
             name,
             VmSnapshot {
                 taken_at_ms: now_ms,
+                tag,
                 volumes: volumes.into_iter().collect(),
             },
         );
         Ok(())
     }
 
-    /// Deletes `vm`'s snapshot `name`: each covered disk merges the
-    /// snapshot's layer forward. No disk or other snapshot reads differently.
+    /// Deletes `vm`'s snapshot `name` (at once from the records; on the
+    /// disks once its host has): each covered disk merges the snapshot's
+    /// layer forward. No disk or other snapshot reads differently.
     pub fn delete_snapshot(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
-        self.snapshot_record(vm, name)?;
+        let rec = self.snapshot_record(vm, name)?;
+        let tag = rec.tag_of(name);
+        // Only volumes still attached: the host cannot reach the others
+        // (their copy stays on them, harmless under its unique tag).
+        let here: Vec<Name> = self
+            .attached_to(vm)
+            .into_iter()
+            .filter(|v| rec.volumes.contains(v))
+            .collect();
+        self.check_disk_op_room(vm)?;
+        self.queue_disk_op(vm, DiskAction::DeleteSnapshot, name, tag, here.clone());
         let d = self.root_disks.get_mut(vm).expect("checked");
         let rec = d.snapshots.remove(name).expect("checked");
-        d.chain.delete_snapshot(vm, name);
-        for v in &rec.volumes {
-            let vol = self.volumes.get_mut(v).expect("snapshot volumes exist");
-            vol.chain.delete_snapshot(vm, name);
+        // Volumes detached since merge now: it changes no content.
+        for v in rec.volumes.iter().filter(|v| !here.contains(v)) {
+            let chain = &mut self
+                .volumes
+                .get_mut(v)
+                .expect("snapshot volumes exist")
+                .chain;
+            if chain.snapshot_layer(vm, name).is_some() {
+                chain.delete_snapshot(vm, name);
+            }
         }
         Ok(())
     }
 
     /// Reverts `vm`'s root disk and the volumes its snapshot `name` covers
-    /// to it: each chain's top becomes a new empty layer on the snapshot's
-    /// layer. Writes since the last snapshot are discarded; no snapshot is.
-    /// Refused unless every covered volume is attached to `vm`.
+    /// to it, once its host has restarted the guest on them: each chain's
+    /// top becomes a new empty layer on the snapshot's layer. Writes until
+    /// then are discarded; no snapshot is. Refused unless every covered
+    /// volume is attached to `vm`.
     pub fn revert(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
         let rec = self.snapshot_record(vm, name)?;
         for v in &rec.volumes {
@@ -193,16 +251,15 @@ impl Storage {
                 });
             }
         }
-        let volumes = rec.volumes.clone();
-        for v in &volumes {
-            self.volumes
-                .get_mut(v)
-                .expect("checked")
-                .chain
-                .revert(vm, name);
-        }
-        let d = self.root_disks.get_mut(vm).expect("checked");
-        d.chain.revert(vm, name);
+        self.check_disk_op_room(vm)?;
+        let (volumes, tag) = (rec.volumes.clone(), rec.tag_of(name));
+        self.queue_disk_op(
+            vm,
+            DiskAction::Revert,
+            name,
+            tag,
+            volumes.iter().cloned().collect(),
+        );
         Ok(())
     }
 
@@ -217,6 +274,7 @@ impl Storage {
                 name: name.clone(),
                 taken_at_ms: s.taken_at_ms,
                 volumes: s.volumes.clone(),
+                status: self.snapshot_status(vm, &s.tag_of(name)),
             })
             .collect())
     }

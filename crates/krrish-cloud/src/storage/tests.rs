@@ -39,6 +39,14 @@ fn world(limits: StorageLimits) -> Storage {
     s
 }
 
+/// The VMs' hosts do the snapshot work queued (see `disk_ops`): the
+/// chains change only then.
+fn host_did(s: &mut Storage) {
+    for v in ["vm-a", "vm-b", "vm-c"] {
+        s.disk_ops_done(&vm(v), u64::MAX);
+    }
+}
+
 /// Runs a call that must be refused; asserts it changed nothing (equal
 /// value and equal serialized form) and returns the error's message.
 fn refused<T: std::fmt::Debug>(
@@ -150,6 +158,7 @@ fn snapshot_refusals_change_nothing() {
     let mut s = world(limits);
     s.attach_volume(&n("v1"), &vm("vm-a")).unwrap();
     s.snapshot(&vm("vm-a"), n("s1"), 10).unwrap();
+    host_did(&mut s);
 
     let e = refused(&mut s, |s| s.snapshot(&vm("vm-x"), n("s1"), 11));
     assert_eq!(e, "vm vm-x: no root disk (create it from an image first)");
@@ -177,6 +186,8 @@ fn snapshot_refusals_change_nothing() {
     );
 
     // The volume's chain fills first: v1 carries vm-b's snapshot too.
+    // (vm-a's host has done its snapshots: the volume may go.)
+    s.disk_ops_done(&vm("vm-a"), u64::MAX);
     s.detach_volume(&n("v1"), &vm("vm-a")).unwrap();
     s.volume_unplugged(&n("v1"));
     let e = refused(&mut s, |s| s.revert(&vm("vm-a"), &n("s1")));
@@ -188,19 +199,23 @@ fn snapshot_refusals_change_nothing() {
     let e = refused(&mut s, |s| s.revert(&vm("vm-a"), &n("s1")));
     assert!(e.contains("which is attached to vm-b;"), "{e}");
     s.snapshot(&vm("vm-b"), n("s1"), 12).unwrap();
+    host_did(&mut s);
     let e = refused(&mut s, |s| s.snapshot(&vm("vm-b"), n("s2"), 13));
     assert_eq!(
         e,
         "volume v1: already holds the maximum of 2 snapshots; delete one first"
     );
     s.snapshot(&vm("vm-a"), n("s2"), 13).unwrap();
+    host_did(&mut s);
     let e = refused(&mut s, |s| s.snapshot(&vm("vm-a"), n("s3"), 14));
     assert_eq!(
         e,
         "root disk of vm vm-a: already holds the maximum of 2 snapshots; delete one first"
     );
     s.delete_snapshot(&vm("vm-a"), &n("s1")).unwrap();
+    host_did(&mut s);
     s.snapshot(&vm("vm-a"), n("s3"), 14).unwrap();
+    host_did(&mut s);
     s.check().unwrap();
 }
 
@@ -327,6 +342,7 @@ fn boot_from_dfs_then_sync_then_relink_keeps_what_the_disk_reads() {
     assert_eq!(s.read(&a, 5).unwrap(), image::fingerprint(7, 5));
     s.write(&a, 3, 33).unwrap();
     s.snapshot(&vm("vm-a"), n("before-relink"), 300).unwrap();
+    host_did(&mut s);
     s.write(&a, 4, 44).unwrap();
     let before = disk_content(&s, &a, IMAGE_BLOCKS);
     let before_b = disk_content(&s, &root("vm-b"), IMAGE_BLOCKS);
@@ -377,6 +393,7 @@ fn capture_reads_as_the_disk_did_and_boots_anew() {
     s.write(&a, 0, 100).unwrap();
     s.write(&a, 9, 900).unwrap();
     s.snapshot(&vm("vm-a"), n("s1"), 1).unwrap();
+    host_did(&mut s);
     s.write(&a, 9, 901).unwrap();
     s.write(&a, 63, 6300).unwrap();
     let disk = disk_content(&s, &a, IMAGE_BLOCKS);
@@ -419,6 +436,7 @@ fn a_vm_snapshot_covers_its_volumes_and_revert_moves_them_together() {
     s.write(&a, 1, 10).unwrap();
     s.write(&v1, 1, 10).unwrap();
     s.snapshot(&vm("vm-a"), n("s1"), 5).unwrap();
+    host_did(&mut s);
     s.write(&a, 1, 11).unwrap();
     s.write(&v1, 1, 11).unwrap();
     s.write(&v1, 2, 22).unwrap();
@@ -426,12 +444,14 @@ fn a_vm_snapshot_covers_its_volumes_and_revert_moves_them_together() {
     s.attach_volume(&n("v2"), &vm("vm-a")).unwrap();
     s.write(&v2, 1, 12).unwrap();
     s.snapshot(&vm("vm-a"), n("s2"), 6).unwrap();
+    host_did(&mut s);
     let views = s.describe_snapshots(&vm("vm-a")).unwrap();
     assert_eq!(views.len(), 2);
     assert_eq!(views[0].volumes, [n("v1")].into_iter().collect());
     assert_eq!(views[1].volumes, [n("v1"), n("v2")].into_iter().collect());
 
     s.revert(&vm("vm-a"), &n("s1")).unwrap();
+    host_did(&mut s);
     assert_eq!(s.read(&a, 1).unwrap(), 10);
     assert_eq!(s.read(&v1, 1).unwrap(), 10);
     assert_eq!(s.read(&v1, 2).unwrap(), 0);
@@ -441,9 +461,11 @@ fn a_vm_snapshot_covers_its_volumes_and_revert_moves_them_together() {
     assert_eq!(at_s2(&s, &a, 1).unwrap(), 11);
     assert_eq!(at_s2(&s, &v1, 2).unwrap(), 22);
     s.revert(&vm("vm-a"), &n("s2")).unwrap();
+    host_did(&mut s);
     assert_eq!(s.read(&v1, 2).unwrap(), 22);
 
     // Deleting a covered volume drops it from the snapshots.
+    s.disk_ops_done(&vm("vm-a"), u64::MAX);
     s.detach_volume(&n("v2"), &vm("vm-a")).unwrap();
     s.volume_unplugged(&n("v2"));
     s.delete_volume(&n("v2")).unwrap();
@@ -452,9 +474,11 @@ fn a_vm_snapshot_covers_its_volumes_and_revert_moves_them_together() {
         [n("v1")].into_iter().collect()
     );
     s.revert(&vm("vm-a"), &n("s2")).unwrap();
+    host_did(&mut s);
 
     // Deleting the VM's disk merges its layers away on the volumes it
     // covered, leaving their content as it was.
+    s.disk_ops_done(&vm("vm-a"), u64::MAX);
     s.detach_volume(&n("v1"), &vm("vm-a")).unwrap();
     let content = disk_content(&s, &v1, 8);
     s.delete_root_disk(&vm("vm-a")).unwrap();
@@ -470,6 +494,7 @@ fn the_state_round_trips_through_json() {
     s.attach_volume(&n("v1"), &vm("vm-a")).unwrap();
     s.write(&vol("v1"), 3, 3).unwrap();
     s.snapshot(&vm("vm-a"), n("s1"), 1).unwrap();
+    host_did(&mut s);
     s.write(&root("vm-a"), 3, 3).unwrap();
     s.image_synced(&host("h1"), &n("img")).unwrap();
     let json = serde_json::to_string(&s).unwrap();
@@ -483,6 +508,7 @@ fn a_moved_disk_keeps_its_content_and_boots_from_what_the_new_host_has() {
     let a = root("vm-a");
     s.write(&a, 2, 22).unwrap();
     s.snapshot(&vm("vm-a"), n("s1"), 1).unwrap();
+    host_did(&mut s);
     s.image_synced(&host("h1"), &n("img")).unwrap();
     let content = disk_content(&s, &a, IMAGE_BLOCKS);
 
@@ -516,4 +542,99 @@ fn a_moved_disk_keeps_its_content_and_boots_from_what_the_new_host_has() {
     );
     refused(&mut s, |s| s.move_root_disk(&vm("vm-x"), host("h1"), 8));
     s.check().unwrap();
+}
+
+#[test]
+fn snapshot_calls_queue_ops_for_the_host_in_order_until_it_confirms_them() {
+    let mut s = world(StorageLimits::default());
+    s.attach_volume(&n("v1"), &vm("vm-a")).unwrap();
+    s.snapshot(&vm("vm-a"), n("s1"), 10).unwrap();
+    s.snapshot(&vm("vm-a"), n("s2"), 20).unwrap();
+    s.revert(&vm("vm-a"), &n("s1")).unwrap();
+    s.delete_snapshot(&vm("vm-a"), &n("s1")).unwrap();
+    // s1 again: a new tag, never the deleted one's.
+    s.snapshot(&vm("vm-a"), n("s1"), 30).unwrap();
+    let ops: Vec<String> = s
+        .disk_ops(&vm("vm-a"))
+        .iter()
+        .map(|o| o.to_string())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "#1 snapshot s1.1",
+            "#2 snapshot s2.2",
+            "#3 revert to s1.1",
+            "#4 delete snapshot s1.1",
+            "#5 snapshot s1.5"
+        ]
+    );
+    assert!(s
+        .disk_ops(&vm("vm-a"))
+        .iter()
+        .all(|o| o.volumes == [n("v1")]));
+    assert!(s.disk_ops(&vm("vm-b")).is_empty());
+    let status = |s: &Storage, name: &str| {
+        s.describe_snapshots(&vm("vm-a"))
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == n(name))
+            .map(|v| v.status)
+    };
+    assert_eq!(status(&s, "s2"), Some(SnapshotStatus::Creating));
+    // The volume an unconfirmed op names stays plugged in.
+    let e = refused(&mut s, |s| s.detach_volume(&n("v1"), &vm("vm-a")));
+    assert!(e.contains("#1 snapshot s1.1") && e.contains("vm-a"), "{e}");
+    // Nothing is on the chains yet: a creating snapshot cannot be read,
+    // and a write lands before the snapshot its host has not yet taken.
+    let e = s
+        .read_at_snapshot(&vm("vm-a"), &n("s2"), &root("vm-a"), 0)
+        .unwrap_err();
+    assert!(e.to_string().contains("still being taken"), "{e}");
+    s.write(&root("vm-a"), 0, 5).unwrap();
+    assert_eq!(s.disk_ops_done(&vm("vm-a"), 2), 2);
+    assert_eq!(status(&s, "s2"), Some(SnapshotStatus::Available));
+    assert_eq!(
+        s.read_at_snapshot(&vm("vm-a"), &n("s2"), &root("vm-a"), 0),
+        Ok(5)
+    );
+    // Written before the host reverted: lost with the revert.
+    s.write(&root("vm-a"), 0, 6).unwrap();
+    assert_eq!(s.read(&root("vm-a"), 0), Ok(6));
+    assert_eq!(status(&s, "s1"), Some(SnapshotStatus::Creating));
+    assert_eq!(s.disk_ops_done(&vm("vm-a"), 2), 0, "done once");
+    assert_eq!(s.disk_ops_done(&vm("vm-a"), 5), 3);
+    assert_eq!(status(&s, "s1"), Some(SnapshotStatus::Available));
+    assert_eq!(
+        s.read(&root("vm-a"), 0),
+        s.read_at_snapshot(&vm("vm-a"), &n("s1"), &root("vm-a"), 0),
+        "reverted to s1 (taken before any write)"
+    );
+    assert_eq!(
+        s.read_at_snapshot(&vm("vm-a"), &n("s2"), &root("vm-a"), 0),
+        Ok(5)
+    );
+    s.detach_volume(&n("v1"), &vm("vm-a")).unwrap();
+    // Deleting a snapshot that covers a volume detached since: the op
+    // touches only the disks the VM still has.
+    s.delete_snapshot(&vm("vm-a"), &n("s2")).unwrap();
+    let last = s.disk_ops(&vm("vm-a")).last().unwrap().clone();
+    assert_eq!(last.to_string(), "#6 delete snapshot s2.2");
+    assert!(last.volumes.is_empty());
+    s.check().unwrap();
+}
+
+#[test]
+fn unconfirmed_ops_are_bounded_per_vm() {
+    let mut s = world(StorageLimits::default());
+    s.snapshot(&vm("vm-a"), n("s"), 0).unwrap();
+    for _ in 1..DISK_OPS_PENDING_MAX {
+        s.revert(&vm("vm-a"), &n("s")).unwrap();
+    }
+    assert_eq!(s.disk_ops(&vm("vm-a")).len(), DISK_OPS_PENDING_MAX);
+    let e = refused(&mut s, |s| s.revert(&vm("vm-a"), &n("s")));
+    assert!(e.contains("64 snapshot operations already wait"), "{e}");
+    refused(&mut s, |s| s.snapshot(&vm("vm-a"), n("u"), 0));
+    s.disk_ops_done(&vm("vm-a"), 1);
+    s.revert(&vm("vm-a"), &n("s")).unwrap();
 }

@@ -267,6 +267,7 @@ impl Storage {
                 attached_to: other.clone(),
             }),
             Some(_) => {
+                self.check_no_disk_op_on(volume, vm)?;
                 let v = self.volumes.get_mut(volume).expect("checked");
                 v.attached_to = None;
                 v.detaching_from = Some(vm.clone());

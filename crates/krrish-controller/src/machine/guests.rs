@@ -98,7 +98,7 @@ impl ControllerMachine {
                 continue;
             }
             let want = self.cloud.guest_config(&vm);
-            if !self.unplug_unconfirmed(&vm) {
+            if !self.unplug_unconfirmed(&vm) && !self.disk_ops_unconfirmed(&vm) {
                 match self.told_guests.get(&vm) {
                     Some((h, Some(told))) if *h == host && *told == want => continue,
                     // Nothing told, nothing to tell (a VM with no interfaces
@@ -115,6 +115,7 @@ impl ControllerMachine {
         let pending = Pending::Guest {
             vm: vm.clone(),
             host: host.clone(),
+            disk_ops_through: want.disk_ops_through(),
         };
         let command = AgentCommand::SetGuest {
             vm: vm.clone(),
@@ -185,6 +186,34 @@ impl ControllerMachine {
                 )));
             }
         }
+    }
+
+    /// `host` did `vm`'s snapshot ops up to `through` on its disks: they
+    /// retire if the guest can run nowhere else (an answer from a host
+    /// the VM has left says nothing of the disks now).
+    pub(super) fn disk_ops_done(&mut self, vm: &VmId, host: &HostId, through: u64) {
+        if through == 0 || self.core.hosts_that_may_run(vm) != [host.clone()] {
+            return;
+        }
+        let done = self.cloud.disk_ops_done(vm, through);
+        if done > 0 {
+            self.push(ControllerOutput::Trace(format!(
+                "{host} did {done} snapshot op(s) of {vm} on its disks, through #{through}"
+            )));
+        }
+    }
+
+    /// Whether `vm` has snapshot ops no command out carries: a telling
+    /// answered while the VM could still run elsewhere (an old host's stop
+    /// unconfirmed) retired nothing, and nothing else would tell it again.
+    fn disk_ops_unconfirmed(&self, vm: &VmId) -> bool {
+        if self.cloud.storage.disk_ops(vm).is_empty() {
+            return false;
+        }
+        !self.pending.values().any(|(_, p)| match p {
+            Pending::Guest { vm: v, .. } | Pending::Boot { vm: v, .. } => v == vm,
+            _ => false,
+        })
     }
 
     /// Whether a volume was detached from `vm` and no telling sent since

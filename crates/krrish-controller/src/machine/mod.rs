@@ -90,12 +90,35 @@ enum Role {
 
 #[derive(Clone, Debug)]
 enum Pending {
-    Boot { vm: VmId, host: HostId },
-    Migrate { vm: VmId, from: HostId, to: HostId },
-    Stop { vm: VmId, host: HostId },
-    Reboot { vm: VmId, host: HostId },
-    Abort { vm: VmId, from: HostId, to: HostId },
-    Guest { vm: VmId, host: HostId },
+    /// `disk_ops_through`: the last snapshot op the command carried.
+    Boot {
+        vm: VmId,
+        host: HostId,
+        disk_ops_through: u64,
+    },
+    Migrate {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+    },
+    Stop {
+        vm: VmId,
+        host: HostId,
+    },
+    Reboot {
+        vm: VmId,
+        host: HostId,
+    },
+    Abort {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+    },
+    Guest {
+        vm: VmId,
+        host: HostId,
+        disk_ops_through: u64,
+    },
 }
 
 const OUTPUT_QUEUE_MAX: usize = 1 << 20;
@@ -447,8 +470,16 @@ impl ControllerMachine {
             }
             (Role::Agent(_), Frame::CommandDone { id, outcome }) => {
                 match self.pending.remove(&id).map(|(_, p)| p) {
-                    Some(Pending::Boot { vm, host }) => {
-                        self.core.handle_boot_result(now_ms, &vm, &host, outcome)
+                    Some(Pending::Boot {
+                        vm,
+                        host,
+                        disk_ops_through,
+                    }) => {
+                        let ok = outcome.is_ok();
+                        self.core.handle_boot_result(now_ms, &vm, &host, outcome);
+                        if ok {
+                            self.disk_ops_done(&vm, &host, disk_ops_through);
+                        }
                     }
                     Some(Pending::Migrate { vm, from, to }) => self
                         .core
@@ -465,8 +496,16 @@ impl ControllerMachine {
                     Some(Pending::Abort { vm, from, to }) => self
                         .core
                         .handle_migration_aborted(now_ms, &vm, &from, &to, outcome),
-                    Some(Pending::Guest { vm, host }) => {
-                        self.handle_guest_answer(now_ms, id, vm, host, outcome)
+                    Some(Pending::Guest {
+                        vm,
+                        host,
+                        disk_ops_through,
+                    }) => {
+                        let ok = outcome.is_ok();
+                        self.handle_guest_answer(now_ms, id, vm.clone(), host.clone(), outcome);
+                        if ok {
+                            self.disk_ops_done(&vm, &host, disk_ops_through);
+                        }
                     }
                     None => {}
                 }
@@ -545,11 +584,12 @@ impl ControllerMachine {
             }
             Command::BootVm { vm, host, reason } => {
                 let id = vm.id.clone();
+                let guest = self.cloud.guest_config(&id);
                 let pending = Pending::Boot {
                     vm: id.clone(),
                     host: host.clone(),
+                    disk_ops_through: guest.disk_ops_through(),
                 };
-                let guest = self.cloud.guest_config(&id);
                 let told = (host.clone(), Some(guest.clone()));
                 let command = AgentCommand::BootVm { vm, reason, guest };
                 if let Err(why) = self.send_to_agent(&host, command, pending) {

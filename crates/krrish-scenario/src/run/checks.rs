@@ -254,6 +254,17 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
                 ))
             }
         }
+        Check::Snapshot { vm, name, status } => {
+            let got = world
+                .cloud()
+                .storage
+                .describe_snapshots(vm)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|s| s.name == *name)
+                .map(|s| s.status);
+            snapshot_is(vm, name, got, *status)
+        }
         Check::Volume {
             volume,
             attached_to,
@@ -568,5 +579,25 @@ fn services_serving(cloud: &krrish_cloud::Cloud) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("not converged: {}", wrong.join("; ")))
+    }
+}
+
+/// A snapshot's status against the expected one (`None`: absent).
+pub fn snapshot_is(
+    vm: &krrish_core::VmId,
+    name: &krrish_cloud::Name,
+    got: Option<krrish_cloud::storage::SnapshotStatus>,
+    want: Option<krrish_cloud::storage::SnapshotStatus>,
+) -> Result<(), String> {
+    let show =
+        |s: Option<krrish_cloud::storage::SnapshotStatus>| s.map_or("absent", |s| s.as_str());
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "snapshot {name} of {vm} is {}, expected {}",
+            show(got),
+            show(want)
+        ))
     }
 }

@@ -200,6 +200,32 @@ impl LabRun<'_> {
                 attached_to,
                 status,
             } => self.check_volume(volume, attached_to.as_ref(), *status),
+            Check::Snapshot { vm, name, status } => self.check_snapshot(vm, name, *status),
+            Check::Event {
+                kind,
+                host,
+                vm,
+                present,
+            } => {
+                let events = super::read_event_records(&self.run_dir.join("events.jsonl"));
+                let found = events.iter().find(|e| {
+                    e["kind"] == *kind
+                        && host.as_ref().is_none_or(|h| e["host"] == h.as_str())
+                        && vm.as_ref().is_none_or(|v| e["vm"] == v.as_str())
+                });
+                let what = format!(
+                    "{kind}{}{}",
+                    host.as_ref()
+                        .map(|h| format!(" on {h}"))
+                        .unwrap_or_default(),
+                    vm.as_ref().map(|v| format!(" for {v}")).unwrap_or_default()
+                );
+                match (found, present) {
+                    (Some(_), true) | (None, false) => Ok(()),
+                    (None, true) => Err(format!("no {what} event was raised")),
+                    (Some(e), false) => Err(format!("a {what} event was raised: {e}")),
+                }
+            }
             Check::Ping {
                 from,
                 to,

@@ -170,6 +170,8 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 | Check::Converged
                 | Check::Nic { .. }
                 | Check::Volume { .. }
+                | Check::Snapshot { .. }
+                | Check::Event { .. }
                 | Check::DiskReads { snapshot: None, .. }
         );
         if !ok {
@@ -198,9 +200,8 @@ pub enum LabOutcome {
 
 /// The controller's events file, read back as comparison keys.
 fn read_events(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    read_event_records(path)
+        .into_iter()
         .map(|v| {
             let mut k = v["kind"].as_str().unwrap_or("?").to_string();
             for f in ["host", "vm"] {
@@ -211,6 +212,15 @@ fn read_events(path: &Path) -> Vec<String> {
             }
             k
         })
+        .collect()
+}
+
+/// The controller's events file, one JSON object a line (`kind`, and
+/// `host`, `vm` where the event has them).
+fn read_event_records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .collect()
 }
 

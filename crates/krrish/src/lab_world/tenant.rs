@@ -95,6 +95,18 @@ pub(super) fn cloud_call(r: &CloudRequest) -> Option<(String, Option<Value>)> {
             format!("/v1/volumes/{}/detach", p(volume)),
             Some(json!({ "instance": vm })),
         ),
+        R::CreateSnapshot { vm, name } => (
+            format!("/v1/instances/{}/snapshots", p(vm)),
+            Some(json!({ "name": name })),
+        ),
+        R::DeleteSnapshot { vm, name } => (
+            format!("/v1/instances/{}/snapshots/{}", p(vm), p(name)),
+            None,
+        ),
+        R::RevertSnapshot { vm, name } => (
+            format!("/v1/instances/{}/snapshots/{}/revert", p(vm), p(name)),
+            Some(json!({})),
+        ),
         _ => return None,
     })
 }
@@ -194,6 +206,33 @@ impl LabRun<'_> {
         } else {
             Err(format!("{disk} block {block} reads {got}, expected {data}"))
         }
+    }
+
+    pub(super) fn check_snapshot(
+        &self,
+        vm: &VmId,
+        name: &krrish_cloud::Name,
+        want: Option<krrish_cloud::storage::SnapshotStatus>,
+    ) -> Result<(), String> {
+        use krrish_cloud::storage::SnapshotStatus as S;
+        let list = self
+            .get(&format!(
+                "/v1/instances/{}/snapshots",
+                crate::client::path_part(vm.as_str())
+            ))
+            .map_err(|e| e.to_string())?;
+        let got = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name.as_str())
+            .map(|s| match s["status"].as_str() {
+                Some("creating") => Ok(S::Creating),
+                Some("available") => Ok(S::Available),
+                other => Err(format!("snapshot {name} of {vm}: status {other:?}")),
+            })
+            .transpose()?;
+        krrish_scenario::run::snapshot_is(vm, name, got, want)
     }
 
     pub(super) fn check_volume(
