@@ -157,9 +157,9 @@ pub fn install_missing() -> Result<()> {
 
 /// The `scenarios/lab/` files `cargo xtask ci` runs against real guests:
 /// between them every item of the lab's list (VXLAN ping, routing between
-/// vxnets, EIP NAT, volume attach and detach, a crash with its real RTO,
-/// failback, a 5 s management cut) plus fencing by lease and a storage
-/// cut. The others
+/// vxnets, EIP NAT, volume attach and detach, snapshot and revert on real
+/// disks, a crash with its real RTO, failback, a 5 s management cut) plus
+/// fencing by lease and a storage cut. The others
 /// take as long again; they run in every simulated world in CI, and in the
 /// lab nightly (`cargo xtask nightly`) — in CI they are reported NOT RUN.
 pub const CI_SCENARIOS: &[&str] = &[
@@ -169,6 +169,7 @@ pub const CI_SCENARIOS: &[&str] = &[
     "repair-fails-back-cold",
     "power-loss-fenced-by-lease",
     "storage-cut-restarts-on-spare",
+    "snapshot-revert",
 ];
 
 /// `cargo xtask ci`'s lab step: lab up, the real-guest tests, the lab

@@ -134,7 +134,7 @@ struct Budget {
 impl Budget {
     const CI: Budget = Budget {
         name: "ci",
-        seeds: "1..6",
+        seeds: "1..4",
         proptest_cases: "256",
         event_seeds: "1..50",
         swarm_seeds: "1..300",

@@ -84,7 +84,7 @@ pub(crate) fn apply(
             let (vm, n) = (vm_name(&vm)?, name("name", &n)?);
             st.snapshot(&vm, n.clone(), now_ms)?;
             reply(
-                format!("snapshot {n} of vm {vm} taken"),
+                format!("snapshot {n} of vm {vm} requested: creating until its host has taken it"),
                 json!({ "vm": vm, "snapshot": n }),
             )
         }
@@ -100,7 +100,7 @@ pub(crate) fn apply(
             let (vm, n) = (vm_name(&vm)?, name("name", &n)?);
             st.revert(&vm, &n)?;
             reply(
-                format!("vm {vm} reset to snapshot {n}"),
+                format!("vm {vm} reset to snapshot {n} (its host restarts it on the reverted disks)"),
                 json!({ "vm": vm, "snapshot": n }),
             )
         }

@@ -235,7 +235,7 @@ pub fn snapshots(ep: &Endpoint, cmd: SnapshotsCmd) -> Shown {
             ep.call(&base(&instance), &[], Some(json!({ "name": name })))?,
             say(|v| {
                 format!(
-                    "snapshot {} of vm {} taken",
+                    "snapshot {} of vm {} requested (creating until its host has taken it)",
                     text(&v["snapshot"]),
                     text(&v["vm"])
                 )
@@ -268,15 +268,15 @@ pub fn snapshots(ep: &Endpoint, cmd: SnapshotsCmd) -> Shown {
     })
 }
 
-/// `NAME INSTANCE VOLUMES TAKEN-AT-MS` (the controller's clock).
+/// `NAME INSTANCE STATUS VOLUMES TAKEN-AT-MS` (the controller's clock).
 fn snapshot_table(v: &Value) -> String {
-    let mut r = rows(v, &["name", "vm", "volumes", "taken_at_ms"]);
+    let mut r = rows(v, &["name", "vm", "status", "volumes", "taken_at_ms"]);
     for row in &mut r {
-        if row[2].is_empty() {
-            row[2] = "-".into();
+        if row[3].is_empty() {
+            row[3] = "-".into();
         }
     }
-    table(&["NAME", "INSTANCE", "VOLUMES", "TAKEN-AT-MS"], &r)
+    table(&["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"], &r)
 }
 
 /// `krrish instances capture VM --image NAME` (CaptureInstance).
@@ -329,14 +329,14 @@ mod tests {
              scratch  1G    thin               available  -         0\n"
         );
         let snapshots = json!([
-            {"name": "s1", "vm": "web-1", "volumes": ["data-1"], "taken_at_ms": 1200},
-            {"name": "s2", "vm": "web-1", "volumes": [], "taken_at_ms": 3400},
+            {"name": "s1", "vm": "web-1", "volumes": ["data-1"], "taken_at_ms": 1200, "status": "available"},
+            {"name": "s2", "vm": "web-1", "volumes": [], "taken_at_ms": 3400, "status": "creating"},
         ]);
         assert_eq!(
             snapshot_table(&snapshots),
-            "NAME  INSTANCE  VOLUMES  TAKEN-AT-MS\n\
-             s1    web-1     data-1   1200\n\
-             s2    web-1     -        3400\n"
+            "NAME  INSTANCE  STATUS     VOLUMES  TAKEN-AT-MS\n\
+             s1    web-1     available  data-1   1200\n\
+             s2    web-1     creating   -        3400\n"
         );
     }
 

@@ -91,7 +91,12 @@ fn operators_manage_storage_through_the_cli() {
             api,
             &["snapshots", "create", "s1", "--instance", "web-1"]
         ),
-        "snapshot s1 of vm web-1 taken\n"
+        "snapshot s1 of vm web-1 requested (creating until its host has taken it)\n"
+    );
+    // Taken by web-1's host on its disks: available.
+    c.wait_for(
+        "controller",
+        &["snapshot op(s) of web-1 on its disks, through #1"],
     );
 
     // The lists, as tables and as JSON, and filtered.
@@ -129,8 +134,8 @@ fn operators_manage_storage_through_the_cli() {
         &["snapshots", "list", "--instance", "web-1"],
     ));
     assert_eq!(t.len(), 2, "{t:?}");
-    assert_eq!(t[0], ["NAME", "INSTANCE", "VOLUMES", "TAKEN-AT-MS"]);
-    assert_eq!(t[1][..3], ["s1", "web-1", "data-1"]);
+    assert_eq!(t[0], ["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"]);
+    assert_eq!(t[1][..4], ["s1", "web-1", "available", "data-1"]);
     let v: Value = serde_json::from_str(&api_ok(
         &c,
         api,
@@ -371,6 +376,15 @@ fn operators_manage_storage_through_the_cli() {
             &["snapshots", "delete", "s1", "--instance", "web-1"][..],
             "snapshot s1 of vm web-1 deleted",
         ),
+    ] {
+        assert_eq!(api_ok(&c, api, args), format!("{said}\n"), "{args:?}");
+    }
+    // The volume stays plugged in until web-1's host has done both.
+    c.wait_for(
+        "controller",
+        &["snapshot op(s) of web-1 on its disks, through #3"],
+    );
+    for (args, said) in [
         (
             &["volumes", "detach", "data-1", "--instance", "web-1"][..],
             "volume data-1 detached from vm web-1",
