@@ -21,6 +21,14 @@ pub struct GuestConfig {
     /// order ([`crate::storage::disk_ops`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disk_ops: Vec<DiskOp>,
+    /// Which root disk of its name the VM has (see
+    /// [`crate::storage::RootDisk::incarnation`]); 0: none recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub root_disk: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A volume attached to the VM: a disk on the DFS its host plugs in.
@@ -76,6 +84,7 @@ impl Cloud {
                 })
                 .collect(),
             disk_ops: self.storage.disk_ops(vm).to_vec(),
+            root_disk: self.storage.root_disk_incarnation(vm),
         }
     }
 }

@@ -171,8 +171,14 @@ impl LibvirtDriver {
         self.cfg.run_dir.join(format!("{vm}.cmd"))
     }
 
-    fn dfs_disk(&self, vm: &VmId) -> PathBuf {
-        self.cfg.dfs_dir.join("vms").join(format!("{vm}.qcow2"))
+    /// The VM's root disk file: one per incarnation, so a VM launched
+    /// again under a terminated one's name never boots its old disk.
+    fn dfs_disk(&self, vm: &VmId, guest: &GuestConfig) -> PathBuf {
+        let file = match guest.root_disk {
+            0 => format!("{vm}.qcow2"),
+            n => format!("{vm}.{n}.qcow2"),
+        };
+        self.cfg.dfs_dir.join("vms").join(file)
     }
 
     fn volume_dir(&self) -> PathBuf {
@@ -233,7 +239,7 @@ impl LibvirtDriver {
         if self.blocking(move |hv| hv.is_active(&n)).await? {
             return Ok(());
         }
-        let disk = self.dfs_disk(&vm.id);
+        let disk = self.dfs_disk(&vm.id, guest);
         if !disk.exists() {
             let d = disk.clone();
             tokio::task::spawn_blocking(move || {
@@ -332,7 +338,7 @@ impl LibvirtDriver {
     /// Makes a running guest match `guest`: its devices, then the snapshot
     /// work left on its disks (through its QEMU; a revert restarts it).
     async fn set_guest_and_disks(&self, vm: &VmId, guest: &GuestConfig) -> Result<(), DriverError> {
-        let root = self.dfs_disk(vm);
+        let root = self.dfs_disk(vm, guest);
         if disk_ops::needs_restart(&root, &guest.disk_ops) {
             return self.restart_on_reverted_disks(vm, guest).await;
         }

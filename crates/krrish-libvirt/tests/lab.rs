@@ -28,6 +28,7 @@ static NO_NETWORK: GuestConfig = GuestConfig {
     },
     volumes: Vec::new(),
     disk_ops: Vec::new(),
+    root_disk: 0,
 };
 
 fn guest(network: GuestNetwork) -> GuestConfig {
@@ -35,6 +36,7 @@ fn guest(network: GuestNetwork) -> GuestConfig {
         network,
         volumes: Vec::new(),
         disk_ops: Vec::new(),
+        root_disk: 0,
     }
 }
 const BRIDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 255, 1);
@@ -582,6 +584,7 @@ fn a_volume_plugs_in_and_out_keeps_its_data_and_moves_to_another_host() {
         network: GuestNetwork::default(),
         volumes: vols,
         disk_ops: Vec::new(),
+        root_disk: 0,
     };
     let (rt, local) = local();
     local.block_on(&rt, async {
@@ -689,6 +692,7 @@ fn snapshots_are_taken_live_and_a_revert_restarts_the_guest_on_the_old_disks() {
         network: GuestNetwork::default(),
         volumes: vec![volume("data-sn", 1)],
         disk_ops: ops[..n].to_vec(),
+        root_disk: 0,
     };
     let wait = Duration::from_secs(10);
     let (rt, local) = local();
@@ -731,6 +735,18 @@ fn snapshots_are_taken_live_and_a_revert_restarts_the_guest_on_the_old_disks() {
         assert_eq!(tags_on(&vol), vec!["s2.4"]);
         let sock = on_b.command_socket(&x.id);
         assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, GUEST_UP_WAIT), Ok(333));
+        on_b.stop_vm(&x.id).await.unwrap();
+
+        // Terminated and launched again under its name: a new root disk
+        // (its own file), not the old one with its snapshots.
+        let again = GuestConfig {
+            root_disk: 2,
+            ..with(0)
+        };
+        on_b.boot_vm(&x, BootReason::Create, &again).await.unwrap();
+        let sock = on_b.command_socket(&x.id);
+        assert_eq!(ask_read(&sock, ROOT_SERIAL, 7, GUEST_UP_WAIT), Ok(0));
+        assert!(tags_on(&dfs.join("vms/vm-sn.2.qcow2")).is_empty());
         on_b.stop_vm(&x.id).await.unwrap();
     });
 }

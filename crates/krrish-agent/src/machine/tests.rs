@@ -197,6 +197,7 @@ fn guest_changes_run_one_at_a_time_the_latest_only_answered_once_in_place() {
         },
         volumes: Vec::new(),
         disk_ops: Vec::new(),
+        root_disk: 0,
     };
     let set = |id, last| Frame::Command {
         id,

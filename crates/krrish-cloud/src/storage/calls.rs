@@ -100,7 +100,9 @@ pub(crate) fn apply(
             let (vm, n) = (vm_name(&vm)?, name("name", &n)?);
             st.revert(&vm, &n)?;
             reply(
-                format!("vm {vm} reset to snapshot {n} (its host restarts it on the reverted disks)"),
+                format!(
+                    "vm {vm} reset to snapshot {n} (its host restarts it on the reverted disks)"
+                ),
                 json!({ "vm": vm, "snapshot": n }),
             )
         }

@@ -126,6 +126,11 @@ pub struct RootDisk {
     /// The last op's number.
     #[serde(default)]
     pub(crate) disk_ops_seq: u64,
+    /// Which root disk of this VM id it is (from 1, cloud-wide): a VM
+    /// terminated and launched again under its name gets a new disk, never
+    /// the old one's file (0: saved before disks were numbered).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +236,8 @@ impl Storage {
         }
         self.check_host_room(&host)?;
         let (backing, plan) = self.boot_on(&host, image, now_ms);
+        self.root_disks_made += 1;
+        let incarnation = self.root_disks_made;
         self.root_disks.insert(
             vm.clone(),
             RootDisk {
@@ -242,6 +249,7 @@ impl Storage {
                 snapshots: BTreeMap::new(),
                 disk_ops: Vec::new(),
                 disk_ops_seq: 0,
+                incarnation,
             },
         );
         Ok(plan)

@@ -138,6 +138,9 @@ pub struct Storage {
     root_disks: BTreeMap<VmId, RootDisk>,
     images: BTreeMap<Name, Image>,
     host_caches: BTreeMap<HostId, BTreeMap<Name, CachedImage>>,
+    /// Root disks ever made (each one's `incarnation`).
+    #[serde(default)]
+    root_disks_made: u64,
 }
 
 impl Default for Storage {
@@ -154,6 +157,7 @@ impl Storage {
             root_disks: BTreeMap::new(),
             images: BTreeMap::new(),
             host_caches: BTreeMap::new(),
+            root_disks_made: 0,
         }
     }
 
@@ -234,6 +238,12 @@ impl Storage {
         self.images
             .get(i)
             .ok_or_else(|| StorageError::UnknownImage(i.clone()))
+    }
+
+    /// Which root disk of its name `vm` has (0: none, or one saved before
+    /// disks were numbered): see [`RootDisk::incarnation`].
+    pub fn root_disk_incarnation(&self, vm: &VmId) -> u64 {
+        self.root_disks.get(vm).map_or(0, |d| d.incarnation)
     }
 
     /// Volumes attached to `vm`, in name order.

@@ -638,3 +638,20 @@ fn unconfirmed_ops_are_bounded_per_vm() {
     s.disk_ops_done(&vm("vm-a"), 1);
     s.revert(&vm("vm-a"), &n("s")).unwrap();
 }
+
+#[test]
+fn a_vm_launched_again_under_its_name_gets_a_new_root_disk() {
+    let mut s = world(StorageLimits::default());
+    let (a, b) = (
+        s.root_disk_incarnation(&vm("vm-a")),
+        s.root_disk_incarnation(&vm("vm-b")),
+    );
+    assert_eq!((a, b), (1, 2));
+    s.delete_root_disk(&vm("vm-a")).unwrap();
+    assert_eq!(s.root_disk_incarnation(&vm("vm-a")), 0, "none now");
+    s.create_root_disk(vm("vm-a"), &n("img"), host("h1"), 0)
+        .unwrap();
+    assert_eq!(s.root_disk_incarnation(&vm("vm-a")), 3);
+    let back: Storage = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s, "the count survives a save");
+}

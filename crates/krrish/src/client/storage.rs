@@ -276,7 +276,10 @@ fn snapshot_table(v: &Value) -> String {
             row[3] = "-".into();
         }
     }
-    table(&["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"], &r)
+    table(
+        &["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"],
+        &r,
+    )
 }
 
 /// `krrish instances capture VM --image NAME` (CaptureInstance).

@@ -134,7 +134,10 @@ fn operators_manage_storage_through_the_cli() {
         &["snapshots", "list", "--instance", "web-1"],
     ));
     assert_eq!(t.len(), 2, "{t:?}");
-    assert_eq!(t[0], ["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"]);
+    assert_eq!(
+        t[0],
+        ["NAME", "INSTANCE", "STATUS", "VOLUMES", "TAKEN-AT-MS"]
+    );
     assert_eq!(t[1][..4], ["s1", "web-1", "available", "data-1"]);
     let v: Value = serde_json::from_str(&api_ok(
         &c,
