@@ -2,7 +2,7 @@
 //! turned into core or cloud calls, with one trace line per call.
 
 use super::{ControllerMachine, ControllerOutput};
-use krrish_core::ha::VmState;
+use krrish_core::ha::{Liveness, VmState};
 use krrish_core::{HostId, VmId, VmSpec};
 use krrish_wire::{ApiFault, ApiReply, ApiRequest};
 
@@ -32,15 +32,14 @@ impl ControllerMachine {
                 })
                 .map_err(ApiFault::from),
             ApiRequest::RebootInstance { vm } => self
-                .core
-                .reboot_vm(&vm)
+                .reboot_deliverable(&vm)
+                .and_then(|()| self.core.reboot_vm(&vm).map_err(ApiFault::from))
                 .map(|host| {
                     reply(
                         format!("vm {vm} rebooting on {host}"),
                         serde_json::json!({ "vm": vm, "host": host }),
                     )
-                })
-                .map_err(ApiFault::from),
+                }),
             ApiRequest::TerminateInstance { vm } => self
                 .core
                 .terminate_vm(now_ms, &vm)
@@ -167,6 +166,27 @@ impl ControllerMachine {
         Ok(ApiReply {
             message: said,
             data,
+        })
+    }
+
+    /// A reboot goes to the VM's host once, now: refused (not accepted and
+    /// lost) while that host's agent is not connected or its heartbeats
+    /// are missed (the connection may be dead without its close seen yet).
+    fn reboot_deliverable(&self, vm: &VmId) -> Result<(), ApiFault> {
+        let Some(VmState::Running { host }) = self.core.vms().get(vm).map(|r| &r.state) else {
+            // The core words the refusal (no such VM, not running).
+            return Ok(());
+        };
+        let why = match self.core.hosts().get(host).map(|h| &h.liveness) {
+            _ if !self.agents.contains_key(host) => "whose agent is not connected",
+            Some(Liveness::Up) => return Ok(()),
+            _ => "whose heartbeats are missed",
+        };
+        Err(ApiFault {
+            code: "host-unreachable".into(),
+            message: format!(
+                "vm {vm} runs on {host}, {why}: a reboot cannot be delivered now; try again once {host} is back"
+            ),
         })
     }
 }

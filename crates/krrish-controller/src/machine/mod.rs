@@ -343,9 +343,7 @@ impl ControllerMachine {
 
     pub fn handle_closed(&mut self, now_ms: u64, conn: u64) {
         self.wake_cache.set(None);
-        // Answers cannot come back on a closed connection; heartbeats and
-        // the core's timeouts settle those commands instead.
-        self.pending.retain(|_, (c, _)| *c != conn);
+        self.forget_pending_on(conn);
         if let Some(Role::Agent(host)) = self.conns.remove(&conn) {
             if self.agents.get(&host) == Some(&conn) {
                 self.agents.remove(&host);
@@ -449,7 +447,7 @@ impl ControllerMachine {
                 self.guests_followed_at = None;
                 if let Some(old) = self.agents.insert(host.clone(), conn) {
                     self.conns.remove(&old);
-                    self.pending.retain(|_, (c, _)| *c != old);
+                    self.forget_pending_on(old);
                     self.push(ControllerOutput::Close { conn: old });
                 }
                 self.conns.insert(conn, Role::Agent(host.clone()));
@@ -662,6 +660,26 @@ impl ControllerMachine {
                         "cannot stop {vm} on {host} yet: {why}"
                     )));
                 }
+            }
+        }
+    }
+
+    /// Answers cannot come back on a closed (or replaced) connection:
+    /// heartbeats and the core's timeouts settle its boots, stops and
+    /// migrations, and guest changes are told again; a reboot is not
+    /// retried (it might run twice), so its loss is said.
+    fn forget_pending_on(&mut self, conn: u64) {
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (c, _))| *c == conn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some((_, Pending::Reboot { vm, host })) = self.pending.remove(&id) {
+                self.push(ControllerOutput::Trace(format!(
+                    "reboot of {vm} on {host} lost with the connection: not known to have happened, not retried"
+                )));
             }
         }
     }

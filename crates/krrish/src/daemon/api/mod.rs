@@ -184,7 +184,7 @@ pub fn status_of(code: &str) -> StatusCode {
         // The HA core's refusals, then the cloud's (vxnets, EIPs, volumes, …).
         "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
         | "not-stopped" | "stop-unconfirmed" | "exists" | "in-use" | "already-associated"
-        | "not-associated" | "exhausted" | "limit" => StatusCode::CONFLICT,
+        | "not-associated" | "exhausted" | "limit" | "host-unreachable" => StatusCode::CONFLICT,
         "invalid-request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method-not-allowed" => StatusCode::METHOD_NOT_ALLOWED,
