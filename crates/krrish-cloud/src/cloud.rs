@@ -362,6 +362,17 @@ impl Cloud {
         gone
     }
 
+    /// The simulated data plane: `vm`'s (simulated) host did its snapshot
+    /// ops up to `through` on its disks just now (see
+    /// [`crate::storage::Storage::disk_ops_applied`]).
+    pub fn disk_ops_applied(&mut self, vm: &VmId, through: u64) -> usize {
+        let n = self.storage.disk_ops_applied(vm, through);
+        if n > 0 {
+            self.storage_generation += 1;
+        }
+        n
+    }
+
     /// `vm`'s host confirmed doing its snapshot ops up to `through` on its
     /// disks; returns how many that retired.
     pub fn disk_ops_done(&mut self, vm: &VmId, through: u64) -> usize {

@@ -447,6 +447,22 @@ impl EventWorld {
         }
     }
 
+    /// Snapshot ops a host did in the event just handled change the disks'
+    /// model now (a down controller's records learn them from the hosts'
+    /// answers).
+    fn apply_disk_ops_done(&mut self) {
+        let done = self.world.borrow_mut().take_disk_ops_done();
+        if done.is_empty() || !self.controller_up {
+            return;
+        }
+        for (vm, through) in done {
+            self.controller
+                .borrow_mut()
+                .disk_ops_applied(self.now_ms, &vm, through);
+        }
+        self.after_controller();
+    }
+
     fn check(&mut self) -> Result<(), Violation> {
         if self.trace.is_full() {
             return Err(Violation {
@@ -484,6 +500,7 @@ impl SimulatedWorld for EventWorld {
                 self.events_run += 1;
                 assert!(self.events_run < EVENTS_PER_RUN_MAX, "event loop runaway");
                 self.handle(ev);
+                self.apply_disk_ops_done();
             } else if self.next_check_ms <= t_ms {
                 // The checkers look at the world as often as the turmoil
                 // world steps (`tick`).

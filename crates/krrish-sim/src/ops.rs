@@ -288,9 +288,13 @@ impl World {
             .filter(|d| d.state == DomainState::Running)
         {
             Some(d) => {
+                let through = guest.disk_ops_through();
                 if d.guest != guest {
                     d.guest = guest;
                     self.generation += 1;
+                }
+                if through > 0 {
+                    self.disk_ops_done_by_host(vm, through);
                 }
                 Ok(())
             }

@@ -194,9 +194,32 @@ pub struct World {
     /// Live migrations in flight by source host, as of a generation (read
     /// for every heartbeat; rebuilt only when the world changed).
     outgoing: std::cell::RefCell<(u64, BTreeMap<HostId, Vec<VmId>>)>,
+    /// Snapshot ops hosts did on VMs' disks since the world last took them
+    /// ([`Self::take_disk_ops_done`]): (VM, the last op done).
+    disk_ops_done: Vec<(VmId, u64)>,
 }
 
+/// Snapshot-op reports the world holds between two takes (each step takes
+/// them all).
+const DISK_OPS_DONE_MAX: usize = 1 << 16;
+
 impl World {
+    /// The snapshot ops hosts did on VMs' disks since the last take: the
+    /// simulated worlds apply them to the disks' model at once, as a real
+    /// host's disks change when it does them (not when its answer
+    /// arrives).
+    pub fn take_disk_ops_done(&mut self) -> Vec<(VmId, u64)> {
+        std::mem::take(&mut self.disk_ops_done)
+    }
+
+    pub(crate) fn disk_ops_done_by_host(&mut self, vm: &VmId, through: u64) {
+        assert!(
+            self.disk_ops_done.len() < DISK_OPS_DONE_MAX,
+            "disk op reports unbounded growth"
+        );
+        self.disk_ops_done.push((vm.clone(), through));
+    }
+
     /// Every host powered with all links up; every VM running on its home,
     /// fully synced; every host holding a fresh lease.
     pub fn new(
@@ -258,6 +281,7 @@ impl World {
             generation: 0,
             rng: SeededRng::new(seed),
             outgoing: std::cell::RefCell::new((u64::MAX, BTreeMap::new())),
+            disk_ops_done: Vec::new(),
         }
     }
 

@@ -246,6 +246,7 @@ impl<'a> SimWorld<'a> {
         let now = self.now_ms();
         self.world.borrow_mut().power_on_due(now);
         self.sync_turmoil();
+        self.apply_disk_ops_done(now);
         if self.trace.is_full() {
             return Err(Violation {
                 invariant: "bounded-trace",
@@ -265,6 +266,23 @@ impl<'a> SimWorld<'a> {
             controller.cloud(),
             self.trace.len(),
         )
+    }
+
+    /// The snapshot ops hosts did this step change the disks' model now
+    /// (a down controller's records learn them from the hosts' answers).
+    fn apply_disk_ops_done(&mut self, now: u64) {
+        let done = self.world.borrow_mut().take_disk_ops_done();
+        if done.is_empty() || !self.sim.is_host_running(CONTROLLER) {
+            return;
+        }
+        let mut m = self.controller.borrow_mut();
+        for (vm, through) in done {
+            m.disk_ops_applied(now, &vm, through);
+        }
+        if let Some((generation, snapshot)) = m.take_save() {
+            let r = self.store.save(&snapshot).map_err(|e| e.to_string());
+            m.handle_saved(generation, r);
+        }
     }
 
     /// Steps until simulated time reaches `t_ms`.

@@ -194,6 +194,15 @@ impl Chain {
         discarded.blocks.len() as u64
     }
 
+    /// `vm`'s snapshots on this chain (also of ones deleted whose merge
+    /// its host had not yet done).
+    pub fn snapshots_of(&self, vm: &VmId) -> Vec<Name> {
+        self.snapshots
+            .get(vm)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Merges the snapshot's layer forward into every layer built on it and
     /// removes it.
     pub(crate) fn delete_snapshot(&mut self, vm: &VmId, name: &Name) {

@@ -125,20 +125,41 @@ impl Storage {
             .map_or(&[][..], |d| d.disk_ops.as_slice())
     }
 
-    /// `vm`'s host confirmed doing its ops up to `through`: the model's
-    /// chains do them now, in order, so they read as the real disks do
-    /// (a guest's writes before the host took a snapshot are in it; those
-    /// before the host reverted are gone). Returns how many retired.
+    /// `vm`'s host did its ops up to `through` on the disks just now: the
+    /// model's chains do them now, in order, so they read as the real
+    /// disks do (a guest's writes before the host took a snapshot are in
+    /// it; those before the host reverted are gone). Each op once: the
+    /// confirmation that follows changes nothing more. Returns how many
+    /// ops it did. (The simulated worlds call it when a simulated host
+    /// does the ops; elsewhere the confirmation does.)
+    pub fn disk_ops_applied(&mut self, vm: &VmId, through: u64) -> usize {
+        let Some(d) = self.root_disks.get_mut(vm) else {
+            return 0;
+        };
+        let from = d.disk_ops_applied;
+        let todo: Vec<DiskOp> = d
+            .disk_ops
+            .iter()
+            .filter(|op| op.seq > from && op.seq <= through)
+            .cloned()
+            .collect();
+        d.disk_ops_applied = d.disk_ops_applied.max(through.min(d.disk_ops_seq));
+        for op in &todo {
+            self.apply_to_chains(vm, op);
+        }
+        todo.len()
+    }
+
+    /// `vm`'s host confirmed doing its ops up to `through`: done on the
+    /// model's chains too if not yet ([`Self::disk_ops_applied`]), and
+    /// retired (a snapshot is `available`). Returns how many retired.
     pub fn disk_ops_done(&mut self, vm: &VmId, through: u64) -> usize {
+        self.disk_ops_applied(vm, through);
         let Some(d) = self.root_disks.get_mut(vm) else {
             return 0;
         };
         let split = d.disk_ops.partition_point(|op| op.seq <= through);
-        let done: Vec<DiskOp> = d.disk_ops.drain(..split).collect();
-        for op in &done {
-            self.apply_to_chains(vm, op);
-        }
-        done.len()
+        d.disk_ops.drain(..split).count()
     }
 
     /// Drops `vm`'s ops undone (its guest is going away with its disks).
@@ -158,6 +179,46 @@ impl Storage {
             // Named by an op, so attached: neither detached nor deleted.
             let chain = &mut self.volumes.get_mut(v).expect("attached").chain;
             apply_to_chain(chain, vm, op);
+        }
+    }
+
+    /// `volume` leaves the snapshot work `vm`'s host has not done: the VM
+    /// runs nowhere and may never boot again (stopped, down with HA off),
+    /// so its volume is not held for that work. A snapshot still to be
+    /// taken then covers one disk fewer (as when a volume is deleted); a
+    /// revert leaves the volume as it is; a delete's merge on it is done
+    /// now (it changes no content). Done by the model already (the
+    /// simulated host did it), an op's record stays as it is.
+    pub fn release_volume_from_disk_ops(&mut self, vm: &VmId, volume: &Name) {
+        let Some(d) = self.root_disks.get_mut(vm) else {
+            return;
+        };
+        let applied = d.disk_ops_applied;
+        let mut merge_now = Vec::new();
+        for op in d.disk_ops.iter_mut() {
+            if !op.volumes.contains(volume) {
+                continue;
+            }
+            op.volumes.retain(|v| v != volume);
+            if op.seq <= applied {
+                continue;
+            }
+            match op.action {
+                DiskAction::Snapshot => {
+                    if let Some(rec) = d.snapshots.get_mut(&op.name).filter(|r| r.tag == op.tag) {
+                        rec.volumes.remove(volume);
+                    }
+                }
+                DiskAction::DeleteSnapshot => merge_now.push(op.name.clone()),
+                DiskAction::Revert => {}
+            }
+        }
+        if let Some(vol) = self.volumes.get_mut(volume) {
+            for name in merge_now {
+                if vol.chain.snapshot_layer(vm, &name).is_some() {
+                    vol.chain.delete_snapshot(vm, &name);
+                }
+            }
         }
     }
 

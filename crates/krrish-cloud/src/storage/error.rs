@@ -36,8 +36,10 @@ pub enum StorageError {
     StillDetaching { volume: Name, vm: VmId },
     /// A snapshot op of the VM covers the volume and its host has not yet
     /// done it: the host must still find the volume plugged in.
-    #[error("volume {volume}: {vm}'s host has not yet done snapshot op {op} on it (a stopped VM's wait for its next boot); try again once it has")]
+    #[error("volume {volume}: {vm}'s host has not yet done snapshot op {op} on it; try again once it has")]
     DiskOpPending { volume: Name, vm: VmId, op: String },
+    #[error("vm {vm}: its host has not yet done snapshot op {op} on its disks (a stopped VM's wait for its next boot); try again once it has")]
+    DiskOpsPending { vm: VmId, op: String },
     #[error("vm {vm}: {max} snapshot operations already wait for its host; try again once some are done")]
     TooManyDiskOps { vm: VmId, max: usize },
 
@@ -121,6 +123,7 @@ impl StorageError {
             | E::RootDiskHasVolumes { .. }
             | E::StillDetaching { .. }
             | E::DiskOpPending { .. }
+            | E::DiskOpsPending { .. }
             | E::SnapshotVolumeNotHere { .. }
             | E::SnapshotCreating { .. } => "in-use",
             E::TooManyVolumes { .. }

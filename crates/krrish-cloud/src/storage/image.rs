@@ -126,6 +126,10 @@ pub struct RootDisk {
     /// The last op's number.
     #[serde(default)]
     pub(crate) disk_ops_seq: u64,
+    /// The last op the model's chains have done (when the simulated host
+    /// did it, or at its host's confirmation).
+    #[serde(default)]
+    pub(crate) disk_ops_applied: u64,
     /// Which root disk of this VM id it is (from 1, cloud-wide): a VM
     /// terminated and launched again under its name gets a new disk, never
     /// the old one's file (0: saved before disks were numbered).
@@ -249,6 +253,7 @@ impl Storage {
                 snapshots: BTreeMap::new(),
                 disk_ops: Vec::new(),
                 disk_ops_seq: 0,
+                disk_ops_applied: 0,
                 incarnation,
             },
         );
@@ -370,6 +375,14 @@ impl Storage {
     /// chain flattened over its image.
     pub fn capture(&mut self, vm: &VmId, name: Name) -> Result<(), StorageError> {
         let d = self.root_disk(vm)?;
+        // Its disk as the calls before left it: not before its host has
+        // done their snapshot work (a revert, say).
+        if let Some(op) = d.disk_ops.first() {
+            return Err(StorageError::DiskOpsPending {
+                vm: vm.clone(),
+                op: op.to_string(),
+            });
+        }
         self.check_new_image(&name, d.chain.blocks())?;
         let base = &self.image(&d.image)?.content;
         let mut overrides = base.overrides.clone();
@@ -399,11 +412,13 @@ impl Storage {
                 volumes,
             });
         }
-        let d = self.root_disks.remove(vm).expect("checked");
-        for (snap, rec) in &d.snapshots {
-            for v in &rec.volumes {
-                let vol = self.volumes.get_mut(v).expect("snapshot volumes exist");
-                vol.chain.delete_snapshot(vm, snap);
+        self.root_disks.remove(vm).expect("checked");
+        // Every layer of its snapshots left on volumes goes: those of its
+        // records, and of deletes its host had not yet done (a snapshot
+        // never taken has none). Merging changes no volume's content.
+        for vol in self.volumes.values_mut() {
+            for snap in vol.chain.snapshots_of(vm) {
+                vol.chain.delete_snapshot(vm, &snap);
             }
         }
         Ok(())

@@ -165,13 +165,18 @@ impl Storage {
             });
         }
         for v in &volumes {
-            // Its layers (any VM's), and this VM's not yet made.
-            let coming = self
+            // Its layers (any VM's), with this VM's ops not yet done:
+            // snapshots to come, deletes to go (done in order).
+            let (coming, going) = self
                 .disk_ops(vm)
                 .iter()
-                .filter(|op| op.action == DiskAction::Snapshot && op.volumes.contains(v))
-                .count();
-            if self.volume(v)?.chain.snapshot_count() + coming >= max {
+                .filter(|op| op.volumes.contains(v))
+                .fold((0, 0), |(c, g), op| match op.action {
+                    DiskAction::Snapshot => (c + 1, g),
+                    DiskAction::DeleteSnapshot => (c, g + 1),
+                    DiskAction::Revert => (c, g),
+                });
+            if (self.volume(v)?.chain.snapshot_count() + coming).saturating_sub(going) >= max {
                 return Err(StorageError::TooManySnapshots {
                     disk: DiskRef::Volume(v.clone()),
                     max,

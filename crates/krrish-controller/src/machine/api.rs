@@ -67,6 +67,7 @@ impl ControllerMachine {
                 })
                 .map_err(ApiFault::from),
             ApiRequest::Cloud(request) => {
+                self.release_volume_of_a_vm_that_runs_nowhere(&request);
                 let core = &self.core;
                 let where_is = |vm: &VmId| match &core.vms().get(vm)?.state {
                     VmState::Running { host } | VmState::Booting { host, .. } => Some(host.clone()),
@@ -188,5 +189,28 @@ impl ControllerMachine {
                 "vm {vm} runs on {host}, {why}: a reboot cannot be delivered now; try again once {host} is back"
             ),
         })
+    }
+
+    /// A volume detached from a VM that runs nowhere (stopped, down) is
+    /// not held for the snapshot work the VM's next boot would do (see
+    /// `Storage::release_volume_from_disk_ops`). Only when the detach will
+    /// go through: a refused call changes nothing.
+    fn release_volume_of_a_vm_that_runs_nowhere(&mut self, request: &krrish_cloud::CloudRequest) {
+        let krrish_cloud::CloudRequest::DetachVolume { volume, vm } = request else {
+            return;
+        };
+        let (Ok(volume), vm) = (krrish_cloud::Name::parse("volume", volume), VmId::new(vm)) else {
+            return;
+        };
+        let attached_here = self
+            .cloud
+            .storage
+            .describe_volume(&volume)
+            .is_ok_and(|v| v.attached_to.as_ref() == Some(&vm));
+        if attached_here && self.core.hosts_that_may_run(&vm).is_empty() {
+            self.cloud
+                .storage
+                .release_volume_from_disk_ops(&vm, &volume);
+        }
     }
 }

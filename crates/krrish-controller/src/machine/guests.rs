@@ -100,7 +100,11 @@ impl ControllerMachine {
             let want = self.cloud.guest_config(&vm);
             if !self.unplug_unconfirmed(&vm) && !self.disk_ops_unconfirmed(&vm) {
                 match self.told_guests.get(&vm) {
-                    Some((h, Some(told))) if *h == host && *told == want => continue,
+                    Some((h, Some(told))) if *h == host && *told == want => {
+                        // In place (a boot told it since): nothing is due.
+                        self.guest_retry.remove(&vm);
+                        continue;
+                    }
                     // Nothing told, nothing to tell (a VM with no interfaces
                     // and no volumes).
                     None if want.is_empty() => continue,
@@ -169,10 +173,17 @@ impl ControllerMachine {
                 }
             }
             Err(why) => {
-                // Told again once the back-off has passed.
-                if let Some((h, told)) = self.told_guests.get_mut(&vm) {
-                    if *h == host {
-                        *told = None;
+                // A refusal from a host the VM has left says nothing of
+                // where it runs now (found by the adversary: its retry
+                // entry was never cleared, and the event world woke the
+                // controller at the same instant for ever).
+                match self.told_guests.get_mut(&vm) {
+                    Some((h, told)) if *h == host => *told = None,
+                    _ => {
+                        self.push(ControllerOutput::Trace(format!(
+                            "network and volumes of {vm} on {host} not applied: {why}; {vm} has left {host}"
+                        )));
+                        return;
                     }
                 }
                 let retry = self.guest_retry.entry(vm.clone()).or_default();

@@ -379,6 +379,14 @@ impl ControllerMachine {
         Ok(())
     }
 
+    /// The simulated data plane: `vm`'s simulated host did its snapshot
+    /// ops up to `through` on its disks just now (the answer saying so
+    /// comes later; see [`krrish_cloud::Cloud::disk_ops_applied`]).
+    pub fn disk_ops_applied(&mut self, now_ms: u64, vm: &VmId, through: u64) {
+        self.cloud.disk_ops_applied(vm, through);
+        self.drain(now_ms);
+    }
+
     pub fn handle_fence_result(
         &mut self,
         now_ms: u64,
