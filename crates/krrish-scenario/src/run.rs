@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod checks;
-pub use checks::snapshot_is;
+pub use checks::{judge_event, snapshot_is};
 
 /// Which world drives the control plane.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -356,20 +356,8 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
                     && host.as_ref().is_none_or(|h| n.host() == Some(h))
                     && vm.as_ref().is_none_or(|v| n.vm() == Some(v))
             });
-            let what = format!(
-                "{kind}{}{}",
-                host.as_ref()
-                    .map(|h| format!(" on {h}"))
-                    .unwrap_or_default(),
-                vm.as_ref().map(|v| format!(" for {v}")).unwrap_or_default()
-            );
-            match (found, present) {
-                (Some(_), true) | (None, false) => Ok(()),
-                (None, true) => Err(format!("no {what} event was raised")),
-                (Some((at, n)), false) => {
-                    Err(format!("a {what} event was raised at {}: {n}", secs(*at)))
-                }
-            }
+            let found = found.map(|(at, n)| format!("at {}: {n}", secs(*at)));
+            judge_event(kind, host.as_ref(), vm.as_ref(), *present, found)
         }
         Check::TraceContains(s) => {
             if world.trace().lines().iter().any(|l| l.contains(s.as_str())) {
@@ -599,5 +587,26 @@ pub fn snapshot_is(
             show(got),
             show(want)
         ))
+    }
+}
+
+/// An `event`/`no_event` expectation judged against the first matching
+/// event found (`found`: how it reads), in any world.
+pub fn judge_event(
+    kind: &str,
+    host: Option<&krrish_core::HostId>,
+    vm: Option<&krrish_core::VmId>,
+    present: bool,
+    found: Option<String>,
+) -> Result<(), String> {
+    let what = format!(
+        "{kind}{}{}",
+        host.map(|h| format!(" on {h}")).unwrap_or_default(),
+        vm.map(|v| format!(" for {v}")).unwrap_or_default()
+    );
+    match (found, present) {
+        (Some(_), true) | (None, false) => Ok(()),
+        (None, true) => Err(format!("no {what} event was raised")),
+        (Some(e), false) => Err(format!("a {what} event was raised {e}")),
     }
 }

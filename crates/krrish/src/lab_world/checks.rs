@@ -213,18 +213,13 @@ impl LabRun<'_> {
                         && host.as_ref().is_none_or(|h| e["host"] == h.as_str())
                         && vm.as_ref().is_none_or(|v| e["vm"] == v.as_str())
                 });
-                let what = format!(
-                    "{kind}{}{}",
-                    host.as_ref()
-                        .map(|h| format!(" on {h}"))
-                        .unwrap_or_default(),
-                    vm.as_ref().map(|v| format!(" for {v}")).unwrap_or_default()
-                );
-                match (found, present) {
-                    (Some(_), true) | (None, false) => Ok(()),
-                    (None, true) => Err(format!("no {what} event was raised")),
-                    (Some(e), false) => Err(format!("a {what} event was raised: {e}")),
-                }
+                krrish_scenario::run::judge_event(
+                    kind,
+                    host.as_ref(),
+                    vm.as_ref(),
+                    *present,
+                    found.map(|e| format!("in the lab: {e}")),
+                )
             }
             Check::Ping {
                 from,
