@@ -203,6 +203,16 @@ impl Chain {
             .unwrap_or_default()
     }
 
+    /// [`Self::delete_snapshot`] if this chain holds the snapshot (a
+    /// snapshot never taken here has no layer); whether it did.
+    pub(crate) fn delete_snapshot_if_held(&mut self, vm: &VmId, name: &Name) -> bool {
+        let held = self.snapshot_layer(vm, name).is_some();
+        if held {
+            self.delete_snapshot(vm, name);
+        }
+        held
+    }
+
     /// Merges the snapshot's layer forward into every layer built on it and
     /// removes it.
     pub(crate) fn delete_snapshot(&mut self, vm: &VmId, name: &Name) {

@@ -215,9 +215,7 @@ impl Storage {
         }
         if let Some(vol) = self.volumes.get_mut(volume) {
             for name in merge_now {
-                if vol.chain.snapshot_layer(vm, &name).is_some() {
-                    vol.chain.delete_snapshot(vm, &name);
-                }
+                vol.chain.delete_snapshot_if_held(vm, &name);
             }
         }
     }
@@ -258,7 +256,9 @@ fn apply_to_chain(chain: &mut super::Chain, vm: &VmId, op: &DiskOp) {
     let here = chain.snapshot_layer(vm, &op.name).is_some();
     match op.action {
         DiskAction::Snapshot if !here => chain.snapshot(vm, &op.name),
-        DiskAction::DeleteSnapshot if here => chain.delete_snapshot(vm, &op.name),
+        DiskAction::DeleteSnapshot => {
+            chain.delete_snapshot_if_held(vm, &op.name);
+        }
         DiskAction::Revert if here => {
             chain.revert(vm, &op.name);
         }

@@ -228,9 +228,7 @@ impl Storage {
                 .get_mut(v)
                 .expect("snapshot volumes exist")
                 .chain;
-            if chain.snapshot_layer(vm, name).is_some() {
-                chain.delete_snapshot(vm, name);
-            }
+            chain.delete_snapshot_if_held(vm, name);
         }
         Ok(())
     }
