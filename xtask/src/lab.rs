@@ -198,18 +198,17 @@ pub fn suite_step(only: Option<&[&str]>) -> Result<bool> {
         }
     }
     let result = up().and_then(|()| {
-        let tests = run(crate::cargo().args([
-            "test",
-            "--package",
-            "krrish-libvirt",
+        // The suite's own feature set plus the lab tests': only
+        // krrish-libvirt and its `lab` test are built again.
+        let tests = run(crate::cargo().args(crate::SUITE_TEST_ARGS).args([
             "--features",
-            "lab",
+            "krrish-libvirt/lab",
             "--test",
             "lab",
         ]))?;
         let mut args = vec!["--world".to_string(), "lab".to_string()];
         args.extend(files);
-        let scenarios = crate::scenario(&args)?;
+        let scenarios = crate::suite_scenario(&args)?;
         Ok(tests && scenarios)
     });
     if !not_run.is_empty() {
