@@ -18,6 +18,8 @@
 //! - [`lease`] — when an agent that lost its DFS lease stops its VMs.
 //! - [`placement`] — the one placement model: new VMs, failover onto spares,
 //!   admission; the planner calls the same functions.
+//! - [`rules`] — placement rule groups (anti-affinity, run-on, not-on; must
+//!   or should) and the one judgement of where a VM may go under them.
 //! - [`migration`] — live-migration preconditions.
 //! - [`ha`] — the HA state machine: suspect → offline → fence (IPMI, then DFS
 //!   lease) → takeover spare → boot from DFS → failback by live migration.
@@ -29,6 +31,7 @@
 //!   - `ha/fencing.rs` — IPMI, else DFS lease, else give up; then release VMs by policy.
 //!   - `ha/recovery.rs` — boots: failover onto spares, retries, results, spare states.
 //!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
+//!   - `ha/placement_rules.rs` — the rule groups applied to every placement.
 //!   - `ha/api.rs` — create, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 //!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.
@@ -43,6 +46,7 @@ pub mod lease;
 pub mod migration;
 pub mod model;
 pub mod placement;
+pub mod rules;
 pub mod spares;
 pub mod testkit;
 pub mod timings;

@@ -6,6 +6,7 @@
 //! free capacity is reduced as it is placed.
 
 use crate::model::Resources;
+use crate::rules::Fit;
 
 /// Places a failed host's VMs (in restart order) onto takeover candidates.
 ///
@@ -44,6 +45,78 @@ pub fn place_group_into(
     }
 }
 
+/// Where one member of a group goes under placement rules, and the
+/// `should` rules it breaks there (reported by the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spot {
+    pub bin: usize,
+    pub breaks: Option<String>,
+}
+
+/// [`place_group`] under placement rules: `fit(member, bin, placed)` judges
+/// putting `member` on candidate `bin` while the group's other members are
+/// where `placed` says (`placed[j]`, `None` for not placed yet).
+///
+/// The whole group goes to one candidate only where no rule objects for
+/// any member. Otherwise each member, in order, goes to the allowed
+/// candidate ranked first — no rule broken before a `should` rule broken,
+/// then the rules' host preference, then best fit — and never where a
+/// `must` rule forbids; a member with nowhere to go gets `None` (it waits).
+/// With no rules it places exactly as [`place_group`].
+pub fn place_group_by_rules(
+    free: &mut [Resources],
+    demands: &[Resources],
+    mut fit: impl FnMut(usize, usize, &[Option<usize>]) -> Fit,
+) -> Vec<Option<Spot>> {
+    let total = demands.iter().fold(Resources::ZERO, |acc, d| acc.add(d));
+    let together = (0..free.len())
+        .filter(|b| total.fits_in(&free[*b]))
+        .filter_map(|b| {
+            let placed = vec![Some(b); demands.len()];
+            let mut worst = 0;
+            for i in 0..demands.len() {
+                match fit(i, b, &placed) {
+                    Fit::Allowed { preference } => worst = worst.max(preference),
+                    _ => return None,
+                }
+            }
+            let left = free[b].saturating_sub(&total);
+            Some(((worst, left.memory_mib, left.vcpus, b), b))
+        })
+        .min()
+        .map(|(_, b)| b);
+    if let Some(bin) = together {
+        free[bin] = free[bin].saturating_sub(&total);
+        return vec![Some(Spot { bin, breaks: None }); demands.len()];
+    }
+    let mut placed: Vec<Option<usize>> = vec![None; demands.len()];
+    let mut out = Vec::with_capacity(demands.len());
+    for (i, d) in demands.iter().enumerate() {
+        let best = (0..free.len())
+            .filter(|b| d.fits_in(&free[*b]))
+            .filter_map(|b| {
+                let verdict = fit(i, b, &placed);
+                let rank = verdict.rank()?;
+                let left = free[b].saturating_sub(d);
+                Some(((rank, left.memory_mib, left.vcpus, b), verdict))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        match best {
+            Some(((_, _, _, bin), verdict)) => {
+                free[bin] = free[bin].saturating_sub(d);
+                placed[i] = Some(bin);
+                let breaks = match verdict {
+                    Fit::Breaks { why } => Some(why),
+                    _ => None,
+                };
+                out.push(Some(Spot { bin, breaks }));
+            }
+            None => out.push(None),
+        }
+    }
+    out
+}
+
 /// The candidate where `demand` fits leaving the least free memory (then
 /// fewest vCPUs, then lowest index).
 pub fn best_fit(free: &[Resources], demand: &Resources) -> Option<usize> {
@@ -65,6 +138,55 @@ pub fn most_free(free: &[Resources], demand: &Resources) -> Option<usize> {
         .filter(|(_, f)| demand.fits_in(f))
         .max_by_key(|(i, f)| (f.memory_mib, f.vcpus, std::cmp::Reverse(*i)))
         .map(|(i, _)| i)
+}
+
+/// [`most_free`] under placement rules: `fit(i)` judges candidate `i`.
+/// Allowed candidates before those breaking only `should` rules, then the
+/// rules' host preference, then the most free memory and vCPUs, then the
+/// lowest index. `Err(Some(why))` when room exists only where a `must` rule
+/// forbids (`why` names the first such rule), `Err(None)` when there is no
+/// room at all.
+pub fn most_free_by_rules(
+    free: &[Resources],
+    demand: &Resources,
+    mut fit: impl FnMut(usize) -> Fit,
+) -> Result<Spot, Option<String>> {
+    let mut forbidden: Option<String> = None;
+    let best = free
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| demand.fits_in(f))
+        .filter_map(|(i, f)| {
+            let verdict = fit(i);
+            match verdict.rank() {
+                Some(rank) => Some((
+                    (
+                        rank,
+                        std::cmp::Reverse(f.memory_mib),
+                        std::cmp::Reverse(f.vcpus),
+                        i,
+                    ),
+                    verdict,
+                )),
+                None => {
+                    if let (None, Fit::Forbidden { why }) = (&forbidden, verdict) {
+                        forbidden = Some(why);
+                    }
+                    None
+                }
+            }
+        })
+        .min_by(|a, b| a.0.cmp(&b.0));
+    match best {
+        Some(((_, _, _, bin), verdict)) => Ok(Spot {
+            bin,
+            breaks: match verdict {
+                Fit::Breaks { why } => Some(why),
+                _ => None,
+            },
+        }),
+        None => Err(forbidden),
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +231,77 @@ mod tests {
         assert_eq!(most_free(&free, &vm(16, 4_000)), None);
     }
 
+    #[test]
+    fn anti_affine_members_of_a_group_split_across_spares() {
+        // Two anti-affine VMs that one spare could take together.
+        let mut free = vec![bin(32, 128_000), bin(32, 128_000)];
+        let demands = [vm(4, 16_000), vm(4, 16_000)];
+        let placed = place_group_by_rules(&mut free, &demands, |i, b, placed| {
+            let other = 1 - i;
+            if placed[other] == Some(b) {
+                Fit::Forbidden {
+                    why: "apart".into(),
+                }
+            } else {
+                Fit::Allowed { preference: 0 }
+            }
+        });
+        let bins: Vec<usize> = placed.iter().map(|s| s.as_ref().unwrap().bin).collect();
+        assert_eq!(bins, vec![0, 1]);
+        // With one spare the second waits.
+        let mut one = vec![bin(32, 128_000)];
+        let placed = place_group_by_rules(&mut one, &demands, |i, b, placed| {
+            if placed[1 - i] == Some(b) {
+                Fit::Forbidden {
+                    why: "apart".into(),
+                }
+            } else {
+                Fit::Allowed { preference: 0 }
+            }
+        });
+        assert!(placed[0].is_some() && placed[1].is_none());
+    }
+
+    #[test]
+    fn should_rules_are_broken_only_when_nothing_else_fits() {
+        let free = vec![bin(8, 64_000), bin(8, 32_000)];
+        let spot = most_free_by_rules(&free, &vm(2, 4_000), |i| {
+            if i == 0 {
+                Fit::Breaks {
+                    why: "prefers 1".into(),
+                }
+            } else {
+                Fit::Allowed { preference: 0 }
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            spot,
+            Spot {
+                bin: 1,
+                breaks: None
+            }
+        );
+        let spot = most_free_by_rules(&free, &vm(2, 40_000), |i| {
+            if i == 0 {
+                Fit::Breaks {
+                    why: "prefers 1".into(),
+                }
+            } else {
+                Fit::Allowed { preference: 0 }
+            }
+        })
+        .unwrap();
+        assert_eq!(spot.bin, 0);
+        assert_eq!(spot.breaks.as_deref(), Some("prefers 1"));
+        let none = most_free_by_rules(&free, &vm(2, 4_000), |_| Fit::Forbidden {
+            why: "never".into(),
+        });
+        assert_eq!(none, Err(Some("never".into())));
+        let none = most_free_by_rules(&free, &vm(64, 4_000), |_| Fit::Allowed { preference: 0 });
+        assert_eq!(none, Err(None));
+    }
+
     fn arb_res() -> impl Strategy<Value = Resources> {
         (1u32..16, 1u64..64, 1u64..100).prop_map(|(v, m, d)| Resources::new(v, m * 1024, d))
     }
@@ -132,6 +325,12 @@ mod tests {
                 prop_assert!(used[b].fits_in(cap), "bin {} over-committed: {} of {}", b, used[b], cap);
                 prop_assert_eq!(free[b], cap.saturating_sub(&used[b]));
             }
+            // With no rules, rule-aware placement places exactly the same.
+            let mut free_by_rules = bins.clone();
+            let by_rules = place_group_by_rules(&mut free_by_rules, &demands, |_, _, _| Fit::Allowed { preference: 0 });
+            let by_rules: Vec<Option<usize>> = by_rules.into_iter().map(|s| s.map(|s| s.bin)).collect();
+            prop_assert_eq!(&by_rules, &placed);
+            prop_assert_eq!(&free_by_rules, &free);
             // A VM left waiting really fits nowhere in what was left.
             for (d, p) in demands.iter().zip(&placed) {
                 if p.is_none() {

@@ -22,6 +22,8 @@ pub struct Cluster {
     /// Set in the cluster file (else the core's default).
     pub isolation_response_delay_ms: Option<u64>,
     pub fence_action: krrish_core::ha::FenceAction,
+    /// Placement rule groups, checked against the hosts and the VMs' homes.
+    pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
     pub production_hosts: usize,
     pub spare_hosts: usize,
@@ -360,7 +362,9 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
             ));
         }
     }
+    let rules = crate::cluster_rules::rules(src, &f.rules, &hosts, &vms)?;
     Ok(Cluster {
+        rules,
         name: f.name.unwrap_or_else(|| {
             src.file
                 .file_stem()

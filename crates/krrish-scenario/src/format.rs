@@ -474,6 +474,9 @@ pub struct ClusterFile {
     pub vms: Vec<VmEntry>,
     #[serde(default)]
     pub vm_groups: Vec<VmGroup>,
+    /// Placement rule groups (anti-affinity, run-on, not-on; must or should).
+    #[serde(default)]
+    pub rules: Vec<RuleEntry>,
     /// CPU-compatibility mode for live migration across CPU models.
     #[serde(default)]
     pub imc_mode: bool,
@@ -641,4 +644,28 @@ pub struct VmGroup {
     pub ha: HaPolicy,
     #[serde(default)]
     pub priority: u32,
+}
+
+/// One placement rule group of a cluster file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub name: String,
+    pub kind: RuleKindName,
+    /// `must` (never broken) or `should` (broken only when nothing else fits).
+    pub strength: krrish_core::rules::Strength,
+    pub vms: Vec<String>,
+    /// `run-on` and `not-on`: the hosts (for `run-on`, in order of preference).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleKindName {
+    AntiAffinity,
+    RunOn,
+    NotOn,
+    /// Accepted by the parser so that the loader can say it is not built.
+    Affinity,
 }

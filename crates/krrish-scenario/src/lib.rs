@@ -5,7 +5,8 @@
 //! - [`format`] — the serde types of scenario and cluster files (unknown
 //!   fields are rejected).
 //! - [`cluster`] — cluster file → core `HostSpec`s and `VmSpec`s, by hand,
-//!   with the IP policy, spare sizing and capacity checked.
+//!   with the IP policy, spare sizing and capacity checked; `cluster_rules`
+//!   — its placement rule groups, checked against hosts and homes.
 //! - [`expect`] — expectations (`Check`) and their loading.
 //! - [`load`] — reading files; every error names file, line, column and what
 //!   was expected ([`LoadError`]).
@@ -19,6 +20,7 @@
 
 mod cloud_item;
 pub mod cluster;
+mod cluster_rules;
 pub mod duration;
 pub mod expect;
 pub mod format;

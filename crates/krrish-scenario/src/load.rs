@@ -509,6 +509,7 @@ fn settings(
         ));
     }
     c.ha.imc_mode = cluster.imc_mode;
+    c.ha.rules = cluster.rules.clone();
     c.ha.isolation_response = s.isolation_response.unwrap_or(cluster.isolation_response);
     if let Some(ms) = s
         .isolation_response_delay

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 const CLUSTER: &str = "cluster:\n  host_groups:\n    - { prefix: hv-, count: 2, zone: ECS }\n";
 
+/// Two hosts, three VMs (a and c share hv-01), and the start of `rules:`.
+const RULED: &str = "cluster:\n  host_groups:\n    - { prefix: hv-, count: 2, zone: ECS }\n  vms:\n    - { name: a, host: hv-01, vcpus: 1, memory_gib: 1 }\n    - { name: b, host: hv-02, vcpus: 1, memory_gib: 1 }\n    - { name: c, host: hv-01, vcpus: 1, memory_gib: 1 }\n  rules:\n";
+
 /// Writes `text` as a scenario file and asserts the error names
 /// `file:line` (and `:column` if given) and contains `message`.
 fn check(name: &str, text: &str, line: usize, column: Option<usize>, message: &str) {
@@ -111,6 +114,41 @@ fn broken_files_are_located() {
             2,
             None,
             "cannot be negative",
+        ),
+        (
+            "rule-names-an-unknown-vm",
+            format!("{RULED}    - {{ name: apart, kind: anti-affinity, strength: must, vms: [a, zz] }}\n{end}"),
+            9,
+            None,
+            "rules: rule `apart`: no vm named `zz` in the cluster",
+        ),
+        (
+            "must-rule-broken-at-home",
+            format!("{RULED}    - {{ name: apart, kind: anti-affinity, strength: must, vms: [a, c] }}\n{end}"),
+            9,
+            None,
+            "a must rule broken where the VMs start: a and c are both homed on hv-01",
+        ),
+        (
+            "run-on-without-hosts",
+            format!("{RULED}    - {{ name: pin, kind: run-on, strength: should, vms: [a] }}\n{end}"),
+            9,
+            None,
+            "rule `pin`: expected at least one host in `hosts`",
+        ),
+        (
+            "affinity-not-built",
+            format!("{RULED}    - {{ name: together, kind: affinity, strength: should, vms: [a, b] }}\n{end}"),
+            9,
+            None,
+            "affinity (VMs kept on one host) is not built yet",
+        ),
+        (
+            "rule-without-strength",
+            format!("{RULED}    - {{ name: apart, kind: anti-affinity, vms: [a, b] }}\n{end}"),
+            9,
+            None,
+            "missing field `strength`",
         ),
         (
             "overcommitted-home",

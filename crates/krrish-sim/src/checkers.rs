@@ -8,6 +8,9 @@
 //! - `spare-accounting` — every spare is free, active or unavailable (the
 //!   free count cannot go below zero), and a spare the control plane calls
 //!   free runs nothing.
+//! - `must-rules` — no `must` placement rule is ever broken by what runs:
+//!   two VMs of a must anti-affinity group on one host, a VM of a must
+//!   run-on group outside its hosts, of a must not-on group on one of them.
 //! - `single-attachment` — a volume is plugged into one running guest at
 //!   most (two writers of one disk corrupt it).
 //! - `volume-holder` — a running guest that has a volume plugged in is the
@@ -25,6 +28,7 @@
 
 use crate::world::{DomainState, World};
 use krrish_core::ha::{secs, HaManager, VmState};
+use krrish_core::rules::{RuleGroup, RuleKind, Strength};
 use krrish_core::{HostId, VmId};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,6 +140,11 @@ impl Checkers {
                     format!("{vm}'s DFS disk written by {}", join(&writers)),
                 );
             }
+        }
+
+        // must-rules
+        if let Some(detail) = must_rule_broken(&running, core.config().rules.groups()) {
+            return fail("must-rules", detail);
         }
 
         // single-attachment
@@ -299,6 +308,45 @@ fn join(hosts: &[&HostId]) -> String {
         .map(|h| h.as_str())
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// A `must` rule broken by the running guests (`running`: (vm, host),
+/// sorted), judged from the rule's text alone.
+fn must_rule_broken(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Option<String> {
+    for g in groups.iter().filter(|g| g.strength == Strength::Must) {
+        let members = running.iter().filter(|(vm, _)| g.vms.contains(vm));
+        match &g.kind {
+            RuleKind::AntiAffinity => {
+                let mut on: BTreeMap<&HostId, &VmId> = BTreeMap::new();
+                for (vm, host) in members {
+                    if let Some(other) = on.insert(host, vm) {
+                        return Some(format!(
+                            "anti-affinity rule {}: {other} and {vm} both run on {host}",
+                            g.name
+                        ));
+                    }
+                }
+            }
+            RuleKind::RunOn(hosts) => {
+                if let Some((vm, host)) = members.into_iter().find(|(_, h)| !hosts.contains(h)) {
+                    return Some(format!(
+                        "run-on rule {}: {vm} runs on {host}, not one of {}",
+                        g.name,
+                        join(&hosts.iter().collect::<Vec<_>>())
+                    ));
+                }
+            }
+            RuleKind::NotOn(hosts) => {
+                if let Some((vm, host)) = members.into_iter().find(|(_, h)| hosts.contains(h)) {
+                    return Some(format!(
+                        "not-on rule {}: {vm} runs on {host}, which it excludes",
+                        g.name
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Liveness after healing: the cluster is whole again. Every host is up;

@@ -6,7 +6,7 @@ use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, V
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
-use crate::placement;
+use crate::rules::Fit;
 
 impl HaManager {
     /// Creates a VM (RunInstances): on `host` if given, else on the up
@@ -20,7 +20,7 @@ impl HaManager {
         if self.vms.contains_key(&spec.id) {
             return Err(ApiError::VmExists(spec.id));
         }
-        let target = match host {
+        let (target, breaks) = match host {
             Some(h) => {
                 if !self.hosts.contains_key(&h) {
                     return Err(ApiError::NoSuchHost(h));
@@ -28,14 +28,25 @@ impl HaManager {
                 if let Some(why) = self.cannot_take(&h, &spec.demand) {
                     return Err(ApiError::HostUnusable { host: h, why });
                 }
-                h
+                match self.rule_fit(&spec.id, &h, &[]) {
+                    Fit::Forbidden { why } => {
+                        return Err(ApiError::RuleForbids {
+                            vm: spec.id,
+                            host: h,
+                            why,
+                        })
+                    }
+                    Fit::Breaks { why } => (h, Some(why)),
+                    Fit::Allowed { .. } => (h, None),
+                }
             }
-            None => self.most_room_for(&spec.demand)?,
+            None => self.most_room_for(&spec.id, &spec.demand)?,
         };
         spec.home = target.clone();
         let id = spec.id.clone();
         self.vms.insert(VmRecord::new(spec, VmState::Stopped));
         self.boot(now_ms, &id, &target, BootReason::Create);
+        self.report_rule_broken(now_ms, &id, &target, breaks);
         self.refresh_spares(now_ms);
         Ok(target)
     }
@@ -61,16 +72,19 @@ impl HaManager {
             });
         }
         let (home, demand) = (rec.spec.home.clone(), rec.spec.demand);
-        let target = if self.hosts.contains_key(&home) && self.cannot_take(&home, &demand).is_none()
+        let (target, breaks) = if self.hosts.contains_key(&home)
+            && self.cannot_take(&home, &demand).is_none()
+            && matches!(self.rule_fit(vm, &home, &[]), Fit::Allowed { .. })
         {
-            home
+            (home, None)
         } else {
-            self.most_room_for(&demand)?
+            self.most_room_for(vm, &demand)?
         };
         let rec = self.vms.get_mut(vm).expect("checked");
         rec.spec.home = target.clone();
         rec.boot_attempts = 0;
         self.boot(now_ms, vm, &target, BootReason::Create);
+        self.report_rule_broken(now_ms, vm, &target, breaks);
         self.refresh_spares(now_ms);
         Ok(target)
     }
@@ -88,11 +102,16 @@ impl HaManager {
         })
     }
 
-    /// The production host with the most room for `demand`.
-    fn most_room_for(&self, demand: &Resources) -> Result<HostId, ApiError> {
+    /// The production host with the most room for `vm` needing `demand`
+    /// that its rules allow, and the `should` rules broken there.
+    fn most_room_for(
+        &self,
+        vm: &VmId,
+        demand: &Resources,
+    ) -> Result<(HostId, Option<String>), ApiError> {
         let (candidates, free) = self.production_candidates();
-        let i = placement::most_free(&free, demand).ok_or(ApiError::NoCapacity(*demand))?;
-        Ok(candidates[i].clone())
+        let spot = self.tenant_spot(vm, demand, &candidates, &free)?;
+        Ok((candidates[spot.bin].clone(), spot.breaks))
     }
 
     /// Live-migrates a running VM at an operator's request.
@@ -136,7 +155,19 @@ impl HaManager {
                 why: join_blockers(&blockers),
             });
         }
+        let breaks = match self.rule_fit(vm, to, &[]) {
+            Fit::Forbidden { why } => {
+                return Err(ApiError::MigrationBlocked {
+                    vm: vm.clone(),
+                    to: to.clone(),
+                    why,
+                })
+            }
+            Fit::Breaks { why } => Some(why),
+            Fit::Allowed { .. } => None,
+        };
         self.start_migration(now_ms, vm, &from, to);
+        self.report_rule_broken(now_ms, vm, to, breaks);
         self.refresh_spares(now_ms);
         Ok(())
     }

@@ -202,6 +202,17 @@ pub enum Notice {
         vm: VmId,
         needs: Resources,
     },
+    /// Room exists, but only where a `must` rule forbids the VM.
+    VmWaitingForRule {
+        vm: VmId,
+        why: String,
+    },
+    /// A VM was placed breaking a `should` rule: nothing better fitted.
+    RuleBroken {
+        vm: VmId,
+        host: HostId,
+        why: String,
+    },
     VmWaitingForRepair {
         vm: VmId,
         host: HostId,
@@ -280,6 +291,8 @@ impl Notice {
         "vm-running",
         "vm-boot-failed",
         "vm-waiting-for-capacity",
+        "vm-waiting-for-rule",
+        "rule-broken",
         "vm-waiting-for-repair",
         "vm-down",
         "vm-migrating",
@@ -326,6 +339,8 @@ impl Notice {
             VmRunning { .. } => "vm-running",
             VmBootFailed { .. } => "vm-boot-failed",
             VmWaitingForCapacity { .. } => "vm-waiting-for-capacity",
+            VmWaitingForRule { .. } => "vm-waiting-for-rule",
+            RuleBroken { .. } => "rule-broken",
             VmWaitingForRepair { .. } => "vm-waiting-for-repair",
             VmDown { .. } => "vm-down",
             VmMigrating { .. } => "vm-migrating",
@@ -366,6 +381,7 @@ impl Notice {
             | VmRunning { host, .. }
             | VmBootFailed { host, .. }
             | VmWaitingForRepair { host, .. }
+            | RuleBroken { host, .. }
             | VmVanished { host, .. }
             | StrayCopy { host, .. }
             | UnknownHost { host } => Some(host),
@@ -380,6 +396,7 @@ impl Notice {
             FencingHeld { .. }
             | DfsUnreadable { .. }
             | VmWaitingForCapacity { .. }
+            | VmWaitingForRule { .. }
             | VmDown { .. }
             | MigrationFailed { .. }
             | Restored { .. } => None,
@@ -398,6 +415,8 @@ impl Notice {
             | VmRunning { vm, .. }
             | VmBootFailed { vm, .. }
             | VmWaitingForCapacity { vm, .. }
+            | VmWaitingForRule { vm, .. }
+            | RuleBroken { vm, .. }
             | VmWaitingForRepair { vm, .. }
             | VmDown { vm, .. }
             | VmMigrating { vm, .. }
@@ -514,6 +533,12 @@ impl fmt::Display for Notice {
             VmBootFailed { vm, host, why } => write!(f, "vm {vm} failed to boot on {host}: {why}"),
             VmWaitingForCapacity { vm, needs } => {
                 write!(f, "vm {vm} waiting for capacity (needs {needs})")
+            }
+            VmWaitingForRule { vm, why } => {
+                write!(f, "vm {vm} waits: room only where its rules forbid ({why})")
+            }
+            RuleBroken { vm, host, why } => {
+                write!(f, "vm {vm} placed on {host} breaking a should rule ({why}): nothing else fitted")
             }
             VmWaitingForRepair { vm, host } => {
                 write!(

@@ -10,6 +10,7 @@ use super::{
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};
 use crate::model::HaPolicy;
+use crate::rules::Fit;
 
 impl HaManager {
     /// VMs running on a spare while their home is healthy go home (failback
@@ -82,7 +83,7 @@ impl HaManager {
                         retry_at_ms: now_ms,
                     };
                     let demand = vm.spec.demand;
-                    if demand.fits_in(&self.free_capacity(host)) {
+                    if demand.fits_in(&self.free_capacity(host)) && self.rules_let_go_home(&id) {
                         self.boot(now_ms, &id, host, BootReason::Restore);
                     }
                 }
@@ -91,7 +92,7 @@ impl HaManager {
                 }
                 VmState::WaitingForCapacity { .. } | VmState::WaitingForRepair { .. } => {
                     let free = self.free_capacity(host);
-                    if self.vms[&id].spec.demand.fits_in(&free) {
+                    if self.vms[&id].spec.demand.fits_in(&free) && self.rules_let_go_home(&id) {
                         self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
                         self.boot(now_ms, &id, host, BootReason::Restore);
                     }
@@ -117,6 +118,30 @@ impl HaManager {
             };
             migration_blockers(&ctx)
         };
+        // Home must not break a rule that here holds: a `must` rule never,
+        // a `should` rule only if it holds where the VM runs now.
+        let held_by_rule = match self.rule_fit(id, to, &[]) {
+            Fit::Forbidden { why } => Some(why),
+            Fit::Breaks { why } if matches!(self.rule_fit(id, from, &[]), Fit::Allowed { .. }) => {
+                Some(why)
+            }
+            _ => None,
+        };
+        if let Some(why) = held_by_rule {
+            let vm = self.vms.get_mut(id).expect("caller checked");
+            if !vm.failback_blocked {
+                vm.failback_blocked = true;
+                self.notice(
+                    now_ms,
+                    Notice::MigrationBlocked {
+                        vm: id.clone(),
+                        to: to.clone(),
+                        why,
+                    },
+                );
+            }
+            return;
+        }
         if self.config.cold_failback && only_live_blockers(&blockers) {
             self.cold_fail_back(now_ms, id, from, to, join_blockers(&blockers));
             return;

@@ -30,6 +30,7 @@ mod failback;
 mod fencing;
 mod liveness;
 mod persist;
+mod placement_rules;
 mod recovery;
 mod types;
 mod vm_table;
@@ -94,6 +95,8 @@ pub struct HaConfig {
     /// (isolated, or the DFS unreadable) within `fence_storm_window_ms`.
     pub fence_storm_max: u32,
     pub fence_storm_window_ms: u64,
+    /// The cluster's placement rule groups (none by default).
+    pub rules: crate::rules::Rules,
 }
 
 impl HaConfig {
@@ -132,6 +135,7 @@ impl Default for HaConfig {
             vm_network_grace_ms: 60_000,
             fence_storm_max: 2,
             fence_storm_window_ms: 600_000,
+            rules: crate::rules::Rules::default(),
         }
     }
 }

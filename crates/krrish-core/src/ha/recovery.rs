@@ -9,7 +9,8 @@ use super::{
 };
 use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};
-use crate::placement;
+use crate::placement::{self, Spot};
+use crate::rules::Fit;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
@@ -22,14 +23,16 @@ impl HaManager {
         let restorable = self.unsettled_where(|_, v| {
             matches!(&v.state, VmState::WaitingForRepair { host } if home_ready(&self.hosts, host))
                 && v.spec.demand.fits_in(&self.free_capacity(&v.spec.home))
+                && self.rules_let_go_home(&v.spec.id)
         });
         for id in restorable {
             let home = self.vms[&id].spec.home.clone();
-            // Boots in this loop take room: check again.
+            // Boots in this loop take room (and may be a rule's): check again.
             if self.vms[&id]
                 .spec
                 .demand
                 .fits_in(&self.free_capacity(&home))
+                && self.rules_let_go_home(&id)
             {
                 self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
                 self.boot(now_ms, &id, &home, BootReason::Restore);
@@ -79,6 +82,7 @@ impl HaManager {
                 .spec
                 .demand
                 .fits_in(&self.free_capacity(&home))
+                && self.rules_let_go_home(&id)
             {
                 self.boot(now_ms, &id, &home, BootReason::Restore);
             } else {
@@ -124,6 +128,8 @@ impl HaManager {
                 .then(a.reservation.cmp(&b.reservation))
                 .then(a.host.cmp(&b.host))
         });
+        // Room held for VMs not placed yet counts for their rules too.
+        let mut held: Vec<(VmId, HostId)> = Vec::new();
         for RankedGroup {
             reservation,
             mut members,
@@ -135,24 +141,46 @@ impl HaManager {
                 .iter()
                 .map(|(_, id)| self.vms[id].spec.demand)
                 .collect();
-            let placed = placement::place_group(&mut free, &demands);
+            let placed = placement::place_group_by_rules(&mut free, &demands, |i, b, placed| {
+                let vm = &members[i].1;
+                if !self.config.rules.names(vm) {
+                    return Fit::Allowed { preference: 0 };
+                }
+                let mut also: Vec<(VmId, HostId)> = placed
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .filter_map(|(j, at)| at.map(|at| (members[j].1.clone(), spares[at].clone())))
+                    .collect();
+                also.extend(held.iter().cloned());
+                self.rule_fit(vm, &spares[b], &also)
+            });
             if reservation {
-                continue; // room held for them; they boot once fenced
+                // Room held for them; they boot once fenced (or due).
+                held.extend(members.iter().zip(&placed).filter_map(|((_, id), spot)| {
+                    Some((id.clone(), spares[spot.as_ref()?.bin].clone()))
+                }));
+                continue;
             }
             for ((_, id), spot) in members.iter().zip(placed) {
                 match spot {
-                    Some(i) => self.boot(now_ms, id, &spares[i], BootReason::Failover),
+                    Some(Spot { bin, breaks }) => {
+                        self.boot(now_ms, id, &spares[bin], BootReason::Failover);
+                        self.report_rule_broken(now_ms, id, &spares[bin], breaks);
+                    }
                     None => {
+                        let needs = self.vms[id].spec.demand;
+                        let held_back = self.held_back_by(id, &needs, &spares, &free, &held);
                         let vm = self.vms.get_mut(id).expect("listed");
                         if let VmState::WaitingForCapacity { reported, .. } = &mut vm.state {
                             if !*reported {
                                 *reported = true;
-                                let needs = vm.spec.demand;
+                                let vm = id.clone();
                                 self.notice(
                                     now_ms,
-                                    Notice::VmWaitingForCapacity {
-                                        vm: id.clone(),
-                                        needs,
+                                    match held_back {
+                                        Some(why) => Notice::VmWaitingForRule { vm, why },
+                                        None => Notice::VmWaitingForCapacity { vm, needs },
                                     },
                                 );
                             }
@@ -163,6 +191,13 @@ impl HaManager {
         }
         self.schedule_new(now_ms);
         self.refresh_spares(now_ms);
+    }
+
+    /// Whether `vm`'s rules let it run on its home host (a `must` rule can
+    /// forbid it: another VM of an anti-affine group moved there meanwhile).
+    pub(super) fn rules_let_go_home(&self, vm: &VmId) -> bool {
+        let home = &self.vms[vm].spec.home;
+        !matches!(self.rule_fit(vm, home, &[]), Fit::Forbidden { .. })
     }
 
     /// Production hosts that may take a new VM, with the room they have for it.
@@ -184,9 +219,13 @@ impl HaManager {
         );
         for id in due {
             let (ids, free) = self.production_candidates();
-            match placement::most_free(&free, &self.vms[&id].spec.demand) {
-                Some(i) => self.boot(now_ms, &id, &ids[i], BootReason::Create),
-                None => {
+            let demand = self.vms[&id].spec.demand;
+            match self.tenant_spot(&id, &demand, &ids, &free) {
+                Ok(Spot { bin, breaks }) => {
+                    self.boot(now_ms, &id, &ids[bin], BootReason::Create);
+                    self.report_rule_broken(now_ms, &id, &ids[bin], breaks);
+                }
+                Err(_) => {
                     // Try again after another back-off.
                     self.vms.get_mut(&id).expect("listed").state = VmState::Scheduling {
                         retry_at_ms: now_ms + self.config.boot_retry_backoff_ms,

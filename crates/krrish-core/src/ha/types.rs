@@ -550,6 +550,10 @@ pub enum ApiError {
     NotStopped { vm: VmId, state: &'static str },
     #[error("vm {vm} was stopped on {host}, which has not confirmed it is off yet (no answer, no report, no fence); start it once {host} answers")]
     StopUnconfirmed { vm: VmId, host: HostId },
+    #[error("vm {vm} may not run on {host}: {why}")]
+    RuleForbids { vm: VmId, host: HostId, why: String },
+    #[error("no host with room for vm {vm} is allowed by its rules: {why}")]
+    NoAllowedHost { vm: VmId, why: String },
 }
 
 impl ApiError {
@@ -566,6 +570,8 @@ impl ApiError {
             ApiError::NotRunning { .. } => "not-running",
             ApiError::NotStopped { .. } => "not-stopped",
             ApiError::StopUnconfirmed { .. } => "stop-unconfirmed",
+            ApiError::RuleForbids { .. } => "rule-forbids",
+            ApiError::NoAllowedHost { .. } => "no-allowed-host",
         }
     }
 }

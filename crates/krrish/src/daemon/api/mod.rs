@@ -184,7 +184,8 @@ pub fn status_of(code: &str) -> StatusCode {
         // The HA core's refusals, then the cloud's (vxnets, EIPs, volumes, …).
         "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
         | "not-stopped" | "stop-unconfirmed" | "exists" | "in-use" | "already-associated"
-        | "not-associated" | "exhausted" | "limit" | "host-unreachable" => StatusCode::CONFLICT,
+        | "not-associated" | "exhausted" | "limit" | "host-unreachable" | "rule-forbids"
+        | "no-allowed-host" => StatusCode::CONFLICT,
         "invalid-request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method-not-allowed" => StatusCode::METHOD_NOT_ALLOWED,
@@ -506,6 +507,21 @@ mod tests {
                 409,
             ),
             (ApiError::NoCapacity(Resources::ZERO), 409),
+            (
+                ApiError::RuleForbids {
+                    vm: vm.clone(),
+                    host: h.clone(),
+                    why: "anti-affinity".into(),
+                },
+                409,
+            ),
+            (
+                ApiError::NoAllowedHost {
+                    vm: vm.clone(),
+                    why: "anti-affinity".into(),
+                },
+                409,
+            ),
             (
                 ApiError::MigrationBlocked {
                     vm: vm.clone(),

@@ -297,6 +297,7 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         imc_mode: cluster.imc_mode,
         isolation_response: cluster.isolation_response,
         fence_action: cluster.fence_action,
+        rules: cluster.rules.clone(),
         ..HaConfig::default()
     };
     if let Some(ms) = cluster.isolation_response_delay_ms {

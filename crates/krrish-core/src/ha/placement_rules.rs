@@ -1,0 +1,93 @@
+//! The cluster's rule groups applied to the HA manager's placements: where
+//! the other VMs of a rule may be alive (every host a copy may run on, and
+//! where a placement being decided puts them), the spot for a new tenant,
+//! and the reports of rules that held a VM back or were broken.
+
+use super::{ApiError, HaManager, Notice};
+use crate::ids::{HostId, VmId};
+use crate::model::Resources;
+use crate::placement::{self, Spot};
+use crate::rules::Fit;
+
+impl HaManager {
+    /// What the rules say about `vm` on `host`; `also` lists placements
+    /// decided in the same breath but not made yet.
+    pub(super) fn rule_fit(&self, vm: &VmId, host: &HostId, also: &[(VmId, HostId)]) -> Fit {
+        let rules = &self.config.rules;
+        if !rules.names(vm) {
+            return Fit::Allowed { preference: 0 };
+        }
+        rules.judge(vm, host, |other| {
+            let mut on = self.hosts_that_may_run(other);
+            on.extend(
+                also.iter()
+                    .filter(|(v, _)| v == other)
+                    .map(|(_, h)| h.clone()),
+            );
+            on
+        })
+    }
+
+    /// Where a tenant `vm` needing `demand` goes among `candidates` (with
+    /// their room): see [`placement::most_free_by_rules`].
+    pub(super) fn tenant_spot(
+        &self,
+        vm: &VmId,
+        demand: &Resources,
+        candidates: &[HostId],
+        free: &[Resources],
+    ) -> Result<Spot, ApiError> {
+        placement::most_free_by_rules(free, demand, |i| self.rule_fit(vm, &candidates[i], &[]))
+            .map_err(|forbidden| match forbidden {
+                Some(why) => ApiError::NoAllowedHost {
+                    vm: vm.clone(),
+                    why,
+                },
+                None => ApiError::NoCapacity(*demand),
+            })
+    }
+
+    /// Why `vm` needing `demand` waits although one of `candidates` (with
+    /// `free` room) could take it: the first `must` rule in the way (`also`:
+    /// placements decided but not made yet).
+    pub(super) fn held_back_by(
+        &self,
+        vm: &VmId,
+        demand: &Resources,
+        candidates: &[HostId],
+        free: &[Resources],
+        also: &[(VmId, HostId)],
+    ) -> Option<String> {
+        if !self.config.rules.names(vm) {
+            return None;
+        }
+        candidates
+            .iter()
+            .zip(free)
+            .filter(|(_, f)| demand.fits_in(f))
+            .find_map(|(h, _)| match self.rule_fit(vm, h, also) {
+                Fit::Forbidden { why } => Some(why),
+                _ => None,
+            })
+    }
+
+    /// `vm` went to `host` breaking the `should` rules in `breaks`, if any.
+    pub(super) fn report_rule_broken(
+        &mut self,
+        now_ms: u64,
+        vm: &VmId,
+        host: &HostId,
+        breaks: Option<String>,
+    ) {
+        if let Some(why) = breaks {
+            self.notice(
+                now_ms,
+                Notice::RuleBroken {
+                    vm: vm.clone(),
+                    host: host.clone(),
+                    why,
+                },
+            );
+        }
+    }
+}
