@@ -12,14 +12,16 @@
 use crate::analytic;
 use crate::model::{Lifetime, PlanInput, Repair};
 use crate::stats::{mean_ci, ratio_ci, Estimate, RtoHistogram};
-use krrish_core::placement::place_group_into;
+use krrish_core::placement::{place_group_by_rules, place_group_into};
+use krrish_core::rules::Fit;
 use krrish_core::spares::spare_pool_size;
+use krrish_core::VmId;
 use krrish_core::{HaPolicy, Resources};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Weibull};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const HOURS_PER_YEAR: f64 = 8_766.0;
 /// Events one trial may draw: far above any realistic history, low enough to
@@ -291,6 +293,9 @@ struct Replay<'a> {
     offsets: Vec<usize>,
     demands: Vec<Resources>,
     restart: Vec<bool>,
+    /// Each VM a placement rule names, by name → index (empty: no rules,
+    /// and the placement is the core's plain `place_group`).
+    ruled: BTreeMap<VmId, usize>,
     detect_h: f64,
     boot_h: f64,
     failover_h: f64,
@@ -315,6 +320,7 @@ impl<'a> Replay<'a> {
             offsets,
             demands,
             restart,
+            ruled: input.rules.named(),
             detect_h: failover_h - boot_h,
             boot_h,
             failover_h,
@@ -463,7 +469,11 @@ impl<'a> Replay<'a> {
         x.free.extend(x.up.iter().map(|&s| spare_free[s]));
         x.demands.clear();
         x.demands.extend(x.vms.iter().map(|&v| self.demands[v]));
-        place_group_into(&mut x.free, &x.demands, &mut x.spots);
+        if self.ruled.is_empty() {
+            place_group_into(&mut x.free, &x.demands, &mut x.spots);
+        } else {
+            self.place_by_rules(loc, x);
+        }
         let mut placed = 0;
         for (&v, spot) in x.vms.iter().zip(&x.spots) {
             if let (Some(i), Loc::Waiting { since }) = (*spot, loc[v]) {
@@ -480,6 +490,37 @@ impl<'a> Replay<'a> {
             spare_free[s] = x.free[i];
         }
         placed
+    }
+
+    /// `place_group_into` under the cluster's rules (the core's rule-aware
+    /// placement and judgement): another VM of a rule is on the spare it
+    /// runs on, or where this group's placement puts it.
+    fn place_by_rules(&self, loc: &[Loc], x: &mut Scratch) {
+        let names = &self.input.rules;
+        let (vms, up) = (&x.vms, &x.up);
+        let spots = place_group_by_rules(&mut x.free, &x.demands, |i, b, placed| {
+            let vm = &names.vm_names[vms[i]];
+            if !self.ruled.contains_key(vm) {
+                return Fit::Allowed { preference: 0 };
+            }
+            names.rules.judge(vm, &names.spare(up[b]), |other| {
+                let Some(&o) = self.ruled.get(other) else {
+                    return Vec::new();
+                };
+                let mut on = Vec::new();
+                if let Loc::Spare(s) = loc[o] {
+                    on.push(names.spare(s as usize));
+                }
+                if let Some(j) = vms.iter().position(|&v| v == o) {
+                    if let Some(at) = placed[j] {
+                        on.push(names.spare(up[at]));
+                    }
+                }
+                on
+            })
+        });
+        x.spots.clear();
+        x.spots.extend(spots.into_iter().map(|s| s.map(|s| s.bin)));
     }
 
     /// Places what waits, host by host in id order (as the core does).

@@ -19,4 +19,4 @@ pub mod report;
 pub mod stats;
 
 pub use engine::{plan, PlanResult, Row};
-pub use model::{Lifetime, PlanError, PlanHost, PlanInput, Repair};
+pub use model::{Lifetime, PlanError, PlanHost, PlanInput, PlanRules, Repair};

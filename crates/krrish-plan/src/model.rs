@@ -1,7 +1,61 @@
 //! Planner inputs and their validation.
 
-use krrish_core::{HaPolicy, Resources};
+use krrish_core::rules::Rules;
+use krrish_core::{HaPolicy, HostId, Resources, VmId};
+use std::collections::BTreeMap;
 use thiserror::Error;
+
+/// The cluster's placement rules, as the planner obeys them on spares:
+/// the core's rule groups, each VM's name (in the order of `hosts[..].vms`,
+/// host after host) and the names of the spares a replay may use, in order
+/// (the cluster's own, then `spare-N`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanRules {
+    pub rules: Rules,
+    pub vm_names: Vec<VmId>,
+    pub spare_names: Vec<HostId>,
+}
+
+impl PlanRules {
+    pub fn new(
+        rules: Rules,
+        vm_names: Vec<VmId>,
+        mut spare_names: Vec<HostId>,
+        spares_max: usize,
+    ) -> Self {
+        let mut n = 1;
+        while spare_names.len() < spares_max {
+            let name = HostId::new(format!("spare-{n}"));
+            if !spare_names.contains(&name) {
+                spare_names.push(name);
+            }
+            n += 1;
+        }
+        Self {
+            rules,
+            vm_names,
+            spare_names,
+        }
+    }
+
+    /// The name of the replay's spare `s` (0-based).
+    pub fn spare(&self, s: usize) -> HostId {
+        self.spare_names
+            .get(s)
+            .cloned()
+            .unwrap_or_else(|| HostId::new(format!("spare-{}", s + 1)))
+    }
+
+    /// The index of each VM a rule names.
+    pub fn named(&self) -> BTreeMap<VmId, usize> {
+        self.vm_names
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| self.rules.names(v))
+            .map(|(i, v)| (v.clone(), i))
+            .collect()
+    }
+}
 
 /// Time to failure of a host (hours).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,6 +132,8 @@ pub struct PlanInput {
     pub seed: u64,
     /// Worker threads (results do not depend on it).
     pub threads: usize,
+    /// Placement rules on the spares (none: [`PlanRules::default`]).
+    pub rules: PlanRules,
 }
 
 #[derive(Clone, Debug, Error, PartialEq)]
@@ -146,6 +202,7 @@ impl PlanInput {
             trials: 2000,
             seed: 1,
             threads: 1,
+            rules: PlanRules::default(),
         }
     }
 

@@ -256,3 +256,56 @@ fn published_histories_are_the_ones_the_planner_replays() {
     assert!(model > 1e-2, "the check has teeth");
     assert_ne!(trial_history(&i, 0).unwrap(), trial_history(&i, 1).unwrap());
 }
+
+/// Pairs of VMs on the two hosts of each rack, whole racks failing: one
+/// spare could take both VMs of a failed rack, unless a must anti-affinity
+/// rule keeps each pair apart — then the second waits for a repair.
+#[test]
+fn must_anti_affinity_pairs_need_more_spares() {
+    use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
+    use krrish_core::VmId;
+    use krrish_plan::PlanRules;
+    let vm = (Resources::new(8, 32 * 1024, 40), HaPolicy::Restart);
+    let base = PlanInput {
+        spares_max: 2,
+        rack_mtbf_hours: Some(2_000.0),
+        spares_fail: false,
+        years: 5.0,
+        trials: 300,
+        seed: 5,
+        threads: 2,
+        ..PlanInput::uniform(8, 2, 1, vm, Resources::new(32, 128 * 1024, 2_000))
+    };
+    // VM i is on host i; hosts 2k and 2k+1 share rack k.
+    let names: Vec<VmId> = (0..8).map(|i| VmId::new(format!("db-{i}"))).collect();
+    let pairs = (0..4)
+        .map(|k| RuleGroup {
+            name: format!("pair-{k}"),
+            strength: Strength::Must,
+            kind: RuleKind::AntiAffinity,
+            vms: vec![names[2 * k].clone(), names[2 * k + 1].clone()],
+        })
+        .collect();
+    let ruled = PlanInput {
+        rules: PlanRules::new(Rules::new(pairs), names, Vec::new(), 2),
+        ..base.clone()
+    };
+    let free = plan(&base).unwrap();
+    let apart = plan(&ruled).unwrap();
+    let one = |r: &krrish_plan::PlanResult| r.row(1).unwrap().failures_without_spare.mean;
+    let two = |r: &krrish_plan::PlanResult| r.row(2).unwrap().failures_without_spare.mean;
+    // One spare: the rule leaves half of every rack failure waiting.
+    assert!(
+        one(&apart) > one(&free) + 0.2,
+        "with the rule {} vs without {}",
+        one(&apart),
+        one(&free)
+    );
+    // Two spares take a rack's pair apart: the rule costs little then.
+    assert!(
+        two(&apart) < one(&apart) / 2.0,
+        "{} vs {}",
+        two(&apart),
+        one(&apart)
+    );
+}

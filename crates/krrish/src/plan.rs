@@ -3,9 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use krrish_core::heartbeat::HeartbeatConfig;
+use krrish_core::rules::Rules;
 use krrish_core::spares::spare_pool_size;
-use krrish_core::{HaConfig, HaPolicy, Resources, Zone};
-use krrish_plan::{analytic, plan, report, Lifetime, PlanHost, PlanInput, Repair};
+use krrish_core::{HaConfig, HaPolicy, HostId, Resources, VmId, Zone};
+use krrish_plan::{analytic, plan, report, Lifetime, PlanHost, PlanInput, PlanRules, Repair};
 use krrish_scenario::load_cluster;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -139,7 +140,7 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
     if a.rack_size == 0 {
         bail!("--rack-size must be at least 1");
     }
-    let (hosts, spare_capacity) = match (&a.cluster, a.hosts) {
+    let (hosts, spare_capacity, cluster_rules) = match (&a.cluster, a.hosts) {
         (Some(path), _) => from_cluster(path)?,
         (None, Some(0)) => bail!("--hosts must be at least 1"),
         (None, Some(n)) => {
@@ -151,7 +152,7 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
                 (vm, HaPolicy::Restart),
                 Resources::new(32, 128 * 1024, 2_000),
             );
-            (u.hosts, u.spare_capacity)
+            (u.hosts, u.spare_capacity, None)
         }
         (None, None) => bail!("give --hosts N or --cluster FILE"),
     };
@@ -205,6 +206,9 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }),
+        rules: cluster_rules
+            .map(|(rules, vms, spares)| PlanRules::new(rules, vms, spares, spares_max))
+            .unwrap_or_default(),
     };
     eprintln!(
         "seed {} ({} trials × {} years, {} hosts, 0..={} spares)",
@@ -292,7 +296,13 @@ fn sensible_max(n: usize, mtbf: f64, mttr: f64) -> usize {
     (s + 2).max(spare_pool_size(n) + 2).min(n).min(64)
 }
 
-fn from_cluster(path: &std::path::Path) -> Result<(Vec<PlanHost>, Resources)> {
+/// A cluster's rule groups with its VMs' names (in the planner's order)
+/// and its spares' names.
+type ClusterRules = (Rules, Vec<VmId>, Vec<HostId>);
+
+fn from_cluster(
+    path: &std::path::Path,
+) -> Result<(Vec<PlanHost>, Resources, Option<ClusterRules>)> {
     let c = load_cluster(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut racks: BTreeMap<&str, u32> = BTreeMap::new();
     let production: Vec<_> = c.hosts.iter().filter(|h| h.zone.runs_vms()).collect();
@@ -316,6 +326,23 @@ fn from_cluster(path: &std::path::Path) -> Result<(Vec<PlanHost>, Resources)> {
             PlanHost { rack, vms }
         })
         .collect();
+    // The VMs' names in the same order: host after host, as listed.
+    let vm_names: Vec<VmId> = production
+        .iter()
+        .flat_map(|h| {
+            c.vms
+                .iter()
+                .filter(|v| v.home == h.id)
+                .map(|v| v.id.clone())
+        })
+        .collect();
+    let spare_names: Vec<HostId> = c
+        .hosts
+        .iter()
+        .filter(|h| h.zone == Zone::Spare)
+        .map(|h| h.id.clone())
+        .collect();
+    let rules = (!c.rules.is_empty()).then(|| (c.rules.clone(), vm_names, spare_names));
     let spare = c
         .hosts
         .iter()
@@ -328,5 +355,5 @@ fn from_cluster(path: &std::path::Path) -> Result<(Vec<PlanHost>, Resources)> {
                 .max()
                 .expect("non-empty")
         });
-    Ok((hosts, spare))
+    Ok((hosts, spare, rules))
 }

@@ -103,10 +103,12 @@ pub fn run(
     let mut rng = SeededRng::new(seed ^ 0x0076_616c_6964);
     for trial in 0..trials {
         let history = trial_history(input, trial).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let config = SimConfig {
+        let mut config = SimConfig {
             seed: seed.wrapping_add(u64::from(trial)),
             ..SimConfig::default()
         };
+        // The HA manager obeys the rules the model obeyed.
+        config.ha.rules = input.rules.rules.clone();
         let mut w = EventWorld::new(hosts.to_vec(), vms.to_vec(), config);
         let err = |v: krrish_sim::Violation| anyhow::anyhow!("trial {trial}: {v}");
         let mut now = SETTLE_MS;
