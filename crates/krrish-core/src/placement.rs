@@ -231,34 +231,28 @@ mod tests {
         assert_eq!(most_free(&free, &vm(16, 4_000)), None);
     }
 
+    /// Members 0 and 1 never on one bin.
+    fn apart(i: usize, b: usize, placed: &[Option<usize>]) -> Fit {
+        if placed[1 - i] == Some(b) {
+            Fit::Forbidden {
+                why: "apart".into(),
+            }
+        } else {
+            Fit::Allowed { preference: 0 }
+        }
+    }
+
     #[test]
     fn anti_affine_members_of_a_group_split_across_spares() {
         // Two anti-affine VMs that one spare could take together.
         let mut free = vec![bin(32, 128_000), bin(32, 128_000)];
         let demands = [vm(4, 16_000), vm(4, 16_000)];
-        let placed = place_group_by_rules(&mut free, &demands, |i, b, placed| {
-            let other = 1 - i;
-            if placed[other] == Some(b) {
-                Fit::Forbidden {
-                    why: "apart".into(),
-                }
-            } else {
-                Fit::Allowed { preference: 0 }
-            }
-        });
+        let placed = place_group_by_rules(&mut free, &demands, apart);
         let bins: Vec<usize> = placed.iter().map(|s| s.as_ref().unwrap().bin).collect();
         assert_eq!(bins, vec![0, 1]);
         // With one spare the second waits.
         let mut one = vec![bin(32, 128_000)];
-        let placed = place_group_by_rules(&mut one, &demands, |i, b, placed| {
-            if placed[1 - i] == Some(b) {
-                Fit::Forbidden {
-                    why: "apart".into(),
-                }
-            } else {
-                Fit::Allowed { preference: 0 }
-            }
-        });
+        let placed = place_group_by_rules(&mut one, &demands, apart);
         assert!(placed[0].is_some() && placed[1].is_none());
     }
 

@@ -128,18 +128,7 @@ impl HaManager {
             _ => None,
         };
         if let Some(why) = held_by_rule {
-            let vm = self.vms.get_mut(id).expect("caller checked");
-            if !vm.failback_blocked {
-                vm.failback_blocked = true;
-                self.notice(
-                    now_ms,
-                    Notice::MigrationBlocked {
-                        vm: id.clone(),
-                        to: to.clone(),
-                        why,
-                    },
-                );
-            }
+            self.fail_back_blocked(now_ms, id, to, why);
             return;
         }
         if self.config.cold_failback && only_live_blockers(&blockers) {
@@ -147,18 +136,7 @@ impl HaManager {
             return;
         }
         if !blockers.is_empty() {
-            let vm = self.vms.get_mut(id).expect("caller checked");
-            if !vm.failback_blocked {
-                vm.failback_blocked = true;
-                self.notice(
-                    now_ms,
-                    Notice::MigrationBlocked {
-                        vm: id.clone(),
-                        to: to.clone(),
-                        why: join_blockers(&blockers),
-                    },
-                );
-            }
+            self.fail_back_blocked(now_ms, id, to, join_blockers(&blockers));
             return;
         }
         self.vms
@@ -166,6 +144,23 @@ impl HaManager {
             .expect("caller checked")
             .failback_blocked = false;
         self.start_migration(now_ms, id, from, to);
+    }
+
+    /// `id` cannot go home to `to` for `why`: it stays, reported once (until
+    /// a failback starts).
+    fn fail_back_blocked(&mut self, now_ms: u64, id: &VmId, to: &HostId, why: String) {
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        if !vm.failback_blocked {
+            vm.failback_blocked = true;
+            self.notice(
+                now_ms,
+                Notice::MigrationBlocked {
+                    vm: id.clone(),
+                    to: to.clone(),
+                    why,
+                },
+            );
+        }
     }
 
     /// It cannot go home live, but home can run it: stop it on the spare
