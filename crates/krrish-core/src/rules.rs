@@ -95,6 +95,28 @@ impl Fit {
     }
 }
 
+/// Why a placement went where it breaks a `should` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakCause {
+    /// The scheduler or the failover: no allowed host had room.
+    NothingElseFitted,
+    /// An operator named the host (a launch on it, a migration to it).
+    OperatorNamedHost,
+    /// Restore or failback to the VM's home: a should rule does not keep a
+    /// VM on a spare (the spare is for the next failure).
+    Home,
+}
+
+impl fmt::Display for BreakCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BreakCause::NothingElseFitted => "nothing else fitted",
+            BreakCause::OperatorNamedHost => "the operator named the host",
+            BreakCause::Home => "it is the VM's home",
+        })
+    }
+}
+
 /// The cluster's rule groups, indexed by the VMs they name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rules {

@@ -23,9 +23,10 @@ pub(crate) fn rules(
             format!("{} rule groups; at most {RULES_MAX}", entries.len()),
         ));
     }
-    let lines = src.list_items("rules");
+    let lines = src.nested_list_items("rules");
     let homes: BTreeMap<&VmId, &HostId> = vms.iter().map(|v| (&v.id, &v.home)).collect();
-    let host_ids: BTreeSet<&HostId> = hosts.iter().map(|h| &h.id).collect();
+    let zones: BTreeMap<&HostId, krrish_core::Zone> =
+        hosts.iter().map(|h| (&h.id, h.zone)).collect();
     let mut names = BTreeSet::new();
     let mut groups = Vec::with_capacity(entries.len());
     for (i, r) in entries.iter().enumerate() {
@@ -51,8 +52,15 @@ pub(crate) fn rules(
         let mut listed: Vec<HostId> = Vec::with_capacity(r.hosts.len());
         for h in &r.hosts {
             let id = HostId::new(h);
-            if !host_ids.contains(&id) {
-                return bad(format!("no host named `{h}` in the cluster"));
+            match zones.get(&id) {
+                None => return bad(format!("no host named `{h}` in the cluster")),
+                Some(z) if !z.runs_vms() && *z != krrish_core::Zone::Spare => {
+                    return bad(format!(
+                        "host `{h}` is in zone {z}, which runs no VMs; \
+                         expected ECS, DFS, KS or SPARE hosts"
+                    ))
+                }
+                Some(_) => {}
             }
             if listed.contains(&id) {
                 return bad(format!("host `{h}` is listed twice"));

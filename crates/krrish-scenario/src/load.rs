@@ -139,21 +139,46 @@ impl Source<'_> {
     /// Lines (1-based) of the items of the top-level list `key`.
     pub fn list_items(&self, key: &str) -> Vec<usize> {
         let lines: Vec<&str> = self.text.lines().collect();
-        let Some(start) = lines.iter().position(|l| l.starts_with(&format!("{key}:"))) else {
+        match lines.iter().position(|l| l.starts_with(&format!("{key}:"))) {
+            Some(start) => Self::items_after(&lines, start, 0),
+            None => Vec::new(),
+        }
+    }
+
+    /// Lines (1-based) of the items of the first list `key`, at the top
+    /// level or nested (a cluster's `rules:` inline in a scenario).
+    pub fn nested_list_items(&self, key: &str) -> Vec<usize> {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let head = format!("{key}:");
+        let Some(start) = lines.iter().position(|l| {
+            let t = l.trim_start();
+            t.starts_with(&head) && t[head.len()..].trim().is_empty()
+        }) else {
             return Vec::new();
         };
+        let indent = lines[start].len() - lines[start].trim_start().len();
+        Self::items_after(&lines, start, indent)
+    }
+
+    /// The list items after the key on line `start` (0-based) indented
+    /// `key_indent`: up to the next line at that indent or less that is
+    /// not an item.
+    fn items_after(lines: &[&str], start: usize, key_indent: usize) -> Vec<usize> {
         let mut indent = None;
         let mut out = Vec::new();
         for (i, l) in lines.iter().enumerate().skip(start + 1) {
-            if !l.is_empty() && !l.starts_with([' ', '-', '#']) {
+            let trimmed = l.trim_start();
+            let ind = l.len() - trimmed.len();
+            if !trimmed.is_empty()
+                && !trimmed.starts_with('#')
+                && (ind < key_indent || ind == key_indent && !trimmed.starts_with('-'))
+            {
                 break;
             }
-            let trimmed = l.trim_start();
             if let Some(rest) = trimmed.strip_prefix('-') {
                 if !rest.is_empty() && !rest.starts_with(' ') {
                     continue;
                 }
-                let ind = l.len() - trimmed.len();
                 if *indent.get_or_insert(ind) == ind {
                     out.push(i + 1);
                 }

@@ -166,7 +166,9 @@ pub(crate) fn step_action(
         let id = VmId::new(&v.name);
         if !known_vms.insert(id.clone()) {
             return Err(src.error(
-                src.find("name", &v.name).or(at),
+                src.find_key_path(item.line, item.end, &["run_instance", "name"])
+                    .map(|k| k.value())
+                    .or(at),
                 format!("run_instance: VM `{}` already exists", v.name),
             ));
         }

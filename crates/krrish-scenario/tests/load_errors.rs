@@ -144,6 +144,20 @@ fn broken_files_are_located() {
             "affinity (VMs kept on one host) is not built yet",
         ),
         (
+            "rule-with-an-empty-name",
+            format!("{RULED}    - {{ name: '', kind: anti-affinity, strength: must, vms: [a, b] }}\n{end}"),
+            9,
+            None,
+            "rule ``: expected a name of 1 to 63 characters",
+        ),
+        (
+            "rule-names-a-host-that-runs-no-vms",
+            "cluster:\n  hosts:\n    - { name: ops-1, zone: OPS }\n    - { name: hv-01, zone: ECS }\n  vms:\n    - { name: a, host: hv-01, vcpus: 1, memory_gib: 1 }\n  rules:\n    - { name: pin, kind: run-on, strength: should, vms: [a], hosts: [ops-1] }\nend: 1s\n".to_string(),
+            8,
+            None,
+            "host `ops-1` is in zone OPS, which runs no VMs",
+        ),
+        (
             "rule-without-strength",
             format!("{RULED}    - {{ name: apart, kind: anti-affinity, vms: [a, b] }}\n{end}"),
             9,

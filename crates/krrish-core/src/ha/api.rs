@@ -6,7 +6,7 @@ use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, V
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
-use crate::rules::Fit;
+use crate::rules::{BreakCause, Fit};
 
 impl HaManager {
     /// Creates a VM (RunInstances): on `host` if given, else on the up
@@ -20,6 +20,7 @@ impl HaManager {
         if self.vms.contains_key(&spec.id) {
             return Err(ApiError::VmExists(spec.id));
         }
+        let named = host.is_some();
         let (target, breaks) = match host {
             Some(h) => {
                 if !self.hosts.contains_key(&h) {
@@ -46,7 +47,12 @@ impl HaManager {
         let id = spec.id.clone();
         self.vms.insert(VmRecord::new(spec, VmState::Stopped));
         self.boot(now_ms, &id, &target, BootReason::Create);
-        self.report_rule_broken(now_ms, &id, &target, breaks);
+        let cause = if named {
+            BreakCause::OperatorNamedHost
+        } else {
+            BreakCause::NothingElseFitted
+        };
+        self.report_rule_broken(now_ms, &id, &target, breaks, cause);
         self.refresh_spares(now_ms);
         Ok(target)
     }
@@ -84,7 +90,7 @@ impl HaManager {
         rec.spec.home = target.clone();
         rec.boot_attempts = 0;
         self.boot(now_ms, vm, &target, BootReason::Create);
-        self.report_rule_broken(now_ms, vm, &target, breaks);
+        self.report_rule_broken(now_ms, vm, &target, breaks, BreakCause::NothingElseFitted);
         self.refresh_spares(now_ms);
         Ok(target)
     }
@@ -167,7 +173,7 @@ impl HaManager {
             Fit::Allowed { .. } => None,
         };
         self.start_migration(now_ms, vm, &from, to);
-        self.report_rule_broken(now_ms, vm, to, breaks);
+        self.report_rule_broken(now_ms, vm, to, breaks, BreakCause::OperatorNamedHost);
         self.refresh_spares(now_ms);
         Ok(())
     }

@@ -207,11 +207,12 @@ pub enum Notice {
         vm: VmId,
         why: String,
     },
-    /// A VM was placed breaking a `should` rule: nothing better fitted.
+    /// A VM was placed breaking a `should` rule, for `cause`.
     RuleBroken {
         vm: VmId,
         host: HostId,
         why: String,
+        cause: crate::rules::BreakCause,
     },
     VmWaitingForRepair {
         vm: VmId,
@@ -537,8 +538,16 @@ impl fmt::Display for Notice {
             VmWaitingForRule { vm, why } => {
                 write!(f, "vm {vm} waits: room only where its rules forbid ({why})")
             }
-            RuleBroken { vm, host, why } => {
-                write!(f, "vm {vm} placed on {host} breaking a should rule ({why}): nothing else fitted")
+            RuleBroken {
+                vm,
+                host,
+                why,
+                cause,
+            } => {
+                write!(
+                    f,
+                    "vm {vm} placed on {host} breaking a should rule ({why}): {cause}"
+                )
             }
             VmWaitingForRepair { vm, host } => {
                 write!(

@@ -4,13 +4,13 @@
 //! with a back-off after a failure.
 
 use super::{
-    home_ready, join_blockers, BootReason, Command, DownReason, DriverError, HaManager, Liveness,
-    Notice, VmState,
+    home_ready, join_blockers, Command, DownReason, DriverError, HaManager, Liveness, Notice,
+    VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};
 use crate::model::HaPolicy;
-use crate::rules::Fit;
+use crate::rules::{BreakCause, Fit};
 
 impl HaManager {
     /// VMs running on a spare while their home is healthy go home (failback
@@ -84,7 +84,7 @@ impl HaManager {
                     };
                     let demand = vm.spec.demand;
                     if demand.fits_in(&self.free_capacity(host)) && self.rules_let_go_home(&id) {
-                        self.boot(now_ms, &id, host, BootReason::Restore);
+                        self.boot_home(now_ms, &id);
                     }
                 }
                 VmState::Running { host: on } if &on != host => {
@@ -94,7 +94,7 @@ impl HaManager {
                     let free = self.free_capacity(host);
                     if self.vms[&id].spec.demand.fits_in(&free) && self.rules_let_go_home(&id) {
                         self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
-                        self.boot(now_ms, &id, host, BootReason::Restore);
+                        self.boot_home(now_ms, &id);
                     }
                 }
                 _ => {}
@@ -118,21 +118,20 @@ impl HaManager {
             };
             migration_blockers(&ctx)
         };
-        // Home must not break a rule that here holds: a `must` rule never,
-        // a `should` rule only if it holds where the VM runs now.
-        let held_by_rule = match self.rule_fit(id, to, &[]) {
-            Fit::Forbidden { why } => Some(why),
-            Fit::Breaks { why } if matches!(self.rule_fit(id, from, &[]), Fit::Allowed { .. }) => {
-                Some(why)
+        // A must rule keeps it off its home (it stays, reported); a should
+        // rule does not (the spare is for the next failure): it goes, and
+        // the break is reported.
+        let breaks = match self.rule_fit(id, to, &[]) {
+            Fit::Forbidden { why } => {
+                self.fail_back_blocked(now_ms, id, to, why);
+                return;
             }
-            _ => None,
+            Fit::Breaks { why } => Some(why),
+            Fit::Allowed { .. } => None,
         };
-        if let Some(why) = held_by_rule {
-            self.fail_back_blocked(now_ms, id, to, why);
-            return;
-        }
         if self.config.cold_failback && only_live_blockers(&blockers) {
             self.cold_fail_back(now_ms, id, from, to, join_blockers(&blockers));
+            self.report_rule_broken(now_ms, id, to, breaks, BreakCause::Home);
             return;
         }
         if !blockers.is_empty() {
@@ -144,6 +143,7 @@ impl HaManager {
             .expect("caller checked")
             .failback_blocked = false;
         self.start_migration(now_ms, id, from, to);
+        self.report_rule_broken(now_ms, id, to, breaks, BreakCause::Home);
     }
 
     /// `id` cannot go home to `to` for `why`: it stays, reported once (until

@@ -3,11 +3,11 @@
 //! where a placement being decided puts them), the spot for a new tenant,
 //! and the reports of rules that held a VM back or were broken.
 
-use super::{ApiError, HaManager, Notice};
+use super::{ApiError, BootReason, HaManager, Notice};
 use crate::ids::{HostId, VmId};
 use crate::model::Resources;
 use crate::placement::{self, Spot};
-use crate::rules::Fit;
+use crate::rules::{BreakCause, Fit};
 
 impl HaManager {
     /// What the rules say about `vm` on `host`; `also` lists placements
@@ -71,13 +71,15 @@ impl HaManager {
             })
     }
 
-    /// `vm` went to `host` breaking the `should` rules in `breaks`, if any.
+    /// `vm` went to `host` breaking the `should` rules in `breaks`, if
+    /// any, for `cause`.
     pub(super) fn report_rule_broken(
         &mut self,
         now_ms: u64,
         vm: &VmId,
         host: &HostId,
         breaks: Option<String>,
+        cause: BreakCause,
     ) {
         if let Some(why) = breaks {
             self.notice(
@@ -86,8 +88,26 @@ impl HaManager {
                     vm: vm.clone(),
                     host: host.clone(),
                     why,
+                    cause,
                 },
             );
+        }
+    }
+
+    /// Boots `vm` at its home to restore it (the callers checked room and
+    /// that no must rule forbids it), reporting a should rule it breaks.
+    pub(super) fn boot_home(&mut self, now_ms: u64, vm: &VmId) {
+        let home = self.vms[vm].spec.home.clone();
+        let breaks = self.should_breaks(vm, &home);
+        self.boot(now_ms, vm, &home, BootReason::Restore);
+        self.report_rule_broken(now_ms, vm, &home, breaks, BreakCause::Home);
+    }
+
+    /// The `should` rules `vm` breaks on `host`, if only such.
+    pub(super) fn should_breaks(&self, vm: &VmId, host: &HostId) -> Option<String> {
+        match self.rule_fit(vm, host, &[]) {
+            Fit::Breaks { why } => Some(why),
+            _ => None,
         }
     }
 }

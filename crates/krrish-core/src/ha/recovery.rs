@@ -10,7 +10,7 @@ use super::{
 use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};
 use crate::placement::{self, Spot};
-use crate::rules::Fit;
+use crate::rules::{BreakCause, Fit};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
@@ -35,7 +35,7 @@ impl HaManager {
                 && self.rules_let_go_home(&id)
             {
                 self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
-                self.boot(now_ms, &id, &home, BootReason::Restore);
+                self.boot_home(now_ms, &id);
             }
         }
         let spares: Vec<HostId> = self
@@ -84,7 +84,7 @@ impl HaManager {
                 .fits_in(&self.free_capacity(&home))
                 && self.rules_let_go_home(&id)
             {
-                self.boot(now_ms, &id, &home, BootReason::Restore);
+                self.boot_home(now_ms, &id);
             } else {
                 groups
                     .entry(home)
@@ -166,7 +166,13 @@ impl HaManager {
                 match spot {
                     Some(Spot { bin, breaks }) => {
                         self.boot(now_ms, id, &spares[bin], BootReason::Failover);
-                        self.report_rule_broken(now_ms, id, &spares[bin], breaks);
+                        self.report_rule_broken(
+                            now_ms,
+                            id,
+                            &spares[bin],
+                            breaks,
+                            BreakCause::NothingElseFitted,
+                        );
                     }
                     None => {
                         let needs = self.vms[id].spec.demand;
@@ -223,7 +229,13 @@ impl HaManager {
             match self.tenant_spot(&id, &demand, &ids, &free) {
                 Ok(Spot { bin, breaks }) => {
                     self.boot(now_ms, &id, &ids[bin], BootReason::Create);
-                    self.report_rule_broken(now_ms, &id, &ids[bin], breaks);
+                    self.report_rule_broken(
+                        now_ms,
+                        &id,
+                        &ids[bin],
+                        breaks,
+                        BreakCause::NothingElseFitted,
+                    );
                 }
                 Err(_) => {
                     // Try again after another back-off.
