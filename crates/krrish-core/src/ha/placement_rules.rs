@@ -3,7 +3,7 @@
 //! where a placement being decided puts them), the spot for a new tenant,
 //! and the reports of rules that held a VM back or were broken.
 
-use super::{ApiError, BootReason, HaManager, Notice};
+use super::{ApiError, BootReason, HaManager, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::Resources;
 use crate::placement::{self, Spot};
@@ -19,6 +19,13 @@ impl HaManager {
         }
         rules.judge(vm, host, |other| {
             let mut on = self.hosts_that_may_run(other);
+            // A VM stopped to move home cold is headed there: its home
+            // counts as taken, as the far end of a live migration does.
+            if let Some(rec) = self.vms.get(other) {
+                if matches!(rec.state, VmState::Evacuating { .. }) {
+                    on.push(rec.spec.home.clone());
+                }
+            }
             on.extend(
                 also.iter()
                     .filter(|(v, _)| v == other)
@@ -61,14 +68,20 @@ impl HaManager {
         if !self.config.rules.names(vm) {
             return None;
         }
+        let forbidden = |h: &HostId| match self.rule_fit(vm, h, also) {
+            Fit::Forbidden { why } => Some(why),
+            _ => None,
+        };
+        // Its home, fit again and with room, counts as a candidate too.
+        let home = &self.vms[vm].spec.home;
+        let home_has_room =
+            super::home_ready(&self.hosts, home) && demand.fits_in(&self.free_capacity(home));
         candidates
             .iter()
             .zip(free)
             .filter(|(_, f)| demand.fits_in(f))
-            .find_map(|(h, _)| match self.rule_fit(vm, h, also) {
-                Fit::Forbidden { why } => Some(why),
-                _ => None,
-            })
+            .find_map(|(h, _)| forbidden(h))
+            .or_else(|| home_has_room.then(|| forbidden(home)).flatten())
     }
 
     /// `vm` went to `host` breaking the `should` rules in `breaks`, if
