@@ -172,7 +172,7 @@ fn system_packages() -> Result<bool> {
     Ok(true)
 }
 
-/// What a clean `cargo xtask ci` leaves in `target/` (2.8 GiB measured,
+/// What a clean `cargo xtask ci` leaves in `target/` (1.8 GiB measured,
 /// see the README's Development section), with room to spare.
 const SUITE_DISK_NEED_MIB: u64 = 4 * 1024;
 
