@@ -256,19 +256,21 @@ mod tests {
         assert!(placed[0].is_some() && placed[1].is_none());
     }
 
+    /// Bin 1 preferred by a should rule.
+    fn prefers_1(i: usize) -> Fit {
+        if i == 0 {
+            Fit::Breaks {
+                why: "prefers 1".into(),
+            }
+        } else {
+            Fit::Allowed { preference: 0 }
+        }
+    }
+
     #[test]
     fn should_rules_are_broken_only_when_nothing_else_fits() {
         let free = vec![bin(8, 64_000), bin(8, 32_000)];
-        let spot = most_free_by_rules(&free, &vm(2, 4_000), |i| {
-            if i == 0 {
-                Fit::Breaks {
-                    why: "prefers 1".into(),
-                }
-            } else {
-                Fit::Allowed { preference: 0 }
-            }
-        })
-        .unwrap();
+        let spot = most_free_by_rules(&free, &vm(2, 4_000), prefers_1).unwrap();
         assert_eq!(
             spot,
             Spot {
@@ -276,16 +278,7 @@ mod tests {
                 breaks: None
             }
         );
-        let spot = most_free_by_rules(&free, &vm(2, 40_000), |i| {
-            if i == 0 {
-                Fit::Breaks {
-                    why: "prefers 1".into(),
-                }
-            } else {
-                Fit::Allowed { preference: 0 }
-            }
-        })
-        .unwrap();
+        let spot = most_free_by_rules(&free, &vm(2, 40_000), prefers_1).unwrap();
         assert_eq!(spot.bin, 0);
         assert_eq!(spot.breaks.as_deref(), Some("prefers 1"));
         let none = most_free_by_rules(&free, &vm(2, 4_000), |_| Fit::Forbidden {
