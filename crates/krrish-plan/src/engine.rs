@@ -12,8 +12,7 @@
 use crate::analytic;
 use crate::model::{Lifetime, PlanInput, Repair};
 use crate::stats::{mean_ci, ratio_ci, Estimate, RtoHistogram};
-use krrish_core::placement::{place_group_by_rules, place_group_into};
-use krrish_core::rules::Fit;
+use krrish_core::placement::place_group_into;
 use krrish_core::spares::spare_pool_size;
 use krrish_core::VmId;
 use krrish_core::{HaPolicy, Resources};
@@ -22,6 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Weibull};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+mod by_rules;
 
 pub const HOURS_PER_YEAR: f64 = 8_766.0;
 /// Events one trial may draw: far above any realistic history, low enough to
@@ -490,37 +491,6 @@ impl<'a> Replay<'a> {
             spare_free[s] = x.free[i];
         }
         placed
-    }
-
-    /// `place_group_into` under the cluster's rules (the core's rule-aware
-    /// placement and judgement): another VM of a rule is on the spare it
-    /// runs on, or where this group's placement puts it.
-    fn place_by_rules(&self, loc: &[Loc], x: &mut Scratch) {
-        let names = &self.input.rules;
-        let (vms, up) = (&x.vms, &x.up);
-        let spots = place_group_by_rules(&mut x.free, &x.demands, |i, b, placed| {
-            let vm = &names.vm_names[vms[i]];
-            if !self.ruled.contains_key(vm) {
-                return Fit::Allowed { preference: 0 };
-            }
-            names.rules.judge(vm, &names.spare(up[b]), |other| {
-                let Some(&o) = self.ruled.get(other) else {
-                    return Vec::new();
-                };
-                let mut on = Vec::new();
-                if let Loc::Spare(s) = loc[o] {
-                    on.push(names.spare(s as usize));
-                }
-                if let Some(j) = vms.iter().position(|&v| v == o) {
-                    if let Some(at) = placed[j] {
-                        on.push(names.spare(up[at]));
-                    }
-                }
-                on
-            })
-        });
-        x.spots.clear();
-        x.spots.extend(spots.into_iter().map(|s| s.map(|s| s.bin)));
     }
 
     /// Places what waits, host by host in id order (as the core does).

@@ -6,7 +6,9 @@
 //! - [`engine`] — the event-driven Monte Carlo. Per trial it draws every
 //!   host's failures and repairs once (common random numbers), then replays
 //!   that history for each spare count, placing VMs with
-//!   `krrish_core::placement::place_group` — the function the HA manager uses.
+//!   `krrish_core::placement::place_group` — the function the HA manager uses
+//!   (`engine/by_rules.rs`: under a cluster's rule groups, the core's
+//!   rule-aware placement and judgement).
 //! - [`stats`] — estimates with 95 % confidence intervals, RTO histogram.
 //! - [`analytic`] — closed forms for independent exponential failures, to
 //!   cross-check the Monte Carlo.
