@@ -99,6 +99,8 @@ pub struct TwoParty {
     /// The DFS's lease service restarted then: it lists only renewals made
     /// since (it keeps its grants in memory).
     pub dfs_restarted_at: u64,
+    /// VMs whose next boots fail (a broken image), and how many more.
+    pub boots_to_fail: BTreeMap<VmId, u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +120,8 @@ pub enum Step {
     DfsDown,
     /// The DFS is reachable from the controller again.
     DfsUp,
+    /// The hypervisors fail the next `.1` boots of VM `.0` (of 12).
+    FailBoots(usize, u32),
 }
 
 impl TwoParty {
@@ -190,6 +194,7 @@ impl TwoParty {
             failing_reads: Vec::new(),
             no_live_migration: false,
             dfs_restarted_at: 0,
+            boots_to_fail: BTreeMap::new(),
         }
     }
 
@@ -207,6 +212,14 @@ impl TwoParty {
                 let _ = self.core.migrate_vm(self.now, &vm, &to);
             }
             Step::DfsDown | Step::DfsUp => self.dfs_down = matches!(op, Step::DfsDown),
+            Step::FailBoots(v, n) => {
+                let vm = self.core.vms().keys().nth(*v).unwrap().clone();
+                if *n == 0 {
+                    self.boots_to_fail.remove(&vm);
+                } else {
+                    self.boots_to_fail.insert(vm, *n);
+                }
+            }
             Step::ControllerRestart => {
                 // Its reads in flight die with it.
                 self.failing_reads.clear();
@@ -360,14 +373,19 @@ impl TwoParty {
                     if h_partitioned {
                         continue;
                     }
-                    let ok = h.powered && !h.lease_revoked;
-                    if ok {
-                        h.running.insert(vm.id.clone());
-                    }
-                    let r = if ok {
-                        Ok(())
+                    // A host that cannot open the DFS copy says so; a
+                    // broken image fails the guest itself.
+                    let r = if !h.powered || h.lease_revoked {
+                        Err(DriverError::Unavailable("cannot open the disk".into()))
+                    } else if let Some(left) = self.boots_to_fail.get_mut(&vm.id) {
+                        *left -= 1;
+                        if *left == 0 {
+                            self.boots_to_fail.remove(&vm.id);
+                        }
+                        Err(DriverError::Failed("the guest did not come up".into()))
                     } else {
-                        Err(DriverError::Failed("cannot boot".into()))
+                        h.running.insert(vm.id.clone());
+                        Ok(())
                     };
                     if !h_partitioned {
                         self.core.handle_boot_result(now, &vm.id, &host, r);

@@ -31,6 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ControllerRestart),
         1 => Just(Op::DfsDown),
         1 => Just(Op::DfsUp),
+        1 => (0usize..12, 1u32..8).prop_map(|(v, n)| Op::FailBoots(v, n)),
     ]
 }
 
@@ -65,16 +66,40 @@ proptest! {
         m.no_live_migration = no_live_migration;
         for op in &ops {
             m.apply(op);
+            // A VM in error ran out of boots: it runs nowhere, after at
+            // most 1 + max_restart + max_relocate of them on distinct hosts.
+            for (vm, rec) in m.core.vms() {
+                if let VmState::Error { attempts, hosts, .. } = &rec.state {
+                    prop_assert!(m.hosts.values().all(|h| !h.running.contains(vm)), "{} in error runs", vm);
+                    prop_assert!(*attempts <= 3 && hosts.len() <= 2, "{}: {:?}", vm, rec.state);
+                    let distinct: std::collections::BTreeSet<_> = hosts.iter().collect();
+                    prop_assert_eq!(distinct.len(), hosts.len());
+                }
+            }
         }
         // Liveness: an operator repairs whatever is broken (a fence may
-        // power off a host just repaired), until things settle.
+        // power off a host just repaired), mends broken images and starts
+        // the VMs in error again, until things settle.
         m.slow_copies = false;
+        m.boots_to_fail.clear();
         m.apply(&Op::DfsUp);
         for _ in 0..10 {
             for i in 0..5 {
                 m.apply(&Op::Repair(i));
             }
             m.advance(60_000);
+            let in_error: Vec<VmId> = m
+                .core
+                .vms()
+                .iter()
+                .filter(|(_, r)| matches!(r.state, VmState::Error { .. }))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for vm in in_error {
+                // Refused only while no host has room: tried again next round.
+                let _ = m.core.start_vm(m.now, &vm);
+                m.drain();
+            }
         }
         m.advance(600_000);
         for (vm, rec) in m.core.vms() {

@@ -87,14 +87,21 @@ fn veth_carrier_follows_both_ends_and_moves_between_namespaces() {
         .unwrap());
 }
 
-/// One ping from namespace `ns` to `to`; true if answered.
+/// One ping from namespace `ns` to `to`; true if answered. A machine
+/// without `ping` fails the test saying so (`cargo xtask ci` installs
+/// iputils-ping), rather than as a lost packet.
 fn ping_from(ns: &str, to: Ipv4Addr) -> bool {
-    std::process::Command::new("ip")
+    let out = std::process::Command::new("ip")
         .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1"])
         .arg(to.to_string())
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+        .expect("ip netns exec runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No such file or directory"),
+        "ping is not installed (apt-get install iputils-ping; `cargo xtask ci` does): {stderr}"
+    );
+    out.status.success()
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub struct Cluster {
     /// Set in the cluster file (else the core's default).
     pub isolation_response_delay_ms: Option<u64>,
     pub fence_action: krrish_core::ha::FenceAction,
+    /// Boots of a VM tried again where one failed, then elsewhere (set in
+    /// the cluster file, else the core's defaults).
+    pub max_restart: Option<u32>,
+    pub max_relocate: Option<u32>,
     /// Placement rule groups, checked against the hosts and the VMs' homes.
     pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
@@ -30,6 +34,8 @@ pub struct Cluster {
 }
 
 const HOSTS_MAX: usize = 10_000;
+/// The most `max_restart` or `max_relocate` a cluster may set.
+const BOOT_RETRIES_MAX: u32 = 10;
 const VMS_MAX: usize = 1_000_000;
 
 fn valid_name(n: &str) -> bool {
@@ -363,7 +369,17 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         }
     }
     let rules = crate::cluster_rules::rules(src, &f.rules, &hosts, &vms)?;
+    for (key, n) in [("max_restart", f.max_restart), ("max_relocate", f.max_relocate)] {
+        if let Some(n) = n.filter(|n| *n > BOOT_RETRIES_MAX) {
+            return Err(src.error(
+                src.find(key, &n.to_string()),
+                format!("{key}: expected 0 to {BOOT_RETRIES_MAX}, not {n}"),
+            ));
+        }
+    }
     Ok(Cluster {
+        max_restart: f.max_restart,
+        max_relocate: f.max_relocate,
         rules,
         name: f.name.unwrap_or_else(|| {
             src.file

@@ -126,12 +126,14 @@ pub enum Check {
         ok: Option<bool>,
         shard: Option<ShardCheck>,
     },
-    /// An event of this kind (about this host / VM) was raised, or never.
+    /// An event of this kind (about this host / VM) was raised (exactly
+    /// `count` times, if given), or never.
     Event {
         kind: &'static str,
         host: Option<HostId>,
         vm: Option<VmId>,
         present: bool,
+        count: Option<u32>,
     },
 }
 
@@ -272,11 +274,18 @@ pub(crate) fn check(
                 &r.kind,
                 krrish_core::ha::Notice::KINDS,
             )?;
+            if r.count.is_some() && !present {
+                return Err(src.error(
+                    at,
+                    "no_event.count: a count belongs on `event` (exactly that many); `no_event` means none",
+                ));
+            }
             checks.push(Check::Event {
                 kind,
                 host: r.host.as_deref().map(|x| h("host", x)).transpose()?,
                 vm: r.vm.as_deref().map(|x| v("vm", x)).transpose()?,
                 present,
+                count: r.count,
             });
         }
     }

@@ -124,6 +124,9 @@ pub struct Step {
     /// The simulated data plane: a guest writes a block of its root disk
     /// (or of an attached `volume`).
     pub guest_write: Option<GuestWriteRef>,
+    /// The simulated hypervisor fails a VM's next `count` boots, wherever
+    /// they are tried: `fail_boots: { vm: db-1, count: 3 }`.
+    pub fail_boots: Option<FailBootsRef>,
     /// The controller process: `crash` (its store survives) or `restart`.
     pub controller: Option<ControllerAction>,
     /// The DFS's metadata service as the controller sees it: `unreachable`
@@ -198,6 +201,13 @@ pub struct LossyLink {
     pub percent: u8,
     #[serde(rename = "for")]
     pub duration: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailBootsRef {
+    pub vm: String,
+    pub count: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +415,8 @@ pub struct EventRef {
     pub kind: String,
     pub host: Option<String>,
     pub vm: Option<String>,
+    /// Exactly this many such events (with `event` only).
+    pub count: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -491,6 +503,12 @@ pub struct ClusterFile {
     /// What an IPMI fence does: `off` (default) or `reboot`.
     #[serde(default)]
     pub fence_action: FenceAction,
+    /// A failed boot is tried again on the same host this many times
+    /// (default 1, at most 10).
+    pub max_restart: Option<u32>,
+    /// …then once on each of this many other hosts (default 1, at most 10);
+    /// after that the VM is in `error` until an operator starts it.
+    pub max_relocate: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

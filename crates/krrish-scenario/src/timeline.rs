@@ -36,6 +36,10 @@ fn no_duration(
     Ok(())
 }
 
+/// The most boots a `fail_boots` item may fail (more than any retry
+/// policy tries).
+const FAIL_BOOTS_MAX: u32 = 1000;
+
 /// A fault that names only a host (crash, repair, …).
 type HostFault = fn(HostId) -> Fault;
 
@@ -254,6 +258,21 @@ pub(crate) fn step_action(
             data: w.data,
         });
     }
+    if let Some(f) = &s.fail_boots {
+        let vm = vm_ref(src, "vm", &f.vm, known_vms)?;
+        if !(1..=FAIL_BOOTS_MAX).contains(&f.count) {
+            return Err(src.error(
+                src.find_key_path(item.line, item.end, &["fail_boots", "count"])
+                    .map(|k| k.value())
+                    .or(at),
+                format!(
+                    "fail_boots.count: expected 1 to {FAIL_BOOTS_MAX} boots to fail, not {}",
+                    f.count
+                ),
+            ));
+        }
+        actions.push(Action::Fault(Fault::FailBoots { vm, count: f.count }));
+    }
     match actions.len() {
         1 => {
             let mut out = vec![TimedAction {
@@ -272,7 +291,7 @@ pub(crate) fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write, fail_boots",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

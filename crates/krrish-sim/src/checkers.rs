@@ -350,9 +350,11 @@ fn must_rule_broken(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Optio
 }
 
 /// Liveness after healing: the cluster is whole again. Every host is up;
-/// every VM with an HA policy (and not stopped by an operator) runs exactly
-/// once, on its home host, and the control plane says so; every spare is
-/// free. Errs with what is not (the first few, and how many).
+/// every VM with an HA policy runs exactly once, on its home host, and the
+/// control plane says so — but for VMs waiting for an operator: stopped by
+/// one, or in `error` after every boot allowed failed (where it must run
+/// nowhere); every spare is free. Errs with what is not (the first few,
+/// and how many).
 pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
     use krrish_core::ha::HostVerdict;
     use krrish_core::HaPolicy;
@@ -364,6 +366,14 @@ pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
         }
     }
     for (id, v) in core.vms() {
+        if matches!(v.state, VmState::Error { .. }) {
+            let on = world.running_on(id);
+            if !on.is_empty() {
+                let on: Vec<&HostId> = on.iter().collect();
+                wrong.push(format!("{id} is in error but runs on [{}]", join(&on)));
+            }
+            continue;
+        }
         if v.spec.ha == HaPolicy::Off || v.state == VmState::Stopped {
             continue;
         }

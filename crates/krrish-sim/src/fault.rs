@@ -1,7 +1,7 @@
 //! Faults injected into the simulated world.
 
 use crate::world::PathState;
-use krrish_core::{BondName, HostId};
+use krrish_core::{BondName, HostId, VmId};
 use std::fmt;
 
 /// What happens to the DFS's lease service process.
@@ -78,6 +78,9 @@ pub enum Fault {
     ControllerCrash,
     /// The controller starts again and restores from its store.
     ControllerRestart,
+    /// The hypervisor fails `vm`'s next `count` boots, wherever they are
+    /// tried (a corrupt image, a bad device, a guest that panics at start).
+    FailBoots { vm: VmId, count: u32 },
 }
 
 impl Fault {
@@ -86,6 +89,7 @@ impl Fault {
         Some(match self {
             Fault::ControllerCrash
             | Fault::ControllerRestart
+            | Fault::FailBoots { .. }
             | Fault::HealAll
             | Fault::ControllerPath(_)
             | Fault::DfsUnreachable(_)
@@ -175,6 +179,9 @@ impl fmt::Display for Fault {
             ),
             Fault::ControllerCrash => write!(f, "controller crashes"),
             Fault::ControllerRestart => write!(f, "controller restarts"),
+            Fault::FailBoots { vm, count } => {
+                write!(f, "the hypervisor fails the next {count} boots of {vm}")
+            }
         }
     }
 }
@@ -277,6 +284,13 @@ impl crate::world::World {
                     self.leases.service_restarted(now_ms, max);
                 }
                 self.generation += 1;
+            }
+            Fault::FailBoots { vm, count } => {
+                if *count == 0 {
+                    self.boots_to_fail.remove(vm);
+                } else {
+                    self.boots_to_fail.insert(vm.clone(), *count);
+                }
             }
             Fault::ControllerCrash | Fault::ControllerRestart => {}
         }

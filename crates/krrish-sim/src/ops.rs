@@ -225,8 +225,7 @@ impl World {
                 // As libvirt: a disk locked by a guest elsewhere stops the
                 // domain from starting at all.
                 self.volumes_unlocked(h, &vm, &guest)?;
-                self.start_domain(now_ms, h, &vm)
-                    .map_err(DriverError::Failed)?;
+                self.start_domain(now_ms, h, &vm)?;
                 self.set_guest(h, &vm, guest)
             }
             HostStep::SetGuest(vm, guest) => self.set_guest(h, &vm, guest),

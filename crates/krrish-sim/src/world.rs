@@ -5,7 +5,7 @@
 use crate::trace::TraceBuf;
 use krrish_cloud::network::GuestNetwork;
 use krrish_cloud::GuestConfig;
-use krrish_core::ha::secs;
+use krrish_core::ha::{secs, DriverError};
 use krrish_core::lease::LeaseTable;
 use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
 use std::collections::BTreeMap;
@@ -197,6 +197,9 @@ pub struct World {
     /// Snapshot ops hosts did on VMs' disks since the world last took them
     /// ([`Self::take_disk_ops_done`]): (VM, the last op done).
     disk_ops_done: Vec<(VmId, u64)>,
+    /// VMs whose next boots fail, wherever tried, and how many more
+    /// ([`crate::Fault::FailBoots`]); never zero.
+    pub boots_to_fail: BTreeMap<VmId, u32>,
 }
 
 /// Snapshot-op reports the world holds between two takes (each step takes
@@ -282,6 +285,7 @@ impl World {
             rng: SeededRng::new(seed),
             outgoing: std::cell::RefCell::new((u64::MAX, BTreeMap::new())),
             disk_ops_done: Vec::new(),
+            boots_to_fail: BTreeMap::new(),
         }
     }
 
@@ -499,26 +503,46 @@ impl World {
         }
     }
 
-    /// A guest starts on `h` from the DFS copy.
-    pub fn start_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
-        let host = self.hosts.get_mut(h).ok_or("no such host")?;
+    /// A guest starts on `h` from the DFS copy. The host's own trouble
+    /// (no power, no storage network) is [`DriverError::Unavailable`]; the
+    /// guest's is [`DriverError::Failed`].
+    pub fn start_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), DriverError> {
+        let unavailable = |why: &str| DriverError::Unavailable(why.into());
+        let host = self.hosts.get_mut(h).ok_or(unavailable("no such host"))?;
         if !host.powered {
-            return Err("host is powered off".into());
+            return Err(unavailable("host is powered off"));
         }
         if !host.storage_up() {
-            return Err("storage network (bond2) down: cannot open the DFS copy".into());
+            return Err(unavailable(
+                "storage network (bond2) down: cannot open the DFS copy",
+            ));
         }
         match host.domains.get(vm).map(|d| &d.state) {
             Some(DomainState::Running) => return Ok(()),
             // As libvirt: the name is taken by a migration's target domain,
             // which is not a running guest until the switch-over.
             Some(DomainState::Incoming { from }) => {
-                return Err(format!(
+                return Err(DriverError::Failed(format!(
                     "{vm} is the target of a live migration from {from} still under way"
-                ))
+                )))
             }
             None => {}
         }
+        if let Some(left) = self.boots_to_fail.get_mut(vm) {
+            *left -= 1;
+            let left = *left;
+            if left == 0 {
+                self.boots_to_fail.remove(vm);
+            }
+            self.say(
+                now_ms,
+                &format!("{vm} failed to boot on {h} (injected; {left} more of its boots to fail)"),
+            );
+            return Err(DriverError::Failed(
+                "the guest did not come up (injected boot failure)".into(),
+            ));
+        }
+        let host = self.hosts.get_mut(h).expect("checked");
         host.domains.insert(
             vm.clone(),
             Domain {

@@ -59,13 +59,15 @@ impl HaManager {
 
     /// Starts a stopped VM (StartInstances): on its home host when that
     /// has room, else on the production host with the most free room (which
-    /// becomes its home). Refused while its stop is unconfirmed.
+    /// becomes its home). Refused while its stop is unconfirmed. A VM in
+    /// `error` (every boot allowed failed) starts the same way, its failed
+    /// boots forgotten: this is how an operator clears the state.
     pub fn start_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<HostId, ApiError> {
         let rec = self
             .vms
             .get(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        if rec.state != VmState::Stopped {
+        if !matches!(rec.state, VmState::Stopped | VmState::Error { .. }) {
             return Err(ApiError::NotStopped {
                 vm: vm.clone(),
                 state: rec.state.name(),
@@ -88,7 +90,7 @@ impl HaManager {
         };
         let rec = self.vms.get_mut(vm).expect("checked");
         rec.spec.home = target.clone();
-        rec.boot_attempts = 0;
+        rec.start_boot_round();
         self.boot(now_ms, vm, &target, BootReason::Create);
         self.report_rule_broken(now_ms, vm, &target, breaks, BreakCause::NothingElseFitted);
         self.refresh_spares(now_ms);

@@ -202,6 +202,20 @@ pub enum Notice {
         vm: VmId,
         needs: Resources,
     },
+    /// Relocating after failed boots, and the only hosts with room are ones
+    /// where its boot already failed.
+    VmWaitingForUntriedHost {
+        vm: VmId,
+        tried: Vec<HostId>,
+    },
+    /// Every boot allowed failed: it stays in `error` until an operator
+    /// starts it again.
+    VmInError {
+        vm: VmId,
+        attempts: u32,
+        hosts: Vec<HostId>,
+        last_error: String,
+    },
     /// Room exists, but only where a `must` rule forbids the VM.
     VmWaitingForRule {
         vm: VmId,
@@ -292,6 +306,8 @@ impl Notice {
         "vm-running",
         "vm-boot-failed",
         "vm-waiting-for-capacity",
+        "vm-waiting-for-untried-host",
+        "vm-error",
         "vm-waiting-for-rule",
         "rule-broken",
         "vm-waiting-for-repair",
@@ -340,6 +356,8 @@ impl Notice {
             VmRunning { .. } => "vm-running",
             VmBootFailed { .. } => "vm-boot-failed",
             VmWaitingForCapacity { .. } => "vm-waiting-for-capacity",
+            VmWaitingForUntriedHost { .. } => "vm-waiting-for-untried-host",
+            VmInError { .. } => "vm-error",
             VmWaitingForRule { .. } => "vm-waiting-for-rule",
             RuleBroken { .. } => "rule-broken",
             VmWaitingForRepair { .. } => "vm-waiting-for-repair",
@@ -397,6 +415,8 @@ impl Notice {
             FencingHeld { .. }
             | DfsUnreadable { .. }
             | VmWaitingForCapacity { .. }
+            | VmWaitingForUntriedHost { .. }
+            | VmInError { .. }
             | VmWaitingForRule { .. }
             | VmDown { .. }
             | MigrationFailed { .. }
@@ -416,6 +436,8 @@ impl Notice {
             | VmRunning { vm, .. }
             | VmBootFailed { vm, .. }
             | VmWaitingForCapacity { vm, .. }
+            | VmWaitingForUntriedHost { vm, .. }
+            | VmInError { vm, .. }
             | VmWaitingForRule { vm, .. }
             | RuleBroken { vm, .. }
             | VmWaitingForRepair { vm, .. }
@@ -538,6 +560,21 @@ impl fmt::Display for Notice {
             VmWaitingForRule { vm, why } => {
                 write!(f, "vm {vm} waits: room only where its rules forbid ({why})")
             }
+            VmWaitingForUntriedHost { vm, tried } => write!(
+                f,
+                "vm {vm} waits for a host it has not failed to boot on (tried {})",
+                join_hosts(tried)
+            ),
+            VmInError {
+                vm,
+                attempts,
+                hosts,
+                last_error,
+            } => write!(
+                f,
+                "vm {vm} in error: {attempts} boots failed (on {}; last: {last_error}); an operator must start it again",
+                join_hosts(hosts)
+            ),
             RuleBroken {
                 vm,
                 host,
@@ -601,4 +638,13 @@ mod tests {
         assert_eq!(n.host().map(|h| h.as_str()), Some("hv-01"));
         assert_eq!(n.vm(), None);
     }
+}
+
+/// Host names, comma-separated, in the order given.
+fn join_hosts(hosts: &[HostId]) -> String {
+    hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

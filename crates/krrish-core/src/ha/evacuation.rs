@@ -9,6 +9,7 @@
 //! Only `restart` VMs move: `restore-on-repair` VMs wait at home for the
 //! network to come back, and HA-off VMs are left alone.
 
+use super::boot_failures::BootFailure;
 use super::{DriverError, HaManager, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::HaPolicy;
@@ -98,6 +99,7 @@ impl HaManager {
                     host,
                     "no answer before the boot timeout; stopped there".into(),
                     reason,
+                    BootFailure::Unanswered,
                 );
                 self.refresh_spares(now_ms);
                 self.place_waiting(now_ms);
@@ -108,7 +110,7 @@ impl HaManager {
                     reported: false,
                     retry_at_ms: now_ms,
                 };
-                rec.boot_attempts = 0;
+                rec.start_boot_round();
                 self.refresh_spares(now_ms);
                 self.place_waiting(now_ms);
             }

@@ -4,12 +4,11 @@
 //! with a back-off after a failure.
 
 use super::{
-    home_ready, join_blockers, Command, DownReason, DriverError, HaManager, Liveness, Notice,
+    home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice,
     VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};
-use crate::model::HaPolicy;
 use crate::rules::{BreakCause, Fit};
 
 impl HaManager {
@@ -70,30 +69,17 @@ impl HaManager {
         for id in ids {
             let state = self.vms[&id].state.clone();
             match state {
-                // Given up after failed boots: the world changed (its home
-                // is back), so try again — at home first, else on a spare.
-                VmState::Down {
-                    reason: DownReason::BootFailed { .. },
-                } if self.vms[&id].spec.ha != HaPolicy::Off => {
-                    let vm = self.vms.get_mut(&id).expect("listed");
-                    vm.boot_attempts = 0;
-                    vm.state = VmState::WaitingForCapacity {
-                        failed_host: host.clone(),
-                        reported: false,
-                        retry_at_ms: now_ms,
-                    };
-                    let demand = vm.spec.demand;
-                    if demand.fits_in(&self.free_capacity(host)) && self.rules_let_go_home(&id) {
-                        self.boot_home(now_ms, &id);
-                    }
-                }
                 VmState::Running { host: on } if &on != host => {
                     self.fail_back(now_ms, &id, &on, host)
                 }
+                // Its home is a host like another for a VM relocating after
+                // failed boots: it counts, and it is not tried twice.
                 VmState::WaitingForCapacity { .. } | VmState::WaitingForRepair { .. } => {
                     let free = self.free_capacity(host);
-                    if self.vms[&id].spec.demand.fits_in(&free) && self.rules_let_go_home(&id) {
-                        self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
+                    if self.vms[&id].spec.demand.fits_in(&free)
+                        && self.rules_let_go_home(&id)
+                        && self.may_boot_on(&id, host)
+                    {
                         self.boot_home(now_ms, &id);
                     }
                 }

@@ -188,6 +188,8 @@ impl HaManager {
         vm.outage_since_ms.get_or_insert(now_ms);
         vm.settled_by = None;
         vm.migration_aborting = false;
+        // A new outage: its boots are counted afresh.
+        vm.start_boot_round();
         {
             match vm.spec.ha {
                 HaPolicy::Restart => {
@@ -196,7 +198,6 @@ impl HaManager {
                         reported: false,
                         retry_at_ms: now_ms,
                     };
-                    vm.boot_attempts = 0;
                 }
                 HaPolicy::RestoreOnRepair => {
                     vm.state = VmState::WaitingForRepair {

@@ -23,6 +23,7 @@
 //! others share.
 
 mod api;
+mod boot_failures;
 mod command;
 mod detection;
 mod evacuation;
@@ -64,7 +65,13 @@ pub struct HaConfig {
     pub lease_revoke_retry_ms: u64,
     pub lease_revoke_attempts_max: u32,
     pub boot_timeout_ms: u64,
-    pub boot_attempts_max: u32,
+    /// A failed boot is tried again on the same host this many times
+    /// (Proxmox HA's `max_restart`, default 1)…
+    pub max_restart: u32,
+    /// …then on this many other hosts, one boot each, never a host where
+    /// it already failed (`max_relocate`, default 1). After
+    /// `1 + max_restart + max_relocate` failed boots the VM is in `error`.
+    pub max_relocate: u32,
     /// Wait before booting again after a failed boot.
     pub boot_retry_backoff_ms: u64,
     pub migration_timeout_ms: u64,
@@ -122,7 +129,8 @@ impl Default for HaConfig {
             lease_revoke_retry_ms: 5_000,
             lease_revoke_attempts_max: 6,
             boot_timeout_ms: 120_000,
-            boot_attempts_max: 3,
+            max_restart: 1,
+            max_relocate: 1,
             boot_retry_backoff_ms: 10_000,
             migration_timeout_ms: 600_000,
             migration_retry_backoff_ms: 60_000,
@@ -414,6 +422,8 @@ impl HaManager {
             }
             VmState::WaitingForCapacity { retry_at_ms, .. }
             | VmState::Scheduling { retry_at_ms } => self.has_backoff(*retry_at_ms),
+            // Its retry is work to do, due or not.
+            VmState::RetryingBoot { retry_at_ms, .. } => Some(*retry_at_ms),
             _ => None,
         });
         hosts.chain(vms).min()

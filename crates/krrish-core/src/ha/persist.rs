@@ -5,7 +5,7 @@
 //! start, the recent fences without evidence still counting against the
 //! storm bound.
 
-use super::{FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
+use super::{DownReason, FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::{HostSpec, Resources};
 use std::collections::BTreeMap;
@@ -129,6 +129,22 @@ impl HaManager {
                 },
                 VmState::Scheduling { .. } => VmState::Scheduling {
                     retry_at_ms: now_ms,
+                },
+                VmState::RetryingBoot { host, reason, .. } => VmState::RetryingBoot {
+                    host,
+                    reason,
+                    retry_at_ms: now_ms,
+                },
+                VmState::Down {
+                    reason:
+                        DownReason::BootFailed {
+                            attempts,
+                            last_error,
+                        },
+                } => VmState::Error {
+                    attempts,
+                    hosts: vm.boot_failed_on.clone(),
+                    last_error,
                 },
                 other => other,
             };

@@ -21,9 +21,12 @@ impl HaManager {
             let mut on = self.hosts_that_may_run(other);
             // A VM stopped to move home cold is headed there: its home
             // counts as taken, as the far end of a live migration does.
+            // One about to boot again where its boot failed holds that host.
             if let Some(rec) = self.vms.get(other) {
-                if matches!(rec.state, VmState::Evacuating { .. }) {
-                    on.push(rec.spec.home.clone());
+                match &rec.state {
+                    VmState::Evacuating { .. } => on.push(rec.spec.home.clone()),
+                    VmState::RetryingBoot { host, .. } => on.push(host.clone()),
+                    _ => {}
                 }
             }
             on.extend(

@@ -18,6 +18,7 @@ impl HaManager {
     /// Restarts what waits for capacity onto healthy spares, a failed host's
     /// VMs as one group where one spare can take them all.
     pub(super) fn place_waiting(&mut self, now_ms: u64) {
+        self.retry_boots_due(now_ms);
         // VMs waiting for their home's repair whose home is fit again (it
         // may have come back before the VM was released to wait for it).
         let restorable = self.unsettled_where(|_, v| {
@@ -34,7 +35,7 @@ impl HaManager {
                 .fits_in(&self.free_capacity(&home))
                 && self.rules_let_go_home(&id)
             {
-                self.vms.get_mut(&id).expect("listed").boot_attempts = 0;
+                self.vms.get_mut(&id).expect("listed").start_boot_round();
                 self.boot_home(now_ms, &id);
             }
         }
@@ -66,7 +67,7 @@ impl HaManager {
                         .push((v.spec.priority, id.clone()));
                     continue;
                 }
-                if home_ready(&self.hosts, &v.spec.home) {
+                if home_ready(&self.hosts, &v.spec.home) && self.may_boot_on(id, &v.spec.home) {
                     go_home.push(id.clone());
                     continue;
                 }
@@ -143,6 +144,11 @@ impl HaManager {
                 .collect();
             let placed = placement::place_group_by_rules(&mut free, &demands, |i, b, placed| {
                 let vm = &members[i].1;
+                if !self.may_boot_on(vm, &spares[b]) {
+                    return Fit::Forbidden {
+                        why: format!("its boot failed on {} already", spares[b]),
+                    };
+                }
                 if !self.config.rules.names(vm) {
                     return Fit::Allowed { preference: 0 };
                 }
@@ -177,7 +183,13 @@ impl HaManager {
                     None => {
                         let needs = self.vms[id].spec.demand;
                         let held_back = self.held_back_by(id, &needs, &spares, &free, &held);
+                        // Room only where its boot failed already?
+                        let only_tried = spares
+                            .iter()
+                            .zip(&free)
+                            .any(|(s, f)| needs.fits_in(f) && !self.may_boot_on(id, s));
                         let vm = self.vms.get_mut(id).expect("listed");
+                        let tried = vm.boot_failed_on.clone();
                         if let VmState::WaitingForCapacity { reported, .. } = &mut vm.state {
                             if !*reported {
                                 *reported = true;
@@ -186,6 +198,9 @@ impl HaManager {
                                     now_ms,
                                     match held_back {
                                         Some(why) => Notice::VmWaitingForRule { vm, why },
+                                        None if only_tried => {
+                                            Notice::VmWaitingForUntriedHost { vm, tried }
+                                        }
                                         None => Notice::VmWaitingForCapacity { vm, needs },
                                     },
                                 );
@@ -225,6 +240,12 @@ impl HaManager {
         );
         for id in due {
             let (ids, free) = self.production_candidates();
+            // Never a host where its boot failed already.
+            let (ids, free): (Vec<HostId>, Vec<Resources>) = ids
+                .into_iter()
+                .zip(free)
+                .filter(|(h, _)| self.may_boot_on(&id, h))
+                .unzip();
             let demand = self.vms[&id].spec.demand;
             match self.tenant_spot(&id, &demand, &ids, &free) {
                 Ok(Spot { bin, breaks }) => {
@@ -371,7 +392,7 @@ impl HaManager {
             Ok(()) => {
                 rec.state = VmState::Running { host: host.clone() };
                 rec.outage_since_ms = None;
-                rec.boot_attempts = 0;
+                rec.start_boot_round();
                 self.notice(
                     now_ms,
                     Notice::VmRunning {
@@ -380,66 +401,9 @@ impl HaManager {
                     },
                 );
             }
-            Err(why) => self.boot_failed(now_ms, vm, host, why.to_string()),
+            Err(why) => self.boot_failed(now_ms, vm, host, &why),
         }
         self.refresh_spares(now_ms);
-    }
-
-    pub(super) fn boot_failed(&mut self, now_ms: u64, id: &VmId, host: &HostId, why: String) {
-        self.notice(
-            now_ms,
-            Notice::VmBootFailed {
-                vm: id.clone(),
-                host: host.clone(),
-                why: why.clone(),
-            },
-        );
-        let reason = match &self.vms[id].state {
-            VmState::Booting { reason, .. } => *reason,
-            _ => BootReason::Failover,
-        };
-        self.boot_failed_as(now_ms, id, host, why, reason);
-    }
-
-    /// A failed boot (already reported) of a VM booted for `reason`: retried
-    /// after a back-off, or down after too many attempts.
-    pub(super) fn boot_failed_as(
-        &mut self,
-        now_ms: u64,
-        id: &VmId,
-        host: &HostId,
-        why: String,
-        reason: BootReason,
-    ) {
-        let retry_at_ms = now_ms + self.config.boot_retry_backoff_ms;
-        let vm = self.vms.get_mut(id).expect("caller checked");
-        if vm.boot_attempts >= self.config.boot_attempts_max {
-            let reason = DownReason::BootFailed {
-                attempts: vm.boot_attempts,
-                last_error: why,
-            };
-            vm.state = VmState::Down {
-                reason: reason.clone(),
-            };
-            self.notice(
-                now_ms,
-                Notice::VmDown {
-                    vm: id.clone(),
-                    reason,
-                },
-            );
-        } else {
-            vm.state = match reason {
-                BootReason::Create => VmState::Scheduling { retry_at_ms },
-                // A spare, or the repaired home host, could not boot it: it
-                // waits for a spare, as after a failure.
-                BootReason::Failover | BootReason::Restore => VmState::WaitingForCapacity {
-                    failed_host: host.clone(),
-                    reported: false,
-                    retry_at_ms,
-                },
-            };
-        }
     }
 
     /// A VM that died on a live `host` (reboot, guest crash) restarts by
@@ -455,7 +419,7 @@ impl HaManager {
         let in_place = can_take_vms(&self.hosts[host]);
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.outage_since_ms = Some(now_ms);
-        vm.boot_attempts = 0;
+        vm.start_boot_round();
         vm.settled_by = None;
         vm.migration_aborting = false;
         match vm.spec.ha {

@@ -292,6 +292,8 @@ pub enum DownReason {
     HaOff {
         host: HostId,
     },
+    /// Stores written before the `error` state hold failed boots so; a
+    /// controller restoring one reads it as [`VmState::Error`].
     BootFailed {
         attempts: u32,
         last_error: String,
@@ -360,6 +362,21 @@ pub enum VmState {
     WaitingForRepair {
         host: HostId,
     },
+    /// Its boot on `host` failed: booted there again at `retry_at_ms`
+    /// (`max_restart`), its room there held meanwhile.
+    RetryingBoot {
+        host: HostId,
+        retry_at_ms: u64,
+        reason: BootReason,
+    },
+    /// Every boot allowed failed (`1 + max_restart + max_relocate`, on the
+    /// hosts listed, in order): nothing retries it until an operator starts
+    /// it again.
+    Error {
+        attempts: u32,
+        hosts: Vec<HostId>,
+        last_error: String,
+    },
     Down {
         reason: DownReason,
     },
@@ -381,6 +398,8 @@ impl VmState {
             VmState::WaitingForCapacity { .. } => "waiting-for-capacity",
             VmState::Scheduling { .. } => "scheduling",
             VmState::WaitingForRepair { .. } => "waiting-for-repair",
+            VmState::RetryingBoot { .. } => "retrying-boot",
+            VmState::Error { .. } => "error",
             VmState::Down { .. } => "down",
             VmState::Stopped => "stopped",
             VmState::Evacuating { .. } => "evacuating",
@@ -388,7 +407,7 @@ impl VmState {
     }
 
     /// Every state's name, as scenario files and status output spell them.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 12] = [
         "running",
         "booting",
         "migrating",
@@ -397,6 +416,8 @@ impl VmState {
         "waiting-for-capacity",
         "scheduling",
         "waiting-for-repair",
+        "retrying-boot",
+        "error",
         "down",
         "stopped",
     ];
@@ -406,6 +427,7 @@ impl VmState {
         match self {
             VmState::Running { host: h }
             | VmState::Booting { host: h, .. }
+            | VmState::RetryingBoot { host: h, .. }
             | VmState::Evacuating { host: h } => h == host,
             VmState::Migrating { from, to, .. } => from == host || to == host,
             _ => false,
@@ -417,7 +439,12 @@ impl VmState {
 pub struct VmRecord {
     pub spec: VmSpec,
     pub state: VmState,
+    /// Boots tried since the VM last ran (or was last started afresh).
     pub boot_attempts: u32,
+    /// The hosts where those boots failed, in order, once each: a
+    /// relocation after failed boots goes to a host not listed.
+    #[serde(default)]
+    pub boot_failed_on: Vec<HostId>,
     /// When the control plane declared the VM's host offline.
     pub outage_since_ms: Option<u64>,
     /// Reports in a row from its (live) host that did not list it.
@@ -471,6 +498,8 @@ impl VmRecord {
             VmState::WaitingForCapacity { .. }
             | VmState::Scheduling { .. }
             | VmState::WaitingForRepair { .. }
+            | VmState::RetryingBoot { .. }
+            | VmState::Error { .. }
             | VmState::Down { .. }
             | VmState::Stopped => Vec::new(),
         };
@@ -482,6 +511,13 @@ impl VmRecord {
         hosts
     }
 
+    /// A fresh count of boots: it ran, a new outage began, or an operator
+    /// started it again.
+    pub fn start_boot_round(&mut self) {
+        self.boot_attempts = 0;
+        self.boot_failed_on.clear();
+    }
+
     /// A VM in `state` with nothing pending: no attempts, no outage, no
     /// migration in doubt.
     pub fn new(spec: VmSpec, state: VmState) -> Self {
@@ -489,6 +525,7 @@ impl VmRecord {
             spec,
             state,
             boot_attempts: 0,
+            boot_failed_on: Vec::new(),
             outage_since_ms: None,
             missed_reports: 0,
             failback_blocked: false,
@@ -546,7 +583,7 @@ pub enum ApiError {
     MigrationBlocked { vm: VmId, to: HostId, why: String },
     #[error("vm {vm} is {state}, not running")]
     NotRunning { vm: VmId, state: &'static str },
-    #[error("vm {vm} is {state}, not stopped")]
+    #[error("vm {vm} is {state}: only a stopped VM, or one in error, can be started")]
     NotStopped { vm: VmId, state: &'static str },
     #[error("vm {vm} was stopped on {host}, which has not confirmed it is off yet (no answer, no report, no fence); start it once {host} answers")]
     StopUnconfirmed { vm: VmId, host: HostId },
@@ -604,6 +641,16 @@ mod tests {
             },
             VmState::Scheduling { retry_at_ms: 0 },
             VmState::WaitingForRepair { host: h.clone() },
+            VmState::RetryingBoot {
+                host: h.clone(),
+                retry_at_ms: 0,
+                reason: BootReason::Create,
+            },
+            VmState::Error {
+                attempts: 3,
+                hosts: vec![h.clone()],
+                last_error: "e".into(),
+            },
             VmState::Down {
                 reason: DownReason::HaOff { host: h },
             },

@@ -55,6 +55,7 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
         | VmState::Booting { host, .. }
         | VmState::HostDown { host }
         | VmState::WaitingForRepair { host }
+        | VmState::RetryingBoot { host, .. }
         | VmState::Evacuating { host } => v.push(host.clone()),
         VmState::Migrating { from, to, .. } => {
             v.push(from.clone());
@@ -64,7 +65,10 @@ fn hosts_of(r: &VmRecord) -> Vec<HostId> {
         VmState::Down {
             reason: DownReason::FenceFailed { host },
         } => v.push(host.clone()),
-        VmState::Scheduling { .. } | VmState::Down { .. } | VmState::Stopped => {}
+        VmState::Scheduling { .. }
+        | VmState::Error { .. }
+        | VmState::Down { .. }
+        | VmState::Stopped => {}
     }
     if let Some((h, _)) = &r.settled_by {
         v.push(h.clone());

@@ -349,15 +349,19 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
             host,
             vm,
             present,
+            count,
         } => {
             let events = world.trace().events();
-            let found = events.iter().find(|(_, n)| {
-                n.kind() == *kind
-                    && host.as_ref().is_none_or(|h| n.host() == Some(h))
-                    && vm.as_ref().is_none_or(|v| n.vm() == Some(v))
-            });
-            let found = found.map(|(at, n)| format!("at {}: {n}", secs(*at)));
-            judge_event(kind, host.as_ref(), vm.as_ref(), *present, found)
+            let found: Vec<String> = events
+                .iter()
+                .filter(|(_, n)| {
+                    n.kind() == *kind
+                        && host.as_ref().is_none_or(|h| n.host() == Some(h))
+                        && vm.as_ref().is_none_or(|v| n.vm() == Some(v))
+                })
+                .map(|(at, n)| format!("at {}: {n}", secs(*at)))
+                .collect();
+            judge_event(kind, host.as_ref(), vm.as_ref(), *present, *count, &found)
         }
         Check::TraceContains(s) => {
             if world.trace().lines().iter().any(|l| l.contains(s.as_str())) {
@@ -597,16 +601,27 @@ pub fn judge_event(
     host: Option<&krrish_core::HostId>,
     vm: Option<&krrish_core::VmId>,
     present: bool,
-    found: Option<String>,
+    count: Option<u32>,
+    found: &[String],
 ) -> Result<(), String> {
     let what = format!(
         "{kind}{}{}",
         host.map(|h| format!(" on {h}")).unwrap_or_default(),
         vm.map(|v| format!(" for {v}")).unwrap_or_default()
     );
-    match (found, present) {
-        (Some(_), true) | (None, false) => Ok(()),
-        (None, true) => Err(format!("no {what} event was raised")),
-        (Some(e), false) => Err(format!("a {what} event was raised {e}")),
+    match (found.first(), present, count) {
+        (_, true, Some(n)) if found.len() == n as usize => Ok(()),
+        (_, true, Some(n)) => Err(format!(
+            "{} {what} events were raised, expected exactly {n}{}",
+            found.len(),
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", found.join("; "))
+            }
+        )),
+        (Some(_), true, None) | (None, false, _) => Ok(()),
+        (None, true, None) => Err(format!("no {what} event was raised")),
+        (Some(e), false, _) => Err(format!("a {what} event was raised {e}")),
     }
 }

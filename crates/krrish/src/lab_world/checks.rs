@@ -206,19 +206,25 @@ impl LabRun<'_> {
                 host,
                 vm,
                 present,
+                count,
             } => {
                 let events = super::read_event_records(&self.run_dir.join("events.jsonl"));
-                let found = events.iter().find(|e| {
-                    e["kind"] == *kind
-                        && host.as_ref().is_none_or(|h| e["host"] == h.as_str())
-                        && vm.as_ref().is_none_or(|v| e["vm"] == v.as_str())
-                });
+                let found: Vec<String> = events
+                    .iter()
+                    .filter(|e| {
+                        e["kind"] == *kind
+                            && host.as_ref().is_none_or(|h| e["host"] == h.as_str())
+                            && vm.as_ref().is_none_or(|v| e["vm"] == v.as_str())
+                    })
+                    .map(|e| format!("in the lab: {e}"))
+                    .collect();
                 krrish_scenario::run::judge_event(
                     kind,
                     host.as_ref(),
                     vm.as_ref(),
                     *present,
-                    found.map(|e| format!("in the lab: {e}")),
+                    *count,
+                    &found,
                 )
             }
             Check::Ping {

@@ -1,0 +1,140 @@
+//! Failed boots: a VM is booted again on the same host (`max_restart`
+//! times), then once each on hosts where its boot has not failed
+//! (`max_relocate` of them), then put in `error` — where nothing retries it
+//! until an operator starts it again. Never retried for ever, never
+//! dropped without a report.
+
+use super::{can_take_vms, BootReason, DriverError, HaManager, Notice, VmState};
+use crate::ids::{HostId, VmId};
+use crate::rules::Fit;
+
+/// How a boot came to count as failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BootFailure {
+    /// The host answered that the boot failed; `host_unavailable` when it
+    /// said it cannot run guests at all (no storage, no hypervisor): it is
+    /// not retried there.
+    Answered { host_unavailable: bool },
+    /// No answer before the boot timeout, and stopped there since: its
+    /// agent may never have seen it, so it is neither an attempt nor a
+    /// host tried.
+    Unanswered,
+}
+
+impl HaManager {
+    /// Whether `vm`'s boot has not failed on `host` since it last ran.
+    pub(super) fn may_boot_on(&self, vm: &VmId, host: &HostId) -> bool {
+        !self.vms[vm].boot_failed_on.contains(host)
+    }
+
+    /// An agent answered that a boot failed.
+    pub(super) fn boot_failed(&mut self, now_ms: u64, id: &VmId, host: &HostId, why: &DriverError) {
+        self.notice(
+            now_ms,
+            Notice::VmBootFailed {
+                vm: id.clone(),
+                host: host.clone(),
+                why: why.to_string(),
+            },
+        );
+        let reason = match &self.vms[id].state {
+            VmState::Booting { reason, .. } => *reason,
+            _ => BootReason::Failover,
+        };
+        let failure = BootFailure::Answered {
+            host_unavailable: why.is_unavailable(),
+        };
+        self.boot_failed_as(now_ms, id, host, why.to_string(), reason, failure);
+    }
+
+    /// A failed boot (already reported) of a VM booted for `reason`: booted
+    /// again on `host` after a back-off, relocated, or in `error`.
+    pub(super) fn boot_failed_as(
+        &mut self,
+        now_ms: u64,
+        id: &VmId,
+        host: &HostId,
+        why: String,
+        reason: BootReason,
+        failure: BootFailure,
+    ) {
+        let retry_at_ms = now_ms + self.config.boot_retry_backoff_ms;
+        let (max_restart, max_relocate) = (self.config.max_restart, self.config.max_relocate);
+        let host_fit = can_take_vms(&self.hosts[host]);
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        let host_unavailable = match failure {
+            BootFailure::Unanswered => {
+                self.relocate(id, host, reason, retry_at_ms);
+                return;
+            }
+            BootFailure::Answered { host_unavailable } => host_unavailable,
+        };
+        if !vm.boot_failed_on.contains(host) {
+            vm.boot_failed_on.push(host.clone());
+        }
+        let tried = vm.boot_failed_on.len() as u32;
+        // Restarts happen on the first host only; every boot so far was there.
+        let restarts_done = vm.boot_attempts.saturating_sub(1);
+        if tried == 1 && restarts_done < max_restart && !host_unavailable && host_fit {
+            vm.state = VmState::RetryingBoot {
+                host: host.clone(),
+                retry_at_ms,
+                reason,
+            };
+        } else if tried - 1 < max_relocate {
+            self.relocate(id, host, reason, retry_at_ms);
+        } else {
+            let (attempts, hosts) = (vm.boot_attempts, vm.boot_failed_on.clone());
+            vm.state = VmState::Error {
+                attempts,
+                hosts: hosts.clone(),
+                last_error: why.clone(),
+            };
+            self.notice(
+                now_ms,
+                Notice::VmInError {
+                    vm: id.clone(),
+                    attempts,
+                    hosts,
+                    last_error: why,
+                },
+            );
+        }
+    }
+
+    /// `id` is placed again, after `retry_at_ms`, on a host where its boot
+    /// has not failed: a new VM among the production hosts, a failed or
+    /// restored one among the spares (or its home, when fit).
+    fn relocate(&mut self, id: &VmId, host: &HostId, reason: BootReason, retry_at_ms: u64) {
+        let vm = self.vms.get_mut(id).expect("caller checked");
+        vm.state = match reason {
+            BootReason::Create => VmState::Scheduling { retry_at_ms },
+            BootReason::Failover | BootReason::Restore => VmState::WaitingForCapacity {
+                failed_host: host.clone(),
+                reported: false,
+                retry_at_ms,
+            },
+        };
+    }
+
+    /// VMs whose back-off after a failed boot is over boot again on the
+    /// same host — or are relocated, if it can no longer take them (its
+    /// restarts left unused: they are not attempts).
+    pub(super) fn retry_boots_due(&mut self, now_ms: u64) {
+        let due = self.unsettled_where(|_, v| {
+            matches!(v.state, VmState::RetryingBoot { retry_at_ms, .. } if retry_at_ms <= now_ms)
+        });
+        for id in due {
+            let VmState::RetryingBoot { host, reason, .. } = self.vms[&id].state.clone() else {
+                unreachable!("listed as retrying")
+            };
+            let fit = can_take_vms(&self.hosts[&host])
+                && !matches!(self.rule_fit(&id, &host, &[]), Fit::Forbidden { .. });
+            if fit {
+                self.boot(now_ms, &id, &host, reason);
+            } else {
+                self.relocate(&id, &host, reason, now_ms);
+            }
+        }
+    }
+}
