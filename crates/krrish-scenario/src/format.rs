@@ -115,6 +115,10 @@ pub struct Step {
     /// RebootInstances: the guest restarts in place.
     pub reboot_instance: Option<String>,
     pub migrate: Option<MigrateRef>,
+    /// An operator puts a host in maintenance (its VMs live-migrate away).
+    pub enter_maintenance: Option<String>,
+    /// An operator takes a host out of maintenance.
+    pub exit_maintenance: Option<String>,
     /// An API call on the cloud's resources, as the wire carries it:
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
     /// README's cloud API table). Read as YAML here and as a

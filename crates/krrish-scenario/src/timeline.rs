@@ -238,6 +238,16 @@ pub(crate) fn step_action(
             to: h("to", &m.to)?,
         }));
     }
+    if let Some(x) = &s.enter_maintenance {
+        actions.push(Action::Api(ApiRequest::EnterMaintenance {
+            host: h("enter_maintenance", x)?,
+        }));
+    }
+    if let Some(x) = &s.exit_maintenance {
+        actions.push(Action::Api(ApiRequest::ExitMaintenance {
+            host: h("exit_maintenance", x)?,
+        }));
+    }
     if let Some(v) = &s.cloud {
         let r = cloud_request(src, item, v)?;
         actions.push(Action::Api(ApiRequest::Cloud(r)));
@@ -291,7 +301,7 @@ pub(crate) fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, cloud, guest_write, fail_boots",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, enter_maintenance, exit_maintenance, cloud, guest_write, fail_boots",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

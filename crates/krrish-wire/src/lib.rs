@@ -154,6 +154,10 @@ pub enum ApiRequest {
     TerminateInstance { vm: VmId },
     /// MigrateInstance (live).
     MigrateInstance { vm: VmId, to: HostId },
+    /// Puts a host in maintenance, draining it by live migration.
+    EnterMaintenance { host: HostId },
+    /// Takes a host out of maintenance: it takes VMs again.
+    ExitMaintenance { host: HostId },
     /// DescribeInstances + DescribeHosts: the cluster status (as the
     /// reply's `data`).
     DescribeCluster,
@@ -177,6 +181,8 @@ impl std::fmt::Display for ApiRequest {
             ApiRequest::TerminateInstance { vm } => write!(f, "TerminateInstances {vm}"),
             ApiRequest::RebootInstance { vm } => write!(f, "RebootInstances {vm}"),
             ApiRequest::MigrateInstance { vm, to } => write!(f, "MigrateInstance {vm} to {to}"),
+            ApiRequest::EnterMaintenance { host } => write!(f, "EnterMaintenance {host}"),
+            ApiRequest::ExitMaintenance { host } => write!(f, "ExitMaintenance {host}"),
             ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
             ApiRequest::Cloud(r) => write!(f, "{r}"),
         }

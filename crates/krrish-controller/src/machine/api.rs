@@ -66,6 +66,38 @@ impl ControllerMachine {
                     )
                 })
                 .map_err(ApiFault::from),
+            ApiRequest::EnterMaintenance { host } => self
+                .core
+                .enter_maintenance(now_ms, &host)
+                .map(|moves| {
+                    let said: Vec<String> =
+                        moves.iter().map(|(vm, to)| format!("{vm} -> {to}")).collect();
+                    reply(
+                        if said.is_empty() {
+                            format!("host {host} in maintenance (it runs no VMs)")
+                        } else {
+                            format!("host {host} entering maintenance: {}", said.join(", "))
+                        },
+                        serde_json::json!({
+                            "host": host,
+                            "moving": moves
+                                .iter()
+                                .map(|(vm, to)| serde_json::json!({ "vm": vm, "to": to }))
+                                .collect::<Vec<_>>(),
+                        }),
+                    )
+                })
+                .map_err(ApiFault::from),
+            ApiRequest::ExitMaintenance { host } => self
+                .core
+                .exit_maintenance(now_ms, &host)
+                .map(|()| {
+                    reply(
+                        format!("host {host} left maintenance"),
+                        serde_json::json!({ "host": host }),
+                    )
+                })
+                .map_err(ApiFault::from),
             ApiRequest::Cloud(request) => {
                 self.release_volume_of_a_vm_that_runs_nowhere(&request);
                 let core = &self.core;

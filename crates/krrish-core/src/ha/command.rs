@@ -208,6 +208,31 @@ pub enum Notice {
         vm: VmId,
         tried: Vec<HostId>,
     },
+    /// An operator put the host in maintenance: it takes no VMs, and
+    /// `moving` VMs live-migrate away.
+    HostEnteringMaintenance {
+        host: HostId,
+        moving: usize,
+    },
+    /// The host in maintenance runs nothing: it may be powered off (no
+    /// fence, no failover).
+    HostInMaintenance {
+        host: HostId,
+    },
+    HostLeftMaintenance {
+        host: HostId,
+    },
+    /// A host in maintenance, drained, went silent: taken as powered off.
+    HostPoweredOff {
+        host: HostId,
+    },
+    /// A VM still on a host in maintenance cannot move now (reported once
+    /// per failed try; tried again after the migration back-off).
+    DrainBlocked {
+        vm: VmId,
+        host: HostId,
+        why: String,
+    },
     /// Every boot allowed failed: it stays in `error` until an operator
     /// starts it again.
     VmInError {
@@ -307,6 +332,11 @@ impl Notice {
         "vm-boot-failed",
         "vm-waiting-for-capacity",
         "vm-waiting-for-untried-host",
+        "host-entering-maintenance",
+        "host-in-maintenance",
+        "host-left-maintenance",
+        "host-powered-off",
+        "drain-blocked",
         "vm-error",
         "vm-waiting-for-rule",
         "rule-broken",
@@ -358,6 +388,11 @@ impl Notice {
             VmWaitingForCapacity { .. } => "vm-waiting-for-capacity",
             VmWaitingForUntriedHost { .. } => "vm-waiting-for-untried-host",
             VmInError { .. } => "vm-error",
+            HostEnteringMaintenance { .. } => "host-entering-maintenance",
+            HostInMaintenance { .. } => "host-in-maintenance",
+            HostLeftMaintenance { .. } => "host-left-maintenance",
+            HostPoweredOff { .. } => "host-powered-off",
+            DrainBlocked { .. } => "drain-blocked",
             VmWaitingForRule { .. } => "vm-waiting-for-rule",
             RuleBroken { .. } => "rule-broken",
             VmWaitingForRepair { .. } => "vm-waiting-for-repair",
@@ -401,6 +436,11 @@ impl Notice {
             | VmBootFailed { host, .. }
             | VmWaitingForRepair { host, .. }
             | RuleBroken { host, .. }
+            | HostEnteringMaintenance { host, .. }
+            | HostInMaintenance { host }
+            | HostLeftMaintenance { host }
+            | HostPoweredOff { host }
+            | DrainBlocked { host, .. }
             | VmVanished { host, .. }
             | StrayCopy { host, .. }
             | UnknownHost { host } => Some(host),
@@ -438,6 +478,7 @@ impl Notice {
             | VmWaitingForCapacity { vm, .. }
             | VmWaitingForUntriedHost { vm, .. }
             | VmInError { vm, .. }
+            | DrainBlocked { vm, .. }
             | VmWaitingForRule { vm, .. }
             | RuleBroken { vm, .. }
             | VmWaitingForRepair { vm, .. }
@@ -564,6 +605,23 @@ impl fmt::Display for Notice {
                 f,
                 "vm {vm} waits for a host it has not failed to boot on (tried {})",
                 join_hosts(tried)
+            ),
+            HostEnteringMaintenance { host, moving } => write!(
+                f,
+                "host {host} entering maintenance: it takes no VMs; {moving} VMs live-migrate away"
+            ),
+            HostInMaintenance { host } => write!(
+                f,
+                "host {host} in maintenance and drained: it may be powered off (no fence, no failover)"
+            ),
+            HostLeftMaintenance { host } => write!(f, "host {host} left maintenance: it takes VMs again"),
+            HostPoweredOff { host } => write!(
+                f,
+                "host {host} (in maintenance, running nothing) is silent: taken as powered off, not fenced"
+            ),
+            DrainBlocked { vm, host, why } => write!(
+                f,
+                "vm {vm} cannot leave {host} (in maintenance) now: {why}; tried again later"
             ),
             VmInError {
                 vm,

@@ -247,6 +247,9 @@ impl HaManager {
     /// `host` has been silent on management for the whole detection window
     /// (or is isolated and being judged again): dead, isolated, or held.
     pub(super) fn judge_silent(&mut self, now_ms: u64, host: &HostId, silent_ms: u64) {
+        if self.silent_in_maintenance(now_ms, host) {
+            return;
+        }
         let evidence = self.dfs_evidence(now_ms, host);
         if matches!(evidence, DfsEvidence::Silent { .. }) {
             self.declare_offline(now_ms, host, silent_ms, evidence);

@@ -248,6 +248,7 @@ impl HaManager {
                         to: to.clone(),
                     },
                 );
+                self.report_if_drained(now_ms, from);
             }
             Err(why) => {
                 rec.state = VmState::Running { host: from.clone() };

@@ -31,8 +31,13 @@ impl HaManager {
         };
         let mut lease_changed = false;
         match liveness {
-            Liveness::Up | Liveness::Suspect { .. } | Liveness::Isolated { .. } => {
-                let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id);
+            Liveness::Up
+            | Liveness::Suspect { .. }
+            | Liveness::Isolated { .. }
+            | Liveness::PoweredOff { .. } => {
+                // Back from a power-off in maintenance, it ran nothing to lose.
+                let rebooted = h.boot_id.is_some_and(|b| b != report.boot_id)
+                    && !matches!(liveness, Liveness::PoweredOff { .. });
                 h.last_heartbeat_ms = now_ms;
                 h.boot_id = Some(report.boot_id);
                 h.liveness = Liveness::Up;
@@ -51,6 +56,9 @@ impl HaManager {
                             isolated_ms: now_ms.saturating_sub(since_ms),
                         },
                     ),
+                    Liveness::PoweredOff { .. } => {
+                        self.notice(now_ms, Notice::HostBack { host: host.clone() })
+                    }
                     _ => {}
                 }
                 if mass_silence_before && !self.mass_silence() {
@@ -496,6 +504,7 @@ impl HaManager {
         }
         self.storm_over_check();
         self.fail_back_sweep(now_ms);
+        self.drain_sweep(now_ms);
         self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }
@@ -639,7 +648,7 @@ impl HaManager {
             Liveness::FenceFailed { at_ms } => {
                 (now_ms >= at_ms + self.config.fence_retry_ms).then_some(TimerDue::FenceRetry)
             }
-            Liveness::Fenced { .. } => None,
+            Liveness::Fenced { .. } | Liveness::PoweredOff { .. } => None,
         }
     }
 }

@@ -30,6 +30,7 @@ mod evacuation;
 mod failback;
 mod fencing;
 mod liveness;
+mod maintenance;
 mod persist;
 mod placement_rules;
 mod recovery;
@@ -407,7 +408,7 @@ impl HaManager {
                 dfs_alive,
             } => self.isolation_wake(since_ms, dfs_alive),
             Liveness::FenceFailed { at_ms } => Some(at_ms + self.config.fence_retry_ms),
-            Liveness::Fenced { .. } => None,
+            Liveness::Fenced { .. } | Liveness::PoweredOff { .. } => None,
         });
         let hosts = hosts.chain(self.dfs_read_wake());
         let unsettled = self.vms.unsettled();

@@ -77,11 +77,18 @@ impl HaManager {
         for (id, rec) in m.hosts.iter_mut() {
             let Some(old) = known.get(id) else { continue };
             rec.boot_id = old.boot_id;
+            // The store's word over the cluster file's: the API may have
+            // put it in maintenance, or taken it out, since.
+            rec.spec.maintenance = old.spec.maintenance;
             rec.bonds = old.bonds;
             rec.spare = old.spare;
             rec.lease_revoked = old.lease_revoked;
             rec.liveness = match old.liveness {
-                Liveness::Up | Liveness::Suspect { .. } => Liveness::Up,
+                // A powered-off host in maintenance is heard afresh too: still
+                // silent, it is taken as off again after a detection window.
+                Liveness::Up | Liveness::Suspect { .. } | Liveness::PoweredOff { .. } => {
+                    Liveness::Up
+                }
                 // What was known stays known: an isolated host seen alive on
                 // the DFS is not fenced for the new controller's lack of a
                 // DFS reading. Like every host it counts as just heard from:

@@ -95,6 +95,12 @@ pub enum Liveness {
         since_ms: u64,
         dfs_alive: bool,
     },
+    /// In maintenance, drained (nothing may run there), and silent for the
+    /// detection window: taken as powered off by its operator. Not fenced;
+    /// nothing fails over. It rejoins when its heartbeats resume.
+    PoweredOff {
+        since_ms: u64,
+    },
 }
 
 impl Liveness {
@@ -107,6 +113,7 @@ impl Liveness {
             Liveness::Fenced { .. } => "fenced",
             Liveness::FenceFailed { .. } => "fence-failed",
             Liveness::Isolated { .. } => "isolated",
+            Liveness::PoweredOff { .. } => "powered-off",
         }
     }
     /// Heartbeats stopped, and the host is not (yet) being fenced.
@@ -205,10 +212,12 @@ pub enum HostVerdict {
     Fencing,
     Fenced,
     FenceFailed,
+    /// In maintenance and drained, and silent: powered off by its operator.
+    PoweredOff,
 }
 
 impl HostVerdict {
-    pub const ALL: [HostVerdict; 9] = [
+    pub const ALL: [HostVerdict; 10] = [
         HostVerdict::Up,
         HostVerdict::Degraded,
         HostVerdict::Suspect,
@@ -218,6 +227,7 @@ impl HostVerdict {
         HostVerdict::Fencing,
         HostVerdict::Fenced,
         HostVerdict::FenceFailed,
+        HostVerdict::PoweredOff,
     ];
 
     pub fn name(self) -> &'static str {
@@ -231,6 +241,7 @@ impl HostVerdict {
             HostVerdict::Fencing => "fencing",
             HostVerdict::Fenced => "fenced",
             HostVerdict::FenceFailed => "fence-failed",
+            HostVerdict::PoweredOff => "powered-off",
         }
     }
 
@@ -259,6 +270,7 @@ impl HostRecord {
             Liveness::Fencing(_) => HostVerdict::Fencing,
             Liveness::Fenced { .. } => HostVerdict::Fenced,
             Liveness::FenceFailed { .. } => HostVerdict::FenceFailed,
+            Liveness::PoweredOff { .. } => HostVerdict::PoweredOff,
         }
     }
 }
@@ -591,6 +603,13 @@ pub enum ApiError {
     RuleForbids { vm: VmId, host: HostId, why: String },
     #[error("no host with room for vm {vm} is allowed by its rules: {why}")]
     NoAllowedHost { vm: VmId, why: String },
+    #[error("host {host} cannot enter maintenance: {why}")]
+    MaintenanceRefused { host: HostId, why: String },
+    #[error("host {host} cannot be drained; nothing was changed: {}", stuck.iter().map(|(vm, why)| format!("vm {vm}: {why}")).collect::<Vec<_>>().join("; "))]
+    CannotDrain {
+        host: HostId,
+        stuck: Vec<(VmId, String)>,
+    },
 }
 
 impl ApiError {
@@ -609,6 +628,8 @@ impl ApiError {
             ApiError::StopUnconfirmed { .. } => "stop-unconfirmed",
             ApiError::RuleForbids { .. } => "rule-forbids",
             ApiError::NoAllowedHost { .. } => "no-allowed-host",
+            ApiError::MaintenanceRefused { .. } => "maintenance-refused",
+            ApiError::CannotDrain { .. } => "cannot-drain",
         }
     }
 }

@@ -69,6 +69,11 @@ pub enum Output {
 pub enum HostsCmd {
     /// Every host with its state, spare state and bonds.
     List,
+    /// Put a host in maintenance: its VMs live-migrate away (or, if any
+    /// cannot, nothing changes and the answer says why).
+    Maintenance { id: String },
+    /// Take a host out of maintenance.
+    Activate { id: String },
 }
 
 #[derive(Subcommand)]
@@ -384,6 +389,34 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                     &rows(v, &["id", "state", "spare", "bonds"]),
                 )
             }),
+        ),
+        Cmd::Hosts(HostsCmd::Maintenance { id }) => (
+            ep.call(
+                &format!("/v1/hosts/{}/maintenance", path_part(&id)),
+                &[],
+                Some(json!({})),
+            )?,
+            Box::new(|v| {
+                let moving: Vec<String> = v["moving"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| format!("{} -> {}", text(&m["vm"]), text(&m["to"])))
+                    .collect();
+                if moving.is_empty() {
+                    format!("host {} in maintenance (it runs no VMs)\n", text(&v["host"]))
+                } else {
+                    format!(
+                        "host {} entering maintenance: {}\n",
+                        text(&v["host"]),
+                        moving.join(", ")
+                    )
+                }
+            }),
+        ),
+        Cmd::Hosts(HostsCmd::Activate { id }) => (
+            ep.delete(&format!("/v1/hosts/{}/maintenance", path_part(&id)))?,
+            Box::new(|v| format!("host {} left maintenance\n", text(&v["host"]))),
         ),
         Cmd::Instances(InstancesCmd::List { state, host }) => {
             let mut q = Vec::new();

@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 pub(super) fn routes() -> Router<Api> {
     Router::new()
         .route("/v1/hosts", get(hosts))
+        .route(
+            "/v1/hosts/{id}/maintenance",
+            post(enter_maintenance).delete(exit_maintenance),
+        )
         .route("/v1/instances", get(instances).post(run))
         .route("/v1/instances/{id}", get(instance).delete(terminate))
         .route("/v1/instances/{id}/stop", post(stop))
@@ -165,6 +169,35 @@ async fn terminate(State(api): State<Api>, Path(id): Path<String>) -> Result<Jso
     check_id("id", &id)?;
     let r = api
         .call(ApiRequest::TerminateInstance { vm: VmId::new(id) })
+        .await?;
+    Ok(Json(r.data))
+}
+
+/// Puts a host in maintenance: 202 with the VMs moving and where, or 409
+/// (`cannot-drain`, each VM that cannot move and why; nothing changed).
+async fn enter_maintenance(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Fault> {
+    check_id("id", &id)?;
+    let r = api
+        .call(ApiRequest::EnterMaintenance {
+            host: HostId::new(id),
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(r.data)))
+}
+
+/// Takes a host out of maintenance.
+async fn exit_maintenance(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Fault> {
+    check_id("id", &id)?;
+    let r = api
+        .call(ApiRequest::ExitMaintenance {
+            host: HostId::new(id),
+        })
         .await?;
     Ok(Json(r.data))
 }

@@ -185,7 +185,7 @@ pub fn status_of(code: &str) -> StatusCode {
         "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
         | "not-stopped" | "stop-unconfirmed" | "exists" | "in-use" | "already-associated"
         | "not-associated" | "exhausted" | "limit" | "host-unreachable" | "rule-forbids"
-        | "no-allowed-host" => StatusCode::CONFLICT,
+        | "no-allowed-host" | "maintenance-refused" | "cannot-drain" => StatusCode::CONFLICT,
         "invalid-request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method-not-allowed" => StatusCode::METHOD_NOT_ALLOWED,
@@ -532,8 +532,22 @@ mod tests {
             ),
             (
                 ApiError::NotRunning {
-                    vm,
+                    vm: vm.clone(),
                     state: "stopped",
+                },
+                409,
+            ),
+            (
+                ApiError::MaintenanceRefused {
+                    host: h.clone(),
+                    why: "fenced".into(),
+                },
+                409,
+            ),
+            (
+                ApiError::CannotDrain {
+                    host: h,
+                    stuck: vec![(vm, "passthrough".into())],
                 },
                 409,
             ),

@@ -1,0 +1,244 @@
+//! Maintenance mode by API. Entering it drains the host by live migration
+//! (each VM to the production host with the most room that its rules and
+//! the migration constraints allow) — or, if any VM could not move now, is
+//! refused with the list and nothing changes. A host in maintenance takes
+//! no VMs; once drained, its silence is taken as a power-off: no fence, no
+//! failover. A migration that fails while draining is tried again after the
+//! back-off. Leaving maintenance makes the host a target again.
+
+use super::{join_blockers, ApiError, HaManager, Liveness, Notice, VmState};
+use crate::ids::{HostId, VmId};
+use crate::migration::{migration_blockers, MigrationContext};
+use crate::placement::{self, Spot};
+use crate::rules::{BreakCause, Fit};
+
+impl HaManager {
+    /// Puts `host` in maintenance and starts draining it; returns where
+    /// each of its VMs goes. Refused — nothing changed — when the host is
+    /// not up, is a spare running VMs, runs a VM that is not settled
+    /// (booting, migrating, …), or runs one that cannot move now.
+    pub fn enter_maintenance(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+    ) -> Result<Vec<(VmId, HostId)>, ApiError> {
+        let h = self
+            .hosts
+            .get(host)
+            .ok_or_else(|| ApiError::NoSuchHost(host.clone()))?;
+        let refuse = |why: String| ApiError::MaintenanceRefused {
+            host: host.clone(),
+            why,
+        };
+        if h.spec.maintenance {
+            return Err(refuse("it is in maintenance already".into()));
+        }
+        if h.liveness != Liveness::Up {
+            return Err(refuse(format!(
+                "it is {}: a host that is not up is HA's to handle",
+                h.verdict()
+            )));
+        }
+        let mut running = Vec::new();
+        for (id, v) in self.vms.on_host(host) {
+            let here = v.hosts_that_may_run().contains(host) || v.holds(host);
+            match &v.state {
+                VmState::Running { host: on } if on == host => {
+                    running.push((v.spec.priority, id.clone()))
+                }
+                state if here => {
+                    return Err(refuse(format!(
+                        "vm {id} is {} there; try again once it settles",
+                        state.name()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if h.spare.is_some() && !running.is_empty() {
+            return Err(refuse(
+                "it is a spare running failed-over VMs; they leave when their homes are back"
+                    .into(),
+            ));
+        }
+        // Highest priority first: it gets the best room.
+        running.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let mut planned: Vec<(VmId, HostId, Option<String>)> = Vec::new();
+        let mut stuck = Vec::new();
+        let (targets, mut free) = self.production_candidates();
+        for (_, vm) in &running {
+            let also: Vec<(VmId, HostId)> = planned
+                .iter()
+                .map(|(v, h, _)| (v.clone(), h.clone()))
+                .collect();
+            match self.drain_target(vm, host, &targets, &free, &also) {
+                Ok(Spot { bin, breaks }) => {
+                    free[bin] = free[bin].saturating_sub(&self.vms[vm].spec.demand);
+                    planned.push((vm.clone(), targets[bin].clone(), breaks));
+                }
+                Err(why) => stuck.push((vm.clone(), why)),
+            }
+        }
+        if !stuck.is_empty() {
+            return Err(ApiError::CannotDrain {
+                host: host.clone(),
+                stuck,
+            });
+        }
+        self.hosts.get_mut(host).expect("checked").spec.maintenance = true;
+        self.notice(
+            now_ms,
+            Notice::HostEnteringMaintenance {
+                host: host.clone(),
+                moving: planned.len(),
+            },
+        );
+        for (vm, to, breaks) in &planned {
+            self.start_migration(now_ms, vm, host, to);
+            self.report_rule_broken(now_ms, vm, to, breaks.clone(), BreakCause::NothingElseFitted);
+        }
+        if planned.is_empty() {
+            self.notice(now_ms, Notice::HostInMaintenance { host: host.clone() });
+        }
+        self.refresh_spares(now_ms);
+        Ok(planned.into_iter().map(|(vm, to, _)| (vm, to)).collect())
+    }
+
+    /// Takes `host` out of maintenance: it takes VMs again (its own waiting
+    /// on spares come home).
+    pub fn exit_maintenance(&mut self, now_ms: u64, host: &HostId) -> Result<(), ApiError> {
+        let h = self
+            .hosts
+            .get_mut(host)
+            .ok_or_else(|| ApiError::NoSuchHost(host.clone()))?;
+        if !h.spec.maintenance {
+            return Err(ApiError::MaintenanceRefused {
+                host: host.clone(),
+                why: "it is not in maintenance".into(),
+            });
+        }
+        h.spec.maintenance = false;
+        self.notice(now_ms, Notice::HostLeftMaintenance { host: host.clone() });
+        self.refresh_spares(now_ms);
+        self.fail_back_sweep_for(now_ms, Some(host));
+        self.place_waiting(now_ms);
+        Ok(())
+    }
+
+    /// Where `vm` on `from` may live-migrate among `targets` (with `free`
+    /// room, `also` placed already): the most room its rules allow and no
+    /// migration blocker stops; else why not.
+    fn drain_target(
+        &self,
+        vm: &VmId,
+        from: &HostId,
+        targets: &[HostId],
+        free: &[crate::model::Resources],
+        also: &[(VmId, HostId)],
+    ) -> Result<Spot, String> {
+        let spec = &self.vms[vm].spec;
+        let blocked = |i: usize| {
+            let to = &self.hosts[&targets[i]];
+            let ctx = MigrationContext {
+                vm: spec,
+                vm_running: true,
+                source: &self.hosts[from].spec,
+                target: &to.spec,
+                target_up: to.liveness.is_up(),
+                target_free: free[i],
+                imc_mode: self.config.imc_mode,
+            };
+            let blockers = migration_blockers(&ctx);
+            (!blockers.is_empty()).then(|| join_blockers(&blockers))
+        };
+        let mut why_not = None;
+        let spot = placement::most_free_by_rules(free, &spec.demand, |i| {
+            if targets[i] == *from {
+                return Fit::Forbidden {
+                    why: "it is the host being drained".into(),
+                };
+            }
+            if let Some(why) = blocked(i) {
+                why_not.get_or_insert_with(|| format!("to {}: {why}", targets[i]));
+                return Fit::Forbidden { why };
+            }
+            self.rule_fit(vm, &targets[i], also)
+        });
+        spot.map_err(|forbidden| match (why_not, forbidden) {
+            (Some(why), _) => format!("no host it may live-migrate to ({why})"),
+            (None, Some(why)) => format!("no host its rules allow: {why}"),
+            (None, None) => format!("no production host has room for {}", spec.demand),
+        })
+    }
+
+    /// VMs still running on a host in maintenance (a drain migration
+    /// failed) try again once their back-off is over; one that cannot move
+    /// now is reported and tried after another.
+    pub(super) fn drain_sweep(&mut self, now_ms: u64) {
+        let hosts: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spec.maintenance && h.liveness == Liveness::Up)
+            .map(|h| h.spec.id.clone())
+            .collect();
+        for host in hosts {
+            let left = self.vms_on(&host, |_, v| {
+                matches!(&v.state, VmState::Running { host: on } if on == &host)
+                    && v.failback_not_before_ms <= now_ms
+            });
+            for vm in left {
+                let (targets, free) = self.production_candidates();
+                match self.drain_target(&vm, &host, &targets, &free, &[]) {
+                    Ok(Spot { bin, breaks }) => {
+                        self.start_migration(now_ms, &vm, &host, &targets[bin]);
+                        let to = targets[bin].clone();
+                        self.report_rule_broken(now_ms, &vm, &to, breaks, BreakCause::NothingElseFitted);
+                    }
+                    Err(why) => {
+                        self.vms.get_mut(&vm).expect("listed").failback_not_before_ms =
+                            now_ms + self.config.migration_retry_backoff_ms;
+                        self.notice(
+                            now_ms,
+                            Notice::DrainBlocked {
+                                vm: vm.clone(),
+                                host: host.clone(),
+                                why,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether nothing may run on `host`: no VM's record places a copy
+    /// there, holds room there, or may still be stopping there.
+    pub(super) fn drained(&self, host: &HostId) -> bool {
+        self.vms
+            .on_host(host)
+            .iter()
+            .all(|(_, v)| !v.holds(host) && !v.hosts_that_may_run().contains(host))
+            && !self.terminated.values().any(|(hosts, _)| hosts.contains(host))
+    }
+
+    /// `host` in maintenance, drained, went silent: powered off by its
+    /// operator. Whether that is what happened (else it is judged as any
+    /// silent host).
+    pub(super) fn silent_in_maintenance(&mut self, now_ms: u64, host: &HostId) -> bool {
+        if !self.hosts[host].spec.maintenance || !self.drained(host) {
+            return false;
+        }
+        self.hosts.get_mut(host).expect("caller checked").liveness =
+            Liveness::PoweredOff { since_ms: now_ms };
+        self.notice(now_ms, Notice::HostPoweredOff { host: host.clone() });
+        true
+    }
+
+    /// After a VM left `from`: a host in maintenance that now runs nothing
+    /// is reported drained.
+    pub(super) fn report_if_drained(&mut self, now_ms: u64, from: &HostId) {
+        if self.hosts.get(from).is_some_and(|h| h.spec.maintenance) && self.drained(from) {
+            self.notice(now_ms, Notice::HostInMaintenance { host: from.clone() });
+        }
+    }
+}
