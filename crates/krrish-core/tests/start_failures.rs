@@ -63,14 +63,24 @@ fn a_vm_failing_every_boot_ends_in_error_after_exactly_its_allowed_boots() {
             let case = format!("max_restart {max_restart}, max_relocate {max_relocate}");
             let tries = (1 + max_restart + max_relocate) as usize;
             assert_eq!(seen.len(), tries, "{case}: booted on {seen:?}");
-            assert!(seen[..=max_restart as usize].iter().all(|h| h == &first), "{case}: {seen:?}");
+            assert!(
+                seen[..=max_restart as usize].iter().all(|h| h == &first),
+                "{case}: {seen:?}"
+            );
             let others = &seen[1 + max_restart as usize..];
             let mut distinct: Vec<&HostId> = others.iter().filter(|h| *h != &first).collect();
             distinct.sort();
             distinct.dedup();
-            assert_eq!(distinct.len(), others.len(), "{case}: relocations to new hosts only: {seen:?}");
+            assert_eq!(
+                distinct.len(),
+                others.len(),
+                "{case}: relocations to new hosts only: {seen:?}"
+            );
             let rec = &m.core.vms()[&vm];
-            let VmState::Error { attempts, hosts, .. } = &rec.state else {
+            let VmState::Error {
+                attempts, hosts, ..
+            } = &rec.state
+            else {
                 panic!("{case}: {:?}", rec.state)
             };
             assert_eq!(*attempts as usize, tries, "{case}");

@@ -369,7 +369,10 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         }
     }
     let rules = crate::cluster_rules::rules(src, &f.rules, &hosts, &vms)?;
-    for (key, n) in [("max_restart", f.max_restart), ("max_relocate", f.max_relocate)] {
+    for (key, n) in [
+        ("max_restart", f.max_restart),
+        ("max_relocate", f.max_relocate),
+    ] {
         if let Some(n) = n.filter(|n| *n > BOOT_RETRIES_MAX) {
             return Err(src.error(
                 src.find(key, &n.to_string()),

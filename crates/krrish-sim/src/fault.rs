@@ -80,7 +80,10 @@ pub enum Fault {
     ControllerRestart,
     /// The hypervisor fails `vm`'s next `count` boots, wherever they are
     /// tried (a corrupt image, a bad device, a guest that panics at start).
-    FailBoots { vm: VmId, count: u32 },
+    FailBoots {
+        vm: VmId,
+        count: u32,
+    },
 }
 
 impl Fault {

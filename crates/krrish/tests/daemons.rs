@@ -904,6 +904,81 @@ fn operators_use_the_http_api_through_the_cli() {
     assert!(!log.contains(API_TOKEN), "{log}");
     assert!(!log.contains("not-the-token"), "{log}");
 
+    // Maintenance: a host running nothing enters it at once and takes no
+    // VMs; leaving it twice is refused; once out, it takes VMs again.
+    let busy: String = {
+        let (_, out, _) = api_cli(
+            &c,
+            api,
+            API_TOKEN,
+            &["--output", "json", "instances", "list"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let on: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["host"].as_str().map(str::to_string))
+            .collect();
+        ["hv-01", "hv-02"]
+            .into_iter()
+            .find(|h| !on.iter().any(|o| o == h))
+            .expect("one production host runs nothing")
+            .to_string()
+    };
+    let out = api_ok(&c, api, &["hosts", "maintenance", &busy]);
+    assert_eq!(
+        out,
+        format!("host {busy} in maintenance (it runs no VMs)\n")
+    );
+    c.wait_for(
+        "controller",
+        &[&format!("host {busy} in maintenance and drained")],
+    );
+    let err = api_refused(
+        &c,
+        api,
+        &[
+            "instances",
+            "run",
+            "--id",
+            "web-9",
+            "--cpu",
+            "1",
+            "--memory",
+            "1G",
+            "--disk",
+            "1G",
+            "--host",
+            &busy,
+        ],
+        "host-unusable",
+    );
+    assert!(err.contains("in maintenance"), "{err}");
+    api_refused(
+        &c,
+        api,
+        &["hosts", "maintenance", &busy],
+        "maintenance-refused",
+    );
+    let out = api_ok(&c, api, &["hosts", "activate", &busy]);
+    assert_eq!(out, format!("host {busy} left maintenance\n"));
+    let err = api_refused(
+        &c,
+        api,
+        &["hosts", "activate", &busy],
+        "maintenance-refused",
+    );
+    assert!(err.contains("not in maintenance"), "{err}");
+    let (status, _) = http(
+        api,
+        API_TOKEN,
+        "POST",
+        "/v1/hosts/hv-99/maintenance",
+        Some("{}"),
+    );
+    assert_eq!(status, 404);
+
     // No API there: exit 2, naming the endpoint.
     let dead = free_port();
     let (code, _, err) = api_cli(&c, dead, API_TOKEN, &["hosts", "list"]);

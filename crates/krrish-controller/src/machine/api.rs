@@ -70,8 +70,10 @@ impl ControllerMachine {
                 .core
                 .enter_maintenance(now_ms, &host)
                 .map(|moves| {
-                    let said: Vec<String> =
-                        moves.iter().map(|(vm, to)| format!("{vm} -> {to}")).collect();
+                    let said: Vec<String> = moves
+                        .iter()
+                        .map(|(vm, to)| format!("{vm} -> {to}"))
+                        .collect();
                     reply(
                         if said.is_empty() {
                             format!("host {host} in maintenance (it runs no VMs)")

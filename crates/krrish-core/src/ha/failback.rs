@@ -4,8 +4,7 @@
 //! with a back-off after a failure.
 
 use super::{
-    home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice,
-    VmState,
+    home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice, VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};

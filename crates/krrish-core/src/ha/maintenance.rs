@@ -95,7 +95,13 @@ impl HaManager {
         );
         for (vm, to, breaks) in &planned {
             self.start_migration(now_ms, vm, host, to);
-            self.report_rule_broken(now_ms, vm, to, breaks.clone(), BreakCause::NothingElseFitted);
+            self.report_rule_broken(
+                now_ms,
+                vm,
+                to,
+                breaks.clone(),
+                BreakCause::NothingElseFitted,
+            );
         }
         if planned.is_empty() {
             self.notice(now_ms, Notice::HostInMaintenance { host: host.clone() });
@@ -192,10 +198,19 @@ impl HaManager {
                     Ok(Spot { bin, breaks }) => {
                         self.start_migration(now_ms, &vm, &host, &targets[bin]);
                         let to = targets[bin].clone();
-                        self.report_rule_broken(now_ms, &vm, &to, breaks, BreakCause::NothingElseFitted);
+                        self.report_rule_broken(
+                            now_ms,
+                            &vm,
+                            &to,
+                            breaks,
+                            BreakCause::NothingElseFitted,
+                        );
                     }
                     Err(why) => {
-                        self.vms.get_mut(&vm).expect("listed").failback_not_before_ms =
+                        self.vms
+                            .get_mut(&vm)
+                            .expect("listed")
+                            .failback_not_before_ms =
                             now_ms + self.config.migration_retry_backoff_ms;
                         self.notice(
                             now_ms,
@@ -218,7 +233,10 @@ impl HaManager {
             .on_host(host)
             .iter()
             .all(|(_, v)| !v.holds(host) && !v.hosts_that_may_run().contains(host))
-            && !self.terminated.values().any(|(hosts, _)| hosts.contains(host))
+            && !self
+                .terminated
+                .values()
+                .any(|(hosts, _)| hosts.contains(host))
     }
 
     /// `host` in maintenance, drained, went silent: powered off by its

@@ -5,7 +5,9 @@
 //! start, the recent fences without evidence still counting against the
 //! storm bound.
 
-use super::{DownReason, FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState};
+use super::{
+    DownReason, FenceStage, HaConfig, HaManager, HostRecord, Liveness, Notice, VmRecord, VmState,
+};
 use crate::ids::{HostId, VmId};
 use crate::model::{HostSpec, Resources};
 use std::collections::BTreeMap;

@@ -404,7 +404,10 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                     .map(|m| format!("{} -> {}", text(&m["vm"]), text(&m["to"])))
                     .collect();
                 if moving.is_empty() {
-                    format!("host {} in maintenance (it runs no VMs)\n", text(&v["host"]))
+                    format!(
+                        "host {} in maintenance (it runs no VMs)\n",
+                        text(&v["host"])
+                    )
                 } else {
                     format!(
                         "host {} entering maintenance: {}\n",

@@ -182,10 +182,24 @@ pub fn status_of(code: &str) -> StatusCode {
     match code {
         "no-such-vm" | "no-such-host" | "not-found" => StatusCode::NOT_FOUND,
         // The HA core's refusals, then the cloud's (vxnets, EIPs, volumes, …).
-        "vm-exists" | "host-unusable" | "no-capacity" | "migration-blocked" | "not-running"
-        | "not-stopped" | "stop-unconfirmed" | "exists" | "in-use" | "already-associated"
-        | "not-associated" | "exhausted" | "limit" | "host-unreachable" | "rule-forbids"
-        | "no-allowed-host" | "maintenance-refused" | "cannot-drain" => StatusCode::CONFLICT,
+        "vm-exists"
+        | "host-unusable"
+        | "no-capacity"
+        | "migration-blocked"
+        | "not-running"
+        | "not-stopped"
+        | "stop-unconfirmed"
+        | "exists"
+        | "in-use"
+        | "already-associated"
+        | "not-associated"
+        | "exhausted"
+        | "limit"
+        | "host-unreachable"
+        | "rule-forbids"
+        | "no-allowed-host"
+        | "maintenance-refused"
+        | "cannot-drain" => StatusCode::CONFLICT,
         "invalid-request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method-not-allowed" => StatusCode::METHOD_NOT_ALLOWED,
