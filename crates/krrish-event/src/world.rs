@@ -482,6 +482,7 @@ impl EventWorld {
             controller.core(),
             controller.cloud(),
             self.trace.len(),
+            self.controller_up,
         )
     }
 }

@@ -80,6 +80,12 @@ impl Checkers {
 
     /// Checks everything if anything changed since the last call (or a
     /// disagreement is being timed).
+    ///
+    /// `controller_up`: whether the controller process runs. A down
+    /// controller holds no belief to judge (it tells operators nothing):
+    /// the control plane's claims about where VMs run and about its spares
+    /// are not timed while it is down, and their grace starts afresh when
+    /// it is back — the restored controller must be right within it.
     pub fn check(
         &mut self,
         now_ms: u64,
@@ -87,6 +93,7 @@ impl Checkers {
         core: &HaManager,
         cloud: &krrish_cloud::Cloud,
         trace_len: usize,
+        controller_up: bool,
     ) -> Result<(), Violation> {
         if world.generation == self.seen_generation
             && trace_len == self.seen_trace_len
@@ -277,6 +284,9 @@ impl Checkers {
             }
         }
 
+        if !controller_up {
+            disagreements.retain(|(key, _)| key.starts_with("volume-holder"));
+        }
         let mut still = BTreeMap::new();
         for (key, at) in disagreements {
             let since = self.pending.get(&key).copied().unwrap_or(at);

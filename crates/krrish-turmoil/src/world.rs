@@ -257,6 +257,7 @@ impl<'a> SimWorld<'a> {
                 ),
             });
         }
+        let controller_up = self.sim.is_host_running(CONTROLLER);
         let world = self.world.borrow();
         let controller = self.controller.borrow();
         self.checkers.check(
@@ -265,6 +266,7 @@ impl<'a> SimWorld<'a> {
             controller.core(),
             controller.cloud(),
             self.trace.len(),
+            controller_up,
         )
     }
 
