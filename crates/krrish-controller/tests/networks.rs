@@ -243,6 +243,8 @@ fn a_detached_volume_is_available_only_once_the_vms_host_confirms_the_unplug() {
         ha: krrish_core::HaPolicy::Restart,
         priority: 0,
         passthrough_devices: Vec::new(),
+        failback: true,
+        restart_delay_ms: 0,
     };
     let request = ApiRequest::RunInstance {
         vm: spec,

@@ -285,4 +285,17 @@ pub struct VmSpec {
     pub priority: u32,
     /// Passthrough devices (GPU, USB) pin a VM: no live migration.
     pub passthrough_devices: Vec<String>,
+    /// Moved back home from a spare once its home is fit again (default);
+    /// `false`: it stays on the spare until an operator moves it.
+    #[serde(default = "failback_default")]
+    pub failback: bool,
+    /// After its host is found dead, wait this long (from the verdict) for
+    /// the host to come back before restarting it elsewhere: a host back in
+    /// time (a reboot fence, a quick repair) needs no failover. 0: at once.
+    #[serde(default)]
+    pub restart_delay_ms: u64,
+}
+
+fn failback_default() -> bool {
+    true
 }

@@ -153,6 +153,8 @@ impl TwoParty {
                     ha: *p,
                     priority: 0,
                     passthrough_devices: vec![],
+                    failback: true,
+                    restart_delay_ms: 0,
                 });
             }
         }

@@ -16,6 +16,8 @@ fn new_vm(name: &str) -> VmSpec {
         ha: HaPolicy::Restart,
         priority: 0,
         passthrough_devices: vec![],
+        failback: true,
+        restart_delay_ms: 0,
     }
 }
 

@@ -173,6 +173,8 @@ fn vm(id: &str, host: &HostId) -> VmSpec {
         ha: HaPolicy::Restart,
         priority: 0,
         passthrough_devices: Vec::new(),
+        failback: true,
+        restart_delay_ms: 0,
     }
 }
 

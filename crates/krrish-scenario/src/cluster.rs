@@ -26,6 +26,8 @@ pub struct Cluster {
     /// the cluster file, else the core's defaults).
     pub max_restart: Option<u32>,
     pub max_relocate: Option<u32>,
+    /// The cluster-wide HA switch.
+    pub ha_enabled: bool,
     /// Placement rule groups, checked against the hosts and the VMs' homes.
     pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
@@ -305,6 +307,8 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                 ha: v.ha,
                 priority: v.priority,
                 passthrough_devices: v.passthrough.clone(),
+                failback: v.failback,
+                restart_delay_ms: v.restart_delay.map_or(0, |d| d.ms()),
             },
             "name",
             &v.name,
@@ -336,6 +340,8 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                         ha: g.ha,
                         priority: g.priority,
                         passthrough_devices: Vec::new(),
+                        failback: g.failback,
+                        restart_delay_ms: g.restart_delay.map_or(0, |d| d.ms()),
                     },
                     "prefix",
                     &g.prefix,
@@ -383,6 +389,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
     Ok(Cluster {
         max_restart: f.max_restart,
         max_relocate: f.max_relocate,
+        ha_enabled: f.ha_enabled,
         rules,
         name: f.name.unwrap_or_else(|| {
             src.file

@@ -513,6 +513,14 @@ pub struct ClusterFile {
     /// …then once on each of this many other hosts (default 1, at most 10);
     /// after that the VM is in `error` until an operator starts it.
     pub max_relocate: Option<u32>,
+    /// The cluster-wide HA switch (default true): false, every VM is
+    /// treated as `ha: off`.
+    #[serde(default = "default_ha_enabled")]
+    pub ha_enabled: bool,
+}
+
+fn default_ha_enabled() -> bool {
+    true
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -636,6 +644,12 @@ pub struct VmEntry {
     pub priority: u32,
     #[serde(default)]
     pub passthrough: Vec<String>,
+    /// Back home from a spare once its home is fit (default true).
+    #[serde(default = "default_failback")]
+    pub failback: bool,
+    /// Wait this long for its failed host to come back before restarting
+    /// it elsewhere (default 0: at once).
+    pub restart_delay: Option<Dur>,
     /// `run_instance` only: launch from this image of the DFS repository.
     pub image: Option<String>,
     /// `run_instance` only: join this vxnet at launch.
@@ -647,6 +661,9 @@ fn default_disk() -> u64 {
 }
 fn default_ha() -> HaPolicy {
     HaPolicy::Restart
+}
+fn default_failback() -> bool {
+    true
 }
 
 /// `per_host` VMs named `{prefix}{host}-{N}` on each listed host (default:
@@ -666,6 +683,9 @@ pub struct VmGroup {
     pub ha: HaPolicy,
     #[serde(default)]
     pub priority: u32,
+    #[serde(default = "default_failback")]
+    pub failback: bool,
+    pub restart_delay: Option<Dur>,
 }
 
 /// One placement rule group of a cluster file.

@@ -546,6 +546,7 @@ fn settings(
     c.ha.fence_action = s.fence_action.unwrap_or(cluster.fence_action);
     c.ha.max_restart = cluster.max_restart.unwrap_or(c.ha.max_restart);
     c.ha.max_relocate = cluster.max_relocate.unwrap_or(c.ha.max_relocate);
+    c.ha.ha_enabled = cluster.ha_enabled;
     if let Some(cold) = s.cold_failback {
         c.ha.cold_failback = cold;
     }

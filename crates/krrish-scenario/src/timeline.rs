@@ -184,6 +184,8 @@ pub(crate) fn step_action(
                 ha: v.ha,
                 priority: v.priority,
                 passthrough_devices: v.passthrough.clone(),
+                failback: v.failback,
+                restart_delay_ms: v.restart_delay.map_or(0, |d| d.ms()),
             },
             host,
             image: v.image.clone(),

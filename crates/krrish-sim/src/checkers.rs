@@ -62,6 +62,7 @@ pub struct Checkers {
     pub belief_grace_ms: u64,
     seen_generation: u64,
     seen_trace_len: usize,
+    seen_controller_up: bool,
     /// Disagreements being timed against the grace, keyed by a description.
     pending: BTreeMap<String, u64>,
     pub checks_run: u64,
@@ -73,6 +74,7 @@ impl Checkers {
             belief_grace_ms,
             seen_generation: u64::MAX,
             seen_trace_len: usize::MAX,
+            seen_controller_up: false,
             pending: BTreeMap::new(),
             checks_run: 0,
         }
@@ -97,12 +99,14 @@ impl Checkers {
     ) -> Result<(), Violation> {
         if world.generation == self.seen_generation
             && trace_len == self.seen_trace_len
+            && controller_up == self.seen_controller_up
             && self.pending.is_empty()
         {
             return Ok(());
         }
         self.seen_generation = world.generation;
         self.seen_trace_len = trace_len;
+        self.seen_controller_up = controller_up;
         self.checks_run += 1;
         let fail = |invariant, detail| {
             Err(Violation {
@@ -384,7 +388,7 @@ pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
             }
             continue;
         }
-        if v.spec.ha == HaPolicy::Off || v.state == VmState::Stopped {
+        if core.effective_ha(&v.spec) == HaPolicy::Off || v.state == VmState::Stopped {
             continue;
         }
         let home = &v.spec.home;

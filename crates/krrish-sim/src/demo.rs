@@ -54,6 +54,8 @@ pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpe
                 ha: HaPolicy::Restart,
                 priority: 0,
                 passthrough_devices: Vec::new(),
+                failback: true,
+                restart_delay_ms: 0,
             })
         })
         .collect();

@@ -38,7 +38,14 @@ fn a_clean_world_passes() {
     let (world, core) = setup();
     let mut c = Checkers::new(10_000);
     assert_eq!(
-        c.check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        c.check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true
+        ),
         Ok(())
     );
 }
@@ -48,7 +55,14 @@ fn a_vm_on_two_hosts_breaks_single_instance() {
     let (mut world, core) = setup();
     start_copy(&mut world, "spare-1", "vm-01-01");
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "single-instance");
     assert!(
@@ -71,7 +85,14 @@ fn a_writer_without_a_valid_lease_does_not_count() {
         vec!["spare-1".into()]
     );
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "single-instance");
 }
@@ -91,7 +112,14 @@ fn guests_beyond_capacity_break_no_overcommit() {
         world.vms.insert(spec.id.clone(), spec);
     }
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     // The ghosts are unknown to the control plane too, but capacity is checked first.
     assert_eq!(v.invariant, "no-overcommit", "{v}");
@@ -109,15 +137,36 @@ fn a_belief_that_stays_wrong_past_the_grace_breaks_no_vm_lost() {
     let mut c = Checkers::new(10_000);
     // Within the grace: the control plane may not know yet.
     assert_eq!(
-        c.check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        c.check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true
+        ),
         Ok(())
     );
     assert_eq!(
-        c.check(11_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        c.check(
+            11_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true
+        ),
         Ok(())
     );
     let v = c
-        .check(11_001, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            11_001,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "no-vm-lost");
     assert!(
@@ -145,11 +194,18 @@ fn a_free_spare_running_guests_breaks_spare_accounting() {
         .insert("vm-01-01".into(), vm);
     let mut c = Checkers::new(5_000);
     assert_eq!(
-        c.check(0, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        c.check(0, &world, &core, &krrish_cloud::Cloud::default(), 0, true),
         Ok(())
     );
     let v = c
-        .check(6_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            6_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "spare-accounting", "{v}");
 }
@@ -164,13 +220,27 @@ fn a_vm_the_world_learns_through_a_boot_is_judged_too() {
     start_copy(&mut world, "hv-02", "api-1");
     // Unknown to the world, it is not weighed...
     assert_eq!(
-        Checkers::new(10_000).check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0),
+        Checkers::new(10_000).check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true
+        ),
         Ok(())
     );
     // ...once learned, it is: too big for hv-02, and unknown to the core.
     world.learn_vm(&big);
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "no-overcommit", "{v}");
 }
@@ -196,7 +266,14 @@ fn one_volume_in_two_running_guests_breaks_single_attachment() {
     guest_with_volume(&mut world, "hv-01", "vm-01-01", "data-1");
     guest_with_volume(&mut world, "hv-02", "vm-02-01", "data-1");
     let v = Checkers::new(10_000)
-        .check(1_000, &world, &core, &krrish_cloud::Cloud::default(), 0)
+        .check(
+            1_000,
+            &world,
+            &core,
+            &krrish_cloud::Cloud::default(),
+            0,
+            true,
+        )
         .unwrap_err();
     assert_eq!(v.invariant, "single-attachment");
     assert!(
@@ -222,13 +299,46 @@ fn a_guest_writing_a_volume_the_cloud_calls_free_breaks_volume_holder_after_5_s(
         .unwrap();
     let mut c = Checkers::new(60_000);
     // Messages may be in flight for a moment; not for 5 s.
-    assert_eq!(c.check(1_000, &world, &core, &cloud, 0), Ok(()));
+    assert_eq!(c.check(1_000, &world, &core, &cloud, 0, true), Ok(()));
     world.generation += 1;
-    let v = c.check(6_001, &world, &core, &cloud, 0).unwrap_err();
+    let v = c.check(6_001, &world, &core, &cloud, 0, true).unwrap_err();
     assert_eq!(v.invariant, "volume-holder");
     assert!(
         v.detail
             .contains("vm-01-01 on hv-01 writes volume data-1, which the cloud calls available"),
+        "{}",
+        v.detail
+    );
+}
+
+#[test]
+fn a_down_controllers_stale_belief_is_timed_only_once_it_is_back() {
+    let (mut world, core) = setup();
+    // The control plane believes vm-01-01 runs on hv-01; it does not.
+    world
+        .hosts
+        .get_mut(&"hv-01".into())
+        .unwrap()
+        .domains
+        .remove(&"vm-01-01".into());
+    world.generation += 1;
+    let cloud = krrish_cloud::Cloud::default();
+    let mut c = Checkers::new(10_000);
+    // Down for a minute: nothing is timed.
+    for t in (1_000..=61_000).step_by(5_000) {
+        assert_eq!(
+            c.check(t, &world, &core, &cloud, 0, false),
+            Ok(()),
+            "at {t}"
+        );
+    }
+    // Back: the grace starts now, and then it is broken.
+    assert_eq!(c.check(62_000, &world, &core, &cloud, 0, true), Ok(()));
+    assert_eq!(c.check(71_000, &world, &core, &cloud, 0, true), Ok(()));
+    let v = c.check(72_500, &world, &core, &cloud, 0, true).unwrap_err();
+    assert_eq!(v.invariant, "no-vm-lost");
+    assert!(
+        v.detail.contains("vm-01-01 runs on hv-01, but it does not"),
         "{}",
         v.detail
     );

@@ -36,6 +36,8 @@ fn vm_1() -> krrish_core::VmSpec {
         ha: krrish_core::HaPolicy::Restart,
         priority: 0,
         passthrough_devices: vec![],
+        failback: true,
+        restart_delay_ms: 0,
     }
 }
 

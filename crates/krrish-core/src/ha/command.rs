@@ -208,6 +208,13 @@ pub enum Notice {
         vm: VmId,
         tried: Vec<HostId>,
     },
+    /// Its host failed; its restart elsewhere waits until `until_ms` for
+    /// the host to come back (its `restart_delay`).
+    VmRestartDelayed {
+        vm: VmId,
+        host: HostId,
+        until_ms: u64,
+    },
     /// An operator put the host in maintenance: it takes no VMs, and
     /// `moving` VMs live-migrate away.
     HostEnteringMaintenance {
@@ -332,6 +339,7 @@ impl Notice {
         "vm-boot-failed",
         "vm-waiting-for-capacity",
         "vm-waiting-for-untried-host",
+        "vm-restart-delayed",
         "host-entering-maintenance",
         "host-in-maintenance",
         "host-left-maintenance",
@@ -388,6 +396,7 @@ impl Notice {
             VmWaitingForCapacity { .. } => "vm-waiting-for-capacity",
             VmWaitingForUntriedHost { .. } => "vm-waiting-for-untried-host",
             VmInError { .. } => "vm-error",
+            VmRestartDelayed { .. } => "vm-restart-delayed",
             HostEnteringMaintenance { .. } => "host-entering-maintenance",
             HostInMaintenance { .. } => "host-in-maintenance",
             HostLeftMaintenance { .. } => "host-left-maintenance",
@@ -437,6 +446,7 @@ impl Notice {
             | VmWaitingForRepair { host, .. }
             | RuleBroken { host, .. }
             | HostEnteringMaintenance { host, .. }
+            | VmRestartDelayed { host, .. }
             | HostInMaintenance { host }
             | HostLeftMaintenance { host }
             | HostPoweredOff { host }
@@ -479,6 +489,7 @@ impl Notice {
             | VmWaitingForUntriedHost { vm, .. }
             | VmInError { vm, .. }
             | DrainBlocked { vm, .. }
+            | VmRestartDelayed { vm, .. }
             | VmWaitingForRule { vm, .. }
             | RuleBroken { vm, .. }
             | VmWaitingForRepair { vm, .. }
@@ -605,6 +616,11 @@ impl fmt::Display for Notice {
                 f,
                 "vm {vm} waits for a host it has not failed to boot on (tried {})",
                 join_hosts(tried)
+            ),
+            VmRestartDelayed { vm, host, until_ms } => write!(
+                f,
+                "vm {vm} waits until {} for {host} to come back before restarting elsewhere (restart delay)",
+                secs(*until_ms)
             ),
             HostEnteringMaintenance { host, moving } => write!(
                 f,

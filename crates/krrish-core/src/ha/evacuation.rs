@@ -29,7 +29,7 @@ impl HaManager {
             return;
         }
         let vms = self.vms_on(host, |_, v| {
-            v.spec.ha == HaPolicy::Restart
+            self.effective_ha(&v.spec) == HaPolicy::Restart
                 && matches!(&v.state, VmState::Running { host: h } if h == host)
         });
         if vms.is_empty() {

@@ -29,6 +29,7 @@ impl HaManager {
             .filter_map(|(id, v)| match &v.state {
                 VmState::Running { host }
                     if host != &v.spec.home
+                        && v.spec.failback
                         && home.is_none_or(|h| h == &v.spec.home)
                         && v.failback_not_before_ms <= now_ms
                         && self.hosts.get(host).is_some_and(|h| h.spare.is_some())
@@ -68,7 +69,7 @@ impl HaManager {
         for id in ids {
             let state = self.vms[&id].state.clone();
             match state {
-                VmState::Running { host: on } if &on != host => {
+                VmState::Running { host: on } if &on != host && self.vms[&id].spec.failback => {
                     self.fail_back(now_ms, &id, &on, host)
                 }
                 // Its home is a host like another for a VM relocating after

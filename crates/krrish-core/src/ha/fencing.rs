@@ -184,6 +184,7 @@ impl HaManager {
     /// policy says: waiting for a spare, for its home's repair, or down.
     pub(super) fn release_by_policy(&mut self, now_ms: u64, id: &VmId, host: &HostId) {
         let id = id.clone();
+        let ha = self.effective_ha(&self.vms[&id].spec);
         let vm = self.vms.get_mut(&id).expect("caller checked");
         vm.outage_since_ms.get_or_insert(now_ms);
         vm.settled_by = None;
@@ -191,13 +192,28 @@ impl HaManager {
         // A new outage: its boots are counted afresh.
         vm.start_boot_round();
         {
-            match vm.spec.ha {
+            match ha {
                 HaPolicy::Restart => {
+                    // A restart delay counts from the host's verdict: back
+                    // by then, the VM boots at home and nothing fails over.
+                    let delay = vm.spec.restart_delay_ms;
+                    let since = vm.outage_since_ms.unwrap_or(now_ms);
+                    let retry_at_ms = (since + delay).max(now_ms);
                     vm.state = VmState::WaitingForCapacity {
                         failed_host: host.clone(),
                         reported: false,
-                        retry_at_ms: now_ms,
+                        retry_at_ms,
                     };
+                    if retry_at_ms > now_ms {
+                        self.notice(
+                            now_ms,
+                            Notice::VmRestartDelayed {
+                                vm: id,
+                                host: host.clone(),
+                                until_ms: retry_at_ms,
+                            },
+                        );
+                    }
                 }
                 HaPolicy::RestoreOnRepair => {
                     vm.state = VmState::WaitingForRepair {

@@ -48,7 +48,7 @@ pub use types::{
 use crate::heartbeat::HeartbeatConfig;
 use crate::ids::{HostId, VmId};
 use crate::migration::MigrationBlocker;
-use crate::model::{BondHealth, BondName, HostSpec, Resources, VmSpec};
+use crate::model::{BondHealth, BondName, HaPolicy, HostSpec, Resources, VmSpec};
 use crate::timings::AgentTimings;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -105,6 +105,9 @@ pub struct HaConfig {
     pub fence_storm_window_ms: u64,
     /// The cluster's placement rule groups (none by default).
     pub rules: crate::rules::Rules,
+    /// The cluster-wide HA switch: off, every VM is treated as `ha: off`
+    /// (failed hosts are still detected and fenced; nothing restarts).
+    pub ha_enabled: bool,
 }
 
 impl HaConfig {
@@ -145,6 +148,7 @@ impl Default for HaConfig {
             fence_storm_max: 2,
             fence_storm_window_ms: 600_000,
             rules: crate::rules::Rules::default(),
+            ha_enabled: true,
         }
     }
 }
@@ -192,6 +196,16 @@ pub struct HaManager {
 }
 
 impl HaManager {
+    /// The HA policy that applies to `vm`: its own, or `off` while the
+    /// cluster-wide switch is off.
+    pub fn effective_ha(&self, vm: &VmSpec) -> HaPolicy {
+        if self.config.ha_enabled {
+            vm.ha
+        } else {
+            HaPolicy::Off
+        }
+    }
+
     /// Adopts a running cluster: every VM runs on its home host, every host
     /// counts as heard from at `now_ms`.
     pub fn new(now_ms: u64, config: HaConfig, hosts: Vec<HostSpec>, vms: Vec<VmSpec>) -> Self {

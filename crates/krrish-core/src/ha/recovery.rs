@@ -114,7 +114,7 @@ impl HaManager {
                 .vms
                 .iter()
                 .filter(|(_, v)| {
-                    v.spec.ha == HaPolicy::Restart
+                    self.effective_ha(&v.spec) == HaPolicy::Restart
                         && matches!(&v.state, VmState::HostDown { host: d } if d == &host)
                 })
                 .map(|(id, v)| (v.spec.priority, id.clone()))
@@ -417,12 +417,13 @@ impl HaManager {
         if_off: DownReason,
     ) {
         let in_place = can_take_vms(&self.hosts[host]);
+        let ha = self.effective_ha(&self.vms[id].spec);
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.outage_since_ms = Some(now_ms);
         vm.start_boot_round();
         vm.settled_by = None;
         vm.migration_aborting = false;
-        match vm.spec.ha {
+        match ha {
             HaPolicy::Off => {
                 vm.state = VmState::Down {
                     reason: if_off.clone(),

@@ -152,6 +152,8 @@ async fn run(
         ha: b.ha.unwrap_or(HaPolicy::Restart),
         priority: b.priority,
         passthrough_devices: Vec::new(),
+        failback: true,
+        restart_delay_ms: 0,
     };
     let r = api
         .call(ApiRequest::RunInstance {

@@ -302,6 +302,7 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
     };
     ha.max_restart = cluster.max_restart.unwrap_or(ha.max_restart);
     ha.max_relocate = cluster.max_relocate.unwrap_or(ha.max_relocate);
+    ha.ha_enabled = cluster.ha_enabled;
     if let Some(ms) = cluster.isolation_response_delay_ms {
         ha.isolation_response_delay_ms = ms;
     }
