@@ -28,6 +28,8 @@ pub struct Cluster {
     pub max_relocate: Option<u32>,
     /// The cluster-wide HA switch.
     pub ha_enabled: bool,
+    pub failover_to_production: bool,
+    pub admission_reserve_percent: u8,
     /// Placement rule groups, checked against the hosts and the VMs' homes.
     pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
@@ -390,6 +392,8 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         max_restart: f.max_restart,
         max_relocate: f.max_relocate,
         ha_enabled: f.ha_enabled,
+        failover_to_production: f.failover_to_production,
+        admission_reserve_percent: f.admission_reserve_percent,
         rules,
         name: f.name.unwrap_or_else(|| {
             src.file

@@ -517,6 +517,14 @@ pub struct ClusterFile {
     /// treated as `ha: off`.
     #[serde(default = "default_ha_enabled")]
     pub ha_enabled: bool,
+    /// A failed host's VM no spare can take restarts on a production host
+    /// with room (default false: it waits for a spare).
+    #[serde(default)]
+    pub failover_to_production: bool,
+    /// Admission control: per cent of each production host's vCPUs and
+    /// memory kept from tenant placement for failovers (default 0).
+    #[serde(default)]
+    pub admission_reserve_percent: u8,
 }
 
 fn default_ha_enabled() -> bool {

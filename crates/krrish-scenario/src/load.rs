@@ -547,6 +547,8 @@ fn settings(
     c.ha.max_restart = cluster.max_restart.unwrap_or(c.ha.max_restart);
     c.ha.max_relocate = cluster.max_relocate.unwrap_or(c.ha.max_relocate);
     c.ha.ha_enabled = cluster.ha_enabled;
+    c.ha.failover_to_production = cluster.failover_to_production;
+    c.ha.admission_reserve_percent = cluster.admission_reserve_percent;
     if let Some(cold) = s.cold_failback {
         c.ha.cold_failback = cold;
     }

@@ -208,6 +208,11 @@ pub enum Notice {
         vm: VmId,
         tried: Vec<HostId>,
     },
+    /// No spare could take it: it restarts on a production host.
+    VmFailoverToProduction {
+        vm: VmId,
+        host: HostId,
+    },
     /// Its host failed; its restart elsewhere waits until `until_ms` for
     /// the host to come back (its `restart_delay`).
     VmRestartDelayed {
@@ -340,6 +345,7 @@ impl Notice {
         "vm-waiting-for-capacity",
         "vm-waiting-for-untried-host",
         "vm-restart-delayed",
+        "vm-failover-to-production",
         "host-entering-maintenance",
         "host-in-maintenance",
         "host-left-maintenance",
@@ -397,6 +403,7 @@ impl Notice {
             VmWaitingForUntriedHost { .. } => "vm-waiting-for-untried-host",
             VmInError { .. } => "vm-error",
             VmRestartDelayed { .. } => "vm-restart-delayed",
+            VmFailoverToProduction { .. } => "vm-failover-to-production",
             HostEnteringMaintenance { .. } => "host-entering-maintenance",
             HostInMaintenance { .. } => "host-in-maintenance",
             HostLeftMaintenance { .. } => "host-left-maintenance",
@@ -447,6 +454,7 @@ impl Notice {
             | RuleBroken { host, .. }
             | HostEnteringMaintenance { host, .. }
             | VmRestartDelayed { host, .. }
+            | VmFailoverToProduction { host, .. }
             | HostInMaintenance { host }
             | HostLeftMaintenance { host }
             | HostPoweredOff { host }
@@ -490,6 +498,7 @@ impl Notice {
             | VmInError { vm, .. }
             | DrainBlocked { vm, .. }
             | VmRestartDelayed { vm, .. }
+            | VmFailoverToProduction { vm, .. }
             | VmWaitingForRule { vm, .. }
             | RuleBroken { vm, .. }
             | VmWaitingForRepair { vm, .. }
@@ -616,6 +625,10 @@ impl fmt::Display for Notice {
                 f,
                 "vm {vm} waits for a host it has not failed to boot on (tried {})",
                 join_hosts(tried)
+            ),
+            VmFailoverToProduction { vm, host } => write!(
+                f,
+                "vm {vm}: no spare can take it; restarting on production host {host}"
             ),
             VmRestartDelayed { vm, host, until_ms } => write!(
                 f,

@@ -32,7 +32,6 @@ impl HaManager {
                         && v.spec.failback
                         && home.is_none_or(|h| h == &v.spec.home)
                         && v.failback_not_before_ms <= now_ms
-                        && self.hosts.get(host).is_some_and(|h| h.spare.is_some())
                         && home_ready(&self.hosts, &v.spec.home) =>
                 {
                     Some((id.clone(), host.clone(), v.spec.home.clone()))
@@ -226,7 +225,6 @@ impl HaManager {
         let to_is_production = self.hosts[to].spare.is_none();
         // Whether a failed failback may go home cold instead (see below).
         let home_can_take_it = self.config.cold_failback
-            && self.hosts[from].spare.is_some()
             && home_ready(&self.hosts, to)
             && self.vms[vm].spec.home == *to
             && self.vms[vm].spec.demand.fits_in(&self.free_capacity(to));

@@ -108,6 +108,13 @@ pub struct HaConfig {
     /// The cluster-wide HA switch: off, every VM is treated as `ha: off`
     /// (failed hosts are still detected and fenced; nothing restarts).
     pub ha_enabled: bool,
+    /// A failed host's VM that no spare can take may restart on a
+    /// production host with room (spares stay the first choice).
+    pub failover_to_production: bool,
+    /// Admission control: this share (per cent) of every production host's
+    /// vCPUs and memory is kept from tenant placement (create, start,
+    /// migration, drain) for failovers.
+    pub admission_reserve_percent: u8,
 }
 
 impl HaConfig {
@@ -149,6 +156,8 @@ impl Default for HaConfig {
             fence_storm_window_ms: 600_000,
             rules: crate::rules::Rules::default(),
             ha_enabled: true,
+            failover_to_production: false,
+            admission_reserve_percent: 0,
         }
     }
 }
@@ -364,9 +373,9 @@ impl HaManager {
             .map(|(_, v)| v)
             .filter(|v| &v.spec.home == host && !v.holds(host))
             .filter(|v| match &v.state {
-                VmState::Running { host: on } => {
-                    self.hosts.get(on).is_some_and(|h| h.spare.is_some())
-                }
+                // Failed over (to a spare, or to a production host when the
+                // pool ran out); one that does not fail back is not coming.
+                VmState::Running { .. } => v.spec.failback,
                 // Its spare (or wherever it ran) is down: it comes back
                 // through a restart, at home first.
                 VmState::HostDown { .. }
@@ -375,7 +384,27 @@ impl HaManager {
                 _ => false,
             })
             .fold(Resources::ZERO, |acc, v| acc.add(&v.spec.demand));
-        self.free_capacity(host).saturating_sub(&coming_home)
+        let reserve = self.admission_reserve(host);
+        self.free_capacity(host)
+            .saturating_sub(&coming_home)
+            .saturating_sub(&reserve)
+    }
+
+    /// What admission control keeps free on `host` for failovers (nothing
+    /// on spares: all of a spare is for failovers).
+    pub fn admission_reserve(&self, host: &HostId) -> Resources {
+        let pct = u64::from(self.config.admission_reserve_percent.min(100));
+        match self.hosts.get(host) {
+            Some(h) if h.spare.is_none() && pct > 0 => {
+                let c = h.spec.capacity;
+                Resources::new(
+                    (u64::from(c.vcpus) * pct).div_ceil(100) as u32,
+                    (c.memory_mib * pct).div_ceil(100),
+                    0,
+                )
+            }
+            _ => Resources::ZERO,
+        }
     }
 
     /// Counts of spares by state: (free, active, unavailable).

@@ -180,6 +180,8 @@ impl HaManager {
                             BreakCause::NothingElseFitted,
                         );
                     }
+                    None if self.config.failover_to_production
+                        && self.fail_over_to_production(now_ms, id, &held) => {}
                     None => {
                         let needs = self.vms[id].spec.demand;
                         let held_back = self.held_back_by(id, &needs, &spares, &free, &held);
@@ -212,6 +214,38 @@ impl HaManager {
         }
         self.schedule_new(now_ms);
         self.refresh_spares(now_ms);
+    }
+
+    /// No spare can take `id`: it boots on the production host with the
+    /// most free room (admission control's reserve is for this) that its
+    /// rules allow and where its boot has not failed, if any — whether it
+    /// did. `held`: room held on spares for VMs placed but not booted.
+    fn fail_over_to_production(&mut self, now_ms: u64, id: &VmId, held: &[(VmId, HostId)]) -> bool {
+        let candidates: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
+            .map(|h| h.spec.id.clone())
+            .filter(|h| self.may_boot_on(id, h))
+            .collect();
+        let free: Vec<Resources> = candidates.iter().map(|h| self.free_capacity(h)).collect();
+        let demand = self.vms[id].spec.demand;
+        let Ok(Spot { bin, breaks }) = placement::most_free_by_rules(&free, &demand, |i| {
+            self.rule_fit(id, &candidates[i], held)
+        }) else {
+            return false;
+        };
+        let host = candidates[bin].clone();
+        self.notice(
+            now_ms,
+            Notice::VmFailoverToProduction {
+                vm: id.clone(),
+                host: host.clone(),
+            },
+        );
+        self.boot(now_ms, id, &host, BootReason::Failover);
+        self.report_rule_broken(now_ms, id, &host, breaks, BreakCause::NothingElseFitted);
+        true
     }
 
     /// Whether `vm`'s rules let it run on its home host (a `must` rule can

@@ -303,6 +303,8 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
     ha.max_restart = cluster.max_restart.unwrap_or(ha.max_restart);
     ha.max_relocate = cluster.max_relocate.unwrap_or(ha.max_relocate);
     ha.ha_enabled = cluster.ha_enabled;
+    ha.failover_to_production = cluster.failover_to_production;
+    ha.admission_reserve_percent = cluster.admission_reserve_percent;
     if let Some(ms) = cluster.isolation_response_delay_ms {
         ha.isolation_response_delay_ms = ms;
     }
