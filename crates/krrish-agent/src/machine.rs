@@ -126,6 +126,13 @@ pub struct AgentMachine {
     /// restart). One boot per VM at a time: a second would finish after the
     /// first and could start a copy the VM had already moved away from.
     boots: BTreeMap<VmId, (u64, Vec<u64>)>,
+    /// The serial of each boot under way (when the controller told one).
+    boot_serials: BTreeMap<VmId, u64>,
+    /// The last boot of each VM that failed here, by serial, and why: the
+    /// same boot sent again (its answer was lost with a connection) is
+    /// answered so again, not run again — a broken guest is not booted
+    /// uncounted each time a flapping link reconnects.
+    failed_boots: BTreeMap<VmId, (u64, DriverError)>,
     /// Stops ordered while the VM's boot was under way: run when it ends,
     /// so an answered stop means no copy is running and none is coming.
     stops_after_boot: BTreeMap<VmId, Vec<u64>>,
@@ -150,6 +157,8 @@ pub struct AgentMachine {
 /// Boots under way on one host, at most (beyond, the controller is
 /// misbehaving: refuse rather than grow).
 const BOOTS_IN_FLIGHT_MAX: usize = 4_096;
+/// Failed boots remembered (one per VM; the oldest VM's goes first).
+const FAILED_BOOTS_KEPT: usize = 4_096;
 /// Stops waiting on one VM's boot, at most.
 const STOPS_WAITING_MAX: usize = 16;
 /// Guest changes of one VM waiting to be answered by a later one, at most
@@ -177,6 +186,8 @@ impl AgentMachine {
             lease_answered: false,
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
+            boot_serials: BTreeMap::new(),
+            failed_boots: BTreeMap::new(),
             stops_after_boot: BTreeMap::new(),
             guest_changing: BTreeMap::new(),
             guest_next: BTreeMap::new(),
@@ -354,7 +365,10 @@ impl AgentMachine {
             }
             self.guest_changing.insert(vm.clone(), id);
         }
-        if let AgentCommand::BootVm { vm, guest, .. } = &command {
+        if let AgentCommand::BootVm {
+            vm, guest, serial, ..
+        } = &command
+        {
             if let Some((_, joined)) = self.boots.get_mut(&vm.id) {
                 // The same boot again: answered when the one under way ends.
                 // It may carry a newer network or volumes than the boot
@@ -382,7 +396,23 @@ impl AgentMachine {
                 self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
                 return;
             }
+            if let Some((_, why)) = self
+                .failed_boots
+                .get(&vm.id)
+                .filter(|(failed, _)| *serial != 0 && failed == serial)
+            {
+                let outcome = Err(why.clone());
+                self.trace(format!(
+                    "boot {serial} of {} failed here already: answered again, not run again",
+                    vm.id
+                ));
+                self.push(AgentOutput::Send(Frame::CommandDone { id, outcome }));
+                return;
+            }
             self.boots.insert(vm.id.clone(), (id, Vec::new()));
+            if *serial != 0 {
+                self.boot_serials.insert(vm.id.clone(), *serial);
+            }
         }
         self.push(AgentOutput::RunCommand { id, command });
     }
@@ -461,6 +491,19 @@ impl AgentMachine {
         if let Some(vm) = &vm {
             let (_, joined) = self.boots.remove(vm).expect("found");
             ids.extend(joined);
+            match (self.boot_serials.remove(vm), &outcome) {
+                (Some(serial), Err(why)) => {
+                    if self.failed_boots.len() >= FAILED_BOOTS_KEPT
+                        && !self.failed_boots.contains_key(vm)
+                    {
+                        self.failed_boots.pop_first();
+                    }
+                    self.failed_boots.insert(vm.clone(), (serial, why.clone()));
+                }
+                _ => {
+                    self.failed_boots.remove(vm);
+                }
+            }
             for id in self.stops_after_boot.remove(vm).unwrap_or_default() {
                 stops.push((id, vm.clone()));
             }

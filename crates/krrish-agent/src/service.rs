@@ -91,9 +91,9 @@ pub async fn run_agent<C, D, K, T>(
                     let (d, tx) = (driver.clone(), tx.clone());
                     spawn_local(async move {
                         let r = match &command {
-                            AgentCommand::BootVm { vm, reason, guest } => {
-                                d.boot_vm(vm, *reason, guest).await
-                            }
+                            AgentCommand::BootVm {
+                                vm, reason, guest, ..
+                            } => d.boot_vm(vm, *reason, guest).await,
                             AgentCommand::SetGuest { vm, guest } => d.set_guest(vm, guest).await,
                             AgentCommand::StopVm { vm } => d.stop_vm(vm).await,
                             AgentCommand::RebootVm { vm } => d.reboot_vm(vm).await,

@@ -272,13 +272,13 @@ pub(crate) fn step_action(
     }
     if let Some(f) = &s.fail_boots {
         let vm = vm_ref(src, "vm", &f.vm, known_vms)?;
-        if !(1..=FAIL_BOOTS_MAX).contains(&f.count) {
+        if f.count > FAIL_BOOTS_MAX {
             return Err(src.error(
                 src.find_key_path(item.line, item.end, &["fail_boots", "count"])
                     .map(|k| k.value())
                     .or(at),
                 format!(
-                    "fail_boots.count: expected 1 to {FAIL_BOOTS_MAX} boots to fail, not {}",
+                    "fail_boots.count: expected 0 (mended) to {FAIL_BOOTS_MAX} boots to fail, not {}",
                     f.count
                 ),
             ));

@@ -173,10 +173,10 @@ fn broken_files_are_located() {
         ),
         (
             "fail-no-boots",
-            format!("{RULED}timeline:\n  - at: 10s\n    fail_boots: {{ vm: a, count: 0 }}\n{end}"),
+            format!("{RULED}timeline:\n  - at: 10s\n    fail_boots: {{ vm: a, count: 1001 }}\n{end}"),
             11,
             Some(33),
-            "fail_boots.count: expected 1 to 1000 boots to fail, not 0",
+            "fail_boots.count: expected 0 (mended) to 1000 boots to fail, not 1001",
         ),
         (
             "too-many-restarts",

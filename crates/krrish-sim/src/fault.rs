@@ -182,6 +182,9 @@ impl fmt::Display for Fault {
             ),
             Fault::ControllerCrash => write!(f, "controller crashes"),
             Fault::ControllerRestart => write!(f, "controller restarts"),
+            Fault::FailBoots { vm, count: 0 } => {
+                write!(f, "{vm}'s image mended: its boots work again")
+            }
             Fault::FailBoots { vm, count } => {
                 write!(f, "the hypervisor fails the next {count} boots of {vm}")
             }

@@ -105,6 +105,11 @@ pub enum AgentCommand {
         /// the boot.
         #[serde(default)]
         guest: GuestConfig,
+        /// Which boot of the VM (0: not told): sent again after a lost
+        /// answer, a boot the agent already failed is answered again, not
+        /// run again.
+        #[serde(default)]
+        serial: u64,
     },
     /// The VM's network or volumes changed (or the agent may not know
     /// them): make the host match `guest` for `vm`, running here.

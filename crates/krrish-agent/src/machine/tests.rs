@@ -119,6 +119,7 @@ fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
             vm: vms.clone(),
             reason: BootReason::Failover,
             guest: Default::default(),
+            serial: 0,
         },
     };
     m.handle_frame(10, 1, boot(7));
@@ -151,6 +152,7 @@ fn a_boot_asked_again_while_under_way_joins_it_instead_of_booting_twice() {
             vm: vms.clone(),
             reason: BootReason::Failover,
             guest: Default::default(),
+            serial: 0,
         }
     }));
 }
@@ -217,6 +219,7 @@ fn guest_changes_run_one_at_a_time_the_latest_only_answered_once_in_place() {
                 vm: vm_1(),
                 reason: BootReason::Create,
                 guest: GuestConfig::default(),
+                serial: 0,
             },
         },
     );
@@ -291,6 +294,7 @@ fn without_a_lease_no_guest_boots_and_the_report_says_so() {
             vm: vm_1(),
             reason: BootReason::Restore,
             guest: Default::default(),
+            serial: 0,
         },
     };
     // The lease ran out at 30 s (asked at 0, 30 s long).
@@ -337,4 +341,54 @@ fn self_fences_when_renewals_keep_failing() {
     drain(&mut m);
     let out = run(&mut m, 25_000);
     assert!(out.contains(&AgentOutput::SelfFence), "{out:?}");
+}
+
+#[test]
+fn a_failed_boot_sent_again_is_answered_again_not_run_again() {
+    use krrish_core::ha::BootReason;
+    let mut m = connected(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    let boot = |id, serial| Frame::Command {
+        id,
+        command: AgentCommand::BootVm {
+            vm: vm_1(),
+            reason: BootReason::Create,
+            guest: Default::default(),
+            serial,
+        },
+    };
+    m.handle_frame(10, 1, boot(7, 3));
+    assert_eq!(the_run(&drain(&mut m)).0, 7);
+    let why = DriverError::Failed("the guest did not come up".into());
+    m.handle_command_done(20, 7, Err(why.clone()));
+    drain(&mut m);
+    // Boot 3 again (its answer was lost): the same failure, nothing run.
+    m.handle_frame(30, 1, boot(8, 3));
+    let out = drain(&mut m);
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, AgentOutput::RunCommand { .. })),
+        "{out:?}"
+    );
+    assert!(out.contains(&AgentOutput::Send(Frame::CommandDone {
+        id: 8,
+        outcome: Err(why.clone()),
+    })));
+    // Boot 4 is a new boot: it runs; and succeeding forgets the failure.
+    m.handle_frame(40, 1, boot(9, 4));
+    assert_eq!(the_run(&drain(&mut m)).0, 9);
+    m.handle_command_done(50, 9, Ok(()));
+    drain(&mut m);
+    m.handle_frame(60, 1, boot(10, 4));
+    assert_eq!(
+        the_run(&drain(&mut m)).0,
+        10,
+        "a boot that worked is idempotent on the host"
+    );
+    // A controller that tells no serial (0) always gets a boot.
+    m.handle_command_done(70, 10, Err(why.clone()));
+    drain(&mut m);
+    m.handle_frame(80, 1, boot(11, 0));
+    assert_eq!(the_run(&drain(&mut m)).0, 11);
 }

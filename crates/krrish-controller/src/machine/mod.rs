@@ -588,7 +588,12 @@ impl ControllerMachine {
             Command::ReadLeaseRenewals { read } => {
                 self.push(ControllerOutput::ReadLeaseRenewals { read })
             }
-            Command::BootVm { vm, host, reason } => {
+            Command::BootVm {
+                vm,
+                host,
+                reason,
+                serial,
+            } => {
                 let id = vm.id.clone();
                 let guest = self.cloud.guest_config(&id);
                 let pending = Pending::Boot {
@@ -597,7 +602,12 @@ impl ControllerMachine {
                     disk_ops_through: guest.disk_ops_through(),
                 };
                 let told = (host.clone(), Some(guest.clone()));
-                let command = AgentCommand::BootVm { vm, reason, guest };
+                let command = AgentCommand::BootVm {
+                    vm,
+                    reason,
+                    guest,
+                    serial,
+                };
                 if let Err(why) = self.send_to_agent(&host, command, pending) {
                     // Not a failed boot: the core sends it again when the
                     // agent connects, or gives up at the boot deadline.

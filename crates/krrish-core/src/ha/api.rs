@@ -2,7 +2,9 @@
 //! with the most free memory), live-migrate one, stop one. Each is checked
 //! and either refused with an [`ApiError`] or turned into commands.
 
-use super::{join_blockers, ApiError, BootReason, Command, HaManager, VmRecord, VmState};
+use super::{
+    join_blockers, ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState,
+};
 use crate::ids::{HostId, VmId};
 use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
@@ -67,7 +69,14 @@ impl HaManager {
             .vms
             .get(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        if !matches!(rec.state, VmState::Stopped | VmState::Error { .. }) {
+        let startable = match &rec.state {
+            VmState::Stopped | VmState::Error { .. } => true,
+            // Down and surely running nowhere (its host fenced, or it
+            // vanished from a live one): an operator may start it.
+            VmState::Down { reason } => !matches!(reason, DownReason::FenceFailed { .. }),
+            _ => false,
+        };
+        if !startable {
             return Err(ApiError::NotStopped {
                 vm: vm.clone(),
                 state: rec.state.name(),
@@ -264,8 +273,34 @@ impl HaManager {
         Ok(host)
     }
 
-    /// Stops a running VM at an operator's request.
+    /// Stops a running VM at an operator's request. A VM that runs
+    /// nowhere and is being recovered (waiting for a host, retrying a
+    /// boot, in error, down) is stopped at once: its recovery is called
+    /// off. One that may run somewhere it is not known to (booting,
+    /// migrating, its host being fenced) is refused.
     pub fn stop_vm(&mut self, now_ms: u64, vm: &VmId) -> Result<(), ApiError> {
+        let rec = self
+            .vms
+            .get(vm)
+            .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
+        let idle = match &rec.state {
+            VmState::WaitingForCapacity { .. }
+            | VmState::Scheduling { .. }
+            | VmState::WaitingForRepair { .. }
+            | VmState::RetryingBoot { .. }
+            | VmState::Error { .. } => true,
+            VmState::Down { reason } => !matches!(reason, DownReason::FenceFailed { .. }),
+            _ => false,
+        };
+        if idle && rec.hosts_that_may_run().is_empty() {
+            let rec = self.vms.get_mut(vm).expect("checked");
+            rec.state = VmState::Stopped;
+            rec.start_boot_round();
+            rec.outage_since_ms = None;
+            self.refresh_spares(now_ms);
+            self.place_waiting(now_ms);
+            return Ok(());
+        }
         let host = self.running_host(vm)?;
         let rec = self.vms.get_mut(vm).expect("checked");
         rec.state = VmState::Stopped;

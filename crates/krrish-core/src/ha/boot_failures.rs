@@ -81,9 +81,21 @@ impl HaManager {
                 retry_at_ms,
                 reason,
             };
-        } else if tried - 1 < max_relocate {
-            self.relocate(id, host, reason, retry_at_ms);
+        } else if tried - 1 < max_relocate && self.untried_host_exists(id, reason) {
+            // A host that cannot run guests at all is left at once.
+            let at = if host_unavailable {
+                now_ms
+            } else {
+                retry_at_ms
+            };
+            self.relocate(id, host, reason, at);
         } else {
+            let vm = self.vms.get_mut(id).expect("caller checked");
+            let why = if tried - 1 < max_relocate {
+                format!("{why}; no host it has not failed on is left to try")
+            } else {
+                why
+            };
             let (attempts, hosts) = (vm.boot_attempts, vm.boot_failed_on.clone());
             vm.state = VmState::Error {
                 attempts,
@@ -102,13 +114,36 @@ impl HaManager {
         }
     }
 
+    /// Whether a host where `id`'s boot has not failed could ever take it
+    /// when booted for `reason` (whatever its state now: it may recover):
+    /// a production host for a new VM; a spare or its home (or, with
+    /// `failover_to_production`, any production host) for the others.
+    fn untried_host_exists(&self, id: &VmId, reason: BootReason) -> bool {
+        let home = &self.vms[id].spec.home;
+        self.hosts.values().any(|h| {
+            let production = h.spare.is_none() && h.spec.zone.runs_vms();
+            let eligible = match reason {
+                BootReason::Create => production,
+                BootReason::Failover | BootReason::Restore => {
+                    h.spare.is_some()
+                        || &h.spec.id == home
+                        || (production && self.config.failover_to_production)
+                }
+            };
+            eligible && self.may_boot_on(id, &h.spec.id)
+        })
+    }
+
     /// `id` is placed again, after `retry_at_ms`, on a host where its boot
     /// has not failed: a new VM among the production hosts, a failed or
     /// restored one among the spares (or its home, when fit).
     fn relocate(&mut self, id: &VmId, host: &HostId, reason: BootReason, retry_at_ms: u64) {
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.state = match reason {
-            BootReason::Create => VmState::Scheduling { retry_at_ms },
+            BootReason::Create => VmState::Scheduling {
+                retry_at_ms,
+                reported: false,
+            },
             BootReason::Failover | BootReason::Restore => VmState::WaitingForCapacity {
                 failed_host: host.clone(),
                 reported: false,

@@ -28,6 +28,10 @@ pub enum Command {
         vm: VmSpec,
         host: HostId,
         reason: BootReason,
+        /// Which boot of the VM this is (its record's count, never reused):
+        /// the same boot sent again carries the same serial, so an agent
+        /// that already failed it answers again rather than booting again.
+        serial: u64,
     },
     /// Live-migrate. Answer: [`HaManager::handle_migration_result`].
     LiveMigrate { vm: VmId, from: HostId, to: HostId },
@@ -51,7 +55,9 @@ impl fmt::Display for Command {
             Command::FenceIpmi { host, action } => write!(f, "fence {host} via IPMI {action}"),
             Command::RevokeLease { host } => write!(f, "revoke DFS lease of {host}"),
             Command::ReinstateLease { host } => write!(f, "reinstate DFS lease of {host}"),
-            Command::BootVm { vm, host, reason } => {
+            Command::BootVm {
+                vm, host, reason, ..
+            } => {
                 write!(f, "boot {} on {host} from DFS copy ({reason})", vm.id)
             }
             Command::LiveMigrate { vm, from, to } => write!(f, "live-migrate {vm} {from} -> {to}"),
@@ -208,6 +214,12 @@ pub enum Notice {
         vm: VmId,
         tried: Vec<HostId>,
     },
+    /// No answer to its boot before the boot timeout: stopped there before
+    /// it is booted anywhere else; not counted as a failed boot.
+    VmBootUnanswered {
+        vm: VmId,
+        host: HostId,
+    },
     /// No spare could take it: it restarts on a production host.
     VmFailoverToProduction {
         vm: VmId,
@@ -345,6 +357,7 @@ impl Notice {
         "vm-waiting-for-capacity",
         "vm-waiting-for-untried-host",
         "vm-restart-delayed",
+        "vm-boot-unanswered",
         "vm-failover-to-production",
         "host-entering-maintenance",
         "host-in-maintenance",
@@ -403,6 +416,7 @@ impl Notice {
             VmWaitingForUntriedHost { .. } => "vm-waiting-for-untried-host",
             VmInError { .. } => "vm-error",
             VmRestartDelayed { .. } => "vm-restart-delayed",
+            VmBootUnanswered { .. } => "vm-boot-unanswered",
             VmFailoverToProduction { .. } => "vm-failover-to-production",
             HostEnteringMaintenance { .. } => "host-entering-maintenance",
             HostInMaintenance { .. } => "host-in-maintenance",
@@ -454,6 +468,7 @@ impl Notice {
             | RuleBroken { host, .. }
             | HostEnteringMaintenance { host, .. }
             | VmRestartDelayed { host, .. }
+            | VmBootUnanswered { host, .. }
             | VmFailoverToProduction { host, .. }
             | HostInMaintenance { host }
             | HostLeftMaintenance { host }
@@ -498,6 +513,7 @@ impl Notice {
             | VmInError { vm, .. }
             | DrainBlocked { vm, .. }
             | VmRestartDelayed { vm, .. }
+            | VmBootUnanswered { vm, .. }
             | VmFailoverToProduction { vm, .. }
             | VmWaitingForRule { vm, .. }
             | RuleBroken { vm, .. }
@@ -625,6 +641,10 @@ impl fmt::Display for Notice {
                 f,
                 "vm {vm} waits for a host it has not failed to boot on (tried {})",
                 join_hosts(tried)
+            ),
+            VmBootUnanswered { vm, host } => write!(
+                f,
+                "vm {vm}: no answer from {host} before the boot timeout: stopping it there before booting it anywhere else"
             ),
             VmFailoverToProduction { vm, host } => write!(
                 f,

@@ -460,10 +460,9 @@ impl HaManager {
                     // fenced.
                     self.notice(
                         now_ms,
-                        Notice::VmBootFailed {
+                        Notice::VmBootUnanswered {
                             vm: id.clone(),
                             host: host.clone(),
-                            why: "no answer before the boot timeout: stopping it there before booting it anywhere else".into(),
                         },
                     );
                     let rec = self.vms.get_mut(&id).expect("listed");

@@ -465,7 +465,7 @@ impl HaManager {
                 Some(*deadline_ms)
             }
             VmState::WaitingForCapacity { retry_at_ms, .. }
-            | VmState::Scheduling { retry_at_ms } => self.has_backoff(*retry_at_ms),
+            | VmState::Scheduling { retry_at_ms, .. } => self.has_backoff(*retry_at_ms),
             // Its retry is work to do, due or not.
             VmState::RetryingBoot { retry_at_ms, .. } => Some(*retry_at_ms),
             _ => None,

@@ -136,7 +136,8 @@ impl HaManager {
                     reported,
                     retry_at_ms: now_ms,
                 },
-                VmState::Scheduling { .. } => VmState::Scheduling {
+                VmState::Scheduling { reported, .. } => VmState::Scheduling {
+                    reported,
                     retry_at_ms: now_ms,
                 },
                 VmState::RetryingBoot { host, reason, .. } => VmState::RetryingBoot {

@@ -4,8 +4,8 @@
 //! died on a live host, and each spare's pool state.
 
 use super::{
-    can_take_vms, home_ready, BootReason, Command, DownReason, DriverError, HaManager, Liveness,
-    Notice, SpareState, VmState,
+    can_take_vms, home_ready, ApiError, BootReason, Command, DownReason, DriverError, HaManager,
+    Liveness, Notice, SpareState, VmState,
 };
 use crate::ids::{HostId, VmId};
 use crate::model::{HaPolicy, Resources};
@@ -270,17 +270,22 @@ impl HaManager {
     /// Places new VMs whose boot failed again, after their back-off.
     fn schedule_new(&mut self, now_ms: u64) {
         let due = self.unsettled_where(
-            |_, v| matches!(v.state, VmState::Scheduling { retry_at_ms } if retry_at_ms <= now_ms),
+            |_, v| matches!(v.state, VmState::Scheduling { retry_at_ms, .. } if retry_at_ms <= now_ms),
         );
         for id in due {
             let (ids, free) = self.production_candidates();
+            let demand = self.vms[&id].spec.demand;
+            // Room only where its boot failed already?
+            let only_tried = ids
+                .iter()
+                .zip(&free)
+                .any(|(h, f)| demand.fits_in(f) && !self.may_boot_on(&id, h));
             // Never a host where its boot failed already.
             let (ids, free): (Vec<HostId>, Vec<Resources>) = ids
                 .into_iter()
                 .zip(free)
                 .filter(|(h, _)| self.may_boot_on(&id, h))
                 .unzip();
-            let demand = self.vms[&id].spec.demand;
             match self.tenant_spot(&id, &demand, &ids, &free) {
                 Ok(Spot { bin, breaks }) => {
                     self.boot(now_ms, &id, &ids[bin], BootReason::Create);
@@ -292,11 +297,29 @@ impl HaManager {
                         BreakCause::NothingElseFitted,
                     );
                 }
-                Err(_) => {
-                    // Try again after another back-off.
-                    self.vms.get_mut(&id).expect("listed").state = VmState::Scheduling {
+                Err(why) => {
+                    // Try again after another back-off; said once.
+                    let vm = self.vms.get_mut(&id).expect("listed");
+                    let said = matches!(vm.state, VmState::Scheduling { reported: true, .. });
+                    vm.state = VmState::Scheduling {
                         retry_at_ms: now_ms + self.config.boot_retry_backoff_ms,
+                        reported: true,
                     };
+                    let tried = vm.boot_failed_on.clone();
+                    let only_tried = only_tried && !tried.is_empty();
+                    if !said {
+                        let vm = id.clone();
+                        self.notice(
+                            now_ms,
+                            match why {
+                                ApiError::NoAllowedHost { why, .. } => {
+                                    Notice::VmWaitingForRule { vm, why }
+                                }
+                                _ if only_tried => Notice::VmWaitingForUntriedHost { vm, tried },
+                                _ => Notice::VmWaitingForCapacity { vm, needs: demand },
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -355,10 +378,13 @@ impl HaManager {
             *deadline_ms = now_ms + timeout;
             let reason = *reason;
             let spec = vm.spec.clone();
+            // The same boot: an agent that failed it answers again.
+            let serial = vm.boot_serial;
             self.command(Command::BootVm {
                 vm: spec,
                 host: host.clone(),
                 reason,
+                serial,
             });
         }
         // A VM whose boot went unanswered waits for the first report: it
@@ -383,6 +409,8 @@ impl HaManager {
             reason,
         };
         vm.boot_attempts += 1;
+        vm.boot_serial += 1;
+        let serial = vm.boot_serial;
         if reason == BootReason::Create {
             // A new VM's home is where it first runs: a re-placed create
             // (its first host failed it) moves its home along.
@@ -404,6 +432,7 @@ impl HaManager {
             vm: spec,
             host: host.clone(),
             reason,
+            serial,
         });
     }
 

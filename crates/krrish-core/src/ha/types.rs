@@ -370,6 +370,9 @@ pub enum VmState {
     /// host (not before `retry_at_ms`).
     Scheduling {
         retry_at_ms: u64,
+        /// Its wait for a host was reported.
+        #[serde(default)]
+        reported: bool,
     },
     WaitingForRepair {
         host: HostId,
@@ -457,6 +460,9 @@ pub struct VmRecord {
     /// relocation after failed boots goes to a host not listed.
     #[serde(default)]
     pub boot_failed_on: Vec<HostId>,
+    /// Boots ever ordered for this VM (the last one's serial).
+    #[serde(default)]
+    pub boot_serial: u64,
     /// When the control plane declared the VM's host offline.
     pub outage_since_ms: Option<u64>,
     /// Reports in a row from its (live) host that did not list it.
@@ -538,6 +544,7 @@ impl VmRecord {
             state,
             boot_attempts: 0,
             boot_failed_on: Vec::new(),
+            boot_serial: 0,
             outage_since_ms: None,
             missed_reports: 0,
             failback_blocked: false,
@@ -660,7 +667,10 @@ mod tests {
                 reported: false,
                 retry_at_ms: 0,
             },
-            VmState::Scheduling { retry_at_ms: 0 },
+            VmState::Scheduling {
+                retry_at_ms: 0,
+                reported: false,
+            },
             VmState::WaitingForRepair { host: h.clone() },
             VmState::RetryingBoot {
                 host: h.clone(),
