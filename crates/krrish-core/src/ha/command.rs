@@ -727,6 +727,15 @@ pub fn secs(ms: u64) -> String {
     format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
 
+/// Host names, comma-separated, in the order given.
+fn join_hosts(hosts: &[HostId]) -> String {
+    hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,13 +754,4 @@ mod tests {
         assert_eq!(n.host().map(|h| h.as_str()), Some("hv-01"));
         assert_eq!(n.vm(), None);
     }
-}
-
-/// Host names, comma-separated, in the order given.
-fn join_hosts(hosts: &[HostId]) -> String {
-    hosts
-        .iter()
-        .map(|h| h.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
