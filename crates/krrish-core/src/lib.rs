@@ -29,10 +29,15 @@
 //!   - `ha/command.rs` — `Command`s for drivers, `Notice`s for traces, as they print.
 //!   - `ha/liveness.rs` — heartbeats, what hosts run, misses → offline, every deadline.
 //!   - `ha/fencing.rs` — IPMI, else DFS lease, else give up; then release VMs by policy.
-//!   - `ha/recovery.rs` — boots: failover onto spares, retries, results, spare states.
+//!   - `ha/recovery.rs` — boots: failover onto spares (and production hosts,
+//!     if allowed), results, spare states.
+//!   - `ha/boot_failures.rs` — failed boots: restart in place, relocate to
+//!     untried hosts, then `error`.
+//!   - `ha/maintenance.rs` — maintenance by API: drain or refuse, no fence
+//!     for a drained host powered off.
 //!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
 //!   - `ha/placement_rules.rs` — the rule groups applied to every placement.
-//!   - `ha/api.rs` — create, migrate and stop VMs on an operator's request.
+//!   - `ha/api.rs` — create, start, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 //!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.
 //! - [`testkit`] — `TwoParty`: the HA manager against a model of hosts, a
