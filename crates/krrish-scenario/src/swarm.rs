@@ -16,7 +16,9 @@
 //! to one host or at the controller's switch; flapping links; a spare
 //! failing while it hosts VMs; the DFS unreachable from the controller; more
 //! host failures than spares; the controller crashing mid-failover; operator
-//! live migrations. In some seeds an RDB, a MongoDB replica set and a cache
+//! live migrations; maintenance (a drain, a power-off, the way out); a
+//! broken image (a VM's next boots fail) before its host dies — after
+//! healing the operator mends it and starts the VM if it ended in `error`. In some seeds an RDB, a MongoDB replica set and a cache
 //! shard are created first; `converged` then also wants them serving.
 
 use crate::load::{parse_scenario, LoadError, Scenario};
@@ -31,6 +33,8 @@ pub const HEAL_AT_MS: u64 = 40 * 60_000;
 /// The convergence bound after healing.
 pub const CONVERGE_WITHIN_MS: u64 = 20 * 60_000;
 pub const END_MS: u64 = HEAL_AT_MS + CONVERGE_WITHIN_MS;
+/// After healing, when the operator starts the VMs whose images broke.
+const OPERATOR_START_AFTER_MS: u64 = 5 * 60_000;
 
 /// One seed's cluster and schedule.
 #[derive(Clone, Debug)]
@@ -169,10 +173,36 @@ impl SwarmCase {
         }
         let _ = writeln!(y, "  - at: {}", fmt_ms(HEAL_AT_MS));
         let _ = writeln!(y, "    heal_all: true");
+        // The operator mends the broken images and starts what ended in
+        // `error` (refused, and harmless, for a VM that recovered).
+        for vm in self.broken_images() {
+            let _ = writeln!(y, "  - at: {}", fmt_ms(HEAL_AT_MS));
+            let _ = writeln!(y, "    fail_boots: {{ vm: {vm}, count: 0 }}");
+            let _ = writeln!(
+                y,
+                "  - at: {}",
+                fmt_ms(HEAL_AT_MS + OPERATOR_START_AFTER_MS)
+            );
+            let _ = writeln!(y, "    start_instance: {vm}");
+        }
         let _ = writeln!(y, "expect:");
         let _ = writeln!(y, "  - converged: true");
         let _ = writeln!(y, "end: {}", fmt_ms(END_MS));
         y
+    }
+
+    /// The VMs whose boots the schedule breaks (`fail_boots`), once each.
+    fn broken_images(&self) -> Vec<String> {
+        let mut vms: Vec<String> = self
+            .items
+            .iter()
+            .filter_map(|(_, s)| s.strip_prefix("fail_boots: { vm: "))
+            .filter_map(|rest| rest.split(',').next())
+            .map(str::to_string)
+            .collect();
+        vms.sort();
+        vms.dedup();
+        vms
     }
 
     /// Loads the case with the scenario loader (`path` names it in errors).
@@ -331,7 +361,7 @@ fn fault(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
     let prod = |d: &mut Draw| d.pick(&n.production).clone();
     let bond = |d: &mut Draw| *d.pick(&["bond0", "bond1", "bond2"]);
     let mut push = |at: u64, s: String| items.push((at, s));
-    match d.below(17) {
+    match d.below(19) {
         0 | 1 => push(at, format!("crash: {}", prod(d))),
         2 => push(at, format!("power_loss: {}", host(d))),
         3 => {
@@ -425,6 +455,30 @@ fn fault(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
                 at,
                 format!("lossy: {{ host: {}, percent: {pct}, for: {dur} }}", host(d)),
             );
+        }
+        17 => {
+            // Maintenance: a drain (refused if a VM cannot move), perhaps a
+            // power-off for it, and the way out.
+            let h = prod(d);
+            push(at, format!("enter_maintenance: {h}"));
+            if d.chance(50) {
+                push(at + d.range(60, 300) * 1000, format!("crash: {h}"));
+            }
+            if d.chance(70) {
+                push(
+                    at + d.range(120, 900) * 1000,
+                    format!("exit_maintenance: {h}"),
+                );
+            }
+        }
+        18 => {
+            // A broken image: the next boots of a VM fail, then its host dies.
+            let vm = d.pick(&n.vms).clone();
+            push(
+                at,
+                format!("fail_boots: {{ vm: {vm}, count: {} }}", d.range(1, 6)),
+            );
+            push(at + d.range(1, 60) * 1000, format!("crash: {}", prod(d)));
         }
         _ => {
             let vm = d.pick(&n.vms).clone();
