@@ -452,16 +452,20 @@ impl World {
     /// The host is repaired: power, BMC and every NIC back; a new boot; no
     /// domains; its management path restored.
     pub fn power_on(&mut self, now_ms: u64, h: &HostId) {
-        let Some(host) = self.hosts.get_mut(h) else {
+        if !self.hosts.contains_key(h) {
             return;
-        };
+        }
+        // A live host repaired is rebooted: its guests die, and migrations
+        // copying from it with them (found by the adversary: a target kept
+        // a dead incoming copy for ever).
+        self.kill_domains(now_ms, h, "repair (reboot)");
+        let host = self.hosts.get_mut(h).expect("checked");
         host.powered = true;
         host.bmc_powered = true;
         host.boot_id += 1;
         host.nics = [[true; 2]; 3];
         host.path = PathState::Ok;
         host.path_loss_pct = 0;
-        host.domains.clear();
         // A revocation outlives reboots: only the controller lifts it.
         self.leases.forget_grants(h);
         self.generation += 1;

@@ -592,7 +592,7 @@ impl fmt::Display for Notice {
             ),
             MigrationInDoubt { vm, fenced, other } => write!(
                 f,
-                "vm {vm} was migrating between {fenced} and {other}; {fenced} is fenced: {other}'s next report tells where it runs"
+                "vm {vm} was migrating between {fenced} and {other}; {fenced} is fenced or rebooted: {other}'s next report tells where it runs"
             ),
             VmEvacuating { vm, host } => {
                 write!(f, "vm {vm} stopping on {host} to restart where the VM network works")

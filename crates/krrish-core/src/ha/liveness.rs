@@ -559,10 +559,14 @@ impl HaManager {
         for id in dead {
             self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
         }
-        // Migrations the old incarnation took part in died with it: a VM
-        // copied away from it died there (the new boot does not list it);
-        // one copied to it stays with its source, whose reports settle the
-        // rest (a VM the source no longer lists is restarted in place).
+        // Migrations the old incarnation took part in ended with it. A VM
+        // copied away from it is not here (the new boot does not list it)
+        // but may run on the target, if the switch-over came first — found
+        // by the adversary: taking the reboot for a failed migration booted
+        // a second copy. The target's next report says (as when a side is
+        // fenced). One copied to it stays with its source, whose reports
+        // settle the rest (a VM the source no longer lists is restarted in
+        // place).
         let migrating = self.vms_on(host,
             |_, v| matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host),
         );
@@ -573,6 +577,24 @@ impl HaManager {
             if running.contains(&id) {
                 continue; // listed by the new boot: the report path settles it
             }
+            let VmState::Migrating { to, .. } = self.vms[&id].state.clone() else {
+                unreachable!("listed as migrating")
+            };
+            if &from == host {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.settled_by = Some((to.clone(), now_ms));
+                vm.migration_aborting = false;
+                vm.outage_since_ms.get_or_insert(now_ms);
+                self.notice(
+                    now_ms,
+                    Notice::MigrationInDoubt {
+                        vm: id.clone(),
+                        fenced: host.clone(),
+                        other: to,
+                    },
+                );
+                continue;
+            }
             self.notice(
                 now_ms,
                 Notice::MigrationFailed {
@@ -580,9 +602,7 @@ impl HaManager {
                     why: format!("{host} rebooted during the migration"),
                 },
             );
-            if &from == host {
-                self.restart_dead(now_ms, &id, host, DownReason::HaOff { host: host.clone() });
-            } else {
+            {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 vm.state = VmState::Running { host: from };
                 vm.settled_by = None;

@@ -158,12 +158,19 @@ impl HaManager {
             (!blockers.is_empty()).then(|| join_blockers(&blockers))
         };
         let mut why_not = None;
-        let spot = placement::most_free_by_rules(free, &spec.demand, |i| {
-            if targets[i] == *from {
-                return Fit::Forbidden {
-                    why: "it is the host being drained".into(),
-                };
-            }
+        // Never the host being drained: no room there for this.
+        let free: Vec<crate::model::Resources> = targets
+            .iter()
+            .zip(free)
+            .map(|(h, f)| {
+                if h == from {
+                    crate::model::Resources::ZERO
+                } else {
+                    *f
+                }
+            })
+            .collect();
+        let spot = placement::most_free_by_rules(&free, &spec.demand, |i| {
             if let Some(why) = blocked(i) {
                 why_not.get_or_insert_with(|| format!("to {}: {why}", targets[i]));
                 return Fit::Forbidden { why };

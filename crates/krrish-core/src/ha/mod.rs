@@ -374,8 +374,12 @@ impl HaManager {
             .filter(|v| &v.spec.home == host && !v.holds(host))
             .filter(|v| match &v.state {
                 // Failed over (to a spare, or to a production host when the
-                // pool ran out); one that does not fail back is not coming.
-                VmState::Running { .. } => v.spec.failback,
+                // pool ran out), or booting or retrying there (found by the
+                // adversary: a tenant took the room of one still booting on
+                // its spare); one that does not fail back is not coming.
+                VmState::Running { .. }
+                | VmState::Booting { .. }
+                | VmState::RetryingBoot { .. } => v.spec.failback,
                 // Its spare (or wherever it ran) is down: it comes back
                 // through a restart, at home first.
                 VmState::HostDown { .. }

@@ -29,6 +29,10 @@ pub struct CoreSnapshot {
     /// Terminated VMs whose guests may still run: where, and what they need.
     #[serde(default)]
     pub terminated: Vec<(VmId, Vec<HostId>, Resources)>,
+    /// The old clock's time of the snapshot (its last timer), so a wait
+    /// still ahead (a restart delay) keeps what is left of it.
+    #[serde(default)]
+    pub taken_at_ms: u64,
 }
 
 impl HaManager {
@@ -49,6 +53,7 @@ impl HaManager {
                 .iter()
                 .map(|(vm, (hosts, demand))| (vm.clone(), hosts.clone(), *demand))
                 .collect(),
+            taken_at_ms: self.last_timeout_ms,
         }
     }
 
@@ -127,14 +132,20 @@ impl HaManager {
                     to,
                     deadline_ms: now_ms + m.config.migration_timeout_ms,
                 },
+                // What is left of a wait (a restart delay, a back-off) is
+                // kept — found by the adversary: a restart forgot a restart
+                // delay and failed a VM over needlessly.
                 VmState::WaitingForCapacity {
                     failed_host,
                     reported,
-                    ..
+                    retry_at_ms,
                 } => VmState::WaitingForCapacity {
                     failed_host,
                     reported,
-                    retry_at_ms: now_ms,
+                    retry_at_ms: match snap.taken_at_ms {
+                        0 => now_ms, // a store from before the field
+                        taken => now_ms + retry_at_ms.saturating_sub(taken),
+                    },
                 },
                 VmState::Scheduling { reported, .. } => VmState::Scheduling {
                     reported,

@@ -230,8 +230,21 @@ impl HaManager {
             .collect();
         let free: Vec<Resources> = candidates.iter().map(|h| self.free_capacity(h)).collect();
         let demand = self.vms[id].spec.demand;
+        // A VM away from home is headed there: for its rules it counts at
+        // its home too — found by the adversary: a must pair failed over
+        // onto each other's homes and could never go back.
+        let mut also = held.to_vec();
+        if self.config.rules.names(id) {
+            also.extend(
+                self.vms
+                    .away_from_home()
+                    .into_iter()
+                    .filter(|(_, v)| v.spec.failback)
+                    .map(|(vm, v)| (vm.clone(), v.spec.home.clone())),
+            );
+        }
         let Ok(Spot { bin, breaks }) = placement::most_free_by_rules(&free, &demand, |i| {
-            self.rule_fit(id, &candidates[i], held)
+            self.rule_fit(id, &candidates[i], &also)
         }) else {
             return false;
         };
@@ -523,7 +536,10 @@ impl HaManager {
         let fit: Vec<bool> = self
             .spare_ids
             .iter()
-            .map(|s| self.hosts[s].liveness.is_up() && !self.hosts[s].lease_revoked)
+            .map(|s| {
+                let h = &self.hosts[s];
+                h.liveness.is_up() && !h.lease_revoked && !h.spec.maintenance
+            })
             .collect();
         let from = Some((self.vms.version(), fit));
         if self.spares_computed_from == from {
@@ -543,7 +559,8 @@ impl HaManager {
         for s in spares {
             let in_use = in_use_set.contains(&s);
             let h = &self.hosts[&s];
-            let next = if !h.liveness.is_up() || h.lease_revoked {
+            // A spare in maintenance takes no failovers: not free.
+            let next = if !h.liveness.is_up() || h.lease_revoked || h.spec.maintenance {
                 SpareState::Unavailable
             } else if in_use {
                 SpareState::Active

@@ -610,7 +610,7 @@ pub enum ApiError {
     RuleForbids { vm: VmId, host: HostId, why: String },
     #[error("no host with room for vm {vm} is allowed by its rules: {why}")]
     NoAllowedHost { vm: VmId, why: String },
-    #[error("host {host} cannot enter maintenance: {why}")]
+    #[error("host {host}: maintenance request refused: {why}")]
     MaintenanceRefused { host: HostId, why: String },
     #[error("host {host} cannot be drained; nothing was changed: {}", stuck.iter().map(|(vm, why)| format!("vm {vm}: {why}")).collect::<Vec<_>>().join("; "))]
     CannotDrain {
