@@ -9,6 +9,9 @@
 //! Map:
 //! - [`world`] — [`World`]: ground truth (what runs where, what is synced,
 //!   who holds a lease), with RTO/RPO measurement.
+//! - [`hypervisor`] — the world's guest operations as libvirt answers them:
+//!   start (with injected boot failures), stop, reboot, self-fence, live
+//!   migrations.
 //! - [`ops`] — the hosts' and fencer's operations in "starts now, completes
 //!   at t" form, shared by every simulated world.
 //! - [`driver`] — [`SimDriver`] (an agent's hypervisor/network/storage),
@@ -28,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod fault;
+pub mod hypervisor;
 pub mod ops;
 pub mod simulated;
 pub mod trace;

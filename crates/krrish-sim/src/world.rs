@@ -5,7 +5,7 @@
 use crate::trace::TraceBuf;
 use krrish_cloud::network::GuestNetwork;
 use krrish_cloud::GuestConfig;
-use krrish_core::ha::{secs, DriverError};
+use krrish_core::ha::secs;
 use krrish_core::lease::LeaseTable;
 use krrish_core::{BondHealth, BondName, HostId, HostSpec, VmId, VmSpec};
 use std::collections::BTreeMap;
@@ -331,7 +331,7 @@ impl World {
         base - spread / 2 + self.rng.below(spread + 1)
     }
 
-    fn say(&self, now_ms: u64, text: &str) {
+    pub(crate) fn say(&self, now_ms: u64, text: &str) {
         self.trace.push(now_ms, "world", text);
     }
 
@@ -404,7 +404,7 @@ impl World {
     }
 
     /// Stops every domain on `h` because of a fault; records outages.
-    fn kill_domains(&mut self, now_ms: u64, h: &HostId, cause: &str) -> usize {
+    pub(crate) fn kill_domains(&mut self, now_ms: u64, h: &HostId, cause: &str) -> usize {
         let host = self.hosts.get_mut(h).expect("caller checked");
         let domains = std::mem::take(&mut host.domains);
         let mut killed = 0;
@@ -505,217 +505,6 @@ impl World {
                 &format!("{h} powered on again by its BMC (reboot fence)"),
             );
         }
-    }
-
-    /// A guest starts on `h` from the DFS copy. The host's own trouble
-    /// (no power, no storage network) is [`DriverError::Unavailable`]; the
-    /// guest's is [`DriverError::Failed`].
-    pub fn start_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), DriverError> {
-        let unavailable = |why: &str| DriverError::Unavailable(why.into());
-        let host = self.hosts.get_mut(h).ok_or(unavailable("no such host"))?;
-        if !host.powered {
-            return Err(unavailable("host is powered off"));
-        }
-        if !host.storage_up() {
-            return Err(unavailable(
-                "storage network (bond2) down: cannot open the DFS copy",
-            ));
-        }
-        match host.domains.get(vm).map(|d| &d.state) {
-            Some(DomainState::Running) => return Ok(()),
-            // As libvirt: the name is taken by a migration's target domain,
-            // which is not a running guest until the switch-over.
-            Some(DomainState::Incoming { from }) => {
-                return Err(DriverError::Failed(format!(
-                    "{vm} is the target of a live migration from {from} still under way"
-                )))
-            }
-            None => {}
-        }
-        if let Some(left) = self.boots_to_fail.get_mut(vm) {
-            *left -= 1;
-            let left = *left;
-            if left == 0 {
-                self.boots_to_fail.remove(vm);
-            }
-            self.say(
-                now_ms,
-                &format!("{vm} failed to boot on {h} (injected; {left} more of its boots to fail)"),
-            );
-            return Err(DriverError::Failed(
-                "the guest did not come up (injected boot failure)".into(),
-            ));
-        }
-        let host = self.hosts.get_mut(h).expect("checked");
-        host.domains.insert(
-            vm.clone(),
-            Domain {
-                state: DomainState::Running,
-                last_sync_ms: now_ms,
-                guest: GuestConfig::default(),
-            },
-        );
-        self.generation += 1;
-        match self.outages.remove(vm) {
-            Some(o) => {
-                let r = Recovery {
-                    vm: vm.clone(),
-                    host: h.clone(),
-                    at_ms: now_ms,
-                    rto_ms: now_ms - o.since_ms,
-                    rpo_ms: o.unsynced_ms,
-                };
-                self.say(
-                    now_ms,
-                    &format!(
-                        "{vm} running on {h} from its DFS copy: down {} (RTO), lost {} of writes (RPO)",
-                        secs(r.rto_ms),
-                        secs(r.rpo_ms)
-                    ),
-                );
-                self.recoveries.push(r);
-            }
-            None => self.say(now_ms, &format!("{vm} running on {h}")),
-        }
-        Ok(())
-    }
-
-    pub fn stop_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
-        let host = self.hosts.get_mut(h).ok_or("no such host")?;
-        if !host.powered {
-            return Err("host is powered off".into());
-        }
-        if let Some(d) = host.domains.remove(vm) {
-            self.generation += 1;
-            self.say(now_ms, &format!("{vm} stopped on {h}"));
-            // A stop the control plane orders is an outage too, unless
-            // another copy runs on: it counts until the VM runs again.
-            if d.state == DomainState::Running && self.running_on(vm).is_empty() {
-                self.outages.insert(
-                    vm.clone(),
-                    Outage {
-                        since_ms: now_ms,
-                        unsynced_ms: now_ms.saturating_sub(d.last_sync_ms),
-                        cause: format!("stopped on {h} by the control plane"),
-                    },
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// A guest reboot completes: the domain stayed active throughout (as
-    /// libvirt keeps it); the guest is back. Fails if the domain went away
-    /// meanwhile (stopped, host powered off).
-    pub fn reboot_domain(&mut self, now_ms: u64, h: &HostId, vm: &VmId) -> Result<(), String> {
-        let host = self.hosts.get(h).ok_or("no such host")?;
-        if !host.powered {
-            return Err("host is powered off".into());
-        }
-        if !host
-            .domains
-            .get(vm)
-            .is_some_and(|d| d.state == DomainState::Running)
-        {
-            return Err(format!("{vm} went away during its reboot"));
-        }
-        *self.reboots.entry(vm.clone()).or_default() += 1;
-        self.generation += 1;
-        self.say(now_ms, &format!("{vm} rebooted on {h}"));
-        Ok(())
-    }
-
-    /// Self-fencing: the agent stops everything because its lease lapsed.
-    pub fn self_fence(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
-        if !self.hosts.get(h).is_some_and(|x| x.powered) {
-            return Err("host is powered off".into());
-        }
-        let killed = self.kill_domains(now_ms, h, "self-fenced: DFS lease lapsing");
-        self.say(now_ms, &format!("{h} self-fenced: {killed} VMs stopped"));
-        Ok(())
-    }
-
-    pub fn begin_migration(&mut self, h: &HostId, vm: &VmId, to: &HostId) -> Result<u64, String> {
-        let src = self.hosts.get(h).ok_or("no such host")?;
-        if !matches!(src.domains.get(vm), Some(d) if d.state == DomainState::Running) {
-            return Err(format!("{vm} is not running on {h}"));
-        }
-        if !src.bond(BondName::Bond1).carries_traffic() {
-            return Err(format!("{h} VM network (bond1) down"));
-        }
-        let dst = self.hosts.get_mut(to).ok_or("no such target host")?;
-        if !dst.powered || !dst.bond(BondName::Bond1).carries_traffic() {
-            return Err(format!("target {to} unreachable on the VM network"));
-        }
-        dst.domains.insert(
-            vm.clone(),
-            Domain {
-                state: DomainState::Incoming { from: h.clone() },
-                last_sync_ms: 0,
-                guest: GuestConfig::default(),
-            },
-        );
-        self.generation += 1;
-        let mib = self
-            .vms
-            .get(vm)
-            .map(|v| v.demand.memory_mib)
-            .unwrap_or(1024);
-        Ok(mib * 1000 / self.timings.migrate_mib_per_s.max(1) + self.timings.migrate_pause_ms)
-    }
-
-    /// Cancels a copy of `vm` from `h` to `to` still in flight: the half
-    /// arrived copy is discarded (the copy's own task then fails).
-    pub fn abort_migration(
-        &mut self,
-        now_ms: u64,
-        h: &HostId,
-        vm: &VmId,
-        to: &HostId,
-    ) -> Result<(), String> {
-        let Some(dst) = self.hosts.get_mut(to) else {
-            return Err("no such target host".into());
-        };
-        match dst.domains.get(vm).map(|d| &d.state) {
-            Some(DomainState::Incoming { from }) if from == h => {
-                dst.domains.remove(vm);
-                self.generation += 1;
-                self.say(now_ms, &format!("migration of {vm} {h} -> {to} cancelled"));
-                Ok(())
-            }
-            Some(DomainState::Running) => Err(format!("{vm} already switched over to {to}")),
-            _ => Ok(()),
-        }
-    }
-
-    /// Switch-over: the target runs the VM, the source stops it.
-    pub fn finish_migration(
-        &mut self,
-        now_ms: u64,
-        h: &HostId,
-        vm: &VmId,
-        to: &HostId,
-    ) -> Result<(), String> {
-        let src_running = matches!(self.hosts.get(h).and_then(|x| x.domains.get(vm)), Some(d) if d.state == DomainState::Running);
-        let dst_incoming = matches!(self.hosts.get(to).and_then(|x| x.domains.get(vm)), Some(d) if d.state != DomainState::Running);
-        if !src_running || !dst_incoming {
-            return Err("migration interrupted".into());
-        }
-        let moved = self.hosts.get_mut(h).expect("checked").domains.remove(vm);
-        let (last_sync, guest) = moved.map(|d| (d.last_sync_ms, d.guest)).unwrap_or_default();
-        // The guest keeps its NICs and volumes; the target's agent is told
-        // of them again (the controller re-sends it to the new host).
-        self.hosts.get_mut(to).expect("checked").domains.insert(
-            vm.clone(),
-            Domain {
-                state: DomainState::Running,
-                last_sync_ms: last_sync,
-                guest,
-            },
-        );
-        self.generation += 1;
-        self.say(now_ms, &format!("{vm} live-migrated {h} -> {to}"));
-        Ok(())
     }
 
     pub fn renew_lease(&mut self, now_ms: u64, h: &HostId) -> Result<(), String> {
