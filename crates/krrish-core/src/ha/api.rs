@@ -6,7 +6,6 @@ use super::{
     join_blockers, ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState,
 };
 use crate::ids::{HostId, VmId};
-use crate::migration::{migration_blockers, MigrationContext};
 use crate::model::{Resources, VmSpec};
 use crate::rules::{BreakCause, Fit};
 
@@ -137,10 +136,9 @@ impl HaManager {
             .vms
             .get(vm)
             .ok_or_else(|| ApiError::NoSuchVm(vm.clone()))?;
-        let target = self
-            .hosts
-            .get(to)
-            .ok_or_else(|| ApiError::NoSuchHost(to.clone()))?;
+        if !self.hosts.contains_key(to) {
+            return Err(ApiError::NoSuchHost(to.clone()));
+        }
         let VmState::Running { host: from } = &rec.state else {
             return Err(ApiError::NotRunning {
                 vm: vm.clone(),
@@ -155,16 +153,8 @@ impl HaManager {
                 why,
             });
         }
-        let ctx = MigrationContext {
-            vm: &rec.spec,
-            vm_running: true,
-            source: &self.hosts[&from].spec,
-            target: &target.spec,
-            target_up: target.liveness.is_up(),
-            target_free: self.room_for_tenants(to),
-            imc_mode: self.config.imc_mode,
-        };
-        let blockers = migration_blockers(&ctx);
+        let blockers =
+            self.live_migration_blockers(&rec.spec, &from, to, self.room_for_tenants(to));
         if !blockers.is_empty() {
             return Err(ApiError::MigrationBlocked {
                 vm: vm.clone(),

@@ -7,7 +7,7 @@ use super::{
     home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice, VmState,
 };
 use crate::ids::{HostId, VmId};
-use crate::migration::{migration_blockers, MigrationBlocker, MigrationContext};
+use crate::migration::MigrationBlocker;
 use crate::rules::{BreakCause, Fit};
 
 impl HaManager {
@@ -90,19 +90,8 @@ impl HaManager {
     }
 
     fn fail_back(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
-        let blockers = {
-            let vm = &self.vms[id];
-            let ctx = MigrationContext {
-                vm: &vm.spec,
-                vm_running: true,
-                source: &self.hosts[from].spec,
-                target: &self.hosts[to].spec,
-                target_up: self.hosts[to].liveness.is_up(),
-                target_free: self.free_capacity(to),
-                imc_mode: self.config.imc_mode,
-            };
-            migration_blockers(&ctx)
-        };
+        let blockers =
+            self.live_migration_blockers(&self.vms[id].spec, from, to, self.free_capacity(to));
         // A must rule keeps it off its home (it stays, reported); a should
         // rule does not (the spare is for the next failure): it goes, and
         // the break is reported.

@@ -8,7 +8,6 @@
 
 use super::{join_blockers, ApiError, HaManager, Liveness, Notice, VmState};
 use crate::ids::{HostId, VmId};
-use crate::migration::{migration_blockers, MigrationContext};
 use crate::placement::{self, Spot};
 use crate::rules::{BreakCause, Fit};
 
@@ -144,17 +143,7 @@ impl HaManager {
     ) -> Result<Spot, String> {
         let spec = &self.vms[vm].spec;
         let blocked = |i: usize| {
-            let to = &self.hosts[&targets[i]];
-            let ctx = MigrationContext {
-                vm: spec,
-                vm_running: true,
-                source: &self.hosts[from].spec,
-                target: &to.spec,
-                target_up: to.liveness.is_up(),
-                target_free: free[i],
-                imc_mode: self.config.imc_mode,
-            };
-            let blockers = migration_blockers(&ctx);
+            let blockers = self.live_migration_blockers(spec, from, &targets[i], free[i]);
             (!blockers.is_empty()).then(|| join_blockers(&blockers))
         };
         let mut why_not = None;

@@ -549,6 +549,29 @@ fn can_take_vms(h: &HostRecord) -> bool {
         && h.holds_lease
 }
 
+impl HaManager {
+    /// What stops running `vm` from live-migrating `from` → `to` with
+    /// `target_free` room there (empty: it may).
+    fn live_migration_blockers(
+        &self,
+        vm: &VmSpec,
+        from: &HostId,
+        to: &HostId,
+        target_free: Resources,
+    ) -> Vec<MigrationBlocker> {
+        let target = &self.hosts[to];
+        crate::migration::migration_blockers(&crate::migration::MigrationContext {
+            vm,
+            vm_running: true,
+            source: &self.hosts[from].spec,
+            target: &target.spec,
+            target_up: target.liveness.is_up(),
+            target_free,
+            imc_mode: self.config.imc_mode,
+        })
+    }
+}
+
 /// The home host can take its VMs back.
 fn home_ready(hosts: &BTreeMap<HostId, HostRecord>, home: &HostId) -> bool {
     hosts.get(home).is_some_and(can_take_vms)
