@@ -18,8 +18,9 @@
 //! - [`lease`] — when an agent that lost its DFS lease stops its VMs.
 //! - [`placement`] — the one placement model: new VMs, failover onto spares,
 //!   admission; the planner calls the same functions.
-//! - [`rules`] — placement rule groups (anti-affinity, run-on, not-on; must
-//!   or should) and the one judgement of where a VM may go under them.
+//! - [`rules`] — placement rule groups (affinity, anti-affinity, run-on,
+//!   not-on; must or should) and the one judgement of where a VM may go
+//!   under them.
 //! - [`migration`] — live-migration preconditions.
 //! - [`ha`] — the HA state machine: suspect → offline → fence (IPMI, then DFS
 //!   lease) → takeover spare → boot from DFS → failback by live migration.
@@ -37,6 +38,7 @@
 //!     for a drained host powered off.
 //!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
 //!   - `ha/placement_rules.rs` — the rule groups applied to every placement.
+//!   - `ha/affinity.rs` — affinity groups moving together, and rejoining.
 //!   - `ha/api.rs` — create, start, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 //!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.

@@ -55,19 +55,25 @@ pub struct Spot {
 
 /// [`place_group`] under placement rules: `fit(member, bin, placed)` judges
 /// putting `member` on candidate `bin` while the group's other members are
-/// where `placed` says (`placed[j]`, `None` for not placed yet).
+/// where `placed` says (`placed[j]`, `None` for not placed yet). `units[i]`
+/// binds members into units (members with one label — the index of the
+/// unit's first member — go to one candidate together or wait together:
+/// a `must` affinity group; see [`crate::rules::Rules::units`]).
 ///
 /// The whole group goes to one candidate only where no rule objects for
-/// any member. Otherwise each member, in order, goes to the allowed
-/// candidate ranked first — no rule broken before a `should` rule broken,
-/// then the rules' host preference, then best fit — and never where a
-/// `must` rule forbids; a member with nowhere to go gets `None` (it waits).
+/// any member. Otherwise each unit, in order of its first member, goes to
+/// the allowed candidate with room for all of it ranked first — no rule
+/// broken before a `should` rule broken, then the rules' host preference,
+/// then best fit — and never where a `must` rule forbids any member; a
+/// unit with nowhere to go gets `None` for each member (it waits).
 /// With no rules it places exactly as [`place_group`].
 pub fn place_group_by_rules(
     free: &mut [Resources],
     demands: &[Resources],
+    units: &[usize],
     mut fit: impl FnMut(usize, usize, &[Option<usize>]) -> Fit,
 ) -> Vec<Option<Spot>> {
+    debug_assert_eq!(units.len(), demands.len());
     let total = demands.iter().fold(Resources::ZERO, |acc, d| acc.add(d));
     let together = (0..free.len())
         .filter(|b| total.fits_in(&free[*b]))
@@ -90,32 +96,57 @@ pub fn place_group_by_rules(
         return vec![Some(Spot { bin, breaks: None }); demands.len()];
     }
     let mut placed: Vec<Option<usize>> = vec![None; demands.len()];
-    let mut out = Vec::with_capacity(demands.len());
-    for (i, d) in demands.iter().enumerate() {
-        let best = (0..free.len())
-            .filter(|b| d.fits_in(&free[*b]))
-            .filter_map(|b| {
-                let verdict = fit(i, b, &placed);
-                let rank = verdict.rank()?;
-                let left = free[b].saturating_sub(d);
-                Some(((rank, left.memory_mib, left.vcpus, b), verdict))
-            })
-            .min_by(|a, b| a.0.cmp(&b.0));
-        match best {
-            Some(((_, _, _, bin), verdict)) => {
-                free[bin] = free[bin].saturating_sub(d);
-                placed[i] = Some(bin);
-                let breaks = match verdict {
+    let mut out: Vec<Option<Spot>> = vec![None; demands.len()];
+    for first in (0..demands.len()).filter(|i| units[*i] == *i) {
+        let unit: Vec<usize> = (first..demands.len())
+            .filter(|j| units[*j] == first)
+            .collect();
+        let d = unit
+            .iter()
+            .fold(Resources::ZERO, |acc, j| acc.add(&demands[*j]));
+        let mut best: Option<(UnitRank, Vec<Option<String>>)> = None;
+        for b in (0..free.len()).filter(|b| d.fits_in(&free[*b])) {
+            let mut trial = placed.clone();
+            for j in &unit {
+                trial[*j] = Some(b);
+            }
+            let mut rank = (false, 0);
+            let mut breaks = Vec::with_capacity(unit.len());
+            let judged = unit.iter().all(|j| {
+                let verdict = fit(*j, b, &trial);
+                let Some(r) = verdict.rank() else {
+                    return false;
+                };
+                rank = rank.max(r);
+                breaks.push(match verdict {
                     Fit::Breaks { why } => Some(why),
                     _ => None,
-                };
-                out.push(Some(Spot { bin, breaks }));
+                });
+                true
+            });
+            if !judged {
+                continue;
             }
-            None => out.push(None),
+            let left = free[b].saturating_sub(&d);
+            let key = (rank.0, rank.1, left.memory_mib, left.vcpus, b);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, breaks));
+            }
+        }
+        if let Some(((_, _, _, _, bin), breaks)) = best {
+            free[bin] = free[bin].saturating_sub(&d);
+            for (j, breaks) in unit.iter().zip(breaks) {
+                placed[*j] = Some(bin);
+                out[*j] = Some(Spot { bin, breaks });
+            }
         }
     }
     out
 }
+
+/// How a candidate ranks for a unit: any `should` rule broken, the rules'
+/// host preference, then memory and vCPUs left (best fit), then index.
+type UnitRank = (bool, usize, u64, u32, usize);
 
 /// The candidate where `demand` fits leaving the least free memory (then
 /// fewest vCPUs, then lowest index).
@@ -247,13 +278,33 @@ mod tests {
         // Two anti-affine VMs that one spare could take together.
         let mut free = vec![bin(32, 128_000), bin(32, 128_000)];
         let demands = [vm(4, 16_000), vm(4, 16_000)];
-        let placed = place_group_by_rules(&mut free, &demands, apart);
+        let placed = place_group_by_rules(&mut free, &demands, &[0, 1], apart);
         let bins: Vec<usize> = placed.iter().map(|s| s.as_ref().unwrap().bin).collect();
         assert_eq!(bins, vec![0, 1]);
         // With one spare the second waits.
         let mut one = vec![bin(32, 128_000)];
-        let placed = place_group_by_rules(&mut one, &demands, apart);
+        let placed = place_group_by_rules(&mut one, &demands, &[0, 1], apart);
         assert!(placed[0].is_some() && placed[1].is_none());
+    }
+
+    #[test]
+    fn a_unit_goes_to_one_bin_with_room_for_all_of_it_or_waits_whole() {
+        // Members 0 and 2 bound (a must affinity group), 1 alone; the
+        // whole group fits nowhere, and bin 0 (the best fit for member 0
+        // alone) has no room for the unit.
+        let mut free = vec![bin(32, 20_000), bin(32, 36_000)];
+        let demands = [vm(2, 16_000), vm(2, 8_000), vm(2, 16_000)];
+        let anywhere = |_: usize, _: usize, _: &[Option<usize>]| Fit::Allowed { preference: 0 };
+        let placed = place_group_by_rules(&mut free, &demands, &[0, 1, 0], anywhere);
+        let bins: Vec<Option<usize>> = placed.iter().map(|s| s.as_ref().map(|s| s.bin)).collect();
+        assert_eq!(bins, vec![Some(1), Some(0), Some(1)]);
+        let left: Vec<u64> = free.iter().map(|f| f.memory_mib).collect();
+        assert_eq!(left, vec![12_000, 4_000]);
+        // No bin has room for the unit: both members wait, the lone one goes.
+        let mut free = vec![bin(32, 20_000), bin(32, 20_000)];
+        let placed = place_group_by_rules(&mut free, &demands, &[0, 1, 0], anywhere);
+        assert!(placed[0].is_none() && placed[2].is_none());
+        assert!(placed[1].is_some());
     }
 
     /// Bin 1 preferred by a should rule.
@@ -314,7 +365,8 @@ mod tests {
             }
             // With no rules, rule-aware placement places exactly the same.
             let mut free_by_rules = bins.clone();
-            let by_rules = place_group_by_rules(&mut free_by_rules, &demands, |_, _, _| Fit::Allowed { preference: 0 });
+            let alone: Vec<usize> = (0..demands.len()).collect();
+            let by_rules = place_group_by_rules(&mut free_by_rules, &demands, &alone, |_, _, _| Fit::Allowed { preference: 0 });
             let by_rules: Vec<Option<usize>> = by_rules.into_iter().map(|s| s.map(|s| s.bin)).collect();
             prop_assert_eq!(&by_rules, &placed);
             prop_assert_eq!(&free_by_rules, &free);

@@ -4,6 +4,8 @@
 //! A rule group is `must` (never broken, not even to fail over: the VM
 //! waits and is reported) or `should` (broken only when nothing else fits,
 //! and reported each time). Kinds:
+//! - **affinity** — the listed VMs run on one host (an application and its
+//!   cache); moving one moves the others with it (FusionCompute's 聚集虚拟机);
 //! - **anti-affinity** — the listed VMs run on different hosts (a database's
 //!   primary and standby never share a spare);
 //! - **run-on** — the listed VMs run only on the listed hosts, preferring
@@ -13,7 +15,8 @@
 //! [`Rules::judge`] answers for one VM and one candidate host, given where
 //! the other VMs may be (running, booting, migrating — every host a copy may
 //! be alive on — and where a placement being decided has put them so far).
-//! Affinity (VMs kept together) is not built yet.
+//! [`Rules::units`] binds a `must` affinity group's VMs placed in one
+//! breath into one unit that goes to one host or waits whole.
 
 use crate::ids::{HostId, VmId};
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,8 @@ impl fmt::Display for Strength {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleKind {
+    /// The group's VMs run on one host, and move together.
+    Affinity,
     /// The group's VMs run on different hosts.
     AntiAffinity,
     /// The group's VMs run only on these hosts, the first preferred.
@@ -63,6 +68,7 @@ pub struct RuleGroup {
 impl fmt::Display for RuleGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
+            RuleKind::Affinity => "affinity",
             RuleKind::AntiAffinity => "anti-affinity",
             RuleKind::RunOn(_) => "run-on",
             RuleKind::NotOn(_) => "not-on",
@@ -167,6 +173,15 @@ impl Rules {
         let mut preference = 0;
         for g in groups.iter().map(|i| &self.groups[*i]) {
             let why = match &g.kind {
+                // Wherever another member is alive, this one must be too
+                // (a member alive nowhere yet binds nothing).
+                RuleKind::Affinity => g.vms.iter().filter(|other| *other != vm).find_map(|other| {
+                    let on = where_is(other);
+                    (!on.is_empty() && !on.contains(host)).then(|| {
+                        let on: Vec<&str> = on.iter().map(|h| h.as_str()).collect();
+                        format!("{g}: {other} is on {}", on.join(" and "))
+                    })
+                }),
                 RuleKind::AntiAffinity => g
                     .vms
                     .iter()
@@ -202,6 +217,54 @@ impl Rules {
         } else {
             Fit::Allowed { preference }
         }
+    }
+}
+
+impl Rules {
+    /// The VMs bound to `vm` by affinity groups (of `strength`, or of both
+    /// when `None`), following groups that share VMs; `vm` not included.
+    /// The VMs that move with it.
+    pub fn affinity_mates(&self, vm: &VmId, strength: Option<Strength>) -> Vec<VmId> {
+        let mut found: Vec<VmId> = vec![vm.clone()];
+        let mut next = 0;
+        // Bounded: each VM enters `found` once.
+        while next < found.len() {
+            let at = found[next].clone();
+            next += 1;
+            for g in self.by_vm.get(&at).into_iter().flatten() {
+                let g = &self.groups[*g];
+                if g.kind != RuleKind::Affinity || strength.is_some_and(|s| s != g.strength) {
+                    continue;
+                }
+                for other in &g.vms {
+                    if !found.contains(other) {
+                        found.push(other.clone());
+                    }
+                }
+            }
+        }
+        found.remove(0);
+        found
+    }
+
+    /// Labels binding `vms` (placed in one breath) into units: VMs of one
+    /// `must` affinity group share a label and go to one host together or
+    /// wait together; others are alone. `labels[i]` is the index of the
+    /// first VM of `i`'s unit.
+    pub fn units(&self, vms: &[&VmId]) -> Vec<usize> {
+        let mut labels: Vec<usize> = (0..vms.len()).collect();
+        for (i, vm) in vms.iter().enumerate() {
+            if labels[i] != i || !self.names(vm) {
+                continue;
+            }
+            let mates = self.affinity_mates(vm, Some(Strength::Must));
+            for (j, other) in vms.iter().enumerate().skip(i + 1) {
+                if mates.contains(other) {
+                    labels[j] = i;
+                }
+            }
+        }
+        labels
     }
 }
 
@@ -281,5 +344,56 @@ mod tests {
             Fit::Forbidden { .. }
         ));
         assert!(Fit::Allowed { preference: 1 }.rank() < Fit::Breaks { why: String::new() }.rank());
+    }
+
+    #[test]
+    fn affinity_keeps_a_vm_where_its_mates_are_alive() {
+        let rules = Rules::new(vec![group(
+            Strength::Must,
+            RuleKind::Affinity,
+            &["app", "cache"],
+        )]);
+        // cache migrating hv-01 -> hv-02: alive on both.
+        let moving = |vm: &VmId| {
+            if vm == &v("cache") {
+                vec![h("hv-01"), h("hv-02")]
+            } else {
+                vec![]
+            }
+        };
+        assert_eq!(
+            rules.judge(&v("app"), &h("hv-02"), moving),
+            Fit::Allowed { preference: 0 }
+        );
+        assert!(matches!(
+            rules.judge(&v("app"), &h("spare-1"), moving),
+            Fit::Forbidden { why } if why == "rule g (must affinity): cache is on hv-01 and hv-02"
+        ));
+        // A mate alive nowhere binds nothing.
+        assert_eq!(
+            rules.judge(&v("app"), &h("spare-1"), |_: &VmId| Vec::new()),
+            Fit::Allowed { preference: 0 }
+        );
+    }
+
+    #[test]
+    fn must_affinity_binds_units_through_shared_vms_and_should_does_not() {
+        let mut a = group(Strength::Must, RuleKind::Affinity, &["a", "b"]);
+        a.name = "ab".into();
+        let mut b = group(Strength::Must, RuleKind::Affinity, &["b", "c"]);
+        b.name = "bc".into();
+        let mut c = group(Strength::Should, RuleKind::Affinity, &["c", "d"]);
+        c.name = "cd".into();
+        let rules = Rules::new(vec![a, b, c]);
+        assert_eq!(
+            rules.affinity_mates(&v("a"), Some(Strength::Must)),
+            vec![v("b"), v("c")]
+        );
+        assert_eq!(
+            rules.affinity_mates(&v("a"), None),
+            vec![v("b"), v("c"), v("d")]
+        );
+        let (x, a, d, c) = (v("x"), v("a"), v("d"), v("c"));
+        assert_eq!(rules.units(&[&x, &a, &d, &c]), vec![0, 1, 2, 1]);
     }
 }

@@ -13,6 +13,7 @@
 use krrish_core::ha::{
     Command, FenceAction, FenceError, HaConfig, HostReport, IsolationResponse, VmState,
 };
+use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
 use krrish_core::testkit::{Step as Op, TwoParty as Model};
 use krrish_core::HaPolicy;
 use krrish_core::{BondHealth, HostId, VmId};
@@ -47,6 +48,7 @@ proptest! {
         power_off in any::<bool>(),
         reboot in any::<bool>(),
         no_live_migration in any::<bool>(),
+        ruled in any::<bool>(),
     ) {
         let response = if power_off {
             IsolationResponse::PowerOffAndRestart
@@ -59,6 +61,7 @@ proptest! {
             isolation_response: response,
             migration_timeout_ms: 12_000,
             fence_action: if reboot { FenceAction::Reboot } else { FenceAction::Off },
+            rules: if ruled { rule_groups() } else { Rules::default() },
             ..HaConfig::default()
         });
         // Hypervisors that answer every live migration "not supported":
@@ -66,6 +69,12 @@ proptest! {
         m.no_live_migration = no_live_migration;
         for op in &ops {
             m.apply(op);
+            // Must anti-affine VMs never share a host.
+            let on: Vec<&HostId> = ["vm-2-0", "vm-3-0"]
+                .iter()
+                .filter_map(|vm| m.hosts.iter().find(|(_, h)| h.running.contains(&VmId::new(*vm))).map(|(id, _)| id))
+                .collect();
+            prop_assert!(!ruled || on.len() < 2 || on[0] != on[1], "anti-affine VMs share {:?}", on);
             // A VM in error ran out of boots: it runs nowhere, after at
             // most 1 + max_restart + max_relocate of them on distinct hosts.
             for (vm, rec) in m.core.vms() {
@@ -112,10 +121,33 @@ proptest! {
                 HaPolicy::Off => prop_assert!(running_somewhere <= 1),
             }
         }
+        // The must affinity pair runs on one host again.
+        if ruled {
+            let on: Vec<&HostId> = ["vm-1-0", "vm-1-1"]
+                .iter()
+                .filter_map(|vm| m.hosts.iter().find(|(_, h)| h.running.contains(&VmId::new(*vm))).map(|(id, _)| id))
+                .collect();
+            prop_assert!(on.len() == 2 && on[0] == on[1], "affinity pair apart after healing: {:?}", on);
+        }
         // Every VM is home again and every spare back in the pool.
         let (free, active, unavailable) = m.core.spare_counts();
         prop_assert_eq!((free, active, unavailable), (2, 0, 0));
     }
+}
+
+/// A must affinity pair (two restart VMs of hv-1) and a must
+/// anti-affinity pair (restart VMs of hv-2 and hv-3).
+fn rule_groups() -> Rules {
+    let group = |name: &str, kind, vms: [&str; 2]| RuleGroup {
+        name: name.into(),
+        strength: Strength::Must,
+        kind,
+        vms: vms.iter().map(|v| VmId::new(*v)).collect(),
+    };
+    Rules::new(vec![
+        group("together", RuleKind::Affinity, ["vm-1-0", "vm-1-1"]),
+        group("apart", RuleKind::AntiAffinity, ["vm-2-0", "vm-3-0"]),
+    ])
 }
 
 #[test]

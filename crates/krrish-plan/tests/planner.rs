@@ -309,3 +309,47 @@ fn must_anti_affinity_pairs_need_more_spares() {
         one(&apart)
     );
 }
+
+/// Two VMs on each host; each spare has room for one of them. Without
+/// rules a failed host's VMs split over two spares; a must affinity pair
+/// is one unit that no spare can take, so it waits for the repair: more
+/// VM-hours down, however many spares.
+#[test]
+fn must_affinity_pairs_need_a_spare_with_room_for_the_pair() {
+    use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
+    use krrish_core::VmId;
+    use krrish_plan::PlanRules;
+    let vm = (Resources::new(8, 32 * 1024, 40), HaPolicy::Restart);
+    let base = PlanInput {
+        spares_max: 2,
+        spares_fail: false,
+        years: 5.0,
+        trials: 300,
+        seed: 7,
+        threads: 2,
+        ..PlanInput::uniform(4, 1, 2, vm, Resources::new(32, 48 * 1024, 2_000))
+    };
+    // VMs 2k and 2k+1 are on host k.
+    let names: Vec<VmId> = (0..8).map(|i| VmId::new(format!("app-{i}"))).collect();
+    let pairs = (0..4)
+        .map(|k| RuleGroup {
+            name: format!("pair-{k}"),
+            strength: Strength::Must,
+            kind: RuleKind::Affinity,
+            vms: vec![names[2 * k].clone(), names[2 * k + 1].clone()],
+        })
+        .collect();
+    let ruled = PlanInput {
+        rules: PlanRules::new(Rules::new(pairs), names, Vec::new(), 2),
+        ..base.clone()
+    };
+    let free = plan(&base).unwrap();
+    let together = plan(&ruled).unwrap();
+    let down = |r: &krrish_plan::PlanResult| r.row(2).unwrap().vm_hours_down_per_year.mean;
+    assert!(
+        down(&together) > 10.0 * down(&free),
+        "two spares: {} VM-hours down a year with the pairs bound, {} without",
+        down(&together),
+        down(&free)
+    );
+}

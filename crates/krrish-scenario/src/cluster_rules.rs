@@ -68,19 +68,23 @@ pub(crate) fn rules(
             listed.push(id);
         }
         let kind = match r.kind {
-            RuleKindName::Affinity => {
-                return bad("affinity (VMs kept on one host) is not built yet; \
-                     expected anti-affinity, run-on or not-on"
-                    .into())
-            }
-            RuleKindName::AntiAffinity => {
+            RuleKindName::Affinity | RuleKindName::AntiAffinity => {
+                let name = if r.kind == RuleKindName::Affinity {
+                    "affinity"
+                } else {
+                    "anti-affinity"
+                };
                 if members.len() < 2 {
-                    return bad("anti-affinity needs at least two vms".into());
+                    return bad(format!("{name} needs at least two vms"));
                 }
                 if !listed.is_empty() {
-                    return bad("anti-affinity takes no `hosts`".into());
+                    return bad(format!("{name} takes no `hosts`"));
                 }
-                RuleKind::AntiAffinity
+                if r.kind == RuleKindName::Affinity {
+                    RuleKind::Affinity
+                } else {
+                    RuleKind::AntiAffinity
+                }
             }
             RuleKindName::RunOn | RuleKindName::NotOn => {
                 if members.is_empty() {
@@ -116,6 +120,20 @@ pub(crate) fn rules(
 fn broken_at_home(group: &RuleGroup, homes: &BTreeMap<&VmId, &HostId>) -> Option<String> {
     let home = |vm: &VmId| homes[vm];
     match &group.kind {
+        RuleKind::Affinity => {
+            let first = &group.vms[0];
+            group
+                .vms
+                .iter()
+                .find(|vm| home(vm) != home(first))
+                .map(|vm| {
+                    format!(
+                        "{first} is homed on {} and {vm} on {}",
+                        home(first),
+                        home(vm)
+                    )
+                })
+        }
         RuleKind::AntiAffinity => {
             let mut seen: BTreeMap<&HostId, &VmId> = BTreeMap::new();
             group.vms.iter().find_map(|vm| {

@@ -490,7 +490,7 @@ pub struct ClusterFile {
     pub vms: Vec<VmEntry>,
     #[serde(default)]
     pub vm_groups: Vec<VmGroup>,
-    /// Placement rule groups (anti-affinity, run-on, not-on; must or should).
+    /// Placement rule groups (affinity, anti-affinity, run-on, not-on; must or should).
     #[serde(default)]
     pub rules: Vec<RuleEntry>,
     /// CPU-compatibility mode for live migration across CPU models.
@@ -716,6 +716,5 @@ pub enum RuleKindName {
     AntiAffinity,
     RunOn,
     NotOn,
-    /// Accepted by the parser so that the loader can say it is not built.
     Affinity,
 }

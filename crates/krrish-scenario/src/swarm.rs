@@ -54,6 +54,8 @@ pub struct SwarmCase {
     pub fence_action: &'static str,
     /// Timeline items, each `(at, yaml lines of the action)`.
     pub items: Vec<(u64, String)>,
+    /// Placement rule groups, each the yaml of one `rules:` entry.
+    pub rules: Vec<String>,
 }
 
 fn fmt_ms(ms: u64) -> String {
@@ -68,7 +70,7 @@ impl SwarmCase {
     /// One line of parameters, printed for every seed.
     pub fn summary(&self) -> String {
         format!(
-            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{} isolation={} fence={} faults={}",
+            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{} isolation={} fence={} faults={}",
             self.hosts,
             self.spares
                 .map(|n| n.to_string())
@@ -83,6 +85,11 @@ impl SwarmCase {
                 ""
             },
             if self.ha_off { " +ha-off" } else { "" },
+            if self.rules.is_empty() {
+                String::new()
+            } else {
+                format!(" rules={}", self.rules.len())
+            },
             self.isolation_response,
             self.fence_action,
             self.items.len()
@@ -131,6 +138,12 @@ impl SwarmCase {
                 y,
                 "    - {{ prefix: off-, per_host: 1, vcpus: 2, memory_gib: 4, disk_gib: 20, ha: off }}"
             );
+        }
+        if !self.rules.is_empty() {
+            let _ = writeln!(y, "  rules:");
+            for r in &self.rules {
+                let _ = writeln!(y, "    - {r}");
+            }
         }
         y
     }
@@ -251,6 +264,8 @@ struct Names {
     production: Vec<HostId>,
     spares: Vec<HostId>,
     vms: Vec<VmId>,
+    /// Each VM and its home host.
+    homes: Vec<(VmId, HostId)>,
 }
 
 /// The case for `seed`: cluster size 8–190 hosts (most small, a few large),
@@ -292,6 +307,7 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
         isolation_response: ["leave-running", "power-off-and-restart"][d.below(2) as usize],
         fence_action: ["off", "off", "reboot"][d.below(3) as usize],
         items: Vec::new(),
+        rules: Vec::new(),
     };
     let names = names(&case);
     let faults = d.range(1, 8);
@@ -301,7 +317,60 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
     if d.chance(40) {
         managed_services(&names, &mut case.items);
     }
+    // Drawn last: the draws before stay those of the seeds drawn before
+    // rules were.
+    case.rules = rule_groups(&mut d, &names);
     case
+}
+
+/// Placement rule groups in some seeds: one to three, each `must` or
+/// `should` — affinity among VMs homed on one host, or anti-affinity among
+/// the first VMs of two or three hosts (so every must rule holds where the
+/// VMs start).
+fn rule_groups(d: &mut Draw, n: &Names) -> Vec<String> {
+    let mut out = Vec::new();
+    if !d.chance(40) {
+        return out;
+    }
+    for i in 0..d.range(1, 3) {
+        let strength = *d.pick(&["must", "should"]);
+        let on = |h: &HostId| -> Vec<&VmId> {
+            n.homes
+                .iter()
+                .filter(|(_, home)| home == h)
+                .map(|(vm, _)| vm)
+                .collect()
+        };
+        let (kind, members): (&str, Vec<&VmId>) = if d.chance(50) {
+            let here = on(d.pick(&n.production));
+            if here.len() < 2 {
+                continue;
+            }
+            let k = d.range(2, here.len().min(3) as u64) as usize;
+            ("affinity", here[..k].to_vec())
+        } else {
+            let k = d.range(2, 3).min(n.production.len() as u64) as usize;
+            let mut hosts = n.production.clone();
+            for j in 0..k {
+                let pick = j + d.below((hosts.len() - j) as u64) as usize;
+                hosts.swap(j, pick);
+            }
+            let firsts: Vec<&VmId> = hosts[..k]
+                .iter()
+                .filter_map(|h| on(h).first().copied())
+                .collect();
+            if firsts.len() < 2 {
+                continue;
+            }
+            ("anti-affinity", firsts)
+        };
+        let vms: Vec<&str> = members.iter().map(|v| v.as_str()).collect();
+        out.push(format!(
+            "{{ name: r{i}, kind: {kind}, strength: {strength}, vms: [{}] }}",
+            vms.join(", ")
+        ));
+    }
+    out
 }
 
 /// When the services are created: after the agents have reported.
@@ -343,6 +412,12 @@ fn names(case: &SwarmCase) -> Names {
         production: Vec::new(),
         spares: Vec::new(),
         vms: s.cluster.vms.iter().map(|v| v.id.clone()).collect(),
+        homes: s
+            .cluster
+            .vms
+            .iter()
+            .map(|v| (v.id.clone(), v.home.clone()))
+            .collect(),
     };
     for h in &s.cluster.hosts {
         if h.zone == Zone::Spare {
@@ -570,11 +645,21 @@ pub fn shrink(
             break;
         }
     }
+    // Rule groups, one at a time.
+    let mut i = best.rules.len();
+    while i > 0 && runs < SHRINK_RUNS_MAX {
+        i -= 1;
+        let mut c = best.clone();
+        c.rules.remove(i);
+        if still_fails(&c, &mut runs) {
+            best = c;
+        }
+    }
     // The hosts the faults name, renumbered from hv-01 (so the cluster can
     // shrink below the highest name).
     if runs < SHRINK_RUNS_MAX {
         let c = renumber_hosts(&best);
-        if c.items != best.items && still_fails(&c, &mut runs) {
+        if (c.items != best.items || c.rules != best.rules) && still_fails(&c, &mut runs) {
             best = c;
         }
     }
@@ -642,26 +727,29 @@ fn host_numbers(text: &str) -> Vec<(usize, usize, u64)> {
 /// becomes `vm-hv-01-1`).
 fn renumber_hosts(case: &SwarmCase) -> SwarmCase {
     let mut order: Vec<u64> = Vec::new();
-    for (_, item) in &case.items {
-        for (_, _, n) in host_numbers(item) {
+    let texts = case.items.iter().map(|(_, item)| item).chain(&case.rules);
+    for text in texts {
+        for (_, _, n) in host_numbers(text) {
             if !order.contains(&n) {
                 order.push(n);
             }
         }
     }
-    let mut c = case.clone();
-    for (_, item) in c.items.iter_mut() {
+    let renumber = |text: &mut String| {
         let mut out = String::new();
         let mut last = 0;
-        for (start, end, n) in host_numbers(item) {
+        for (start, end, n) in host_numbers(text) {
             let new = order.iter().position(|&m| m == n).expect("collected") + 1;
-            out.push_str(&item[last..start]);
+            out.push_str(&text[last..start]);
             out.push_str(&format!("hv-{new:02}"));
             last = end;
         }
-        out.push_str(&item[last..]);
-        *item = out;
-    }
+        out.push_str(&text[last..]);
+        *text = out;
+    };
+    let mut c = case.clone();
+    c.items.iter_mut().for_each(|(_, item)| renumber(item));
+    c.rules.iter_mut().for_each(renumber);
     c
 }
 

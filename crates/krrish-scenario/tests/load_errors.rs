@@ -137,11 +137,18 @@ fn broken_files_are_located() {
             "rule `pin`: expected at least one host in `hosts`",
         ),
         (
-            "affinity-not-built",
-            format!("{RULED}    - {{ name: together, kind: affinity, strength: should, vms: [a, b] }}\n{end}"),
+            "must-affinity-homed-apart",
+            format!("{RULED}    - {{ name: together, kind: affinity, strength: must, vms: [a, b] }}\n{end}"),
             9,
             None,
-            "affinity (VMs kept on one host) is not built yet",
+            "rule `together`: a must rule broken where the VMs start: a is homed on hv-01 and b on hv-02",
+        ),
+        (
+            "affinity-of-one",
+            format!("{RULED}    - {{ name: together, kind: affinity, strength: should, vms: [a] }}\n{end}"),
+            9,
+            None,
+            "rule `together`: affinity needs at least two vms",
         ),
         (
             "rule-with-an-empty-name",

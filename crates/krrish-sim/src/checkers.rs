@@ -10,7 +10,10 @@
 //!   free runs nothing.
 //! - `must-rules` — no `must` placement rule is ever broken by what runs:
 //!   two VMs of a must anti-affinity group on one host, a VM of a must
-//!   run-on group outside its hosts, of a must not-on group on one of them.
+//!   run-on group outside its hosts, of a must not-on group on one of them;
+//!   the VMs of a must affinity group running on more than one host for
+//!   longer than a group move takes (its members switch over one by one,
+//!   and one whose migration failed rejoins after the back-off).
 //! - `single-attachment` — a volume is plugged into one running guest at
 //!   most (two writers of one disk corrupt it).
 //! - `volume-holder` — a running guest that has a volume plugged in is the
@@ -32,6 +35,11 @@ use krrish_core::rules::{RuleGroup, RuleKind, Strength};
 use krrish_core::{HostId, VmId};
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// How long the VMs of a must affinity group may run apart: a group move's
+/// members switch over one by one, and a member whose migration failed
+/// rejoins the others after the retry back-off (60 s) and its copy.
+const AFFINITY_APART_GRACE_MS: u64 = 180_000;
 
 /// How long a guest may write a volume the cloud records as not its own:
 /// only messages in flight (a telling and its answer) separate the two.
@@ -153,10 +161,15 @@ impl Checkers {
             }
         }
 
-        // must-rules
+        // must-rules (affinity apart: timed below)
         if let Some(detail) = must_rule_broken(&running, core.config().rules.groups()) {
             return fail("must-rules", detail);
         }
+        let mut disagreements: Vec<(String, u64)> =
+            affinity_apart(&running, core.config().rules.groups())
+                .into_iter()
+                .map(|detail| (format!("must-rules: {detail}"), now_ms))
+                .collect();
 
         // single-attachment
         let mut plugged: Vec<(&krrish_cloud::Name, &VmId, &HostId)> = Vec::new();
@@ -185,7 +198,6 @@ impl Checkers {
             }
         }
 
-        let mut disagreements: Vec<(String, u64)> = Vec::new();
         // volume-holder
         for (volume, vm, host) in &plugged {
             let holder = match cloud.storage.describe_volume(volume) {
@@ -296,12 +308,16 @@ impl Checkers {
             let since = self.pending.get(&key).copied().unwrap_or(at);
             let grace = if key.starts_with("volume-holder") {
                 VOLUME_HOLDER_GRACE_MS
+            } else if key.starts_with("must-rules") {
+                AFFINITY_APART_GRACE_MS
             } else {
                 self.belief_grace_ms
             };
             if now_ms - since > grace {
                 let invariant = if key.starts_with("spare") {
                     "spare-accounting"
+                } else if key.starts_with("must-rules") {
+                    "must-rules"
                 } else if key.starts_with("volume-holder") {
                     "volume-holder"
                 } else {
@@ -350,6 +366,8 @@ fn must_rule_broken(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Optio
                     ));
                 }
             }
+            // Timed: see `affinity_apart`.
+            RuleKind::Affinity => {}
             RuleKind::NotOn(hosts) => {
                 if let Some((vm, host)) = members.into_iter().find(|(_, h)| hosts.contains(h)) {
                     return Some(format!(
@@ -361,6 +379,35 @@ fn must_rule_broken(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Optio
         }
     }
     None
+}
+
+/// Each `must` affinity group whose running guests are on more than one
+/// host, said as the hosts each runs on (the same words while it lasts).
+fn affinity_apart(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Vec<String> {
+    let mut apart = Vec::new();
+    for g in groups
+        .iter()
+        .filter(|g| g.strength == Strength::Must && g.kind == RuleKind::Affinity)
+    {
+        let on: Vec<String> = running
+            .iter()
+            .filter(|(vm, _)| g.vms.contains(vm))
+            .map(|(vm, host)| format!("{vm} on {host}"))
+            .collect();
+        let hosts: std::collections::BTreeSet<&HostId> = running
+            .iter()
+            .filter(|(vm, _)| g.vms.contains(vm))
+            .map(|(_, host)| *host)
+            .collect();
+        if hosts.len() > 1 {
+            apart.push(format!(
+                "affinity rule {}: its VMs run apart ({})",
+                g.name,
+                on.join(", ")
+            ));
+        }
+    }
+    apart
 }
 
 /// Liveness after healing: the cluster is whole again. Every host is up;

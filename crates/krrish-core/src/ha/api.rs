@@ -2,9 +2,7 @@
 //! with the most free memory), live-migrate one, stop one. Each is checked
 //! and either refused with an [`ApiError`] or turned into commands.
 
-use super::{
-    join_blockers, ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState,
-};
+use super::{ApiError, BootReason, Command, DownReason, HaManager, VmRecord, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::{Resources, VmSpec};
 use crate::rules::{BreakCause, Fit};
@@ -153,28 +151,20 @@ impl HaManager {
                 why,
             });
         }
-        let blockers =
-            self.live_migration_blockers(&rec.spec, &from, to, self.room_for_tenants(to));
-        if !blockers.is_empty() {
-            return Err(ApiError::MigrationBlocked {
+        // Its affinity mates on the same host go with it (FusionCompute:
+        // migrating one VM of an affinity group moves the others).
+        let unit = self.moving_unit(vm, &from);
+        let breaks = self
+            .judge_unit_move(&unit, &from, to, self.room_for_tenants(to), &[])
+            .map_err(|refused| ApiError::MigrationBlocked {
                 vm: vm.clone(),
                 to: to.clone(),
-                why: join_blockers(&blockers),
-            });
+                why: refused.why(),
+            })?;
+        for (m, breaks) in unit.iter().zip(breaks) {
+            self.start_migration(now_ms, m, &from, to);
+            self.report_rule_broken(now_ms, m, to, breaks, BreakCause::OperatorNamedHost);
         }
-        let breaks = match self.rule_fit(vm, to, &[]) {
-            Fit::Forbidden { why } => {
-                return Err(ApiError::MigrationBlocked {
-                    vm: vm.clone(),
-                    to: to.clone(),
-                    why,
-                })
-            }
-            Fit::Breaks { why } => Some(why),
-            Fit::Allowed { .. } => None,
-        };
-        self.start_migration(now_ms, vm, &from, to);
-        self.report_rule_broken(now_ms, vm, to, breaks, BreakCause::OperatorNamedHost);
         self.refresh_spares(now_ms);
         Ok(())
     }

@@ -117,7 +117,10 @@ impl HaManager {
     /// Whether a host where `id`'s boot has not failed could ever take it
     /// when booted for `reason` (whatever its state now: it may recover):
     /// a production host for a new VM; a spare or its home (or, with
-    /// `failover_to_production`, any production host) for the others.
+    /// `failover_to_production`, any production host) for the others —
+    /// and where no `must` affinity rule forbids it now (its group runs
+    /// where its boot failed: it would wait for ever — found by the HA
+    /// property test).
     fn untried_host_exists(&self, id: &VmId, reason: BootReason) -> bool {
         let home = &self.vms[id].spec.home;
         self.hosts.values().any(|h| {
@@ -130,7 +133,7 @@ impl HaManager {
                         || (production && self.config.failover_to_production)
                 }
             };
-            eligible && self.may_boot_on(id, &h.spec.id)
+            eligible && self.may_boot_on(id, &h.spec.id) && !self.affinity_forbids(id, &h.spec.id)
         })
     }
 

@@ -3,6 +3,7 @@
 //! blocker says no — and those still waiting boot there; migration results,
 //! with a back-off after a failure.
 
+use super::affinity::UnitRefused;
 use super::{
     home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice, VmState,
 };
@@ -89,7 +90,25 @@ impl HaManager {
         self.place_waiting(now_ms);
     }
 
+    /// `id` on `from` goes home to `to`, with its affinity mates there
+    /// that go home to `to` too (a unit moves together or not at all).
     fn fail_back(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
+        // Started with a mate earlier in the same sweep?
+        if !matches!(&self.vms[id].state, VmState::Running { host } if host == from) {
+            return;
+        }
+        let unit: Vec<VmId> = self
+            .moving_unit(id, from)
+            .into_iter()
+            .filter(|m| {
+                let v = &self.vms[m];
+                m == id
+                    || (v.spec.home == *to && v.spec.failback && v.failback_not_before_ms <= now_ms)
+            })
+            .collect();
+        if unit.len() > 1 {
+            return self.fail_back_unit(now_ms, &unit, from, to);
+        }
         let blockers =
             self.live_migration_blockers(&self.vms[id].spec, from, to, self.free_capacity(to));
         // A must rule keeps it off its home (it stays, reported); a should
@@ -120,9 +139,47 @@ impl HaManager {
         self.report_rule_broken(now_ms, id, to, breaks, BreakCause::Home);
     }
 
+    /// An affinity unit goes home together: live when every member may,
+    /// cold (each stopped and booted at home) when only live-migration
+    /// constraints stop one and cold failback is on; else it stays whole,
+    /// reported.
+    fn fail_back_unit(&mut self, now_ms: u64, unit: &[VmId], from: &HostId, to: &HostId) {
+        let room = self.free_capacity(to);
+        match self.judge_unit_move(unit, from, to, room, &[]) {
+            Ok(breaks) => {
+                for (m, breaks) in unit.iter().zip(breaks) {
+                    self.vms.get_mut(m).expect("listed").failback_blocked = false;
+                    self.start_migration(now_ms, m, from, to);
+                    self.report_rule_broken(now_ms, m, to, breaks, BreakCause::Home);
+                }
+            }
+            Err(UnitRefused::Blocked(why))
+                if self.config.cold_failback
+                    && self.unit_demand(unit).fits_in(&room)
+                    && unit.iter().all(|m| {
+                        let b = self.live_migration_blockers(&self.vms[m].spec, from, to, room);
+                        b.is_empty() || only_live_blockers(&b)
+                    }) =>
+            {
+                let also: Vec<(VmId, HostId)> =
+                    unit.iter().map(|m| (m.clone(), to.clone())).collect();
+                if let Some(why) = unit.iter().find_map(|m| match self.rule_fit(m, to, &also) {
+                    Fit::Forbidden { why } => Some(why),
+                    _ => None,
+                }) {
+                    return self.fail_back_blocked(now_ms, &unit[0], to, why);
+                }
+                for m in unit {
+                    self.cold_fail_back(now_ms, m, from, to, why.clone());
+                }
+            }
+            Err(refused) => self.fail_back_blocked(now_ms, &unit[0], to, refused.why()),
+        }
+    }
+
     /// `id` cannot go home to `to` for `why`: it stays, reported once (until
     /// a failback starts).
-    fn fail_back_blocked(&mut self, now_ms: u64, id: &VmId, to: &HostId, why: String) {
+    pub(super) fn fail_back_blocked(&mut self, now_ms: u64, id: &VmId, to: &HostId, why: String) {
         let vm = self.vms.get_mut(id).expect("caller checked");
         if !vm.failback_blocked {
             vm.failback_blocked = true;

@@ -278,15 +278,17 @@ impl HaManager {
         self.place_waiting_if_any(now_ms);
     }
 
-    /// A heartbeat may bring capacity: place VMs waiting for it, if any.
+    /// A heartbeat may bring capacity: place VMs waiting for it, if any —
+    /// and restore those waiting for a repair their home no longer needs
+    /// (released to wait after it came back: a migration in doubt settled
+    /// late; found by the HA property test).
     fn place_waiting_if_any(&mut self, now_ms: u64) {
         // (Waiting VMs are among the unsettled: the index, not the cloud.)
-        if self
-            .vms
-            .unsettled()
-            .iter()
-            .any(|(_, v)| matches!(v.state, VmState::WaitingForCapacity { .. }))
-        {
+        if self.vms.unsettled().iter().any(|(_, v)| match &v.state {
+            VmState::WaitingForCapacity { .. } => true,
+            VmState::WaitingForRepair { host } => super::home_ready(&self.hosts, host),
+            _ => false,
+        }) {
             self.place_waiting(now_ms);
         }
     }
@@ -504,6 +506,7 @@ impl HaManager {
         self.storm_over_check();
         self.fail_back_sweep(now_ms);
         self.drain_sweep(now_ms);
+        self.rejoin_affinity_sweep(now_ms);
         self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }

@@ -6,7 +6,8 @@
 //! failover. A migration that fails while draining is tried again after the
 //! back-off. Leaving maintenance makes the host a target again.
 
-use super::{join_blockers, ApiError, HaManager, Liveness, Notice, VmState};
+use super::affinity::UnitRefused;
+use super::{ApiError, HaManager, Liveness, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::placement::{self, Spot};
 use crate::rules::{BreakCause, Fit};
@@ -66,16 +67,23 @@ impl HaManager {
         let mut stuck = Vec::new();
         let (targets, mut free) = self.production_candidates();
         for (_, vm) in &running {
+            // Moved already with an affinity mate ranked higher.
+            if planned.iter().any(|(v, _, _)| v == vm) || stuck.iter().any(|(v, _)| v == vm) {
+                continue;
+            }
+            let unit = self.moving_unit(vm, host);
             let also: Vec<(VmId, HostId)> = planned
                 .iter()
                 .map(|(v, h, _)| (v.clone(), h.clone()))
                 .collect();
-            match self.drain_target(vm, host, &targets, &free, &also) {
-                Ok(Spot { bin, breaks }) => {
-                    free[bin] = free[bin].saturating_sub(&self.vms[vm].spec.demand);
-                    planned.push((vm.clone(), targets[bin].clone(), breaks));
+            match self.drain_target(&unit, host, &targets, &free, &also) {
+                Ok((bin, breaks)) => {
+                    free[bin] = free[bin].saturating_sub(&self.unit_demand(&unit));
+                    for (m, breaks) in unit.into_iter().zip(breaks) {
+                        planned.push((m, targets[bin].clone(), breaks));
+                    }
                 }
-                Err(why) => stuck.push((vm.clone(), why)),
+                Err(why) => stuck.extend(unit.into_iter().map(|m| (m, why.clone()))),
             }
         }
         if !stuck.is_empty() {
@@ -130,22 +138,19 @@ impl HaManager {
         Ok(())
     }
 
-    /// Where `vm` on `from` may live-migrate among `targets` (with `free`
-    /// room, `also` placed already): the most room its rules allow and no
-    /// migration blocker stops; else why not.
+    /// Where the VMs of `unit` (one VM and the affinity mates moving with
+    /// it) on `from` may live-migrate together among `targets` (with
+    /// `free` room, `also` placed already): the most room their rules allow
+    /// and no migration blocker stops — with the `should` rules each member
+    /// breaks there; else why not.
     fn drain_target(
         &self,
-        vm: &VmId,
+        unit: &[VmId],
         from: &HostId,
         targets: &[HostId],
         free: &[crate::model::Resources],
         also: &[(VmId, HostId)],
-    ) -> Result<Spot, String> {
-        let spec = &self.vms[vm].spec;
-        let blocked = |i: usize| {
-            let blockers = self.live_migration_blockers(spec, from, &targets[i], free[i]);
-            (!blockers.is_empty()).then(|| join_blockers(&blockers))
-        };
+    ) -> Result<(usize, Vec<Option<String>>), String> {
         let mut why_not = None;
         // Never the host being drained: no room there for this.
         let free: Vec<crate::model::Resources> = targets
@@ -159,18 +164,49 @@ impl HaManager {
                 }
             })
             .collect();
-        let spot = placement::most_free_by_rules(&free, &spec.demand, |i| {
-            if let Some(why) = blocked(i) {
-                why_not.get_or_insert_with(|| format!("to {}: {why}", targets[i]));
-                return Fit::Forbidden { why };
+        let demand = self.unit_demand(unit);
+        let mut judged: Vec<Option<Vec<Option<String>>>> = vec![None; targets.len()];
+        let spot = placement::most_free_by_rules(&free, &demand, |i| {
+            match self.judge_unit_move(unit, from, &targets[i], free[i], also) {
+                Ok(breaks) => {
+                    let why: Vec<String> = breaks.iter().flatten().cloned().collect();
+                    judged[i] = Some(breaks);
+                    if why.is_empty() {
+                        // The rules' host preference, as for one VM.
+                        let mut also = also.to_vec();
+                        also.extend(unit.iter().map(|m| (m.clone(), targets[i].clone())));
+                        match self.rule_fit(&unit[0], &targets[i], &also) {
+                            Fit::Allowed { preference } => Fit::Allowed { preference },
+                            _ => Fit::Allowed { preference: 0 },
+                        }
+                    } else {
+                        Fit::Breaks {
+                            why: why.join("; "),
+                        }
+                    }
+                }
+                Err(UnitRefused::Blocked(why)) => {
+                    why_not.get_or_insert_with(|| format!("to {}: {why}", targets[i]));
+                    Fit::Forbidden { why }
+                }
+                Err(UnitRefused::Rule(why)) => Fit::Forbidden { why },
             }
-            self.rule_fit(vm, &targets[i], also)
         });
-        spot.map_err(|forbidden| match (why_not, forbidden) {
-            (Some(why), _) => format!("no host it may live-migrate to ({why})"),
-            (None, Some(why)) => format!("no host its rules allow: {why}"),
-            (None, None) => format!("no production host has room for {}", spec.demand),
-        })
+        let vm = &unit[0];
+        let spec = &self.vms[vm].spec;
+        match spot {
+            Ok(Spot { bin, .. }) => Ok((bin, judged[bin].take().expect("judged allowed"))),
+            Err(forbidden) => Err(match (why_not, forbidden) {
+                (Some(why), _) => format!("no host it may live-migrate to ({why})"),
+                (None, Some(why)) => format!("no host its rules allow: {why}"),
+                (None, None) if unit.len() > 1 => format!(
+                    "no production host has room for {} with the {} VMs of its affinity group ({demand} in all)",
+                    spec.id,
+                    unit.len()
+                ),
+                (None, None) => format!("no production host has room for {}", spec.demand),
+            }),
+        }
     }
 
     /// VMs still running on a host in maintenance (a drain migration
@@ -189,18 +225,25 @@ impl HaManager {
                     && v.failback_not_before_ms <= now_ms
             });
             for vm in left {
+                // Started with an affinity mate earlier in this sweep?
+                if !matches!(&self.vms[&vm].state, VmState::Running { host: on } if on == &host) {
+                    continue;
+                }
                 let (targets, free) = self.production_candidates();
-                match self.drain_target(&vm, &host, &targets, &free, &[]) {
-                    Ok(Spot { bin, breaks }) => {
-                        self.start_migration(now_ms, &vm, &host, &targets[bin]);
+                let unit = self.moving_unit(&vm, &host);
+                match self.drain_target(&unit, &host, &targets, &free, &[]) {
+                    Ok((bin, breaks)) => {
                         let to = targets[bin].clone();
-                        self.report_rule_broken(
-                            now_ms,
-                            &vm,
-                            &to,
-                            breaks,
-                            BreakCause::NothingElseFitted,
-                        );
+                        for (m, breaks) in unit.iter().zip(breaks) {
+                            self.start_migration(now_ms, m, &host, &to);
+                            self.report_rule_broken(
+                                now_ms,
+                                m,
+                                &to,
+                                breaks,
+                                BreakCause::NothingElseFitted,
+                            );
+                        }
                     }
                     Err(why) => {
                         self.vms

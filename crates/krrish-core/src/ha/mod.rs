@@ -22,6 +22,7 @@
 //! construction, read-only views, output queues and the host checks the
 //! others share.
 
+mod affinity;
 mod api;
 mod boot_failures;
 mod command;

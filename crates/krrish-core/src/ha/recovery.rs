@@ -142,25 +142,31 @@ impl HaManager {
                 .iter()
                 .map(|(_, id)| self.vms[id].spec.demand)
                 .collect();
-            let placed = placement::place_group_by_rules(&mut free, &demands, |i, b, placed| {
-                let vm = &members[i].1;
-                if !self.may_boot_on(vm, &spares[b]) {
-                    return Fit::Forbidden {
-                        why: format!("its boot failed on {} already", spares[b]),
-                    };
-                }
-                if !self.config.rules.names(vm) {
-                    return Fit::Allowed { preference: 0 };
-                }
-                let mut also: Vec<(VmId, HostId)> = placed
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .filter_map(|(j, at)| at.map(|at| (members[j].1.clone(), spares[at].clone())))
-                    .collect();
-                also.extend(held.iter().cloned());
-                self.rule_fit(vm, &spares[b], &also)
-            });
+            // A must affinity group's VMs go to one spare or wait together.
+            let ids: Vec<&VmId> = members.iter().map(|(_, id)| id).collect();
+            let units = self.config.rules.units(&ids);
+            let placed =
+                placement::place_group_by_rules(&mut free, &demands, &units, |i, b, placed| {
+                    let vm = &members[i].1;
+                    if !self.may_boot_on(vm, &spares[b]) {
+                        return Fit::Forbidden {
+                            why: format!("its boot failed on {} already", spares[b]),
+                        };
+                    }
+                    if !self.config.rules.names(vm) {
+                        return Fit::Allowed { preference: 0 };
+                    }
+                    let mut also: Vec<(VmId, HostId)> = placed
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .filter_map(|(j, at)| {
+                            at.map(|at| (members[j].1.clone(), spares[at].clone()))
+                        })
+                        .collect();
+                    also.extend(held.iter().cloned());
+                    self.rule_fit(vm, &spares[b], &also)
+                });
             if reservation {
                 // Room held for them; they boot once fenced (or due).
                 held.extend(members.iter().zip(&placed).filter_map(|((_, id), spot)| {

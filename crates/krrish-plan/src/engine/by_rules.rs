@@ -13,7 +13,10 @@ impl Replay<'_> {
     pub(super) fn place_by_rules(&self, loc: &[Loc], x: &mut Scratch) {
         let names = &self.input.rules;
         let (vms, up) = (&x.vms, &x.up);
-        let spots = place_group_by_rules(&mut x.free, &x.demands, |i, b, placed| {
+        // A must affinity group's VMs go to one spare or wait together.
+        let named: Vec<&krrish_core::VmId> = vms.iter().map(|v| &names.vm_names[*v]).collect();
+        let units = names.rules.units(&named);
+        let spots = place_group_by_rules(&mut x.free, &x.demands, &units, |i, b, placed| {
             let vm = &names.vm_names[vms[i]];
             if !self.ruled.contains_key(vm) {
                 return Fit::Allowed { preference: 0 };

@@ -1,0 +1,187 @@
+//! Affinity groups in motion: the VMs that move with one being moved (an
+//! operator's migration, a drain, a failback), the judgement of moving
+//! them together — room for all of them, no migration blocker, no `must`
+//! rule broken by any — and the sweep that rejoins a `must` group left
+//! apart (one member's migration of a group move failed).
+
+use super::{join_blockers, HaManager, VmState};
+use crate::ids::{HostId, VmId};
+use crate::model::Resources;
+use crate::rules::{Fit, RuleKind, Strength};
+use std::collections::BTreeMap;
+
+/// Why a unit of VMs cannot move to a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum UnitRefused {
+    /// A migration constraint (room, CPU, devices, …).
+    Blocked(String),
+    /// A `must` rule.
+    Rule(String),
+}
+
+impl UnitRefused {
+    pub(super) fn why(self) -> String {
+        match self {
+            UnitRefused::Blocked(why) | UnitRefused::Rule(why) => why,
+        }
+    }
+}
+
+impl HaManager {
+    /// `vm` and its affinity mates (of either strength, following groups
+    /// that share VMs) running on `from`: what moves when it moves.
+    pub(super) fn moving_unit(&self, vm: &VmId, from: &HostId) -> Vec<VmId> {
+        let mut unit = vec![vm.clone()];
+        if self.config.rules.names(vm) {
+            unit.extend(
+                self.config
+                    .rules
+                    .affinity_mates(vm, None)
+                    .into_iter()
+                    .filter(|m| {
+                        self.vms.get(m).is_some_and(
+                            |r| matches!(&r.state, VmState::Running { host } if host == from),
+                        )
+                    }),
+            );
+        }
+        unit
+    }
+
+    /// Judges live-migrating every VM of `unit` from `from` to `to` with
+    /// `room` there, `also` placed already: the `should` rules each member
+    /// breaks there, or why they cannot all go (naming the member when the
+    /// unit has more than one).
+    pub(super) fn judge_unit_move(
+        &self,
+        unit: &[VmId],
+        from: &HostId,
+        to: &HostId,
+        room: Resources,
+        also: &[(VmId, HostId)],
+    ) -> Result<Vec<Option<String>>, UnitRefused> {
+        let named = |m: &VmId, why: String| {
+            if unit.len() > 1 {
+                format!("{m} (moves with {}): {why}", unit[0])
+            } else {
+                why
+            }
+        };
+        let mut left = room;
+        let mut also = also.to_vec();
+        also.extend(unit.iter().map(|m| (m.clone(), to.clone())));
+        let mut breaks = Vec::with_capacity(unit.len());
+        for m in unit {
+            let spec = &self.vms[m].spec;
+            let blockers = self.live_migration_blockers(spec, from, to, left);
+            if !blockers.is_empty() {
+                return Err(UnitRefused::Blocked(named(m, join_blockers(&blockers))));
+            }
+            left = left.saturating_sub(&spec.demand);
+            breaks.push(match self.rule_fit(m, to, &also) {
+                Fit::Forbidden { why } => return Err(UnitRefused::Rule(named(m, why))),
+                Fit::Breaks { why } => Some(why),
+                Fit::Allowed { .. } => None,
+            });
+        }
+        Ok(breaks)
+    }
+
+    /// Whether a `must` affinity group keeps `vm` off `host` now (another
+    /// member is alive elsewhere).
+    pub(super) fn affinity_forbids(&self, vm: &VmId, host: &HostId) -> bool {
+        self.config
+            .rules
+            .affinity_mates(vm, Some(Strength::Must))
+            .iter()
+            .any(|m| {
+                let on = self.hosts_that_may_run(m);
+                !on.is_empty() && !on.contains(host)
+            })
+    }
+
+    /// The sum of what `unit` needs.
+    pub(super) fn unit_demand(&self, unit: &[VmId]) -> Resources {
+        unit.iter()
+            .fold(Resources::ZERO, |acc, m| acc.add(&self.vms[m].spec.demand))
+    }
+
+    /// A `must` affinity group whose VMs all run settled but on more than
+    /// one host (one migration of a group move failed, the others did not)
+    /// is brought together on the host running most of them (ties: a
+    /// production host, then the first by name): each member elsewhere live-migrates there once its
+    /// back-off is over, or is reported as blocked.
+    pub(super) fn rejoin_affinity_sweep(&mut self, now_ms: u64) {
+        let mut moves: Vec<(VmId, HostId, HostId)> = Vec::new();
+        for g in self.config.rules.groups() {
+            if g.kind != RuleKind::Affinity || g.strength != Strength::Must {
+                continue;
+            }
+            let mut by_host: BTreeMap<&HostId, usize> = BTreeMap::new();
+            let mut settled = true;
+            for m in &g.vms {
+                match self.vms.get(m).map(|r| &r.state) {
+                    Some(VmState::Running { host }) => *by_host.entry(host).or_default() += 1,
+                    // Alive nowhere: it binds nothing.
+                    Some(
+                        VmState::Stopped
+                        | VmState::Down { .. }
+                        | VmState::Error { .. }
+                        | VmState::WaitingForCapacity { .. }
+                        | VmState::WaitingForRepair { .. }
+                        | VmState::Scheduling { .. },
+                    )
+                    | None => {}
+                    // In motion: wait for it to settle.
+                    Some(_) => settled = false,
+                }
+            }
+            if !settled || by_host.len() < 2 {
+                continue;
+            }
+            // Most members; then a production host over a spare (the
+            // spare is for the next failure); then the first by name.
+            let target = by_host
+                .iter()
+                .max_by_key(|(h, n)| {
+                    let production = self.hosts.get(**h).is_some_and(|r| r.spare.is_none());
+                    (**n, production, std::cmp::Reverse(**h))
+                })
+                .map(|(h, _)| (*h).clone())
+                .expect("two hosts at least");
+            for m in &g.vms {
+                if let Some(VmState::Running { host }) = self.vms.get(m).map(|r| &r.state) {
+                    if host != &target && self.vms[m].failback_not_before_ms <= now_ms {
+                        moves.push((m.clone(), host.clone(), target.clone()));
+                    }
+                }
+            }
+        }
+        for (vm, from, to) in moves {
+            // An earlier move of this sweep may have started it already.
+            if !matches!(&self.vms[&vm].state, VmState::Running { host } if host == &from) {
+                continue;
+            }
+            let room = self.free_capacity(&to);
+            let fit = super::can_take_vms(&self.hosts[&to]) && !self.hosts[&to].spec.maintenance;
+            match self.judge_unit_move(std::slice::from_ref(&vm), &from, &to, room, &[]) {
+                Ok(_) if fit => {
+                    self.vms.get_mut(&vm).expect("listed").failback_blocked = false;
+                    self.start_migration(now_ms, &vm, &from, &to);
+                }
+                Ok(_) => self.fail_back_blocked(
+                    now_ms,
+                    &vm,
+                    &to,
+                    format!("to rejoin its affinity group: {to} takes no VMs now"),
+                ),
+                Err(why) => self.fail_back_blocked(
+                    now_ms,
+                    &vm,
+                    &to,
+                    format!("to rejoin its affinity group: {}", why.why()),
+                ),
+            }
+        }
+    }
+}
