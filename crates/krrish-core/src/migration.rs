@@ -16,8 +16,12 @@ pub enum MigrationBlocker {
         free: Resources,
         needed: Resources,
     },
-    /// Memory-overcommit switch differs between source and target.
-    OvercommitMismatch,
+    /// Memory-overcommit settings (percent of physical memory placement
+    /// may commit; 100 = off) differ between source and target.
+    OvercommitMismatch {
+        source: u32,
+        target: u32,
+    },
     /// CPU models differ and the cluster's IMC mode is off.
     CpuIncompatible {
         source: String,
@@ -48,7 +52,12 @@ impl fmt::Display for MigrationBlocker {
             Self::TargetLacksCapacity { free, needed } => {
                 write!(f, "target lacks capacity (free {free}; needs {needed})")
             }
-            Self::OvercommitMismatch => write!(f, "memory-overcommit settings differ"),
+            Self::OvercommitMismatch { source, target } => write!(
+                f,
+                "memory-overcommit settings differ (source {}, target {})",
+                overcommit_setting(*source),
+                overcommit_setting(*target)
+            ),
             Self::CpuIncompatible { source, target } => {
                 write!(
                     f,
@@ -107,8 +116,11 @@ pub fn migration_blockers(c: &MigrationContext<'_>) -> Vec<MigrationBlocker> {
             needed: c.vm.demand,
         });
     }
-    if c.source.memory_overcommit != c.target.memory_overcommit {
-        out.push(MigrationBlocker::OvercommitMismatch);
+    if c.source.memory_overcommit_percent != c.target.memory_overcommit_percent {
+        out.push(MigrationBlocker::OvercommitMismatch {
+            source: c.source.memory_overcommit_percent,
+            target: c.target.memory_overcommit_percent,
+        });
     }
     if c.source.cpu_model != c.target.cpu_model && !c.imc_mode {
         out.push(MigrationBlocker::CpuIncompatible {
@@ -126,4 +138,58 @@ pub fn migration_blockers(c: &MigrationContext<'_>) -> Vec<MigrationBlocker> {
         out.push(MigrationBlocker::LiveMigrationUnsupported { host: h.id.clone() });
     }
     out
+}
+
+/// An overcommit setting as operators write it: "off" or the ratio.
+fn overcommit_setting(percent: u32) -> String {
+    if percent == crate::model::MEMORY_OVERCOMMIT_OFF {
+        "off".into()
+    } else {
+        let ratio = format!("{}.{:02}", percent / 100, percent % 100);
+        ratio
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HaPolicy, MEMORY_OVERCOMMIT_ON};
+    use crate::testkit::host;
+    use crate::Zone;
+
+    #[test]
+    fn overcommit_ratio_grows_placeable_memory_and_must_match_to_migrate() {
+        let plain = host("hv-1", Zone::Ecs);
+        let mut over = host("hv-2", Zone::Ecs);
+        over.memory_overcommit_percent = MEMORY_OVERCOMMIT_ON;
+        assert_eq!(plain.placeable(), plain.capacity);
+        assert_eq!(over.placeable().memory_mib, 96 * 1024);
+        assert_eq!(over.placeable().vcpus, over.capacity.vcpus);
+        let vm = VmSpec {
+            id: "vm".into(),
+            home: "hv-2".into(),
+            demand: Resources::new(2, 1024, 10),
+            ha: HaPolicy::Restart,
+            priority: 0,
+            passthrough_devices: vec![],
+            failback: true,
+            restart_delay_ms: 0,
+        };
+        let blockers = migration_blockers(&MigrationContext {
+            vm: &vm,
+            vm_running: true,
+            source: &over,
+            target: &plain,
+            target_up: true,
+            target_free: plain.placeable(),
+            imc_mode: false,
+        });
+        assert_eq!(
+            blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            vec!["memory-overcommit settings differ (source 1.5, target off)"]
+        );
+    }
 }

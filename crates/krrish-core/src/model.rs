@@ -223,8 +223,11 @@ pub struct HostSpec {
     /// CPU model name; live migration between different models needs the
     /// cluster's CPU-compatibility (IMC) mode.
     pub cpu_model: String,
-    /// Memory overcommit switch; must match on both ends of a migration.
-    pub memory_overcommit: bool,
+    /// Memory overcommit, as a percentage of the physical memory that
+    /// placement may commit (100: off; FusionCompute's switch on: 150).
+    /// Must match on both ends of a live migration.
+    #[serde(default = "no_overcommit")]
+    pub memory_overcommit_percent: u32,
     /// Distributed virtual switch the host's br0 belongs to.
     pub dvs: String,
     /// Hosts in maintenance take no new VMs and no migrations.
@@ -245,9 +248,34 @@ fn live_migration_default() -> bool {
     true
 }
 
+/// Hosts saved before the ratio existed: the switch is read from the
+/// cluster file again at start, so none is assumed.
+fn no_overcommit() -> u32 {
+    MEMORY_OVERCOMMIT_OFF
+}
+
+/// No memory overcommit: placement commits the physical memory only.
+pub const MEMORY_OVERCOMMIT_OFF: u32 = 100;
+/// The ratio a plain "overcommit on" switch means (FusionCompute's
+/// memory-overcommit switch: up to 150 % of physical memory).
+pub const MEMORY_OVERCOMMIT_ON: u32 = 150;
+/// The highest ratio a host may be given (3×).
+pub const MEMORY_OVERCOMMIT_MAX: u32 = 300;
+
 impl HostSpec {
     pub fn is_spare(&self) -> bool {
         self.zone == Zone::Spare
+    }
+
+    /// What placement may commit on this host: its vCPUs and disk, and its
+    /// memory times the overcommit ratio (sharing, ballooning and swap make
+    /// up the difference; DESIGN "memory overcommit").
+    pub fn placeable(&self) -> Resources {
+        let c = self.capacity;
+        Resources {
+            memory_mib: c.memory_mib * u64::from(self.memory_overcommit_percent.max(1)) / 100,
+            ..c
+        }
     }
 }
 

@@ -27,13 +27,14 @@ const LEAD_MS: u64 = 5_000;
 /// How long a DFS request takes to fail while the DFS is unreachable.
 pub const DFS_FAIL_MS: u64 = 5_000;
 
-fn host(name: &str, zone: Zone) -> HostSpec {
+/// A host of 16 vCPUs and 64 GiB, no overcommit, able to live-migrate.
+pub fn host(name: &str, zone: Zone) -> HostSpec {
     HostSpec {
         id: name.into(),
         zone,
         capacity: Resources::new(16, 64 * 1024, 1000),
         cpu_model: "x".into(),
-        memory_overcommit: false,
+        memory_overcommit_percent: crate::model::MEMORY_OVERCOMMIT_OFF,
         dvs: "d".into(),
         maintenance: false,
         live_migration: true,

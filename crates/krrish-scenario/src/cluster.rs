@@ -5,7 +5,7 @@
 use crate::format::{ClusterFile, SparesRule};
 use crate::load::{LoadError, Source};
 use krrish_core::ipam::Segment;
-use krrish_core::model::HostAddresses;
+use krrish_core::model::{HostAddresses, MEMORY_OVERCOMMIT_OFF};
 use krrish_core::spares::spare_pool_size;
 use krrish_core::{HostId, HostSpec, Resources, VmId, VmSpec, Zone};
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,7 +86,10 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                 zone: h.zone,
                 capacity: base(h.vcpus, h.memory_gib, h.disk_gib),
                 cpu_model: cpu(&h.cpu_model),
-                memory_overcommit: h.memory_overcommit.or(d.memory_overcommit).unwrap_or(false),
+                memory_overcommit_percent: h
+                    .memory_overcommit
+                    .or(d.memory_overcommit)
+                    .map_or(MEMORY_OVERCOMMIT_OFF, |m| m.0),
                 dvs: h
                     .dvs
                     .clone()
@@ -128,7 +131,9 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                     zone: g.zone,
                     capacity: base(g.vcpus, g.memory_gib, g.disk_gib),
                     cpu_model: cpu(&g.cpu_model),
-                    memory_overcommit: d.memory_overcommit.unwrap_or(false),
+                    memory_overcommit_percent: d
+                        .memory_overcommit
+                        .map_or(MEMORY_OVERCOMMIT_OFF, |m| m.0),
                     dvs: d.dvs.clone().unwrap_or_else(|| "dvs0".into()),
                     maintenance: false,
                     live_migration: d.live_migration.unwrap_or(true),
@@ -157,7 +162,10 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
             format!("spares: {wanted} wanted but {listed_spares} SPARE hosts are listed; raise `spares` or list fewer"),
         ));
     }
-    let (cap, mem) = (base(None, None, None), d.memory_overcommit.unwrap_or(false));
+    let (cap, mem) = (
+        base(None, None, None),
+        d.memory_overcommit.map_or(MEMORY_OVERCOMMIT_OFF, |m| m.0),
+    );
     let mut n = 0;
     while drafts.iter().filter(|x| x.spec.zone == Zone::Spare).count() < wanted {
         n += 1;
@@ -171,7 +179,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
                 zone: Zone::Spare,
                 capacity: cap,
                 cpu_model: cpu(&None),
-                memory_overcommit: mem,
+                memory_overcommit_percent: mem,
                 dvs: d.dvs.clone().unwrap_or_else(|| "dvs0".into()),
                 maintenance: false,
                 live_migration: d.live_migration.unwrap_or(true),
@@ -367,7 +375,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         *u = u.add(&v.demand);
     }
     for (h, u) in &used {
-        let cap = by_name[h.as_str()].capacity;
+        let cap = by_name[h.as_str()].placeable();
         if !u.fits_in(&cap) {
             return Err(src.error(
                 src.find("host", h.as_str())

@@ -576,9 +576,50 @@ pub struct HostDefaults {
     pub disk_gib: Option<u64>,
     pub cpu_model: Option<String>,
     pub dvs: Option<String>,
-    pub memory_overcommit: Option<bool>,
+    pub memory_overcommit: Option<MemoryOvercommit>,
     pub rack: Option<String>,
     pub live_migration: Option<bool>,
+}
+
+/// A host's memory overcommit: `false` (off), `true` (FusionCompute's
+/// switch on: 1.5) or a ratio from 1.0 to 3.0 — placement commits that
+/// many times the host's memory. Kept as a percentage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryOvercommit(pub u32);
+
+impl<'de> Deserialize<'de> for MemoryOvercommit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl serde::de::Visitor<'_> for Setting {
+            type Value = MemoryOvercommit;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a ratio from 1.0 to 3.0 (such as 1.5)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                Ok(MemoryOvercommit(if on {
+                    krrish_core::model::MEMORY_OVERCOMMIT_ON
+                } else {
+                    krrish_core::model::MEMORY_OVERCOMMIT_OFF
+                }))
+            }
+            fn visit_f64<E: serde::de::Error>(self, ratio: f64) -> Result<Self::Value, E> {
+                let max = f64::from(krrish_core::model::MEMORY_OVERCOMMIT_MAX) / 100.0;
+                if !(1.0..=max).contains(&ratio) {
+                    return Err(E::custom(format!(
+                        "memory_overcommit: {ratio} is out of range; expected true, false or a ratio from 1.0 to {max:.1}"
+                    )));
+                }
+                Ok(MemoryOvercommit((ratio * 100.0).round() as u32))
+            }
+            fn visit_u64<E: serde::de::Error>(self, ratio: u64) -> Result<Self::Value, E> {
+                self.visit_f64(ratio as f64)
+            }
+            fn visit_i64<E: serde::de::Error>(self, ratio: i64) -> Result<Self::Value, E> {
+                self.visit_f64(ratio as f64)
+            }
+        }
+        d.deserialize_any(Setting)
+    }
 }
 
 /// The first address of each /24 segment (defaults 10.0/1/2/3.0.0).
@@ -604,7 +645,7 @@ pub struct HostEntry {
     pub disk_gib: Option<u64>,
     pub cpu_model: Option<String>,
     pub dvs: Option<String>,
-    pub memory_overcommit: Option<bool>,
+    pub memory_overcommit: Option<MemoryOvercommit>,
     pub rack: Option<String>,
     pub live_migration: Option<bool>,
     #[serde(default)]

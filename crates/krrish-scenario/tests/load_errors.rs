@@ -109,6 +109,20 @@ fn broken_files_are_located() {
             "unknown variant `GPU`",
         ),
         (
+            "overcommit-out-of-range",
+            "cluster:\n  hosts:\n    - { name: a, zone: ECS, memory_overcommit: 5 }\nend: 1s\n".to_string(),
+            3,
+            None,
+            "memory_overcommit: 5 is out of range; expected true, false or a ratio from 1.0 to 3.0",
+        ),
+        (
+            "overcommit-not-a-ratio",
+            "cluster:\n  defaults: { memory_overcommit: lots }\n  hosts:\n    - { name: a, zone: ECS }\nend: 1s\n".to_string(),
+            2,
+            None,
+            "expected true, false or a ratio from 1.0 to 3.0 (such as 1.5)",
+        ),
+        (
             "negative-spares",
             "cluster:\n  spares: -1\nend: 1s\n".to_string(),
             2,

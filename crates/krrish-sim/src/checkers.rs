@@ -21,7 +21,7 @@
 //!   grace): a volume recorded free, or another VM's, while a guest still
 //!   writes it, is one the control plane would hand to a second writer.
 //! - `no-overcommit` — the guests running (or arriving) on a host never need
-//!   more than it has.
+//!   more than it has (its memory times its overcommit ratio).
 //! - `no-vm-lost` — every VM is known to the control plane, and one it
 //!   believes running on a reachable host really runs there (after a grace
 //!   for messages in flight).
@@ -235,12 +235,19 @@ impl Checkers {
                 .keys()
                 .filter_map(|vm| world.vms.get(vm))
                 .fold(krrish_core::Resources::ZERO, |acc, v| acc.add(&v.demand));
-            if !need.fits_in(&h.spec.capacity) {
+            // Beyond its memory overcommit ratio (judged from the spec's
+            // percentage here, not through the core's placement).
+            let c = h.spec.capacity;
+            let allowed = krrish_core::Resources {
+                memory_mib: c.memory_mib * u64::from(h.spec.memory_overcommit_percent) / 100,
+                ..c
+            };
+            if !need.fits_in(&allowed) {
                 return fail(
                     "no-overcommit",
                     format!(
-                        "{} holds guests needing {need}; it has {}",
-                        h.spec.id, h.spec.capacity
+                        "{} holds guests needing {need}; it may commit {allowed} (memory overcommit {} %)",
+                        h.spec.id, h.spec.memory_overcommit_percent
                     ),
                 );
             }

@@ -27,7 +27,7 @@ pub fn cluster(hosts: usize, spares: usize, vms_per_host: usize) -> (Vec<HostSpe
             zone,
             capacity: Resources::new(32, 128 * 1024, 2_000),
             cpu_model: "x86-64-v3".into(),
-            memory_overcommit: false,
+            memory_overcommit_percent: krrish_core::model::MEMORY_OVERCOMMIT_OFF,
             dvs: "dvs0".into(),
             maintenance: false,
             live_migration: true,

@@ -347,11 +347,11 @@ fn from_cluster(
         .hosts
         .iter()
         .find(|h| h.zone == Zone::Spare)
-        .map(|h| h.capacity)
+        .map(|h| h.placeable())
         .unwrap_or_else(|| {
             production
                 .iter()
-                .map(|h| h.capacity)
+                .map(|h| h.placeable())
                 .max()
                 .expect("non-empty")
         });

@@ -456,7 +456,7 @@ fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
                 b,
                 MigrationBlocker::PassthroughDevices(_)
                     | MigrationBlocker::CpuIncompatible { .. }
-                    | MigrationBlocker::OvercommitMismatch
+                    | MigrationBlocker::OvercommitMismatch { .. }
                     | MigrationBlocker::DifferentDvs { .. }
                     | MigrationBlocker::LiveMigrationUnsupported { .. }
             )

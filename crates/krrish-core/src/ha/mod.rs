@@ -358,7 +358,7 @@ impl HaManager {
             .values()
             .filter(|(hosts, _)| hosts.contains(host))
             .fold(used, |acc, (_, demand)| acc.add(demand));
-        h.spec.capacity.saturating_sub(&used)
+        h.spec.placeable().saturating_sub(&used)
     }
 
     /// What an operator may still place on `host`: its free capacity less
@@ -401,7 +401,7 @@ impl HaManager {
         let pct = u64::from(self.config.admission_reserve_percent.min(100));
         match self.hosts.get(host) {
             Some(h) if h.spare.is_none() && pct > 0 => {
-                let c = h.spec.capacity;
+                let c = h.spec.placeable();
                 Resources::new(
                     (u64::from(c.vcpus) * pct).div_ceil(100) as u32,
                     (c.memory_mib * pct).div_ceil(100),
