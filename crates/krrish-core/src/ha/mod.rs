@@ -32,14 +32,16 @@ mod failback;
 mod fencing;
 mod liveness;
 mod maintenance;
+mod notice;
 mod persist;
 mod placement_rules;
 mod recovery;
 mod types;
 mod vm_table;
 
-pub use command::{secs, Command, Notice};
+pub use command::{secs, Command};
 pub use detection::{DfsEvidence, IsolationResponse};
+pub use notice::Notice;
 pub use persist::CoreSnapshot;
 pub use types::{
     ApiError, BootReason, DownReason, DriverError, FenceAction, FenceError, FenceMethod,
