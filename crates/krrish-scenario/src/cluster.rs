@@ -30,11 +30,33 @@ pub struct Cluster {
     pub ha_enabled: bool,
     pub failover_to_production: bool,
     pub admission_reserve_percent: u8,
+    /// DRS (absent: off).
+    pub drs: Option<krrish_core::ha::DrsConfig>,
     /// Placement rule groups, checked against the hosts and the VMs' homes.
     pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
     pub production_hosts: usize,
     pub spare_hosts: usize,
+}
+
+impl Cluster {
+    /// Puts the cluster file's HA settings into `ha` (what a scenario or a
+    /// daemon's own settings override is theirs to set afterwards).
+    pub fn apply_to(&self, ha: &mut krrish_core::ha::HaConfig) {
+        ha.imc_mode = self.imc_mode;
+        ha.rules = self.rules.clone();
+        ha.isolation_response = self.isolation_response;
+        if let Some(ms) = self.isolation_response_delay_ms {
+            ha.isolation_response_delay_ms = ms;
+        }
+        ha.fence_action = self.fence_action;
+        ha.max_restart = self.max_restart.unwrap_or(ha.max_restart);
+        ha.max_relocate = self.max_relocate.unwrap_or(ha.max_relocate);
+        ha.ha_enabled = self.ha_enabled;
+        ha.failover_to_production = self.failover_to_production;
+        ha.admission_reserve_percent = self.admission_reserve_percent;
+        ha.drs = self.drs.clone();
+    }
 }
 
 const HOSTS_MAX: usize = 10_000;
@@ -396,7 +418,52 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
             ));
         }
     }
+    let drs = match &f.drs {
+        None => None,
+        Some(e) => {
+            let d = krrish_core::ha::DrsConfig::default();
+            let checked = |key: &str, v: Option<u32>, lo: u32, hi: u32, default: u32| {
+                let v = v.unwrap_or(default);
+                if (lo..=hi).contains(&v) {
+                    Ok(v)
+                } else {
+                    Err(src.error(
+                        src.find(key, &v.to_string()),
+                        format!("drs.{key}: expected {lo} to {hi}, not {v}"),
+                    ))
+                }
+            };
+            Some(krrish_core::ha::DrsConfig {
+                threshold_percent: checked(
+                    "threshold_percent",
+                    e.threshold_percent,
+                    1,
+                    100,
+                    d.threshold_percent,
+                )?,
+                max_concurrent: checked(
+                    "max_concurrent",
+                    e.max_concurrent,
+                    1,
+                    64,
+                    d.max_concurrent,
+                )?,
+                interval_ms: match e.interval.map(|i| i.ms()) {
+                    Some(0) => {
+                        return Err(src.error(
+                            src.key_line("interval"),
+                            "drs.interval: expected a positive duration such as 5m",
+                        ))
+                    }
+                    Some(ms) => ms,
+                    None => d.interval_ms,
+                },
+                window: e.window.map(|w| w.0),
+            })
+        }
+    };
     Ok(Cluster {
+        drs,
         max_restart: f.max_restart,
         max_relocate: f.max_relocate,
         ha_enabled: f.ha_enabled,

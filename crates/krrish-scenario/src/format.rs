@@ -525,6 +525,65 @@ pub struct ClusterFile {
     /// memory kept from tenant placement for failovers (default 0).
     #[serde(default)]
     pub admission_reserve_percent: u8,
+    /// Load balancing by live migration; absent, DRS is off.
+    pub drs: Option<DrsEntry>,
+}
+
+/// `drs:` in a cluster file; every field has a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrsEntry {
+    /// Act when the most and least loaded production hosts differ by more
+    /// than this many percentage points (default 20, 1 to 100).
+    pub threshold_percent: Option<u32>,
+    /// Live migrations in flight at once (default 2, 1 to 64).
+    pub max_concurrent: Option<u32>,
+    /// How often it looks (default 5m).
+    pub interval: Option<Dur>,
+    /// The daily window (UTC) it may migrate in, `HH:MM-HH:MM`; absent,
+    /// any time.
+    pub window: Option<DrsWindowText>,
+}
+
+/// `HH:MM-HH:MM`, minutes after midnight UTC (across midnight when the
+/// end is earlier than the start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrsWindowText(pub krrish_core::ha::DrsWindow);
+
+impl<'de> Deserialize<'de> for DrsWindowText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_window(&text).map(DrsWindowText).map_err(|why| {
+            serde::de::Error::custom(format!(
+                "drs.window: `{text}`: {why}; expected HH:MM-HH:MM (UTC), such as 22:00-06:00"
+            ))
+        })
+    }
+}
+
+fn parse_window(text: &str) -> Result<krrish_core::ha::DrsWindow, String> {
+    let minute = |t: &str| -> Result<u32, String> {
+        let (h, m) = t
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("`{t}` is not HH:MM"))?;
+        let (h, m): (u32, u32) = (
+            h.parse().map_err(|_| format!("`{h}` is not an hour"))?,
+            m.parse().map_err(|_| format!("`{m}` is not a minute"))?,
+        );
+        if h > 23 || m > 59 {
+            return Err(format!("`{t}` is not a time of day"));
+        }
+        Ok(h * 60 + m)
+    };
+    let (from, to) = text
+        .split_once('-')
+        .ok_or_else(|| "no `-` between the start and the end".to_string())?;
+    let (from_min, to_min) = (minute(from)?, minute(to)?);
+    if from_min == to_min {
+        return Err("the window is empty (start = end)".into());
+    }
+    Ok(krrish_core::ha::DrsWindow { from_min, to_min })
 }
 
 fn default_ha_enabled() -> bool {

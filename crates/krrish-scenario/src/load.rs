@@ -533,22 +533,17 @@ fn settings(
             "must be shorter than boot_timeout (120s unless set)",
         ));
     }
-    c.ha.imc_mode = cluster.imc_mode;
-    c.ha.rules = cluster.rules.clone();
-    c.ha.isolation_response = s.isolation_response.unwrap_or(cluster.isolation_response);
-    if let Some(ms) = s
-        .isolation_response_delay
-        .map(|d| d.ms())
-        .or(cluster.isolation_response_delay_ms)
-    {
-        c.ha.isolation_response_delay_ms = ms;
+    cluster.apply_to(&mut c.ha);
+    // The scenario's own settings win over the cluster file's.
+    if let Some(r) = s.isolation_response {
+        c.ha.isolation_response = r;
     }
-    c.ha.fence_action = s.fence_action.unwrap_or(cluster.fence_action);
-    c.ha.max_restart = cluster.max_restart.unwrap_or(c.ha.max_restart);
-    c.ha.max_relocate = cluster.max_relocate.unwrap_or(c.ha.max_relocate);
-    c.ha.ha_enabled = cluster.ha_enabled;
-    c.ha.failover_to_production = cluster.failover_to_production;
-    c.ha.admission_reserve_percent = cluster.admission_reserve_percent;
+    if let Some(d) = s.isolation_response_delay {
+        c.ha.isolation_response_delay_ms = d.ms();
+    }
+    if let Some(a) = s.fence_action {
+        c.ha.fence_action = a;
+    }
     if let Some(cold) = s.cold_failback {
         c.ha.cold_failback = cold;
     }

@@ -507,6 +507,7 @@ impl HaManager {
         self.fail_back_sweep(now_ms);
         self.drain_sweep(now_ms);
         self.rejoin_affinity_sweep(now_ms);
+        self.drs_sweep(now_ms);
         self.place_waiting(now_ms);
         self.refresh_spares(now_ms);
     }

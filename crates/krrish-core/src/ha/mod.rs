@@ -27,6 +27,7 @@ mod api;
 mod boot_failures;
 mod command;
 mod detection;
+mod drs;
 mod evacuation;
 mod failback;
 mod fencing;
@@ -41,6 +42,7 @@ mod vm_table;
 
 pub use command::{secs, Command};
 pub use detection::{DfsEvidence, IsolationResponse};
+pub use drs::{DrsConfig, DrsMove, DrsWindow};
 pub use notice::Notice;
 pub use persist::CoreSnapshot;
 pub use types::{
@@ -118,6 +120,8 @@ pub struct HaConfig {
     /// vCPUs and memory is kept from tenant placement (create, start,
     /// migration, drain) for failovers.
     pub admission_reserve_percent: u8,
+    /// Load balancing by live migration (`None`: off, the default).
+    pub drs: Option<DrsConfig>,
 }
 
 impl HaConfig {
@@ -161,6 +165,7 @@ impl Default for HaConfig {
             ha_enabled: true,
             failover_to_production: false,
             admission_reserve_percent: 0,
+            drs: None,
         }
     }
 }
@@ -205,6 +210,8 @@ pub struct HaManager {
     /// to the stop, no report without them, no fence yet), with what they
     /// need: their room there is not free until then.
     terminated: BTreeMap<VmId, (Vec<HostId>, Resources)>,
+    /// When DRS looks next (one interval after the controller starts).
+    drs_next_at_ms: u64,
 }
 
 impl HaManager {
@@ -253,6 +260,7 @@ impl HaManager {
             table.insert(VmRecord::new(spec, VmState::Running { host: home }));
         }
         let vms = table;
+        let config_drs_interval = config.drs.as_ref().map_or(0, |d| d.interval_ms);
         Self {
             config,
             hosts,
@@ -269,6 +277,7 @@ impl HaManager {
             spare_ids,
             spares_computed_from: None,
             terminated: BTreeMap::new(),
+            drs_next_at_ms: now_ms + config_drs_interval,
         }
     }
 
@@ -477,7 +486,7 @@ impl HaManager {
             VmState::RetryingBoot { retry_at_ms, .. } => Some(*retry_at_ms),
             _ => None,
         });
-        hosts.chain(vms).min()
+        hosts.chain(vms).chain(self.drs_wake()).min()
     }
 
     /// A back-off deadline still ahead (past ones need no wake-up: the VM

@@ -194,6 +194,15 @@ pub enum Notice {
         host: HostId,
         why: String,
     },
+    /// DRS moves a VM from the most loaded production host to a less
+    /// loaded one (loads in per cent, before the move).
+    DrsMove {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+        from_load: u32,
+        to_load: u32,
+    },
     /// Every boot allowed failed: it stays in `error` until an operator
     /// starts it again.
     VmInError {
@@ -301,6 +310,7 @@ impl Notice {
         "host-left-maintenance",
         "host-powered-off",
         "drain-blocked",
+        "drs-move",
         "vm-error",
         "vm-waiting-for-rule",
         "rule-broken",
@@ -360,6 +370,7 @@ impl Notice {
             HostLeftMaintenance { .. } => "host-left-maintenance",
             HostPoweredOff { .. } => "host-powered-off",
             DrainBlocked { .. } => "drain-blocked",
+            DrsMove { .. } => "drs-move",
             VmWaitingForRule { .. } => "vm-waiting-for-rule",
             RuleBroken { .. } => "rule-broken",
             VmWaitingForRepair { .. } => "vm-waiting-for-repair",
@@ -418,6 +429,7 @@ impl Notice {
                 Some(spare)
             }
             VmColdFailback { to, .. }
+            | DrsMove { to, .. }
             | VmMigrating { to, .. }
             | VmMigrated { to, .. }
             | MigrationBlocked { to, .. } => Some(to),
@@ -449,6 +461,7 @@ impl Notice {
             | VmWaitingForUntriedHost { vm, .. }
             | VmInError { vm, .. }
             | DrainBlocked { vm, .. }
+            | DrsMove { vm, .. }
             | VmRestartDelayed { vm, .. }
             | VmBootUnanswered { vm, .. }
             | VmFailoverToProduction { vm, .. }
@@ -608,6 +621,16 @@ impl fmt::Display for Notice {
             DrainBlocked { vm, host, why } => write!(
                 f,
                 "vm {vm} cannot leave {host} (in maintenance) now: {why}; tried again later"
+            ),
+            DrsMove {
+                vm,
+                from,
+                to,
+                from_load,
+                to_load,
+            } => write!(
+                f,
+                "DRS: vm {vm} moves {from} -> {to} to balance load ({from} {from_load} %, {to} {to_load} %)"
             ),
             VmInError {
                 vm,

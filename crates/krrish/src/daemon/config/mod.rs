@@ -293,21 +293,8 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
     let cluster_file = beside(path, &f.cluster_file);
     let cluster = cluster(&src, "cluster_file", &cluster_file)?;
 
-    let mut ha = HaConfig {
-        imc_mode: cluster.imc_mode,
-        isolation_response: cluster.isolation_response,
-        fence_action: cluster.fence_action,
-        rules: cluster.rules.clone(),
-        ..HaConfig::default()
-    };
-    ha.max_restart = cluster.max_restart.unwrap_or(ha.max_restart);
-    ha.max_relocate = cluster.max_relocate.unwrap_or(ha.max_relocate);
-    ha.ha_enabled = cluster.ha_enabled;
-    ha.failover_to_production = cluster.failover_to_production;
-    ha.admission_reserve_percent = cluster.admission_reserve_percent;
-    if let Some(ms) = cluster.isolation_response_delay_ms {
-        ha.isolation_response_delay_ms = ms;
-    }
+    let mut ha = HaConfig::default();
+    cluster.apply_to(&mut ha);
     let t = &f.timings;
     let bad = |key: &str, why: &str| {
         src.error(
