@@ -40,6 +40,7 @@
 //!   - `ha/failback.rs` — VMs back home by live migration once their host is back.
 //!   - `ha/placement_rules.rs` — the rule groups applied to every placement.
 //!   - `ha/affinity.rs` — affinity groups moving together, and rejoining.
+//!   - `ha/drs.rs` — DRS: load balancing by live migration.
 //!   - `ha/api.rs` — create, start, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 //!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.

@@ -171,17 +171,27 @@ impl Rules {
         let mut forbidden: Vec<String> = Vec::new();
         let mut broken: Vec<String> = Vec::new();
         let mut preference = 0;
+        let mut closure_judged = false;
         for g in groups.iter().map(|i| &self.groups[*i]) {
             let why = match &g.kind {
                 // Wherever another member is alive, this one must be too
-                // (a member alive nowhere yet binds nothing).
-                RuleKind::Affinity => g.vms.iter().filter(|other| *other != vm).find_map(|other| {
-                    let on = where_is(other);
-                    (!on.is_empty() && !on.contains(host)).then(|| {
-                        let on: Vec<&str> = on.iter().map(|h| h.as_str()).collect();
-                        format!("{g}: {other} is on {}", on.join(" and "))
-                    })
-                }),
+                // (a member alive nowhere yet binds nothing). Must groups
+                // that share VMs bind as one: a VM goes where any VM of
+                // either is (else the VM between them may never run again)
+                // — judged once, over the whole closure.
+                RuleKind::Affinity if g.strength == Strength::Must => {
+                    if closure_judged {
+                        None
+                    } else {
+                        closure_judged = true;
+                        let mates = self.affinity_mates(vm, Some(Strength::Must));
+                        affinity_apart(g, host, &mates, &mut where_is)
+                    }
+                }
+                RuleKind::Affinity => {
+                    let mates: Vec<VmId> = g.vms.iter().filter(|o| *o != vm).cloned().collect();
+                    affinity_apart(g, host, &mates, &mut where_is)
+                }
                 RuleKind::AntiAffinity => g
                     .vms
                     .iter()
@@ -218,6 +228,25 @@ impl Rules {
             Fit::Allowed { preference }
         }
     }
+}
+
+/// Why `host` breaks affinity group `g` (judged over `mates`): the first
+/// mate alive elsewhere, and where.
+fn affinity_apart(
+    g: &RuleGroup,
+    host: &HostId,
+    mates: &[VmId],
+    where_is: &mut impl FnMut(&VmId) -> Vec<HostId>,
+) -> Option<String> {
+    mates.iter().find_map(|other| {
+        let mut on = where_is(other);
+        on.sort();
+        on.dedup();
+        (!on.is_empty() && !on.contains(host)).then(|| {
+            let on: Vec<&str> = on.iter().map(|h| h.as_str()).collect();
+            format!("{g}: {other} is on {}", on.join(" and "))
+        })
+    })
 }
 
 impl Rules {

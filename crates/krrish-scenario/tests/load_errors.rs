@@ -123,6 +123,20 @@ fn broken_files_are_located() {
             "expected true, false or a ratio from 1.0 to 3.0 (such as 1.5)",
         ),
         (
+            "drs-threshold-out-of-range",
+            "cluster:\n  hosts:\n    - { name: a, zone: ECS }\n  drs: { threshold_percent: 0 }\nend: 1s\n".to_string(),
+            4,
+            None,
+            "drs.threshold_percent: expected 1 to 100, not 0",
+        ),
+        (
+            "drs-window-malformed",
+            "cluster:\n  hosts:\n    - { name: a, zone: ECS }\n  drs: { window: \"22:00-25:00\" }\nend: 1s\n".to_string(),
+            4,
+            None,
+            "drs.window: `22:00-25:00`: `25:00` is not a time of day; expected HH:MM-HH:MM (UTC), such as 22:00-06:00",
+        ),
+        (
             "negative-spares",
             "cluster:\n  spares: -1\nend: 1s\n".to_string(),
             2,

@@ -12,8 +12,9 @@
 //!   two VMs of a must anti-affinity group on one host, a VM of a must
 //!   run-on group outside its hosts, of a must not-on group on one of them;
 //!   the VMs of a must affinity group running on more than one host for
-//!   longer than a group move takes (its members switch over one by one,
-//!   and one whose migration failed rejoins after the back-off).
+//!   longer than 3 minutes while none of them is being copied (a group
+//!   move's members switch over one by one as their copies end, and one
+//!   whose migration failed rejoins the others).
 //! - `single-attachment` — a volume is plugged into one running guest at
 //!   most (two writers of one disk corrupt it).
 //! - `volume-holder` — a running guest that has a volume plugged in is the
@@ -36,9 +37,9 @@ use krrish_core::{HostId, VmId};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// How long the VMs of a must affinity group may run apart: a group move's
-/// members switch over one by one, and a member whose migration failed
-/// rejoins the others after the retry back-off (60 s) and its copy.
+/// How long the VMs of a must affinity group may run apart with none of
+/// them being copied: a member whose migration failed rejoins the others
+/// (at once, or after the retry back-off of 60 s) by a copy of its own.
 const AFFINITY_APART_GRACE_MS: u64 = 180_000;
 
 /// How long a guest may write a volume the cloud records as not its own:
@@ -165,8 +166,20 @@ impl Checkers {
         if let Some(detail) = must_rule_broken(&running, core.config().rules.groups()) {
             return fail("must-rules", detail);
         }
+        // VMs with a live-migration copy arriving somewhere: a group move
+        // still under way.
+        let arriving: Vec<&VmId> = world
+            .hosts
+            .values()
+            .flat_map(|h| {
+                h.domains
+                    .iter()
+                    .filter(|(_, d)| matches!(d.state, DomainState::Incoming { .. }))
+                    .map(|(vm, _)| vm)
+            })
+            .collect();
         let mut disagreements: Vec<(String, u64)> =
-            affinity_apart(&running, core.config().rules.groups())
+            affinity_apart(&running, &arriving, core.config().rules.groups())
                 .into_iter()
                 .map(|detail| (format!("must-rules: {detail}"), now_ms))
                 .collect();
@@ -389,13 +402,20 @@ fn must_rule_broken(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Optio
 }
 
 /// Each `must` affinity group whose running guests are on more than one
-/// host, said as the hosts each runs on (the same words while it lasts).
-fn affinity_apart(running: &[(&VmId, &HostId)], groups: &[RuleGroup]) -> Vec<String> {
+/// host, said as the hosts each runs on (the same words while it lasts) —
+/// but for a group with a member still being copied somewhere (`arriving`):
+/// its members switch over one by one as their copies end.
+fn affinity_apart(
+    running: &[(&VmId, &HostId)],
+    arriving: &[&VmId],
+    groups: &[RuleGroup],
+) -> Vec<String> {
     let mut apart = Vec::new();
-    for g in groups
-        .iter()
-        .filter(|g| g.strength == Strength::Must && g.kind == RuleKind::Affinity)
-    {
+    for g in groups.iter().filter(|g| {
+        g.strength == Strength::Must
+            && g.kind == RuleKind::Affinity
+            && !g.vms.iter().any(|vm| arriving.contains(&vm))
+    }) {
         let on: Vec<String> = running
             .iter()
             .filter(|(vm, _)| g.vms.contains(vm))

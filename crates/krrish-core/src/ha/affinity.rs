@@ -100,6 +100,78 @@ impl HaManager {
             })
     }
 
+    /// Whether a VM of `vm`'s must affinity group is being stopped to move
+    /// (it will be placed with `vm`).
+    pub(super) fn affinity_mate_evacuating(&self, vm: &VmId) -> bool {
+        self.config.rules.names(vm)
+            && self
+                .config
+                .rules
+                .affinity_mates(vm, Some(Strength::Must))
+                .iter()
+                .any(|m| {
+                    matches!(
+                        self.vms.get(m).map(|r| &r.state),
+                        Some(VmState::Evacuating { .. })
+                    )
+                })
+    }
+
+    /// The host `vm`'s must affinity group runs on, when every member
+    /// alive runs there, settled, and it can take VMs: where `vm` belongs.
+    pub(super) fn group_host(&self, vm: &VmId) -> Option<HostId> {
+        if !self.config.rules.names(vm) {
+            return None;
+        }
+        let mut at: Option<&HostId> = None;
+        for m in self.config.rules.affinity_mates(vm, Some(Strength::Must)) {
+            match self.vms.get(&m).map(|r| &r.state) {
+                Some(VmState::Running { host }) => {
+                    if at.is_some_and(|a| a != host) {
+                        return None;
+                    }
+                    at = Some(host);
+                }
+                Some(
+                    VmState::Booting { .. }
+                    | VmState::Migrating { .. }
+                    | VmState::Evacuating { .. }
+                    | VmState::RetryingBoot { .. },
+                ) => return None,
+                _ => {}
+            }
+        }
+        let at = at?;
+        super::can_take_vms(&self.hosts[at]).then(|| at.clone())
+    }
+
+    /// Boots `vm` (waiting after its host failed) on `host`, where its
+    /// must affinity group runs, if it has room there and may boot there;
+    /// on a production host that becomes its home (its group lives there
+    /// now). Whether it did.
+    pub(super) fn join_group(&mut self, now_ms: u64, vm: &VmId, host: &HostId) -> bool {
+        let fits = self.vms[vm].spec.demand.fits_in(&self.free_capacity(host));
+        if !fits
+            || !self.may_boot_on(vm, host)
+            || matches!(self.rule_fit(vm, host, &[]), Fit::Forbidden { .. })
+        {
+            return false;
+        }
+        if self.hosts[host].spare.is_none() {
+            self.vms.get_mut(vm).expect("caller checked").spec.home = host.clone();
+        }
+        let breaks = self.should_breaks(vm, host);
+        self.boot(now_ms, vm, host, super::BootReason::Failover);
+        self.report_rule_broken(
+            now_ms,
+            vm,
+            host,
+            breaks,
+            crate::rules::BreakCause::NothingElseFitted,
+        );
+        true
+    }
+
     /// The sum of what `unit` needs.
     pub(super) fn unit_demand(&self, unit: &[VmId]) -> Resources {
         unit.iter()

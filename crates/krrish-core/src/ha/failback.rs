@@ -9,7 +9,7 @@ use super::{
 };
 use crate::ids::{HostId, VmId};
 use crate::migration::MigrationBlocker;
-use crate::rules::{BreakCause, Fit};
+use crate::rules::{BreakCause, Fit, Strength};
 
 impl HaManager {
     /// VMs running on a spare while their home is healthy go home (failback
@@ -97,13 +97,18 @@ impl HaManager {
         if !matches!(&self.vms[id].state, VmState::Running { host } if host == from) {
             return;
         }
+        // Mates homed elsewhere come too when a must rule binds them (a
+        // group move cut short split their homes; the group keeps one).
+        let must_mates = self.config.rules.affinity_mates(id, Some(Strength::Must));
         let unit: Vec<VmId> = self
             .moving_unit(id, from)
             .into_iter()
             .filter(|m| {
                 let v = &self.vms[m];
                 m == id
-                    || (v.spec.home == *to && v.spec.failback && v.failback_not_before_ms <= now_ms)
+                    || (v.spec.failback
+                        && v.failback_not_before_ms <= now_ms
+                        && (v.spec.home == *to || must_mates.contains(m)))
             })
             .collect();
         if unit.len() > 1 {
@@ -170,6 +175,8 @@ impl HaManager {
                     return self.fail_back_blocked(now_ms, &unit[0], to, why);
                 }
                 for m in unit {
+                    // One home for the group: `to`.
+                    self.vms.get_mut(m).expect("listed").spec.home = to.clone();
                     self.cold_fail_back(now_ms, m, from, to, why.clone());
                 }
             }

@@ -45,11 +45,13 @@ impl HaManager {
             .filter(|s| can_take_vms(&self.hosts[*s]))
             .cloned()
             .collect();
-        let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
         // Group by failed host (BTreeMap: deterministic), VMs by priority.
         let mut groups: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
         // VMs whose home is up again go there instead of to a spare.
         let mut go_home: Vec<VmId> = Vec::new();
+        // VMs whose must affinity group runs settled on one host join it
+        // there (a group move cut short left them apart).
+        let mut join: Vec<(VmId, HostId, HostId)> = Vec::new();
         // VMs not due yet (backing off after a failed boot, or waiting for
         // other hosts failing with theirs) still hold their rank.
         let mut not_yet: BTreeMap<HostId, Vec<(u32, VmId)>> = BTreeMap::new();
@@ -69,6 +71,10 @@ impl HaManager {
                 }
                 if home_ready(&self.hosts, &v.spec.home) && self.may_boot_on(id, &v.spec.home) {
                     go_home.push(id.clone());
+                    continue;
+                }
+                if let Some(h) = self.group_host(id) {
+                    join.push((id.clone(), h, failed_host.clone()));
                     continue;
                 }
                 groups
@@ -93,6 +99,16 @@ impl HaManager {
                     .push((self.vms[&id].spec.priority, id.clone()));
             }
         }
+        for (id, host, failed_host) in join {
+            if !self.join_group(now_ms, &id, &host) {
+                groups
+                    .entry(failed_host)
+                    .or_default()
+                    .push((self.vms[&id].spec.priority, id.clone()));
+            }
+        }
+        // Joins may have taken spare room.
+        let mut free: Vec<Resources> = spares.iter().map(|s| self.free_capacity(s)).collect();
         // Failovers compete by priority across failed hosts: a group's
         // rank is its highest priority. Hosts being fenced right now, and
         // VMs not due yet, reserve room first if they outrank (ties: those
@@ -174,7 +190,10 @@ impl HaManager {
                 }));
                 continue;
             }
-            for ((_, id), spot) in members.iter().zip(placed) {
+            // Units that tried production hosts already (all or nothing).
+            let mut unit_tried: Vec<(usize, bool)> = Vec::new();
+            for (i, ((_, id), spot)) in members.iter().zip(placed).enumerate() {
+                let unit = units[i];
                 match spot {
                     Some(Spot { bin, breaks }) => {
                         self.boot(now_ms, id, &spares[bin], BootReason::Failover);
@@ -187,8 +206,24 @@ impl HaManager {
                         );
                     }
                     None if self.config.failover_to_production
-                        && self.fail_over_to_production(now_ms, id, &held) => {}
+                        && match unit_tried.iter().find(|(u, _)| *u == unit) {
+                            Some((_, booted)) => *booted,
+                            None => {
+                                let whole: Vec<VmId> = (0..members.len())
+                                    .filter(|j| units[*j] == unit)
+                                    .map(|j| members[j].1.clone())
+                                    .collect();
+                                let booted = self.fail_over_to_production(now_ms, &whole, &held);
+                                unit_tried.push((unit, booted));
+                                booted
+                            }
+                        } => {}
                     None => {
+                        // Its must group being stopped to move with it: it
+                        // is placed with them, not waiting (no report).
+                        if self.affinity_mate_evacuating(id) {
+                            continue;
+                        }
                         let needs = self.vms[id].spec.demand;
                         let held_back = self.held_back_by(id, &needs, &spares, &free, &held);
                         // Room only where its boot failed already?
@@ -222,25 +257,31 @@ impl HaManager {
         self.refresh_spares(now_ms);
     }
 
-    /// No spare can take `id`: it boots on the production host with the
-    /// most free room (admission control's reserve is for this) that its
-    /// rules allow and where its boot has not failed, if any — whether it
+    /// No spare can take `unit` (one VM, or a must affinity group placed
+    /// as one): it boots on the production host with the most free room
+    /// for all of it (admission control's reserve is for this) that its
+    /// rules allow and where none of its boots failed, if any — whether it
     /// did. `held`: room held on spares for VMs placed but not booted.
-    fn fail_over_to_production(&mut self, now_ms: u64, id: &VmId, held: &[(VmId, HostId)]) -> bool {
+    fn fail_over_to_production(
+        &mut self,
+        now_ms: u64,
+        unit: &[VmId],
+        held: &[(VmId, HostId)],
+    ) -> bool {
         let candidates: Vec<HostId> = self
             .hosts
             .values()
             .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
             .map(|h| h.spec.id.clone())
-            .filter(|h| self.may_boot_on(id, h))
+            .filter(|h| unit.iter().all(|id| self.may_boot_on(id, h)))
             .collect();
         let free: Vec<Resources> = candidates.iter().map(|h| self.free_capacity(h)).collect();
-        let demand = self.vms[id].spec.demand;
+        let demand = self.unit_demand(unit);
         // A VM away from home is headed there: for its rules it counts at
         // its home too — found by the adversary: a must pair failed over
         // onto each other's homes and could never go back.
         let mut also = held.to_vec();
-        if self.config.rules.names(id) {
+        if unit.iter().any(|id| self.config.rules.names(id)) {
             also.extend(
                 self.vms
                     .away_from_home()
@@ -249,21 +290,43 @@ impl HaManager {
                     .map(|(vm, v)| (vm.clone(), v.spec.home.clone())),
             );
         }
-        let Ok(Spot { bin, breaks }) = placement::most_free_by_rules(&free, &demand, |i| {
-            self.rule_fit(id, &candidates[i], &also)
+        let Ok(Spot { bin, .. }) = placement::most_free_by_rules(&free, &demand, |i| {
+            if let [id] = unit {
+                return self.rule_fit(id, &candidates[i], &also);
+            }
+            let mut also = also.clone();
+            also.extend(unit.iter().map(|m| (m.clone(), candidates[i].clone())));
+            let mut why_broken = Vec::new();
+            for id in unit {
+                match self.rule_fit(id, &candidates[i], &also) {
+                    Fit::Forbidden { why } => return Fit::Forbidden { why },
+                    Fit::Breaks { why } => why_broken.push(why),
+                    Fit::Allowed { .. } => {}
+                }
+            }
+            if why_broken.is_empty() {
+                Fit::Allowed { preference: 0 }
+            } else {
+                Fit::Breaks {
+                    why: why_broken.join("; "),
+                }
+            }
         }) else {
             return false;
         };
         let host = candidates[bin].clone();
-        self.notice(
-            now_ms,
-            Notice::VmFailoverToProduction {
-                vm: id.clone(),
-                host: host.clone(),
-            },
-        );
-        self.boot(now_ms, id, &host, BootReason::Failover);
-        self.report_rule_broken(now_ms, id, &host, breaks, BreakCause::NothingElseFitted);
+        for id in unit {
+            let breaks = self.should_breaks(id, &host);
+            self.notice(
+                now_ms,
+                Notice::VmFailoverToProduction {
+                    vm: id.clone(),
+                    host: host.clone(),
+                },
+            );
+            self.boot(now_ms, id, &host, BootReason::Failover);
+            self.report_rule_broken(now_ms, id, &host, breaks, BreakCause::NothingElseFitted);
+        }
         true
     }
 
