@@ -18,8 +18,11 @@
 //! host failures than spares; the controller crashing mid-failover; operator
 //! live migrations; maintenance (a drain, a power-off, the way out); a
 //! broken image (a VM's next boots fail) before its host dies — after
-//! healing the operator mends it and starts the VM if it ended in `error`. In some seeds an RDB, a MongoDB replica set and a cache
-//! shard are created first; `converged` then also wants them serving.
+//! healing the operator mends it and starts the VM if it ended in `error`.
+//! In some seeds an RDB, a MongoDB replica set and a cache shard are
+//! created first (`converged` then also wants them serving); in some,
+//! placement rule groups bind VMs (affinity, anti-affinity; must, should);
+//! in some, DRS balances the hosts all along.
 
 use crate::load::{parse_scenario, LoadError, Scenario};
 use krrish_core::{HostId, VmId, Zone};
@@ -56,6 +59,8 @@ pub struct SwarmCase {
     pub items: Vec<(u64, String)>,
     /// Placement rule groups, each the yaml of one `rules:` entry.
     pub rules: Vec<String>,
+    /// The cluster's `drs:` settings (flow yaml), if DRS is on.
+    pub drs: Option<String>,
 }
 
 fn fmt_ms(ms: u64) -> String {
@@ -70,7 +75,7 @@ impl SwarmCase {
     /// One line of parameters, printed for every seed.
     pub fn summary(&self) -> String {
         format!(
-            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{} isolation={} fence={} faults={}",
+            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{}{} isolation={} fence={} faults={}",
             self.hosts,
             self.spares
                 .map(|n| n.to_string())
@@ -90,6 +95,7 @@ impl SwarmCase {
             } else {
                 format!(" rules={}", self.rules.len())
             },
+            if self.drs.is_some() { " +drs" } else { "" },
             self.isolation_response,
             self.fence_action,
             self.items.len()
@@ -138,6 +144,9 @@ impl SwarmCase {
                 y,
                 "    - {{ prefix: off-, per_host: 1, vcpus: 2, memory_gib: 4, disk_gib: 20, ha: off }}"
             );
+        }
+        if let Some(drs) = &self.drs {
+            let _ = writeln!(y, "  drs: {drs}");
         }
         if !self.rules.is_empty() {
             let _ = writeln!(y, "  rules:");
@@ -308,6 +317,7 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
         fence_action: ["off", "off", "reboot"][d.below(3) as usize],
         items: Vec::new(),
         rules: Vec::new(),
+        drs: None,
     };
     let names = names(&case);
     let faults = d.range(1, 8);
@@ -320,6 +330,21 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
     // Drawn last: the draws before stay those of the seeds drawn before
     // rules were.
     case.rules = rule_groups(&mut d, &names);
+    // DRS in some seeds: balancing while faults strike and heal.
+    if d.chance(30) {
+        let window = if d.chance(50) {
+            String::new()
+        } else {
+            let from = d.range(0, 50);
+            format!(", window: \"00:{from:02}-00:{:02}\"", from + d.range(5, 9))
+        };
+        case.drs = Some(format!(
+            "{{ threshold_percent: {}, max_concurrent: {}, interval: {}s{window} }}",
+            d.range(5, 40),
+            d.range(1, 3),
+            d.range(10, 600)
+        ));
+    }
     case
 }
 
@@ -678,6 +703,7 @@ pub fn shrink(
         }));
     }
     tries.push(Box::new(|c| c.spares = None));
+    tries.push(Box::new(|c| c.drs = None));
     for t in &tries {
         if runs >= SHRINK_RUNS_MAX {
             break;
@@ -689,6 +715,7 @@ pub fn shrink(
             && c.restore_on_repair == best.restore_on_repair
             && c.ha_off == best.ha_off
             && c.spares == best.spares
+            && c.drs == best.drs
         {
             continue; // no change
         }
