@@ -29,6 +29,19 @@ pub struct ClusterStatus {
     pub spares_free: usize,
     pub spares_active: usize,
     pub spares_unavailable: usize,
+    /// The moves DRS would make now (`None`: DRS is off).
+    pub drs_plan: Option<Vec<DrsPlanned>>,
+}
+
+/// One move of the DRS plan, as operators are shown it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DrsPlanned {
+    pub vms: Vec<VmId>,
+    pub from: HostId,
+    pub to: HostId,
+    /// The two hosts' loads (per cent) before the move.
+    pub from_load: u32,
+    pub to_load: u32,
 }
 
 impl ClusterStatus {
@@ -72,6 +85,18 @@ impl ClusterStatus {
             spares_free: free,
             spares_active: active,
             spares_unavailable: unavailable,
+            drs_plan: core.config().drs.as_ref().map(|_| {
+                core.drs_plan()
+                    .into_iter()
+                    .map(|m| DrsPlanned {
+                        vms: m.vms,
+                        from: m.from,
+                        to: m.to,
+                        from_load: m.from_load,
+                        to_load: m.to_load,
+                    })
+                    .collect()
+            }),
         }
     }
 }

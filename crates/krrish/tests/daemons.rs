@@ -979,6 +979,10 @@ fn operators_use_the_http_api_through_the_cli() {
     );
     assert_eq!(status, 404);
 
+    // No `drs:` in this cluster file: the plan says DRS is off.
+    let out = api_ok(&c, api, &["hosts", "drs-plan"]);
+    assert_eq!(out, "DRS is off (no `drs:` in the cluster file)\n");
+
     // No API there: exit 2, naming the endpoint.
     let dead = free_port();
     let (code, _, err) = api_cli(&c, dead, API_TOKEN, &["hosts", "list"]);

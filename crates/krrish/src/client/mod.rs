@@ -69,6 +69,8 @@ pub enum Output {
 pub enum HostsCmd {
     /// Every host with its state, spare state and bonds.
     List,
+    /// The moves DRS would make now to balance the production hosts.
+    DrsPlan,
     /// Put a host in maintenance: its VMs live-migrate away (or, if any
     /// cannot, nothing changes and the answer says why).
     Maintenance { id: String },
@@ -388,6 +390,42 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
                     &["HOST", "STATE", "SPARE", "BONDS"],
                     &rows(v, &["id", "state", "spare", "bonds"]),
                 )
+            }),
+        ),
+        Cmd::Hosts(HostsCmd::DrsPlan) => (
+            ep.call("/v1/drs/plan", &[], None)?,
+            Box::new(|v| {
+                if v["enabled"] != true {
+                    return "DRS is off (no `drs:` in the cluster file)\n".to_string();
+                }
+                let moves: Vec<String> = v["moves"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let vms: Vec<String> = m["vms"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(text)
+                            .collect();
+                        format!(
+                            "{} {} -> {} ({} {} %, {} {} %)\n",
+                            vms.join("+"),
+                            text(&m["from"]),
+                            text(&m["to"]),
+                            text(&m["from"]),
+                            m["from_load"],
+                            text(&m["to"]),
+                            m["to_load"]
+                        )
+                    })
+                    .collect();
+                if moves.is_empty() {
+                    "DRS: balanced, nothing to move\n".to_string()
+                } else {
+                    moves.concat()
+                }
             }),
         ),
         Cmd::Hosts(HostsCmd::Maintenance { id }) => (

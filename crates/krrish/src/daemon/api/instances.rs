@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<Api> {
             "/v1/hosts/{id}/maintenance",
             post(enter_maintenance).delete(exit_maintenance),
         )
+        .route("/v1/drs/plan", get(drs_plan))
         .route("/v1/instances", get(instances).post(run))
         .route("/v1/instances/{id}", get(instance).delete(terminate))
         .route("/v1/instances/{id}/stop", post(stop))
@@ -35,6 +36,16 @@ async fn hosts(State(api): State<Api>) -> Result<Json<Value>, Fault> {
         })
         .collect();
     Ok(Json(Value::Array(hosts)))
+}
+
+/// The moves DRS would make now: `{ "enabled": bool, "moves": [...] }`.
+async fn drs_plan(State(api): State<Api>) -> Result<Json<Value>, Fault> {
+    let c = api.cluster().await?;
+    let plan = &c["drs_plan"];
+    Ok(Json(json!({
+        "enabled": !plan.is_null(),
+        "moves": plan.as_array().cloned().unwrap_or_default(),
+    })))
 }
 
 fn object<'a>(c: &'a Value, key: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
