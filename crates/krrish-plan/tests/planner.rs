@@ -257,14 +257,29 @@ fn published_histories_are_the_ones_the_planner_replays() {
     assert_ne!(trial_history(&i, 0).unwrap(), trial_history(&i, 1).unwrap());
 }
 
+/// Eight VMs named in placement order, bound in four must pairs (2k and
+/// 2k+1) of `kind`, for two spares.
+fn must_pairs(kind: krrish_core::rules::RuleKind) -> krrish_plan::PlanRules {
+    use krrish_core::rules::{RuleGroup, Rules, Strength};
+    use krrish_core::VmId;
+    let names: Vec<VmId> = (0..8).map(|i| VmId::new(format!("vm-{i}"))).collect();
+    let pairs = (0..4)
+        .map(|k| RuleGroup {
+            name: format!("pair-{k}"),
+            strength: Strength::Must,
+            kind: kind.clone(),
+            vms: vec![names[2 * k].clone(), names[2 * k + 1].clone()],
+        })
+        .collect();
+    krrish_plan::PlanRules::new(Rules::new(pairs), names, Vec::new(), 2)
+}
+
 /// Pairs of VMs on the two hosts of each rack, whole racks failing: one
 /// spare could take both VMs of a failed rack, unless a must anti-affinity
 /// rule keeps each pair apart — then the second waits for a repair.
 #[test]
 fn must_anti_affinity_pairs_need_more_spares() {
-    use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
-    use krrish_core::VmId;
-    use krrish_plan::PlanRules;
+    use krrish_core::rules::RuleKind;
     let vm = (Resources::new(8, 32 * 1024, 40), HaPolicy::Restart);
     let base = PlanInput {
         spares_max: 2,
@@ -277,17 +292,8 @@ fn must_anti_affinity_pairs_need_more_spares() {
         ..PlanInput::uniform(8, 2, 1, vm, Resources::new(32, 128 * 1024, 2_000))
     };
     // VM i is on host i; hosts 2k and 2k+1 share rack k.
-    let names: Vec<VmId> = (0..8).map(|i| VmId::new(format!("db-{i}"))).collect();
-    let pairs = (0..4)
-        .map(|k| RuleGroup {
-            name: format!("pair-{k}"),
-            strength: Strength::Must,
-            kind: RuleKind::AntiAffinity,
-            vms: vec![names[2 * k].clone(), names[2 * k + 1].clone()],
-        })
-        .collect();
     let ruled = PlanInput {
-        rules: PlanRules::new(Rules::new(pairs), names, Vec::new(), 2),
+        rules: must_pairs(RuleKind::AntiAffinity),
         ..base.clone()
     };
     let free = plan(&base).unwrap();
@@ -316,9 +322,7 @@ fn must_anti_affinity_pairs_need_more_spares() {
 /// VM-hours down, however many spares.
 #[test]
 fn must_affinity_pairs_need_a_spare_with_room_for_the_pair() {
-    use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
-    use krrish_core::VmId;
-    use krrish_plan::PlanRules;
+    use krrish_core::rules::RuleKind;
     let vm = (Resources::new(8, 32 * 1024, 40), HaPolicy::Restart);
     let base = PlanInput {
         spares_max: 2,
@@ -330,17 +334,8 @@ fn must_affinity_pairs_need_a_spare_with_room_for_the_pair() {
         ..PlanInput::uniform(4, 1, 2, vm, Resources::new(32, 48 * 1024, 2_000))
     };
     // VMs 2k and 2k+1 are on host k.
-    let names: Vec<VmId> = (0..8).map(|i| VmId::new(format!("app-{i}"))).collect();
-    let pairs = (0..4)
-        .map(|k| RuleGroup {
-            name: format!("pair-{k}"),
-            strength: Strength::Must,
-            kind: RuleKind::Affinity,
-            vms: vec![names[2 * k].clone(), names[2 * k + 1].clone()],
-        })
-        .collect();
     let ruled = PlanInput {
-        rules: PlanRules::new(Rules::new(pairs), names, Vec::new(), 2),
+        rules: must_pairs(RuleKind::Affinity),
         ..base.clone()
     };
     let free = plan(&base).unwrap();

@@ -12,7 +12,7 @@
 //! Load is the larger of the shares of vCPUs and of placeable memory
 //! (memory times the overcommit ratio) that the host's VMs hold.
 
-use super::{can_take_vms, HaManager, Liveness, Notice, VmState};
+use super::{HaManager, Liveness, Notice, VmState};
 use crate::ids::{HostId, VmId};
 use crate::model::Resources;
 use std::collections::BTreeSet;
@@ -95,12 +95,8 @@ impl HaManager {
         let Some(drs) = &self.config.drs else {
             return Vec::new();
         };
-        let hosts: Vec<HostId> = self
-            .hosts
-            .values()
-            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
-            .map(|h| h.spec.id.clone())
-            .collect();
+        // Targets keep the room their own VMs need to come home.
+        let (hosts, mut room) = self.production_candidates();
         if hosts.len() < 2 {
             return Vec::new();
         }
@@ -113,8 +109,6 @@ impl HaManager {
             .zip(&cap)
             .map(|(h, c)| c.saturating_sub(&self.free_capacity(h)))
             .collect();
-        // Targets keep the room their own VMs need to come home.
-        let mut room: Vec<Resources> = hosts.iter().map(|h| self.room_for_tenants(h)).collect();
         let mut moved: BTreeSet<VmId> = BTreeSet::new();
         let mut also: Vec<(VmId, HostId)> = Vec::new();
         let mut plan = Vec::new();

@@ -269,10 +269,9 @@ impl HaManager {
         held: &[(VmId, HostId)],
     ) -> bool {
         let candidates: Vec<HostId> = self
-            .hosts
-            .values()
-            .filter(|h| h.spare.is_none() && h.spec.zone.runs_vms() && can_take_vms(h))
-            .map(|h| h.spec.id.clone())
+            .production_candidates()
+            .0
+            .into_iter()
             .filter(|h| unit.iter().all(|id| self.may_boot_on(id, h)))
             .collect();
         let free: Vec<Resources> = candidates.iter().map(|h| self.free_capacity(h)).collect();
