@@ -50,6 +50,37 @@ pub struct Cloud {
 }
 
 impl Cloud {
+    /// Each managed service's members as a `should` anti-affinity group (an
+    /// RDB's primary and standby, a MongoDB replica set's members, each
+    /// cache shard's master and replicas): the HA manager keeps them on
+    /// different hosts through failovers, restores and migrations whenever
+    /// it can, and reports it when it cannot (one spare left for both: the
+    /// service up on one host beats half of it down). An operator wanting
+    /// them apart at any cost adds a `must` group in the cluster file.
+    /// Named `rdb:NAME`, `mongodb:NAME`, `cache:NAME:SHARD`.
+    pub fn service_groups(&self) -> Vec<krrish_core::rules::RuleGroup> {
+        use krrish_core::rules::{RuleGroup, RuleKind, Strength};
+        let group = |name: String, set: &crate::replica_set::ReplicaSet| RuleGroup {
+            name,
+            strength: Strength::Should,
+            kind: RuleKind::AntiAffinity,
+            vms: set.members.iter().map(|m| m.vm.clone()).collect(),
+        };
+        let mut out = Vec::new();
+        for (name, r) in &self.rdbs.rdbs {
+            out.push(group(format!("rdb:{name}"), &r.set));
+        }
+        for (name, m) in &self.mongodbs.sets {
+            out.push(group(format!("mongodb:{name}"), &m.set));
+        }
+        for (name, c) in &self.caches.caches {
+            for (i, shard) in c.shards.iter().enumerate() {
+                out.push(group(format!("cache:{name}:{}", i + 1), shard));
+            }
+        }
+        out
+    }
+
     /// Changes with every change worth saving; equal generations, equal
     /// state but for load-balancer health checks counting towards a
     /// threshold and their clock (see [`crate::network::Network`]).

@@ -274,9 +274,7 @@ impl ReplicaSet {
         let shared = self.shared_host().cloned();
         if shared != was_shared {
             match shared {
-                Some(h) => lines.push(format!(
-                    "{label} degraded: members share {h} (anti-affinity is not enforced on failover yet)"
-                )),
+                Some(h) => lines.push(format!("{label} degraded: members share {h}")),
                 None => lines.push(format!("{label}: members on different hosts again")),
             }
         }

@@ -163,7 +163,7 @@ impl Checkers {
         }
 
         // must-rules (affinity apart: timed below)
-        if let Some(detail) = must_rule_broken(&running, core.config().rules.groups()) {
+        if let Some(detail) = must_rule_broken(&running, core.rules().groups()) {
             return fail("must-rules", detail);
         }
         // VMs with a live-migration copy arriving somewhere: a group move
@@ -179,7 +179,7 @@ impl Checkers {
             })
             .collect();
         let mut disagreements: Vec<(String, u64)> =
-            affinity_apart(&running, &arriving, core.config().rules.groups())
+            affinity_apart(&running, &arriving, core.rules().groups())
                 .into_iter()
                 .map(|detail| (format!("must-rules: {detail}"), now_ms))
                 .collect();

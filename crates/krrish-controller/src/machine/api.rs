@@ -133,6 +133,8 @@ impl ControllerMachine {
             Err(e) => format!("api: refused: {e}"),
         };
         self.push(ControllerOutput::Trace(line));
+        // A service created or deleted: its members' rule comes or goes.
+        self.core.set_service_groups(self.cloud.service_groups());
         r
     }
 

@@ -211,6 +211,7 @@ impl ControllerMachine {
                 let core = HaManager::restore(now_ms, config, hosts, snap.core);
                 let mut m = Self::new(core);
                 m.cloud = snap.cloud.restored(now_ms);
+                m.core.set_service_groups(m.cloud.service_groups());
                 m.durable = true;
                 m.drain(now_ms);
                 m

@@ -32,7 +32,7 @@ impl HaManager {
     /// that share VMs) running on `from`: what moves when it moves.
     pub(super) fn moving_unit(&self, vm: &VmId, from: &HostId) -> Vec<VmId> {
         let mut unit = vec![vm.clone()];
-        if self.config.rules.names(vm) {
+        if self.rules.names(vm) {
             unit.extend(
                 self.config
                     .rules
@@ -103,7 +103,7 @@ impl HaManager {
     /// Whether a VM of `vm`'s must affinity group is being stopped to move
     /// (it will be placed with `vm`).
     pub(super) fn affinity_mate_evacuating(&self, vm: &VmId) -> bool {
-        self.config.rules.names(vm)
+        self.rules.names(vm)
             && self
                 .config
                 .rules
@@ -120,11 +120,11 @@ impl HaManager {
     /// The host `vm`'s must affinity group runs on, when every member
     /// alive runs there, settled, and it can take VMs: where `vm` belongs.
     pub(super) fn group_host(&self, vm: &VmId) -> Option<HostId> {
-        if !self.config.rules.names(vm) {
+        if !self.rules.names(vm) {
             return None;
         }
         let mut at: Option<&HostId> = None;
-        for m in self.config.rules.affinity_mates(vm, Some(Strength::Must)) {
+        for m in self.rules.affinity_mates(vm, Some(Strength::Must)) {
             match self.vms.get(&m).map(|r| &r.state) {
                 Some(VmState::Running { host }) => {
                     if at.is_some_and(|a| a != host) {
@@ -185,7 +185,7 @@ impl HaManager {
     /// back-off is over, or is reported as blocked.
     pub(super) fn rejoin_affinity_sweep(&mut self, now_ms: u64) {
         let mut moves: Vec<(VmId, HostId, HostId)> = Vec::new();
-        for g in self.config.rules.groups() {
+        for g in self.rules.groups() {
             if g.kind != RuleKind::Affinity || g.strength != Strength::Must {
                 continue;
             }

@@ -99,7 +99,7 @@ impl HaManager {
         }
         // Mates homed elsewhere come too when a must rule binds them (a
         // group move cut short split their homes; the group keeps one).
-        let must_mates = self.config.rules.affinity_mates(id, Some(Strength::Must));
+        let must_mates = self.rules.affinity_mates(id, Some(Strength::Must));
         let unit: Vec<VmId> = self
             .moving_unit(id, from)
             .into_iter()

@@ -212,6 +212,12 @@ pub struct HaManager {
     terminated: BTreeMap<VmId, (Vec<HostId>, Resources)>,
     /// When DRS looks next (one interval after the controller starts).
     drs_next_at_ms: u64,
+    /// The rules in force: the cluster file's, and the implicit should
+    /// anti-affinity groups of the cloud's managed services (an RDB's
+    /// primary and standby, a replica set's members, a cache shard's).
+    rules: crate::rules::Rules,
+    /// The services' groups, as last given.
+    service_groups: Vec<crate::rules::RuleGroup>,
 }
 
 impl HaManager {
@@ -261,7 +267,10 @@ impl HaManager {
         }
         let vms = table;
         let config_drs_interval = config.drs.as_ref().map_or(0, |d| d.interval_ms);
+        let rules = config.rules.clone();
         Self {
+            rules,
+            service_groups: Vec::new(),
             config,
             hosts,
             vms,
@@ -300,6 +309,24 @@ impl HaManager {
 
     pub fn config(&self) -> &HaConfig {
         &self.config
+    }
+
+    /// The placement rules in force: the cluster's and the services'.
+    pub fn rules(&self) -> &crate::rules::Rules {
+        &self.rules
+    }
+
+    /// The managed services' implicit rule groups (each service's members
+    /// must run on different hosts), replacing those given before. Rules
+    /// bind placements from now on; a VM already placed is not moved.
+    pub fn set_service_groups(&mut self, groups: Vec<crate::rules::RuleGroup>) {
+        if groups == self.service_groups {
+            return;
+        }
+        let mut all = self.config.rules.groups().to_vec();
+        all.extend(groups.iter().cloned());
+        self.rules = crate::rules::Rules::new(all);
+        self.service_groups = groups;
     }
 
     pub fn hosts(&self) -> &BTreeMap<HostId, HostRecord> {

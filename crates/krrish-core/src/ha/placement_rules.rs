@@ -13,7 +13,7 @@ impl HaManager {
     /// What the rules say about `vm` on `host`; `also` lists placements
     /// decided in the same breath but not made yet.
     pub(super) fn rule_fit(&self, vm: &VmId, host: &HostId, also: &[(VmId, HostId)]) -> Fit {
-        let rules = &self.config.rules;
+        let rules = &self.rules;
         if !rules.names(vm) {
             return Fit::Allowed { preference: 0 };
         }
@@ -68,7 +68,7 @@ impl HaManager {
         free: &[Resources],
         also: &[(VmId, HostId)],
     ) -> Option<String> {
-        if !self.config.rules.names(vm) {
+        if !self.rules.names(vm) {
             return None;
         }
         let forbidden = |h: &HostId| match self.rule_fit(vm, h, also) {

@@ -160,7 +160,7 @@ impl HaManager {
                 .collect();
             // A must affinity group's VMs go to one spare or wait together.
             let ids: Vec<&VmId> = members.iter().map(|(_, id)| id).collect();
-            let units = self.config.rules.units(&ids);
+            let units = self.rules.units(&ids);
             let placed =
                 placement::place_group_by_rules(&mut free, &demands, &units, |i, b, placed| {
                     let vm = &members[i].1;
@@ -169,7 +169,7 @@ impl HaManager {
                             why: format!("its boot failed on {} already", spares[b]),
                         };
                     }
-                    if !self.config.rules.names(vm) {
+                    if !self.rules.names(vm) {
                         return Fit::Allowed { preference: 0 };
                     }
                     let mut also: Vec<(VmId, HostId)> = placed
@@ -280,7 +280,7 @@ impl HaManager {
         // its home too — found by the adversary: a must pair failed over
         // onto each other's homes and could never go back.
         let mut also = held.to_vec();
-        if unit.iter().any(|id| self.config.rules.names(id)) {
+        if unit.iter().any(|id| self.rules.names(id)) {
             also.extend(
                 self.vms
                     .away_from_home()
