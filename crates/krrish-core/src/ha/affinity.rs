@@ -87,6 +87,18 @@ impl HaManager {
         Ok(breaks)
     }
 
+    /// Whether a `must` rule keeps `vm` off `host` for good as things
+    /// stand: a run-on or not-on rule, or its must affinity group alive
+    /// elsewhere.
+    pub(super) fn must_rule_keeps_off(&self, vm: &VmId, host: &HostId) -> bool {
+        // Judged with every other VM nowhere: only host rules speak.
+        let static_rule = matches!(
+            self.rules.judge(vm, host, |_| Vec::new()),
+            crate::rules::Fit::Forbidden { .. }
+        );
+        static_rule || self.affinity_forbids(vm, host)
+    }
+
     /// Whether a `must` affinity group keeps `vm` off `host` now (another
     /// member is alive elsewhere).
     pub(super) fn affinity_forbids(&self, vm: &VmId, host: &HostId) -> bool {
@@ -232,6 +244,11 @@ impl HaManager {
         for (vm, from, to) in moves {
             // An earlier move of this sweep may have started it already.
             if !matches!(&self.vms[&vm].state, VmState::Running { host } if host == &from) {
+                continue;
+            }
+            // Only from a host that answers (a silent one's VM is HA's —
+            // found by the adversary: a migration sent from a dead host).
+            if self.hosts[&from].liveness != super::Liveness::Up {
                 continue;
             }
             let room = self.free_capacity(&to);

@@ -118,9 +118,9 @@ impl HaManager {
     /// when booted for `reason` (whatever its state now: it may recover):
     /// a production host for a new VM; a spare or its home (or, with
     /// `failover_to_production`, any production host) for the others —
-    /// and where no `must` affinity rule forbids it now (its group runs
-    /// where its boot failed: it would wait for ever — found by the HA
-    /// property test).
+    /// and where no `must` rule keeps it off: a run-on or not-on rule, or
+    /// its affinity group running where its boot failed (it would wait for
+    /// ever — found by the HA property test and an adversary).
     fn untried_host_exists(&self, id: &VmId, reason: BootReason) -> bool {
         let home = &self.vms[id].spec.home;
         self.hosts.values().any(|h| {
@@ -133,7 +133,9 @@ impl HaManager {
                         || (production && self.config.failover_to_production)
                 }
             };
-            eligible && self.may_boot_on(id, &h.spec.id) && !self.affinity_forbids(id, &h.spec.id)
+            eligible
+                && self.may_boot_on(id, &h.spec.id)
+                && !self.must_rule_keeps_off(id, &h.spec.id)
         })
     }
 

@@ -6,8 +6,9 @@
 //! host that leaves the pair least loaded, never breaking a rule (not even
 //! a `should` one), a migration constraint or the room kept for VMs coming
 //! home — and executes the plan's first moves, at most `max_concurrent`
-//! migrations in flight, only inside its time window ("avoid business
-//! peaks"), and never while a host is failing or VMs are booting.
+//! migrations a round, only inside its time window ("avoid business
+//! peaks"), never while a host is failing, VMs are booting or waiting to
+//! be placed, or migrations are still in flight.
 //!
 //! Load is the larger of the shares of vCPUs and of placeable memory
 //! (memory times the overcommit ratio) that the host's VMs hold.
@@ -92,6 +93,15 @@ impl HaManager {
     /// the hosts are balanced within the threshold). Read-only: what an
     /// operator is shown, and what [`Self::drs_sweep`] executes.
     pub fn drs_plan(&self) -> Vec<DrsMove> {
+        let limit = self.config.drs.as_ref().map_or(0, |d| d.max_concurrent);
+        self.drs_plan_within(limit as usize)
+    }
+
+    /// [`Self::drs_plan`] moving units of at most `max_unit` VMs (a group
+    /// bigger than the migrations allowed at once is left where it is,
+    /// and the plan moves what it can instead — found by the adversary:
+    /// a must trio as the best move stalled DRS for ever).
+    fn drs_plan_within(&self, max_unit: usize) -> Vec<DrsMove> {
         let Some(drs) = &self.config.drs else {
             return Vec::new();
         };
@@ -104,13 +114,37 @@ impl HaManager {
             .iter()
             .map(|h| self.hosts[h].spec.placeable())
             .collect();
-        let mut used: Vec<Resources> = hosts
-            .iter()
-            .zip(&cap)
-            .map(|(h, c)| c.saturating_sub(&self.free_capacity(h)))
-            .collect();
+        // Load as it will be: a VM migrating counts at its target only
+        // (counted on both ends, DRS saw load that was not there and moved
+        // VMs back and forth — found by the adversary).
+        let mut used: Vec<Resources> = vec![Resources::ZERO; hosts.len()];
+        for (i, h) in hosts.iter().enumerate() {
+            for (_, v) in self.vms.on_host(h) {
+                let here = match &v.state {
+                    VmState::Migrating { to, .. } => to == h,
+                    _ => v.holds(h),
+                };
+                if here {
+                    used[i] = used[i].add(&v.spec.demand);
+                }
+            }
+        }
         let mut moved: BTreeSet<VmId> = BTreeSet::new();
-        let mut also: Vec<(VmId, HostId)> = Vec::new();
+        // A VM away from home, or waiting to come back, counts at its home
+        // for the rules (DRS must not put a must anti-affine VM there
+        // meanwhile — found by the adversary).
+        let mut also: Vec<(VmId, HostId)> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| match &v.state {
+                VmState::Running { host } => host != &v.spec.home && v.spec.failback,
+                VmState::WaitingForCapacity { .. }
+                | VmState::WaitingForRepair { .. }
+                | VmState::RetryingBoot { .. } => true,
+                _ => false,
+            })
+            .map(|(id, v)| (id.clone(), v.spec.home.clone()))
+            .collect();
         let mut plan = Vec::new();
         let threshold = u64::from(drs.threshold_percent) * 10;
         while plan.len() < DRS_PLAN_MOVES_MAX {
@@ -137,7 +171,7 @@ impl HaManager {
                     continue;
                 }
                 let unit = self.moving_unit(vm, from);
-                if unit.iter().any(|m| moved.contains(m)) {
+                if unit.len() > max_unit || unit.iter().any(|m| moved.contains(m)) {
                     continue;
                 }
                 let d = self.unit_demand(&unit);
@@ -183,9 +217,9 @@ impl HaManager {
     }
 
     /// A DRS round, when due: inside the window, with the cluster calm (no
-    /// host suspect, isolated or being fenced; no VM booting or being
-    /// stopped to move), the plan's first moves start while fewer than
-    /// `max_concurrent` migrations are in flight.
+    /// host suspect, isolated or being fenced; no VM booting, being stopped
+    /// to move, backing off or migrating), the plan's first moves start,
+    /// `max_concurrent` migrations at most.
     pub(super) fn drs_sweep(&mut self, now_ms: u64) {
         let Some(drs) = self.config.drs.clone() else {
             return;
@@ -203,22 +237,24 @@ impl HaManager {
                 Liveness::Suspect { .. } | Liveness::Isolated { .. } | Liveness::Fencing(_)
             )
         });
-        let mut in_flight = 0;
-        let mut settling = false;
-        for (_, v) in self.vms.unsettled() {
-            match v.state {
-                VmState::Migrating { .. } => in_flight += 1,
-                VmState::Booting { .. }
-                | VmState::Evacuating { .. }
-                | VmState::RetryingBoot { .. } => settling = true,
-                _ => {}
-            }
-        }
-        if failing || settling {
+        // HA first: no round while VMs are booting, being stopped to move,
+        // backing off between boots or waiting for room — and none while
+        // migrations are in flight (loads are settled first: no ping-pong).
+        let busy = self.vms.unsettled().iter().any(|(_, v)| {
+            matches!(
+                v.state,
+                VmState::Migrating { .. }
+                    | VmState::Booting { .. }
+                    | VmState::Evacuating { .. }
+                    | VmState::RetryingBoot { .. }
+                    | VmState::Scheduling { .. }
+            ) || matches!(v.state, VmState::WaitingForCapacity { retry_at_ms, .. } if retry_at_ms > now_ms)
+        });
+        if failing || busy {
             return;
         }
-        let mut slots = (drs.max_concurrent as usize).saturating_sub(in_flight);
-        for mv in self.drs_plan() {
+        let mut slots = drs.max_concurrent as usize;
+        for mv in self.drs_plan_within(slots) {
             if mv.vms.len() > slots {
                 break;
             }

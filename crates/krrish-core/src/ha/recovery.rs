@@ -39,6 +39,17 @@ impl HaManager {
                 self.boot_home(now_ms, &id);
             }
         }
+        // VMs waiting for a home their must affinity group no longer runs
+        // on (a group move cut short): they join the group where it runs.
+        let stranded = self.unsettled_where(|id, v| {
+            matches!(&v.state, VmState::WaitingForRepair { host } if home_ready(&self.hosts, host))
+                && !self.rules_let_go_home(id)
+        });
+        for id in stranded {
+            if let Some(host) = self.group_host(&id) {
+                self.join_group(now_ms, &id, &host);
+            }
+        }
         let spares: Vec<HostId> = self
             .spare_ids
             .iter()
