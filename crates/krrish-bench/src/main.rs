@@ -189,6 +189,16 @@ fn swarm(md: &mut String, quick: bool) -> Result<()> {
                         );
                         if !r.passed() {
                             failed += 1;
+                            // A failing seed is a finding: keep it as a file.
+                            let path = format!("target/bench-swarm-failed-{seed}.yaml");
+                            let _ = std::fs::write(
+                                &path,
+                                case.to_yaml(r.failures.first().map(String::as_str)),
+                            );
+                            eprintln!(
+                                "swarm seed {seed} (20 hosts) FAILED: {} — {path}",
+                                r.failures.join("; ")
+                            );
                         }
                         seed += threads;
                     }

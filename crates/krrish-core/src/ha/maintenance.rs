@@ -209,10 +209,80 @@ impl HaManager {
         }
     }
 
+    /// The VMs of a host in maintenance running on a spare (it failed
+    /// while draining, and they failed over): the drain goes on from the
+    /// spare — each live-migrates to a production host, its new home —
+    /// rather than holding the spare for the whole maintenance (found by
+    /// the swarm: a host left in maintenance after a crash mid-drain kept
+    /// a spare active for ever).
+    fn drain_from_spares(&mut self, now_ms: u64) {
+        let homes: Vec<HostId> = self
+            .hosts
+            .values()
+            .filter(|h| h.spec.maintenance)
+            .map(|h| h.spec.id.clone())
+            .collect();
+        for home in homes {
+            let on_spares: Vec<(VmId, HostId)> = self
+                .vms
+                .away_from(&home)
+                .into_iter()
+                .filter_map(|(id, v)| match &v.state {
+                    VmState::Running { host }
+                        if self.hosts[host].spare.is_some()
+                            && self.hosts[host].liveness == Liveness::Up
+                            && v.failback_not_before_ms <= now_ms =>
+                    {
+                        Some((id.clone(), host.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (vm, spare) in on_spares {
+                if !matches!(&self.vms[&vm].state, VmState::Running { host } if host == &spare) {
+                    continue; // moved with a mate already
+                }
+                let (targets, free) = self.production_candidates();
+                let unit = self.moving_unit(&vm, &spare);
+                match self.drain_target(&unit, &spare, &targets, &free, &[]) {
+                    Ok((bin, breaks)) => {
+                        let to = targets[bin].clone();
+                        for (m, breaks) in unit.iter().zip(breaks) {
+                            self.start_migration(now_ms, m, &spare, &to);
+                            self.report_rule_broken(
+                                now_ms,
+                                m,
+                                &to,
+                                breaks,
+                                BreakCause::NothingElseFitted,
+                            );
+                        }
+                    }
+                    Err(why) => {
+                        self.vms
+                            .get_mut(&vm)
+                            .expect("listed")
+                            .failback_not_before_ms =
+                            now_ms + self.config.migration_retry_backoff_ms;
+                        self.notice(
+                            now_ms,
+                            Notice::DrainBlocked {
+                                vm: vm.clone(),
+                                host: home.clone(),
+                                why,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// VMs still running on a host in maintenance (a drain migration
     /// failed) try again once their back-off is over; one that cannot move
-    /// now is reported and tried after another.
+    /// now is reported and tried after another. Its VMs on spares go on.
     pub(super) fn drain_sweep(&mut self, now_ms: u64) {
+        self.drain_from_spares(now_ms);
         let hosts: Vec<HostId> = self
             .hosts
             .values()
