@@ -242,38 +242,7 @@ impl HaManager {
                 if !matches!(&self.vms[&vm].state, VmState::Running { host } if host == &spare) {
                     continue; // moved with a mate already
                 }
-                let (targets, free) = self.production_candidates();
-                let unit = self.moving_unit(&vm, &spare);
-                match self.drain_target(&unit, &spare, &targets, &free, &[]) {
-                    Ok((bin, breaks)) => {
-                        let to = targets[bin].clone();
-                        for (m, breaks) in unit.iter().zip(breaks) {
-                            self.start_migration(now_ms, m, &spare, &to);
-                            self.report_rule_broken(
-                                now_ms,
-                                m,
-                                &to,
-                                breaks,
-                                BreakCause::NothingElseFitted,
-                            );
-                        }
-                    }
-                    Err(why) => {
-                        self.vms
-                            .get_mut(&vm)
-                            .expect("listed")
-                            .failback_not_before_ms =
-                            now_ms + self.config.migration_retry_backoff_ms;
-                        self.notice(
-                            now_ms,
-                            Notice::DrainBlocked {
-                                vm: vm.clone(),
-                                host: home.clone(),
-                                why,
-                            },
-                        );
-                    }
-                }
+                self.drain_one(now_ms, &vm, &spare, &home);
             }
         }
     }
@@ -299,38 +268,39 @@ impl HaManager {
                 if !matches!(&self.vms[&vm].state, VmState::Running { host: on } if on == &host) {
                     continue;
                 }
-                let (targets, free) = self.production_candidates();
-                let unit = self.moving_unit(&vm, &host);
-                match self.drain_target(&unit, &host, &targets, &free, &[]) {
-                    Ok((bin, breaks)) => {
-                        let to = targets[bin].clone();
-                        for (m, breaks) in unit.iter().zip(breaks) {
-                            self.start_migration(now_ms, m, &host, &to);
-                            self.report_rule_broken(
-                                now_ms,
-                                m,
-                                &to,
-                                breaks,
-                                BreakCause::NothingElseFitted,
-                            );
-                        }
-                    }
-                    Err(why) => {
-                        self.vms
-                            .get_mut(&vm)
-                            .expect("listed")
-                            .failback_not_before_ms =
-                            now_ms + self.config.migration_retry_backoff_ms;
-                        self.notice(
-                            now_ms,
-                            Notice::DrainBlocked {
-                                vm: vm.clone(),
-                                host: host.clone(),
-                                why,
-                            },
-                        );
-                    }
+                self.drain_one(now_ms, &vm, &host, &host);
+            }
+        }
+    }
+
+    /// `vm` (with the affinity mates moving with it) leaves `from` for the
+    /// production host with the most room its rules and the migration
+    /// constraints allow — or, with nowhere to go now, is reported as
+    /// blocked (the drain of `draining`) and tried after the back-off.
+    fn drain_one(&mut self, now_ms: u64, vm: &VmId, from: &HostId, draining: &HostId) {
+        let (targets, free) = self.production_candidates();
+        let unit = self.moving_unit(vm, from);
+        match self.drain_target(&unit, from, &targets, &free, &[]) {
+            Ok((bin, breaks)) => {
+                let to = targets[bin].clone();
+                for (m, breaks) in unit.iter().zip(breaks) {
+                    self.start_migration(now_ms, m, from, &to);
+                    self.report_rule_broken(now_ms, m, &to, breaks, BreakCause::NothingElseFitted);
                 }
+            }
+            Err(why) => {
+                self.vms
+                    .get_mut(vm)
+                    .expect("caller checked")
+                    .failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+                self.notice(
+                    now_ms,
+                    Notice::DrainBlocked {
+                        vm: vm.clone(),
+                        host: draining.clone(),
+                        why,
+                    },
+                );
             }
         }
     }
