@@ -159,8 +159,15 @@ impl HaManager {
                 method,
             },
         );
-        // Its guests are off: operators' stops and terminations there are
-        // done.
+        self.guests_gone(now_ms, host);
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    /// The host's guests are provably off (fenced, or it booted again): what
+    /// ran there is released by policy, migrations to or from it settled.
+    pub(super) fn guests_gone(&mut self, now_ms: u64, host: &HostId) {
+        // Operators' stops and terminations there are done.
         self.terminated_off(None, host);
         let stopped = self.vms_on(host, |_, v| v.stop_unconfirmed_on.as_ref() == Some(host));
         for id in stopped {
@@ -176,8 +183,6 @@ impl HaManager {
         }
         self.wait_for_other_failures(now_ms, host);
         self.migration_side_fenced(now_ms, host);
-        self.refresh_spares(now_ms);
-        self.place_waiting(now_ms);
     }
 
     /// A VM whose host is fenced (it runs nowhere) goes where its HA

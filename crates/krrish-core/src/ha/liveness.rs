@@ -76,6 +76,26 @@ impl HaManager {
                     self.fail_back_sweep_for(now_ms, Some(host));
                 }
             }
+            // Restored mid-fence: a new boot proves its guests died with
+            // the old one (nothing is in flight towards it to land on the
+            // fresh boot); the same boot is fenced at once.
+            Liveness::Fencing(FenceStage::RebootProof { .. }) => {
+                if h.boot_id.is_some_and(|b| b != report.boot_id) {
+                    self.notice(
+                        now_ms,
+                        Notice::HostFenced {
+                            host: host.clone(),
+                            method: FenceMethod::Reboot,
+                        },
+                    );
+                    self.rejoin(now_ms, host, report);
+                    self.guests_gone(now_ms, host);
+                    self.reconcile_running(now_ms, host, report);
+                    self.on_host_back(now_ms, host);
+                } else {
+                    self.start_ipmi_fence(now_ms, host);
+                }
+            }
             // A fencing decision is final: heartbeats do not undo it.
             Liveness::Fencing(_) => {}
             Liveness::Fenced {
@@ -420,6 +440,7 @@ impl HaManager {
                         },
                     );
                 }
+                TimerDue::NoRebootProof => self.start_ipmi_fence(now_ms, id),
                 TimerDue::IpmiUnconfirmed => {
                     let why = format!(
                         "BMC did not confirm power-off within {}",
@@ -629,6 +650,8 @@ enum TimerDue {
     Miss {
         misses: u32,
     },
+    /// Restored mid-fence, and no new boot heard of in time.
+    NoRebootProof,
     IpmiUnconfirmed,
     RevokeUnanswered {
         attempt: u32,
@@ -658,6 +681,9 @@ impl HaManager {
             Liveness::Isolated { .. } => Some(TimerDue::Silent {
                 silent_ms: now_ms.saturating_sub(h.last_heartbeat_ms),
             }),
+            Liveness::Fencing(FenceStage::RebootProof { deadline_ms }) => {
+                (now_ms >= deadline_ms).then_some(TimerDue::NoRebootProof)
+            }
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) => {
                 (now_ms >= deadline_ms).then_some(TimerDue::IpmiUnconfirmed)
             }

@@ -487,6 +487,7 @@ impl HaManager {
                 Some(last + hb.grace_ms + u64::from(misses + 1) * hb.interval_ms)
             }
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
+            | Liveness::Fencing(FenceStage::RebootProof { deadline_ms })
             | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
             Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
             Liveness::Isolated {

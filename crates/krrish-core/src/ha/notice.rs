@@ -265,6 +265,8 @@ pub enum Notice {
         hosts: usize,
         vms: usize,
         refencing: usize,
+        /// How long hosts caught mid-fence have to show a new boot first.
+        reboot_proof_ms: Option<u64>,
     },
 }
 
@@ -673,10 +675,21 @@ impl fmt::Display for Notice {
                 )
             }
             StrayCopy { vm, host } => write!(f, "vm {vm} has a stray copy on {host}: stopping it"),
-            Restored { hosts, vms, refencing } => write!(
-                f,
-                "state restored: {hosts} hosts, {vms} VMs; fencing {refencing} host(s) again from the start"
-            ),
+            Restored {
+                hosts,
+                vms,
+                refencing,
+                reboot_proof_ms,
+            } => {
+                write!(
+                    f,
+                    "state restored: {hosts} hosts, {vms} VMs; fencing {refencing} host(s) again from the start"
+                )?;
+                match reboot_proof_ms {
+                    Some(ms) => write!(f, " unless one shows a new boot within {}", secs(*ms)),
+                    None => Ok(()),
+                }
+            }
             UnknownHost { host } => write!(f, "heartbeat from unknown host {host} ignored"),
         }
     }

@@ -2,7 +2,7 @@
 //! a restarted controller resumes from it — deadlines re-based on the new
 //! clock, every host just heard from (an isolated one still isolated, with
 //! what the DFS said of it), a host caught mid-fence fenced again from the
-//! start, the recent fences without evidence still counting against the
+//! start unless it shows a new boot within a heartbeat interval, the recent fences without evidence still counting against the
 //! storm bound.
 
 use super::{
@@ -61,7 +61,8 @@ impl HaManager {
     /// definition (`hosts`); states from the snapshot. Every deadline is
     /// re-based on `now_ms` (the new process's clock may start anywhere);
     /// every host counts as just heard from; a host that was being fenced is
-    /// fenced again from the start — never skipped; VMs booting or migrating
+    /// fenced again from the start — never skipped, unless within one
+    /// heartbeat interval it proves a new boot; VMs booting or migrating
     /// keep waiting for their answers or time-outs.
     pub fn restore(
         now_ms: u64,
@@ -81,6 +82,7 @@ impl HaManager {
             .map(|(vm, hosts, demand)| (vm, (hosts, demand)))
             .collect();
         let mut refence = Vec::new();
+        let mut awaiting_proof = 0;
         for (id, rec) in m.hosts.iter_mut() {
             let Some(old) = known.get(id) else { continue };
             rec.boot_id = old.boot_id;
@@ -104,6 +106,16 @@ impl HaManager {
                     since_ms: now_ms + m.config.heartbeat.detection_ms(),
                     dfs_alive,
                 },
+                // Fenced again from the start — unless, within one
+                // heartbeat interval, it shows a new boot: repaired while
+                // no controller ran, its guests died with the old boot, and
+                // a power-off now would only switch the repaired host off.
+                Liveness::Fencing(_) if rec.boot_id.is_some() => {
+                    awaiting_proof += 1;
+                    Liveness::Fencing(FenceStage::RebootProof {
+                        deadline_ms: now_ms + m.config.heartbeat.first_miss_ms(),
+                    })
+                }
                 Liveness::Fencing(_) => {
                     refence.push(id.clone());
                     Liveness::Fencing(FenceStage::Ipmi {
@@ -190,7 +202,8 @@ impl HaManager {
             Notice::Restored {
                 hosts: m.hosts.len(),
                 vms: m.vms.len(),
-                refencing: refence.len(),
+                refencing: refence.len() + awaiting_proof,
+                reboot_proof_ms: (awaiting_proof > 0).then(|| m.config.heartbeat.first_miss_ms()),
             },
         );
         for id in refence {

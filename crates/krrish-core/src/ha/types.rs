@@ -18,6 +18,9 @@ pub enum FenceMethod {
     /// DFS lease revoked and expired: the host can no longer write, and its
     /// agent has stopped its VMs.
     DfsLease,
+    /// The host booted again before a restored controller fenced it anew: a
+    /// heartbeat from a new boot proves its old guests died.
+    Reboot,
 }
 
 impl fmt::Display for FenceMethod {
@@ -25,15 +28,29 @@ impl fmt::Display for FenceMethod {
         f.write_str(match self {
             FenceMethod::Ipmi => "IPMI power-off",
             FenceMethod::DfsLease => "DFS lease expiry",
+            FenceMethod::Reboot => "its own reboot (a heartbeat from a new boot)",
         })
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FenceStage {
-    Ipmi { deadline_ms: u64 },
-    LeaseRevoking { attempt: u32, deadline_ms: u64 },
-    LeaseExpiring { safe_at_ms: u64 },
+    /// A controller restored mid-fence waits this long for a heartbeat from
+    /// a new boot (its guests died with the old one) before fencing again;
+    /// nothing is in flight towards the host meanwhile.
+    RebootProof {
+        deadline_ms: u64,
+    },
+    Ipmi {
+        deadline_ms: u64,
+    },
+    LeaseRevoking {
+        attempt: u32,
+        deadline_ms: u64,
+    },
+    LeaseExpiring {
+        safe_at_ms: u64,
+    },
 }
 
 /// What an IPMI fence does to the host (Pacemaker's `off` and `reboot`).
