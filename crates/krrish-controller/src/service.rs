@@ -25,6 +25,10 @@ pub trait Fencer {
         host: &HostSpec,
         action: FenceAction,
     ) -> impl Future<Output = Result<(), FenceError>>;
+    /// Powers `host` off (confirmed off) or on (asked: the host's heartbeat
+    /// says it is up) through its BMC, for DPM.
+    fn ipmi_power(&self, host: &HostSpec, on: bool)
+        -> impl Future<Output = Result<(), FenceError>>;
     /// Revokes `host`'s DFS lease; Ok(when the last lease it holds expires,
     /// in the world's milliseconds).
     fn revoke_lease(&self, host: &HostId) -> impl Future<Output = Result<u64, FenceError>>;
@@ -53,6 +57,7 @@ enum Event<S> {
     Closed(u64),
     Fence(HostId, Result<(), FenceError>),
     Lease(HostId, Result<u64, FenceError>),
+    Power(HostId, bool, Result<(), FenceError>),
     Reinstated(HostId, Result<(), FenceError>),
     Renewals(u64, Result<Vec<(HostId, u64)>, FenceError>),
     Fabric(u64, Result<FabricReport, String>),
@@ -131,6 +136,13 @@ pub async fn run_controller<L, F, R, K, T>(
                     spawn_local(async move {
                         let r = f.ipmi_fence(&host, action).await;
                         let _ = tx.send(Event::Fence(host.id, r)).await;
+                    });
+                }
+                ControllerOutput::PowerHost { host, on } => {
+                    let (f, tx) = (fencer.clone(), tx.clone());
+                    spawn_local(async move {
+                        let r = f.ipmi_power(&host, on).await;
+                        let _ = tx.send(Event::Power(host.id, on, r)).await;
                     });
                 }
                 ControllerOutput::RevokeLease { host } => {
@@ -236,6 +248,9 @@ pub async fn run_controller<L, F, R, K, T>(
             }
             Event::Fence(host, r) => machine.borrow_mut().handle_fence_result(now, &host, r),
             Event::Lease(host, r) => machine.borrow_mut().handle_lease_revoked(now, &host, r),
+            Event::Power(host, on, r) => {
+                machine.borrow_mut().handle_power_result(now, &host, on, r)
+            }
             Event::Reinstated(host, r) => {
                 machine.borrow_mut().handle_lease_reinstated(now, &host, r)
             }

@@ -311,6 +311,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     trace.push(format!("{now}: lease command for {host}"));
                 }
                 ControllerOutput::ReadFabric { .. } => unreachable!("no load balancers here"),
+                ControllerOutput::PowerHost { .. } => unreachable!("no DPM here"),
                 ControllerOutput::Save { .. } => {} // a controller without a disk here
                 ControllerOutput::Trace(s) => trace.push(format!("{now}: {s}")),
                 ControllerOutput::Event(n) => trace.push(format!("{now}: {n}")),

@@ -102,6 +102,8 @@ pub struct TwoParty {
     pub dfs_restarted_at: u64,
     /// VMs whose next boots fail (a broken image), and how many more.
     pub boots_to_fail: BTreeMap<VmId, u32>,
+    /// What every VM needs.
+    pub vm_demand: Resources,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +133,11 @@ impl TwoParty {
     }
 
     pub fn with_config(config: HaConfig) -> Self {
+        Self::with_demand(config, Resources::new(4, 12 * 1024, 50))
+    }
+
+    /// Every VM needing `demand` (a light load lets DPM power hosts off).
+    pub fn with_demand(config: HaConfig, demand: Resources) -> Self {
         let specs = vec![
             host("hv-1", Zone::Ecs),
             host("hv-2", Zone::Ecs),
@@ -150,7 +157,7 @@ impl TwoParty {
                 vms.push(VmSpec {
                     id: VmId::new(format!("vm-{h}-{i}")),
                     home: HostId::new(format!("hv-{h}")),
-                    demand: Resources::new(4, 12 * 1024, 50),
+                    demand,
                     ha: *p,
                     priority: 0,
                     passthrough_devices: vec![],
@@ -198,6 +205,7 @@ impl TwoParty {
             no_live_migration: false,
             dfs_restarted_at: 0,
             boots_to_fail: BTreeMap::new(),
+            vm_demand: demand,
         }
     }
 
@@ -350,6 +358,22 @@ impl TwoParty {
                             Err(FenceError::Unreachable("BMC silent".into())),
                         );
                     }
+                }
+                Command::PowerHost { host, on } => {
+                    self.copying.retain(|c| c.from != host && c.to != host);
+                    let h = self.hosts.get_mut(&host).unwrap();
+                    if !h.bmc {
+                        let why = FenceError::Unreachable("BMC silent".into());
+                        self.core.handle_power_result(now, &host, on, Err(why));
+                        continue;
+                    }
+                    if on {
+                        h.power_on_at = Some(now + 60_000);
+                    } else {
+                        h.powered = false;
+                        h.running.clear();
+                    }
+                    self.core.handle_power_result(now, &host, on, Ok(()));
                 }
                 Command::RevokeLease { host } if self.dfs_down => {
                     let why = FenceError::Unreachable("DFS unreachable".into());
@@ -534,9 +558,10 @@ impl TwoParty {
             let used = self
                 .hosts
                 .get(id)
-                .map(|h| h.running.len() as u32 * 4)
+                .map(|h| h.running.len() as u32 * self.vm_demand.vcpus)
                 .unwrap_or(0);
-            assert!(used <= 16, "{id} over-committed with {used} vCPUs");
+            let cap = self.core.hosts()[id].spec.capacity.vcpus;
+            assert!(used <= cap, "{id} over-committed with {used} vCPUs");
         }
     }
 }

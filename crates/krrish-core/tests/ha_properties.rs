@@ -11,12 +11,12 @@
 //! accounted.
 
 use krrish_core::ha::{
-    Command, FenceAction, FenceError, HaConfig, HostReport, IsolationResponse, VmState,
+    Command, DpmConfig, FenceAction, FenceError, HaConfig, HostReport, IsolationResponse, VmState,
 };
 use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
 use krrish_core::testkit::{Step as Op, TwoParty as Model};
 use krrish_core::HaPolicy;
-use krrish_core::{BondHealth, HostId, VmId};
+use krrish_core::{BondHealth, HostId, Resources, VmId};
 use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,6 +49,7 @@ proptest! {
         reboot in any::<bool>(),
         no_live_migration in any::<bool>(),
         ruled in any::<bool>(),
+        dpm in any::<bool>(),
     ) {
         let response = if power_off {
             IsolationResponse::PowerOffAndRestart
@@ -57,13 +58,20 @@ proptest! {
         };
         // Copies take 2-20 s: a 12 s migration timeout makes some time out
         // and be cancelled.
-        let mut m = Model::with_config(HaConfig {
+        // With DPM the VMs are small (a host a quarter loaded), so it
+        // powers hosts off and must power them on for failovers.
+        let demand = if dpm { Resources::new(1, 4 * 1024, 50) } else { Resources::new(4, 12 * 1024, 50) };
+        let mut m = Model::with_demand(HaConfig {
             isolation_response: response,
             migration_timeout_ms: 12_000,
             fence_action: if reboot { FenceAction::Reboot } else { FenceAction::Off },
             rules: if ruled { rule_groups() } else { Rules::default() },
+            // DPM powers idle hosts off every minute, on when failover
+            // needs them (failover beyond the spares on).
+            dpm: dpm.then(|| DpmConfig { interval_ms: 60_000, power_on_timeout_ms: 120_000, ..DpmConfig::default() }),
+            failover_to_production: dpm,
             ..HaConfig::default()
-        });
+        }, demand);
         // Hypervisors that answer every live migration "not supported":
         // failback must go home cold, never retry for ever.
         m.no_live_migration = no_live_migration;

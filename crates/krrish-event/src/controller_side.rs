@@ -67,6 +67,13 @@ impl EventWorld {
                     let id = host.id.clone();
                     self.fencer_op(FencerAsk::Host(id), FencerOp::Ipmi { host, action });
                 }
+                ControllerOutput::PowerHost { host, on } => {
+                    let id = host.id.clone();
+                    self.fencer_op(
+                        FencerAsk::Power { host: id, on },
+                        FencerOp::Power { host, on },
+                    );
+                }
                 ControllerOutput::RevokeLease { host } => {
                     self.fencer_op(FencerAsk::Host(host.clone()), FencerOp::RevokeLease(host))
                 }

@@ -33,6 +33,8 @@ pub(crate) enum OpFor {
 pub(crate) enum FencerAsk {
     /// An operation on one host (fence, revoke or reinstate its lease).
     Host(HostId),
+    /// A DPM power-off (`on` false) or power-on of one host.
+    Power { host: HostId, on: bool },
     /// The DFS's renewal records, read tagged `read`.
     Renewals { read: u64 },
 }
@@ -243,7 +245,14 @@ impl EventWorld {
                 }
             }
         }
-        if let Some(&at) = self.world.borrow().power_on_at.values().min() {
+        if let Some(at) = self
+            .world
+            .borrow()
+            .power_on_at
+            .values()
+            .map(|&(at, _)| at)
+            .min()
+        {
             self.queue.push(at.max(self.now_ms), Ev::PowerOnDue);
         }
     }
@@ -354,6 +363,9 @@ impl EventWorld {
                     match (answer, asked) {
                         (FencerAnswer::Fenced(r), FencerAsk::Host(h)) => {
                             c.handle_fence_result(now, &h, r)
+                        }
+                        (FencerAnswer::Powered(r), FencerAsk::Power { host, on }) => {
+                            c.handle_power_result(now, &host, on, r)
                         }
                         (FencerAnswer::Revoked(r), FencerAsk::Host(h)) => {
                             c.handle_lease_revoked(now, &h, r)

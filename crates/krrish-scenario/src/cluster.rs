@@ -32,6 +32,8 @@ pub struct Cluster {
     pub admission_reserve_percent: u8,
     /// DRS (absent: off).
     pub drs: Option<krrish_core::ha::DrsConfig>,
+    /// DPM (absent: off).
+    pub dpm: Option<krrish_core::ha::DpmConfig>,
     /// Placement rule groups, checked against the hosts and the VMs' homes.
     pub rules: krrish_core::rules::Rules,
     /// Hypervisor hosts (ECS, DFS, KS): what the sizing rule counts.
@@ -56,6 +58,7 @@ impl Cluster {
         ha.failover_to_production = self.failover_to_production;
         ha.admission_reserve_percent = self.admission_reserve_percent;
         ha.drs = self.drs.clone();
+        ha.dpm = self.dpm.clone();
     }
 }
 
@@ -462,8 +465,10 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
             })
         }
     };
+    let dpm = f.dpm.as_ref().map(|e| e.config(src)).transpose()?;
     Ok(Cluster {
         drs,
+        dpm,
         max_restart: f.max_restart,
         max_relocate: f.max_relocate,
         ha_enabled: f.ha_enabled,

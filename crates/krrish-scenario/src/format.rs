@@ -528,6 +528,8 @@ pub struct ClusterFile {
     pub admission_reserve_percent: u8,
     /// Load balancing by live migration; absent, DRS is off.
     pub drs: Option<DrsEntry>,
+    /// Powering idle production hosts off and on; absent, DPM is off.
+    pub dpm: Option<crate::settings::DpmEntry>,
 }
 
 fn default_ha_enabled() -> bool {

@@ -1,6 +1,6 @@
 //! Cluster-file settings with their own syntax: a host's memory overcommit
 //! (`false`, `true` or a ratio) and DRS (`drs:` with its `HH:MM-HH:MM`
-//! window), each checked as it is read.
+//! window) and DPM (`dpm:` with its load band), each checked as it is read.
 
 use crate::duration::Dur;
 use serde::Deserialize;
@@ -101,4 +101,67 @@ fn parse_window(text: &str) -> Result<krrish_core::ha::DrsWindow, String> {
         return Err("the window is empty (start = end)".into());
     }
     Ok(krrish_core::ha::DrsWindow { from_min, to_min })
+}
+
+/// `dpm:` in a cluster file; every field has a default (vSphere DPM's
+/// band: 45 and 81 per cent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpmEntry {
+    /// Power a host off while the powered-on production hosts are less
+    /// loaded than this (per cent, default 45)…
+    pub low_percent: Option<u32>,
+    /// …if the hosts left stay under this; above it, power one on
+    /// (default 81).
+    pub high_percent: Option<u32>,
+    /// How often it considers a power-off (default 10m).
+    pub interval: Option<Dur>,
+    /// How long a powered-on host has to report before it is given up
+    /// (default 10m).
+    pub power_on_timeout: Option<Dur>,
+}
+
+impl DpmEntry {
+    /// The core's settings, checked: 1 ≤ low < high ≤ 100, positive
+    /// durations; an error names the field and what was expected.
+    pub fn config(
+        &self,
+        src: &crate::load::Source,
+    ) -> Result<krrish_core::ha::DpmConfig, crate::load::LoadError> {
+        let d = krrish_core::ha::DpmConfig::default();
+        let low = self.low_percent.unwrap_or(d.low_percent);
+        let high = self.high_percent.unwrap_or(d.high_percent);
+        for (key, v) in [("low_percent", low), ("high_percent", high)] {
+            if !(1..=100).contains(&v) {
+                return Err(src.error(
+                    src.find(key, &v.to_string()),
+                    format!("dpm.{key}: expected 1 to 100, not {v}"),
+                ));
+            }
+        }
+        if low >= high {
+            return Err(src.error(
+                src.key_line("high_percent").or(src.key_line("low_percent")),
+                format!("dpm: low_percent ({low}) must be below high_percent ({high}), or a host powered off for low load would be powered on again at once"),
+            ));
+        }
+        let positive = |key: &str, v: Option<Dur>, default: u64| match v.map(|i| i.ms()) {
+            Some(0) => Err(src.error(
+                src.key_line(key),
+                format!("dpm.{key}: expected a positive duration such as 10m"),
+            )),
+            Some(ms) => Ok(ms),
+            None => Ok(default),
+        };
+        Ok(krrish_core::ha::DpmConfig {
+            low_percent: low,
+            high_percent: high,
+            interval_ms: positive("interval", self.interval, d.interval_ms)?,
+            power_on_timeout_ms: positive(
+                "power_on_timeout",
+                self.power_on_timeout,
+                d.power_on_timeout_ms,
+            )?,
+        })
+    }
 }

@@ -63,6 +63,9 @@ pub struct SwarmCase {
     pub rules: Vec<String>,
     /// The cluster's `drs:` settings (flow yaml), if DRS is on.
     pub drs: Option<String>,
+    /// The cluster's `dpm:` settings (flow yaml), if DPM is on (with
+    /// failover beyond the spare pool, so it may power hosts on for it).
+    pub dpm: Option<String>,
 }
 
 fn fmt_ms(ms: u64) -> String {
@@ -77,7 +80,7 @@ impl SwarmCase {
     /// One line of parameters, printed for every seed.
     pub fn summary(&self) -> String {
         format!(
-            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{}{} isolation={} fence={} faults={}",
+            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{}{}{} isolation={} fence={} faults={}",
             self.hosts,
             self.spares
                 .map(|n| n.to_string())
@@ -98,6 +101,7 @@ impl SwarmCase {
                 format!(" rules={}", self.rules.len())
             },
             if self.drs.is_some() { " +drs" } else { "" },
+            if self.dpm.is_some() { " +dpm" } else { "" },
             self.isolation_response,
             self.fence_action,
             self.items.len()
@@ -149,6 +153,10 @@ impl SwarmCase {
         }
         if let Some(drs) = &self.drs {
             let _ = writeln!(y, "  drs: {drs}");
+        }
+        if let Some(dpm) = &self.dpm {
+            let _ = writeln!(y, "  dpm: {dpm}");
+            let _ = writeln!(y, "  failover_to_production: true");
         }
         if !self.rules.is_empty() {
             let _ = writeln!(y, "  rules:");
@@ -320,6 +328,7 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
         items: Vec::new(),
         rules: Vec::new(),
         drs: None,
+        dpm: None,
     };
     let names = names(&case);
     let faults = d.range(1, 8);
@@ -345,6 +354,17 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
             d.range(5, 40),
             d.range(1, 3),
             d.range(10, 600)
+        ));
+    }
+    // DPM in some seeds (drawn after DRS, so earlier seeds keep their
+    // draws): idle hosts powered off and on while faults strike.
+    if d.chance(25) {
+        case.dpm = Some(format!(
+            "{{ low_percent: {}, high_percent: {}, interval: {}s, power_on_timeout: {}s }}",
+            d.range(30, 60),
+            d.range(70, 90),
+            d.range(20, 300),
+            d.range(60, 600)
         ));
     }
     case

@@ -81,6 +81,7 @@ pub fn shrink(
     }
     tries.push(Box::new(|c| c.spares = None));
     tries.push(Box::new(|c| c.drs = None));
+    tries.push(Box::new(|c| c.dpm = None));
     for t in &tries {
         if runs >= SHRINK_RUNS_MAX {
             break;
@@ -93,6 +94,7 @@ pub fn shrink(
             && c.ha_off == best.ha_off
             && c.spares == best.spares
             && c.drs == best.drs
+            && c.dpm == best.dpm
         {
             continue; // no change
         }

@@ -437,7 +437,8 @@ fn affinity_apart(
     apart
 }
 
-/// Liveness after healing: the cluster is whole again. Every host is up;
+/// Liveness after healing: the cluster is whole again. Every host is up
+/// (or powered off by DPM, standing by);
 /// every VM with an HA policy runs exactly once, on its home host, and the
 /// control plane says so — but for VMs waiting for an operator: stopped by
 /// one, or in `error` after every boot allowed failed (where it must run
@@ -449,7 +450,9 @@ pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
     let mut wrong = Vec::new();
     for (id, h) in core.hosts() {
         let verdict = h.verdict();
-        if verdict != HostVerdict::Up {
+        let dpm_standby = matches!(h.standby, krrish_core::ha::Standby::Off { .. })
+            && verdict == HostVerdict::PoweredOff;
+        if verdict != HostVerdict::Up && !dpm_standby {
             wrong.push(format!("host {id} is {verdict}"));
         }
     }

@@ -137,6 +137,17 @@ impl Fencer for SimFencer {
         }
     }
 
+    async fn ipmi_power(&self, host: &HostSpec, on: bool) -> Result<(), FenceError> {
+        let op = FencerOp::Power {
+            host: host.clone(),
+            on,
+        };
+        match self.run(op).await {
+            FencerAnswer::Powered(r) => r,
+            other => unreachable!("IPMI power answered {other:?}"),
+        }
+    }
+
     async fn revoke_lease(&self, host: &HostId) -> Result<u64, FenceError> {
         match self.run(FencerOp::RevokeLease(host.clone())).await {
             FencerAnswer::Revoked(r) => r,

@@ -60,7 +60,15 @@ enum HostStep {
 /// What the controller asks of the BMCs and the DFS.
 #[derive(Clone, Debug)]
 pub enum FencerOp {
-    Ipmi { host: HostSpec, action: FenceAction },
+    Ipmi {
+        host: HostSpec,
+        action: FenceAction,
+    },
+    /// DPM's power-off of a drained host, or power-on of a standby one.
+    Power {
+        host: HostSpec,
+        on: bool,
+    },
     RevokeLease(HostId),
     ReinstateLease(HostId),
     ReadRenewals,
@@ -79,6 +87,10 @@ enum FencerStep {
         host: HostSpec,
         action: FenceAction,
     },
+    Power {
+        host: HostSpec,
+        on: bool,
+    },
     Revoke(HostId),
     Reinstate(HostId),
     Renewals,
@@ -91,6 +103,7 @@ enum FencerStep {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FencerAnswer {
     Fenced(Result<(), FenceError>),
+    Powered(Result<(), FenceError>),
     Revoked(Result<u64, FenceError>),
     Reinstated(Result<(), FenceError>),
     Renewals(Result<Vec<(HostId, u64)>, FenceError>),
@@ -100,6 +113,7 @@ impl FencerAnswer {
     fn failed(op: &FencerOp, why: FenceError) -> Self {
         match op {
             FencerOp::Ipmi { .. } => Self::Fenced(Err(why)),
+            FencerOp::Power { .. } => Self::Powered(Err(why)),
             FencerOp::RevokeLease(_) => Self::Revoked(Err(why)),
             FencerOp::ReinstateLease(_) => Self::Reinstated(Err(why)),
             FencerOp::ReadRenewals => Self::Renewals(Err(why)),
@@ -306,23 +320,30 @@ impl World {
     pub fn start_fencer_op(&mut self, now_ms: u64, op: FencerOp) -> PendingFencerOp {
         let t = &self.timings;
         let (after_ms, step) = match op {
-            FencerOp::Ipmi { host, action } => match self.hosts.get(&host.id) {
-                None => {
-                    let why = FenceError::NotConfigured(format!("no BMC known for {}", host.id));
-                    (0, FencerStep::Fail(FencerOp::Ipmi { host, action }, why))
+            FencerOp::Ipmi { ref host, .. } | FencerOp::Power { ref host, .. } => {
+                match self.hosts.get(&host.id) {
+                    None => {
+                        let why =
+                            FenceError::NotConfigured(format!("no BMC known for {}", host.id));
+                        (0, FencerStep::Fail(op, why))
+                    }
+                    Some(h) if !h.bmc_powered => {
+                        let why = FenceError::Unreachable(format!(
+                            "BMC {} does not answer",
+                            host.addresses.ipmi
+                        ));
+                        (t.ipmi_timeout_ms, FencerStep::Fail(op, why))
+                    }
+                    Some(_) => (
+                        t.ipmi_answer_ms,
+                        match op {
+                            FencerOp::Ipmi { host, action } => FencerStep::Ipmi { host, action },
+                            FencerOp::Power { host, on } => FencerStep::Power { host, on },
+                            _ => unreachable!("matched above"),
+                        },
+                    ),
                 }
-                Some(h) if !h.bmc_powered => {
-                    let why = FenceError::Unreachable(format!(
-                        "BMC {} does not answer",
-                        host.addresses.ipmi
-                    ));
-                    (
-                        t.ipmi_timeout_ms,
-                        FencerStep::Fail(FencerOp::Ipmi { host, action }, why),
-                    )
-                }
-                Some(_) => (t.ipmi_answer_ms, FencerStep::Ipmi { host, action }),
-            },
+            }
             op if self.dfs_unreachable_from_controller || self.dfs_service_down => (
                 t.ipmi_timeout_ms,
                 FencerStep::Fail(
@@ -358,9 +379,27 @@ impl World {
                 }
                 self.power_off(now_ms, &host.id, false, "IPMI power-off");
                 if action == FenceAction::Reboot {
-                    self.schedule_power_on(now_ms, &host.id);
+                    self.schedule_power_on(now_ms, &host.id, "reboot fence");
                 }
                 FencerAnswer::Fenced(Ok(()))
+            }
+            FencerStep::Power { host, on } => {
+                if !self.hosts[&host.id].bmc_powered {
+                    let why = FenceError::Unreachable(format!(
+                        "BMC {} stopped answering",
+                        host.addresses.ipmi
+                    ));
+                    return FencerAnswer::Powered(Err(why));
+                }
+                if on {
+                    // Off by DPM's hand: it boots after the host's boot time.
+                    if !self.hosts[&host.id].powered {
+                        self.schedule_power_on(now_ms, &host.id, "DPM");
+                    }
+                } else {
+                    self.power_off(now_ms, &host.id, false, "IPMI power-off by DPM");
+                }
+                FencerAnswer::Powered(Ok(()))
             }
             FencerStep::Revoke(_) | FencerStep::Reinstate(_) | FencerStep::Renewals
                 if self.dfs_unreachable_from_controller || self.dfs_service_down =>

@@ -176,7 +176,8 @@ pub struct World {
     /// The DFS's lease service is down: no renewal, revocation or read.
     pub dfs_service_down: bool,
     /// Hosts a BMC power-cycled, and when they come up again.
-    pub power_on_at: BTreeMap<HostId, u64>,
+    /// Hosts their BMC powers on at a time, and why (a reboot fence, DPM).
+    pub power_on_at: BTreeMap<HostId, (u64, &'static str)>,
     pub vms: BTreeMap<VmId, VmSpec>,
     /// VMs the operator asked to terminate: the control plane may forget
     /// them (the checkers do not count them lost).
@@ -472,22 +473,23 @@ impl World {
         self.say(now_ms, &format!("{h} repaired and powered on"));
     }
 
-    /// The BMC powers `h` on again after its boot time (a reboot fence).
-    pub fn schedule_power_on(&mut self, now_ms: u64, h: &HostId) {
+    /// The BMC powers `h` on after its boot time (`why`: a reboot fence,
+    /// DPM).
+    pub fn schedule_power_on(&mut self, now_ms: u64, h: &HostId, why: &'static str) {
         let at = now_ms + self.timings.host_boot_ms;
-        self.power_on_at.insert(h.clone(), at);
+        self.power_on_at.insert(h.clone(), (at, why));
     }
 
     /// Hosts whose scheduled power-on is due come up: a new boot, no guests,
     /// their links as they were (a reboot mends no cable).
     pub fn power_on_due(&mut self, now_ms: u64) {
-        let due: Vec<HostId> = self
+        let due: Vec<(HostId, &str)> = self
             .power_on_at
             .iter()
-            .filter(|(_, &at)| at <= now_ms)
-            .map(|(h, _)| h.clone())
+            .filter(|(_, &(at, _))| at <= now_ms)
+            .map(|(h, &(_, why))| (h.clone(), why))
             .collect();
-        for h in due {
+        for (h, why) in due {
             self.power_on_at.remove(&h);
             let Some(host) = self.hosts.get_mut(&h) else {
                 continue;
@@ -500,10 +502,7 @@ impl World {
             host.domains.clear();
             self.leases.forget_grants(&h);
             self.generation += 1;
-            self.say(
-                now_ms,
-                &format!("{h} powered on again by its BMC (reboot fence)"),
-            );
+            self.say(now_ms, &format!("{h} powered on again by its BMC ({why})"));
         }
     }
 

@@ -45,6 +45,12 @@ pub enum ControllerOutput {
         host: HostSpec,
         action: FenceAction,
     },
+    /// Power the host off or on through its BMC (DPM); answer with
+    /// [`ControllerMachine::handle_power_result`].
+    PowerHost {
+        host: HostSpec,
+        on: bool,
+    },
     /// Ask the DFS to revoke the host's lease; answer with
     /// [`ControllerMachine::handle_lease_revoked`].
     RevokeLease {
@@ -399,6 +405,18 @@ impl ControllerMachine {
         self.drain(now_ms);
     }
 
+    pub fn handle_power_result(
+        &mut self,
+        now_ms: u64,
+        host: &HostId,
+        on: bool,
+        result: Result<(), FenceError>,
+    ) {
+        self.wake_cache.set(None);
+        self.core.handle_power_result(now_ms, host, on, result);
+        self.drain(now_ms);
+    }
+
     pub fn handle_lease_revoked(
         &mut self,
         now_ms: u64,
@@ -581,6 +599,10 @@ impl ControllerMachine {
             Command::FenceIpmi { host, action } => {
                 let spec = self.core.hosts()[&host].spec.clone();
                 self.push(ControllerOutput::FenceIpmi { host: spec, action });
+            }
+            Command::PowerHost { host, on } => {
+                let spec = self.core.hosts()[&host].spec.clone();
+                self.push(ControllerOutput::PowerHost { host: spec, on });
             }
             Command::RevokeLease { host } => self.push(ControllerOutput::RevokeLease { host }),
             Command::ReinstateLease { host } => {

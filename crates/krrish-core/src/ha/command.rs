@@ -44,6 +44,9 @@ pub enum Command {
     /// `host`. No answer needed: a guest that does not come back shows as
     /// missing from the host's reports and is restarted there.
     RebootVm { vm: VmId, host: HostId },
+    /// Power the host off (drained, for DPM) or on through its BMC. Answer:
+    /// [`HaManager::handle_power_result`].
+    PowerHost { host: HostId, on: bool },
     /// Ask the DFS when each host last renewed its lease. Answer:
     /// [`HaManager::handle_lease_renewals`] with the same `read` tag.
     ReadLeaseRenewals { read: u64 },
@@ -67,6 +70,13 @@ impl fmt::Display for Command {
             Command::StopVm { vm, host } => write!(f, "stop {vm} on {host}"),
             Command::RebootVm { vm, host } => write!(f, "reboot {vm} on {host}"),
             Command::ReadLeaseRenewals { .. } => write!(f, "read the DFS's lease renewals"),
+            Command::PowerHost { host, on } => {
+                write!(
+                    f,
+                    "power {host} {} via IPMI (DPM)",
+                    if *on { "on" } else { "off" }
+                )
+            }
         }
     }
 }

@@ -83,7 +83,7 @@ type MoveRank = (u64, u64, VmId, usize);
 const DRS_PLAN_MOVES_MAX: usize = 64;
 
 /// `used` of `cap` in per mille: the larger of vCPUs and memory.
-fn load_permille(used: Resources, cap: Resources) -> u64 {
+pub(super) fn load_permille(used: Resources, cap: Resources) -> u64 {
     let share = |u: u64, c: u64| (u * 1000).checked_div(c).unwrap_or(0);
     share(u64::from(used.vcpus), u64::from(cap.vcpus)).max(share(used.memory_mib, cap.memory_mib))
 }
@@ -231,26 +231,7 @@ impl HaManager {
         if drs.window.is_some_and(|w| !w.contains(now_ms)) {
             return;
         }
-        let failing = self.hosts.values().any(|h| {
-            matches!(
-                h.liveness,
-                Liveness::Suspect { .. } | Liveness::Isolated { .. } | Liveness::Fencing(_)
-            )
-        });
-        // HA first: no round while VMs are booting, being stopped to move,
-        // backing off between boots or waiting for room — and none while
-        // migrations are in flight (loads are settled first: no ping-pong).
-        let busy = self.vms.unsettled().iter().any(|(_, v)| {
-            matches!(
-                v.state,
-                VmState::Migrating { .. }
-                    | VmState::Booting { .. }
-                    | VmState::Evacuating { .. }
-                    | VmState::RetryingBoot { .. }
-                    | VmState::Scheduling { .. }
-            ) || matches!(v.state, VmState::WaitingForCapacity { retry_at_ms, .. } if retry_at_ms > now_ms)
-        });
-        if failing || busy {
+        if !self.calm_for_moves(now_ms) {
             return;
         }
         let mut slots = drs.max_concurrent as usize;
@@ -273,6 +254,31 @@ impl HaManager {
                 self.start_migration(now_ms, vm, &mv.from, &mv.to);
             }
         }
+    }
+
+    /// Whether the cluster is calm enough to move VMs for load or power
+    /// (DRS, DPM): no host suspect, isolated or being fenced — HA first —
+    /// no VM booting, being stopped to move, backing off between boots or
+    /// waiting for room, and no migration in flight (loads are settled
+    /// first: no ping-pong).
+    pub(super) fn calm_for_moves(&self, now_ms: u64) -> bool {
+        let failing = self.hosts.values().any(|h| {
+            matches!(
+                h.liveness,
+                Liveness::Suspect { .. } | Liveness::Isolated { .. } | Liveness::Fencing(_)
+            )
+        });
+        let busy = self.vms.unsettled().iter().any(|(_, v)| {
+            matches!(
+                v.state,
+                VmState::Migrating { .. }
+                    | VmState::Booting { .. }
+                    | VmState::Evacuating { .. }
+                    | VmState::RetryingBoot { .. }
+                    | VmState::Scheduling { .. }
+            ) || matches!(v.state, VmState::WaitingForCapacity { retry_at_ms, .. } if retry_at_ms > now_ms)
+        });
+        !failing && !busy
     }
 
     /// When DRS looks next, if it is on.

@@ -30,6 +30,8 @@ impl HaManager {
             return;
         };
         let mut lease_changed = false;
+        // Powered on from DPM's standby: fit for VMs, the waiting placed.
+        let mut dpm_back = false;
         match liveness {
             Liveness::Up
             | Liveness::Suspect { .. }
@@ -57,7 +59,8 @@ impl HaManager {
                         },
                     ),
                     Liveness::PoweredOff { .. } => {
-                        self.notice(now_ms, Notice::HostBack { host: host.clone() })
+                        self.notice(now_ms, Notice::HostBack { host: host.clone() });
+                        dpm_back = self.dpm_host_on(now_ms, host);
                     }
                     _ => {}
                 }
@@ -143,7 +146,7 @@ impl HaManager {
                 self.on_host_back(now_ms, host);
             }
         }
-        if lease_changed {
+        if lease_changed || dpm_back {
             // Fit (or unfit) for VMs now: waiting ones may go there.
             self.refresh_spares(now_ms);
             self.place_waiting(now_ms);
@@ -526,6 +529,9 @@ impl HaManager {
         }
         self.storm_over_check();
         self.fail_back_sweep(now_ms);
+        // Before the drain sweep: a DPM drain whose migration failed is
+        // given up rather than tried again.
+        self.dpm_sweep(now_ms);
         self.drain_sweep(now_ms);
         self.rejoin_affinity_sweep(now_ms);
         self.drs_sweep(now_ms);

@@ -130,6 +130,18 @@ impl HaManager {
                 why: "it is not in maintenance".into(),
             });
         }
+        // A host DPM powered off (or is powering off) is powered on; it
+        // takes VMs once it heartbeats from its new boot.
+        if matches!(
+            h.standby,
+            super::Standby::Off { .. } | super::Standby::PoweringOff
+        ) && !h.liveness.is_up()
+        {
+            let why = "an operator took it out of maintenance".to_string();
+            self.power_on_standby(now_ms, host, why);
+            return Ok(());
+        }
+        h.standby = super::Standby::No;
         h.spec.maintenance = false;
         self.notice(now_ms, Notice::HostLeftMaintenance { host: host.clone() });
         self.refresh_spares(now_ms);
@@ -328,6 +340,7 @@ impl HaManager {
         self.hosts.get_mut(host).expect("caller checked").liveness =
             Liveness::PoweredOff { since_ms: now_ms };
         self.notice(now_ms, Notice::HostPoweredOff { host: host.clone() });
+        self.dpm_silent(host);
         true
     }
 
@@ -336,6 +349,9 @@ impl HaManager {
     pub(super) fn report_if_drained(&mut self, now_ms: u64, from: &HostId) {
         if self.hosts.get(from).is_some_and(|h| h.spec.maintenance) && self.drained(from) {
             self.notice(now_ms, Notice::HostInMaintenance { host: from.clone() });
+            if self.hosts[from].standby == super::Standby::Draining {
+                self.dpm_advance(now_ms);
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ mod api;
 mod boot_failures;
 mod command;
 mod detection;
+mod dpm;
 mod drs;
 mod evacuation;
 mod failback;
@@ -42,6 +43,7 @@ mod vm_table;
 
 pub use command::{secs, Command};
 pub use detection::{DfsEvidence, IsolationResponse};
+pub use dpm::{DpmConfig, Standby};
 pub use drs::{DrsConfig, DrsMove, DrsWindow};
 pub use notice::Notice;
 pub use persist::CoreSnapshot;
@@ -122,6 +124,9 @@ pub struct HaConfig {
     pub admission_reserve_percent: u8,
     /// Load balancing by live migration (`None`: off, the default).
     pub drs: Option<DrsConfig>,
+    /// Powering idle production hosts off and on again (`None`: off, the
+    /// default).
+    pub dpm: Option<DpmConfig>,
 }
 
 impl HaConfig {
@@ -166,6 +171,7 @@ impl Default for HaConfig {
             failover_to_production: false,
             admission_reserve_percent: 0,
             drs: None,
+            dpm: None,
         }
     }
 }
@@ -212,6 +218,8 @@ pub struct HaManager {
     terminated: BTreeMap<VmId, (Vec<HostId>, Resources)>,
     /// When DRS looks next (one interval after the controller starts).
     drs_next_at_ms: u64,
+    /// When DPM next considers powering a host off.
+    dpm_next_at_ms: u64,
     /// The rules in force: the cluster file's, and the implicit should
     /// anti-affinity groups of the cloud's managed services (an RDB's
     /// primary and standby, a replica set's members, a cache shard's).
@@ -250,6 +258,7 @@ impl HaManager {
                     vm_network_lost_since_ms: None,
                     holds_lease: true,
                     lease_held_in_boot: None,
+                    standby: Standby::No,
                     spec,
                 };
                 (rec.spec.id.clone(), rec)
@@ -267,6 +276,7 @@ impl HaManager {
         }
         let vms = table;
         let config_drs_interval = config.drs.as_ref().map_or(0, |d| d.interval_ms);
+        let config_dpm_interval = config.dpm.as_ref().map_or(0, |d| d.interval_ms);
         let rules = config.rules.clone();
         Self {
             rules,
@@ -287,6 +297,7 @@ impl HaManager {
             spares_computed_from: None,
             terminated: BTreeMap::new(),
             drs_next_at_ms: now_ms + config_drs_interval,
+            dpm_next_at_ms: now_ms + config_dpm_interval,
         }
     }
 
@@ -514,7 +525,11 @@ impl HaManager {
             VmState::RetryingBoot { retry_at_ms, .. } => Some(*retry_at_ms),
             _ => None,
         });
-        hosts.chain(vms).chain(self.drs_wake()).min()
+        hosts
+            .chain(vms)
+            .chain(self.drs_wake())
+            .chain(self.dpm_wake())
+            .min()
     }
 
     /// A back-off deadline still ahead (past ones need no wake-up: the VM

@@ -203,6 +203,24 @@ pub enum Notice {
         from_load: u32,
         to_load: u32,
     },
+    /// DPM puts a production host in standby: it drains, then is powered
+    /// off (loads of the powered-on production hosts, per cent: now, and
+    /// on the hosts left after it).
+    DpmStandby {
+        host: HostId,
+        load: u32,
+        after: u32,
+    },
+    /// DPM powers a standby host on: capacity is short.
+    DpmPowerOn {
+        host: HostId,
+        why: String,
+    },
+    /// A DPM power-off or power-on did not work.
+    DpmFailed {
+        host: HostId,
+        why: String,
+    },
     /// Every boot allowed failed: it stays in `error` until an operator
     /// starts it again.
     VmInError {
@@ -313,6 +331,9 @@ impl Notice {
         "host-powered-off",
         "drain-blocked",
         "drs-move",
+        "dpm-standby",
+        "dpm-power-on",
+        "dpm-failed",
         "vm-error",
         "vm-waiting-for-rule",
         "rule-broken",
@@ -373,6 +394,9 @@ impl Notice {
             HostPoweredOff { .. } => "host-powered-off",
             DrainBlocked { .. } => "drain-blocked",
             DrsMove { .. } => "drs-move",
+            DpmStandby { .. } => "dpm-standby",
+            DpmPowerOn { .. } => "dpm-power-on",
+            DpmFailed { .. } => "dpm-failed",
             VmWaitingForRule { .. } => "vm-waiting-for-rule",
             RuleBroken { .. } => "rule-broken",
             VmWaitingForRepair { .. } => "vm-waiting-for-repair",
@@ -423,6 +447,9 @@ impl Notice {
             | HostInMaintenance { host }
             | HostLeftMaintenance { host }
             | HostPoweredOff { host }
+            | DpmStandby { host, .. }
+            | DpmPowerOn { host, .. }
+            | DpmFailed { host, .. }
             | DrainBlocked { host, .. }
             | VmVanished { host, .. }
             | StrayCopy { host, .. }
@@ -620,6 +647,12 @@ impl fmt::Display for Notice {
                 f,
                 "host {host} (in maintenance, running nothing) is silent: taken as powered off, not fenced"
             ),
+            DpmStandby { host, load, after } => write!(
+                f,
+                "DPM puts {host} in standby: the powered-on production hosts are {load} % loaded, {after} % without it; draining it, then powering it off"
+            ),
+            DpmPowerOn { host, why } => write!(f, "DPM powers {host} on: {why}"),
+            DpmFailed { host, why } => write!(f, "DPM on {host}: {why}"),
             DrainBlocked { vm, host, why } => write!(
                 f,
                 "vm {vm} cannot leave {host} (in maintenance) now: {why}; tried again later"

@@ -92,6 +92,13 @@ impl HaManager {
             rec.bonds = old.bonds;
             rec.spare = old.spare;
             rec.lease_revoked = old.lease_revoked;
+            rec.standby = match old.standby {
+                super::Standby::PoweringOn { .. } => super::Standby::PoweringOn {
+                    deadline_ms: now_ms
+                        + m.config.dpm.as_ref().map_or(0, |d| d.power_on_timeout_ms),
+                },
+                other => other,
+            };
             rec.liveness = match old.liveness {
                 // A powered-off host in maintenance is heard afresh too: still
                 // silent, it is taken as off again after a detection window.

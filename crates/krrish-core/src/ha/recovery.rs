@@ -266,6 +266,7 @@ impl HaManager {
         }
         self.schedule_new(now_ms);
         self.refresh_spares(now_ms);
+        self.dpm_power_on_if_short(now_ms);
     }
 
     /// No spare can take `unit` (one VM, or a must affinity group placed

@@ -196,6 +196,9 @@ pub struct HostRecord {
     /// that boots reports none until its first renewal, which is no news.
     #[serde(default)]
     pub lease_held_in_boot: Option<u64>,
+    /// Where it stands with DPM (powered off to save power, or on its way).
+    #[serde(default)]
+    pub standby: super::Standby,
 }
 
 impl HostRecord {

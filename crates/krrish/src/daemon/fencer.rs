@@ -137,17 +137,15 @@ impl<T: TraceSink> DaemonFencer<T> {
         }))
     }
 
+    /// Runs the configured fence agent for `host` with `action` (`off`,
+    /// `reboot`, or `on` for DPM) in `KRRISH_FENCE_ACTION`.
     async fn fence_agent(
         &self,
         argv: &[String],
         timeout_ms: u64,
         host: &HostSpec,
-        action: FenceAction,
+        action: &str,
     ) -> Result<(), FenceError> {
-        let action = match action {
-            FenceAction::Off => "off",
-            FenceAction::Reboot => "reboot",
-        };
         let program = &argv[0];
         self.say(&format!(
             "running {program} for {} (IPMI {}, action {action})",
@@ -293,9 +291,34 @@ impl<T: TraceSink> Fencer for DaemonFencer<T> {
     async fn ipmi_fence(&self, host: &HostSpec, action: FenceAction) -> Result<(), FenceError> {
         match &self.power {
             FencerConfig::Command { argv, timeout_ms } => {
+                let action = match action {
+                    FenceAction::Off => "off",
+                    FenceAction::Reboot => "reboot",
+                };
                 self.fence_agent(argv, *timeout_ms, host, action).await
             }
             FencerConfig::Ipmi(i) => self.ipmi(i, host, action).await,
+        }
+    }
+
+    async fn ipmi_power(&self, host: &HostSpec, on: bool) -> Result<(), FenceError> {
+        match &self.power {
+            FencerConfig::Command { argv, timeout_ms } => {
+                let action = if on { "on" } else { "off" };
+                self.fence_agent(argv, *timeout_ms, host, action).await
+            }
+            FencerConfig::Ipmi(i) if on => {
+                let limit = Duration::from_millis(i.timeout_ms);
+                self.say(&format!(
+                    "IPMI power on {} at {}:{} (DPM)",
+                    host.id, host.addresses.ipmi, i.port
+                ));
+                self.ipmitool(i, host, &["chassis", "power", "on"], limit)
+                    .await
+                    .map(drop)
+                    .map_err(|e| ipmi_error(host, e))
+            }
+            FencerConfig::Ipmi(i) => self.ipmi(i, host, FenceAction::Off).await,
         }
     }
 

@@ -121,7 +121,8 @@ impl TraceSink for Stdout {
     }
 
     fn event(&self, at_ms: u64, source: &str, notice: &krrish_core::ha::Notice) {
-        self.line(at_ms, source, &notice.to_string());
+        // The record first: whoever saw the line finds the record (a test
+        // under load read the file between the two).
         if let Some(f) = self.events.borrow_mut().as_mut() {
             let record = serde_json::json!({
                 "at_ms": at_ms,
@@ -132,6 +133,7 @@ impl TraceSink for Stdout {
             // A lost record costs a comparison, never the daemon's job.
             let _ = writeln!(f, "{record}");
         }
+        self.line(at_ms, source, &notice.to_string());
     }
 }
 

@@ -590,6 +590,11 @@ impl LabRun<'_> {
 pub fn fence(run_dir: &Path) -> Result<()> {
     let host = std::env::var("KRRISH_FENCE_HOST").context("KRRISH_FENCE_HOST is not set")?;
     let action = std::env::var("KRRISH_FENCE_ACTION").unwrap_or_else(|_| "off".into());
+    if action == "on" {
+        anyhow::bail!(
+            "the lab BMC cannot power {host} on: the lab powers a host on only when a scenario repairs it (DPM's power-on is simulated-world only)"
+        );
+    }
     let hosts = std::fs::read_to_string(run_dir.join("hosts"))
         .with_context(|| format!("{}/hosts", run_dir.display()))?;
     let index = hosts
