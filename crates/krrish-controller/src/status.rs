@@ -12,6 +12,9 @@ pub struct HostStatus {
     /// For spares: free, active, unavailable.
     pub spare: Option<&'static str>,
     pub bonds: [BondHealth; 3],
+    /// DPM's hold on it: draining, powering-off, off, powering-on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,6 +59,8 @@ impl ClusterStatus {
                         state: h.verdict().name(),
                         spare: h.spare.map(|s| s.name()),
                         bonds: h.bonds,
+                        standby: (h.standby != krrish_core::ha::Standby::No)
+                            .then(|| h.standby.name()),
                     },
                 )
             })

@@ -141,13 +141,15 @@ impl DpmEntry {
         }
         if low >= high {
             return Err(src.error(
-                src.key_line("high_percent").or(src.key_line("low_percent")),
+                src.find("high_percent", &high.to_string())
+                    .or_else(|| src.find("low_percent", &low.to_string()))
+                    .or_else(|| src.key_line("dpm")),
                 format!("dpm: low_percent ({low}) must be below high_percent ({high}), or a host powered off for low load would be powered on again at once"),
             ));
         }
         let positive = |key: &str, v: Option<Dur>, default: u64| match v.map(|i| i.ms()) {
             Some(0) => Err(src.error(
-                src.key_line(key),
+                src.key_line(key).or_else(|| src.key_line("dpm")),
                 format!("dpm.{key}: expected a positive duration such as 10m"),
             )),
             Some(ms) => Ok(ms),

@@ -137,6 +137,20 @@ fn broken_files_are_located() {
             "drs.window: `22:00-25:00`: `25:00` is not a time of day; expected HH:MM-HH:MM (UTC), such as 22:00-06:00",
         ),
         (
+            "dpm-band-upside-down",
+            "cluster:\n  hosts:\n    - { name: a, zone: ECS }\n  dpm: { low_percent: 80, high_percent: 60 }\nend: 1s\n".to_string(),
+            4,
+            None,
+            "dpm: low_percent (80) must be below high_percent (60)",
+        ),
+        (
+            "dpm-unknown-field",
+            "cluster:\n  hosts:\n    - { name: a, zone: ECS }\n  dpm: { low: 30 }\nend: 1s\n".to_string(),
+            4,
+            None,
+            "unknown field `low`, expected one of `low_percent`, `high_percent`, `interval`, `power_on_timeout`",
+        ),
+        (
             "negative-spares",
             "cluster:\n  spares: -1\nend: 1s\n".to_string(),
             2,
