@@ -41,12 +41,6 @@ impl HeartbeatConfig {
     }
 
     /// Longest silence before a host is declared offline.
-    /// How long after a heartbeat the first miss counts: a live host is
-    /// heard from within it.
-    pub fn first_miss_ms(&self) -> u64 {
-        self.grace_ms + self.interval_ms
-    }
-
     pub fn detection_ms(&self) -> u64 {
         self.grace_ms + u64::from(self.misses_max) * self.interval_ms
     }

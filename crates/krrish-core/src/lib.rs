@@ -55,6 +55,7 @@ pub mod lease;
 pub mod migration;
 pub mod model;
 pub mod placement;
+pub mod rule_check;
 pub mod rules;
 pub mod spares;
 pub mod testkit;

@@ -120,6 +120,13 @@ pub struct Step {
     pub enter_maintenance: Option<String>,
     /// An operator takes a host out of maintenance.
     pub exit_maintenance: Option<String>,
+    /// An operator sets (or replaces) a placement rule group through the
+    /// API: `set_rule: { name, kind, strength, vms, hosts }`.
+    pub set_rule: Option<RuleEntry>,
+    /// An operator deletes a rule group set through the API.
+    pub delete_rule: Option<String>,
+    /// An operator switches HA cluster-wide: `ha: on` or `ha: off`.
+    pub ha: Option<String>,
     /// An API call on the cloud's resources, as the wire carries it:
     /// `{ action: create-vxnet, name: vxnet-1 }` (actions and fields in the
     /// README's cloud API table). Read as YAML here and as a
@@ -701,25 +708,6 @@ pub struct VmGroup {
     pub restart_delay: Option<Dur>,
 }
 
-/// One placement rule group of a cluster file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleEntry {
-    pub name: String,
-    pub kind: RuleKindName,
-    /// `must` (never broken) or `should` (broken only when nothing else fits).
-    pub strength: krrish_core::rules::Strength,
-    pub vms: Vec<String>,
-    /// `run-on` and `not-on`: the hosts (for `run-on`, in order of preference).
-    #[serde(default)]
-    pub hosts: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RuleKindName {
-    AntiAffinity,
-    RunOn,
-    NotOn,
-    Affinity,
-}
+/// One placement rule group of a cluster file: the words the API takes
+/// too, checked by the same code.
+pub use krrish_core::rule_check::RuleWords as RuleEntry;

@@ -250,6 +250,25 @@ pub(crate) fn step_action(
             host: h("exit_maintenance", x)?,
         }));
     }
+    if let Some(r) = &s.set_rule {
+        actions.push(Action::Api(ApiRequest::PutRule { rule: r.clone() }));
+    }
+    if let Some(name) = &s.delete_rule {
+        actions.push(Action::Api(ApiRequest::DeleteRule { name: name.clone() }));
+    }
+    if let Some(x) = &s.ha {
+        let enabled = match x.as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(src.error(
+                    src.find("ha", other).or(at),
+                    format!("ha: expected on or off, not `{other}`"),
+                ))
+            }
+        };
+        actions.push(Action::Api(ApiRequest::SetHa { enabled }));
+    }
     if let Some(v) = &s.cloud {
         let r = cloud_request(src, item, v)?;
         actions.push(Action::Api(ApiRequest::Cloud(r)));
@@ -303,7 +322,7 @@ pub(crate) fn step_action(
         }
         0 => Err(src.error(
             at,
-            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, enter_maintenance, exit_maintenance, cloud, guest_write, fail_boots",
+            "timeline item has no action: expected one of crash, power_loss, bmc_down, bmc_up, nic_down, nic_up, bond_down, bond_up, partition, heal, cut, stall, lossy, repair, controller, dfs, heal_all, run_instance, stop_instance, start_instance, reboot_instance, terminate_instance, migrate, enter_maintenance, exit_maintenance, set_rule, delete_rule, ha, cloud, guest_write, fail_boots",
         )),
         n => Err(src.error(at, format!("timeline item has {n} actions; give each its own item with its own `at`"))),
     }

@@ -438,20 +438,33 @@ fn affinity_apart(
 }
 
 /// Liveness after healing: the cluster is whole again. Every host is up
-/// (or powered off by DPM, standing by);
+/// (or DPM's: powered off and standing by, or on its way there — a DPM
+/// drain is planned work, as its migrations are);
 /// every VM with an HA policy runs exactly once, on its home host, and the
 /// control plane says so — but for VMs waiting for an operator: stopped by
 /// one, or in `error` after every boot allowed failed (where it must run
 /// nowhere); every spare is free. Errs with what is not (the first few,
 /// and how many).
+/// Whether `v` is live-migrating away from its home as DPM drains it (it
+/// still runs at home; the drain is planned work).
+fn dpm_drains(core: &HaManager, v: &krrish_core::ha::VmRecord) -> bool {
+    matches!(&v.state, VmState::Migrating { from, .. }
+        if from == &v.spec.home
+            && core.hosts().get(from).is_some_and(|h| h.standby == krrish_core::ha::Standby::Draining))
+}
+
 pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
     use krrish_core::ha::HostVerdict;
     use krrish_core::HaPolicy;
     let mut wrong = Vec::new();
     for (id, h) in core.hosts() {
         let verdict = h.verdict();
-        let dpm_standby = matches!(h.standby, krrish_core::ha::Standby::Off { .. })
-            && verdict == HostVerdict::PoweredOff;
+        use krrish_core::ha::Standby;
+        let dpm_standby = match h.standby {
+            Standby::Off { .. } => verdict == HostVerdict::PoweredOff,
+            Standby::Draining | Standby::PoweringOff => true,
+            Standby::No | Standby::PoweringOn { .. } => false,
+        };
         if verdict != HostVerdict::Up && !dpm_standby {
             wrong.push(format!("host {id} is {verdict}"));
         }
@@ -476,7 +489,9 @@ pub fn converged(world: &World, core: &HaManager) -> Result<(), String> {
                 "{id} runs on [{}], expected its home {home}",
                 join(&on)
             ));
-        } else if !matches!(&v.state, VmState::Running { host } if host == home) {
+        } else if !matches!(&v.state, VmState::Running { host } if host == home)
+            && !dpm_drains(core, v)
+        {
             wrong.push(format!(
                 "{id} runs at home on {home} but the control plane says {}",
                 v.state.name()

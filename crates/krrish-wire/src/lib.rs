@@ -166,6 +166,16 @@ pub enum ApiRequest {
     /// DescribeInstances + DescribeHosts: the cluster status (as the
     /// reply's `data`).
     DescribeCluster,
+    /// Sets (or replaces) a placement rule group beside the cluster file's.
+    PutRule {
+        rule: krrish_core::rule_check::RuleWords,
+    },
+    /// Deletes a rule group set through the API.
+    DeleteRule { name: String },
+    /// The rule groups in force, by origin (as the reply's `data`).
+    DescribeRules,
+    /// The cluster-wide HA switch.
+    SetHa { enabled: bool },
     /// A call on the cloud's other resources (vxnets, EIPs, …).
     Cloud(krrish_cloud::CloudRequest),
 }
@@ -189,6 +199,18 @@ impl std::fmt::Display for ApiRequest {
             ApiRequest::EnterMaintenance { host } => write!(f, "EnterMaintenance {host}"),
             ApiRequest::ExitMaintenance { host } => write!(f, "ExitMaintenance {host}"),
             ApiRequest::DescribeCluster => write!(f, "DescribeCluster"),
+            ApiRequest::PutRule { rule } => write!(
+                f,
+                "PutRule {} ({} {})",
+                rule.name,
+                rule.strength,
+                rule.kind.name()
+            ),
+            ApiRequest::DeleteRule { name } => write!(f, "DeleteRule {name}"),
+            ApiRequest::DescribeRules => write!(f, "DescribeRules"),
+            ApiRequest::SetHa { enabled } => {
+                write!(f, "SetHa {}", if *enabled { "on" } else { "off" })
+            }
             ApiRequest::Cloud(r) => write!(f, "{r}"),
         }
     }

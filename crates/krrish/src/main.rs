@@ -97,6 +97,13 @@ enum Top {
     /// controller's API.
     #[command(subcommand)]
     Rdbs(client::RdbsCmd),
+    /// Placement rule groups (affinity, anti-affinity, run-on, not-on;
+    /// must or should) set at run time, through the controller's API.
+    #[command(subcommand)]
+    Rules(client::RulesCmd),
+    /// The cluster-wide HA switch, through the controller's API.
+    #[command(subcommand)]
+    Ha(client::HaCmd),
     /// Managed MongoDB replica sets (majority elections, epoch), through
     /// the controller's API.
     #[command(subcommand)]
@@ -168,6 +175,8 @@ fn main() -> ExitCode {
         Top::DnsAliases(c) => return client::main(&cli.api, client::Cmd::DnsAliases(c)),
         Top::LoadBalancers(c) => return client::main(&cli.api, client::Cmd::LoadBalancers(c)),
         Top::Rdbs(c) => return client::main(&cli.api, client::Cmd::Rdbs(c)),
+        Top::Rules(c) => return client::main(&cli.api, client::Cmd::Rules(c)),
+        Top::Ha(c) => return client::main(&cli.api, client::Cmd::Ha(c)),
         Top::Mongodbs(c) => return client::main(&cli.api, client::Cmd::Mongodbs(c)),
         Top::Caches(c) => return client::main(&cli.api, client::Cmd::Caches(c)),
         Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),

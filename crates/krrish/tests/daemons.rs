@@ -983,6 +983,72 @@ fn operators_use_the_http_api_through_the_cli() {
     let out = api_ok(&c, api, &["hosts", "drs-plan"]);
     assert_eq!(out, "DRS is off (no `drs:` in the cluster file)\n");
 
+    // Rules at run time: set, refused as the loader would, refused when a
+    // must group does not hold where the VMs run, listed, deleted.
+    let set = |name: &str, kind: &str, strength: &str, vms: &str, hosts: &str| {
+        let mut args = vec![
+            "rules",
+            "set",
+            name,
+            "--kind",
+            kind,
+            "--strength",
+            strength,
+            "--vms",
+            vms,
+        ];
+        if !hosts.is_empty() {
+            args.extend(["--hosts", hosts]);
+        }
+        args.into_iter()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let args = set("pin", "run-on", "should", "vm-1", "hv-01");
+    let out = api_ok(
+        &c,
+        api,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(out, "rule pin (should run-on) set\n");
+    let args = set("apart", "anti-affinity", "must", "vm-1", "");
+    let err = api_refused(
+        &c,
+        api,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "rule-refused",
+    );
+    assert!(
+        err.contains("anti-affinity needs at least two vms"),
+        "{err}"
+    );
+    let args = set("away", "run-on", "must", "vm-1", "hv-02");
+    let err = api_refused(
+        &c,
+        api,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "rule-refused",
+    );
+    assert!(
+        err.contains("vm-1 is running on hv-01, not one of its hosts"),
+        "{err}"
+    );
+    let out = api_ok(&c, api, &["rules", "list"]);
+    assert!(out.starts_with("HA is on cluster-wide\n"), "{out}");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["api", "pin", "run-on", "should", "vm-1", "hv-01"]),
+        "{out}"
+    );
+    assert_eq!(
+        api_ok(&c, api, &["rules", "delete", "pin"]),
+        "rule pin deleted\n"
+    );
+    api_refused(&c, api, &["rules", "delete", "pin"], "no-such-rule");
+    assert_eq!(api_ok(&c, api, &["ha", "off"]), "HA is off cluster-wide\n");
+    assert_eq!(api_ok(&c, api, &["ha", "show"]), "HA is off cluster-wide\n");
+    assert_eq!(api_ok(&c, api, &["ha", "on"]), "HA is on cluster-wide\n");
+
     // No API there: exit 2, naming the endpoint.
     let dead = free_port();
     let (code, _, err) = api_cli(&c, dead, API_TOKEN, &["hosts", "list"]);

@@ -117,6 +117,59 @@ impl ControllerMachine {
                     .map(|r| reply(r.message, r.data))
                     .map_err(ApiFault::from)
             }
+            ApiRequest::PutRule { rule } => self
+                .core
+                .put_rule(&rule)
+                .map(|replaced| {
+                    reply(
+                        format!(
+                            "rule {} ({} {}) {}",
+                            rule.name,
+                            rule.strength,
+                            rule.kind.name(),
+                            if replaced { "replaced" } else { "set" }
+                        ),
+                        serde_json::json!({ "rule": rule, "replaced": replaced }),
+                    )
+                })
+                .map_err(ApiFault::from),
+            ApiRequest::DeleteRule { name } => self
+                .core
+                .delete_rule(&name)
+                .map(|()| {
+                    reply(
+                        format!("rule {name} deleted"),
+                        serde_json::json!({ "name": name }),
+                    )
+                })
+                .map_err(ApiFault::from),
+            ApiRequest::SetHa { enabled } => {
+                self.core.set_ha_enabled(enabled);
+                let on = if enabled { "on" } else { "off" };
+                Ok(reply(
+                    format!("HA switched {on} cluster-wide"),
+                    serde_json::json!({ "enabled": enabled }),
+                ))
+            }
+            ApiRequest::DescribeRules => {
+                let core = &self.core;
+                let file: Vec<&krrish_core::rules::RuleGroup> =
+                    core.config().rules.groups().iter().collect();
+                let data = serde_json::json!({
+                    "ha_enabled": core.config().ha_enabled,
+                    "cluster_file": file,
+                    "api": core.operator_rules(),
+                    "services": self.cloud.service_groups(),
+                });
+                return Ok(reply(
+                    format!(
+                        "{} rule groups from the cluster file, {} set through the API",
+                        file.len(),
+                        core.operator_rules().len()
+                    ),
+                    data,
+                ));
+            }
             ApiRequest::DescribeCluster => {
                 let status = self.status();
                 let message = format!("{} hosts, {} VMs", status.hosts.len(), status.vms.len());

@@ -194,7 +194,13 @@ impl HaManager {
 
     /// Some host is silent: the DFS is worth reading.
     fn wants_dfs_reads(&self) -> bool {
-        self.hosts.values().any(|h| h.liveness.is_silent())
+        self.hosts.values().any(|h| {
+            h.liveness.is_silent()
+                || matches!(
+                    h.liveness,
+                    Liveness::Fencing(super::FenceStage::RebootProof { .. })
+                )
+        })
     }
 
     /// Asks the DFS for its renewals when a read is due (one at a time; an

@@ -294,19 +294,9 @@ impl HaManager {
     /// are loaded above `high_percent`.
     fn dpm_capacity_short(&self, now_ms: u64) -> Option<String> {
         let dpm = self.config.dpm.as_ref()?;
-        if self.config.failover_to_production {
-            let waiting = self
-                .vms
-                .unsettled()
-                .iter()
-                .filter(|(_, v)| {
-                    matches!(v.state, VmState::WaitingForCapacity { reported: true, retry_at_ms, .. }
-                        if retry_at_ms <= now_ms)
-                })
-                .count();
-            if waiting > 0 {
-                return Some(format!("{waiting} VM(s) of failed hosts wait for room"));
-            }
+        let waiting = self.dpm_waiting(now_ms).len();
+        if waiting > 0 {
+            return Some(format!("{waiting} VM(s) of failed hosts wait for room"));
         }
         let load = Self::dpm_load(&self.dpm_hosts());
         (load > u64::from(dpm.high_percent) * 10).then(|| {
@@ -316,6 +306,39 @@ impl HaManager {
                 dpm.high_percent
             )
         })
+    }
+
+    /// The failed hosts' VMs waiting for room (reported, past any restart
+    /// delay) that a production host could take: failover beyond the spare
+    /// pool on.
+    fn dpm_waiting(&self, now_ms: u64) -> Vec<crate::ids::VmId> {
+        if !self.config.failover_to_production {
+            return Vec::new();
+        }
+        self.vms
+            .unsettled()
+            .iter()
+            .filter(|(_, v)| {
+                matches!(v.state, VmState::WaitingForCapacity { reported: true, retry_at_ms, .. }
+                    if retry_at_ms <= now_ms)
+            })
+            .map(|(id, _)| (*id).clone())
+            .collect()
+    }
+
+    /// Whether powering `host` on gives room to some waiting VM: its rules
+    /// allow it there and its boot never failed there (found by the
+    /// adversary: DPM powered on two hosts a must run-on VM could not use
+    /// before the one it could). With nothing waiting (load), any host.
+    fn dpm_host_helps(&self, host: &HostId, waiting: &[crate::ids::VmId]) -> bool {
+        waiting.is_empty()
+            || waiting.iter().any(|vm| {
+                self.may_boot_on(vm, host)
+                    && !matches!(
+                        self.rule_fit(vm, host, &[]),
+                        crate::rules::Fit::Forbidden { .. }
+                    )
+            })
     }
 
     /// Powers a standby host on when capacity is short and none is on its
@@ -332,12 +355,14 @@ impl HaManager {
         let Some(why) = self.dpm_capacity_short(now_ms) else {
             return;
         };
+        let waiting = self.dpm_waiting(now_ms);
         let best = self
             .hosts
             .values()
             .filter(|h| {
                 matches!(h.standby, Standby::Off { not_before_ms } if not_before_ms <= now_ms)
                     && matches!(h.liveness, Liveness::PoweredOff { .. })
+                    && self.dpm_host_helps(&h.spec.id, &waiting)
             })
             .max_by(|a, b| {
                 let (ra, rb) = (a.spec.placeable(), b.spec.placeable());
@@ -383,7 +408,18 @@ impl HaManager {
             return;
         };
         let Err(why) = result else {
-            return; // the host's silence (off) or heartbeat (on) says the rest
+            // Confirmed off by its BMC: off now, as a fence's answer is
+            // (waiting for its silence, it showed as suspect for a
+            // detection window — found by the adversary). A power-on says
+            // the rest by the host's heartbeat from its new boot.
+            if !on && h.standby == Standby::PoweringOff && self.drained(host) {
+                let h = self.hosts.get_mut(host).expect("checked");
+                h.liveness = Liveness::PoweredOff { since_ms: now_ms };
+                h.standby = Standby::Off { not_before_ms: 0 };
+                self.notice(now_ms, Notice::DpmPoweredOff { host: host.clone() });
+                self.refresh_spares(now_ms);
+            }
+            return;
         };
         match (on, h.standby) {
             (false, Standby::PoweringOff) => {

@@ -30,6 +30,31 @@ impl HaManager {
         });
     }
 
+    /// A host restored mid-fence stayed silent a whole detection window:
+    /// fenced — unless the cluster is silent at large (the controller
+    /// suspects itself) or the DFS shows the host renewing, which holds the
+    /// fence a heartbeat interval at a time, up to its limit.
+    pub(super) fn no_reboot_proof(&mut self, now_ms: u64, host: &HostId) {
+        let Liveness::Fencing(FenceStage::RebootProof { held_until_ms, .. }) =
+            self.hosts[host].liveness
+        else {
+            return;
+        };
+        let renewing = matches!(
+            self.dfs_evidence(now_ms, host),
+            super::DfsEvidence::Renewing { .. }
+        );
+        if (self.mass_silence() || renewing) && now_ms < held_until_ms {
+            self.hosts.get_mut(host).expect("checked").liveness =
+                Liveness::Fencing(FenceStage::RebootProof {
+                    deadline_ms: now_ms + self.config.heartbeat.interval_ms,
+                    held_until_ms,
+                });
+            return;
+        }
+        self.start_ipmi_fence(now_ms, host);
+    }
+
     /// The BMC answered (or the IPMI call failed).
     pub fn handle_fence_result(
         &mut self,

@@ -20,6 +20,14 @@ impl HaManager {
             return;
         };
         let liveness = h.liveness;
+        // DPM's power-off was confirmed: a heartbeat from the boot it ended
+        // was sent before (in flight, or held on the path) — stale.
+        if matches!(liveness, Liveness::PoweredOff { .. })
+            && matches!(h.standby, super::Standby::Off { .. })
+            && h.boot_id == Some(report.boot_id)
+        {
+            return;
+        }
         // A spare's state depends on the spares' fitness and the VM table:
         // a production host that was and stays up changing no VM leaves
         // both as they were (most heartbeats), so the refresh is skipped.
@@ -79,9 +87,10 @@ impl HaManager {
                     self.fail_back_sweep_for(now_ms, Some(host));
                 }
             }
-            // Restored mid-fence: a new boot proves its guests died with
-            // the old one (nothing is in flight towards it to land on the
-            // fresh boot); the same boot is fenced at once.
+            // Restored mid-fence, nothing in flight towards it: a new boot
+            // proves its guests died with the old one; the same boot is
+            // reachable again without having been fenced — as a host whose
+            // fence failed, its VMs run where it says.
             Liveness::Fencing(FenceStage::RebootProof { .. }) => {
                 if h.boot_id.is_some_and(|b| b != report.boot_id) {
                     self.notice(
@@ -96,7 +105,7 @@ impl HaManager {
                     self.reconcile_running(now_ms, host, report);
                     self.on_host_back(now_ms, host);
                 } else {
-                    self.start_ipmi_fence(now_ms, host);
+                    self.rejoin_unfenced(now_ms, host, report);
                 }
             }
             // A fencing decision is final: heartbeats do not undo it.
@@ -119,32 +128,7 @@ impl HaManager {
                     }
                 }
             }
-            Liveness::FenceFailed { .. } => {
-                // Reachable again without having been fenced: nothing was
-                // started elsewhere, so its VMs simply run where they are.
-                // What it does not list provably runs nowhere (a live
-                // host's report is authoritative; after a new boot its old
-                // guests died): those go by policy, at home first.
-                self.rejoin(now_ms, host, report);
-                let held = self.vms_on(host, |_, v| match &v.state {
-                    VmState::HostDown { host: h } => h == host,
-                    VmState::Down {
-                        reason: DownReason::FenceFailed { host: h },
-                    } => h == host,
-                    _ => false,
-                });
-                for id in held {
-                    if report.running.contains(&id) {
-                        let vm = self.vms.get_mut(&id).expect("listed");
-                        vm.state = VmState::Running { host: host.clone() };
-                        vm.outage_since_ms = None;
-                        self.changed_silently();
-                    } else {
-                        self.release_by_policy(now_ms, &id, host);
-                    }
-                }
-                self.on_host_back(now_ms, host);
-            }
+            Liveness::FenceFailed { .. } => self.rejoin_unfenced(now_ms, host, report),
         }
         if lease_changed || dpm_back {
             // Fit (or unfit) for VMs now: waiting ones may go there.
@@ -182,6 +166,34 @@ impl HaManager {
             );
         }
         true
+    }
+
+    /// Reachable again without having been fenced (the fence failed, or a
+    /// restored controller had not fenced it anew): nothing was started
+    /// elsewhere, so its VMs simply run where they are. What it does not
+    /// list provably runs nowhere (a live host's report is authoritative;
+    /// after a new boot its old guests died): those go by policy, at home
+    /// first.
+    fn rejoin_unfenced(&mut self, now_ms: u64, host: &HostId, report: &HostReport) {
+        self.rejoin(now_ms, host, report);
+        let held = self.vms_on(host, |_, v| match &v.state {
+            VmState::HostDown { host: h } => h == host,
+            VmState::Down {
+                reason: DownReason::FenceFailed { host: h },
+            } => h == host,
+            _ => false,
+        });
+        for id in held {
+            if report.running.contains(&id) {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.state = VmState::Running { host: host.clone() };
+                vm.outage_since_ms = None;
+                self.changed_silently();
+            } else {
+                self.release_by_policy(now_ms, &id, host);
+            }
+        }
+        self.on_host_back(now_ms, host);
     }
 
     /// A fenced (or unfenceable) host heartbeats again: it is up.
@@ -443,7 +455,7 @@ impl HaManager {
                         },
                     );
                 }
-                TimerDue::NoRebootProof => self.start_ipmi_fence(now_ms, id),
+                TimerDue::NoRebootProof => self.no_reboot_proof(now_ms, id),
                 TimerDue::IpmiUnconfirmed => {
                     let why = format!(
                         "BMC did not confirm power-off within {}",
@@ -687,7 +699,7 @@ impl HaManager {
             Liveness::Isolated { .. } => Some(TimerDue::Silent {
                 silent_ms: now_ms.saturating_sub(h.last_heartbeat_ms),
             }),
-            Liveness::Fencing(FenceStage::RebootProof { deadline_ms }) => {
+            Liveness::Fencing(FenceStage::RebootProof { deadline_ms, .. }) => {
                 (now_ms >= deadline_ms).then_some(TimerDue::NoRebootProof)
             }
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms }) => {

@@ -35,6 +35,7 @@ mod fencing;
 mod liveness;
 mod maintenance;
 mod notice;
+mod operator_rules;
 mod persist;
 mod placement_rules;
 mod recovery;
@@ -226,6 +227,8 @@ pub struct HaManager {
     rules: crate::rules::Rules,
     /// The services' groups, as last given.
     service_groups: Vec<crate::rules::RuleGroup>,
+    /// Groups operators set through the API (persisted), beside the file's.
+    operator_rules: Vec<crate::rules::RuleGroup>,
 }
 
 impl HaManager {
@@ -281,6 +284,7 @@ impl HaManager {
         Self {
             rules,
             service_groups: Vec::new(),
+            operator_rules: Vec::new(),
             config,
             hosts,
             vms,
@@ -322,7 +326,8 @@ impl HaManager {
         &self.config
     }
 
-    /// The placement rules in force: the cluster's and the services'.
+    /// The placement rules in force: the cluster file's, the operators'
+    /// (API) and the services'.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.rules
     }
@@ -334,10 +339,8 @@ impl HaManager {
         if groups == self.service_groups {
             return;
         }
-        let mut all = self.config.rules.groups().to_vec();
-        all.extend(groups.iter().cloned());
-        self.rules = crate::rules::Rules::new(all);
         self.service_groups = groups;
+        self.rebuild_rules();
     }
 
     pub fn hosts(&self) -> &BTreeMap<HostId, HostRecord> {
@@ -498,7 +501,7 @@ impl HaManager {
                 Some(last + hb.grace_ms + u64::from(misses + 1) * hb.interval_ms)
             }
             Liveness::Fencing(FenceStage::Ipmi { deadline_ms })
-            | Liveness::Fencing(FenceStage::RebootProof { deadline_ms })
+            | Liveness::Fencing(FenceStage::RebootProof { deadline_ms, .. })
             | Liveness::Fencing(FenceStage::LeaseRevoking { deadline_ms, .. }) => Some(deadline_ms),
             Liveness::Fencing(FenceStage::LeaseExpiring { safe_at_ms }) => Some(safe_at_ms),
             Liveness::Isolated {

@@ -211,6 +211,10 @@ pub enum Notice {
         load: u32,
         after: u32,
     },
+    /// The BMC confirmed DPM's power-off: the host is off, standing by.
+    DpmPoweredOff {
+        host: HostId,
+    },
     /// DPM powers a standby host on: capacity is short.
     DpmPowerOn {
         host: HostId,
@@ -332,6 +336,7 @@ impl Notice {
         "drain-blocked",
         "drs-move",
         "dpm-standby",
+        "dpm-powered-off",
         "dpm-power-on",
         "dpm-failed",
         "vm-error",
@@ -395,6 +400,7 @@ impl Notice {
             DrainBlocked { .. } => "drain-blocked",
             DrsMove { .. } => "drs-move",
             DpmStandby { .. } => "dpm-standby",
+            DpmPoweredOff { .. } => "dpm-powered-off",
             DpmPowerOn { .. } => "dpm-power-on",
             DpmFailed { .. } => "dpm-failed",
             VmWaitingForRule { .. } => "vm-waiting-for-rule",
@@ -448,6 +454,7 @@ impl Notice {
             | HostLeftMaintenance { host }
             | HostPoweredOff { host }
             | DpmStandby { host, .. }
+            | DpmPoweredOff { host }
             | DpmPowerOn { host, .. }
             | DpmFailed { host, .. }
             | DrainBlocked { host, .. }
@@ -652,6 +659,10 @@ impl fmt::Display for Notice {
                 "DPM puts {host} in standby: the powered-on production hosts are {load} % loaded, {after} % without it; draining it, then powering it off"
             ),
             DpmPowerOn { host, why } => write!(f, "DPM powers {host} on: {why}"),
+            DpmPoweredOff { host } => write!(
+                f,
+                "DPM: {host} is powered off (its BMC confirmed), standing by: no fence, no failover"
+            ),
             DpmFailed { host, why } => write!(f, "DPM on {host}: {why}"),
             DrainBlocked { vm, host, why } => write!(
                 f,

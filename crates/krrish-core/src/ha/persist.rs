@@ -33,6 +33,12 @@ pub struct CoreSnapshot {
     /// still ahead (a restart delay) keeps what is left of it.
     #[serde(default)]
     pub taken_at_ms: u64,
+    /// Rule groups set through the API.
+    #[serde(default)]
+    pub operator_rules: Vec<crate::rules::RuleGroup>,
+    /// The cluster-wide HA switch as last set (absent: the cluster file's).
+    #[serde(default)]
+    pub ha_enabled: Option<bool>,
 }
 
 impl HaManager {
@@ -54,6 +60,8 @@ impl HaManager {
                 .map(|(vm, (hosts, demand))| (vm.clone(), hosts.clone(), *demand))
                 .collect(),
             taken_at_ms: self.last_timeout_ms,
+            operator_rules: self.operator_rules.clone(),
+            ha_enabled: Some(self.config.ha_enabled),
         }
     }
 
@@ -71,6 +79,7 @@ impl HaManager {
         snap: CoreSnapshot,
     ) -> Self {
         let mut m = Self::new(now_ms, config, hosts, Vec::new());
+        m.restore_operator_settings(snap.operator_rules, snap.ha_enabled);
         let known: BTreeMap<HostId, HostRecord> = snap
             .hosts
             .into_iter()
@@ -113,14 +122,18 @@ impl HaManager {
                     since_ms: now_ms + m.config.heartbeat.detection_ms(),
                     dfs_alive,
                 },
-                // Fenced again from the start — unless, within one
-                // heartbeat interval, it shows a new boot: repaired while
-                // no controller ran, its guests died with the old boot, and
-                // a power-off now would only switch the repaired host off.
+                // Heard afresh, as every host: fenced again from the start
+                // if silent a whole detection window — unless it shows a
+                // new boot (repaired while no controller ran: its guests
+                // died with the old boot, and a power-off now would only
+                // switch the repaired host off) or reports from the same
+                // boot (reachable, never fenced: its VMs run where it says).
                 Liveness::Fencing(_) if rec.boot_id.is_some() => {
                     awaiting_proof += 1;
+                    let window = m.config.heartbeat.detection_ms();
                     Liveness::Fencing(FenceStage::RebootProof {
-                        deadline_ms: now_ms + m.config.heartbeat.first_miss_ms(),
+                        deadline_ms: now_ms + window,
+                        held_until_ms: now_ms + window + m.config.isolation_response_delay_ms,
                     })
                 }
                 Liveness::Fencing(_) => {
@@ -210,7 +223,7 @@ impl HaManager {
                 hosts: m.hosts.len(),
                 vms: m.vms.len(),
                 refencing: refence.len() + awaiting_proof,
-                reboot_proof_ms: (awaiting_proof > 0).then(|| m.config.heartbeat.first_miss_ms()),
+                reboot_proof_ms: (awaiting_proof > 0).then(|| m.config.heartbeat.detection_ms()),
             },
         );
         for id in refence {

@@ -35,11 +35,13 @@ impl fmt::Display for FenceMethod {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FenceStage {
-    /// A controller restored mid-fence waits this long for a heartbeat from
-    /// a new boot (its guests died with the old one) before fencing again;
-    /// nothing is in flight towards the host meanwhile.
+    /// A controller restored mid-fence hears the host afresh, as every host:
+    /// silent until `deadline_ms` (a detection window), it is fenced — held
+    /// while the cluster is silent at large or the DFS shows it renewing,
+    /// up to `held_until_ms`. Nothing is in flight towards it meanwhile.
     RebootProof {
         deadline_ms: u64,
+        held_until_ms: u64,
     },
     Ipmi {
         deadline_ms: u64,
@@ -637,6 +639,10 @@ pub enum ApiError {
         host: HostId,
         stuck: Vec<(VmId, String)>,
     },
+    #[error("rule `{name}` refused; nothing was changed: {why}")]
+    RuleRefused { name: String, why: String },
+    #[error("no rule named `{0}` set through the API")]
+    NoSuchRule(String),
 }
 
 impl ApiError {
@@ -657,6 +663,8 @@ impl ApiError {
             ApiError::NoAllowedHost { .. } => "no-allowed-host",
             ApiError::MaintenanceRefused { .. } => "maintenance-refused",
             ApiError::CannotDrain { .. } => "cannot-drain",
+            ApiError::RuleRefused { .. } => "rule-refused",
+            ApiError::NoSuchRule(_) => "no-such-rule",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
 //! routers …|eips …|dns-aliases …|load-balancers …|rdbs …|mongodbs …|
-//! caches …|images …|volumes …|snapshots …`: the operator's client of the
+//! caches …|images …|volumes …|snapshots …|rules …|ha …`: the operator's client of the
 //! controller's HTTP API ([`crate::daemon::api`]).
 //!
 //! Map:
@@ -9,7 +9,8 @@
 //! - [`main`] — the subcommands, table or JSON output; the network ones
 //!   (`vxnets`, `routers`, `eips`, `dns-aliases`) in [`network`],
 //!   `load-balancers` in [`lb`], `rdbs` in [`rdb`], `mongodbs` and
-//!   `caches` (and what the managed services share) in [`services`], the
+//!   `caches` (and what the managed services share) in [`services`],
+//!   `rules` and `ha` in [`rules`], the
 //!   storage ones (`images`, `volumes`, `snapshots`, `instances capture`)
 //!   in [`storage`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
@@ -20,12 +21,14 @@
 mod lb;
 mod network;
 mod rdb;
+mod rules;
 mod services;
 mod storage;
 
 pub use lb::LoadBalancersCmd;
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
 pub use rdb::RdbsCmd;
+pub use rules::{HaCmd, RulesCmd};
 pub use services::{CachesCmd, MongodbsCmd};
 pub use storage::{ImagesCmd, SnapshotsCmd, VolumesCmd};
 
@@ -199,6 +202,10 @@ impl Endpoint {
         self.exchange("DELETE", path, &[], None)
     }
 
+    pub fn put(&self, path: &str, body: Value) -> Result<Value, CallError> {
+        self.exchange("PUT", path, &[], Some(body))
+    }
+
     fn exchange(
         &self,
         method: &str,
@@ -337,6 +344,8 @@ pub enum Cmd {
     DnsAliases(DnsAliasesCmd),
     LoadBalancers(LoadBalancersCmd),
     Rdbs(RdbsCmd),
+    Rules(RulesCmd),
+    Ha(HaCmd),
     Mongodbs(MongodbsCmd),
     Caches(CachesCmd),
     Images(ImagesCmd),
@@ -377,6 +386,8 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::DnsAliases(c) => network::dns_aliases(ep, c)?,
         Cmd::LoadBalancers(c) => lb::load_balancers(ep, c)?,
         Cmd::Rdbs(c) => rdb::rdbs(ep, c)?,
+        Cmd::Rules(c) => rules::rules(ep, c)?,
+        Cmd::Ha(c) => rules::ha(ep, c)?,
         Cmd::Mongodbs(c) => services::mongodbs(ep, c)?,
         Cmd::Caches(c) => services::caches(ep, c)?,
         Cmd::Images(c) => storage::images(ep, c)?,

@@ -32,7 +32,7 @@ async fn hosts(State(api): State<Api>) -> Result<Json<Value>, Fault> {
     let c = api.cluster().await?;
     let hosts = object(&c, "hosts")
         .map(|(id, h)| {
-            json!({ "id": id, "state": h["state"], "spare": h["spare"], "bonds": h["bonds"] })
+            json!({ "id": id, "state": h["state"], "spare": h["spare"], "bonds": h["bonds"], "standby": h["standby"] })
         })
         .collect();
     Ok(Json(Value::Array(hosts)))

@@ -31,6 +31,7 @@ mod instances;
 mod lb;
 mod network;
 mod rdb;
+mod rules;
 mod services;
 mod storage;
 
@@ -180,7 +181,7 @@ impl Fault {
 /// The HTTP status for an error code.
 pub fn status_of(code: &str) -> StatusCode {
     match code {
-        "no-such-vm" | "no-such-host" | "not-found" => StatusCode::NOT_FOUND,
+        "no-such-vm" | "no-such-host" | "no-such-rule" | "not-found" => StatusCode::NOT_FOUND,
         // The HA core's refusals, then the cloud's (vxnets, EIPs, volumes, …).
         "vm-exists"
         | "host-unusable"
@@ -199,7 +200,8 @@ pub fn status_of(code: &str) -> StatusCode {
         | "rule-forbids"
         | "no-allowed-host"
         | "maintenance-refused"
-        | "cannot-drain" => StatusCode::CONFLICT,
+        | "cannot-drain"
+        | "rule-refused" => StatusCode::CONFLICT,
         "invalid-request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method-not-allowed" => StatusCode::METHOD_NOT_ALLOWED,
@@ -307,6 +309,7 @@ pub async fn serve(
         .merge(network::routes())
         .merge(lb::routes())
         .merge(rdb::routes())
+        .merge(rules::routes())
         .merge(services::routes())
         .merge(storage::routes())
         .fallback(not_found)
