@@ -3,7 +3,7 @@
 
 use krrish_controller::{ControllerMachine, ControllerOutput, ControllerSnapshot, Store};
 use krrish_core::ha::{Command, FenceStage, HaConfig, HaManager, HostReport, Liveness, VmState};
-use krrish_core::{BondHealth, HostId};
+use krrish_core::HostId;
 use krrish_sim::demo;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -12,14 +12,7 @@ fn a_core_mid_fence() -> HaManager {
     let (hosts, vms) = demo::cluster(3, 1, 2);
     let mut core = HaManager::new(0, HaConfig::default(), hosts, vms);
     // Only the spare reports: after 19 s the others are offline and being fenced.
-    let report = HostReport {
-        holds_lease: true,
-        migrating_out: vec![],
-        booting: vec![],
-        boot_id: 1,
-        bonds: [BondHealth::Ok; 3],
-        running: vec![],
-    };
+    let report = HostReport::healthy(1, vec![]);
     core.handle_heartbeat(18_000, &HostId::new("spare-1"), &report);
     core.handle_timeout(19_000);
     // No host renews its DFS lease: the silent ones are dead.
@@ -213,14 +206,7 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
                 .filter(|v| v.spec.home == host)
                 .map(|v| v.spec.id.clone())
                 .collect();
-            let report = HostReport {
-                holds_lease: true,
-                boot_id: 1,
-                bonds: [BondHealth::Ok; 3],
-                running,
-                migrating_out: vec![],
-                booting: vec![],
-            };
+            let report = HostReport::healthy(1, running);
             m.handle_frame(now, conn, Frame::Heartbeat { report });
         }
         m.handle_opened(9);

@@ -20,7 +20,8 @@
 //!   admission; the planner calls the same functions.
 //! - [`rules`] — placement rule groups (affinity, anti-affinity, run-on,
 //!   not-on; must or should) and the one judgement of where a VM may go
-//!   under them.
+//!   under them; [`rule_check`] — a group in an operator's words (file or
+//!   API) checked into one.
 //! - [`migration`] — live-migration preconditions.
 //! - [`ha`] — the HA state machine: suspect → offline → fence (IPMI, then DFS
 //!   lease) → takeover spare → boot from DFS → failback by live migration.
@@ -41,6 +42,10 @@
 //!   - `ha/placement_rules.rs` — the rule groups applied to every placement.
 //!   - `ha/affinity.rs` — affinity groups moving together, and rejoining.
 //!   - `ha/drs.rs` — DRS: load balancing by live migration.
+//!   - `ha/dpm.rs` — DPM: idle production hosts drained and powered off,
+//!     powered on when failover or load needs them.
+//!   - `ha/operator_rules.rs` — rule groups and the HA switch set through
+//!     the API, persisted.
 //!   - `ha/api.rs` — create, start, migrate and stop VMs on an operator's request.
 //!   - `ha/persist.rs` — `CoreSnapshot`, and a restarted controller resuming from it.
 //!   - `ha/vm_table.rs` — the VM records indexed by the hosts they name.

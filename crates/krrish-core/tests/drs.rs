@@ -4,7 +4,7 @@
 use krrish_core::ha::{DrsConfig, HaConfig, HaManager, HostReport};
 use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
 use krrish_core::testkit::host;
-use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec, Zone};
+use krrish_core::{HaPolicy, HostId, Resources, VmId, VmSpec, Zone};
 
 /// Every host's agent reports once (a host the controller has not heard
 /// from takes no VMs), listing the VMs homed there.
@@ -17,14 +17,7 @@ fn heard(mut m: HaManager) -> HaManager {
             .filter(|(_, v)| v.spec.home == h)
             .map(|(id, _)| id.clone())
             .collect();
-        let report = HostReport {
-            holds_lease: true,
-            migrating_out: vec![],
-            booting: vec![],
-            boot_id: 1,
-            bonds: [BondHealth::Ok; 3],
-            running,
-        };
+        let report = HostReport::healthy(1, running);
         m.handle_heartbeat(1_000, &h, &report);
     }
     m

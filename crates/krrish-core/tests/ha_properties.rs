@@ -16,7 +16,7 @@ use krrish_core::ha::{
 use krrish_core::rules::{RuleGroup, RuleKind, Rules, Strength};
 use krrish_core::testkit::{Step as Op, TwoParty as Model};
 use krrish_core::HaPolicy;
-use krrish_core::{BondHealth, HostId, Resources, VmId};
+use krrish_core::{HostId, Resources, VmId};
 use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = Op> {
@@ -187,14 +187,7 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
         // the controller rightly suspects itself).
         if now.is_multiple_of(6_000) {
             for (id, h) in m.hosts.iter().filter(|(id, _)| id.as_str() != "hv-1") {
-                let report = HostReport {
-                    holds_lease: true,
-                    migrating_out: vec![],
-                    booting: vec![],
-                    boot_id: h.boot_id,
-                    bonds: [BondHealth::Ok; 3],
-                    running: h.running.iter().cloned().collect(),
-                };
+                let report = HostReport::healthy(h.boot_id, h.running.iter().cloned().collect());
                 m.core.handle_heartbeat(now, id, &report);
             }
         }

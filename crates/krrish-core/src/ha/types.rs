@@ -603,6 +603,21 @@ pub struct HostReport {
     pub holds_lease: bool,
 }
 
+impl HostReport {
+    /// A healthy host's report: a lease held, every bond working, `running`
+    /// its guests, nothing booting or migrating away.
+    pub fn healthy(boot_id: u64, running: Vec<VmId>) -> Self {
+        Self {
+            boot_id,
+            bonds: [BondHealth::Ok; 3],
+            running,
+            booting: Vec::new(),
+            migrating_out: Vec::new(),
+            holds_lease: true,
+        }
+    }
+}
+
 /// Agents that predate the field always reported with a lease in mind.
 fn holds_lease_default() -> bool {
     true
