@@ -132,10 +132,10 @@ impl HaManager {
         }
         // A host DPM powered off (or is powering off) is powered on; it
         // takes VMs once it heartbeats from its new boot.
-        if matches!(
-            h.standby,
-            super::Standby::Off { .. } | super::Standby::PoweringOff
-        ) && !h.liveness.is_up()
+        // A power-off in flight lands anyway (found by the adversary: the
+        // host was handed back, took a VM, and was switched off under it).
+        if h.standby == super::Standby::PoweringOff
+            || matches!(h.standby, super::Standby::Off { .. }) && !h.liveness.is_up()
         {
             let why = "an operator took it out of maintenance".to_string();
             self.power_on_standby(now_ms, host, why);

@@ -82,16 +82,26 @@ impl HaManager {
                     self.vms[vm].state.name()
                 )));
             }
-            let running_on = |vm: &VmId| -> Option<HostId> {
-                match &self.vms[vm].state {
-                    VmState::Running { host } => Some(host.clone()),
-                    _ => None,
+            // Every host a member may be alive on counts — a host being
+            // fenced under it too (found by the adversary: a group was
+            // accepted while both members still ran on a host mid-fence).
+            let may_run: Vec<Vec<HostId>> = group
+                .vms
+                .iter()
+                .map(|vm| self.hosts_that_may_run(vm))
+                .collect();
+            let deepest = may_run.iter().map(Vec::len).max().unwrap_or(0);
+            for k in 0..deepest.max(1) {
+                let at = |vm: &VmId| -> Option<HostId> {
+                    let i = group.vms.iter().position(|v| v == vm)?;
+                    let hosts = &may_run[i];
+                    hosts.get(k.min(hosts.len().saturating_sub(1))).cloned()
+                };
+                if let Some(why) = group.broken_where(at, "running on") {
+                    return Err(refuse(format!(
+                        "a must rule must hold where the VMs run now: {why}"
+                    )));
                 }
-            };
-            if let Some(why) = group.broken_where(running_on, "running on") {
-                return Err(refuse(format!(
-                    "a must rule must hold where the VMs run now: {why}"
-                )));
             }
         }
         match replaces {
