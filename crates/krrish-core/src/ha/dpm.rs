@@ -12,6 +12,7 @@
 //! capacity. A host powered on comes back with a new boot and leaves
 //! maintenance by itself; for two rounds after, nothing is powered off.
 
+use super::drs::load_permille;
 use super::{Command, HaManager, Liveness, Notice, VmState};
 use crate::ids::HostId;
 use crate::model::Resources;
@@ -72,11 +73,6 @@ impl Standby {
     }
 }
 
-/// Used and placeable resources summed, as a load in per mille.
-fn cluster_permille(used: Resources, cap: Resources) -> u64 {
-    super::drs::load_permille(used, cap)
-}
-
 impl HaManager {
     /// The powered-on production hosts that take VMs, with each one's
     /// placed demand and placeable capacity.
@@ -103,7 +99,7 @@ impl HaManager {
             (Resources::ZERO, Resources::ZERO),
             |(u, c), (_, used, cap)| (u.add(used), c.add(cap)),
         );
-        cluster_permille(used, cap)
+        load_permille(used, cap)
     }
 
     /// A DPM round: standby hosts move on (drained → powered off; a
@@ -155,7 +151,7 @@ impl HaManager {
         // The least loaded first (then by name): fewest VMs to move.
         let mut order: Vec<(u64, HostId)> = hosts
             .iter()
-            .map(|(h, used, cap)| (cluster_permille(*used, *cap), h.clone()))
+            .map(|(h, used, cap)| (load_permille(*used, *cap), h.clone()))
             .collect();
         order.sort();
         for (_, candidate) in order {
@@ -173,7 +169,7 @@ impl HaManager {
                 .fold((moved, Resources::ZERO), |(u, c), (_, used, cap)| {
                     (u.add(used), c.add(cap))
                 });
-            let after = cluster_permille(used, cap);
+            let after = load_permille(used, cap);
             if after >= u64::from(dpm.high_percent) * 10 {
                 continue;
             }
