@@ -149,6 +149,11 @@ impl World {
         if !dst.powered || !dst.bond(BondName::Bond1).carries_traffic() {
             return Err(format!("target {to} unreachable on the VM network"));
         }
+        if !dst.storage_up() {
+            return Err(format!(
+                "target {to} cannot open the VM's disk: storage network (bond2) down"
+            ));
+        }
         dst.domains.insert(
             vm.clone(),
             Domain {
@@ -202,6 +207,18 @@ impl World {
         let dst_incoming = matches!(self.hosts.get(to).and_then(|x| x.domains.get(vm)), Some(d) if d.state != DomainState::Running);
         if !src_running || !dst_incoming {
             return Err("migration interrupted".into());
+        }
+        // No lease, no disk: the target takes the disk over at the
+        // switch-over, which it cannot without storage and a lease the DFS
+        // honours. The half-arrived copy is discarded; the source runs on.
+        let target_has_disk = self.hosts.get(to).is_some_and(|x| x.storage_up())
+            && self.leases.valid(to, now_ms);
+        if !target_has_disk {
+            self.hosts.get_mut(to).expect("checked").domains.remove(vm);
+            self.generation += 1;
+            return Err(format!(
+                "switch-over refused: {to} cannot take {vm}'s disk (no storage or no DFS lease)"
+            ));
         }
         let moved = self.hosts.get_mut(h).expect("checked").domains.remove(vm);
         let (last_sync, guest) = moved.map(|d| (d.last_sync_ms, d.guest)).unwrap_or_default();

@@ -358,11 +358,17 @@ impl HaManager {
     }
 
     /// A report from `host`, the surviving side of migrations in doubt.
+    ///
+    /// A source that still copies the VM to its fenced target is not taken
+    /// at its word yet: the copy could still switch over. It is told to
+    /// cancel the copy, and the answer (or a later report with no copy in
+    /// flight) settles the VM.
     pub(super) fn settle_migrations_in_doubt(
         &mut self,
         now_ms: u64,
         host: &HostId,
         running: &[VmId],
+        migrating_out: &[VmId],
     ) {
         let due = self.vms_on(host, |_, v| {
             matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host)
@@ -374,7 +380,22 @@ impl HaManager {
             let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
                 unreachable!("listed as migrating")
             };
-            let fenced = if &from == host { to } else { from };
+            let fenced = if &from == host { to.clone() } else { from.clone() };
+            if &from == host && migrating_out.contains(&id) {
+                let vm = self.vms.get_mut(&id).expect("listed");
+                if !vm.migration_aborting {
+                    vm.migration_aborting = true;
+                    self.notice(
+                        now_ms,
+                        Notice::MigrationFailed {
+                            vm: id.clone(),
+                            why: format!("{to} is fenced: cancelling the copy still in flight"),
+                        },
+                    );
+                    self.command(Command::AbortMigration { vm: id, from, to });
+                }
+                continue;
+            }
             if running.contains(&id) {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 vm.state = VmState::Running { host: host.clone() };
@@ -425,6 +446,7 @@ impl HaManager {
             return;
         }
         rec.migration_aborting = false;
+        rec.settled_by = None;
         if matches!(self.hosts[from].liveness, Liveness::Fenced { .. }) {
             self.release_by_policy(now_ms, vm, from);
         } else {
@@ -475,7 +497,8 @@ impl HaManager {
     /// connection): the source still runs the VM but reports no copy in
     /// flight, twice in a row (one report may have been built before the
     /// command arrived). The command is sent again with a fresh deadline —
-    /// safe, as no copy is under way.
+    /// safe, as no copy is under way — if the target is up; else the
+    /// migration is cancelled.
     pub(super) fn resend_lost_migrations(
         &mut self,
         now_ms: u64,
@@ -501,14 +524,34 @@ impl HaManager {
                 continue;
             }
             vm.missed_reports = 0;
-            let VmState::Migrating {
-                to, deadline_ms, ..
-            } = &mut vm.state
-            else {
+            let VmState::Migrating { to, .. } = &vm.state else {
                 unreachable!("listed as migrating")
             };
-            *deadline_ms = now_ms + timeout;
             let to = to.clone();
+            if !matches!(self.hosts[&to].liveness, Liveness::Up) {
+                // Never sent again to a target that is failing (or being
+                // fenced): a copy begun now could switch over after the
+                // fence. It is cancelled instead, for good measure (a copy
+                // begun meanwhile is discarded), and the answer puts the
+                // VM back on its source.
+                vm.migration_aborting = true;
+                self.notice(
+                    now_ms,
+                    Notice::MigrationFailed {
+                        vm: id.clone(),
+                        why: format!("{to} is not up: cancelling rather than sending it again"),
+                    },
+                );
+                self.command(Command::AbortMigration {
+                    vm: id,
+                    from: host.clone(),
+                    to,
+                });
+                continue;
+            }
+            if let VmState::Migrating { deadline_ms, .. } = &mut vm.state {
+                *deadline_ms = now_ms + timeout;
+            }
             self.command(Command::LiveMigrate {
                 vm: id,
                 from: host.clone(),

@@ -372,7 +372,7 @@ impl HaManager {
         for (vm, from) in arrived {
             self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
         }
-        self.settle_migrations_in_doubt(now_ms, host, running);
+        self.settle_migrations_in_doubt(now_ms, host, running, migrating_out);
         self.abort_again(host);
         self.resend_lost_migrations(now_ms, host, running, migrating_out);
         // A stop whose answer was lost shows up here too.
