@@ -10,7 +10,8 @@ use crate::network::Network;
 use crate::rdb::Rdbs;
 use crate::replica_set::{self as rs, MemberError, MemberLookup};
 use crate::request::{CloudError, CloudReply, CloudRequest, Family};
-use crate::storage::{BootPlan, DiskRef, Storage, BLOCK_BYTES};
+use crate::storage::datastore::WhereIs;
+use crate::storage::{BootPlan, Copier, DiskRef, Storage, BLOCK_BYTES};
 use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -233,6 +234,7 @@ impl Cloud {
         now_ms: u64,
         where_is: &dyn Fn(&VmId) -> Option<HostId>,
     ) -> Vec<String> {
+        let mut lines = self.step_disk_moves(now_ms, where_is);
         let moved: Vec<(VmId, HostId)> = self
             .storage
             .root_disk_hosts()
@@ -241,7 +243,6 @@ impl Cloud {
                 _ => None,
             })
             .collect();
-        let mut lines = Vec::new();
         for (vm, host) in moved {
             match self.vm_placed(&vm, &host, now_ms) {
                 Some(BootPlan::FromDfs { .. }) => lines.push(format!(
@@ -252,6 +253,54 @@ impl Cloud {
                 )),
                 None => {}
             }
+        }
+        lines
+    }
+
+    /// Disk moves whose copier went (a mirror's VM left its host, a DFS
+    /// copy's VM started) are abandoned; drains queue their disks again;
+    /// queued moves start while copy slots are free. One line each.
+    fn step_disk_moves(&mut self, now_ms: u64, where_is: WhereIs) -> Vec<String> {
+        if !self.storage.has_disk_work() {
+            return Vec::new();
+        }
+        let (abandoned, started) = self.storage.step_moves(now_ms, where_is);
+        let requeued = self.storage.requeue_drains(now_ms);
+        let (_, started_too) = self.storage.step_moves(now_ms, where_is);
+        let mut lines = Vec::new();
+        for m in &abandoned {
+            let why = match &m.copying {
+                Some((Copier::Mirror(h), _)) => {
+                    format!("its VM no longer runs on {h}, whose hypervisor mirrored it")
+                }
+                _ => "its VM started (it writes the disk where it was)".into(),
+            };
+            lines.push(format!(
+                "move of {} to datastore {} abandoned: {why}; the half copy is discarded, it stays on {}",
+                m.disk, m.to, m.from
+            ));
+        }
+        for m in &requeued {
+            lines.push(format!(
+                "{} queued to move to datastore {} (drain of {})",
+                m.disk, m.to, m.from
+            ));
+        }
+        for m in started.iter().chain(&started_too) {
+            lines.push(format!(
+                "{} copying to datastore {} ({} GiB, {})",
+                m.disk,
+                m.to,
+                m.gib,
+                m.view().state
+            ));
+        }
+        if !(abandoned.is_empty()
+            && requeued.is_empty()
+            && started.is_empty()
+            && started_too.is_empty())
+        {
+            self.storage_generation += 1;
         }
         lines
     }
@@ -291,6 +340,7 @@ impl Cloud {
         self.rdbs.restart_health_checks(now_ms);
         rs::restart_checks(self.mongodbs.sets.values_mut(), now_ms);
         rs::restart_checks(self.caches.caches.values_mut(), now_ms);
+        self.storage.restart_moves(now_ms);
         let storage = &self.storage;
         for images in self.syncs.values_mut() {
             for (image, due) in images.iter_mut() {
@@ -304,14 +354,41 @@ impl Cloud {
         self
     }
 
-    /// When the next image sync completes.
+    /// When the next image sync or disk copy completes.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.syncs.values().flat_map(|m| m.values()).min().copied()
+        let syncs = self.syncs.values().flat_map(|m| m.values()).min().copied();
+        syncs.into_iter().chain(self.storage.next_move_done()).min()
     }
 
     /// Completes the syncs due by `now_ms`, re-linking the disks booted
-    /// from the DFS copy; one line per sync, for the trace.
+    /// from the DFS copy, and the disk copies due; one line each, for the
+    /// trace.
     pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<String> {
+        let mut lines = self.complete_disk_moves(now_ms);
+        lines.extend(self.complete_syncs(now_ms));
+        lines
+    }
+
+    fn complete_disk_moves(&mut self, now_ms: u64) -> Vec<String> {
+        let done = self.storage.complete_moves(now_ms);
+        if !done.is_empty() {
+            self.storage_generation += 1;
+        }
+        done.iter()
+            .map(|m| {
+                format!(
+                    "{} moved to datastore {} ({} GiB from {}, {})",
+                    m.disk,
+                    m.to,
+                    m.gib,
+                    m.from,
+                    m.cause.as_str()
+                )
+            })
+            .collect()
+    }
+
+    fn complete_syncs(&mut self, now_ms: u64) -> Vec<String> {
         let due: Vec<(HostId, Name)> = self
             .syncs
             .iter()
@@ -378,8 +455,15 @@ impl Cloud {
             self.rdb_generation += 1;
         }
         self.network.forget_vm(vm);
-        // Its snapshot work dies with it (its guest is going away).
+        // Its snapshot work and its disks' moves die with it (its guest is
+        // going away).
         self.storage.forget_disk_ops(vm);
+        for m in self.storage.forget_moves_of(vm) {
+            gone.push(format!(
+                "move of its {} to datastore {} (called off)",
+                m.disk, m.to
+            ));
+        }
         for v in self.storage.describe_volumes() {
             if v.attached_to.as_ref() == Some(vm) && self.storage.detach_volume(&v.name, vm).is_ok()
             {

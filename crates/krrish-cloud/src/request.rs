@@ -142,6 +142,10 @@ pub enum CloudRequest {
         size_gib: u64,
         #[serde(default = "thin")]
         provisioning: Provisioning,
+        /// Where it lives; default: the datastore outside maintenance with
+        /// the most free room.
+        #[serde(default)]
+        datastore: Option<String>,
     },
     DeleteVolume {
         name: String,
@@ -179,6 +183,47 @@ pub enum CloudRequest {
         vm: String,
         image: String,
     },
+    /// A DFS pool disks live on.
+    CreateDatastore {
+        name: String,
+        capacity_gib: u64,
+    },
+    /// Deletes an empty datastore (drain it first): the notes' "shrink".
+    DeleteDatastore {
+        name: String,
+    },
+    DescribeDatastores,
+    /// Maintenance: every disk on it moves to the others; it takes no new
+    /// disks.
+    DrainDatastore {
+        name: String,
+    },
+    /// Out of maintenance: drain moves not yet copying are called off.
+    ResumeDatastore {
+        name: String,
+    },
+    /// Moves disks from the fullest datastores to the emptiest until their
+    /// usage differs by at most `threshold_percent` points (default 10).
+    BalanceDatastores {
+        #[serde(default)]
+        threshold_percent: Option<u64>,
+    },
+    /// Storage live migration of one disk: `vm`'s root disk or `volume`.
+    MigrateDisk {
+        #[serde(default)]
+        vm: Option<String>,
+        #[serde(default)]
+        volume: Option<String>,
+        datastore: String,
+    },
+    /// Calls off a disk's move (queued or copying): it stays where it is.
+    CancelDiskMove {
+        #[serde(default)]
+        vm: Option<String>,
+        #[serde(default)]
+        volume: Option<String>,
+    },
+    DescribeDiskMoves,
 
     /// A managed RDB on two existing VMs on different hosts: `primary`
     /// (epoch 1) and `standby`.
@@ -251,7 +296,16 @@ impl CloudRequest {
             | R::DeleteSnapshot { .. }
             | R::RevertSnapshot { .. }
             | R::DescribeSnapshots { .. }
-            | R::CaptureInstance { .. } => Family::Storage,
+            | R::CaptureInstance { .. }
+            | R::CreateDatastore { .. }
+            | R::DeleteDatastore { .. }
+            | R::DescribeDatastores
+            | R::DrainDatastore { .. }
+            | R::ResumeDatastore { .. }
+            | R::BalanceDatastores { .. }
+            | R::MigrateDisk { .. }
+            | R::CancelDiskMove { .. }
+            | R::DescribeDiskMoves => Family::Storage,
             R::CreateRdb { .. }
             | R::DeleteRdb { .. }
             | R::DescribeRdbs
@@ -294,6 +348,8 @@ impl CloudRequest {
                 | R::DescribeImages
                 | R::DescribeVolumes
                 | R::DescribeSnapshots { .. }
+                | R::DescribeDatastores
+                | R::DescribeDiskMoves
                 | R::DescribeRdbs
                 | R::DescribeMongodbs
                 | R::DescribeCaches
@@ -304,6 +360,19 @@ impl CloudRequest {
 /// A VM named in a request, checked by the naming rule.
 pub(crate) fn vm_name(s: &str) -> Result<VmId, CloudError> {
     Ok(VmId::new(Name::parse("vm", s)?.as_str()))
+}
+
+/// "root disk of VM" / "volume NAME" for a request naming one disk.
+fn disk_words(
+    f: &mut std::fmt::Formatter<'_>,
+    vm: &Option<String>,
+    volume: &Option<String>,
+) -> std::fmt::Result {
+    match (vm, volume) {
+        (Some(vm), None) => write!(f, "root disk of {}", Shown(vm)),
+        (None, Some(v)) => write!(f, "volume {}", Shown(v)),
+        _ => f.write_str("(give vm or volume)"),
+    }
 }
 
 /// A name as a log shows it: as given when it follows the rule, quoted and
@@ -414,12 +483,19 @@ impl std::fmt::Display for CloudRequest {
                 name,
                 size_gib,
                 provisioning,
-            } => write!(
-                f,
-                "CreateVolumes {} ({size_gib} GiB, {})",
-                s(name),
-                provisioning.as_str()
-            ),
+                datastore,
+            } => {
+                write!(
+                    f,
+                    "CreateVolumes {} ({size_gib} GiB, {}",
+                    s(name),
+                    provisioning.as_str()
+                )?;
+                if let Some(ds) = datastore {
+                    write!(f, ", on {}", s(ds))?;
+                }
+                f.write_str(")")
+            }
             R::DeleteVolume { name } => write!(f, "DeleteVolumes {}", s(name)),
             R::AttachVolume { volume, vm } => {
                 write!(f, "AttachVolumes {} to {}", s(volume), s(vm))
@@ -441,6 +517,31 @@ impl std::fmt::Display for CloudRequest {
             R::CaptureInstance { vm, image } => {
                 write!(f, "CaptureInstance {} as image {}", s(vm), s(image))
             }
+            R::CreateDatastore { name, capacity_gib } => {
+                write!(f, "CreateDatastores {} ({capacity_gib} GiB)", s(name))
+            }
+            R::DeleteDatastore { name } => write!(f, "DeleteDatastores {}", s(name)),
+            R::DescribeDatastores => f.write_str("DescribeDatastores"),
+            R::DrainDatastore { name } => write!(f, "DrainDatastore {}", s(name)),
+            R::ResumeDatastore { name } => write!(f, "ResumeDatastore {}", s(name)),
+            R::BalanceDatastores { threshold_percent } => match threshold_percent {
+                Some(t) => write!(f, "BalanceDatastores (within {t} points)"),
+                None => f.write_str("BalanceDatastores"),
+            },
+            R::MigrateDisk {
+                vm,
+                volume,
+                datastore,
+            } => {
+                f.write_str("MigrateDisk ")?;
+                disk_words(f, vm, volume)?;
+                write!(f, " to {}", s(datastore))
+            }
+            R::CancelDiskMove { vm, volume } => {
+                f.write_str("CancelDiskMove ")?;
+                disk_words(f, vm, volume)
+            }
+            R::DescribeDiskMoves => f.write_str("DescribeDiskMoves"),
             R::CreateRdb {
                 name,
                 primary,

@@ -110,7 +110,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .unwrap();
     s.create_root_disk(vm.clone(), &name("img"), h1.clone(), 0)
         .unwrap();
-    s.create_volume(name("vol"), 1, Provisioning::Thin).unwrap();
+    s.create_volume(name("vol"), 1, Provisioning::Thin, None)
+        .unwrap();
     s.attach_volume(&name("vol"), &vm).unwrap();
     let mut m = Model {
         now: [

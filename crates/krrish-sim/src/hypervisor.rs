@@ -211,8 +211,8 @@ impl World {
         // No lease, no disk: the target takes the disk over at the
         // switch-over, which it cannot without storage and a lease the DFS
         // honours. The half-arrived copy is discarded; the source runs on.
-        let target_has_disk = self.hosts.get(to).is_some_and(|x| x.storage_up())
-            && self.leases.valid(to, now_ms);
+        let target_has_disk =
+            self.hosts.get(to).is_some_and(|x| x.storage_up()) && self.leases.valid(to, now_ms);
         if !target_has_disk {
             self.hosts.get_mut(to).expect("checked").domains.remove(vm);
             self.generation += 1;

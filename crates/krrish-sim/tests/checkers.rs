@@ -295,6 +295,7 @@ fn a_guest_writing_a_volume_the_cloud_calls_free_breaks_volume_holder_after_5_s(
             krrish_cloud::Name::parse("volume", "data-1").unwrap(),
             1,
             krrish_cloud::storage::Provisioning::Thin,
+            None,
         )
         .unwrap();
     let mut c = Checkers::new(60_000);

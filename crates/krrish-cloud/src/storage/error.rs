@@ -97,6 +97,49 @@ pub enum StorageError {
     NotSyncing { host: HostId, image: Name },
     #[error("host {host}: the image caches already cover the maximum of {max} hosts")]
     TooManyHosts { host: HostId, max: usize },
+
+    #[error("datastore {0}: no such datastore")]
+    UnknownDatastore(Name),
+    #[error("datastore {0}: the name is taken")]
+    DatastoreNameTaken(Name),
+    #[error("capacity_gib: expected 1 to {max_gib} GiB, got {capacity_gib}")]
+    CapacityGib { capacity_gib: u64, max_gib: u64 },
+    #[error("the cloud already holds the maximum of {max} datastores")]
+    TooManyDatastores { max: usize },
+    #[error("datastore {0}: in maintenance (draining); it takes no new disks")]
+    DatastoreDraining(Name),
+    #[error("no datastore takes new disks (every one is draining)")]
+    NoActiveDatastore,
+    #[error("datastore {datastore}: {need_gib} GiB needed, {free_gib} GiB free")]
+    DatastoreFull {
+        datastore: Name,
+        need_gib: u64,
+        free_gib: u64,
+    },
+    #[error("datastore {datastore}: {disks} disks on it and {moves} disk moves to or from it; drain it first")]
+    DatastoreNotEmpty {
+        datastore: Name,
+        disks: usize,
+        moves: usize,
+    },
+    #[error("datastore {0}: the last datastore cannot be deleted")]
+    LastDatastore(Name),
+    #[error("datastore {0}: no other datastore outside maintenance to drain it to")]
+    NowhereToDrain(Name),
+    #[error("datastore {0}: not in maintenance")]
+    NotDraining(Name),
+    #[error("{disk}: already on datastore {datastore}")]
+    SameDatastore { disk: DiskRef, datastore: Name },
+    #[error("{disk}: moving to datastore {to}; try again once the move is done (or cancel it)")]
+    DiskMoving { disk: DiskRef, to: Name },
+    #[error("{0}: not moving")]
+    NotMoving(DiskRef),
+    #[error("{max} disk moves already queued or copying; try again once some are done")]
+    TooManyDiskMoves { max: usize },
+    #[error("give either `vm` (its root disk) or `volume`: exactly one disk")]
+    OneDisk,
+    #[error("threshold_percent: expected 0 to 100, got {0}")]
+    ThresholdPercent(u64),
 }
 
 fn join(names: &[Name]) -> String {
@@ -112,11 +155,13 @@ impl StorageError {
             E::UnknownVolume(_)
             | E::UnknownVm(_)
             | E::UnknownSnapshot { .. }
-            | E::UnknownImage(_) => "not-found",
+            | E::UnknownImage(_)
+            | E::UnknownDatastore(_) => "not-found",
             E::VolumeNameTaken(_)
             | E::RootDiskExists(_)
             | E::SnapshotNameTaken { .. }
-            | E::ImageNameTaken(_) => "exists",
+            | E::ImageNameTaken(_)
+            | E::DatastoreNameTaken(_) => "exists",
             E::AlreadyAttached { .. } => "already-associated",
             E::AttachedElsewhere { .. } | E::NotAttached { .. } => "not-associated",
             E::DeleteAttached { .. }
@@ -125,18 +170,32 @@ impl StorageError {
             | E::DiskOpPending { .. }
             | E::DiskOpsPending { .. }
             | E::SnapshotVolumeNotHere { .. }
-            | E::SnapshotCreating { .. } => "in-use",
+            | E::SnapshotCreating { .. }
+            | E::DatastoreDraining(_)
+            | E::NoActiveDatastore
+            | E::DatastoreNotEmpty { .. }
+            | E::LastDatastore(_)
+            | E::NowhereToDrain(_)
+            | E::DiskMoving { .. } => "in-use",
             E::TooManyVolumes { .. }
             | E::TooManyAttached { .. }
             | E::TooManyRootDisks { .. }
             | E::TooManySnapshots { .. }
             | E::TooManyDiskOps { .. }
             | E::TooManyImages { .. }
-            | E::TooManyHosts { .. } => "limit",
+            | E::TooManyHosts { .. }
+            | E::TooManyDatastores { .. }
+            | E::TooManyDiskMoves { .. } => "limit",
+            E::DatastoreFull { .. } => "no-capacity",
             E::SizeGib { .. }
             | E::ImageSize { .. }
             | E::BlockOutOfRange { .. }
-            | E::SnapshotDoesNotCover { .. } => "invalid-request",
+            | E::SnapshotDoesNotCover { .. }
+            | E::CapacityGib { .. }
+            | E::SameDatastore { .. }
+            | E::OneDisk
+            | E::ThresholdPercent(_) => "invalid-request",
+            E::NotDraining(_) | E::NotMoving(_) => "not-associated",
             E::NotSyncing { .. } => "not-associated",
         }
     }

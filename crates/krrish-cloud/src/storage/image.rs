@@ -135,6 +135,9 @@ pub struct RootDisk {
     /// the old one's file (0: saved before disks were numbered).
     #[serde(default)]
     pub incarnation: u64,
+    /// The datastore it lives on ([`super::datastore`]).
+    #[serde(default = "super::datastore::default_datastore")]
+    pub datastore: Name,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +153,7 @@ pub struct RootDiskView {
     pub image: Name,
     pub host: HostId,
     pub backing: BackingState,
+    pub datastore: Name,
     pub blocks: u64,
     pub snapshots: usize,
     /// Data held in the chain's layers beyond the image.
@@ -239,6 +243,7 @@ impl Storage {
             });
         }
         self.check_host_room(&host)?;
+        let datastore = self.datastore_for_new_disk(None)?;
         let (backing, plan) = self.boot_on(&host, image, now_ms);
         self.root_disks_made += 1;
         let incarnation = self.root_disks_made;
@@ -255,6 +260,7 @@ impl Storage {
                 disk_ops_seq: 0,
                 disk_ops_applied: 0,
                 incarnation,
+                datastore,
             },
         );
         Ok(plan)
@@ -374,6 +380,7 @@ impl Storage {
     /// A new image, `name`, holding `vm`'s root disk as it reads now: its
     /// chain flattened over its image.
     pub fn capture(&mut self, vm: &VmId, name: Name) -> Result<(), StorageError> {
+        self.check_vm_disks_not_moving(vm)?;
         let d = self.root_disk(vm)?;
         // Its disk as the calls before left it: not before its host has
         // done their snapshot work (a revert, say).
@@ -443,6 +450,7 @@ impl Storage {
             image: d.image.clone(),
             host: d.host.clone(),
             backing: d.backing,
+            datastore: d.datastore.clone(),
             blocks: d.chain.blocks(),
             snapshots: d.snapshots.len(),
             stored_bytes: d.chain.stored_blocks() * BLOCK_BYTES,

@@ -12,6 +12,9 @@
 //! - [`image`] — the DFS image repository, each host's image cache, booting
 //!   a root disk from the DFS while the image syncs, then re-linking; capture.
 //! - [`snapshot`] — VM snapshots, block reads and writes through any disk.
+//! - [`datastore`] — datastores (DFS pools) and storage live migration:
+//!   disk moves queued, copied (mirrored by the VM's host, or by the DFS),
+//!   abandoned when their copier goes; drain and balance.
 //! - [`disk_ops`] — the snapshot work the VM's host still has to do on its
 //!   real disks, and snapshots' `creating`/`available` status.
 //! - [`error`] — [`StorageError`].
@@ -46,6 +49,7 @@
 
 pub(crate) mod calls;
 pub mod chain;
+pub mod datastore;
 pub mod disk_ops;
 pub mod error;
 pub mod image;
@@ -53,6 +57,9 @@ pub mod snapshot;
 pub mod volume;
 
 pub use chain::{Chain, Layer, LayerId};
+pub use datastore::{
+    Copier, Datastore, DatastoreView, DiskMove, DiskMoveView, MoveCause, DEFAULT_DATASTORE,
+};
 pub use disk_ops::{DiskAction, DiskOp, SnapshotStatus, DISK_OPS_PENDING_MAX};
 pub use error::StorageError;
 pub use image::{
@@ -141,6 +148,11 @@ pub struct Storage {
     /// Root disks ever made (each one's `incarnation`).
     #[serde(default)]
     root_disks_made: u64,
+    /// The DFS's pools, and the disks on their way between them.
+    #[serde(default = "datastore::initial_datastores")]
+    datastores: BTreeMap<Name, Datastore>,
+    #[serde(default)]
+    disk_moves: Vec<DiskMove>,
 }
 
 impl Default for Storage {
@@ -158,6 +170,8 @@ impl Storage {
             images: BTreeMap::new(),
             host_caches: BTreeMap::new(),
             root_disks_made: 0,
+            datastores: datastore::initial_datastores(),
+            disk_moves: Vec::new(),
         }
     }
 

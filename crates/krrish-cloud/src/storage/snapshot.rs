@@ -150,6 +150,7 @@ impl Storage {
     /// once its host has (see [`super::disk_ops`]); `creating` until then.
     pub fn snapshot(&mut self, vm: &VmId, name: Name, now_ms: u64) -> Result<(), StorageError> {
         let d = self.root_disk(vm)?;
+        self.check_vm_disks_not_moving(vm)?;
         if d.snapshots.contains_key(&name) {
             return Err(StorageError::SnapshotNameTaken {
                 vm: vm.clone(),
@@ -209,6 +210,7 @@ impl Storage {
     /// layer forward. No disk or other snapshot reads differently.
     pub fn delete_snapshot(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
         let rec = self.snapshot_record(vm, name)?;
+        self.check_vm_disks_not_moving(vm)?;
         let tag = rec.tag_of(name);
         // Only volumes still attached: the host cannot reach the others
         // (their copy stays on them, harmless under its unique tag).
@@ -240,6 +242,7 @@ impl Storage {
     /// volume is attached to `vm`.
     pub fn revert(&mut self, vm: &VmId, name: &Name) -> Result<(), StorageError> {
         let rec = self.snapshot_record(vm, name)?;
+        self.check_vm_disks_not_moving(vm)?;
         for v in &rec.volumes {
             let attached = &self.volume(v)?.attached_to;
             if attached.as_ref() != Some(vm) {

@@ -34,8 +34,10 @@ fn world(limits: StorageLimits) -> Storage {
         .unwrap();
     s.create_root_disk(vm("vm-b"), &n("img"), host("h1"), 0)
         .unwrap();
-    s.create_volume(n("v1"), 1, Provisioning::Thin).unwrap();
-    s.create_volume(n("v2"), 1, Provisioning::Thick).unwrap();
+    s.create_volume(n("v1"), 1, Provisioning::Thin, None)
+        .unwrap();
+    s.create_volume(n("v2"), 1, Provisioning::Thick, None)
+        .unwrap();
     s
 }
 
@@ -77,14 +79,20 @@ fn volume_refusals_name_the_resource_and_change_nothing() {
     refused(&mut s, |s| s.delete_volume(&n("nope")));
     refused(&mut s, |s| s.describe_volume(&n("nope")));
     refused(&mut s, |s| s.write(&vol("nope"), 0, 1));
-    let e = refused(&mut s, |s| s.create_volume(n("v1"), 1, Provisioning::Thin));
+    let e = refused(&mut s, |s| {
+        s.create_volume(n("v1"), 1, Provisioning::Thin, None)
+    });
     assert_eq!(e, "volume v1: the name is taken");
-    let e = refused(&mut s, |s| s.create_volume(n("v3"), 0, Provisioning::Thin));
+    let e = refused(&mut s, |s| {
+        s.create_volume(n("v3"), 0, Provisioning::Thin, None)
+    });
     assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 0");
-    let e = refused(&mut s, |s| s.create_volume(n("v3"), 5, Provisioning::Thick));
+    let e = refused(&mut s, |s| {
+        s.create_volume(n("v3"), 5, Provisioning::Thick, None)
+    });
     assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 5");
     let e = refused(&mut s, |s| {
-        s.create_volume(n("v3"), u64::MAX, Provisioning::Thin)
+        s.create_volume(n("v3"), u64::MAX, Provisioning::Thin, None)
     });
     assert_eq!(e, "size_gib: expected 1 to 4 GiB, got 18446744073709551615");
     let e = refused(&mut s, |s| s.attach_volume(&n("v1"), &vm("vm-x")));
@@ -106,9 +114,11 @@ fn volume_refusals_name_the_resource_and_change_nothing() {
     let e = refused(&mut s, |s| s.attach_volume(&n("v2"), &vm("vm-b")));
     assert_eq!(e, "vm vm-b: already has the maximum of 1 volumes attached");
 
-    s.create_volume(n("v3"), 4, Provisioning::ThickLazyZeroed)
+    s.create_volume(n("v3"), 4, Provisioning::ThickLazyZeroed, None)
         .unwrap();
-    let e = refused(&mut s, |s| s.create_volume(n("v4"), 1, Provisioning::Thin));
+    let e = refused(&mut s, |s| {
+        s.create_volume(n("v4"), 1, Provisioning::Thin, None)
+    });
     assert_eq!(
         e,
         "volume v4: the cloud already holds the maximum of 3 volumes"

@@ -17,7 +17,7 @@
 //! 全盘置零). Either way thick pays the zeroing at create and lazy pays it
 //! on writes; per block keeps the cost proportional to what is written.
 
-use super::{Chain, Storage, StorageError, BLOCKS_PER_GIB, BLOCK_BYTES};
+use super::{Chain, DiskRef, Storage, StorageError, BLOCKS_PER_GIB, BLOCK_BYTES};
 use crate::name::Name;
 use krrish_core::VmId;
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,9 @@ pub struct Volume {
     /// Blocks written at least once (bounded by the size).
     pub(crate) touched: BTreeSet<u64>,
     pub(crate) chain: Chain,
+    /// The datastore it lives on ([`super::datastore`]).
+    #[serde(default = "super::datastore::default_datastore")]
+    pub datastore: Name,
 }
 
 impl Volume {
@@ -103,7 +106,7 @@ impl Volume {
     }
 
     /// Refuses a volume whose detach is unconfirmed.
-    fn available(&self) -> Result<(), StorageError> {
+    pub(crate) fn available(&self) -> Result<(), StorageError> {
         match &self.detaching_from {
             Some(vm) => Err(StorageError::StillDetaching {
                 volume: self.name.clone(),
@@ -142,6 +145,7 @@ impl Volume {
                 (None, Some(_)) => VolumeStatus::Detaching,
                 (None, None) => VolumeStatus::Available,
             },
+            datastore: self.datastore.clone(),
             blocks: self.blocks(),
             allocated_bytes: self.allocated_blocks() * BLOCK_BYTES,
             zeroed_bytes: self.zeroed_blocks() * BLOCK_BYTES,
@@ -181,6 +185,7 @@ pub struct VolumeView {
     pub provisioning: Provisioning,
     pub attached_to: Option<VmId>,
     pub status: VolumeStatus,
+    pub datastore: Name,
     pub blocks: u64,
     pub allocated_bytes: u64,
     pub zeroed_bytes: u64,
@@ -198,10 +203,12 @@ impl Storage {
         name: Name,
         size_gib: u64,
         provisioning: Provisioning,
+        datastore: Option<&Name>,
     ) -> Result<WriteCost, StorageError> {
         if self.volumes.contains_key(&name) {
             return Err(StorageError::VolumeNameTaken(name));
         }
+        let datastore = self.datastore_for_new_disk(datastore)?;
         let max_gib = self.limits.volume_size_gib_max;
         if size_gib == 0 || size_gib > max_gib {
             return Err(StorageError::SizeGib { size_gib, max_gib });
@@ -223,6 +230,7 @@ impl Storage {
                 detaching_from: None,
                 touched: BTreeSet::new(),
                 chain: Chain::new(blocks),
+                datastore,
             },
         );
         Ok(Volume::create_cost(provisioning, blocks))
@@ -239,6 +247,7 @@ impl Storage {
         }
         self.root_disk(vm)?;
         v.available()?;
+        self.check_not_moving(&DiskRef::Volume(volume.clone()))?;
         let max = self.limits.volumes_per_vm_max;
         if self.attached_to(vm).len() >= max {
             return Err(StorageError::TooManyAttached {
@@ -268,6 +277,7 @@ impl Storage {
             }),
             Some(_) => {
                 self.check_no_disk_op_on(volume, vm)?;
+                self.check_not_moving(&DiskRef::Volume(volume.clone()))?;
                 let v = self.volumes.get_mut(volume).expect("checked");
                 v.attached_to = None;
                 v.detaching_from = Some(vm.clone());
@@ -305,6 +315,7 @@ impl Storage {
             });
         }
         v.available()?;
+        self.check_not_moving(&DiskRef::Volume(volume.clone()))?;
         self.volumes.remove(volume);
         for d in self.root_disks.values_mut() {
             for s in d.snapshots.values_mut() {
@@ -326,7 +337,7 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DiskRef, StorageLimits};
+    use super::super::StorageLimits;
     use super::*;
 
     fn n(s: &str) -> Name {
@@ -337,10 +348,14 @@ mod tests {
     fn the_three_provisionings_differ_where_the_table_says() {
         let mut s = Storage::new(StorageLimits::default());
         let per_gib = BLOCKS_PER_GIB;
-        let thin = s.create_volume(n("thin"), 1, Provisioning::Thin).unwrap();
-        let thick = s.create_volume(n("thick"), 1, Provisioning::Thick).unwrap();
+        let thin = s
+            .create_volume(n("thin"), 1, Provisioning::Thin, None)
+            .unwrap();
+        let thick = s
+            .create_volume(n("thick"), 1, Provisioning::Thick, None)
+            .unwrap();
         let lazy = s
-            .create_volume(n("lazy"), 1, Provisioning::ThickLazyZeroed)
+            .create_volume(n("lazy"), 1, Provisioning::ThickLazyZeroed, None)
             .unwrap();
         assert_eq!(thin, WriteCost::default());
         assert_eq!(

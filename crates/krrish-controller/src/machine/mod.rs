@@ -554,7 +554,9 @@ impl ControllerMachine {
 
     /// The cloud's root disks follow the core's placements.
     fn follow_placements(&mut self, now_ms: u64) {
-        if self.cloud.storage.root_disk_hosts().next().is_none() {
+        if self.cloud.storage.root_disk_hosts().next().is_none()
+            && !self.cloud.storage.has_disk_work()
+        {
             return;
         }
         let core = &self.core;

@@ -380,7 +380,11 @@ impl HaManager {
             let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
                 unreachable!("listed as migrating")
             };
-            let fenced = if &from == host { to.clone() } else { from.clone() };
+            let fenced = if &from == host {
+                to.clone()
+            } else {
+                from.clone()
+            };
             if &from == host && migrating_out.contains(&id) {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 if !vm.migration_aborting {

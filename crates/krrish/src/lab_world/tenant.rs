@@ -78,9 +78,15 @@ pub(super) fn cloud_call(r: &CloudRequest) -> Option<(String, Option<Value>)> {
             name,
             size_gib,
             provisioning,
+            datastore,
         } => (
             "/v1/volumes".into(),
-            Some(json!({ "name": name, "size_gib": size_gib, "provisioning": provisioning })),
+            Some(json!({
+                "name": name,
+                "size_gib": size_gib,
+                "provisioning": provisioning,
+                "datastore": datastore,
+            })),
         ),
         R::CreateImage { name, size_gib } => (
             "/v1/images".into(),

@@ -9,7 +9,7 @@
 //! | route | request |
 //! |---|---|
 //! | `GET /v1/images`, `POST /v1/images {name, size_gib}` | DescribeImages, CreateImage → 201 |
-//! | `GET /v1/volumes?instance=`, `POST /v1/volumes {name, size_gib, provisioning?}` | DescribeVolumes, CreateVolume → 201 |
+//! | `GET /v1/volumes?instance=`, `POST /v1/volumes {name, size_gib, provisioning?, datastore?}` | DescribeVolumes, CreateVolume → 201 |
 //! | `GET`/`DELETE /v1/volumes/{name}` | one volume / DeleteVolume |
 //! | `POST /v1/volumes/{name}/attach {instance}`, `…/detach {instance}` | AttachVolume, DetachVolume |
 //! | `GET /v1/instances/{id}/snapshots`, `POST … {name}` | DescribeSnapshots, CreateSnapshot → 201 |
@@ -170,6 +170,8 @@ struct CreateVolumeBody {
     size_gib: u64,
     /// `thin` (default), `thick` or `thick-lazy-zeroed`.
     provisioning: Option<Provisioning>,
+    /// The datastore it lives on (default: the one with most free room).
+    datastore: Option<String>,
 }
 
 async fn create_volume(
@@ -179,10 +181,14 @@ async fn create_volume(
     let b = body(b)?;
     check_id("name", &b.name)?;
     check_size(b.size_gib)?;
+    if let Some(ds) = &b.datastore {
+        check_id("datastore", ds)?;
+    }
     let r = CloudRequest::CreateVolume {
         name: b.name,
         size_gib: b.size_gib,
         provisioning: b.provisioning.unwrap_or(Provisioning::Thin),
+        datastore: b.datastore,
     };
     created(&api, r).await
 }
@@ -337,6 +343,7 @@ mod tests {
             name: "data".into(),
             size_gib: 1,
             provisioning: Provisioning::Thin,
+            datastore: None,
         });
         ok(CloudRequest::AttachVolume {
             volume: "data".into(),
@@ -395,6 +402,7 @@ mod tests {
                     name: "zero".into(),
                     size_gib: 0,
                     provisioning: Provisioning::Thin,
+                    datastore: None,
                 },
                 "invalid-request",
                 400,
