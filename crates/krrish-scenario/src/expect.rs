@@ -84,6 +84,15 @@ pub enum Check {
         volume: Name,
         attached_to: Option<VmId>,
         status: Option<krrish_cloud::storage::VolumeStatus>,
+        datastore: Option<Name>,
+    },
+    /// A datastore's state and the disks on it (`name` given), or the disk
+    /// moves queued or copying cloud-wide (`moving`).
+    Datastore {
+        name: Option<Name>,
+        state: Option<String>,
+        disks: Option<usize>,
+        moving: Option<usize>,
     },
     /// A VM's snapshot and its status (`None`: no such snapshot).
     Snapshot {
@@ -101,6 +110,7 @@ pub enum Check {
         vm: VmId,
         host: Option<HostId>,
         backing: Option<BackingState>,
+        datastore: Option<Name>,
     },
     /// Requests from `from` to a load balancer's listener.
     Lb(LbCheck),
@@ -386,6 +396,11 @@ pub(crate) fn check(
             volume: name("name", &x.name)?,
             attached_to,
             status: x.status,
+            datastore: x
+                .datastore
+                .as_deref()
+                .map(|d| name("datastore", d))
+                .transpose()?,
         });
     }
     if let Some(x) = e.snapshot {
@@ -420,6 +435,39 @@ pub(crate) fn check(
             vm: v("vm", &r.vm)?,
             host: r.host.as_deref().map(|x| h("host", x)).transpose()?,
             backing: r.backing,
+            datastore: r
+                .datastore
+                .as_deref()
+                .map(|d| name("datastore", d))
+                .transpose()?,
+        });
+    }
+    if let Some(d) = e.datastore {
+        if let Some(s) = d.state.as_deref() {
+            if !["active", "draining", "drained"].contains(&s) {
+                return Err(src.error(
+                    src.find("state", s).or(at),
+                    format!("datastore.state: `{s}` is not a datastore state; expected one of active, draining, drained"),
+                ));
+            }
+        }
+        if d.name.is_none() && (d.state.is_some() || d.disks.is_some()) {
+            return Err(src.error(
+                at,
+                "datastore: `state` and `disks` need the datastore's `name`",
+            ));
+        }
+        if d.state.is_none() && d.disks.is_none() && d.moving.is_none() {
+            return Err(src.error(
+                at,
+                "datastore: expected `state`, `disks` (with `name`) or `moving`",
+            ));
+        }
+        checks.push(Check::Datastore {
+            name: d.name.as_deref().map(|n| name("name", n)).transpose()?,
+            state: d.state,
+            disks: d.disks,
+            moving: d.moving,
         });
     }
     if let Some(x) = e.lb {
@@ -478,7 +526,7 @@ pub(crate) fn check(
     }
     match checks.len() {
         1 => Ok(checks.pop().expect("one")),
-        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, snapshot, root_disk, reboots, lb, rdb, mongodb, cache")),
+        0 => Err(src.error(at, "expectation has no check: expected one of vm_runs_on, vm_state, host_state, bond_state, spares, rto_max, rpo_max, failovers, trace_contains, trace_lacks, converged, event, no_event, ping, nic, eip, disk, volume, snapshot, root_disk, datastore, reboots, lb, rdb, mongodb, cache")),
         n => Err(src.error(at, format!("expectation has {n} checks; give each its own item"))),
     }
 }

@@ -276,6 +276,8 @@ pub struct Expectation {
     pub snapshot: Option<SnapshotRef>,
     /// Where a VM's root disk is based: its host and which image copy.
     pub root_disk: Option<RootDiskRef>,
+    /// A datastore's state and disks, or the disk moves under way.
+    pub datastore: Option<DatastoreRef>,
     /// How many guest reboots of a VM completed (ground truth).
     pub reboots: Option<RebootsRef>,
     /// Requests to a load balancer's listener: served or not, the backends
@@ -374,6 +376,9 @@ pub struct VolumeRef {
     /// not confirmed the unplug yet); unchecked when absent.
     #[serde(default)]
     pub status: Option<krrish_cloud::storage::VolumeStatus>,
+    /// The datastore it lives on; unchecked when absent.
+    #[serde(default)]
+    pub datastore: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,6 +397,20 @@ pub struct RootDiskRef {
     pub vm: String,
     pub host: Option<String>,
     pub backing: Option<krrish_cloud::storage::BackingState>,
+    /// The datastore it lives on.
+    pub datastore: Option<String>,
+}
+
+/// A datastore's state (`active`, `draining`, `drained`) and/or how many
+/// disks live on it; `moving: N` — how many disk moves are queued or
+/// copying cloud-wide.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreRef {
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub disks: Option<usize>,
+    pub moving: Option<usize>,
 }
 
 /// `from`: `internet`, `external` or a VM; exactly one `to_*`.

@@ -269,6 +269,7 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
             volume,
             attached_to,
             status,
+            datastore,
         } => {
             let cloud = world.cloud();
             let view = cloud
@@ -276,7 +277,13 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
                 .describe_volume(volume)
                 .map_err(|e| e.to_string())?;
             let got = view.attached_to;
-            if status.is_some_and(|s| s != view.status) {
+            if datastore.as_ref().is_some_and(|d| d != &view.datastore) {
+                Err(format!(
+                    "volume {volume} is on datastore {}, expected {}",
+                    view.datastore,
+                    datastore.as_ref().expect("checked")
+                ))
+            } else if status.is_some_and(|s| s != view.status) {
                 Err(format!(
                     "volume {volume} is {}, expected {}",
                     view.status.as_str(),
@@ -303,7 +310,62 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
                 Err(format!("vm {vm} rebooted {got} times, expected {count}"))
             }
         }
-        Check::RootDisk { vm, host, backing } => {
+        Check::Datastore {
+            name,
+            state,
+            disks,
+            moving,
+        } => {
+            let cloud = world.cloud();
+            let mut wrong = Vec::new();
+            if let Some(n) = name {
+                let all = cloud.storage.describe_datastores();
+                let Some(d) = all.iter().find(|d| &d.name == n) else {
+                    return Err(format!("datastore {n}: no such datastore"));
+                };
+                if state.as_ref().is_some_and(|s| s != &d.state) {
+                    wrong.push(format!(
+                        "is {}, expected {}",
+                        d.state,
+                        state.as_ref().expect("checked")
+                    ));
+                }
+                if disks.is_some_and(|k| k != d.disks) {
+                    wrong.push(format!(
+                        "holds {} disks, expected {}",
+                        d.disks,
+                        disks.expect("checked")
+                    ));
+                }
+            }
+            let moves = cloud.storage.describe_disk_moves();
+            if moving.is_some_and(|k| k != moves.len()) {
+                let shown: Vec<String> = moves
+                    .iter()
+                    .map(|m| format!("{} -> {} ({})", m.disk, m.to, m.state))
+                    .collect();
+                wrong.push(format!(
+                    "{} disk moves under way, expected {}: {}",
+                    moves.len(),
+                    moving.expect("checked"),
+                    shown.join(", ")
+                ));
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                let who = name
+                    .as_ref()
+                    .map_or("datastores".to_string(), |n| format!("datastore {n}"));
+                Err(format!("{who}: {}", wrong.join("; ")))
+            }
+        }
+        Check::RootDisk {
+            vm,
+            host,
+            backing,
+            datastore,
+        } => {
             let cloud = world.cloud();
             let d = cloud
                 .storage
@@ -318,6 +380,11 @@ pub(super) fn evaluate(world: &dyn SimulatedWorld, check: &Check) -> Result<(), 
             if let Some(b) = backing {
                 if &d.backing != b {
                     wrong.push(format!("based {:?}, expected {b:?}", d.backing));
+                }
+            }
+            if let Some(ds) = datastore {
+                if &d.datastore != ds {
+                    wrong.push(format!("on datastore {}, expected {ds}", d.datastore));
                 }
             }
             if wrong.is_empty() {

@@ -199,6 +199,7 @@ impl LabRun<'_> {
                 volume,
                 attached_to,
                 status,
+                ..
             } => self.check_volume(volume, attached_to.as_ref(), *status),
             Check::Snapshot { vm, name, status } => self.check_snapshot(vm, name, *status),
             Check::Event {

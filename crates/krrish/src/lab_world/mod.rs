@@ -169,7 +169,10 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 | Check::TraceLacks(_)
                 | Check::Converged
                 | Check::Nic { .. }
-                | Check::Volume { .. }
+                | Check::Volume {
+                    datastore: None,
+                    ..
+                }
                 | Check::Snapshot { .. }
                 | Check::Event { .. }
                 | Check::DiskReads { snapshot: None, .. }
