@@ -122,6 +122,14 @@ enum Top {
     /// controller's API.
     #[command(subcommand)]
     Snapshots(client::SnapshotsCmd),
+    /// Datastores (DFS pools): add, drain, balance, delete, through the
+    /// controller's API.
+    #[command(subcommand)]
+    Datastores(client::DatastoresCmd),
+    /// Storage live migration: move one disk between datastores while its
+    /// VM runs, through the controller's API.
+    #[command(subcommand)]
+    DiskMoves(client::DiskMovesCmd),
 }
 
 #[derive(Args)]
@@ -182,6 +190,8 @@ fn main() -> ExitCode {
         Top::Images(c) => return client::main(&cli.api, client::Cmd::Images(c)),
         Top::Volumes(c) => return client::main(&cli.api, client::Cmd::Volumes(c)),
         Top::Snapshots(c) => return client::main(&cli.api, client::Cmd::Snapshots(c)),
+        Top::Datastores(c) => return client::main(&cli.api, client::Cmd::Datastores(c)),
+        Top::DiskMoves(c) => return client::main(&cli.api, client::Cmd::DiskMoves(c)),
     };
     match result {
         Ok(code) => code,

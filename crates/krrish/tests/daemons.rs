@@ -1495,3 +1495,125 @@ mod lb;
 
 #[path = "daemons/services.rs"]
 mod services;
+
+#[test]
+fn operators_move_disks_between_datastores_through_the_cli() {
+    let (c, api) = start_cluster_with_api("datastores");
+    api_ok(
+        &c,
+        api,
+        &["datastores", "create", "ds-a", "--capacity", "100G"],
+    );
+    api_ok(
+        &c,
+        api,
+        &["datastores", "create", "ds-b", "--capacity", "100G"],
+    );
+    api_ok(
+        &c,
+        api,
+        &["datastores", "create", "mini", "--capacity", "1G"],
+    );
+    let made = [
+        "volumes",
+        "create",
+        "data",
+        "--size",
+        "2G",
+        "--provisioning",
+        "thick",
+    ];
+    api_ok(&c, api, &[&made[..], &["--datastore", "ds-a"]].concat());
+    let state = |c: &Cluster| {
+        json_lists(
+            c,
+            api,
+            &[
+                &["datastores", "list"],
+                &["disk-moves", "list"],
+                &["volumes", "list"],
+            ],
+        )
+    };
+    // Refusals name what was wrong and change nothing.
+    let before = state(&c);
+    let err = api_refused(
+        &c,
+        api,
+        &[
+            "disk-moves",
+            "start",
+            "--volume",
+            "data",
+            "--datastore",
+            "mini",
+        ],
+        "no-capacity",
+    );
+    assert!(
+        err.contains("datastore mini: 2 GiB needed, 1 GiB free"),
+        "{err}"
+    );
+    let err = api_refused(
+        &c,
+        api,
+        &[
+            "disk-moves",
+            "start",
+            "--volume",
+            "data",
+            "--datastore",
+            "ds-a",
+        ],
+        "invalid-request",
+    );
+    assert!(err.contains("already on datastore ds-a"), "{err}");
+    api_refused(&c, api, &["datastores", "delete", "ds-a"], "in-use");
+    assert_eq!(state(&c), before);
+
+    let out = api_ok(
+        &c,
+        api,
+        &[
+            "disk-moves",
+            "start",
+            "--volume",
+            "data",
+            "--datastore",
+            "ds-b",
+        ],
+    );
+    assert_eq!(out, "volume data moving ds-a -> ds-b (2 GiB): queued\n");
+    // A detached volume: the DFS copies it (2 GiB at 200 MiB/s, ~10 s).
+    let list = api_ok(&c, api, &["disk-moves", "list"]);
+    assert!(list.contains("copying (dfs)"), "{list}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = &json_lists(&c, api, &[&["volumes", "list"]])[0];
+        if v[0]["datastore"] == "ds-b" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the move never completed: {v}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Emptied, ds-a goes into maintenance with nothing to move, and goes.
+    let out = api_ok(&c, api, &["datastores", "drain", "ds-a"]);
+    assert!(out.starts_with("datastore ds-a in maintenance"), "{out}");
+    let rows = cells(&api_ok(&c, api, &["datastores", "list"]));
+    assert!(
+        rows.contains(
+            &["ds-a", "100G", "0G", "0G", "0%", "0", "drained"]
+                .map(String::from)
+                .to_vec()
+        ),
+        "{rows:?}"
+    );
+    assert_eq!(
+        api_ok(&c, api, &["datastores", "delete", "ds-a"]),
+        "datastore ds-a deleted\n"
+    );
+}

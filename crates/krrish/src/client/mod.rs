@@ -1,6 +1,7 @@
 //! `krrish [--endpoint URL] [--token-file F] hosts …|instances …|vxnets …|
 //! routers …|eips …|dns-aliases …|load-balancers …|rdbs …|mongodbs …|
-//! caches …|images …|volumes …|snapshots …|rules …|ha …`: the operator's client of the
+//! caches …|images …|volumes …|snapshots …|datastores …|disk-moves …|
+//! rules …|ha …`: the operator's client of the
 //! controller's HTTP API ([`crate::daemon::api`]).
 //!
 //! Map:
@@ -12,12 +13,14 @@
 //!   `caches` (and what the managed services share) in [`services`],
 //!   `rules` and `ha` in [`rules`], the
 //!   storage ones (`images`, `volumes`, `snapshots`, `instances capture`)
-//!   in [`storage`].
+//!   in [`storage`]; `datastores` and `disk-moves` (storage live
+//!   migration) in [`datastores`].
 //! - [`parse_mib`] / [`parse_gib`] — `4G`, `4096M`, `4096` sizes.
 //!
 //! Exit codes: 0 done; 1 the controller refused (`error: <code>: <message>`
 //! on stderr); 2 it could not be asked (no token, no connection, bad input).
 
+mod datastores;
 mod lb;
 mod network;
 mod rdb;
@@ -25,6 +28,7 @@ mod rules;
 mod services;
 mod storage;
 
+pub use datastores::{DatastoresCmd, DiskMovesCmd};
 pub use lb::LoadBalancersCmd;
 pub use network::{DnsAliasesCmd, EipsCmd, RoutersCmd, VxnetsCmd};
 pub use rdb::RdbsCmd;
@@ -351,6 +355,8 @@ pub enum Cmd {
     Images(ImagesCmd),
     Volumes(VolumesCmd),
     Snapshots(SnapshotsCmd),
+    Datastores(DatastoresCmd),
+    DiskMoves(DiskMovesCmd),
 }
 
 /// Runs one client command; the exit code as documented above.
@@ -393,6 +399,8 @@ fn run(ep: &Endpoint, output: Output, cmd: Cmd) -> Result<(), CallError> {
         Cmd::Images(c) => storage::images(ep, c)?,
         Cmd::Volumes(c) => storage::volumes(ep, c)?,
         Cmd::Snapshots(c) => storage::snapshots(ep, c)?,
+        Cmd::Datastores(c) => datastores::datastores(ep, c)?,
+        Cmd::DiskMoves(c) => datastores::disk_moves(ep, c)?,
         Cmd::Instances(InstancesCmd::Capture { id, image }) => storage::capture(ep, &id, image)?,
         Cmd::Hosts(HostsCmd::List) => (
             ep.call("/v1/hosts", &[], None)?,

@@ -59,6 +59,9 @@ pub enum VolumesCmd {
         /// thin (default), thick or thick-lazy-zeroed.
         #[arg(long, value_enum)]
         provisioning: Option<ProvisioningArg>,
+        /// The datastore it lives on (default: the one with most room).
+        #[arg(long)]
+        datastore: Option<String>,
     },
     /// Delete a detached volume (DeleteVolumes).
     Delete { name: String },
@@ -150,10 +153,14 @@ pub fn volumes(ep: &Endpoint, cmd: VolumesCmd) -> Shown {
             name,
             size,
             provisioning,
+            datastore,
         } => {
             let mut b = json!({ "name": name, "size_gib": size });
             if let Some(p) = provisioning {
                 b["provisioning"] = json!(p.as_str());
+            }
+            if let Some(d) = datastore {
+                b["datastore"] = json!(d);
             }
             (
                 ep.call("/v1/volumes", &[], Some(b))?,

@@ -15,6 +15,8 @@
 //! - [`storage`] — `/v1/images`, `/v1/volumes…`,
 //!   `/v1/instances/{id}/snapshots…`, `/v1/instances/{id}/capture` (the
 //!   cloud's storage).
+//! - [`datastores`] — `/v1/datastores…`, `/v1/disk-moves…` (datastores and
+//!   storage live migration: drain, balance, one disk's move).
 //! - [`Bridged`] — the controller's `Listen`: real TCP connections (agents,
 //!   operators) or the API's pipes ([`Conn`]), from one bounded channel.
 //! - [`serve`] — the axum server: bearer-token check, routes, error mapping.
@@ -27,6 +29,7 @@
 //! answer ([`CALL_TIMEOUT`], then 503) and refusal log lines queued
 //! ([`LOG_LINES_QUEUED_MAX`], then dropped).
 
+mod datastores;
 mod instances;
 mod lb;
 mod network;
@@ -312,6 +315,7 @@ pub async fn serve(
         .merge(rules::routes())
         .merge(services::routes())
         .merge(storage::routes())
+        .merge(datastores::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
