@@ -88,8 +88,8 @@ fn datastore_table(v: &Value) -> String {
         ],
     );
     for row in &mut r {
-        for i in 1..=3 {
-            row[i].push('G');
+        for cell in &mut row[1..=3] {
+            cell.push('G');
         }
         row[4].push('%');
     }
