@@ -28,8 +28,9 @@
 //!   One file per kind of decision:
 //!   - `ha/mod.rs` — `HaConfig`, the `HaManager` itself, its views and output queues.
 //!   - `ha/types.rs` — host and VM records: liveness, fence stage, spare and VM states.
+//!   - `ha/errors.rs` — refusals of API calls, driver and fencing errors.
 //!   - `ha/command.rs` — `Command`s for drivers, as they print.
-//!   - `ha/notice.rs` — `Notice`s for traces and status, as they print.
+//!   - `ha/notice.rs` — `Notice`s for traces and status; `ha/notice_text.rs` — how they print.
 //!   - `ha/liveness.rs` — heartbeats, what hosts run, misses → offline, every deadline.
 //!   - `ha/fencing.rs` — IPMI, else DFS lease, else give up; then release VMs by policy.
 //!   - `ha/recovery.rs` — boots: failover onto spares (and production hosts,

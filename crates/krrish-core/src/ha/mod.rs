@@ -29,12 +29,14 @@ mod command;
 mod detection;
 mod dpm;
 mod drs;
+mod errors;
 mod evacuation;
 mod failback;
 mod fencing;
 mod liveness;
 mod maintenance;
 mod notice;
+mod notice_text;
 mod operator_rules;
 mod persist;
 mod placement_rules;
@@ -46,11 +48,12 @@ pub use command::{secs, Command};
 pub use detection::{DfsEvidence, IsolationResponse};
 pub use dpm::{DpmConfig, Standby};
 pub use drs::{DrsConfig, DrsMove, DrsWindow};
+pub use errors::{ApiError, DriverError, FenceError};
 pub use notice::Notice;
 pub use persist::CoreSnapshot;
 pub use types::{
-    ApiError, BootReason, DownReason, DriverError, FenceAction, FenceError, FenceMethod,
-    FenceStage, HostRecord, HostReport, HostVerdict, Liveness, SpareState, VmRecord, VmState,
+    BootReason, DownReason, FenceAction, FenceMethod, FenceStage, HostRecord, HostReport,
+    HostVerdict, Liveness, SpareState, VmRecord, VmState,
 };
 
 use crate::heartbeat::HeartbeatConfig;
