@@ -12,6 +12,8 @@ use crate::rules::{RuleGroup, Rules, Strength};
 
 /// Operators' groups at most (the judging is bounded by the rules' count).
 const OPERATOR_RULES_MAX: usize = 1_000;
+/// Placements of a `must` group's members judged at most when it is set.
+const PLACEMENTS_JUDGED_MAX: usize = 4_096;
 
 impl HaManager {
     /// The rules in force again: the file's, the operators', the services'.
@@ -90,12 +92,31 @@ impl HaManager {
                 .iter()
                 .map(|vm| self.hosts_that_may_run(vm))
                 .collect();
-            let deepest = may_run.iter().map(Vec::len).max().unwrap_or(0);
-            for k in 0..deepest.max(1) {
+            // Judged on every combination of those hosts (a member on no
+            // host runs nowhere): one host each is the common case, two
+            // for a VM caught on a host being fenced.
+            let combinations = may_run
+                .iter()
+                .map(|h| h.len().max(1))
+                .try_fold(1usize, |n, k| n.checked_mul(k))
+                .filter(|n| *n <= PLACEMENTS_JUDGED_MAX);
+            let Some(combinations) = combinations else {
+                return Err(refuse(format!(
+                    "its VMs may be alive on too many hosts to judge (over {PLACEMENTS_JUDGED_MAX} placements); set it once they settle"
+                )));
+            };
+            for n in 0..combinations {
+                // The n-th combination, as digits in each member's base.
+                let mut pick = Vec::with_capacity(may_run.len());
+                let mut rest = n;
+                for hosts in &may_run {
+                    let base = hosts.len().max(1);
+                    pick.push(hosts.get(rest % base).cloned());
+                    rest /= base;
+                }
                 let at = |vm: &VmId| -> Option<HostId> {
                     let i = group.vms.iter().position(|v| v == vm)?;
-                    let hosts = &may_run[i];
-                    hosts.get(k.min(hosts.len().saturating_sub(1))).cloned()
+                    pick[i].clone()
                 };
                 if let Some(why) = group.broken_where(at, "running on") {
                     return Err(refuse(format!(
