@@ -74,29 +74,14 @@ pub enum FencerOp {
     ReadRenewals,
 }
 
-/// A fencer operation under way.
+/// A fencer operation under way: done at `done_at_ms`, failing then with
+/// `fails` if set (a BMC or the DFS that never answers: the caller waits
+/// out its time-out).
 #[derive(Clone, Debug)]
 pub struct PendingFencerOp {
     pub done_at_ms: u64,
-    step: FencerStep,
-}
-
-#[derive(Clone, Debug)]
-enum FencerStep {
-    Ipmi {
-        host: HostSpec,
-        action: FenceAction,
-    },
-    Power {
-        host: HostSpec,
-        on: bool,
-    },
-    Revoke(HostId),
-    Reinstate(HostId),
-    Renewals,
-    /// Fails when due (a BMC or the DFS that never answers: the caller
-    /// waits out its time-out).
-    Fail(FencerOp, FenceError),
+    op: FencerOp,
+    fails: Option<FenceError>,
 }
 
 /// A fencer operation's answer, by kind.
@@ -319,78 +304,74 @@ impl World {
     /// request to the DFS's metadata service).
     pub fn start_fencer_op(&mut self, now_ms: u64, op: FencerOp) -> PendingFencerOp {
         let t = &self.timings;
-        let (after_ms, step) = match op {
-            FencerOp::Ipmi { ref host, .. } | FencerOp::Power { ref host, .. } => {
+        let (after_ms, fails) = match &op {
+            FencerOp::Ipmi { host, .. } | FencerOp::Power { host, .. } => {
                 match self.hosts.get(&host.id) {
-                    None => {
-                        let why =
-                            FenceError::NotConfigured(format!("no BMC known for {}", host.id));
-                        (0, FencerStep::Fail(op, why))
-                    }
-                    Some(h) if !h.bmc_powered => {
-                        let why = FenceError::Unreachable(format!(
+                    None => (
+                        0,
+                        Some(FenceError::NotConfigured(format!(
+                            "no BMC known for {}",
+                            host.id
+                        ))),
+                    ),
+                    Some(h) if !h.bmc_powered => (
+                        t.ipmi_timeout_ms,
+                        Some(FenceError::Unreachable(format!(
                             "BMC {} does not answer",
                             host.addresses.ipmi
-                        ));
-                        (t.ipmi_timeout_ms, FencerStep::Fail(op, why))
-                    }
-                    Some(_) => (
-                        t.ipmi_answer_ms,
-                        match op {
-                            FencerOp::Ipmi { host, action } => FencerStep::Ipmi { host, action },
-                            FencerOp::Power { host, on } => FencerStep::Power { host, on },
-                            _ => unreachable!("matched above"),
-                        },
+                        ))),
                     ),
+                    Some(_) => (t.ipmi_answer_ms, None),
                 }
             }
-            op if self.dfs_unreachable_from_controller || self.dfs_service_down => (
+            _ if self.dfs_unreachable_from_controller || self.dfs_service_down => (
                 t.ipmi_timeout_ms,
-                FencerStep::Fail(
-                    op,
-                    FenceError::Unreachable(
-                        "DFS metadata service unreachable from the controller".into(),
-                    ),
-                ),
+                Some(FenceError::Unreachable(
+                    "DFS metadata service unreachable from the controller".into(),
+                )),
             ),
-            FencerOp::RevokeLease(h) => (t.dfs_rtt_ms, FencerStep::Revoke(h)),
-            FencerOp::ReinstateLease(h) => (t.dfs_rtt_ms, FencerStep::Reinstate(h)),
-            FencerOp::ReadRenewals => (t.dfs_rtt_ms, FencerStep::Renewals),
+            _ => (t.dfs_rtt_ms, None),
         };
         PendingFencerOp {
             done_at_ms: now_ms + after_ms,
-            step,
+            op,
+            fails,
         }
     }
 
     /// Completes a fencer operation at its `done_at_ms`.
-    pub fn finish_fencer_op(&mut self, now_ms: u64, op: PendingFencerOp) -> FencerAnswer {
-        let dfs_gone = || FenceError::Unreachable("DFS metadata service stopped answering".into());
-        match op.step {
-            FencerStep::Fail(op, why) => FencerAnswer::failed(&op, why),
-            FencerStep::Ipmi { host, action } => {
-                // The BMC may have lost power while we waited.
-                if !self.hosts[&host.id].bmc_powered {
-                    let why = FenceError::Unreachable(format!(
+    pub fn finish_fencer_op(&mut self, now_ms: u64, pending: PendingFencerOp) -> FencerAnswer {
+        let op = pending.op;
+        if let Some(why) = pending.fails {
+            return FencerAnswer::failed(&op, why);
+        }
+        // The BMC may have lost power, or the DFS stopped answering, while
+        // we waited.
+        let gone = match &op {
+            FencerOp::Ipmi { host, .. } | FencerOp::Power { host, .. } => {
+                (!self.hosts[&host.id].bmc_powered).then(|| {
+                    FenceError::Unreachable(format!(
                         "BMC {} stopped answering",
                         host.addresses.ipmi
-                    ));
-                    return FencerAnswer::Fenced(Err(why));
-                }
+                    ))
+                })
+            }
+            _ => (self.dfs_unreachable_from_controller || self.dfs_service_down).then(|| {
+                FenceError::Unreachable("DFS metadata service stopped answering".into())
+            }),
+        };
+        if let Some(why) = gone {
+            return FencerAnswer::failed(&op, why);
+        }
+        match op {
+            FencerOp::Ipmi { host, action } => {
                 self.power_off(now_ms, &host.id, false, "IPMI power-off");
                 if action == FenceAction::Reboot {
                     self.schedule_power_on(now_ms, &host.id, "reboot fence");
                 }
                 FencerAnswer::Fenced(Ok(()))
             }
-            FencerStep::Power { host, on } => {
-                if !self.hosts[&host.id].bmc_powered {
-                    let why = FenceError::Unreachable(format!(
-                        "BMC {} stopped answering",
-                        host.addresses.ipmi
-                    ));
-                    return FencerAnswer::Powered(Err(why));
-                }
+            FencerOp::Power { host, on } => {
                 if on {
                     // Off by DPM's hand: it boots after the host's boot time.
                     if !self.hosts[&host.id].powered {
@@ -401,22 +382,12 @@ impl World {
                 }
                 FencerAnswer::Powered(Ok(()))
             }
-            FencerStep::Revoke(_) | FencerStep::Reinstate(_) | FencerStep::Renewals
-                if self.dfs_unreachable_from_controller || self.dfs_service_down =>
-            {
-                let op = match op.step {
-                    FencerStep::Revoke(h) => FencerOp::RevokeLease(h),
-                    FencerStep::Reinstate(h) => FencerOp::ReinstateLease(h),
-                    _ => FencerOp::ReadRenewals,
-                };
-                FencerAnswer::failed(&op, dfs_gone())
-            }
-            FencerStep::Revoke(h) => FencerAnswer::Revoked(Ok(self.revoke_lease(now_ms, &h))),
-            FencerStep::Reinstate(h) => {
+            FencerOp::RevokeLease(h) => FencerAnswer::Revoked(Ok(self.revoke_lease(now_ms, &h))),
+            FencerOp::ReinstateLease(h) => {
                 self.reinstate_lease(now_ms, &h);
                 FencerAnswer::Reinstated(Ok(()))
             }
-            FencerStep::Renewals => FencerAnswer::Renewals(Ok(self.renewal_ages(now_ms))),
+            FencerOp::ReadRenewals => FencerAnswer::Renewals(Ok(self.renewal_ages(now_ms))),
         }
     }
 }
