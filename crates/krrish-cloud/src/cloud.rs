@@ -10,7 +10,7 @@ use crate::network::Network;
 use crate::rdb::Rdbs;
 use crate::replica_set::{self as rs, MemberError, MemberLookup};
 use crate::request::{CloudError, CloudReply, CloudRequest, Family};
-use crate::storage::datastore::WhereIs;
+use crate::storage::datastore::{DiskWriter, WriterOf};
 use crate::storage::{BootPlan, Copier, DiskRef, Storage, BLOCK_BYTES};
 use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
@@ -234,7 +234,7 @@ impl Cloud {
         now_ms: u64,
         where_is: &dyn Fn(&VmId) -> Option<HostId>,
     ) -> Vec<String> {
-        let mut lines = self.step_disk_moves(now_ms, where_is);
+        let mut lines = Vec::new();
         let moved: Vec<(VmId, HostId)> = self
             .storage
             .root_disk_hosts()
@@ -257,36 +257,51 @@ impl Cloud {
         lines
     }
 
-    /// Disk moves whose copier went (a mirror's VM left its host, a DFS
-    /// copy's VM started) are abandoned; drains queue their disks again;
-    /// queued moves start while copy slots are free. One line each.
-    fn step_disk_moves(&mut self, now_ms: u64, where_is: WhereIs) -> Vec<String> {
+    /// One step of the disk moves ([`Storage::step_moves`]): copies whose
+    /// copier went are abandoned, due ones land (a mirror once its host is
+    /// heard from after it), drains queue their disks again, queued moves
+    /// start while copy slots are free. `writer_of` says who writes a
+    /// VM's disks now. One line each, for the trace.
+    pub fn step_disk_moves(&mut self, now_ms: u64, writer_of: WriterOf) -> Vec<String> {
         if !self.storage.has_disk_work() {
             return Vec::new();
         }
-        let (abandoned, started) = self.storage.step_moves(now_ms, where_is);
-        let requeued = self.storage.requeue_drains(now_ms);
-        let (_, started_too) = self.storage.step_moves(now_ms, where_is);
+        let stepped = self.storage.step_moves(now_ms, writer_of);
         let mut lines = Vec::new();
-        for m in &abandoned {
-            let why = match &m.copying {
-                Some((Copier::Mirror(h), _)) => {
-                    format!("its VM no longer runs on {h}, whose hypervisor mirrored it")
+        for (m, writer) in &stepped.abandoned {
+            let why = match (&m.copying, writer) {
+                (Some((Copier::Mirror { host, .. }, _)), DiskWriter::On { host: h, .. })
+                    if h == host =>
+                {
+                    format!("{host} rebooted: the mirror died with its hypervisor")
                 }
-                _ => "its VM started (it writes the disk where it was)".into(),
+                (Some((Copier::Mirror { host, .. }, _)), _) => {
+                    format!("its VM no longer runs on {host}, whose hypervisor mirrored it")
+                }
+                _ => "its VM may be running (it writes the disk where it was)".into(),
             };
             lines.push(format!(
                 "move of {} to datastore {} abandoned: {why}; the half copy is discarded, it stays on {}",
                 m.disk, m.to, m.from
             ));
         }
-        for m in &requeued {
+        for m in &stepped.done {
+            lines.push(format!(
+                "{} moved to datastore {} ({} GiB from {}, {})",
+                m.disk,
+                m.to,
+                m.gib,
+                m.from,
+                m.cause.as_str()
+            ));
+        }
+        for m in &stepped.requeued {
             lines.push(format!(
                 "{} queued to move to datastore {} (drain of {})",
                 m.disk, m.to, m.from
             ));
         }
-        for m in started.iter().chain(&started_too) {
+        for m in &stepped.started {
             lines.push(format!(
                 "{} copying to datastore {} ({} GiB, {})",
                 m.disk,
@@ -295,11 +310,7 @@ impl Cloud {
                 m.view().state
             ));
         }
-        if !(abandoned.is_empty()
-            && requeued.is_empty()
-            && started.is_empty()
-            && started_too.is_empty())
-        {
+        if !lines.is_empty() {
             self.storage_generation += 1;
         }
         lines
@@ -354,38 +365,18 @@ impl Cloud {
         self
     }
 
-    /// When the next image sync or disk copy completes.
+    /// When the next image sync completes or disk copy is due.
     pub fn poll_timeout(&self) -> Option<u64> {
         let syncs = self.syncs.values().flat_map(|m| m.values()).min().copied();
         syncs.into_iter().chain(self.storage.next_move_done()).min()
     }
 
     /// Completes the syncs due by `now_ms`, re-linking the disks booted
-    /// from the DFS copy, and the disk copies due; one line each, for the
-    /// trace.
+    /// from the DFS copy; one line per sync, for the trace. (Disk copies
+    /// due land in [`Cloud::step_disk_moves`], which knows who writes
+    /// them.)
     pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<String> {
-        let mut lines = self.complete_disk_moves(now_ms);
-        lines.extend(self.complete_syncs(now_ms));
-        lines
-    }
-
-    fn complete_disk_moves(&mut self, now_ms: u64) -> Vec<String> {
-        let done = self.storage.complete_moves(now_ms);
-        if !done.is_empty() {
-            self.storage_generation += 1;
-        }
-        done.iter()
-            .map(|m| {
-                format!(
-                    "{} moved to datastore {} ({} GiB from {}, {})",
-                    m.disk,
-                    m.to,
-                    m.gib,
-                    m.from,
-                    m.cause.as_str()
-                )
-            })
-            .collect()
+        self.complete_syncs(now_ms)
     }
 
     fn complete_syncs(&mut self, now_ms: u64) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! timer, abandoned when their mirror's host is left; drain, balance and
 //! the refusals that change nothing.
 
-use krrish_cloud::storage::{DiskRef, DEFAULT_DATASTORE};
+use krrish_cloud::storage::{DiskRef, DiskWriter, DEFAULT_DATASTORE};
 use krrish_cloud::{Cloud, CloudError, CloudRequest, Name};
 use krrish_core::{HostId, VmId};
 use serde_json::Value;
@@ -70,8 +70,30 @@ fn cloud() -> Cloud {
     c
 }
 
-fn runs_on(host: &'static str) -> impl Fn(&VmId) -> Option<HostId> {
-    move |_| Some(HostId::new(host))
+/// Every VM runs on `host` (boot 1), its agent heard at `heard_ms`.
+fn runs_on(host: &'static str, heard_ms: u64) -> impl Fn(&VmId) -> DiskWriter {
+    move |_| DiskWriter::On {
+        host: HostId::new(host),
+        boot: 1,
+        heard_ms,
+    }
+}
+
+/// No VM runs anywhere.
+fn nowhere(_: &VmId) -> DiskWriter {
+    DiskWriter::Nowhere
+}
+
+/// Steps the moves until none is left, each at its due time, with no VM
+/// running; returns the time of the last.
+fn run_moves_to_the_end(c: &mut Cloud, mut now: u64) -> u64 {
+    loop {
+        c.step_disk_moves(now, &nowhere);
+        let Some(t) = c.storage.next_move_done() else {
+            return now;
+        };
+        now = t;
+    }
 }
 
 #[test]
@@ -101,7 +123,7 @@ fn an_attached_volume_is_mirrored_by_its_vms_host_and_lands_on_its_target() {
         (Some(0), Some(20))
     );
 
-    let lines = c.follow_placements(1_000, &runs_on("hv-01"));
+    let lines = c.step_disk_moves(1_000, &runs_on("hv-01", 1_000));
     assert_eq!(
         lines,
         vec!["volume data copying to datastore ds-b (20 GiB, copying (mirror on hv-01))"]
@@ -129,10 +151,13 @@ fn an_attached_volume_is_mirrored_by_its_vms_host_and_lands_on_its_target() {
             .filter(|l| l.contains(" moved to "))
             .collect()
     };
-    assert!(moved(c.handle_timeout(103_399)).is_empty());
+    assert!(moved(c.step_disk_moves(103_399, &runs_on("hv-01", 103_399))).is_empty());
+    // Due, but its host not heard from since: a host that died before the
+    // end never reports the mirror done.
+    assert!(moved(c.step_disk_moves(103_400, &runs_on("hv-01", 103_399))).is_empty());
     assert_eq!(on(&c, &vol("data")), "ds-a");
     assert_eq!(
-        moved(c.handle_timeout(103_400)),
+        moved(c.step_disk_moves(104_000, &runs_on("hv-01", 103_900))),
         vec!["volume data moved to datastore ds-b (20 GiB from ds-a, operator)"]
     );
     assert_eq!(on(&c, &vol("data")), "ds-b");
@@ -148,7 +173,63 @@ fn an_attached_volume_is_mirrored_by_its_vms_host_and_lands_on_its_target() {
     assert_eq!(get("ds-a", "used_gib"), Some(0));
     assert_eq!(get("ds-b", "used_gib"), Some(20));
     assert_eq!(get("ds-b", "reserved_gib"), Some(0));
-    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(c.storage.next_move_done(), None);
+}
+
+#[test]
+fn a_mirror_dies_with_its_hosts_boot_and_waits_while_its_vm_is_in_flux() {
+    let mut c = cloud();
+    ok(&mut c, volume("data", 1, Some("ds-a")), 0);
+    let attach = CloudRequest::AttachVolume {
+        volume: "data".into(),
+        vm: "web-1".into(),
+    };
+    ok(&mut c, attach, 0);
+    let in_flux = |_: &VmId| DiskWriter::InFlux;
+    // Queued while its VM is in flux (booting, migrating): not started.
+    ok(&mut c, migrate_volume("data", "ds-b"), 0);
+    assert!(c.step_disk_moves(0, &in_flux).is_empty());
+    assert_eq!(c.storage.describe_disk_moves()[0].state, "queued");
+    c.step_disk_moves(1_000, &runs_on("hv-01", 1_000));
+    // Due while its host is suspect: held, neither landed nor abandoned.
+    assert!(c.step_disk_moves(9_000, &in_flux).is_empty());
+    assert_eq!(on(&c, &vol("data")), "ds-a");
+    // The host is back in a new boot: its hypervisor's mirror died.
+    let rebooted = |_: &VmId| DiskWriter::On {
+        host: HostId::new("hv-01"),
+        boot: 2,
+        heard_ms: 9_500,
+    };
+    let lines = c.step_disk_moves(9_500, &rebooted);
+    assert_eq!(
+        lines,
+        vec!["move of volume data to datastore ds-b abandoned: hv-01 rebooted: the mirror died with its hypervisor; the half copy is discarded, it stays on ds-a"]
+    );
+    assert_eq!(on(&c, &vol("data")), "ds-a");
+}
+
+#[test]
+fn a_dfs_copy_is_abandoned_when_its_vm_may_run() {
+    let mut c = cloud();
+    let m = CloudRequest::MigrateDisk {
+        vm: Some("web-1".into()),
+        volume: None,
+        datastore: "ds-a".into(),
+    };
+    ok(&mut c, m, 0);
+    // web-1 is stopped: the DFS copies its root disk.
+    let lines = c.step_disk_moves(0, &nowhere);
+    assert_eq!(
+        lines,
+        vec!["root disk of vm web-1 copying to datastore ds-a (1 GiB, copying (dfs))"]
+    );
+    // It is started (booting: in flux) before the copy ends.
+    let lines = c.step_disk_moves(2_000, &|_| DiskWriter::InFlux);
+    assert!(
+        lines[0].contains("abandoned: its VM may be running"),
+        "{lines:?}"
+    );
+    assert!(c.storage.describe_disk_moves().is_empty());
 }
 
 #[test]
@@ -162,9 +243,9 @@ fn a_mirror_is_abandoned_when_its_vm_leaves_the_host_and_the_disk_stays_put() {
         datastore: "ds-a".into(),
     };
     ok(&mut c, m, 0);
-    c.follow_placements(0, &runs_on("hv-01"));
+    c.step_disk_moves(0, &runs_on("hv-01", 0));
     // hv-01 dies; web-1 is failed over to spare-1.
-    let lines = c.follow_placements(30_000, &runs_on("spare-1"));
+    let lines = c.step_disk_moves(30_000, &runs_on("spare-1", 30_000));
     assert!(
         lines[0].starts_with("move of root disk of vm web-1 to datastore ds-a abandoned: its VM no longer runs on hv-01"),
         "{lines:?}"
@@ -189,7 +270,7 @@ fn two_copies_at_a_time_the_rest_wait_in_order() {
         ok(&mut c, migrate_volume(v, "ds-b"), 0);
     }
     // Detached volumes: the DFS copies them, whatever the hosts do.
-    c.follow_placements(0, &|_| None);
+    c.step_disk_moves(0, &nowhere);
     let states: Vec<String> = c
         .storage
         .describe_disk_moves()
@@ -207,13 +288,16 @@ fn two_copies_at_a_time_the_rest_wait_in_order() {
     )
     .unwrap_err();
     assert_eq!(refused.code(), "in-use");
-    c.handle_timeout(5_120);
-    let lines = c.follow_placements(5_120, &|_| None);
+    let lines = c.step_disk_moves(5_120, &nowhere);
     assert_eq!(
         lines,
-        vec!["volume v3 copying to datastore ds-b (1 GiB, copying (dfs))"]
+        vec![
+            "volume v1 moved to datastore ds-b (1 GiB from ds-a, operator)",
+            "volume v2 moved to datastore ds-b (1 GiB from ds-a, operator)",
+            "volume v3 copying to datastore ds-b (1 GiB, copying (dfs))"
+        ]
     );
-    c.handle_timeout(10_240);
+    c.step_disk_moves(10_240, &nowhere);
     for v in ["v1", "v2", "v3"] {
         assert_eq!(on(&c, &vol(v)), "ds-b");
     }
@@ -250,12 +334,18 @@ fn a_drained_datastore_empties_takes_nothing_new_and_can_then_be_deleted() {
         .all(|m| m["to"] == DEFAULT_DATASTORE));
     let refused = call(&mut c, volume("v3", 1, Some("ds-a")), 0).unwrap_err();
     assert!(refused.to_string().contains("in maintenance"), "{refused}");
-    c.follow_placements(0, &|_| None);
-    let mut due = 0;
-    while let Some(t) = c.storage.next_move_done() {
-        due = t;
-        c.handle_timeout(t);
-    }
+    // One disk of a drain is not cancelled alone (the drain would queue
+    // it again): the drain is called off by resuming the datastore.
+    let cancel = CloudRequest::CancelDiskMove {
+        vm: None,
+        volume: Some("v1".into()),
+    };
+    let refused = call(&mut c, cancel, 0).unwrap_err();
+    assert!(
+        refused.to_string().contains("resume the datastore"),
+        "{refused}"
+    );
+    let due = run_moves_to_the_end(&mut c, 0);
     // 30 GiB each, both at once.
     assert_eq!(due, 153_600);
     let ds = ok(&mut c, CloudRequest::DescribeDatastores, due);
@@ -302,9 +392,9 @@ fn a_disk_that_fits_nowhere_waits_and_moves_once_room_appears() {
         0,
     );
     assert_eq!(plan["waiting"], serde_json::json!(["volume big"]));
-    assert!(c.follow_placements(0, &|_| None).is_empty());
+    assert!(c.step_disk_moves(0, &nowhere).is_empty());
     ok(&mut c, datastore("roomy", 50), 1_000);
-    let lines = c.follow_placements(1_000, &|_| None);
+    let lines = c.step_disk_moves(1_000, &nowhere);
     assert_eq!(
         lines,
         vec![
@@ -337,15 +427,7 @@ fn balancing_narrows_the_gap_below_the_threshold_and_stops() {
         0,
     );
     let moved = planned.as_array().unwrap().len();
-    let mut now = 0;
-    loop {
-        c.follow_placements(now, &|_| None);
-        let Some(t) = c.storage.next_move_done() else {
-            break;
-        };
-        now = t;
-        c.handle_timeout(t);
-    }
+    let now = run_moves_to_the_end(&mut c, 0);
     let ds = ok(&mut c, CloudRequest::DescribeDatastores, now);
     let pct = |name: &str| {
         ds.as_array()
@@ -434,6 +516,11 @@ fn refusals_name_what_was_wrong_and_change_nothing() {
             "not-associated",
             "not moving",
         ),
+        (
+            volume("fat", 10, Some("mini")),
+            "no-capacity",
+            "datastore mini: 10 GiB needed, 5 GiB free",
+        ),
     ];
     for (r, code, words) in cases {
         let shown = r.to_string();
@@ -484,11 +571,11 @@ fn a_copy_in_flight_survives_a_restore_and_takes_its_full_time_again() {
     let mut c = cloud();
     ok(&mut c, volume("data", 1, Some("ds-a")), 0);
     ok(&mut c, migrate_volume("data", "ds-b"), 0);
-    c.follow_placements(0, &|_| None);
+    c.step_disk_moves(0, &nowhere);
     let json = serde_json::to_string(&c).unwrap();
     let mut back: Cloud = serde_json::from_str::<Cloud>(&json).unwrap().restored(50);
     assert_eq!(back.poll_timeout(), Some(50 + 5_120));
-    back.handle_timeout(5_170);
+    back.step_disk_moves(5_170, &nowhere);
     assert_eq!(on(&back, &vol("data")), "ds-b");
 }
 
@@ -505,7 +592,7 @@ fn terminating_a_vm_calls_off_its_disks_moves() {
         0,
     );
     ok(&mut c, migrate_volume("data", "ds-b"), 0);
-    c.follow_placements(0, &runs_on("hv-01"));
+    c.step_disk_moves(0, &runs_on("hv-01", 0));
     let gone = c.forget_vm(&VmId::new("web-1"));
     assert!(
         gone.contains(&"move of its volume data to datastore ds-b (called off)".to_string()),

@@ -356,9 +356,8 @@ impl World {
                     ))
                 })
             }
-            _ => (self.dfs_unreachable_from_controller || self.dfs_service_down).then(|| {
-                FenceError::Unreachable("DFS metadata service stopped answering".into())
-            }),
+            _ => (self.dfs_unreachable_from_controller || self.dfs_service_down)
+                .then(|| FenceError::Unreachable("DFS metadata service stopped answering".into())),
         };
         if let Some(why) = gone {
             return FencerAnswer::failed(&op, why);

@@ -84,11 +84,28 @@ impl MoveCause {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Copier {
-    /// The hypervisor of the host its VM runs on, mirroring the guest's
-    /// writes.
-    Mirror(HostId),
+    /// The hypervisor of the host its VM runs on, in that host's boot,
+    /// mirroring the guest's writes.
+    Mirror { host: HostId, boot: u64 },
     /// The DFS, with no guest writing the disk.
     Dfs,
+}
+
+/// Who writes a disk now, as the HA core knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskWriter {
+    /// No guest: a detached volume, or a VM that surely runs nowhere.
+    Nowhere,
+    /// Its VM runs on `host`, which is up in boot `boot`; its agent was
+    /// last heard at `heard_ms`.
+    On {
+        host: HostId,
+        boot: u64,
+        heard_ms: u64,
+    },
+    /// Its VM may be alive where nothing can mirror it now: booting,
+    /// migrating, stopping, its host suspect or being fenced.
+    InFlux,
 }
 
 /// A disk on its way from one datastore to another.
@@ -105,6 +122,23 @@ pub struct DiskMove {
     /// Set when the copy starts: who copies it, and when it completes.
     #[serde(default)]
     pub copying: Option<(Copier, u64)>,
+    /// A mirror past its due time whose host has not been heard from
+    /// since: it lands at the host's next report (no timer needed).
+    #[serde(default)]
+    pub awaiting_report: bool,
+}
+
+/// What one [`Storage::step_moves`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MovesStepped {
+    /// Copies given up, with who writes the disk now.
+    pub abandoned: Vec<(DiskMove, DiskWriter)>,
+    /// Drains' disks queued again.
+    pub requeued: Vec<DiskMove>,
+    /// Copies completed: the disk lives on its target.
+    pub done: Vec<DiskMove>,
+    /// Copies started.
+    pub started: Vec<DiskMove>,
 }
 
 /// What putting a datastore in maintenance did.
@@ -155,8 +189,8 @@ fn ceil_gib(blocks: u64) -> u64 {
     blocks.div_ceil(BLOCKS_PER_GIB).max(1)
 }
 
-/// Where a VM runs (running or booting), as the HA core says.
-pub type WhereIs<'a> = &'a dyn Fn(&VmId) -> Option<HostId>;
+/// Who writes a VM's disks now ([`DiskWriter`]), as the HA core says.
+pub type WriterOf<'a> = &'a dyn Fn(&VmId) -> DiskWriter;
 
 impl Storage {
     fn datastore(&self, ds: &Name) -> Result<&Datastore, StorageError> {
@@ -237,25 +271,39 @@ impl Storage {
         (used + reserved).saturating_sub(leaving) * 1000 / cap
     }
 
-    /// Where a new disk goes: `asked` if given (it must exist and not be
-    /// draining), else the datastore not draining with the most free room
-    /// (ties: name order).
+    /// Where a new disk taking `gib` goes: `asked` if given (it must
+    /// exist, not be draining and have the room), else the datastore not
+    /// draining with the most free room (ties: name order), if it has the
+    /// room.
     pub(crate) fn datastore_for_new_disk(
         &self,
         asked: Option<&Name>,
+        gib: u64,
     ) -> Result<Name, StorageError> {
-        if let Some(ds) = asked {
-            if self.datastore(ds)?.draining {
-                return Err(StorageError::DatastoreDraining(ds.clone()));
+        let ds = match asked {
+            Some(ds) => {
+                if self.datastore(ds)?.draining {
+                    return Err(StorageError::DatastoreDraining(ds.clone()));
+                }
+                ds.clone()
             }
-            return Ok(ds.clone());
+            None => self
+                .datastores
+                .iter()
+                .filter(|(_, d)| !d.draining)
+                .max_by(|(a, _), (b, _)| self.free_gib(a).cmp(&self.free_gib(b)).then(b.cmp(a)))
+                .map(|(n, _)| n.clone())
+                .ok_or(StorageError::NoActiveDatastore)?,
+        };
+        let free = self.free_gib(&ds);
+        if gib > free {
+            return Err(StorageError::DatastoreFull {
+                datastore: ds,
+                need_gib: gib,
+                free_gib: free,
+            });
         }
-        self.datastores
-            .iter()
-            .filter(|(_, d)| !d.draining)
-            .max_by(|(a, _), (b, _)| self.free_gib(a).cmp(&self.free_gib(b)).then(b.cmp(a)))
-            .map(|(n, _)| n.clone())
-            .ok_or(StorageError::NoActiveDatastore)
+        Ok(ds)
     }
 
     /// The move `disk` is part of, if any.
@@ -395,6 +443,7 @@ impl Storage {
             cause,
             queued_ms: now_ms,
             copying: None,
+            awaiting_report: false,
         });
         Ok(self.disk_moves.last().expect("pushed"))
     }
@@ -405,6 +454,14 @@ impl Storage {
         let Some(i) = self.disk_moves.iter().position(|m| &m.disk == disk) else {
             return Err(StorageError::NotMoving(disk.clone()));
         };
+        let m = &self.disk_moves[i];
+        if m.cause == MoveCause::Drain && self.datastores.get(&m.from).is_some_and(|d| d.draining) {
+            // The drain would queue it again at once.
+            return Err(StorageError::DrainMove {
+                disk: disk.clone(),
+                datastore: m.from.clone(),
+            });
+        }
         Ok(self.disk_moves.remove(i))
     }
 
@@ -546,94 +603,123 @@ impl Storage {
         !self.disk_moves.is_empty() || self.datastores.values().any(|d| d.draining)
     }
 
-    /// When the next copy under way completes.
+    /// When the next copy under way is due (a mirror completes only once
+    /// its host is heard from after that).
     pub fn next_move_done(&self) -> Option<u64> {
         self.disk_moves
             .iter()
+            .filter(|m| !m.awaiting_report)
             .filter_map(|m| m.copying.as_ref().map(|(_, t)| *t))
             .min()
     }
 
-    /// Whether queued moves wait for a free slot.
-    pub fn moves_waiting(&self) -> bool {
-        let copying = self
-            .disk_moves
-            .iter()
-            .filter(|m| m.copying.is_some())
-            .count();
-        copying < DISK_MOVES_AT_ONCE && self.disk_moves.iter().any(|m| m.copying.is_none())
-    }
-
-    /// Completes the copies due by `now_ms`: each disk now lives on its
-    /// target, its source's room is free.
-    pub fn complete_moves(&mut self, now_ms: u64) -> Vec<DiskMove> {
-        let (done, left): (Vec<DiskMove>, Vec<DiskMove>) = std::mem::take(&mut self.disk_moves)
-            .into_iter()
-            .partition(|m| m.copying.as_ref().is_some_and(|(_, t)| *t <= now_ms));
-        self.disk_moves = left;
-        for m in &done {
-            match &m.disk {
-                DiskRef::Root(vm) => {
-                    if let Some(d) = self.root_disks.get_mut(vm) {
-                        d.datastore = m.to.clone();
-                    }
+    /// Lands a completed move: the disk lives on its target now.
+    fn land(&mut self, m: &DiskMove) {
+        match &m.disk {
+            DiskRef::Root(vm) => {
+                if let Some(d) = self.root_disks.get_mut(vm) {
+                    d.datastore = m.to.clone();
                 }
-                DiskRef::Volume(v) => {
-                    if let Some(v) = self.volumes.get_mut(v) {
-                        v.datastore = m.to.clone();
-                    }
+            }
+            DiskRef::Volume(v) => {
+                if let Some(v) = self.volumes.get_mut(v) {
+                    v.datastore = m.to.clone();
                 }
             }
         }
-        done
     }
 
     /// The VM whose guest writes `disk` (a root disk's VM, an attached
     /// volume's).
-    fn writer_of(&self, disk: &DiskRef) -> Option<VmId> {
+    fn writer_vm(&self, disk: &DiskRef) -> Option<VmId> {
         match disk {
             DiskRef::Root(vm) => Some(vm.clone()),
             DiskRef::Volume(v) => self.volumes.get(v)?.attached_to.clone(),
         }
     }
 
-    /// Abandons the copies whose copier is gone — a mirror whose VM no
-    /// longer runs on its host, a DFS copy of a disk whose VM started —
-    /// then starts queued moves while slots are free. Returns the moves
-    /// abandoned and those started.
-    pub fn step_moves(&mut self, now_ms: u64, where_is: WhereIs) -> (Vec<DiskMove>, Vec<DiskMove>) {
-        let mut abandoned = Vec::new();
+    fn writer(&self, disk: &DiskRef, writer_of: WriterOf) -> DiskWriter {
+        self.writer_vm(disk)
+            .map_or(DiskWriter::Nowhere, |vm| writer_of(&vm))
+    }
+
+    /// One step of the copies, at `now_ms`:
+    /// - a mirror whose VM left its host (or whose host rebooted, or that
+    ///   now runs nowhere) is abandoned; one due completes once its host's
+    ///   agent is heard from after the due time (the host reports the job
+    ///   done — a host that died before then never does); while its VM is
+    ///   in flux (migrating, its host suspect) it waits;
+    /// - a DFS copy is abandoned when its disk's VM may be running (it
+    ///   writes the source), and completes when due;
+    /// - queued moves start while slots are free: mirrored by the host its
+    ///   VM runs on, copied by the DFS if it runs nowhere, left queued
+    ///   while it is in flux.
+    pub fn step_moves(&mut self, now_ms: u64, writer_of: WriterOf) -> MovesStepped {
+        let mut stepped = MovesStepped::default();
         let mut kept = Vec::new();
         for m in std::mem::take(&mut self.disk_moves) {
-            let writer_at = self.writer_of(&m.disk).and_then(|vm| where_is(&vm));
-            let lost = match &m.copying {
-                Some((Copier::Mirror(h), _)) => writer_at.as_ref() != Some(h),
-                Some((Copier::Dfs, _)) => writer_at.is_some(),
-                None => false,
+            let Some((copier, due)) = &m.copying else {
+                kept.push(m);
+                continue;
             };
+            let writer = self.writer(&m.disk, writer_of);
+            let (lost, done) = match (copier, &writer) {
+                (
+                    Copier::Mirror { host, boot },
+                    DiskWriter::On {
+                        host: h,
+                        boot: b,
+                        heard_ms,
+                    },
+                ) => {
+                    if h != host || b != boot {
+                        (true, false)
+                    } else {
+                        (false, now_ms >= *due && *heard_ms >= *due)
+                    }
+                }
+                (Copier::Mirror { .. }, DiskWriter::InFlux) => (false, false),
+                (Copier::Mirror { .. }, DiskWriter::Nowhere) => (true, false),
+                (Copier::Dfs, DiskWriter::Nowhere) => (false, now_ms >= *due),
+                (Copier::Dfs, _) => (true, false),
+            };
+            let overdue = now_ms >= *due;
             if lost {
-                abandoned.push(m);
+                stepped.abandoned.push((m, writer));
+            } else if done {
+                self.land(&m);
+                stepped.done.push(m);
             } else {
+                let mut m = m;
+                m.awaiting_report = overdue;
                 kept.push(m);
             }
         }
         self.disk_moves = kept;
-        let mut started = Vec::new();
-        while self.moves_waiting() {
-            let i = self
-                .disk_moves
-                .iter()
-                .position(|m| m.copying.is_none())
-                .expect("one waits");
-            let writer_at = self
-                .writer_of(&self.disk_moves[i].disk)
-                .and_then(|vm| where_is(&vm));
+        stepped.requeued = self.requeue_drains(now_ms);
+        let mut copying = self
+            .disk_moves
+            .iter()
+            .filter(|m| m.copying.is_some())
+            .count();
+        for i in 0..self.disk_moves.len() {
+            if copying >= DISK_MOVES_AT_ONCE {
+                break;
+            }
+            if self.disk_moves[i].copying.is_some() {
+                continue;
+            }
+            let copier = match self.writer(&self.disk_moves[i].disk, writer_of) {
+                DiskWriter::On { host, boot, .. } => Copier::Mirror { host, boot },
+                DiskWriter::Nowhere => Copier::Dfs,
+                DiskWriter::InFlux => continue,
+            };
             let m = &mut self.disk_moves[i];
-            let copier = writer_at.map_or(Copier::Dfs, Copier::Mirror);
             m.copying = Some((copier, now_ms + copy_ms(m.gib)));
-            started.push(m.clone());
+            copying += 1;
+            stepped.started.push(m.clone());
         }
-        (abandoned, started)
+        stepped
     }
 
     /// After a controller restart: every copy under way takes its full
@@ -642,6 +728,7 @@ impl Storage {
         for m in &mut self.disk_moves {
             if let Some((_, due)) = &mut m.copying {
                 *due = now_ms + copy_ms(m.gib);
+                m.awaiting_report = false;
             }
         }
     }
@@ -649,7 +736,7 @@ impl Storage {
     /// Moves of `vm`'s disks (its root disk, its attached volumes), called
     /// off as the VM is terminated: its guest goes, and so do the mirrors.
     pub fn forget_moves_of(&mut self, vm: &VmId) -> Vec<DiskMove> {
-        let writes = |m: &DiskMove| self.writer_of(&m.disk).as_ref() == Some(vm);
+        let writes = |m: &DiskMove| self.writer_vm(&m.disk).as_ref() == Some(vm);
         let (gone, left): (Vec<DiskMove>, Vec<DiskMove>) =
             self.disk_moves.iter().cloned().partition(writes);
         self.disk_moves = left;
@@ -697,7 +784,7 @@ impl DiskMove {
             cause: self.cause,
             state: match &self.copying {
                 None => "queued".into(),
-                Some((Copier::Mirror(h), _)) => format!("copying (mirror on {h})"),
+                Some((Copier::Mirror { host, .. }, _)) => format!("copying (mirror on {host})"),
                 Some((Copier::Dfs, _)) => "copying (dfs)".into(),
             },
             done_at_ms: self.copying.as_ref().map(|(_, t)| *t),

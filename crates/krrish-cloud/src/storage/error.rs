@@ -134,6 +134,8 @@ pub enum StorageError {
     DiskMoving { disk: DiskRef, to: Name },
     #[error("{0}: not moving")]
     NotMoving(DiskRef),
+    #[error("{disk}: moving as part of the drain of datastore {datastore}; resume the datastore to call the drain off")]
+    DrainMove { disk: DiskRef, datastore: Name },
     #[error("{max} disk moves already queued or copying; try again once some are done")]
     TooManyDiskMoves { max: usize },
     #[error("give either `vm` (its root disk) or `volume`: exactly one disk")]
@@ -176,7 +178,8 @@ impl StorageError {
             | E::DatastoreNotEmpty { .. }
             | E::LastDatastore(_)
             | E::NowhereToDrain(_)
-            | E::DiskMoving { .. } => "in-use",
+            | E::DiskMoving { .. }
+            | E::DrainMove { .. } => "in-use",
             E::TooManyVolumes { .. }
             | E::TooManyAttached { .. }
             | E::TooManyRootDisks { .. }

@@ -243,7 +243,7 @@ impl Storage {
             });
         }
         self.check_host_room(&host)?;
-        let datastore = self.datastore_for_new_disk(None)?;
+        let datastore = self.datastore_for_new_disk(None, 1)?;
         let (backing, plan) = self.boot_on(&host, image, now_ms);
         self.root_disks_made += 1;
         let incarnation = self.root_disks_made;

@@ -58,7 +58,8 @@ pub mod volume;
 
 pub use chain::{Chain, Layer, LayerId};
 pub use datastore::{
-    Copier, Datastore, DatastoreView, DiskMove, DiskMoveView, MoveCause, DEFAULT_DATASTORE,
+    Copier, Datastore, DatastoreView, DiskMove, DiskMoveView, DiskWriter, MoveCause,
+    DEFAULT_DATASTORE,
 };
 pub use disk_ops::{DiskAction, DiskOp, SnapshotStatus, DISK_OPS_PENDING_MAX};
 pub use error::StorageError;

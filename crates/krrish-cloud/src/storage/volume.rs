@@ -208,7 +208,13 @@ impl Storage {
         if self.volumes.contains_key(&name) {
             return Err(StorageError::VolumeNameTaken(name));
         }
-        let datastore = self.datastore_for_new_disk(datastore)?;
+        // Its footprint from the start: a thick volume its size, a thin one
+        // a GiB (the least a disk counts for).
+        let gib = match provisioning {
+            Provisioning::Thin => 1,
+            Provisioning::Thick | Provisioning::ThickLazyZeroed => size_gib,
+        };
+        let datastore = self.datastore_for_new_disk(datastore, gib)?;
         let max_gib = self.limits.volume_size_gib_max;
         if size_gib == 0 || size_gib > max_gib {
             return Err(StorageError::SizeGib { size_gib, max_gib });

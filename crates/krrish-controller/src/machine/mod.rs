@@ -554,9 +554,8 @@ impl ControllerMachine {
 
     /// The cloud's root disks follow the core's placements.
     fn follow_placements(&mut self, now_ms: u64) {
-        if self.cloud.storage.root_disk_hosts().next().is_none()
-            && !self.cloud.storage.has_disk_work()
-        {
+        self.step_disk_moves(now_ms);
+        if self.cloud.storage.root_disk_hosts().next().is_none() {
             return;
         }
         let core = &self.core;
@@ -565,6 +564,39 @@ impl ControllerMachine {
             _ => None,
         };
         for line in self.cloud.follow_placements(now_ms, &where_is) {
+            self.push(ControllerOutput::Trace(line));
+        }
+    }
+
+    /// The cloud's disk moves, told who writes each VM's disks: a VM
+    /// running on a host that is up (its boot, when last heard), one that
+    /// surely runs nowhere, or one in flux (booting, migrating, its host
+    /// not up).
+    fn step_disk_moves(&mut self, now_ms: u64) {
+        use krrish_cloud::storage::DiskWriter;
+        if !self.cloud.storage.has_disk_work() {
+            return;
+        }
+        let core = &self.core;
+        let writer_of = |vm: &VmId| {
+            let may_run = core.hosts_that_may_run(vm);
+            if may_run.is_empty() {
+                return DiskWriter::Nowhere;
+            }
+            let running_on = match core.vms().get(vm).map(|v| &v.state) {
+                Some(VmState::Running { host }) if may_run == [host.clone()] => host,
+                _ => return DiskWriter::InFlux,
+            };
+            match core.hosts().get(running_on) {
+                Some(h) if matches!(h.liveness, krrish_core::ha::Liveness::Up) => DiskWriter::On {
+                    host: running_on.clone(),
+                    boot: h.boot_id.unwrap_or(0),
+                    heard_ms: h.last_heartbeat_ms,
+                },
+                _ => DiskWriter::InFlux,
+            }
+        };
+        for line in self.cloud.step_disk_moves(now_ms, &writer_of) {
             self.push(ControllerOutput::Trace(line));
         }
     }
