@@ -123,14 +123,17 @@ impl HaManager {
     /// ever — found by the HA property test and an adversary).
     fn untried_host_exists(&self, id: &VmId, reason: BootReason) -> bool {
         let home = &self.vms[id].spec.home;
+        let to_production = self.may_fail_over_to_production(id);
         self.hosts.values().any(|h| {
             let production = h.spare.is_none() && h.spec.zone.runs_vms();
             let eligible = match reason {
                 BootReason::Create => production,
                 BootReason::Failover | BootReason::Restore => {
                     h.spare.is_some()
-                        || &h.spec.id == home
-                        || (production && self.config.failover_to_production)
+                        // A home in maintenance takes it back only once
+                        // out of it, which may never be: not counted.
+                        || (&h.spec.id == home && !h.spec.maintenance)
+                        || (production && to_production)
                 }
             };
             eligible

@@ -214,7 +214,18 @@ impl HaManager {
     /// policy says: waiting for a spare, for its home's repair, or down.
     pub(super) fn release_by_policy(&mut self, now_ms: u64, id: &VmId, host: &HostId) {
         let id = id.clone();
-        let ha = self.effective_ha(&self.vms[&id].spec);
+        let mut ha = self.effective_ha(&self.vms[&id].spec);
+        // A home in maintenance takes no restore: the drain its death cut
+        // short meant to move the VM, so it is restarted elsewhere (found
+        // by the adversary: it waited for ever on a repaired home still in
+        // maintenance).
+        let home_in_maintenance = self
+            .hosts
+            .get(&self.vms[&id].spec.home)
+            .is_some_and(|h| h.spec.maintenance);
+        if ha == HaPolicy::RestoreOnRepair && home_in_maintenance {
+            ha = HaPolicy::Restart;
+        }
         let vm = self.vms.get_mut(&id).expect("caller checked");
         vm.outage_since_ms.get_or_insert(now_ms);
         vm.settled_by = None;

@@ -216,7 +216,7 @@ impl HaManager {
                             BreakCause::NothingElseFitted,
                         );
                     }
-                    None if self.config.failover_to_production
+                    None if self.may_fail_over_to_production(id)
                         && match unit_tried.iter().find(|(u, _)| *u == unit) {
                             Some((_, booted)) => *booted,
                             None => {
@@ -494,6 +494,20 @@ impl HaManager {
         }
     }
 
+    /// Whether `id` may fail over to production hosts when no spare takes
+    /// it: with `failover_to_production`, or when its home is in
+    /// maintenance — the drain cut short by its death meant to move it to
+    /// one anyway ("the drain goes on from there"; found by the adversary:
+    /// a VM whose spare boots failed waited for ever on a home that takes
+    /// no VMs).
+    pub(super) fn may_fail_over_to_production(&self, id: &VmId) -> bool {
+        self.config.failover_to_production
+            || self
+                .hosts
+                .get(&self.vms[id].spec.home)
+                .is_some_and(|h| h.spec.maintenance)
+    }
+
     pub(super) fn boot(&mut self, now_ms: u64, id: &VmId, host: &HostId, reason: BootReason) {
         let vm = self.vms.get_mut(id).expect("caller checked");
         vm.state = VmState::Booting {
@@ -549,6 +563,15 @@ impl HaManager {
                 rec.state = VmState::Running { host: host.clone() };
                 rec.outage_since_ms = None;
                 rec.start_boot_round();
+                // Its home in maintenance (a drain cut short): it lives on
+                // the production host it came up on, as the drain meant.
+                let home = rec.spec.home.clone();
+                let rehome = &home != host
+                    && self.hosts[host].spare.is_none()
+                    && self.hosts.get(&home).is_some_and(|h| h.spec.maintenance);
+                if rehome {
+                    self.vms.get_mut(vm).expect("checked").spec.home = host.clone();
+                }
                 self.notice(
                     now_ms,
                     Notice::VmRunning {
