@@ -174,10 +174,7 @@ impl LibvirtDriver {
     /// The VM's root disk file: one per incarnation, so a VM launched
     /// again under a terminated one's name never boots its old disk.
     fn dfs_disk(&self, vm: &VmId, guest: &GuestConfig) -> PathBuf {
-        let file = match guest.root_disk {
-            0 => format!("{vm}.qcow2"),
-            n => format!("{vm}.{n}.qcow2"),
-        };
+        let file = crate::names::root_disk_file(vm, guest.root_disk);
         self.cfg.dfs_dir.join("vms").join(file)
     }
 

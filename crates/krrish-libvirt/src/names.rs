@@ -73,6 +73,26 @@ pub fn vxnet_tap_name(host: &HostId, vm: &VmId, vni: u32) -> String {
     )
 }
 
+/// The file of `vm`'s root disk on the DFS (under `vms/`): one per
+/// incarnation, so a VM launched again under a terminated one's name never
+/// boots its old disk.
+pub fn root_disk_file(vm: &VmId, incarnation: u64) -> String {
+    match incarnation {
+        0 => format!("{vm}.qcow2"),
+        n => format!("{vm}.{n}.qcow2"),
+    }
+}
+
+/// The incarnation of `vm` a root disk file name (as [`root_disk_file`]
+/// makes it) is of, if it is one of `vm`'s.
+pub fn root_disk_incarnation(vm: &VmId, file: &str) -> Option<u64> {
+    let rest = file.strip_prefix(vm.as_str())?.strip_suffix(".qcow2")?;
+    match rest {
+        "" => Some(0),
+        r => r.strip_prefix('.')?.parse().ok(),
+    }
+}
+
 /// The serial number a volume's disk shows the guest (virtio-blk takes
 /// 20 characters): how the guest — and a check acting through it — finds
 /// the volume whatever device name it got. The root disk's is `root`.
@@ -125,6 +145,23 @@ pub fn vxnet_gateway_mac(vni: u32) -> [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_root_disk_file_names_its_vm_and_incarnation_and_no_other() {
+        let vm = VmId::new("app-1");
+        for n in [0, 1, 12] {
+            let file = root_disk_file(&vm, n);
+            assert_eq!(root_disk_incarnation(&vm, &file), Some(n), "{file}");
+        }
+        for other in [
+            "app-10.qcow2",
+            "app-1.qcow2.ops",
+            "app-1.x.qcow2",
+            "app-2.1.qcow2",
+        ] {
+            assert_eq!(root_disk_incarnation(&vm, other), None, "{other}");
+        }
+    }
 
     #[test]
     fn vxnet_names_fit_the_kernel_and_macs_carry_the_address() {

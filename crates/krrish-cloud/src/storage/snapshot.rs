@@ -30,6 +30,10 @@ pub struct SnapshotView {
     pub taken_at_ms: u64,
     pub volumes: BTreeSet<Name>,
     pub status: SnapshotStatus,
+    /// The snapshot's name on the disks (a qcow2 internal snapshot's tag):
+    /// unique per op, so a name taken again never meets an old copy.
+    #[serde(default)]
+    pub tag: String,
 }
 
 impl VmSnapshot {
@@ -281,6 +285,7 @@ impl Storage {
                 taken_at_ms: s.taken_at_ms,
                 volumes: s.volumes.clone(),
                 status: self.snapshot_status(vm, &s.tag_of(name)),
+                tag: s.tag_of(name),
             })
             .collect())
     }

@@ -195,6 +195,13 @@ impl LabRun<'_> {
                 block,
                 data,
             } => self.check_disk(disk, reader.as_ref(), *block, *data),
+            Check::DiskReads {
+                disk,
+                snapshot: Some((vm, name)),
+                block,
+                data,
+                ..
+            } => self.check_disk_at_snapshot(disk, vm, name, *block, *data),
             Check::Volume {
                 volume,
                 attached_to,

@@ -175,7 +175,7 @@ pub fn unsupported(s: &Scenario) -> Vec<String> {
                 }
                 | Check::Snapshot { .. }
                 | Check::Event { .. }
-                | Check::DiskReads { snapshot: None, .. }
+                | Check::DiskReads { .. }
         );
         if !ok {
             why.push(format!(

@@ -6,8 +6,8 @@
 //! guest's command port (a volume no guest holds is read from its file on
 //! the DFS); `volume` is the controller's word.
 //!
-//! Volumes' snapshots are not real here yet: `disk` at a snapshot and the
-//! snapshot calls are reported NOT RUN.
+//! `disk` as of a snapshot reads the qcow2 internal snapshot out of the
+//! disk's file on the DFS.
 //!
 //! What the lab's data plane does not do yet, and so reports NOT RUN: a
 //! guest pinging an EIP, and DNS aliases. (Routing between the vxnets of
@@ -211,6 +211,81 @@ impl LabRun<'_> {
             Ok(())
         } else {
             Err(format!("{disk} block {block} reads {got}, expected {data}"))
+        }
+    }
+
+    /// What `block` of `disk` reads as of `vm`'s snapshot `name`: the
+    /// qcow2 internal snapshot (its tag from the API) copied out of the
+    /// disk's file on the DFS — with `-U`, as the running guest's QEMU
+    /// holds the file — and read there.
+    pub(super) fn check_disk_at_snapshot(
+        &self,
+        disk: &DiskRef,
+        vm: &VmId,
+        name: &krrish_cloud::Name,
+        block: u64,
+        data: u64,
+    ) -> Result<(), String> {
+        let list = self
+            .get(&format!(
+                "/v1/instances/{}/snapshots",
+                crate::client::path_part(vm.as_str())
+            ))
+            .map_err(|e| e.to_string())?;
+        let Some(tag) = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name.as_str())
+            .and_then(|s| s["tag"].as_str())
+        else {
+            return Err(format!("snapshot {name} of {vm}: the controller has none"));
+        };
+        let dfs = self.run_dir.join("dfs");
+        let file = match disk {
+            // The newest incarnation's file (a VM launched again under a
+            // terminated one's name has a new disk).
+            DiskRef::Root(vm) => {
+                let newest = std::fs::read_dir(dfs.join("vms"))
+                    .map_err(|e| format!("{}: {e}", dfs.join("vms").display()))?
+                    .filter_map(|e| {
+                        let name = e.ok()?.file_name().into_string().ok()?;
+                        krrish_libvirt::names::root_disk_incarnation(vm, &name)
+                    })
+                    .max()
+                    .ok_or_else(|| format!("no root disk file of {vm} on the DFS"))?;
+                dfs.join("vms")
+                    .join(krrish_libvirt::names::root_disk_file(vm, newest))
+            }
+            DiskRef::Volume(v) => dfs.join("volumes").join(format!("{v}.qcow2")),
+        };
+        let copy = self
+            .run_dir
+            .join(format!("snapshot-read-{}.qcow2", std::process::id()));
+        let out = Command::new("qemu-img")
+            .args(["convert", "-U", "-f", "qcow2", "-O", "qcow2", "-l"])
+            .arg(format!("snapshot.name={tag}"))
+            .arg(&file)
+            .arg(&copy)
+            .output()
+            .map_err(|e| format!("qemu-img: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "reading snapshot {tag} of {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let got = read_volume_file(&copy, block);
+        // Best effort: the run directory goes with the run anyway.
+        let _ = std::fs::remove_file(&copy);
+        let got = got?;
+        if got == data {
+            Ok(())
+        } else {
+            Err(format!(
+                "{disk} block {block} reads {got} as of snapshot {name} of {vm}, expected {data}"
+            ))
         }
     }
 
