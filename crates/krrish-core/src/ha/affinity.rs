@@ -185,6 +185,30 @@ impl HaManager {
     }
 
     /// The sum of what `unit` needs.
+    /// The `must` affinity mates of `unit`'s VMs outside it that run
+    /// nowhere and wait to be placed: where the unit goes, they must go.
+    pub(super) fn mates_to_place(&self, unit: &[VmId]) -> Vec<VmId> {
+        let mut mates: Vec<VmId> = unit
+            .iter()
+            .flat_map(|id| self.config.rules.affinity_mates(id, Some(Strength::Must)))
+            .filter(|m| !unit.contains(m))
+            .filter(|m| {
+                self.hosts_that_may_run(m).is_empty()
+                    && matches!(
+                        self.vms.get(m).map(|v| &v.state),
+                        Some(
+                            VmState::WaitingForCapacity { .. }
+                                | VmState::RetryingBoot { .. }
+                                | VmState::Scheduling { .. }
+                        )
+                    )
+            })
+            .collect();
+        mates.sort();
+        mates.dedup();
+        mates
+    }
+
     pub(super) fn unit_demand(&self, unit: &[VmId]) -> Resources {
         unit.iter()
             .fold(Resources::ZERO, |acc, m| acc.add(&self.vms[m].spec.demand))

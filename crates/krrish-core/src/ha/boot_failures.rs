@@ -125,15 +125,17 @@ impl HaManager {
         let home = &self.vms[id].spec.home;
         let to_production = self.may_fail_over_to_production(id);
         self.hosts.values().any(|h| {
+            // A host in maintenance takes VMs only once an operator says
+            // so, which may never be: not a host left to try (found by the
+            // adversary: a VM waited for ever on its home in maintenance).
+            if h.spec.maintenance {
+                return false;
+            }
             let production = h.spare.is_none() && h.spec.zone.runs_vms();
             let eligible = match reason {
                 BootReason::Create => production,
                 BootReason::Failover | BootReason::Restore => {
-                    h.spare.is_some()
-                        // A home in maintenance takes it back only once
-                        // out of it, which may never be: not counted.
-                        || (&h.spec.id == home && !h.spec.maintenance)
-                        || (production && to_production)
+                    h.spare.is_some() || &h.spec.id == home || (production && to_production)
                 }
             };
             eligible

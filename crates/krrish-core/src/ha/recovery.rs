@@ -280,14 +280,21 @@ impl HaManager {
         unit: &[VmId],
         held: &[(VmId, HostId)],
     ) -> bool {
+        // Must-affinity mates still to be placed (their boot failed, or a
+        // restart delay holds them) follow the unit where it goes: it goes
+        // only where they fit too and may boot — found by the adversary: a
+        // member restarted alone on a host without room for its mate left
+        // the mate down for ever.
+        let mut whole = unit.to_vec();
+        whole.extend(self.mates_to_place(unit));
         let candidates: Vec<HostId> = self
             .production_candidates()
             .0
             .into_iter()
-            .filter(|h| unit.iter().all(|id| self.may_boot_on(id, h)))
+            .filter(|h| whole.iter().all(|id| self.may_boot_on(id, h)))
             .collect();
         let free: Vec<Resources> = candidates.iter().map(|h| self.free_capacity(h)).collect();
-        let demand = self.unit_demand(unit);
+        let demand = self.unit_demand(&whole);
         // A VM away from home is headed there: for its rules it counts at
         // its home too — found by the adversary: a must pair failed over
         // onto each other's homes and could never go back.
