@@ -1537,37 +1537,19 @@ fn operators_move_disks_between_datastores_through_the_cli() {
     };
     // Refusals name what was wrong and change nothing.
     let before = state(&c);
-    let err = api_refused(
-        &c,
-        api,
-        &[
-            "disk-moves",
-            "start",
-            "--volume",
-            "data",
-            "--datastore",
+    let refusals = [
+        (
             "mini",
-        ],
-        "no-capacity",
-    );
-    assert!(
-        err.contains("datastore mini: 2 GiB needed, 1 GiB free"),
-        "{err}"
-    );
-    let err = api_refused(
-        &c,
-        api,
-        &[
-            "disk-moves",
-            "start",
-            "--volume",
-            "data",
-            "--datastore",
-            "ds-a",
-        ],
-        "invalid-request",
-    );
-    assert!(err.contains("already on datastore ds-a"), "{err}");
+            "no-capacity",
+            "datastore mini: 2 GiB needed, 1 GiB free",
+        ),
+        ("ds-a", "invalid-request", "already on datastore ds-a"),
+    ];
+    for (to, code, words) in refusals {
+        let args = ["disk-moves", "start", "--volume", "data", "--datastore", to];
+        let err = api_refused(&c, api, &args, code);
+        assert!(err.contains(words), "{err}");
+    }
     api_refused(&c, api, &["datastores", "delete", "ds-a"], "in-use");
     assert_eq!(state(&c), before);
 

@@ -226,12 +226,7 @@ impl LabRun<'_> {
         block: u64,
         data: u64,
     ) -> Result<(), String> {
-        let list = self
-            .get(&format!(
-                "/v1/instances/{}/snapshots",
-                crate::client::path_part(vm.as_str())
-            ))
-            .map_err(|e| e.to_string())?;
+        let list = self.snapshots_of(vm)?;
         let Some(tag) = list
             .as_array()
             .into_iter()
@@ -289,6 +284,15 @@ impl LabRun<'_> {
         }
     }
 
+    /// `vm`'s snapshots, as the controller's API lists them.
+    fn snapshots_of(&self, vm: &VmId) -> Result<Value, String> {
+        self.get(&format!(
+            "/v1/instances/{}/snapshots",
+            crate::client::path_part(vm.as_str())
+        ))
+        .map_err(|e| e.to_string())
+    }
+
     pub(super) fn check_snapshot(
         &self,
         vm: &VmId,
@@ -296,12 +300,7 @@ impl LabRun<'_> {
         want: Option<krrish_cloud::storage::SnapshotStatus>,
     ) -> Result<(), String> {
         use krrish_cloud::storage::SnapshotStatus as S;
-        let list = self
-            .get(&format!(
-                "/v1/instances/{}/snapshots",
-                crate::client::path_part(vm.as_str())
-            ))
-            .map_err(|e| e.to_string())?;
+        let list = self.snapshots_of(vm)?;
         let got = list
             .as_array()
             .into_iter()
