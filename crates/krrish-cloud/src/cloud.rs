@@ -270,6 +270,16 @@ impl Cloud {
         let mut lines = Vec::new();
         for (m, writer) in &stepped.abandoned {
             let why = match (&m.copying, writer) {
+                (
+                    Some((Copier::Mirror { host, .. }, _)),
+                    DiskWriter::On {
+                        host: h,
+                        storage: false,
+                        ..
+                    },
+                ) if h == host => {
+                    format!("{host} lost its way to the DFS (storage network or lease): the mirror failed")
+                }
                 (Some((Copier::Mirror { host, .. }, _)), DiskWriter::On { host: h, .. })
                     if h == host =>
                 {

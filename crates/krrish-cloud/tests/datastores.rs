@@ -76,6 +76,7 @@ fn runs_on(host: &'static str, heard_ms: u64) -> impl Fn(&VmId) -> DiskWriter {
         host: HostId::new(host),
         boot: 1,
         heard_ms,
+        storage: true,
     }
 }
 
@@ -199,6 +200,7 @@ fn a_mirror_dies_with_its_hosts_boot_and_waits_while_its_vm_is_in_flux() {
         host: HostId::new("hv-01"),
         boot: 2,
         heard_ms: 9_500,
+        storage: true,
     };
     let lines = c.step_disk_moves(9_500, &rebooted);
     assert_eq!(
@@ -206,6 +208,38 @@ fn a_mirror_dies_with_its_hosts_boot_and_waits_while_its_vm_is_in_flux() {
         vec!["move of volume data to datastore ds-b abandoned: hv-01 rebooted: the mirror died with its hypervisor; the half copy is discarded, it stays on ds-a"]
     );
     assert_eq!(on(&c, &vol("data")), "ds-a");
+}
+
+#[test]
+fn a_mirror_fails_when_its_host_loses_the_dfs() {
+    let mut c = cloud();
+    let m = CloudRequest::MigrateDisk {
+        vm: Some("web-1".into()),
+        volume: None,
+        datastore: "ds-a".into(),
+    };
+    ok(&mut c, m, 0);
+    c.step_disk_moves(0, &runs_on("hv-01", 0));
+    let cut_off = |_: &VmId| DiskWriter::On {
+        host: HostId::new("hv-01"),
+        boot: 1,
+        heard_ms: 3_000,
+        storage: false,
+    };
+    let lines = c.step_disk_moves(3_000, &cut_off);
+    assert_eq!(
+        lines,
+        vec!["move of root disk of vm web-1 to datastore ds-a abandoned: hv-01 lost its way to the DFS (storage network or lease): the mirror failed; the half copy is discarded, it stays on dfs"]
+    );
+    // Asked again, it waits queued until the host reaches the DFS again.
+    let m = CloudRequest::MigrateDisk {
+        vm: Some("web-1".into()),
+        volume: None,
+        datastore: "ds-a".into(),
+    };
+    ok(&mut c, m, 3_000);
+    assert!(c.step_disk_moves(4_000, &cut_off).is_empty());
+    assert_eq!(c.storage.describe_disk_moves()[0].state, "queued");
 }
 
 #[test]

@@ -97,11 +97,13 @@ pub enum DiskWriter {
     /// No guest: a detached volume, or a VM that surely runs nowhere.
     Nowhere,
     /// Its VM runs on `host`, which is up in boot `boot`; its agent was
-    /// last heard at `heard_ms`.
+    /// last heard at `heard_ms`, reaching the DFS (`storage`: its storage
+    /// network up and a lease held) or not.
     On {
         host: HostId,
         boot: u64,
         heard_ms: u64,
+        storage: bool,
     },
     /// Its VM may be alive where nothing can mirror it now: booting,
     /// migrating, stopping, its host suspect or being fenced.
@@ -670,9 +672,11 @@ impl Storage {
                         host: h,
                         boot: b,
                         heard_ms,
+                        storage,
                     },
                 ) => {
-                    if h != host || b != boot {
+                    // A host cut off from the DFS fails its mirror job.
+                    if h != host || b != boot || !storage {
                         (true, false)
                     } else {
                         (false, now_ms >= *due && *heard_ms >= *due)
@@ -710,7 +714,13 @@ impl Storage {
                 continue;
             }
             let copier = match self.writer(&self.disk_moves[i].disk, writer_of) {
-                DiskWriter::On { host, boot, .. } => Copier::Mirror { host, boot },
+                DiskWriter::On {
+                    host,
+                    boot,
+                    storage: true,
+                    ..
+                } => Copier::Mirror { host, boot },
+                DiskWriter::On { storage: false, .. } => continue,
                 DiskWriter::Nowhere => Copier::Dfs,
                 DiskWriter::InFlux => continue,
             };

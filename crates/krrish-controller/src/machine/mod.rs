@@ -592,6 +592,7 @@ impl ControllerMachine {
                     host: running_on.clone(),
                     boot: h.boot_id.unwrap_or(0),
                     heard_ms: h.last_heartbeat_ms,
+                    storage: h.holds_lease && h.bonds[2] != krrish_core::BondHealth::Down,
                 },
                 _ => DiskWriter::InFlux,
             }
