@@ -9,7 +9,11 @@ use krrish_core::{HostId, VmId};
 use serde_json::Value;
 
 fn call(c: &mut Cloud, r: CloudRequest, now_ms: u64) -> Result<Value, CloudError> {
-    c.apply(r, now_ms, &|_| true).map(|r| r.data)
+    let answer = c.apply(r, now_ms, &|_| true).map(|r| r.data);
+    c.storage
+        .check()
+        .expect("the storage's invariants hold after every call");
+    answer
 }
 
 fn ok(c: &mut Cloud, r: CloudRequest, now_ms: u64) -> Value {

@@ -15,6 +15,10 @@
 //!   longer than 3 minutes while none of them is being copied (a group
 //!   move's members switch over one by one as their copies end, and one
 //!   whose migration failed rejoins the others).
+//! - `datastores` — while disk moves or datastore drains are under way:
+//!   every disk lives on a datastore that exists, each move goes from
+//!   where its disk lives to another that exists, one move a disk, at most
+//!   two copies at once.
 //! - `single-attachment` — a volume is plugged into one running guest at
 //!   most (two writers of one disk corrupt it).
 //! - `volume-holder` — a running guest that has a volume plugged in is the
@@ -159,6 +163,14 @@ impl Checkers {
                     "single-writer",
                     format!("{vm}'s DFS disk written by {}", join(&writers)),
                 );
+            }
+        }
+
+        // datastores: every disk on one that exists, moves consistent and
+        // bounded (checked while disk moves or drains are under way).
+        if cloud.storage.has_disk_work() {
+            if let Err(detail) = cloud.storage.check_datastores() {
+                return fail("datastores", detail);
             }
         }
 

@@ -753,6 +753,51 @@ impl Storage {
         gone
     }
 
+    /// The datastores' invariants: every disk on one that exists; each
+    /// move of a disk that exists, from where it lives to another that
+    /// exists, one move a disk; copies at most [`DISK_MOVES_AT_ONCE`].
+    pub fn check_datastores(&self) -> Result<(), String> {
+        for (disk, on) in self.disks() {
+            if !self.datastores.contains_key(on) {
+                return Err(format!("{disk}: on datastore {on}, which does not exist"));
+            }
+        }
+        let mut seen: Vec<&DiskRef> = Vec::new();
+        for m in &self.disk_moves {
+            let on = self
+                .datastore_of(&m.disk)
+                .map_err(|e| format!("a move of a disk gone: {e}"))?;
+            if on != &m.from || m.from == m.to {
+                return Err(format!(
+                    "{}: moves {} -> {} but lives on {on}",
+                    m.disk, m.from, m.to
+                ));
+            }
+            if !self.datastores.contains_key(&m.to) {
+                return Err(format!(
+                    "{}: moves to {}, which does not exist",
+                    m.disk, m.to
+                ));
+            }
+            if seen.contains(&&m.disk) {
+                return Err(format!("{}: two moves", m.disk));
+            }
+            seen.push(&m.disk);
+        }
+        let copying = self
+            .disk_moves
+            .iter()
+            .filter(|m| m.copying.is_some())
+            .count();
+        if copying > DISK_MOVES_AT_ONCE || self.disk_moves.len() > DISK_MOVES_MAX {
+            return Err(format!(
+                "{copying} copies and {} moves at once",
+                self.disk_moves.len()
+            ));
+        }
+        Ok(())
+    }
+
     // ---------------------------------------------------------- describe
 
     pub fn describe_datastores(&self) -> Vec<DatastoreView> {

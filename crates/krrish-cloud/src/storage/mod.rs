@@ -227,6 +227,7 @@ impl Storage {
                 }
             }
         }
+        self.check_datastores()?;
         if self.volumes.len() > self.limits.volumes_max
             || self.root_disks.len() > self.limits.root_disks_max
             || self.images.len() > self.limits.images_max
