@@ -22,7 +22,9 @@
 //! In some seeds an RDB, a MongoDB replica set and a cache shard are
 //! created first (`converged` then also wants them serving); in some,
 //! placement rule groups bind VMs (affinity, anti-affinity; must, should);
-//! in some, DRS balances the hosts all along.
+//! in some, DRS balances the hosts all along; in some, DPM powers idle
+//! hosts off and on; in some, tenant VMs' disks move between datastores
+//! (storage live migration, drains, balancing) while faults strike.
 
 pub use crate::swarm_shrink::{shrink, SHRINK_RUNS_MAX};
 
@@ -66,6 +68,10 @@ pub struct SwarmCase {
     /// The cluster's `dpm:` settings (flow yaml), if DPM is on (with
     /// failover beyond the spare pool, so it may power hosts on for it).
     pub dpm: Option<String>,
+    /// Tenant VMs with volumes whose disks move between datastores while
+    /// faults strike ([`storage_moves`]); the run must end with no move
+    /// under way.
+    pub storage: bool,
 }
 
 fn fmt_ms(ms: u64) -> String {
@@ -80,7 +86,7 @@ impl SwarmCase {
     /// One line of parameters, printed for every seed.
     pub fn summary(&self) -> String {
         format!(
-            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{}{}{} isolation={} fence={} faults={}",
+            "hosts={} spares={} vms={}x{} ({} vCPU, {} GiB){}{}{}{}{}{} isolation={} fence={} faults={}",
             self.hosts,
             self.spares
                 .map(|n| n.to_string())
@@ -102,6 +108,7 @@ impl SwarmCase {
             },
             if self.drs.is_some() { " +drs" } else { "" },
             if self.dpm.is_some() { " +dpm" } else { "" },
+            if self.storage { " +storage" } else { "" },
             self.isolation_response,
             self.fence_action,
             self.items.len()
@@ -219,6 +226,11 @@ impl SwarmCase {
         }
         let _ = writeln!(y, "expect:");
         let _ = writeln!(y, "  - converged: true");
+        if self.storage {
+            // Every disk move ended (landed or abandoned) once healed.
+            let _ = writeln!(y, "  - at: {}", fmt_ms(END_MS));
+            let _ = writeln!(y, "    datastore: {{ moving: 0 }}");
+        }
         let _ = writeln!(y, "end: {}", fmt_ms(END_MS));
         y
     }
@@ -329,6 +341,7 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
         rules: Vec::new(),
         drs: None,
         dpm: None,
+        storage: false,
     };
     let names = names(&case);
     let faults = d.range(1, 8);
@@ -367,7 +380,82 @@ pub fn generate_sized(seed: u64, hosts: Option<usize>) -> SwarmCase {
             d.range(60, 600)
         ));
     }
+    // Storage live migration in some seeds (drawn last, as above).
+    if d.chance(30) {
+        storage_moves(&mut d, &names, &mut case.items);
+        case.storage = true;
+    }
     case
+}
+
+/// Tenant VMs launched from an image (so they have root disks) on the
+/// first production hosts, each with a volume on `ds-a`; during the fault
+/// window, storage live migrations of their volumes and root disks
+/// between `ds-a`, `ds-b` (and the default `dfs`), a datastore drained and
+/// later resumed, a balance. Faults and HA move the VMs under the copies.
+fn storage_moves(d: &mut Draw, n: &Names, items: &mut Vec<(u64, String)>) {
+    items.push((
+        2_000,
+        "cloud: { action: create-image, name: swarm-img, size_gib: 1 }".into(),
+    ));
+    for ds in ["ds-a", "ds-b"] {
+        items.push((
+            2_000,
+            format!("cloud: {{ action: create-datastore, name: {ds}, capacity_gib: 400 }}"),
+        ));
+    }
+    let tenants = d.range(1, 3).min(n.production.len() as u64) as usize;
+    for (i, host) in n.production.iter().take(tenants).enumerate() {
+        items.push((
+            4_000,
+            format!("run_instance: {{ name: tenant-{i}, vcpus: 1, memory_gib: 1, image: swarm-img, host: {host} }}"),
+        ));
+        items.push((
+            5_000,
+            format!(
+                "cloud: {{ action: create-volume, name: vol-{i}, size_gib: {}, provisioning: {}, datastore: ds-a }}",
+                d.range(1, 20),
+                d.pick(&["thin", "thick"])
+            ),
+        ));
+        items.push((
+            6_000,
+            format!("cloud: {{ action: attach-volume, volume: vol-{i}, vm: tenant-{i} }}"),
+        ));
+    }
+    for _ in 0..d.range(1, 5) {
+        let at = d.range(FAULTS_FROM_MS / 100, FAULTS_UNTIL_MS / 100) * 100;
+        let i = d.below(tenants as u64);
+        let to = *d.pick(&["ds-a", "ds-b", "dfs"]);
+        match d.below(5) {
+            0 | 1 => items.push((
+                at,
+                format!("cloud: {{ action: migrate-disk, volume: vol-{i}, datastore: {to} }}"),
+            )),
+            2 => items.push((
+                at,
+                format!("cloud: {{ action: migrate-disk, vm: tenant-{i}, datastore: {to} }}"),
+            )),
+            3 => {
+                let ds = *d.pick(&["ds-a", "ds-b"]);
+                items.push((
+                    at,
+                    format!("cloud: {{ action: drain-datastore, name: {ds} }}"),
+                ));
+                items.push((
+                    at + d.range(60, 600) * 1000,
+                    format!("cloud: {{ action: resume-datastore, name: {ds} }}"),
+                ));
+            }
+            _ => items.push((
+                at,
+                format!(
+                    "cloud: {{ action: balance-datastores, threshold_percent: {} }}",
+                    d.range(0, 30)
+                ),
+            )),
+        }
+    }
 }
 
 /// Placement rule groups in some seeds: one to three, each `must` or
