@@ -45,6 +45,14 @@ fn migrate_volume(v: &str, to: &str) -> CloudRequest {
     }
 }
 
+fn migrate_root(vm: &str, to: &str) -> CloudRequest {
+    CloudRequest::MigrateDisk {
+        vm: Some(vm.into()),
+        volume: None,
+        datastore: to.into(),
+    }
+}
+
 fn n(s: &str) -> Name {
     Name::parse("name", s).unwrap()
 }
@@ -217,12 +225,7 @@ fn a_mirror_dies_with_its_hosts_boot_and_waits_while_its_vm_is_in_flux() {
 #[test]
 fn a_mirror_fails_when_its_host_loses_the_dfs() {
     let mut c = cloud();
-    let m = CloudRequest::MigrateDisk {
-        vm: Some("web-1".into()),
-        volume: None,
-        datastore: "ds-a".into(),
-    };
-    ok(&mut c, m, 0);
+    ok(&mut c, migrate_root("web-1", "ds-a"), 0);
     c.step_disk_moves(0, &runs_on("hv-01", 0));
     let cut_off = |_: &VmId| DiskWriter::On {
         host: HostId::new("hv-01"),
@@ -236,12 +239,7 @@ fn a_mirror_fails_when_its_host_loses_the_dfs() {
         vec!["move of root disk of vm web-1 to datastore ds-a abandoned: hv-01 lost its way to the DFS (storage network or lease): the mirror failed; the half copy is discarded, it stays on dfs"]
     );
     // Asked again, it waits queued until the host reaches the DFS again.
-    let m = CloudRequest::MigrateDisk {
-        vm: Some("web-1".into()),
-        volume: None,
-        datastore: "ds-a".into(),
-    };
-    ok(&mut c, m, 3_000);
+    ok(&mut c, migrate_root("web-1", "ds-a"), 3_000);
     assert!(c.step_disk_moves(4_000, &cut_off).is_empty());
     assert_eq!(c.storage.describe_disk_moves()[0].state, "queued");
 }
@@ -249,12 +247,7 @@ fn a_mirror_fails_when_its_host_loses_the_dfs() {
 #[test]
 fn a_dfs_copy_is_abandoned_when_its_vm_may_run() {
     let mut c = cloud();
-    let m = CloudRequest::MigrateDisk {
-        vm: Some("web-1".into()),
-        volume: None,
-        datastore: "ds-a".into(),
-    };
-    ok(&mut c, m, 0);
+    ok(&mut c, migrate_root("web-1", "ds-a"), 0);
     // web-1 is stopped: the DFS copies its root disk.
     let lines = c.step_disk_moves(0, &nowhere);
     assert_eq!(
@@ -275,12 +268,7 @@ fn a_mirror_is_abandoned_when_its_vm_leaves_the_host_and_the_disk_stays_put() {
     let mut c = cloud();
     let root = DiskRef::Root(VmId::new("web-1"));
     let before = on(&c, &root);
-    let m = CloudRequest::MigrateDisk {
-        vm: Some("web-1".into()),
-        volume: None,
-        datastore: "ds-a".into(),
-    };
-    ok(&mut c, m, 0);
+    ok(&mut c, migrate_root("web-1", "ds-a"), 0);
     c.step_disk_moves(0, &runs_on("hv-01", 0));
     // hv-01 dies; web-1 is failed over to spare-1.
     let lines = c.step_disk_moves(30_000, &runs_on("spare-1", 30_000));
