@@ -14,7 +14,8 @@
 //! - [`snapshot`] — VM snapshots, block reads and writes through any disk.
 //! - [`datastore`] — datastores (DFS pools) and storage live migration:
 //!   disk moves queued, copied (mirrored by the VM's host, or by the DFS),
-//!   abandoned when their copier goes; drain and balance.
+//!   drain and balance; [`disk_moves`] — the copies under way: who copies,
+//!   when one lands or is abandoned.
 //! - [`disk_ops`] — the snapshot work the VM's host still has to do on its
 //!   real disks, and snapshots' `creating`/`available` status.
 //! - [`error`] — [`StorageError`].
@@ -50,6 +51,7 @@
 pub(crate) mod calls;
 pub mod chain;
 pub mod datastore;
+pub mod disk_moves;
 pub mod disk_ops;
 pub mod error;
 pub mod image;
@@ -58,9 +60,9 @@ pub mod volume;
 
 pub use chain::{Chain, Layer, LayerId};
 pub use datastore::{
-    Copier, Datastore, DatastoreView, DiskMove, DiskMoveView, DiskWriter, MoveCause,
-    DEFAULT_DATASTORE,
+    Datastore, DatastoreView, DiskMove, DiskMoveView, MoveCause, DEFAULT_DATASTORE,
 };
+pub use disk_moves::{Copier, DiskWriter, MovesStepped, WriterOf};
 pub use disk_ops::{DiskAction, DiskOp, SnapshotStatus, DISK_OPS_PENDING_MAX};
 pub use error::StorageError;
 pub use image::{
