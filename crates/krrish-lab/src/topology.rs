@@ -14,7 +14,8 @@
 //! br-vm's 10.79.0.0/24 address is the host's tunnel endpoint (vxnets'
 //! VXLAN runs between them) and where it answers for its guests' EIPs; the
 //! outside namespace reaches the EIP pools on that network (the lab's
-//! "internet" and "external network" at once).
+//! "internet" and "external network" at once), and so do the hosts: a
+//! routed guest reaches an EIP out through its host's br-vm.
 //! The runner makes them from the initial namespace (where it runs).
 //! Without kernel bonding the two management members are plain veths on
 //! the bridge (mgmt0 carries the address): their carrier is what the agent
@@ -235,7 +236,14 @@ impl Topology {
                 l.set_up("vmup").await?;
                 l.add_address(HOST_VM_BRIDGE, ip(underlay_ip), UNDERLAY_NET.1)
                     .await?;
-                l.set_up(HOST_VM_BRIDGE).await
+                l.set_up(HOST_VM_BRIDGE).await?;
+                // The EIPs are out there, as for the outside: a routed
+                // guest's packet to one leaves through br-vm.
+                for (net, len) in EIP_POOLS {
+                    l.add_link_route(HOST_VM_BRIDGE, net, len, Some(underlay_ip))
+                        .await?;
+                }
+                Ok(())
             })?;
         }
         Ok(())

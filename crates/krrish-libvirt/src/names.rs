@@ -103,9 +103,12 @@ pub fn volume_serial(volume: &str) -> String {
 /// The root disk's serial (see [`volume_serial`]).
 pub const ROOT_SERIAL: &str = "root";
 
+/// What every vxnet bridge's name starts with.
+pub const VXNET_BRIDGE_PREFIX: &str = "kb";
+
 /// The bridge a vxnet's guests and its VXLAN link join on a host.
 pub fn vxnet_bridge(vni: u32) -> String {
-    format!("kb{vni}")
+    format!("{VXNET_BRIDGE_PREFIX}{vni}")
 }
 
 /// The VXLAN link that carries a vxnet between hosts.

@@ -11,7 +11,15 @@
 //!   that runs a guest routed through it, with one MAC everywhere: the
 //!   router is distributed, as the notes say, and has no host to lose;
 //! - an **EIP** is an address this host answers for on `eip_link`, and
-//!   nftables DNAT (in) and SNAT (out) to the guest's routed address.
+//!   nftables DNAT (in) and SNAT (out) to the guest's routed address;
+//! - a **routed** guest gets out through its host: what it sends out of
+//!   `eip_link` from a vxnet is SNATed to the host's address there (or to
+//!   its EIP), so a guest reaches another guest's EIP the way the outside
+//!   does; one sent to the EIP of a neighbour on this very host turns back
+//!   at the gateway, SNATed to it (hairpin NAT). A guest pinging its *own*
+//!   EIP is not reached: after the DNAT the packet's source and
+//!   destination are the guest itself, and the kernel drops it before any
+//!   postrouting rule could rewrite the source (measured; no rule found).
 //!
 //! - **routing** between the vxnets of one router: a host running a guest
 //!   routed through it holds every vxnet of that router, with its gateway,
@@ -22,6 +30,7 @@ use crate::domain_xml::NicSpec;
 use crate::hypervisor::Hypervisor;
 use crate::names::{
     vxlan_link, vxnet_bridge, vxnet_gateway_mac, vxnet_mac, vxnet_mac_bytes, vxnet_tap_name,
+    VXNET_BRIDGE_PREFIX,
 };
 use krrish_agent::{GuestEip, GuestNetwork, GuestNic};
 use krrish_cloud::network::guest::VXNET_PREFIX;
@@ -33,8 +42,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-/// The nftables table the EIPs' rules live in (replaced whole each time).
+/// The nftables table the NAT rules live in (replaced whole each time).
 const NFT_TABLE: &str = "krrish_eip";
+/// The packet mark that tells postrouting a packet came from a guest
+/// (nftables sees no input interface there).
+const FROM_A_GUEST: u32 = 0x6b72;
 /// VXLAN's IANA port.
 const VXLAN_PORT_NOTE: &str = "udp 4789";
 
@@ -74,9 +86,36 @@ struct Made {
     vms: BTreeMap<VmId, GuestNetwork>,
     /// vxnets present here, with the gateway address their bridge holds.
     vxnets: BTreeMap<u32, Option<Ipv4Addr>>,
-    /// EIPs answered for here.
-    eips: BTreeSet<GuestEip>,
+    /// What this host NATs now.
+    nat: Nat,
     forwarding: bool,
+}
+
+/// What a host NATs: the EIPs it answers for, and whether a local guest
+/// is routed (it then gets out through this host).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Nat {
+    eips: BTreeSet<GuestEip>,
+    way_out: bool,
+}
+
+impl Nat {
+    fn of(guests: &BTreeMap<VmId, GuestNetwork>) -> Nat {
+        Nat {
+            eips: guests
+                .values()
+                .flat_map(|g| g.eips.iter().cloned())
+                .collect(),
+            way_out: guests
+                .values()
+                .flat_map(|g| &g.nics)
+                .any(|n| n.gateway.is_some()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.eips.is_empty() && !self.way_out
+    }
 }
 
 /// One host's tenant network.
@@ -192,7 +231,7 @@ impl Tenant {
         }
         let mut made = self.made();
         made.vms.insert(vm.clone(), network.clone());
-        self.make_eips(&cfg, &mut made)
+        self.make_nat(&cfg, &mut made)
     }
 
     /// Makes `vm`'s (running, as `domain`) network here match `network`.
@@ -259,7 +298,7 @@ impl Tenant {
         made.vms.insert(vm.clone(), network.clone());
         let all = made.vms.clone();
         self.make_vxnets(&mut made, &all)?;
-        self.make_eips(&cfg, &mut made)
+        self.make_nat(&cfg, &mut made)
     }
 
     /// `vm` stopped here (its taps went with its domain).
@@ -273,7 +312,7 @@ impl Tenant {
         }
         let all = made.vms.clone();
         self.make_vxnets(&mut made, &all)?;
-        self.make_eips(&cfg, &mut made)
+        self.make_nat(&cfg, &mut made)
     }
 
     /// Every guest here stopped.
@@ -284,7 +323,7 @@ impl Tenant {
         let mut made = self.made();
         made.vms.clear();
         self.make_vxnets(&mut made, &BTreeMap::new())?;
-        self.make_eips(&cfg, &mut made)
+        self.make_nat(&cfg, &mut made)
     }
 
     /// The vxnets `want` uses exist here with the right gateway address;
@@ -362,30 +401,29 @@ impl Tenant {
         Ok(())
     }
 
-    /// This host answers for exactly its guests' EIPs, and NATs them.
-    fn make_eips(&self, cfg: &TenantConfig, made: &mut Made) -> Result<(), String> {
-        let want: BTreeSet<GuestEip> = made
-            .vms
-            .values()
-            .flat_map(|g| g.eips.iter().cloned())
-            .collect();
-        if want == made.eips {
+    /// This host answers for exactly its guests' EIPs and NATs them, and
+    /// lets its routed guests out.
+    fn make_nat(&self, cfg: &TenantConfig, made: &mut Made) -> Result<(), String> {
+        let want = Nat::of(&made.vms);
+        if want == made.nat {
             return Ok(());
         }
         if !want.is_empty() && !made.forwarding {
             self.command("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"], None)?;
             made.forwarding = true;
         }
-        let script = nft_script(&cfg.eip_link, &want);
+        let script = nft_script(cfg, &want);
         self.command("nft", &["-f", "-"], Some(&script))?;
         let (add, remove): (Vec<Ipv4Addr>, Vec<Ipv4Addr>) = (
-            want.iter()
-                .filter(|e| !made.eips.iter().any(|m| m.address == e.address))
+            want.eips
+                .iter()
+                .filter(|e| !made.nat.eips.iter().any(|m| m.address == e.address))
                 .map(|e| e.address)
                 .collect(),
-            made.eips
+            made.nat
+                .eips
                 .iter()
-                .filter(|m| !want.iter().any(|e| e.address == m.address))
+                .filter(|m| !want.eips.iter().any(|e| e.address == m.address))
                 .map(|m| m.address)
                 .collect(),
         );
@@ -409,7 +447,7 @@ impl Tenant {
             let args = ["arping", "-U", "-c", "1", "-I", cfg.eip_link.as_str(), &a];
             self.command("busybox", &args, None)?;
         }
-        made.eips = want;
+        made.nat = want;
         Ok(())
     }
 
@@ -448,28 +486,47 @@ impl Tenant {
     }
 }
 
-/// The EIP table, whole: declaring it first makes deleting it safe when
+/// The NAT table, whole: declaring it first makes deleting it safe when
 /// it does not exist yet; the kernel applies the script atomically.
-fn nft_script(eip_link: &str, eips: &BTreeSet<GuestEip>) -> String {
+fn nft_script(cfg: &TenantConfig, nat: &Nat) -> String {
     let mut s = format!("table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\n");
-    if eips.is_empty() {
+    if nat.is_empty() {
         return s;
     }
+    let link = &cfg.eip_link;
+    let guests = format!("{VXNET_BRIDGE_PREFIX}*");
     s.push_str(&format!("table ip {NFT_TABLE} {{\n"));
     s.push_str(
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
     );
-    for e in eips {
+    if nat.way_out {
+        // A mark set where a guest's packet comes in says so at postrouting
+        // (measured: `iifname` there misses a packet turning back on its
+        // bridge).
+        s.push_str(&format!(
+            "    iifname \"{guests}\" meta mark set {FROM_A_GUEST:#x}\n"
+        ));
+    }
+    for e in &nat.eips {
         s.push_str(&format!(
             "    ip daddr {} dnat to {}\n",
             e.address, e.private
         ));
     }
     s.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
-    for e in eips {
+    for e in &nat.eips {
         s.push_str(&format!(
-            "    ip saddr {} oifname \"{eip_link}\" snat to {}\n",
+            "    ip saddr {} oifname \"{link}\" snat to {}\n",
             e.private, e.address
+        ));
+    }
+    if nat.way_out {
+        s.push_str(&format!(
+            "    meta mark {FROM_A_GUEST:#x} oifname \"{link}\" snat to {}\n",
+            cfg.local
+        ));
+        s.push_str(&format!(
+            "    ct status dnat meta mark {FROM_A_GUEST:#x} oifname \"{guests}\" masquerade\n"
         ));
     }
     s.push_str("  }\n}\n");
@@ -511,6 +568,10 @@ fn routed_neighbours(gateway: Ipv4Addr) -> Vec<(Ipv4Addr, [u8; 6])> {
 }
 
 #[cfg(test)]
+#[path = "tenant_nat_kernel_tests.rs"]
+mod nat_kernel_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -522,28 +583,62 @@ mod tests {
         }
     }
 
+    fn lab_config() -> TenantConfig {
+        TenantConfig {
+            underlay: "br-vm".into(),
+            local: Ipv4Addr::new(10, 79, 0, 10),
+            group: Ipv4Addr::new(239, 1, 1, 1),
+            eip_link: "br-vm".into(),
+        }
+    }
+
     #[test]
     fn the_nft_script_replaces_the_table_whole() {
-        let none = nft_script("br-vm", &BTreeSet::new());
+        let cfg = lab_config();
+        let none = nft_script(&cfg, &Nat::default());
         assert_eq!(none, "table ip krrish_eip\ndelete table ip krrish_eip\n");
-        let one: BTreeSet<_> = [eip([203, 0, 113, 1], [10, 10, 1, 10])].into();
-        let s = nft_script("br-vm", &one);
+        let one = Nat {
+            eips: [eip([203, 0, 113, 1], [10, 10, 1, 10])].into(),
+            way_out: false,
+        };
+        let s = nft_script(&cfg, &one);
         assert!(s.starts_with(&none), "{s}");
         assert!(s.contains("ip daddr 203.0.113.1 dnat to 10.10.1.10"), "{s}");
         assert!(
             s.contains("ip saddr 10.10.1.10 oifname \"br-vm\" snat to 203.0.113.1"),
             "{s}"
         );
+        assert!(!s.contains("masquerade"), "{s}");
+    }
+
+    #[test]
+    fn routed_guests_get_out_through_their_host_and_turn_back_at_the_gateway() {
+        let cfg = lab_config();
+        let routed = Nat {
+            eips: [eip([203, 0, 113, 1], [10, 10, 1, 10])].into(),
+            way_out: true,
+        };
+        let s = nft_script(&cfg, &routed);
+        let own = s
+            .find("ip saddr 10.10.1.10 oifname \"br-vm\" snat to 203.0.113.1")
+            .expect("the EIP's own SNAT");
+        let out = s
+            .find("meta mark 0x6b72 oifname \"br-vm\" snat to 10.79.0.10")
+            .expect("the way out");
+        assert!(own < out, "a guest with an EIP leaves as its EIP: {s}");
+        assert!(
+            s.contains("iifname \"kb*\" meta mark set 0x6b72"),
+            "what a guest sends is marked: {s}"
+        );
+        assert!(
+            s.contains("ct status dnat meta mark 0x6b72 oifname \"kb*\" masquerade"),
+            "{s}"
+        );
     }
 
     #[test]
     fn a_config_with_a_bad_link_or_group_is_refused() {
-        let good = TenantConfig {
-            underlay: "br-vm".into(),
-            local: Ipv4Addr::new(10, 79, 0, 10),
-            group: Ipv4Addr::new(239, 1, 1, 1),
-            eip_link: "br-vm".into(),
-        };
+        let good = lab_config();
         assert!(good.check().is_ok());
         let bad_link = TenantConfig {
             eip_link: "x\"; flush".into(),

@@ -120,9 +120,9 @@ pub(super) fn cloud_call(r: &CloudRequest) -> Option<(String, Option<Value>)> {
 /// Why the lab cannot judge this ping, if it cannot.
 pub(super) fn ping_unsupported(from: &PingFrom, to: &Target) -> Option<String> {
     match (from, to) {
-        (PingFrom::Vm(_), Target::Vm(_) | Target::Ip(_)) => None,
-        (PingFrom::Vm(_), _) => Some(format!(
-            "a guest pinging {to} (the lab routes guests only within their vxnet)"
+        (PingFrom::Vm(_), Target::Vm(_) | Target::Ip(_) | Target::Eip(_)) => None,
+        (PingFrom::Vm(_), Target::Alias(_)) => Some(format!(
+            "a guest pinging {to} (the lab's guests resolve no names)"
         )),
         (PingFrom::Internet | PingFrom::External, Target::Eip(_) | Target::Ip(_)) => None,
         (_, _) => Some(format!("a ping from {from} to {to}")),
@@ -634,8 +634,10 @@ mod tests {
         assert!(ping_unsupported(&PingFrom::Vm(vm("a")), &Target::Vm(vm("b"))).is_none());
         let eip = Target::Eip(krrish_cloud::Name::parse("eip", "e1").unwrap());
         assert!(ping_unsupported(&PingFrom::Internet, &eip).is_none());
-        let why = ping_unsupported(&PingFrom::Vm(vm("a")), &eip).unwrap();
-        assert!(why.contains("a guest pinging eip e1"), "{why}");
+        assert!(ping_unsupported(&PingFrom::Vm(vm("a")), &eip).is_none());
+        let alias = Target::Alias(krrish_cloud::Name::parse("alias", "db").unwrap());
+        let why = ping_unsupported(&PingFrom::Vm(vm("a")), &alias).unwrap();
+        assert!(why.contains("a guest pinging alias db"), "{why}");
         assert!(ping_unsupported(&PingFrom::External, &Target::Vm(vm("b"))).is_some());
     }
 }
