@@ -163,7 +163,7 @@ fn swarm(md: &mut String, quick: bool) -> Result<()> {
     use krrish_scenario::swarm::generate_sized;
     use krrish_scenario::{run_scenario, RunOptions, WorldKind};
     writeln!(md, "## Swarm\n")?;
-    writeln!(md, "Random fault schedules (as `--swarm` draws them) on clusters of 20 production hosts plus spares, one simulated hour each (faults, `heal_all` at 40 min, convergence checked at 60 min), event world, seeds spread over both cores. Target: ≥ 600 seeds per minute.\n")?;
+    writeln!(md, "Random fault schedules (as `--swarm` draws them: faults, rules, DRS, DPM in about a quarter of seeds and storage moves in about 30 %) on clusters of 20 production hosts plus spares, one simulated hour each (faults, `heal_all` at 40 min, convergence checked at 60 min), event world, seeds spread over both cores. Target: ≥ 600 seeds per minute.\n")?;
     writeln!(md, "| seeds | failed | wall | **seeds / min** |")?;
     writeln!(md, "|---:|---:|---:|---:|")?;
     let n: u64 = if quick { 40 } else { 600 };
