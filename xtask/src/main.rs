@@ -8,7 +8,9 @@
 //!   fixed budget of seed exploration, a fixed number of swarm seeds (JUnit
 //!   XML in `target/swarm-ci.xml`). Prints `N passed, M failed` over its
 //!   steps.
-//! - `nightly` — the same with large exploration budgets.
+//! - `nightly` — the same with large exploration budgets; `nightly
+//!   --inventory FILE` adds the lab scenarios on physical hosts (today: the
+//!   hosts checked, the scenarios NOT RUN).
 //! - `bench` — the benchmarks, written to `BENCHMARKS.md`.
 //! - `lab up|down|status` — the lab in a box: libvirt, the guest image,
 //!   the KVM/TCG probe (see [`lab`]). `ci` runs the real-guest tests
@@ -32,13 +34,22 @@ fn main() -> ExitCode {
     }
     let result = match args.first().map(String::as_str) {
         Some("scenario") => scenario(&args[1..]),
-        Some("ci") => suite(&Budget::CI),
-        Some("nightly") => suite(&Budget::NIGHTLY),
+        Some("ci") => suite(&Budget::CI, None),
+        Some("nightly") => match &args[1..] {
+            [] => suite(&Budget::NIGHTLY, None),
+            [flag, file] if flag == "--inventory" => {
+                suite(&Budget::NIGHTLY, Some(Path::new(file)))
+            }
+            _ => {
+                eprintln!("usage: cargo xtask nightly [--inventory FILE]");
+                return ExitCode::from(2);
+            }
+        },
         Some("bench") => bench(&args[1..]),
         Some("lab") => lab::lab(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <scenario [ARGS…] | ci | nightly | bench | lab up|down|status>"
+                "usage: cargo xtask <scenario [ARGS…] | ci | nightly [--inventory FILE] | bench | lab up|down|status>"
             );
             return ExitCode::from(2);
         }
@@ -197,10 +208,12 @@ fn check_free_space() {
     }
 }
 
-fn suite(budget: &Budget) -> Result<bool> {
+/// The suite at `budget`; with `inventory`, the lab scenarios on those
+/// physical hosts too.
+fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
     check_free_space();
     type Step<'a> = (&'a str, Box<dyn Fn() -> Result<bool> + 'a>);
-    let steps: Vec<Step> = vec![
+    let mut steps: Vec<Step> = vec![
         ("system packages", Box::new(system_packages)),
         (
             "format",
@@ -271,6 +284,20 @@ fn suite(budget: &Budget) -> Result<bool> {
             }),
         ),
     ];
+    if let Some(file) = inventory {
+        steps.push((
+            "physical lab hosts (inventory)",
+            Box::new(move || {
+                suite_scenario(&[
+                    "--world".into(),
+                    "lab".into(),
+                    "--inventory".into(),
+                    file.display().to_string(),
+                    "scenarios/lab".into(),
+                ])
+            }),
+        ));
+    }
     let (mut passed, mut failed) = (0, 0);
     let mut failures = Vec::new();
     let mut took = Vec::new();

@@ -9,8 +9,15 @@
 //! - [`power`] — a host's power: off = agent killed, domains destroyed,
 //!   links down (what its BMC does); on = links up (the caller starts the
 //!   agent again).
+//! - [`inventory`] — physical lab hosts (`--inventory FILE`): how to reach
+//!   each, its libvirt, links and BMC, and the DFS they share; checked
+//!   whole, every error naming file, line and field.
+//! - [`preflight`] — checks an inventory's hosts before anything runs on
+//!   them (reach, krrish, links, guest image, shared DFS, libvirt, BMC).
 
+pub mod inventory;
 pub mod power;
+pub mod preflight;
 pub mod topology;
 
 pub use krrish_netlink::Netns;

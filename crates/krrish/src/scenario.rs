@@ -28,7 +28,7 @@ impl WorldArg {
 #[derive(Subcommand)]
 pub enum ScenarioCmd {
     /// Run scenarios in the simulated world.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load and validate scenarios (and their clusters) without running them.
     Check(CheckArgs),
 }
@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// Default: turmoil for files, event for swarms.
     #[arg(long, value_name = "turmoil|event|lab")]
     world: Option<WorldArg>,
+    /// With `--world lab`: physical lab hosts instead of the box, as this
+    /// inventory file describes them. Today the hosts are checked
+    /// (preflight) and the scenarios reported NOT RUN.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
     /// Random clusters and fault schedules, one per seed (`--seeds`, default
     /// 1..100, or one `--seed`), instead of files.
     #[arg(long, conflicts_with_all = ["paths", "trace_dir"])]
@@ -87,7 +92,7 @@ pub struct CheckArgs {
 
 pub fn main(cmd: ScenarioCmd) -> Result<ExitCode> {
     match cmd {
-        ScenarioCmd::Run(a) => run(a),
+        ScenarioCmd::Run(a) => run(*a),
         ScenarioCmd::Check(a) => check(a),
     }
 }
@@ -171,6 +176,9 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
 }
 
 fn run(a: RunArgs) -> Result<ExitCode> {
+    if a.inventory.is_some() && !matches!(a.world, Some(WorldArg::Lab)) {
+        bail!("--inventory describes physical lab hosts: it goes with --world lab");
+    }
     if a.swarm {
         let mut seeds: Vec<u64> = match (a.seed, a.seeds) {
             (Some(s), _) => vec![s],
@@ -302,6 +310,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
 fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
     if a.seeds.is_some() || a.seed.is_some() {
         bail!("--world lab runs in real time: seeds do not apply");
+    }
+    if let Some(inventory) = &a.inventory {
+        return crate::lab_world::on_inventory(files, inventory);
     }
     let lab = crate::lab_world::LabState::load(Path::new("target/lab"))?;
     let exe = std::env::current_exe().context("finding this krrish binary")?;

@@ -21,14 +21,18 @@
 //! ([`unsupported`]), the timeline loop and the faults it applies (`act`),
 //! and the BMC ([`fence`]); [`daemons`] starts and stops what a run needs
 //! (home VMs, configs, controller and agents, teardown); [`checks`] judges
-//! expectations, watches for a VM running twice and times recoveries.
+//! expectations, watches for a VM running twice and times recoveries;
+//! [`inventory`] is `--inventory` (physical hosts: checked, not yet run).
 
 // Real guests on real time.
 #![allow(clippy::disallowed_methods)]
 
 mod checks;
 mod daemons;
+mod inventory;
 mod tenant;
+
+pub use inventory::on_inventory;
 
 use anyhow::{bail, Context, Result};
 use krrish_core::ha::HostVerdict;

@@ -1,0 +1,465 @@
+//! An inventory of physical lab hosts (`--inventory FILE`): how the runner
+//! reaches each host, its hypervisor, its links and its BMC, and what the
+//! hosts share (the DFS directory, the guest image, the controller's and
+//! the lease service's addresses).
+//!
+//! ```yaml
+//! controller: 10.20.0.1            # this machine on the management network
+//! lease_service: 10.30.0.1         # this machine on the storage network
+//! dfs_dir: /srv/krrish-dfs         # shared: the same directory on every host
+//! guest_dir: /var/lib/krrish/guest # vmlinuz + initrd.gz, on every host
+//! domain_type: kvm                 # or qemu (TCG)
+//! hosts:
+//!   - id: hv-01
+//!     run: [ssh, -o, BatchMode=yes, root@hv-01]  # runs a command there
+//!     krrish: /usr/local/bin/krrish
+//!     libvirt: qemu+ssh://root@hv-01/system       # from this machine
+//!     vm_bridge: br-vm
+//!     underlay: 10.40.0.11         # its tunnel endpoint, on vm_bridge
+//!     bonds:                       # two members each, in bond order
+//!       management: [eno1, eno2]
+//!       vm: [eno3, eno4]
+//!       storage: [eno5, eno6]
+//!     bmc: { address: 10.50.0.11, username: admin, password_file: bmc.pass }
+//! ```
+//!
+//! Relative paths (`password_file`) are relative to the inventory file.
+//! Every error names the file, the line and the field. [`Inventory::load`]
+//! reads and checks the file; [`crate::preflight`] checks the hosts.
+
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// At most this many hosts (a lab, not a fleet).
+pub const HOSTS_MAX: usize = 64;
+
+/// The file, read and checked.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Where agents reach the controller this machine runs.
+    pub controller: Ipv4Addr,
+    /// Where agents reach the DFS lease service this machine runs.
+    pub lease_service: Ipv4Addr,
+    pub dfs_dir: PathBuf,
+    pub guest_dir: PathBuf,
+    pub domain_type: String,
+    pub hosts: Vec<InventoryHost>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryHost {
+    pub id: String,
+    /// The command prefix that runs a command on the host (`ssh …`, or
+    /// `ip netns exec …` for a namespace).
+    pub run: Vec<String>,
+    /// The krrish binary on the host (started as its agent).
+    pub krrish: PathBuf,
+    /// The host's libvirt, as this machine reaches it.
+    pub libvirt: String,
+    pub vm_bridge: String,
+    pub underlay: Ipv4Addr,
+    pub bonds: Bonds,
+    pub bmc: Bmc,
+}
+
+/// Two members per bond, as the agent's `bond_members` takes them.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bonds {
+    pub management: [String; 2],
+    pub vm: [String; 2],
+    pub storage: [String; 2],
+}
+
+impl Bonds {
+    /// In bond order: bond0 management, bond1 VM network, bond2 storage.
+    pub fn in_order(&self) -> [[String; 2]; 3] {
+        [
+            self.management.clone(),
+            self.vm.clone(),
+            self.storage.clone(),
+        ]
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bmc {
+    pub address: Ipv4Addr,
+    /// IPMI's UDP port (623 unless given).
+    #[serde(default = "ipmi_port")]
+    pub port: u16,
+    pub username: String,
+    /// Absolute once loaded.
+    pub password_file: PathBuf,
+}
+
+fn ipmi_port() -> u16 {
+    623
+}
+
+/// What is wrong with an inventory file, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {field}: {why}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct InventoryError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// The field, as a path (`hosts[1] (hv-02).bmc.password_file`).
+    pub field: String,
+    pub why: String,
+}
+
+impl Inventory {
+    /// Reads `file` and checks it whole: nothing is used from a file with
+    /// any error in it.
+    pub fn load(file: &Path) -> Result<Inventory, InventoryError> {
+        let err = |line, field: &str, why: String| InventoryError {
+            file: file.to_path_buf(),
+            line,
+            field: field.to_string(),
+            why,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| err(None, "(file)", format!("cannot read it: {e}")))?;
+        let mut inv: Inventory = serde_yaml::from_str(&text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            err(line, "(yaml)", e.to_string())
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        for h in &mut inv.hosts {
+            if h.bmc.password_file.is_relative() {
+                h.bmc.password_file = base.join(&h.bmc.password_file);
+            }
+        }
+        inv.check(&text)
+            .map_err(|(line, field, why)| err(line, &field, why))?;
+        Ok(inv)
+    }
+
+    pub fn host(&self, id: &str) -> Option<&InventoryHost> {
+        self.hosts.iter().find(|h| h.id == id)
+    }
+
+    /// The meaning the types cannot hold; `text` gives the lines.
+    fn check(&self, text: &str) -> Result<(), (Option<usize>, String, String)> {
+        let top = |key: &str| line_of(text, 0, &format!("{key}:"));
+        if self.hosts.is_empty() {
+            return Err((top("hosts"), "hosts".into(), "no hosts".into()));
+        }
+        if self.hosts.len() > HOSTS_MAX {
+            return Err((
+                top("hosts"),
+                "hosts".into(),
+                format!("{} hosts, at most {HOSTS_MAX}", self.hosts.len()),
+            ));
+        }
+        for (key, path) in [("dfs_dir", &self.dfs_dir), ("guest_dir", &self.guest_dir)] {
+            if let Err(why) = remote_path(path) {
+                return Err((
+                    top(key),
+                    key.into(),
+                    format!("{why} (the same path on every host)"),
+                ));
+            }
+        }
+        if !matches!(self.domain_type.as_str(), "kvm" | "qemu") {
+            return Err((
+                top("domain_type"),
+                "domain_type".into(),
+                format!("`{}`: expected kvm or qemu", self.domain_type),
+            ));
+        }
+        let starts: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with("- id:"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        for (i, h) in self.hosts.iter().enumerate() {
+            // The host's block, then the field's own line in it.
+            let block = (starts.get(i).copied(), starts.get(i + 1).copied());
+            let field = |f: &str| format!("hosts[{i}] ({}).{f}", h.id);
+            let fail = |f: &str, why: String| {
+                let keys = [f.rsplit('.').next(), f.split('.').next()];
+                let at = keys.into_iter().flatten().find_map(|k| {
+                    let (from, to) = (block.0?, block.1.unwrap_or(usize::MAX));
+                    line_of(text, from, &format!("{k}:")).filter(|&l| l < to)
+                });
+                Err((at.or(block.0), field(f), why))
+            };
+            if h.id.is_empty()
+                || h.id.len() > 32
+                || !h
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return fail("id", "expected 1 to 32 of a-z, 0-9 and -".into());
+            }
+            if self.hosts[..i].iter().any(|o| o.id == h.id) {
+                return fail("id", "named twice".into());
+            }
+            if h.run.is_empty() || h.run.iter().any(String::is_empty) {
+                return fail(
+                    "run",
+                    "expected a command prefix, e.g. [ssh, root@hv-01]".into(),
+                );
+            }
+            if let Err(why) = remote_path(&h.krrish) {
+                return fail("krrish", why);
+            }
+            if !h.libvirt.contains("://") {
+                return fail(
+                    "libvirt",
+                    format!(
+                        "`{}`: expected a URI such as qemu+ssh://root@hv-01/system",
+                        h.libvirt
+                    ),
+                );
+            }
+            let bonds = h.bonds.in_order();
+            let mut links = vec![("vm_bridge", &h.vm_bridge)];
+            for (m, f) in bonds
+                .iter()
+                .zip(["bonds.management", "bonds.vm", "bonds.storage"])
+            {
+                links.extend([(f, &m[0]), (f, &m[1])]);
+            }
+            for (f, name) in links {
+                if let Err(e) = krrish_netlink::check_name(name, 15) {
+                    return fail(f, e.to_string());
+                }
+            }
+            if h.bmc.username.is_empty() {
+                return fail("bmc.username", "empty".into());
+            }
+            match std::fs::read_to_string(&h.bmc.password_file) {
+                Ok(p) if !p.trim().is_empty() => {}
+                Ok(_) => {
+                    return fail(
+                        "bmc.password_file",
+                        format!("{} is empty", h.bmc.password_file.display()),
+                    )
+                }
+                Err(e) => {
+                    return fail(
+                        "bmc.password_file",
+                        format!("{}: {e}", h.bmc.password_file.display()),
+                    )
+                }
+            }
+            if let Some(o) = self.hosts[..i]
+                .iter()
+                .find(|o| o.bmc.address == h.bmc.address)
+            {
+                return fail(
+                    "bmc.address",
+                    format!("{} is {}'s BMC too", h.bmc.address, o.id),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A path handed to a host's `run` (ssh joins its arguments into one
+/// shell line): absolute, and nothing a shell would read.
+fn remote_path(p: &Path) -> Result<(), String> {
+    let text = p.to_string_lossy();
+    if !p.is_absolute() {
+        return Err(format!("{text} is not absolute"));
+    }
+    match text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._+-".contains(*c)))
+    {
+        Some(c) => Err(format!("{text}: `{c}` (expected a-z, A-Z, 0-9 and /._+-)")),
+        None => Ok(()),
+    }
+}
+
+/// The 1-based line, at or after line index `from`, whose text (after
+/// indentation and a list dash) starts with `start`.
+fn line_of(text: &str, from: usize, start: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| {
+            let t = l.trim_start();
+            t.strip_prefix("- ").unwrap_or(t).starts_with(start)
+        })
+        .map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+controller: 10.20.0.1
+lease_service: 10.30.0.1
+dfs_dir: /srv/krrish-dfs
+guest_dir: /var/lib/krrish/guest
+domain_type: kvm
+hosts:
+  - id: hv-01
+    run: [ssh, -o, BatchMode=yes, root@hv-01]
+    krrish: /usr/local/bin/krrish
+    libvirt: qemu+ssh://root@hv-01/system
+    vm_bridge: br-vm
+    underlay: 10.40.0.11
+    bonds:
+      management: [eno1, eno2]
+      vm: [eno3, eno4]
+      storage: [eno5, eno6]
+    bmc: { address: 10.50.0.11, username: admin, password_file: bmc.pass }
+  - id: hv-02
+    run: [ssh, root@hv-02]
+    krrish: /usr/local/bin/krrish
+    libvirt: qemu+ssh://root@hv-02/system
+    vm_bridge: br-vm
+    underlay: 10.40.0.12
+    bonds:
+      management: [eno1, eno2]
+      vm: [eno3, eno4]
+      storage: [eno5, eno6]
+    bmc: { address: 10.50.0.12, username: admin, password_file: bmc.pass }
+";
+
+    /// `text` as `lab.yaml` in a fresh directory with `bmc.pass` beside it.
+    fn load(tag: &str, text: &str) -> Result<Inventory, InventoryError> {
+        let dir = std::env::temp_dir().join(format!("krrish-inv-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bmc.pass"), "secret\n").unwrap();
+        let file = dir.join("lab.yaml");
+        std::fs::write(&file, text).unwrap();
+        let r = Inventory::load(&file);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn a_good_inventory_loads_with_its_password_files_made_absolute() {
+        let inv = load("good", GOOD).unwrap();
+        assert_eq!(inv.hosts.len(), 2);
+        let h = inv.host("hv-02").unwrap();
+        assert_eq!(h.run, ["ssh", "root@hv-02"]);
+        assert!(h.bmc.password_file.is_absolute());
+        assert!(h.bmc.password_file.ends_with("bmc.pass"));
+        assert_eq!(
+            h.bonds.in_order()[2],
+            ["eno5".to_string(), "eno6".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named_with_its_line() {
+        let e = load("typo", &second("vm_bridge:", "vm_brige:")).unwrap_err();
+        assert_eq!(e.line, Some(22), "{e}");
+        assert!(e.why.contains("vm_brige"), "{e}");
+        assert!(e.to_string().contains("lab.yaml:22"), "{e}");
+    }
+
+    /// GOOD with the second host's `from` (or the only one) made `to`.
+    fn second(from: &str, to: &str) -> String {
+        let at = GOOD.rfind(from).unwrap();
+        format!("{}{to}{}", &GOOD[..at], &GOOD[at + from.len()..])
+    }
+
+    #[test]
+    fn each_wrong_value_names_its_host_field_and_line() {
+        let cases = [
+            (
+                "id: hv-02",
+                "id: hv-01",
+                "hosts[1] (hv-01).id",
+                18,
+                "named twice",
+            ),
+            ("id: hv-02", "id: HV_02", "hosts[1] (HV_02).id", 18, "a-z"),
+            (
+                "run: [ssh, root@hv-02]",
+                "run: []",
+                "hosts[1] (hv-02).run",
+                19,
+                "prefix",
+            ),
+            (
+                "krrish: /usr/local/bin/krrish",
+                "krrish: bin/krrish",
+                "hosts[1] (hv-02).krrish",
+                20,
+                "not absolute",
+            ),
+            (
+                "libvirt: qemu+ssh://root@hv-02/system",
+                "libvirt: hv-02",
+                "hosts[1] (hv-02).libvirt",
+                21,
+                "URI",
+            ),
+            (
+                "[eno5, eno6]",
+                "[eno5, \"x; reboot\"]",
+                "hosts[1] (hv-02).bonds.storage",
+                27,
+                "x; reboot",
+            ),
+            (
+                "address: 10.50.0.12",
+                "address: 10.50.0.11",
+                "hosts[1] (hv-02).bmc.address",
+                28,
+                "hv-01's BMC",
+            ),
+            (
+                "password_file: bmc.pass",
+                "password_file: nope.pass",
+                "hosts[1] (hv-02).bmc.password_file",
+                28,
+                "nope.pass",
+            ),
+            (
+                "domain_type: kvm",
+                "domain_type: xen",
+                "domain_type",
+                5,
+                "kvm or qemu",
+            ),
+            (
+                "dfs_dir: /srv/krrish-dfs",
+                "dfs_dir: dfs",
+                "dfs_dir",
+                3,
+                "not absolute",
+            ),
+            (
+                "dfs_dir: /srv/krrish-dfs",
+                "dfs_dir: /srv/a b",
+                "dfs_dir",
+                3,
+                "` `",
+            ),
+            (
+                "krrish: /usr/local/bin/krrish",
+                "krrish: /bin/k;rm",
+                "hosts[1] (hv-02).krrish",
+                20,
+                "`;`",
+            ),
+        ];
+        for (from, to, field, line, why) in cases {
+            let e = load("bad", &second(from, to)).unwrap_err();
+            assert_eq!(e.field, field, "{from} -> {to}: {e}");
+            assert_eq!(e.line, Some(line), "{from} -> {to}: {e}");
+            assert!(
+                e.why.contains(why) || e.to_string().contains(why),
+                "{from} -> {to}: {e}"
+            );
+        }
+    }
+}
