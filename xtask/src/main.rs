@@ -37,9 +37,7 @@ fn main() -> ExitCode {
         Some("ci") => suite(&Budget::CI, None),
         Some("nightly") => match &args[1..] {
             [] => suite(&Budget::NIGHTLY, None),
-            [flag, file] if flag == "--inventory" => {
-                suite(&Budget::NIGHTLY, Some(Path::new(file)))
-            }
+            [flag, file] if flag == "--inventory" => suite(&Budget::NIGHTLY, Some(Path::new(file))),
             _ => {
                 eprintln!("usage: cargo xtask nightly [--inventory FILE]");
                 return ExitCode::from(2);

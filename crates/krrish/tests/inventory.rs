@@ -77,6 +77,19 @@ hosts:
     )
 }
 
+/// `krrish scenario run --world lab --inventory FILE` on one lab file.
+fn run_with(file: &std::path::Path) -> (std::process::Output, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
+        .args(["scenario", "run", "--world", "lab", "--inventory"])
+        .arg(file)
+        .arg("scenarios/lab/crash-fails-over.yaml")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    (o, out)
+}
+
 /// The preflight's line for `host`'s `check` (columns as printed).
 fn line<'a>(out: &'a str, host: &str, check: &str) -> &'a str {
     let key = format!("{host:<16} {check:<12}");
@@ -106,14 +119,7 @@ fn the_preflight_checks_every_host_and_the_scenarios_are_not_run() {
     let file = dir.join("lab.yaml");
     std::fs::write(&file, inventory(&dir)).unwrap();
 
-    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
-        .args(["scenario", "run", "--world", "lab", "--inventory"])
-        .arg(&file)
-        .arg("scenarios/lab/crash-fails-over.yaml")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (o, out) = run_with(&file);
     assert!(!o.status.success(), "not run is not passed:\n{out}");
     assert!(out.contains("preflight of 2 hosts"), "{out}");
     assert!(
@@ -164,14 +170,7 @@ fn the_preflight_checks_every_host_and_the_scenarios_are_not_run() {
 
     // A missing link is named.
     in_ns(&["ip", "link", "del", "eno4"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
-        .args(["scenario", "run", "--world", "lab", "--inventory"])
-        .arg(&file)
-        .arg("scenarios/lab/crash-fails-over.yaml")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (_, out) = run_with(&file);
     let links = line(&out, "hv-01", "links");
     assert!(
         links.starts_with("FAILED") && links.contains("eno4"),
@@ -187,14 +186,7 @@ fn a_bad_inventory_is_refused_with_its_file_line_and_field() {
     let file = dir.join("lab.yaml");
     let text = inventory(&dir).replacen("vm_bridge: br-vm", "vm_brige: br-vm", 1);
     std::fs::write(&file, text).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
-        .args(["scenario", "run", "--world", "lab", "--inventory"])
-        .arg(&file)
-        .arg("scenarios/lab/crash-fails-over.yaml")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (o, out) = run_with(&file);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!o.status.success(), "{out}");
     assert!(
