@@ -37,7 +37,9 @@ pub trait Fencer {
     /// The DFS's record of lease renewals: for each host that ever renewed,
     /// how many milliseconds ago it last did (the storage network's
     /// heartbeat, a second channel beside the management network's).
-    fn lease_renewals(&self) -> impl Future<Output = Result<Vec<(HostId, u64)>, FenceError>>;
+    fn lease_renewals(
+        &self,
+    ) -> impl Future<Output = Result<krrish_core::lease::LeaseRenewals, FenceError>>;
 }
 
 /// The data plane as the load balancers' health checks see it: where the
@@ -59,7 +61,7 @@ enum Event<S> {
     Lease(HostId, Result<u64, FenceError>),
     Power(HostId, bool, Result<(), FenceError>),
     Reinstated(HostId, Result<(), FenceError>),
-    Renewals(u64, Result<Vec<(HostId, u64)>, FenceError>),
+    Renewals(u64, Result<krrish_core::lease::LeaseRenewals, FenceError>),
     Fabric(u64, Result<FabricReport, String>),
 }
 

@@ -288,13 +288,17 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                     );
                 }
                 ControllerOutput::ReadLeaseRenewals { read } => {
-                    let ages = ids
+                    let hosts = ids
                         .iter()
                         .enumerate()
                         .map(|(i, h)| (h.clone(), now - renewed[i]))
                         .collect();
                     let r = if dfs_readable {
-                        Ok(ages)
+                        // The service has listened since the start.
+                        Ok(krrish_core::lease::LeaseRenewals {
+                            hosts,
+                            listening_for_ms: now,
+                        })
                     } else {
                         Err(krrish_core::ha::FenceError::Unreachable(
                             "DFS unreachable".to_string(),

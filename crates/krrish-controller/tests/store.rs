@@ -23,7 +23,7 @@ fn a_core_mid_fence() -> HaManager {
         })
         .collect();
     assert_eq!(reads.len(), 1, "one read before an evidence-less fence");
-    core.handle_lease_renewals(19_000, reads[0], Ok(vec![]));
+    core.handle_lease_renewals(19_000, reads[0], Ok(listening_long()));
     while core.poll_command().is_some() {}
     while core.poll_notice().is_some() {}
     // hv-01's BMC answered: fenced. With hv-02 failing too its VMs wait one
@@ -141,7 +141,7 @@ fn the_machine_writes_after_decisions_and_not_otherwise() {
             _ => None,
         })
         .expect("the DFS is read before a verdict");
-    m.handle_lease_renewals(19_000, read, Ok(vec![])); // none renews: fencing starts
+    m.handle_lease_renewals(19_000, read, Ok(listening_long())); // none renews: fencing starts
     out.extend(run(&mut m));
     let after = store.load().unwrap().unwrap();
     assert_ne!(first, after);
@@ -252,4 +252,12 @@ fn an_answer_to_an_earlier_incarnations_command_matches_nothing() {
     let snap = store.load().unwrap().expect("saved");
     let third = ControllerMachine::start(0, HaConfig::default(), hosts, vec![], Some(snap));
     assert_eq!(third.core().incarnation(), 2);
+}
+
+/// A read of a lease service up since the start, where no host renewed.
+fn listening_long() -> krrish_core::lease::LeaseRenewals {
+    krrish_core::lease::LeaseRenewals {
+        hosts: vec![],
+        listening_for_ms: 19_000,
+    }
 }

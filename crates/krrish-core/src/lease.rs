@@ -116,6 +116,19 @@ pub struct LeaseTable {
     /// Grants this table cannot know of (made before a restart of the
     /// service that keeps it) may run until here.
     unknown_grants_until_ms: u64,
+    /// When the service keeping this table (re)started: renewals before
+    /// it are not in the table, so a host missing from it says nothing
+    /// until every live host has had time to renew since.
+    listening_since_ms: u64,
+}
+
+/// A read of the DFS's renewals: for each host that renewed since the
+/// service (re)started, how long ago its last renewal was; and how long the
+/// service has been listening (a host that renewed before is not listed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseRenewals {
+    pub hosts: Vec<(HostId, u64)>,
+    pub listening_for_ms: u64,
 }
 
 impl LeaseTable {
@@ -145,6 +158,7 @@ impl LeaseTable {
         LeaseTable {
             records,
             unknown_grants_until_ms: now_ms + max_duration_ms,
+            listening_since_ms: now_ms,
         }
     }
 
@@ -236,15 +250,20 @@ impl LeaseTable {
         }
     }
 
-    /// For each host that ever renewed, how long ago its last renewal was.
-    pub fn renewal_ages(&self, now_ms: u64) -> Vec<(HostId, u64)> {
-        self.records
-            .iter()
-            .filter_map(|(h, r)| {
-                r.renewed_at_ms
-                    .map(|at| (h.clone(), now_ms.saturating_sub(at)))
-            })
-            .collect()
+    /// For each host that renewed since the service started, how long ago
+    /// its last renewal was; and how long the service has listened.
+    pub fn renewals(&self, now_ms: u64) -> LeaseRenewals {
+        LeaseRenewals {
+            hosts: self
+                .records
+                .iter()
+                .filter_map(|(h, r)| {
+                    r.renewed_at_ms
+                        .map(|at| (h.clone(), now_ms.saturating_sub(at)))
+                })
+                .collect(),
+            listening_for_ms: now_ms.saturating_sub(self.listening_since_ms),
+        }
     }
 
     /// The service keeping this table restarted at `now_ms` (the simulated
@@ -256,6 +275,7 @@ impl LeaseTable {
         for r in self.records.values_mut() {
             r.renewed_at_ms = None;
         }
+        self.listening_since_ms = now_ms;
         self.unknown_grants_until_ms = self.unknown_grants_until_ms.max(now_ms + max_duration_ms);
     }
 
@@ -284,8 +304,15 @@ mod tests {
         t.renew(1_000, &h("h2"), 30_000, None).unwrap();
         t.revoke(&h("h2"));
         t.service_restarted(5_000, 30_000);
-        // Nobody is listed until it renews again ...
-        assert_eq!(t.renewal_ages(6_000), vec![]);
+        // Nobody is listed until it renews again, and the read says how
+        // long the service has been listening ...
+        assert_eq!(
+            t.renewals(6_000),
+            LeaseRenewals {
+                hosts: vec![],
+                listening_for_ms: 1_000
+            }
+        );
         // ... the hosts still hold what was granted ...
         assert!(t.valid(&h("h1"), 30_999));
         // ... a revocation waits out what may have been granted before ...
@@ -313,7 +340,8 @@ mod tests {
         assert!(t.reinstate(&h("h1")));
         assert!(!t.reinstate(&h("h1")));
         assert_eq!(t.renew(7_000, &h("h1"), 30_000, None), Ok(37_000));
-        assert_eq!(t.renewal_ages(9_000), vec![(h("h1"), 2_000)]);
+        assert_eq!(t.renewals(9_000).hosts, vec![(h("h1"), 2_000)]);
+        assert_eq!(t.renewals(9_000).listening_for_ms, 9_000);
     }
 
     #[test]
@@ -339,7 +367,8 @@ mod tests {
         );
         // h3 renewed before the restart, as far as the table can tell.
         assert_eq!(t.revoke(&h("h3")), 160_000);
-        assert!(t.renewal_ages(101_000).is_empty());
+        assert!(t.renewals(101_000).hosts.is_empty());
+        assert_eq!(t.renewals(101_000).listening_for_ms, 1_000);
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct TwoParty {
     /// The DFS's lease service restarted then: it lists only renewals made
     /// since (it keeps its grants in memory).
     pub dfs_restarted_at: u64,
+    /// The lease service is down until then: no host renews before.
+    pub renewals_fail_until: u64,
     /// VMs whose next boots fail (a broken image), and how many more.
     pub boots_to_fail: BTreeMap<VmId, u32>,
     /// What every VM needs.
@@ -204,6 +206,7 @@ impl TwoParty {
             failing_reads: Vec::new(),
             no_live_migration: false,
             dfs_restarted_at: 0,
+            renewals_fail_until: 0,
             boots_to_fail: BTreeMap::new(),
             vm_demand: demand,
         }
@@ -305,7 +308,10 @@ impl TwoParty {
                 if !h.powered {
                     continue;
                 }
-                if now.is_multiple_of(RENEW_MS) && !h.lease_revoked {
+                if now.is_multiple_of(RENEW_MS)
+                    && !h.lease_revoked
+                    && now >= self.renewals_fail_until
+                {
                     h.lease_until = now + LEASE_MS;
                     h.renewed_at = Some(now);
                 }
@@ -483,14 +489,19 @@ impl TwoParty {
                     self.failing_reads.push((now + DFS_FAIL_MS, read));
                 }
                 Command::ReadLeaseRenewals { read } => {
-                    let ages = self
+                    let hosts = self
                         .hosts
                         .iter()
                         .filter_map(|(id, h)| h.renewed_at.map(|at| (id.clone(), at)))
                         .filter(|(_, at)| *at >= self.dfs_restarted_at)
                         .map(|(id, at)| (id, now - at))
                         .collect();
-                    self.core.handle_lease_renewals(now, read, Ok(ages));
+                    let listening_for_ms = now.saturating_sub(self.dfs_restarted_at);
+                    let read_answer = crate::lease::LeaseRenewals {
+                        hosts,
+                        listening_for_ms,
+                    };
+                    self.core.handle_lease_renewals(now, read, Ok(read_answer));
                 }
             }
             self.check_safety();
@@ -732,6 +743,64 @@ mod tests {
         );
         assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
         assert_eq!(m.core.failover_boots(), 0);
+    }
+
+    /// hv-2 isolated from 12 s; the lease service down after 40 s and back
+    /// as a new process at `back_ms` (no renewal in between); hv-2 crashed
+    /// at 41 s if `dies`.
+    fn lease_service_outage_during_an_isolation(back_ms: u64, dies: bool) -> TwoParty {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        let hv2 = m.index_of("hv-2");
+        m.apply(&Step::Partition(hv2));
+        m.advance(28_000);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+        m.renewals_fail_until = back_ms;
+        m.dfs_restarted_at = back_ms;
+        if dies {
+            m.advance(1_000);
+            m.apply(&Step::Crash(hv2));
+        }
+        m
+    }
+
+    #[test]
+    fn a_lease_service_outage_ages_no_live_host_into_a_fence() {
+        // Back at 52 s: hv-2's last known renewal (40 s) is older than two
+        // renewal intervals before it renews again (55 s).
+        let mut m = lease_service_outage_during_an_isolation(52_000, false);
+        m.advance(60_000);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "isolated"
+        );
+        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
+        assert_eq!(m.core.failover_boots(), 0);
+    }
+
+    #[test]
+    fn a_host_dead_during_a_lease_service_outage_is_fenced_once_the_service_has_listened() {
+        let mut m = lease_service_outage_during_an_isolation(52_000, true);
+        // Not while the new service could still be waiting for hv-2 ...
+        m.advance(14_000);
+        assert_ne!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "fenced"
+        );
+        // ... then it is fenced and its VM fails over.
+        m.advance(30_000);
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "fenced"
+        );
+        let on = m.runs_on("vm-2-0");
+        assert!(
+            on.len() == 1 && spares().contains(&on[0]),
+            "vm-2-0 on {on:?}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 pub mod protocol;
 
 use krrish_core::HostId;
-use protocol::{ErrorBody, RenewAnswer, RenewRequest, Renewal, RenewalsAnswer, RevokeAnswer};
+use protocol::{ErrorBody, RenewAnswer, RenewRequest, RenewalsAnswer, RevokeAnswer};
 use std::time::Duration;
 
 /// A lease call failed.
@@ -130,9 +130,9 @@ impl LeaseClient {
     }
 
     /// Every host that renewed since the service started, with how long
-    /// ago.
-    pub fn renewals(&self) -> Result<Vec<Renewal>, LeaseError> {
+    /// ago, and how long the service has been listening.
+    pub fn renewals(&self) -> Result<RenewalsAnswer, LeaseError> {
         let r = self.agent.get(&self.url(protocol::LEASES_PATH)).call();
-        self.answer::<RenewalsAnswer>(r).map(|a| a.hosts)
+        self.answer::<RenewalsAnswer>(r)
     }
 }

@@ -77,6 +77,10 @@ pub struct Renewal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalsAnswer {
     pub hosts: Vec<Renewal>,
+    /// How long the service has been listening (it lists a host only once
+    /// it renewed since it started); absent from older services.
+    #[serde(default)]
+    pub listening_for_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -155,7 +155,7 @@ impl Fencer for SimFencer {
         }
     }
 
-    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
+    async fn lease_renewals(&self) -> Result<krrish_core::lease::LeaseRenewals, FenceError> {
         match self.run(FencerOp::ReadRenewals).await {
             FencerAnswer::Renewals(r) => r,
             other => unreachable!("renewal read answered {other:?}"),

@@ -91,7 +91,7 @@ pub enum FencerAnswer {
     Powered(Result<(), FenceError>),
     Revoked(Result<u64, FenceError>),
     Reinstated(Result<(), FenceError>),
-    Renewals(Result<Vec<(HostId, u64)>, FenceError>),
+    Renewals(Result<krrish_core::lease::LeaseRenewals, FenceError>),
 }
 
 impl FencerAnswer {
@@ -386,7 +386,7 @@ impl World {
                 self.reinstate_lease(now_ms, &h);
                 FencerAnswer::Reinstated(Ok(()))
             }
-            FencerOp::ReadRenewals => FencerAnswer::Renewals(Ok(self.renewal_ages(now_ms))),
+            FencerOp::ReadRenewals => FencerAnswer::Renewals(Ok(self.renewals(now_ms))),
         }
     }
 }

@@ -522,8 +522,8 @@ impl World {
 
     /// What the DFS tells the controller: for each host that ever renewed,
     /// how long ago its last renewal was.
-    pub fn renewal_ages(&self, now_ms: u64) -> Vec<(HostId, u64)> {
-        self.leases.renewal_ages(now_ms)
+    pub fn renewals(&self, now_ms: u64) -> krrish_core::lease::LeaseRenewals {
+        self.leases.renewals(now_ms)
     }
 
     /// Returns when the last lease `h` holds expires.

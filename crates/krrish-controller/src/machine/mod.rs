@@ -443,7 +443,7 @@ impl ControllerMachine {
         &mut self,
         now_ms: u64,
         read: u64,
-        result: Result<Vec<(HostId, u64)>, FenceError>,
+        result: Result<krrish_core::lease::LeaseRenewals, FenceError>,
     ) {
         self.wake_cache.set(None);
         self.core.handle_lease_renewals(now_ms, read, result);

@@ -10,7 +10,10 @@
 //! - the DFS cannot be read → fenced as before, unless that would be a
 //!   fencing storm — but only once a read *asked after the verdict came due*
 //!   has failed. A read that failed earlier says nothing about now: the DFS
-//!   may have come back a moment before the verdict, and the host with it.
+//!   may have come back a moment before the verdict, and the host with it;
+//! - the lease service (re)started less than two renewal intervals before
+//!   its answer → no news either: while it was away no host could renew,
+//!   and it lists a host only once it renews again.
 //!
 //! Fencing without independent evidence of death is bounded: none while more
 //! than a third of the hosts are silent at once (the fault is then most
@@ -20,6 +23,7 @@
 
 use super::{FenceError, HaManager, Liveness, Notice};
 use crate::ids::HostId;
+use crate::lease::LeaseRenewals;
 use std::fmt;
 
 /// What to do with a host that is cut off from management but alive on the
@@ -110,17 +114,23 @@ pub(super) struct DfsReads {
     next_read_ms: u64,
     /// The last read failed (reported once per streak).
     failing: bool,
+    /// From the newest answer taken: when it came, and since when the
+    /// service had been listening (a restarted service lists a host only
+    /// once it renews again).
+    answered_ms: Option<u64>,
+    listening_since_ms: Option<u64>,
 }
 
 impl HaManager {
     /// The DFS answered the read tagged `read` (see
     /// [`super::Command::ReadLeaseRenewals`]): `(host, ms since its last
-    /// renewal)` for every host that ever renewed.
+    /// renewal)` for every host that renewed since the service started, and
+    /// how long it has been listening.
     pub fn handle_lease_renewals(
         &mut self,
         now_ms: u64,
         read: u64,
-        result: Result<Vec<(HostId, u64)>, FenceError>,
+        result: Result<LeaseRenewals, FenceError>,
     ) {
         if self.dfs.in_flight_since_ms == Some(read) {
             self.dfs.in_flight_since_ms = None;
@@ -128,9 +138,14 @@ impl HaManager {
         match result {
             // An older answer than one already taken is no news.
             Ok(_) if self.dfs.last_read_ms.is_some_and(|at| at > read) => {}
-            Ok(ages) => {
+            Ok(LeaseRenewals {
+                hosts: ages,
+                listening_for_ms,
+            }) => {
                 self.dfs.last_read_ms = Some(read);
                 self.dfs.failing = false;
+                self.dfs.answered_ms = Some(now_ms);
+                self.dfs.listening_since_ms = Some(now_ms.saturating_sub(listening_for_ms));
                 // A renewal time only moves forward, and a host missing
                 // from a read is no news: a lease service that restarted
                 // lists a host only once it renews again (found in the lab:
@@ -185,10 +200,26 @@ impl HaManager {
             Some(at) if now_ms.saturating_sub(at) <= silent_after => DfsEvidence::Renewing {
                 ago_ms: now_ms.saturating_sub(at),
             },
+            // Missing or stale in a service that has not listened for two
+            // renewals' time: no news (found by an adversary: a 5 s outage
+            // of the lease service during a 15 s cut got the isolated,
+            // healthy host fenced before its first renewal after).
+            _ if self.dfs_listened_too_briefly() => DfsEvidence::Unknown,
             Some(at) => DfsEvidence::Silent {
                 ago_ms: Some(now_ms.saturating_sub(at)),
             },
             None => DfsEvidence::Silent { ago_ms: None },
+        }
+    }
+
+    /// The lease service of the newest answer had been listening for less
+    /// than two renewal intervals then: a live host may not have renewed
+    /// there yet.
+    fn dfs_listened_too_briefly(&self) -> bool {
+        let silent_after = self.config.agent_timings().dfs_silent_after_ms();
+        match (self.dfs.answered_ms, self.dfs.listening_since_ms) {
+            (Some(answered), Some(since)) => answered.saturating_sub(since) < silent_after,
+            _ => false,
         }
     }
 
@@ -306,7 +337,13 @@ impl HaManager {
                     self.hosts.get_mut(host).expect("caller checked").liveness =
                         Liveness::Suspect { misses };
                 }
-                self.read_dfs_now(now_ms);
+                // A service too young to tell is read again on the usual
+                // schedule, not at once after each answer.
+                if self.dfs_listened_too_briefly() {
+                    self.read_dfs_if_due(now_ms);
+                } else {
+                    self.read_dfs_now(now_ms);
+                }
                 return;
             }
         }

@@ -231,7 +231,11 @@ async fn renewals(State(s): State<Service>) -> Json<RenewalsAnswer> {
             })
         })
         .collect();
-    Json(RenewalsAnswer { hosts })
+    let listening_for_ms = Some(s.table.renewals(now).listening_for_ms);
+    Json(RenewalsAnswer {
+        hosts,
+        listening_for_ms,
+    })
 }
 
 async fn method_not_allowed() -> Response {
@@ -393,7 +397,13 @@ mod tests {
         let h1 = HostId::new("h1");
         let left = c.renew(&h1, 30_000, 1).unwrap();
         assert!((29_000..=30_000).contains(&left), "{left}");
-        let r = c.renewals().unwrap();
+        let answer = c.renewals().unwrap();
+        // Just started: the read says it has listened only briefly.
+        assert!(
+            answer.listening_for_ms.is_some_and(|ms| ms < 5_000),
+            "{answer:?}"
+        );
+        let r = answer.hosts;
         assert_eq!(r.len(), 1);
         assert_eq!((r[0].host.as_str(), r[0].revoked), ("h1", false));
         assert!(r[0].age_ms < 5_000);
@@ -406,7 +416,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(c.renewals().unwrap()[0].revoked);
+        assert!(c.renewals().unwrap().hosts[0].revoked);
         c.reinstate(&h1).unwrap();
         assert!(c.renew(&h1, 30_000, 2).is_ok());
         match c.renew(&h1, 120_000, 2) {
@@ -444,7 +454,7 @@ mod tests {
             Err(LeaseError::Refused(why)) => assert!(why.contains("expected 1 to 63"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(c.renewals().unwrap().is_empty());
+        assert!(c.renewals().unwrap().hosts.is_empty());
         let unreachable = LeaseClient::new("127.0.0.1:1", Duration::from_secs(2));
         assert!(matches!(
             unreachable.renew(&HostId::new("h1"), 30_000, 1),

@@ -339,9 +339,13 @@ impl<T: TraceSink> Fencer for DaemonFencer<T> {
         lease_call(&self.dfs, move |c| c.reinstate(&h)).await
     }
 
-    async fn lease_renewals(&self) -> Result<Vec<(HostId, u64)>, FenceError> {
+    async fn lease_renewals(&self) -> Result<krrish_core::lease::LeaseRenewals, FenceError> {
         let all = lease_call(&self.dfs, |c| c.renewals()).await?;
-        Ok(all.into_iter().map(|r| (r.host, r.age_ms)).collect())
+        Ok(krrish_core::lease::LeaseRenewals {
+            hosts: all.hosts.into_iter().map(|r| (r.host, r.age_ms)).collect(),
+            // A service that does not say has listened long: as before.
+            listening_for_ms: all.listening_for_ms.unwrap_or(u64::MAX),
+        })
     }
 }
 
