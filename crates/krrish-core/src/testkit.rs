@@ -737,12 +737,7 @@ mod tests {
         );
         m.dfs_restarted_at = m.now + 1;
         m.advance(60_000);
-        assert_eq!(
-            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
-            "isolated"
-        );
-        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
-        assert_eq!(m.core.failover_boots(), 0);
+        assert_hv2_left_running(&m);
     }
 
     /// hv-2 isolated from 12 s; the lease service down after 40 s and back
@@ -767,18 +762,36 @@ mod tests {
         m
     }
 
-    #[test]
-    fn a_lease_service_outage_ages_no_live_host_into_a_fence() {
-        // Back at 52 s: hv-2's last known renewal (40 s) is older than two
-        // renewal intervals before it renews again (55 s).
-        let mut m = lease_service_outage_during_an_isolation(52_000, false);
-        m.advance(60_000);
+    /// hv-2 is still isolated, its VM where it was, nothing failed over.
+    fn assert_hv2_left_running(m: &TwoParty) {
         assert_eq!(
             m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
             "isolated"
         );
         assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
         assert_eq!(m.core.failover_boots(), 0);
+    }
+
+    /// hv-2 was fenced and vm-2-0 runs on a spare.
+    fn assert_hv2_fenced_and_failed_over(m: &TwoParty) {
+        assert_eq!(
+            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
+            "fenced"
+        );
+        let on = m.runs_on("vm-2-0");
+        assert!(
+            on.len() == 1 && spares().contains(&on[0]),
+            "vm-2-0 on {on:?}"
+        );
+    }
+
+    #[test]
+    fn a_lease_service_outage_ages_no_live_host_into_a_fence() {
+        // Back at 52 s: hv-2's last known renewal (40 s) is older than two
+        // renewal intervals before it renews again (55 s).
+        let mut m = lease_service_outage_during_an_isolation(52_000, false);
+        m.advance(60_000);
+        assert_hv2_left_running(&m);
     }
 
     #[test]
@@ -792,39 +805,18 @@ mod tests {
         );
         // ... then it is fenced and its VM fails over.
         m.advance(30_000);
-        assert_eq!(
-            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
-            "fenced"
-        );
-        let on = m.runs_on("vm-2-0");
-        assert!(
-            on.len() == 1 && spares().contains(&on[0]),
-            "vm-2-0 on {on:?}"
-        );
+        assert_hv2_fenced_and_failed_over(&m);
     }
 
     #[test]
     fn the_dfs_back_just_before_the_verdict_saves_a_live_host_from_the_fence() {
         let m = dfs_back_at(Some(30_000));
-        assert_eq!(
-            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
-            "isolated"
-        );
-        assert_eq!(m.runs_on("vm-2-0"), vec![HostId::new("hv-2")]);
-        assert_eq!(m.core.failover_boots(), 0);
+        assert_hv2_left_running(&m);
     }
 
     #[test]
     fn the_dfs_still_unreadable_after_the_verdict_fences_as_before() {
         let m = dfs_back_at(None);
-        let on = m.runs_on("vm-2-0");
-        assert!(
-            on.len() == 1 && spares().contains(&on[0]),
-            "vm-2-0 on {on:?}"
-        );
-        assert_eq!(
-            m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
-            "fenced"
-        );
+        assert_hv2_fenced_and_failed_over(&m);
     }
 }
