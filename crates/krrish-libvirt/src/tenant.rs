@@ -567,6 +567,17 @@ fn routed_neighbours(gateway: Ipv4Addr) -> Vec<(Ipv4Addr, [u8; 6])> {
         .collect()
 }
 
+/// The lab's tenant network as the NAT tests use it: br-vm at 10.79.0.10.
+#[cfg(test)]
+fn lab_config() -> TenantConfig {
+    TenantConfig {
+        underlay: "br-vm".into(),
+        local: Ipv4Addr::new(10, 79, 0, 10),
+        group: Ipv4Addr::new(239, 1, 1, 1),
+        eip_link: "br-vm".into(),
+    }
+}
+
 #[cfg(test)]
 #[path = "tenant_nat_kernel_tests.rs"]
 mod nat_kernel_tests;
@@ -580,15 +591,6 @@ mod tests {
             name: krrish_cloud::Name::parse("eip", "e1").unwrap(),
             address: address.into(),
             private: private.into(),
-        }
-    }
-
-    fn lab_config() -> TenantConfig {
-        TenantConfig {
-            underlay: "br-vm".into(),
-            local: Ipv4Addr::new(10, 79, 0, 10),
-            group: Ipv4Addr::new(239, 1, 1, 1),
-            eip_link: "br-vm".into(),
         }
     }
 

@@ -160,12 +160,7 @@ fn make_world() -> Namespaces {
 #[test]
 fn routed_guests_get_out_and_reach_a_neighbours_eip_through_the_real_kernel() {
     let _made = make_world();
-    let cfg = TenantConfig {
-        underlay: "br-vm".into(),
-        local: Ipv4Addr::new(10, 79, 0, 10),
-        group: Ipv4Addr::new(239, 1, 1, 1),
-        eip_link: "br-vm".into(),
-    };
+    let cfg = lab_config();
     let nat = Nat {
         eips: [GuestEip {
             name: krrish_cloud::Name::parse("eip", "e1").unwrap(),
