@@ -215,3 +215,20 @@ fn the_dfs_still_unreadable_after_the_verdict_fences_as_before() {
     let m = dfs_back_at(None);
     assert_hv2_fenced_and_failed_over(&m);
 }
+
+#[test]
+fn the_dfs_back_a_few_seconds_after_the_verdict_saves_a_live_host_from_the_fence() {
+    // The reads asked around the verdict (31 s) fail only at their
+    // time-out, after the DFS is back (35 s) and hv-2 with it: the DFS had
+    // not been unreadable for two renewal intervals past the verdict.
+    let m = dfs_back_at(Some(35_000));
+    assert_hv2_left_running(&m);
+}
+
+#[test]
+fn the_dfs_unreadable_long_past_the_verdict_fences_without_evidence() {
+    // Back only at 45 s: unreadable for more than two renewal intervals
+    // after the verdict came due, so hv-2 was fenced before.
+    let m = dfs_back_at(Some(45_000));
+    assert_hv2_fenced_and_failed_over(&m);
+}

@@ -8,9 +8,14 @@
 //!   isolation response), or fenced after one more heartbeat interval under
 //!   `power-off-and-restart`;
 //! - the DFS cannot be read → fenced as before, unless that would be a
-//!   fencing storm — but only once a read *asked after the verdict came due*
-//!   has failed. A read that failed earlier says nothing about now: the DFS
-//!   may have come back a moment before the verdict, and the host with it;
+//!   fencing storm — but only once every read asked from the verdict on,
+//!   for two renewal intervals, has failed. A read that failed earlier says
+//!   nothing about now: the DFS may have come back a moment before the
+//!   verdict, and the host with it. And a read asked while the service is
+//!   down fails only at its time-out, when the service (and the host's
+//!   renewals) may be back: a service gone across the verdict gets the same
+//!   two renewal intervals to come back as a restarted one gets to hear
+//!   from every live host;
 //! - the lease service (re)started less than two renewal intervals before
 //!   its answer → no news either: while it was away no host could renew,
 //!   and it lists a host only once it renews again.
@@ -109,6 +114,9 @@ pub(super) struct DfsReads {
     last_read_ms: Option<u64>,
     /// When the newest read that failed (or was given up) was asked.
     last_failed_ms: Option<u64>,
+    /// When the oldest failed read asked after the newest successful one
+    /// was asked: the DFS has been unreadable since then, as far as known.
+    failing_since_ms: Option<u64>,
     /// The read asked and not yet answered, by its tag.
     in_flight_since_ms: Option<u64>,
     next_read_ms: u64,
@@ -142,7 +150,7 @@ impl HaManager {
                 hosts: ages,
                 listening_for_ms,
             }) => {
-                self.dfs.last_read_ms = Some(read);
+                self.dfs_read_succeeded(read);
                 self.dfs.failing = false;
                 self.dfs.answered_ms = Some(now_ms);
                 self.dfs.listening_since_ms = Some(now_ms.saturating_sub(listening_for_ms));
@@ -178,14 +186,30 @@ impl HaManager {
 
     fn dfs_read_failed(&mut self, read: u64) {
         self.dfs.last_failed_ms = Some(self.dfs.last_failed_ms.map_or(read, |t| t.max(read)));
+        if self.dfs.last_read_ms < Some(read) {
+            self.dfs.failing_since_ms =
+                Some(self.dfs.failing_since_ms.map_or(read, |t| t.min(read)));
+        }
     }
 
-    /// Whether a read asked at or after `since_ms` has failed, and none
-    /// asked later has succeeded: the DFS is known unreadable since then.
+    /// A read asked at `read` succeeded: failures asked before it are over.
+    /// (One asked later stays a failure; the newest stands for it, which
+    /// only starts the streak later.)
+    fn dfs_read_succeeded(&mut self, read: u64) {
+        self.dfs.last_read_ms = Some(read);
+        self.dfs.failing_since_ms = self.dfs.last_failed_ms.filter(|&failed| failed > read);
+    }
+
+    /// Whether every read asked from `since_ms` (or from when the reads
+    /// began to fail, if later) for two renewal intervals has failed: the
+    /// DFS is known unreadable since then, for long enough that a live
+    /// host would have been seen renewing had the service come back.
     fn dfs_unreadable_since(&self, since_ms: u64) -> bool {
-        self.dfs
-            .last_failed_ms
-            .is_some_and(|failed| failed >= since_ms && self.dfs.last_read_ms < Some(failed))
+        let long_enough = self.config.agent_timings().dfs_silent_after_ms();
+        match (self.dfs.failing_since_ms, self.dfs.last_failed_ms) {
+            (Some(from), Some(newest)) => newest >= from.max(since_ms) + long_enough,
+            _ => false,
+        }
     }
 
     /// What the DFS says about `host` now.
@@ -332,8 +356,14 @@ impl HaManager {
             if !self.dfs_unreadable_since(due_ms.min(now_ms)) {
                 if isolated_since.is_none() {
                     // Counted out; the read's answer (or its giving up)
-                    // wakes the judgement, not the next miss.
-                    let misses = self.config.heartbeat.misses_max;
+                    // wakes the judgement, or else the next miss. The
+                    // misses as counted now, not the most it takes: a
+                    // wake is then always ahead (with the most, a judgement
+                    // at a later miss woke itself at the same instant for
+                    // ever).
+                    let hb = self.config.heartbeat;
+                    let start = self.hosts[host].silence_start_ms();
+                    let misses = hb.misses(start, now_ms).max(hb.misses_max);
                     self.hosts.get_mut(host).expect("caller checked").liveness =
                         Liveness::Suspect { misses };
                 }
