@@ -21,7 +21,17 @@
 //!       vm: [eno3, eno4]
 //!       storage: [eno5, eno6]
 //!     bmc: { address: 10.50.0.11, username: admin, password_file: bmc.pass }
+//!     faults:                      # optional; run on this machine, not the host
+//!       partition: [ssh, admin@sw-1, "interface eth1/11 shutdown"]
+//!       heal: [ssh, admin@sw-1, "interface eth1/11 no shutdown"]
+//!       bond_down: { storage: [/usr/local/bin/ports, hv-01, storage, off] }
+//!       bond_up: { storage: [/usr/local/bin/ports, hv-01, storage, on] }
 //! ```
+//!
+//! A cut or a bond fault on a physical host cannot go through the host's
+//! own `run` (taking its management links down would cut the ssh that
+//! asks it to take them up again): it is the operator's switch-side
+//! command, given per host and per fault, in pairs (a cut with its mend).
 //!
 //! Relative paths (`password_file`) are relative to the inventory file.
 //! Every error names the file, the line and the field. [`Inventory::load`]
@@ -63,7 +73,90 @@ pub struct InventoryHost {
     pub underlay: Ipv4Addr,
     pub bonds: Bonds,
     pub bmc: Bmc,
+    /// How this machine plays the timeline's cuts and bond faults on the
+    /// host; a fault with no command here cannot be played on it.
+    #[serde(default)]
+    pub faults: FaultCommands,
 }
+
+/// Commands (argv, run on this machine) that cut the host off and mend it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultCommands {
+    /// Cuts the host's management path outside it (`partition:`).
+    pub partition: Option<Vec<String>>,
+    /// Mends that cut (`heal:`).
+    pub heal: Option<Vec<String>>,
+    /// Takes both members of a bond down (`bond_down:`), by bond.
+    #[serde(default)]
+    pub bond_down: PerBond,
+    /// Brings them back (`bond_up:`).
+    #[serde(default)]
+    pub bond_up: PerBond,
+}
+
+/// One command per bond, each optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PerBond {
+    pub management: Option<Vec<String>>,
+    pub vm: Option<Vec<String>>,
+    pub storage: Option<Vec<String>>,
+}
+
+impl PerBond {
+    /// By bond index: 0 management, 1 VM network, 2 storage.
+    pub fn get(&self, bond: usize) -> Option<&Vec<String>> {
+        [&self.management, &self.vm, &self.storage]
+            .get(bond)
+            .and_then(|c| c.as_ref())
+    }
+}
+
+impl FaultCommands {
+    /// Every command given, with its field name (`faults.bond_down.vm`).
+    pub fn all(&self) -> Vec<(String, &Vec<String>)> {
+        let mut out = Vec::new();
+        for (name, c) in [("partition", &self.partition), ("heal", &self.heal)] {
+            out.extend(c.as_ref().map(|c| (format!("faults.{name}"), c)));
+        }
+        for (name, per) in [("bond_down", &self.bond_down), ("bond_up", &self.bond_up)] {
+            for (b, bond) in BOND_ROLES.iter().enumerate() {
+                out.extend(per.get(b).map(|c| (format!("faults.{name}.{bond}"), c)));
+            }
+        }
+        out
+    }
+
+    /// The first command given without its pair (a cut nobody could mend,
+    /// or a mend of nothing), as (the field given, the field missing).
+    fn unpaired(&self) -> Option<(String, String)> {
+        let mut pairs = vec![(
+            "faults.partition".to_string(),
+            self.partition.is_some(),
+            "faults.heal".to_string(),
+            self.heal.is_some(),
+        )];
+        for (b, bond) in BOND_ROLES.iter().enumerate() {
+            pairs.push((
+                format!("faults.bond_down.{bond}"),
+                self.bond_down.get(b).is_some(),
+                format!("faults.bond_up.{bond}"),
+                self.bond_up.get(b).is_some(),
+            ));
+        }
+        pairs
+            .into_iter()
+            .find_map(|(a, has_a, b, has_b)| match (has_a, has_b) {
+                (true, false) => Some((a, b)),
+                (false, true) => Some((b, a)),
+                _ => None,
+            })
+    }
+}
+
+/// The bonds by index, as the inventory names them.
+pub const BOND_ROLES: [&str; 3] = ["management", "vm", "storage"];
 
 /// Two members per bond, as the agent's `bond_members` takes them.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -182,13 +275,18 @@ impl Inventory {
             // The host's block, then the field's own line in it.
             let block = (starts.get(i).copied(), starts.get(i + 1).copied());
             let field = |f: &str| format!("hosts[{i}] ({}).{f}", h.id);
+            // The field's line: each part of its path found after the one
+            // before, inside the host's block (the nearest found stands).
             let fail = |f: &str, why: String| {
-                let keys = [f.rsplit('.').next(), f.split('.').next()];
-                let at = keys.into_iter().flatten().find_map(|k| {
-                    let (from, to) = (block.0?, block.1.unwrap_or(usize::MAX));
-                    line_of(text, from, &format!("{k}:")).filter(|&l| l < to)
+                let at = block.0.map(|from| {
+                    let to = block.1.unwrap_or(usize::MAX);
+                    f.split('.').fold(from, |at, k| {
+                        line_of(text, at, &format!("{k}:"))
+                            .filter(|&l| l < to)
+                            .unwrap_or(at)
+                    })
                 });
-                Err((at.or(block.0), field(f), why))
+                Err((at, field(f), why))
             };
             if h.id.is_empty()
                 || h.id.len() > 32
@@ -250,6 +348,23 @@ impl Inventory {
                         format!("{}: {e}", h.bmc.password_file.display()),
                     )
                 }
+            }
+            for (f, argv) in h.faults.all() {
+                if argv.is_empty() || argv.iter().any(String::is_empty) {
+                    return fail(
+                        &f,
+                        "expected a command, e.g. [ssh, admin@sw-1, \"interface eth1/11 shutdown\"]"
+                            .into(),
+                    );
+                }
+            }
+            if let Some((given, missing)) = h.faults.unpaired() {
+                return fail(
+                    &given,
+                    format!(
+                        "given without `{missing}`: a fault is played only if it can be undone"
+                    ),
+                );
             }
             if let Some(o) = self.hosts[..i]
                 .iter()
@@ -327,6 +442,11 @@ hosts:
       vm: [eno3, eno4]
       storage: [eno5, eno6]
     bmc: { address: 10.50.0.12, username: admin, password_file: bmc.pass }
+    faults:
+      partition: [ssh, admin@sw-1, \"interface eth1/12 shutdown\"]
+      heal: [ssh, admin@sw-1, \"interface eth1/12 no shutdown\"]
+      bond_down: { vm: [/usr/local/bin/ports, hv-02, vm, off] }
+      bond_up: { vm: [/usr/local/bin/ports, hv-02, vm, on] }
 ";
 
     /// `text` as `lab.yaml` in a fresh directory with `bmc.pass` beside it.
@@ -354,6 +474,21 @@ hosts:
             h.bonds.in_order()[2],
             ["eno5".to_string(), "eno6".to_string()]
         );
+        // Fault commands are optional: hv-01 has none, hv-02 a cut and
+        // its VM-network bond.
+        assert!(inv.host("hv-01").unwrap().faults.all().is_empty());
+        let fields: Vec<String> = h.faults.all().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "faults.partition",
+                "faults.heal",
+                "faults.bond_down.vm",
+                "faults.bond_up.vm"
+            ]
+        );
+        assert_eq!(h.faults.bond_up.get(1).unwrap().last().unwrap(), "on");
+        assert!(h.faults.bond_down.get(2).is_none());
     }
 
     #[test]
@@ -444,6 +579,28 @@ hosts:
                 3,
                 "` `",
             ),
+            (
+                "      heal: [ssh, admin@sw-1, \"interface eth1/12 no shutdown\"]\n",
+                "",
+                "hosts[1] (hv-02).faults.partition",
+                30,
+                "without `faults.heal`",
+            ),
+            (
+                "bond_up: { vm:",
+                "bond_up: { storage:",
+                "hosts[1] (hv-02).faults.bond_down.vm",
+                32,
+                "without `faults.bond_up.vm`",
+            ),
+            (
+                "bond_down: { vm: [/usr/local/bin/ports, hv-02, vm, off] }",
+                "bond_down: { vm: [] }",
+                "hosts[1] (hv-02).faults.bond_down.vm",
+                32,
+                "expected a command",
+            ),
+            ("heal: [", "mend: [", "(yaml)", 31, "mend"),
             (
                 "krrish: /usr/local/bin/krrish",
                 "krrish: /bin/k;rm",

@@ -3,7 +3,9 @@
 //! krrish, has its links and its tunnel endpoint, reads the guest image
 //! and sees the *same* DFS directory as the others; this machine reaches
 //! each host's libvirt and each BMC (IPMI over LAN, `chassis power
-//! status`) and holds the controller's and lease service's addresses.
+//! status`) and holds the controller's and lease service's addresses;
+//! the programs of the host's fault commands are found here (they are not
+//! run: they would cut the host off).
 //!
 //! Every check is bounded in time ([`CHECK_TIMEOUT`]). A host that does
 //! not answer its `run` prefix has its other remote checks reported as not
@@ -125,6 +127,7 @@ pub fn preflight(inv: &Inventory) -> Vec<Finding> {
         }
         found.push(("libvirt", libvirt(&h.libvirt)));
         found.push(("bmc", bmc(h)));
+        found.push(("faults", fault_programs(h)));
         found
     });
     for (h, found) in inv.hosts.iter().zip(per_host) {
@@ -336,4 +339,43 @@ fn bounded(mut c: Command, stdin: Option<&str>) -> Result<String, String> {
         let last = err.lines().last().unwrap_or("").trim();
         Err(format!("`{what}` failed ({}): {last}", out.status))
     }
+}
+
+/// Whether the program of each of `h`'s fault commands (run on this
+/// machine) is here: a path that is an executable file, or a name found on
+/// `PATH`. The commands themselves are not run.
+fn fault_programs(h: &InventoryHost) -> Outcome {
+    let given = h.faults.all();
+    if given.is_empty() {
+        return Outcome::Passed(
+            "none given (its cuts and bond faults are reported not run)".into(),
+        );
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<String> = given
+        .iter()
+        .filter(|(_, argv)| {
+            let program = std::path::Path::new(&argv[0]);
+            if argv[0].contains('/') {
+                !is_executable(program)
+            } else {
+                !std::env::split_paths(&path).any(|dir| is_executable(&dir.join(program)))
+            }
+        })
+        .map(|(field, argv)| format!("{field}: `{}` not found on this machine", argv[0]))
+        .collect();
+    if missing.is_empty() {
+        let fields: Vec<&str> = given
+            .iter()
+            .map(|(f, _)| f.trim_start_matches("faults."))
+            .collect();
+        Outcome::Passed(format!("{} (programs found here)", fields.join(", ")))
+    } else {
+        Outcome::Failed(missing.join("; "))
+    }
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

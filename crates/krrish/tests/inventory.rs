@@ -60,6 +60,9 @@ hosts:
       vm: [eno3, eno4]
       storage: [eno5, eno6]
     bmc: {{ address: 127.0.0.1, port: 9, username: admin, password_file: bmc.pass }}
+    faults:
+      partition: [ip, netns, exec, {NS}, ip, link, set, eno1, down]
+      heal: [ip, netns, exec, {NS}, ip, link, set, eno1, up]
   - id: hv-02
     run: [ip, netns, exec, krl-inv-nowhere]
     krrish: {krrish}
@@ -77,12 +80,17 @@ hosts:
     )
 }
 
-/// `krrish scenario run --world lab --inventory FILE` on one lab file.
+/// `krrish scenario run --world lab --inventory FILE` on three lab files:
+/// a crash, a management cut and a storage bond fault of hv-01.
 fn run_with(file: &std::path::Path) -> (std::process::Output, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_krrish"))
         .args(["scenario", "run", "--world", "lab", "--inventory"])
         .arg(file)
-        .arg("scenarios/lab/crash-fails-over.yaml")
+        .args([
+            "scenarios/lab/crash-fails-over.yaml",
+            "scenarios/lab/mgmt-cut-5s-nothing-happens.yaml",
+            "scenarios/lab/storage-cut-restarts-on-spare.yaml",
+        ])
         .current_dir(root())
         .output()
         .unwrap();
@@ -156,7 +164,16 @@ fn the_preflight_checks_every_host_and_the_scenarios_are_not_run() {
         "{out}"
     );
     assert!(
-        out.contains("preflight: 7 passed, 5 failed, 4 not checked"),
+        line(&out, "hv-01", "faults").starts_with("ok")
+            && line(&out, "hv-01", "faults").contains("partition, heal"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "hv-02", "faults").contains("none given"),
+        "{out}"
+    );
+    assert!(
+        out.contains("preflight: 9 passed, 5 failed, 4 not checked"),
         "{out}"
     );
     assert!(out.contains("NOT RUN  lab/crash-fails-over"), "{out}");
@@ -164,13 +181,39 @@ fn the_preflight_checks_every_host_and_the_scenarios_are_not_run() {
         out.contains("its cluster's hosts not in the inventory: spare-1"),
         "{out}"
     );
-    assert!(out.contains("0 passed, 0 failed, 1 not run"), "{out}");
+    // What each scenario would need from the inventory: hv-01 has its
+    // cut and mend commands, no bond commands.
+    let needs = |name: &str| -> Vec<&str> {
+        out.split("NOT RUN  ")
+            .find(|b| b.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+            .lines()
+            .filter(|l| l.contains("the inventory gives no"))
+            .collect()
+    };
+    assert!(needs("lab/crash-fails-over").is_empty(), "{out}");
+    assert!(needs("lab/mgmt-cut-5s-nothing-happens").is_empty(), "{out}");
+    let storage = needs("lab/storage-cut-restarts-on-spare");
+    assert!(
+        storage.len() == 1
+            && storage[0].contains("`faults.bond_down.storage` for hv-01")
+            && storage[0].trim_start().starts_with("line 10:"),
+        "{out}"
+    );
+    assert!(out.contains("0 passed, 0 failed, 3 not run"), "{out}");
     // The DFS marker is gone again.
     assert_eq!(std::fs::read_dir(dir.join("dfs")).unwrap().count(), 0);
 
-    // A missing link is named.
+    // A missing link is named; so is a fault command's missing program.
     in_ns(&["ip", "link", "del", "eno4"]);
+    let text = inventory(&dir).replacen("heal: [ip,", "heal: [/no/such/mend,", 1);
+    std::fs::write(&file, text).unwrap();
     let (_, out) = run_with(&file);
+    let faults = line(&out, "hv-01", "faults");
+    assert!(
+        faults.starts_with("FAILED") && faults.contains("faults.heal: `/no/such/mend` not found"),
+        "{out}"
+    );
     let links = line(&out, "hv-01", "links");
     assert!(
         links.starts_with("FAILED") && links.contains("eno4"),
