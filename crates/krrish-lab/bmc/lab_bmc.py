@@ -6,8 +6,9 @@ target/lab/bmc-venv; the lab runner starts this with that interpreter.
 
 A lab host's power is its agent process: "on" while it runs. Power off does
 to the host what a BMC does (`krrish lab-fence`: agent killed, guests
-destroyed, links down). Power on, cycle and reset are refused: the lab runner
-starts a host's agent (a repair), not its BMC.
+destroyed, links down); power on brings its links up and starts a new agent
+(`KRRISH_FENCE_ACTION=on`: a new boot). A repair in a lab scenario is this
+power on, over IPMI, as on a physical host. Cycle and reset are refused.
 
 Usage: lab_bmc.py --krrish EXE --run-dir DIR --user USER --password-file F \
            HOST=ADDRESS [HOST=ADDRESS ...]
@@ -52,9 +53,9 @@ class LabBmc(bmc.Bmc):
         say(f"{self.host}: power status -> {state}")
         return state
 
-    def power_off(self):
-        say(f"{self.host}: power off")
-        env = dict(os.environ, KRRISH_FENCE_HOST=self.host, KRRISH_FENCE_ACTION="off")
+    def lab_fence(self, action):
+        say(f"{self.host}: power {action}")
+        env = dict(os.environ, KRRISH_FENCE_HOST=self.host, KRRISH_FENCE_ACTION=action)
         r = subprocess.run(
             [self.opts.krrish, "lab-fence", "--run-dir", self.opts.run_dir],
             env=env,
@@ -63,16 +64,19 @@ class LabBmc(bmc.Bmc):
             timeout=30,
         )
         if r.returncode != 0:
-            say(f"{self.host}: power off failed: {r.stderr.strip()}")
+            say(f"{self.host}: power {action} failed: {r.stderr.strip()}")
             return UNSPECIFIED
         return OK
 
-    def refused(self, what):
-        say(f"{self.host}: {what} refused (the lab runner repairs hosts)")
-        return NOT_IN_THIS_STATE
+    def power_off(self):
+        return self.lab_fence("off")
 
     def power_on(self):
-        return self.refused("power on")
+        return self.lab_fence("on")
+
+    def refused(self, what):
+        say(f"{self.host}: {what} refused (power off, then on)")
+        return NOT_IN_THIS_STATE
 
     def power_cycle(self):
         return self.refused("power cycle")

@@ -8,7 +8,9 @@
 //!   per host a namespace with bond members, the VM bridge and uplinks.
 //! - [`power`] — a host's power: off = agent killed, domains destroyed,
 //!   links down (what its BMC does); on = links up (the caller starts the
-//!   agent again).
+//!   agent again); whether its agent runs (its pid file).
+//! - [`ipmi`] — IPMI over LAN from this machine (`ipmitool lanplus`,
+//!   bounded): chassis power status, on, off.
 //! - [`inventory`] — physical lab hosts (`--inventory FILE`): how to reach
 //!   each, its libvirt, links and BMC, and the DFS they share; checked
 //!   whole, every error naming file, line and field.
@@ -16,6 +18,7 @@
 //!   them (reach, krrish, links, guest image, shared DFS, libvirt, BMC).
 
 pub mod inventory;
+pub mod ipmi;
 pub mod power;
 pub mod preflight;
 pub mod topology;

@@ -15,16 +15,29 @@ pub fn agent_pid_file(run_dir: &Path, host: &str) -> std::path::PathBuf {
     run_dir.join(format!("agent-{host}.pid"))
 }
 
+/// The pid of `host`'s agent, if its pid file names a live process: the
+/// lab host has power.
+pub fn agent_running(run_dir: &Path, host: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(agent_pid_file(run_dir, host)).ok()?;
+    let pid = text.trim().parse::<i32>().ok()?;
+    // Signal 0: is it there (a zombie not yet reaped counts as gone).
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+    (kill(Pid::from_raw(pid), None).is_ok() && !zombie).then_some(pid)
+}
+
+/// Kills `host`'s agent (by its pid file) and forgets the file.
+pub fn kill_agent(run_dir: &Path, host: &str) {
+    if let Some(pid) = agent_running(run_dir, host) {
+        // Gone already is as good as killed.
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = std::fs::remove_file(agent_pid_file(run_dir, host));
+}
+
 /// Powers `host` off. Idempotent: a host already off is off.
 pub fn power_off(run_dir: &Path, uri: &str, net: &HostNet) -> Result<(), LabError> {
-    let pid_file = agent_pid_file(run_dir, net.host.as_str());
-    if let Ok(text) = std::fs::read_to_string(&pid_file) {
-        if let Ok(pid) = text.trim().parse::<i32>() {
-            // Gone already is as good as killed.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = std::fs::remove_file(&pid_file);
-    }
+    kill_agent(run_dir, net.host.as_str());
     let hv = Hypervisor::open(uri)?;
     let prefix = format!("{DOMAIN_PREFIX}{}.", net.host);
     for d in hv.active_names()? {

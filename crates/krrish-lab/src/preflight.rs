@@ -255,24 +255,9 @@ fn libvirt(uri: &str) -> Outcome {
 }
 
 fn bmc(h: &InventoryHost) -> Outcome {
-    let b = &h.bmc;
-    let mut c = Command::new("ipmitool");
-    c.args(["-I", "lanplus", "-N", "2", "-R", "2", "-H"])
-        .arg(b.address.to_string())
-        .args(["-p", &b.port.to_string(), "-U", &b.username, "-f"])
-        .arg(&b.password_file)
-        .args(["chassis", "power", "status"]);
-    match bounded(c, None) {
-        Ok(text) if text.contains("Chassis Power is") => {
-            Outcome::Passed(format!("{}:{} says `{}`", b.address, b.port, text.trim()))
-        }
-        Ok(text) => Outcome::Failed(format!(
-            "{}:{} answered `{}`, not a power status",
-            b.address,
-            b.port,
-            text.trim()
-        )),
-        Err(e) => Outcome::Failed(format!("{}:{}: {e}", b.address, b.port)),
+    match crate::ipmi::chassis_power(&h.bmc, crate::ipmi::PowerVerb::Status) {
+        Ok(text) => Outcome::Passed(format!("{}:{} says `{text}`", h.bmc.address, h.bmc.port)),
+        Err(e) => Outcome::Failed(e),
     }
 }
 
@@ -299,7 +284,7 @@ fn remote(h: &InventoryHost, args: &[&str], stdin: Option<&str>) -> Result<Strin
 }
 
 /// Runs `c` for at most [`CHECK_TIMEOUT`]; its stdout if it exits 0.
-fn bounded(mut c: Command, stdin: Option<&str>) -> Result<String, String> {
+pub(crate) fn bounded(mut c: Command, stdin: Option<&str>) -> Result<String, String> {
     let what = format!("{c:?}").replace('"', "");
     let mut child = c
         .stdin(if stdin.is_some() {

@@ -6,7 +6,7 @@ use super::*;
 /// The BMC emulator (run with the venv Python `cargo xtask lab up` made).
 const BMC_SCRIPT: &str = include_str!("../../../krrish-lab/bmc/lab_bmc.py");
 /// The lab BMCs' user.
-const BMC_USER: &str = "admin";
+pub(super) const BMC_USER: &str = "admin";
 
 impl LabRun<'_> {
     /// The cluster's VMs boot on their home hosts before the daemons start
@@ -213,18 +213,7 @@ impl LabRun<'_> {
     }
 
     pub(super) fn start_agent(&mut self, h: &HostId) -> Result<()> {
-        let ns = self.net(h)?.netns()?;
-        let log = self.log_file(&format!("agent-{h}"))?;
-        let child = ns
-            .command(&self.exe)
-            .arg("agent")
-            .arg("--config")
-            .arg(self.run_dir.join(format!("agent-{h}.yaml")))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {h}'s agent"))?;
+        let child = spawn_agent(&self.exe, &self.run_dir, self.net(h)?)?;
         if let Some(mut old) = self.agents.insert(h.clone(), child) {
             let _ = old.wait();
         }
@@ -294,6 +283,10 @@ impl LabRun<'_> {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Agents a BMC powered on are not the runner's children.
+        for h in &self.s.cluster.hosts {
+            krrish_lab::power::kill_agent(&self.run_dir, h.id.as_str());
+        }
         for mut c in [self.controller.take(), self.dfs.take(), self.bmc.take()]
             .into_iter()
             .flatten()
@@ -312,4 +305,26 @@ impl LabRun<'_> {
             eprintln!("lab: removing the networks failed: {e}");
         }
     }
+}
+
+/// Starts the agent of the lab host `net` in its namespace with its config
+/// from `run_dir` (`agent-HOST.yaml`, which names its pid file), its output
+/// appended to `agent-HOST.log` there. Used by the runner at the start and
+/// by the lab BMC's power on (then the agent outlives the BMC's call).
+pub(super) fn spawn_agent(exe: &Path, run_dir: &Path, net: &HostNet) -> Result<Child> {
+    let h = &net.host;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join(format!("agent-{h}.log")))?;
+    net.netns()?
+        .command(exe)
+        .arg("agent")
+        .arg("--config")
+        .arg(run_dir.join(format!("agent-{h}.yaml")))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {h}'s agent"))
 }

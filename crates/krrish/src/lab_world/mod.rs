@@ -66,6 +66,8 @@ const STARTUP_MAX: Duration = Duration::from_secs(90);
 const VXLAN_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 1, 1, 1);
 /// A lab holds few TCG guests.
 const LAB_VMS_MAX: usize = 8;
+/// Longest wait for a host's agent after its BMC powered it on.
+const POWER_ON_MAX: Duration = Duration::from_secs(10);
 
 /// What `cargo xtask lab up` left in `target/lab/state`.
 pub struct LabState {
@@ -456,10 +458,23 @@ impl LabRun<'_> {
                 self.crashes.push((h.clone(), at, vms));
                 Ok(())
             }
+            // As on a physical host: the BMC (back on its network) is
+            // asked over IPMI to power the host on, and the host is on once
+            // its agent runs.
             Action::Fault(Fault::Repair(h)) => {
                 Topology::set_bmc_address(self.bmc_address(h)?, true)?;
-                power_on(self.net(h)?)?;
-                self.start_agent(h)
+                let bmc = self.bmc_of(h)?;
+                let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
+                    .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
+                self.say(&format!("{h}: BMC says `{said}`"));
+                let start = Instant::now();
+                while !self.powered_on(h) {
+                    if start.elapsed() > POWER_ON_MAX {
+                        bail!("repairing {h}: its BMC said on, but no agent runs after {POWER_ON_MAX:?}");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(())
             }
             Action::Fault(Fault::BmcDown(h)) => {
                 Ok(Topology::set_bmc_address(self.bmc_address(h)?, false)?)
@@ -569,12 +584,26 @@ impl LabRun<'_> {
     }
 
     /// Whether `h` has power: its agent process is alive (a crash or the
-    /// lab BMC's fence killed it; a repair starts a new one).
+    /// lab BMC's power off killed it; its power on starts a new one).
     fn powered_on(&mut self, h: &HostId) -> bool {
-        match self.agents.get_mut(h) {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
+        // Reap a runner-started agent that was killed, so it is not a
+        // process still.
+        if let Some(c) = self.agents.get_mut(h) {
+            if !matches!(c.try_wait(), Ok(None)) {
+                self.agents.remove(h);
+            }
         }
+        krrish_lab::power::agent_running(&self.run_dir, h.as_str()).is_some()
+    }
+
+    /// `h`'s BMC as an operator reaches it (the cluster's `ipmi` address).
+    fn bmc_of(&self, h: &HostId) -> Result<krrish_lab::inventory::Bmc> {
+        Ok(krrish_lab::inventory::Bmc {
+            address: self.bmc_address(h)?,
+            port: 623,
+            username: daemons::BMC_USER.into(),
+            password_file: self.run_dir.join("bmc-password"),
+        })
     }
 
     /// The VMs the controller places on `h` now.
@@ -591,16 +620,16 @@ impl LabRun<'_> {
     }
 }
 
-/// `krrish lab-fence --run-dir DIR`: the controller's fence agent in the
-/// lab. It powers off `KRRISH_FENCE_HOST` as its BMC would (agent killed,
-/// guests destroyed, links down); exit 0 = confirmed off.
+/// `krrish lab-fence --run-dir DIR`: what the lab BMC does to a host's
+/// power. `KRRISH_FENCE_ACTION=off` (the default) powers
+/// `KRRISH_FENCE_HOST` off as its BMC would (agent killed, guests
+/// destroyed, links down); `on` brings its links up and starts its agent
+/// (a new boot), unless it runs already. Exit 0 = confirmed.
 pub fn fence(run_dir: &Path) -> Result<()> {
     let host = std::env::var("KRRISH_FENCE_HOST").context("KRRISH_FENCE_HOST is not set")?;
     let action = std::env::var("KRRISH_FENCE_ACTION").unwrap_or_else(|_| "off".into());
-    if action == "on" {
-        anyhow::bail!(
-            "the lab BMC cannot power {host} on: the lab powers a host on only when a scenario repairs it (DPM's power-on is simulated-world only)"
-        );
+    if !matches!(action.as_str(), "on" | "off") {
+        bail!("KRRISH_FENCE_ACTION={action}: expected on or off");
     }
     let hosts = std::fs::read_to_string(run_dir.join("hosts"))
         .with_context(|| format!("{}/hosts", run_dir.display()))?;
@@ -609,9 +638,28 @@ pub fn fence(run_dir: &Path) -> Result<()> {
         .position(|l| l == host)
         .with_context(|| format!("no lab host {host}"))?;
     let net = HostNet::new(index, &HostId::new(&host))?;
+    if action == "on" {
+        if krrish_lab::power::agent_running(run_dir, &host).is_some() {
+            eprintln!("lab BMC: {host} is on already");
+            return Ok(());
+        }
+        power_on(&net)?;
+        let exe = std::env::current_exe().context("this krrish binary")?;
+        // Not waited for: the host runs on after the BMC's call.
+        drop(daemons::spawn_agent(&exe, run_dir, &net)?);
+        let start = Instant::now();
+        while krrish_lab::power::agent_running(run_dir, &host).is_none() {
+            if start.elapsed() > POWER_ON_MAX {
+                bail!("{host}: its agent did not start within {POWER_ON_MAX:?} (see agent-{host}.log)");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("lab BMC: {host} powered on (a new agent)");
+        return Ok(());
+    }
     let state = LabState::load(run_dir.parent().context("run dir has a parent")?)?;
     power_off(run_dir, &state.uri, &net)?;
-    eprintln!("lab BMC: {host} powered off (action {action}; the lab powers on only on repair)");
+    eprintln!("lab BMC: {host} powered off");
     Ok(())
 }
 
