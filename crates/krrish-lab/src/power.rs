@@ -21,8 +21,11 @@ pub fn agent_running(run_dir: &Path, host: &str) -> Option<i32> {
     let text = std::fs::read_to_string(agent_pid_file(run_dir, host)).ok()?;
     let pid = text.trim().parse::<i32>().ok()?;
     // Signal 0: is it there (a zombie not yet reaped counts as gone).
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    });
     (kill(Pid::from_raw(pid), None).is_ok() && !zombie).then_some(pid)
 }
 

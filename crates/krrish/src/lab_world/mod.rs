@@ -260,6 +260,7 @@ pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabO
         dfs: None,
         bmc: None,
         agents: BTreeMap::new(),
+        bmc_dark: Default::default(),
         t0: Instant::now(),
         failures: Vec::new(),
         crashes: Vec::new(),
@@ -310,6 +311,8 @@ struct LabRun<'a> {
     dfs: Option<Child>,
     bmc: Option<Child>,
     agents: BTreeMap<HostId, Child>,
+    /// Hosts whose BMC is off its network (`bmc_down`, `power_loss`).
+    bmc_dark: std::collections::BTreeSet<HostId>,
     t0: Instant,
     failures: Vec<String>,
     /// (host, when, its VMs then) for the RTO.
@@ -449,11 +452,26 @@ impl LabRun<'_> {
             Action::Fault(Fault::Crash(h)) | Action::Fault(Fault::PowerLoss(h)) => {
                 let vms = self.vms_on(h)?;
                 let at = Instant::now();
+                // As on a physical host: its BMC is asked over IPMI to cut
+                // the power (a BMC already dark: the runner pulls the plug
+                // itself).
+                let by_ipmi = if self.bmc_dark.contains(h) {
+                    Err("its BMC is dark".to_string())
+                } else {
+                    krrish_lab::ipmi::chassis_power(
+                        &self.bmc_of(h)?,
+                        krrish_lab::ipmi::PowerVerb::Off,
+                    )
+                };
+                if let Err(e) = by_ipmi {
+                    self.say(&format!("{h}: IPMI power off: {e}; powering it off here"));
+                    power_off(&self.run_dir, &self.lab.uri, self.net(h)?)?;
+                }
                 if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
                     // The BMC goes dark with the host: IPMI cannot confirm.
                     Topology::set_bmc_address(self.bmc_address(h)?, false)?;
+                    self.bmc_dark.insert(h.clone());
                 }
-                power_off(&self.run_dir, &self.lab.uri, self.net(h)?)?;
                 self.agents.remove(h).map(|mut c| c.wait());
                 self.crashes.push((h.clone(), at, vms));
                 Ok(())
@@ -463,6 +481,7 @@ impl LabRun<'_> {
             // its agent runs.
             Action::Fault(Fault::Repair(h)) => {
                 Topology::set_bmc_address(self.bmc_address(h)?, true)?;
+                self.bmc_dark.remove(h);
                 let bmc = self.bmc_of(h)?;
                 let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
                     .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
@@ -477,10 +496,14 @@ impl LabRun<'_> {
                 Ok(())
             }
             Action::Fault(Fault::BmcDown(h)) => {
-                Ok(Topology::set_bmc_address(self.bmc_address(h)?, false)?)
+                Topology::set_bmc_address(self.bmc_address(h)?, false)?;
+                self.bmc_dark.insert(h.clone());
+                Ok(())
             }
             Action::Fault(Fault::BmcUp(h)) => {
-                Ok(Topology::set_bmc_address(self.bmc_address(h)?, true)?)
+                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
+                self.bmc_dark.remove(h);
+                Ok(())
             }
             // A cut outside the host: its switch ports drop everything,
             // its own links keep their carrier (as in the simulated world).
