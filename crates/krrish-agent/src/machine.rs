@@ -536,10 +536,15 @@ impl AgentMachine {
     }
 
     /// A lease renewal requested at `asked_ms` finished.
-    pub fn handle_lease_result(&mut self, _now_ms: u64, asked_ms: u64, result: Result<(), String>) {
+    pub fn handle_lease_result(&mut self, now_ms: u64, asked_ms: u64, result: Result<(), String>) {
         self.lease_answered = true;
         if result.is_ok() {
             self.lease.renewed(asked_ms);
+        } else {
+            // Asked again soon, not at the next interval (see
+            // `AgentTimings::lease_retry_ms`).
+            let retry_at = now_ms + self.cfg.timings.lease_retry_ms();
+            self.next_renew_ms = self.next_renew_ms.min(retry_at);
         }
         if let Some(line) = self.lease_failures.record("DFS lease renewal", &result) {
             self.trace(line);

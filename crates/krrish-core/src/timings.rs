@@ -61,6 +61,15 @@ impl AgentTimings {
     pub fn dfs_silent_after_ms(&self) -> u64 {
         2 * self.lease_renew_every_ms
     }
+
+    /// After a failed renewal the next is asked this soon, not a whole
+    /// renewal interval later: a lease service that flaps (down a second
+    /// in every five) must not catch every renewal of every host down and
+    /// let their leases lapse while it is up most of the time (found by
+    /// an adversary: the whole cluster self-fenced).
+    pub fn lease_retry_ms(&self) -> u64 {
+        (self.lease_renew_every_ms / 5).max(1)
+    }
 }
 
 impl Default for AgentTimings {

@@ -392,3 +392,28 @@ fn a_failed_boot_sent_again_is_answered_again_not_run_again() {
     m.handle_frame(80, 1, boot(11, 0));
     assert_eq!(the_run(&drain(&mut m)).0, 11);
 }
+
+#[test]
+fn a_failed_renewal_is_asked_again_after_a_second_not_the_next_interval() {
+    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    m.handle_timeout(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    let renewals = |out: &[AgentOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, AgentOutput::RenewLease))
+            .count()
+    };
+    // The 5 s renewal fails at once (a service down for that moment) ...
+    m.handle_timeout(5_000);
+    assert_eq!(renewals(&drain(&mut m)), 1);
+    m.handle_lease_result(5_010, 5_000, Err("lease service down".into()));
+    // ... and is asked again at 6.01 s, not at 10 s.
+    assert_eq!(renewals(&run(&mut m, 6_000)), 0);
+    assert_eq!(m.poll_timeout(), 6_010);
+    assert_eq!(renewals(&run(&mut m, 6_010)), 1);
+    // That one works: back on the 5 s cadence.
+    m.handle_lease_result(6_020, 6_010, Ok(()));
+    assert_eq!(renewals(&run(&mut m, 11_000)), 0);
+    assert_eq!(renewals(&run(&mut m, 11_010)), 1);
+}

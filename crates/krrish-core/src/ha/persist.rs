@@ -101,6 +101,13 @@ impl HaManager {
             rec.bonds = old.bonds;
             rec.spare = old.spare;
             rec.lease_revoked = old.lease_revoked;
+            // What its agent last said of its lease: a host that reported
+            // holding none is given no VM by the restarted controller
+            // either (found by an adversary: restarted during a long lease
+            // service outage, the controller booted VMs onto hosts without
+            // a lease, and after two refused boots left them in error).
+            rec.holds_lease = old.holds_lease;
+            rec.lease_held_in_boot = old.lease_held_in_boot;
             rec.standby = match old.standby {
                 super::Standby::PoweringOn { .. } => super::Standby::PoweringOn {
                     deadline_ms: now_ms
