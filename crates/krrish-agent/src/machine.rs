@@ -13,7 +13,7 @@
 use krrish_cloud::GuestConfig;
 use krrish_core::ha::{DriverError, HostReport};
 use krrish_core::lease::LeaseKeeper;
-use krrish_core::timings::AgentTimings;
+use krrish_core::timings::{jittered, mix64, AgentTimings};
 use krrish_core::{BondHealth, HostId, VmId};
 use krrish_wire::{AgentCommand, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -117,6 +117,8 @@ pub struct AgentMachine {
     next_renew_ms: u64,
     next_sync_ms: u64,
     lease_failures: FailureStreak,
+    /// Failed renewals so far: each retry's spread (see [`jittered`]).
+    lease_retries: u64,
     /// A renewal has been answered since this boot (success or not): until
     /// then the agent does not know it holds no lease.
     lease_answered: bool,
@@ -183,6 +185,7 @@ impl AgentMachine {
             next_renew_ms: now_ms,
             next_sync_ms: now_ms + cfg.start_delay_ms + t.sync_every_ms,
             lease_failures: FailureStreak::default(),
+            lease_retries: 0,
             lease_answered: false,
             sync_failures: FailureStreak::default(),
             boots: BTreeMap::new(),
@@ -543,7 +546,9 @@ impl AgentMachine {
         } else {
             // Asked again soon, not at the next interval (see
             // `AgentTimings::lease_retry_ms`).
-            let retry_at = now_ms + self.cfg.timings.lease_retry_ms();
+            self.lease_retries = self.lease_retries.wrapping_add(1);
+            let salt = host_salt(&self.cfg.host) ^ self.lease_retries;
+            let retry_at = now_ms + jittered(self.cfg.timings.lease_retry_ms(), salt);
             self.next_renew_ms = self.next_renew_ms.min(retry_at);
         }
         if let Some(line) = self.lease_failures.record("DFS lease renewal", &result) {
@@ -660,6 +665,13 @@ impl FailureStreak {
 
 /// The next multiple of `every` after `now`, starting from `at` (no bursts
 /// after a long stall).
+/// A number of the host's own, so hosts spread their retries differently.
+fn host_salt(host: &HostId) -> u64 {
+    host.as_str()
+        .bytes()
+        .fold(0, |h, b| mix64(h ^ u64::from(b)))
+}
+
 fn next_after(at: u64, every: u64, now: u64) -> u64 {
     if at > now {
         return at;

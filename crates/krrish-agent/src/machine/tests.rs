@@ -393,27 +393,59 @@ fn a_failed_boot_sent_again_is_answered_again_not_run_again() {
     assert_eq!(the_run(&drain(&mut m)).0, 11);
 }
 
+/// Runs the machine's timers until it asks for a renewal (by `to`): when.
+fn next_renewal(m: &mut AgentMachine, to: u64) -> Option<u64> {
+    for _ in 0..10_000 {
+        let at = m.poll_timeout();
+        if at > to {
+            return None;
+        }
+        m.handle_timeout(at);
+        if drain(m).contains(&AgentOutput::RenewLease) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 #[test]
 fn a_failed_renewal_is_asked_again_after_a_second_not_the_next_interval() {
     let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
     m.handle_timeout(0);
     m.handle_lease_result(0, 0, Ok(()));
     drain(&mut m);
-    let renewals = |out: &[AgentOutput]| {
-        out.iter()
-            .filter(|o| matches!(o, AgentOutput::RenewLease))
-            .count()
-    };
     // The 5 s renewal fails at once (a service down for that moment) ...
-    m.handle_timeout(5_000);
-    assert_eq!(renewals(&drain(&mut m)), 1);
+    assert_eq!(next_renewal(&mut m, 5_000), Some(5_000));
     m.handle_lease_result(5_010, 5_000, Err("lease service down".into()));
-    // ... and is asked again at 6.01 s, not at 10 s.
-    assert_eq!(renewals(&run(&mut m, 6_000)), 0);
-    assert_eq!(m.poll_timeout(), 6_010);
-    assert_eq!(renewals(&run(&mut m, 6_010)), 1);
-    // That one works: back on the 5 s cadence.
-    m.handle_lease_result(6_020, 6_010, Ok(()));
-    assert_eq!(renewals(&run(&mut m, 11_000)), 0);
-    assert_eq!(renewals(&run(&mut m, 11_010)), 1);
+    // ... and is asked again within 0.5–1.5 s (1 s, spread), not at 10 s.
+    let retry = next_renewal(&mut m, 9_000).expect("a retry before the next interval");
+    assert!((5_510..6_510).contains(&retry), "retry at {retry}");
+    // That one works: back on a 5 s cadence from it.
+    m.handle_lease_result(retry + 10, retry, Ok(()));
+    assert_eq!(next_renewal(&mut m, retry + 6_000), Some(retry + 5_000));
+}
+
+#[test]
+fn failed_renewals_are_retried_at_spread_instants_not_a_fixed_spacing() {
+    // A service down on a period that divides a fixed retry spacing would
+    // catch every retry; spread ones differ from one to the next.
+    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    m.handle_timeout(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    let mut now = next_renewal(&mut m, 5_000).expect("the 5 s renewal");
+    let mut gaps = Vec::new();
+    for _ in 0..8 {
+        m.handle_lease_result(now, now, Err("lease service down".into()));
+        let next = next_renewal(&mut m, now + 5_000).expect("a retry");
+        gaps.push(next - now);
+        now = next;
+    }
+    assert!(gaps.iter().all(|g| (500..1_500).contains(g)), "{gaps:?}");
+    gaps.sort_unstable();
+    gaps.dedup();
+    assert!(
+        gaps.len() >= 6,
+        "retries at too few distinct spacings: {gaps:?}"
+    );
 }

@@ -42,11 +42,7 @@ impl ImageContent {
 /// The content of block `block` of an image registered with `seed`
 /// (splitmix64, so neighbouring blocks and seeds differ).
 pub fn fingerprint(seed: u64, block: u64) -> u64 {
-    let mut z = seed ^ block.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    krrish_core::timings::mix64(seed ^ block.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -259,8 +259,8 @@ impl HaManager {
     }
 
     /// Asks the DFS for its renewals when a read is due (one at a time; an
-    /// unanswered read is given up after one read interval, and counts as
-    /// failed).
+    /// unanswered read is given up after one to two read intervals, and
+    /// counts as failed).
     pub(super) fn read_dfs_if_due(&mut self, now_ms: u64) {
         if !self.wants_dfs_reads() || now_ms < self.dfs.next_read_ms {
             return;
@@ -273,14 +273,32 @@ impl HaManager {
     fn read_dfs_now(&mut self, now_ms: u64) {
         let every = self.config.dfs_read_every_ms();
         if let Some(since) = self.dfs.in_flight_since_ms {
-            if now_ms < since + every {
+            let give_up_ms = self.dfs_give_up_at(since);
+            if now_ms < give_up_ms {
+                // Due again when it is given up, not before: a wake that
+                // is already due would come back at once.
+                self.dfs.next_read_ms = self.dfs.next_read_ms.max(give_up_ms);
                 return;
             }
             self.dfs_read_failed(since);
         }
         self.dfs.in_flight_since_ms = Some(now_ms);
-        self.dfs.next_read_ms = now_ms + every;
+        // Spread, not every `every` exactly: reads at a fixed spacing all
+        // fell into the down moments of a service flapping on a period
+        // that divides it, and "every read for 10 s failed" fenced a
+        // healthy host while the DFS was up 90 % of the time (found by an
+        // adversary).
+        self.dfs.next_read_ms = now_ms + crate::timings::jittered(every, now_ms);
         self.command(super::Command::ReadLeaseRenewals { read: now_ms });
+    }
+
+    /// When the read asked at `since_ms` is given up unanswered: after one
+    /// read interval and up to one more, spread like the reads themselves
+    /// (reads asked at each give-up of the one before kept a fixed 2 s
+    /// spacing, and fell into a flapping service's down moments each time).
+    fn dfs_give_up_at(&self, since_ms: u64) -> u64 {
+        let every = self.config.dfs_read_every_ms();
+        since_ms + every / 2 + crate::timings::jittered(every, !since_ms)
     }
 
     /// When a DFS read will be due, if one is wanted.
