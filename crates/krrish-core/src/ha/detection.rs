@@ -229,6 +229,18 @@ impl HaManager {
             // of the lease service during a 15 s cut got the isolated,
             // healthy host fenced before its first renewal after).
             _ if self.dfs_listened_too_briefly() => DfsEvidence::Unknown,
+            // Stale only since the newest answer: the host may have renewed
+            // after it was read. No news until a read shows it (found when
+            // reads were spread: a host rebooted and renewing was judged
+            // on a read 2.8 s old and fenced).
+            Some(at)
+                if self
+                    .dfs
+                    .answered_ms
+                    .is_some_and(|seen| seen.saturating_sub(at) <= silent_after) =>
+            {
+                DfsEvidence::Unknown
+            }
             Some(at) => DfsEvidence::Silent {
                 ago_ms: Some(now_ms.saturating_sub(at)),
             },
