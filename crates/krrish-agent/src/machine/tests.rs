@@ -393,6 +393,15 @@ fn a_failed_boot_sent_again_is_answered_again_not_run_again() {
     assert_eq!(the_run(&drain(&mut m)).0, 11);
 }
 
+/// An agent whose first renewal (at 0) worked.
+fn renewed_at_start() -> AgentMachine {
+    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
+    m.handle_timeout(0);
+    m.handle_lease_result(0, 0, Ok(()));
+    drain(&mut m);
+    m
+}
+
 /// Runs the machine's timers until it asks for a renewal (by `to`): when.
 fn next_renewal(m: &mut AgentMachine, to: u64) -> Option<u64> {
     for _ in 0..10_000 {
@@ -410,10 +419,7 @@ fn next_renewal(m: &mut AgentMachine, to: u64) -> Option<u64> {
 
 #[test]
 fn a_failed_renewal_is_asked_again_after_a_second_not_the_next_interval() {
-    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
-    m.handle_timeout(0);
-    m.handle_lease_result(0, 0, Ok(()));
-    drain(&mut m);
+    let mut m = renewed_at_start();
     // The 5 s renewal fails at once (a service down for that moment) ...
     assert_eq!(next_renewal(&mut m, 5_000), Some(5_000));
     m.handle_lease_result(5_010, 5_000, Err("lease service down".into()));
@@ -429,10 +435,7 @@ fn a_failed_renewal_is_asked_again_after_a_second_not_the_next_interval() {
 fn failed_renewals_are_retried_at_spread_instants_not_a_fixed_spacing() {
     // A service down on a period that divides a fixed retry spacing would
     // catch every retry; spread ones differ from one to the next.
-    let mut m = AgentMachine::new(0, AgentConfig::new("hv-01".into(), "c:1".into()), 1);
-    m.handle_timeout(0);
-    m.handle_lease_result(0, 0, Ok(()));
-    drain(&mut m);
+    let mut m = renewed_at_start();
     let mut now = next_renewal(&mut m, 5_000).expect("the 5 s renewal");
     let mut gaps = Vec::new();
     for _ in 0..8 {
