@@ -118,19 +118,26 @@ fn dfs_back_at(back_ms: Option<u64>) -> TwoParty {
     m
 }
 
-#[test]
-fn a_lease_service_restart_during_an_isolation_fences_nobody() {
+/// hv-2 cut off from management at 12 s and, `after_ms` later, isolated
+/// (silent, renewing); and its index.
+fn hv2_isolated_after(after_ms: u64) -> (TwoParty, usize) {
     let mut m = TwoParty::new();
     m.advance(12_000);
     let hv2 = m.index_of("hv-2");
     m.apply(&Step::Partition(hv2));
-    // hv-2 is isolated (silent, renewing); then the lease service
-    // restarts and lists hosts only as they renew again.
-    m.advance(20_100);
+    m.advance(after_ms);
     assert_eq!(
         m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
         "isolated"
     );
+    (m, hv2)
+}
+
+#[test]
+fn a_lease_service_restart_during_an_isolation_fences_nobody() {
+    // hv-2 is isolated (silent, renewing); then the lease service
+    // restarts and lists hosts only as they renew again.
+    let (mut m, _) = hv2_isolated_after(20_100);
     m.dfs_restarted_at = m.now + 1;
     m.advance(60_000);
     assert_hv2_left_running(&m);
@@ -140,15 +147,7 @@ fn a_lease_service_restart_during_an_isolation_fences_nobody() {
 /// as a new process at `back_ms` (no renewal in between); hv-2 crashed
 /// at 41 s if `dies`.
 fn lease_service_outage_during_an_isolation(back_ms: u64, dies: bool) -> TwoParty {
-    let mut m = TwoParty::new();
-    m.advance(12_000);
-    let hv2 = m.index_of("hv-2");
-    m.apply(&Step::Partition(hv2));
-    m.advance(28_000);
-    assert_eq!(
-        m.core.hosts()[&HostId::new("hv-2")].verdict().name(),
-        "isolated"
-    );
+    let (mut m, hv2) = hv2_isolated_after(28_000);
     m.renewals_fail_until = back_ms;
     m.dfs_restarted_at = back_ms;
     if dies {
