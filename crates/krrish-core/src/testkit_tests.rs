@@ -231,3 +231,36 @@ fn the_dfs_unreadable_long_past_the_verdict_fences_without_evidence() {
     let m = dfs_back_at(Some(45_000));
     assert_hv2_fenced_and_failed_over(&m);
 }
+
+#[test]
+fn a_lease_service_down_a_quarter_of_the_time_fences_no_cut_off_host() {
+    // The lease service restarting every second (so no read ever shows a
+    // host renewing: no evidence either way) and down in a random quarter
+    // of the seconds; hv-2 cut off from management 20 s into it,
+    // renewing throughout. A read asked while down fails: reads asked
+    // seconds apart landed down four or five times in a row and fenced
+    // hv-2 "without evidence" (turmoil, seeds 5 and 23 of the flapping
+    // regression). Many patterns:
+    for pattern in 0..40u64 {
+        let mut m = TwoParty::new();
+        m.advance(12_000);
+        for second in 0..150 {
+            if second == 20 {
+                let hv2 = m.index_of("hv-2");
+                m.apply(&Step::Partition(hv2));
+            }
+            // Restarted just after each step's instant: no read lists a
+            // host, the service has always listened too briefly.
+            m.dfs_restarted_at = m.now + 1_001;
+            m.dfs_down = crate::timings::mix64(pattern << 32 | second) % 4 == 0;
+            m.advance(1_000);
+        }
+        let failed_over = m.core.failover_boots();
+        assert_eq!(failed_over, 0, "pattern {pattern}: hv-2 fenced");
+        assert_eq!(
+            m.runs_on("vm-2-0"),
+            vec![HostId::new("hv-2")],
+            "pattern {pattern}"
+        );
+    }
+}

@@ -29,6 +29,7 @@
 use super::{FenceError, HaManager, Liveness, Notice};
 use crate::ids::HostId;
 use crate::lease::LeaseRenewals;
+use std::collections::VecDeque;
 use std::fmt;
 
 /// What to do with a host that is cut off from management but alive on the
@@ -104,10 +105,17 @@ impl fmt::Display for DfsEvidence {
 }
 
 /// Reading the DFS's renewal records: only while some host is silent. Each
-/// read is tagged with the time it was asked (reads are at least one read
-/// interval apart, so the tag is unique), because answers can overtake each
+/// read is tagged with the time it was asked (reads are asked at distinct
+/// instants, so the tag is unique), because answers can overtake each
 /// other: a read asked during an outage fails seconds after one asked once
 /// the DFS is back has succeeded.
+///
+/// Reads are probes, as a monitor's: asked on their own (spread) schedule,
+/// each given up on its own deadline, a few in flight at once. While reads
+/// fail they are asked four times as often, so "unreadable for 10 s" rests
+/// on a dozen failed reads, not on three or four — three reads in a row
+/// each landing in a flapping service's down moments fenced a healthy host
+/// (turmoil, where a 50 ms outage lasts one 100 ms tick).
 #[derive(Clone, Debug, Default)]
 pub(super) struct DfsReads {
     /// When the newest successful read was asked.
@@ -117,8 +125,11 @@ pub(super) struct DfsReads {
     /// When the oldest failed read asked after the newest successful one
     /// was asked: the DFS has been unreadable since then, as far as known.
     failing_since_ms: Option<u64>,
-    /// The read asked and not yet answered, by its tag.
-    in_flight_since_ms: Option<u64>,
+    /// How many reads asked from `failing_since_ms` on have failed.
+    failed_in_streak: u32,
+    /// The reads asked and not yet answered, by their tags, oldest first
+    /// (at most [`DFS_READS_IN_FLIGHT_MAX`]).
+    in_flight: VecDeque<u64>,
     next_read_ms: u64,
     /// The last read failed (reported once per streak).
     failing: bool,
@@ -128,6 +139,17 @@ pub(super) struct DfsReads {
     answered_ms: Option<u64>,
     listening_since_ms: Option<u64>,
 }
+
+/// Reads unanswered at once, at most: a read is given up two to four
+/// seconds after it was asked, and failing reads are asked every quarter
+/// to three quarters of a second, so sixteen cover an unreachable DFS.
+const DFS_READS_IN_FLIGHT_MAX: usize = 16;
+
+/// Failed reads, at least, before the DFS counts as unreadable (besides
+/// the time they span): with reads spread, a service up most of the time
+/// fails that many in a row only as often as it is down to the power of
+/// this.
+const DFS_FAILED_READS_MIN: u32 = 8;
 
 impl HaManager {
     /// The DFS answered the read tagged `read` (see
@@ -140,8 +162,9 @@ impl HaManager {
         read: u64,
         result: Result<LeaseRenewals, FenceError>,
     ) {
-        if self.dfs.in_flight_since_ms == Some(read) {
-            self.dfs.in_flight_since_ms = None;
+        let was_in_flight = self.dfs.in_flight.iter().position(|&r| r == read);
+        if let Some(i) = was_in_flight {
+            self.dfs.in_flight.remove(i);
         }
         match result {
             // An older answer than one already taken is no news.
@@ -168,7 +191,10 @@ impl HaManager {
                 }
             }
             Err(why) => {
-                self.dfs_read_failed(read);
+                // Given up already: counted failed then.
+                if was_in_flight.is_some() {
+                    self.dfs_read_failed(now_ms, read);
+                }
                 if !self.dfs.failing {
                     self.dfs.failing = true;
                     self.notice(
@@ -184,12 +210,18 @@ impl HaManager {
         self.handle_timeout(now_ms);
     }
 
-    fn dfs_read_failed(&mut self, read: u64) {
+    /// The read asked at `read` failed (answered so, or given up at
+    /// `now_ms`): the next is asked sooner, and the streak grows.
+    fn dfs_read_failed(&mut self, now_ms: u64, read: u64) {
         self.dfs.last_failed_ms = Some(self.dfs.last_failed_ms.map_or(read, |t| t.max(read)));
         if self.dfs.last_read_ms < Some(read) {
             self.dfs.failing_since_ms =
                 Some(self.dfs.failing_since_ms.map_or(read, |t| t.min(read)));
+            self.dfs.failed_in_streak = self.dfs.failed_in_streak.saturating_add(1);
         }
+        let every = self.config.dfs_read_every_ms();
+        let sooner = now_ms + crate::timings::jittered(every / 4, !read);
+        self.dfs.next_read_ms = self.dfs.next_read_ms.min(sooner);
     }
 
     /// A read asked at `read` succeeded: failures asked before it are over.
@@ -198,16 +230,21 @@ impl HaManager {
     fn dfs_read_succeeded(&mut self, read: u64) {
         self.dfs.last_read_ms = Some(read);
         self.dfs.failing_since_ms = self.dfs.last_failed_ms.filter(|&failed| failed > read);
+        self.dfs.failed_in_streak = u32::from(self.dfs.failing_since_ms.is_some());
     }
 
     /// Whether every read asked from `since_ms` (or from when the reads
-    /// began to fail, if later) for two renewal intervals has failed: the
-    /// DFS is known unreadable since then, for long enough that a live
-    /// host would have been seen renewing had the service come back.
+    /// began to fail, if later) for two renewal intervals has failed, and
+    /// enough of them to be sure: the DFS is known unreadable since then,
+    /// for long enough that a live host would have been seen renewing had
+    /// the service come back.
     fn dfs_unreadable_since(&self, since_ms: u64) -> bool {
         let long_enough = self.config.agent_timings().dfs_silent_after_ms();
         match (self.dfs.failing_since_ms, self.dfs.last_failed_ms) {
-            (Some(from), Some(newest)) => newest >= from.max(since_ms) + long_enough,
+            (Some(from), Some(newest)) => {
+                newest >= from.max(since_ms) + long_enough
+                    && self.dfs.failed_in_streak >= DFS_FAILED_READS_MIN
+            }
             _ => false,
         }
     }
@@ -270,36 +307,66 @@ impl HaManager {
         })
     }
 
-    /// Asks the DFS for its renewals when a read is due (one at a time; an
-    /// unanswered read is given up after one to two read intervals, and
-    /// counts as failed).
+    /// Asks the DFS for its renewals when a read is due, after giving up
+    /// the reads past their deadlines (each counts as failed).
     pub(super) fn read_dfs_if_due(&mut self, now_ms: u64) {
+        self.give_up_dfs_reads(now_ms);
         if !self.wants_dfs_reads() || now_ms < self.dfs.next_read_ms {
             return;
         }
         self.read_dfs_now(now_ms);
     }
 
-    /// Asks the DFS now unless a read asked less than one read interval ago
-    /// is still unanswered.
-    fn read_dfs_now(&mut self, now_ms: u64) {
-        let every = self.config.dfs_read_every_ms();
-        if let Some(since) = self.dfs.in_flight_since_ms {
-            let give_up_ms = self.dfs_give_up_at(since);
-            if now_ms < give_up_ms {
-                // Due again when it is given up, not before: a wake that
-                // is already due would come back at once.
-                self.dfs.next_read_ms = self.dfs.next_read_ms.max(give_up_ms);
-                return;
+    /// Gives up every read unanswered past its deadline.
+    fn give_up_dfs_reads(&mut self, now_ms: u64) {
+        let mut kept = VecDeque::with_capacity(self.dfs.in_flight.len());
+        for since in std::mem::take(&mut self.dfs.in_flight) {
+            if now_ms < self.dfs_give_up_at(since) {
+                kept.push_back(since);
+            } else {
+                self.dfs_read_failed(now_ms, since);
             }
-            self.dfs_read_failed(since);
         }
-        self.dfs.in_flight_since_ms = Some(now_ms);
+        self.dfs.in_flight = kept;
+    }
+
+    /// Asks the DFS now, unless a read is unanswered and the next is not
+    /// yet due (a verdict asks at once, not once per answer), or too many
+    /// are unanswered.
+    fn read_dfs_now(&mut self, now_ms: u64) {
+        self.give_up_dfs_reads(now_ms);
+        if !self.dfs.in_flight.is_empty() && now_ms < self.dfs.next_read_ms {
+            return;
+        }
+        if self.dfs.in_flight.len() >= DFS_READS_IN_FLIGHT_MAX {
+            // Due again when one is given up, not before: a wake that is
+            // already due would come back at once.
+            let give_ups = self.dfs.in_flight.iter().map(|&s| self.dfs_give_up_at(s));
+            self.dfs.next_read_ms = give_ups.min().expect("in flight");
+            return;
+        }
+        if self
+            .dfs
+            .in_flight
+            .back()
+            .is_some_and(|&last| last >= now_ms)
+        {
+            // Asked this very instant (the tag must stay unique): the
+            // next is due on the usual schedule, set then.
+            return;
+        }
+        self.dfs.in_flight.push_back(now_ms);
         // Spread, not every `every` exactly: reads at a fixed spacing all
         // fell into the down moments of a service flapping on a period
         // that divides it, and "every read for 10 s failed" fenced a
         // healthy host while the DFS was up 90 % of the time (found by an
-        // adversary).
+        // adversary). While reads fail, four times as often.
+        let every = self.config.dfs_read_every_ms();
+        let every = if self.dfs.failing_since_ms.is_some() {
+            every / 4
+        } else {
+            every
+        };
         self.dfs.next_read_ms = now_ms + crate::timings::jittered(every, now_ms);
         self.command(super::Command::ReadLeaseRenewals { read: now_ms });
     }
@@ -313,9 +380,11 @@ impl HaManager {
         since_ms + every / 2 + crate::timings::jittered(every, !since_ms)
     }
 
-    /// When a DFS read will be due, if one is wanted.
+    /// When a DFS read will be due, or the oldest unanswered one given up.
     pub(super) fn dfs_read_wake(&self) -> Option<u64> {
-        self.wants_dfs_reads().then_some(self.dfs.next_read_ms)
+        let give_ups = self.dfs.in_flight.iter().map(|&s| self.dfs_give_up_at(s));
+        let next = self.wants_dfs_reads().then_some(self.dfs.next_read_ms);
+        next.into_iter().chain(give_ups).min()
     }
 
     /// When an isolated host (since `since_ms`) is next worth judging.
