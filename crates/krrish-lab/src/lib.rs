@@ -16,11 +16,14 @@
 //!   whole, every error naming file, line and field.
 //! - [`preflight`] — checks an inventory's hosts before anything runs on
 //!   them (reach, krrish, links, guest image, shared DFS, libvirt, BMC).
+//! - [`remote`] — commands, files and background processes on an
+//!   inventory host through its `run` prefix, bounded in time.
 
 pub mod inventory;
 pub mod ipmi;
 pub mod power;
 pub mod preflight;
+pub mod remote;
 pub mod topology;
 
 pub use krrish_netlink::Netns;

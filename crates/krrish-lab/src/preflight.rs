@@ -15,9 +15,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use crate::inventory::{Inventory, InventoryHost};
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The longest one check may take (an `ssh` to a dead host, an IPMI
 /// request to a dark BMC).
@@ -284,46 +283,8 @@ fn remote(h: &InventoryHost, args: &[&str], stdin: Option<&str>) -> Result<Strin
 }
 
 /// Runs `c` for at most [`CHECK_TIMEOUT`]; its stdout if it exits 0.
-pub(crate) fn bounded(mut c: Command, stdin: Option<&str>) -> Result<String, String> {
-    let what = format!("{c:?}").replace('"', "");
-    let mut child = c
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("`{what}`: {e}"))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let _ = pipe.write_all(text.as_bytes());
-    }
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < CHECK_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{what}` did not finish in {} s",
-                    CHECK_TIMEOUT.as_secs()
-                ));
-            }
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("").trim();
-        Err(format!("`{what}` failed ({}): {last}", out.status))
-    }
+pub(crate) fn bounded(c: Command, stdin: Option<&str>) -> Result<String, String> {
+    crate::remote::bounded(c, stdin.map(str::as_bytes), CHECK_TIMEOUT)
 }
 
 /// Whether the program of each of `h`'s fault commands (run on this

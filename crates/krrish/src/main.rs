@@ -71,6 +71,18 @@ enum Top {
         #[arg(long)]
         run_dir: PathBuf,
     },
+    /// A lab run's provisioning of an inventory host (run there through
+    /// the inventory's `run`): boots the cluster's VMs whose home is the
+    /// agent config's host, through its libvirt driver, then exits.
+    #[command(hide = true)]
+    LabBootHome {
+        /// The host's agent config (`driver.kind: libvirt`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The cluster file naming the VMs and their homes.
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+    },
     /// Hosts, through the controller's API.
     #[command(subcommand)]
     Hosts(client::HostsCmd),
@@ -157,6 +169,23 @@ fn main() -> ExitCode {
             return daemon::exit(daemon::agent::main(&a.config, a.check), "krrish agent")
         }
         Top::Dfs(a) => return daemon::exit(daemon::dfs::main(&a.config, a.check), "krrish dfs"),
+        Top::LabBootHome { config, cluster } => {
+            #[cfg(feature = "lab")]
+            return daemon::exit(
+                daemon::agent::boot_home(&config, &cluster),
+                "krrish lab-boot-home",
+            );
+            #[cfg(not(feature = "lab"))]
+            {
+                eprintln!(
+                    "krrish lab-boot-home {} {}: this krrish was built without the libvirt driver \
+                     (build it with --features lab)",
+                    config.display(),
+                    cluster.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
         Top::LabFence { run_dir } => {
             #[cfg(feature = "lab")]
             return match lab_world::fence(&run_dir) {

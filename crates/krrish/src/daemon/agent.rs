@@ -47,6 +47,46 @@ impl TraceSink for AgentTrace {
 /// The agent's loop, whichever driver it runs (it never returns).
 type AgentService = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
+/// The libvirt driver of `host` as its agent config describes it; `boot_id`
+/// names this power-on.
+#[cfg(feature = "lab")]
+pub fn libvirt_driver(
+    host: HostId,
+    lv: &super::config::LibvirtConfig,
+    boot_id: u64,
+) -> Result<krrish_libvirt::LibvirtDriver> {
+    use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
+    let domain_type = DomainType::parse(&lv.domain_type)
+        .ok_or_else(|| anyhow::anyhow!("driver.domain_type {:?}", lv.domain_type))?;
+    let lab = LabHost {
+        host,
+        uri: lv.uri.clone(),
+        netns: lv.netns.clone(),
+        vm_bridge: lv.vm_bridge.clone(),
+        bond_members: lv
+            .bond_members
+            .clone()
+            .unwrap_or_else(krrish_lab::HostNet::bond_members),
+        guest: GuestImage::in_dir(&lv.guest_dir),
+        domain_type,
+        dfs_dir: lv.dfs_dir.clone(),
+        lease_service: lv.lease.lease_service.clone(),
+        lease_timeout: Duration::from_millis(lv.lease.timeout_ms),
+        lease_duration_ms: lv.lease_duration_ms,
+        run_dir: lv.run_dir.clone(),
+        vm_network: lv.vm_network,
+        guest_memory_cap_mib: lv.guest_memory_cap_mib,
+        boot_timeout: Duration::from_millis(lv.boot_timeout_ms),
+        tenant: lv.tenant_network.clone().map(|t| TenantConfig {
+            underlay: t.underlay,
+            local: t.local,
+            group: t.group,
+            eip_link: t.eip_link,
+        }),
+    };
+    LibvirtDriver::new(lab, boot_id).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// The agent on real guests through libvirt.
 #[cfg(feature = "lab")]
 fn libvirt_agent(
@@ -56,38 +96,12 @@ fn libvirt_agent(
     clock: Rc<MonotonicClock>,
     trace: Rc<AgentTrace>,
 ) -> Result<(AgentService, String)> {
-    use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
-    let domain_type = DomainType::parse(&lv.domain_type)
-        .ok_or_else(|| anyhow::anyhow!("driver.domain_type {:?}", lv.domain_type))?;
-    let lab = LabHost {
-        host,
-        uri: lv.uri.clone(),
-        netns: lv.netns.clone(),
-        vm_bridge: lv.vm_bridge,
-        bond_members: krrish_lab::HostNet::bond_members(),
-        guest: GuestImage::in_dir(&lv.guest_dir),
-        domain_type,
-        dfs_dir: lv.dfs_dir,
-        lease_service: lv.lease.lease_service.clone(),
-        lease_timeout: Duration::from_millis(lv.lease.timeout_ms),
-        lease_duration_ms: lv.lease_duration_ms,
-        run_dir: lv.run_dir,
-        vm_network: lv.vm_network,
-        guest_memory_cap_mib: lv.guest_memory_cap_mib,
-        boot_timeout: Duration::from_millis(lv.boot_timeout_ms),
-        tenant: lv.tenant_network.map(|t| TenantConfig {
-            underlay: t.underlay,
-            local: t.local,
-            group: t.group,
-            eip_link: t.eip_link,
-        }),
-    };
     // This process starting is the host powering on: a new boot id.
     #[allow(clippy::disallowed_methods)] // the real world's own clock
     let boot_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let driver = LibvirtDriver::new(lab, boot_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let driver = libvirt_driver(host, &lv, boot_id)?;
     let started = format!(
         "started with the libvirt driver ({}, domain type {}{})",
         lv.uri,
@@ -228,4 +242,55 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
     drop(local);
     drop(rt);
     Ok(())
+}
+
+/// `krrish lab-boot-home --config agent.yaml --cluster cluster.yaml`: boots
+/// the cluster's VMs whose home is this agent's host, through the libvirt
+/// driver its config describes, and exits — a lab run provisioning a
+/// physical host (through the inventory's `run`) before its agent starts.
+/// A VM already running there is left as it is.
+#[cfg(feature = "lab")]
+pub fn boot_home(config: &Path, cluster_file: &Path) -> Result<()> {
+    use krrish_agent::Driver;
+    let cfg = load_agent(config)?;
+    let DriverConfig::Libvirt(lv) = &cfg.driver else {
+        anyhow::bail!(
+            "{}: driver.kind is not libvirt: only real guests are booted here",
+            config.display()
+        );
+    };
+    let cluster = krrish_scenario::load_cluster(cluster_file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cluster_file.display()))?;
+    let host = HostId::new(cfg.host.clone());
+    if !cluster.hosts.iter().any(|h| h.id == host) {
+        anyhow::bail!(
+            "{}: no host {host} in it (the agent config's `host`)",
+            cluster_file.display()
+        );
+    }
+    let driver = libvirt_driver(host.clone(), lv, 1)?;
+    let rt = runtime()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let running = driver.status().running;
+        let mut failed = Vec::new();
+        for vm in cluster.vms.iter().filter(|v| v.home == host) {
+            if running.contains(&vm.id) {
+                println!("{}: running on {host} already", vm.id);
+                continue;
+            }
+            match driver
+                .boot_vm(vm, krrish_core::ha::BootReason::Create, &Default::default())
+                .await
+            {
+                Ok(()) => println!("{}: booted on {host}", vm.id),
+                Err(e) => failed.push(format!("{}: {e}", vm.id)),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("booting on {host}: {}", failed.join("; "))
+        }
+    })
 }

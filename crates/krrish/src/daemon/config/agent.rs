@@ -38,6 +38,17 @@ struct DriverFile {
     boot_timeout: Option<Dur>,
     guest_memory_cap_mib: Option<u64>,
     tenant_network: Option<TenantNetworkFile>,
+    bond_members: Option<BondMembersFile>,
+}
+
+/// `driver.bond_members`: the two member links of each bond, as a
+/// physical host names them (the lab in a box's are the default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BondMembersFile {
+    management: [String; 2],
+    vm: [String; 2],
+    storage: [String; 2],
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +95,9 @@ pub struct LibvirtConfig {
     /// vxnets over VXLAN and EIPs by NAT; `None`: no guest here gets
     /// vxnet interfaces.
     pub tenant_network: Option<TenantNetworkConfig>,
+    /// Each bond's two member links, in bond order (management, VM
+    /// network, storage); `None`: the lab in a box's names.
+    pub bond_members: Option<[[String; 2]; 3]>,
 }
 
 /// `driver.tenant_network`, checked.
@@ -109,6 +123,29 @@ fn link_name_ok(n: &str) -> bool {
         && !n.starts_with('-')
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `driver.bond_members`, checked: kernel link names.
+fn bond_members(src: &Source<'_>, b: &BondMembersFile) -> Result<[[String; 2]; 3], LoadError> {
+    let bonds = [
+        ("management", &b.management),
+        ("vm", &b.vm),
+        ("storage", &b.storage),
+    ];
+    for (role, members) in bonds {
+        for m in members.iter() {
+            if !link_name_ok(m) {
+                return Err(src.error(
+                    src.find(role, "").or_else(|| src.key_line("bond_members")),
+                    format!(
+                        "driver.bond_members.{role}: {m:?}: expected a link name \
+                         (1-15 of a-z, 0-9 and -, not starting with -)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok([b.management.clone(), b.vm.clone(), b.storage.clone()])
 }
 
 fn tenant_network(
@@ -342,6 +379,11 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     .as_ref()
                     .map(|t| tenant_network(&src, t))
                     .transpose()?,
+                bond_members: d
+                    .bond_members
+                    .as_ref()
+                    .map(|b| bond_members(&src, b))
+                    .transpose()?,
             })
         }
         DriverKind::Sim => {
@@ -360,6 +402,7 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     ("boot_timeout", d.boot_timeout.is_some()),
                     ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
                     ("tenant_network", d.tenant_network.is_some()),
+                    ("bond_members", d.bond_members.is_some()),
                 ],
                 "only `kind: libvirt` takes this",
             )?;
