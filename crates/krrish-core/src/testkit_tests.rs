@@ -264,3 +264,22 @@ fn a_lease_service_down_a_quarter_of_the_time_fences_no_cut_off_host() {
         );
     }
 }
+
+#[test]
+fn a_dead_host_is_fenced_though_the_lease_service_restarts_every_8s() {
+    // hv-2 crashes at 12 s; from 20 s the lease service restarts every
+    // 8 s (a new process each time, answering throughout): no process
+    // ever listens two renewal intervals, yet hv-2, not seen renewing for
+    // longer than a lease, is dead — it was held for as long as the
+    // restarts went on (found by an adversary).
+    let mut m = TwoParty::new();
+    m.advance(12_000);
+    let hv2 = m.index_of("hv-2");
+    m.apply(&Step::Crash(hv2));
+    m.advance(8_000);
+    for _ in 0..12 {
+        m.dfs_restarted_at = m.now;
+        m.advance(8_000);
+    }
+    assert_hv2_fenced_and_failed_over(&m);
+}

@@ -57,8 +57,19 @@ impl AgentTimings {
     }
 
     /// A host whose DFS renewals stopped this long ago is no longer writing:
-    /// two renewals missed.
+    /// three renewals missed. One renewal interval plus a storage blip of up
+    /// to about eight seconds (the retries land within 1.5 s of its end);
+    /// with two, a 4 s blip of a cut-off host's storage bond left a 10.4 s
+    /// gap and the healthy host was fenced (found by an adversary).
     pub fn dfs_silent_after_ms(&self) -> u64 {
+        3 * self.lease_renew_every_ms
+    }
+
+    /// How long a (re)started lease service, or an unreadable one, must be
+    /// so before what it lacks is news: two renewal intervals, in which
+    /// every live host with a working storage path renews (a failed
+    /// renewal is retried within 1.5 s).
+    pub fn dfs_listen_needed_ms(&self) -> u64 {
         2 * self.lease_renew_every_ms
     }
 
@@ -109,7 +120,8 @@ mod tests {
         assert_eq!(t.reconnect_backoff_min_ms, 250);
         assert_eq!(t.reconnect_backoff_max_ms, 1_000);
         assert_eq!(t.lease_renew_every_ms, 5_000);
-        assert_eq!(t.dfs_silent_after_ms(), 10_000);
+        assert_eq!(t.dfs_silent_after_ms(), 15_000);
+        assert_eq!(t.dfs_listen_needed_ms(), 10_000);
         // The lease keeper's precondition holds.
         assert!(t.lease_renew_every_ms + t.lease_lead_ms < t.lease_duration_ms);
         // Reconnecting takes a small part of one 19 s detection window.

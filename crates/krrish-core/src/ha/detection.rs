@@ -3,7 +3,8 @@
 //! independent channel — its DFS lease renewals over the storage network,
 //! which the DFS reports — before anything is done to it:
 //!
-//! - renewals stopped too → **dead**: fence, then fail over;
+//! - renewals stopped too (none for three renewal intervals) → **dead**:
+//!   fence, then fail over;
 //! - renewals go on → **isolated**: alive, its VMs left running (the default
 //!   isolation response), or fenced after one more heartbeat interval under
 //!   `power-off-and-restart`;
@@ -18,7 +19,8 @@
 //!   from every live host;
 //! - the lease service (re)started less than two renewal intervals before
 //!   its answer → no news either: while it was away no host could renew,
-//!   and it lists a host only once it renews again.
+//!   and it lists a host only once it renews again — unless the host has
+//!   not been seen renewing for longer than a lease (its lease lapsed).
 //!
 //! Fencing without independent evidence of death is bounded: none while more
 //! than a third of the hosts are silent at once (the fault is then most
@@ -80,7 +82,7 @@ impl fmt::Display for IsolationResponse {
 /// What the DFS says about a silent host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DfsEvidence {
-    /// It renewed its lease within two renewal intervals: alive.
+    /// It renewed its lease within three renewal intervals: alive.
     Renewing { ago_ms: u64 },
     /// No renewal for longer (or never): it cannot be writing.
     Silent { ago_ms: Option<u64> },
@@ -239,7 +241,7 @@ impl HaManager {
     /// for long enough that a live host would have been seen renewing had
     /// the service come back.
     fn dfs_unreadable_since(&self, since_ms: u64) -> bool {
-        let long_enough = self.config.agent_timings().dfs_silent_after_ms();
+        let long_enough = self.config.agent_timings().dfs_listen_needed_ms();
         match (self.dfs.failing_since_ms, self.dfs.last_failed_ms) {
             (Some(from), Some(newest)) => {
                 newest >= from.max(since_ms) + long_enough
@@ -261,6 +263,22 @@ impl HaManager {
             Some(at) if now_ms.saturating_sub(at) <= silent_after => DfsEvidence::Renewing {
                 ago_ms: now_ms.saturating_sub(at),
             },
+            // Not seen renewing for longer than a lease, though the
+            // answering service had listened for a renewal interval and its
+            // retry (a live host renews there in that time): a service
+            // restarting too often for two intervals is no excuse (found by
+            // an adversary: a dead host was never fenced while the lease
+            // service restarted every 8 s). One restarting faster than a
+            // renewal interval still tells nothing: a live host's renewals
+            // land in processes gone before they are read.
+            Some(at)
+                if now_ms.saturating_sub(at) > self.config.lease_duration_ms
+                    && self.dfs_listened_for_one_renewal() =>
+            {
+                DfsEvidence::Silent {
+                    ago_ms: Some(now_ms.saturating_sub(at)),
+                }
+            }
             // Missing or stale in a service that has not listened for two
             // renewals' time: no news (found by an adversary: a 5 s outage
             // of the lease service during a 15 s cut got the isolated,
@@ -289,10 +307,22 @@ impl HaManager {
     /// than two renewal intervals then: a live host may not have renewed
     /// there yet.
     fn dfs_listened_too_briefly(&self) -> bool {
-        let silent_after = self.config.agent_timings().dfs_silent_after_ms();
+        let needed = self.config.agent_timings().dfs_listen_needed_ms();
         match (self.dfs.answered_ms, self.dfs.listening_since_ms) {
-            (Some(answered), Some(since)) => answered.saturating_sub(since) < silent_after,
+            (Some(answered), Some(since)) => answered.saturating_sub(since) < needed,
             _ => false,
+        }
+    }
+
+    /// The lease service of the newest answer had been listening for a
+    /// renewal interval and a retry then: every live host with a working
+    /// storage path had renewed there.
+    fn dfs_listened_for_one_renewal(&self) -> bool {
+        let t = self.config.agent_timings();
+        let needed = t.lease_renew_every_ms + t.lease_retry_ms();
+        match (self.dfs.answered_ms, self.dfs.listening_since_ms) {
+            (Some(answered), Some(since)) => answered.saturating_sub(since) >= needed,
+            _ => true,
         }
     }
 
