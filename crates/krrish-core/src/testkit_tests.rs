@@ -283,3 +283,18 @@ fn a_dead_host_is_fenced_though_the_lease_service_restarts_every_8s() {
     }
     assert_hv2_fenced_and_failed_over(&m);
 }
+
+#[test]
+fn a_dead_host_never_seen_renewing_is_fenced_though_the_lease_service_restarts_every_8s() {
+    // As above, but the restarts begin at once: no read ever saw hv-2
+    // renew, so its last heartbeat stands for its last sign of life.
+    let mut m = TwoParty::new();
+    m.advance(12_000);
+    let hv2 = m.index_of("hv-2");
+    m.apply(&Step::Crash(hv2));
+    for _ in 0..13 {
+        m.dfs_restarted_at = m.now;
+        m.advance(8_000);
+    }
+    assert_hv2_fenced_and_failed_over(&m);
+}

@@ -8,12 +8,15 @@
 //! lease_service: 10.30.0.1         # this machine on the storage network
 //! dfs_dir: /srv/krrish-dfs         # shared: the same directory on every host
 //! guest_dir: /var/lib/krrish/guest # vmlinuz + initrd.gz, on every host
+//! run_dir: /var/lib/krrish/run     # optional (this is the default): a run's
+//!                                  # configs, pid files, logs, on each host
 //! domain_type: kvm                 # or qemu (TCG)
 //! hosts:
 //!   - id: hv-01
 //!     run: [ssh, -o, BatchMode=yes, root@hv-01]  # runs a command there
 //!     krrish: /usr/local/bin/krrish
 //!     libvirt: qemu+ssh://root@hv-01/system       # from this machine
+//!     # netns: krl-hv-01           # only for a host that is a namespace
 //!     vm_bridge: br-vm
 //!     underlay: 10.40.0.11         # its tunnel endpoint, on vm_bridge
 //!     bonds:                       # two members each, in bond order
@@ -54,8 +57,16 @@ pub struct Inventory {
     pub lease_service: Ipv4Addr,
     pub dfs_dir: PathBuf,
     pub guest_dir: PathBuf,
+    /// Where a run keeps its files on each host (configs, pid files, logs,
+    /// guest consoles).
+    #[serde(default = "run_dir_default")]
+    pub run_dir: PathBuf,
     pub domain_type: String,
     pub hosts: Vec<InventoryHost>,
+}
+
+fn run_dir_default() -> PathBuf {
+    PathBuf::from("/var/lib/krrish/run")
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -69,6 +80,11 @@ pub struct InventoryHost {
     pub krrish: PathBuf,
     /// The host's libvirt, as this machine reaches it.
     pub libvirt: String,
+    /// The network namespace the host's links live in, when the host is
+    /// one (the lab in a box described as an inventory); its agent then
+    /// plugs guests' taps in there.
+    #[serde(default)]
+    pub netns: Option<String>,
     pub vm_bridge: String,
     pub underlay: Ipv4Addr,
     pub bonds: Bonds,
@@ -249,7 +265,11 @@ impl Inventory {
                 format!("{} hosts, at most {HOSTS_MAX}", self.hosts.len()),
             ));
         }
-        for (key, path) in [("dfs_dir", &self.dfs_dir), ("guest_dir", &self.guest_dir)] {
+        for (key, path) in [
+            ("dfs_dir", &self.dfs_dir),
+            ("guest_dir", &self.guest_dir),
+            ("run_dir", &self.run_dir),
+        ] {
             if let Err(why) = remote_path(path) {
                 return Err((
                     top(key),
@@ -329,6 +349,11 @@ impl Inventory {
             for (f, name) in links {
                 if let Err(e) = krrish_netlink::check_name(name, 15) {
                     return fail(f, e.to_string());
+                }
+            }
+            if let Some(ns) = &h.netns {
+                if let Err(e) = krrish_netlink::check_name(ns, 32) {
+                    return fail("netns", e.to_string());
                 }
             }
             if h.bmc.username.is_empty() {
@@ -492,6 +517,23 @@ hosts:
     }
 
     #[test]
+    fn a_host_that_is_a_namespace_and_a_run_directory_are_taken_as_given() {
+        let inv = load("good", GOOD).unwrap();
+        assert_eq!(inv.run_dir, Path::new("/var/lib/krrish/run"));
+        assert_eq!(inv.host("hv-01").unwrap().netns, None);
+        let text = second("vm_bridge: br-vm", "netns: krl-hv-02\n    vm_bridge: br-vm").replace(
+            "domain_type: kvm",
+            "run_dir: /work/lab/run\ndomain_type: kvm",
+        );
+        let inv = load("netns", &text).unwrap();
+        assert_eq!(inv.run_dir, Path::new("/work/lab/run"));
+        assert_eq!(
+            inv.host("hv-02").unwrap().netns.as_deref(),
+            Some("krl-hv-02")
+        );
+    }
+
+    #[test]
     fn a_misspelt_field_is_named_with_its_line() {
         let e = load("typo", &second("vm_bridge:", "vm_brige:")).unwrap_err();
         assert_eq!(e.line, Some(22), "{e}");
@@ -571,6 +613,20 @@ hosts:
                 "dfs_dir",
                 3,
                 "not absolute",
+            ),
+            (
+                "domain_type: kvm",
+                "run_dir: /var/run dir\ndomain_type: kvm",
+                "run_dir",
+                5,
+                "expected a-z",
+            ),
+            (
+                "vm_bridge: br-vm\n    underlay: 10.40.0.12",
+                "netns: \"bad/ns\"\n    vm_bridge: br-vm\n    underlay: 10.40.0.12",
+                "hosts[1] (hv-02).netns",
+                22,
+                "bad/ns",
             ),
             (
                 "dfs_dir: /srv/krrish-dfs",

@@ -259,47 +259,55 @@ impl HaManager {
             _ => return DfsEvidence::Unknown,
         }
         let silent_after = self.config.agent_timings().dfs_silent_after_ms();
-        match self.hosts.get(host).and_then(|h| h.dfs_renewed_at_ms) {
-            Some(at) if now_ms.saturating_sub(at) <= silent_after => DfsEvidence::Renewing {
+        let h = self.hosts.get(host);
+        let renewed = h.and_then(|h| h.dfs_renewed_at_ms);
+        if let Some(at) = renewed.filter(|&at| now_ms.saturating_sub(at) <= silent_after) {
+            return DfsEvidence::Renewing {
                 ago_ms: now_ms.saturating_sub(at),
-            },
-            // Not seen renewing for longer than a lease, though the
-            // answering service had listened for a renewal interval and its
-            // retry (a live host renews there in that time): a service
-            // restarting too often for two intervals is no excuse (found by
-            // an adversary: a dead host was never fenced while the lease
-            // service restarted every 8 s). One restarting faster than a
-            // renewal interval still tells nothing: a live host's renewals
-            // land in processes gone before they are read.
-            Some(at)
-                if now_ms.saturating_sub(at) > self.config.lease_duration_ms
-                    && self.dfs_listened_for_one_renewal() =>
-            {
-                DfsEvidence::Silent {
-                    ago_ms: Some(now_ms.saturating_sub(at)),
-                }
-            }
-            // Missing or stale in a service that has not listened for two
-            // renewals' time: no news (found by an adversary: a 5 s outage
-            // of the lease service during a 15 s cut got the isolated,
-            // healthy host fenced before its first renewal after).
-            _ if self.dfs_listened_too_briefly() => DfsEvidence::Unknown,
-            // Stale only since the newest answer: the host may have renewed
-            // after it was read. No news until a read shows it (found when
-            // reads were spread: a host rebooted and renewing was judged
-            // on a read 2.8 s old and fenced).
-            Some(at)
-                if self
-                    .dfs
-                    .answered_ms
-                    .is_some_and(|seen| seen.saturating_sub(at) <= silent_after) =>
-            {
-                DfsEvidence::Unknown
-            }
-            Some(at) => DfsEvidence::Silent {
-                ago_ms: Some(now_ms.saturating_sub(at)),
-            },
-            None => DfsEvidence::Silent { ago_ms: None },
+            };
+        }
+        let silent = DfsEvidence::Silent {
+            ago_ms: renewed.map(|at| now_ms.saturating_sub(at)),
+        };
+        let Some(answered) = self.dfs.answered_ms else {
+            return DfsEvidence::Unknown;
+        };
+        // Not seen alive (renewing, or heartbeating if never seen
+        // renewing) for longer than a lease by the newest answer itself,
+        // from a service that had listened for a renewal interval and a
+        // retry (a live host renews there in that time): its lease has
+        // lapsed, and a service restarting too often for two intervals is
+        // no excuse (found by an adversary: a dead host was never fenced
+        // while the lease service restarted every 8 s — nor, never seen
+        // renewing, when the restarts began before the first read). One
+        // restarting faster than that still tells nothing: a live host's
+        // renewals land in processes gone before they are read.
+        let alive_at = renewed.max(h.map(|h| h.last_heartbeat_ms));
+        if alive_at.is_some_and(|at| answered.saturating_sub(at) > self.config.lease_duration_ms)
+            && self.dfs_listened_for_one_renewal()
+        {
+            return silent;
+        }
+        // Missing or stale in a service that has not listened for two
+        // renewals' time: no news (found by an adversary: a 5 s outage
+        // of the lease service during a 15 s cut got the isolated,
+        // healthy host fenced before its first renewal after).
+        if self.dfs_listened_too_briefly() {
+            return DfsEvidence::Unknown;
+        }
+        // Stale by the newest answer itself, not by a figure aged since
+        // (the host may have renewed after it was read: a rebooted,
+        // renewing host was fenced on a read 2.8 s old) — and counted from
+        // no earlier than the answering service's start: a renewal just
+        // before a restart is lost with the process, unread (found by an
+        // adversary: a restart 30 ms after a cut-off host renewed, then a
+        // 6 s storage blip, read as 15 s of silence).
+        let listening_since = self.dfs.listening_since_ms.unwrap_or(0);
+        let from = renewed.unwrap_or(0).max(listening_since);
+        if answered.saturating_sub(from) > silent_after {
+            silent
+        } else {
+            DfsEvidence::Unknown
         }
     }
 
