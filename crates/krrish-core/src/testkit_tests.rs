@@ -252,7 +252,7 @@ fn a_lease_service_down_a_quarter_of_the_time_fences_no_cut_off_host() {
             // Restarted just after each step's instant: no read lists a
             // host, the service has always listened too briefly.
             m.dfs_restarted_at = m.now + 1_001;
-            m.dfs_down = crate::timings::mix64(pattern << 32 | second) % 4 == 0;
+            m.dfs_down = crate::timings::mix64(pattern << 32 | second).is_multiple_of(4);
             m.advance(1_000);
         }
         let failed_over = m.core.failover_boots();

@@ -212,7 +212,7 @@ pub fn main(config: &Path, check_only: bool) -> Result<()> {
                     out: Stdout::start(),
                     world: None,
                 });
-                let (service, started) = libvirt_agent(agent_cfg, host.clone(), lv, clock.clone(), trace.clone())?;
+                let (service, started) = libvirt_agent(agent_cfg, host.clone(), *lv, clock.clone(), trace.clone())?;
                 (service, trace, started)
             }
         };

@@ -201,7 +201,7 @@ pub enum DriverConfig {
         seed: u64,
     },
     /// Real guests through libvirt (with the `lab` feature).
-    Libvirt(LibvirtConfig),
+    Libvirt(Box<LibvirtConfig>),
 }
 
 #[derive(Clone, Debug)]
@@ -331,7 +331,7 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     format!("driver.vm_network: expected an IPv4 network such as 10.80.0.0/16 (prefix 8 to 30), got {net_text:?}"),
                 )
             })?;
-            DriverConfig::Libvirt(LibvirtConfig {
+            DriverConfig::Libvirt(Box::new(LibvirtConfig {
                 uri: d.uri.clone().unwrap_or_else(|| "qemu:///system".into()),
                 netns: d.netns.clone(),
                 vm_bridge: d.vm_bridge.clone().unwrap_or_else(|| "br-vm".into()),
@@ -384,7 +384,7 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     .as_ref()
                     .map(|b| bond_members(&src, b))
                     .transpose()?,
-            })
+            }))
         }
         DriverKind::Sim => {
             let d = &f.driver;
