@@ -140,6 +140,10 @@ pub(super) struct DfsReads {
     /// once it renews again).
     answered_ms: Option<u64>,
     listening_since_ms: Option<u64>,
+    /// The end of the newest stretch of failed reads that lasted a renewal
+    /// interval or more: renewals made then, in a process that may have
+    /// restarted since, were never seen.
+    blind_until_ms: Option<u64>,
 }
 
 /// Reads unanswered at once, at most: a read is given up two to four
@@ -230,6 +234,12 @@ impl HaManager {
     /// (One asked later stays a failure; the newest stands for it, which
     /// only starts the streak later.)
     fn dfs_read_succeeded(&mut self, read: u64) {
+        let renew_every = self.config.agent_timings().lease_renew_every_ms;
+        if let (Some(from), Some(newest)) = (self.dfs.failing_since_ms, self.dfs.last_failed_ms) {
+            if newest < read && newest >= from + renew_every {
+                self.dfs.blind_until_ms = self.dfs.blind_until_ms.max(Some(newest));
+            }
+        }
         self.dfs.last_read_ms = Some(read);
         self.dfs.failing_since_ms = self.dfs.last_failed_ms.filter(|&failed| failed > read);
         self.dfs.failed_in_streak = u32::from(self.dfs.failing_since_ms.is_some());
@@ -282,7 +292,14 @@ impl HaManager {
         // renewing, when the restarts began before the first read). One
         // restarting faster than that still tells nothing: a live host's
         // renewals land in processes gone before they are read.
-        let alive_at = renewed.max(h.map(|h| h.last_heartbeat_ms));
+        // Counted from no earlier than the end of the newest long stretch
+        // the controller could not read at all: renewals then went unseen,
+        // and a restart since lost them (found by an adversary: 25 s
+        // unreadable, a restart, a 4 s storage blip — a cut-off host whose
+        // real gap was 6 s read as unseen for 36 s).
+        let alive_at = renewed
+            .max(h.map(|h| h.last_heartbeat_ms))
+            .max(self.dfs.blind_until_ms);
         if alive_at.is_some_and(|at| answered.saturating_sub(at) > self.config.lease_duration_ms)
             && self.dfs_listened_for_one_renewal()
         {
