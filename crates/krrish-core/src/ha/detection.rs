@@ -332,11 +332,7 @@ impl HaManager {
     /// than two renewal intervals then: a live host may not have renewed
     /// there yet.
     fn dfs_listened_too_briefly(&self) -> bool {
-        let needed = self.config.agent_timings().dfs_listen_needed_ms();
-        match (self.dfs.answered_ms, self.dfs.listening_since_ms) {
-            (Some(answered), Some(since)) => answered.saturating_sub(since) < needed,
-            _ => false,
-        }
+        !self.dfs_listened_for(self.config.agent_timings().dfs_listen_needed_ms())
     }
 
     /// The lease service of the newest answer had been listening for a
@@ -344,9 +340,14 @@ impl HaManager {
     /// storage path had renewed there.
     fn dfs_listened_for_one_renewal(&self) -> bool {
         let t = self.config.agent_timings();
-        let needed = t.lease_renew_every_ms + t.lease_retry_ms();
+        self.dfs_listened_for(t.lease_renew_every_ms + t.lease_retry_ms())
+    }
+
+    /// The lease service of the newest answer had been listening for at
+    /// least `ms` then (a service that does not say counts as long).
+    fn dfs_listened_for(&self, ms: u64) -> bool {
         match (self.dfs.answered_ms, self.dfs.listening_since_ms) {
-            (Some(answered), Some(since)) => answered.saturating_sub(since) >= needed,
+            (Some(answered), Some(since)) => answered.saturating_sub(since) >= ms,
             _ => true,
         }
     }
