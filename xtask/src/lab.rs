@@ -209,7 +209,8 @@ pub fn suite_step(only: Option<&[&str]>) -> Result<bool> {
         let mut args = vec!["--world".to_string(), "lab".to_string()];
         args.extend(files);
         let scenarios = crate::suite_scenario(&args)?;
-        Ok(tests && scenarios)
+        let on_inventory = inventory_step()?;
+        Ok(tests && scenarios && on_inventory)
     });
     if !not_run.is_empty() {
         eprintln!(
@@ -223,6 +224,58 @@ pub fn suite_step(only: Option<&[&str]>) -> Result<bool> {
     let passed = result?;
     cleaned?;
     Ok(passed)
+}
+
+/// The `scenarios/lab/` files `cargo xtask ci` also runs through
+/// `--inventory`, on the box's hosts left standing and described as an
+/// inventory (`krrish lab-hosts up`): a crash by IPMI with its RTO, a
+/// repair and failback, a cut by the inventory's switch-side commands.
+pub const INVENTORY_CI_SCENARIOS: &[&str] = &[
+    "crash-fails-over",
+    "repair-fails-back-cold",
+    "mgmt-cut-5s-nothing-happens",
+];
+
+/// The inventory runner on the box's standing hosts; they are removed
+/// again whatever happened.
+fn inventory_step() -> Result<bool> {
+    let krrish = Path::new("target").join("debug").join("krrish");
+    let up = Command::new(&krrish)
+        .args([
+            "lab-hosts",
+            "up",
+            "--cluster",
+            "fixtures/clusters/lab-3.yaml",
+        ])
+        .status()
+        .context("running krrish lab-hosts up")?;
+    let result = if up.success() {
+        let mut args: Vec<String> = [
+            "--world",
+            "lab",
+            "--inventory",
+            "target/lab/inventory-hosts/inventory.yaml",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(
+            INVENTORY_CI_SCENARIOS
+                .iter()
+                .map(|n| format!("scenarios/lab/{n}.yaml")),
+        );
+        crate::suite_scenario(&args)
+    } else {
+        eprintln!("xtask: krrish lab-hosts up failed: the inventory scenarios did not run");
+        Ok(false)
+    };
+    let down = Command::new(&krrish)
+        .args(["lab-hosts", "down"])
+        .status()
+        .context("running krrish lab-hosts down")?;
+    if !down.success() {
+        eprintln!("xtask: krrish lab-hosts down failed (`cargo xtask lab down` follows)");
+    }
+    result
 }
 
 fn missing_packages() -> Vec<&'static str> {
@@ -848,23 +901,25 @@ pub fn down() -> Result<()> {
             removed.push(format!("daemon {daemon}"));
         }
     }
-    for d in ["run", "dfs", "tests"] {
+    for d in ["run", "dfs", "tests", "inventory-hosts", "inventory-run"] {
         let p = lab_dir().join(d);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
             removed.push(p.display().to_string());
         }
     }
-    // Daemons of a lab run that was killed (their command lines name the
-    // lab's run directory).
-    let run_dir = std::fs::canonicalize(".")?.join(lab_dir()).join("run");
-    if quiet_ok(
-        Command::new("pkill")
-            .arg("-KILL")
-            .arg("-f")
-            .arg(format!("{}/", run_dir.display())),
-    ) {
-        removed.push("stray lab daemons".into());
+    // Daemons of a lab run that was killed, and of standing hosts (their
+    // command lines name the lab's run directory or the hosts').
+    for d in ["run", "inventory-hosts", "inventory-run"] {
+        let run_dir = std::fs::canonicalize(".")?.join(lab_dir()).join(d);
+        if quiet_ok(
+            Command::new("pkill")
+                .arg("-KILL")
+                .arg("-f")
+                .arg(format!("{}/", run_dir.display())),
+        ) {
+            removed.push(format!("stray lab daemons of {d}/"));
+        }
     }
     if let Some(undone) = undo_virtlockd(&state) {
         removed.push(undone);

@@ -9,8 +9,8 @@
 //!   XML in `target/swarm-ci.xml`). Prints `N passed, M failed` over its
 //!   steps.
 //! - `nightly` — the same with large exploration budgets; `nightly
-//!   --inventory FILE` adds the lab scenarios on physical hosts (today: the
-//!   hosts checked, the scenarios NOT RUN).
+//!   --inventory FILE` adds the lab scenarios on physical hosts (those the
+//!   inventory cannot play are reported NOT RUN, with why).
 //! - `bench` — the benchmarks, written to `BENCHMARKS.md`.
 //! - `lab up|down|status` — the lab in a box: libvirt, the guest image,
 //!   the KVM/TCG probe (see [`lab`]). `ci` runs the real-guest tests

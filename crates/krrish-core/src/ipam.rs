@@ -9,6 +9,18 @@ use thiserror::Error;
 /// The gateway's last octet on every segment.
 pub const GATEWAY_OCTET: u8 = 247;
 
+/// `a.b.c.d/len` with len 8 to 30 and the address on the network's
+/// boundary (a guests' network, as agent configs and inventories give it).
+pub fn parse_network(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = text.split_once('/')?;
+    let addr: Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    if !(8..=30).contains(&len) || u32::from(addr) & !(u32::MAX << (32 - len)) != 0 {
+        return None;
+    }
+    Some((addr, len))
+}
+
 /// The first last octet that is *not* allowed for a host of `zone`.
 pub fn last_octet_limit(zone: Zone) -> u8 {
     match zone {

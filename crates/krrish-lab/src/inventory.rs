@@ -11,6 +11,11 @@
 //! run_dir: /var/lib/krrish/run     # optional (this is the default): a run's
 //!                                  # configs, pid files, logs, on each host
 //! domain_type: kvm                 # or qemu (TCG)
+//! vm_network: 10.80.0.0/16         # optional (this is the default): the
+//!                                  # guests' addresses
+//! ping_from: [ip, netns, exec, ops] # optional: a command prefix on this
+//!                                  # machine that reaches vm_network; without
+//!                                  # it no check can ping a guest
 //! hosts:
 //!   - id: hv-01
 //!     run: [ssh, -o, BatchMode=yes, root@hv-01]  # runs a command there
@@ -40,6 +45,7 @@
 //! Every error names the file, the line and the field. [`Inventory::load`]
 //! reads and checks the file; [`crate::preflight`] checks the hosts.
 
+use krrish_core::ipam::parse_network;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -62,7 +68,19 @@ pub struct Inventory {
     #[serde(default = "run_dir_default")]
     pub run_dir: PathBuf,
     pub domain_type: String,
+    /// The guests' network (each VM's address is derived from its name in
+    /// it, as in every world).
+    #[serde(default = "vm_network_default")]
+    pub vm_network: String,
+    /// The command prefix on this machine from which guests answer ping
+    /// (`[]`-less: none; then nothing that needs a guest's ping can run).
+    #[serde(default)]
+    pub ping_from: Option<Vec<String>>,
     pub hosts: Vec<InventoryHost>,
+}
+
+fn vm_network_default() -> String {
+    "10.80.0.0/16".into()
 }
 
 fn run_dir_default() -> PathBuf {
@@ -248,6 +266,11 @@ impl Inventory {
         Ok(inv)
     }
 
+    /// The guests' network, checked at load.
+    pub fn vm_network(&self) -> (Ipv4Addr, u8) {
+        parse_network(&self.vm_network).expect("checked at load")
+    }
+
     pub fn host(&self, id: &str) -> Option<&InventoryHost> {
         self.hosts.iter().find(|h| h.id == id)
     }
@@ -284,6 +307,25 @@ impl Inventory {
                 "domain_type".into(),
                 format!("`{}`: expected kvm or qemu", self.domain_type),
             ));
+        }
+        if parse_network(&self.vm_network).is_none() {
+            return Err((
+                top("vm_network"),
+                "vm_network".into(),
+                format!(
+                    "`{}`: expected an IPv4 network such as 10.80.0.0/16 (prefix 8 to 30)",
+                    self.vm_network
+                ),
+            ));
+        }
+        if let Some(p) = &self.ping_from {
+            if p.is_empty() || p.iter().any(String::is_empty) {
+                return Err((
+                    top("ping_from"),
+                    "ping_from".into(),
+                    "expected a command prefix, e.g. [ip, netns, exec, ops]".into(),
+                ));
+            }
         }
         let starts: Vec<usize> = text
             .lines()
@@ -657,6 +699,20 @@ hosts:
                 "expected a command",
             ),
             ("heal: [", "mend: [", "(yaml)", 31, "mend"),
+            (
+                "domain_type: kvm",
+                "domain_type: kvm\nvm_network: 10.80.0.1/16",
+                "vm_network",
+                6,
+                "expected an IPv4 network",
+            ),
+            (
+                "domain_type: kvm",
+                "domain_type: kvm\nping_from: [ip, \"\"]",
+                "ping_from",
+                6,
+                "expected a command prefix",
+            ),
             (
                 "krrish: /usr/local/bin/krrish",
                 "krrish: /bin/k;rm",

@@ -50,6 +50,44 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum LabHostsCmd {
+    /// Builds the cluster's hosts (namespaces, links, BMC emulator; needs
+    /// `cargo xtask lab up`) and writes the inventory describing them.
+    Up {
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+    },
+    /// Removes what `up` made.
+    Down,
+}
+
+/// `krrish lab-hosts up|down`.
+fn lab_hosts(c: LabHostsCmd) -> ExitCode {
+    #[cfg(feature = "lab")]
+    {
+        let r = match c {
+            LabHostsCmd::Up { cluster } => lab_world::hosts_up(&cluster).map(|inv| {
+                out!("{}", inv.display());
+            }),
+            LabHostsCmd::Down => lab_world::hosts_down(),
+        };
+        match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("krrish lab-hosts: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+    #[cfg(not(feature = "lab"))]
+    {
+        let _ = c;
+        eprintln!("krrish lab-hosts: this krrish was built without the lab (build it with --features lab)");
+        ExitCode::FAILURE
+    }
+}
+
+#[derive(Subcommand)]
 enum Top {
     /// Run or check scenario files.
     #[command(subcommand)]
@@ -83,6 +121,11 @@ enum Top {
         #[arg(long, value_name = "FILE")]
         cluster: PathBuf,
     },
+    /// The lab in a box's hosts left standing and described as an
+    /// inventory (target/lab/inventory-hosts/inventory.yaml), for
+    /// `scenario run --world lab --inventory` without physical hosts.
+    #[command(subcommand)]
+    LabHosts(LabHostsCmd),
     /// Hosts, through the controller's API.
     #[command(subcommand)]
     Hosts(client::HostsCmd),
@@ -204,6 +247,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        Top::LabHosts(c) => return lab_hosts(c),
         Top::Hosts(c) => return client::main(&cli.api, client::Cmd::Hosts(c)),
         Top::Instances(c) => return client::main(&cli.api, client::Cmd::Instances(c)),
         Top::Vxnets(c) => return client::main(&cli.api, client::Cmd::Vxnets(c)),

@@ -61,8 +61,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "turmoil|event|lab")]
     world: Option<WorldArg>,
     /// With `--world lab`: physical lab hosts instead of the box, as this
-    /// inventory file describes them. Today the hosts are checked
-    /// (preflight) and the scenarios reported NOT RUN.
+    /// inventory file describes them (checked, then the hosts' preflight;
+    /// what the inventory cannot play is reported NOT RUN, with why).
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// Random clusters and fault schedules, one per seed (`--seeds`, default
@@ -311,10 +311,24 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
     if a.seeds.is_some() || a.seed.is_some() {
         bail!("--world lab runs in real time: seeds do not apply");
     }
-    if let Some(inventory) = &a.inventory {
-        return crate::lab_world::on_inventory(files, inventory);
-    }
-    let lab = crate::lab_world::LabState::load(Path::new("target/lab"))?;
+    let (lab, inventory);
+    let site = match &a.inventory {
+        Some(file) => match crate::lab_world::load_inventory_site(file) {
+            Ok(i) => {
+                inventory = i;
+                crate::lab_world::Site::Inventory(&inventory)
+            }
+            Err(e) => {
+                out!("FAIL  {e:#}");
+                out!("0 passed, 0 failed, {} not run", files.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => {
+            lab = crate::lab_world::LabState::load(Path::new("target/lab"))?;
+            crate::lab_world::Site::Box(&lab)
+        }
+    };
     let exe = std::env::current_exe().context("finding this krrish binary")?;
     let (mut passed, mut failed, mut not_run) = (0, 0, 0);
     for f in files {
@@ -324,7 +338,7 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
         };
         #[allow(clippy::disallowed_methods)] // the lab runs in real time
         let started = std::time::Instant::now();
-        let outcome = crate::lab_world::run(&s, f, &lab, &exe);
+        let outcome = crate::lab_world::run(&s, f, site, &exe);
         let wall = started.elapsed().as_secs_f64();
         let sim = run_scenario(
             &s,
@@ -360,7 +374,10 @@ fn run_lab(files: &[PathBuf], a: &RunArgs) -> Result<ExitCode> {
                 for l in krrish_scenario::run::compare_events(&events, &sim.events) {
                     out!("      {l}");
                 }
-                out!("      logs: target/lab/run/ (kept until the next lab run)");
+                out!(
+                    "      logs: {}/ (kept until the next lab run)",
+                    site.local_run_dir().display()
+                );
             }
             Ok(crate::lab_world::LabOutcome::NotRun(why)) => {
                 not_run += 1;

@@ -188,10 +188,26 @@ fn the_preflight_checks_every_host_and_the_scenarios_are_not_run() {
             .find(|b| b.starts_with(name))
             .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
             .lines()
-            .filter(|l| l.contains("the inventory gives no"))
+            .filter(|l| l.contains("the inventory gives no `faults"))
             .collect()
     };
     assert!(needs("lab/crash-fails-over").is_empty(), "{out}");
+    // Why nothing ran, and what else the inventory lacks: a BMC where the
+    // cluster's controller would not fence, a way to ping guests.
+    assert!(
+        out.contains("the preflight of the inventory's hosts failed (5 checks, above)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "hv-01: the cluster's ipmi address is 10.3.0.1, its BMC in the inventory is 127.0.0.1"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 13: vm_runs_on also means the guest answers ping: the inventory gives no `ping_from`"),
+        "{out}"
+    );
     assert!(needs("lab/mgmt-cut-5s-nothing-happens").is_empty(), "{out}");
     let storage = needs("lab/storage-cut-restarts-on-spare");
     assert!(

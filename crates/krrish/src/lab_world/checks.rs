@@ -4,21 +4,30 @@
 use super::*;
 
 impl LabRun<'_> {
-    /// Where libvirt runs each VM now: host(s) by VM.
-    pub(super) fn real_placements(&self, hv: &Hypervisor) -> BTreeMap<VmId, Vec<HostId>> {
+    /// Where libvirt runs each VM now: host(s) by VM, over every libvirt
+    /// of the site (a domain's name says its host).
+    pub(super) fn real_placements(&self, hvs: &[Hypervisor]) -> BTreeMap<VmId, Vec<HostId>> {
         let mut out: BTreeMap<VmId, Vec<HostId>> = BTreeMap::new();
-        for d in hv.active_names().unwrap_or_default() {
-            for h in &self.topo.hosts {
-                if let Some(vm) = vm_of_domain(&h.host, &d) {
-                    out.entry(vm).or_default().push(h.host.clone());
+        for hv in hvs {
+            for d in hv.active_names().unwrap_or_default() {
+                for h in &self.s.cluster.hosts {
+                    if let Some(vm) = vm_of_domain(&h.id, &d) {
+                        out.entry(vm).or_default().push(h.id.clone());
+                    }
                 }
             }
         }
         out
     }
 
-    pub(super) fn check_no_double_run(&mut self, hv: &Hypervisor) {
-        for (vm, hosts) in self.real_placements(hv) {
+    /// [`Self::real_placements`], opening the site's libvirts.
+    fn placements_now(&self) -> Result<BTreeMap<VmId, Vec<HostId>>, String> {
+        let hvs = self.hypervisors().map_err(|e| format!("{e:#}"))?;
+        Ok(self.real_placements(&hvs))
+    }
+
+    pub(super) fn check_no_double_run(&mut self, hvs: &[Hypervisor]) {
+        for (vm, hosts) in self.real_placements(hvs) {
             if hosts.len() > 1 {
                 let f = format!(
                     "{vm} runs on {} hosts at once: {:?} (at {:.1} s)",
@@ -36,8 +45,9 @@ impl LabRun<'_> {
 
     /// Records the real RTO of a crashed host's VMs: crash to running
     /// elsewhere (per libvirt) and answering ping.
-    pub(super) fn note_recoveries(&mut self, hv: &Hypervisor) {
-        let placed = self.real_placements(hv);
+    pub(super) fn note_recoveries(&mut self, hvs: &[Hypervisor]) {
+        let placed = self.real_placements(hvs);
+        let net = self.vm_network();
         let mut found = Vec::new();
         for (host, at, vms) in &self.crashes {
             for vm in vms {
@@ -47,7 +57,7 @@ impl LabRun<'_> {
                 let elsewhere = placed
                     .get(vm)
                     .is_some_and(|hs| hs.iter().any(|h| h != host));
-                if elsewhere && ping_within(vm_address(VM_NET, vm), PROBE_WAIT) {
+                if elsewhere && self.ping_within(vm_address(net, vm), PROBE_WAIT) {
                     found.push((vm.clone(), at.elapsed().as_secs_f64()));
                 }
             }
@@ -77,6 +87,7 @@ impl LabRun<'_> {
                 text.push_str(&std::fs::read_to_string(l).unwrap_or_default());
             }
         }
+        text.push_str(&self.inventory_agent_logs());
         text
     }
 
@@ -91,8 +102,7 @@ impl LabRun<'_> {
                 if host.is_none() {
                     // Nowhere: not running by the controller (a terminated
                     // VM is not known at all) and no domain in libvirt.
-                    let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
-                    if let Some(hosts) = self.real_placements(&hv).get(vm) {
+                    if let Some(hosts) = self.placements_now()?.get(vm) {
                         return Err(format!(
                             "{vm}: expected nowhere, libvirt runs it on {hosts:?}"
                         ));
@@ -115,13 +125,13 @@ impl LabRun<'_> {
                         if state != "running" || at != Some(h.as_str()) {
                             return Err(format!("{vm}: expected running on {h}, the controller says {state} on {at:?}"));
                         }
-                        let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
                         let name = domain_name(h, vm)?;
-                        if !hv.is_active(&name).map_err(|e| e.to_string())? {
+                        let placed = self.placements_now()?;
+                        if !placed.get(vm).is_some_and(|hs| hs.contains(h)) {
                             return Err(format!("{vm}: the controller says running on {h}, but libvirt runs no {name}"));
                         }
-                        let ip = vm_address(VM_NET, vm);
-                        if !ping(ip) {
+                        let ip = vm_address(self.vm_network(), vm);
+                        if !self.ping(ip) {
                             return Err(format!(
                                 "{vm}: runs on {h} but does not answer ping at {ip}"
                             ));
@@ -170,8 +180,7 @@ impl LabRun<'_> {
             }
             Check::Converged => {
                 let all = self.get("/v1/instances").map_err(|e| e.to_string())?;
-                let hv = Hypervisor::open(&self.lab.uri).map_err(|e| e.to_string())?;
-                let placed = self.real_placements(&hv);
+                let placed = self.placements_now()?;
                 for i in all.as_array().cloned().unwrap_or_default() {
                     let vm = VmId::new(i["id"].as_str().unwrap_or("?"));
                     if i["state"] != "running" {
@@ -245,25 +254,41 @@ impl LabRun<'_> {
     }
 }
 
-/// One ping from the outside namespace; true if answered within 2 s.
-pub(super) fn ping(ip: std::net::Ipv4Addr) -> bool {
-    ping_within(ip, "2")
+impl LabRun<'_> {
+    /// One ping from outside the hosts (the box's outside namespace, or
+    /// the inventory's `ping_from`); true if answered within 2 s.
+    pub(super) fn ping(&self, ip: std::net::Ipv4Addr) -> bool {
+        self.ping_within(ip, "2")
+    }
+
+    fn ping_within(&self, ip: std::net::Ipv4Addr, wait_s: &str) -> bool {
+        let mut c = match self.site {
+            Site::Box(_) => {
+                let Ok(outside) = krrish_lab::Netns::open(OUTSIDE_NS) else {
+                    return false;
+                };
+                outside.command("ping")
+            }
+            Site::Inventory(i) => {
+                // Checked before the run: no `ping_from`, no ping check.
+                let Some(prefix) = &i.inv.ping_from else {
+                    return false;
+                };
+                let mut c = Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg("ping");
+                c
+            }
+        };
+        c.args(["-c", "1", "-W", wait_s])
+            .arg(ip.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
 }
 
 /// How long a recovery probe waits for its answer: short, so probing a VM
 /// still booting does not hold the timeline up (seconds, as ping's `-W`
 /// takes them).
 const PROBE_WAIT: &str = "0.2";
-
-fn ping_within(ip: std::net::Ipv4Addr, wait_s: &str) -> bool {
-    let Ok(outside) = krrish_lab::Netns::open(OUTSIDE_NS) else {
-        return false;
-    };
-    outside
-        .command("ping")
-        .args(["-c", "1", "-W", wait_s])
-        .arg(ip.to_string())
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}

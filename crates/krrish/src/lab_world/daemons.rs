@@ -4,7 +4,7 @@
 use super::*;
 
 /// The BMC emulator (run with the venv Python `cargo xtask lab up` made).
-const BMC_SCRIPT: &str = include_str!("../../../krrish-lab/bmc/lab_bmc.py");
+pub(super) const BMC_SCRIPT: &str = include_str!("../../../krrish-lab/bmc/lab_bmc.py");
 /// The lab BMCs' user.
 pub(super) const BMC_USER: &str = "admin";
 
@@ -43,9 +43,13 @@ impl LabRun<'_> {
         Ok(())
     }
 
-    pub(super) fn write_configs(&self, cluster_file: &Path) -> Result<()> {
+    /// The configs of what this machine runs: the lease service and the
+    /// controller (its fencer: IPMI to the BMCs, the box's emulated ones
+    /// or the inventory's).
+    pub(super) fn write_service_configs(&self, cluster_file: &Path) -> Result<()> {
         let ha = &self.s.config.ha;
         let d = &self.run_dir;
+        let (controller_ip, lease_ip) = self.service_addresses();
         std::fs::write(d.join("api-token"), "lab-token-not-secret\n")?;
         let timings = format!(
             "timings:\n  heartbeat_interval: {}ms\n  heartbeat_misses: {}\n  heartbeat_grace: {}ms\n  fence_timeout: {}ms\n  lease_duration: {}ms\n",
@@ -55,22 +59,43 @@ impl LabRun<'_> {
             ha.fence_timeout_ms,
             ha.lease_duration_ms,
         );
-        let dfs_section = format!("dfs:\n  lease_service: {STORAGE_SERVICE_IP}:{DFS_PORT}\n");
         std::fs::write(
             d.join("dfs.yaml"),
             format!(
-                "listen: {STORAGE_SERVICE_IP}:{DFS_PORT}\nstore: dfs-leases.redb\nmax_lease: {}ms\n",
+                "listen: {lease_ip}:{DFS_PORT}\nstore: dfs-leases.redb\nmax_lease: {}ms\n",
                 // Exactly what the agents ask for: a revocation right
                 // after the service's start waits no longer than a lease.
                 ha.lease_duration_ms
             ),
         )?;
+        let bmc = match self.site {
+            Site::Box(_) => krrish_lab::inventory::Bmc {
+                address: std::net::Ipv4Addr::UNSPECIFIED,
+                port: 623,
+                username: BMC_USER.into(),
+                password_file: d.join("bmc-password"),
+            },
+            // One user, password and port for all (checked before the run).
+            Site::Inventory(_) => self.bmc_of(&self.s.cluster.hosts[0].id)?,
+        };
         let controller = format!(
-            "listen: {CONTROLLER_IP}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: ipmi\n  username: {BMC_USER}\n  password_file: bmc-password\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\n{dfs_section}",
+            "listen: {controller_ip}:{CONTROLLER_PORT}\nstore: {store}\ncluster_file: {cluster}\nevents_file: events.jsonl\n{timings}fencer:\n  kind: ipmi\n  username: {user}\n  password_file: {pw}\n  port: {port}\napi:\n  listen: 127.0.0.1:{API_PORT}\n  token_file: api-token\ndfs:\n  lease_service: {lease_ip}:{DFS_PORT}\n",
             store = d.join("controller.redb").display(),
             cluster = cluster_file.display(),
+            user = bmc.username,
+            pw = bmc.password_file.display(),
+            port = bmc.port,
         );
-        std::fs::write(d.join("controller.yaml"), controller)?;
+        std::fs::write(d.join("controller.yaml"), controller)
+            .context("writing the controller's config")
+    }
+
+    /// The box's agent configs, beside the rest of the run's files.
+    pub(super) fn write_box_agent_configs(&self) -> Result<()> {
+        let ha = &self.s.config.ha;
+        let lab = self.lab()?;
+        let d = &self.run_dir;
+        let dfs_section = format!("dfs:\n  lease_service: {STORAGE_SERVICE_IP}:{DFS_PORT}\n");
         for h in &self.s.cluster.hosts {
             let net = self.net(&h.id)?;
             let agent = format!(
@@ -79,10 +104,10 @@ impl LabRun<'_> {
                 pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
                 hb = ha.heartbeat.interval_ms,
                 lease = ha.lease_duration_ms,
-                uri = self.lab.uri,
+                uri = lab.uri,
                 ns = net.ns,
-                guest = self.lab.guest_dir.display(),
-                dt = self.lab.domain_type,
+                guest = lab.guest_dir.display(),
+                dt = lab.domain_type,
                 dfs = d.join("dfs").display(),
                 cons = d.join("consoles").join(h.id.as_str()).display(),
                 net = VM_NET.0,
@@ -118,7 +143,8 @@ impl LabRun<'_> {
         let d = &self.run_dir;
         std::fs::write(d.join("lab_bmc.py"), BMC_SCRIPT)?;
         std::fs::write(d.join("bmc-password"), "lab-bmc-not-secret\n")?;
-        let mut c = Command::new(&self.lab.bmc_python);
+        let bmc_python = self.lab()?.bmc_python.clone();
+        let mut c = Command::new(&bmc_python);
         c.arg(d.join("lab_bmc.py"))
             .arg("--krrish")
             .arg(&self.exe)
@@ -136,12 +162,7 @@ impl LabRun<'_> {
             .stderr(self.log_file("bmc")?)
             .stdin(Stdio::null())
             .spawn()
-            .with_context(|| {
-                format!(
-                    "starting the BMC emulator with {}",
-                    self.lab.bmc_python.display()
-                )
-            })?;
+            .with_context(|| format!("starting the BMC emulator with {}", bmc_python.display()))?;
         self.bmc = Some(child);
         let start = Instant::now();
         loop {
@@ -181,7 +202,7 @@ impl LabRun<'_> {
             .context("starting the DFS lease service")?;
         self.dfs = Some(child);
         let client = krrish_dfs::LeaseClient::new(
-            &format!("{STORAGE_SERVICE_IP}:{DFS_PORT}"),
+            &format!("{}:{DFS_PORT}", self.service_addresses().1),
             Duration::from_secs(1),
         );
         let start = Instant::now();
@@ -213,6 +234,9 @@ impl LabRun<'_> {
     }
 
     pub(super) fn start_agent(&mut self, h: &HostId) -> Result<()> {
+        if let Site::Inventory(_) = self.site {
+            return self.start_inventory_agent(h);
+        }
         let child = spawn_agent(&self.exe, &self.run_dir, self.net(h)?)?;
         if let Some(mut old) = self.agents.insert(h.clone(), child) {
             let _ = old.wait();
@@ -284,8 +308,10 @@ impl LabRun<'_> {
             let _ = c.wait();
         }
         // Agents a BMC powered on are not the runner's children.
-        for h in &self.s.cluster.hosts {
-            krrish_lab::power::kill_agent(&self.run_dir, h.id.as_str());
+        if let Site::Box(_) = self.site {
+            for h in &self.s.cluster.hosts {
+                krrish_lab::power::kill_agent(&self.run_dir, h.id.as_str());
+            }
         }
         for mut c in [self.controller.take(), self.dfs.take(), self.bmc.take()]
             .into_iter()
@@ -294,15 +320,22 @@ impl LabRun<'_> {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Ok(hv) = Hypervisor::open(&self.lab.uri) {
-            for d in hv.active_names().unwrap_or_default() {
-                if d.starts_with(krrish_libvirt::names::DOMAIN_PREFIX) {
-                    let _ = hv.destroy(&d);
+        match self.site {
+            Site::Box(lab) => {
+                if let Ok(hv) = Hypervisor::open(&lab.uri) {
+                    for d in hv.active_names().unwrap_or_default() {
+                        if d.starts_with(krrish_libvirt::names::DOMAIN_PREFIX) {
+                            let _ = hv.destroy(&d);
+                        }
+                    }
                 }
             }
+            Site::Inventory(_) => self.stop_inventory_hosts(),
         }
-        if let Err(e) = self.topo.teardown() {
-            eprintln!("lab: removing the networks failed: {e}");
+        if let Some(topo) = &self.topo {
+            if let Err(e) = topo.teardown() {
+                eprintln!("lab: removing the networks failed: {e}");
+            }
         }
     }
 }

@@ -1,39 +1,66 @@
-//! `--world lab --inventory FILE`: physical lab hosts. What is built is
-//! the first step: the inventory is read and checked whole (every error
-//! names the file, line and field), the hosts are checked as an operator
-//! would before a run (krrish-lab's preflight), and each scenario is
-//! reported NOT RUN with what it would need — never passed: its cluster's
-//! hosts missing from the inventory, and each timeline step the inventory
-//! gives no command for ([`needs`]). Running the daemons and guests on the
-//! hosts is the next step (see the README).
+//! `--world lab --inventory FILE`: the lab's run on an inventory's hosts.
+//! The inventory is read and checked whole (every error names the file,
+//! line and field) and the hosts are checked as an operator would before a
+//! run (krrish-lab's preflight). Then each scenario runs as in the box —
+//! the same controller and lease service on this machine, one agent per
+//! host, real time — with what differs here:
+//!
+//! - each host is reached through its `run`: the cluster file and its
+//!   agent config are written there (under `run_dir`), its home VMs booted
+//!   by `krrish lab-boot-home`, its agent started detached (pid file in
+//!   `run_dir`) and watched and killed through the pid file;
+//! - a crash is `chassis power off` to its BMC, a repair `power on`, then
+//!   the runner waits for the host to answer and starts its agent unless
+//!   it runs (a box's emulated BMC starts it itself);
+//! - cuts and bond faults are the inventory's switch-side commands, run on
+//!   this machine; a repair also mends what is still cut (as in the box);
+//! - the double-run watch and `vm_runs_on` read each host's libvirt, and
+//!   guests are pinged through the inventory's `ping_from`.
+//!
+//! What cannot be played or checked there makes the scenario NOT RUN with
+//! the reasons ([`unsupported`]), never passed.
 
-use super::{CONTROLLER_PORT, DFS_PORT, VXLAN_GROUP};
-use anyhow::{Context, Result};
+use super::{LabRun, CONTROLLER_PORT, DFS_PORT, POWER_ON_MAX, VXLAN_GROUP};
+use anyhow::{bail, Context, Result};
 use krrish_core::ha::HaConfig;
 use krrish_core::HostId;
 use krrish_lab::inventory::{Inventory, InventoryHost, BOND_ROLES};
 use krrish_lab::power::agent_pid_file;
 use krrish_lab::preflight::{preflight, Outcome};
+use krrish_lab::remote::Remote;
+use krrish_scenario::expect::Check;
 use krrish_scenario::load::Action;
 use krrish_scenario::Scenario;
 use krrish_sim::Fault;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-/// Checks `inventory` and its hosts; reports each of `files` NOT RUN.
-pub fn on_inventory(files: &[PathBuf], inventory: &Path) -> Result<ExitCode> {
-    let inv = match Inventory::load(inventory) {
-        Ok(inv) => inv,
-        Err(e) => {
-            out!("FAIL  inventory {e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+/// One short call to a host (a pid check, a file, a kill).
+const CALL_MAX: Duration = Duration::from_secs(20);
+/// Booting a host's home VMs (TCG guests boot slowly).
+const BOOT_HOME_MAX: Duration = Duration::from_secs(300);
+/// A physical host's boot after its BMC powered it on.
+const HOST_BOOT_MAX: Duration = Duration::from_secs(600);
+/// A switch-side fault command.
+const FAULT_COMMAND_MAX: Duration = Duration::from_secs(30);
+
+/// A checked inventory and where this machine keeps a run's own files.
+pub struct InventorySite {
+    pub inv: Inventory,
+    pub local_dir: PathBuf,
+    /// Preflight checks that failed: then nothing runs on the hosts.
+    pub preflight_failed: usize,
+}
+
+/// Reads and checks `file` (an error says what is wrong), then checks its
+/// hosts, printing each finding; with any failed, no scenario runs there.
+pub fn load_inventory_site(file: &Path) -> Result<InventorySite> {
+    let inv = Inventory::load(file).map_err(|e| anyhow::anyhow!("inventory {e}"))?;
     out!(
         "preflight of {} hosts from {}:",
         inv.hosts.len(),
-        inventory.display()
+        file.display()
     );
     let findings = preflight(&inv);
     for f in &findings {
@@ -46,51 +73,100 @@ pub fn on_inventory(files: &[PathBuf], inventory: &Path) -> Result<ExitCode> {
         count(|o| matches!(o, Outcome::NotChecked(_))),
     );
     out!("preflight: {ok} passed, {failed} failed, {unchecked} not checked");
-    let mut not_run = 0;
-    for f in files {
-        let s = match krrish_scenario::load_scenario(f) {
-            Ok(s) => s,
-            Err(e) => {
-                out!("FAIL  {:<36} cannot load", f.display());
-                out!("      {e}");
-                not_run += 1;
-                continue;
-            }
-        };
-        not_run += 1;
-        out!("NOT RUN  {:<33} world=lab inventory", s.name);
-        let missing: Vec<&str> = s
-            .cluster
-            .hosts
-            .iter()
-            .map(|h| h.id.as_str())
-            .filter(|h| inv.host(h).is_none())
-            .collect();
-        if !missing.is_empty() {
-            out!(
-                "      its cluster's hosts not in the inventory: {}",
-                missing.join(", ")
-            );
-        }
-        for need in needs(&s, &inv) {
-            out!("      {need}");
-        }
-        match write_agent_configs(&s, &inv) {
-            Ok((dir, checked)) => out!(
-                "      the agent configs a run would start with: {} ({})",
-                dir.display(),
-                if checked {
-                    "each checked as the agent reads it"
-                } else {
-                    "not loaded here: the run directory is on the hosts"
-                }
-            ),
-            Err(e) => out!("      its agent configs: {e:#}"),
-        }
-        out!("      running scenarios on inventory hosts is not built yet: the hosts were checked only");
+    Ok(InventorySite {
+        inv,
+        local_dir: PathBuf::from("target/lab/inventory-run"),
+        preflight_failed: failed,
+    })
+}
+
+/// Why `s` cannot run on `inv`'s hosts (beyond the box's vocabulary): its
+/// hosts missing, BMCs the controller would not reach, timeline steps with
+/// no command, and what only the box can do or check.
+pub fn unsupported(s: &Scenario, inv: &Inventory) -> Vec<String> {
+    let mut why = Vec::new();
+    let missing: Vec<&str> = s
+        .cluster
+        .hosts
+        .iter()
+        .map(|h| h.id.as_str())
+        .filter(|h| inv.host(h).is_none())
+        .collect();
+    if !missing.is_empty() {
+        why.push(format!(
+            "its cluster's hosts not in the inventory: {}",
+            missing.join(", ")
+        ));
     }
-    out!("0 passed, 0 failed, {not_run} not run");
-    Ok(ExitCode::FAILURE)
+    // The controller fences at the cluster's `ipmi` addresses with one
+    // user, password and port.
+    let mut first: Option<(&str, &krrish_lab::inventory::Bmc)> = None;
+    for spec in &s.cluster.hosts {
+        let Some(h) = inv.host(spec.id.as_str()) else {
+            continue;
+        };
+        if h.bmc.address != spec.addresses.ipmi {
+            why.push(format!(
+                "{}: the cluster's ipmi address is {}, its BMC in the inventory is {}: the controller fences at the cluster's (give the host `ipmi_ip: {}` in the cluster file)",
+                h.id, spec.addresses.ipmi, h.bmc.address, h.bmc.address
+            ));
+        }
+        match first {
+            None => first = Some((&h.id, &h.bmc)),
+            Some((id, b)) => {
+                if (&b.username, &b.password_file, b.port)
+                    != (&h.bmc.username, &h.bmc.password_file, h.bmc.port)
+                {
+                    why.push(format!(
+                        "{}: its BMC's username, password_file or port differ from {id}'s: the controller's fencer takes one",
+                        h.id
+                    ));
+                }
+            }
+        }
+    }
+    why.extend(needs(s, inv));
+    for t in &s.timeline {
+        let only_box = match &t.action {
+            Action::Fault(Fault::PowerLoss(_)) => {
+                Some("power_loss (the BMC goes dark with the host)")
+            }
+            Action::Fault(Fault::BmcDown(_) | Fault::BmcUp(_)) => {
+                Some("bmc_down/bmc_up (taking a BMC off its network)")
+            }
+            Action::GuestWrite { .. } => Some("guest_write (a guest's command port)"),
+            _ => None,
+        };
+        if let Some(what) = only_box {
+            why.push(format!(
+                "line {}: {what}: only the lab in a box plays it",
+                t.line
+            ));
+        }
+    }
+    for e in &s.expectations {
+        let host_files = matches!(
+            e.check,
+            Check::Nic { .. }
+                | Check::Volume { .. }
+                | Check::Snapshot { .. }
+                | Check::DiskReads { .. }
+                | Check::Ping { .. }
+        );
+        if host_files {
+            why.push(format!(
+                "line {}: {:?}: reads guests' consoles or disks on the hosts: only the lab in a box checks it yet",
+                e.line, e.check
+            ));
+        }
+        if matches!(e.check, Check::VmRunsOn { host: Some(_), .. }) && inv.ping_from.is_none() {
+            why.push(format!(
+                "line {}: vm_runs_on also means the guest answers ping: the inventory gives no `ping_from`",
+                e.line
+            ));
+        }
+    }
+    why
 }
 
 /// The timeline steps of `s` that `inv` gives no way to play on a host in
@@ -124,29 +200,6 @@ pub fn needs(s: &Scenario, inv: &Inventory) -> Vec<String> {
     out
 }
 
-/// Writes the agent config of each inventory host of `s`'s cluster under
-/// `target/lab/inventory/SCENARIO/` and, where the inventory's run
-/// directory is on this machine too (a box described as an inventory),
-/// checks each as the agent would load it; the directory, and whether
-/// they were checked.
-fn write_agent_configs(s: &Scenario, inv: &Inventory) -> Result<(PathBuf, bool)> {
-    let checked = inv.run_dir.is_dir();
-    let dir = Path::new("target/lab/inventory").join(s.name.replace('/', "-"));
-    std::fs::create_dir_all(&dir)?;
-    for spec in &s.cluster.hosts {
-        let Some(h) = inv.host(spec.id.as_str()) else {
-            continue;
-        };
-        let file = dir.join(format!("agent-{}.yaml", h.id));
-        std::fs::write(&file, agent_config(inv, h, &s.config.ha))?;
-        if checked {
-            crate::daemon::config::load_agent(&file)
-                .with_context(|| format!("{}: as the agent reads it", file.display()))?;
-        }
-    }
-    Ok((dir, checked))
-}
-
 /// The agent config of inventory host `h` for a run with `ha`'s timings:
 /// its local libvirt, the inventory's links, bonds and directories, the
 /// controller and lease service this machine runs. Written as YAML by a
@@ -169,6 +222,7 @@ pub fn agent_config(inv: &Inventory, h: &InventoryHost, ha: &HaConfig) -> String
             "group": VXLAN_GROUP.to_string(),
         },
         "bond_members": { "management": management, "vm": vm, "storage": storage },
+        "vm_network": inv.vm_network,
     });
     if let Some(ns) = &h.netns {
         driver["netns"] = json!(ns);
@@ -191,36 +245,371 @@ fn no_command(line: usize, host: &HostId, field: &str) -> String {
     format!("line {line}: the inventory gives no `{field}` for {host}: this step cannot be played there")
 }
 
+/// The run's file of `h` on the hosts: its agent config, log and pid
+/// file, and the cluster file.
+fn host_files(inv: &Inventory, h: &str) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        inv.run_dir.join(format!("agent-{h}.yaml")),
+        inv.run_dir.join(format!("agent-{h}.log")),
+        agent_pid_file(&inv.run_dir, h),
+    )
+}
+
+impl<'a> LabRun<'a> {
+    fn inventory(&self) -> Result<&'a InventorySite> {
+        match self.site {
+            super::Site::Inventory(i) => Ok(i),
+            super::Site::Box(_) => bail!("not on inventory hosts"),
+        }
+    }
+
+    fn inventory_host(&self, h: &HostId) -> Result<&'a InventoryHost> {
+        self.inventory()?
+            .inv
+            .host(h.as_str())
+            .with_context(|| format!("no host {h} in the inventory"))
+    }
+
+    fn remote(&self, h: &HostId) -> Result<Remote<'a>> {
+        let x = self.inventory_host(h)?;
+        Ok(Remote {
+            host: &x.id,
+            run: &x.run,
+        })
+    }
+
+    /// Before the daemons: each host given the cluster file and its agent
+    /// config; a host left off (crashed in an earlier run) powered on by
+    /// its BMC; what an earlier run left (agents, guests, the DFS's VM
+    /// copies and volumes) removed; then the home VMs booted.
+    pub(super) fn prepare_inventory_hosts(&mut self, cluster_file: &Path) -> Result<()> {
+        let site = self.inventory()?;
+        let inv = &site.inv;
+        let cluster_text = std::fs::read_to_string(cluster_file)
+            .with_context(|| format!("{}", cluster_file.display()))?;
+        let cluster_on_hosts = inv.run_dir.join("cluster.yaml");
+        let ids: Vec<HostId> = self.s.cluster.hosts.iter().map(|h| h.id.clone()).collect();
+        // The files first: a host's boot may start its agent with them.
+        for h in &ids {
+            let x = self.inventory_host(h)?;
+            let remote = self.remote(h)?;
+            let (config, _, _) = host_files(inv, h.as_str());
+            remote
+                .put_file(&cluster_on_hosts, cluster_text.as_bytes(), CALL_MAX)
+                .map_err(|e| anyhow::anyhow!("the cluster file to {h}: {e}"))?;
+            let text = agent_config(inv, x, &self.s.config.ha);
+            remote
+                .put_file(&config, text.as_bytes(), CALL_MAX)
+                .map_err(|e| anyhow::anyhow!("its agent config to {h}: {e}"))?;
+            // A copy here, to read what each host was given.
+            std::fs::write(self.run_dir.join(format!("agent-{h}.yaml")), &text)?;
+        }
+        for h in &ids {
+            let bmc = self.bmc_of(h)?;
+            let status = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::Status)
+                .map_err(|e| anyhow::anyhow!("{h}: IPMI power status: {e}"))?;
+            if status.ends_with("off") {
+                krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
+                    .map_err(|e| anyhow::anyhow!("{h} is off: IPMI power on: {e}"))?;
+                self.say(&format!("{h} was off: powered on by its BMC"));
+                self.wait_answering(h)?;
+            }
+        }
+        self.stop_inventory_hosts();
+        // The DFS is shared: one host clears krrish's parts of it.
+        let dfs = &inv.dfs_dir;
+        self.remote(&ids[0])?
+            .command(
+                &[
+                    "rm",
+                    "-rf",
+                    &dfs.join("vms").to_string_lossy(),
+                    &dfs.join("volumes").to_string_lossy(),
+                ],
+                CALL_MAX,
+            )
+            .map_err(|e| anyhow::anyhow!("clearing the DFS's VM copies: {e}"))?;
+        for h in &ids {
+            let (_, log, _) = host_files(inv, h.as_str());
+            let consoles = inv.run_dir.join("consoles").join(h.as_str());
+            self.remote(h)?
+                .command(
+                    &[
+                        "rm",
+                        "-rf",
+                        &log.to_string_lossy(),
+                        &consoles.to_string_lossy(),
+                    ],
+                    CALL_MAX,
+                )
+                .map_err(|e| anyhow::anyhow!("clearing {h}'s run files: {e}"))?;
+        }
+        let t = Instant::now();
+        for spec in &self.s.cluster.hosts {
+            if !self.s.cluster.vms.iter().any(|v| v.home == spec.id) {
+                continue;
+            }
+            let x = self.inventory_host(&spec.id)?;
+            let (config, _, _) = host_files(inv, x.id.as_str());
+            let said = self
+                .remote(&spec.id)?
+                .command(
+                    &[
+                        &x.krrish.to_string_lossy(),
+                        "lab-boot-home",
+                        "--config",
+                        &config.to_string_lossy(),
+                        "--cluster",
+                        &cluster_on_hosts.to_string_lossy(),
+                    ],
+                    BOOT_HOME_MAX,
+                )
+                .map_err(|e| anyhow::anyhow!("booting {}'s home VMs: {e}", spec.id))?;
+            for l in said.lines() {
+                self.say(&format!("{}: {l}", spec.id));
+            }
+        }
+        self.say(&format!(
+            "home VMs booted on the inventory's hosts in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// `h`'s agent, started on it in the background.
+    pub(super) fn start_inventory_agent(&mut self, h: &HostId) -> Result<()> {
+        let inv = &self.inventory()?.inv;
+        let x = self.inventory_host(h)?;
+        let (config, log, _) = host_files(inv, h.as_str());
+        let argv = [
+            x.krrish.to_string_lossy().into_owned(),
+            "agent".into(),
+            "--config".into(),
+            config.to_string_lossy().into_owned(),
+        ];
+        self.remote(h)?
+            .start_detached(&argv, &log, CALL_MAX)
+            .map_err(|e| anyhow::anyhow!("starting {h}'s agent: {e}"))
+    }
+
+    /// Whether `h`'s agent runs (its pid file names a live process).
+    pub(super) fn inventory_agent_alive(&self, h: &HostId) -> bool {
+        let (Ok(site), Ok(remote)) = (self.inventory(), self.remote(h)) else {
+            return false;
+        };
+        let (_, _, pid) = host_files(&site.inv, h.as_str());
+        remote.pid_alive(&pid, CALL_MAX)
+    }
+
+    /// A repair: `power on` to its BMC, the host answering its `run`
+    /// again, what is still cut mended, its agent running.
+    pub(super) fn repair_inventory_host(&mut self, h: &HostId) -> Result<()> {
+        let bmc = self.bmc_of(h)?;
+        let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
+            .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
+        self.say(&format!("{h}: BMC says `{said}`"));
+        self.wait_answering(h)?;
+        self.mend_cuts(h);
+        // A host whose boot starts its agent (a service, or the box's
+        // emulated BMC) is given a moment to.
+        let start = Instant::now();
+        while !self.inventory_agent_alive(h) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !self.inventory_agent_alive(h) {
+            self.start_inventory_agent(h)?;
+        }
+        let start = Instant::now();
+        while !self.inventory_agent_alive(h) {
+            if start.elapsed() > POWER_ON_MAX {
+                bail!("repairing {h}: no agent runs {POWER_ON_MAX:?} after it was started (its log: {})",
+                    host_files(&self.inventory()?.inv, h.as_str()).1.display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// Waits for `h` to answer its `run` after a power on (a physical
+    /// host boots).
+    fn wait_answering(&self, h: &HostId) -> Result<()> {
+        let remote = self.remote(h)?;
+        let start = Instant::now();
+        while let Err(e) = remote.command(&["true"], CALL_MAX) {
+            if start.elapsed() > HOST_BOOT_MAX {
+                bail!("{h}: powered on, but it does not answer its `run` after {HOST_BOOT_MAX:?}: {e}");
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Ok(())
+    }
+
+    /// A cut or a bond fault: the inventory's command for it, run here.
+    pub(super) fn inventory_fault(&mut self, f: &Fault) -> Result<()> {
+        let bond_field = |name: &str, bond: &krrish_core::BondName| {
+            format!("faults.{name}.{}", BOND_ROLES[bond.index()])
+        };
+        // (host, the command's field, the field that undoes it, a cut?)
+        let (host, field, undo, cuts) = match f {
+            Fault::Partition(h) => (
+                h,
+                "faults.partition".to_string(),
+                "faults.heal".to_string(),
+                true,
+            ),
+            Fault::Heal(h) => (
+                h,
+                "faults.heal".to_string(),
+                "faults.heal".to_string(),
+                false,
+            ),
+            Fault::BondDown { host, bond } => (
+                host,
+                bond_field("bond_down", bond),
+                bond_field("bond_up", bond),
+                true,
+            ),
+            Fault::BondUp { host, bond } => (
+                host,
+                bond_field("bond_up", bond),
+                bond_field("bond_up", bond),
+                false,
+            ),
+            other => bail!("{other:?} is not a cut"),
+        };
+        self.run_fault_command(host, &field)?;
+        let open = self.open_cuts.entry(host.clone()).or_default();
+        if cuts {
+            open.insert(undo);
+        } else {
+            open.remove(&undo);
+        }
+        Ok(())
+    }
+
+    fn run_fault_command(&self, h: &HostId, field: &str) -> Result<()> {
+        let x = self.inventory_host(h)?;
+        let argv = x
+            .faults
+            .all()
+            .into_iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, c)| c.clone())
+            .with_context(|| format!("the inventory gives no `{field}` for {h}"))?;
+        let mut c = std::process::Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        krrish_lab::remote::bounded(c, None, FAULT_COMMAND_MAX)
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("{h}: `{field}` ({}): {e}", argv.join(" ")))
+    }
+
+    /// Runs the undoing command of each fault still open on `h`.
+    fn mend_cuts(&mut self, h: &HostId) {
+        for field in self.open_cuts.remove(h).unwrap_or_default() {
+            if let Err(e) = self.run_fault_command(h, &field) {
+                self.say(&format!("mending {h}: {e:#}"));
+            }
+        }
+    }
+
+    /// The end of a run (and its start, for what an aborted one left):
+    /// every cut mended, every agent killed, every guest of the cluster's
+    /// hosts destroyed.
+    pub(super) fn stop_inventory_hosts(&mut self) {
+        let Ok(site) = self.inventory() else {
+            return;
+        };
+        let ids: Vec<HostId> = self.s.cluster.hosts.iter().map(|h| h.id.clone()).collect();
+        for h in &ids {
+            self.mend_cuts(h);
+            let (_, _, pid) = host_files(&site.inv, h.as_str());
+            if let Ok(remote) = self.remote(h) {
+                if let Err(e) = remote.kill_pid_file(&pid, CALL_MAX) {
+                    self.say(&format!("stopping {h}'s agent: {e}"));
+                }
+            }
+        }
+        match self.hypervisors() {
+            Ok(hvs) => {
+                for hv in hvs {
+                    for d in hv.active_names().unwrap_or_default() {
+                        if ids
+                            .iter()
+                            .any(|h| krrish_libvirt::names::vm_of_domain(h, &d).is_some())
+                        {
+                            if let Err(e) = hv.destroy(&d) {
+                                self.say(&format!("destroying {d}: {e}"));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => self.say(&format!("the hosts' guests: {e:#}")),
+        }
+    }
+
+    /// The agents' logs on the hosts (for trace checks and failures).
+    pub(super) fn inventory_agent_logs(&self) -> String {
+        let Ok(site) = self.inventory() else {
+            return String::new();
+        };
+        let mut text = String::new();
+        for h in &self.s.cluster.hosts {
+            let (_, log, _) = host_files(&site.inv, h.id.as_str());
+            if let Ok(remote) = self.remote(&h.id) {
+                text.push_str(
+                    &remote
+                        .command(&["cat", &log.to_string_lossy()], CALL_MAX)
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::daemon::config::{load_agent, DriverConfig};
 
-    #[test]
-    fn an_inventory_hosts_agent_config_loads_as_the_agent_reads_it() {
-        let dir = std::env::temp_dir().join(format!("krrish-inv-agent-{}", std::process::id()));
+    /// A scratch directory with a BMC password file and a run directory,
+    /// and an inventory of `hosts` (YAML list items, two-space indented)
+    /// written in it with `extra` top-level lines.
+    fn inventory_in(name: &str, extra: &str, hosts: &str) -> (PathBuf, Inventory) {
+        let dir = std::env::temp_dir().join(format!("krrish-inv-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
         std::fs::write(dir.join("bmc.pass"), "secret\n").unwrap();
         let file = dir.join("lab.yaml");
-        // The pid file's directory must exist where the agent reads it.
-        let run_dir = dir.join("run");
-        std::fs::create_dir_all(&run_dir).unwrap();
         std::fs::write(
             &file,
             format!(
                 "controller: 10.20.0.1\nlease_service: 10.30.0.1\ndfs_dir: /srv/krrish-dfs\n\
-             guest_dir: /var/lib/krrish/guest\nrun_dir: {}\ndomain_type: qemu\nhosts:\n\
-             \x20 - id: hv-01\n    run: [ip, netns, exec, krl-hv-01]\n    krrish: /usr/bin/krrish\n\
-             \x20   libvirt: qemu:///system\n    netns: krl-hv-01\n    vm_bridge: br-vm\n\
-             \x20   underlay: 10.40.0.11\n    bonds:\n      management: [eno1, eno2]\n\
-             \x20     vm: [eno3, eno4]\n      storage: [eno5, eno6]\n\
-             \x20   bmc: {{ address: 10.50.0.11, username: admin, password_file: bmc.pass }}\n",
-                run_dir.display()
+                 guest_dir: /var/lib/krrish/guest\nrun_dir: {}\ndomain_type: qemu\n{extra}hosts:\n{hosts}",
+                dir.join("run").display()
             ),
         )
         .unwrap();
-        let inv = Inventory::load(&file).unwrap();
+        let inv = Inventory::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        (dir, inv)
+    }
+
+    /// One inventory host; `bmc` its BMC's address, `faults` its block.
+    fn host(id: &str, bmc: &str, faults: &str) -> String {
+        format!(
+            "  - id: {id}\n    run: [ip, netns, exec, krl-{id}]\n    krrish: /usr/bin/krrish\n\
+             \x20   libvirt: qemu:///system\n    netns: krl-{id}\n    vm_bridge: br-vm\n\
+             \x20   underlay: 10.40.0.11\n    bonds:\n      management: [eno1, eno2]\n\
+             \x20     vm: [eno3, eno4]\n      storage: [eno5, eno6]\n\
+             \x20   bmc: {{ address: {bmc}, username: admin, password_file: bmc.pass }}\n{faults}"
+        )
+    }
+
+    #[test]
+    fn an_inventory_hosts_agent_config_loads_as_the_agent_reads_it() {
+        let (dir, inv) = inventory_in("agent", "", &host("hv-01", "10.50.0.11", ""));
+        let run_dir = dir.join("run");
         let ha = HaConfig::default();
         let text = agent_config(&inv, &inv.hosts[0], &ha);
         let agent_file = dir.join("agent-hv-01.yaml");
@@ -243,6 +632,53 @@ mod tests {
         let t = lv.tenant_network.expect("tenant network given");
         assert_eq!(t.local.to_string(), "10.40.0.11");
         assert_eq!(t.underlay, "br-vm");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The scenario the next test asks an inventory to play: a cut, a
+    /// power loss and a VM's placement on two hosts and the spare the
+    /// loader adds (ipmi addresses 10.3.0.1, .2 and .3).
+    const SCENARIO: &str = "cluster:\n  name: two\n  hosts:\n    - { name: hv-01, zone: ECS }\n\
+        \x20   - { name: hv-02, zone: ECS }\n  vms:\n    - { name: vm-1, host: hv-01, vcpus: 1, memory_gib: 1 }\n\
+        timeline:\n  - at: 10s\n    partition: hv-01\n  - at: 15s\n    heal: hv-01\n\
+        \x20 - at: 20s\n    power_loss: hv-02\n\
+        expect:\n  - vm_runs_on: { vm: vm-1, host: hv-01 }\n  - host_state: { host: hv-01, state: up }\n\
+        end: 60s\n";
+
+    #[test]
+    fn what_an_inventory_cannot_play_is_named_with_its_line() {
+        let s = krrish_scenario::parse_scenario(Path::new("t.yaml"), SCENARIO).unwrap();
+        // hv-01 with no fault commands and a BMC the cluster does not
+        // name; hv-02 missing; no `ping_from`.
+        let (dir, inv) = inventory_in("cannot", "", &host("hv-01", "10.50.0.11", ""));
+        let why = unsupported(&s, &inv);
+        let has = |needle: &str| {
+            assert!(
+                why.iter().any(|w| w.contains(needle)),
+                "no reason with {needle:?} in {why:#?}"
+            )
+        };
+        has("its cluster's hosts not in the inventory: hv-02, spare-1");
+        has(
+            "hv-01: the cluster's ipmi address is 10.3.0.1, its BMC in the inventory is 10.50.0.11",
+        );
+        has("line 9: the inventory gives no `faults.partition` for hv-01");
+        has("line 11: the inventory gives no `faults.heal` for hv-01");
+        has("line 13: power_loss");
+        has("line 16: vm_runs_on also means the guest answers ping");
+        assert_eq!(why.len(), 6, "{why:#?}");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // Both hosts, their cluster addresses, the cut's commands and a
+        // ping prefix: only the power loss is left.
+        let faults = "    faults: { partition: [cut, hv-01], heal: [mend, hv-01] }\n";
+        let hosts = host("hv-01", "10.3.0.1", faults)
+            + &host("hv-02", "10.3.0.2", "")
+            + &host("spare-1", "10.3.0.3", "");
+        let (dir, inv) = inventory_in("can", "ping_from: [ip, netns, exec, ops]\n", &hosts);
+        let why = unsupported(&s, &inv);
+        assert_eq!(why.len(), 1, "{why:#?}");
+        assert!(why[0].contains("line 13: power_loss"), "{why:#?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -22,17 +22,20 @@
 //! and the BMC ([`fence`]); [`daemons`] starts and stops what a run needs
 //! (home VMs, configs, controller and agents, teardown); [`checks`] judges
 //! expectations, watches for a VM running twice and times recoveries;
-//! [`inventory`] is `--inventory` (physical hosts: checked, not yet run).
+//! [`inventory`] is what differs on an inventory's hosts (`--inventory`);
+//! [`box_hosts`] leaves the box's hosts standing as such an inventory.
 
 // Real guests on real time.
 #![allow(clippy::disallowed_methods)]
 
+mod box_hosts;
 mod checks;
 mod daemons;
 mod inventory;
 mod tenant;
 
-pub use inventory::on_inventory;
+pub use box_hosts::{down as hosts_down, up as hosts_up};
+pub use inventory::{load_inventory_site, InventorySite};
 
 use anyhow::{bail, Context, Result};
 use krrish_core::ha::HostVerdict;
@@ -104,8 +107,56 @@ impl LabState {
     }
 }
 
-/// Why each part of `s` cannot run in the lab (empty: all of it can).
-pub fn unsupported(s: &Scenario) -> Vec<String> {
+/// Where a lab run plays: the lab in a box (this machine's namespaces,
+/// its one libvirt, the BMC emulator the run starts) or the hosts of an
+/// inventory (each reached through its `run`, its own libvirt and its
+/// real BMC; cuts through the inventory's fault commands).
+#[derive(Clone, Copy)]
+pub enum Site<'a> {
+    Box(&'a LabState),
+    Inventory(&'a InventorySite),
+}
+
+impl Site<'_> {
+    /// Where this machine keeps a run's own files (the controller's and
+    /// the lease service's configs, store and logs; in the box, the
+    /// hosts' too).
+    pub fn local_run_dir(&self) -> PathBuf {
+        match self {
+            Site::Box(lab) => lab.dir.join("run"),
+            Site::Inventory(i) => i.local_dir.clone(),
+        }
+    }
+}
+
+/// Why each part of `s` cannot run at `site` (empty: all of it can).
+pub fn unsupported(s: &Scenario, site: Site) -> Vec<String> {
+    match site {
+        Site::Box(_) => unsupported_in_the_box(s),
+        Site::Inventory(i) => {
+            let mut why = inventory::unsupported(s, &i.inv);
+            if i.preflight_failed > 0 {
+                why.insert(
+                    0,
+                    format!(
+                        "the preflight of the inventory's hosts failed ({} checks, above): nothing runs on them",
+                        i.preflight_failed
+                    ),
+                );
+            }
+            // The rest of the vocabulary is the box's.
+            why.extend(
+                unsupported_in_the_box(s)
+                    .into_iter()
+                    .filter(|w| !w.contains("the lab in a box holds")),
+            );
+            why
+        }
+    }
+}
+
+/// Why each part of `s` cannot run in the lab in a box.
+fn unsupported_in_the_box(s: &Scenario) -> Vec<String> {
     let mut why = Vec::new();
     if s.cluster.hosts.len() > krrish_lab::topology::HOSTS_MAX {
         why.push(format!(
@@ -233,26 +284,32 @@ fn read_event_records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Runs `s` in the lab. `exe` is this krrish binary (started as the
-/// daemons and as the fence agent).
-pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabOutcome> {
-    let why = unsupported(s);
+/// Runs `s` at `site`. `exe` is this krrish binary (started as the
+/// daemons here; in the box also as the agents and the fence agent).
+pub fn run(s: &Scenario, file: &Path, site: Site, exe: &Path) -> Result<LabOutcome> {
+    let why = unsupported(s, site);
     if !why.is_empty() {
         return Ok(LabOutcome::NotRun(why));
     }
     let cluster_file = cluster_file_of(file)?;
-    let run_dir = lab.dir.join("run");
+    let run_dir = site.local_run_dir();
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
+    let run_dir = std::fs::canonicalize(&run_dir)?;
     let hosts: Vec<HostId> = s.cluster.hosts.iter().map(|h| h.id.clone()).collect();
-    std::fs::write(
-        run_dir.join("hosts"),
-        hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
-    )?;
-    let topo = Topology::build(&hosts).context("building the lab's networks")?;
+    let topo = match site {
+        Site::Box(_) => {
+            std::fs::write(
+                run_dir.join("hosts"),
+                hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
+            )?;
+            Some(Topology::build(&hosts).context("building the lab's networks")?)
+        }
+        Site::Inventory(_) => None,
+    };
     let mut lab_run = LabRun {
         s,
-        lab,
+        site,
         exe: exe.to_path_buf(),
         run_dir,
         topo,
@@ -265,6 +322,7 @@ pub fn run(s: &Scenario, file: &Path, lab: &LabState, exe: &Path) -> Result<LabO
         failures: Vec::new(),
         crashes: Vec::new(),
         rtos: Vec::new(),
+        open_cuts: BTreeMap::new(),
     };
     let result = lab_run.play(&cluster_file);
     lab_run.stop_everything();
@@ -303,10 +361,12 @@ fn cluster_file_of(file: &Path) -> Result<PathBuf> {
 
 struct LabRun<'a> {
     s: &'a Scenario,
-    lab: &'a LabState,
+    site: Site<'a>,
     exe: PathBuf,
+    /// This machine's directory of the run (see [`Site::local_run_dir`]).
     run_dir: PathBuf,
-    topo: Topology,
+    /// The box's networks (none on inventory hosts).
+    topo: Option<Topology>,
     controller: Option<Child>,
     dfs: Option<Child>,
     bmc: Option<Child>,
@@ -318,6 +378,10 @@ struct LabRun<'a> {
     /// (host, when, its VMs then) for the RTO.
     crashes: Vec<(HostId, Instant, Vec<VmId>)>,
     rtos: Vec<(VmId, f64)>,
+    /// On inventory hosts: the faults still in force by host, as the
+    /// fields of the commands that undo them (a repair or the run's end
+    /// runs them).
+    open_cuts: BTreeMap<HostId, std::collections::BTreeSet<String>>,
 }
 
 impl LabRun<'_> {
@@ -325,10 +389,59 @@ impl LabRun<'_> {
         eprintln!("lab  {:>8.3}s  {text}", self.t0.elapsed().as_secs_f64());
     }
 
+    /// `h`'s networks in the box.
     fn net(&self, h: &HostId) -> Result<&HostNet> {
         self.topo
+            .as_ref()
+            .context("not in the lab in a box")?
             .host(h)
             .with_context(|| format!("no host {h} in the lab"))
+    }
+
+    /// The box's state (`cargo xtask lab up`); an error on inventory hosts.
+    fn lab(&self) -> Result<&LabState> {
+        match self.site {
+            Site::Box(lab) => Ok(lab),
+            Site::Inventory(_) => bail!("not in the lab in a box"),
+        }
+    }
+
+    /// Each libvirt holding the hosts' guests, once (the double-run watch
+    /// reads them all: one it cannot open fails the run).
+    fn hypervisors(&self) -> Result<Vec<Hypervisor>> {
+        let mut uris: Vec<String> = match self.site {
+            Site::Box(lab) => vec![lab.uri.clone()],
+            Site::Inventory(i) => self
+                .s
+                .cluster
+                .hosts
+                .iter()
+                .filter_map(|h| i.inv.host(h.id.as_str()))
+                .map(|h| h.libvirt.clone())
+                .collect(),
+        };
+        uris.sort();
+        uris.dedup();
+        uris.iter()
+            .map(|u| Hypervisor::open(u).with_context(|| format!("opening libvirt {u}")))
+            .collect()
+    }
+
+    /// The guests' network.
+    fn vm_network(&self) -> (std::net::Ipv4Addr, u8) {
+        match self.site {
+            Site::Box(_) => VM_NET,
+            Site::Inventory(i) => i.inv.vm_network(),
+        }
+    }
+
+    /// The controller's address on the management network, and the lease
+    /// service's on the storage network (both on this machine).
+    fn service_addresses(&self) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
+        match self.site {
+            Site::Box(_) => (CONTROLLER_IP, STORAGE_SERVICE_IP),
+            Site::Inventory(i) => (i.inv.controller, i.inv.lease_service),
+        }
     }
 
     /// Where `h`'s BMC answers IPMI: its `ipmi` address in the cluster.
@@ -346,12 +459,12 @@ impl LabRun<'_> {
         let net = self.net(h)?;
         let cfg = LabHost {
             host: h.clone(),
-            uri: self.lab.uri.clone(),
+            uri: self.lab()?.uri.clone(),
             netns: Some(net.ns.clone()),
             vm_bridge: HOST_VM_BRIDGE.into(),
             bond_members: HostNet::bond_members(),
-            guest: GuestImage::in_dir(&self.lab.guest_dir),
-            domain_type: DomainType::parse(&self.lab.domain_type).context("domain_type")?,
+            guest: GuestImage::in_dir(&self.lab()?.guest_dir),
+            domain_type: DomainType::parse(&self.lab()?.domain_type).context("domain_type")?,
             dfs_dir: self.run_dir.join("dfs"),
             lease_service: format!("{STORAGE_SERVICE_IP}:{DFS_PORT}"),
             lease_timeout: Duration::from_secs(2),
@@ -372,10 +485,18 @@ impl LabRun<'_> {
 
     fn play(&mut self, cluster_file: &Path) -> Result<()> {
         self.kill_strays();
-        self.provision()?;
-        self.write_configs(cluster_file)?;
+        self.write_service_configs(cluster_file)?;
+        match self.site {
+            Site::Box(_) => {
+                self.provision()?;
+                self.write_box_agent_configs()?;
+            }
+            Site::Inventory(_) => self.prepare_inventory_hosts(cluster_file)?,
+        }
         self.start_dfs()?;
-        self.start_bmcs()?;
+        if matches!(self.site, Site::Box(_)) {
+            self.start_bmcs()?;
+        }
         self.start_controller()?;
         for h in self
             .s
@@ -390,7 +511,7 @@ impl LabRun<'_> {
         self.wait_all_up()?;
         self.t0 = Instant::now();
         self.say("every host up: the timeline starts");
-        let hv = Hypervisor::open(&self.lab.uri)?;
+        let hvs = self.hypervisors()?;
         let mut timeline: Vec<_> = self.s.timeline.iter().collect();
         timeline.sort_by_key(|t| t.at_ms);
         let mut expects: Vec<_> = self.s.expectations.iter().collect();
@@ -420,8 +541,8 @@ impl LabRun<'_> {
                 }
                 ei += 1;
             }
-            self.check_no_double_run(&hv);
-            self.note_recoveries(&hv);
+            self.check_no_double_run(&hvs);
+            self.note_recoveries(&hvs);
             if now >= self.s.end_ms {
                 break;
             }
@@ -464,8 +585,13 @@ impl LabRun<'_> {
                     )
                 };
                 if let Err(e) = by_ipmi {
+                    // A physical host whose BMC does not answer cannot be
+                    // crashed from here.
+                    let lab = self
+                        .lab()
+                        .map_err(|_| anyhow::anyhow!("crashing {h}: IPMI power off: {e}"))?;
                     self.say(&format!("{h}: IPMI power off: {e}; powering it off here"));
-                    power_off(&self.run_dir, &self.lab.uri, self.net(h)?)?;
+                    power_off(&self.run_dir, &lab.uri, self.net(h)?)?;
                 }
                 if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
                     // The BMC goes dark with the host: IPMI cannot confirm.
@@ -480,6 +606,9 @@ impl LabRun<'_> {
             // asked over IPMI to power the host on, and the host is on once
             // its agent runs.
             Action::Fault(Fault::Repair(h)) => {
+                if let Site::Inventory(_) = self.site {
+                    return self.repair_inventory_host(h);
+                }
                 Topology::set_bmc_address(self.bmc_address(h)?, true)?;
                 self.bmc_dark.remove(h);
                 let bmc = self.bmc_of(h)?;
@@ -505,6 +634,13 @@ impl LabRun<'_> {
                 self.bmc_dark.remove(h);
                 Ok(())
             }
+            // On inventory hosts: the operator's switch-side commands.
+            Action::Fault(
+                f @ (Fault::Partition(_)
+                | Fault::Heal(_)
+                | Fault::BondDown { .. }
+                | Fault::BondUp { .. }),
+            ) if matches!(self.site, Site::Inventory(_)) => self.inventory_fault(f),
             // A cut outside the host: its switch ports drop everything,
             // its own links keep their carrier (as in the simulated world).
             Action::Fault(Fault::Partition(h)) => Ok(Topology::set_forwarding(
@@ -609,6 +745,9 @@ impl LabRun<'_> {
     /// Whether `h` has power: its agent process is alive (a crash or the
     /// lab BMC's power off killed it; its power on starts a new one).
     fn powered_on(&mut self, h: &HostId) -> bool {
+        if let Site::Inventory(_) = self.site {
+            return self.inventory_agent_alive(h);
+        }
         // Reap a runner-started agent that was killed, so it is not a
         // process still.
         if let Some(c) = self.agents.get_mut(h) {
@@ -619,8 +758,16 @@ impl LabRun<'_> {
         krrish_lab::power::agent_running(&self.run_dir, h.as_str()).is_some()
     }
 
-    /// `h`'s BMC as an operator reaches it (the cluster's `ipmi` address).
+    /// `h`'s BMC as an operator reaches it (the cluster's `ipmi` address;
+    /// on inventory hosts, the inventory's, which must be the same).
     fn bmc_of(&self, h: &HostId) -> Result<krrish_lab::inventory::Bmc> {
+        if let Site::Inventory(i) = self.site {
+            return i
+                .inv
+                .host(h.as_str())
+                .map(|x| x.bmc.clone())
+                .with_context(|| format!("no host {h} in the inventory"));
+        }
         Ok(krrish_lab::inventory::Bmc {
             address: self.bmc_address(h)?,
             port: 623,

@@ -15,7 +15,6 @@
 //! at once: a ping from one expected lost because the EIP is of the other
 //! kind cannot be judged, and fails saying so.
 
-use super::checks::ping;
 use super::*;
 use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
 use krrish_cloud::storage::DiskRef;
@@ -514,7 +513,7 @@ impl LabRun<'_> {
                     let host = self.host_of(src)?;
                     ask_ping(&self.console_of(&host, src, "cmd"), addr, GUEST_REPLY_WAIT)?
                 }
-                _ => ping(addr),
+                _ => self.ping(addr),
             };
             if got {
                 break;

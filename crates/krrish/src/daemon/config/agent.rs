@@ -2,6 +2,7 @@
 //! [`AgentDaemonConfig`] (simulated or libvirt driver) and [`load_agent`].
 
 use super::*;
+use krrish_core::ipam::parse_network;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,17 +216,6 @@ pub struct AgentDaemonConfig {
 
 /// Simulated guest boot time unless the agent config says otherwise.
 const SIM_BOOT_MS_DEFAULT: u64 = 20_000;
-/// `a.b.c.d/len` with the address on the network boundary.
-fn parse_network(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
-    let (a, l) = text.split_once('/')?;
-    let addr: std::net::Ipv4Addr = a.parse().ok()?;
-    let len: u8 = l.parse().ok()?;
-    if !(8..=30).contains(&len) || u32::from(addr) & !(u32::MAX << (32 - len)) != 0 {
-        return None;
-    }
-    Some((addr, len))
-}
-
 pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
     let text = read_nonempty(path, "an agent config (host, controller, driver)")?;
     let src = Source {

@@ -1,0 +1,222 @@
+//! `krrish lab-hosts up|down`: the lab in a box's hosts left standing and
+//! described as an inventory, so that `--world lab --inventory` runs on a
+//! machine without physical hosts (CI does). `up` builds the namespaces
+//! and links of a cluster's hosts, starts the BMC emulator on their `ipmi`
+//! addresses (detached: it outlives the command) and writes
+//! `target/lab/inventory-hosts/inventory.yaml`: each host reached by
+//! `ip netns exec`, its cuts and bond faults as iproute2 commands on the
+//! root-side ends of its links (an operator's switch-side commands),
+//! guests pinged from the outside namespace. `down` stops and removes all
+//! of it (`cargo xtask lab down` removes it too).
+
+use super::*;
+use krrish_lab::inventory::Inventory;
+
+/// The standing hosts' directory under the lab's (the BMC emulator's
+/// power on finds the lab's state one level up).
+const DIR: &str = "inventory-hosts";
+
+/// The inventory file `up` writes, in the standing hosts' directory.
+const INVENTORY_FILE: &str = "inventory.yaml";
+
+/// `krrish lab-hosts up --cluster FILE`: the inventory's path.
+pub fn up(cluster_file: &Path) -> Result<PathBuf> {
+    let lab = LabState::load(Path::new("target/lab"))?;
+    let exe = std::env::current_exe().context("this krrish binary")?;
+    let dir = lab.dir.join(DIR);
+    if dir.exists() {
+        down()?;
+    }
+    std::fs::create_dir_all(dir.join("dfs"))?;
+    let cluster = krrish_scenario::load_cluster(cluster_file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cluster_file.display()))?;
+    let hosts: Vec<HostId> = cluster.hosts.iter().map(|h| h.id.clone()).collect();
+    std::fs::write(
+        dir.join("hosts"),
+        hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
+    )?;
+    let topo = Topology::build(&hosts).context("building the hosts' networks")?;
+    let result = start_bmcs(&lab, &exe, &dir, &cluster).and_then(|()| {
+        let text = inventory_text(&lab, &exe, &dir, &cluster, &topo)?;
+        let file = dir.join(INVENTORY_FILE);
+        std::fs::write(&file, text)?;
+        Inventory::load(&file).map_err(|e| anyhow::anyhow!("the inventory written: {e}"))?;
+        Ok(file)
+    });
+    if result.is_err() {
+        let _ = down();
+    }
+    result
+}
+
+/// The BMC emulator for every host, detached, with its pid in `bmc.pid`.
+fn start_bmcs(
+    lab: &LabState,
+    exe: &Path,
+    dir: &Path,
+    cluster: &krrish_scenario::Cluster,
+) -> Result<()> {
+    std::fs::write(dir.join("lab_bmc.py"), daemons::BMC_SCRIPT)?;
+    std::fs::write(dir.join("bmc-password"), "lab-bmc-not-secret\n")?;
+    let mut c = Command::new("setsid");
+    c.arg(&lab.bmc_python)
+        .arg(dir.join("lab_bmc.py"))
+        .arg("--krrish")
+        .arg(exe)
+        .arg("--run-dir")
+        .arg(dir)
+        .args(["--user", daemons::BMC_USER, "--password-file"])
+        .arg(dir.join("bmc-password"));
+    for h in &cluster.hosts {
+        Topology::set_bmc_address(h.addresses.ipmi, true)?;
+        c.arg(format!("{}={}", h.id, h.addresses.ipmi));
+    }
+    let log = std::fs::File::create(dir.join("bmc.log"))?;
+    let mut child = c
+        .stdout(std::fs::File::create(dir.join("bmc.out"))?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting the BMC emulator")?;
+    std::fs::write(dir.join("bmc.pid"), format!("{}\n", child.id()))?;
+    let start = Instant::now();
+    loop {
+        let out = std::fs::read_to_string(dir.join("bmc.out")).unwrap_or_default();
+        if out.lines().any(|l| l == "ready") {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("bmc.log")).unwrap_or_default();
+            bail!(
+                "the BMC emulator stopped at start ({status}): {}",
+                log.trim()
+            );
+        }
+        if start.elapsed() > STARTUP_MAX {
+            bail!("the BMC emulator was not ready in {STARTUP_MAX:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The inventory of the standing hosts, as YAML from a serializer.
+fn inventory_text(
+    lab: &LabState,
+    exe: &Path,
+    dir: &Path,
+    cluster: &krrish_scenario::Cluster,
+    topo: &Topology,
+) -> Result<String> {
+    let sh = |script: String| json!(["sh", "-c", script]);
+    // What `bridge link` and `ip link` do to the switch's side of links.
+    let ports = |links: &[String], state: u8| {
+        links
+            .iter()
+            .map(|l| format!("bridge link set dev {l} state {state}"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    };
+    let links = |links: &[String], up: &str| {
+        links
+            .iter()
+            .map(|l| format!("ip link set dev {l} {up}"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    };
+    let mut hosts = Vec::new();
+    for h in &cluster.hosts {
+        let net = topo.host(&h.id).context("a host without networks")?;
+        let [management, vm, storage] = HostNet::bond_members();
+        let per_bond = |up: &str| {
+            json!({
+                "management": sh(links(&net.bond_uplinks(BondName::Bond0), up)),
+                "vm": sh(links(&net.bond_uplinks(BondName::Bond1), up)),
+                "storage": sh(links(&net.bond_uplinks(BondName::Bond2), up)),
+            })
+        };
+        hosts.push(json!({
+            "id": h.id,
+            "run": ["ip", "netns", "exec", net.ns],
+            "krrish": exe,
+            "libvirt": lab.uri,
+            "netns": net.ns,
+            "vm_bridge": HOST_VM_BRIDGE,
+            "underlay": net.underlay_ip.to_string(),
+            "bonds": { "management": management, "vm": vm, "storage": storage },
+            "bmc": {
+                "address": h.addresses.ipmi.to_string(),
+                "username": daemons::BMC_USER,
+                "password_file": dir.join("bmc-password"),
+            },
+            "faults": {
+                // Disabled (0) and forwarding (3) bridge port states.
+                "partition": sh(ports(&net.mgmt_root, 0)),
+                "heal": sh(ports(&net.mgmt_root, 3)),
+                "bond_down": per_bond("down"),
+                "bond_up": per_bond("up"),
+            },
+        }));
+    }
+    let inv = json!({
+        "controller": CONTROLLER_IP.to_string(),
+        "lease_service": STORAGE_SERVICE_IP.to_string(),
+        "dfs_dir": dir.join("dfs"),
+        "guest_dir": lab.guest_dir,
+        "run_dir": dir,
+        "domain_type": lab.domain_type,
+        "vm_network": format!("{}/{}", VM_NET.0, VM_NET.1),
+        "ping_from": ["ip", "netns", "exec", OUTSIDE_NS],
+        "hosts": hosts,
+    });
+    Ok(format!(
+        "# The lab in a box's hosts, standing (`krrish lab-hosts up`): \
+         an inventory for `--world lab --inventory`.\n{}",
+        serde_yaml::to_string(&inv)?
+    ))
+}
+
+/// `krrish lab-hosts down`: the BMC emulator, the agents and guests, the
+/// networks and the directory, gone. What is gone already is fine.
+pub fn down() -> Result<()> {
+    let lab = LabState::load(Path::new("target/lab"))?;
+    let dir = lab.dir.join(DIR);
+    if let Ok(pid) = std::fs::read_to_string(dir.join("bmc.pid")) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let hosts: Vec<HostId> = std::fs::read_to_string(dir.join("hosts"))
+        .unwrap_or_default()
+        .lines()
+        .map(HostId::new)
+        .collect();
+    for h in &hosts {
+        krrish_lab::power::kill_agent(&dir, h.as_str());
+    }
+    // Daemons whose command lines name the directory (an agent whose pid
+    // file is gone).
+    let _ = Command::new("pkill")
+        .arg("-KILL")
+        .arg("-f")
+        .arg(format!("{}/", dir.display()))
+        .status();
+    if let Ok(hv) = Hypervisor::open(&lab.uri) {
+        for d in hv.active_names().unwrap_or_default() {
+            if hosts.iter().any(|h| vm_of_domain(h, &d).is_some()) {
+                let _ = hv.destroy(&d);
+            }
+        }
+    }
+    let nets = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| HostNet::new(i, h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Topology { hosts: nets }.teardown()?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}
