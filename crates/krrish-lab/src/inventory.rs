@@ -46,7 +46,7 @@
 //! reads and checks the file; [`crate::preflight`] checks the hosts.
 
 use krrish_core::ipam::parse_network;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 pub const HOSTS_MAX: usize = 64;
 
 /// The file, read and checked.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
     /// Where agents reach the controller this machine runs.
@@ -74,7 +74,7 @@ pub struct Inventory {
     pub vm_network: String,
     /// The command prefix on this machine from which guests answer ping
     /// (`[]`-less: none; then nothing that needs a guest's ping can run).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_from: Option<Vec<String>>,
     pub hosts: Vec<InventoryHost>,
 }
@@ -87,7 +87,7 @@ fn run_dir_default() -> PathBuf {
     PathBuf::from("/var/lib/krrish/run")
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryHost {
     pub id: String,
@@ -101,7 +101,7 @@ pub struct InventoryHost {
     /// The network namespace the host's links live in, when the host is
     /// one (the lab in a box described as an inventory); its agent then
     /// plugs guests' taps in there.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
     pub vm_bridge: String,
     pub underlay: Ipv4Addr,
@@ -114,12 +114,14 @@ pub struct InventoryHost {
 }
 
 /// Commands (argv, run on this machine) that cut the host off and mend it.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultCommands {
     /// Cuts the host's management path outside it (`partition:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<Vec<String>>,
     /// Mends that cut (`heal:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heal: Option<Vec<String>>,
     /// Takes both members of a bond down (`bond_down:`), by bond.
     #[serde(default)]
@@ -130,11 +132,14 @@ pub struct FaultCommands {
 }
 
 /// One command per bond, each optional.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PerBond {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub management: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vm: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<Vec<String>>,
 }
 
@@ -193,7 +198,7 @@ impl FaultCommands {
 pub const BOND_ROLES: [&str; 3] = ["management", "vm", "storage"];
 
 /// Two members per bond, as the agent's `bond_members` takes them.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Bonds {
     pub management: [String; 2],
@@ -212,7 +217,7 @@ impl Bonds {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Bmc {
     pub address: Ipv4Addr,
@@ -327,12 +332,7 @@ impl Inventory {
                 ));
             }
         }
-        let starts: Vec<usize> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| l.trim_start().starts_with("- id:"))
-            .map(|(i, _)| i + 1)
-            .collect();
+        let starts = host_item_lines(text);
         for (i, h) in self.hosts.iter().enumerate() {
             // The host's block, then the field's own line in it.
             let block = (starts.get(i).copied(), starts.get(i + 1).copied());
@@ -397,6 +397,12 @@ impl Inventory {
                 if let Err(e) = krrish_netlink::check_name(ns, 32) {
                     return fail("netns", e.to_string());
                 }
+                if let Some(o) = self.hosts[..i]
+                    .iter()
+                    .find(|o| o.netns.as_ref() == Some(ns))
+                {
+                    return fail("netns", format!("{ns} is {}'s namespace too", o.id));
+                }
             }
             if h.bmc.username.is_empty() {
                 return fail("bmc.username", "empty".into());
@@ -445,6 +451,35 @@ impl Inventory {
         }
         Ok(())
     }
+}
+
+/// The line (1-based) where each item of the top-level `hosts:` list
+/// starts: the lines that open an item (`- `) at the first item's
+/// indentation, whatever key each item starts with.
+fn host_item_lines(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(from) = lines.iter().position(|l| l.starts_with("hosts:")) else {
+        return Vec::new();
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let Some(first) = lines[from + 1..]
+        .iter()
+        .find(|l| l.trim_start().starts_with("- "))
+        .map(|l| indent(l))
+    else {
+        return Vec::new();
+    };
+    lines
+        .iter()
+        .enumerate()
+        .skip(from + 1)
+        // The list ends at the next top-level key.
+        .take_while(|(_, l)| {
+            l.is_empty() || l.starts_with(' ') || l.starts_with('-') || l.starts_with('#')
+        })
+        .filter(|(_, l)| indent(l) == first && l.trim_start().starts_with("- "))
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// A path handed to a host's `run` (ssh joins its arguments into one
@@ -527,6 +562,75 @@ hosts:
         let r = Inventory::load(&file);
         let _ = std::fs::remove_dir_all(&dir);
         r
+    }
+
+    #[test]
+    fn an_inventory_written_by_its_serializer_loads_back_and_names_lines() {
+        let inv = load("serde-good", GOOD).unwrap();
+        // (Its password files as given: the loaded ones were made absolute
+        // in a directory gone since.)
+        let absolute = inv.hosts[0].bmc.password_file.display().to_string();
+        let text = serde_yaml::to_string(&inv)
+            .unwrap()
+            .replace(&absolute, "bmc.pass");
+        // Items start with whatever key comes first (`- id:` here, but not
+        // necessarily): the line is still found in the right host's block.
+        let again = load("again", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(again.hosts.len(), 2);
+        assert_eq!(again.hosts[1].faults, inv.hosts[1].faults);
+        assert_eq!(again.hosts[1].bonds, inv.hosts[1].bonds);
+        let text = text.replacen("- id: hv-02\n", "- id: hv-02\n  vm_bridge: x y\n", 1);
+        let text = text.replacen(
+            "  vm_bridge: br-vm\n  underlay: 10.40.0.12",
+            "  underlay: 10.40.0.12",
+            1,
+        );
+        let e = load("moved", &text).unwrap_err();
+        let line = text.lines().position(|l| l == "  vm_bridge: x y").unwrap() + 1;
+        assert_eq!(e.field, "hosts[1] (hv-02).vm_bridge", "{e}\n{text}");
+        assert_eq!(e.line, Some(line), "{e}\n{text}");
+        // A list whose items open with another key than `id`.
+        let reordered = GOOD
+            .replace(
+                "  - id: hv-01\n    run: [ssh, -o, BatchMode=yes, root@hv-01]",
+                "  - run: [ssh, -o, BatchMode=yes, root@hv-01]\n    id: hv-01",
+            )
+            .replace(
+                "  - id: hv-02\n    run: [ssh, root@hv-02]",
+                "  - run: [ssh, root@hv-02]\n    id: hv-02",
+            )
+            .replace(
+                "underlay: 10.40.0.12",
+                "underlay: 10.40.0.12\n    vm_bridge: x y",
+            )
+            .replacen(
+                "    vm_bridge: br-vm\n    underlay: 10.40.0.12",
+                "    underlay: 10.40.0.12",
+                1,
+            );
+        let e = load("reordered", &reordered).unwrap_err();
+        let line = reordered
+            .lines()
+            .position(|l| l == "    vm_bridge: x y")
+            .unwrap()
+            + 1;
+        assert_eq!(e.field, "hosts[1] (hv-02).vm_bridge", "{e}\n{reordered}");
+        assert_eq!(e.line, Some(line), "{e}\n{reordered}");
+    }
+
+    #[test]
+    fn two_hosts_in_one_namespace_are_refused() {
+        let text = GOOD.replace(
+            "    vm_bridge: br-vm\n",
+            "    netns: ns-a\n    vm_bridge: br-vm\n",
+        );
+        let e = load("two-ns", &text).unwrap_err();
+        let line = text
+            .rfind("netns: ns-a")
+            .map(|at| text[..at].lines().count());
+        assert_eq!(e.field, "hosts[1] (hv-02).netns", "{e}");
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.why.contains("ns-a is hv-01's namespace too"), "{e}");
     }
 
     #[test]

@@ -24,12 +24,14 @@ pub fn up(cluster_file: &Path) -> Result<PathBuf> {
     let lab = LabState::load(Path::new("target/lab"))?;
     let exe = std::env::current_exe().context("this krrish binary")?;
     let dir = lab.dir.join(DIR);
+    // The cluster first: a bad file leaves standing hosts as they are.
+    // (Its errors name the file, line and field.)
+    let cluster =
+        krrish_scenario::load_cluster(cluster_file).map_err(|e| anyhow::anyhow!("{e}"))?;
     if dir.exists() {
         down()?;
     }
     std::fs::create_dir_all(dir.join("dfs"))?;
-    let cluster = krrish_scenario::load_cluster(cluster_file)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", cluster_file.display()))?;
     let hosts: Vec<HostId> = cluster.hosts.iter().map(|h| h.id.clone()).collect();
     std::fs::write(
         dir.join("hosts"),
@@ -99,7 +101,7 @@ fn start_bmcs(
     }
 }
 
-/// The inventory of the standing hosts, as YAML from a serializer.
+/// The inventory of the standing hosts, as YAML from its own type.
 fn inventory_text(
     lab: &LabState,
     exe: &Path,
@@ -107,67 +109,86 @@ fn inventory_text(
     cluster: &krrish_scenario::Cluster,
     topo: &Topology,
 ) -> Result<String> {
-    let sh = |script: String| json!(["sh", "-c", script]);
-    // What `bridge link` and `ip link` do to the switch's side of links.
+    use krrish_lab::inventory::{Bmc, Bonds, FaultCommands, InventoryHost, PerBond};
+    let sh = |steps: Vec<String>| Some(vec!["sh".into(), "-c".into(), steps.join(" && ")]);
+    // What `bridge link` (disabled 0) and `ip link` do to the switch's
+    // side of links.
     let ports = |links: &[String], state: u8| {
-        links
+        sh(links
             .iter()
             .map(|l| format!("bridge link set dev {l} state {state}"))
-            .collect::<Vec<_>>()
-            .join(" && ")
+            .collect())
     };
-    let links = |links: &[String], up: &str| {
-        links
+    // A mend leaves a port that is down alone: its host is off, and its
+    // power on brings the port back forwarding (the kernel refuses a
+    // state change on a port that is down).
+    let mend_ports = |links: &[String]| {
+        sh(links
+            .iter()
+            .map(|l| {
+                format!(
+                    "{{ [ -z \"$(ip link show dev {l} up)\" ] || bridge link set dev {l} state 3; }}"
+                )
+            })
+            .collect())
+    };
+    let links = |links: Vec<String>, up: &str| {
+        sh(links
             .iter()
             .map(|l| format!("ip link set dev {l} {up}"))
-            .collect::<Vec<_>>()
-            .join(" && ")
+            .collect())
     };
     let mut hosts = Vec::new();
     for h in &cluster.hosts {
         let net = topo.host(&h.id).context("a host without networks")?;
         let [management, vm, storage] = HostNet::bond_members();
-        let per_bond = |up: &str| {
-            json!({
-                "management": sh(links(&net.bond_uplinks(BondName::Bond0), up)),
-                "vm": sh(links(&net.bond_uplinks(BondName::Bond1), up)),
-                "storage": sh(links(&net.bond_uplinks(BondName::Bond2), up)),
-            })
+        let per_bond = |up: &str| PerBond {
+            management: links(net.bond_uplinks(BondName::Bond0), up),
+            vm: links(net.bond_uplinks(BondName::Bond1), up),
+            storage: links(net.bond_uplinks(BondName::Bond2), up),
         };
-        hosts.push(json!({
-            "id": h.id,
-            "run": ["ip", "netns", "exec", net.ns],
-            "krrish": exe,
-            "libvirt": lab.uri,
-            "netns": net.ns,
-            "vm_bridge": HOST_VM_BRIDGE,
-            "underlay": net.underlay_ip.to_string(),
-            "bonds": { "management": management, "vm": vm, "storage": storage },
-            "bmc": {
-                "address": h.addresses.ipmi.to_string(),
-                "username": daemons::BMC_USER,
-                "password_file": dir.join("bmc-password"),
+        hosts.push(InventoryHost {
+            id: h.id.to_string(),
+            run: ["ip", "netns", "exec", &net.ns].map(String::from).to_vec(),
+            krrish: exe.to_path_buf(),
+            libvirt: lab.uri.clone(),
+            netns: Some(net.ns.clone()),
+            vm_bridge: HOST_VM_BRIDGE.into(),
+            underlay: net.underlay_ip,
+            bonds: Bonds {
+                management,
+                vm,
+                storage,
             },
-            "faults": {
-                // Disabled (0) and forwarding (3) bridge port states.
-                "partition": sh(ports(&net.mgmt_root, 0)),
-                "heal": sh(ports(&net.mgmt_root, 3)),
-                "bond_down": per_bond("down"),
-                "bond_up": per_bond("up"),
+            bmc: Bmc {
+                address: h.addresses.ipmi,
+                port: 623,
+                username: daemons::BMC_USER.into(),
+                password_file: dir.join("bmc-password"),
             },
-        }));
+            faults: FaultCommands {
+                partition: ports(&net.mgmt_root, 0),
+                heal: mend_ports(&net.mgmt_root),
+                bond_down: per_bond("down"),
+                bond_up: per_bond("up"),
+            },
+        });
     }
-    let inv = json!({
-        "controller": CONTROLLER_IP.to_string(),
-        "lease_service": STORAGE_SERVICE_IP.to_string(),
-        "dfs_dir": dir.join("dfs"),
-        "guest_dir": lab.guest_dir,
-        "run_dir": dir,
-        "domain_type": lab.domain_type,
-        "vm_network": format!("{}/{}", VM_NET.0, VM_NET.1),
-        "ping_from": ["ip", "netns", "exec", OUTSIDE_NS],
-        "hosts": hosts,
-    });
+    let inv = Inventory {
+        controller: CONTROLLER_IP,
+        lease_service: STORAGE_SERVICE_IP,
+        dfs_dir: dir.join("dfs"),
+        guest_dir: lab.guest_dir.clone(),
+        run_dir: dir.to_path_buf(),
+        domain_type: lab.domain_type.clone(),
+        vm_network: format!("{}/{}", VM_NET.0, VM_NET.1),
+        ping_from: Some(
+            ["ip", "netns", "exec", OUTSIDE_NS]
+                .map(String::from)
+                .to_vec(),
+        ),
+        hosts,
+    };
     Ok(format!(
         "# The lab in a box's hosts, standing (`krrish lab-hosts up`): \
          an inventory for `--world lab --inventory`.\n{}",

@@ -4,30 +4,56 @@
 use super::*;
 
 impl LabRun<'_> {
-    /// Where libvirt runs each VM now: host(s) by VM, over every libvirt
-    /// of the site (a domain's name says its host).
-    pub(super) fn real_placements(&self, hvs: &[Hypervisor]) -> BTreeMap<VmId, Vec<HostId>> {
+    /// Where libvirt runs each VM per `read`: host(s) by VM (a domain's
+    /// name says its host).
+    pub(super) fn real_placements(&self, read: &DomainsRead) -> BTreeMap<VmId, Vec<HostId>> {
         let mut out: BTreeMap<VmId, Vec<HostId>> = BTreeMap::new();
-        for hv in hvs {
-            for d in hv.active_names().unwrap_or_default() {
-                for h in &self.s.cluster.hosts {
-                    if let Some(vm) = vm_of_domain(&h.id, &d) {
-                        out.entry(vm).or_default().push(h.id.clone());
-                    }
+        for d in &read.names {
+            for h in &self.s.cluster.hosts {
+                if let Some(vm) = vm_of_domain(&h.id, d) {
+                    out.entry(vm).or_default().push(h.id.clone());
                 }
             }
         }
         out
     }
 
-    /// [`Self::real_placements`], opening the site's libvirts.
+    /// [`Self::real_placements`] now; an error if a host's libvirt did
+    /// not answer while its BMC does not say it is off (a check cannot
+    /// tell where a VM runs without it).
     fn placements_now(&self) -> Result<BTreeMap<VmId, Vec<HostId>>, String> {
-        let hvs = self.hypervisors().map_err(|e| format!("{e:#}"))?;
-        Ok(self.real_placements(&hvs))
+        let read = self.libvirts().read();
+        let mut unknown = Vec::new();
+        for h in &self.s.cluster.hosts {
+            let uri = match self.site {
+                Site::Box(lab) => lab.uri.as_str(),
+                Site::Inventory(i) => match i.inv.host(h.id.as_str()) {
+                    Some(x) => x.libvirt.as_str(),
+                    None => continue,
+                },
+            };
+            if !read.unreachable.iter().any(|u| u == uri) {
+                continue;
+            }
+            let off = self.bmc_of(&h.id).is_ok_and(|b| {
+                krrish_lab::ipmi::chassis_power(&b, krrish_lab::ipmi::PowerVerb::Status)
+                    .is_ok_and(|said| said.ends_with("off"))
+            });
+            if !off {
+                unknown.push(format!("{} ({uri})", h.id));
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(format!(
+                "the libvirt of {} did not answer and its BMC does not say off: where the VMs run is not known",
+                unknown.join(", ")
+            ));
+        }
+        Ok(self.real_placements(&read))
     }
 
-    pub(super) fn check_no_double_run(&mut self, hvs: &[Hypervisor]) {
-        for (vm, hosts) in self.real_placements(hvs) {
+    pub(super) fn check_no_double_run(&mut self, read: &DomainsRead) {
+        for (vm, hosts) in self.real_placements(read) {
             if hosts.len() > 1 {
                 let f = format!(
                     "{vm} runs on {} hosts at once: {:?} (at {:.1} s)",
@@ -45,8 +71,8 @@ impl LabRun<'_> {
 
     /// Records the real RTO of a crashed host's VMs: crash to running
     /// elsewhere (per libvirt) and answering ping.
-    pub(super) fn note_recoveries(&mut self, hvs: &[Hypervisor]) {
-        let placed = self.real_placements(hvs);
+    pub(super) fn note_recoveries(&mut self, read: &DomainsRead) {
+        let placed = self.real_placements(read);
         let net = self.vm_network();
         let mut found = Vec::new();
         for (host, at, vms) in &self.crashes {

@@ -144,7 +144,7 @@ impl LabRun<'_> {
         std::fs::write(d.join("lab_bmc.py"), BMC_SCRIPT)?;
         std::fs::write(d.join("bmc-password"), "lab-bmc-not-secret\n")?;
         let bmc_python = self.lab()?.bmc_python.clone();
-        let mut c = Command::new(&bmc_python);
+        let mut c = dies_with_the_runner(&bmc_python);
         c.arg(d.join("lab_bmc.py"))
             .arg("--krrish")
             .arg(&self.exe)
@@ -191,7 +191,7 @@ impl LabRun<'_> {
     /// controller and agents, which call it).
     pub(super) fn start_dfs(&mut self) -> Result<()> {
         let log = self.log_file("dfs")?;
-        let child = Command::new(&self.exe)
+        let child = dies_with_the_runner(&self.exe)
             .arg("dfs")
             .arg("--config")
             .arg(self.run_dir.join("dfs.yaml"))
@@ -220,7 +220,7 @@ impl LabRun<'_> {
 
     pub(super) fn start_controller(&mut self) -> Result<()> {
         let log = self.log_file("controller")?;
-        let child = Command::new(&self.exe)
+        let child = dies_with_the_runner(&self.exe)
             .arg("controller")
             .arg("--config")
             .arg(self.run_dir.join("controller.yaml"))
@@ -285,10 +285,44 @@ impl LabRun<'_> {
                     log.lines().last().unwrap_or("(no log)")
                 );
             }
+            // Up by the controller (which starts out believing every
+            // host up) and heard from: each agent's connection is in its
+            // log.
+            let log =
+                std::fs::read_to_string(self.run_dir.join("controller.log")).unwrap_or_default();
+            let heard = |h: &HostId| log.contains(&format!("agent {h} connected"));
+            let silent: Vec<&HostId> = self
+                .s
+                .cluster
+                .hosts
+                .iter()
+                .map(|h| &h.id)
+                .filter(|h| !heard(h))
+                .collect();
             if let Ok(Value::Array(hosts)) = self.get("/v1/hosts") {
-                if !hosts.is_empty() && hosts.iter().all(|h| h["state"] == "up") {
+                if silent.is_empty()
+                    && !hosts.is_empty()
+                    && hosts.iter().all(|h| h["state"] == "up")
+                {
                     return Ok(());
                 }
+            }
+            if start.elapsed() > STARTUP_MAX && !silent.is_empty() {
+                bail!(
+                    "no agent connected from {} {} s after the daemons started (logs in {}{})",
+                    silent
+                        .iter()
+                        .map(|h| h.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    STARTUP_MAX.as_secs(),
+                    self.run_dir.display(),
+                    match self.site {
+                        Site::Box(_) => String::new(),
+                        Site::Inventory(i) =>
+                            format!("; each agent's in {} on its host", i.inv.run_dir.display()),
+                    }
+                );
             }
             if start.elapsed() > STARTUP_MAX {
                 bail!(
@@ -338,6 +372,16 @@ impl LabRun<'_> {
             }
         }
     }
+}
+
+/// `program`, to be killed when the runner dies however it dies (Ctrl-C,
+/// SIGKILL): a controller left running would go on fencing hosts with
+/// nobody watching. util-linux's `setpriv` sets Linux's parent-death
+/// signal and execs it (the same process: its parent is the runner).
+fn dies_with_the_runner(program: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    c
 }
 
 /// Starts the agent of the lab host `net` in its namespace with its config

@@ -280,8 +280,8 @@ impl<'a> LabRun<'a> {
 
     /// Before the daemons: each host given the cluster file and its agent
     /// config; a host left off (crashed in an earlier run) powered on by
-    /// its BMC; what an earlier run left (agents, guests, the DFS's VM
-    /// copies and volumes) removed; then the home VMs booted.
+    /// its BMC; what an earlier run left (cuts, agents, guests, the DFS's
+    /// VM copies and volumes) mended or removed; then the home VMs booted.
     pub(super) fn prepare_inventory_hosts(&mut self, cluster_file: &Path) -> Result<()> {
         let site = self.inventory()?;
         let inv = &site.inv;
@@ -313,6 +313,18 @@ impl<'a> LabRun<'a> {
                     .map_err(|e| anyhow::anyhow!("{h} is off: IPMI power on: {e}"))?;
                 self.say(&format!("{h} was off: powered on by its BMC"));
                 self.wait_answering(h)?;
+            }
+        }
+        // A run killed mid-way left its cuts: every mend the inventory
+        // gives is run (mends are idempotent: a port already up stays up).
+        for h in &ids {
+            let x = self.inventory_host(h)?;
+            for (field, _) in x.faults.all() {
+                if field == "faults.heal" || field.starts_with("faults.bond_up.") {
+                    self.run_fault_command(h, &field).with_context(|| {
+                        format!("mending what an earlier run may have cut on {h}")
+                    })?;
+                }
             }
         }
         self.stop_inventory_hosts();
@@ -500,7 +512,19 @@ impl<'a> LabRun<'a> {
         c.args(&argv[1..]);
         krrish_lab::remote::bounded(c, None, FAULT_COMMAND_MAX)
             .map(drop)
-            .map_err(|e| anyhow::anyhow!("{h}: `{field}` ({}): {e}", argv.join(" ")))
+            .map_err(|e| {
+                let shown: Vec<String> = argv
+                    .iter()
+                    .map(|a| {
+                        if a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                            krrish_lab::remote::quote(a)
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect();
+                anyhow::anyhow!("{h}: `{field}` ({}): {e}", shown.join(" "))
+            })
     }
 
     /// Runs the undoing command of each fault still open on `h`.
@@ -529,22 +553,25 @@ impl<'a> LabRun<'a> {
                 }
             }
         }
-        match self.hypervisors() {
-            Ok(hvs) => {
-                for hv in hvs {
-                    for d in hv.active_names().unwrap_or_default() {
-                        if ids
-                            .iter()
-                            .any(|h| krrish_libvirt::names::vm_of_domain(h, &d).is_some())
-                        {
-                            if let Err(e) = hv.destroy(&d) {
-                                self.say(&format!("destroying {d}: {e}"));
-                            }
-                        }
+        let mut libvirts = self.libvirts();
+        let read = libvirts.read();
+        for u in &read.unreachable {
+            self.say(&format!(
+                "libvirt {u} does not answer: its guests were not destroyed"
+            ));
+        }
+        for (uri, conn) in &libvirts.conns {
+            let Some(hv) = conn else { continue };
+            for d in hv.active_names().unwrap_or_default() {
+                if ids
+                    .iter()
+                    .any(|h| krrish_libvirt::names::vm_of_domain(h, &d).is_some())
+                {
+                    if let Err(e) = hv.destroy(&d) {
+                        self.say(&format!("destroying {d} on {uri}: {e}"));
                     }
                 }
             }
-            Err(e) => self.say(&format!("the hosts' guests: {e:#}")),
         }
     }
 

@@ -144,12 +144,8 @@ pub fn unsupported(s: &Scenario, site: Site) -> Vec<String> {
                     ),
                 );
             }
-            // The rest of the vocabulary is the box's.
-            why.extend(
-                unsupported_in_the_box(s)
-                    .into_iter()
-                    .filter(|w| !w.contains("the lab in a box holds")),
-            );
+            // The rest of the vocabulary is the box's (its size is not).
+            why.extend(outside_the_lab_vocabulary(s));
             why
         }
     }
@@ -171,6 +167,13 @@ fn unsupported_in_the_box(s: &Scenario) -> Vec<String> {
             s.cluster.vms.len()
         ));
     }
+    why.extend(outside_the_lab_vocabulary(s));
+    why
+}
+
+/// The timeline steps and checks of `s` no lab world plays or judges.
+fn outside_the_lab_vocabulary(s: &Scenario) -> Vec<String> {
+    let mut why = Vec::new();
     for t in &s.timeline {
         let ok = match &t.action {
             Action::Fault(f) => matches!(
@@ -256,6 +259,41 @@ pub enum LabOutcome {
         events: Vec<String>,
     },
     NotRun(Vec<String>),
+}
+
+/// The site's libvirts, kept open; one that errs is opened again at the
+/// next read.
+struct Libvirts {
+    conns: Vec<(String, Option<Hypervisor>)>,
+}
+
+/// One read of every libvirt: the active domains' names, and the URIs
+/// that did not answer (their domains unknown).
+struct DomainsRead {
+    names: Vec<String>,
+    unreachable: Vec<String>,
+}
+
+impl Libvirts {
+    fn read(&mut self) -> DomainsRead {
+        let mut read = DomainsRead {
+            names: Vec::new(),
+            unreachable: Vec::new(),
+        };
+        for (uri, conn) in &mut self.conns {
+            if conn.is_none() {
+                *conn = Hypervisor::open(uri).ok();
+            }
+            match conn.as_ref().map(Hypervisor::active_names) {
+                Some(Ok(names)) => read.names.extend(names),
+                _ => {
+                    *conn = None;
+                    read.unreachable.push(uri.clone());
+                }
+            }
+        }
+        read
+    }
 }
 
 /// The controller's events file, read back as comparison keys.
@@ -406,9 +444,8 @@ impl LabRun<'_> {
         }
     }
 
-    /// Each libvirt holding the hosts' guests, once (the double-run watch
-    /// reads them all: one it cannot open fails the run).
-    fn hypervisors(&self) -> Result<Vec<Hypervisor>> {
+    /// Each libvirt holding the hosts' guests, once, not yet opened.
+    fn libvirts(&self) -> Libvirts {
         let mut uris: Vec<String> = match self.site {
             Site::Box(lab) => vec![lab.uri.clone()],
             Site::Inventory(i) => self
@@ -422,9 +459,9 @@ impl LabRun<'_> {
         };
         uris.sort();
         uris.dedup();
-        uris.iter()
-            .map(|u| Hypervisor::open(u).with_context(|| format!("opening libvirt {u}")))
-            .collect()
+        Libvirts {
+            conns: uris.into_iter().map(|u| (u, None)).collect(),
+        }
     }
 
     /// The guests' network.
@@ -511,7 +548,12 @@ impl LabRun<'_> {
         self.wait_all_up()?;
         self.t0 = Instant::now();
         self.say("every host up: the timeline starts");
-        let hvs = self.hypervisors()?;
+        // Every libvirt must answer at the start; later one may not (a
+        // physical host's dies with its power) and is opened again.
+        let mut libvirts = self.libvirts();
+        if let Some(u) = libvirts.read().unreachable.first() {
+            bail!("libvirt {u} does not answer: the double-run watch cannot read it");
+        }
         let mut timeline: Vec<_> = self.s.timeline.iter().collect();
         timeline.sort_by_key(|t| t.at_ms);
         let mut expects: Vec<_> = self.s.expectations.iter().collect();
@@ -541,8 +583,9 @@ impl LabRun<'_> {
                 }
                 ei += 1;
             }
-            self.check_no_double_run(&hvs);
-            self.note_recoveries(&hvs);
+            let read = libvirts.read();
+            self.check_no_double_run(&read);
+            self.note_recoveries(&read);
             if now >= self.s.end_ms {
                 break;
             }
