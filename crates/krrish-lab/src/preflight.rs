@@ -60,7 +60,9 @@ impl std::fmt::Display for Finding {
 /// Every check, in a fixed order: this machine's, then host by host. The
 /// hosts are checked at once (one thread each, at most
 /// [`crate::inventory::HOSTS_MAX`]), so a run takes about one
-/// [`CHECK_TIMEOUT`] however many hosts are dark.
+/// [`CHECK_TIMEOUT`] however many hosts are dark (a BMC's check is tried
+/// up to three times: a dark BMC costs three ipmitool timeouts, about
+/// 15 s).
 pub fn preflight(inv: &Inventory) -> Vec<Finding> {
     let mut out = Vec::new();
     let local = local_addresses();
