@@ -1,0 +1,227 @@
+//! The timeline's steps as a lab run plays them (`act`: faults through
+//! the box's links and BMC emulator or an inventory's commands and BMCs,
+//! API calls through the controller), and `krrish lab-fence`, what the
+//! box's BMC does to a host's power.
+
+use super::*;
+
+impl LabRun<'_> {
+    /// One timeline step, now.
+    pub(super) fn act(&mut self, a: &Action) -> Result<()> {
+        self.say(&format!("{a:?}"));
+        match a {
+            Action::Fault(Fault::Crash(h)) | Action::Fault(Fault::PowerLoss(h)) => {
+                let vms = self.vms_on(h)?;
+                let at = Instant::now();
+                // As on a physical host: its BMC is asked over IPMI to cut
+                // the power (a BMC already dark: the runner pulls the plug
+                // itself).
+                let by_ipmi = if self.bmc_dark.contains(h) {
+                    Err("its BMC is dark".to_string())
+                } else {
+                    krrish_lab::ipmi::chassis_power(
+                        &self.bmc_of(h)?,
+                        krrish_lab::ipmi::PowerVerb::Off,
+                    )
+                };
+                if let Err(e) = by_ipmi {
+                    // A physical host whose BMC does not answer cannot be
+                    // crashed from here.
+                    let lab = self
+                        .lab()
+                        .map_err(|_| anyhow::anyhow!("crashing {h}: IPMI power off: {e}"))?;
+                    self.say(&format!("{h}: IPMI power off: {e}; powering it off here"));
+                    power_off(&self.run_dir, &lab.uri, self.net(h)?)?;
+                }
+                if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
+                    // The BMC goes dark with the host: IPMI cannot confirm.
+                    Topology::set_bmc_address(self.bmc_address(h)?, false)?;
+                    self.bmc_dark.insert(h.clone());
+                }
+                self.agents.remove(h).map(|mut c| c.wait());
+                self.crashes.push((h.clone(), at, vms));
+                Ok(())
+            }
+            // As on a physical host: the BMC (back on its network) is
+            // asked over IPMI to power the host on, and the host is on once
+            // its agent runs.
+            Action::Fault(Fault::Repair(h)) => {
+                if let Site::Inventory(_) = self.site {
+                    return self.repair_inventory_host(h);
+                }
+                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
+                self.bmc_dark.remove(h);
+                let bmc = self.bmc_of(h)?;
+                let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
+                    .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
+                self.say(&format!("{h}: BMC says `{said}`"));
+                let start = Instant::now();
+                while !self.powered_on(h) {
+                    if start.elapsed() > POWER_ON_MAX {
+                        bail!("repairing {h}: its BMC said on, but no agent runs after {POWER_ON_MAX:?}");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(())
+            }
+            Action::Fault(Fault::BmcDown(h)) => {
+                Topology::set_bmc_address(self.bmc_address(h)?, false)?;
+                self.bmc_dark.insert(h.clone());
+                Ok(())
+            }
+            Action::Fault(Fault::BmcUp(h)) => {
+                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
+                self.bmc_dark.remove(h);
+                Ok(())
+            }
+            // On inventory hosts: the operator's switch-side commands.
+            Action::Fault(
+                f @ (Fault::Partition(_)
+                | Fault::Heal(_)
+                | Fault::BondDown { .. }
+                | Fault::BondUp { .. }),
+            ) if matches!(self.site, Site::Inventory(_)) => self.inventory_fault(f),
+            // A cut outside the host: its switch ports drop everything,
+            // its own links keep their carrier (as in the simulated world).
+            Action::Fault(Fault::Partition(h)) => Ok(Topology::set_forwarding(
+                self.net(h)?.mgmt_root.to_vec(),
+                false,
+            )?),
+            Action::Fault(Fault::Heal(h)) => {
+                // A host that is off has its links down; its repair mends
+                // the path with them.
+                if !self.powered_on(h) {
+                    self.say(&format!("{h} is powered off: its path is mended on repair"));
+                    return Ok(());
+                }
+                Ok(Topology::set_forwarding(
+                    self.net(h)?.mgmt_root.to_vec(),
+                    true,
+                )?)
+            }
+            Action::Fault(Fault::BondDown { host, bond }) => Ok(Topology::set_links(
+                self.net(host)?.bond_uplinks(*bond),
+                false,
+            )?),
+            Action::Fault(Fault::BondUp { host, bond }) => {
+                // A host that is off (crashed, or fenced by its BMC while
+                // cut off) stays silent: its links come back with power.
+                if !self.powered_on(host) {
+                    self.say(&format!(
+                        "{host} is powered off: its links stay down until repair"
+                    ));
+                    return Ok(());
+                }
+                Ok(Topology::set_links(
+                    self.net(host)?.bond_uplinks(*bond),
+                    true,
+                )?)
+            }
+            // The lease service's process: killed, started again (it
+            // reads its revocations back from its store), or both.
+            Action::Fault(Fault::DfsService(change)) => {
+                use krrish_sim::DfsServiceChange as C;
+                if matches!(change, C::Down | C::Restart) {
+                    if let Some(mut c) = self.dfs.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                }
+                if matches!(change, C::Up | C::Restart) && self.dfs.is_none() {
+                    self.start_dfs()?;
+                }
+                Ok(())
+            }
+            Action::Api(ApiRequest::Cloud(r)) => self.cloud(r),
+            Action::GuestWrite {
+                vm,
+                disk,
+                block,
+                data,
+            } => self.guest_write(vm, disk, *block, *data),
+            Action::Api(r) => {
+                let api = self.api()?;
+                let r = match r {
+                    ApiRequest::RunInstance {
+                        vm,
+                        host,
+                        image,
+                        vxnet,
+                    } => api.call(
+                        "/v1/instances",
+                        &[],
+                        Some(json!({
+                            "id": vm.id,
+                            "cpu": vm.demand.vcpus,
+                            "memory_mib": vm.demand.memory_mib,
+                            "disk_gib": vm.demand.disk_gib,
+                            "ha": vm.ha,
+                            "priority": vm.priority,
+                            "host": host,
+                            "image": image,
+                            "vxnet": vxnet,
+                        })),
+                    ),
+                    ApiRequest::StopInstance { vm } => {
+                        api.call(&format!("/v1/instances/{vm}/stop"), &[], Some(json!({})))
+                    }
+                    ApiRequest::StartInstance { vm } => {
+                        api.call(&format!("/v1/instances/{vm}/start"), &[], Some(json!({})))
+                    }
+                    ApiRequest::RebootInstance { vm } => {
+                        api.call(&format!("/v1/instances/{vm}/reboot"), &[], Some(json!({})))
+                    }
+                    ApiRequest::TerminateInstance { vm } => {
+                        api.delete(&format!("/v1/instances/{vm}"))
+                    }
+                    other => bail!("{other:?} is not in the lab's vocabulary"),
+                };
+                r.map(drop).map_err(anyhow::Error::from)
+            }
+            other => bail!("{other:?} is not in the lab's vocabulary"),
+        }
+    }
+}
+
+/// `krrish lab-fence --run-dir DIR`: what the lab BMC does to a host's
+/// power. `KRRISH_FENCE_ACTION=off` (the default) powers
+/// `KRRISH_FENCE_HOST` off as its BMC would (agent killed, guests
+/// destroyed, links down); `on` brings its links up and starts its agent
+/// (a new boot), unless it runs already. Exit 0 = confirmed.
+pub fn fence(run_dir: &Path) -> Result<()> {
+    let host = std::env::var("KRRISH_FENCE_HOST").context("KRRISH_FENCE_HOST is not set")?;
+    let action = std::env::var("KRRISH_FENCE_ACTION").unwrap_or_else(|_| "off".into());
+    if !matches!(action.as_str(), "on" | "off") {
+        bail!("KRRISH_FENCE_ACTION={action}: expected on or off");
+    }
+    let hosts = std::fs::read_to_string(run_dir.join("hosts"))
+        .with_context(|| format!("{}/hosts", run_dir.display()))?;
+    let index = hosts
+        .lines()
+        .position(|l| l == host)
+        .with_context(|| format!("no lab host {host}"))?;
+    let net = HostNet::new(index, &HostId::new(&host))?;
+    if action == "on" {
+        if krrish_lab::power::agent_running(run_dir, &host).is_some() {
+            eprintln!("lab BMC: {host} is on already");
+            return Ok(());
+        }
+        power_on(&net)?;
+        let exe = std::env::current_exe().context("this krrish binary")?;
+        // Not waited for: the host runs on after the BMC's call.
+        drop(daemons::spawn_agent(&exe, run_dir, &net)?);
+        let start = Instant::now();
+        while krrish_lab::power::agent_running(run_dir, &host).is_none() {
+            if start.elapsed() > POWER_ON_MAX {
+                bail!("{host}: its agent did not start within {POWER_ON_MAX:?} (see agent-{host}.log)");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("lab BMC: {host} powered on (a new agent)");
+        return Ok(());
+    }
+    let state = LabState::load(run_dir.parent().context("run dir has a parent")?)?;
+    power_off(run_dir, &state.uri, &net)?;
+    eprintln!("lab BMC: {host} powered off");
+    Ok(())
+}
