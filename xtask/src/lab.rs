@@ -199,12 +199,15 @@ pub fn suite_step(only: Option<&[&str]>) -> Result<bool> {
     let result = up().and_then(|()| {
         // The suite's own feature set plus the lab tests': only
         // krrish-libvirt and its `lab` test are built again.
-        let tests = run(crate::cargo().args(crate::SUITE_TEST_ARGS).args([
-            "--features",
-            "krrish-libvirt/lab",
-            "--test",
-            "lab",
-        ]))?;
+        let tests = crate::failures::run_keeping(
+            "cargo test (lab)",
+            crate::cargo().args(crate::SUITE_TEST_ARGS).args([
+                "--features",
+                "krrish-libvirt/lab",
+                "--test",
+                "lab",
+            ]),
+        )?;
         let mut args = vec!["--world".to_string(), "lab".to_string()];
         args.extend(files);
         let scenarios = crate::suite_scenario(&args)?;

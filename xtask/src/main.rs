@@ -19,6 +19,7 @@
 // Tooling on the real machine: wall time is what it waits on and reports.
 #![allow(clippy::disallowed_methods)]
 
+mod failures;
 mod lab;
 
 use anyhow::{Context, Result};
@@ -129,6 +130,10 @@ fn scenario_with(features: Option<&str>, args: &[String]) -> Result<bool> {
 /// minutes on CI's two cores.
 const SUITE_TEST_ARGS: &[&str] = &["test", "--workspace", "--features", "krrish/lab"];
 
+/// The suite's test runs go on past a failing test binary: every failure
+/// is named, not only the first.
+const NO_FAIL_FAST: &str = "--no-fail-fast";
+
 /// The suite's scenario runs: `target/debug/krrish`, as the tests step built
 /// it (built here first if that step did not; a no-op when it did).
 fn suite_scenario(args: &[String]) -> Result<bool> {
@@ -137,7 +142,7 @@ fn suite_scenario(args: &[String]) -> Result<bool> {
     }
     let mut c = Command::new(Path::new("target").join("debug").join("krrish"));
     c.args(["scenario", "run"]).args(args);
-    run(&mut c)
+    failures::run_keeping("krrish scenario run", &mut c)
 }
 
 struct Budget {
@@ -235,9 +240,13 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
         (
             "tests",
             Box::new(|| {
-                run(cargo()
-                    .args(SUITE_TEST_ARGS)
-                    .env("PROPTEST_CASES", budget.proptest_cases))
+                failures::run_keeping(
+                    "cargo test",
+                    cargo()
+                        .args(SUITE_TEST_ARGS)
+                        .arg(NO_FAIL_FAST)
+                        .env("PROPTEST_CASES", budget.proptest_cases),
+                )
             }),
         ),
         ("scenarios", Box::new(|| suite_scenario(&[]))),
@@ -297,7 +306,7 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
         ));
     }
     let (mut passed, mut failed) = (0, 0);
-    let mut failures = Vec::new();
+    let mut failed_steps = Vec::new();
     let mut took = Vec::new();
     for (name, step) in &steps {
         eprintln!("xtask: == {} step: {name}", budget.name);
@@ -309,12 +318,12 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
             }
             Ok(false) => {
                 failed += 1;
-                failures.push(name.to_string());
+                failed_steps.push(name.to_string());
                 "FAILED"
             }
             Err(e) => {
                 failed += 1;
-                failures.push(format!("{name} ({e:#})"));
+                failed_steps.push(format!("{name} ({e:#})"));
                 "FAILED"
             }
         };
@@ -329,8 +338,9 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
             secs % 60
         );
     }
-    if !failures.is_empty() {
-        eprintln!("xtask: failed steps: {}", failures.join(", "));
+    if !failed_steps.is_empty() {
+        failures::print_kept();
+        eprintln!("xtask: failed steps: {}", failed_steps.join(", "));
     }
     println!("{}: {passed} passed, {failed} failed", budget.name);
     Ok(failed == 0)
