@@ -84,7 +84,70 @@ impl HaManager {
                 Fit::Allowed { .. } => None,
             });
         }
+        if let Some(why) = self.anti_affine_home(unit, to) {
+            return Err(UnitRefused::Rule(why));
+        }
         Ok(breaks)
+    }
+
+    /// Why `unit` may not move to `to`: `to` is the home of a VM a member
+    /// (not going home) must stay apart from, away from it now and going
+    /// back by itself (failed over, its failback possible). A move makes
+    /// `to` the member's home too, and two VMs that must stay apart would
+    /// share a home: the one away could never go back (found by the HA
+    /// property test: a failed-over VM held its spare for ever after an
+    /// operator moved its anti-affine mate onto its home while its
+    /// failback was being retried). A VM stopped, in error, down, or whose
+    /// failback is off or impossible (live migration unsupported, cold
+    /// failback off) does not hold its home.
+    pub(super) fn anti_affine_home(&self, unit: &[VmId], to: &HostId) -> Option<String> {
+        use crate::rules::{RuleKind, Strength};
+        for g in self.rules.groups() {
+            if g.strength != Strength::Must || !matches!(g.kind, RuleKind::AntiAffinity) {
+                continue;
+            }
+            let Some(member) = unit
+                .iter()
+                .find(|m| g.vms.contains(m) && &self.vms[*m].spec.home != to)
+            else {
+                continue;
+            };
+            let away = g.vms.iter().filter(|o| !unit.contains(o)).find(|o| {
+                self.vms
+                    .get(*o)
+                    .is_some_and(|v| &v.spec.home == to && self.goes_home_by_itself(v))
+            });
+            if let Some(other) = away {
+                return Some(format!(
+                    "{g}: {to} is the home of {other}, which goes back there ({member} would share it)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Whether `v`, away from its home, will go back there without an
+    /// operator: its failback is on and, when it runs elsewhere, possible
+    /// (live, or cold when cold failback is on); a failover in flight
+    /// counts (it ends on a spare, then fails back).
+    fn goes_home_by_itself(&self, v: &super::VmRecord) -> bool {
+        if !v.spec.failback {
+            return false;
+        }
+        match &v.state {
+            VmState::Stopped | VmState::Error { .. } | VmState::Down { .. } => false,
+            VmState::Running { host } if host == &v.spec.home => false,
+            VmState::Running { host } => {
+                self.config.cold_failback
+                    || !super::failback::only_live_blockers(&self.live_migration_blockers(
+                        &v.spec,
+                        host,
+                        &v.spec.home,
+                        v.spec.demand,
+                    ))
+            }
+            _ => true,
+        }
     }
 
     /// Whether a `must` rule keeps `vm` off `host` for good as things

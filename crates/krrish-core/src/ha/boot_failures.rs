@@ -163,8 +163,12 @@ impl HaManager {
     }
 
     /// VMs whose back-off after a failed boot is over boot again on the
-    /// same host — or are relocated, if it can no longer take them (its
-    /// restarts left unused: they are not attempts).
+    /// same host — or are relocated, if it cannot take them now (its
+    /// restarts left unused: they are not attempts) and another host ever
+    /// could. When none could (its must affinity group runs there, where
+    /// its boot failed once), it waits for this host to be fit again: a
+    /// relocation would wait for ever (found by the HA property test: a
+    /// retry due while its host was suspect for a moment).
     pub(super) fn retry_boots_due(&mut self, now_ms: u64) {
         let due = self.unsettled_where(|_, v| {
             matches!(v.state, VmState::RetryingBoot { retry_at_ms, .. } if retry_at_ms <= now_ms)
@@ -177,8 +181,16 @@ impl HaManager {
                 && !matches!(self.rule_fit(&id, &host, &[]), Fit::Forbidden { .. });
             if fit {
                 self.boot(now_ms, &id, &host, reason);
-            } else {
+            } else if self.untried_host_exists(&id, reason) {
                 self.relocate(&id, &host, reason, now_ms);
+            } else {
+                let backoff = self.config.boot_retry_backoff_ms;
+                let vm = self.vms.get_mut(&id).expect("listed");
+                vm.state = VmState::RetryingBoot {
+                    host,
+                    retry_at_ms: now_ms + backoff,
+                    reason,
+                };
             }
         }
     }

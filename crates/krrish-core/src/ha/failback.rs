@@ -482,7 +482,7 @@ impl HaManager {
 /// Blockers that stop a live migration but not a cold move (stop, then
 /// boot from the DFS copy): the VM's devices and the hosts' CPU, memory
 /// and switch settings. Room, health and maintenance stop both.
-fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
+pub(super) fn only_live_blockers(blockers: &[MigrationBlocker]) -> bool {
     !blockers.is_empty()
         && blockers.iter().all(|b| {
             matches!(
