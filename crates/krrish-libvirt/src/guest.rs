@@ -80,7 +80,16 @@ pub fn console_len(console: &Path) -> u64 {
 /// Asks the guest behind `socket` (its command port) to ping `to`: Ok(true)
 /// if it got an answer. Err when the guest does not reply within `wait`.
 pub fn ask_ping(socket: &Path, to: Ipv4Addr, wait: Duration) -> Result<bool, String> {
-    ask(socket, &format!("ping {to}"), wait).map(|r| r == "ok")
+    ping_via(|c| ask(socket, c, wait), to)
+}
+
+/// [`ask_ping`] through `ask` (a command line in, the guest's reply out:
+/// this machine's socket, or a host's `krrish lab-guest-ask`).
+pub fn ping_via(
+    ask: impl FnOnce(&str) -> Result<String, String>,
+    to: Ipv4Addr,
+) -> Result<bool, String> {
+    ask(&format!("ping {to}")).map(|r| r == "ok")
 }
 
 /// Asks the guest to write `data` at the start of 1 MiB block `block` of
@@ -92,7 +101,17 @@ pub fn ask_write(
     data: u64,
     wait: Duration,
 ) -> Result<(), String> {
-    match ask(socket, &format!("write {serial} {block} {data}"), wait)?.as_str() {
+    write_via(|c| ask(socket, c, wait), serial, block, data)
+}
+
+/// [`ask_write`] through `ask` (see [`ping_via`]).
+pub fn write_via(
+    ask: impl FnOnce(&str) -> Result<String, String>,
+    serial: &str,
+    block: u64,
+    data: u64,
+) -> Result<(), String> {
+    match ask(&format!("write {serial} {block} {data}"))?.as_str() {
         "ok" => Ok(()),
         other => Err(format!(
             "the guest could not write block {block} of disk {serial}: {other}"
@@ -103,7 +122,16 @@ pub fn ask_write(
 /// What the guest reads at the start of block `block` of disk `serial`
 /// (0 where nothing was written).
 pub fn ask_read(socket: &Path, serial: &str, block: u64, wait: Duration) -> Result<u64, String> {
-    let r = ask(socket, &format!("read {serial} {block}"), wait)?;
+    read_via(|c| ask(socket, c, wait), serial, block)
+}
+
+/// [`ask_read`] through `ask` (see [`ping_via`]).
+pub fn read_via(
+    ask: impl FnOnce(&str) -> Result<String, String>,
+    serial: &str,
+    block: u64,
+) -> Result<u64, String> {
+    let r = ask(&format!("read {serial} {block}"))?;
     r.parse()
         .map_err(|_| format!("the guest could not read block {block} of disk {serial}: {r}"))
 }
@@ -117,7 +145,7 @@ const ASK_TRY: Duration = Duration::from_secs(5);
 /// Sends one command line to the guest's command port and returns the
 /// rest of its reply line (`krrish-reply <command> <rest>`), sending it
 /// again every [`ASK_TRY`] until `wait` has passed.
-fn ask(socket: &Path, command: &str, wait: Duration) -> Result<String, String> {
+pub fn ask(socket: &Path, command: &str, wait: Duration) -> Result<String, String> {
     // Tries of ASK_TRY each, the last one shorter: `wait` in all (no wall
     // clock read here; the reads' own timeouts keep the time).
     let mut left = wait.max(Duration::from_millis(1));

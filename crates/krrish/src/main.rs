@@ -121,6 +121,22 @@ enum Top {
         #[arg(long, value_name = "FILE")]
         cluster: PathBuf,
     },
+    /// A lab run's question to a guest on an inventory host (run there
+    /// through the inventory's `run`): sends REQUEST (`ping IP`, `read
+    /// SERIAL BLOCK`, `write SERIAL BLOCK DATA`) to the guest's command
+    /// port and prints its reply; exits 1, saying why, when none came.
+    #[command(hide = true)]
+    LabGuestAsk {
+        /// The guest's command port (a unix socket its QEMU listens on).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// How long to wait for the reply, in milliseconds.
+        #[arg(long, value_name = "MS")]
+        wait_ms: u64,
+        /// The request's words.
+        #[arg(required = true, num_args = 1..)]
+        request: Vec<String>,
+    },
     /// The lab in a box's hosts left standing and described as an
     /// inventory (target/lab/inventory-hosts/inventory.yaml), for
     /// `scenario run --world lab --inventory` without physical hosts.
@@ -225,6 +241,36 @@ fn main() -> ExitCode {
                      (build it with --features lab)",
                     config.display(),
                     cluster.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        Top::LabGuestAsk {
+            socket,
+            wait_ms,
+            request,
+        } => {
+            #[cfg(feature = "lab")]
+            return match krrish_libvirt::guest::ask(
+                &socket,
+                &request.join(" "),
+                std::time::Duration::from_millis(wait_ms),
+            ) {
+                Ok(reply) => {
+                    println!("{reply}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("krrish lab-guest-ask {}: {e}", socket.display());
+                    ExitCode::FAILURE
+                }
+            };
+            #[cfg(not(feature = "lab"))]
+            {
+                eprintln!(
+                    "krrish lab-guest-ask {} {wait_ms} {request:?}: this krrish was built without the libvirt driver \
+                     (build it with --features lab)",
+                    socket.display()
                 );
                 return ExitCode::FAILURE;
             }

@@ -11,18 +11,24 @@ impl LabRun<'_> {
         self.say(&format!("{a:?}"));
         match a {
             Action::Fault(Fault::Crash(h)) | Action::Fault(Fault::PowerLoss(h)) => {
-                let vms = self.vms_on(h)?;
-                let at = Instant::now();
                 // As on a physical host: its BMC is asked over IPMI to cut
                 // the power (a BMC already dark: the runner pulls the plug
-                // itself).
-                let by_ipmi = if self.bmc_dark.contains(h) {
-                    Err("its BMC is dark".to_string())
-                } else {
-                    krrish_lab::ipmi::chassis_power(
-                        &self.bmc_of(h)?,
-                        krrish_lab::ipmi::PowerVerb::Off,
-                    )
+                // itself; crashes of one instant were sent together).
+                let (at, vms, by_ipmi) = match self.crashes_sent.remove(h) {
+                    Some(sent) => sent,
+                    None => {
+                        let vms = self.vms_on(h)?;
+                        let at = Instant::now();
+                        let by_ipmi = if self.bmc_dark.contains(h) {
+                            Err("its BMC is dark".to_string())
+                        } else {
+                            krrish_lab::ipmi::chassis_power(
+                                &self.bmc_of(h)?,
+                                krrish_lab::ipmi::PowerVerb::Off,
+                            )
+                        };
+                        (at, vms, by_ipmi)
+                    }
                 };
                 if let Err(e) = by_ipmi {
                     // A physical host whose BMC does not answer cannot be
@@ -46,11 +52,16 @@ impl LabRun<'_> {
             // asked over IPMI to power the host on, and the host is on once
             // its agent runs.
             Action::Fault(Fault::Repair(h)) => {
+                if let Site::Box(_) = self.site {
+                    Topology::set_bmc_address(self.bmc_address(h)?, true)?;
+                    self.bmc_dark.remove(h);
+                }
+                if self.powered_on(h) {
+                    self.reboot_by_bmc(h)?;
+                }
                 if let Site::Inventory(_) = self.site {
                     return self.repair_inventory_host(h);
                 }
-                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
-                self.bmc_dark.remove(h);
                 let bmc = self.bmc_of(h)?;
                 let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
                     .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
@@ -180,6 +191,75 @@ impl LabRun<'_> {
             }
             other => bail!("{other:?} is not in the lab's vocabulary"),
         }
+    }
+}
+
+impl LabRun<'_> {
+    /// Crashes due at one instant (`due`: the timeline's steps at it) are
+    /// sent to their BMCs together, one thread each, as hosts losing power
+    /// together would: one IPMI call after another put seconds between
+    /// them. Their steps then take the answers (`crashes_sent`); anything
+    /// that cannot be asked ahead is left to its step.
+    pub(super) fn crash_together(&mut self, due: &[&Action]) {
+        let hosts: Vec<&HostId> = due
+            .iter()
+            .filter_map(|a| match a {
+                Action::Fault(Fault::Crash(h) | Fault::PowerLoss(h)) => Some(h),
+                _ => None,
+            })
+            .filter(|h| !self.bmc_dark.contains(*h))
+            .collect();
+        if hosts.len() < 2 {
+            return;
+        }
+        let mut asks = Vec::new();
+        for h in hosts {
+            let (Ok(vms), Ok(bmc)) = (self.vms_on(h), self.bmc_of(h)) else {
+                return;
+            };
+            asks.push((h.clone(), vms, bmc));
+        }
+        self.say(&format!(
+            "{} crashes at one instant: their BMCs are asked together",
+            asks.len()
+        ));
+        let sent: Vec<(HostId, CrashSent)> = std::thread::scope(|s| {
+            let calls: Vec<_> = asks
+                .into_iter()
+                .map(|(h, vms, bmc)| {
+                    s.spawn(move || {
+                        let at = Instant::now();
+                        let said =
+                            krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::Off);
+                        (h, (at, vms, said))
+                    })
+                })
+                .collect();
+            calls.into_iter().filter_map(|c| c.join().ok()).collect()
+        });
+        self.crashes_sent.extend(sent);
+    }
+
+    /// A repair of a host that runs is a new boot, in every world (the
+    /// simulated ones reboot it: its guests die, its agent starts afresh):
+    /// here its BMC powers it off first; the repair's power on follows.
+    fn reboot_by_bmc(&mut self, h: &HostId) -> Result<()> {
+        self.say(&format!(
+            "{h} is on: its repair is a new boot (IPMI power off, then on), as in the simulated worlds"
+        ));
+        let said =
+            krrish_lab::ipmi::chassis_power(&self.bmc_of(h)?, krrish_lab::ipmi::PowerVerb::Off)
+                .map_err(|e| anyhow::anyhow!("repairing {h}, which is on: IPMI power off: {e}"))?;
+        self.say(&format!("{h}: BMC says `{said}`"));
+        let start = Instant::now();
+        while self.powered_on(h) {
+            if start.elapsed() > POWER_ON_MAX {
+                bail!("repairing {h}: its BMC said off, but its agent still runs after {POWER_ON_MAX:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.agents.remove(h).map(|mut c| c.wait());
+        Ok(())
     }
 }
 

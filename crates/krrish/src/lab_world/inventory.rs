@@ -134,7 +134,6 @@ pub fn unsupported(s: &Scenario, inv: &Inventory) -> Vec<String> {
             Action::Fault(Fault::BmcDown(_) | Fault::BmcUp(_)) => {
                 Some("bmc_down/bmc_up (taking a BMC off its network)")
             }
-            Action::GuestWrite { .. } => Some("guest_write (a guest's command port)"),
             _ => None,
         };
         if let Some(what) = only_box {
@@ -145,18 +144,16 @@ pub fn unsupported(s: &Scenario, inv: &Inventory) -> Vec<String> {
         }
     }
     for e in &s.expectations {
-        let host_files = matches!(
-            e.check,
-            Check::Nic { .. }
-                | Check::Volume { .. }
-                | Check::Snapshot { .. }
-                | Check::DiskReads { .. }
-                | Check::Ping { .. }
+        // Guests' consoles, command ports and disks are read on the hosts
+        // through their `run`; pings from outside need `ping_from`.
+        let from_outside = matches!(
+            &e.check,
+            Check::Ping { from, .. } if !matches!(from, krrish_cloud::network::dataplane::Source::Vm(_))
         );
-        if host_files {
+        if from_outside && inv.ping_from.is_none() {
             why.push(format!(
-                "line {}: {:?}: reads guests' consoles or disks on the hosts: only the lab in a box checks it yet",
-                e.line, e.check
+                "line {}: a ping from outside the hosts: the inventory gives no `ping_from`",
+                e.line
             ));
         }
         if matches!(e.check, Check::VmRunsOn { host: Some(_), .. }) && inv.ping_from.is_none() {
@@ -263,14 +260,14 @@ impl<'a> LabRun<'a> {
         }
     }
 
-    fn inventory_host(&self, h: &HostId) -> Result<&'a InventoryHost> {
+    pub(super) fn inventory_host(&self, h: &HostId) -> Result<&'a InventoryHost> {
         self.inventory()?
             .inv
             .host(h.as_str())
             .with_context(|| format!("no host {h} in the inventory"))
     }
 
-    fn remote(&self, h: &HostId) -> Result<Remote<'a>> {
+    pub(super) fn remote(&self, h: &HostId) -> Result<Remote<'a>> {
         let x = self.inventory_host(h)?;
         Ok(Remote {
             host: &x.id,
@@ -663,13 +660,16 @@ mod tests {
     }
 
     /// The scenario the next test asks an inventory to play: a cut, a
-    /// power loss and a VM's placement on two hosts and the spare the
-    /// loader adds (ipmi addresses 10.3.0.1, .2 and .3).
+    /// power loss, a VM's placement and pings from outside and from a
+    /// guest, on two hosts and the spare the loader adds (ipmi addresses
+    /// 10.3.0.1, .2 and .3).
     const SCENARIO: &str = "cluster:\n  name: two\n  hosts:\n    - { name: hv-01, zone: ECS }\n\
         \x20   - { name: hv-02, zone: ECS }\n  vms:\n    - { name: vm-1, host: hv-01, vcpus: 1, memory_gib: 1 }\n\
         timeline:\n  - at: 10s\n    partition: hv-01\n  - at: 15s\n    heal: hv-01\n\
         \x20 - at: 20s\n    power_loss: hv-02\n\
         expect:\n  - vm_runs_on: { vm: vm-1, host: hv-01 }\n  - host_state: { host: hv-01, state: up }\n\
+        \x20 - ping: { from: internet, to_ip: 203.0.113.1, reachable: true }\n\
+        \x20 - ping: { from: vm-1, to_ip: 10.80.0.1, reachable: true }\n\
         end: 60s\n";
 
     #[test]
@@ -693,7 +693,10 @@ mod tests {
         has("line 11: the inventory gives no `faults.heal` for hv-01");
         has("line 13: power_loss");
         has("line 16: vm_runs_on also means the guest answers ping");
-        assert_eq!(why.len(), 6, "{why:#?}");
+        // A ping from outside needs `ping_from`; one from a guest goes
+        // through its host's `run` (line 19: no reason).
+        has("line 18: a ping from outside the hosts: the inventory gives no `ping_from`");
+        assert_eq!(why.len(), 7, "{why:#?}");
         let _ = std::fs::remove_dir_all(&dir);
 
         // Both hosts, their cluster addresses, the cut's commands and a

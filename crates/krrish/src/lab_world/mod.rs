@@ -33,6 +33,7 @@ mod checks;
 mod daemons;
 mod faults;
 mod inventory;
+mod reach;
 mod tenant;
 
 pub use box_hosts::{down as hosts_down, up as hosts_up};
@@ -363,6 +364,7 @@ pub fn run(s: &Scenario, file: &Path, site: Site, exe: &Path) -> Result<LabOutco
         crashes: Vec::new(),
         rtos: Vec::new(),
         open_cuts: BTreeMap::new(),
+        crashes_sent: BTreeMap::new(),
     };
     let result = lab_run.play(&cluster_file);
     lab_run.stop_everything();
@@ -422,7 +424,14 @@ struct LabRun<'a> {
     /// fields of the commands that undo them (a repair or the run's end
     /// runs them).
     open_cuts: BTreeMap<HostId, std::collections::BTreeSet<String>>,
+    /// Crashes due at one instant whose BMCs were asked together (see
+    /// `crash_together`): when, the host's VMs then, the BMC's answer.
+    crashes_sent: BTreeMap<HostId, CrashSent>,
 }
+
+/// A crash's IPMI power off sent ahead of its step: when it was sent, the
+/// host's VMs then, and the BMC's answer.
+type CrashSent = (Instant, Vec<VmId>, Result<String, String>);
 
 impl LabRun<'_> {
     fn say(&self, text: &str) {
@@ -563,6 +572,15 @@ impl LabRun<'_> {
         let (mut ti, mut ei) = (0, 0);
         loop {
             let now = self.t0.elapsed().as_millis() as u64;
+            if ti < timeline.len() && timeline[ti].at_ms <= now {
+                let at = timeline[ti].at_ms;
+                let same_instant: Vec<&Action> = timeline[ti..]
+                    .iter()
+                    .take_while(|t| t.at_ms == at)
+                    .map(|t| &t.action)
+                    .collect();
+                self.crash_together(&same_instant);
+            }
             while ti < timeline.len() && timeline[ti].at_ms <= now {
                 let t = timeline[ti];
                 match self.act(&t.action) {

@@ -4,7 +4,9 @@
 //! guest's own console, `ping` from inside a guest (its command port) or
 //! from the outside namespace; `guest_write` and `disk` go through the
 //! guest's command port (a volume no guest holds is read from its file on
-//! the DFS); `volume` is the controller's word.
+//! the DFS); `volume` is the controller's word. Consoles, command ports
+//! and the DFS are reached through [`super::reach`]: here in the box,
+//! through each host's `run` on an inventory.
 //!
 //! `disk` as of a snapshot reads the qcow2 internal snapshot out of the
 //! disk's file on the DFS.
@@ -19,7 +21,7 @@ use super::*;
 use krrish_cloud::network::dataplane::{Source as PingFrom, Target};
 use krrish_cloud::storage::DiskRef;
 use krrish_cloud::CloudRequest;
-use krrish_libvirt::guest::{ask_ping, ask_read, ask_write};
+use krrish_libvirt::guest::{ping_via, read_via, write_via};
 use krrish_libvirt::names::{volume_serial, ROOT_SERIAL};
 
 /// How long a guest has to answer one `ping` on its command port.
@@ -163,12 +165,11 @@ impl LabRun<'_> {
     ) -> Result<()> {
         let serial = disk_serial(disk);
         let host = self.host_of(vm).map_err(|e| anyhow::anyhow!(e))?;
-        ask_write(
-            &self.console_of(&host, vm, "cmd"),
+        write_via(
+            |c| self.guest_ask(&host, vm, c, GUEST_DISK_WAIT),
             &serial,
             block,
             data,
-            GUEST_DISK_WAIT,
         )
         .map_err(|e| anyhow::anyhow!("{vm} on {host}: {e}"))
     }
@@ -189,18 +190,16 @@ impl LabRun<'_> {
         let got = match holder {
             Ok((vm, serial)) => {
                 let host = self.host_of(&vm)?;
-                ask_read(
-                    &self.console_of(&host, &vm, "cmd"),
+                read_via(
+                    |c| self.guest_ask(&host, &vm, c, GUEST_DISK_WAIT),
                     &serial,
                     block,
-                    GUEST_DISK_WAIT,
                 )
                 .map_err(|e| format!("{vm} on {host}: {e}"))?
             }
-            Err(volume) => read_volume_file(
+            Err(volume) => self.read_volume_file(
                 &self
-                    .run_dir
-                    .join("dfs")
+                    .dfs_dir()
                     .join("volumes")
                     .join(format!("{volume}.qcow2")),
                 block,
@@ -235,17 +234,15 @@ impl LabRun<'_> {
         else {
             return Err(format!("snapshot {name} of {vm}: the controller has none"));
         };
-        let dfs = self.run_dir.join("dfs");
+        let dfs = self.dfs_dir();
         let file = match disk {
             // The newest incarnation's file (a VM launched again under a
             // terminated one's name has a new disk).
             DiskRef::Root(vm) => {
-                let newest = std::fs::read_dir(dfs.join("vms"))
-                    .map_err(|e| format!("{}: {e}", dfs.join("vms").display()))?
-                    .filter_map(|e| {
-                        let name = e.ok()?.file_name().into_string().ok()?;
-                        krrish_libvirt::names::root_disk_incarnation(vm, &name)
-                    })
+                let listing = self.on_the_dfs(&["ls", "-1", &dfs.join("vms").to_string_lossy()])?;
+                let newest = listing
+                    .lines()
+                    .filter_map(|name| krrish_libvirt::names::root_disk_incarnation(vm, name))
                     .max()
                     .ok_or_else(|| format!("no root disk file of {vm} on the DFS"))?;
                 dfs.join("vms")
@@ -253,26 +250,18 @@ impl LabRun<'_> {
             }
             DiskRef::Volume(v) => dfs.join("volumes").join(format!("{v}.qcow2")),
         };
-        let copy = self
-            .run_dir
-            .join(format!("snapshot-read-{}.qcow2", std::process::id()));
-        let out = Command::new("qemu-img")
-            .args(["convert", "-U", "-f", "qcow2", "-O", "qcow2", "-l"])
-            .arg(format!("snapshot.name={tag}"))
-            .arg(&file)
-            .arg(&copy)
-            .output()
-            .map_err(|e| format!("qemu-img: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "reading snapshot {tag} of {}: {}",
-                file.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let got = read_volume_file(&copy, block);
-        // Best effort: the run directory goes with the run anyway.
-        let _ = std::fs::remove_file(&copy);
+        // Beside the disks on the DFS: wherever the read runs, it sees it.
+        let copy = dfs.join(format!("snapshot-read-{}.qcow2", std::process::id()));
+        let (file, copy_arg) = (file.to_string_lossy(), copy.to_string_lossy());
+        let snapshot = format!("snapshot.name={tag}");
+        self.on_the_dfs(&[
+            "qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", "-l", &snapshot, &file,
+            &copy_arg,
+        ])
+        .map_err(|e| format!("reading snapshot {tag} of {file}: {e}"))?;
+        let got = self.read_volume_file(&copy, block);
+        // Best effort: a scratch copy, named by this run's process.
+        let _ = self.on_the_dfs(&["rm", "-f", &copy_arg]);
         let got = got?;
         if got == data {
             Ok(())
@@ -444,13 +433,6 @@ impl LabRun<'_> {
         }
     }
 
-    fn console_of(&self, host: &HostId, vm: &VmId, ext: &str) -> PathBuf {
-        self.run_dir
-            .join("consoles")
-            .join(host.as_str())
-            .join(format!("{vm}.{ext}"))
-    }
-
     pub(super) fn check_nic(
         &self,
         vm: &VmId,
@@ -476,7 +458,7 @@ impl LabRun<'_> {
         if let Some(ip) = ip {
             let host = self.host_of(vm)?;
             let console = self.console_of(&host, vm, "console");
-            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            let text = self.host_file_text(&host, &console);
             let line = format!("krrish-guest nic vm={vm} ");
             let want = format!(" ip={ip}");
             if !text
@@ -511,7 +493,7 @@ impl LabRun<'_> {
             got = match from {
                 PingFrom::Vm(src) => {
                     let host = self.host_of(src)?;
-                    ask_ping(&self.console_of(&host, src, "cmd"), addr, GUEST_REPLY_WAIT)?
+                    ping_via(|c| self.guest_ask(&host, src, c, GUEST_REPLY_WAIT), addr)?
                 }
                 _ => self.ping(addr),
             };
@@ -531,26 +513,30 @@ impl LabRun<'_> {
     }
 }
 
-/// What block `block` of a volume's file (no guest holds it) starts with:
-/// 20 digits a guest wrote, or 0. Read with `qemu-io` (its hex dump).
-fn read_volume_file(file: &Path, block: u64) -> Result<u64, String> {
-    const LEN: usize = 20;
-    let r = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-r", "-c"])
-        .arg(format!("read -v {} {LEN}", block * 1_048_576))
-        .arg(file)
-        .output()
-        .map_err(|e| format!("qemu-io: {e}"))?;
-    let text = String::from_utf8_lossy(&r.stdout);
-    if !r.status.success() || !text.contains("read 20/20 bytes") {
-        return Err(format!(
-            "qemu-io read of {}: {}{}",
-            file.display(),
-            text.trim(),
-            String::from_utf8_lossy(&r.stderr).trim()
-        ));
+impl LabRun<'_> {
+    /// What block `block` of a volume's file (no guest holds it) starts
+    /// with: 20 digits a guest wrote, or 0. Read with `qemu-io` (its hex
+    /// dump) where the DFS is.
+    fn read_volume_file(&self, file: &Path, block: u64) -> Result<u64, String> {
+        const LEN: usize = 20;
+        let text = self.on_the_dfs(&[
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-r",
+            "-c",
+            &format!("read -v {} {LEN}", block * 1_048_576),
+            &file.to_string_lossy(),
+        ])?;
+        if !text.contains("read 20/20 bytes") {
+            return Err(format!(
+                "qemu-io read of {}: {}",
+                file.display(),
+                text.trim()
+            ));
+        }
+        Ok(digits_of(&hex_dump_bytes(&text, LEN)))
     }
-    Ok(digits_of(&hex_dump_bytes(&text, LEN)))
 }
 
 /// The bytes of qemu-io's `read -v` dump (`OFFSET:  hh hh …  ascii`),
