@@ -135,6 +135,9 @@ impl HaManager {
             return false;
         }
         match &v.state {
+            // Being placed anew (its boot failed): its home is wherever it
+            // lands, not this one.
+            VmState::Scheduling { .. } => false,
             VmState::Stopped | VmState::Error { .. } | VmState::Down { .. } => false,
             VmState::Running { host } if host == &v.spec.home => false,
             VmState::Running { host } => {

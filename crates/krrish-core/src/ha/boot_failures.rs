@@ -162,6 +162,35 @@ impl HaManager {
         };
     }
 
+    /// VMs waiting to be placed (failover or relocation, back-off over)
+    /// whose must affinity group runs settled on a host where their boot
+    /// failed once: that host is the only one their rule lets them ever
+    /// run on, so the failure there is forgotten and they are placed with
+    /// their group (a restart there; if it fails again, no host is left to
+    /// try and they go to `error`). Found by an adversary: a retry's host
+    /// crashed, was cut from the VM network or did not answer during the
+    /// back-off; the VM was relocated, its group came back to that host,
+    /// and it waited for ever.
+    pub(super) fn retry_where_only_the_group_runs(&mut self, now_ms: u64) {
+        let waiting = self.unsettled_where(|_, v| {
+            !v.boot_failed_on.is_empty()
+                && matches!(
+                    v.state,
+                    VmState::WaitingForCapacity { retry_at_ms, .. }
+                        | VmState::Scheduling { retry_at_ms, .. } if retry_at_ms <= now_ms
+                )
+        });
+        for id in waiting {
+            let Some(host) = self.group_host(&id) else {
+                continue;
+            };
+            let vm = self.vms.get_mut(&id).expect("listed");
+            if vm.boot_failed_on.contains(&host) {
+                vm.boot_failed_on.retain(|h| h != &host);
+            }
+        }
+    }
+
     /// VMs whose back-off after a failed boot is over boot again on the
     /// same host — or are relocated, if it cannot take them now (its
     /// restarts left unused: they are not attempts) and another host ever

@@ -124,6 +124,24 @@ impl HaManager {
                     )));
                 }
             }
+            // Then at the VMs' homes too, as the loader does: two VMs a
+            // must rule keeps apart sharing a home, one of them away now,
+            // would keep it from ever going back (found by an adversary: a
+            // failed-over VM held its spare for ever).
+            let apart = matches!(group.kind, crate::rules::RuleKind::AntiAffinity);
+            if let Some(why) = apart
+                .then(|| {
+                    group.broken_where(
+                        |vm| self.vms.get(vm).map(|r| r.spec.home.clone()),
+                        "homed on",
+                    )
+                })
+                .flatten()
+            {
+                return Err(refuse(format!(
+                    "a must rule must hold at the VMs' homes: {why}"
+                )));
+            }
         }
         match replaces {
             Some(i) => self.operator_rules[i] = group,

@@ -47,14 +47,21 @@ impl HaManager {
         candidates: &[HostId],
         free: &[Resources],
     ) -> Result<Spot, ApiError> {
-        placement::most_free_by_rules(free, demand, |i| self.rule_fit(vm, &candidates[i], &[]))
-            .map_err(|forbidden| match forbidden {
-                Some(why) => ApiError::NoAllowedHost {
-                    vm: vm.clone(),
-                    why,
-                },
-                None => ApiError::NoCapacity(*demand),
-            })
+        // A new home never takes the home of a VM it must stay apart from
+        // while that one is away and going back (see `anti_affine_home`).
+        placement::most_free_by_rules(free, demand, |i| {
+            match self.anti_affine_home(std::slice::from_ref(vm), &candidates[i]) {
+                Some(why) => Fit::Forbidden { why },
+                None => self.rule_fit(vm, &candidates[i], &[]),
+            }
+        })
+        .map_err(|forbidden| match forbidden {
+            Some(why) => ApiError::NoAllowedHost {
+                vm: vm.clone(),
+                why,
+            },
+            None => ApiError::NoCapacity(*demand),
+        })
     }
 
     /// Why `vm` needing `demand` waits although one of `candidates` (with

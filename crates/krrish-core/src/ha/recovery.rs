@@ -19,6 +19,7 @@ impl HaManager {
     /// VMs as one group where one spare can take them all.
     pub(super) fn place_waiting(&mut self, now_ms: u64) {
         self.retry_boots_due(now_ms);
+        self.retry_where_only_the_group_runs(now_ms);
         // VMs waiting for their home's repair whose home is fit again (it
         // may have come back before the VM was released to wait for it).
         let restorable = self.unsettled_where(|_, v| {
