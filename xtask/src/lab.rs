@@ -377,7 +377,6 @@ fn group_name(gid: u32) -> Option<String> {
     })
 }
 
-
 /// KVM if a guest actually boots with it (on our machines `/dev/kvm`
 /// exists but hangs guests), else `qemu` (TCG). Cached in the state file
 /// once decided.
