@@ -222,14 +222,10 @@ fn a_host_that_cannot_be_fenced_keeps_its_vms_down_rather_than_doubling_them() {
     assert_eq!(m.core.failover_boots(), 0);
 }
 
-/// Found by the property test (PROPTEST_CASES=10000): vm-1-0's restore
-/// failed once on hv-1, where its must affinity mate runs; its retry fell
-/// due while hv-1 was suspect for a moment, so it was relocated — to
-/// spares the rule forbids, its home excluded as tried — and waited for
-/// ever. Now it waits for hv-1 and boots there once it is fit.
-#[test]
-fn a_retry_due_while_its_host_is_suspect_waits_for_that_host() {
-    let mut m = Model::with_demand(
+/// The property test's model as its shrunk failures ran: rule groups on,
+/// VMs leave running when isolated, 12 s migration time-out, big VMs.
+fn ruled_model() -> Model {
+    Model::with_demand(
         HaConfig {
             isolation_response: IsolationResponse::LeaveRunning,
             migration_timeout_ms: 12_000,
@@ -237,7 +233,17 @@ fn a_retry_due_while_its_host_is_suspect_waits_for_that_host() {
             ..HaConfig::default()
         },
         Resources::new(4, 12 * 1024, 50),
-    );
+    )
+}
+
+/// Found by the property test (PROPTEST_CASES=10000): vm-1-0's restore
+/// failed once on hv-1, where its must affinity mate runs; its retry fell
+/// due while hv-1 was suspect for a moment, so it was relocated — to
+/// spares the rule forbids, its home excluded as tried — and waited for
+/// ever. Now it waits for hv-1 and boots there once it is fit.
+#[test]
+fn a_retry_due_while_its_host_is_suspect_waits_for_that_host() {
+    let mut m = ruled_model();
     for op in [
         Op::FailBoots(0, 1),
         Op::PowerLoss(0),
@@ -277,15 +283,7 @@ fn a_retry_due_while_its_host_is_suspect_waits_for_that_host() {
 /// held the spare for ever. The move is refused now, saying why.
 #[test]
 fn a_move_onto_the_home_of_an_anti_affine_vm_away_from_it_is_refused() {
-    let mut m = Model::with_demand(
-        HaConfig {
-            isolation_response: IsolationResponse::LeaveRunning,
-            migration_timeout_ms: 12_000,
-            rules: rule_groups(),
-            ..HaConfig::default()
-        },
-        Resources::new(4, 12 * 1024, 50),
-    );
+    let mut m = ruled_model();
     for op in [
         Op::Crash(1),
         Op::Advance(1_001),
