@@ -8,14 +8,16 @@
 //! over the host's own network, so a cut storage network stops renewals
 //! as it would on real hardware.
 //!
-//! Not here yet (answers `NotSupported`, so the core and the scenario
-//! report say so): live migration (the lab in a box has one libvirt
-//! daemon; it needs two).
+//! Live migration goes to the hosts named in `migration_peers` (each
+//! with a libvirt daemon of its own; see [`crate::migration`]); to any
+//! other host, and for guests with vxnet interfaces or volumes, it
+//! answers `NotSupported` with the reason, and the core moves the VM cold.
 
 use crate::disk_ops;
 use crate::domain_xml::{DiskSpec, DomainSpec, DomainType, NicSpec};
 use crate::guest::{cmdline, console_len, wait_up, GuestImage};
 use crate::hypervisor::Hypervisor;
+use crate::migration::{destination_xml, DestinationXmlError, MigrationPeer};
 use crate::names::{domain_name, mac_of, stable_hash, tap_name, vm_of_domain, ROOT_SERIAL};
 use crate::status::{StatusSource, StatusWatch};
 use crate::tenant::{plug_tap, Tenant, TenantConfig};
@@ -63,7 +65,13 @@ pub struct LabHost {
     /// vxnets and EIPs; `None`: this host cannot give guests interfaces
     /// on vxnets (a VM that has some is refused, with the reason).
     pub tenant: Option<TenantConfig>,
+    /// Hosts whose own libvirt daemon takes guests live from this one.
+    pub migration_peers: Vec<MigrationPeer>,
 }
+
+/// Longest a live migration may copy before it is cancelled (a TCG guest
+/// of 128 MiB moves in 1–3 s on the box).
+const MIGRATION_MAX: Duration = Duration::from_secs(120);
 
 /// A VM's address on the flat network: network + 2 + hash mod (size - 4),
 /// so never the network, the .1 gateway-style address or the broadcast.
@@ -72,6 +80,14 @@ pub fn vm_address(network: (Ipv4Addr, u8), vm: &VmId) -> Ipv4Addr {
     let size = 1u64 << (32 - u32::from(prefix.min(30)));
     let host_part = 2 + stable_hash(&[vm.as_str()]) % (size - 4);
     Ipv4Addr::from(u32::from(net) + host_part as u32)
+}
+
+/// What a guest is booted again from (a revert restarts it): all of its
+/// [`VmSpec`] that reaches the domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GuestShape {
+    id: VmId,
+    memory_mib: u64,
 }
 
 pub struct LibvirtDriver {
@@ -86,7 +102,7 @@ pub struct LibvirtDriver {
     tenant: Arc<Tenant>,
     volumes: Arc<Volumes>,
     /// How each guest running here was booted: a revert boots it again.
-    specs: std::sync::Mutex<std::collections::BTreeMap<VmId, VmSpec>>,
+    specs: std::sync::Mutex<std::collections::BTreeMap<VmId, GuestShape>>,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -182,7 +198,7 @@ impl LibvirtDriver {
         self.cfg.dfs_dir.join("volumes")
     }
 
-    fn specs(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<VmId, VmSpec>> {
+    fn specs(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<VmId, GuestShape>> {
         self.specs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -229,12 +245,22 @@ impl LibvirtDriver {
 /// What the driver's calls do; each is followed by a fresh status
 /// reading (see `changed`).
 impl LibvirtDriver {
-    async fn boot(&self, vm: &VmSpec, guest: &GuestConfig) -> Result<(), DriverError> {
+    async fn boot(&self, vm: &GuestShape, guest: &GuestConfig) -> Result<(), DriverError> {
         let network: &GuestNetwork = &guest.network;
         let name = domain_name(&self.cfg.host, &vm.id).map_err(DriverError::Failed)?;
         let n = name.clone();
-        if self.blocking(move |hv| hv.is_active(&n)).await? {
+        let (active, runs) = self
+            .blocking(move |hv| Ok((hv.is_active(&n)?, hv.running_names()?.contains(&n))))
+            .await?;
+        if runs {
             return Ok(());
+        }
+        if active {
+            // A live migration's incoming copy left here (its source
+            // died mid-copy): paused, no guest in it; it goes, and the
+            // VM boots as asked.
+            let n = name.clone();
+            self.blocking(move |hv| hv.destroy(&n)).await?;
         }
         let disk = self.dfs_disk(&vm.id, guest);
         if !disk.exists() {
@@ -272,7 +298,7 @@ impl LibvirtDriver {
         let spec = DomainSpec {
             name: name.clone(),
             domain_type: self.cfg.domain_type,
-            memory_mib: vm.demand.memory_mib.min(self.cfg.guest_memory_cap_mib),
+            memory_mib: vm.memory_mib.min(self.cfg.guest_memory_cap_mib),
             vcpus: 1,
             kernel: self.cfg.guest.kernel.clone(),
             initrd: self.cfg.guest.initrd.clone(),
@@ -365,10 +391,18 @@ impl LibvirtDriver {
         vm: &VmId,
         guest: &GuestConfig,
     ) -> Result<(), DriverError> {
-        let Some(spec) = self.specs().get(vm).cloned() else {
-            return Err(DriverError::Failed(format!(
-                "{vm} was not booted by this agent: cannot restart it on reverted disks"
-            )));
+        let known = self.specs().get(vm).cloned();
+        let spec = match known {
+            Some(s) => s,
+            None => {
+                // It arrived by live migration: its shape from its domain.
+                let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+                let memory_mib = self.blocking(move |hv| hv.memory_mib(&name)).await?;
+                GuestShape {
+                    id: vm.clone(),
+                    memory_mib,
+                }
+            }
         };
         self.status.set_resetting(vm, true);
         let r = match self.stop(vm).await {
@@ -427,6 +461,131 @@ impl LibvirtDriver {
     }
 }
 
+/// Live migration (see [`crate::migration`]).
+impl LibvirtDriver {
+    fn peer(&self, to: &HostId) -> Result<&MigrationPeer, DriverError> {
+        self.cfg
+            .migration_peers
+            .iter()
+            .find(|p| p.host == *to)
+            .ok_or_else(|| {
+                DriverError::NotSupported(format!(
+                    "{} cannot live-migrate to {to}: {to} is not one of its migration peers \
+                     (hosts with a libvirt daemon of their own: {})",
+                    self.cfg.host,
+                    if self.cfg.migration_peers.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.cfg
+                            .migration_peers
+                            .iter()
+                            .map(|p| p.host.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            })
+    }
+
+    async fn migrate_out(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
+        let peer = self.peer(to)?.clone();
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        let dest_name = domain_name(to, vm).map_err(DriverError::Failed)?;
+        let n = name.clone();
+        let source_xml = self.blocking(move |hv| hv.migratable_xml(&n)).await?;
+        let path = |p: PathBuf| p.display().to_string();
+        let swaps = vec![
+            (tap_name(&self.cfg.host, vm), tap_name(to, vm)),
+            (
+                path(self.console(vm)),
+                path(peer.run_dir.join(format!("{vm}.console"))),
+            ),
+            (
+                path(self.command_socket(vm)),
+                path(peer.run_dir.join(format!("{vm}.cmd"))),
+            ),
+        ];
+        let dest_xml = destination_xml(&source_xml, &name, &swaps).map_err(|e| match e {
+            DestinationXmlError::NotMovable(why) => DriverError::NotSupported(why),
+            e => failed(e),
+        })?;
+        self.status.set_migrating_out(vm, true);
+        let hv = self.hv.clone();
+        let (n, dn, uri, address) = (
+            name.clone(),
+            dest_name.clone(),
+            peer.uri.clone(),
+            peer.address.clone(),
+        );
+        let mut copy = tokio::task::spawn_blocking(move || {
+            hv.migrate_live(&n, &uri, &dn, &dest_xml, &address)
+        });
+        let copied = match tokio::time::timeout(MIGRATION_MAX, &mut copy).await {
+            Ok(r) => r,
+            Err(_) => {
+                let n = name.clone();
+                let _ = self.blocking(move |hv| hv.cancel_migration(&n)).await;
+                copy.await
+            }
+        };
+        self.status.set_migrating_out(vm, false);
+        copied
+            .map_err(|e| DriverError::Unavailable(format!("libvirt call panicked: {e}")))?
+            .map_err(failed)?;
+        // The guest runs there now: its tap joins that host's bridge, and
+        // nothing of it is left here.
+        let tap = tap_name(to, vm);
+        let dest_ns = match &peer.netns {
+            Some(n) => Netns::open(n).map_err(failed)?,
+            None => Netns::current(),
+        };
+        let plugged = plug_tap(&self.tap_source, &dest_ns, &tap, &peer.vm_bridge).map_err(|e| {
+            DriverError::Failed(format!(
+                "{vm} moved to {to}, but its tap {tap} did not join {}: {e}",
+                peer.vm_bridge
+            ))
+        });
+        self.specs().remove(vm);
+        self.volumes.forget(vm);
+        let id = vm.clone();
+        self.tenant(move |t| t.forget(&id)).await?;
+        plugged
+    }
+
+    /// Cancels a copy still in flight; Ok when no copy runs on `to` once
+    /// this host's migration call has returned.
+    async fn cancel_migration(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
+        let peer = self.peer(to)?.clone();
+        let name = domain_name(&self.cfg.host, vm).map_err(DriverError::Failed)?;
+        if self.status.is_migrating_out(vm) {
+            let n = name.clone();
+            self.blocking(move |hv| hv.cancel_migration(&n)).await?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while self.status.is_migrating_out(vm) {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(DriverError::Failed(format!(
+                        "{vm}: its migration to {to} did not end within 30 s of the cancel"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let dest_name = domain_name(to, vm).map_err(DriverError::Failed)?;
+        let there = tokio::task::spawn_blocking(move || {
+            Hypervisor::open(&peer.uri).and_then(|hv| hv.running_names())
+        })
+        .await
+        .map_err(failed)?
+        .map_err(|e| DriverError::Unavailable(e.to_string()))?;
+        if there.contains(&dest_name) {
+            return Err(DriverError::Failed(format!(
+                "{vm} already switched over to {to}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Driver for LibvirtDriver {
     fn boot_id(&self) -> u64 {
         self.boot_id
@@ -443,7 +602,11 @@ impl Driver for LibvirtDriver {
         _reason: BootReason,
         guest: &GuestConfig,
     ) -> Result<(), DriverError> {
-        let r = self.boot(vm, guest).await;
+        let shape = GuestShape {
+            id: vm.id.clone(),
+            memory_mib: vm.demand.memory_mib,
+        };
+        let r = self.boot(&shape, guest).await;
         self.changed(r).await
     }
 
@@ -462,15 +625,13 @@ impl Driver for LibvirtDriver {
         self.changed(r).await
     }
 
-    async fn live_migrate(&self, _vm: &VmId, _to: &HostId) -> Result<(), DriverError> {
-        Err(DriverError::NotSupported(
-            "live migration needs a libvirt daemon per host; the lab in a box runs one".into(),
-        ))
+    async fn live_migrate(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
+        let r = self.migrate_out(vm, to).await;
+        self.changed(r).await
     }
 
-    async fn abort_migration(&self, _vm: &VmId, _to: &HostId) -> Result<(), DriverError> {
-        // Nothing is ever in flight (see live_migrate).
-        Ok(())
+    async fn abort_migration(&self, vm: &VmId, to: &HostId) -> Result<(), DriverError> {
+        self.cancel_migration(vm, to).await
     }
 
     async fn renew_lease(&self) -> Result<(), DriverError> {

@@ -11,6 +11,8 @@
 //! - [`driver`] — [`LibvirtDriver`]: boots guests from their DFS copies,
 //!   plugs their taps into the host namespace's bridge, renews the host's
 //!   DFS lease with the lease service.
+//! - [`migration`] — live migration to another host's libvirt daemon: the
+//!   destination's definition (its name, tap, console) from the source's.
 //! - [`tenant`] — the tenant network: a VXLAN and a bridge per vxnet,
 //!   guests' NICs plugged in and out, EIPs by nftables NAT.
 //! - `disk_ops` — snapshots, their deletion and revert on the real disks
@@ -27,6 +29,7 @@ pub mod domain_xml;
 pub mod driver;
 pub mod guest;
 pub mod hypervisor;
+pub mod migration;
 pub mod names;
 pub mod status;
 pub mod tenant;
@@ -36,4 +39,5 @@ pub use domain_xml::{DomainSpec, DomainType};
 pub use driver::{LabHost, LibvirtDriver};
 pub use guest::GuestImage;
 pub use hypervisor::{Hypervisor, LibvirtError};
+pub use migration::MigrationPeer;
 pub use tenant::TenantConfig;

@@ -37,7 +37,7 @@ impl StatusSource {
     pub fn running(&self) -> Result<Vec<VmId>, crate::LibvirtError> {
         Ok(self
             .hv
-            .active_names()?
+            .running_names()?
             .into_iter()
             .filter_map(|d| vm_of_domain(&self.host, &d))
             .collect())
@@ -69,6 +69,8 @@ struct Readings {
     /// Guests restarting in place on reverted disks: reported running
     /// while their domain is down for it (a reset, not a death).
     resetting: std::collections::BTreeSet<VmId>,
+    /// Guests this host is live-migrating away now.
+    migrating_out: std::collections::BTreeSet<VmId>,
 }
 
 /// The latest reading, refreshed every [`STATUS_POLL`] (and on demand)
@@ -93,6 +95,7 @@ impl StatusWatch {
                 answered: 0,
                 stop: false,
                 resetting: Default::default(),
+                migrating_out: Default::default(),
             }),
             Condvar::new(),
         ));
@@ -150,7 +153,23 @@ impl StatusWatch {
             status.running.sort();
             status.running.dedup();
         }
+        status.migrating_out = g.migrating_out.iter().cloned().collect();
         status
+    }
+
+    /// `vm` is (or no longer is) being live-migrated away from this host.
+    pub fn set_migrating_out(&self, vm: &VmId, migrating: bool) {
+        let mut g = lock(&self.shared.0);
+        if migrating {
+            g.migrating_out.insert(vm.clone());
+        } else {
+            g.migrating_out.remove(vm);
+        }
+    }
+
+    /// Whether `vm` is being live-migrated away from this host now.
+    pub fn is_migrating_out(&self, vm: &VmId) -> bool {
+        lock(&self.shared.0).migrating_out.contains(vm)
     }
 
     /// `vm` is (or no longer is) restarting in place: see `resetting`.

@@ -10,9 +10,10 @@ use krrish_agent::{Driver, GuestConfig, GuestEip, GuestNetwork, GuestNic};
 use krrish_core::ha::BootReason;
 use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_libvirt::driver::vm_address;
+use krrish_libvirt::guest::UP_MARKER;
 use krrish_libvirt::guest::{ask_ping, ask_read, ask_write};
 use krrish_libvirt::names::{volume_serial, ROOT_SERIAL};
-use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, TenantConfig};
+use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, MigrationPeer, TenantConfig};
 use krrish_netlink::Netns;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -117,6 +118,19 @@ impl TestHost {
             guest_memory_cap_mib: 128,
             boot_timeout: Duration::from_secs(60),
             tenant: None,
+            migration_peers: Vec::new(),
+        }
+    }
+
+    /// This host as another's migration peer, its guests on `uri`.
+    fn as_peer(&self, uri: &str) -> MigrationPeer {
+        MigrationPeer {
+            host: self.host.clone(),
+            uri: uri.to_string(),
+            netns: Some(self.ns.clone()),
+            vm_bridge: "br-vm".into(),
+            run_dir: self.dir.join("run"),
+            address: "127.0.0.1".into(),
         }
     }
 
@@ -145,17 +159,40 @@ impl TestHost {
     }
 }
 
+/// The second libvirt daemon `cargo xtask lab up` started (the box's
+/// spares run there); a test that needs it fails saying it is missing.
+fn second_libvirt() -> String {
+    let uri = state("libvirt_uri_b");
+    assert!(
+        !uri.is_empty(),
+        "the second libvirt daemon did not start at `cargo xtask lab up` (see its output): \
+         nothing can live-migrate here"
+    );
+    uri
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
-        let out = Command::new("virsh")
-            .args(["-c", "qemu:///system", "list", "--name"])
-            .output();
-        if let Ok(o) = out {
+        let second = std::fs::read_to_string(lab_dir().join("state"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("libvirt_uri_b="))
+                    .map(str::to_string)
+            })
+            .filter(|u| !u.is_empty());
+        for uri in std::iter::once("qemu:///system".to_string()).chain(second) {
+            let Ok(o) = Command::new("virsh")
+                .args(["-c", &uri, "list", "--name"])
+                .output()
+            else {
+                continue;
+            };
             let prefix = format!("krrish.{}.", self.host);
             for d in String::from_utf8_lossy(&o.stdout).lines() {
                 if d.starts_with(&prefix) {
                     let _ = Command::new("virsh")
-                        .args(["-c", "qemu:///system", "destroy", d])
+                        .args(["-c", &uri, "destroy", d])
                         .output();
                 }
             }
@@ -329,6 +366,94 @@ fn live_migration_is_reported_unsupported_not_passed() {
         matches!(err, krrish_agent::DriverError::NotSupported(_)),
         "{err}"
     );
+}
+
+/// Whether `cond` holds within 3 s (a driver's status is read every
+/// 250 ms).
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// Live migration between the box's two libvirt daemons, both ways: the
+/// guest keeps running (no new boot: its console on the destination has
+/// no "up" line), answers ping in its new host's namespace only, is
+/// reported there and no longer here, reboots there, and goes back.
+#[test]
+fn a_guest_live_migrates_between_two_libvirt_daemons_and_back_without_a_new_boot() {
+    let second = second_libvirt();
+    let (a, b) = (TestHost::new("lma"), TestHost::new("lmb"));
+    let mut on_a = a.config();
+    on_a.uri = second.clone();
+    on_a.migration_peers = vec![b.as_peer("qemu:///system")];
+    let mut on_b = b.config();
+    // One DFS: the guest's disk is the same file wherever it runs.
+    on_b.dfs_dir = on_a.dfs_dir.clone();
+    on_b.migration_peers = vec![a.as_peer(&second)];
+    let (da, db) = (
+        LibvirtDriver::new(on_a, 1).unwrap(),
+        LibvirtDriver::new(on_b, 1).unwrap(),
+    );
+    let spec = vm("vm-1", &a.host);
+    let ip = vm_address(VM_NET, &spec.id);
+    let console_on_b = b.dir.join("run").join("vm-1.console");
+    let (rt, local) = local();
+    local.block_on(&rt, async {
+        da.boot_vm(&spec, BootReason::Create, &NO_NETWORK)
+            .await
+            .unwrap();
+        assert!(a.ping(ip), "the guest at {ip} does not answer on a");
+        let t = Instant::now();
+        da.live_migrate(&spec.id, &b.host).await.unwrap();
+        eprintln!(
+            "lab: live migration between daemons in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert!(da.status().running.is_empty(), "{:?}", da.status());
+        assert!(da.status().migrating_out.is_empty());
+        // b's agent reads its libvirt every 250 ms.
+        assert!(
+            eventually(|| db.status().running == [spec.id.clone()]),
+            "{:?}",
+            db.status()
+        );
+        assert!(b.ping(ip), "the migrated guest does not answer on b");
+        assert!(!a.ping(ip), "the migrated guest still answers on a");
+        let console = std::fs::read_to_string(&console_on_b).unwrap_or_default();
+        assert!(
+            !console.contains(UP_MARKER),
+            "the guest booted again on b: {console}"
+        );
+        // A host that is not a peer: not supported, nothing moved.
+        let err = db
+            .live_migrate(&spec.id, &HostId::new("hv-elsewhere"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, krrish_agent::DriverError::NotSupported(_)),
+            "{err}"
+        );
+        assert_eq!(db.status().running, vec![spec.id.clone()]);
+        // Nothing in flight: nothing to cancel, and no copy on a.
+        db.abort_migration(&spec.id, &a.host).await.unwrap();
+        db.reboot_vm(&spec.id).await.unwrap();
+        assert!(b.ping(ip), "the guest does not answer after a reboot on b");
+        db.live_migrate(&spec.id, &a.host).await.unwrap();
+        assert!(
+            eventually(|| da.status().running == [spec.id.clone()]),
+            "{:?}",
+            da.status()
+        );
+        assert!(db.status().running.is_empty());
+        assert!(a.ping(ip), "the guest migrated back does not answer on a");
+        da.stop_vm(&spec.id).await.unwrap();
+    });
 }
 
 /// virtlockd (`lock_manager = "lockd"`, set by `cargo xtask lab up`) holds
