@@ -10,6 +10,7 @@
 
 mod ci_step;
 mod guest_image;
+mod second_daemon;
 
 pub use ci_step::{suite_step, CI_SCENARIOS};
 use guest_image::build_guest;
@@ -169,9 +170,25 @@ fn up() -> Result<()> {
     let accel = probe_accel(&guest)?;
     state.set("domain_type", accel);
     state.set("libvirt_uri", LIBVIRT_URI);
+    // Live migration in the box needs it; without it every other step
+    // still runs, and the live ones say why they cannot.
+    let second = match second_daemon::start() {
+        Ok(uri) => {
+            state.set("libvirt_uri_b", &uri);
+            format!("; a second libvirtd for live migration at {uri}")
+        }
+        Err(e) => {
+            state.set("libvirt_uri_b", "");
+            eprintln!(
+                "xtask: WARNING: the second libvirt daemon did not start: {e:#}\n\
+                 xtask: WARNING: nothing migrates live in the box; live-migration scenarios are NOT RUN"
+            );
+            "; NO second libvirtd (no live migration)".to_string()
+        }
+    };
     state.save()?;
     eprintln!(
-        "xtask: lab up in {:.1} s: guests use domain type `{accel}`{}; state in {}",
+        "xtask: lab up in {:.1} s: guests use domain type `{accel}`{}{second}; state in {}",
         started.elapsed().as_secs_f64(),
         if accel == "qemu" {
             " (TCG: KVM is not usable here)"
@@ -233,6 +250,9 @@ fn start_libvirt(state: &mut State) -> Result<()> {
     if libvirt_answers() && !lock_manager_changed {
         return Ok(());
     }
+    // The checks below look for the daemons by name: the second daemon's
+    // would pass for the system's (it starts again after them).
+    second_daemon::stop();
     if lock_manager_changed && quiet_ok(Command::new("pgrep").args(["-x", "libvirtd"])) {
         eprintln!("xtask: restarting libvirtd for its lock manager (virtlockd)");
         let _ = Command::new("pkill").args(["-x", "libvirtd"]).output();
@@ -479,23 +499,31 @@ fn probe_domain_xml(name: &str, kernel: &str, initrd: &str, console: &str) -> Re
 pub fn down() -> Result<()> {
     let state = State::load();
     let mut removed = Vec::new();
-    if libvirt_answers() {
-        let names =
-            output(Command::new("virsh").args(["-c", LIBVIRT_URI, "list", "--all", "--name"]))?;
+    let uris =
+        std::iter::once(LIBVIRT_URI).chain(state.get("libvirt_uri_b").filter(|u| !u.is_empty()));
+    for uri in uris {
+        if !quiet_ok(Command::new("virsh").args(["-c", uri, "version"])) {
+            continue;
+        }
+        let names = output(Command::new("virsh").args(["-c", uri, "list", "--all", "--name"]))?;
         for n in names
             .lines()
             .map(str::trim)
             .filter(|n| n.starts_with(DOMAIN_PREFIX))
         {
             let _ = Command::new("virsh")
-                .args(["-c", LIBVIRT_URI, "destroy", n])
+                .args(["-c", uri, "destroy", n])
                 .output();
             let _ = Command::new("virsh")
-                .args(["-c", LIBVIRT_URI, "undefine", n])
+                .args(["-c", uri, "undefine", n])
                 .output();
             removed.push(format!("domain {n}"));
         }
     }
+    // Before the system daemons: `pkill -x libvirtd` would take B too,
+    // without its pid file's care.
+    removed.extend(second_daemon::stop());
+    removed.extend(second_daemon::remove());
     if let Ok(entries) = std::fs::read_dir("/run/netns") {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -585,6 +613,15 @@ fn status() -> Result<()> {
             "answers"
         } else {
             "not running"
+        }
+    );
+    println!(
+        "second libvirt (live migration): {}",
+        match state.get("libvirt_uri_b").filter(|u| !u.is_empty()) {
+            Some(u) if quiet_ok(Command::new("virsh").args(["-c", u, "version"])) =>
+                format!("{u} answers"),
+            Some(u) => format!("{u} not running"),
+            None => "not started".to_string(),
         }
     );
     println!(

@@ -38,14 +38,17 @@ pub fn kill_agent(run_dir: &Path, host: &str) {
     let _ = std::fs::remove_file(agent_pid_file(run_dir, host));
 }
 
-/// Powers `host` off. Idempotent: a host already off is off.
-pub fn power_off(run_dir: &Path, uri: &str, net: &HostNet) -> Result<(), LabError> {
+/// Powers `host` off: its guests go on every libvirt daemon of `uris`
+/// (the box runs two). Idempotent: a host already off is off.
+pub fn power_off(run_dir: &Path, uris: &[String], net: &HostNet) -> Result<(), LabError> {
     kill_agent(run_dir, net.host.as_str());
-    let hv = Hypervisor::open(uri)?;
     let prefix = format!("{DOMAIN_PREFIX}{}.", net.host);
-    for d in hv.active_names()? {
-        if d.starts_with(&prefix) {
-            hv.destroy(&d)?;
+    for uri in uris {
+        let hv = Hypervisor::open(uri)?;
+        for d in hv.active_names()? {
+            if d.starts_with(&prefix) {
+                hv.destroy(&d)?;
+            }
         }
     }
     Topology::set_links(net.uplinks(), false)?;

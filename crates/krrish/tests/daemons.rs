@@ -547,6 +547,20 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         ),
         (
             "agent",
+            libvirt_agent(
+                "    underlay: br-vm\n    local: 10.79.0.10\n  migration_peers:\n    - { host: hv-01, uri: \"qemu:///system\", run_dir: r, address: 127.0.0.1 }",
+            ),
+            "driver.migration_peers[0].host: expected another host, named once (not this host), got \"hv-01\"",
+        ),
+        (
+            "agent",
+            libvirt_agent(
+                "    underlay: br-vm\n    local: 10.79.0.10\n  migration_peers:\n    - { host: spare-1, uri: \"qemu:///system\", run_dir: r, address: spare }",
+            ),
+            "driver.migration_peers[0].address: expected the IP address that host's QEMU takes migrations on, got \"spare\"",
+        ),
+        (
+            "agent",
             libvirt_agent("    underlay: br-vm\n    local: here"),
             "driver.tenant_network.local: expected this host's IPv4 tunnel address, got \"here\"",
         ),

@@ -10,7 +10,8 @@ use super::*;
 /// `--inventory`), every item of the lab's list (VXLAN ping, routing
 /// between vxnets, EIP NAT, volume attach and detach, a crash with its
 /// real RTO)
-/// plus fencing by lease and a storage cut. The others take as long
+/// plus fencing by lease, a storage cut and a live failback between the
+/// box's two libvirt daemons. The others take as long
 /// again; they run in every simulated world in CI, and in the lab nightly
 /// (`cargo xtask nightly`) — in CI they are reported NOT RUN.
 pub const CI_SCENARIOS: &[&str] = &[
@@ -18,6 +19,7 @@ pub const CI_SCENARIOS: &[&str] = &[
     "vxnets-of-one-router",
     "power-loss-fenced-by-lease",
     "storage-cut-restarts-on-spare",
+    "repair-fails-back-live",
 ];
 
 /// `cargo xtask ci`'s lab step: lab up, the real-guest tests, the lab

@@ -83,6 +83,18 @@ pub fn libvirt_driver(
             group: t.group,
             eip_link: t.eip_link,
         }),
+        migration_peers: lv
+            .migration_peers
+            .iter()
+            .map(|p| krrish_libvirt::MigrationPeer {
+                host: HostId::new(&p.host),
+                uri: p.uri.clone(),
+                netns: p.netns.clone(),
+                vm_bridge: p.vm_bridge.clone(),
+                run_dir: p.run_dir.clone(),
+                address: p.address.to_string(),
+            })
+            .collect(),
     };
     LibvirtDriver::new(lab, boot_id).map_err(|e| anyhow::anyhow!("{e}"))
 }

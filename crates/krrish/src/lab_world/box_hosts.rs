@@ -151,7 +151,7 @@ fn inventory_text(
             id: h.id.to_string(),
             run: ["ip", "netns", "exec", &net.ns].map(String::from).to_vec(),
             krrish: exe.to_path_buf(),
-            libvirt: lab.uri.clone(),
+            libvirt: lab.uri_of(h).to_string(),
             netns: Some(net.ns.clone()),
             vm_bridge: HOST_VM_BRIDGE.into(),
             underlay: net.underlay_ip,
@@ -223,7 +223,10 @@ pub fn down() -> Result<()> {
         .arg("-f")
         .arg(format!("{}/", dir.display()))
         .status();
-    if let Ok(hv) = Hypervisor::open(&lab.uri) {
+    for uri in lab.uris() {
+        let Ok(hv) = Hypervisor::open(&uri) else {
+            continue;
+        };
         for d in hv.active_names().unwrap_or_default() {
             if hosts.iter().any(|h| vm_of_domain(h, &d).is_some()) {
                 let _ = hv.destroy(&d);

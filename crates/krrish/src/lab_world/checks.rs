@@ -26,7 +26,7 @@ impl LabRun<'_> {
         let mut unknown = Vec::new();
         for h in &self.s.cluster.hosts {
             let uri = match self.site {
-                Site::Box(lab) => lab.uri.as_str(),
+                Site::Box(lab) => lab.uri_of(h),
                 Site::Inventory(i) => match i.inv.host(h.id.as_str()) {
                     Some(x) => x.libvirt.as_str(),
                     None => continue,

@@ -98,13 +98,13 @@ impl LabRun<'_> {
         let dfs_section = format!("dfs:\n  lease_service: {STORAGE_SERVICE_IP}:{DFS_PORT}\n");
         for h in &self.s.cluster.hosts {
             let net = self.net(&h.id)?;
-            let agent = format!(
+            let mut agent = format!(
                 "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\n{dfs_section}timings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n  tenant_network:\n    underlay: {HOST_VM_BRIDGE}\n    local: {vtep}\n    group: {VXLAN_GROUP}\n",
                 host = h.id,
                 pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
                 hb = ha.heartbeat.interval_ms,
                 lease = ha.lease_duration_ms,
-                uri = lab.uri,
+                uri = lab.uri_of(h),
                 ns = net.ns,
                 guest = lab.guest_dir.display(),
                 dt = lab.domain_type,
@@ -114,6 +114,21 @@ impl LabRun<'_> {
                 len = VM_NET.1,
                 vtep = net.underlay_ip,
             );
+            let peers = self.box_migration_peers(&h.id)?;
+            if !peers.is_empty() {
+                agent.push_str("  migration_peers:\n");
+                for p in peers {
+                    agent.push_str(&format!(
+                        "    - host: {}\n      uri: {:?}\n      netns: {}\n      vm_bridge: {}\n      run_dir: {:?}\n      address: {}\n",
+                        p.host,
+                        p.uri,
+                        p.netns.unwrap_or_default(),
+                        p.vm_bridge,
+                        p.run_dir.display().to_string(),
+                        p.address,
+                    ));
+                }
+            }
             std::fs::write(d.join(format!("agent-{}.yaml", h.id)), agent)?;
         }
         Ok(())
@@ -356,7 +371,10 @@ impl LabRun<'_> {
         }
         match self.site {
             Site::Box(lab) => {
-                if let Ok(hv) = Hypervisor::open(&lab.uri) {
+                for uri in lab.uris() {
+                    let Ok(hv) = Hypervisor::open(&uri) else {
+                        continue;
+                    };
                     for d in hv.active_names().unwrap_or_default() {
                         if d.starts_with(krrish_libvirt::names::DOMAIN_PREFIX) {
                             let _ = hv.destroy(&d);

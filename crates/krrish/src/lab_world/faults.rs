@@ -37,7 +37,7 @@ impl LabRun<'_> {
                         .lab()
                         .map_err(|_| anyhow::anyhow!("crashing {h}: IPMI power off: {e}"))?;
                     self.say(&format!("{h}: IPMI power off: {e}; powering it off here"));
-                    power_off(&self.run_dir, &lab.uri, self.net(h)?)?;
+                    power_off(&self.run_dir, &lab.uris(), self.net(h)?)?;
                 }
                 if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
                     // The BMC goes dark with the host: IPMI cannot confirm.
@@ -301,7 +301,7 @@ pub fn fence(run_dir: &Path) -> Result<()> {
         return Ok(());
     }
     let state = LabState::load(run_dir.parent().context("run dir has a parent")?)?;
-    power_off(run_dir, &state.uri, &net)?;
+    power_off(run_dir, &state.uris(), &net)?;
     eprintln!("lab BMC: {host} powered off");
     Ok(())
 }

@@ -223,6 +223,31 @@ pub fn agent_config(inv: &Inventory, h: &InventoryHost, ha: &HaConfig) -> String
     });
     if let Some(ns) = &h.netns {
         driver["netns"] = json!(ns);
+        // A host that is a namespace of this machine (the box described
+        // as an inventory) uses the libvirt this machine reaches it by —
+        // the box's spares run on its second daemon — and live-migrates
+        // to the hosts of the other daemon. A physical host has no
+        // migration peers here yet (live migration answers "not
+        // supported", and failback goes cold).
+        driver["uri"] = json!(h.libvirt);
+        let peers: Vec<serde_json::Value> = inv
+            .hosts
+            .iter()
+            .filter(|o| o.id != h.id && o.netns.is_some() && o.libvirt != h.libvirt)
+            .map(|o| {
+                json!({
+                    "host": o.id,
+                    "uri": o.libvirt,
+                    "netns": o.netns,
+                    "vm_bridge": o.vm_bridge,
+                    "run_dir": run_dir.join("consoles").join(&o.id),
+                    "address": "127.0.0.1",
+                })
+            })
+            .collect();
+        if !peers.is_empty() {
+            driver["migration_peers"] = json!(peers);
+        }
     }
     let config = json!({
         "host": h.id,
@@ -656,6 +681,46 @@ mod tests {
         let t = lv.tenant_network.expect("tenant network given");
         assert_eq!(t.local.to_string(), "10.40.0.11");
         assert_eq!(t.underlay, "br-vm");
+        assert!(lv.migration_peers.is_empty(), "one libvirt: no peers");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn namespace_hosts_on_another_libvirt_are_migration_peers() {
+        let other = "qemu+unix:///system?socket=/lab/libvirt-b/run/libvirt-sock";
+        let hosts = [
+            host("hv-01", "10.50.0.11", ""),
+            host("hv-02", "10.50.0.12", ""),
+            host("spare-1", "10.50.0.13", "").replace("qemu:///system", other),
+        ]
+        .concat();
+        let (dir, inv) = inventory_in("peers", "", &hosts);
+        let peers_of = |i: usize| {
+            let agent_file = dir.join(format!("agent-{i}.yaml"));
+            std::fs::write(
+                &agent_file,
+                agent_config(&inv, &inv.hosts[i], &HaConfig::default()),
+            )
+            .unwrap();
+            let DriverConfig::Libvirt(lv) = load_agent(&agent_file).unwrap().driver else {
+                panic!("not the libvirt driver");
+            };
+            (lv.uri.clone(), lv.migration_peers)
+        };
+        let (uri, peers) = peers_of(0);
+        assert_eq!(uri, "qemu:///system");
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        assert_eq!(peers[0].host, "spare-1");
+        assert_eq!(peers[0].uri, other);
+        assert_eq!(peers[0].netns.as_deref(), Some("krl-spare-1"));
+        assert_eq!(
+            peers[0].run_dir,
+            dir.join("run").join("consoles").join("spare-1")
+        );
+        let (uri, peers) = peers_of(2);
+        assert_eq!(uri, other);
+        let hosts: Vec<&str> = peers.iter().map(|p| p.host.as_str()).collect();
+        assert_eq!(hosts, ["hv-01", "hv-02"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

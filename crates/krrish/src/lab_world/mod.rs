@@ -42,12 +42,14 @@ pub use inventory::{load_inventory_site, InventorySite};
 
 use anyhow::{bail, Context, Result};
 use krrish_core::ha::HostVerdict;
-use krrish_core::{BondName, HostId, VmId};
+use krrish_core::{BondName, HostId, HostSpec, VmId};
 use krrish_lab::topology::{CONTROLLER_IP, HOST_VM_BRIDGE, OUTSIDE_NS, STORAGE_SERVICE_IP, VM_NET};
 use krrish_lab::{power_off, power_on, HostNet, Topology};
 use krrish_libvirt::driver::vm_address;
 use krrish_libvirt::names::{domain_name, vm_of_domain};
-use krrish_libvirt::{DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver, TenantConfig};
+use krrish_libvirt::{
+    DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver, MigrationPeer, TenantConfig,
+};
 use krrish_scenario::expect::Check;
 use krrish_scenario::load::Action;
 use krrish_scenario::Scenario;
@@ -79,6 +81,10 @@ const POWER_ON_MAX: Duration = Duration::from_secs(10);
 pub struct LabState {
     pub dir: PathBuf,
     pub uri: String,
+    /// The second libvirt daemon `lab up` started (the spares' guests run
+    /// there, so that they live-migrate to and from the other hosts);
+    /// `None`: it could not start, and nothing migrates live in the box.
+    pub uri_b: Option<String>,
     pub guest_dir: PathBuf,
     pub domain_type: String,
     /// The venv Python with pyghmi, for the BMC emulator.
@@ -86,6 +92,22 @@ pub struct LabState {
 }
 
 impl LabState {
+    /// The libvirt daemon holding a box host's guests: a spare's is the
+    /// second daemon when there is one.
+    pub fn uri_of(&self, host: &HostSpec) -> &str {
+        match (&self.uri_b, host.is_spare()) {
+            (Some(b), true) => b,
+            _ => &self.uri,
+        }
+    }
+
+    /// Every libvirt daemon of the box.
+    pub fn uris(&self) -> Vec<String> {
+        std::iter::once(self.uri.clone())
+            .chain(self.uri_b.clone())
+            .collect()
+    }
+
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("state");
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -103,6 +125,7 @@ impl LabState {
         Ok(LabState {
             dir: std::fs::canonicalize(dir)?,
             uri: get("libvirt_uri")?,
+            uri_b: get("libvirt_uri_b").ok().filter(|u| !u.is_empty()),
             guest_dir: PathBuf::from(get("guest_dir")?),
             domain_type: get("domain_type")?,
             bmc_python: PathBuf::from(get("bmc_python")?),
@@ -287,7 +310,9 @@ impl Libvirts {
             if conn.is_none() {
                 *conn = Hypervisor::open(uri).ok();
             }
-            match conn.as_ref().map(Hypervisor::active_names) {
+            // A live migration's other copy (paused until or since the
+            // switch-over) runs no guest: it is not a second run.
+            match conn.as_ref().map(Hypervisor::running_names) {
                 Some(Ok(names)) => read.names.extend(names),
                 _ => {
                     *conn = None;
@@ -458,7 +483,7 @@ impl LabRun<'_> {
     /// Each libvirt holding the hosts' guests, once, not yet opened.
     fn libvirts(&self) -> Libvirts {
         let mut uris: Vec<String> = match self.site {
-            Site::Box(lab) => vec![lab.uri.clone()],
+            Site::Box(lab) => lab.uris(),
             Site::Inventory(i) => self
                 .s
                 .cluster
@@ -503,11 +528,47 @@ impl LabRun<'_> {
             .with_context(|| format!("no host {h} in the cluster"))
     }
 
+    fn host_spec(&self, h: &HostId) -> Result<&HostSpec> {
+        self.s
+            .cluster
+            .hosts
+            .iter()
+            .find(|x| &x.id == h)
+            .with_context(|| format!("no host {h} in the cluster"))
+    }
+
+    /// The libvirt daemon of box host `h` (see [`LabState::uri_of`]).
+    fn box_uri(&self, h: &HostId) -> Result<String> {
+        Ok(self.lab()?.uri_of(self.host_spec(h)?).to_string())
+    }
+
+    /// The box hosts `h` live-migrates to: those on the other daemon
+    /// (two hosts of one daemon cannot: libvirt sees the same host).
+    fn box_migration_peers(&self, h: &HostId) -> Result<Vec<MigrationPeer>> {
+        let own = self.box_uri(h)?;
+        let mut peers = Vec::new();
+        for other in &self.s.cluster.hosts {
+            let uri = self.box_uri(&other.id)?;
+            if uri == own {
+                continue;
+            }
+            peers.push(MigrationPeer {
+                host: other.id.clone(),
+                uri,
+                netns: Some(self.net(&other.id)?.ns.clone()),
+                vm_bridge: HOST_VM_BRIDGE.into(),
+                run_dir: self.run_dir.join("consoles").join(other.id.as_str()),
+                address: "127.0.0.1".into(),
+            });
+        }
+        Ok(peers)
+    }
+
     fn driver_for(&self, h: &HostId) -> Result<LibvirtDriver> {
         let net = self.net(h)?;
         let cfg = LabHost {
             host: h.clone(),
-            uri: self.lab()?.uri.clone(),
+            uri: self.box_uri(h)?,
             netns: Some(net.ns.clone()),
             vm_bridge: HOST_VM_BRIDGE.into(),
             bond_members: HostNet::bond_members(),
@@ -527,6 +588,7 @@ impl LabRun<'_> {
                 group: VXLAN_GROUP,
                 eip_link: HOST_VM_BRIDGE.into(),
             }),
+            migration_peers: self.box_migration_peers(h)?,
         };
         LibvirtDriver::new(cfg, 1).map_err(|e| anyhow::anyhow!("{h}: {e}"))
     }

@@ -40,6 +40,20 @@ struct DriverFile {
     guest_memory_cap_mib: Option<u64>,
     tenant_network: Option<TenantNetworkFile>,
     bond_members: Option<BondMembersFile>,
+    migration_peers: Option<Vec<MigrationPeerFile>>,
+}
+
+/// `driver.migration_peers[]`: another host whose own libvirt daemon takes
+/// this host's guests live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrationPeerFile {
+    host: String,
+    uri: String,
+    netns: Option<String>,
+    vm_bridge: Option<String>,
+    run_dir: PathBuf,
+    address: String,
 }
 
 /// `driver.bond_members`: the two member links of each bond, as a
@@ -99,6 +113,20 @@ pub struct LibvirtConfig {
     /// Each bond's two member links, in bond order (management, VM
     /// network, storage); `None`: the lab in a box's names.
     pub bond_members: Option<[[String; 2]; 3]>,
+    /// Hosts this one live-migrates guests to (krrish-libvirt's
+    /// `MigrationPeer`); none: live migration answers "not supported".
+    pub migration_peers: Vec<MigrationPeerConfig>,
+}
+
+/// `driver.migration_peers[]`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationPeerConfig {
+    pub host: String,
+    pub uri: String,
+    pub netns: Option<String>,
+    pub vm_bridge: String,
+    pub run_dir: PathBuf,
+    pub address: std::net::IpAddr,
 }
 
 /// `driver.tenant_network`, checked.
@@ -124,6 +152,76 @@ fn link_name_ok(n: &str) -> bool {
         && !n.starts_with('-')
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `driver.migration_peers`, checked: names, links and addresses.
+fn migration_peers(
+    src: &Source<'_>,
+    this_host: &str,
+    config: &Path,
+    peers: &[MigrationPeerFile],
+) -> Result<Vec<MigrationPeerConfig>, LoadError> {
+    let mut out: Vec<MigrationPeerConfig> = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let bad = |key: &str, value: &str, what: &str| {
+            src.error(
+                src.find(key, value)
+                    .or_else(|| src.key_line("migration_peers")),
+                format!("driver.migration_peers[{i}].{key}: expected {what}, got {value:?}"),
+            )
+        };
+        if p.host == this_host || out.iter().any(|o| o.host == p.host) {
+            return Err(bad(
+                "host",
+                &p.host,
+                "another host, named once (not this host)",
+            ));
+        }
+        let host_ok = !p.host.is_empty()
+            && p.host.len() <= 63
+            && p.host.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+            });
+        if !host_ok {
+            return Err(bad(
+                "host",
+                &p.host,
+                "a host name (1-63 of a-z, 0-9, ., _, -)",
+            ));
+        }
+        if p.uri.trim().is_empty() {
+            return Err(bad("uri", &p.uri, "that host's libvirt URI"));
+        }
+        if let Some(n) = &p.netns {
+            if !link_name_ok(n) {
+                return Err(bad("netns", n, "a namespace name (1-15 of a-z, 0-9, -)"));
+            }
+        }
+        let vm_bridge = p.vm_bridge.clone().unwrap_or_else(|| "br-vm".into());
+        if !link_name_ok(&vm_bridge) {
+            return Err(bad(
+                "vm_bridge",
+                &vm_bridge,
+                "a link name (1-15 of a-z, 0-9, -)",
+            ));
+        }
+        let address = p.address.parse().map_err(|_| {
+            bad(
+                "address",
+                &p.address,
+                "the IP address that host's QEMU takes migrations on",
+            )
+        })?;
+        out.push(MigrationPeerConfig {
+            host: p.host.clone(),
+            uri: p.uri.clone(),
+            netns: p.netns.clone(),
+            vm_bridge,
+            run_dir: beside(config, &p.run_dir),
+            address,
+        });
+    }
+    Ok(out)
 }
 
 /// `driver.bond_members`, checked: kernel link names.
@@ -374,6 +472,12 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     .as_ref()
                     .map(|b| bond_members(&src, b))
                     .transpose()?,
+                migration_peers: migration_peers(
+                    &src,
+                    &f.host,
+                    src.file,
+                    d.migration_peers.as_deref().unwrap_or_default(),
+                )?,
             }))
         }
         DriverKind::Sim => {
@@ -393,6 +497,7 @@ pub fn load_agent(path: &Path) -> Result<AgentDaemonConfig, LoadError> {
                     ("guest_memory_cap_mib", d.guest_memory_cap_mib.is_some()),
                     ("tenant_network", d.tenant_network.is_some()),
                     ("bond_members", d.bond_members.is_some()),
+                    ("migration_peers", d.migration_peers.is_some()),
                 ],
                 "only `kind: libvirt` takes this",
             )?;
