@@ -5,18 +5,19 @@
 use super::*;
 
 /// The `scenarios/lab/` files `cargo xtask ci` runs against real guests
-/// in the box: with [`INVENTORY_CI_SCENARIOS`] (the failback, the 5 s
-/// management cut and snapshot and revert on real disks, run through
-/// `--inventory`), every item of the lab's list (VXLAN ping, routing
-/// between vxnets, EIP NAT, volume attach and detach, a crash with its
-/// real RTO)
-/// plus fencing by lease, a storage cut and a live failback between the
-/// box's two libvirt daemons. The others take as long
-/// again; they run in every simulated world in CI, and in the lab nightly
-/// (`cargo xtask nightly`) — in CI they are reported NOT RUN.
+/// in the box: with [`INVENTORY_CI_SCENARIOS`] (a crash with its real
+/// RTO, the cold failback, the 5 s management cut, snapshot and revert on
+/// real disks, run through `--inventory`), every item of the lab's list:
+/// VXLAN ping between two hosts' guests, EIP NAT, volume attach and
+/// detach (all three across a failover), the live failback between the
+/// box's two libvirt daemons; plus fencing by lease and a storage cut.
+/// The others take as long again; they run in every simulated world in
+/// CI, and in the lab nightly (`cargo xtask nightly`) — in CI they are
+/// reported NOT RUN. (`vxnets-of-one-router`, routing between vxnets,
+/// left this list for the live failback to keep the suite near 30 min;
+/// the kernel's side of it is in krrish-libvirt's NAT kernel tests.)
 pub const CI_SCENARIOS: &[&str] = &[
     "network-and-volume-follow-a-failover",
-    "vxnets-of-one-router",
     "power-loss-fenced-by-lease",
     "storage-cut-restarts-on-spare",
     "repair-fails-back-live",
