@@ -11,6 +11,8 @@
 //!   resources.
 //! - [`ipam`] — the IP policy per zone (OPS last octet < 149, others < 199,
 //!   gateway .247).
+//! - [`link_name`] — the one rule for a host's network link names
+//!   (`bond0.100` yes, `../x` or `-f` no).
 //! - [`spares`] — the spare-pool sizing rule (≤10 → 1, 11–50 → 3, >50 → 5).
 //! - [`heartbeat`] — miss counting for one host.
 //! - [`timings`] — the agent's timings, derived from the heartbeat interval
@@ -58,6 +60,7 @@ pub mod heartbeat;
 pub mod ids;
 pub mod ipam;
 pub mod lease;
+pub mod link_name;
 pub mod migration;
 pub mod model;
 pub mod placement;

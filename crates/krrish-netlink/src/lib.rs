@@ -33,9 +33,11 @@ pub enum NetError {
     Netlink(String),
 }
 
-/// Linux interface names: at most 15 bytes (IFNAMSIZ - 1); we allow only
-/// lower-case letters, digits and `-`, so a name can never carry a path,
-/// an option or markup into the kernel, nft or a file name.
+/// Linux interface names by krrish-core's one rule
+/// ([`krrish_core::link_name`]): at most 15 bytes of letters, digits, `.`,
+/// `_` and `-`, not starting with `-` or `.`, so a name can never carry a
+/// path, an option or markup into the kernel, nft or a file name — and a
+/// host's `bond0.100` is still a name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkName(String);
 
@@ -43,7 +45,10 @@ impl LinkName {
     pub const MAX_LEN: usize = 15;
 
     pub fn new(name: &str) -> Result<Self, NetError> {
-        check_name(name, Self::MAX_LEN)?;
+        krrish_core::link_name::check_link_name(name).map_err(|why| NetError::BadName {
+            name: name.to_string(),
+            why,
+        })?;
         Ok(LinkName(name.to_string()))
     }
 
@@ -98,11 +103,13 @@ mod tests {
             "a b",
             "x;rm",
             "<br>",
-            "UPPER",
+            "..",
             "abcdefghijklmnop",
         ] {
             assert!(LinkName::new(bad).is_err(), "{bad:?} accepted");
         }
+        // A VLAN sub-interface of a physical host.
+        assert!(LinkName::new("bond0.100").is_ok());
         assert_eq!(LinkName::new("br-vm").unwrap().as_str(), "br-vm");
         assert!(LinkName::new("abcdefghijklmno").is_ok());
     }

@@ -543,7 +543,7 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
         (
             "agent",
             libvirt_agent("    underlay: br;vm\n    local: 10.79.0.10"),
-            "driver.tenant_network.underlay: expected a link name (1 to 15 of a-z, 0-9, -), got \"br;vm\"",
+            "driver.tenant_network.underlay: expected a link name: 1 to 15 of a-z, A-Z, 0-9, '.', '_' and '-', not starting with '-' or '.', got \"br;vm\"",
         ),
         (
             "agent",

@@ -145,13 +145,9 @@ pub struct TenantNetworkConfig {
 /// The multicast group vxnets flood to unless the config says otherwise.
 pub const VXLAN_GROUP_DEFAULT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 1, 1, 1);
 
-/// A kernel link name: 1–15 of `a-z`, `0-9`, `-`, not starting with `-`.
+/// A host's link name by the one rule (krrish-core's `link_name`).
 fn link_name_ok(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 15
-        && !n.starts_with('-')
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    krrish_core::link_name::check_link_name(n).is_ok()
 }
 
 /// `driver.migration_peers`, checked: names, links and addresses.
@@ -194,7 +190,7 @@ fn migration_peers(
         }
         if let Some(n) = &p.netns {
             if !link_name_ok(n) {
-                return Err(bad("netns", n, "a namespace name (1-15 of a-z, 0-9, -)"));
+                return Err(bad("netns", n, krrish_core::link_name::LINK_NAME_RULE));
             }
         }
         let vm_bridge = p.vm_bridge.clone().unwrap_or_else(|| "br-vm".into());
@@ -237,8 +233,8 @@ fn bond_members(src: &Source<'_>, b: &BondMembersFile) -> Result<[[String; 2]; 3
                 return Err(src.error(
                     src.find(role, "").or_else(|| src.key_line("bond_members")),
                     format!(
-                        "driver.bond_members.{role}: {m:?}: expected a link name \
-                         (1-15 of a-z, 0-9 and -, not starting with -)"
+                        "driver.bond_members.{role}: {m:?}: expected {}",
+                        krrish_core::link_name::LINK_NAME_RULE
                     ),
                 ));
             }
@@ -261,7 +257,7 @@ fn tenant_network(
         if link_name_ok(v) {
             Ok(v.to_string())
         } else {
-            Err(bad(key, v, "a link name (1 to 15 of a-z, 0-9, -)"))
+            Err(bad(key, v, krrish_core::link_name::LINK_NAME_RULE))
         }
     };
     let underlay = link("underlay", &t.underlay)?;
