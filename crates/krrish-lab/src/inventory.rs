@@ -233,15 +233,21 @@ fn ipmi_port() -> u16 {
     623
 }
 
-/// What is wrong with an inventory file, and where.
+/// A problem found in the file: its line, the field, why.
+type Problem = (Option<usize>, String, String);
+
+/// What is wrong with an inventory file, and where: the first problem,
+/// and the others found with it (each host's first), one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {field}: {why}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error("{}{}: {field}: {why}{}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), also.iter().map(|a| format!("\n{a}")).collect::<String>())]
 pub struct InventoryError {
     pub file: PathBuf,
     pub line: Option<usize>,
     /// The field, as a path (`hosts[1] (hv-02).bmc.password_file`).
     pub field: String,
     pub why: String,
+    /// The other problems, each as `file:line: field: why`.
+    pub also: Vec<String>,
 }
 
 impl Inventory {
@@ -253,6 +259,7 @@ impl Inventory {
             line,
             field: field.to_string(),
             why,
+            also: Vec::new(),
         };
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(None, "(file)", format!("cannot read it: {e}")))?;
@@ -266,8 +273,14 @@ impl Inventory {
                 h.bmc.password_file = base.join(&h.bmc.password_file);
             }
         }
-        inv.check(&text)
-            .map_err(|(line, field, why)| err(line, &field, why))?;
+        let mut problems = inv.check(&text).into_iter();
+        if let Some((line, field, why)) = problems.next() {
+            let mut e = err(line, &field, why);
+            e.also = problems
+                .map(|(line, field, why)| err(line, &field, why).to_string())
+                .collect();
+            return Err(e);
+        }
         Ok(inv)
     }
 
@@ -280,18 +293,21 @@ impl Inventory {
         self.hosts.iter().find(|h| h.id == id)
     }
 
-    /// The meaning the types cannot hold; `text` gives the lines.
-    fn check(&self, text: &str) -> Result<(), (Option<usize>, String, String)> {
+    /// The meaning the types cannot hold, every problem (a host's first
+    /// one); `text` gives the lines.
+    fn check(&self, text: &str) -> Vec<Problem> {
         let top = |key: &str| line_of(text, 0, &format!("{key}:"));
+        let mut problems = Vec::new();
         if self.hosts.is_empty() {
-            return Err((top("hosts"), "hosts".into(), "no hosts".into()));
+            problems.push((top("hosts"), "hosts".into(), "no hosts".into()));
         }
         if self.hosts.len() > HOSTS_MAX {
-            return Err((
+            // Nothing said of each of so many hosts.
+            return vec![(
                 top("hosts"),
                 "hosts".into(),
                 format!("{} hosts, at most {HOSTS_MAX}", self.hosts.len()),
-            ));
+            )];
         }
         for (key, path) in [
             ("dfs_dir", &self.dfs_dir),
@@ -299,7 +315,7 @@ impl Inventory {
             ("run_dir", &self.run_dir),
         ] {
             if let Err(why) = remote_path(path) {
-                return Err((
+                problems.push((
                     top(key),
                     key.into(),
                     format!("{why} (the same path on every host)"),
@@ -307,14 +323,14 @@ impl Inventory {
             }
         }
         if !matches!(self.domain_type.as_str(), "kvm" | "qemu") {
-            return Err((
+            problems.push((
                 top("domain_type"),
                 "domain_type".into(),
                 format!("`{}`: expected kvm or qemu", self.domain_type),
             ));
         }
         if parse_network(&self.vm_network).is_none() {
-            return Err((
+            problems.push((
                 top("vm_network"),
                 "vm_network".into(),
                 format!(
@@ -325,7 +341,7 @@ impl Inventory {
         }
         if let Some(p) = &self.ping_from {
             if p.is_empty() || p.iter().any(String::is_empty) {
-                return Err((
+                problems.push((
                     top("ping_from"),
                     "ping_from".into(),
                     "expected a command prefix, e.g. [ip, netns, exec, ops]".into(),
@@ -333,7 +349,18 @@ impl Inventory {
             }
         }
         let starts = host_item_lines(text);
-        for (i, h) in self.hosts.iter().enumerate() {
+        for i in 0..self.hosts.len() {
+            if let Err(p) = self.check_host(text, &starts, i) {
+                problems.push(p);
+            }
+        }
+        problems
+    }
+
+    /// Host `i`'s first problem.
+    fn check_host(&self, text: &str, starts: &[usize], i: usize) -> Result<(), Problem> {
+        let h = &self.hosts[i];
+        {
             // The host's block, then the field's own line in it.
             let block = (starts.get(i).copied(), starts.get(i + 1).copied());
             let field = |f: &str| format!("hosts[{i}] ({}).{f}", h.id);
@@ -389,7 +416,7 @@ impl Inventory {
                 links.extend([(f, &m[0]), (f, &m[1])]);
             }
             for (f, name) in links {
-                if let Err(e) = krrish_netlink::check_name(name, 15) {
+                if let Err(e) = krrish_netlink::LinkName::new(name) {
                     return fail(f, e.to_string());
                 }
             }

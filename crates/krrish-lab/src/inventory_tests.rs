@@ -321,3 +321,34 @@ fn each_wrong_value_names_its_host_field_and_line() {
         );
     }
 }
+
+#[test]
+fn every_host_with_a_problem_is_named_not_only_the_first() {
+    let text = GOOD
+        .replacen("domain_type: kvm", "domain_type: xen", 1)
+        .replacen(
+            "management: [eno1, eno2]",
+            "management: [eno1, \"eno 2\"]",
+            1,
+        )
+        .replacen("libvirt: qemu+ssh://root@hv-02/system", "libvirt: hv-02", 1);
+    let e = load("all-problems", &text).unwrap_err();
+    assert_eq!(e.field, "domain_type", "{e}");
+    assert_eq!(e.also.len(), 2, "{e}");
+    assert!(
+        e.also[0].contains("hosts[0] (hv-01).bonds.management"),
+        "{e}"
+    );
+    assert!(e.also[1].contains("hosts[1] (hv-02).libvirt"), "{e}");
+    // Each on its own line, with the file and line.
+    let shown = e.to_string();
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+    assert!(shown.lines().all(|l| l.contains("lab.yaml:")), "{shown}");
+}
+
+#[test]
+fn a_vlan_sub_interface_is_a_link_name() {
+    let text = GOOD.replacen("vm: [eno3, eno4]", "vm: [bond0.100, eno4]", 1);
+    let inv = load("vlan", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.hosts[0].bonds.vm[0], "bond0.100");
+}
