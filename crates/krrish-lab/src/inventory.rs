@@ -34,6 +34,8 @@
 //!       heal: [ssh, admin@sw-1, "interface eth1/11 no shutdown"]
 //!       bond_down: { storage: [/usr/local/bin/ports, hv-01, storage, off] }
 //!       bond_up: { storage: [/usr/local/bin/ports, hv-01, storage, on] }
+//!       bmc_down: [ssh, admin@sw-1, "interface eth1/41 shutdown"]  # its BMC's port
+//!       bmc_up: [ssh, admin@sw-1, "interface eth1/41 no shutdown"]
 //! ```
 //!
 //! A cut or a bond fault on a physical host cannot go through the host's
@@ -129,6 +131,13 @@ pub struct FaultCommands {
     /// Brings them back (`bond_up:`).
     #[serde(default)]
     pub bond_up: PerBond,
+    /// Takes the host's BMC off its network (`bmc_down:`; also a power
+    /// loss's: the BMC goes dark with the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_down: Option<Vec<String>>,
+    /// Brings it back (`bmc_up:`; also before a repair's power on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_up: Option<Vec<String>>,
 }
 
 /// One command per bond, each optional.
@@ -156,7 +165,12 @@ impl FaultCommands {
     /// Every command given, with its field name (`faults.bond_down.vm`).
     pub fn all(&self) -> Vec<(String, &Vec<String>)> {
         let mut out = Vec::new();
-        for (name, c) in [("partition", &self.partition), ("heal", &self.heal)] {
+        for (name, c) in [
+            ("partition", &self.partition),
+            ("heal", &self.heal),
+            ("bmc_down", &self.bmc_down),
+            ("bmc_up", &self.bmc_up),
+        ] {
             out.extend(c.as_ref().map(|c| (format!("faults.{name}"), c)));
         }
         for (name, per) in [("bond_down", &self.bond_down), ("bond_up", &self.bond_up)] {
@@ -170,12 +184,20 @@ impl FaultCommands {
     /// The first command given without its pair (a cut nobody could mend,
     /// or a mend of nothing), as (the field given, the field missing).
     fn unpaired(&self) -> Option<(String, String)> {
-        let mut pairs = vec![(
-            "faults.partition".to_string(),
-            self.partition.is_some(),
-            "faults.heal".to_string(),
-            self.heal.is_some(),
-        )];
+        let mut pairs = vec![
+            (
+                "faults.partition".to_string(),
+                self.partition.is_some(),
+                "faults.heal".to_string(),
+                self.heal.is_some(),
+            ),
+            (
+                "faults.bmc_down".to_string(),
+                self.bmc_down.is_some(),
+                "faults.bmc_up".to_string(),
+                self.bmc_up.is_some(),
+            ),
+        ];
         for (b, bond) in BOND_ROLES.iter().enumerate() {
             pairs.push((
                 format!("faults.bond_down.{bond}"),

@@ -138,6 +138,12 @@ fn inventory_text(
             .map(|l| format!("ip link set dev {l} {up}"))
             .collect())
     };
+    let bmc_address = |ip: std::net::Ipv4Addr, verb: &str| {
+        sh(vec![format!(
+            "ip addr {verb} {ip}/32 dev {}",
+            krrish_lab::topology::OGW_BRIDGE
+        )])
+    };
     let mut hosts = Vec::new();
     for h in &cluster.hosts {
         let net = topo.host(&h.id).context("a host without networks")?;
@@ -171,6 +177,9 @@ fn inventory_text(
                 heal: mend_ports(&net.mgmt_root),
                 bond_down: per_bond("down"),
                 bond_up: per_bond("up"),
+                // The BMC's address leaves (or rejoins) the OGW network.
+                bmc_down: bmc_address(h.addresses.ipmi, "del"),
+                bmc_up: bmc_address(h.addresses.ipmi, "add"),
             },
         });
     }

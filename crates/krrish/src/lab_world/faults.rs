@@ -6,6 +6,26 @@
 use super::*;
 
 impl LabRun<'_> {
+    /// `h`'s BMC leaves (or rejoins) its network: in the box its address
+    /// on the OGW bridge, on an inventory the operator's `bmc_down` /
+    /// `bmc_up` command (a switch port).
+    fn bmc_network(&mut self, h: &HostId, up: bool) -> Result<()> {
+        match self.site {
+            Site::Box(_) => Topology::set_bmc_address(self.bmc_address(h)?, up)?,
+            Site::Inventory(_) => self.inventory_fault(&if up {
+                Fault::BmcUp(h.clone())
+            } else {
+                Fault::BmcDown(h.clone())
+            })?,
+        }
+        if up {
+            self.bmc_dark.remove(h);
+        } else {
+            self.bmc_dark.insert(h.clone());
+        }
+        Ok(())
+    }
+
     /// One timeline step, now.
     pub(super) fn act(&mut self, a: &Action) -> Result<()> {
         self.say(&format!("{a:?}"));
@@ -41,8 +61,7 @@ impl LabRun<'_> {
                 }
                 if matches!(a, Action::Fault(Fault::PowerLoss(_))) {
                     // The BMC goes dark with the host: IPMI cannot confirm.
-                    Topology::set_bmc_address(self.bmc_address(h)?, false)?;
-                    self.bmc_dark.insert(h.clone());
+                    self.bmc_network(h, false)?;
                 }
                 self.agents.remove(h).map(|mut c| c.wait());
                 self.crashes.push((h.clone(), at, vms));
@@ -52,9 +71,8 @@ impl LabRun<'_> {
             // asked over IPMI to power the host on, and the host is on once
             // its agent runs.
             Action::Fault(Fault::Repair(h)) => {
-                if let Site::Box(_) = self.site {
-                    Topology::set_bmc_address(self.bmc_address(h)?, true)?;
-                    self.bmc_dark.remove(h);
+                if matches!(self.site, Site::Box(_)) || self.bmc_dark.contains(h) {
+                    self.bmc_network(h, true)?;
                 }
                 if self.powered_on(h) {
                     self.reboot_by_bmc(h)?;
@@ -75,16 +93,8 @@ impl LabRun<'_> {
                 }
                 Ok(())
             }
-            Action::Fault(Fault::BmcDown(h)) => {
-                Topology::set_bmc_address(self.bmc_address(h)?, false)?;
-                self.bmc_dark.insert(h.clone());
-                Ok(())
-            }
-            Action::Fault(Fault::BmcUp(h)) => {
-                Topology::set_bmc_address(self.bmc_address(h)?, true)?;
-                self.bmc_dark.remove(h);
-                Ok(())
-            }
+            Action::Fault(Fault::BmcDown(h)) => self.bmc_network(h, false),
+            Action::Fault(Fault::BmcUp(h)) => self.bmc_network(h, true),
             // On inventory hosts: the operator's switch-side commands.
             Action::Fault(
                 f @ (Fault::Partition(_)

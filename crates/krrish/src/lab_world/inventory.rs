@@ -126,23 +126,6 @@ pub fn unsupported(s: &Scenario, inv: &Inventory) -> Vec<String> {
         }
     }
     why.extend(needs(s, inv));
-    for t in &s.timeline {
-        let only_box = match &t.action {
-            Action::Fault(Fault::PowerLoss(_)) => {
-                Some("power_loss (the BMC goes dark with the host)")
-            }
-            Action::Fault(Fault::BmcDown(_) | Fault::BmcUp(_)) => {
-                Some("bmc_down/bmc_up (taking a BMC off its network)")
-            }
-            _ => None,
-        };
-        if let Some(what) = only_box {
-            why.push(format!(
-                "line {}: {what}: only the lab in a box plays it",
-                t.line
-            ));
-        }
-    }
     for e in &s.expectations {
         // Guests' consoles, command ports and disks are read on the hosts
         // through their `run`; pings from outside need `ping_from`.
@@ -184,6 +167,9 @@ pub fn needs(s: &Scenario, inv: &Inventory) -> Vec<String> {
             Fault::Heal(h) => (h, "faults.heal".to_string()),
             Fault::BondDown { host, bond } => (host, bond_field("bond_down", bond)),
             Fault::BondUp { host, bond } => (host, bond_field("bond_up", bond)),
+            // The BMC goes dark with the host (paired with `bmc_up`).
+            Fault::PowerLoss(h) | Fault::BmcDown(h) => (h, "faults.bmc_down".to_string()),
+            Fault::BmcUp(h) => (h, "faults.bmc_up".to_string()),
             _ => continue,
         };
         // A host not in the inventory is reported once, above.
@@ -509,6 +495,18 @@ impl<'a> LabRun<'a> {
                 bond_field("bond_up", bond),
                 false,
             ),
+            Fault::BmcDown(h) => (
+                h,
+                "faults.bmc_down".to_string(),
+                "faults.bmc_up".to_string(),
+                true,
+            ),
+            Fault::BmcUp(h) => (
+                h,
+                "faults.bmc_up".to_string(),
+                "faults.bmc_up".to_string(),
+                false,
+            ),
             other => bail!("{other:?} is not a cut"),
         };
         self.run_fault_command(host, &field)?;
@@ -756,16 +754,18 @@ mod tests {
         );
         has("line 9: the inventory gives no `faults.partition` for hv-01");
         has("line 11: the inventory gives no `faults.heal` for hv-01");
-        has("line 13: power_loss");
         has("line 16: vm_runs_on also means the guest answers ping");
         // A ping from outside needs `ping_from`; one from a guest goes
         // through its host's `run` (line 19: no reason).
         has("line 18: a ping from outside the hosts: the inventory gives no `ping_from`");
-        assert_eq!(why.len(), 7, "{why:#?}");
+        // (The power loss of hv-02, not in the inventory, is not named
+        // again.)
+        assert_eq!(why.len(), 6, "{why:#?}");
         let _ = std::fs::remove_dir_all(&dir);
 
         // Both hosts, their cluster addresses, the cut's commands and a
-        // ping prefix: only the power loss is left.
+        // ping prefix: only the power loss is left — hv-02's BMC cannot
+        // be taken off its network without its `bmc_down` command.
         let faults = "    faults: { partition: [cut, hv-01], heal: [mend, hv-01] }\n";
         let hosts = host("hv-01", "10.3.0.1", faults)
             + &host("hv-02", "10.3.0.2", "")
@@ -773,7 +773,20 @@ mod tests {
         let (dir, inv) = inventory_in("can", "ping_from: [ip, netns, exec, ops]\n", &hosts);
         let why = unsupported(&s, &inv);
         assert_eq!(why.len(), 1, "{why:#?}");
-        assert!(why[0].contains("line 13: power_loss"), "{why:#?}");
+        assert!(
+            why[0].contains("line 13: the inventory gives no `faults.bmc_down` for hv-02"),
+            "{why:#?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // With its BMC's port commands, everything can be played.
+        let bmc = "    faults: { bmc_down: [port, off], bmc_up: [port, on] }\n";
+        let hosts = host("hv-01", "10.3.0.1", faults)
+            + &host("hv-02", "10.3.0.2", bmc)
+            + &host("spare-1", "10.3.0.3", "");
+        let (dir, inv) = inventory_in("all", "ping_from: [ip, netns, exec, ops]\n", &hosts);
+        let why = unsupported(&s, &inv);
+        assert!(why.is_empty(), "{why:#?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
