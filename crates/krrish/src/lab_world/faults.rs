@@ -84,12 +84,10 @@ impl LabRun<'_> {
                 let said = krrish_lab::ipmi::chassis_power(&bmc, krrish_lab::ipmi::PowerVerb::On)
                     .map_err(|e| anyhow::anyhow!("repairing {h}: IPMI power on: {e}"))?;
                 self.say(&format!("{h}: BMC says `{said}`"));
-                let start = Instant::now();
-                while !self.powered_on(h) {
-                    if start.elapsed() > POWER_ON_MAX {
-                        bail!("repairing {h}: its BMC said on, but no agent runs after {POWER_ON_MAX:?}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                if !self.wait_power(h, true, POWER_ON_MAX) {
+                    bail!(
+                        "repairing {h}: its BMC said on, but no agent runs after {POWER_ON_MAX:?}"
+                    );
                 }
                 Ok(())
             }
@@ -261,12 +259,10 @@ impl LabRun<'_> {
             krrish_lab::ipmi::chassis_power(&self.bmc_of(h)?, krrish_lab::ipmi::PowerVerb::Off)
                 .map_err(|e| anyhow::anyhow!("repairing {h}, which is on: IPMI power off: {e}"))?;
         self.say(&format!("{h}: BMC says `{said}`"));
-        let start = Instant::now();
-        while self.powered_on(h) {
-            if start.elapsed() > POWER_ON_MAX {
-                bail!("repairing {h}: its BMC said off, but its agent still runs after {POWER_ON_MAX:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if !self.wait_power(h, false, POWER_ON_MAX) {
+            bail!(
+                "repairing {h}: its BMC said off, but its agent still runs after {POWER_ON_MAX:?}"
+            );
         }
         self.agents.remove(h).map(|mut c| c.wait());
         Ok(())

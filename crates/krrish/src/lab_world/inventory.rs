@@ -432,20 +432,14 @@ impl<'a> LabRun<'a> {
         self.mend_cuts(h);
         // A host whose boot starts its agent (a service, or the box's
         // emulated BMC) is given a moment to.
-        let start = Instant::now();
-        while !self.inventory_agent_alive(h) && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        if !self.inventory_agent_alive(h) {
+        if !self.wait_power(h, true, Duration::from_secs(5)) {
             self.start_inventory_agent(h)?;
         }
-        let start = Instant::now();
-        while !self.inventory_agent_alive(h) {
-            if start.elapsed() > POWER_ON_MAX {
-                bail!("repairing {h}: no agent runs {POWER_ON_MAX:?} after it was started (its log: {})",
-                    host_files(&self.inventory()?.inv, h.as_str()).1.display());
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        if !self.wait_power(h, true, POWER_ON_MAX) {
+            bail!(
+                "repairing {h}: no agent runs {POWER_ON_MAX:?} after it was started (its log: {})",
+                host_files(&self.inventory()?.inv, h.as_str()).1.display()
+            );
         }
         Ok(())
     }

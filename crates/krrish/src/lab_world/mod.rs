@@ -694,6 +694,19 @@ impl LabRun<'_> {
 
     /// Whether `h` has power: its agent process is alive (a crash or the
     /// lab BMC's power off killed it; its power on starts a new one).
+    /// Waits up to `within` for `h` to be powered on (`on`) or off; false
+    /// if it was not by then.
+    fn wait_power(&mut self, h: &HostId, on: bool, within: Duration) -> bool {
+        let start = Instant::now();
+        while self.powered_on(h) != on {
+            if start.elapsed() > within {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+
     fn powered_on(&mut self, h: &HostId) -> bool {
         if let Site::Inventory(_) = self.site {
             return self.inventory_agent_alive(h);

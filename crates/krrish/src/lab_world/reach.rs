@@ -86,20 +86,10 @@ impl LabRun<'_> {
     /// `dfs_dir`). Its stdout, or why not (its stderr).
     pub(super) fn on_the_dfs(&self, args: &[&str]) -> Result<String, String> {
         let Site::Inventory(i) = self.site else {
-            let out = Command::new(args[0])
-                .args(&args[1..])
-                .output()
-                .map_err(|e| format!("{}: {e}", args[0]))?;
-            return if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            } else {
-                Err(format!(
-                    "{}: {}{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stdout).trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            };
+            // The box's DFS is this machine's directory.
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            return krrish_lab::remote::bounded(c, None, DFS_CALL_MAX);
         };
         let mut why = Vec::new();
         for h in &i.inv.hosts {
