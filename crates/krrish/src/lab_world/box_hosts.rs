@@ -10,7 +10,7 @@
 //! of it (`cargo xtask lab down` removes it too).
 
 use super::*;
-use krrish_lab::inventory::Inventory;
+use krrish_lab::inventory::{Bmc, Bonds, Inventory, InventoryHost};
 
 /// The standing hosts' directory under the lab's (the BMC emulator's
 /// power on finds the lab's state one level up).
@@ -101,6 +101,61 @@ fn start_bmcs(
     }
 }
 
+/// The box's hosts as an inventory whose files live in `dir` (the
+/// standing hosts', or a run's: its agent configs come from it too, see
+/// `inventory::agent_config`).
+pub(super) fn box_inventory(lab: &LabState, dir: &Path, hosts: Vec<InventoryHost>) -> Inventory {
+    Inventory {
+        controller: CONTROLLER_IP,
+        lease_service: STORAGE_SERVICE_IP,
+        dfs_dir: dir.join("dfs"),
+        guest_dir: lab.guest_dir.clone(),
+        run_dir: dir.to_path_buf(),
+        domain_type: lab.domain_type.clone(),
+        vm_network: format!("{}/{}", VM_NET.0, VM_NET.1),
+        ping_from: Some(
+            ["ip", "netns", "exec", OUTSIDE_NS]
+                .map(String::from)
+                .to_vec(),
+        ),
+        hosts,
+    }
+}
+
+/// Box host `h` as an inventory host, no fault commands: reached by `ip
+/// netns exec`, its libvirt (a spare's is the box's second daemon), its
+/// links, its BMC (password in `dir`).
+pub(super) fn box_host(
+    lab: &LabState,
+    exe: &Path,
+    dir: &Path,
+    h: &HostSpec,
+    net: &HostNet,
+) -> InventoryHost {
+    let [management, vm, storage] = HostNet::bond_members();
+    InventoryHost {
+        id: h.id.to_string(),
+        run: ["ip", "netns", "exec", &net.ns].map(String::from).to_vec(),
+        krrish: exe.to_path_buf(),
+        libvirt: lab.uri_of(h).to_string(),
+        netns: Some(net.ns.clone()),
+        vm_bridge: HOST_VM_BRIDGE.into(),
+        underlay: net.underlay_ip,
+        bonds: Bonds {
+            management,
+            vm,
+            storage,
+        },
+        bmc: Bmc {
+            address: h.addresses.ipmi,
+            port: 623,
+            username: daemons::BMC_USER.into(),
+            password_file: dir.join("bmc-password"),
+        },
+        faults: Default::default(),
+    }
+}
+
 /// The inventory of the standing hosts, as YAML from its own type.
 fn inventory_text(
     lab: &LabState,
@@ -109,7 +164,7 @@ fn inventory_text(
     cluster: &krrish_scenario::Cluster,
     topo: &Topology,
 ) -> Result<String> {
-    use krrish_lab::inventory::{Bmc, Bonds, FaultCommands, InventoryHost, PerBond};
+    use krrish_lab::inventory::{FaultCommands, PerBond};
     let sh = |steps: Vec<String>| Some(vec!["sh".into(), "-c".into(), steps.join(" && ")]);
     // What `bridge link` (disabled 0) and `ip link` do to the switch's
     // side of links.
@@ -147,57 +202,24 @@ fn inventory_text(
     let mut hosts = Vec::new();
     for h in &cluster.hosts {
         let net = topo.host(&h.id).context("a host without networks")?;
-        let [management, vm, storage] = HostNet::bond_members();
         let per_bond = |up: &str| PerBond {
             management: links(net.bond_uplinks(BondName::Bond0), up),
             vm: links(net.bond_uplinks(BondName::Bond1), up),
             storage: links(net.bond_uplinks(BondName::Bond2), up),
         };
-        hosts.push(InventoryHost {
-            id: h.id.to_string(),
-            run: ["ip", "netns", "exec", &net.ns].map(String::from).to_vec(),
-            krrish: exe.to_path_buf(),
-            libvirt: lab.uri_of(h).to_string(),
-            netns: Some(net.ns.clone()),
-            vm_bridge: HOST_VM_BRIDGE.into(),
-            underlay: net.underlay_ip,
-            bonds: Bonds {
-                management,
-                vm,
-                storage,
-            },
-            bmc: Bmc {
-                address: h.addresses.ipmi,
-                port: 623,
-                username: daemons::BMC_USER.into(),
-                password_file: dir.join("bmc-password"),
-            },
-            faults: FaultCommands {
-                partition: ports(&net.mgmt_root, 0),
-                heal: mend_ports(&net.mgmt_root),
-                bond_down: per_bond("down"),
-                bond_up: per_bond("up"),
-                // The BMC's address leaves (or rejoins) the OGW network.
-                bmc_down: bmc_address(h.addresses.ipmi, "del"),
-                bmc_up: bmc_address(h.addresses.ipmi, "add"),
-            },
-        });
+        let mut x = box_host(lab, exe, dir, h, net);
+        x.faults = FaultCommands {
+            partition: ports(&net.mgmt_root, 0),
+            heal: mend_ports(&net.mgmt_root),
+            bond_down: per_bond("down"),
+            bond_up: per_bond("up"),
+            // The BMC's address leaves (or rejoins) the OGW network.
+            bmc_down: bmc_address(h.addresses.ipmi, "del"),
+            bmc_up: bmc_address(h.addresses.ipmi, "add"),
+        };
+        hosts.push(x);
     }
-    let inv = Inventory {
-        controller: CONTROLLER_IP,
-        lease_service: STORAGE_SERVICE_IP,
-        dfs_dir: dir.join("dfs"),
-        guest_dir: lab.guest_dir.clone(),
-        run_dir: dir.to_path_buf(),
-        domain_type: lab.domain_type.clone(),
-        vm_network: format!("{}/{}", VM_NET.0, VM_NET.1),
-        ping_from: Some(
-            ["ip", "netns", "exec", OUTSIDE_NS]
-                .map(String::from)
-                .to_vec(),
-        ),
-        hosts,
-    };
+    let inv = box_inventory(lab, dir, hosts);
     Ok(format!(
         "# The lab in a box's hosts, standing (`krrish lab-hosts up`): \
          an inventory for `--world lab --inventory`.\n{}",

@@ -90,46 +90,21 @@ impl LabRun<'_> {
             .context("writing the controller's config")
     }
 
-    /// The box's agent configs, beside the rest of the run's files.
+    /// The box's agent configs, beside the rest of the run's files: the
+    /// box's hosts described as an inventory, each host's config from it
+    /// as an inventory host's is (so both paths run the same agents).
     pub(super) fn write_box_agent_configs(&self) -> Result<()> {
-        let ha = &self.s.config.ha;
         let lab = self.lab()?;
+        let exe = std::env::current_exe().context("this krrish binary")?;
         let d = &self.run_dir;
-        let dfs_section = format!("dfs:\n  lease_service: {STORAGE_SERVICE_IP}:{DFS_PORT}\n");
+        let mut hosts = Vec::new();
         for h in &self.s.cluster.hosts {
-            let net = self.net(&h.id)?;
-            let mut agent = format!(
-                "host: {host}\ncontroller: {CONTROLLER_IP}:{CONTROLLER_PORT}\npid_file: {pid}\n{dfs_section}timings:\n  heartbeat_interval: {hb}ms\n  lease_duration: {lease}ms\ndriver:\n  kind: libvirt\n  uri: {uri}\n  netns: {ns}\n  vm_bridge: {HOST_VM_BRIDGE}\n  guest_dir: {guest}\n  domain_type: {dt}\n  dfs_dir: {dfs}\n  run_dir: {cons}\n  vm_network: {net}/{len}\n  tenant_network:\n    underlay: {HOST_VM_BRIDGE}\n    local: {vtep}\n    group: {VXLAN_GROUP}\n",
-                host = h.id,
-                pid = krrish_lab::power::agent_pid_file(d, h.id.as_str()).display(),
-                hb = ha.heartbeat.interval_ms,
-                lease = ha.lease_duration_ms,
-                uri = lab.uri_of(h),
-                ns = net.ns,
-                guest = lab.guest_dir.display(),
-                dt = lab.domain_type,
-                dfs = d.join("dfs").display(),
-                cons = d.join("consoles").join(h.id.as_str()).display(),
-                net = VM_NET.0,
-                len = VM_NET.1,
-                vtep = net.underlay_ip,
-            );
-            let peers = self.box_migration_peers(&h.id)?;
-            if !peers.is_empty() {
-                agent.push_str("  migration_peers:\n");
-                for p in peers {
-                    agent.push_str(&format!(
-                        "    - host: {}\n      uri: {:?}\n      netns: {}\n      vm_bridge: {}\n      run_dir: {:?}\n      address: {}\n",
-                        p.host,
-                        p.uri,
-                        p.netns.unwrap_or_default(),
-                        p.vm_bridge,
-                        p.run_dir.display().to_string(),
-                        p.address,
-                    ));
-                }
-            }
-            std::fs::write(d.join(format!("agent-{}.yaml", h.id)), agent)?;
+            hosts.push(box_hosts::box_host(lab, &exe, d, h, self.net(&h.id)?));
+        }
+        let inv = box_hosts::box_inventory(lab, d, hosts);
+        for x in &inv.hosts {
+            let text = inventory::agent_config(&inv, x, &self.s.config.ha);
+            std::fs::write(d.join(format!("agent-{}.yaml", x.id)), text)?;
         }
         Ok(())
     }

@@ -47,9 +47,7 @@ use krrish_lab::topology::{CONTROLLER_IP, HOST_VM_BRIDGE, OUTSIDE_NS, STORAGE_SE
 use krrish_lab::{power_off, power_on, HostNet, Topology};
 use krrish_libvirt::driver::vm_address;
 use krrish_libvirt::names::{domain_name, vm_of_domain};
-use krrish_libvirt::{
-    DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver, MigrationPeer, TenantConfig,
-};
+use krrish_libvirt::{DomainType, GuestImage, Hypervisor, LabHost, LibvirtDriver, TenantConfig};
 use krrish_scenario::expect::Check;
 use krrish_scenario::load::Action;
 use krrish_scenario::Scenario;
@@ -542,28 +540,6 @@ impl LabRun<'_> {
         Ok(self.lab()?.uri_of(self.host_spec(h)?).to_string())
     }
 
-    /// The box hosts `h` live-migrates to: those on the other daemon
-    /// (two hosts of one daemon cannot: libvirt sees the same host).
-    fn box_migration_peers(&self, h: &HostId) -> Result<Vec<MigrationPeer>> {
-        let own = self.box_uri(h)?;
-        let mut peers = Vec::new();
-        for other in &self.s.cluster.hosts {
-            let uri = self.box_uri(&other.id)?;
-            if uri == own {
-                continue;
-            }
-            peers.push(MigrationPeer {
-                host: other.id.clone(),
-                uri,
-                netns: Some(self.net(&other.id)?.ns.clone()),
-                vm_bridge: HOST_VM_BRIDGE.into(),
-                run_dir: self.run_dir.join("consoles").join(other.id.as_str()),
-                address: "127.0.0.1".into(),
-            });
-        }
-        Ok(peers)
-    }
-
     fn driver_for(&self, h: &HostId) -> Result<LibvirtDriver> {
         let net = self.net(h)?;
         let cfg = LabHost {
@@ -588,7 +564,9 @@ impl LabRun<'_> {
                 group: VXLAN_GROUP,
                 eip_link: HOST_VM_BRIDGE.into(),
             }),
-            migration_peers: self.box_migration_peers(h)?,
+            // Home VMs are only booted through this driver (the agents'
+            // own, with their peers, come from their configs).
+            migration_peers: Vec::new(),
         };
         LibvirtDriver::new(cfg, 1).map_err(|e| anyhow::anyhow!("{h}: {e}"))
     }
