@@ -257,17 +257,11 @@ impl Hypervisor {
     pub fn running_names(&self) -> Result<Vec<String>, LibvirtError> {
         use virt::domain::{DomainPausedReason, DomainState, DomainStateReason};
         use virt::enumutil::Enum;
-        let c = self.conn();
-        let doms = c
-            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-            .map_err(|e| err("list", "*", e))?;
-        let mut names = Vec::with_capacity(doms.len());
-        for d in doms {
-            let name = d.name().map_err(|e| err("name", "?", e))?;
+        self.active_where(|d| {
             // Measured on the box: an incoming copy is "paused (starting
             // up)", then "paused (migrating)" until it takes over; the
             // source is "paused (migrating)" from the switch-over on.
-            let incoming = matches!(
+            !matches!(
                 d.state(),
                 Ok((
                     Enum::Known(DomainState::Paused),
@@ -275,24 +269,26 @@ impl Hypervisor {
                         DomainPausedReason::Migration | DomainPausedReason::StartingUp
                     )))
                 ))
-            );
-            if !incoming {
-                names.push(name);
-            }
-        }
-        names.sort();
-        Ok(names)
+            )
+        })
     }
 
-    /// Names of the running domains, sorted.
+    /// Names of the active domains, sorted.
     pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
+        self.active_where(|_| true)
+    }
+
+    /// Names of the active domains `keep` keeps, sorted.
+    fn active_where(&self, keep: impl Fn(&Domain) -> bool) -> Result<Vec<String>, LibvirtError> {
         let c = self.conn();
         let doms = c
             .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
             .map_err(|e| err("list", "*", e))?;
         let mut names = Vec::with_capacity(doms.len());
         for d in doms {
-            names.push(d.name().map_err(|e| err("name", "?", e))?);
+            if keep(&d) {
+                names.push(d.name().map_err(|e| err("name", "?", e))?);
+            }
         }
         names.sort();
         Ok(names)

@@ -159,12 +159,7 @@ impl StatusWatch {
 
     /// `vm` is (or no longer is) being live-migrated away from this host.
     pub fn set_migrating_out(&self, vm: &VmId, migrating: bool) {
-        let mut g = lock(&self.shared.0);
-        if migrating {
-            g.migrating_out.insert(vm.clone());
-        } else {
-            g.migrating_out.remove(vm);
-        }
+        mark(&mut lock(&self.shared.0).migrating_out, vm, migrating);
     }
 
     /// Whether `vm` is being live-migrated away from this host now.
@@ -174,12 +169,7 @@ impl StatusWatch {
 
     /// `vm` is (or no longer is) restarting in place: see `resetting`.
     pub fn set_resetting(&self, vm: &VmId, resetting: bool) {
-        let mut g = lock(&self.shared.0);
-        if resetting {
-            g.resetting.insert(vm.clone());
-        } else {
-            g.resetting.remove(vm);
-        }
+        mark(&mut lock(&self.shared.0).resetting, vm, resetting);
     }
 
     /// A handle that asks for fresh readings from any thread.
@@ -213,6 +203,15 @@ impl Drop for StatusWatch {
         let (m, cv) = &*self.shared;
         lock(m).stop = true;
         cv.notify_all();
+    }
+}
+
+/// `vm` in `set` or not.
+fn mark(set: &mut std::collections::BTreeSet<VmId>, vm: &VmId, present: bool) {
+    if present {
+        set.insert(vm.clone());
+    } else {
+        set.remove(vm);
     }
 }
 

@@ -175,7 +175,9 @@ fn bridges_and_vxlan_are_made_and_enslaved() {
 #[test]
 fn bad_names_never_reach_the_kernel() {
     let (_s, ns) = Scratch::new("names");
-    for bad in ["a/b", "x;reboot", "waytoolonglinkname", "-x", "Up"] {
+    // (Upper case is a name: physical hosts have `Eth0`, see
+    // krrish_core::link_name.)
+    for bad in ["a/b", "x;reboot", "waytoolonglinkname", "-x", "..", "a b"] {
         let b = bad.to_string();
         let err = ns
             .run(move |l| async move { l.add_bridge(&b).await })
