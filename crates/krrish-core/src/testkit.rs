@@ -127,6 +127,11 @@ pub enum Step {
     DfsUp,
     /// The hypervisors fail the next `.1` boots of VM `.0` (of 12).
     FailBoots(usize, u32),
+    /// Host `.0` panics and boots again at once, faster than it is missed:
+    /// its guests die, copies to it fail (their sources say so before
+    /// the new boot is heard of, as libvirt does), copies from it end
+    /// without an answer (its agent died).
+    Reboot(usize),
 }
 
 impl TwoParty {
@@ -259,6 +264,29 @@ impl TwoParty {
             Step::Partition(i) | Step::Heal(i) => {
                 let id = self.id(*i);
                 self.hosts.get_mut(&id).unwrap().partitioned = matches!(op, Step::Partition(_));
+            }
+            Step::Reboot(i) => {
+                let id = self.id(*i);
+                if !self.hosts[&id].powered {
+                    return;
+                }
+                let now = self.now;
+                let (ended, rest): (Vec<Copying>, Vec<Copying>) = std::mem::take(&mut self.copying)
+                    .into_iter()
+                    .partition(|c| c.from == id || c.to == id);
+                self.copying = rest;
+                let h = self.hosts.get_mut(&id).unwrap();
+                h.boot_id += 1;
+                h.running.clear();
+                h.lease_until = 0;
+                for c in ended.iter().filter(|c| c.to == id) {
+                    let source = &self.hosts[&c.from];
+                    if source.powered && !source.partitioned {
+                        let why = DriverError::Failed("the destination rebooted".into());
+                        self.core
+                            .handle_migration_result(now, &c.vm, &c.from, &c.to, Err(why));
+                    }
+                }
             }
             Step::Repair(i) => {
                 let id = self.id(*i);

@@ -3,10 +3,10 @@
 //! The model answers the core's commands the way hardware would: IPMI powers
 //! a host off if its BMC is alive; a revoked lease stops being renewed and the
 //! host stops its VMs before it lapses; boots succeed on powered hosts that
-//! may write to the DFS. Random crashes, power losses, BMC losses and
-//! partitions are thrown at it, with operator migrations that take time (and
-//! whose answers are lost when the source is cut off) and controller
-//! restarts from the persisted snapshot. After every step: no VM runs twice.
+//! may write to the DFS. Random crashes, power losses, BMC losses,
+//! partitions and quick reboots are thrown at it, with operator migrations
+//! that take time (and whose answers are lost when the source is cut off)
+//! and controller restarts from the persisted snapshot. After every step: no VM runs twice.
 //! After healing everything: every HA VM runs again and every spare is
 //! accounted.
 
@@ -28,6 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..5).prop_map(Op::Partition),
         1 => (0usize..5).prop_map(Op::Heal),
         2 => (0usize..5).prop_map(Op::Repair),
+        1 => (0usize..5).prop_map(Op::Reboot),
         2 => (0usize..12, 0usize..5).prop_map(|(v, h)| Op::Migrate(v, h)),
         1 => Just(Op::ControllerRestart),
         1 => Just(Op::DfsDown),
@@ -317,4 +318,51 @@ fn a_move_onto_the_home_of_an_anti_affine_vm_away_from_it_is_refused() {
         VmState::Running { host: hv2.clone() }
     );
     assert_eq!(m.core.spare_counts(), (2, 0, 0));
+}
+
+/// Found by the lab's adversary (2026-12-04): hv-1 rebooted a second
+/// after vm-1-0's live failback began. libvirt answered "failed" before
+/// the new boot was heard of, and vm-1-0 waited out the 60 s migration
+/// back-off on its spare. The home's new boot is news the back-off did
+/// not know: the failback is tried again at once.
+#[test]
+fn a_home_that_boots_again_mid_failback_is_tried_again_without_waiting_out_the_back_off() {
+    let mut m = Model::new();
+    m.slow_copies = false;
+    m.advance(12_000);
+    m.apply(&Op::Crash(0));
+    m.advance(120_000);
+    let (vm, hv1) = (VmId::new("vm-1-0"), HostId::new("hv-1"));
+    assert!(
+        matches!(&m.core.vms()[&vm].state, VmState::Running { host } if host != &hv1),
+        "{:?}",
+        m.core.vms()[&vm].state
+    );
+    m.apply(&Op::Repair(0));
+    let copying_home = |m: &Model| m.copying.iter().any(|c| c.vm == vm && c.to == hv1);
+    for _ in 0..120 {
+        if copying_home(&m) {
+            break;
+        }
+        m.advance(1_000);
+    }
+    assert!(copying_home(&m), "vm-1-0's failback never began");
+    let failed_at = m.now;
+    m.apply(&Op::Reboot(0));
+    assert!(!copying_home(&m));
+    // Well inside the 60 s back-off: vm-1-0 is on its way home or there.
+    for _ in 0..30 {
+        if copying_home(&m) || m.hosts[&hv1].running.contains(&vm) {
+            break;
+        }
+        m.advance(1_000);
+    }
+    assert!(
+        copying_home(&m) || m.hosts[&hv1].running.contains(&vm),
+        "{} s after the failed failback vm-1-0 is still {:?}",
+        (m.now - failed_at) / 1_000,
+        m.core.vms()[&vm].state
+    );
+    m.advance(60_000);
+    assert_eq!(m.core.vms()[&vm].state, VmState::Running { host: hv1 });
 }

@@ -45,9 +45,29 @@ impl HaManager {
         }
     }
 
+    /// `home` booted again or came back: news the migration back-off of
+    /// its VMs away from it did not know (it was set by a failure the old
+    /// boot or the absence caused). They may go home at once. Found by the
+    /// lab's adversary: the home rebooted mid failback, libvirt's "failed"
+    /// came before the new boot was heard of, and the VM waited out the
+    /// back-off on its spare.
+    pub(super) fn home_news_ends_back_off(&mut self, home: &HostId) {
+        let waiting: Vec<VmId> = self
+            .vms
+            .away_from(home)
+            .into_iter()
+            .filter(|(_, v)| v.failback_not_before_ms > 0)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            self.vms.get_mut(&id).expect("listed").failback_not_before_ms = 0;
+        }
+    }
+
     /// A repaired host heartbeats again: restore and fail back what is its —
     /// once the DFS lets it write again.
     pub(super) fn on_host_back(&mut self, now_ms: u64, host: &HostId) {
+        self.home_news_ends_back_off(host);
         if self.hosts[host].lease_revoked {
             self.command(Command::ReinstateLease { host: host.clone() });
             return;

@@ -596,6 +596,7 @@ impl HaManager {
     /// their answers or time-outs. The dead restart by policy, at home first.
     fn on_quick_reboot(&mut self, now_ms: u64, host: &HostId, running: &[VmId]) {
         self.notice(now_ms, Notice::HostRebooted { host: host.clone() });
+        self.home_news_ends_back_off(host);
         let dead = self.vms_on(host, |id, v| {
             matches!(&v.state, VmState::Running { host: h } if h == host) && !running.contains(id)
         });
