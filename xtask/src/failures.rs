@@ -5,8 +5,9 @@
 
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Lines kept over the whole suite; what is beyond is counted, not kept.
 const KEPT_LINES: usize = 150;
@@ -66,6 +67,26 @@ impl Picker {
 /// are kept for [`print_kept`]. True when it exits 0.
 pub fn run_keeping(step: &str, cmd: &mut Command) -> Result<bool> {
     eprintln!("xtask: $ {}", crate::show(cmd));
+    run_into(step, cmd, None)
+}
+
+/// [`run_keeping`], the output going to the file `log` rather than ours
+/// (a step that runs alongside another, whose output it would garble).
+pub fn run_keeping_logged(step: &str, cmd: &mut Command, log: &Path) -> Result<bool> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    run_into(step, cmd, Some(Arc::new(Mutex::new(file))))
+}
+
+/// Writes a line to the log, or to our stdout / stderr.
+fn pass_on(log: &Option<Arc<Mutex<std::fs::File>>>, line: &str, to_stderr: bool) {
+    let _ = match log {
+        Some(f) => writeln!(f.lock().unwrap_or_else(|p| p.into_inner()), "{line}"),
+        None if to_stderr => writeln!(std::io::stderr(), "{line}"),
+        None => writeln!(std::io::stdout(), "{line}"),
+    };
+}
+
+fn run_into(step: &str, cmd: &mut Command, log: Option<Arc<Mutex<std::fs::File>>>) -> Result<bool> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -74,10 +95,11 @@ pub fn run_keeping(step: &str, cmd: &mut Command) -> Result<bool> {
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let step_err = step.to_string();
+    let log_err = log.clone();
     let errs = std::thread::spawn(move || {
         let mut picker = Picker::default();
         for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
-            let _ = writeln!(std::io::stderr(), "{line}");
+            pass_on(&log_err, &line, true);
             if picker.wants(&line) {
                 keep(&step_err, &line);
             }
@@ -85,7 +107,7 @@ pub fn run_keeping(step: &str, cmd: &mut Command) -> Result<bool> {
     });
     let mut picker = Picker::default();
     for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-        let _ = writeln!(std::io::stdout(), "{line}");
+        pass_on(&log, &line, false);
         if picker.wants(&line) {
             keep(step, &line);
         }

@@ -6,8 +6,9 @@
 //! - `ci` — the whole suite, as CI runs it: system packages, fmt, clippy,
 //!   tests, real guests in the lab in a box, every scenario in the turmoil world and in the event world, a
 //!   fixed budget of seed exploration, a fixed number of swarm seeds (JUnit
-//!   XML in `target/swarm-ci.xml`). Prints `N passed, M failed` over its
-//!   steps.
+//!   XML in `target/swarm-ci.xml`) — those three simulated sweeps run
+//!   alongside the lab's real-time step, at the lowest CPU priority (see
+//!   [`alongside`]). Prints `N passed, M failed` over its steps.
 //! - `nightly` — the same with large exploration budgets; `nightly
 //!   --inventory FILE` adds the lab scenarios on physical hosts (those the
 //!   inventory cannot play are reported NOT RUN, with why).
@@ -19,6 +20,7 @@
 // Tooling on the real machine: wall time is what it waits on and reports.
 #![allow(clippy::disallowed_methods)]
 
+mod alongside;
 mod failures;
 mod lab;
 
@@ -137,12 +139,22 @@ const NO_FAIL_FAST: &str = "--no-fail-fast";
 /// The suite's scenario runs: `target/debug/krrish`, as the tests step built
 /// it (built here first if that step did not; a no-op when it did).
 fn suite_scenario(args: &[String]) -> Result<bool> {
+    let mut c = Command::new(suite_binary()?);
+    c.args(["scenario", "run"]).args(args);
+    failures::run_keeping("krrish scenario run", &mut c)
+}
+
+/// `target/debug/krrish` as the tests step builds it (built now if it was
+/// not).
+fn suite_binary() -> Result<PathBuf> {
     if !run(cargo().args(SUITE_TEST_ARGS).args(["--no-run", "--quiet"]))? {
         anyhow::bail!("building the workspace's tests (and krrish with them) failed");
     }
-    let mut c = Command::new(Path::new("target").join("debug").join("krrish"));
-    c.args(["scenario", "run"]).args(args);
-    failures::run_keeping("krrish scenario run", &mut c)
+    Ok(Path::new("target").join("debug").join("krrish"))
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }
 
 struct Budget {
@@ -216,7 +228,7 @@ fn check_free_space() {
 fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
     check_free_space();
     type Step<'a> = (&'a str, Box<dyn Fn() -> Result<bool> + 'a>);
-    let mut steps: Vec<Step> = vec![
+    let steps: Vec<Step> = vec![
         ("system packages", Box::new(system_packages)),
         (
             "format",
@@ -250,49 +262,42 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
             }),
         ),
         ("scenarios", Box::new(|| suite_scenario(&[]))),
-        (
-            "scenarios in the event world",
-            Box::new(|| {
-                let own = suite_scenario(&["--world".into(), "event".into()])?;
-                let explored = suite_scenario(&[
-                    "--world".into(),
-                    "event".into(),
-                    "--seeds".into(),
-                    budget.event_seeds.into(),
-                ])?;
-                Ok(own && explored)
-            }),
-        ),
-        (
-            "lab in a box: real guests",
-            Box::new(|| lab::suite_step(budget.lab_scenarios)),
-        ),
-        (
-            "swarm",
-            Box::new(|| {
-                suite_scenario(&[
-                    "--swarm".into(),
-                    "--seeds".into(),
-                    budget.swarm_seeds.into(),
-                    "--junit".into(),
-                    format!("target/swarm-{}.xml", budget.name),
-                ])
-            }),
-        ),
-        (
-            "seed exploration",
-            Box::new(|| {
-                suite_scenario(&[
-                    "--seeds".into(),
-                    budget.seeds.into(),
-                    "--trace-dir".into(),
-                    "target/scenario-traces/explore".into(),
-                ])
-            }),
-        ),
     ];
+    // Run while the lab's real-time steps do (see `alongside`).
+    let sweeps = vec![
+        alongside::Sweep {
+            name: "scenarios in the event world",
+            runs: vec![
+                args(&["--world", "event"]),
+                args(&["--world", "event", "--seeds", budget.event_seeds]),
+            ],
+        },
+        alongside::Sweep {
+            name: "swarm",
+            runs: vec![args(&[
+                "--swarm",
+                "--seeds",
+                budget.swarm_seeds,
+                "--junit",
+                &format!("target/swarm-{}.xml", budget.name),
+            ])],
+        },
+        alongside::Sweep {
+            name: "seed exploration",
+            runs: vec![args(&[
+                "--seeds",
+                budget.seeds,
+                "--trace-dir",
+                "target/scenario-traces/explore",
+            ])],
+        },
+    ];
+    let mut real: Vec<Step> = vec![(
+        "lab in a box: real guests",
+        Box::new(|| lab::suite_step(budget.lab_scenarios)),
+    )];
     if let Some(file) = inventory {
-        steps.push((
+        real.push((
             "physical lab hosts (inventory)",
             Box::new(move || {
                 suite_scenario(&[
@@ -308,10 +313,8 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
     let (mut passed, mut failed) = (0, 0);
     let mut failed_steps = Vec::new();
     let mut took = Vec::new();
-    for (name, step) in &steps {
-        eprintln!("xtask: == {} step: {name}", budget.name);
-        let started = std::time::Instant::now();
-        let verdict = match step() {
+    let mut record = |name: &str, result: Result<bool>, secs: u64| {
+        let verdict = match result {
             Ok(true) => {
                 passed += 1;
                 "passed"
@@ -327,7 +330,36 @@ fn suite(budget: &Budget, inventory: Option<&Path>) -> Result<bool> {
                 "FAILED"
             }
         };
-        took.push((name, verdict, started.elapsed().as_secs()));
+        took.push((name.to_string(), verdict, secs));
+    };
+    let timed = |name: &str, step: &dyn Fn() -> Result<bool>| {
+        eprintln!("xtask: == {} step: {name}", budget.name);
+        let started = std::time::Instant::now();
+        (step(), started.elapsed().as_secs())
+    };
+    for (name, step) in &steps {
+        let (result, secs) = timed(name, step);
+        record(name, result, secs);
+    }
+    let started_sweeps = suite_binary().and_then(|krrish| alongside::start(&krrish, sweeps));
+    for (name, step) in &real {
+        let (result, secs) = timed(name, step);
+        record(name, result, secs);
+    }
+    match started_sweeps {
+        Ok(handle) => {
+            eprintln!("xtask: waiting for the sweeps that ran alongside the lab");
+            let outcomes = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the sweeps' thread panicked"))?;
+            for o in outcomes {
+                for line in alongside::summary(&o.log) {
+                    eprintln!("xtask: {}: {line} (output in {})", o.name, o.log.display());
+                }
+                record(o.name, o.result, o.secs);
+            }
+        }
+        Err(e) => record("simulated sweeps", Err(e), 0),
     }
     // Where the time goes (CI's limit is 90 minutes on 2 cores; the suite
     // is kept well under 30).

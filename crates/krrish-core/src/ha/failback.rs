@@ -60,7 +60,10 @@ impl HaManager {
             .map(|(id, _)| id.clone())
             .collect();
         for id in waiting {
-            self.vms.get_mut(&id).expect("listed").failback_not_before_ms = 0;
+            self.vms
+                .get_mut(&id)
+                .expect("listed")
+                .failback_not_before_ms = 0;
         }
     }
 
