@@ -1,7 +1,9 @@
 //! [`LibvirtDriver`]: the agent's driver on a real host. A VM boots from
 //! its DFS copy (`<dfs>/vms/<vm>.qcow2`, made empty on first boot) as a
 //! transient domain `krrish.<host>.<vm>`; its tap goes into the host's
-//! namespace and bridge; "up" is the guest's own marker on its console.
+//! namespace and bridge (a boot plugs it, and the status watch plugs the
+//! tap of a copy arriving by live migration as the copy starts); "up" is
+//! the guest's own marker on its console.
 //! Bond health is read from the real links' carrier.
 //!
 //! The host's DFS lease is renewed with the lease service (`krrish dfs`)
@@ -159,6 +161,8 @@ impl LibvirtDriver {
             hv: hv.clone(),
             netns: netns.clone(),
             bond_members: cfg.bond_members.clone(),
+            tap_source: tap_source.clone(),
+            vm_bridge: cfg.vm_bridge.clone(),
         });
         Ok(LibvirtDriver {
             lease,
@@ -535,22 +539,10 @@ impl LibvirtDriver {
         // The guest runs there now, whatever follows: the answer says so
         // (an error would tell the controller it is still here — found by
         // the lab's adversary: the destination powered off just after the
-        // switch-over, its tap was gone, and the controller took the guest
-        // for one still running on this host). Its tap joins that host's
-        // bridge, and nothing of it is left here.
-        let tap = tap_name(to, vm);
-        let plugged = match &peer.netns {
-            Some(n) => Netns::open(n).map_err(|e| e.to_string()),
-            None => Ok(Netns::current()),
-        }
-        .and_then(|dest_ns| plug_tap(&self.tap_source, &dest_ns, &tap, &peer.vm_bridge));
-        if let Err(e) = plugged {
-            eprintln!(
-                "krrish-libvirt: {vm} moved to {to}, but its tap {tap} did not join {}: {e} \
-                 (the guest runs there without its network until its host plugs it)",
-                peer.vm_bridge
-            );
-        }
+        // switch-over and the controller took the guest for one still
+        // running on this host). Its tap joined that host's bridge as the
+        // copy started (that host's status watch plugs it); nothing of it
+        // is left here.
         self.specs().remove(vm);
         self.volumes.forget(vm);
         let id = vm.clone();

@@ -255,13 +255,33 @@ impl Hypervisor {
     /// except a migration's other copy, paused until (or since) the
     /// switch-over, and a domain whose QEMU is still starting.
     pub fn running_names(&self) -> Result<Vec<String>, LibvirtError> {
+        Ok(self
+            .active_domains()?
+            .into_iter()
+            .filter(|d| d.runs_here)
+            .map(|d| d.name)
+            .collect())
+    }
+
+    /// Names of the active domains, sorted.
+    pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
+        Ok(self.active_domains()?.into_iter().map(|d| d.name).collect())
+    }
+
+    /// The active domains, sorted by name.
+    pub fn active_domains(&self) -> Result<Vec<ActiveDomain>, LibvirtError> {
         use virt::domain::{DomainPausedReason, DomainState, DomainStateReason};
         use virt::enumutil::Enum;
-        self.active_where(|d| {
+        let c = self.conn();
+        let doms = c
+            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            .map_err(|e| err("list", "*", e))?;
+        let mut out = Vec::with_capacity(doms.len());
+        for d in doms {
             // Measured on the box: an incoming copy is "paused (starting
             // up)", then "paused (migrating)" until it takes over; the
             // source is "paused (migrating)" from the switch-over on.
-            !matches!(
+            let runs_here = !matches!(
                 d.state(),
                 Ok((
                     Enum::Known(DomainState::Paused),
@@ -269,28 +289,20 @@ impl Hypervisor {
                         DomainPausedReason::Migration | DomainPausedReason::StartingUp
                     )))
                 ))
-            )
-        })
-    }
-
-    /// Names of the active domains, sorted.
-    pub fn active_names(&self) -> Result<Vec<String>, LibvirtError> {
-        self.active_where(|_| true)
-    }
-
-    /// Names of the active domains `keep` keeps, sorted.
-    fn active_where(&self, keep: impl Fn(&Domain) -> bool) -> Result<Vec<String>, LibvirtError> {
-        let c = self.conn();
-        let doms = c
-            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-            .map_err(|e| err("list", "*", e))?;
-        let mut names = Vec::with_capacity(doms.len());
-        for d in doms {
-            if keep(&d) {
-                names.push(d.name().map_err(|e| err("name", "?", e))?);
-            }
+            );
+            let name = d.name().map_err(|e| err("name", "?", e))?;
+            out.push(ActiveDomain { name, runs_here });
         }
-        names.sort();
-        Ok(names)
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
+}
+
+/// An active domain, as [`Hypervisor::active_domains`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveDomain {
+    pub name: String,
+    /// Its guest runs here now: not a migration's other copy (paused until
+    /// or since the switch-over), not a QEMU still starting.
+    pub runs_here: bool,
 }

@@ -32,10 +32,6 @@ pub struct MigrationPeer {
     pub host: HostId,
     /// How this host's processes reach that daemon.
     pub uri: String,
-    /// That host's network namespace (its guests' taps go there).
-    pub netns: Option<String>,
-    /// The bridge its guests' taps join.
-    pub vm_bridge: String,
     /// That host's console and command-socket directory.
     pub run_dir: PathBuf,
     /// Where that host's QEMU listens for the guest's memory (the box:

@@ -12,7 +12,8 @@
 //! still run); when a link cannot be read, its bond reports down.
 
 use crate::hypervisor::Hypervisor;
-use crate::names::vm_of_domain;
+use crate::names::{tap_name, vm_of_domain};
+use crate::tenant::ensure_tap_plugged;
 use krrish_agent::HostStatus;
 use krrish_core::{BondHealth, HostId, VmId};
 use krrish_netlink::Netns;
@@ -30,17 +31,57 @@ pub struct StatusSource {
     /// Member links in bond order: bond0 (management), bond1 (VM
     /// network), bond2 (storage).
     pub bond_members: [[String; 2]; 3],
+    /// Where libvirt makes the guests' taps, and the bridge they join.
+    pub tap_source: Netns,
+    pub vm_bridge: String,
+}
+
+/// The guests of this host libvirt has active: those running here now, and
+/// every one (with the copies arriving by live migration).
+struct Guests {
+    running: Vec<VmId>,
+    active: Vec<VmId>,
 }
 
 impl StatusSource {
     /// The guests of this host running now, by libvirt.
     pub fn running(&self) -> Result<Vec<VmId>, crate::LibvirtError> {
-        Ok(self
-            .hv
-            .running_names()?
-            .into_iter()
-            .filter_map(|d| vm_of_domain(&self.host, &d))
-            .collect())
+        Ok(self.guests()?.running)
+    }
+
+    fn guests(&self) -> Result<Guests, crate::LibvirtError> {
+        let (mut running, mut active) = (Vec::new(), Vec::new());
+        for d in self.hv.active_domains()? {
+            if let Some(vm) = vm_of_domain(&self.host, &d.name) {
+                if d.runs_here {
+                    running.push(vm.clone());
+                }
+                active.push(vm);
+            }
+        }
+        Ok(Guests { running, active })
+    }
+
+    /// The taps of guests new since the last reading join this host's VM
+    /// bridge — the copy a live migration brings here has its tap made by
+    /// this host's libvirt as the copy starts, paused: plugged now, the
+    /// guest has its network from the switch-over on (the source's agent
+    /// cannot reach another host's namespace). A boot plugs its own tap
+    /// too; either may come first. `plugged` keeps the guests done.
+    fn plug_arrivals(&self, active: &[VmId], plugged: &mut std::collections::BTreeSet<VmId>) {
+        plugged.retain(|vm| active.contains(vm));
+        let new: Vec<&VmId> = active.iter().filter(|vm| !plugged.contains(*vm)).collect();
+        for vm in new {
+            let tap = tap_name(&self.host, vm);
+            match ensure_tap_plugged(&self.tap_source, &self.netns, &tap, &self.vm_bridge) {
+                Ok(true) => {
+                    plugged.insert(vm.clone());
+                }
+                // Not made yet, or a link call failed: the next reading
+                // tries again.
+                Ok(false) | Err(_) => {}
+            }
+        }
     }
 
     pub fn bonds(&self) -> [BondHealth; 3] {
@@ -121,6 +162,7 @@ impl StatusWatch {
         let s = shared.clone();
         std::thread::spawn(move || {
             let (m, cv) = &*s;
+            let mut plugged = std::collections::BTreeSet::new();
             loop {
                 let ask = {
                     let g = lock(m);
@@ -132,11 +174,14 @@ impl StatusWatch {
                     }
                     g.asked
                 };
-                let running = source.running();
+                let guests = source.guests();
+                if let Ok(g) = &guests {
+                    source.plug_arrivals(&g.active, &mut plugged);
+                }
                 let mut g = lock(m);
                 // Unanswered: the last list stands (never "none").
-                if let Ok(running) = running {
-                    g.latest.running = running;
+                if let Ok(guests) = guests {
+                    g.latest.running = guests.running;
                 }
                 g.answered = ask;
                 cv.notify_all();

@@ -536,17 +536,59 @@ fn nft_script(cfg: &TenantConfig, nat: &Nat) -> String {
 /// Moves a tap libvirt made (in `from`, libvirtd's namespace) into the
 /// host's namespace and onto `bridge`, up.
 pub(crate) fn plug_tap(from: &Netns, to: &Netns, tap: &str, bridge: &str) -> Result<(), String> {
-    let (tap, bridge, ns) = (tap.to_string(), bridge.to_string(), to.clone());
-    if ns.name().is_some() {
-        let (t, target) = (tap.clone(), ns.clone());
-        from.run(move |links| async move { links.move_to(&t, &target).await })
-            .map_err(|e| e.to_string())?;
+    if ensure_tap_plugged(from, to, tap, bridge)? {
+        Ok(())
+    } else {
+        Err(format!("link {tap}: no such link (libvirt made no tap by that name)"))
     }
-    ns.run(move |links| async move {
-        links.set_master(&tap, &bridge).await?;
-        links.set_up(&tap).await
-    })
-    .map_err(|e| e.to_string())
+}
+
+/// [`plug_tap`], idempotent and safe to race with itself — a boot plugs
+/// its guest's tap, and the status watch plugs the taps of guests that
+/// arrive by live migration (their tap appears as the incoming copy
+/// starts, before the switch-over): a tap already moved, or already a
+/// port, is left as it is. False when the tap is in neither namespace.
+pub(crate) fn ensure_tap_plugged(
+    from: &Netns,
+    to: &Netns,
+    tap: &str,
+    bridge: &str,
+) -> Result<bool, String> {
+    let (tap, bridge, ns) = (tap.to_string(), bridge.to_string(), to.clone());
+    // A failed move may be the other plugger's success: the namespace
+    // below decides.
+    let moved = if ns.name().is_some() {
+        let (t, target) = (tap.clone(), ns.clone());
+        from.run(move |links| async move {
+            match links.exists(&t).await? {
+                true => links.move_to(&t, &target).await,
+                false => Ok(()),
+            }
+        })
+        .map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    };
+    let here = ns
+        .run(move |links| async move {
+            Ok(match links.is_port(&tap).await? {
+                None => false,
+                Some(true) => {
+                    links.set_up(&tap).await?;
+                    true
+                }
+                Some(false) => {
+                    links.set_master(&tap, &bridge).await?;
+                    links.set_up(&tap).await?;
+                    true
+                }
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    match moved {
+        Err(e) if !here => Err(e),
+        _ => Ok(here),
+    }
 }
 
 /// Every guest address of a routed vxnet (gateway `gateway`, a /24) with

@@ -12,7 +12,7 @@ use krrish_core::{BondHealth, HaPolicy, HostId, Resources, VmId, VmSpec};
 use krrish_libvirt::driver::vm_address;
 use krrish_libvirt::guest::UP_MARKER;
 use krrish_libvirt::guest::{ask_ping, ask_read, ask_write};
-use krrish_libvirt::names::{volume_serial, ROOT_SERIAL};
+use krrish_libvirt::names::{tap_name, volume_serial, ROOT_SERIAL};
 use krrish_libvirt::{DomainType, GuestImage, LabHost, LibvirtDriver, MigrationPeer, TenantConfig};
 use krrish_netlink::Netns;
 use std::net::{IpAddr, Ipv4Addr};
@@ -127,8 +127,6 @@ impl TestHost {
         MigrationPeer {
             host: self.host.clone(),
             uri: uri.to_string(),
-            netns: Some(self.ns.clone()),
-            vm_bridge: "br-vm".into(),
             run_dir: self.dir.join("run"),
             address: "127.0.0.1".into(),
         }
@@ -141,6 +139,16 @@ impl TestHost {
             .arg(ip.to_string())
             .output()
             .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Whether `tap` is in this host's namespace and a port of its
+    /// bridge.
+    fn has_port(&self, tap: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.ns, "-o", "link", "show", "dev", tap])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" master br-vm "))
             .unwrap_or(false)
     }
 
@@ -383,8 +391,11 @@ fn eventually(cond: impl Fn() -> bool) -> bool {
 
 /// Live migration between the box's two libvirt daemons, both ways: the
 /// guest keeps running (no new boot: its console on the destination has
-/// no "up" line), answers ping in its new host's namespace only, is
-/// reported there and no longer here, reboots there, and goes back.
+/// no "up" line), has its tap on the destination's bridge by the time the
+/// migration returns (the destination's status watch plugs it as the copy
+/// starts — the source plugs nothing), answers ping in its new host's
+/// namespace only, is reported there and no longer here, reboots there,
+/// and goes back.
 #[test]
 fn a_guest_live_migrates_between_two_libvirt_daemons_and_back_without_a_new_boot() {
     let second = second_libvirt();
@@ -414,6 +425,11 @@ fn a_guest_live_migrates_between_two_libvirt_daemons_and_back_without_a_new_boot
         eprintln!(
             "lab: live migration between daemons in {:.1} s",
             t.elapsed().as_secs_f64()
+        );
+        let tap_on_b = tap_name(&b.host, &spec.id);
+        assert!(
+            b.has_port(&tap_on_b),
+            "{tap_on_b} is not on b's bridge as the migration returns"
         );
         assert!(da.status().running.is_empty(), "{:?}", da.status());
         assert!(da.status().migrating_out.is_empty());
@@ -445,6 +461,7 @@ fn a_guest_live_migrates_between_two_libvirt_daemons_and_back_without_a_new_boot
         db.reboot_vm(&spec.id).await.unwrap();
         assert!(b.ping(ip), "the guest does not answer after a reboot on b");
         db.live_migrate(&spec.id, &a.host).await.unwrap();
+        assert!(a.has_port(&tap_name(&a.host, &spec.id)));
         assert!(
             eventually(|| da.status().running == [spec.id.clone()]),
             "{:?}",

@@ -308,6 +308,16 @@ impl Links {
         Ok(())
     }
 
+    /// Whether `name` is some bridge's (or bond's) port; `None` when there
+    /// is no such link here.
+    pub async fn is_port(&self, name: &str) -> Result<Option<bool>, NetError> {
+        Ok(self.get(name).await?.map(|m| {
+            m.attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::Controller(_)))
+        }))
+    }
+
     /// Up and with carrier (IFF_LOWER_UP): what a bond's or NIC's health
     /// report reads.
     pub async fn has_carrier(&self, name: &str) -> Result<bool, NetError> {

@@ -89,8 +89,6 @@ pub fn libvirt_driver(
             .map(|p| krrish_libvirt::MigrationPeer {
                 host: HostId::new(&p.host),
                 uri: p.uri.clone(),
-                netns: p.netns.clone(),
-                vm_bridge: p.vm_bridge.clone(),
                 run_dir: p.run_dir.clone(),
                 address: p.address.to_string(),
             })

@@ -224,8 +224,6 @@ pub fn agent_config(inv: &Inventory, h: &InventoryHost, ha: &HaConfig) -> String
                 json!({
                     "host": o.id,
                     "uri": o.libvirt,
-                    "netns": o.netns,
-                    "vm_bridge": o.vm_bridge,
                     "run_dir": run_dir.join("consoles").join(&o.id),
                     "address": "127.0.0.1",
                 })
@@ -704,7 +702,6 @@ mod tests {
         assert_eq!(peers.len(), 1, "{peers:?}");
         assert_eq!(peers[0].host, "spare-1");
         assert_eq!(peers[0].uri, other);
-        assert_eq!(peers[0].netns.as_deref(), Some("krl-spare-1"));
         assert_eq!(
             peers[0].run_dir,
             dir.join("run").join("consoles").join("spare-1")

@@ -50,8 +50,6 @@ struct DriverFile {
 struct MigrationPeerFile {
     host: String,
     uri: String,
-    netns: Option<String>,
-    vm_bridge: Option<String>,
     run_dir: PathBuf,
     address: String,
 }
@@ -123,8 +121,6 @@ pub struct LibvirtConfig {
 pub struct MigrationPeerConfig {
     pub host: String,
     pub uri: String,
-    pub netns: Option<String>,
-    pub vm_bridge: String,
     pub run_dir: PathBuf,
     pub address: std::net::IpAddr,
 }
@@ -150,7 +146,7 @@ fn link_name_ok(n: &str) -> bool {
     krrish_core::link_name::check_link_name(n).is_ok()
 }
 
-/// `driver.migration_peers`, checked: names, links and addresses.
+/// `driver.migration_peers`, checked: names and addresses.
 fn migration_peers(
     src: &Source<'_>,
     this_host: &str,
@@ -188,19 +184,6 @@ fn migration_peers(
         if p.uri.trim().is_empty() {
             return Err(bad("uri", &p.uri, "that host's libvirt URI"));
         }
-        if let Some(n) = &p.netns {
-            if !link_name_ok(n) {
-                return Err(bad("netns", n, krrish_core::link_name::LINK_NAME_RULE));
-            }
-        }
-        let vm_bridge = p.vm_bridge.clone().unwrap_or_else(|| "br-vm".into());
-        if !link_name_ok(&vm_bridge) {
-            return Err(bad(
-                "vm_bridge",
-                &vm_bridge,
-                "a link name (1-15 of a-z, 0-9, -)",
-            ));
-        }
         let address = p.address.parse().map_err(|_| {
             bad(
                 "address",
@@ -211,8 +194,6 @@ fn migration_peers(
         out.push(MigrationPeerConfig {
             host: p.host.clone(),
             uri: p.uri.clone(),
-            netns: p.netns.clone(),
-            vm_bridge,
             run_dir: beside(config, &p.run_dir),
             address,
         });
