@@ -79,6 +79,8 @@ pub struct Copying {
     pub from: HostId,
     pub to: HostId,
     pub switch_at: u64,
+    /// The command's copy serial, handed back with the answer.
+    pub serial: u64,
 }
 
 pub struct TwoParty {
@@ -283,8 +285,14 @@ impl TwoParty {
                     let source = &self.hosts[&c.from];
                     if source.powered && !source.partitioned {
                         let why = DriverError::Failed("the destination rebooted".into());
-                        self.core
-                            .handle_migration_result(now, &c.vm, &c.from, &c.to, Err(why));
+                        self.core.handle_migration_result(
+                            now,
+                            &c.vm,
+                            &c.from,
+                            &c.to,
+                            c.serial,
+                            Err(why),
+                        );
                     }
                 }
             }
@@ -452,18 +460,27 @@ impl TwoParty {
                         self.core.handle_boot_result(now, &vm.id, &host, r);
                     }
                 }
-                Command::LiveMigrate { vm, from, to }
-                    if self.no_live_migration && !self.hosts[&from].partitioned =>
-                {
+                Command::LiveMigrate {
+                    vm,
+                    from,
+                    to,
+                    serial,
+                } if self.no_live_migration && !self.hosts[&from].partitioned => {
                     self.core.handle_migration_result(
                         now,
                         &vm,
                         &from,
                         &to,
+                        serial,
                         Err(DriverError::NotSupported("no peer to migrate to".into())),
                     );
                 }
-                Command::LiveMigrate { vm, from, to } => {
+                Command::LiveMigrate {
+                    vm,
+                    from,
+                    to,
+                    serial,
+                } => {
                     let ok = self.hosts[&from].powered
                         && !self.hosts[&from].partitioned
                         && self.hosts[&to].powered
@@ -479,6 +496,7 @@ impl TwoParty {
                             from,
                             to,
                             switch_at: now + copy_ms,
+                            serial,
                         });
                     } else if !self.hosts[&from].partitioned {
                         self.core.handle_migration_result(
@@ -486,6 +504,7 @@ impl TwoParty {
                             &vm,
                             &from,
                             &to,
+                            serial,
                             Err(DriverError::Failed("migration failed".into())),
                         );
                     }
@@ -565,7 +584,7 @@ impl TwoParty {
                     Err(DriverError::Failed("copy failed".into()))
                 };
                 self.core
-                    .handle_migration_result(now, &c.vm, &c.from, &c.to, r);
+                    .handle_migration_result(now, &c.vm, &c.from, &c.to, c.serial, r);
             }
             self.check_safety();
         }

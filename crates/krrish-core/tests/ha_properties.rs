@@ -366,3 +366,30 @@ fn a_home_that_boots_again_mid_failback_is_tried_again_without_waiting_out_the_b
     m.advance(60_000);
     assert_eq!(m.core.vms()[&vm].state, VmState::Running { host: hv1 });
 }
+
+/// Found by the adversary (2026-12-04): a held-up answer to an earlier
+/// copy between the same two hosts settled the copy sent after it, and
+/// the controller took a VM switching over to its home for one back on
+/// its spare. Each copy has a serial; an answer to another is dropped.
+#[test]
+fn an_answer_to_an_earlier_copy_does_not_settle_the_current_one() {
+    // Small VMs: hv-2 has room for one more.
+    let mut m = Model::with_demand(HaConfig::default(), Resources::new(1, 2 * 1024, 10));
+    m.advance(12_000);
+    let (vm, hv2) = (VmId::new("vm-1-0"), HostId::new("hv-2"));
+    m.core.migrate_vm(m.now, &vm, &hv2).unwrap();
+    m.drain();
+    let copy = m.copying.iter().find(|c| c.vm == vm).expect("a copy began");
+    let (from, serial) = (copy.from.clone(), copy.serial);
+    let earlier = Err(krrish_core::ha::DriverError::Failed("interrupted".into()));
+    m.core
+        .handle_migration_result(m.now, &vm, &from, &hv2, serial - 1, earlier);
+    assert!(
+        matches!(m.core.vms()[&vm].state, VmState::Migrating { .. }),
+        "{:?}",
+        m.core.vms()[&vm].state
+    );
+    m.slow_copies = false;
+    m.advance(30_000);
+    assert_eq!(m.core.vms()[&vm].state, VmState::Running { host: hv2 });
+}

@@ -539,7 +539,9 @@ pub(crate) fn plug_tap(from: &Netns, to: &Netns, tap: &str, bridge: &str) -> Res
     if ensure_tap_plugged(from, to, tap, bridge)? {
         Ok(())
     } else {
-        Err(format!("link {tap}: no such link (libvirt made no tap by that name)"))
+        Err(format!(
+            "link {tap}: no such link (libvirt made no tap by that name)"
+        ))
     }
 }
 

@@ -27,7 +27,7 @@ impl World {
             Some(DomainState::Running) => return Ok(()),
             // As libvirt: the name is taken by a migration's target domain,
             // which is not a running guest until the switch-over.
-            Some(DomainState::Incoming { from }) => {
+            Some(DomainState::Incoming { from, .. }) => {
                 return Err(DriverError::Failed(format!(
                     "{vm} is the target of a live migration from {from} still under way"
                 )))
@@ -137,7 +137,14 @@ impl World {
         Ok(())
     }
 
-    pub fn begin_migration(&mut self, h: &HostId, vm: &VmId, to: &HostId) -> Result<u64, String> {
+    /// Begins a copy of `vm` from `h` to `to`: how long it takes, and the
+    /// copy's number (for [`Self::finish_migration`]).
+    pub fn begin_migration(
+        &mut self,
+        h: &HostId,
+        vm: &VmId,
+        to: &HostId,
+    ) -> Result<(u64, u64), String> {
         let src = self.hosts.get(h).ok_or("no such host")?;
         if !matches!(src.domains.get(vm), Some(d) if d.state == DomainState::Running) {
             return Err(format!("{vm} is not running on {h}"));
@@ -154,10 +161,16 @@ impl World {
                 "target {to} cannot open the VM's disk: storage network (bond2) down"
             ));
         }
+        self.copies_begun += 1;
+        let copy = self.copies_begun;
+        let dst = self.hosts.get_mut(to).expect("checked");
         dst.domains.insert(
             vm.clone(),
             Domain {
-                state: DomainState::Incoming { from: h.clone() },
+                state: DomainState::Incoming {
+                    from: h.clone(),
+                    copy,
+                },
                 last_sync_ms: 0,
                 guest: GuestConfig::default(),
             },
@@ -168,7 +181,9 @@ impl World {
             .get(vm)
             .map(|v| v.demand.memory_mib)
             .unwrap_or(1024);
-        Ok(mib * 1000 / self.timings.migrate_mib_per_s.max(1) + self.timings.migrate_pause_ms)
+        let copy_ms =
+            mib * 1000 / self.timings.migrate_mib_per_s.max(1) + self.timings.migrate_pause_ms;
+        Ok((copy_ms, copy))
     }
 
     /// Cancels a copy of `vm` from `h` to `to` still in flight: the half
@@ -184,7 +199,7 @@ impl World {
             return Err("no such target host".into());
         };
         match dst.domains.get(vm).map(|d| &d.state) {
-            Some(DomainState::Incoming { from }) if from == h => {
+            Some(DomainState::Incoming { from, .. }) if from == h => {
                 dst.domains.remove(vm);
                 self.generation += 1;
                 self.say(now_ms, &format!("migration of {vm} {h} -> {to} cancelled"));
@@ -195,16 +210,24 @@ impl World {
         }
     }
 
-    /// Switch-over: the target runs the VM, the source stops it.
+    /// Switch-over of copy `copy`: the target runs the VM, the source
+    /// stops it. Another copy arriving there (this one was lost with its
+    /// target's reboot, and the VM sent again) is not this one's to finish
+    /// — found by the adversary: the first copy's timer switched the
+    /// second over early.
     pub fn finish_migration(
         &mut self,
         now_ms: u64,
         h: &HostId,
         vm: &VmId,
         to: &HostId,
+        copy: u64,
     ) -> Result<(), String> {
         let src_running = matches!(self.hosts.get(h).and_then(|x| x.domains.get(vm)), Some(d) if d.state == DomainState::Running);
-        let dst_incoming = matches!(self.hosts.get(to).and_then(|x| x.domains.get(vm)), Some(d) if d.state != DomainState::Running);
+        let dst_incoming = matches!(
+            self.hosts.get(to).and_then(|x| x.domains.get(vm)).map(|d| &d.state),
+            Some(DomainState::Incoming { copy: c, .. }) if *c == copy
+        );
         if !src_running || !dst_incoming {
             return Err("migration interrupted".into());
         }

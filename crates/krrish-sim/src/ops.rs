@@ -50,7 +50,7 @@ enum HostStep {
     SetGuest(VmId, GuestConfig),
     Stop(VmId),
     Reboot(VmId),
-    Migrate { vm: VmId, to: HostId },
+    Migrate { vm: VmId, to: HostId, copy: u64 },
     Abort { vm: VmId, to: HostId },
     Renew,
     Sync,
@@ -192,10 +192,10 @@ impl World {
                         )));
                     }
                 }
-                let copy_ms = self
+                let (copy_ms, copy) = self
                     .begin_migration(h, &vm, &to)
                     .map_err(DriverError::Failed)?;
-                (copy_ms, HostStep::Migrate { vm, to })
+                (copy_ms, HostStep::Migrate { vm, to, copy })
             }
             HostOp::AbortMigration { vm, to } => {
                 self.powered_or_unavailable(h)?;
@@ -234,8 +234,8 @@ impl World {
             HostStep::Reboot(vm) => self
                 .reboot_domain(now_ms, h, &vm)
                 .map_err(DriverError::Failed),
-            HostStep::Migrate { vm, to } => self
-                .finish_migration(now_ms, h, &vm, &to)
+            HostStep::Migrate { vm, to, copy } => self
+                .finish_migration(now_ms, h, &vm, &to, copy)
                 .map_err(DriverError::Failed),
             HostStep::Abort { vm, to } => self
                 .abort_migration(now_ms, h, &vm, &to)

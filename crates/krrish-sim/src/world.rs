@@ -49,8 +49,11 @@ impl Default for Timings {
 pub enum DomainState {
     Running,
     /// Receiving a live migration from `from`; not yet running here.
+    /// `copy` names the copy (the world's count of copies begun): only
+    /// that copy's switch-over completes it.
     Incoming {
         from: HostId,
+        copy: u64,
     },
 }
 
@@ -191,6 +194,8 @@ pub struct World {
     trace: TraceBuf,
     /// Bumped on every change that a checker cares about.
     pub generation: u64,
+    /// Live-migration copies begun (each incoming domain's `copy`).
+    pub copies_begun: u64,
     rng: SeededRng,
     /// Live migrations in flight by source host, as of a generation (read
     /// for every heartbeat; rebuilt only when the world changed).
@@ -283,6 +288,7 @@ impl World {
             timings,
             trace,
             generation: 0,
+            copies_begun: 0,
             rng: SeededRng::new(seed),
             outgoing: std::cell::RefCell::new((u64::MAX, BTreeMap::new())),
             disk_ops_done: Vec::new(),
@@ -297,7 +303,7 @@ impl World {
             let mut by_source: BTreeMap<HostId, Vec<VmId>> = BTreeMap::new();
             for host in self.hosts.values() {
                 for (vm, d) in &host.domains {
-                    if let DomainState::Incoming { from } = &d.state {
+                    if let DomainState::Incoming { from, .. } = &d.state {
                         by_source.entry(from.clone()).or_default().push(vm.clone());
                     }
                 }
@@ -424,9 +430,9 @@ impl World {
         }
         // Migrations that were copying from this host die with it.
         for other in self.hosts.values_mut() {
-            other
-                .domains
-                .retain(|_, d| !matches!(&d.state, DomainState::Incoming { from } if from == h));
+            other.domains.retain(
+                |_, d| !matches!(&d.state, DomainState::Incoming { from, .. } if from == h),
+            );
         }
         self.generation += 1;
         killed

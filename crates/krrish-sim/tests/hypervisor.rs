@@ -17,17 +17,22 @@ fn starting_a_vm_over_its_incoming_migration_fails() {
         HostId::new("hv-02"),
         VmId::new("vm-01-01"),
     );
-    world.begin_migration(&from, &vm, &to).unwrap();
+    let (_, copy) = world.begin_migration(&from, &vm, &to).unwrap();
     let err = world.start_domain(1_000, &to, &vm).unwrap_err();
     assert!(!err.is_unavailable(), "the guest's trouble, not the host's");
     assert!(err.to_string().contains("live migration"), "{err}");
     assert_eq!(
         world.hosts[&to].domains[&vm].state,
-        DomainState::Incoming { from: from.clone() },
+        DomainState::Incoming {
+            from: from.clone(),
+            copy
+        },
         "the incoming copy is untouched"
     );
     // Once the copy switched over, a start finds it running: done.
-    world.finish_migration(2_000, &from, &vm, &to).unwrap();
+    world
+        .finish_migration(2_000, &from, &vm, &to, copy)
+        .unwrap();
     assert_eq!(world.start_domain(3_000, &to, &vm), Ok(()));
     assert_eq!(world.running_on(&vm), vec![to]);
 }

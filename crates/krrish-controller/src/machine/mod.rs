@@ -106,6 +106,8 @@ enum Pending {
         vm: VmId,
         from: HostId,
         to: HostId,
+        /// The core's copy serial, handed back with the answer.
+        serial: u64,
     },
     Stop {
         vm: VmId,
@@ -506,9 +508,14 @@ impl ControllerMachine {
                             self.disk_ops_done(&vm, &host, disk_ops_through);
                         }
                     }
-                    Some(Pending::Migrate { vm, from, to }) => self
+                    Some(Pending::Migrate {
+                        vm,
+                        from,
+                        to,
+                        serial,
+                    }) => self
                         .core
-                        .handle_migration_result(now_ms, &vm, &from, &to, outcome),
+                        .handle_migration_result(now_ms, &vm, &from, &to, serial, outcome),
                     Some(Pending::Reboot { vm, host }) => {
                         self.push(ControllerOutput::Trace(match outcome {
                             Ok(()) => format!("vm {vm} rebooted on {host}"),
@@ -676,11 +683,17 @@ impl ControllerMachine {
                     self.told_guests.insert(id, told);
                 }
             }
-            Command::LiveMigrate { vm, from, to } => {
+            Command::LiveMigrate {
+                vm,
+                from,
+                to,
+                serial,
+            } => {
                 let pending = Pending::Migrate {
                     vm: vm.clone(),
                     from: from.clone(),
                     to: to.clone(),
+                    serial,
                 };
                 let cmd = AgentCommand::LiveMigrate {
                     vm: vm.clone(),
@@ -692,6 +705,7 @@ impl ControllerMachine {
                         &vm,
                         &from,
                         &to,
+                        serial,
                         Err(DriverError::Unavailable(why)),
                     );
                 }

@@ -33,8 +33,21 @@ pub enum Command {
         /// that already failed it answers again rather than booting again.
         serial: u64,
     },
-    /// Live-migrate. Answer: [`HaManager::handle_migration_result`].
-    LiveMigrate { vm: VmId, from: HostId, to: HostId },
+    /// Live-migrate. Answer: [`HaManager::handle_migration_result`], with
+    /// the same `serial`.
+    LiveMigrate {
+        vm: VmId,
+        from: HostId,
+        to: HostId,
+        /// Which copy of the VM this is (its record's count, never
+        /// reused): an answer to an earlier copy between the same two
+        /// hosts — held up, arriving after the copy was sent again — is
+        /// told apart and dropped (found by the adversary: a late "failed"
+        /// for the first copy put the VM back on its source while the
+        /// second copy switched over, and the controller stopped the only
+        /// guest as a stray, or booted a second one).
+        serial: u64,
+    },
     /// Cancel a live migration in the source's hypervisor (it timed out).
     /// Answer: [`HaManager::handle_migration_aborted`].
     AbortMigration { vm: VmId, from: HostId, to: HostId },
@@ -63,7 +76,9 @@ impl fmt::Display for Command {
             } => {
                 write!(f, "boot {} on {host} from DFS copy ({reason})", vm.id)
             }
-            Command::LiveMigrate { vm, from, to } => write!(f, "live-migrate {vm} {from} -> {to}"),
+            Command::LiveMigrate { vm, from, to, .. } => {
+                write!(f, "live-migrate {vm} {from} -> {to}")
+            }
             Command::AbortMigration { vm, from, to } => {
                 write!(f, "abort the migration of {vm} {from} -> {to}")
             }

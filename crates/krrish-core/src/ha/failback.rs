@@ -249,8 +249,11 @@ impl HaManager {
     }
 
     pub(super) fn start_migration(&mut self, now_ms: u64, id: &VmId, from: &HostId, to: &HostId) {
-        self.vms.get_mut(id).expect("caller checked").missed_reports = 0;
-        self.vms.get_mut(id).expect("caller checked").state = VmState::Migrating {
+        let rec = self.vms.get_mut(id).expect("caller checked");
+        rec.missed_reports = 0;
+        rec.migration_serial += 1;
+        let serial = rec.migration_serial;
+        rec.state = VmState::Migrating {
             from: from.clone(),
             to: to.clone(),
             deadline_ms: now_ms + self.config.migration_timeout_ms,
@@ -267,33 +270,42 @@ impl HaManager {
             vm: id.clone(),
             from: from.clone(),
             to: to.clone(),
+            serial,
         });
     }
 
-    /// The source agent finished (or failed) a live migration.
+    /// The source agent finished (or failed) copy `serial` of a live
+    /// migration; an answer to an earlier copy is dropped.
     pub fn handle_migration_result(
         &mut self,
         now_ms: u64,
         vm: &VmId,
         from: &HostId,
         to: &HostId,
+        serial: u64,
         result: Result<(), DriverError>,
     ) {
         let Some(rec) = self.vms.get_mut(vm) else {
             return;
         };
         match &rec.state {
-            VmState::Migrating { from: f, to: t, .. } if f == from && t == to => {}
+            VmState::Migrating { from: f, to: t, .. }
+                if f == from && t == to && rec.migration_serial == serial => {}
             _ => return,
         }
+        // In doubt by the source: the target was fenced or rebooted mid
+        // copy.
+        let target_lost = matches!(&rec.settled_by, Some((by, _)) if by == from);
         rec.settled_by = None;
         rec.migration_aborting = false;
         rec.missed_reports = 0;
-        // The side the answer puts the VM on may be fenced by now: then it
-        // runs nowhere.
+        // The side the answer puts the VM on may be fenced or rebooted by
+        // now: then it runs nowhere.
         let lands_on = if result.is_ok() { to } else { from };
-        if matches!(self.hosts[lands_on].liveness, Liveness::Fenced { .. }) {
-            self.release_by_policy(now_ms, vm, lands_on);
+        if matches!(self.hosts[lands_on].liveness, Liveness::Fenced { .. })
+            || (result.is_ok() && target_lost)
+        {
+            self.lost_with(now_ms, vm, lands_on);
             self.refresh_spares(now_ms);
             self.place_waiting(now_ms);
             return;
@@ -326,7 +338,21 @@ impl HaManager {
             }
             Err(why) => {
                 rec.state = VmState::Running { host: from.clone() };
-                rec.failback_not_before_ms = now_ms + self.config.migration_retry_backoff_ms;
+                // A copy that failed because its target was lost is no
+                // reason to wait: the target's return is what counts.
+                // One that never began — the source's agent not connected
+                // (as just after a controller restart) or its host unable
+                // for now — is tried again after a heartbeat, not the
+                // whole back-off (found by the adversary: the VM stayed on
+                // its spare a minute because the restored controller sent
+                // the copy before the spare's agent was back).
+                if !target_lost {
+                    let wait = match why {
+                        DriverError::Unavailable(_) => self.config.heartbeat.interval_ms,
+                        _ => self.config.migration_retry_backoff_ms,
+                    };
+                    rec.failback_not_before_ms = now_ms + wait;
+                }
                 // A failback the hypervisor cannot do live (whatever the
                 // specs said) goes cold now rather than being retried for
                 // ever; the VM is still on its spare, its home still ready.
@@ -416,7 +442,9 @@ impl HaManager {
                         now_ms,
                         Notice::MigrationFailed {
                             vm: id.clone(),
-                            why: format!("{to} is fenced: cancelling the copy still in flight"),
+                            why: format!(
+                                "{to} is fenced or rebooted: cancelling the copy still in flight"
+                            ),
                         },
                     );
                     self.command(Command::AbortMigration { vm: id, from, to });
@@ -436,9 +464,28 @@ impl HaManager {
                         host: host.clone(),
                     },
                 );
+            } else if &from == host {
+                // Not here, no copy in flight: it switched over and died
+                // with its target.
+                self.lost_with(now_ms, &id, &fenced);
             } else {
                 self.release_by_policy(now_ms, &id, &fenced);
             }
+        }
+    }
+
+    /// `vm` died with `host`'s loss: restarted by policy — elsewhere if
+    /// `host` is fenced, in place (by policy) if it rebooted and is up.
+    fn lost_with(&mut self, now_ms: u64, vm: &VmId, host: &HostId) {
+        if matches!(self.hosts[host].liveness, Liveness::Fenced { .. }) {
+            self.release_by_policy(now_ms, vm, host);
+        } else {
+            self.restart_dead(
+                now_ms,
+                vm,
+                host,
+                super::DownReason::HaOff { host: host.clone() },
+            );
         }
     }
 
@@ -579,10 +626,15 @@ impl HaManager {
             if let VmState::Migrating { deadline_ms, .. } = &mut vm.state {
                 *deadline_ms = now_ms + timeout;
             }
+            // A new copy: an answer to the lost one, should it come, is
+            // dropped.
+            vm.migration_serial += 1;
+            let serial = vm.migration_serial;
             self.command(Command::LiveMigrate {
                 vm: id,
                 from: host.clone(),
                 to,
+                serial,
             });
         }
     }

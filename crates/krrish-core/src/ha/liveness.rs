@@ -370,7 +370,8 @@ impl HaManager {
             })
             .collect();
         for (vm, from) in arrived {
-            self.handle_migration_result(now_ms, &vm, &from, host, Ok(()));
+            let serial = self.vms[&vm].migration_serial;
+            self.handle_migration_result(now_ms, &vm, &from, host, serial, Ok(()));
         }
         self.settle_migrations_in_doubt(now_ms, host, running, migrating_out);
         self.abort_again(host);
@@ -608,9 +609,12 @@ impl HaManager {
         // but may run on the target, if the switch-over came first — found
         // by the adversary: taking the reboot for a failed migration booted
         // a second copy. The target's next report says (as when a side is
-        // fenced). One copied to it stays with its source, whose reports
-        // settle the rest (a VM the source no longer lists is restarted in
-        // place).
+        // fenced). A VM copied to it may have switched over and died here,
+        // or still run on its source: the source's answer or next report
+        // says — until then no new copy begins (found by the adversary:
+        // taken for a failed copy and sent again at once, the VM ran
+        // nowhere while the controller waited on the new copy, or the old
+        // copy's late answer was taken for the new one's).
         let migrating = self.vms_on(host,
             |_, v| matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host),
         );
@@ -639,20 +643,17 @@ impl HaManager {
                 );
                 continue;
             }
+            let vm = self.vms.get_mut(&id).expect("listed");
+            vm.settled_by = Some((from.clone(), now_ms));
+            vm.migration_aborting = false;
             self.notice(
                 now_ms,
-                Notice::MigrationFailed {
+                Notice::MigrationInDoubt {
                     vm: id.clone(),
-                    why: format!("{host} rebooted during the migration"),
+                    fenced: host.clone(),
+                    other: from,
                 },
             );
-            {
-                let vm = self.vms.get_mut(&id).expect("listed");
-                vm.state = VmState::Running { host: from };
-                vm.settled_by = None;
-                vm.migration_aborting = false;
-                vm.missed_reports = 0;
-            }
         }
         self.refresh_spares(now_ms);
         self.place_waiting(now_ms);

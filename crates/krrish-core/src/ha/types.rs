@@ -485,6 +485,10 @@ pub struct VmRecord {
     /// Boots ever ordered for this VM (the last one's serial).
     #[serde(default)]
     pub boot_serial: u64,
+    /// Live-migration copies ever ordered for this VM (the last one's
+    /// serial: only its answer counts).
+    #[serde(default)]
+    pub migration_serial: u64,
     /// When the control plane declared the VM's host offline.
     pub outage_since_ms: Option<u64>,
     /// Reports in a row from its (live) host that did not list it.
@@ -567,6 +571,7 @@ impl VmRecord {
             boot_attempts: 0,
             boot_failed_on: Vec::new(),
             boot_serial: 0,
+            migration_serial: 0,
             outage_since_ms: None,
             missed_reports: 0,
             failback_blocked: false,
