@@ -29,6 +29,10 @@
 //!       vm: [eno3, eno4]
 //!       storage: [eno5, eno6]
 //!     bmc: { address: 10.50.0.11, username: admin, password_file: bmc.pass }
+//!     # optional: how the other hosts live-migrate guests here (its libvirt
+//!     # as they reach it, and where its QEMU takes the memory); without it
+//!     # failback to this host goes cold
+//!     migration: { uri: "qemu+tcp://10.60.0.11/system", address: 10.60.0.11 }
 //!     faults:                      # optional; run on this machine, not the host
 //!       partition: [ssh, admin@sw-1, "interface eth1/11 shutdown"]
 //!       heal: [ssh, admin@sw-1, "interface eth1/11 no shutdown"]
@@ -109,10 +113,25 @@ pub struct InventoryHost {
     pub underlay: Ipv4Addr,
     pub bonds: Bonds,
     pub bmc: Bmc,
+    /// How the other hosts live-migrate guests to this one; `None`: they
+    /// do not (a namespace host on another libvirt than the others' is
+    /// reached through its `libvirt`, at 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationEndpoint>,
     /// How this machine plays the timeline's cuts and bond faults on the
     /// host; a fault with no command here cannot be played on it.
     #[serde(default)]
     pub faults: FaultCommands,
+}
+
+/// `hosts[].migration`: a host's libvirt as the other hosts reach it, and
+/// the address its QEMU takes a migrating guest's memory on (its migration
+/// network).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationEndpoint {
+    pub uri: String,
+    pub address: std::net::IpAddr,
 }
 
 /// Commands (argv, run on this machine) that cut the host off and mend it.
@@ -428,6 +447,18 @@ impl Inventory {
                         h.libvirt
                     ),
                 );
+            }
+            if let Some(m) = &h.migration {
+                if !m.uri.contains("://") || m.uri.contains(char::is_whitespace) {
+                    return fail(
+                        "migration.uri",
+                        format!(
+                            "`{}`: expected the host's libvirt URI as the other hosts reach it, \
+                             such as qemu+tcp://10.60.0.11/system",
+                            m.uri
+                        ),
+                    );
+                }
             }
             let bonds = h.bonds.in_order();
             let mut links = vec![("vm_bridge", &h.vm_bridge)];

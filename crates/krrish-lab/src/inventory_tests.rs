@@ -212,6 +212,13 @@ fn each_wrong_value_names_its_host_field_and_line() {
             "URI",
         ),
         (
+            "    bmc: { address: 10.50.0.12",
+            "    migration: { uri: hv-02, address: 10.60.0.12 }\n    bmc: { address: 10.50.0.12",
+            "hosts[1] (hv-02).migration.uri",
+            28,
+            "qemu+tcp://",
+        ),
+        (
             "[eno5, eno6]",
             "[eno5, \"x; reboot\"]",
             "hosts[1] (hv-02).bonds.storage",

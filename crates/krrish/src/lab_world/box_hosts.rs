@@ -152,6 +152,8 @@ pub(super) fn box_host(
             username: daemons::BMC_USER.into(),
             password_file: dir.join("bmc-password"),
         },
+        // Reached through `libvirt` at 127.0.0.1 when on the other daemon.
+        migration: None,
         faults: Default::default(),
     }
 }

@@ -211,27 +211,35 @@ pub fn agent_config(inv: &Inventory, h: &InventoryHost, ha: &HaConfig) -> String
         driver["netns"] = json!(ns);
         // A host that is a namespace of this machine (the box described
         // as an inventory) uses the libvirt this machine reaches it by —
-        // the box's spares run on its second daemon — and live-migrates
-        // to the hosts of the other daemon. A physical host has no
-        // migration peers here yet (live migration answers "not
-        // supported", and failback goes cold).
+        // the box's spares run on its second daemon.
         driver["uri"] = json!(h.libvirt);
-        let peers: Vec<serde_json::Value> = inv
-            .hosts
-            .iter()
-            .filter(|o| o.id != h.id && o.netns.is_some() && o.libvirt != h.libvirt)
-            .map(|o| {
-                json!({
-                    "host": o.id,
-                    "uri": o.libvirt,
-                    "run_dir": run_dir.join("consoles").join(&o.id),
-                    "address": "127.0.0.1",
-                })
-            })
-            .collect();
-        if !peers.is_empty() {
-            driver["migration_peers"] = json!(peers);
-        }
+    }
+    // Its migration peers: the hosts whose `migration` says how to reach
+    // them, and — in the box — the namespace hosts on another libvirt
+    // daemon than its own. Without any, live migration answers "not
+    // supported" and failback goes cold.
+    let peers: Vec<serde_json::Value> = inv
+        .hosts
+        .iter()
+        .filter(|o| o.id != h.id)
+        .filter_map(|o| {
+            let (uri, address) = match &o.migration {
+                Some(m) => (m.uri.clone(), m.address.to_string()),
+                None if h.netns.is_some() && o.netns.is_some() && o.libvirt != h.libvirt => {
+                    (o.libvirt.clone(), "127.0.0.1".to_string())
+                }
+                None => return None,
+            };
+            Some(json!({
+                "host": o.id,
+                "uri": uri,
+                "run_dir": run_dir.join("consoles").join(&o.id),
+                "address": address,
+            }))
+        })
+        .collect();
+    if !peers.is_empty() {
+        driver["migration_peers"] = json!(peers);
     }
     let config = json!({
         "host": h.id,
@@ -710,6 +718,62 @@ mod tests {
         assert_eq!(uri, other);
         let hosts: Vec<&str> = peers.iter().map(|p| p.host.as_str()).collect();
         assert_eq!(hosts, ["hv-01", "hv-02"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn physical_hosts_with_a_migration_endpoint_are_each_others_peers() {
+        let physical = |id: &str, bmc: &str, migration: &str| {
+            host(id, bmc, "")
+                .replace(&format!("    netns: krl-{id}\n"), "")
+                .replace("    bonds:", &format!("{migration}    bonds:"))
+        };
+        let hosts = [
+            physical(
+                "hv-01",
+                "10.50.0.11",
+                "    migration: { uri: \"qemu+tcp://10.60.0.11/system\", address: 10.60.0.11 }\n",
+            ),
+            physical(
+                "hv-02",
+                "10.50.0.12",
+                "    migration: { uri: \"qemu+tcp://10.60.0.12/system\", address: 10.60.0.12 }\n",
+            ),
+            physical("hv-03", "10.50.0.13", ""),
+        ]
+        .concat();
+        let (dir, inv) = inventory_in("physical-peers", "", &hosts);
+        let peers_of = |i: usize| {
+            let agent_file = dir.join(format!("agent-{i}.yaml"));
+            std::fs::write(
+                &agent_file,
+                agent_config(&inv, &inv.hosts[i], &HaConfig::default()),
+            )
+            .unwrap();
+            let DriverConfig::Libvirt(lv) = load_agent(&agent_file).unwrap().driver else {
+                panic!("not the libvirt driver");
+            };
+            assert_eq!(
+                lv.uri, "qemu:///system",
+                "an agent uses its host's own libvirt"
+            );
+            lv.migration_peers
+                .into_iter()
+                .map(|p| (p.host, p.uri, p.address.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let peer = |h: &str, n: u8| {
+            (
+                h.to_string(),
+                format!("qemu+tcp://10.60.0.{n}/system"),
+                format!("10.60.0.{n}"),
+            )
+        };
+        assert_eq!(peers_of(0), [peer("hv-02", 12)]);
+        assert_eq!(peers_of(1), [peer("hv-01", 11)]);
+        // A host without an endpoint takes no live migration, but may
+        // send its guests to those that do.
+        assert_eq!(peers_of(2), [peer("hv-01", 11), peer("hv-02", 12)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
