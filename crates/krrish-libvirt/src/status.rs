@@ -73,13 +73,12 @@ impl StatusSource {
         let new: Vec<&VmId> = active.iter().filter(|vm| !plugged.contains(*vm)).collect();
         for vm in new {
             let tap = tap_name(&self.host, vm);
-            match ensure_tap_plugged(&self.tap_source, &self.netns, &tap, &self.vm_bridge) {
-                Ok(true) => {
-                    plugged.insert(vm.clone());
-                }
-                // Not made yet, or a link call failed: the next reading
-                // tries again.
-                Ok(false) | Err(_) => {}
+            // Not made yet, or a link call failed: the next reading tries
+            // again.
+            if let Ok(true) =
+                ensure_tap_plugged(&self.tap_source, &self.netns, &tap, &self.vm_bridge)
+            {
+                plugged.insert(vm.clone());
             }
         }
     }
