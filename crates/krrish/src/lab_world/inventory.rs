@@ -683,6 +683,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Host `i`'s agent config, written to `dir` and loaded as the agent
+    /// loads it: its libvirt driver's part.
+    fn libvirt_config_of(
+        dir: &Path,
+        inv: &Inventory,
+        i: usize,
+    ) -> Box<crate::daemon::config::LibvirtConfig> {
+        let agent_file = dir.join(format!("agent-{i}.yaml"));
+        std::fs::write(
+            &agent_file,
+            agent_config(inv, &inv.hosts[i], &HaConfig::default()),
+        )
+        .unwrap();
+        let DriverConfig::Libvirt(lv) = load_agent(&agent_file).unwrap().driver else {
+            panic!("not the libvirt driver");
+        };
+        lv
+    }
+
     #[test]
     fn namespace_hosts_on_another_libvirt_are_migration_peers() {
         let other = "qemu+unix:///system?socket=/lab/libvirt-b/run/libvirt-sock";
@@ -694,15 +713,7 @@ mod tests {
         .concat();
         let (dir, inv) = inventory_in("peers", "", &hosts);
         let peers_of = |i: usize| {
-            let agent_file = dir.join(format!("agent-{i}.yaml"));
-            std::fs::write(
-                &agent_file,
-                agent_config(&inv, &inv.hosts[i], &HaConfig::default()),
-            )
-            .unwrap();
-            let DriverConfig::Libvirt(lv) = load_agent(&agent_file).unwrap().driver else {
-                panic!("not the libvirt driver");
-            };
+            let lv = libvirt_config_of(&dir, &inv, i);
             (lv.uri.clone(), lv.migration_peers)
         };
         let (uri, peers) = peers_of(0);
@@ -744,15 +755,7 @@ mod tests {
         .concat();
         let (dir, inv) = inventory_in("physical-peers", "", &hosts);
         let peers_of = |i: usize| {
-            let agent_file = dir.join(format!("agent-{i}.yaml"));
-            std::fs::write(
-                &agent_file,
-                agent_config(&inv, &inv.hosts[i], &HaConfig::default()),
-            )
-            .unwrap();
-            let DriverConfig::Libvirt(lv) = load_agent(&agent_file).unwrap().driver else {
-                panic!("not the libvirt driver");
-            };
+            let lv = libvirt_config_of(&dir, &inv, i);
             assert_eq!(
                 lv.uri, "qemu:///system",
                 "an agent uses its host's own libvirt"
