@@ -305,6 +305,9 @@ impl HaManager {
         if matches!(self.hosts[lands_on].liveness, Liveness::Fenced { .. })
             || (result.is_ok() && target_lost)
         {
+            if result.is_ok() {
+                self.moved_home_with_the_copy(vm, to);
+            }
             self.lost_with(now_ms, vm, lands_on);
             self.refresh_spares(now_ms);
             self.place_waiting(now_ms);
@@ -467,10 +470,21 @@ impl HaManager {
             } else if &from == host {
                 // Not here, no copy in flight: it switched over and died
                 // with its target.
+                self.moved_home_with_the_copy(&id, &fenced);
                 self.lost_with(now_ms, &id, &fenced);
             } else {
                 self.release_by_policy(now_ms, &id, &fenced);
             }
+        }
+    }
+
+    /// A copy that switched over to a production host moved the VM's home
+    /// there (an operator's or DRS's move), even when the VM then died
+    /// with that host: it restarts there, not at its old home (found by
+    /// the adversary: the finished move was undone, and DRS moved it again).
+    fn moved_home_with_the_copy(&mut self, vm: &VmId, to: &HostId) {
+        if self.hosts[to].spare.is_none() {
+            self.vms.get_mut(vm).expect("caller checked").spec.home = to.clone();
         }
     }
 
