@@ -298,6 +298,7 @@ fn run(blips: Vec<Blip>, loss_every: u64, dfs_readable: bool) -> Vec<String> {
                         Ok(krrish_core::lease::LeaseRenewals {
                             hosts,
                             listening_for_ms: now,
+                            power_on: vec![],
                         })
                     } else {
                         Err(krrish_core::ha::FenceError::Unreachable(

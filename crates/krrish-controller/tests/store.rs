@@ -259,5 +259,6 @@ fn listening_long() -> krrish_core::lease::LeaseRenewals {
     krrish_core::lease::LeaseRenewals {
         hosts: vec![],
         listening_for_ms: 19_000,
+        power_on: vec![],
     }
 }

@@ -11,8 +11,29 @@
 //! the controller about renewals. The simulated world and the real lease
 //! service (`krrish dfs`) both keep their leases in one.
 
-use crate::HostId;
+use crate::{HostId, VmId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// What a host runs, as its lease renewals tell the DFS: every domain on
+/// it, live copies going out or coming in included (vSphere HA reads an
+/// isolated host's "power-on file" on the datastore the same way). The
+/// storage network carries it while the management network is cut: a live
+/// copy in doubt (one side rebooted or fenced, the other cut off) is
+/// settled by the cut-off side's list — a VM missing from a list taken
+/// after the other side went down runs on neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerOnList {
+    pub vms: Vec<VmId>,
+    /// The list was taken no earlier than this long ago (the DFS's clock,
+    /// at the read): its freshness, proven by a grant the host had already
+    /// received when it took the list.
+    pub taken_ago_ms: u64,
+}
+
+/// VMs one power-on list holds, at most (beyond, the list is not kept:
+/// cut short, it would say VMs are not there).
+pub const POWER_ON_VMS_MAX: usize = 4_096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseKeeper {
@@ -120,6 +141,9 @@ pub struct LeaseTable {
     /// it are not in the table, so a host missing from it says nothing
     /// until every live host has had time to renew since.
     listening_since_ms: u64,
+    /// Each host's latest power-on list, and the instant (this table's
+    /// clock) it was taken after.
+    power_on: BTreeMap<HostId, (Vec<VmId>, u64)>,
 }
 
 /// A read of the DFS's renewals: for each host that renewed since the
@@ -129,6 +153,9 @@ pub struct LeaseTable {
 pub struct LeaseRenewals {
     pub hosts: Vec<(HostId, u64)>,
     pub listening_for_ms: u64,
+    /// Each host's latest power-on list, where its renewals told one since
+    /// the service started.
+    pub power_on: Vec<(HostId, PowerOnList)>,
 }
 
 impl LeaseTable {
@@ -159,6 +186,7 @@ impl LeaseTable {
             records,
             unknown_grants_until_ms: now_ms + max_duration_ms,
             listening_since_ms: now_ms,
+            power_on: BTreeMap::new(),
         }
     }
 
@@ -212,6 +240,24 @@ impl LeaseTable {
         Ok(r.expires_at_ms)
     }
 
+    /// `host`'s power-on list, taken no earlier than `taken_after_ms`: it
+    /// replaces an older one (a list taken before the one held is no news).
+    pub fn power_on_list(&mut self, host: &HostId, mut vms: Vec<VmId>, taken_after_ms: u64) {
+        if self
+            .power_on
+            .get(host)
+            .is_some_and(|(_, held)| *held > taken_after_ms)
+        {
+            return;
+        }
+        vms.sort();
+        vms.dedup();
+        if vms.len() > POWER_ON_VMS_MAX {
+            return; // cut short, it would say VMs are not there
+        }
+        self.power_on.insert(host.clone(), (vms, taken_after_ms));
+    }
+
     /// Whether `host` holds a lease the DFS honours at `now_ms`.
     pub fn valid(&self, host: &HostId, now_ms: u64) -> bool {
         self.records
@@ -263,6 +309,17 @@ impl LeaseTable {
                 })
                 .collect(),
             listening_for_ms: now_ms.saturating_sub(self.listening_since_ms),
+            power_on: self
+                .power_on
+                .iter()
+                .map(|(h, (vms, after))| {
+                    let list = PowerOnList {
+                        vms: vms.clone(),
+                        taken_ago_ms: now_ms.saturating_sub(*after),
+                    };
+                    (h.clone(), list)
+                })
+                .collect(),
         }
     }
 
@@ -275,6 +332,7 @@ impl LeaseTable {
         for r in self.records.values_mut() {
             r.renewed_at_ms = None;
         }
+        self.power_on.clear();
         self.listening_since_ms = now_ms;
         self.unknown_grants_until_ms = self.unknown_grants_until_ms.max(now_ms + max_duration_ms);
     }
@@ -302,15 +360,17 @@ mod tests {
         let mut t = LeaseTable::new();
         t.renew(1_000, &h("h1"), 30_000, None).unwrap();
         t.renew(1_000, &h("h2"), 30_000, None).unwrap();
+        t.power_on_list(&h("h1"), vec![VmId::new("vm-1")], 1_000);
         t.revoke(&h("h2"));
         t.service_restarted(5_000, 30_000);
-        // Nobody is listed until it renews again, and the read says how
-        // long the service has been listening ...
+        // Nobody is listed until it renews again (nor what it runs), and
+        // the read says how long the service has been listening ...
         assert_eq!(
             t.renewals(6_000),
             LeaseRenewals {
                 hosts: vec![],
-                listening_for_ms: 1_000
+                listening_for_ms: 1_000,
+                power_on: vec![],
             }
         );
         // ... the hosts still hold what was granted ...
@@ -355,6 +415,32 @@ mod tests {
                 asked_ms: 90_000,
                 max_ms: 60_000
             })
+        );
+    }
+
+    #[test]
+    fn a_power_on_list_is_replaced_by_a_fresher_one_only() {
+        let mut t = LeaseTable::new();
+        let vms = |names: &[&str]| names.iter().copied().map(VmId::new).collect::<Vec<_>>();
+        t.power_on_list(&h("h1"), vms(&["vm-2", "vm-1", "vm-2"]), 1_000);
+        t.power_on_list(&h("h2"), vec![], 1_500);
+        let list = |vms, taken_ago_ms| PowerOnList { vms, taken_ago_ms };
+        assert_eq!(
+            t.renewals(3_000).power_on,
+            vec![
+                (h("h1"), list(vms(&["vm-1", "vm-2"]), 2_000)),
+                (h("h2"), list(vec![], 1_500))
+            ]
+        );
+        // A list taken before the one held (a renewal held up) is no news.
+        t.power_on_list(&h("h1"), vec![], 900);
+        t.power_on_list(&h("h2"), vms(&["vm-3"]), 2_500);
+        assert_eq!(
+            t.renewals(3_000).power_on,
+            vec![
+                (h("h1"), list(vms(&["vm-1", "vm-2"]), 2_000)),
+                (h("h2"), list(vms(&["vm-3"]), 500))
+            ]
         );
     }
 

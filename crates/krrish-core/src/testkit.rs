@@ -61,6 +61,9 @@ pub struct PhysHost {
     /// A BMC power cycle brings the host up again then.
     pub power_on_at: Option<u64>,
     pub running: BTreeSet<VmId>,
+    /// What the host's latest renewal told the DFS it runs (copies coming
+    /// in included), and when.
+    pub power_on: Option<(Vec<VmId>, u64)>,
 }
 
 /// The VMs `host` is copying away now, as its agent reports them.
@@ -195,6 +198,7 @@ impl TwoParty {
                         renewed_at: Some(0),
                         power_on_at: None,
                         running,
+                        power_on: None,
                     },
                 )
             })
@@ -331,6 +335,8 @@ impl TwoParty {
             }
             let ids: Vec<HostId> = self.hosts.keys().cloned().collect();
             for id in &ids {
+                let incoming = self.copying.iter().filter(|c| &c.to == id);
+                let incoming: Vec<VmId> = incoming.map(|c| c.vm.clone()).collect();
                 let h = self.hosts.get_mut(id).unwrap();
                 if h.power_on_at.is_some_and(|t| t <= now) {
                     h.power_on_at = None;
@@ -350,6 +356,8 @@ impl TwoParty {
                 {
                     h.lease_until = now + LEASE_MS;
                     h.renewed_at = Some(now);
+                    let vms = h.running.iter().cloned().chain(incoming).collect();
+                    h.power_on = Some((vms, now));
                 }
                 if h.lease_revoked && now + LEAD_MS >= h.lease_until {
                     h.running.clear(); // self-fence
@@ -544,9 +552,24 @@ impl TwoParty {
                         .map(|(id, at)| (id, now - at))
                         .collect();
                     let listening_for_ms = now.saturating_sub(self.dfs_restarted_at);
+                    let power_on = self
+                        .hosts
+                        .iter()
+                        .filter_map(|(id, h)| {
+                            let (vms, at) = h.power_on.clone()?;
+                            let mut vms: Vec<VmId> = vms;
+                            vms.sort();
+                            let list = crate::lease::PowerOnList {
+                                vms,
+                                taken_ago_ms: now - at,
+                            };
+                            (at >= self.dfs_restarted_at).then_some((id.clone(), list))
+                        })
+                        .collect();
                     let read_answer = crate::lease::LeaseRenewals {
                         hosts,
                         listening_for_ms,
+                        power_on,
                     };
                     self.core.handle_lease_renewals(now, read, Ok(read_answer));
                 }

@@ -393,3 +393,97 @@ fn an_answer_to_an_earlier_copy_does_not_settle_the_current_one() {
     m.advance(30_000);
     assert_eq!(m.core.vms()[&vm].state, VmState::Running { host: hv2 });
 }
+
+/// Found by the adversary (2026-12-04): vm-1-0's failback switched over,
+/// its answer was lost with its source's management network (cut, the
+/// source isolated but renewing its DFS lease), and its home rebooted:
+/// the VM ran nowhere, and the copy stayed in doubt until the cut healed
+/// (300 s). Each lease renewal tells the DFS what the host runs (its
+/// power-on list); the controller reads the source's there.
+#[test]
+fn a_copy_that_switched_over_is_settled_through_the_dfs_while_its_source_is_cut_off() {
+    let mut m = Model::new();
+    m.slow_copies = false;
+    m.advance(12_000);
+    m.apply(&Op::Crash(0));
+    m.advance(120_000);
+    let (vm, hv1) = (VmId::new("vm-1-0"), HostId::new("hv-1"));
+    let VmState::Running { host: spare } = m.core.vms()[&vm].state.clone() else {
+        panic!("vm-1-0 not failed over: {:?}", m.core.vms()[&vm].state)
+    };
+    assert_ne!(spare, hv1);
+    m.apply(&Op::Repair(0));
+    let copying_home = |m: &Model| m.copying.iter().any(|c| c.vm == vm && c.to == hv1);
+    for _ in 0..120 {
+        if copying_home(&m) {
+            break;
+        }
+        m.advance(1_000);
+    }
+    assert!(copying_home(&m), "vm-1-0's failback never began");
+    let spare_index = m.index_of(spare.as_str());
+    m.apply(&Op::Partition(spare_index));
+    for _ in 0..120 {
+        if !copying_home(&m) {
+            break;
+        }
+        m.advance(100);
+    }
+    assert!(
+        m.hosts[&hv1].running.contains(&vm),
+        "the copy did not switch over"
+    );
+    m.apply(&Op::Reboot(0));
+    let down_at = m.now;
+    for _ in 0..90 {
+        if m.hosts.values().any(|h| h.running.contains(&vm)) {
+            break;
+        }
+        m.advance(1_000);
+    }
+    assert!(
+        m.hosts.values().any(|h| h.running.contains(&vm)),
+        "vm-1-0 still runs nowhere {} s after its home rebooted, its source cut off: {:?}",
+        (m.now - down_at) / 1_000,
+        m.core.vms()[&vm].state
+    );
+    assert!(m.hosts[&spare].partitioned, "settled before the cut healed");
+}
+
+/// The twin of the test above, found while fixing it: vm-1-0's copy to
+/// hv-2 is under way, hv-2's management network is cut (isolated, still
+/// renewing), and the source reboots: the copy died with it, and the VM
+/// waited on hv-2's report for the whole cut. hv-2's power-on list,
+/// taken after the reboot, does not hold vm-1-0: it restarts at once.
+#[test]
+fn a_copy_whose_source_rebooted_is_settled_through_the_dfs_while_its_target_is_cut_off() {
+    let mut m = Model::with_demand(HaConfig::default(), Resources::new(1, 2 * 1024, 10));
+    m.advance(12_000);
+    let (vm, hv2) = (VmId::new("vm-1-0"), HostId::new("hv-2"));
+    m.core.migrate_vm(m.now, &vm, &hv2).unwrap();
+    m.drain();
+    let copy = m.copying.iter().find(|c| c.vm == vm).expect("a copy began");
+    let source = m.index_of(copy.from.as_str());
+    m.apply(&Op::Partition(m.index_of("hv-2")));
+    m.advance(1_000);
+    m.apply(&Op::Reboot(source));
+    let down_at = m.now;
+    for _ in 0..90 {
+        if m.hosts.values().any(|h| h.running.contains(&vm)) {
+            break;
+        }
+        m.advance(1_000);
+    }
+    assert!(
+        m.hosts.values().any(|h| h.running.contains(&vm)),
+        "vm-1-0 still runs nowhere {} s after its source rebooted, its target cut off: {:?}",
+        (m.now - down_at) / 1_000,
+        m.core.vms()[&vm].state
+    );
+    assert!(m.hosts[&hv2].partitioned, "settled before the cut healed");
+    assert!(
+        !m.hosts[&hv2].running.contains(&vm),
+        "{:?}",
+        m.hosts[&hv2].running
+    );
+}

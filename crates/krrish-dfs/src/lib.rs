@@ -22,7 +22,8 @@
 pub mod protocol;
 
 use krrish_core::HostId;
-use protocol::{ErrorBody, RenewAnswer, RenewRequest, RenewalsAnswer, RevokeAnswer};
+use protocol::{ErrorBody, RenewRequest, RenewalsAnswer, RevokeAnswer};
+pub use protocol::{PowerOnClaim, RenewAnswer};
 use std::time::Duration;
 
 /// A lease call failed.
@@ -96,18 +97,26 @@ impl LeaseClient {
         }
     }
 
-    /// Renews `host`'s lease for `duration_ms`; returns how long the grant
-    /// now runs, by the service's clock.
-    pub fn renew(&self, host: &HostId, duration_ms: u64, boot_id: u64) -> Result<u64, LeaseError> {
+    /// Renews `host`'s lease for `duration_ms`, telling what the host runs
+    /// if it can date the list; answers how long the grant now runs, by
+    /// the service's clock, and the grant's number.
+    pub fn renew(
+        &self,
+        host: &HostId,
+        duration_ms: u64,
+        boot_id: u64,
+        power_on: Option<PowerOnClaim>,
+    ) -> Result<RenewAnswer, LeaseError> {
         let body = RenewRequest {
             duration_ms,
             boot_id,
+            power_on,
         };
         let r = self
             .agent
             .post(&self.url(&protocol::renew_path(host)))
             .send_json(&body);
-        self.answer::<RenewAnswer>(r).map(|a| a.expires_in_ms)
+        self.answer::<RenewAnswer>(r)
     }
 
     /// Revokes `host`'s lease; returns how long the last lease it may hold

@@ -12,7 +12,8 @@
 //! service's own (monotonic) milliseconds, relative to when it answered,
 //! so no two clocks are ever compared.
 
-use krrish_core::HostId;
+use krrish_core::lease::PowerOnList;
+use krrish_core::{HostId, VmId};
 use serde::{Deserialize, Serialize};
 
 pub const LEASES_PATH: &str = "/v1/leases";
@@ -55,11 +56,30 @@ pub struct RenewRequest {
     pub duration_ms: u64,
     /// The host's boot, for the service's log.
     pub boot_id: u64,
+    /// What the host runs, listed after it received an earlier grant;
+    /// absent from older agents (and on an agent's first renewal).
+    #[serde(default)]
+    pub power_on: Option<PowerOnClaim>,
+}
+
+/// A host's power-on list (see [`krrish_core::lease::PowerOnList`]): the
+/// VMs of every domain on it, listed after the host had received the
+/// grant numbered `after_grant` — which proves to the service how fresh
+/// the list is, whatever the network held the request up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerOnClaim {
+    pub vms: Vec<VmId>,
+    pub after_grant: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewAnswer {
     pub expires_in_ms: u64,
+    /// This grant's number, to name in the next renewal's power-on list;
+    /// absent from older services.
+    #[serde(default)]
+    pub grant: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +92,10 @@ pub struct Renewal {
     pub host: HostId,
     pub age_ms: u64,
     pub revoked: bool,
+    /// The host's latest power-on list the service could date; absent
+    /// from older services.
+    #[serde(default)]
+    pub power_on: Option<PowerOnList>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

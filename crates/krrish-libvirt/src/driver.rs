@@ -105,6 +105,9 @@ pub struct LibvirtDriver {
     volumes: Arc<Volumes>,
     /// How each guest running here was booted: a revert boots it again.
     specs: std::sync::Mutex<std::collections::BTreeMap<VmId, GuestShape>>,
+    /// The latest lease grant received (its number) and when: the next
+    /// renewal's power-on list, read after it, names it.
+    last_grant: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 /// libvirtd's pid file (the daemon started with `-d`).
@@ -175,6 +178,7 @@ impl LibvirtDriver {
             tenant,
             volumes,
             specs: Default::default(),
+            last_grant: Default::default(),
         })
     }
 
@@ -637,10 +641,24 @@ impl Driver for LibvirtDriver {
     async fn renew_lease(&self) -> Result<(), DriverError> {
         let (c, host) = (self.lease.clone(), self.cfg.host.clone());
         let (duration, boot) = (self.cfg.lease_duration_ms, self.boot_id);
-        let granted = tokio::task::spawn_blocking(move || c.renew(&host, duration, boot))
+        // The power-on list from the status watch's readings (never a
+        // libvirt call on the lease's path), if one was read after the
+        // last grant came back.
+        let last_grant = *self.last_grant.lock().unwrap_or_else(|p| p.into_inner());
+        let power_on = last_grant.and_then(|(after_grant, received)| {
+            let vms = self.status.power_on_since(received)?;
+            Some(krrish_dfs::PowerOnClaim { vms, after_grant })
+        });
+        let answer = tokio::task::spawn_blocking(move || c.renew(&host, duration, boot, power_on))
             .await
             .map_err(failed)?
             .map_err(|e| DriverError::Unavailable(e.to_string()))?;
+        if let Some(grant) = answer.grant {
+            #[allow(clippy::disallowed_methods)] // the real world: its own clock
+            let received = std::time::Instant::now();
+            *self.last_grant.lock().unwrap_or_else(|p| p.into_inner()) = Some((grant, received));
+        }
+        let granted = answer.expires_in_ms;
         // The service grants what was asked, from its answer (after the
         // ask); less would let the lease run out before this host stops
         // its guests.

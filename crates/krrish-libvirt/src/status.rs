@@ -18,7 +18,7 @@ use krrish_agent::HostStatus;
 use krrish_core::{BondHealth, HostId, VmId};
 use krrish_netlink::Netns;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the watch reads libvirt and the links.
 pub const STATUS_POLL: Duration = Duration::from_millis(250);
@@ -111,6 +111,9 @@ struct Readings {
     resetting: std::collections::BTreeSet<VmId>,
     /// Guests this host is live-migrating away now.
     migrating_out: std::collections::BTreeSet<VmId>,
+    /// Every guest libvirt has active here (copies arriving included), by
+    /// the latest reading that succeeded, and when that reading began.
+    active: Option<(Vec<VmId>, Instant)>,
 }
 
 /// The latest reading, refreshed every [`STATUS_POLL`] (and on demand)
@@ -136,6 +139,7 @@ impl StatusWatch {
                 stop: false,
                 resetting: Default::default(),
                 migrating_out: Default::default(),
+                active: None,
             }),
             Condvar::new(),
         ));
@@ -173,6 +177,8 @@ impl StatusWatch {
                     }
                     g.asked
                 };
+                #[allow(clippy::disallowed_methods)] // the real world: its own clock
+                let began = Instant::now();
                 let guests = source.guests();
                 if let Ok(g) = &guests {
                     source.plug_arrivals(&g.active, &mut plugged);
@@ -181,6 +187,7 @@ impl StatusWatch {
                 // Unanswered: the last list stands (never "none").
                 if let Ok(guests) = guests {
                     g.latest.running = guests.running;
+                    g.active = Some((guests.active, began));
                 }
                 g.answered = ask;
                 cv.notify_all();
@@ -199,6 +206,23 @@ impl StatusWatch {
         }
         status.migrating_out = g.migrating_out.iter().cloned().collect();
         status
+    }
+
+    /// What this host runs — every active guest, copies arriving and
+    /// guests restarting in place included — by a reading begun at or
+    /// after `since`; `None` if the latest is older (the lease renewal's
+    /// power-on list must be taken after the grant it names).
+    pub fn power_on_since(&self, since: Instant) -> Option<Vec<VmId>> {
+        let g = lock(&self.shared.0);
+        let (active, began) = g.active.as_ref()?;
+        if *began < since {
+            return None;
+        }
+        let mut vms = active.clone();
+        vms.extend(g.resetting.iter().cloned());
+        vms.sort();
+        vms.dedup();
+        Some(vms)
     }
 
     /// `vm` is (or no longer is) being live-migrated away from this host.

@@ -520,10 +520,14 @@ impl World {
         if self.dfs_service_down {
             return Err("the DFS lease service is down".into());
         }
+        // The renewal tells what the host runs (its power-on list): every
+        // domain, copies coming in included, as of this very instant.
+        let vms = host.domains.keys().cloned().collect();
         self.leases
             .renew(now_ms, h, self.timings.lease_duration_ms, None)
-            .map(drop)
-            .map_err(|refused| refused.to_string())
+            .map_err(|refused| refused.to_string())?;
+        self.leases.power_on_list(h, vms, now_ms);
+        Ok(())
     }
 
     /// What the DFS tells the controller: for each host that ever renewed,

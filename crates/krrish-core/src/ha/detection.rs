@@ -178,6 +178,7 @@ impl HaManager {
             Ok(LeaseRenewals {
                 hosts: ages,
                 listening_for_ms,
+                power_on,
             }) => {
                 self.dfs_read_succeeded(read);
                 self.dfs.failing = false;
@@ -194,6 +195,9 @@ impl HaManager {
                         h.dfs_renewed_at_ms =
                             Some(h.dfs_renewed_at_ms.map_or(at, |was| was.max(at)));
                     }
+                }
+                for (host, list) in &power_on {
+                    self.settle_in_doubt_by_power_on(now_ms, read, host, list);
                 }
             }
             Err(why) => {

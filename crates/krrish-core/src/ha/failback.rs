@@ -8,6 +8,7 @@ use super::{
     home_ready, join_blockers, Command, DriverError, HaManager, Liveness, Notice, VmState,
 };
 use crate::ids::{HostId, VmId};
+use crate::lease::PowerOnList;
 use crate::migration::MigrationBlocker;
 use crate::rules::{BreakCause, Fit, Strength};
 
@@ -376,6 +377,72 @@ impl HaManager {
         self.place_waiting(now_ms);
     }
 
+    /// `host`'s power-on list, read from the DFS by the read asked at
+    /// `read_ms`: it settles the migrations in doubt waiting on `host`
+    /// while its reports do not come (its management network cut, the
+    /// host isolated but renewing its lease). A VM missing from a list
+    /// taken after the doubt began runs on neither side: the other side
+    /// went down before, and a copy cannot switch over after its
+    /// source or target died. A VM on the list may run there: it waits
+    /// for the host's report, as before.
+    ///
+    /// The list was taken no earlier than `taken_ago_ms` before the DFS
+    /// answered, and the DFS answered after `read_ms`: so no earlier than
+    /// `read_ms - taken_ago_ms` on this clock.
+    pub(super) fn settle_in_doubt_by_power_on(
+        &mut self,
+        now_ms: u64,
+        read_ms: u64,
+        host: &HostId,
+        list: &PowerOnList,
+    ) {
+        if !self
+            .hosts
+            .get(host)
+            .is_some_and(|h| !matches!(h.liveness, Liveness::Up))
+        {
+            return; // reporting: its next report settles, in every world alike
+        }
+        let Some(taken_after) = read_ms.checked_sub(list.taken_ago_ms) else {
+            return;
+        };
+        let missing = self.vms_on(host, |id, v| {
+            matches!(&v.state, VmState::Migrating { from, to, .. } if from == host || to == host)
+                && v.settled_by
+                    .as_ref()
+                    .is_some_and(|(by, since)| by == host && *since <= taken_after)
+                && list.vms.binary_search(id).is_err()
+        });
+        for id in missing {
+            self.notice(
+                now_ms,
+                Notice::MigrationSettledByDfs {
+                    vm: id.clone(),
+                    host: host.clone(),
+                },
+            );
+            self.settle_in_doubt_not_on(now_ms, &id, host);
+        }
+        self.refresh_spares(now_ms);
+        self.place_waiting(now_ms);
+    }
+
+    /// A VM in doubt is not on `host`, the side its migration waited on,
+    /// and no copy is in flight there: if `host` was the source, the copy
+    /// switched over and died with its target; if the target, the VM died
+    /// with its source.
+    fn settle_in_doubt_not_on(&mut self, now_ms: u64, id: &VmId, host: &HostId) {
+        let VmState::Migrating { from, to, .. } = self.vms[id].state.clone() else {
+            unreachable!("in doubt means migrating")
+        };
+        if &from == host {
+            self.moved_home_with_the_copy(id, &to);
+            self.lost_with(now_ms, id, &to);
+        } else {
+            self.release_by_policy(now_ms, id, &from);
+        }
+    }
+
     /// Migrations in doubt. A VM migrating between two hosts may run on
     /// either until the outcome is known, so when one side is fenced it is
     /// not failed over: the other side's next report decides (it lists the
@@ -432,11 +499,6 @@ impl HaManager {
             let VmState::Migrating { from, to, .. } = self.vms[&id].state.clone() else {
                 unreachable!("listed as migrating")
             };
-            let fenced = if &from == host {
-                to.clone()
-            } else {
-                from.clone()
-            };
             if &from == host && migrating_out.contains(&id) {
                 let vm = self.vms.get_mut(&id).expect("listed");
                 if !vm.migration_aborting {
@@ -467,13 +529,9 @@ impl HaManager {
                         host: host.clone(),
                     },
                 );
-            } else if &from == host {
-                // Not here, no copy in flight: it switched over and died
-                // with its target.
-                self.moved_home_with_the_copy(&id, &fenced);
-                self.lost_with(now_ms, &id, &fenced);
             } else {
-                self.release_by_policy(now_ms, &id, &fenced);
+                // Not here, no copy in flight.
+                self.settle_in_doubt_not_on(now_ms, &id, host);
             }
         }
     }

@@ -67,6 +67,13 @@ pub enum Notice {
         fenced: HostId,
         other: HostId,
     },
+    /// A migration in doubt waited on `host`, whose management network is
+    /// cut: its power-on list on the DFS (sent with its lease renewals)
+    /// says the VM is not there.
+    MigrationSettledByDfs {
+        vm: VmId,
+        host: HostId,
+    },
     VmEvacuating {
         vm: VmId,
         host: HostId,
@@ -306,6 +313,7 @@ impl Notice {
         "vm-network-lost",
         "vm-cold-failback",
         "migration-in-doubt",
+        "migration-settled-by-dfs",
         "vm-evacuating",
         "vm-stop-failed",
         "bond-changed",
@@ -367,6 +375,7 @@ impl Notice {
             VmNetworkLost { .. } => "vm-network-lost",
             VmColdFailback { .. } => "vm-cold-failback",
             MigrationInDoubt { .. } => "migration-in-doubt",
+            MigrationSettledByDfs { .. } => "migration-settled-by-dfs",
             VmEvacuating { .. } => "vm-evacuating",
             VmStopFailed { .. } => "vm-stop-failed",
             BondChanged { .. } => "bond-changed",
@@ -469,6 +478,7 @@ impl Notice {
             | VmMigrated { to, .. }
             | MigrationBlocked { to, .. } => Some(to),
             MigrationInDoubt { fenced, .. } => Some(fenced),
+            MigrationSettledByDfs { host, .. } => Some(host),
             FencingHeld { .. }
             | DfsUnreadable { .. }
             | VmWaitingForCapacity { .. }
@@ -487,6 +497,7 @@ impl Notice {
         match self {
             VmColdFailback { vm, .. }
             | MigrationInDoubt { vm, .. }
+            | MigrationSettledByDfs { vm, .. }
             | VmEvacuating { vm, .. }
             | VmStopFailed { vm, .. }
             | VmBooting { vm, .. }

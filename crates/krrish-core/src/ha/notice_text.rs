@@ -68,7 +68,11 @@ impl fmt::Display for Notice {
             ),
             MigrationInDoubt { vm, fenced, other } => write!(
                 f,
-                "vm {vm} was migrating between {fenced} and {other}; {fenced} is fenced or rebooted: {other}'s next report tells where it runs"
+                "vm {vm} was migrating between {fenced} and {other}; {fenced} is fenced or rebooted: {other}'s next report (or, while it is cut off, its power-on list on the DFS) tells where it runs"
+            ),
+            MigrationSettledByDfs { vm, host } => write!(
+                f,
+                "vm {vm} is not on {host}, as {host}'s power-on list on the DFS tells (its management network is cut): the migration is settled without its report"
             ),
             VmEvacuating { vm, host } => {
                 write!(f, "vm {vm} stopping on {host} to restart where the VM network works")

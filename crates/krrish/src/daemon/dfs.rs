@@ -12,6 +12,13 @@
 //! lease that may have been granted before it (the table's
 //! `after_restart`).
 //!
+//! Each renewal may carry the host's power-on list (the VMs of every
+//! domain on it), listed after the host received an earlier grant it
+//! names by number: the service dates the list by that grant and hands it
+//! to the controller with the renewals, which settles migrations in doubt
+//! on a host whose management network is cut. A list naming a grant the
+//! service does not know (before its restart, or too old) is not kept.
+//!
 //! The service trusts its network, as the DFS does: the storage network is
 //! closed to guests and tenants. It has no token.
 
@@ -25,7 +32,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use krrish_core::lease::{LeaseRefusal, LeaseTable};
+use krrish_core::lease::{LeaseRefusal, LeaseTable, PowerOnList, POWER_ON_VMS_MAX};
+use krrish_core::timings::mix64;
 use krrish_core::HostId;
 use krrish_dfs::protocol::{
     check_host_name, ErrorBody, RenewAnswer, RenewRequest, Renewal, RenewalsAnswer, RevokeAnswer,
@@ -34,7 +42,7 @@ use krrish_dfs::protocol::{
 use krrish_wire::tokio_net::MonotonicClock;
 use krrish_wire::{Clock, TraceSink};
 use redb::{Database, ReadableTable, TableDefinition};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -46,10 +54,16 @@ const REVOKED: TableDefinition<&str, ()> = TableDefinition::new("revoked");
 const CONNECTIONS_MAX: usize = 512;
 /// Log lines waiting for stdout; past this they are dropped.
 const LOG_LINES_QUEUED_MAX: usize = 1024;
-/// Largest request body (a renewal is some 40 bytes).
-const BODY_BYTES_MAX: usize = 4096;
-/// Hosts whose boot the service remembers for its log.
+/// Largest request body (a renewal is some 40 bytes, its power-on list
+/// up to `POWER_ON_VMS_MAX` names).
+const BODY_BYTES_MAX: usize = 64 + POWER_ON_VMS_MAX * 72;
+/// Hosts whose boot the service remembers for its log (and whose grants
+/// it numbers).
 const BOOTS_KEPT_MAX: usize = 4096;
+/// Grants per host the service remembers, to date power-on lists by (a
+/// list names the latest grant its host had received: renewals every few
+/// seconds, so a few grants cover any list not held up for long).
+const GRANTS_KEPT: usize = 8;
 
 struct Shared {
     table: LeaseTable,
@@ -58,12 +72,34 @@ struct Shared {
     max_lease_ms: u64,
     /// Each host's boot at its last renewal: a new boot is logged.
     boots: BTreeMap<HostId, u64>,
+    /// Each host's latest grants: (number, when), oldest first.
+    grants: BTreeMap<HostId, VecDeque<(u64, u64)>>,
+    /// Grant numbers are this service's own: a seed drawn at its start,
+    /// mixed with a count (unguessable across restarts, never repeated).
+    grant_seed: u64,
+    grants_made: u64,
     log: mpsc::Sender<String>,
 }
 
 impl Shared {
     fn say(&self, line: String) {
         let _ = self.log.try_send(line);
+    }
+
+    /// Numbers a grant just made to `host` at `now` (none for a host beyond
+    /// the hosts kept: its lists go undated, so unused).
+    fn grant(&mut self, host: &HostId, now: u64) -> Option<u64> {
+        if self.grants.len() >= BOOTS_KEPT_MAX && !self.grants.contains_key(host) {
+            return None;
+        }
+        self.grants_made += 1;
+        let number = mix64(self.grant_seed ^ self.grants_made);
+        let kept = self.grants.entry(host.clone()).or_default();
+        if kept.len() >= GRANTS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((number, now));
+        Some(number)
     }
 }
 
@@ -144,11 +180,36 @@ async fn renew(
             "duration_ms: expected more than 0".into(),
         );
     }
+    if let Some(p) = req
+        .power_on
+        .as_ref()
+        .filter(|p| p.vms.len() > POWER_ON_VMS_MAX)
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "power_on.vms: {} VMs; expected at most {POWER_ON_VMS_MAX}",
+                p.vms.len()
+            ),
+        );
+    }
     let mut s = s.lock();
     let now = s.clock.now_ms();
     let max = s.max_lease_ms;
     match s.table.renew(now, &host, req.duration_ms, Some(max)) {
         Ok(until) => {
+            let grant = s.grant(&host, now);
+            if let Some(claim) = req.power_on {
+                // Dated by the grant it names, if this service made it.
+                let granted_at = s.grants.get(&host).and_then(|g| {
+                    g.iter()
+                        .find(|(number, _)| *number == claim.after_grant)
+                        .map(|(_, at)| *at)
+                });
+                if let Some(at) = granted_at {
+                    s.table.power_on_list(&host, claim.vms, at);
+                }
+            }
             let new_boot = s.boots.get(&host) != Some(&req.boot_id);
             if new_boot && (s.boots.len() < BOOTS_KEPT_MAX || s.boots.contains_key(&host)) {
                 s.boots.insert(host.clone(), req.boot_id);
@@ -159,6 +220,7 @@ async fn renew(
             }
             Json(RenewAnswer {
                 expires_in_ms: until - now,
+                grant,
             })
             .into_response()
         }
@@ -220,6 +282,8 @@ async fn reinstate(
 async fn renewals(State(s): State<Service>) -> Json<RenewalsAnswer> {
     let s = s.lock();
     let now = s.clock.now_ms();
+    let power_on: BTreeMap<HostId, PowerOnList> =
+        s.table.renewals(now).power_on.into_iter().collect();
     let hosts = s
         .table
         .iter()
@@ -228,6 +292,7 @@ async fn renewals(State(s): State<Service>) -> Json<RenewalsAnswer> {
                 host: h.clone(),
                 age_ms: now.saturating_sub(at),
                 revoked: r.revoked,
+                power_on: power_on.get(h).cloned(),
             })
         })
         .collect();
@@ -275,6 +340,10 @@ fn service(
     log: mpsc::Sender<String>,
 ) -> Service {
     let clock = MonotonicClock::start();
+    let grant_seed = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    );
     let table = LeaseTable::after_restart(clock.now_ms(), max_lease_ms, revoked);
     Service(Arc::new(Mutex::new(Shared {
         table,
@@ -282,6 +351,9 @@ fn service(
         clock,
         max_lease_ms,
         boots: BTreeMap::new(),
+        grants: BTreeMap::new(),
+        grant_seed,
+        grants_made: 0,
         log,
     })))
 }
@@ -395,7 +467,7 @@ mod tests {
         let path = store("roundtrip");
         let c = LeaseClient::new(&start(&path), Duration::from_secs(5));
         let h1 = HostId::new("h1");
-        let left = c.renew(&h1, 30_000, 1).unwrap();
+        let left = c.renew(&h1, 30_000, 1, None).unwrap().expires_in_ms;
         assert!((29_000..=30_000).contains(&left), "{left}");
         let answer = c.renewals().unwrap();
         // Just started: the read says it has listened only briefly.
@@ -410,7 +482,7 @@ mod tests {
         // Just started: leases granted before this start may still run.
         let left = c.revoke(&h1).unwrap();
         assert!((55_000..=60_000).contains(&left), "{left}");
-        match c.renew(&h1, 30_000, 1) {
+        match c.renew(&h1, 30_000, 1, None) {
             Err(LeaseError::Refused(why)) => {
                 assert_eq!(why, "h1: lease revoked by the controller")
             }
@@ -418,8 +490,8 @@ mod tests {
         }
         assert!(c.renewals().unwrap().hosts[0].revoked);
         c.reinstate(&h1).unwrap();
-        assert!(c.renew(&h1, 30_000, 2).is_ok());
-        match c.renew(&h1, 120_000, 2) {
+        assert!(c.renew(&h1, 30_000, 2, None).is_ok());
+        match c.renew(&h1, 120_000, 2, None) {
             Err(LeaseError::Refused(why)) => assert_eq!(
                 why,
                 "h1: asked for a 120000 ms lease; this DFS grants at most 60000 ms"
@@ -439,10 +511,10 @@ mod tests {
         }
         let c = LeaseClient::new(&start(&path), Duration::from_secs(5));
         assert!(matches!(
-            c.renew(&h2, 30_000, 1),
+            c.renew(&h2, 30_000, 1, None),
             Err(LeaseError::Refused(_))
         ));
-        assert!(c.renew(&HostId::new("h3"), 30_000, 1).is_ok());
+        assert!(c.renew(&HostId::new("h3"), 30_000, 1, None).is_ok());
         let _ = std::fs::remove_file(&path);
     }
 
@@ -457,9 +529,56 @@ mod tests {
         assert!(c.renewals().unwrap().hosts.is_empty());
         let unreachable = LeaseClient::new("127.0.0.1:1", Duration::from_secs(2));
         assert!(matches!(
-            unreachable.renew(&HostId::new("h1"), 30_000, 1),
+            unreachable.renew(&HostId::new("h1"), 30_000, 1, None),
             Err(LeaseError::Unreachable { .. })
         ));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A power-on list is kept only when dated by a grant this service made
+    /// to that host: then the read hands it to the controller, with how
+    /// long ago it was taken at the earliest.
+    #[test]
+    fn a_power_on_list_is_kept_only_when_it_names_a_grant_made_to_its_host() {
+        let path = store("power-on");
+        let c = LeaseClient::new(&start(&path), Duration::from_secs(5));
+        let (h1, h2) = (HostId::new("h1"), HostId::new("h2"));
+        let claim = |vms: &[&str], after_grant| {
+            Some(krrish_dfs::PowerOnClaim {
+                vms: vms.iter().copied().map(krrish_core::VmId::new).collect(),
+                after_grant,
+            })
+        };
+        let g1 = c
+            .renew(&h1, 30_000, 1, None)
+            .unwrap()
+            .grant
+            .expect("numbered");
+        let g2 = c
+            .renew(&h2, 30_000, 1, None)
+            .unwrap()
+            .grant
+            .expect("numbered");
+        assert_ne!(g1, g2);
+        // h2 names h1's grant, h1 a grant never made: neither is kept.
+        c.renew(&h2, 30_000, 1, claim(&["vm-9"], g1)).unwrap();
+        c.renew(&h1, 30_000, 1, claim(&["vm-9"], g1 ^ g2)).unwrap();
+        let read = c.renewals().unwrap();
+        assert!(read.hosts.iter().all(|r| r.power_on.is_none()), "{read:?}");
+        // h1 names its own grant: kept, and read back.
+        c.renew(&h1, 30_000, 1, claim(&["vm-2", "vm-1"], g1))
+            .unwrap();
+        let read = c.renewals().unwrap();
+        let h1_list = read.hosts.iter().find(|r| r.host == h1).unwrap();
+        let list = h1_list.power_on.as_ref().expect("kept");
+        assert_eq!(
+            list.vms,
+            vec![
+                krrish_core::VmId::new("vm-1"),
+                krrish_core::VmId::new("vm-2")
+            ]
+        );
+        assert!(list.taken_ago_ms < 5_000, "{list:?}");
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -341,7 +341,13 @@ impl<T: TraceSink> Fencer for DaemonFencer<T> {
 
     async fn lease_renewals(&self) -> Result<krrish_core::lease::LeaseRenewals, FenceError> {
         let all = lease_call(&self.dfs, |c| c.renewals()).await?;
+        let power_on = all
+            .hosts
+            .iter()
+            .filter_map(|r| Some((r.host.clone(), r.power_on.clone()?)))
+            .collect();
         Ok(krrish_core::lease::LeaseRenewals {
+            power_on,
             hosts: all.hosts.into_iter().map(|r| (r.host, r.age_ms)).collect(),
             // A service that does not say has listened long: as before.
             listening_for_ms: all.listening_for_ms.unwrap_or(u64::MAX),
