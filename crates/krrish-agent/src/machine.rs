@@ -109,8 +109,11 @@ pub struct AgentMachine {
     lease: LeaseKeeper,
     link: Link,
     epoch: u64,
-    /// Failed dials in a row (for the back-off).
+    /// Failed dials in a row (for the back-off); a connection closed before
+    /// the controller said anything on it counts as one.
     dial_failures: u32,
+    /// The controller has sent a frame on the current link.
+    heard_on_link: bool,
     /// When the link last went down (for the trace line on reconnect).
     down_since_ms: Option<u64>,
     next_heartbeat_ms: u64,
@@ -180,6 +183,7 @@ impl AgentMachine {
             },
             epoch: 0,
             dial_failures: 0,
+            heard_on_link: false,
             down_since_ms: None,
             next_heartbeat_ms: now_ms,
             next_renew_ms: now_ms,
@@ -268,7 +272,9 @@ impl AgentMachine {
         }
         match result {
             Ok(()) => {
-                self.dial_failures = 0;
+                // Failures are forgiven once the controller answers on the
+                // link (see `handle_closed`), not at the connect itself.
+                self.heard_on_link = false;
                 self.link = Link::Connected {
                     epoch,
                     unacked_since_ms: None,
@@ -314,6 +320,21 @@ impl AgentMachine {
         if self.connected_epoch() != Some(epoch) {
             return;
         }
+        if !self.heard_on_link {
+            // Closed before the controller said anything: not a controller
+            // (the API's port), or one that turns this agent away (another
+            // agent runs as this host). Redialling at once made a storm of
+            // thousands of connections a second (found by the bad-input
+            // adversary): back off as for a failed dial, and say why.
+            self.push(AgentOutput::Disconnect { epoch });
+            self.down_since_ms.get_or_insert(now_ms);
+            let why = format!(
+                "the connection closed before the controller answered (is {} the controller's agent address, not its API's? does another agent run as {}?)",
+                self.cfg.controller_addr, self.cfg.host
+            );
+            self.dial_failed(now_ms, &why);
+            return;
+        }
         self.trace("connection to the controller closed".to_string());
         self.link_down(now_ms);
     }
@@ -332,6 +353,8 @@ impl AgentMachine {
         if self.connected_epoch() != Some(epoch) {
             return; // from a connection already given up
         }
+        self.heard_on_link = true;
+        self.dial_failures = 0;
         match frame {
             Frame::HeartbeatAck => {
                 if let Link::Connected {

@@ -603,7 +603,9 @@ impl<'de> Deserialize<'de> for SparesRule {
 #[serde(deny_unknown_fields)]
 pub struct HostDefaults {
     pub vcpus: Option<u32>,
+    #[serde(default, deserialize_with = "memory_gib_opt")]
     pub memory_gib: Option<u64>,
+    #[serde(default, deserialize_with = "disk_gib_opt")]
     pub disk_gib: Option<u64>,
     pub cpu_model: Option<String>,
     pub dvs: Option<String>,
@@ -631,7 +633,9 @@ pub struct HostEntry {
     pub name: String,
     pub zone: Zone,
     pub vcpus: Option<u32>,
+    #[serde(default, deserialize_with = "memory_gib_opt")]
     pub memory_gib: Option<u64>,
+    #[serde(default, deserialize_with = "disk_gib_opt")]
     pub disk_gib: Option<u64>,
     pub cpu_model: Option<String>,
     pub dvs: Option<String>,
@@ -656,7 +660,9 @@ pub struct HostGroup {
     #[serde(default = "one")]
     pub start: usize,
     pub vcpus: Option<u32>,
+    #[serde(default, deserialize_with = "memory_gib_opt")]
     pub memory_gib: Option<u64>,
+    #[serde(default, deserialize_with = "disk_gib_opt")]
     pub disk_gib: Option<u64>,
     pub cpu_model: Option<String>,
     /// Spread the group round-robin over this many racks `rack-1…`.
@@ -674,8 +680,9 @@ pub struct VmEntry {
     /// Home host; for `run_instance`, optional (the scheduler picks).
     pub host: Option<String>,
     pub vcpus: u32,
+    #[serde(deserialize_with = "memory_gib")]
     pub memory_gib: u64,
-    #[serde(default = "default_disk")]
+    #[serde(default = "default_disk", deserialize_with = "disk_gib")]
     pub disk_gib: u64,
     #[serde(default = "default_ha")]
     pub ha: HaPolicy,
@@ -693,6 +700,38 @@ pub struct VmEntry {
     pub image: Option<String>,
     /// `run_instance` only: join this vxnet at launch.
     pub vxnet: Option<String>,
+}
+
+/// Memory one host or VM may have, at most (1 PiB): beyond, sums over a
+/// cluster could overflow (a size of 2^54 GiB once wrapped to 0 MiB).
+pub const MEMORY_GIB_MAX: u64 = 1 << 20;
+/// Disk one host or VM may have, at most (1 EiB).
+pub const DISK_GIB_MAX: u64 = 1 << 30;
+
+fn bounded<'de, D: serde::Deserializer<'de>>(d: D, what: &str, max: u64) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v > max {
+        return Err(serde::de::Error::custom(format!(
+            "{what}: expected at most {max}, not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+fn memory_gib<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    bounded(d, "memory_gib", MEMORY_GIB_MAX)
+}
+
+fn disk_gib<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    bounded(d, "disk_gib", DISK_GIB_MAX)
+}
+
+fn memory_gib_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    memory_gib(d).map(Some)
+}
+
+fn disk_gib_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    disk_gib(d).map(Some)
 }
 
 fn default_disk() -> u64 {
@@ -715,8 +754,9 @@ pub struct VmGroup {
     #[serde(default)]
     pub hosts: Vec<String>,
     pub vcpus: u32,
+    #[serde(deserialize_with = "memory_gib")]
     pub memory_gib: u64,
-    #[serde(default = "default_disk")]
+    #[serde(default = "default_disk", deserialize_with = "disk_gib")]
     pub disk_gib: u64,
     #[serde(default = "default_ha")]
     pub ha: HaPolicy,

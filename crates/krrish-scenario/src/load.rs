@@ -255,12 +255,42 @@ pub fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
     src.error(at, message)
 }
 
+/// Largest scenario or cluster file read (the largest shipped is some
+/// 20 KB): `cluster_file: /dev/zero` once read until memory ran out.
+pub const FILE_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|e| LoadError {
+    use std::io::Read;
+    let fail = |message: String| LoadError {
         file: path.to_path_buf(),
         line: None,
         column: None,
-        message: format!("cannot read: {e}"),
+        message,
+    };
+    // A FIFO or device would block or never end: regular files only.
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(fail(format!("cannot read: {kind}; expected a YAML file")));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > FILE_BYTES_MAX {
+        return Err(fail(format!(
+            "more than {FILE_BYTES_MAX} bytes; a scenario or cluster file is far smaller"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        fail(format!(
+            "not UTF-8 text (an invalid byte at offset {at}); expected a YAML file"
+        ))
     })
 }
 

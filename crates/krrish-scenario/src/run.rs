@@ -101,7 +101,40 @@ impl RunReport {
 /// Simulated time between progress callbacks.
 const PROGRESS_EVERY_MS: u64 = 200_000;
 
-pub fn run_scenario(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
+/// Runs `s` in the simulated world `opts` names. A panic inside the
+/// simulation (a bug) fails this run with its message rather than ending
+/// the whole batch: the other scenarios still run and are reported.
+pub fn run_scenario(s: &Scenario, opts: RunOptions<'_>) -> RunReport {
+    let (seed, world) = (opts.seed.unwrap_or(s.seed), opts.world);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_guarded(s, opts)));
+    run.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|m| m.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        RunReport {
+            name: s.name.clone(),
+            path: s.path.clone(),
+            seed,
+            world,
+            failures: vec![format!(
+                "the simulation panicked (a bug in krrish, please report it): {what} (seed {seed})"
+            )],
+            sim_ms: 0,
+            wall: Duration::ZERO,
+            trace: format!(
+                "# krrish scenario {} seed {seed}\n# panicked: {what}\n",
+                s.name
+            ),
+            recoveries: Vec::new(),
+            checks_run: 0,
+            events: Vec::new(),
+        }
+    })
+}
+
+fn run_guarded(s: &Scenario, mut opts: RunOptions<'_>) -> RunReport {
     // Wall time is reported, never used by the simulation.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();

@@ -380,6 +380,17 @@ impl<'a> SimWorld<'a> {
 
     /// Applies a fault now. Errs on an unknown host or NIC.
     pub fn inject(&mut self, fault: &Fault) -> Result<(), String> {
+        // turmoil knows a host's clock only once the simulation has run: a
+        // crash or restart before the first tick panicked ("host instant
+        // not set", found by the bad-input adversary). Such a fault at 0 s
+        // comes one tick later.
+        let restarts = matches!(
+            fault,
+            Fault::ControllerCrash | Fault::ControllerRestart | Fault::HealAll | Fault::Repair(_)
+        );
+        if restarts && self.sim.elapsed().is_zero() {
+            self.step().map_err(|v| v.detail)?;
+        }
         let now = self.now_ms();
         if let Some(host) = fault.host() {
             if !self.world.borrow().hosts.contains_key(host) {

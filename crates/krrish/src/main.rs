@@ -27,6 +27,7 @@ mod client;
 mod daemon;
 #[cfg(feature = "lab")]
 mod lab_world;
+mod output_file;
 mod plan;
 mod plan_validate;
 mod scenario;

@@ -132,6 +132,51 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
     if a.trials == 0 {
         bail!("--trials must be at least 1");
     }
+    // Bounds checked before any work (the model checks them too, but only
+    // after a uniform cluster of --hosts is built: 10^11 hosts aborted on
+    // allocation — found by the bad-input adversary).
+    let bounds: [(&str, u64, u64, u64); 6] = [
+        ("--trials", u64::from(a.trials), 1, 1_000_000),
+        ("--hosts", a.hosts.unwrap_or(1) as u64, 0, 100_000),
+        ("--vms-per-host", a.vms_per_host as u64, 0, 10_000),
+        ("--vm-vcpus", u64::from(a.vm_vcpus), 1, 1_024),
+        (
+            "--vm-memory-gib",
+            a.vm_memory_gib,
+            1,
+            krrish_scenario::format::MEMORY_GIB_MAX,
+        ),
+        (
+            "--validate",
+            u64::from(a.validate.unwrap_or(1)),
+            1,
+            1_000_000,
+        ),
+    ];
+    for (name, v, min, max) in bounds {
+        if !(min..=max).contains(&v) {
+            bail!("{name} must be between {min} and {max}, not {v}");
+        }
+    }
+    if a.years > 1_000.0 {
+        bail!("--years must be at most 1000, not {}", a.years);
+    }
+    if let (Some(h), true) = (a.hosts, a.hosts.is_some() && a.cluster.is_none()) {
+        let vms = h as u64 * a.vms_per_host as u64;
+        if vms > 1_000_000 {
+            bail!(
+                "--hosts {h} × --vms-per-host {} = {vms} VMs; at most 1000000",
+                a.vms_per_host
+            );
+        }
+    }
+    if let Some(plot) = &a.plot {
+        let inputs: Vec<PathBuf> = a.cluster.iter().cloned().collect();
+        crate::output_file::not_an_input(plot, "--plot", "an SVG plot", &inputs)?;
+    }
+    if a.validate.is_some() && a.cluster.is_none() && (a.vm_vcpus != 2 || a.vm_memory_gib != 8) {
+        bail!("--validate with --hosts simulates 2 vCPU / 8 GiB VMs; give a --cluster file for other sizes");
+    }
     if let Some(t) = a.target_availability {
         if !(t > 0.0 && t < 1.0) {
             bail!("--target-availability must be between 0 and 1 (such as 0.9999), not {t}");

@@ -129,15 +129,32 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The `*.yaml` files under `dir`. A directory reached twice (symbolic
+/// links in a cycle multiplied one scenario 87,381 times — found by the
+/// bad-input adversary) is walked once; only regular files are taken (a
+/// FIFO named `*.yaml` blocked the run).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
-    if depth > 16 {
+    let mut seen = std::collections::BTreeSet::new();
+    walk_once(dir, out, depth, &mut seen)
+}
+
+fn walk_once(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    depth: usize,
+    seen: &mut std::collections::BTreeSet<PathBuf>,
+) -> std::io::Result<()> {
+    if depth > 16 || !seen.insert(dir.canonicalize()?) {
         return Ok(());
     }
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for p in entries {
         if p.is_dir() {
-            walk(&p, out, depth + 1)?;
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            walk_once(&p, out, depth + 1, seen)?;
+        } else if p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             out.push(p);
         }
     }
@@ -219,6 +236,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             "--trace-out takes one scenario ({} given); use --trace-dir for many",
             files.len()
         );
+    }
+    if let Some(out) = &a.trace_out {
+        crate::output_file::not_an_input(out, "--trace-out", "a trace", &files)?;
     }
     if let Some(d) = &a.trace_dir {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;

@@ -118,6 +118,28 @@ fn planner_refuses_bad_input_naming_the_flag_or_file() {
             "--max-spares 20 is more than the 10 production hosts",
         ),
         (&["--hosts", "0"], "--hosts must be at least 1"),
+        // Found by the bad-input adversary: these aborted on allocation or
+        // named the wrong flag after computing the whole table.
+        (
+            &["--hosts", "99999999999"],
+            "--hosts must be between 0 and 100000, not 99999999999",
+        ),
+        (
+            &["--hosts", "10", "--vms-per-host", "4294967295"],
+            "--vms-per-host must be between 0 and 10000",
+        ),
+        (
+            &["--hosts", "10", "--validate", "0"],
+            "--validate must be between 1 and 1000000, not 0",
+        ),
+        (
+            &["--hosts", "10", "--years", "1e9"],
+            "--years must be at most 1000",
+        ),
+        (
+            &["--hosts", "10", "--plot", "fixtures/clusters/c3-live.yaml"],
+            "--plot fixtures/clusters/c3-live.yaml: would write an SVG plot into a YAML file",
+        ),
         (
             &["--hosts", "10", "--target-availability", "2"],
             "--target-availability must be between 0 and 1",
@@ -290,4 +312,55 @@ fn plan_validate_measures_coverage_when_spares_run_short() {
         (measured - model).abs() <= model / 5.0,
         "model {model:e}, HA manager {measured:e}: {out}"
     );
+}
+
+/// Found by the bad-input adversary (2026-12-04): each of these panicked,
+/// wrapped a size silently, looped on symbolic links or wrote a trace over
+/// the scenario it ran.
+#[test]
+fn scenario_input_that_once_panicked_wrapped_or_overwrote_is_handled() {
+    let cluster =
+        "cluster:\n  host_groups:\n    - { prefix: hv-, count: 2, zone: ECS }\n  spares: 1\n";
+    // A controller restart at 0 s: run (one tick later), not a panic.
+    let restart = scratch(
+        "restart-at-0.yaml",
+        &format!("{cluster}timeline:\n  - at: 0s\n    controller: restart\nend: 20s\n"),
+    );
+    let o = krrish(&["scenario", "run", restart.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    // 2^54 GiB wrapped to 0 MiB: refused with its line and field.
+    let huge = scratch(
+        "huge-vm.yaml",
+        &format!("{cluster}timeline:\n  - at: 1s\n    run_instance: {{ name: huge, vcpus: 1, memory_gib: 18014398509481984 }}\nend: 20s\n"),
+    );
+    let o = krrish(&["scenario", "check", huge.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(
+        out.contains("huge-vm.yaml:7:19") && out.contains("memory_gib: expected at most 1048576"),
+        "{out}{err}"
+    );
+    // A directory whose links lead back to it: walked once.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-loop");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(&restart, dir.join("one.yaml")).unwrap();
+    for l in ["a", "b", "c", "d"] {
+        std::os::unix::fs::symlink("..", dir.join("sub").join(l)).unwrap();
+    }
+    let o = krrish(&["scenario", "check", dir.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(out.contains("1 passed, 0 failed"), "{out}{err}");
+    // A trace written over the scenario itself: refused, the file intact.
+    let before = std::fs::read_to_string(&restart).unwrap();
+    let o = krrish(&[
+        "scenario",
+        "run",
+        restart.to_str().unwrap(),
+        "--trace-out",
+        restart.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(err.contains("--trace-out") && err.contains("YAML"), "{err}");
+    assert_eq!(std::fs::read_to_string(&restart).unwrap(), before);
 }

@@ -452,3 +452,39 @@ fn failed_renewals_are_retried_at_spread_instants_not_a_fixed_spacing() {
         "retries at too few distinct spacings: {gaps:?}"
     );
 }
+
+/// A connection the far end closes before saying anything (the API's port,
+/// or a controller turning away a second agent for the same host) backs
+/// off as a failed dial does, once explained — it was redialled at once,
+/// thousands of times a second.
+#[test]
+fn a_connection_closed_before_the_controller_answered_backs_off() {
+    let mut m = connected(0);
+    let mut dials = Vec::new();
+    let mut explained = 0;
+    let mut now = 0;
+    for _ in 0..6 {
+        m.handle_closed(now, m.connected_epoch().unwrap());
+        let out = drain(&mut m);
+        explained += out
+            .iter()
+            .filter(|o| matches!(o, AgentOutput::Trace(t) if t.contains("closed before the controller answered")))
+            .count();
+        now = m.poll_timeout();
+        m.handle_timeout(now);
+        let e = dial_epoch(&drain(&mut m)).expect("dials again");
+        dials.push(now);
+        assert!(m.handle_dial_result(now, e, Ok(())));
+        drain(&mut m);
+    }
+    assert_eq!(explained, 1, "explained once");
+    let gaps: Vec<u64> = dials.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(dials[0] > 0, "the first redial waits: {dials:?}");
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "backs off: {gaps:?}");
+    // A controller that answers forgives the failures: a later close
+    // redials at once.
+    m.handle_frame(now, m.connected_epoch().unwrap(), Frame::HeartbeatAck);
+    m.handle_closed(now + 1, m.connected_epoch().unwrap());
+    drain(&mut m);
+    assert_eq!(m.poll_timeout(), now + 1);
+}
