@@ -242,20 +242,25 @@ impl LeaseTable {
 
     /// `host`'s power-on list, taken no earlier than `taken_after_ms`: it
     /// replaces an older one (a list taken before the one held is no news).
-    pub fn power_on_list(&mut self, host: &HostId, mut vms: Vec<VmId>, taken_after_ms: u64) {
-        if self
-            .power_on
-            .get(host)
-            .is_some_and(|(_, held)| *held > taken_after_ms)
-        {
-            return;
+    /// Returns whether the VMs listed changed (for the service's log).
+    pub fn power_on_list(
+        &mut self,
+        host: &HostId,
+        mut vms: Vec<VmId>,
+        taken_after_ms: u64,
+    ) -> bool {
+        let held = self.power_on.get(host);
+        if held.is_some_and(|(_, at)| *at > taken_after_ms) {
+            return false;
         }
         vms.sort();
         vms.dedup();
         if vms.len() > POWER_ON_VMS_MAX {
-            return; // cut short, it would say VMs are not there
+            return false; // cut short, it would say VMs are not there
         }
+        let changed = held.is_none_or(|(was, _)| *was != vms);
         self.power_on.insert(host.clone(), (vms, taken_after_ms));
+        changed
     }
 
     /// Whether `host` holds a lease the DFS honours at `now_ms`.
@@ -422,8 +427,10 @@ mod tests {
     fn a_power_on_list_is_replaced_by_a_fresher_one_only() {
         let mut t = LeaseTable::new();
         let vms = |names: &[&str]| names.iter().copied().map(VmId::new).collect::<Vec<_>>();
-        t.power_on_list(&h("h1"), vms(&["vm-2", "vm-1", "vm-2"]), 1_000);
-        t.power_on_list(&h("h2"), vec![], 1_500);
+        assert!(t.power_on_list(&h("h1"), vms(&["vm-2", "vm-1", "vm-2"]), 1_000));
+        assert!(t.power_on_list(&h("h2"), vec![], 1_500));
+        // The same VMs again: kept (fresher), not a change.
+        assert!(!t.power_on_list(&h("h1"), vms(&["vm-1", "vm-2"]), 1_000));
         let list = |vms, taken_ago_ms| PowerOnList { vms, taken_ago_ms };
         assert_eq!(
             t.renewals(3_000).power_on,
@@ -433,8 +440,8 @@ mod tests {
             ]
         );
         // A list taken before the one held (a renewal held up) is no news.
-        t.power_on_list(&h("h1"), vec![], 900);
-        t.power_on_list(&h("h2"), vms(&["vm-3"]), 2_500);
+        assert!(!t.power_on_list(&h("h1"), vec![], 900));
+        assert!(t.power_on_list(&h("h2"), vms(&["vm-3"]), 2_500));
         assert_eq!(
             t.renewals(3_000).power_on,
             vec![

@@ -487,3 +487,43 @@ fn a_copy_whose_source_rebooted_is_settled_through_the_dfs_while_its_target_is_c
         m.hosts[&hv2].running
     );
 }
+
+/// Found by the adversary (2026-12-04), by reading: a copy in doubt keeps
+/// the instant its doubt began, and a restored controller kept the old
+/// process's instant — a daemon's clock starts at 0 again, so no report or
+/// power-on list was ever new enough to settle it. The restore re-bases it.
+#[test]
+fn a_restored_controller_can_still_settle_a_copy_in_doubt() {
+    let mut m = Model::with_demand(HaConfig::default(), Resources::new(1, 2 * 1024, 10));
+    m.advance(600_000);
+    let (vm, hv2) = (VmId::new("vm-1-0"), HostId::new("hv-2"));
+    m.core.migrate_vm(m.now, &vm, &hv2).unwrap();
+    m.drain();
+    let source = m
+        .copying
+        .iter()
+        .find(|c| c.vm == vm)
+        .expect("a copy")
+        .from
+        .clone();
+    m.apply(&Op::Partition(m.index_of(source.as_str())));
+    m.apply(&Op::Reboot(m.index_of("hv-2")));
+    m.advance(7_000); // the new boot is heard of; the source is silent
+    let doubt = m.core.vms()[&vm].settled_by.clone();
+    assert!(
+        doubt.as_ref().is_some_and(|(_, at)| *at >= 600_000),
+        "{doubt:?}"
+    );
+    // The new process's clock is at 1 s.
+    let restored = krrish_core::ha::HaManager::restore(
+        1_000,
+        m.config.clone(),
+        m.specs.clone(),
+        m.core.snapshot(),
+    );
+    let settled_by = restored.vms()[&vm].settled_by.clone();
+    assert!(
+        settled_by.as_ref().is_some_and(|(_, at)| *at <= 1_000),
+        "{settled_by:?}"
+    );
+}

@@ -526,7 +526,7 @@ impl World {
         self.leases
             .renew(now_ms, h, self.timings.lease_duration_ms, None)
             .map_err(|refused| refused.to_string())?;
-        self.leases.power_on_list(h, vms, now_ms);
+        let _changed = self.leases.power_on_list(h, vms, now_ms);
         Ok(())
     }
 

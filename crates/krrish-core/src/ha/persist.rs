@@ -209,6 +209,11 @@ impl HaManager {
                 other => other,
             };
             vm.outage_since_ms = vm.outage_since_ms.map(|_| now_ms);
+            // A doubt waits for news newer than when it began: on this
+            // clock, the restore (the old process's clock may be far ahead
+            // — a daemon's starts at 0 — and no report or power-on list
+            // would ever be new enough; found by the adversary).
+            vm.settled_by = vm.settled_by.map(|(host, _)| (host, now_ms));
             vm.failback_not_before_ms = 0;
             vm.missed_reports = 0;
             m.vms.insert(vm);

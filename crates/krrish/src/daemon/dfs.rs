@@ -207,7 +207,13 @@ async fn renew(
                         .map(|(_, at)| *at)
                 });
                 if let Some(at) = granted_at {
-                    s.table.power_on_list(&host, claim.vms, at);
+                    let names: Vec<String> = claim.vms.iter().map(|v| v.to_string()).collect();
+                    if s.table.power_on_list(&host, claim.vms, at) {
+                        s.say(format!(
+                            "{host} runs [{}] (its power-on list)",
+                            names.join(", ")
+                        ));
+                    }
                 }
             }
             let new_boot = s.boots.get(&host) != Some(&req.boot_id);
