@@ -210,6 +210,24 @@ fn refusals_name_the_problem_and_change_nothing() {
             "already-associated",
             "vm web",
         ),
+        // Found by the bad-input adversary: either left eip-1 associated
+        // and leading nowhere.
+        (
+            R::LeaveVxnet {
+                vxnet: s("front"),
+                vm: s("web"),
+            },
+            "in-use",
+            "vm web's interface on vxnet front is in use: eip eip-1, NATed to it",
+        ),
+        (
+            R::LeaveRouter {
+                router: s("r1"),
+                vxnet: s("front"),
+            },
+            "in-use",
+            "vxnet front's link to router r1 is in use: eip eip-1 of vm web",
+        ),
         (
             R::ReleaseEip { name: s("eip-1") },
             "in-use",

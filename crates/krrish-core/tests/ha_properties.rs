@@ -527,3 +527,21 @@ fn a_restored_controller_can_still_settle_a_copy_in_doubt() {
         "{settled_by:?}"
     );
 }
+
+/// A stored state names hosts a cluster definition edited since may lack
+/// (found by the bad-input adversary: restored anyway, a VM showed on a
+/// host the controller no longer knew, unprotected). The controller
+/// refuses to start on it, naming one VM per missing host.
+#[test]
+fn a_stored_state_names_the_hosts_an_edited_cluster_lacks() {
+    let mut m = Model::new();
+    m.advance(12_000);
+    let snap = m.core.snapshot();
+    assert!(snap.hosts_missing_from(&m.specs).is_empty());
+    let hv1 = HostId::new("hv-1");
+    let without: Vec<_> = m.specs.iter().filter(|h| h.id != hv1).cloned().collect();
+    let missing = snap.hosts_missing_from(&without);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].1, hv1);
+    assert!(missing[0].0.as_str().starts_with("vm-1-"), "{missing:?}");
+}

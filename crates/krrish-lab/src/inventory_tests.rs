@@ -150,7 +150,7 @@ fn a_good_inventory_loads_with_its_password_files_made_absolute() {
 
 #[test]
 fn a_host_that_is_a_namespace_and_a_run_directory_are_taken_as_given() {
-    let inv = load("good", GOOD).unwrap();
+    let inv = load("good-namespace", GOOD).unwrap();
     assert_eq!(inv.run_dir, Path::new("/var/lib/krrish/run"));
     assert_eq!(inv.host("hv-01").unwrap().netns, None);
     let text = second("vm_bridge: br-vm", "netns: krl-hv-02\n    vm_bridge: br-vm").replace(

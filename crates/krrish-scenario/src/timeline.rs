@@ -167,6 +167,16 @@ pub(crate) fn step_action(
             Some(n) => Some(h("host", n)?),
             None => None,
         };
+        if !krrish_cloud::name::is_valid(&v.name) {
+            // As the API refuses it (a scenario once made a VM the API
+            // could never address).
+            return Err(src.error(
+                src.find_key_path(item.line, item.end, &["run_instance", "name"])
+                    .map(|k| k.value())
+                    .or(at),
+                "run_instance.name: expected 1 to 63 characters a-z, 0-9 and '-', starting with a letter or digit (the API's names)",
+            ));
+        }
         let id = VmId::new(&v.name);
         if !known_vms.insert(id.clone()) {
             return Err(src.error(

@@ -340,6 +340,28 @@ fn scenario_input_that_once_panicked_wrapped_or_overwrote_is_handled() {
         out.contains("huge-vm.yaml:7:19") && out.contains("memory_gib: expected at most 1048576"),
         "{out}{err}"
     );
+    // Names the API refuses are refused where they are written.
+    let upper = scratch(
+        "upper-names.yaml",
+        "cluster:\n  hosts:\n    - { name: HV-01, zone: ECS }\n  spares: 1\nend: 20s\n",
+    );
+    let o = krrish(&["scenario", "check", upper.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(
+        out.contains("upper-names.yaml:3:")
+            && out.contains("host name `HV-01`: expected 1 to 63 characters a-z"),
+        "{out}{err}"
+    );
+    let bad_vm = scratch(
+        "bad-vm-name.yaml",
+        &format!("{cluster}timeline:\n  - at: 1s\n    run_instance: {{ name: \"UPPER case\", vcpus: 1, memory_gib: 1 }}\nend: 20s\n"),
+    );
+    let o = krrish(&["scenario", "check", bad_vm.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(
+        out.contains("bad-vm-name.yaml:7:") && out.contains("run_instance.name: expected"),
+        "{out}{err}"
+    );
     // A directory whose links lead back to it: walked once.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-loop");
     let _ = std::fs::remove_dir_all(&dir);

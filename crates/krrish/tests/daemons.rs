@@ -602,6 +602,7 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
     }
     // The API section: its token file must exist and hold a token.
     c.write("empty-token", "\n");
+    c.write("good-token", "0123abcd\n");
     let api = |listen: &str, token_file: &str| {
         format!(
             "{}api:\n  listen: {listen}\n  token_file: {token_file}\n",
@@ -627,6 +628,23 @@ fn a_bad_config_exits_2_naming_file_line_and_column_and_starts_nothing() {
                 controller_config(port)
             ),
             "controller.yaml:18:3: api: missing field `token_file`",
+        ),
+        // Found by the bad-input adversary: these passed `--check`, then
+        // failed at start.
+        (
+            api(&format!("127.0.0.1:{port}"), "good-token"),
+            "api.listen: 127.0.0.1:",
+        ),
+        (
+            controller_config(port).replace("store: controller.redb", "store: ."),
+            "store: . is a directory; expected a file",
+        ),
+        (
+            format!(
+                "{}events_file: no-such-dir/events.jsonl\n",
+                controller_config(port)
+            ),
+            "events_file: directory",
         ),
     ] {
         c.write("controller.yaml", &body);

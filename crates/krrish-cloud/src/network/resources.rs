@@ -400,6 +400,12 @@ impl Network {
                 with: format!("vxnet {vxnet}"),
             });
         };
+        if let Some(eip) = self.eip_stranded_without(vm, vxnet) {
+            return Err(NetworkError::InUse {
+                what: format!("vm {vm}'s interface on vxnet {vxnet}"),
+                by: format!("eip {eip}, NATed to it (dissociate the eip first)"),
+            });
+        }
         let nics = self.nics.get_mut(vm).expect("checked");
         nics.remove(vxnet);
         if nics.is_empty() {
@@ -499,8 +505,35 @@ impl Network {
                 with: format!("router {router}"),
             });
         }
+        let stranded = self.eips.values().find_map(|e| {
+            let vm = e.vm.as_ref()?;
+            let eip = self.eip_stranded_without(vm, vxnet)?;
+            Some((eip, vm.clone()))
+        });
+        if let Some((eip, vm)) = stranded {
+            return Err(NetworkError::InUse {
+                what: format!("vxnet {vxnet}'s link to router {router}"),
+                by: format!("eip {eip} of vm {vm}, NATed through it (dissociate the eip first)"),
+            });
+        }
         self.vxnets.get_mut(vxnet).expect("checked").router = None;
         self.changed();
         Ok(())
+    }
+
+    /// The EIP of `vm` that would lead nowhere without its interface on
+    /// `vxnet` or that vxnet's router (its only routed interface): leaving
+    /// either once stranded the EIP, still associated (found by the
+    /// bad-input adversary; associating refuses that very state).
+    fn eip_stranded_without(&self, vm: &VmId, vxnet: &Name) -> Option<Name> {
+        let eip = self.eip_of(vm)?.name.clone();
+        let still_routed = self.nics_of(vm).into_iter().any(|n| {
+            n.vxnet != *vxnet
+                && self
+                    .vxnets
+                    .get(&n.vxnet)
+                    .is_some_and(|v| v.router.is_some())
+        });
+        (!still_routed).then_some(eip)
     }
 }

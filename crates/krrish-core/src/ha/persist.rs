@@ -41,6 +41,26 @@ pub struct CoreSnapshot {
     pub ha_enabled: Option<bool>,
 }
 
+impl CoreSnapshot {
+    /// The hosts this state names (a VM's home, where it runs or moves, a
+    /// host it waits on) that `hosts` lacks, with a VM naming each: a
+    /// cluster definition edited under a stored state. Restored anyway,
+    /// those VMs would be shown on hosts the controller no longer knows,
+    /// and never protected (found by the bad-input adversary).
+    pub fn hosts_missing_from(&self, hosts: &[HostSpec]) -> Vec<(VmId, HostId)> {
+        let known: std::collections::BTreeSet<&HostId> = hosts.iter().map(|h| &h.id).collect();
+        let mut missing: BTreeMap<HostId, VmId> = BTreeMap::new();
+        for vm in &self.vms {
+            for h in super::vm_table::hosts_of(vm) {
+                if !known.contains(&h) {
+                    missing.entry(h).or_insert_with(|| vm.spec.id.clone());
+                }
+            }
+        }
+        missing.into_iter().map(|(h, vm)| (vm, h)).collect()
+    }
+}
+
 impl HaManager {
     /// The state to persist.
     pub fn snapshot(&self) -> CoreSnapshot {

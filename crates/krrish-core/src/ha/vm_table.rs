@@ -47,7 +47,7 @@ pub struct VmTable {
 
 /// The hosts a record names, at most four (home, two in a migration, the
 /// settler).
-fn hosts_of(r: &VmRecord) -> Vec<HostId> {
+pub(super) fn hosts_of(r: &VmRecord) -> Vec<HostId> {
     let mut v = Vec::with_capacity(4);
     v.push(r.spec.home.clone());
     match &r.state {

@@ -50,6 +50,20 @@ fn start_machine(
         .load()
         .with_context(|| format!("cannot read the store {}", cfg.store.display()))?;
     let restored = saved.is_some();
+    if let Some(snap) = &saved {
+        let missing = snap.core.hosts_missing_from(&cfg.cluster.hosts);
+        if let Some((vm, host)) = missing.first() {
+            anyhow::bail!(
+                "the store {} has {vm} on {host}, which {} no longer lists{}; put {host} back (a host leaves the cluster once nothing runs or waits there: drain it in maintenance first), or start from an empty store",
+                cfg.store.display(),
+                cfg.cluster_file.display(),
+                match missing.len() {
+                    1 => String::new(),
+                    n => format!(" ({} hosts missing in all)", n),
+                }
+            );
+        }
+    }
     let m = ControllerMachine::start(
         now_ms,
         cfg.ha.clone(),

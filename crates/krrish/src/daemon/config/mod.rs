@@ -445,6 +445,26 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         .as_ref()
         .map(|d| dfs_client(&src, d, ha.heartbeat.interval_ms, "the heartbeat interval"))
         .transpose()?;
+    // Found by the bad-input adversary: each of these passed `--check` and
+    // failed at start.
+    if let Some(a) = api.as_ref().filter(|a| a.listen == listen) {
+        return Err(src.error(
+            src.key_line("api"),
+            format!(
+                "api.listen: {} is the agents' `listen` too; expected another port",
+                a.listen
+            ),
+        ));
+    }
+    let events_file = f.events_file.as_ref().map(|p| beside(path, p));
+    if let Some(p) = &events_file {
+        check_dir(
+            &src,
+            "events_file",
+            p,
+            "the events file itself is appended to",
+        )?;
+    }
 
     Ok(ControllerConfig {
         listen,
@@ -455,7 +475,7 @@ pub fn load_controller(path: &Path) -> Result<ControllerConfig, LoadError> {
         fencer,
         pid_file,
         api,
-        events_file: f.events_file.as_ref().map(|p| beside(path, p)),
+        events_file,
         dfs,
     })
 }
@@ -587,6 +607,15 @@ fn check_dir(src: &Source<'_>, key: &str, file: &Path, note: &str) -> Result<(),
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    if file.is_dir() {
+        return Err(src.error(
+            at(src, key, key),
+            format!(
+                "{key}: {} is a directory; expected a file ({note})",
+                file.display()
+            ),
+        ));
+    }
     if dir.is_dir() {
         return Ok(());
     }
