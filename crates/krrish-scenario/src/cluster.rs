@@ -226,7 +226,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
         }
         if !seen.insert(name.to_string()) {
             return Err(src.error(
-                src.find("name", name),
+                src.find_last("name", name),
                 format!("host `{name}` is defined twice"),
             ));
         }
@@ -384,7 +384,7 @@ pub(crate) fn build_cluster(src: &Source<'_>, f: ClusterFile) -> Result<Cluster,
     for v in &vms {
         if !vm_names.insert(v.id.clone()) {
             return Err(src.error(
-                src.find("name", v.id.as_str()),
+                src.find_last("name", v.id.as_str()),
                 format!("vm `{}` is defined twice", v.id),
             ));
         }

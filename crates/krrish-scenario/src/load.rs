@@ -54,6 +54,18 @@ impl Source<'_> {
     /// The first `key: value` in the text (1-based line and column of the
     /// value), for errors found after parsing.
     pub fn find(&self, key: &str, value: &str) -> Option<(usize, usize)> {
+        self.find_all(key, value).into_iter().next()
+    }
+
+    /// The last `key: value` in the text: where a name defined twice is
+    /// defined the second time (the first pointed at the wrong line).
+    pub fn find_last(&self, key: &str, value: &str) -> Option<(usize, usize)> {
+        self.find_all(key, value).pop()
+    }
+
+    /// Every `key: value` in the text, in order (see [`Self::find`]).
+    fn find_all(&self, key: &str, value: &str) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
         for (i, line) in self.text.lines().enumerate() {
             let mut rest = line;
             let mut col = 0;
@@ -74,7 +86,7 @@ impl Source<'_> {
                                 })
                         {
                             let vcol = col + p + key.len() + 1 + (v.len() - trimmed.len()) + 1;
-                            return Some((i + 1, vcol));
+                            found.push((i + 1, vcol));
                         }
                     }
                 }
@@ -82,7 +94,7 @@ impl Source<'_> {
                 rest = after;
             }
         }
-        None
+        found
     }
 
     /// The keys of `path`, each looked for after the one before it, in
@@ -252,6 +264,13 @@ pub fn yaml_error(src: &Source<'_>, e: serde_yaml::Error) -> LoadError {
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
     }
+    // serde quotes the value it refused, whole: a file that is not YAML
+    // at all (`cluster_file: /etc/passwd`) came back in the message.
+    const MESSAGE_CHARS_MAX: usize = 240;
+    if let Some((cut, _)) = message.char_indices().nth(MESSAGE_CHARS_MAX) {
+        message.truncate(cut);
+        message.push('…');
+    }
     src.error(at, message)
 }
 
@@ -285,6 +304,12 @@ fn read(path: &Path) -> Result<String, LoadError> {
         return Err(fail(format!(
             "more than {FILE_BYTES_MAX} bytes; a scenario or cluster file is far smaller"
         )));
+    }
+    // A byte-order mark (some Windows editors write one) is not YAML: it
+    // made `end:` on the first line "missing" (found by the bad-input
+    // adversary).
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
     }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();

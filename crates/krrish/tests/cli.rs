@@ -386,3 +386,43 @@ fn scenario_input_that_once_panicked_wrapped_or_overwrote_is_handled() {
     assert!(err.contains("--trace-out") && err.contains("YAML"), "{err}");
     assert_eq!(std::fs::read_to_string(&restart).unwrap(), before);
 }
+
+/// A token file of two lines is refused before any call, and the token is
+/// never printed (it went into a header, which was refused as if the
+/// controller were unreachable, with the token in the message).
+#[test]
+fn a_token_file_of_two_lines_is_refused_without_echoing_it() {
+    let f = scratch("two-line-token", "secret-abc\nsecret-def\n");
+    let o = krrish(&["--token-file", f.to_str().unwrap(), "hosts", "list"]);
+    let (out, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err.contains("expected one line of printable characters"),
+        "{out}{err}"
+    );
+    assert!(!err.contains("secret-"), "{err}");
+}
+
+/// Found by the bad-input adversary: a name defined twice was pointed at
+/// its first definition, and a byte-order mark made a present `end:`
+/// "missing".
+#[test]
+fn a_duplicate_points_at_the_second_definition_and_a_byte_order_mark_is_skipped() {
+    let dup = scratch(
+        "dup-host.yaml",
+        "cluster:\n  hosts:\n    - { name: hv-01, zone: ECS }\n    - { name: hv-01, zone: ECS }\n  spares: 1\nend: 30s\n",
+    );
+    let o = krrish(&["scenario", "check", dup.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(
+        out.contains("dup-host.yaml:4:") && out.contains("host `hv-01` is defined twice"),
+        "{out}{err}"
+    );
+    let bom = scratch(
+        "bom.yaml",
+        "\u{feff}end: 30s\ncluster:\n  hosts:\n    - { name: hv-01, zone: ECS }\n  spares: 1\n",
+    );
+    let o = krrish(&["scenario", "check", bom.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+}

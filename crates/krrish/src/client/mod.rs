@@ -176,6 +176,20 @@ impl Endpoint {
         if token.is_empty() {
             return Err("the API token is empty".into());
         }
+        // One line of printable characters, as the controller's token file
+        // holds. A second line went into the HTTP header, which the client
+        // refused, blaming the controller's reachability and printing the
+        // token (found by the bad-input adversary); the token is never
+        // echoed.
+        if let Some((i, _)) = token.char_indices().find(|(_, c)| !c.is_ascii_graphic()) {
+            let from = match &opts.token_file {
+                Some(f) => format!("--token-file {}", f.display()),
+                None => TOKEN_ENV.to_string(),
+            };
+            return Err(format!(
+                "{from}: the API token has a space, line break or control character at offset {i}; expected one line of printable characters"
+            ));
+        }
         let base = opts.endpoint.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(format!(
