@@ -411,8 +411,13 @@ impl HaManager {
                 && v.settled_by
                     .as_ref()
                     .is_some_and(|(by, since)| by == host && *since <= taken_after)
-                && list.vms.binary_search(id).is_err()
+                // Not a binary search: a list is sorted by the services
+                // that keep one, but its absence decides a restart.
+                && !list.vms.contains(id)
         });
+        if missing.is_empty() {
+            return;
+        }
         for id in missing {
             self.notice(
                 now_ms,
