@@ -320,6 +320,30 @@ fn a_move_onto_the_home_of_an_anti_affine_vm_away_from_it_is_refused() {
     assert_eq!(m.core.spare_counts(), (2, 0, 0));
 }
 
+/// hv-1 crashed, vm-1-0 failed over to a spare, hv-1 was repaired, and
+/// vm-1-0's live copy home is under way (fast copies): the model, the VM,
+/// its home and the spare.
+fn vm_1_0_failing_back_home() -> (Model, VmId, HostId, HostId) {
+    let mut m = Model::new();
+    m.slow_copies = false;
+    m.advance(12_000);
+    m.apply(&Op::Crash(0));
+    m.advance(120_000);
+    let (vm, hv1) = (VmId::new("vm-1-0"), HostId::new("hv-1"));
+    let VmState::Running { host: spare } = m.core.vms()[&vm].state.clone() else {
+        panic!("vm-1-0 not failed over: {:?}", m.core.vms()[&vm].state)
+    };
+    assert_ne!(spare, hv1);
+    m.apply(&Op::Repair(0));
+    for _ in 0..120 {
+        if m.copying.iter().any(|c| c.vm == vm && c.to == hv1) {
+            return (m, vm, hv1, spare);
+        }
+        m.advance(1_000);
+    }
+    panic!("vm-1-0's failback never began")
+}
+
 /// Found by the lab's adversary (2026-12-04): hv-1 rebooted a second
 /// after vm-1-0's live failback began. libvirt answered "failed" before
 /// the new boot was heard of, and vm-1-0 waited out the 60 s migration
@@ -327,26 +351,8 @@ fn a_move_onto_the_home_of_an_anti_affine_vm_away_from_it_is_refused() {
 /// not know: the failback is tried again at once.
 #[test]
 fn a_home_that_boots_again_mid_failback_is_tried_again_without_waiting_out_the_back_off() {
-    let mut m = Model::new();
-    m.slow_copies = false;
-    m.advance(12_000);
-    m.apply(&Op::Crash(0));
-    m.advance(120_000);
-    let (vm, hv1) = (VmId::new("vm-1-0"), HostId::new("hv-1"));
-    assert!(
-        matches!(&m.core.vms()[&vm].state, VmState::Running { host } if host != &hv1),
-        "{:?}",
-        m.core.vms()[&vm].state
-    );
-    m.apply(&Op::Repair(0));
+    let (mut m, vm, hv1, _) = vm_1_0_failing_back_home();
     let copying_home = |m: &Model| m.copying.iter().any(|c| c.vm == vm && c.to == hv1);
-    for _ in 0..120 {
-        if copying_home(&m) {
-            break;
-        }
-        m.advance(1_000);
-    }
-    assert!(copying_home(&m), "vm-1-0's failback never began");
     let failed_at = m.now;
     m.apply(&Op::Reboot(0));
     assert!(!copying_home(&m));
@@ -402,25 +408,8 @@ fn an_answer_to_an_earlier_copy_does_not_settle_the_current_one() {
 /// power-on list); the controller reads the source's there.
 #[test]
 fn a_copy_that_switched_over_is_settled_through_the_dfs_while_its_source_is_cut_off() {
-    let mut m = Model::new();
-    m.slow_copies = false;
-    m.advance(12_000);
-    m.apply(&Op::Crash(0));
-    m.advance(120_000);
-    let (vm, hv1) = (VmId::new("vm-1-0"), HostId::new("hv-1"));
-    let VmState::Running { host: spare } = m.core.vms()[&vm].state.clone() else {
-        panic!("vm-1-0 not failed over: {:?}", m.core.vms()[&vm].state)
-    };
-    assert_ne!(spare, hv1);
-    m.apply(&Op::Repair(0));
+    let (mut m, vm, hv1, spare) = vm_1_0_failing_back_home();
     let copying_home = |m: &Model| m.copying.iter().any(|c| c.vm == vm && c.to == hv1);
-    for _ in 0..120 {
-        if copying_home(&m) {
-            break;
-        }
-        m.advance(1_000);
-    }
-    assert!(copying_home(&m), "vm-1-0's failback never began");
     let spare_index = m.index_of(spare.as_str());
     m.apply(&Op::Partition(spare_index));
     for _ in 0..120 {

@@ -161,7 +161,7 @@ fn spares(a: SparesArgs) -> Result<ExitCode> {
     if a.years > 1_000.0 {
         bail!("--years must be at most 1000, not {}", a.years);
     }
-    if let (Some(h), true) = (a.hosts, a.hosts.is_some() && a.cluster.is_none()) {
+    if let (Some(h), None) = (a.hosts, &a.cluster) {
         let vms = h as u64 * a.vms_per_host as u64;
         if vms > 1_000_000 {
             bail!(
